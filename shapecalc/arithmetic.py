@@ -1,0 +1,278 @@
+"""Output-size arithmetic on plain ints, one spatial axis at a time.
+
+Convention: ``p`` is the TOTAL padding of both sides of an axis (``nn.Conv2d(padding=1)`` is
+``p = 2``), because that is the form in which the formula is exact for asymmetric padding too.
+Where PyTorch needs the left padding on its own (the ceil-mode rule, receptive fields) it is
+``p // 2``: torch pads symmetrically, and ``padding='same'`` puts the odd pixel on the right.
+
+Every function raises :class:`~shapecalc.errors.ShapeError` exactly where PyTorch raises, with
+the numbers that broke, and never imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import ConfigError, ShapeError
+
+
+def effective_kernel(k: int, d: int = 1) -> int:
+    """Span of a dilated kernel: ``d·(k−1)+1`` (a 3-tap kernel at dilation 2 covers 5 pixels)."""
+    return d * (k - 1) + 1
+
+
+def _check_positive(name: str, value: int) -> None:
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}", numbers={name: value})
+
+
+def _check_window(n: int, k: int, s: int, p: int, d: int) -> None:
+    _check_positive("kernel", k)
+    _check_positive("stride", s)
+    _check_positive("dilation", d)
+    if p < 0:
+        raise ConfigError(f"padding must be non-negative, got {p}", numbers={"padding": p})
+    if n < 1:
+        raise ShapeError(f"input size must be at least 1, got {n}", numbers={"input": n})
+
+
+def conv_output_size(n: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
+    """Convolution output along one axis: ``floor((n − d·(k−1) − 1 + p + s) / s)``.
+
+    With ``d = 1`` this is the textbook ``floor((n − k + p + s) / s)``. Torch refuses a kernel
+    that does not fit in the padded input, so this raises there instead of returning ``<= 0``.
+    """
+    _check_window(n, k, s, p, d)
+    span = effective_kernel(k, d)
+    if n + p < span:
+        raise ShapeError(
+            f"kernel span {span} is larger than the padded input {n} + {p} = {n + p}",
+            numbers={"input": n, "kernel": k, "dilation": d, "padding": p, "span": span},
+        )
+    return (n - span + p + s) // s
+
+
+def pool_output_size(
+    n: int,
+    k: int,
+    s: int | None = None,
+    p: int = 0,
+    d: int = 1,
+    ceil_mode: bool = False,
+) -> int:
+    """Pooling output along one axis, PyTorch's rule included.
+
+    Floor mode is the convolution formula. Ceil mode rounds up, then drops the last window
+    when it would start beyond the input and its left padding (torch's
+    ``pooling_output_shape``), so a window never lies wholly in the right padding.
+    ``s`` defaults to ``k`` as in ``nn.MaxPool2d``. The half-kernel padding limit is checked
+    by the layer, which knows whether torch compares it against ``k`` or the dilated span.
+    """
+    s = k if s is None else s
+    _check_window(n, k, s, p, d)
+    span = effective_kernel(k, d)
+    numerator = n + p - span + (s - 1 if ceil_mode else 0)
+    out = numerator // s + 1
+    if ceil_mode and (out - 1) * s >= n + p // 2:
+        out -= 1
+    if out < 1:
+        raise ShapeError(
+            f"output size {out} is too small: kernel span {span} does not fit "
+            f"in the padded input {n} + {p} = {n + p}",
+            numbers={"input": n, "kernel": k, "stride": s, "padding": p, "output": out},
+        )
+    return out
+
+
+def transposed_conv_output_size(
+    n: int, k: int, s: int = 1, p: int = 0, d: int = 1, output_padding: int = 0
+) -> int:
+    """Transposed convolution: ``(n − 1)·s − p + d·(k − 1) + output_padding + 1``.
+
+    ``output_padding`` picks among the input sizes a strided convolution maps to the same
+    output, so torch requires it to be smaller than the stride or the dilation.
+    """
+    _check_window(n, k, s, p, d)
+    if output_padding < 0 or output_padding >= max(s, d):
+        raise ConfigError(
+            f"output_padding must be smaller than the stride ({s}) or the dilation ({d}), "
+            f"got {output_padding}",
+            numbers={"output_padding": output_padding, "stride": s, "dilation": d},
+        )
+    out = (n - 1) * s - p + effective_kernel(k, d) + output_padding
+    if out < 1:
+        raise ShapeError(
+            f"output size {out} is too small: padding {p} removes more than the "
+            f"transposed convolution produces",
+            numbers={"input": n, "kernel": k, "stride": s, "padding": p, "output": out},
+        )
+    return out
+
+
+def adaptive_windows(n: int, out: int) -> list[tuple[int, int]]:
+    """The ``[start, end)`` windows torch's adaptive pooling uses: they tile ``n`` into ``out``."""
+    return [((i * n) // out, -((-(i + 1) * n) // out)) for i in range(out)]
+
+
+def adaptive_output_size(n: int, out: int | None) -> int:
+    """Adaptive pooling returns what was asked for (``None`` keeps the input size)."""
+    if n < 1:
+        raise ShapeError(f"input size must be at least 1, got {n}", numbers={"input": n})
+    if out is None:
+        return n
+    if out < 0:
+        raise ConfigError(f"output_size must be non-negative, got {out}", numbers={"output": out})
+    return out
+
+
+def same_padding(k: int, d: int = 1) -> tuple[int, int]:
+    """PyTorch's ``padding='same'``: total ``d·(k−1)``, the odd pixel on the right."""
+    total = d * (k - 1)
+    return total // 2, total - total // 2
+
+
+def dropped_pixels(n: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
+    """Rows/columns at the bottom/right that no window ever covers.
+
+    ``(n − d·(k−1) − 1 + p) mod s``: the floor in the output formula discards them. AlexNet's
+    first layer at 224 (k=11, s=4, p=2) leaves 3.
+    """
+    return (n - effective_kernel(k, d) + p) % s
+
+
+def solve_padding(n: int, k: int, s: int, target: int, d: int = 1) -> list[int]:
+    """Every total padding ``p >= 0`` for which a convolution of ``n`` gives ``target``.
+
+    The output is ``floor((n − span + p)/s) + 1``, so the answers form one run of ``s``
+    consecutive integers, clipped at zero. An empty list means no padding gives ``target``
+    (the input is already too large, or ``target < 1``).
+    """
+    if target < 1:
+        return []
+    low = s * (target - 1) - n + effective_kernel(k, d)
+    return [p for p in range(max(low, 0), low + s) if p >= 0]
+
+
+def solve_input_sizes(out: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> range:
+    """The input sizes ``n`` a convolution maps to ``out`` (the inverse of the forward formula)."""
+    if out < 1:
+        return range(0)
+    low = s * (out - 1) + effective_kernel(k, d) - p
+    return range(max(low, 1), max(low + s, 1))
+
+
+@dataclass(frozen=True, slots=True)
+class AxisRF:
+    """Receptive field along one axis, in input pixels.
+
+    ``size``: how many input pixels one output pixel sees; ``jump``: the distance in input
+    pixels between neighbouring outputs; ``start``: the centre of the first output's field
+    (it may be negative where padding is involved).
+    """
+
+    size: float
+    jump: float
+    start: float
+
+    def through_window(self, k: int, s: int, p_left: int, d: int = 1) -> "AxisRF":
+        """Field after a conv/pool window (the standard recurrence r' = r + (k_eff−1)·j)."""
+        span = effective_kernel(k, d)
+        return AxisRF(
+            size=self.size + (span - 1) * self.jump,
+            jump=self.jump * s,
+            start=self.start + ((span - 1) / 2 - p_left) * self.jump,
+        )
+
+    def through_transposed(self, k: int, s: int, p_left: int, d: int = 1) -> "AxisRF":
+        """Field after a transposed conv: each output sees ``ceil(span/s)`` inputs."""
+        span = effective_kernel(k, d)
+        taps = -(-span // s)
+        return AxisRF(
+            size=self.size + (taps - 1) * self.jump,
+            jump=self.jump / s,
+            start=self.start - (p_left - (span - 1) / 2) * self.jump / s,
+        )
+
+    def describe(self) -> str:
+        return f"{_num(self.size)}"
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:.2f}".rstrip("0")
+
+
+# ---------------------------------------------------------------- explanations
+# The explanation strings substitute the user's numbers into the same formula the functions
+# evaluate, so a student can redo each step by hand.
+
+
+def explain_conv(n: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> list[str]:
+    """The arithmetic of :func:`conv_output_size`, one line a step."""
+    lines = []
+    if d != 1:
+        lines.append(f"k_eff = d·(k − 1) + 1 = {d}·({k} − 1) + 1 = {effective_kernel(k, d)}")
+    span = effective_kernel(k, d)
+    total = n - span + p + s
+    out = conv_output_size(n, k, s, p, d)
+    k_name = "k_eff" if d != 1 else "k"
+    lines.append(f"out = floor((n − {k_name} + p + s) / s)")
+    lines.append(
+        f"    = floor(({n} − {span} + {p} + {s}) / {s}) = floor({total} / {s}) = {out}"
+    )
+    return lines
+
+
+def explain_pool(
+    n: int, k: int, s: int, p: int = 0, d: int = 1, ceil_mode: bool = False
+) -> list[str]:
+    """The arithmetic of :func:`pool_output_size`, with the ceil-mode correction spelled out."""
+    if not ceil_mode:
+        return explain_conv(n, k, s, p, d)
+    span = effective_kernel(k, d)
+    raw = -(-(n - span + p) // s) + 1
+    out = pool_output_size(n, k, s, p, d, ceil_mode=True)
+    lines = [
+        "out = ceil((n − k_eff + p) / s) + 1",
+        f"    = ceil(({n} − {span} + {p}) / {s}) + 1 = {raw}",
+    ]
+    if out != raw:
+        lines.append(
+            f"last window would start at ({raw} − 1)·{s} = {(raw - 1) * s} ≥ n + p_left = "
+            f"{n + p // 2}, inside the right padding only: torch drops it → {out}"
+        )
+    return lines
+
+
+def explain_transposed(
+    n: int, k: int, s: int = 1, p: int = 0, d: int = 1, output_padding: int = 0
+) -> list[str]:
+    """The arithmetic of :func:`transposed_conv_output_size`."""
+    out = transposed_conv_output_size(n, k, s, p, d, output_padding)
+    return [
+        "out = (n − 1)·s − p + d·(k − 1) + output_padding + 1",
+        f"    = ({n} − 1)·{s} − {p} + {d}·({k} − 1) + {output_padding} + 1 = {out}",
+    ]
+
+
+def ceil_div(a: int, b: int) -> int:
+    """Integer ceiling division (``math.ceil`` on ints without floats)."""
+    return -(-a // b)
+
+
+__all__ = [
+    "AxisRF",
+    "adaptive_output_size",
+    "adaptive_windows",
+    "ceil_div",
+    "conv_output_size",
+    "dropped_pixels",
+    "effective_kernel",
+    "explain_conv",
+    "explain_pool",
+    "explain_transposed",
+    "pool_output_size",
+    "same_padding",
+    "solve_input_sizes",
+    "solve_padding",
+    "transposed_conv_output_size",
+]

@@ -1,0 +1,68 @@
+"""Parsing shared by the commands: shapes, per-axis values, dtypes. Errors name the parameter."""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+from ..errors import UsageError
+
+_SEP = re.compile(r"[x×,*]")
+
+
+def parse_ints(text: str, param: str, minimum: int = 1, allow_zero: bool = False) -> tuple[int, ...]:
+    """``"224x200"`` → ``(224, 200)``; every part must be an integer ≥ ``minimum``."""
+    raw = str(text).strip()
+    parts = [p.strip() for p in _SEP.split(raw)] if raw else []
+    if not parts or any(p == "" for p in parts):
+        raise UsageError(f"{param}: expected integers separated by 'x' (like 224 or 224x200), got {text!r}")
+    values = []
+    for part in parts:
+        try:
+            value = int(part)
+        except ValueError:
+            raise UsageError(
+                f"{param}: {part!r} is not an integer (expected like 224 or 224x200)"
+            ) from None
+        lowest = 0 if allow_zero else minimum
+        if value < lowest:
+            raise UsageError(f"{param}: must be {'≥ ' + str(lowest)}, got {value}")
+        values.append(value)
+    return tuple(values)
+
+
+def parse_shape(text: str, param: str = "--input") -> tuple[int, ...]:
+    """An input shape ``N×C×H×W`` (also ``NxCxL``, ``NxCxDxHxW``): 3 to 5 positive integers."""
+    values = parse_ints(text, param)
+    if not 2 <= len(values) <= 5:
+        raise UsageError(
+            f"{param}: expected a shape like 1x1x224x224 (batch x channels x spatial sizes), got {text!r}"
+        )
+    return values
+
+
+def shape_option(default_help: str = "the model's default") -> click.Option:
+    return click.option(
+        "--input", "input_shape", metavar="NxCxHxW", default=None,
+        help=f"Input shape, e.g. 1x1x224x224 (default: {default_help}).",
+    )
+
+
+def broadcast_axes(values: tuple[int, ...], ndim: int, param: str) -> tuple[int, ...]:
+    """One value for every axis (``3`` → ``(3, 3)``) or exactly one per axis."""
+    if len(values) == 1:
+        return values * ndim
+    if len(values) != ndim:
+        raise UsageError(f"{param}: give one value or {ndim} (one per axis), got {len(values)}")
+    return values
+
+
+DTYPES = ("float32", "float16", "bfloat16", "float64", "int8")
+
+
+def dtype_option() -> click.Option:
+    return click.option(
+        "--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
+        help="Element type for memory figures.",
+    )

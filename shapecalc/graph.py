@@ -1,0 +1,286 @@
+"""A model as a DAG of layer nodes, and the single analysis pass over it.
+
+One pass in topological order gives every node its input and output shapes, parameters,
+multiply-accumulates, receptive field and notes, or stops at the first node that breaks with a
+:class:`ShapeError` naming that node and its numbers. Blocks (sub-graphs with a name) get
+records too, summing their children, so tables can be collapsed to any depth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import prod
+from typing import Iterator
+
+from .arithmetic import AxisRF
+from .errors import ShapeError
+from .layers import RF, Layer, Shape, merge_rf
+
+DTYPE_BYTES = {
+    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "uint8": 1,
+    "float8": 1, "int32": 4, "int64": 8,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One layer application. ``module`` is the torch module path that runs it (``None`` for
+    merges and functional calls); ``param_key`` identifies shared weights (defaults to name)."""
+
+    name: str
+    layer: Layer
+    inputs: tuple[str, ...]
+    module: str | None = None
+    param_key: str | None = None
+    origin: str = "derived"  # "measured" when the shape came from running torch
+
+
+@dataclass(frozen=True, slots=True)
+class BlockInfo:
+    path: str
+    label: str
+    source: str  # node feeding the block
+    output: str  # node whose value the block returns
+
+
+@dataclass
+class Graph:
+    name: str
+    nodes: list[Node]
+    output: str
+    blocks: dict[str, BlockInfo] = field(default_factory=dict)
+    input_name: str = "input"
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+
+class GraphBuilder:
+    """Collects nodes while a spec tree (or a torch trace) is walked."""
+
+    input_name = "input"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.nodes: list[Node] = []
+        self.blocks: dict[str, BlockInfo] = {}
+        self._open: dict[str, tuple[str, str]] = {}
+        self._names: set[str] = {self.input_name}
+
+    def add(self, name: str, layer: Layer, inputs: tuple[str, ...], module: str | None = None,
+            param_key: str | None = None, origin: str = "derived") -> str:
+        if name in self._names:
+            raise ValueError(f"duplicate node name {name!r}")
+        self._names.add(name)
+        self.nodes.append(Node(name, layer, inputs, module, param_key or name, origin))
+        return name
+
+    def open_block(self, path: str, label: str, source: str) -> None:
+        self._open[path] = (label, source)
+
+    def close_block(self, path: str, output: str) -> None:
+        label, source = self._open.pop(path)
+        self.blocks[path] = BlockInfo(path, label, source, output)
+
+    def finish(self, output: str) -> Graph:
+        return Graph(self.name, self.nodes, output, self.blocks, self.input_name)
+
+
+@dataclass(slots=True)
+class Record:
+    """What the analysis says about one node (or one block, when ``is_block``)."""
+
+    name: str
+    type: str
+    description: str
+    input_shapes: tuple[Shape, ...]
+    output_shape: Shape
+    params: int
+    macs: int
+    rf: RF
+    notes: list[str]
+    depth: int
+    is_block: bool = False
+    layer: Layer | None = None  # resolved: inferred sizes filled in
+    origin: str = "derived"
+    shared: bool = False  # weights shared with an earlier node (counted once)
+
+    @property
+    def input_shape(self) -> Shape:
+        return self.input_shapes[0] if self.input_shapes else ()
+
+    def explain(self) -> list[str]:
+        if self.layer is None:
+            return []
+        return self.layer.explain(self.output_shape, *self.input_shapes)
+
+
+@dataclass
+class Analysis:
+    """Per-node records in execution order, block records, and totals."""
+
+    model: str
+    input_shape: Shape
+    output_shape: Shape
+    records: list[Record]
+    blocks: dict[str, Record]
+    total_params: int
+    total_macs: int
+    dtype: str = "float32"
+    graph: Graph | None = None
+
+    @property
+    def total_flops(self) -> int:
+        return 2 * self.total_macs
+
+    @property
+    def bytes_per_element(self) -> int:
+        return DTYPE_BYTES[self.dtype]
+
+    @property
+    def param_bytes(self) -> int:
+        return self.total_params * self.bytes_per_element
+
+    @property
+    def activation_bytes(self) -> int:
+        """Every node's output held at once (what a training forward keeps for backward)."""
+        return sum(prod(r.output_shape) for r in self.records) * self.bytes_per_element
+
+    @property
+    def input_bytes(self) -> int:
+        return prod(self.input_shape) * self.bytes_per_element
+
+    def record(self, name: str) -> Record:
+        for r in self.records:
+            if r.name == name:
+                return r
+        if name in self.blocks:
+            return self.blocks[name]
+        raise KeyError(name)
+
+    def rows(self, depth: int | None = None) -> Iterator[Record]:
+        """Blocks and layers in tree order (a block's row before its children's), cut at ``depth``."""
+        opened: set[str] = set()
+        for rec in self.records:
+            parts = rec.name.split(".")
+            for i in range(1, len(parts)):
+                prefix = ".".join(parts[:i])
+                if prefix in self.blocks and prefix not in opened:
+                    opened.add(prefix)
+                    block = self.blocks[prefix]
+                    if depth is None or block.depth <= depth:
+                        yield block
+            if depth is None or rec.depth <= depth:
+                yield rec
+
+    # Renderers live in render/; these keep the library API in one object.
+    def table(self, **kwargs) -> str:
+        from .render.table import render_table_text
+
+        return render_table_text(self, **kwargs)
+
+    def to_json(self, **kwargs) -> str:
+        from .render.formats import to_json
+
+        return to_json(self, **kwargs)
+
+    def to_dict(self) -> dict:
+        from .render.formats import to_dict
+
+        return to_dict(self)
+
+
+def _depth(name: str, blocks: dict[str, BlockInfo]) -> int:
+    parts = name.split(".")
+    return sum(1 for i in range(1, len(parts)) if ".".join(parts[:i]) in blocks)
+
+
+def analyze_graph(graph: Graph, input_shape: Shape, dtype: str = "float32") -> Analysis:
+    """Run the one analysis pass; raise :class:`ShapeError` located at the first failing node."""
+    if dtype not in DTYPE_BYTES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPE_BYTES)}")
+    input_shape = tuple(input_shape)
+    spatial = len(input_shape) - 2
+    shapes: dict[str, Shape] = {graph.input_name: input_shape}
+    fields: dict[str, RF] = {
+        graph.input_name: tuple(AxisRF(1, 1, 0.0) for _ in range(max(spatial, 0))) or None
+    }
+    records: list[Record] = []
+    seen_params: set[str] = set()
+    total_params = total_macs = 0
+    blocks = graph.blocks
+    for node in graph.nodes:
+        ins = tuple(shapes[i] for i in node.inputs)
+        layer = node.layer
+        try:
+            out = layer.output_shape(*ins)
+            resolved = layer.resolve(*ins) if layer.inferred else layer
+            params = resolved.param_count(*ins)
+            macs = resolved.mac_count(out, *ins)
+            if len(ins) == 1:
+                rf = layer.receptive_field(fields[node.inputs[0]], *ins)
+            else:
+                rf = merge_rf([fields[i] for i in node.inputs])
+            notes = layer.notes(out, *ins)
+        except ShapeError as err:
+            raise err.located(node.name, layer.describe()) from None
+        shared = node.param_key in seen_params
+        if not shared:
+            seen_params.add(node.param_key or node.name)
+            total_params += params
+        total_macs += macs
+        shapes[node.name] = out
+        fields[node.name] = rf
+        records.append(
+            Record(node.name, layer.type_name, resolved.describe(), ins, out, params, macs, rf,
+                   notes, _depth(node.name, blocks), False, resolved, node.origin, shared)
+        )
+    block_records = _block_records(graph, records, shapes, fields)
+    return Analysis(graph.name, input_shape, shapes[graph.output], records, block_records,
+                    total_params, total_macs, dtype, graph)
+
+
+def _block_records(graph: Graph, records: list[Record], shapes: dict[str, Shape],
+                   fields: dict[str, RF]) -> dict[str, Record]:
+    if not graph.blocks:
+        return {}
+    # One pass over the records, crediting each to every enclosing block: O(nodes × depth).
+    sums: dict[str, list] = {path: [0, 0, set()] for path in graph.blocks}
+    for rec in records:
+        parts = rec.name.split(".")
+        for i in range(1, len(parts)):
+            acc = sums.get(".".join(parts[:i]))
+            if acc is None:
+                continue
+            if not rec.shared:
+                acc[0] += rec.params
+            acc[1] += rec.macs
+            acc[2].update(n for n in rec.notes if n.startswith("drops"))
+    out: dict[str, Record] = {}
+    for path, info in graph.blocks.items():
+        params, macs, notes = sums[path]
+        out[path] = Record(
+            path, info.label, info.label, (shapes[info.source],), shapes[info.output], params, macs,
+            fields[info.output], sorted(notes), _depth(path, graph.blocks), True,
+        )
+    return out
+
+
+def smallest_input(graph: Graph, template: Shape, limit: int = 4096) -> int | None:
+    """The smallest square (cubic, …) spatial size that the whole graph accepts.
+
+    Scans upwards rather than bisecting: validity need not be monotone in the size once
+    branches must agree, and the engine is fast enough that a scan costs milliseconds.
+    """
+    head = tuple(template[:2])
+    ndim = len(template) - 2
+    for n in range(1, limit + 1):
+        try:
+            analyze_graph(graph, head + (n,) * ndim)
+            return n
+        except ShapeError:
+            continue
+    return None

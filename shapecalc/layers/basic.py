@@ -1,0 +1,413 @@
+"""Shape-preserving layers (activations, dropout, norms) and the reshaping ones (Flatten, Linear)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from math import prod
+from typing import ClassVar
+
+from ..errors import ConfigError, ShapeError
+from .base import RF, Layer, Shape, format_shape
+
+
+# ------------------------------------------------------------------ element-wise
+@dataclass(frozen=True)
+class _Activation(Layer):
+    kind: ClassVar[str] = "activation"
+
+    def describe(self) -> str:
+        args = {k: v for k, v in self.arguments().items() if k != "inplace"}
+        inner = ", ".join(f"{k}={v}" for k, v in args.items())
+        return f"{self.type_name}({inner})"
+
+
+def _simple_activation(name: str) -> type[_Activation]:
+    """Activations whose only argument is ``inplace`` differ in nothing but their name."""
+    cls = dataclass(frozen=True)(
+        type(name, (_Activation,), {"__annotations__": {"inplace": bool}, "inplace": False})
+    )
+    cls.__module__ = __name__
+    cls.__qualname__ = name
+    return cls
+
+
+ReLU = _simple_activation("ReLU")
+ReLU6 = _simple_activation("ReLU6")
+SiLU = _simple_activation("SiLU")
+Hardswish = _simple_activation("Hardswish")
+Hardsigmoid = _simple_activation("Hardsigmoid")
+Mish = _simple_activation("Mish")
+SELU = _simple_activation("SELU")
+
+
+@dataclass(frozen=True)
+class Sigmoid(_Activation):
+    pass
+
+
+@dataclass(frozen=True)
+class Tanh(_Activation):
+    pass
+
+
+@dataclass(frozen=True)
+class GELU(_Activation):
+    approximate: str = "none"
+
+
+@dataclass(frozen=True)
+class LeakyReLU(_Activation):
+    negative_slope: float = 0.01
+    inplace: bool = False
+
+
+@dataclass(frozen=True)
+class ELU(_Activation):
+    alpha: float = 1.0
+    inplace: bool = False
+
+
+@dataclass(frozen=True)
+class PReLU(_Activation):
+    num_parameters: int = 1
+    init: float = 0.25
+
+    def param_count(self, *inputs: Shape) -> int:
+        return self.num_parameters
+
+
+@dataclass(frozen=True)
+class Softmax(_Activation):
+    dim: int | None = None
+
+
+@dataclass(frozen=True)
+class LogSoftmax(_Activation):
+    dim: int | None = None
+
+
+@dataclass(frozen=True)
+class Identity(Layer):
+    kind: ClassVar[str] = "other"
+
+    def describe(self) -> str:
+        return "Identity()"
+
+
+# ------------------------------------------------------------------ dropout
+@dataclass(frozen=True)
+class _Dropout(Layer):
+    p: float = 0.5
+    inplace: bool = False
+
+    kind: ClassVar[str] = "dropout"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p <= 1.0:
+            raise ConfigError(f"dropout probability must be between 0 and 1, got {self.p}")
+
+    def describe(self) -> str:
+        return f"{self.type_name}(p={self.p:g})"
+
+
+@dataclass(frozen=True)
+class Dropout(_Dropout):
+    pass
+
+
+@dataclass(frozen=True)
+class Dropout1d(_Dropout):
+    pass
+
+
+@dataclass(frozen=True)
+class Dropout2d(_Dropout):
+    pass
+
+
+@dataclass(frozen=True)
+class Dropout3d(_Dropout):
+    pass
+
+
+@dataclass(frozen=True)
+class AlphaDropout(_Dropout):
+    pass
+
+
+# ------------------------------------------------------------------ normalisation
+@dataclass(frozen=True)
+class _BatchNormNd(Layer):
+    num_features: int | None = None
+    eps: float = 1e-5
+    momentum: float | None = 0.1
+    affine: bool = True
+    track_running_stats: bool = True
+
+    kind: ClassVar[str] = "norm"
+    inferred: ClassVar[tuple[str, ...]] = ("num_features",)
+    ranks: ClassVar[tuple[int, ...]] = (4, 3)  # accepted input ranks (batched, unbatched)
+
+    def _channels(self, inp: Shape) -> int:
+        if len(inp) not in self.ranks:
+            raise ShapeError(
+                f"expects a {' or '.join(f'{r}-D' for r in self.ranks)} input, got {len(inp)}-D {format_shape(inp)}",
+                layer=self.describe(),
+            )
+        c = inp[1] if len(inp) == self.ranks[0] else inp[0]
+        if self.num_features is not None and c != self.num_features:
+            raise ShapeError(
+                f"expects {self.num_features} channels, got {c}",
+                layer=self.describe(),
+                numbers={"expected_channels": self.num_features, "channels": c},
+            )
+        return c
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        self._channels(inputs[0])
+        return inputs[0]
+
+    def resolve(self, *inputs: Shape) -> Layer:
+        if self.num_features is not None:
+            return self
+        return dataclasses.replace(self, num_features=self._channels(inputs[0]))
+
+    def param_count(self, *inputs: Shape) -> int:
+        return 2 * self._channels(inputs[0]) if self.affine else 0
+
+    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+        # torchinfo's convention: each affine parameter once per sample.
+        return output[0] * self.param_count(*inputs) if len(output) == self.ranks[0] else self.param_count(*inputs)
+
+    def describe(self) -> str:
+        return f"{self.type_name}({'?' if self.num_features is None else self.num_features})"
+
+    def notes(self, output: Shape, *inputs: Shape) -> list[str]:
+        if self.num_features is None:
+            return [f"num_features={self._channels(inputs[0])} inferred"]
+        return []
+
+
+@dataclass(frozen=True)
+class BatchNorm1d(_BatchNormNd):
+    ranks: ClassVar[tuple[int, ...]] = (3, 2)
+
+
+@dataclass(frozen=True)
+class BatchNorm2d(_BatchNormNd):
+    ranks: ClassVar[tuple[int, ...]] = (4, 3)
+
+
+@dataclass(frozen=True)
+class BatchNorm3d(_BatchNormNd):
+    ranks: ClassVar[tuple[int, ...]] = (5, 4)
+
+
+@dataclass(frozen=True)
+class InstanceNorm2d(_BatchNormNd):
+    affine: bool = False
+    track_running_stats: bool = False
+
+
+@dataclass(frozen=True)
+class GroupNorm(Layer):
+    num_groups: int
+    num_channels: int | None = None
+    eps: float = 1e-5
+    affine: bool = True
+
+    kind: ClassVar[str] = "norm"
+    inferred: ClassVar[tuple[str, ...]] = ("num_channels",)
+
+    def _channels(self, inp: Shape) -> int:
+        c = inp[1]
+        if self.num_channels is not None and c != self.num_channels:
+            raise ShapeError(f"expects {self.num_channels} channels, got {c}", layer=self.describe())
+        if c % self.num_groups:
+            raise ShapeError(
+                f"channels {c} are not divisible by num_groups {self.num_groups}", layer=self.describe()
+            )
+        return c
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        self._channels(inputs[0])
+        return inputs[0]
+
+    def resolve(self, *inputs: Shape) -> Layer:
+        if self.num_channels is not None:
+            return self
+        return dataclasses.replace(self, num_channels=self._channels(inputs[0]))
+
+    def param_count(self, *inputs: Shape) -> int:
+        return 2 * self._channels(inputs[0]) if self.affine else 0
+
+    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+        return output[0] * self.param_count(*inputs)
+
+
+@dataclass(frozen=True)
+class LayerNorm(Layer):
+    normalized_shape: int | tuple[int, ...]
+    eps: float = 1e-5
+    elementwise_affine: bool = True
+    bias: bool = True
+
+    kind: ClassVar[str] = "norm"
+
+    def _norm_shape(self) -> tuple[int, ...]:
+        ns = self.normalized_shape
+        return (ns,) if isinstance(ns, int) else tuple(ns)
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        inp, ns = inputs[0], self._norm_shape()
+        if tuple(inp[len(inp) - len(ns):]) != ns:
+            raise ShapeError(
+                f"normalized_shape {format_shape(ns)} does not match the trailing dims of {format_shape(inp)}",
+                layer=self.describe(),
+            )
+        return inp
+
+    def param_count(self, *inputs: Shape) -> int:
+        if not self.elementwise_affine:
+            return 0
+        return prod(self._norm_shape()) * (2 if self.bias else 1)
+
+    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+        return output[0] * self.param_count(*inputs)
+
+
+@dataclass(frozen=True)
+class LocalResponseNorm(Layer):
+    size: int
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 1.0
+
+    kind: ClassVar[str] = "norm"
+
+    def describe(self) -> str:
+        return f"LocalResponseNorm({self.size}, α={self.alpha:g}, β={self.beta:g}, k={self.k:g})"
+
+
+# ------------------------------------------------------------------ reshaping
+@dataclass(frozen=True)
+class Flatten(Layer):
+    start_dim: int = 1
+    end_dim: int = -1
+
+    kind: ClassVar[str] = "reshape"
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        inp = inputs[0]
+        rank = len(inp)
+        start = self.start_dim + rank if self.start_dim < 0 else self.start_dim
+        end = self.end_dim + rank if self.end_dim < 0 else self.end_dim
+        if rank == 0:
+            return (1,)
+        if not (0 <= start < rank and 0 <= end < rank) or start > end:
+            raise ShapeError(
+                f"start_dim {self.start_dim} / end_dim {self.end_dim} are out of range for a {rank}-D input",
+                layer=self.describe(),
+            )
+        return inp[:start] + (prod(inp[start : end + 1]),) + inp[end + 1 :]
+
+    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
+        return None
+
+    def notes(self, output: Shape, *inputs: Shape) -> list[str]:
+        inp = inputs[0]
+        if len(inp) > 2 and self.start_dim == 1 and self.end_dim == -1:
+            return [f"{'×'.join(map(str, inp[1:]))} = {output[1]}"]
+        return []
+
+    def describe(self) -> str:
+        if (self.start_dim, self.end_dim) == (1, -1):
+            return "Flatten()"
+        return f"Flatten({self.start_dim}, {self.end_dim})"
+
+
+@dataclass(frozen=True)
+class Linear(Layer):
+    in_features: int | None
+    out_features: int
+    bias: bool = True
+
+    kind: ClassVar[str] = "linear"
+    inferred: ClassVar[tuple[str, ...]] = ("in_features",)
+
+    def __post_init__(self) -> None:
+        if self.out_features < 0 or (self.in_features is not None and self.in_features < 0):
+            raise ConfigError(
+                f"features must be non-negative, got in={self.in_features} out={self.out_features}"
+            )
+
+    def _features(self, inp: Shape) -> int:
+        if not inp:
+            raise ShapeError("expects at least a 1-D input, got a scalar", layer=self.describe())
+        f = inp[-1]
+        if self.in_features is not None and f != self.in_features:
+            raise ShapeError(
+                f"expects {self.in_features} input features, got {f} "
+                f"(input {format_shape(inp)}; torch: mat1 and mat2 shapes cannot be multiplied "
+                f"({prod(inp[:-1])}x{f} and {self.in_features}x{self.out_features}))",
+                layer=self.describe(),
+                numbers={"in_features": self.in_features, "features": f, "input_shape": inp},
+            )
+        return f
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        inp = inputs[0]
+        self._features(inp)
+        return inp[:-1] + (self.out_features,)
+
+    def resolve(self, *inputs: Shape) -> Layer:
+        if self.in_features is not None:
+            return self
+        return dataclasses.replace(self, in_features=self._features(inputs[0]))
+
+    def param_count(self, *inputs: Shape) -> int:
+        f = self.in_features if self.in_features is not None else self._features(inputs[0])
+        return f * self.out_features + (self.out_features if self.bias else 0)
+
+    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+        return prod(output[:-1]) * self.param_count(*inputs)
+
+    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
+        return None
+
+    def notes(self, output: Shape, *inputs: Shape) -> list[str]:
+        if self.in_features is None:
+            return [f"in_features={inputs[0][-1]} derived from the input"]
+        return []
+
+    def describe(self) -> str:
+        f = "?" if self.in_features is None else self.in_features
+        bias = "" if self.bias else ", bias=False"
+        return f"Linear({f}→{self.out_features}{bias})"
+
+
+@dataclass(frozen=True)
+class Upsample(Layer):
+    size: int | tuple[int, ...] | None = None
+    scale_factor: float | tuple[float, ...] | None = None
+    mode: str = "nearest"
+    align_corners: bool | None = None
+
+    kind: ClassVar[str] = "reshape"
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        inp = inputs[0]
+        spatial = inp[2:]
+        n = len(spatial)
+        if n < 1:
+            raise ShapeError(f"expects a batched 3-D to 5-D input, got {format_shape(inp)}", layer=self.describe())
+        if (self.size is None) == (self.scale_factor is None):
+            raise ConfigError("give exactly one of size and scale_factor", layer=self.describe())
+        if self.size is not None:
+            out = (self.size,) * n if isinstance(self.size, int) else tuple(self.size)
+        else:
+            sf = self.scale_factor
+            factors = (sf,) * n if isinstance(sf, (int, float)) else tuple(sf)  # type: ignore[arg-type]
+            out = tuple(int(s * f) for s, f in zip(spatial, factors))
+        return inp[:2] + out

@@ -1,0 +1,299 @@
+"""Pooling: max and average (floor or ceil mode) and adaptive pooling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from .. import arithmetic as ar
+from ..arithmetic import AxisRF
+from ..errors import ConfigError, ShapeError
+from .base import AXIS_NAMES, RF, Layer, Shape, compact, dropped_notes, per_axis, spatial_of
+
+IntOrTuple = int | tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _PoolNd(Layer):
+    kernel_size: IntOrTuple
+    stride: IntOrTuple | None = None
+    padding: IntOrTuple = 0
+
+    ndim: ClassVar[int] = 2
+    kind: ClassVar[str] = "pool"
+
+    _k: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _s: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _pl: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def _dilation(self) -> tuple[int, ...]:
+        return (1,) * self.ndim
+
+    def _pad_limit(self, i: int) -> int:
+        """Torch's largest allowed per-side padding: half the kernel (avg) or its span (max 2-D/3-D)."""
+        return self._k[i] // 2
+
+    def __post_init__(self) -> None:
+        n = self.ndim
+        k = per_axis("kernel_size", self.kernel_size, n)
+        s = k if self.stride is None else per_axis("stride", self.stride, n)
+        pl = per_axis("padding", self.padding, n)
+        if min(k) < 1:
+            raise ConfigError(f"kernel_size must be positive, got {compact(k)}", layer=self._short())
+        if min(s) < 1:
+            raise ConfigError(f"stride must be positive, got {compact(s)}", layer=self._short())
+        if min(pl) < 0:
+            raise ConfigError(f"padding must be non-negative, got {compact(pl)}", layer=self._short())
+        object.__setattr__(self, "_k", k)
+        object.__setattr__(self, "_s", s)
+        object.__setattr__(self, "_pl", pl)
+        d = self._dilation()
+        if min(d) < 1:
+            raise ConfigError(f"dilation must be positive, got {compact(d)}", layer=self._short())
+        for i in range(n):
+            if pl[i] > self._pad_limit(i):
+                raise ConfigError(
+                    f"padding {pl[i]} is more than half the kernel: torch allows at most "
+                    f"{self._pad_limit(i)} for kernel {k[i]}"
+                    + (f" at dilation {d[i]}" if d[i] != 1 else ""),
+                    layer=self.describe(),
+                    axis=AXIS_NAMES[n][i],
+                    numbers={"padding": pl[i], "kernel": k[i], "limit": self._pad_limit(i)},
+                )
+
+    def _short(self) -> str:
+        return f"{type(self).__name__}(kernel_size={self.kernel_size})"
+
+    def _ceil(self) -> bool:
+        return bool(getattr(self, "ceil_mode", False))
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        inp = inputs[0]
+        _, spatial, _ = spatial_of(self, inp, self.ndim)
+        d = self._dilation()
+        out = []
+        for i, n in enumerate(spatial):
+            try:
+                out.append(
+                    ar.pool_output_size(n, self._k[i], self._s[i], 2 * self._pl[i], d[i], self._ceil())
+                )
+            except ShapeError as err:
+                raise type(err)(
+                    err.message, layer=self.describe(), axis=AXIS_NAMES[self.ndim][i], numbers=err.numbers
+                ) from None
+        return inp[: len(inp) - self.ndim] + tuple(out)
+
+    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
+        if rf is None:
+            return None
+        d = self._dilation()
+        return tuple(a.through_window(self._k[i], self._s[i], self._pl[i], d[i]) for i, a in enumerate(rf))
+
+    def notes(self, output: Shape, *inputs: Shape) -> list[str]:
+        if self._ceil():
+            return []
+        _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
+        d = self._dilation()
+        return dropped_notes([
+            (AXIS_NAMES[self.ndim][i], ar.dropped_pixels(n, self._k[i], self._s[i], 2 * self._pl[i], d[i]))
+            for i, n in enumerate(spatial)
+        ])
+
+    def explain(self, output: Shape, *inputs: Shape) -> list[str]:
+        _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
+        d = self._dilation()
+        lines: list[str] = []
+        seen: dict[tuple, str] = {}
+        for i, n in enumerate(spatial):
+            axis = AXIS_NAMES[self.ndim][i]
+            key = (n, self._k[i], self._s[i], self._pl[i], d[i])
+            if key in seen:
+                lines.append(f"{axis}: same as {seen[key]}")
+                continue
+            seen[key] = axis
+            body = ar.explain_pool(n, self._k[i], self._s[i], 2 * self._pl[i], d[i], self._ceil())
+            lines.append(f"{axis}: {body[0]}")
+            lines.extend("   " + b for b in body[1:])
+        return lines
+
+    def describe(self) -> str:
+        k = getattr(self, "_k", None)
+        if k is None:
+            return self._short()
+        parts = [f"k={compact(self._k)}"]
+        if self._s != self._k:
+            parts.append(f"s={compact(self._s)}")
+        if max(self._pl):
+            parts.append(f"p={compact(self._pl)}")
+        d = self._dilation()
+        if max(d) != 1:
+            parts.append(f"d={compact(d)}")
+        if self._ceil():
+            parts.append("ceil")
+        return f"{self.type_name}({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class _MaxPoolNd(_PoolNd):
+    dilation: IntOrTuple = 1
+    return_indices: bool = False
+    ceil_mode: bool = False
+
+    def _dilation(self) -> tuple[int, ...]:
+        return per_axis("dilation", self.dilation, self.ndim)
+
+    def _pad_limit(self, i: int) -> int:
+        # max_pool2d/3d compare against the dilated span; max_pool1d against the kernel.
+        if self.ndim == 1:
+            return self._k[i] // 2
+        return ar.effective_kernel(self._k[i], self._dilation()[i]) // 2
+
+
+@dataclass(frozen=True)
+class _AvgPoolNd(_PoolNd):
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+
+
+@dataclass(frozen=True)
+class MaxPool1d(_MaxPoolNd):
+    ndim: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class MaxPool2d(_MaxPoolNd):
+    ndim: ClassVar[int] = 2
+
+
+@dataclass(frozen=True)
+class MaxPool3d(_MaxPoolNd):
+    ndim: ClassVar[int] = 3
+
+
+@dataclass(frozen=True)
+class AvgPool1d(_AvgPoolNd):
+    ndim: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class AvgPool2d(_AvgPoolNd):
+    ndim: ClassVar[int] = 2
+    divisor_override: int | None = None
+
+
+@dataclass(frozen=True)
+class AvgPool3d(_AvgPoolNd):
+    ndim: ClassVar[int] = 3
+    divisor_override: int | None = None
+
+
+@dataclass(frozen=True)
+class _AdaptivePoolNd(Layer):
+    output_size: int | None | tuple[int | None, ...]
+
+    ndim: ClassVar[int] = 2
+    kind: ClassVar[str] = "pool"
+
+    def _targets(self) -> tuple[int | None, ...]:
+        if self.output_size is None or isinstance(self.output_size, int):
+            return (self.output_size,) * self.ndim
+        values = tuple(self.output_size)
+        if len(values) != self.ndim:
+            raise ConfigError(
+                f"output_size must be an int or a tuple of {self.ndim}, got {self.output_size!r}",
+                layer=self.describe(),
+            )
+        return values
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        inp = inputs[0]
+        _, spatial, _ = spatial_of(self, inp, self.ndim)
+        out = []
+        for i, (n, t) in enumerate(zip(spatial, self._targets())):
+            try:
+                out.append(ar.adaptive_output_size(n, t))
+            except ShapeError as err:
+                raise type(err)(
+                    err.message, layer=self.describe(), axis=AXIS_NAMES[self.ndim][i], numbers=err.numbers
+                ) from None
+        return inp[: len(inp) - self.ndim] + tuple(out)
+
+    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
+        if rf is None:
+            return None
+        _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
+        result = []
+        for a, n, t in zip(rf, spatial, self._targets()):
+            t = n if t is None else t
+            if t < 1:
+                result.append(a)
+                continue
+            windows = ar.adaptive_windows(n, t)
+            widest = max(e - s for s, e in windows)
+            result.append(
+                AxisRF(size=a.size + (widest - 1) * a.jump, jump=a.jump * n / t,
+                       start=a.start + (windows[0][1] - 1) / 2 * a.jump)
+            )
+        return tuple(result)
+
+    def notes(self, output: Shape, *inputs: Shape) -> list[str]:
+        _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
+        notes = []
+        for n, t in zip(spatial, self._targets()):
+            if t is not None and t > n:
+                notes.append(f"upsamples {n}→{t} (windows overlap)")
+                break
+        return notes
+
+    def explain(self, output: Shape, *inputs: Shape) -> list[str]:
+        _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
+        lines = []
+        for i, (n, t) in enumerate(zip(spatial, self._targets())):
+            t = n if t is None else t
+            if t:
+                windows = ar.adaptive_windows(n, t)
+                sizes = sorted({e - s for s, e in windows})
+                lines.append(
+                    f"{AXIS_NAMES[self.ndim][i]}: adaptive {n} → {t}: windows "
+                    f"[floor(i·{n}/{t}), ceil((i+1)·{n}/{t})) of size {'/'.join(map(str, sizes))}"
+                )
+        return lines
+
+    def describe(self) -> str:
+        return f"{self.type_name}({compact(self._targets()) if None not in self._targets() else self.output_size})"
+
+
+@dataclass(frozen=True)
+class AdaptiveAvgPool1d(_AdaptivePoolNd):
+    ndim: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class AdaptiveAvgPool2d(_AdaptivePoolNd):
+    ndim: ClassVar[int] = 2
+
+
+@dataclass(frozen=True)
+class AdaptiveAvgPool3d(_AdaptivePoolNd):
+    ndim: ClassVar[int] = 3
+
+
+@dataclass(frozen=True)
+class _AdaptiveMaxPoolNd(_AdaptivePoolNd):
+    return_indices: bool = False
+
+
+@dataclass(frozen=True)
+class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
+    ndim: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
+    ndim: ClassVar[int] = 2
+
+
+@dataclass(frozen=True)
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    ndim: ClassVar[int] = 3
+

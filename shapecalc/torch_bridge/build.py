@@ -1,0 +1,167 @@
+"""The one place (with ``train/``) that imports torch, and only when called.
+
+``build_module`` turns a spec tree into the identical ``nn.Module`` (module paths equal the
+spec's node names); ``trace_shapes`` runs a real forward with hooks and ``verify`` compares it
+with the engine, node by node.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from ..api import analyze, load_model
+from ..blocks import Block, Branches, Residual, Sequential
+from ..errors import SpecError
+from ..graph import Analysis
+from ..layers import Layer, Shape
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - exercised only without the extra installed
+        raise SpecError(
+            "this needs PyTorch: pip install 'shapecalc[torch]' (or pip install torch)"
+        ) from None
+    return torch
+
+
+def _module_classes():
+    """Block modules are defined on first use so that importing this file stays torch-free."""
+    global _RESIDUAL, _BRANCHES
+    if "_RESIDUAL" in globals():
+        return _RESIDUAL, _BRANCHES
+    torch = _torch()
+    nn = torch.nn
+
+    class ResidualBlock(nn.Module):
+        """``post(body(x) + shortcut(x))``; children are named as in the spec."""
+
+        def __init__(self, body: nn.Module, shortcut: nn.Module | None, post: nn.Module | None):
+            super().__init__()
+            self.body = body
+            if shortcut is not None:
+                self.shortcut = shortcut
+            if post is not None:
+                self.post = post
+
+        def forward(self, x):
+            side = self.shortcut(x) if hasattr(self, "shortcut") else x
+            y = self.body(x) + side
+            return self.post(y) if hasattr(self, "post") else y
+
+    class ConcatBranches(nn.Module):
+        """``torch.cat([branch(x) for branch in branches], dim)``."""
+
+        def __init__(self, branches: "OrderedDict[str, nn.Module]", dim: int):
+            super().__init__()
+            for name, module in branches.items():
+                self.add_module(name, module)
+            self.dim = dim
+
+        def forward(self, x):
+            return torch.cat([m(x) for m in self.children()], dim=self.dim)
+
+    _RESIDUAL, _BRANCHES = ResidualBlock, ConcatBranches
+    return _RESIDUAL, _BRANCHES
+
+
+def layer_to_module(layer: Layer):
+    """``nn.<Type>(**kwargs)`` of a resolved layer: names and defaults are torch's own."""
+    nn = _torch().nn
+    cls = getattr(nn, layer.type_name, None)
+    if cls is None:
+        raise SpecError(f"{layer.type_name} has no torch.nn module to build")
+    return cls(**layer.torch_kwargs())
+
+
+def build_module(model: Any, input_shape: Shape | None = None):
+    """The ``nn.Module`` of a spec (zoo name or :class:`Block`), sized for ``input_shape``.
+
+    Inferred sizes (``in_channels``, ``in_features``) come from the engine's analysis at that
+    input, so the module built is exactly the one the table describes.
+    """
+    src = load_model(model)
+    if src.spec is None:
+        raise SpecError(f"{src.name} has no spec tree to build a torch module from")
+    result = analyze(src, input_shape)
+    resolved = {r.name: r.layer for r in result.records}
+    return _build(src.spec, "", resolved)
+
+
+def _build(block: Block, path: str, resolved: dict[str, Layer]):
+    nn = _torch().nn
+    residual_cls, branches_cls = _module_classes()
+
+    def child(name: str, node):
+        sub = f"{path}.{name}" if path else name
+        if isinstance(node, Block):
+            return _build(node, sub, resolved)
+        return layer_to_module(resolved.get(sub, node))
+
+    if isinstance(block, Sequential):
+        return nn.Sequential(OrderedDict((n, child(n, c)) for n, c in block.children()))
+    if isinstance(block, Residual):
+        parts = dict(block.children())
+        return residual_cls(
+            child("body", parts["body"]),
+            child("shortcut", parts["shortcut"]) if "shortcut" in parts else None,
+            child("post", parts["post"]) if "post" in parts else None,
+        )
+    if isinstance(block, Branches):
+        return branches_cls(OrderedDict((n, child(n, c)) for n, c in block.children()), block.dim)
+    raise SpecError(f"no torch module for block {type(block).__name__}")
+
+
+def trace_shapes(module, input_shape: Shape, device: str = "cpu") -> dict[str, Shape]:
+    """Output shape of every named submodule in a real forward (``"meta"`` costs no memory)."""
+    torch = _torch()
+    shapes: dict[str, Shape] = {}
+    handles = []
+    for name, sub in module.named_modules():
+        if not name:
+            continue
+
+        def hook(_m, _inp, out, name=name):
+            if isinstance(out, torch.Tensor):
+                shapes[name] = tuple(out.shape)
+
+        handles.append(sub.register_forward_hook(hook))
+    try:
+        was_training = module.training
+        module.eval()
+        with torch.no_grad():
+            x = torch.zeros(tuple(input_shape), device=device)
+            out = module.to(device)(x)
+        module.train(was_training)
+    finally:
+        for h in handles:
+            h.remove()
+    shapes[""] = tuple(out.shape)
+    return shapes
+
+
+@dataclass(frozen=True)
+class NodeCheck:
+    name: str
+    engine: Shape
+    torch: Shape | None
+
+    @property
+    def ok(self) -> bool:
+        return self.torch is None or tuple(self.engine) == tuple(self.torch)
+
+
+def verify(model: Any, input_shape: Shape | None = None, device: str = "meta",
+           module=None) -> list[NodeCheck]:
+    """Compare the engine's shape at every node with a real forward of the built module."""
+    result: Analysis = analyze(model, input_shape)
+    if module is None:
+        module = build_module(model, result.input_shape)
+    measured = trace_shapes(module, result.input_shape, device=device)
+    checks = [NodeCheck(r.name, r.output_shape, measured.get(r.name)) for r in result.records]
+    checks += [NodeCheck(name, b.output_shape, measured.get(name)) for name, b in result.blocks.items()]
+    checks.append(NodeCheck("", result.output_shape, measured[""]))
+    return checks
