@@ -54,5 +54,6 @@ def get_entry(name: str) -> ZooEntry:
 
 # Importing the modules registers their models.
 from . import d2l  # noqa: E402,F401
+from . import classic  # noqa: E402,F401
 
 __all__ = ["ZOO", "ZooEntry", "get_entry", "register"]
