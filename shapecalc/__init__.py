@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from .api import ModelSource, analyze, load_model, minimum_input
+from typing import TYPE_CHECKING, Any
+
 from .arithmetic import (
     conv_output_size, dropped_pixels, effective_kernel, pool_output_size, same_padding,
     solve_padding, transposed_conv_output_size,
@@ -14,6 +15,23 @@ from .arithmetic import (
 from .errors import ConfigError, ShapecalcError, ShapeError, SpecError, UsageError
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .api import ModelSource, analyze, load_model, minimum_input
+
+#: Loaded on first use (PEP 562): ``shapecalc layer`` needs only the arithmetic, and building
+#: the ~80 layer dataclasses behind the model API is most of the package's import time.
+_LAZY = {"ModelSource": "api", "analyze": "api", "load_model": "api", "minimum_input": "api"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'shapecalc' has no attribute {name!r}")
 
 __all__ = [
     "ConfigError", "ModelSource", "ShapeError", "ShapecalcError", "SpecError", "UsageError",

@@ -14,7 +14,7 @@ from typing import Iterator
 
 from .arithmetic import AxisRF
 from .errors import ShapeError
-from .layers import RF, Layer, Shape, merge_rf
+from .layers import RF, Layer, Shape, format_shape, merge_rf
 
 DTYPE_BYTES = {
     "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "uint8": 1,
@@ -95,7 +95,6 @@ class Record:
 
     name: str
     type: str
-    description: str
     input_shapes: tuple[Shape, ...]
     output_shape: Shape
     params: int
@@ -107,6 +106,14 @@ class Record:
     layer: Layer | None = None  # resolved: inferred sizes filled in
     origin: str = "derived"
     shared: bool = False  # weights shared with an earlier node (counted once)
+    label: str | None = None  # blocks: what kind of block ("Residual", "Inception")
+
+    @property
+    def description(self) -> str:
+        """The layer with its arguments; computed on demand because most rows are never shown."""
+        if self.layer is None:
+            return self.label or self.type
+        return self.layer.describe()
 
     @property
     def input_shape(self) -> Shape:
@@ -192,10 +199,27 @@ class Analysis:
 
         return to_dict(self)
 
+    def to_dot(self, **kwargs) -> str:
+        """Graphviz DOT source of the analysed graph (shapes on the edges)."""
+        from .render.dot import analysis_to_dot
 
-def _depth(name: str, blocks: dict[str, BlockInfo]) -> int:
+        return analysis_to_dot(self, **kwargs)
+
+
+def _enclosing_blocks(name: str, blocks: dict[str, BlockInfo]) -> tuple[str, ...]:
     parts = name.split(".")
-    return sum(1 for i in range(1, len(parts)) if ".".join(parts[:i]) in blocks)
+    return tuple(p for p in (".".join(parts[:i]) for i in range(1, len(parts))) if p in blocks)
+
+
+def ancestry(graph: Graph) -> dict[str, tuple[str, ...]]:
+    """Node/block path → the blocks enclosing it, outermost first; computed once per graph
+    because repeated analyses (minimum-input scans, input ranges) reuse the same graph."""
+    cached = graph.__dict__.get("_ancestry")
+    if cached is None:
+        names = [n.name for n in graph.nodes] + list(graph.blocks)
+        cached = {name: _enclosing_blocks(name, graph.blocks) for name in names}
+        graph.__dict__["_ancestry"] = cached
+    return cached
 
 
 def analyze_graph(graph: Graph, input_shape: Shape, dtype: str = "float32") -> Analysis:
@@ -211,7 +235,7 @@ def analyze_graph(graph: Graph, input_shape: Shape, dtype: str = "float32") -> A
     records: list[Record] = []
     seen_params: set[str] = set()
     total_params = total_macs = 0
-    blocks = graph.blocks
+    parents = ancestry(graph)
     for node in graph.nodes:
         ins = tuple(shapes[i] for i in node.inputs)
         layer = node.layer
@@ -226,7 +250,11 @@ def analyze_graph(graph: Graph, input_shape: Shape, dtype: str = "float32") -> A
                 rf = merge_rf([fields[i] for i in node.inputs])
             notes = layer.notes(out, *ins)
         except ShapeError as err:
-            raise err.located(node.name, layer.describe()) from None
+            located = err.located(node.name, layer.describe())
+            if len(ins) > 1:  # a merge: name the producers that disagree, not only the merge
+                located.message += " (inputs: " + ", ".join(
+                    f"'{i}' {format_shape(s)}" for i, s in zip(node.inputs, ins)) + ")"
+            raise located from None
         shared = node.param_key in seen_params
         if not shared:
             seen_params.add(node.param_key or node.name)
@@ -235,8 +263,8 @@ def analyze_graph(graph: Graph, input_shape: Shape, dtype: str = "float32") -> A
         shapes[node.name] = out
         fields[node.name] = rf
         records.append(
-            Record(node.name, layer.type_name, resolved.describe(), ins, out, params, macs, rf,
-                   notes, _depth(node.name, blocks), False, resolved, node.origin, shared)
+            Record(node.name, layer.type_name, ins, out, params, macs, rf,
+                   notes, len(parents[node.name]), False, resolved, node.origin, shared)
         )
     block_records = _block_records(graph, records, shapes, fields)
     return Analysis(graph.name, input_shape, shapes[graph.output], records, block_records,
@@ -249,12 +277,10 @@ def _block_records(graph: Graph, records: list[Record], shapes: dict[str, Shape]
         return {}
     # One pass over the records, crediting each to every enclosing block: O(nodes × depth).
     sums: dict[str, list] = {path: [0, 0, set()] for path in graph.blocks}
+    parents = ancestry(graph)
     for rec in records:
-        parts = rec.name.split(".")
-        for i in range(1, len(parts)):
-            acc = sums.get(".".join(parts[:i]))
-            if acc is None:
-                continue
+        for block in parents[rec.name]:
+            acc = sums[block]
             if not rec.shared:
                 acc[0] += rec.params
             acc[1] += rec.macs
@@ -263,8 +289,8 @@ def _block_records(graph: Graph, records: list[Record], shapes: dict[str, Shape]
     for path, info in graph.blocks.items():
         params, macs, notes = sums[path]
         out[path] = Record(
-            path, info.label, info.label, (shapes[info.source],), shapes[info.output], params, macs,
-            fields[info.output], sorted(notes), _depth(path, graph.blocks), True,
+            path, info.label, (shapes[info.source],), shapes[info.output], params, macs,
+            fields[info.output], sorted(notes), len(parents[path]), True, label=info.label,
         )
     return out
 

@@ -1,0 +1,226 @@
+"""``shapecalc show MODEL`` (every layer's shape, parameters, MACs, receptive field) and
+``shapecalc models`` (the built-in architectures).
+
+Both run on the pure-Python engine: nothing here imports torch unless ``--verify`` asks for a
+real forward. Renderers are imported only for the format asked for, so ``--json`` never loads
+rich.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ..errors import ShapeError, UsageError
+from .common import dtype_option, parse_shape, shape_option
+
+FORMATS = ("table", "json", "csv", "markdown")
+
+
+def is_terminal() -> bool:
+    """Whether stdout is a terminal (colours, terminal width) rather than a pipe or file."""
+    return sys.stdout.isatty()
+
+
+def emit(draw) -> None:
+    """Print a rich renderable: in colour on a terminal; as plain, wide, right-trimmed text
+    when piped, so that tables are neither squeezed to 80 columns nor full of escape codes."""
+    if is_terminal():
+        from rich.console import Console
+
+        draw(Console(highlight=False))
+    else:
+        from ..render.table import capture_text
+
+        click.echo(capture_text(draw), nl=False)
+
+
+def too_small_message(src, shape: tuple[int, ...], err: ShapeError) -> str:
+    """Turn a shape failure into one line; when the input is merely too small, say how small
+    it may be (the smallest square spatial size the whole model accepts)."""
+    from ..api import minimum_input
+    from ..errors import ShapecalcError
+
+    if len(shape) <= 2:
+        return str(err)
+    try:
+        smallest = minimum_input(src, shape)
+    except ShapecalcError:  # e.g. a model recorded at one size cannot be rescanned
+        return str(err)
+    if smallest is None or min(shape[2:]) >= smallest:
+        return str(err)
+    fixed = "x".join(str(v) for v in shape[:2] + (smallest,) * (len(shape) - 2))
+    return (
+        f"input {'×'.join(map(str, shape))} is too small for {src.name}: the size collapses at "
+        f"{err}; the smallest input that works is {smallest} (--input {fixed})"
+    )
+
+
+def load_and_analyze(model: str, input_shape: str | None, dtype: str = "float32"):
+    """Resolve MODEL and --input, run the engine; errors come back as one-line exceptions."""
+    from ..api import analyze, load_model
+
+    src = load_model(model)
+    if input_shape is not None:
+        shape = parse_shape(input_shape)
+    elif src.default_input is not None:
+        shape = tuple(src.default_input)
+    else:
+        raise UsageError(f"--input: {src.name} has no default input shape; give one like 1x3x224x224")
+    try:
+        analysis = analyze(src, shape, dtype)
+    except ShapeError as err:
+        raise ShapeError(too_small_message(src, shape, err)) from None
+    return src, analysis
+
+
+def _verify(src, shape) -> list:
+    from ..torch_bridge import verify
+
+    return verify(src, shape, device="meta")
+
+
+def _write_graph(analysis, path: str, depth: int | None) -> None:
+    try:
+        from ..render.dot import write_graph
+    except ImportError:
+        raise UsageError("--graph: graph output is not available in this installation") from None
+    try:
+        written = write_graph(analysis, path, fmt=None, rankdir="TB", depth=depth, expand=False)
+    except UsageError as err:  # the graph command's option is -o; here it is --graph
+        message = str(err)
+        raise UsageError("--graph:" + message[3:] if message.startswith("-o:") else message) from None
+    click.echo(f"graph written to {written or path}", err=True)
+
+
+@click.command()
+@click.argument("model")
+@shape_option()
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="Output format.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--explain", is_flag=True, help="Show the arithmetic behind every output size.")
+@click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Collapse blocks nested deeper than N (0: top-level rows only).")
+@dtype_option()
+@click.option("--graph", "graph_path", metavar="FILE", default=None,
+              help="Also draw the model with graphviz (format from the suffix: .dot/.svg/.png/.pdf).")
+@click.option("--verify", is_flag=True,
+              help="Run the torch module built from the same spec (meta device) and compare every shape.")
+def show(model: str, input_shape: str | None, fmt: str, as_json: bool, explain: bool,
+         depth: int | None, dtype: str, graph_path: str | None, verify: bool) -> int:
+    """Every layer of MODEL: output shape, parameters, MACs, receptive field and notes.
+
+    MODEL is a built-in name (see `shapecalc models`), a spec file or path/to/file.py:Net.
+    Example: `shapecalc show alexnet --input 1x1x227x227 --explain`.
+    """
+    src, analysis = load_and_analyze(model, input_shape, dtype)
+    if as_json:
+        fmt = "json"
+    if graph_path is not None:  # first: a bad path fails before anything is printed
+        _write_graph(analysis, graph_path, depth)
+    checks = _verify(src, analysis.input_shape) if verify else None
+    if fmt == "table" and is_terminal():
+        from ..render.table import print_analysis
+
+        emit(lambda console: print_analysis(analysis, console, depth=depth, explain=explain,
+                                            checks=checks))
+    elif fmt == "table":  # piped: the same table as plain text, without importing rich
+        from ..render.table import render_table_text
+
+        click.echo(render_table_text(analysis, depth=depth, explain=explain, checks=checks), nl=False)
+    else:
+        click.echo(_format(analysis, fmt, depth, explain, checks), nl=fmt == "json")
+    if checks is not None:
+        wrong = [c for c in checks if not c.ok]
+        if wrong:
+            first = wrong[0]
+            raise ShapeError(
+                f"torch disagrees with the engine at {len(wrong)} node(s); first at "
+                f"'{first.name or 'output'}': engine {'×'.join(map(str, first.engine))}, "
+                f"torch {'×'.join(map(str, first.torch))}"
+            )
+    return 0
+
+
+def _format(analysis, fmt: str, depth: int | None, explain: bool, checks) -> str:
+    from ..render import formats
+
+    if fmt == "json":
+        data = formats.to_dict(analysis, explain=explain)
+        if checks is not None:
+            data["verify"] = [
+                {"name": c.name, "engine": list(c.engine),
+                 "torch": None if c.torch is None else list(c.torch), "ok": c.ok}
+                for c in checks
+            ]
+        import json
+
+        return json.dumps(data, indent=2, ensure_ascii=False)
+    if fmt == "csv":
+        return formats.to_csv(analysis, depth)
+    return formats.to_markdown(analysis, depth)
+
+
+def zoo_rows() -> list[dict[str, Any]]:
+    """Every registered model with its default input and the engine's totals for it."""
+    from ..api import analyze
+    from ..errors import ShapecalcError
+    from ..zoo import ZOO
+
+    rows = []
+    for name, entry in ZOO.items():
+        row: dict[str, Any] = {
+            "name": name, "default_input": list(entry.default_input),
+            "description": entry.description, "source": entry.source,
+        }
+        try:
+            result = analyze(name)
+            row.update(params=result.total_params, macs=result.total_macs,
+                       output_shape=list(result.output_shape))
+        except ShapecalcError as err:  # a broken entry must not hide the others
+            row.update(params=None, macs=None, output_shape=None, error=str(err))
+        rows.append(row)
+    return rows
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON list instead of a table.")
+def models(as_json: bool) -> int:
+    """The built-in models: name, default input, parameters, MACs and what each one is."""
+    rows = zoo_rows()
+    if as_json:
+        import json
+
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        _print_models(rows)
+    broken = [r for r in rows if r.get("error")]
+    if broken:
+        raise ShapeError(f"zoo model {broken[0]['name']!r} does not analyse: {broken[0]['error']}")
+    return 0
+
+
+def _print_models(rows: list[dict[str, Any]]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from ..render import human_count
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for title, justify in (("model", "left"), ("default input", "left"), ("params", "right"),
+                           ("MACs", "right"), ("description", "left")):
+        table.add_column(title, justify=justify, no_wrap=title != "description")
+    for r in rows:
+        table.add_row(
+            r["name"], "×".join(map(str, r["default_input"])),
+            "error" if r["params"] is None else human_count(r["params"]),
+            "error" if r["macs"] is None else human_count(r["macs"]),
+            r.get("error") or r["description"],
+        )
+    emit(lambda console: console.print(table))
+
+
+__all__ = ["load_and_analyze", "models", "show", "too_small_message", "zoo_rows"]

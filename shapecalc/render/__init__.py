@@ -1,0 +1,78 @@
+"""Turning an :class:`~shapecalc.graph.Analysis` into something people read.
+
+``table`` (rich tables, the default of ``shapecalc show``), ``formats`` (JSON, CSV, Markdown)
+and ``dot`` (graphviz) are separate modules loaded on demand, so ``shapecalc show --json``
+never pays for importing rich. This module holds only the small, dependency-free text
+helpers that every renderer shares, so that a number reads the same in every format.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+#: Stated once in every table footer and JSON document, so nobody has to guess.
+MACS_CONVENTION = (
+    "MACs = multiply-accumulates, torchinfo's mult-adds convention: every weight and bias "
+    "once per output position and sample (norm layers: affine parameters once per sample; "
+    "ConvTranspose counted exactly per input position); FLOPs = 2·MACs"
+)
+
+
+def shape_text(shape: Iterable[int] | None, sep: str = "×") -> str:
+    """``(1, 96, 54, 54)`` → ``1×96×54×54`` (``sep="x"`` for ASCII formats such as CSV)."""
+    if shape is None:
+        return "?"
+    return sep.join(str(d) for d in shape)
+
+
+def human_count(n: int | float) -> str:
+    """``46764746`` → ``46.76 M``: decimal prefixes, as papers quote parameters and MACs."""
+    n = float(n)
+    for factor, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= factor:
+            return f"{n / factor:.2f} {unit}"
+    return f"{n:g}"
+
+
+def human_bytes(n: int | float) -> str:
+    """``187058984`` → ``178.39 MiB``: binary units, because memory is allocated in them."""
+    n = float(n)
+    for factor, unit in ((1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if abs(n) >= factor:
+            return f"{n / factor:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+def rf_sizes(rf) -> list[float] | None:
+    """Receptive-field sizes per axis, or ``None`` once every output sees the whole input."""
+    if rf is None:
+        return None
+    return [int(a.size) if float(a.size).is_integer() else round(float(a.size), 2) for a in rf]
+
+
+def rf_text(rf) -> str:
+    """``11`` for a square field, ``11×7`` per axis otherwise, ``global`` after Flatten/Linear."""
+    sizes = rf_sizes(rf)
+    if sizes is None:
+        return "global"
+    if not sizes:
+        return "-"
+    if all(s == sizes[0] for s in sizes):
+        return str(sizes[0])
+    return "×".join(str(s) for s in sizes)
+
+
+def record_notes(record) -> list[str]:
+    """The engine's notes plus what the record's flags mean for a reader."""
+    notes = list(record.notes)
+    if getattr(record, "shared", False):
+        notes.append("weights shared with an earlier node (counted once)")
+    if getattr(record, "origin", "derived") == "measured":
+        notes.append("shape measured by running torch")
+    return notes
+
+
+__all__ = [
+    "MACS_CONVENTION", "human_bytes", "human_count", "record_notes", "rf_sizes", "rf_text",
+    "shape_text",
+]

@@ -1,0 +1,163 @@
+"""``shapecalc layer``: the worked arithmetic, per-axis values, the padding solver and every
+class of bad input (one line on stderr, the right exit code, never a traceback)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from shapecalc import arithmetic as ar
+from shapecalc.cli import cli, main
+from shapecalc.cli import layer as layer_mod
+
+
+def invoke(*args: str) -> str:
+    result = CliRunner().invoke(cli, ["layer", *args])
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def fails(capsys, *args: str) -> tuple[int, str]:
+    """Run the console entry point; return (exit code, the one stderr line)."""
+    with pytest.raises(SystemExit) as exc:
+        main(["layer", *args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    return exc.value.code, err.strip()
+
+
+def output_line(text: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith("output:"))
+
+
+def test_alexnet_first_layer_shows_substituted_arithmetic():
+    out = invoke("--k", "11", "--s", "4", "--p", "2", "224")
+    assert output_line(out) == "output: 54"
+    assert "floor((224 − 11 + 2 + 4) / 4) = floor(219 / 4) = 54" in out
+    assert "p is the TOTAL padding of both sides: nn.Conv2d(padding=1) is p = 2." in out
+    assert "3 rows/columns at the bottom/right are never covered" in out
+    # The text is the engine's own explanation, not a copy.
+    for line in ar.explain_conv(224, 11, 4, 2):
+        assert line.strip() in out
+
+
+def test_padding_per_side_equals_total_doubled():
+    assert output_line(invoke("--k", "11", "--s", "4", "--padding", "1", "224")) == "output: 54"
+
+
+def test_long_option_names():
+    out = invoke("--kernel", "3", "--stride", "2", "--dilation", "2", "--p", "0", "15")
+    assert output_line(out) == f"output: {ar.conv_output_size(15, 3, 2, 0, 2)}"
+    assert "k_eff = d·(k − 1) + 1 = 2·(3 − 1) + 1 = 5" in out
+
+
+def test_json_has_per_axis_output_and_echoes_inputs():
+    data = json.loads(invoke("--k", "11", "--s", "4", "--p", "2", "224x224", "--json"))
+    assert data["output"] == [54, 54]
+    assert data["input"] == [224, 224] and data["kernel"] == [11, 11] and data["stride"] == [4, 4]
+    assert data["padding_total"] == [2, 2] and data["padding_per_side"] == [1, 1]
+    assert data["dropped"] == [3, 3]
+    assert data["op"] == "conv"
+
+
+def test_per_axis_sizes_and_kernels():
+    data = json.loads(invoke("--k", "3x5", "--p", "2x4", "224x200", "--json"))
+    assert data["output"] == [ar.conv_output_size(224, 3, 1, 2), ar.conv_output_size(200, 5, 1, 4)]
+    assert data["output"] == [224, 200]
+    text = invoke("--k", "3x5", "224")
+    assert output_line(text) == "output: 222x220"
+    assert text.startswith("H: ") and "\nW: " in text
+
+
+def test_pool_stride_defaults_to_kernel_like_torch():
+    data = json.loads(invoke("--op", "maxpool", "--k", "3", "54", "--json"))
+    assert data["stride"] == [3] and data["output"] == [18]
+    assert json.loads(invoke("--op", "maxpool", "--k", "3", "--s", "2", "54", "--json"))["output"] == [26]
+
+
+def test_ceil_mode_uses_torch_rule():
+    data = json.loads(invoke("--op", "maxpool", "--k", "3", "--s", "2", "--ceil-mode", "54", "--json"))
+    assert data["output"] == [ar.pool_output_size(54, 3, 2, 0, 1, True)] == [27]
+    # torch drops a last window that would start inside the right padding only
+    data = json.loads(invoke("--op", "avgpool", "--k", "2", "--s", "2", "--p", "2", "--ceil-mode", "5", "--json"))
+    assert data["output"] == [ar.pool_output_size(5, 2, 2, 2, 1, True)] == [3]
+
+
+def test_conv_transpose_with_output_padding():
+    data = json.loads(invoke("--op", "conv-transpose", "--k", "3", "--s", "2", "--padding", "1",
+                             "--output-padding", "1", "28", "--json"))
+    assert data["output"] == [56]
+    assert data["output_padding"] == [1]
+
+
+def test_same_padding_keeps_the_size():
+    data = json.loads(invoke("--k", "4", "--same", "31", "--json"))
+    assert data["output"] == [31] and data["padding_total"] == [3]
+    assert data["padding_per_side"] == [None]  # odd total: torch puts the extra pixel right
+    assert "padding='same' pads 1 before and 2 after" in invoke("--k", "4", "--same", "31")
+    assert "p = 3 is odd" in invoke("--k", "4", "--p", "3", "31")
+
+
+def test_target_lists_paddings_and_symmetric_ones():
+    out = invoke("--k", "11", "--s", "4", "--target", "56", "224")
+    assert "total paddings p giving 56: 7, 8, 9, 10" in out
+    assert "p = 8 → nn.Conv2d(padding=4)" in out and "p = 10 → nn.Conv2d(padding=5)" in out
+    assert output_line(out) == "output: 56"
+    data = json.loads(invoke("--k", "11", "--s", "4", "--target", "56", "224", "--json"))
+    assert data["solutions"][0]["paddings"] == ar.solve_padding(224, 11, 4, 56)
+    assert data["solutions"][0]["symmetric"] == [8, 10]
+
+
+def test_target_with_only_asymmetric_padding_says_so():
+    out = invoke("--k", "4", "--target", "32", "32")  # p must be 3: odd
+    assert "total paddings p giving 32: 3" in out
+    assert "none is symmetric" in out and "1 before, 2 after" in out
+
+
+def test_target_without_any_padding_is_one_line_error(capsys):
+    code, err = fails(capsys, "--k", "3", "--s", "2", "--target", "200", "--op", "maxpool", "224")
+    assert code == 1 and "--target 200: no padding gives 200" in err
+    code, err = fails(capsys, "--k", "3", "--target", "100", "224")
+    assert code == 1 and "already 222" in err
+
+
+def test_terminal_output_uses_rich(monkeypatch):
+    monkeypatch.setattr(layer_mod, "is_terminal", lambda: True)
+    out = invoke("--k", "11", "--s", "4", "--p", "2", "224")
+    assert "output: 54" in out and "floor(219 / 4) = 54" in out
+
+
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (["--k", "abc", "224"], 2, "--k/--kernel: 'abc' is not an integer"),
+        (["--k", "3", "22x"], 2, "SIZE"),
+        (["--k", "3", "1.5"], 2, "SIZE: '1.5' is not an integer"),
+        (["--k", "0", "224"], 2, "--k/--kernel: must be ≥ 1, got 0"),
+        (["--k", "3", "--s", "0", "224"], 2, "--s/--stride: must be ≥ 1"),
+        (["--k", "3", "0"], 2, "SIZE: must be ≥ 1, got 0"),
+        (["--k", "3", "224x-5"], 2, "SIZE: must be ≥ 1, got -5"),
+        (["--k", "3", "--p", "-1", "224"], 2, "--p: must be ≥ 0, got -1"),
+        (["224"], 2, "--k/--kernel: the kernel size is required"),
+        (["--k", "3", "--p", "2", "--padding", "1", "224"], 2, "--p and --padding"),
+        (["--k", "3", "--s", "2", "--same", "224"], 2, "use --target"),
+        (["--k", "3x3x3x3", "224"], 2, "at most 3 spatial axes"),
+        (["--k", "3x5x7", "224x224"], 2, "give one value or 3"),
+        (["--k", "3", "--ceil-mode", "224"], 2, "--ceil-mode: only for"),
+        (["--k", "3", "--output-padding", "1", "224"], 2, "--output-padding: only for"),
+        (["--op", "avgpool", "--k", "3", "--d", "2", "224"], 2, "no dilation"),
+        (["--op", "maxpool", "--k", "3", "--padding", "2", "54"], 1, "--padding: padding 2 per side"),
+        (["--op", "conv-transpose", "--k", "3", "--s", "2", "--output-padding", "2", "28"], 1,
+         "output_padding must be smaller than the stride"),
+        (["--k", "30", "20"], 1, "kernel span 30 is larger than the padded input 20 + 0 = 20"),
+        (["--op", "sum", "--k", "3", "20"], 2, "--op"),
+    ],
+)
+def test_bad_inputs_give_one_line(capsys, args, code, words):
+    got, err = fails(capsys, *args)
+    assert got == code
+    assert err.startswith("shapecalc: error: ")
+    assert words in err

@@ -1,0 +1,201 @@
+"""``shapecalc show`` and ``shapecalc models`` through click's runner and the entry point."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from shapecalc import analyze
+from shapecalc.cli import cli, main
+from shapecalc.cli import show as show_mod
+from shapecalc.zoo import ZOO
+
+#: The seed's (d2l §8.1) printout: the spatial size (or features) after every layer that changes it.
+SEED_SIZES = [54, 26, 26, 12, 12, 12, 12, 5, 6400, 4096, 4096, 10]
+
+
+def invoke(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def fails(capsys, *args: str) -> tuple[int, str]:
+    code, err, _ = fails_with_output(capsys, *args)
+    return code, err
+
+
+def fails_with_output(capsys, *args: str) -> tuple[int, str, str]:
+    """Run the console entry point; return (exit code, the one stderr line, stdout)."""
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    return exc.value.code, err.strip(), out
+
+
+def seed_sizes(layers: list[dict]) -> list[int]:
+    """The seed prints conv/pool/linear outputs (and Flatten): their last dimension."""
+    keep = ("Conv2d", "MaxPool2d", "Flatten", "Linear")
+    return [layer["output_shape"][-1] for layer in layers if layer["type"] in keep]
+
+
+def test_json_reproduces_the_seed_listing():
+    data = json.loads(invoke("show", "alexnet", "--json"))
+    assert data["model"] == "alexnet"
+    assert data["input_shape"] == [1, 1, 224, 224] and data["output_shape"] == [1, 10]
+    assert seed_sizes(data["layers"]) == SEED_SIZES
+    assert data["total_params"] == 46_764_746
+    assert data["total_macs"] == sum(layer["macs"] for layer in data["layers"])
+    for layer in data["layers"]:
+        assert {"name", "type", "input_shape", "output_shape", "params", "macs"} <= set(layer)
+        assert layer["flops"] == 2 * layer["macs"]
+    first = data["layers"][0]
+    assert first["output_shape"] == [1, 96, 54, 54] and first["params"] == 96 * 121 + 96
+    assert first["rf"] == [11, 11] and first["notes"] == ["drops 3 px (H, W)"]
+
+
+def test_format_json_equals_json_flag():
+    assert invoke("show", "alexnet", "--format", "json") == invoke("show", "alexnet", "--json")
+
+
+def test_table_lists_every_layer_and_totals():
+    out = invoke("show", "alexnet")
+    rows = [line.split() for line in out.splitlines() if line[:3].strip().isdigit()]
+    assert len(rows) == 21
+    shapes = [next(c for c in row if c.startswith("1×")) for row in rows]
+    assert [int(s.split("×")[-1]) for s in shapes if s] == [
+        54, 54, 26, 26, 26, 12, 12, 12, 12, 12, 12, 12, 5, 6400, 4096, 4096, 4096, 4096, 4096, 4096, 10
+    ]
+    assert "Total params: 46,764,746" in out
+    assert "FLOPs: 1,877,509,652" in out and "mult-adds" in out
+    assert "Memory (float32): parameters 178.39 MiB" in out
+    assert "drops 3 px (H, W)" in out and "global" in out
+    assert not any(line != line.rstrip() for line in out.splitlines())  # piped: no padding
+
+
+def test_table_in_a_terminal(monkeypatch):
+    monkeypatch.setattr(show_mod, "is_terminal", lambda: True)
+    monkeypatch.setenv("COLUMNS", "200")  # rich sizes a terminal table from COLUMNS
+    out = invoke("show", "alexnet", "--depth", "0")
+    assert "Total params: 46,764,746" in out and "Conv2d(1→96, k=11, s=4, p=1)" in out
+
+
+def test_explain_adds_each_layers_arithmetic():
+    out = invoke("show", "alexnet", "--explain")
+    assert "floor((224 − 11 + 2 + 4) / 4) = floor(219 / 4) = 54" in out
+    assert "floor((12 − 3 + 0 + 2) / 2) = floor(11 / 2) = 5" in out
+    data = json.loads(invoke("show", "alexnet", "--json", "--explain"))
+    assert data["layers"][0]["explain"][1].strip().endswith("= 54")
+
+
+def test_input_227_derives_in_features():
+    out = invoke("show", "alexnet", "--input", "1x1x227x227")
+    assert "in_features=9216 derived from the input" in out
+    assert "Linear(9216→4096)" in out
+
+
+def test_dtype_changes_memory():
+    data32 = json.loads(invoke("show", "alexnet", "--json"))
+    data16 = json.loads(invoke("show", "alexnet", "--json", "--dtype", "float16"))
+    assert data16["param_bytes"] * 2 == data32["param_bytes"] == 46_764_746 * 4
+    assert "Memory (float16)" in invoke("show", "alexnet", "--dtype", "float16")
+
+
+def test_csv_and_markdown_have_the_table_columns():
+    rows = list(csv.DictReader(io.StringIO(invoke("show", "alexnet", "--format", "csv"))))
+    assert len(rows) == 21 and rows[0]["output_shape"] == "1x96x54x54"
+    assert rows[0]["layer"] == "Conv2d(1→96, k=11, s=4, p=1)" and rows[14]["notes"].startswith("in_features=6400")
+    md = invoke("show", "alexnet", "--format", "markdown")
+    assert md.splitlines()[0].startswith("| # | name | layer | output shape")
+    assert "| 0 | 0 | Conv2d(1→96, k=11, s=4, p=1) | 1×96×54×54 | 11,712 |" in md
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_every_zoo_model_shows_and_depth_collapses(name):
+    full = json.loads(invoke("show", name, "--json"))
+    result = analyze(name)
+    assert full["output_shape"] == list(result.output_shape)
+    assert full["total_params"] == result.total_params
+    shallow = invoke("show", name, "--depth", "0", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(shallow)))
+    # collapsed blocks still account for every parameter exactly once
+    assert sum(int(r["params"]) for r in rows) == result.total_params
+
+
+def test_verify_marks_every_node(capsys):
+    pytest.importorskip("torch")
+    out = invoke("show", "alexnet", "--verify")
+    header = next(line for line in out.splitlines() if "torch" in line and "name" in line)
+    assert "torch" in header
+    assert out.count("✓") == 21 and "✗" not in out
+
+
+def test_verify_exits_1_on_disagreement(capsys, monkeypatch):
+    from shapecalc.torch_bridge import NodeCheck  # the dataclass only: no torch import
+
+    monkeypatch.setattr(show_mod, "_verify",
+                        lambda src, shape: [NodeCheck("0", (1, 96, 54, 54), (1, 96, 55, 55))])
+    code, err, out = fails_with_output(capsys, "show", "alexnet", "--verify")
+    assert code == 1 and "torch disagrees with the engine at 1 node(s); first at '0'" in err
+    assert "✗ 1×96×55×55" in out  # the table is printed before the error line
+    rows = [line for line in out.splitlines() if line[:3].strip().isdigit()]
+    assert sum(" · " in row or row.endswith(" ·") for row in rows) == 20  # nodes the (fake) check did not measure
+
+
+def test_graph_option_writes_a_file(tmp_path):
+    pytest.importorskip("shapecalc.render.dot")
+    target = tmp_path / "alexnet.dot"
+    result = CliRunner().invoke(cli, ["show", "alexnet", "--graph", str(target)])
+    assert result.exit_code == 0, result.output
+    assert "Conv2d" in target.read_text()
+
+
+def test_graph_to_a_missing_directory_fails_before_printing(capsys, tmp_path):
+    pytest.importorskip("shapecalc.render.dot")
+    code, err, out = fails_with_output(capsys, "show", "alexnet", "--graph", str(tmp_path / "no" / "g.dot"))
+    assert code == 2 and err.startswith("shapecalc: error: --graph:") and out == ""
+
+
+def test_models_lists_every_registered_model():
+    out = invoke("models")
+    for name in ZOO:
+        assert name in out
+    data = json.loads(invoke("models", "--json"))
+    assert [row["name"] for row in data] == list(ZOO)
+    alexnet = next(row for row in data if row["name"] == "alexnet")
+    assert alexnet["params"] == 46_764_746 and alexnet["default_input"] == [1, 1, 224, 224]
+    assert all(row["params"] == analyze(row["name"]).total_params for row in data)
+
+
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (["show", "alexnet", "--input", "1x1x64x64"], 1,
+         "the size collapses at node '12' MaxPool2d(k=3, s=2)"),
+        (["show", "alexnett"], 1, "unknown model 'alexnett' (did you mean 'alexnet'"),
+        (["show", "alexnet", "--input", "1xax224"], 2, "--input: 'a' is not an integer"),
+        (["show", "alexnet", "--input", "224"], 2, "--input: expected a shape like 1x1x224x224"),
+        (["show", "alexnet", "--input", "1x1x0x224"], 2, "--input: must be ≥ 1, got 0"),
+        (["show", "alexnet", "--input", "1x1x-3x224"], 2, "--input: must be ≥ 1, got -3"),
+        (["show", "alexnet", "--input", "1x3x224x224"], 1, "expects 1 input channels, got 3"),
+        (["show", "alexnet", "--format", "xml"], 2, "--format"),
+        (["show", "alexnet", "--depth", "-1"], 2, "--depth"),
+        (["shwo", "alexnet"], 2, "did you mean 'show'"),
+    ],
+)
+def test_bad_inputs_give_one_line(capsys, args, code, words):
+    got, err = fails(capsys, *args)
+    assert got == code
+    assert words in err
+
+
+def test_too_small_input_names_the_smallest_that_works(capsys):
+    _, err = fails(capsys, "show", "alexnet", "--input", "1x1x64x64")
+    assert "the smallest input that works is 65 (--input 1x1x65x65)" in err
+    assert json.loads(invoke("show", "alexnet", "--input", "1x1x65x65", "--json"))["output_shape"] == [1, 10]

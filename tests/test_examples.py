@@ -1,0 +1,119 @@
+"""Every script in examples/ runs (in a fresh interpreter, as a reader would) and says what it
+promises; an example that is added without an entry here still has to run cleanly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+#: Lines (or fragments) each example must print.
+EXPECTED = {
+    "alexnet_layers.py": [
+        "get_output_size(224, 11, 4, 2) = 54",
+        "get_output_size(54, 3, 2, 0) = 26",
+        "Conv2d output shape:\t torch.Size([1, 96, 54, 54])",
+        "MaxPool2d output shape:\t torch.Size([1, 96, 26, 26])",
+        "MaxPool2d output shape:\t torch.Size([1, 256, 5, 5])",
+        "Flatten output shape:\t torch.Size([1, 6400])",
+        "Linear output shape:\t torch.Size([1, 10])",
+    ],
+    "padding_solver.py": [
+        "n=224 k=11 s=4 → 56: total p in [7, 8, 9, 10]; nn.Conv2d: padding=4, padding=5",
+        "n=32 k=4 s=1 → 32: total p in [3]; nn.Conv2d: none (pad asymmetrically)",
+        "n=224 k=11 s=4: no padding gives 40",
+    ],
+    "build_and_analyze.py": [
+        "= floor((96 − 7 + 6 + 2) / 2) = floor(97 / 2) = 48",
+        "Residual (collapsed)",
+        "Total params: 39,242",
+    ],
+}
+
+SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py"))
+
+
+def test_every_expected_example_exists():
+    assert set(EXPECTED) <= set(SCRIPTS)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_example_runs(script):
+    result = subprocess.run([sys.executable, str(EXAMPLES / script)], capture_output=True,
+                            text=True, timeout=300, cwd=EXAMPLES.parent)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip(), "an example should show something"
+    for fragment in EXPECTED.get(script, []):
+        assert fragment in result.stdout, fragment
+
+
+def test_alexnet_printout_has_one_line_per_layer():
+    result = subprocess.run([sys.executable, str(EXAMPLES / "alexnet_layers.py")],
+                            capture_output=True, text=True, timeout=300)
+    lines = [l for l in result.stdout.splitlines() if "output shape:\t" in l]
+    assert len(lines) == 21
+    assert [l.split()[0] for l in lines[:3]] == ["Conv2d", "ReLU", "MaxPool2d"]
+
+
+# ---------------------------------------------------------------- the README's promises
+README = EXAMPLES.parent / "README.md"
+
+
+def readme_text() -> str:
+    if not README.exists():
+        pytest.skip("no README.md")
+    return README.read_text(encoding="utf-8")
+
+
+def test_readme_quick_start_is_the_ci_command():
+    text = readme_text()
+    assert "pip install -e . && shapecalc show alexnet" in text
+    ci = (EXAMPLES.parent / ".ci" / "run").read_text()
+    command = 'pip install torch==2.13.0 -e ".[test]" && python -m pytest'
+    assert command in text and command in ci.replace("pip install -q ", "pip install ")
+
+
+def test_readme_python_snippets_run():
+    import re
+
+    blocks = re.findall(r"```python\n(.*?)```", readme_text(), re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - our own documentation
+
+
+def console_sessions() -> list[tuple[str, str]]:
+    """(command, printed output) for every ``$ shapecalc layer/show`` in the README."""
+    import re
+
+    sessions = []
+    for block in re.findall(r"```console\n(.*?)```", readme_text(), re.S):
+        parts = re.split(r"^\$ ", block, flags=re.M)
+        for part in parts[1:]:
+            command, _, output = part.partition("\n")
+            if command.startswith(("shapecalc layer", "shapecalc show")) and "--verify" not in command \
+                    and "--graph" not in command:
+                sessions.append((command, output.rstrip("\n")))
+    return sessions
+
+
+def test_readme_console_output_is_what_the_cli_prints(capsys):
+    import shlex
+
+    from shapecalc.cli import main
+
+    sessions = console_sessions()
+    assert len(sessions) >= 5
+    for command, shown in sessions:
+        with pytest.raises(SystemExit):
+            main(shlex.split(command)[1:])
+        out, err = capsys.readouterr()
+        if err:  # error lines: one line; its wording up to the first ';' is what the README shows
+            assert out == "" and len(err.splitlines()) == 1, command
+            assert err.split(";")[0] == shown.split(";")[0], command
+        else:
+            assert out.rstrip("\n") == shown, command
