@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .blocks import Block
 from .errors import ShapeError, SpecError
@@ -21,10 +21,16 @@ class ModelSource:
     spec: Block | None = None
     description: str = ""
     source: str = ""
+    #: Builds the graph for one input shape, for models whose graph depends on it (an untraceable
+    #: nn.Module recorded by hooks); ``analyze`` prefers it over ``graph`` when set.
+    graph_for: Callable[[Shape], Graph] | None = None
+    #: The nn.Module this model came from (``torch_bridge.fx_import.TorchImport``), for --verify.
+    torch_import: Any = None
 
 
 def load_model(model: Any, **kwargs: Any) -> ModelSource:
-    """Accept a zoo name, a spec :class:`Block`, a :class:`Graph` or a :class:`ModelSource`."""
+    """Accept a MODEL string (zoo name, spec file, ``file.py:Net``, ``module:make(...)``), a spec
+    :class:`Block`, a :class:`Graph`, an ``nn.Module`` instance or a :class:`ModelSource`."""
     if isinstance(model, ModelSource):
         return model
     if isinstance(model, Graph):
@@ -32,13 +38,17 @@ def load_model(model: Any, **kwargs: Any) -> ModelSource:
     if isinstance(model, Block):
         return ModelSource("model", model.to_graph("model"), None, model)
     if isinstance(model, str):
-        from .zoo import get_entry
+        from .sources import resolve
 
-        entry = get_entry(model)
-        spec = entry.spec(**kwargs)
-        return ModelSource(entry.name, spec.to_graph(entry.name), entry.default_input, spec,
-                           entry.description, entry.source)
-    raise SpecError(f"cannot analyse a {type(model).__name__}; give a zoo name, a spec or a graph")
+        return resolve(model, **kwargs)
+    from .sources import is_torch_module
+
+    if is_torch_module(model):  # decided without importing torch
+        from .torch_bridge.fx_import import module_source
+
+        return module_source(model)
+    raise SpecError(f"cannot analyse a {type(model).__name__}; give a zoo name, a spec file, "
+                    "a spec Block, a Graph or an nn.Module")
 
 
 def analyze(model: Any, input_shape: Shape | None = None, dtype: str = "float32") -> Analysis:
@@ -51,7 +61,8 @@ def analyze(model: Any, input_shape: Shape | None = None, dtype: str = "float32"
     shape = input_shape if input_shape is not None else src.default_input
     if shape is None:
         raise SpecError("this model has no default input shape; pass input_shape")
-    result = analyze_graph(src.graph, tuple(shape), dtype)
+    graph = src.graph_for(tuple(shape)) if src.graph_for is not None else src.graph
+    result = analyze_graph(graph, tuple(shape), dtype)
     result.model = src.name
     return result
 
@@ -62,6 +73,9 @@ def minimum_input(model: Any, input_shape: Shape | None = None) -> int | None:
     shape = input_shape if input_shape is not None else src.default_input
     if shape is None:
         raise SpecError("this model has no default input shape; pass input_shape")
+    if src.graph_for is not None:
+        raise SpecError(f"{src.name} was recorded at one input size (untraceable forward); "
+                        "cannot scan other sizes")
     return smallest_input(src.graph, tuple(shape))
 
 

@@ -84,6 +84,8 @@ def build_module(model: Any, input_shape: Shape | None = None):
     input, so the module built is exactly the one the table describes.
     """
     src = load_model(model)
+    if src.torch_import is not None:  # the user's own nn.Module: train/run that one, not a copy
+        return src.torch_import.module
     if src.spec is None:
         raise SpecError(f"{src.name} has no spec tree to build a torch module from")
     result = analyze(src, input_shape)
@@ -157,10 +159,17 @@ class NodeCheck:
 def verify(model: Any, input_shape: Shape | None = None, device: str = "meta",
            module=None) -> list[NodeCheck]:
     """Compare the engine's shape at every node with a real forward of the built module."""
-    result: Analysis = analyze(model, input_shape)
-    if module is None:
-        module = build_module(model, result.input_shape)
-    measured = trace_shapes(module, result.input_shape, device=device)
+    src = load_model(model)
+    result: Analysis = analyze(src, input_shape)
+    if module is None and src.torch_import is not None:
+        # A user's own nn.Module: measure it (never a rebuilt copy) with meta stand-in weights.
+        from .fx_import import measure_nodes
+
+        measured = measure_nodes(src.torch_import, result.input_shape)
+    else:
+        if module is None:
+            module = build_module(src, result.input_shape)
+        measured = trace_shapes(module, result.input_shape, device=device)
     checks = [NodeCheck(r.name, r.output_shape, measured.get(r.name)) for r in result.records]
     checks += [NodeCheck(name, b.output_shape, measured.get(name)) for name, b in result.blocks.items()]
     checks.append(NodeCheck("", result.output_shape, measured[""]))

@@ -1,0 +1,100 @@
+"""``shapecalc check MODEL``: does the model fit this input, and if not, what is the smallest fix?
+
+Exit status is the answer, for scripts and CI: 0 fits, 1 does not fit, 2 malformed command line.
+``--input-range LO..HI`` scans square input sizes instead and says which fit, which keep every
+pixel ("exact") and where the others fail.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import click
+
+from ..errors import UsageError
+from ..layers import format_shape
+from .common import parse_shape, shape_option
+
+_RANGE = re.compile(r"^\s*(\d+)\s*(?:\.\.|-|:)\s*(\d+)\s*$")
+MAX_SPAN = 8192
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """``"32..512"`` → ``(32, 512)``; both ends positive, low ≤ high."""
+    match = _RANGE.match(text)
+    if not match:
+        raise UsageError(f"--input-range: expected LOW..HIGH like 32..512, got {text!r}")
+    low, high = int(match.group(1)), int(match.group(2))
+    if low < 1 or high < low:
+        raise UsageError(f"--input-range: need 1 ≤ LOW ≤ HIGH, got {low}..{high}")
+    if high - low > MAX_SPAN:
+        raise UsageError(f"--input-range: at most {MAX_SPAN} sizes at once, got {high - low + 1}")
+    return low, high
+
+
+@click.command()
+@click.argument("model")
+@shape_option()
+@click.option("--input-range", "input_range", metavar="LOW..HIGH", default=None,
+              help="Scan square input sizes LOW..HIGH: which fit, which are exact (no remainder).")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+@click.pass_context
+def check(ctx: click.Context, model: str, input_shape: str | None, input_range: str | None,
+          as_json: bool) -> None:
+    """Say whether MODEL fits an input, and explain the first layer that does not.
+
+    MODEL is a zoo name, a spec file (.json/.yaml/.toml), path/to/file.py:Net or
+    package.module:make_net(num_classes=10). Exit status: 0 fits, 1 does not fit, 2 usage error.
+    """
+    from ..diagnose import compact, diagnose, runs, scan_inputs
+
+    shape = parse_shape(input_shape) if input_shape is not None else None
+    if input_range is not None:
+        low, high = parse_range(input_range)
+        scan = scan_inputs(model, _need_shape(model, shape), low, high)
+        if as_json:
+            click.echo(json.dumps(scan.to_dict(), indent=2))
+        else:
+            head = "×".join(str(v) for v in scan.template[:2]) + "×" + "×".join(
+                "N" for _ in scan.template[2:])
+            click.echo(f"{scan.model}: input {head}, N = {low}..{high}")
+            click.echo(f"  fits       {compact(scan.fits)}  ({len(scan.fits)} sizes)")
+            click.echo(f"  exact      {compact(scan.exact)}  (no remainder at any layer)")
+            drops = runs(scan.drops)
+            text = compact(scan.drops) if len(drops) <= 6 else f"the other {len(scan.drops)} fitting sizes"
+            click.echo(f"  drops px   {text}")
+            for node, sizes in scan.fails.items():
+                click.echo(f"  fails at '{node}'  {compact(sizes)}")
+        ctx.exit(0 if scan.fits else 1)
+    diag = diagnose(model, _need_shape(model, shape))
+    if as_json:
+        click.echo(json.dumps(diag.to_dict(), indent=2, default=list))
+        ctx.exit(0 if diag.fits else 1)
+    if diag.fits:
+        click.echo(f"✓ {diag.summary()}")
+        if diag.dropping:
+            shown = ", ".join(f"'{n}'" for n in diag.dropping[:6])
+            more = f" and {len(diag.dropping) - 6} more" if len(diag.dropping) > 6 else ""
+            click.echo(f"  note: pixels are dropped at {shown}{more} (input size not exact)")
+        ctx.exit(0)
+    click.echo(f"✗ {diag.model} does not fit input {format_shape(diag.input_shape)}")
+    click.echo(f"  at node   '{diag.node}'  {diag.layer}")
+    if diag.expected:
+        click.echo(f"  expected  {diag.expected}")
+        click.echo(f"  got       {diag.got}")
+    click.echo(f"  {diag.problem}")
+    for i, fix in enumerate(diag.fixes, 1):
+        click.echo(f"  fix {i}: {fix}")
+    ctx.exit(1)
+
+
+def _need_shape(model: str, shape: tuple[int, ...] | None) -> tuple[int, ...]:
+    from ..api import load_model
+
+    if shape is not None:
+        return shape
+    src = load_model(model)
+    if src.default_input is None:
+        raise UsageError(f"--input: {src.name} has no default input shape; give one like 1x3x224x224")
+    return src.default_input

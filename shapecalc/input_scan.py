@@ -1,0 +1,97 @@
+"""Which input sizes a model accepts, and which of them keep every pixel ("exact").
+
+``shapecalc check MODEL --input-range 32..512`` answers from here: one engine pass per size,
+microseconds each, so a full scan of a zoo model takes well under a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .api import load_model
+from .errors import ShapeError, SpecError
+from .graph import analyze_graph
+from .layers import Shape
+
+
+def _sized(template: Shape, n: int) -> Shape:
+    return tuple(template[:2]) + (n,) * (len(template) - 2)
+
+
+@dataclass
+class InputScan:
+    """Which square input sizes a model accepts, and which of them keep every pixel ("exact")."""
+
+    model: str
+    template: Shape
+    low: int
+    high: int
+    exact: list[int]
+    drops: list[int]
+    fails: dict[str, list[int]]  # first failing node → sizes
+
+    @property
+    def fits(self) -> list[int]:
+        return sorted(self.exact + self.drops)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "template": list(self.template[:2]) + ["N"] * (len(self.template) - 2),
+            "range": [self.low, self.high],
+            "fits": runs(self.fits), "exact": self.exact, "drops": runs(self.drops),
+            "fails": {k: runs(v) for k, v in self.fails.items()},
+        }
+
+
+def scan_inputs(model: Any, template: Shape | None, low: int, high: int) -> InputScan:
+    src = load_model(model)
+    template = tuple(template) if template is not None else src.default_input
+    if template is None:
+        raise SpecError(f"{src.name} has no default input shape; give one")
+    if src.graph_for is not None:
+        raise SpecError(f"{src.name} was recorded at one input size (its forward is not "
+                        "traceable by torch.fx); an input range cannot be scanned")
+    exact: list[int] = []
+    drops: list[int] = []
+    fails: dict[str, list[int]] = {}
+    for n in range(low, high + 1):
+        try:
+            result = analyze_graph(src.graph, _sized(template, n))
+        except ShapeError as err:
+            fails.setdefault(err.node or "?", []).append(n)
+            continue
+        if any(note.startswith("drops") for r in result.records for note in r.notes):
+            drops.append(n)
+        else:
+            exact.append(n)
+    return InputScan(src.name, template, low, high, exact, drops, fails)
+
+
+def runs(values: list[int]) -> list[list[int]]:
+    """``[1, 2, 3, 7, 8]`` → ``[[1, 3], [7, 8]]``."""
+    out: list[list[int]] = []
+    for v in values:
+        if out and v == out[-1][1] + 1:
+            out[-1][1] = v
+        else:
+            out.append([v, v])
+    return out
+
+
+def compact(values: list[int]) -> str:
+    """Human form of a set of sizes: ranges, or an arithmetic progression written as such."""
+    if not values:
+        return "none"
+    if len(values) >= 4:
+        step = values[1] - values[0]
+        if step > 1 and all(b - a == step for a, b in zip(values, values[1:])):
+            return f"{values[0]}, {values[1]}, …, {values[-1]} (every {step})"
+    parts = [f"{a}" if a == b else f"{a}–{b}" for a, b in runs(values)]
+    if len(parts) > 12:
+        parts = parts[:12] + [f"… ({len(parts) - 12} more runs)"]
+    return ", ".join(parts)
+
+
+__all__ = ["InputScan", "compact", "runs", "scan_inputs"]

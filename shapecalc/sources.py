@@ -1,0 +1,186 @@
+"""Resolve a MODEL string: a zoo name, a spec file, or a Python target that builds an nn.Module.
+
+Accepted forms (the same wherever a MODEL is: ``show``, ``graph``, ``check``, ``train --model``)::
+
+    alexnet                              a zoo name
+    net.json / net.yaml / net.toml       a spec file (no torch needed)
+    path/to/file.py:Net                  a class (instantiated with no arguments) in a file
+    package.module:Net                   the same, from an importable module
+    module:make_net(num_classes=10)      a factory or class called with literal arguments
+
+Arguments are parsed with :mod:`ast` and read with ``ast.literal_eval``: a MODEL string is data,
+never code, so ``make_net(__import__('os'))`` is refused rather than run.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import SpecError
+
+FORMS = "a zoo name, a spec file (.json/.yaml/.toml), path/to/file.py:Net or package.module:Net"
+
+
+def is_torch_module(obj: Any) -> bool:
+    """True for ``nn.Module`` instances, decided from the class hierarchy without importing torch."""
+    return any(c.__name__ == "Module" and c.__module__ == "torch.nn.modules.module"
+               for c in type(obj).__mro__)
+
+
+def resolve(text: str, **zoo_kwargs: Any):
+    """The :class:`~shapecalc.api.ModelSource` that ``text`` names."""
+    from .api import ModelSource
+    from .zoo import ZOO, get_entry
+
+    raw = str(text).strip()
+    if not raw:
+        raise SpecError(f"MODEL is empty; give {FORMS}")
+    if raw.lower() in ZOO:
+        entry = get_entry(raw)
+        spec = entry.spec(**zoo_kwargs)
+        return ModelSource(entry.name, spec.to_graph(entry.name), entry.default_input, spec,
+                           entry.description, entry.source)
+    from .specfile import is_spec_path, load_spec
+
+    if is_spec_path(raw) and ":" not in raw:
+        doc = load_spec(raw)
+        return ModelSource(doc.name, doc.block.to_graph(doc.name), doc.input_shape, doc.block,
+                           f"spec file {raw}", raw)
+    if ":" in raw:
+        return from_target(raw)
+    if raw.endswith(".py"):
+        raise SpecError(f"{raw}: name the class or factory in it, like {raw}:Net")
+    try:
+        get_entry(raw)
+    except SpecError as err:
+        raise SpecError(f"{err}; MODEL can also be {FORMS}") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def parse_target(target: str) -> tuple[list[str], list[Any], dict[str, Any], bool]:
+    """``"make_net(3, num_classes=10)"`` → (["make_net"], [3], {"num_classes": 10}, called=True)."""
+    try:
+        tree = ast.parse(target.strip(), mode="eval").body
+    except SyntaxError as err:
+        raise SpecError(f"cannot parse {target!r}: {err.msg}; expected Name or name(arg=value, ...)") from None
+    called = isinstance(tree, ast.Call)
+    func = tree.func if called else tree
+    path = _dotted(func)
+    if path is None:
+        raise SpecError(f"{target!r}: expected a name like Net or make_net(num_classes=10)")
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    if called:
+        for i, node in enumerate(tree.args):
+            args.append(_literal(node, f"argument {i + 1}", target))
+        for kw in tree.keywords:
+            if kw.arg is None:
+                raise SpecError(f"{target!r}: **kwargs is not allowed; write name=value")
+            kwargs[kw.arg] = _literal(kw.value, kw.arg, target)
+    return path, args, kwargs, called
+
+
+def _dotted(node: ast.AST) -> list[str] | None:
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, ast.Attribute):
+        head = _dotted(node.value)
+        return None if head is None else head + [node.attr]
+    return None
+
+
+def _literal(node: ast.AST, what: str, target: str) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, SyntaxError, TypeError):
+        raise SpecError(
+            f"{target!r}: {what} must be a literal (number, string, tuple, list, dict, True/False/None), "
+            f"got {ast.unparse(node)!r}"
+        ) from None
+
+
+@contextmanager
+def _on_path(folder: str) -> Iterator[None]:
+    """Let the user's file import its neighbours, without leaving the folder on sys.path."""
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        try:
+            sys.path.remove(folder)
+        except ValueError:
+            pass
+
+
+def import_module_of(location: str) -> Any:
+    """Import ``path/to/file.py`` or ``package.module``; failures become one-line SpecErrors."""
+    try:
+        if location.endswith(".py") or "/" in location or "\\" in location:
+            path = Path(location)
+            if not path.is_file():
+                raise SpecError(f"{location}: no such Python file")
+            name = f"_shapecalc_user_{abs(hash(str(path.resolve())))}"
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                raise SpecError(f"{location}: cannot be imported as Python")
+            module = importlib.util.module_from_spec(spec)
+            with _on_path(str(path.resolve().parent)):
+                sys.modules[name] = module
+                spec.loader.exec_module(module)
+            return module
+        with _on_path(str(Path.cwd())):
+            return importlib.import_module(location)
+    except SpecError:
+        raise
+    except ModuleNotFoundError as err:
+        raise SpecError(f"cannot import {location!r}: {err}") from None
+    except Exception as err:  # the user's module raised while importing
+        raise SpecError(f"importing {location} failed: {type(err).__name__}: {err}") from None
+
+
+def from_target(text: str):
+    """``location:Name`` / ``location:factory(args)`` → a ModelSource (Module, Block or spec)."""
+    from .api import ModelSource
+    from .blocks import Block
+
+    location, target = text.split(":", 1)
+    if not location or not target.strip():
+        raise SpecError(f"{text!r}: expected path/to/file.py:Net or package.module:Net")
+    path, args, kwargs, called = parse_target(target)
+    module = import_module_of(location)
+    obj: Any = module
+    for i, part in enumerate(path):
+        if not hasattr(obj, part):
+            import difflib
+
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            hint = difflib.get_close_matches(part, names, n=1)
+            where = location if i == 0 else ".".join(path[:i])
+            raise SpecError(f"{where} has no {part!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+        obj = getattr(obj, part)
+    label = ".".join(path)
+    if isinstance(obj, type) or (callable(obj) and not is_torch_module(obj)):
+        try:
+            obj = obj(*args, **kwargs)
+        except Exception as err:
+            hint = "" if called else f"; give arguments like {location}:{label}(num_classes=10)"
+            raise SpecError(f"{label}() failed: {type(err).__name__}: {err}{hint}") from None
+    elif called:
+        raise SpecError(f"{label} is a {type(obj).__name__}, not something to call with arguments")
+    name = path[-1]
+    if isinstance(obj, Block):
+        return ModelSource(name, obj.to_graph(name), None, obj, f"spec from {text}", text)
+    if is_torch_module(obj):
+        from .torch_bridge.fx_import import module_source
+
+        return module_source(obj, name=name, source=text)
+    raise SpecError(f"{text} gave a {type(obj).__name__}; expected an nn.Module (or a shapecalc spec Block)")
+
+
+__all__ = ["FORMS", "from_target", "import_module_of", "is_torch_module", "parse_target", "resolve"]

@@ -1,0 +1,239 @@
+"""Running a user's module (or one op of it) on the meta device, without touching its weights.
+
+The meta device gives shapes without memory or compute. A module is never moved there in
+place (``module.to("meta")`` would destroy the user's weights): its parameters and buffers are
+swapped for meta stand-ins for the duration of one call with ``torch.func.functional_call``,
+in eval mode so that batch-statistics layers accept a batch of one, and every flag is restored.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterator
+
+from ..errors import ShapeError, SpecError
+from ..layers import RF, Layer, Shape
+
+
+def torch_module():
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - only without the extra
+        raise SpecError("analysing an nn.Module needs PyTorch: pip install 'shapecalc[torch]'") from None
+    return torch
+
+
+def meta_state(module) -> dict[str, Any]:
+    """Meta stand-ins for every parameter and buffer (shared ones under each of their names)."""
+    torch = torch_module()
+    state: dict[str, Any] = {}
+    made: dict[int, Any] = {}
+    items = list(module.named_parameters(remove_duplicate=False)) + list(
+        module.named_buffers(remove_duplicate=False))
+    for name, value in items:
+        if value is None:
+            continue
+        if isinstance(value, torch.nn.parameter.UninitializedTensorMixin):
+            raise SpecError(
+                f"'{name}' belongs to a lazy module that has not run yet; run one forward "
+                "(model(torch.zeros(shape))) before measuring it with torch"
+            )
+        # Tied weights (one tensor under two names) must stay one tensor for functional_call.
+        if id(value) not in made:
+            made[id(value)] = torch.empty_like(value, device="meta")
+        state[name] = made[id(value)]
+    return state
+
+
+@contextmanager
+def eval_mode(module) -> Iterator[None]:
+    """Eval mode for one measurement, then every submodule's own flag back."""
+    flags = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+def has_uninitialized(module) -> bool:
+    torch = torch_module()
+    mixin = torch.nn.parameter.UninitializedTensorMixin
+    return any(isinstance(t, mixin) for t in list(module.parameters()) + list(module.buffers()))
+
+
+def meta_clone(module):
+    """A copy of ``module`` whose every parameter and buffer is a meta stand-in (no real copy).
+
+    ``deepcopy`` is handed the stand-ins through its memo, so no weight is ever copied, and
+    uninitialized lazy tensors (which refuse to be copied) become fresh meta ones.
+    """
+    import copy
+
+    torch = torch_module()
+    nn = torch.nn
+    mixin = nn.parameter.UninitializedTensorMixin
+    memo: dict[int, Any] = {}
+    for sub in module.modules():
+        for p in sub._parameters.values():
+            if p is None or id(p) in memo:
+                continue
+            if isinstance(p, mixin):
+                memo[id(p)] = nn.UninitializedParameter(p.requires_grad, device="meta")
+            else:
+                memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), p.requires_grad)
+        for b in sub._buffers.values():
+            if b is None or id(b) in memo:
+                continue
+            memo[id(b)] = (nn.UninitializedBuffer(device="meta") if isinstance(b, mixin)
+                           else torch.empty_like(b, device="meta"))
+    return copy.deepcopy(module, memo)
+
+
+def call_on_meta(module, *args: Any, **kwargs: Any) -> Any:
+    """``module(*args)`` with meta weights; ``args`` should already be meta tensors.
+
+    Lazy modules that never ran have no weights to stand in for: a throw-away copy is moved to
+    meta and materialises there, so the user's module stays lazy and untouched.
+    """
+    torch = torch_module()
+    from torch.func import functional_call
+
+    with torch.no_grad():
+        if has_uninitialized(module):
+            clone = meta_clone(module)
+            clone.eval()
+            return clone(*args, **kwargs)
+        with eval_mode(module):
+            return functional_call(module, meta_state(module), args, kwargs)
+
+
+def meta_input(shape: Shape):
+    torch = torch_module()
+    return torch.zeros(tuple(shape), device="meta")
+
+
+def torch_error(err: Exception) -> str:
+    """Torch's own message, first line only: that is the sentence a user would have seen."""
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+@dataclass(frozen=True)
+class MeasuredLayer(Layer):
+    """A node whose output shape comes from running torch on the meta device.
+
+    Used for modules and ops the engine has no formula for. ``runner(*input_shapes)`` returns
+    ``(output_shape, macs)``; answers are cached per input shapes, so an input-range scan costs
+    one meta run per distinct size. The table marks these rows "measured", not "derived".
+    """
+
+    label: str
+    op_type: str = "Measured"
+    params: int = 0
+    note: str = "shape measured on the meta device"
+    runner: Callable[..., tuple[Shape, int]] | None = field(default=None, compare=False, repr=False)
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    kind: ClassVar[str] = "other"
+    arity: ClassVar[int] = 0
+
+    def _run(self, inputs: tuple[Shape, ...]) -> tuple[Shape, int]:
+        key = tuple(tuple(s) for s in inputs)
+        if key not in self.cache:
+            if self.runner is None:
+                raise ShapeError("no way to measure this node", layer=self.label)
+            self.cache[key] = self.runner(*key)
+        return self.cache[key]
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        return self._run(inputs)[0]
+
+    def param_count(self, *inputs: Shape) -> int:
+        return self.params
+
+    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+        return self._run(inputs)[1]
+
+    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
+        return None  # unknown op: no claim about what it sees
+
+    def notes(self, output: Shape, *inputs: Shape) -> list[str]:
+        return [self.note] if self.note else []
+
+    @property
+    def type_name(self) -> str:
+        return self.op_type
+
+    def describe(self) -> str:
+        return self.label
+
+    def arguments(self) -> dict[str, Any]:
+        return {}
+
+
+def measured_runner(fn: Callable[..., Any], label: str) -> Callable[..., tuple[Shape, int]]:
+    """Wrap ``fn(*meta_tensors)`` as a runner: shape of the result, MACs from torch's FLOP counter."""
+
+    def run(*shapes: Shape) -> tuple[Shape, int]:
+        torch = torch_module()
+        from torch.utils.flop_counter import FlopCounterMode
+
+        tensors = [meta_input(s) for s in shapes]
+        counter = FlopCounterMode(display=False)
+        try:
+            with counter, torch.no_grad():
+                out = fn(*tensors)
+        except Exception as err:  # torch refused the shapes: that is the user's shape bug
+            raise ShapeError(f"torch refused the input {' and '.join(_fmt(s) for s in shapes)}: "
+                             f"{torch_error(err)}", layer=label,
+                             numbers={"input_shapes": shapes}) from None
+        if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+            out = out[0]
+        if not isinstance(out, torch.Tensor):
+            raise ShapeError(f"returns a {type(out).__name__}, not a tensor", layer=label)
+        return tuple(out.shape), counter.get_total_flops() // 2
+
+    return run
+
+
+def _fmt(shape: Shape) -> str:
+    return "×".join(map(str, shape))
+
+
+def record_module_shapes(module, input_shape: Shape, run: Callable[..., Any] | None = None
+                         ) -> dict[str, Shape]:
+    """Output shape of every submodule call in one meta forward (repeat calls as ``name#2``, …)."""
+    torch = torch_module()
+    shapes: dict[str, Shape] = {}
+    calls: dict[str, int] = {}
+    handles = []
+    for name, sub in module.named_modules():
+        if not name:
+            continue
+
+        def hook(_m, _inp, out, name=name):
+            if isinstance(out, torch.Tensor):
+                calls[name] = calls.get(name, 0) + 1
+                key = name if calls[name] == 1 else f"{name}#{calls[name]}"
+                shapes[key] = tuple(out.shape)
+
+        handles.append(sub.register_forward_hook(hook))
+    try:
+        if run is None:
+            out = call_on_meta(module, meta_input(input_shape))
+        else:  # a runner that may retry: only its last attempt's calls count
+            def reset() -> None:
+                shapes.clear()
+                calls.clear()
+
+            out = run(module, input_shape, reset)
+    finally:
+        for h in handles:
+            h.remove()
+    if isinstance(out, (tuple, list)) and out:
+        out = out[0]
+    shapes[""] = tuple(out.shape)
+    return shapes

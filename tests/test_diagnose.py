@@ -1,0 +1,168 @@
+"""Diagnoses say which layer, what it expected, what it got and the smallest verified fixes."""
+
+from __future__ import annotations
+
+import pytest
+
+from shapecalc import ShapeError, analyze
+from shapecalc.blocks import Branches, Residual, Sequential
+from shapecalc.diagnose import compact, diagnose, runs, scan_inputs, shapes_until
+from shapecalc.errors import SpecError
+from shapecalc.layers import (
+    BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU,
+)
+from shapecalc.layers.functional import Reshape
+
+
+def alexnet_with(in_features: int) -> Sequential:
+    return Sequential(
+        Conv2d(1, 96, 11, stride=4, padding=1), ReLU(), MaxPool2d(3, stride=2),
+        Conv2d(96, 256, 5, padding=2), ReLU(), MaxPool2d(3, stride=2),
+        Conv2d(256, 384, 3, padding=1), ReLU(), Conv2d(384, 384, 3, padding=1), ReLU(),
+        Conv2d(384, 256, 3, padding=1), ReLU(), MaxPool2d(3, stride=2),
+        Flatten(), Linear(in_features, 4096), ReLU(), Linear(4096, 10),
+    )
+
+
+def test_linear_features_word_for_word():
+    d = diagnose(alexnet_with(9216), (1, 1, 224, 224))
+    assert not d.fits and d.node == "14"
+    assert d.summary() == (
+        "Linear(9216, 4096) receives 6400 features (256×5×5) at input 224×224: set in_features=6400, "
+        "or use input 225×225 (gives 256×6×6 = 9216; sizes 225 to 256 all work)"
+    )
+    assert (d.expected, d.got) == ("9216 input features", "6400 features (256×5×5)")
+
+
+def test_suggested_fixes_really_fit():
+    assert diagnose(alexnet_with(6400), (1, 1, 224, 224)).fits
+    assert diagnose(alexnet_with(9216), (1, 1, 225, 225)).fits
+    assert diagnose(alexnet_with(9216), (1, 1, 256, 256)).fits
+    assert not diagnose(alexnet_with(9216), (1, 1, 257, 257)).fits
+
+
+def test_fits_lists_layers_that_drop_pixels():
+    d = diagnose("alexnet", (1, 1, 224, 224))
+    assert d.fits and d.output_shape == (1, 10)
+    assert d.dropping == ["0", "2", "5", "12"]
+    assert diagnose("alexnet", (1, 1, 225, 225)).dropping == []
+
+
+def test_residual_stride_fixes_are_verified():
+    body = Sequential(Conv2d(16, 32, 3, stride=2, padding=1), ReLU(), Conv2d(32, 32, 3, padding=1))
+    block = Sequential(Residual(body, Conv2d(16, 32, 1), ReLU()))
+    d = diagnose(block, (1, 16, 32, 32))
+    assert d.node == "0.add"
+    assert d.problem == ("the residual add '0.add' gets 1×32×16×16 from '0.body.2' and 1×32×32×32 "
+                         "from '0.shortcut' at input 32×32")
+    assert d.fixes == ["set stride=1 on '0.body.0' (Conv2d(16→32, k=3, s=2, p=1))",
+                       "set stride=2 on '0.shortcut' (Conv2d(16→32, k=1))"]
+
+
+def test_identity_shortcut_gets_a_projection():
+    body = Sequential(Conv2d(16, 32, 3, stride=2, padding=1), ReLU())
+    d = diagnose(Sequential(Residual(body)), (1, 16, 32, 32))
+    assert d.fixes[-1] == ("give the shortcut a Conv2d(16, 32, kernel_size=1, stride=2) instead of "
+                           "the identity ('input' passes 1×16×32×32)")
+
+
+def test_concat_branch_padding():
+    model = Sequential(Branches(Conv2d(4, 8, 3, padding=1), Conv2d(4, 8, 3)))
+    d = diagnose(model, (1, 4, 16, 16))
+    assert d.node == "0.cat" and "concatenation" in d.problem
+    assert "set padding=0 on '0.0' (Conv2d(4→8, k=3, p=1))" in d.fixes
+    assert "set padding=1 on '0.1' (Conv2d(4→8, k=3))" in d.fixes
+
+
+def test_channel_mismatch_names_both_ends():
+    model = Sequential(Conv2d(3, 16, 3, padding=1), ReLU(), Conv2d(32, 64, 3))
+    d = diagnose(model, (1, 3, 32, 32))
+    assert d.summary() == (
+        "Conv2d(32→64, k=3) at '2' expects 32 input channels but receives 16 (1×16×32×32 from '1') "
+        "at input 32×32: set in_channels=16, or set out_channels=32 on '0' (Conv2d(3→16, k=3, p=1))"
+    )
+    # With a BatchNorm(16) in between, widening the first conv would break it: not suggested.
+    guarded = Sequential(Conv2d(3, 16, 3), BatchNorm2d(16), Conv2d(32, 64, 3))
+    assert diagnose(guarded, (1, 3, 32, 32)).fixes == ["set in_channels=16"]
+
+
+def test_input_too_small_suggests_padding_and_size():
+    model = Sequential(Conv2d(3, 16, 5), MaxPool2d(2), Conv2d(16, 16, 5))
+    d = diagnose(model, (1, 3, 8, 8))
+    assert d.node == "2"
+    assert d.fixes == ["set padding=2", "use input 14×14 (gives 1×16×1×1; any size from 14 up works)"]
+
+
+def test_reshape_mismatch():
+    model = Sequential(Conv2d(3, 8, 3), Reshape((-1, 7200)), Linear(7200, 10))
+    d = diagnose(model, (2, 3, 28, 28))
+    assert d.problem == "Reshape(-1, 7200) at '1' receives 2×8×26×26 (5408 per sample) at input 28×28"
+    assert d.fixes[0] == "view it as (N, -1) or (N, 5408)"
+    assert d.fixes[1].startswith("use input 32×32 (gives 2×7200")
+
+
+def test_to_dict_and_missing_input():
+    d = diagnose(alexnet_with(9216), (1, 1, 224, 224)).to_dict()
+    assert d["fits"] is False and d["node"] == "14" and d["summary"].startswith("Linear(9216, 4096)")
+    with pytest.raises(SpecError, match="no default input"):
+        diagnose(alexnet_with(9216))
+
+
+def test_shapes_until_stops_before_the_node():
+    shapes = shapes_until(alexnet_with(9216).to_graph(), (1, 1, 224, 224), "13")
+    assert shapes["12"] == (1, 256, 5, 5) and "13" not in shapes
+    with pytest.raises(ShapeError):
+        shapes_until(alexnet_with(9216).to_graph(), (1, 1, 224, 224))
+
+
+def test_scan_alexnet_exact_sizes():
+    scan = scan_inputs("alexnet", None, 32, 512)
+    assert scan.exact == list(range(65, 482, 32))
+    assert scan.fails == {"5": [32], "12": list(range(33, 65))}
+    assert scan.fits == list(range(65, 513))
+    assert set(scan.drops) == set(range(65, 513)) - set(scan.exact)
+    data = scan.to_dict()
+    assert data["fits"] == [[65, 512]] and data["template"] == [1, 1, "N", "N"]
+    assert compact(scan.exact) == "65, 97, …, 481 (every 32)"
+
+
+def test_scan_fixed_linear_has_one_window():
+    scan = scan_inputs(alexnet_with(9216), (1, 1, 224, 224), 200, 270)
+    assert scan.fits == list(range(225, 257))
+    assert scan.fails["14"] == list(range(200, 225)) + list(range(257, 271))
+
+
+def test_runs_and_compact():
+    assert runs([1, 2, 3, 7, 8, 10]) == [[1, 3], [7, 8], [10, 10]]
+    assert compact([1, 2, 3, 7, 8, 10]) == "1–3, 7–8, 10"
+    assert compact([]) == "none"
+
+
+def test_analyze_agrees_with_diagnosis():
+    with pytest.raises(ShapeError) as err:
+        analyze(alexnet_with(9216), (1, 1, 224, 224))
+    assert err.value.node == diagnose(alexnet_with(9216), (1, 1, 224, 224)).node
+
+
+# ------------------------------------------------------------------ the corpus bugs (torch)
+def test_corpus_bugs_word_for_word():
+    pytest.importorskip("torch")
+    from corpus import special
+
+    d = diagnose(special.AlexNetBug(), (1, 1, 224, 224))
+    assert d.node == "classifier.1"
+    assert d.summary() == (
+        "Linear(9216, 4096) receives 6400 features (256×5×5) at input 224×224: set in_features=6400, "
+        "or use input 225×225 (gives 256×6×6 = 9216; sizes 225 to 256 all work)"
+    )
+    d = diagnose(special.ResidualStrideBug(), (1, 16, 32, 32))
+    assert d.summary() == (
+        "the residual add 'add' gets 1×32×16×16 from 'conv2' and 1×32×32×32 from 'shortcut' at input "
+        "32×32: set stride=1 on 'conv1' (Conv2d(16→32, k=3, s=2, p=1)), or set stride=2 on 'shortcut' "
+        "(Conv2d(16→32, k=1))"
+    )
+    d = diagnose(special.channel_bug(), (1, 3, 32, 32))
+    assert d.summary() == (
+        "Conv2d(32→64, k=3, p=1) at '3' expects 32 input channels but receives 16 (1×16×32×32 from "
+        "'2') at input 32×32: set in_channels=16"
+    )

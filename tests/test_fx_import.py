@@ -1,0 +1,222 @@
+"""nn.Module → engine graph: module mapping, fx op mapping, measured nodes, hooks fallback, safety."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+import shapecalc  # noqa: E402
+from shapecalc import SpecError  # noqa: E402
+from shapecalc.diagnose import scan_inputs  # noqa: E402
+from shapecalc.torch_bridge import verify  # noqa: E402
+from shapecalc.torch_bridge.fx_import import module_to_layer, module_to_spec  # noqa: E402
+
+MODULES = [
+    (nn.Conv2d(3, 8, (3, 5), stride=2, padding=(1, 2), bias=False), (1, 3, 17, 19)),
+    (nn.Conv1d(2, 4, 3, dilation=2, groups=2, padding_mode="reflect", padding=2), (1, 2, 20)),
+    (nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1), (1, 4, 7, 7)),
+    (nn.Linear(12, 5, bias=False), (3, 12)),
+    (nn.BatchNorm2d(6, affine=False), (2, 6, 4, 4)),
+    (nn.GroupNorm(2, 6), (2, 6, 4, 4)),
+    (nn.LayerNorm([4, 4]), (2, 6, 4, 4)),
+    (nn.MaxPool2d(3, 2, 1, ceil_mode=True), (1, 2, 10, 10)),
+    (nn.AvgPool2d(2, count_include_pad=False), (1, 2, 9, 9)),
+    (nn.AdaptiveAvgPool2d((None, 3)), (1, 2, 9, 7)),
+    (nn.Flatten(2), (1, 2, 3, 4)),
+    (nn.GELU(approximate="tanh"), (1, 3)),
+    (nn.LeakyReLU(0.3), (1, 3)),
+    (nn.Upsample(scale_factor=2, mode="bilinear"), (1, 2, 3, 5)),
+    (nn.Dropout2d(0.1), (1, 2, 3, 3)),
+    (nn.PReLU(4), (1, 4, 3, 3)),
+    (nn.Softmax(dim=1), (2, 5)),
+]
+
+
+@pytest.mark.parametrize("module, shape", MODULES, ids=lambda v: type(v).__name__ if isinstance(v, nn.Module) else "")
+def test_module_to_layer_matches_torch(module, shape):
+    layer = module_to_layer(module)
+    assert layer is not None and layer.type_name == type(module).__name__
+    with torch.no_grad():
+        out = module.eval()(torch.zeros(shape))
+    assert layer.output_shape(shape) == tuple(out.shape)
+    assert layer.param_count(shape) == sum(p.numel() for p in module.parameters())
+
+
+def test_unknown_and_lazy_modules():
+    assert module_to_layer(nn.PixelShuffle(2)) is None
+
+    class MyConv(nn.Conv2d):  # a user's subclass may change forward: never assumed
+        pass
+
+    assert module_to_layer(MyConv(1, 1, 1)) is None
+    lazy = module_to_layer(nn.LazyConv2d(8, 3))
+    assert lazy.type_name == "Conv2d" and lazy.in_channels is None
+    assert module_to_layer(nn.LazyLinear(4)).in_features is None
+    assert module_to_spec(nn.Sequential(nn.ReLU(), nn.PixelShuffle(2))) is None
+
+
+class Functional(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = F.relu6(self.conv(x)) * 0.5 - 1
+        y = torch.sigmoid(y) + torch.tanh(y)
+        y = F.max_pool2d(y, kernel_size=2, stride=2)
+        y = torch.cat([y, y], 1)[:, :8]
+        y = y.mean((2, 3), keepdim=True)
+        y = y.view(y.size(0), -1)
+        return F.softmax(self.fc(y), dim=1)
+
+
+def test_functional_ops_are_derived_layers():
+    result = shapecalc.analyze(Functional(), (2, 3, 12, 12))
+    kinds = {r.name: (r.type, r.origin) for r in result.records}
+    assert kinds["relu6"] == ("ReLU6", "derived")
+    assert kinds["mul"][0] == "Elementwise" and kinds["sub"][0] == "Elementwise"
+    assert kinds["add"] == ("Add", "derived")
+    assert kinds["max_pool2d"] == ("MaxPool2d", "derived")
+    assert kinds["cat"] == ("Concat", "derived")
+    assert kinds["getitem"] == ("getitem", "measured")  # slicing has no formula: measured
+    assert kinds["mean"] == ("Mean", "derived")
+    assert kinds["view"] == ("Reshape", "derived")
+    assert result.record("view").description == "Reshape(N, -1)"
+    assert result.record("getitem").description == "getitem[(:, :8)]"
+    assert result.output_shape == (2, 4)
+    assert all(c.ok for c in verify(Functional(), (2, 3, 12, 12)))
+    # derived nodes answer other input sizes without torch; the measured one reruns on meta
+    assert shapecalc.analyze(Functional(), (1, 3, 20, 20)).record("max_pool2d").output_shape == (1, 8, 9, 9)
+
+
+def test_view_with_a_foreign_dim_is_measured():
+    class Odd(nn.Module):
+        def forward(self, x):
+            return x.view(x.size(1), -1)
+
+    rec = shapecalc.analyze(Odd(), (2, 3, 4)).record("view")
+    assert rec.origin == "measured" and rec.output_shape == (3, 8)
+
+
+def test_blocks_are_labelled_with_module_classes():
+    from corpus import blocks
+
+    result = shapecalc.analyze(blocks.TinyResNet(), (1, 3, 32, 32))
+    assert result.blocks["layer1"].type == "Sequential"
+    assert result.blocks["layer2.0"].type == "BasicBlock"
+    assert result.blocks["layer2.0"].output_shape == (1, 32, 16, 16)
+    assert "layer2.0.add" in [r.name for r in result.records]
+
+
+def test_the_users_module_is_left_untouched():
+    from corpus import functional
+
+    model = functional.LazyNet()
+    model.train()
+    shapecalc.analyze(model, (2, 3, 32, 32))
+    assert all(c.ok for c in verify(model, (2, 3, 32, 32)))
+    assert type(model.classifier).__name__ == "LazyLinear"  # still lazy: measured on a meta clone
+    assert model.training and model.features[1].training
+    with torch.no_grad():
+        model(torch.zeros(2, 3, 32, 32))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert all(c.ok for c in verify(model, (2, 3, 32, 32)))
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) and after[k].device.type == "cpu" for k in before)
+
+
+def test_untraceable_forward_falls_back_to_hooks():
+    from corpus import special
+
+    model = special.DataDependent()
+    src = shapecalc.load_model(model)
+    assert src.torch_import.mode == "hooks" and src.graph is None
+    assert "could not trace" in src.description and "control flow" in src.description
+    result = shapecalc.analyze(model, (1, 3, 14, 14))
+    assert [r.name for r in result.records] == ["conv", "extra.input", "extra", "fc.input", "fc"]
+    assert result.record("fc.input").origin == "measured"
+    assert result.record("conv").origin == "derived"
+    with pytest.raises(shapecalc.ShapeError, match="mat1 and mat2 shapes cannot be multiplied") as err:
+        shapecalc.analyze(model, (1, 3, 16, 16))
+    assert err.value.node == "fc"  # cut at the leaf torch was running, explained by the engine
+    from shapecalc.diagnose import diagnose
+
+    assert diagnose(model, (1, 3, 16, 16)).summary() == (
+        "Linear(288, 10) receives 392 features at input 16×16: set in_features=392")
+    with pytest.raises(SpecError, match="cannot be scanned"):
+        scan_inputs(model, (1, 3, 14, 14), 10, 20)
+    with pytest.raises(SpecError, match="recorded at one input size"):
+        shapecalc.minimum_input(model, (1, 3, 14, 14))
+
+
+def test_inputs_and_outputs_of_the_forward():
+    class Two(nn.Module):
+        def forward(self, x, y):
+            return x + y
+
+    with pytest.raises(SpecError, match="second input 'y'"):
+        shapecalc.load_model(Two())
+
+    class Optional(nn.Module):
+        def forward(self, x, scale=2.0):
+            return x * scale
+
+    assert shapecalc.analyze(Optional(), (1, 3)).output_shape == (1, 3)
+
+    class Pair(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 2), nn.Linear(3, 5)
+
+        def forward(self, x):
+            return self.a(x), self.b(x)
+
+    src = shapecalc.load_model(Pair())
+    assert src.torch_import.notes == ["forward returns 2 values; the first tensor is analysed"]
+    assert shapecalc.analyze(Pair(), (1, 3)).output_shape == (1, 2)
+
+
+@pytest.mark.parametrize("name", sorted(__import__("shapecalc.zoo", fromlist=["ZOO"]).ZOO))
+def test_zoo_module_imports_back_to_the_same_table(name):
+    """zoo spec → nn.Module (on meta: no memory) → chain/fx import: the same nodes, node for node."""
+    from shapecalc.torch_bridge import build_module
+    from shapecalc.zoo import ZOO
+
+    with torch.device("meta"):
+        module = build_module(name)
+    spec = shapecalc.analyze(name)
+    imported = shapecalc.analyze(module, ZOO[name].default_input)
+
+    def rows(result):  # fx runs a residual's shortcut first: compare by name, not by order
+        return {r.name: (r.type, r.description, r.input_shapes, r.output_shape, r.params, r.macs,
+                         r.shared, r.origin) for r in result.records}
+
+    assert rows(imported) == rows(spec)
+    assert (imported.total_params, imported.total_macs) == (spec.total_params, spec.total_macs)
+    for path, block in imported.blocks.items():  # empty identity branches have no nodes to trace
+        theirs = spec.blocks[path]
+        assert (block.output_shape, block.params, block.macs) == (
+            theirs.output_shape, theirs.params, theirs.macs), path
+
+
+def test_tied_weights_count_once():
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = nn.Linear(4, 8, bias=False)
+            self.mid = nn.Linear(8, 4, bias=False)
+            self.dec = nn.Linear(4, 8, bias=False)
+            self.dec.weight = self.enc.weight  # one tensor, two modules
+
+        def forward(self, x):
+            return self.dec(self.mid(self.enc(x)))
+
+    model = Tied()
+    result = shapecalc.analyze(model, (2, 4))
+    assert result.total_params == sum(p.numel() for p in model.parameters()) == 64
+    assert [r.shared for r in result.records] == [False, False, True]
+    assert all(c.ok for c in verify(model, (2, 4)))
