@@ -12,6 +12,7 @@ the numbers that broke, and never imports torch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import gcd
 
 from .errors import ConfigError, ShapeError
 
@@ -184,13 +185,21 @@ class AxisRF:
         )
 
     def through_transposed(self, k: int, s: int, p_left: int, d: int = 1) -> "AxisRF":
-        """Field after a transposed conv: each output sees ``ceil(span/s)`` inputs."""
+        """Field after a transposed conv, whose outputs see different numbers of inputs.
+
+        Output ``o`` gets input ``i`` through tap ``t`` when ``o = i·s + t·d − p_left``, so the
+        inputs it sees lie in ``[(o + p_left − (span−1))/s, (o + p_left)/s]``: the centre is
+        ``(o + p_left − (span−1)/2)/s``. Only taps ``t`` congruent modulo ``s/g``
+        (``g = gcd(s, d)``) meet one output, so the widest fan-in spans
+        ``floor((k−1)·g/s)·(d/g) + 1`` inputs (``ceil(k/s)`` at ``d = 1``): that is ``size``.
+        """
+        g = gcd(s, d)
+        taps = ((k - 1) * g // s) * (d // g) + 1
         span = effective_kernel(k, d)
-        taps = -(-span // s)
         return AxisRF(
             size=self.size + (taps - 1) * self.jump,
             jump=self.jump / s,
-            start=self.start - (p_left - (span - 1) / 2) * self.jump / s,
+            start=self.start + (p_left - (span - 1) / 2) * self.jump / s,
         )
 
     def describe(self) -> str:

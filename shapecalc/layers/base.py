@@ -28,6 +28,10 @@ def per_axis(name: str, value: int | Sequence[int], ndim: int) -> tuple[int, ...
         raise ConfigError(f"{name} must be an int or a tuple of {ndim} ints, got {value!r}")
     if isinstance(value, int):
         return (value,) * ndim
+    if not isinstance(value, (tuple, list)):  # a float or a string: never iterate it
+        raise ConfigError(
+            f"{name} must be an int or a tuple of {ndim} ints, got {value!r}", numbers={name: value}
+        )
     values = tuple(value)
     if len(values) == 1:
         values = values * ndim

@@ -155,7 +155,8 @@ class _BatchNormNd(Layer):
                 f"expects a {' or '.join(f'{r}-D' for r in self.ranks)} input, got {len(inp)}-D {format_shape(inp)}",
                 layer=self.describe(),
             )
-        c = inp[1] if len(inp) == self.ranks[0] else inp[0]
+        # BatchNorm1d's 2-D input is (N, C), not an unbatched (C, L): channels stay at index 1.
+        c = inp[1] if len(inp) == self.ranks[0] or self.type_name == "BatchNorm1d" else inp[0]
         if self.num_features is not None and c != self.num_features:
             raise ShapeError(
                 f"expects {self.num_features} channels, got {c}",
@@ -178,7 +179,8 @@ class _BatchNormNd(Layer):
 
     def mac_count(self, output: Shape, *inputs: Shape) -> int:
         # torchinfo's convention: each affine parameter once per sample.
-        return output[0] * self.param_count(*inputs) if len(output) == self.ranks[0] else self.param_count(*inputs)
+        batched = len(output) == self.ranks[0] or self.type_name == "BatchNorm1d"
+        return output[0] * self.param_count(*inputs) if batched else self.param_count(*inputs)
 
     def describe(self) -> str:
         return f"{self.type_name}({'?' if self.num_features is None else self.num_features})"

@@ -42,6 +42,14 @@ class _ConvBase(Layer):
     def __post_init__(self) -> None:
         n = self.ndim
         k = per_axis("kernel_size", self.kernel_size, n)
+        if not isinstance(self.kernel_size, int) and len(self.kernel_size) != n:
+            # The kernel tuple becomes the weight's shape, so torch cannot expand a 1-tuple
+            # as it does for stride/padding/dilation: a (3,) kernel makes a 1-D weight.
+            raise ConfigError(
+                f"kernel_size must be an int or a tuple of {n} ints, got {self.kernel_size!r}",
+                layer=f"{type(self).__name__}(kernel_size={self.kernel_size})",
+                numbers={"kernel_size": self.kernel_size},
+            )
         s = per_axis("stride", self.stride, n)
         d = per_axis("dilation", self.dilation, n)
         for name, vals in (("kernel_size", k), ("stride", s), ("dilation", d)):

@@ -30,7 +30,11 @@ class _PoolNd(Layer):
         return (1,) * self.ndim
 
     def _pad_limit(self, i: int) -> int:
-        """Torch's largest allowed per-side padding: half the kernel (avg) or its span (max 2-D/3-D)."""
+        """Torch's largest allowed per-side padding: half the UNDILATED kernel, for every pool.
+
+        max_pool2d/3d also compare with half the dilated span (``pooling_output_shape``), but
+        their ``pool2d/3d_shape_check`` demands ``k // 2 >= pad`` as well, which is stricter.
+        """
         return self._k[i] // 2
 
     def __post_init__(self) -> None:
@@ -54,12 +58,14 @@ class _PoolNd(Layer):
             if pl[i] > self._pad_limit(i):
                 raise ConfigError(
                     f"padding {pl[i]} is more than half the kernel: torch allows at most "
-                    f"{self._pad_limit(i)} for kernel {k[i]}"
-                    + (f" at dilation {d[i]}" if d[i] != 1 else ""),
+                    f"{self._pad_limit(i)} for kernel {k[i]}",
                     layer=self.describe(),
                     axis=AXIS_NAMES[n][i],
                     numbers={"padding": pl[i], "kernel": k[i], "limit": self._pad_limit(i)},
                 )
+        if getattr(self, "divisor_override", None) == 0:
+            raise ConfigError("divisor_override must not be zero", layer=self.describe(),
+                              numbers={"divisor_override": 0})
 
     def _short(self) -> str:
         return f"{type(self).__name__}(kernel_size={self.kernel_size})"
@@ -67,9 +73,13 @@ class _PoolNd(Layer):
     def _ceil(self) -> bool:
         return bool(getattr(self, "ceil_mode", False))
 
+    def _check_input(self, spatial: tuple[int, ...]) -> None:
+        """Extra input checks some torch pools make beyond the output formula (none by default)."""
+
     def output_shape(self, *inputs: Shape) -> Shape:
         inp = inputs[0]
         _, spatial, _ = spatial_of(self, inp, self.ndim)
+        self._check_input(spatial)
         d = self._dilation()
         out = []
         for i, n in enumerate(spatial):
@@ -142,12 +152,6 @@ class _MaxPoolNd(_PoolNd):
     def _dilation(self) -> tuple[int, ...]:
         return per_axis("dilation", self.dilation, self.ndim)
 
-    def _pad_limit(self, i: int) -> int:
-        # max_pool2d/3d compare against the dilated span; max_pool1d against the kernel.
-        if self.ndim == 1:
-            return self._k[i] // 2
-        return ar.effective_kernel(self._k[i], self._dilation()[i]) // 2
-
 
 @dataclass(frozen=True)
 class _AvgPoolNd(_PoolNd):
@@ -186,6 +190,19 @@ class AvgPool3d(_AvgPoolNd):
     ndim: ClassVar[int] = 3
     divisor_override: int | None = None
 
+    def _check_input(self, spatial: tuple[int, ...]) -> None:
+        # avg_pool3d alone checks the UNPADDED input against the kernel (pool3d_shape_check
+        # with check_input_size), so padding cannot rescue a too-small input as in 2-D.
+        for i, n in enumerate(spatial):
+            if 1 <= n < self._k[i]:
+                raise ShapeError(
+                    f"input size {n} is smaller than the kernel {self._k[i]} "
+                    "(avg_pool3d does not count padding here)",
+                    layer=self.describe(),
+                    axis=AXIS_NAMES[3][i],
+                    numbers={"input": n, "kernel": self._k[i]},
+                )
+
 
 @dataclass(frozen=True)
 class _AdaptivePoolNd(Layer):
@@ -194,14 +211,21 @@ class _AdaptivePoolNd(Layer):
     ndim: ClassVar[int] = 2
     kind: ClassVar[str] = "pool"
 
+    def __post_init__(self) -> None:
+        self._targets()  # refuse a malformed output_size up front (torch does at the first forward)
+
     def _targets(self) -> tuple[int | None, ...]:
-        if self.output_size is None or isinstance(self.output_size, int):
+        # Torch: ``None`` keeps an axis only INSIDE a 2-D/3-D tuple; a bare ``None`` and a
+        # 1-D ``(None,)`` are refused (adaptive_*_pool1d takes ints only).
+        if isinstance(self.output_size, int):
             return (self.output_size,) * self.ndim
-        values = tuple(self.output_size)
-        if len(values) != self.ndim:
+        values = None if self.output_size is None else tuple(self.output_size)
+        if values is None or len(values) != self.ndim or (self.ndim == 1 and None in values):
+            keep = " (None keeps an axis, in 2-D and 3-D only)" if self.ndim > 1 else ""
             raise ConfigError(
-                f"output_size must be an int or a tuple of {self.ndim}, got {self.output_size!r}",
-                layer=self.describe(),
+                f"output_size must be an int or a tuple of {self.ndim}{keep}, got {self.output_size!r}",
+                layer=f"{self.type_name}(output_size={self.output_size!r})",
+                numbers={"output_size": self.output_size},
             )
         return values
 

@@ -1,0 +1,240 @@
+"""Layer specs: parameter counts against real torch modules, MACs against torchinfo and torch's
+own FLOP counter, and typed errors that carry the layer, the axis and the numbers."""
+
+from __future__ import annotations
+
+from math import prod
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shapecalc.errors import ConfigError, ShapeError, SpecError
+from shapecalc.layers import (
+    LAYER_TYPES, AdaptiveAvgPool2d, BatchNorm2d, Conv2d, ConvTranspose2d, Flatten, GroupNorm,
+    LayerNorm, Linear, MaxPool2d, layer_from_dict, layer_to_dict,
+)
+
+torch = pytest.importorskip("torch")
+torchinfo = pytest.importorskip("torchinfo")
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+
+def torch_params(layer) -> int:
+    module = getattr(torch.nn, layer.type_name)(**layer.torch_kwargs())
+    return sum(p.numel() for p in module.parameters())
+
+
+# ------------------------------------------------------------------ strategies (valid configs)
+@st.composite
+def convs(draw, transposed: bool = False):
+    ndim = draw(st.integers(1, 3))
+    groups = draw(st.integers(1, 3))
+    in_ch = groups * draw(st.integers(1, 3))
+    out_ch = groups * draw(st.integers(1, 3))
+    kernel = draw(st.tuples(*[st.integers(1, 4)] * ndim))
+    stride = draw(st.integers(1, 3))
+    name = f"{'ConvTranspose' if transposed else 'Conv'}{ndim}d"
+    kwargs = dict(kernel_size=kernel, stride=stride, groups=groups, bias=draw(st.booleans()))
+    if transposed:
+        kwargs["output_padding"] = draw(st.integers(0, stride - 1))
+    layer = LAYER_TYPES[name](in_ch, out_ch, **kwargs)
+    shape = (draw(st.integers(1, 3)), in_ch, *draw(st.tuples(*[st.integers(4, 9)] * ndim)))
+    return layer, shape
+
+
+norms = st.one_of(
+    st.builds(lambda c, a: LAYER_TYPES[f"BatchNorm{len(c)}d"](c[0], affine=a),
+              st.lists(st.integers(1, 16), min_size=1, max_size=3), st.booleans()),
+    st.builds(lambda g, m, a: GroupNorm(g, g * m, affine=a),
+              st.integers(1, 4), st.integers(1, 4), st.booleans()),
+    st.builds(lambda shape, a, b: LayerNorm(shape, elementwise_affine=a, bias=b),
+              st.lists(st.integers(1, 6), min_size=1, max_size=3).map(tuple), st.booleans(),
+              st.booleans()),
+    st.builds(lambda c, a: LAYER_TYPES["InstanceNorm2d"](c, affine=a), st.integers(1, 8),
+              st.booleans()),
+    st.builds(lambda n: LAYER_TYPES["PReLU"](n), st.integers(1, 8)),
+)
+
+
+# ------------------------------------------------------------------ parameters
+@given(case=st.one_of(convs(), convs(transposed=True)))
+def test_conv_params_equal_torch(case):
+    layer, shape = case
+    assert layer.param_count(shape) == torch_params(layer)
+
+
+@given(i=st.integers(1, 64), o=st.integers(1, 64), bias=st.booleans())
+def test_linear_params_equal_torch(i, o, bias):
+    layer = Linear(i, o, bias=bias)
+    assert layer.param_count((2, i)) == torch_params(layer) == i * o + o * bias
+
+
+@given(layer=norms)
+def test_norm_params_equal_torch(layer):
+    if isinstance(layer, LayerNorm):
+        shape = (2, *layer._norm_shape())
+    elif isinstance(layer, GroupNorm):
+        shape = (2, layer.num_channels, 5)
+    elif layer.type_name == "PReLU":
+        shape = (2, layer.num_parameters, 3)
+    else:
+        shape = (2, layer.num_features) + (3,) * {"BatchNorm1d": 1, "BatchNorm3d": 3}.get(layer.type_name, 2)
+    assert layer.param_count(shape) == torch_params(layer)
+    # The torch module accepts the shape the engine says it does, and keeps it.
+    module = getattr(torch.nn, layer.type_name)(**layer.torch_kwargs())
+    assert tuple(module(torch.zeros(shape)).shape) == layer.output_shape(shape)
+
+
+# ------------------------------------------------------------------ MACs
+def torchinfo_mult_adds(layer, shape) -> int:
+    module = getattr(torch.nn, layer.type_name)(**layer.torch_kwargs())
+    return torchinfo.summary(module, input_size=shape, verbose=0, device="cpu").total_mult_adds
+
+
+# torchinfo's summary costs milliseconds; 40 random layers per kind is plenty for a formula.
+@settings(max_examples=40)
+@given(case=convs())
+def test_conv_macs_equal_torchinfo(case):
+    layer, shape = case
+    out = layer.output_shape(shape)
+    assert layer.mac_count(out, shape) == torchinfo_mult_adds(layer, shape)
+
+
+@settings(max_examples=40)
+@given(i=st.integers(1, 64), o=st.integers(1, 64), batch=st.integers(1, 4), bias=st.booleans())
+def test_linear_macs_equal_torchinfo(i, o, batch, bias):
+    layer = Linear(i, o, bias=bias)
+    assert layer.mac_count((batch, o), (batch, i)) == torchinfo_mult_adds(layer, (batch, i))
+
+
+@settings(max_examples=40)
+@given(c=st.integers(1, 16), batch=st.integers(1, 4), affine=st.booleans())
+def test_batchnorm_macs_equal_torchinfo(c, batch, affine):
+    layer = BatchNorm2d(c, affine=affine)
+    shape = (batch, c, 5, 5)
+    assert layer.mac_count(shape, shape) == torchinfo_mult_adds(layer, shape)
+
+
+@settings(max_examples=60)
+@given(case=convs(transposed=True))
+def test_conv_transpose_macs_count_each_input_position_once(case):
+    """torchinfo multiplies by OUTPUT positions (an overcount for strided layers); torch's own
+    FLOP counter counts the real scatter: FLOPs/2 for the weights, plus one add per bias."""
+    layer, shape = case
+    module = getattr(torch.nn, layer.type_name)(**layer.torch_kwargs())
+    with FlopCounterMode(display=False) as counter:
+        y = module(torch.zeros(shape))
+    out = layer.output_shape(shape)
+    assert tuple(y.shape) == out
+    bias = layer.out_channels * out[0] * prod(out[2:]) if layer.bias else 0
+    assert layer.mac_count(out, shape) == counter.get_total_flops() // 2 + bias
+
+
+def test_linear_macs_count_every_leading_position():
+    """(N, T, F) inputs: each of the N·T rows is one matrix-vector product."""
+    layer = Linear(8, 4)
+    with FlopCounterMode(display=False) as counter:
+        torch.nn.Linear(8, 4)(torch.zeros(2, 3, 8))
+    assert layer.mac_count((2, 3, 4), (2, 3, 8)) == counter.get_total_flops() // 2 + 2 * 3 * 4
+
+
+# ------------------------------------------------------------------ typed errors
+def test_kernel_too_big_names_layer_axis_and_numbers():
+    with pytest.raises(ShapeError) as info:
+        Conv2d(3, 8, (3, 5)).output_shape((1, 3, 10, 4))
+    err = info.value
+    assert err.layer == "Conv2d(3→8, k=3x5)" and err.axis == "W"
+    assert err.numbers == {"input": 4, "kernel": 5, "dilation": 1, "padding": 0, "span": 5}
+    assert "Conv2d(3→8, k=3x5) (axis W)" in str(err) and "\n" not in str(err)
+
+
+def test_channel_mismatch_carries_both_counts():
+    with pytest.raises(ShapeError) as info:
+        Conv2d(3, 8, 3).output_shape((1, 4, 10, 10))
+    assert info.value.numbers == {"expected_channels": 3, "channels": 4}
+
+
+def test_linear_mismatch_says_what_torch_says():
+    with pytest.raises(ShapeError) as info:
+        Linear(6400, 4096).output_shape((1, 9216))
+    err = info.value
+    assert err.numbers["in_features"] == 6400 and err.numbers["features"] == 9216
+    assert "mat1 and mat2 shapes cannot be multiplied (1x9216 and 6400x4096)" in str(err)
+
+
+def test_groups_must_divide_channels():
+    with pytest.raises(ConfigError) as info:
+        Conv2d(4, 6, 3, groups=4)
+    assert info.value.numbers == {"out_channels": 6, "groups": 4}
+
+
+def test_pool_padding_over_half_the_kernel_is_refused_per_axis():
+    with pytest.raises(ConfigError) as info:
+        MaxPool2d((3, 4), padding=(1, 3), dilation=2)
+    assert info.value.axis == "W"
+    assert info.value.numbers == {"padding": 3, "kernel": 4, "limit": 2}
+
+
+def test_same_padding_with_stride_points_to_target():
+    with pytest.raises(ConfigError, match="solve the padding"):
+        Conv2d(1, 1, 3, stride=2, padding="same")
+
+
+def test_one_element_kernel_tuple_for_2d_conv_is_refused():
+    with pytest.raises(ConfigError, match="tuple of 2"):
+        Conv2d(1, 1, (3,))
+
+
+def test_adaptive_output_size_none_only_inside_a_tuple():
+    assert AdaptiveAvgPool2d((None, 3)).output_shape((1, 2, 7, 9)) == (1, 2, 7, 3)
+    with pytest.raises(ConfigError):
+        AdaptiveAvgPool2d(None)
+
+
+# ------------------------------------------------------------------ shapes, notes, identity
+def test_unbatched_inputs_keep_their_rank():
+    assert Conv2d(1, 4, 3).output_shape((1, 8, 8)) == (4, 6, 6)
+    assert MaxPool2d(2).output_shape((4, 8, 8)) == (4, 4, 4)
+    assert ConvTranspose2d(2, 3, 2, stride=2).output_shape((2, 5, 5)) == (3, 10, 10)
+
+
+def test_alexnet_conv1_notes_and_description():
+    layer = Conv2d(1, 96, 11, stride=4, padding=1)
+    assert layer.describe() == "Conv2d(1→96, k=11, s=4, p=1)"
+    out = layer.output_shape((1, 1, 224, 224))
+    assert out == (1, 96, 54, 54)
+    assert layer.notes(out, (1, 1, 224, 224)) == ["drops 3 px (H, W)"]
+    lines = layer.explain(out, (1, 1, 224, 224))
+    assert lines[0] == "H: out = floor((n − k + p + s) / s)"
+    assert "floor(219 / 4) = 54" in lines[1] and lines[2] == "W: same as H"
+
+
+def test_lazy_fields_are_resolved_from_the_input():
+    lazy = Conv2d(None, 8, 3)
+    assert lazy.resolve((1, 5, 9, 9)).in_channels == 5
+    assert lazy.notes((1, 8, 7, 7), (1, 5, 9, 9)) == ["in_channels=5 inferred"]
+    assert Linear(None, 10).resolve((2, 6400)).in_features == 6400
+    assert BatchNorm2d().resolve((1, 7, 2, 2)).num_features == 7
+
+
+def test_flatten_notes_the_product():
+    flat = Flatten()
+    assert flat.output_shape((1, 256, 5, 5)) == (1, 6400)
+    assert flat.notes((1, 6400), (1, 256, 5, 5)) == ["256×5×5 = 6400"]
+
+
+@given(case=st.one_of(convs(), convs(transposed=True)))
+def test_dict_round_trip_and_torch_kwargs(case):
+    layer, _ = case
+    entry = layer_to_dict(layer)
+    assert layer_from_dict(entry) == layer
+    module = getattr(torch.nn, layer.type_name)(**layer.torch_kwargs())
+    assert module.kernel_size == tuple(layer._k)
+
+
+def test_layer_from_dict_errors_are_spec_errors():
+    with pytest.raises(SpecError, match="did you mean 'Conv2d'"):
+        layer_from_dict({"type": "Conv2D", "in_channels": 1, "out_channels": 1, "kernel_size": 3})
+    with pytest.raises(SpecError, match="does not take kernel"):
+        layer_from_dict({"type": "Linear", "in_features": 1, "out_features": 1, "kernel": 3})
