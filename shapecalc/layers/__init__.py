@@ -41,6 +41,7 @@ LAYER_TYPES: dict[str, type[Layer]] = {
 
 from .functional import FUNCTIONAL_LAYERS  # noqa: E402  (fx-import ops: Reshape, Permute, Mean, Pad, …)
 LAYER_TYPES.update({cls.__name__: cls for cls in FUNCTIONAL_LAYERS})
+globals().update({cls.__name__: cls for cls in FUNCTIONAL_LAYERS})  # importable like the rest
 
 #: Merge nodes exist in the graph but not as torch modules: the blocks that hold them do.
 MERGE_TYPES = frozenset({"Add", "Mul", "Concat"})

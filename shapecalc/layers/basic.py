@@ -22,31 +22,45 @@ class _Activation(Layer):
         return f"{self.type_name}({inner})"
 
 
-def _simple_activation(name: str) -> type[_Activation]:
-    """Activations whose only argument is ``inplace`` differ in nothing but their name."""
-    cls = dataclass(frozen=True)(
-        type(name, (_Activation,), {"__annotations__": {"inplace": bool}, "inplace": False})
-    )
-    cls.__module__ = __name__
-    cls.__qualname__ = name
-    return cls
-
-
-ReLU = _simple_activation("ReLU")
-ReLU6 = _simple_activation("ReLU6")
-SiLU = _simple_activation("SiLU")
-Hardswish = _simple_activation("Hardswish")
-Hardsigmoid = _simple_activation("Hardsigmoid")
-Mish = _simple_activation("Mish")
-SELU = _simple_activation("SELU")
-
-
 @dataclass(frozen=True)
+class _InplaceActivation(_Activation):
+    """Activations whose only argument is ``inplace`` differ in nothing but their name."""
+
+    inplace: bool = False
+
+
+class ReLU(_InplaceActivation):
+    pass
+
+
+class ReLU6(_InplaceActivation):
+    pass
+
+
+class SiLU(_InplaceActivation):
+    pass
+
+
+class Hardswish(_InplaceActivation):
+    pass
+
+
+class Hardsigmoid(_InplaceActivation):
+    pass
+
+
+class Mish(_InplaceActivation):
+    pass
+
+
+class SELU(_InplaceActivation):
+    pass
+
+
 class Sigmoid(_Activation):
     pass
 
 
-@dataclass(frozen=True)
 class Tanh(_Activation):
     pass
 
@@ -111,27 +125,22 @@ class _Dropout(Layer):
         return f"{self.type_name}(p={self.p:g})"
 
 
-@dataclass(frozen=True)
 class Dropout(_Dropout):
     pass
 
 
-@dataclass(frozen=True)
 class Dropout1d(_Dropout):
     pass
 
 
-@dataclass(frozen=True)
 class Dropout2d(_Dropout):
     pass
 
 
-@dataclass(frozen=True)
 class Dropout3d(_Dropout):
     pass
 
 
-@dataclass(frozen=True)
 class AlphaDropout(_Dropout):
     pass
 
@@ -147,7 +156,9 @@ class _BatchNormNd(Layer):
 
     kind: ClassVar[str] = "norm"
     inferred: ClassVar[tuple[str, ...]] = ("num_features",)
-    ranks: ClassVar[tuple[int, ...]] = (4, 3)  # accepted input ranks (batched, unbatched)
+    #: accepted input ranks; the first is the batched (N, C, ...) form. Only InstanceNorm
+    #: also takes an unbatched (C, ...) input; BatchNorm2d/3d insist on 4-D/5-D like torch.
+    ranks: ClassVar[tuple[int, ...]] = (4,)
 
     def _channels(self, inp: Shape) -> int:
         if len(inp) not in self.ranks:
@@ -156,7 +167,7 @@ class _BatchNormNd(Layer):
                 layer=self.describe(),
             )
         # BatchNorm1d's 2-D input is (N, C), not an unbatched (C, L): channels stay at index 1.
-        c = inp[1] if len(inp) == self.ranks[0] or self.type_name == "BatchNorm1d" else inp[0]
+        c = inp[0] if self._unbatched(inp) else inp[1]
         if self.num_features is not None and c != self.num_features:
             raise ShapeError(
                 f"expects {self.num_features} channels, got {c}",
@@ -179,8 +190,11 @@ class _BatchNormNd(Layer):
 
     def mac_count(self, output: Shape, *inputs: Shape) -> int:
         # torchinfo's convention: each affine parameter once per sample.
-        batched = len(output) == self.ranks[0] or self.type_name == "BatchNorm1d"
-        return output[0] * self.param_count(*inputs) if batched else self.param_count(*inputs)
+        params = self.param_count(*inputs)
+        return params if self._unbatched(output) else output[0] * params
+
+    def _unbatched(self, shape: Shape) -> bool:
+        return self.type_name.startswith("InstanceNorm") and len(shape) == self.ranks[-1]
 
     def describe(self) -> str:
         return f"{self.type_name}({'?' if self.num_features is None else self.num_features})"
@@ -191,23 +205,21 @@ class _BatchNormNd(Layer):
         return []
 
 
-@dataclass(frozen=True)
 class BatchNorm1d(_BatchNormNd):
-    ranks: ClassVar[tuple[int, ...]] = (3, 2)
+    ranks: ClassVar[tuple[int, ...]] = (3, 2)  # (N, C, L) or (N, C)
 
 
-@dataclass(frozen=True)
 class BatchNorm2d(_BatchNormNd):
-    ranks: ClassVar[tuple[int, ...]] = (4, 3)
+    ranks: ClassVar[tuple[int, ...]] = (4,)
 
 
-@dataclass(frozen=True)
 class BatchNorm3d(_BatchNormNd):
-    ranks: ClassVar[tuple[int, ...]] = (5, 4)
+    ranks: ClassVar[tuple[int, ...]] = (5,)
 
 
 @dataclass(frozen=True)
 class InstanceNorm2d(_BatchNormNd):
+    ranks: ClassVar[tuple[int, ...]] = (4, 3)
     affine: bool = False
     track_running_stats: bool = False
 

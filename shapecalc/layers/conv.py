@@ -219,17 +219,14 @@ def _explain_axes(layer: _ConvBase, spatial: tuple[int, ...], one) -> list[str]:
     return lines
 
 
-@dataclass(frozen=True)
 class Conv1d(_ConvNd):
     ndim: ClassVar[int] = 1
 
 
-@dataclass(frozen=True)
 class Conv2d(_ConvNd):
     ndim: ClassVar[int] = 2
 
 
-@dataclass(frozen=True)
 class Conv3d(_ConvNd):
     ndim: ClassVar[int] = 3
 
@@ -296,16 +293,13 @@ class _ConvTransposeNd(_ConvBase):
         return []
 
 
-@dataclass(frozen=True)
 class ConvTranspose1d(_ConvTransposeNd):
     ndim: ClassVar[int] = 1
 
 
-@dataclass(frozen=True)
 class ConvTranspose2d(_ConvTransposeNd):
     ndim: ClassVar[int] = 2
 
 
-@dataclass(frozen=True)
 class ConvTranspose3d(_ConvTransposeNd):
     ndim: ClassVar[int] = 3

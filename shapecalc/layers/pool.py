@@ -159,22 +159,18 @@ class _AvgPoolNd(_PoolNd):
     count_include_pad: bool = True
 
 
-@dataclass(frozen=True)
 class MaxPool1d(_MaxPoolNd):
     ndim: ClassVar[int] = 1
 
 
-@dataclass(frozen=True)
 class MaxPool2d(_MaxPoolNd):
     ndim: ClassVar[int] = 2
 
 
-@dataclass(frozen=True)
 class MaxPool3d(_MaxPoolNd):
     ndim: ClassVar[int] = 3
 
 
-@dataclass(frozen=True)
 class AvgPool1d(_AvgPoolNd):
     ndim: ClassVar[int] = 1
 
@@ -287,17 +283,14 @@ class _AdaptivePoolNd(Layer):
         return f"{self.type_name}({compact(self._targets()) if None not in self._targets() else self.output_size})"
 
 
-@dataclass(frozen=True)
 class AdaptiveAvgPool1d(_AdaptivePoolNd):
     ndim: ClassVar[int] = 1
 
 
-@dataclass(frozen=True)
 class AdaptiveAvgPool2d(_AdaptivePoolNd):
     ndim: ClassVar[int] = 2
 
 
-@dataclass(frozen=True)
 class AdaptiveAvgPool3d(_AdaptivePoolNd):
     ndim: ClassVar[int] = 3
 
@@ -307,17 +300,14 @@ class _AdaptiveMaxPoolNd(_AdaptivePoolNd):
     return_indices: bool = False
 
 
-@dataclass(frozen=True)
 class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
     ndim: ClassVar[int] = 1
 
 
-@dataclass(frozen=True)
 class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
     ndim: ClassVar[int] = 2
 
 
-@dataclass(frozen=True)
 class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
     ndim: ClassVar[int] = 3
 
