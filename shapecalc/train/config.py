@@ -1,0 +1,92 @@
+"""A run's configuration, validated once, and the device it runs on.
+
+Every numeric option is checked here with a one-line :class:`UsageError` naming the option,
+so a bad value never reaches torch. ``amp`` and ``channels_last`` default to "on for CUDA,
+off elsewhere": bf16 autocast and NHWC are what make convolutions fast on tensor cores,
+while on the CPU they are slower and change the numbers for no gain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..errors import UsageError
+from .errors import TrainError
+
+
+@dataclass
+class TrainConfig:
+    model: str = "alexnet"
+    device: str = "auto"
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.01
+    image_size: int | None = None  # None: the model's own input size
+    data_dir: str | None = None
+    limit_train: int | None = None
+    limit_test: int | None = None
+    amp: bool | None = None
+    channels_last: bool | None = None
+    compile: bool = False
+    seed: int = 0
+    out: str | None = None
+    synthetic: bool = False
+    force: bool = False
+
+    def validate(self) -> "TrainConfig":
+        for name in ("epochs", "batch_size"):
+            _at_least(name, getattr(self, name), 1)
+        for name in ("image_size", "limit_train", "limit_test"):
+            if getattr(self, name) is not None:
+                _at_least(name, getattr(self, name), 1)
+        if not (self.lr > 0 and self.lr < float("inf")):
+            raise UsageError(f"--lr: must be a positive finite number, got {self.lr}")
+        if self.seed < 0:
+            raise UsageError(f"--seed: must be ≥ 0, got {self.seed}")
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("force")
+        return data
+
+
+def _at_least(name: str, value: int, low: int) -> None:
+    if value < low:
+        raise UsageError(f"--{name.replace('_', '-')}: must be ≥ {low}, got {value}")
+
+
+def resolve_device(requested: str, local_rank: int | None = None):
+    """``auto`` → cuda > mps > cpu; an explicit device that does not exist is one clear line."""
+    import torch
+
+    text = requested.strip().lower()
+    cuda_ok = torch.cuda.is_available()
+    mps_ok = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if text == "auto":
+        if cuda_ok:
+            return torch.device("cuda", local_rank or 0)
+        return torch.device("mps" if mps_ok else "cpu")
+    if text == "cpu":
+        return torch.device("cpu")
+    if text == "mps":
+        if not mps_ok:
+            raise TrainError("--device mps: Apple MPS is not available here; use --device auto or cpu")
+        return torch.device("mps")
+    if text == "cuda" or text.startswith("cuda:"):
+        if not cuda_ok:
+            build = f"torch {torch.__version__}"
+            raise TrainError(f"--device {requested}: CUDA is not available ({build}); "
+                             "use --device cpu or --device auto")
+        index = local_rank or 0
+        if ":" in text:
+            try:
+                index = int(text.split(":", 1)[1])
+            except ValueError:
+                raise UsageError(f"--device: {requested!r} is not cuda:N") from None
+        count = torch.cuda.device_count()
+        if not 0 <= index < count:
+            raise TrainError(f"--device {requested}: only {count} CUDA device(s), numbered from 0")
+        return torch.device("cuda", index)
+    raise UsageError(f"--device: expected auto, cpu, cuda, cuda:N or mps, got {requested!r}")

@@ -1,0 +1,95 @@
+"""``shapecalc train`` on the command line: one-line errors, a tiny real run, torch-free help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from shapecalc.cli import main  # noqa: E402
+
+TINY = ["--synthetic", "--device", "cpu", "--epochs", "1", "--batch-size", "64",
+        "--limit-train", "64", "--limit-test", "32", "--image-size", "65"]
+
+
+def run(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", *args])
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "--epochs: must be ≥ 1, got 0"),
+    (["--batch-size", "-3"], "--batch-size: must be ≥ 1, got -3"),
+    (["--image-size", "0"], "--image-size: must be ≥ 1, got 0"),
+    (["--limit-train", "0"], "--limit-train: must be ≥ 1, got 0"),
+    (["--lr", "-0.1"], "--lr: must be a positive finite number, got -0.1"),
+    (["--lr", "inf"], "--lr: must be a positive finite number, got inf"),
+    (["--seed", "-1"], "--seed: must be ≥ 0, got -1"),
+    (["--epochs", "two"], "'two' is not a valid integer"),
+    (["--image-size", "64"], "--image-size: alexnet needs at least 65x65"),
+    (["--device", "tpu"], "--device: expected auto, cpu, cuda, cuda:N or mps, got 'tpu'"),
+    (["--model", "alexnet-2012"], "--model alexnet-2012 cannot take Fashion-MNIST batches of 1x65x65"),
+    (["--model", "alexnot"], "unknown model 'alexnot' (did you mean 'alexnet'"),
+])
+def test_bad_options_are_one_line(args, message, capsys):
+    code, out, err = run(TINY + args, capsys)
+    assert code in (1, 2)
+    assert err.count("\n") == 1 and err.startswith("shapecalc: error: ") and message in err, err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_is_one_line(capsys):
+    code, _out, err = run(TINY + ["--device", "cuda"], capsys)
+    assert code == 1 and err.count("\n") == 1 and "--device cuda: CUDA is not available" in err
+
+
+def test_data_dir_without_data_is_one_line(tmp_path, capsys):
+    args = [a for a in TINY if a != "--synthetic"] + ["--data-dir", str(tmp_path)]
+    code, _out, err = run(args, capsys)
+    assert code == 1 and err.count("\n") == 1
+    assert f"--data-dir {tmp_path}: missing train-images-idx3-ubyte.gz" in err
+
+
+def test_tiny_run_writes_its_outputs_and_refuses_to_overwrite(tmp_path, capsys):
+    out_dir = tmp_path / "run"
+    code, out, err = run(TINY + ["--out", str(out_dir)], capsys)
+    assert code == 0, err
+    lines = out.splitlines()  # not a terminal: plain lines, no bars
+    assert lines[0] == "shapecalc train: alexnet at 65x65 on cpu (amp off, channels-last off)"
+    assert lines[2] == "shape check: 21 layers on cpu match the engine's table"
+    assert any(line.startswith("epoch 1/1  loss ") and "images/s" in line for line in lines)
+    assert json.loads((out_dir / "metrics.json").read_text())["status"] == "complete"
+    code, _out, err = run(TINY + ["--out", str(out_dir)], capsys)
+    assert code == 2 and "metrics.json from an earlier run is there" in err and err.count("\n") == 1
+    checkpoint = str(out_dir / "checkpoint.pt")
+    code, _out, err = run(["--resume", checkpoint, "--lr", "0.5"], capsys)
+    assert code == 2 and "--lr: the run in" in err and "used 0.01" in err
+    code, out, err = run(["--resume", checkpoint, "--epochs", "2"], capsys)
+    assert code == 0, err
+    assert "resumed at epoch 2, batch 0" in out
+    assert len(json.loads((out_dir / "metrics.json").read_text())["epochs"]) == 2
+
+
+def test_interrupt_exits_130_with_one_line(monkeypatch, capsys):
+    from shapecalc.train import loop
+
+    def interrupted(*_a, **_k):
+        raise loop.Interrupted("interrupted at epoch 1, batch 3; no --out, so no checkpoint was written")
+
+    monkeypatch.setattr(loop, "train", interrupted)
+    code, _out, err = run(TINY, capsys)
+    assert code == 130 and err == "shapecalc: interrupted at epoch 1, batch 3; no --out, so no checkpoint was written\n"
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys; from shapecalc.cli import main\n"
+            "try:\n    main(['train', '--help'])\nexcept SystemExit: pass\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "--image-size" in out and out.strip().endswith("False")
