@@ -111,12 +111,16 @@ def _size_text(shape: Shape) -> str:
     return "×".join(str(s) for s in shape[2:])
 
 
+_SEE_THROUGH = frozenset({"reshape", "dropout", "activation"})
+
+
 def _feature_source(graph: Graph, name: str) -> str:
-    """The node whose output a Linear's features came from, looking back through Flatten/Reshape."""
+    """The node whose output a Linear's features came from, looking back through Flatten/Reshape
+    and the shape-preserving layers (dropout, activations) that often sit in between."""
     cur = graph.node(name).inputs[0]
     while cur != graph.input_name:
         node = graph.node(cur)
-        if node.layer.kind != "reshape" or len(node.inputs) != 1:
+        if node.layer.kind not in _SEE_THROUGH or len(node.inputs) != 1:
             break
         cur = node.inputs[0]
     return cur

@@ -16,6 +16,7 @@ from ..blocks import Block, Branches, Residual, Sequential
 from ..errors import SpecError
 from ..graph import Analysis
 from ..layers import Layer, Shape
+from .measure import record_module_shapes
 
 
 def _torch():
@@ -118,31 +119,20 @@ def _build(block: Block, path: str, resolved: dict[str, Layer]):
 
 
 def trace_shapes(module, input_shape: Shape, device: str = "cpu") -> dict[str, Shape]:
-    """Output shape of every named submodule in a real forward (``"meta"`` costs no memory)."""
+    """Output shape of every named submodule in a real forward on ``device`` (``"meta"`` costs
+    no memory), in eval mode and without gradients; the module's training flag is restored."""
     torch = _torch()
-    shapes: dict[str, Shape] = {}
-    handles = []
-    for name, sub in module.named_modules():
-        if not name:
-            continue
 
-        def hook(_m, _inp, out, name=name):
-            if isinstance(out, torch.Tensor):
-                shapes[name] = tuple(out.shape)
+    def forward(mod, shape, _reset):
+        was_training = mod.training
+        mod.eval()
+        try:
+            with torch.no_grad():
+                return mod.to(device)(torch.zeros(tuple(shape), device=device))
+        finally:
+            mod.train(was_training)
 
-        handles.append(sub.register_forward_hook(hook))
-    try:
-        was_training = module.training
-        module.eval()
-        with torch.no_grad():
-            x = torch.zeros(tuple(input_shape), device=device)
-            out = module.to(device)(x)
-        module.train(was_training)
-    finally:
-        for h in handles:
-            h.remove()
-    shapes[""] = tuple(out.shape)
-    return shapes
+    return record_module_shapes(module, input_shape, forward)
 
 
 @dataclass(frozen=True)
