@@ -3,7 +3,6 @@
 Run: python examples/own_model_module.py
 """
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 

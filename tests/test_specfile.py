@@ -10,7 +10,7 @@ import pytest
 from shapecalc import SpecError, analyze, load_model
 from shapecalc.blocks import Branches, Residual, Sequential
 from shapecalc.graph import analyze_graph
-from shapecalc.layers import Conv2d, Linear, ReLU
+from shapecalc.layers import Conv2d, ReLU
 from shapecalc.specfile import load_spec, parse_spec, save_spec, spec_to_dict
 from shapecalc.toml_writer import dumps_toml
 from shapecalc.zoo import ZOO

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import NoReturn
 
 import click
 
@@ -58,7 +59,7 @@ def cli() -> None:
     """Shapes, parameters and costs of every tensor in a convolutional network."""
 
 
-def fail(message: str, code: int) -> "NoReturn":  # noqa: F821
+def fail(message: str, code: int) -> NoReturn:
     click.echo(f"shapecalc: error: {message}", err=True)
     sys.exit(code)
 

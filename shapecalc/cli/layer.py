@@ -225,7 +225,7 @@ def _target_lines(a: Axis, module: str) -> list[tuple[str, str]]:
     out = [(f"   total paddings p giving {a.output or ''}".rstrip() + f": {', '.join(map(str, sols))}", "")]
     symmetric = [p for p in sols if p % 2 == 0]
     if symmetric:
-        out.append((f"   torch-expressible (symmetric): "
+        out.append(("   torch-expressible (symmetric): "
                     + ", ".join(f"p = {p} → {module}(padding={p // 2})" for p in symmetric), "result"))
     else:
         p = sols[0]

@@ -10,15 +10,17 @@ import dataclasses
 
 from .base import RF, Layer, Shape, format_shape
 from .basic import (
-    ELU, GELU, SELU, AlphaDropout, BatchNorm1d, BatchNorm2d, BatchNorm3d, Dropout, Dropout1d,
-    Dropout2d, Dropout3d, Flatten, GroupNorm, Hardsigmoid, Hardswish, Identity, InstanceNorm2d,
-    LayerNorm, LeakyReLU, Linear, LocalResponseNorm, LogSoftmax, Mish, PReLU, ReLU, ReLU6,
-    Sigmoid, SiLU, Softmax, Tanh, Upsample,
+    ELU, GELU, SELU, AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d, Flatten, Hardsigmoid,
+    Hardswish, Identity, LeakyReLU, Linear, LogSoftmax, Mish, PReLU, ReLU, ReLU6, Sigmoid, SiLU,
+    Softmax, Tanh, Upsample,
 )
 from .conv import (
     Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
 )
 from .merge import Add, Concat, Mul, broadcast_shapes, merge_rf
+from .norm import (
+    BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm,
+)
 from .pool import (
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
     AdaptiveMaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d,
