@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,3 +27,13 @@ def fashion_mnist_dir() -> Path:
     if not (FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"real Fashion-MNIST not found at {FASHION_MNIST}")
     return FASHION_MNIST
+
+
+@pytest.fixture(scope="session")
+def console_script() -> str:
+    """The installed ``shapecalc`` entry point beside this interpreter (skips when absent)."""
+    here = Path(sys.executable).parent / "shapecalc"
+    found = str(here) if here.exists() else shutil.which("shapecalc")
+    if found is None:
+        pytest.skip("the shapecalc console script is not installed")
+    return found

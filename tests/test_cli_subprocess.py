@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 
-def console_script() -> str:
-    here = Path(sys.executable).parent / "shapecalc"
-    found = str(here) if here.exists() else shutil.which("shapecalc")
-    if found is None:
-        pytest.skip("the shapecalc console script is not installed")
-    return found
+@pytest.fixture
+def run(console_script):
+    """Run the real installed command (or ``python -m shapecalc`` with ``module=True``)."""
+
+    def run_command(*args: str, module: bool = False) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "shapecalc", *args] if module else [console_script, *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    return run_command
 
 
-def run(*args: str, module: bool = False) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "shapecalc", *args] if module else [console_script(), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-
-
-def test_layer_prints_54_with_the_arithmetic():
+def test_layer_prints_54_with_the_arithmetic(run):
     result = run("layer", "--k", "11", "--s", "4", "--p", "2", "224")
     assert result.returncode == 0 and result.stderr == ""
     assert "output: 54" in result.stdout
@@ -32,7 +28,7 @@ def test_layer_prints_54_with_the_arithmetic():
     assert "\x1b[" not in result.stdout  # piped: no colour codes
 
 
-def test_show_json_reproduces_the_seed():
+def test_show_json_reproduces_the_seed(run):
     result = run("show", "alexnet", "--json")
     assert result.returncode == 0
     layers = json.loads(result.stdout)["layers"]
@@ -40,7 +36,7 @@ def test_show_json_reproduces_the_seed():
     assert sizes == [54, 26, 26, 12, 12, 12, 12, 5, 6400, 4096, 4096, 10]
 
 
-def test_python_dash_m_and_models():
+def test_python_dash_m_and_models(run):
     result = run("models", module=True)
     assert result.returncode == 0 and "alexnet" in result.stdout
     assert run("--version").stdout.strip().endswith("0.1.0")
@@ -59,7 +55,7 @@ def test_python_dash_m_and_models():
         (["show", "alexnet", "--input", "1x1x64x64"], 1, "smallest input that works is 65"),
     ],
 )
-def test_bad_inputs_one_line_no_traceback(args, code, words):
+def test_bad_inputs_one_line_no_traceback(args, code, words, run):
     result = run(*args)
     assert result.returncode == code
     assert result.stdout == ""

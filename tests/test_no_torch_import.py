@@ -6,10 +6,8 @@ Each check runs in a fresh interpreter, since the test process itself has torch 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -55,20 +53,12 @@ def test_commands_are_torch_free(args):
     assert result.stderr.strip().endswith("TORCH-FREE"), result.stderr
 
 
-def console_script() -> str:
-    here = Path(sys.executable).parent / "shapecalc"
-    found = str(here) if here.exists() else shutil.which("shapecalc")
-    if found is None:
-        pytest.skip("the shapecalc console script is not installed")
-    return found
-
-
 @pytest.mark.parametrize("args", [["layer", "--k", "11", "--s", "4", "--p", "2", "224"],
                                   ["show", "alexnet"]])
-def test_console_script_is_torch_free(args):
+def test_console_script_is_torch_free(args, console_script):
     # PYTHONPROFILEIMPORTTIME makes the real entry point list every module it imports.
     env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
-    result = subprocess.run([console_script(), *args], capture_output=True, text=True,
+    result = subprocess.run([console_script, *args], capture_output=True, text=True,
                             env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
