@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .blocks import Block
 from .errors import ShapeError, SpecError
 from .graph import Analysis, Graph, analyze_graph, smallest_input
 from .layers import Shape
-
-
-@dataclass
-class ModelSource:
-    """A model ready for analysis: its graph, the spec tree (when it has one) and its default input."""
-
-    name: str
-    graph: Graph
-    default_input: Shape | None
-    spec: Block | None = None
-    description: str = ""
-    source: str = ""
-    #: Builds the graph for one input shape, for models whose graph depends on it (an untraceable
-    #: nn.Module recorded by hooks); ``analyze`` prefers it over ``graph`` when set.
-    graph_for: Callable[[Shape], Graph] | None = None
-    #: The nn.Module this model came from (``torch_bridge.fx_import.TorchImport``), for --verify.
-    torch_import: Any = None
+from .model_source import ModelSource
 
 
 def load_model(model: Any, **kwargs: Any) -> ModelSource:

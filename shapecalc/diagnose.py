@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import Any
 
-from .api import ModelSource, load_model
+from .api import load_model
+from .model_source import ModelSource
 from .errors import ShapeError, SpecError
 from .graph import Graph, Node, analyze_graph
 from .input_scan import InputScan, compact, runs, scan_inputs

@@ -35,7 +35,7 @@ def is_torch_module(obj: Any) -> bool:
 
 def resolve(text: str, **zoo_kwargs: Any):
     """The :class:`~shapecalc.api.ModelSource` that ``text`` names."""
-    from .api import ModelSource
+    from .model_source import ModelSource
     from .zoo import ZOO, get_entry
 
     raw = str(text).strip()
@@ -146,7 +146,7 @@ def import_module_of(location: str) -> Any:
 
 def from_target(text: str):
     """``location:Name`` / ``location:factory(args)`` → a ModelSource (Module, Block or spec)."""
-    from .api import ModelSource
+    from .model_source import ModelSource
     from .blocks import Block
 
     location, target = text.split(":", 1)

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..api import ModelSource
+from ..model_source import ModelSource
 from ..blocks import Block, Sequential
 from ..errors import SpecError
 from ..graph import BlockInfo, Graph, GraphBuilder

@@ -1,0 +1,87 @@
+"""Notes: small typed facts the engine states about a node ("drops 3 px", "inferred", "recorded
+with hooks because …"), kept as kind + data and turned into words only at the edge.
+
+Code that needs to know whether a layer drops pixels asks ``note.kind is NoteKind.DROPS``; it
+never parses the text. ``str(note)`` is the one place a note becomes English, so the table,
+JSON, HTML and the notebook all say the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Callable, Iterable, Mapping
+
+
+class NoteKind(str, Enum):
+    """What a note is about. Add a kind here together with its text in ``_TEXT``."""
+
+    DROPS = "drops"                  # data: px, axes — rows/columns the stride never reads
+    INFERRED = "inferred"            # data: field, value — an argument taken from the input
+    DERIVED = "derived"              # data: field, value, how — e.g. in_features from Flatten
+    UPSAMPLES = "upsamples"          # data: size, target — adaptive pooling that enlarges
+    FLATTENS = "flattens"            # data: factors, total — Flatten's product
+    MEASURED = "measured"            # data: — shape measured by running torch
+    SHARED = "shared"                # data: with — weights shared with an earlier node
+    TEXT = "text"                    # data: text — a free sentence (fallback while migrating)
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """One fact about one node: ``kind`` says what it is, ``data`` holds its numbers."""
+
+    kind: NoteKind
+    data: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, kind: NoteKind, **data: Any) -> "Note":
+        return cls(kind, tuple(data.items()))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        for k, v in self.data:
+            if k == key:
+                return v
+        return default
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return dict(self.data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``{"kind": "drops", "text": "drops 3 px (H, W)", "px": 3, ...}``."""
+        return {"kind": self.kind.value, "text": str(self), **self.fields}
+
+    def __str__(self) -> str:
+        return _TEXT.get(self.kind, _plain)(self.fields)
+
+
+def _plain(d: Mapping[str, Any]) -> str:
+    return str(d.get("text", ""))
+
+
+def _axes(axes: Iterable[str]) -> str:
+    return ", ".join(axes)
+
+
+_TEXT: dict[NoteKind, Callable[[Mapping[str, Any]], str]] = {
+    NoteKind.DROPS: lambda d: f"drops {d['px']} px ({_axes(d['axes'])})",
+    NoteKind.INFERRED: lambda d: f"{d['field']}={d['value']} inferred",
+    NoteKind.DERIVED: lambda d: f"{d['field']}={d['value']} derived from the input",
+    NoteKind.UPSAMPLES: lambda d: f"upsamples {d['size']}→{d['target']} (windows overlap)",
+    NoteKind.FLATTENS: lambda d: f"{'×'.join(str(f) for f in d['factors'])} = {d['total']}",
+    NoteKind.MEASURED: lambda d: "shape measured by running torch",
+    NoteKind.SHARED: lambda d: "weights shared with an earlier node (counted once)",
+    NoteKind.TEXT: _plain,
+}
+
+
+def text_note(text: str) -> Note:
+    """A note that is only a sentence (torch's own message, a user-facing remark)."""
+    return Note.of(NoteKind.TEXT, text=text)
+
+
+def has_kind(notes: Iterable[Note | str], kind: NoteKind) -> bool:
+    return any(isinstance(n, Note) and n.kind is kind for n in notes)
+
+
+__all__ = ["Note", "NoteKind", "has_kind", "text_note"]
