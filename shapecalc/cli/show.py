@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from ..errors import ShapeError, UsageError
-from .common import dtype_option, parse_shape, shape_option
+from ..errors import ShapeError, SpecError, UsageError
+from .common import dtype_option, parse_shape
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -58,28 +58,60 @@ def too_small_message(src, shape: tuple[int, ...], err: ShapeError) -> str:
     )
 
 
-def load_and_analyze(model: str, input_shape: str | None, dtype: str = "float32"):
-    """Resolve MODEL and --input, run the engine; errors come back as one-line exceptions."""
+#: Element types an ``--input`` may name after a colon (``1x77:int64``).
+INPUT_DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8",
+                "uint8", "bool")
+
+
+def parse_input(text: str) -> tuple[tuple[int, ...], str]:
+    """``1x77:int64`` → ``((1, 77), "int64")``; without a colon the input is float32."""
+    shape_text, _, kind = str(text).partition(":")
+    kind = kind.strip() or "float32"
+    if kind not in INPUT_DTYPES:
+        raise UsageError(f"--input: element type {kind!r} is not one of {', '.join(INPUT_DTYPES)} "
+                         f"(like 1x77:int64), got {text!r}")
+    return parse_shape(shape_text), kind
+
+
+def load_and_analyze(model: str, input_shape: str | tuple[str, ...] | None, dtype: str = "float32",
+                     mode: str = "eval"):
+    """Resolve MODEL and --input (one or several, each ``SHAPE[:DTYPE]``), run the engine;
+    errors come back as one-line exceptions."""
     from ..api import analyze, load_model
 
     src = load_model(model)
-    if input_shape is not None:
-        shape = parse_shape(input_shape)
+    given = (input_shape,) if isinstance(input_shape, str) else tuple(input_shape or ())
+    if given:
+        parsed = [parse_input(text) for text in given]
+        shapes = [s for s, _ in parsed]
+        kinds = [k for _, k in parsed]
+        shape = shapes[0] if len(shapes) == 1 else shapes
     elif src.default_input is not None:
-        shape = tuple(src.default_input)
+        shape, kinds = tuple(src.default_input), None
     else:
         raise UsageError(f"--input: {src.name} has no default input shape; give one like 1x3x224x224")
+    if kinds is not None and all(k == "float32" for k in kinds):
+        kinds = None
     try:
-        analysis = analyze(src, shape, dtype)
+        analysis = analyze(src, shape, dtype, input_dtypes=kinds, mode=mode)
     except ShapeError as err:
+        if isinstance(shape, list):
+            raise
         raise ShapeError(too_small_message(src, shape, err)) from None
+    except SpecError as err:
+        message = str(err)
+        if message.startswith(("input_shape:", "input_dtypes:")):  # the CLI's name for both
+            raise UsageError("--input:" + message.split(":", 1)[1]) from None
+        raise
     return src, analysis
 
 
-def _verify(src, shape) -> list:
+def _verify(src, analysis) -> list:
     from ..torch_bridge import verify
 
-    return verify(src, shape, device="meta")
+    shapes = list(analysis.input_shapes)
+    return verify(src, shapes if len(shapes) > 1 else analysis.input_shape, device="meta",
+                  input_dtypes=analysis.input_dtypes, mode=analysis.mode or "eval")
 
 
 def _write_graph(analysis, path: str, depth: int | None) -> None:
@@ -97,7 +129,13 @@ def _write_graph(analysis, path: str, depth: int | None) -> None:
 
 @click.command()
 @click.argument("model")
-@shape_option()
+@click.option("--input", "input_shape", metavar="NxCxHxW[:DTYPE]", multiple=True,
+              help="Input shape, e.g. 1x3x224x224 (default: the model's own); repeat it for a "
+                   "forward with several inputs, and add an element type for integer inputs "
+                   "(--input 1x3x224x224 --input 1x77:int64).")
+@click.option("--train-mode", is_flag=True,
+              help="Analyse an nn.Module in train mode (training-only branches such as auxiliary "
+                   "heads); the default is eval mode, as torchinfo.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Output format.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
@@ -109,19 +147,19 @@ def _write_graph(analysis, path: str, depth: int | None) -> None:
               help="Also draw the model with graphviz (format from the suffix: .dot/.svg/.png/.pdf).")
 @click.option("--verify", is_flag=True,
               help="Run the torch module built from the same spec (meta device) and compare every shape.")
-def show(model: str, input_shape: str | None, fmt: str, as_json: bool, explain: bool,
-         depth: int | None, dtype: str, graph_path: str | None, verify: bool) -> int:
+def show(model: str, input_shape: tuple[str, ...], train_mode: bool, fmt: str, as_json: bool,
+         explain: bool, depth: int | None, dtype: str, graph_path: str | None, verify: bool) -> int:
     """Every layer of MODEL: output shape, parameters, MACs, receptive field and notes.
 
     MODEL is a built-in name (see `shapecalc models`), a spec file or path/to/file.py:Net.
     Example: `shapecalc show alexnet --input 1x1x227x227 --explain`.
     """
-    src, analysis = load_and_analyze(model, input_shape, dtype)
+    src, analysis = load_and_analyze(model, input_shape, dtype, "train" if train_mode else "eval")
     if as_json:
         fmt = "json"
     if graph_path is not None:  # first: a bad path fails before anything is printed
         _write_graph(analysis, graph_path, depth)
-    checks = _verify(src, analysis.input_shape) if verify else None
+    checks = _verify(src, analysis) if verify else None
     if fmt == "table" and is_terminal():
         from ..render.table import print_analysis
 

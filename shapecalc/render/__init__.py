@@ -64,7 +64,7 @@ def rf_text(rf) -> str:
 
 def record_notes(record) -> list[str]:
     """The engine's notes plus what the record's flags mean for a reader."""
-    notes = list(record.notes)
+    notes = [str(n) for n in record.notes]  # typed Notes become their text here
     if getattr(record, "shared", False):
         notes.append("weights shared with an earlier node (counted once)")
     if getattr(record, "origin", "derived") == "measured":
@@ -72,7 +72,48 @@ def record_notes(record) -> list[str]:
     return notes
 
 
+def header_lines(analysis) -> list[str]:
+    """What the title line does not say: several inputs/outputs, the mode, model-wide notes."""
+    lines = []
+    dtypes = tuple(getattr(analysis, "input_dtypes", ()) or ())
+    shapes = tuple(getattr(analysis, "input_shapes", ()) or ())
+    graph = getattr(analysis, "graph", None)
+    names = (graph.input_labels or graph.input_names) if graph is not None else ()
+    if len(shapes) > 1 or any(d != "float32" for d in dtypes):
+        parts = []
+        for i, shape in enumerate(shapes):
+            label = names[i] if i < len(names) else f"input_{i}"
+            kind = dtypes[i] if i < len(dtypes) else "float32"
+            parts.append(f"{label} {shape_text(shape)}" + ("" if kind == "float32" else f" {kind}"))
+        lines.append("inputs: " + ", ".join(parts))
+    outputs = list(getattr(analysis, "outputs", []) or [])
+    if len(outputs) > 1:
+        lines.append("outputs: " + ", ".join(f"{label} {shape_text(s)}" for label, s in outputs))
+    mode = getattr(analysis, "mode", None)
+    if mode is not None:
+        lines.append(f"mode: {mode}" + (" (as torchinfo; --train-mode for training-only branches)"
+                                        if mode == "eval" else " (training-only branches included)"))
+    lines.extend(f"note: {n}" for n in getattr(analysis, "notes", []) or [])
+    return lines
+
+
+def params_line(analysis) -> str:
+    """``Total params: … · trainable … · frozen …``, shared by every footer."""
+    total = analysis.total_params
+    frozen = getattr(analysis, "frozen_params", 0)
+    return (f"Total params: {total:,} ({human_count(total)}) · trainable {total - frozen:,}"
+            f" · frozen {frozen:,}")
+
+
+def note_dict(note) -> dict:
+    """A note in JSON: typed notes carry their kind and numbers, plain strings only text."""
+    if hasattr(note, "to_dict"):
+        return note.to_dict()
+    return {"kind": "text", "text": str(note)}
+
+
 __all__ = [
+    "header_lines", "note_dict", "params_line",
     "MACS_CONVENTION", "human_bytes", "human_count", "record_notes", "rf_sizes", "rf_text",
     "shape_text",
 ]

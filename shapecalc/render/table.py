@@ -12,7 +12,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from . import record_notes, rf_text, shape_text
+from . import header_lines, record_notes, rf_text, shape_text
 from .formats import footer_lines
 
 #: Row styles by layer kind: the same grouping the graph colours use.
@@ -107,8 +107,8 @@ def table_model(analysis, depth: int | None = None, explain: bool = False,
     columns.append(("notes", False))
     model = TableModel(
         columns,
-        title=f"{analysis.model}  input {shape_text(analysis.input_shape)} → output "
-              f"{shape_text(analysis.output_shape)}",
+        title="\n".join([f"{analysis.model}  input {shape_text(analysis.input_shape)} → output "
+                         f"{shape_text(analysis.output_shape)}", *header_lines(analysis)]),
         footer=footer_lines(analysis),
     )
     for rec, label in zip(rows, labels):
