@@ -21,6 +21,7 @@ from ..notes import Note, NoteKind
 from . import fx_ops
 from .fx_measured import measured
 from .fx_params import ParamLedger, attribute, loose_notes
+from .fx_values import FxValues
 from .measure import torch_module
 
 _INT_METHODS = {"size", "dim", "numel", "nelement"}
@@ -36,7 +37,7 @@ _SCALAR = _ARITH | {"eq", "ne", "lt", "le", "gt", "ge", "and_", "or_", "not_", "
 _CHECKS = {"assert", "check", "assert_async", "check_is_size", "assert_scalar"}
 
 
-class FxConverter:
+class FxConverter(FxValues):
     def __init__(self, gm: Any, name: str, root: Any = None) -> None:
         self.torch = torch_module()
         self.gm = gm
@@ -87,18 +88,6 @@ class FxConverter:
             self.dtypes = dtypes
             for layer in self.measured_layers:
                 layer.cache.clear()
-
-    def _live(self, out_node: Any) -> set[Any]:
-        """fx nodes the output depends on (a dead value, such as an unused LSTM state, gets no row)."""
-        live: set[Any] = set()
-        stack = [out_node]
-        while stack:
-            n = stack.pop()
-            if n in live:
-                continue
-            live.add(n)
-            stack.extend(self._arg_nodes(n))
-        return live
 
     def _wanted(self, node: Any) -> bool:
         """Live values, and in-place ops (their effect lives on in the tensor they change)."""
@@ -173,66 +162,6 @@ class FxConverter:
         if indexed and (node.op == "call_module" or name in _TUPLE_OPS or nested):
             return "tuple"
         return "tensor"
-
-    def _arg_nodes(self, node: Any) -> list[Any]:
-        found: list[Any] = []
-        self.torch.fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n) or n)
-        return found
-
-    def frontier(self, node: Any) -> list[Any]:
-        """Tensor nodes this node reads, looking through int/tuple/const values."""
-        out: list[Any] = []
-        seen: set[Any] = set()
-
-        def visit(n: Any) -> None:
-            if n in seen:
-                return
-            seen.add(n)
-            if self.kind.get(n) == "tensor":
-                out.append(n)
-                return
-            for a in self._arg_nodes(n):
-                visit(a)
-
-        for a in self._arg_nodes(node):
-            visit(a)
-        return out
-
-    def _param_reads(self, node: Any) -> list[int]:
-        """Ids of the parameters a node reads through ``get_attr`` (directly or via consts)."""
-        found: list[int] = []
-        seen: set[Any] = set()
-        Parameter = self.torch.nn.Parameter
-
-        def visit(n: Any) -> None:
-            if n in seen or self.kind.get(n) == "tensor":
-                return
-            seen.add(n)
-            if n.op == "get_attr":
-                value = self._attr(str(n.target))
-                if isinstance(value, Parameter):
-                    found.append(id(value))
-                return
-            if n.op == "call_module":  # a module's tuple: its weights go with its first item
-                return
-            for a in self._arg_nodes(n):
-                visit(a)
-
-        for a in self._arg_nodes(node):
-            visit(a)
-        return found
-
-    def _attr(self, target: str) -> Any:
-        value = self.gm
-        for part in target.split("."):
-            value = getattr(value, part, None)
-        return value
-
-    def _tuple_root(self, node: Any) -> Any:
-        """The value a tuple item comes from: ``lstm`` for ``lstm(x)[1][0]``."""
-        while fx_ops.op_name(node) == "getitem" and self.kind.get(node.args[0]) == "tuple":
-            node = node.args[0]
-        return node
 
     # ---------------------------------------------------------------- emission
     def _unique(self, name: str) -> str:
