@@ -101,8 +101,10 @@ def params_line(analysis) -> str:
     """``Total params: … · trainable … · frozen …``, shared by every footer."""
     total = analysis.total_params
     frozen = getattr(analysis, "frozen_params", 0)
-    return (f"Total params: {total:,} ({human_count(total)}) · trainable {total - frozen:,}"
-            f" · frozen {frozen:,}")
+    line = f"Total params: {total:,} ({human_count(total)})"
+    if getattr(analysis, "mode", None) is None and not frozen:
+        return line  # a spec: every parameter is trainable, nothing to add
+    return f"{line} · trainable {total - frozen:,} · frozen {frozen:,}"
 
 
 def note_dict(note) -> dict:

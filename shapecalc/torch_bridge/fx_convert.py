@@ -105,9 +105,17 @@ class FxConverter(FxValues):
             if isinstance(value, dict):
                 for k, v in value.items():
                     visit(v, f"{label}.{k}" if label else str(k))
+            elif isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
+                for field_name, v in zip(value._fields, value):
+                    visit(v, f"{label}.{field_name}" if label else field_name)
             elif isinstance(value, (tuple, list)):
                 for i, v in enumerate(value):
                     visit(v, f"{label}[{i}]" if label else f"output[{i}]")
+            elif isinstance(value, self.torch.fx.Node) and self.kind.get(value) == "struct":
+                fields = getattr(value.target, "_fields", None) or range(len(value.args))
+                items = list(value.args) + [value.kwargs[f] for f in fields[len(value.args):]] \
+                    if value.kwargs else list(value.args)
+                visit(value.target(*items) if hasattr(value.target, "_fields") else tuple(items), label)
             elif isinstance(value, self.torch.fx.Node) and self.kind.get(value) == "tensor" \
                     and value in self.engine:
                 found.append((label or "output", self.engine[value]))
@@ -116,7 +124,7 @@ class FxConverter(FxValues):
         visit(value, "")
         if not found:
             raise SpecError("the forward does not return a tensor")
-        if isinstance(value, (dict, tuple, list)):
+        if len(found) > 1 or not isinstance(value, self.torch.fx.Node):
             self.notes.append(Note.of(NoteKind.OUTPUTS, count=len(found),
                                       labels=tuple(label for label, _ in found)))
         return found
@@ -136,6 +144,8 @@ class FxConverter(FxValues):
             return "tensor"
         if node.op == "get_attr":
             return "const"
+        if node.op == "call_function" and isinstance(node.target, type) and issubclass(node.target, tuple):
+            return "struct"  # a namedtuple of results (GoogLeNet's outputs): its fields are outputs
         name = fx_ops.op_name(node)
         arg_kinds = [self.kind.get(a) for a in self._arg_nodes(node)]
         if node.op == "call_method" and name in _INT_METHODS:

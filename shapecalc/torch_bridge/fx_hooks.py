@@ -190,6 +190,9 @@ def _output_nodes(out: Any, produced: dict[int, str], glue: Any, last: str) -> l
         if isinstance(value, dict):
             for k, v in value.items():
                 visit(v, f"{label}.{k}" if label else str(k))
+        elif isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
+            for field_name, v in zip(value._fields, value):
+                visit(v, f"{label}.{field_name}" if label else field_name)
         elif isinstance(value, (tuple, list)):
             for i, v in enumerate(value):
                 visit(v, f"{label}[{i}]" if label else f"output[{i}]")
