@@ -51,7 +51,8 @@ def test_functional_parameters_are_attributed_to_the_op_that_reads_them():
     model = FunctionalUses()
     result = shapecalc.analyze(model, (2, 5, 4))
     assert (result.total_params, result.frozen_params) == distinct(model)
-    by_op = {r.type: r for r in result.records}
+    by_op = {r.name: r for r in result.records}
+    assert by_op["linear"].type == "Linear"  # F.linear with parameter weights: a derived layer
     assert by_op["linear"].params == 6 * 4 + 6
     assert by_op["mul"].params == 6
     assert by_op["cat"].params == 6

@@ -203,6 +203,8 @@ class FxConverter(FxValues):
         item_of = root if root is not node else None
         module = str(root.target) if root.op == "call_module" else None
         first_item = item_of is not None and item_of not in self.tuple_owner
+        if first_item and module is not None and not (node.args[1] == 0 and node.args[0] is item_of):
+            first_item = not self._module_row(item_of)  # only h_n used: the GRU still gets its row
         # The first item of a module's tuple (an LSTM's output) is that module's row.
         name = self._name(root if first_item and module is not None else node)
         mapped = self._mapped(node) if item_of is None or (
@@ -224,7 +226,7 @@ class FxConverter(FxValues):
             if first_item:
                 self.tuple_owner[item_of] = name
             else:
-                notes = (Note.of(NoteKind.TUPLE_ITEM, index=node.args[1],
+                notes = (Note.of(NoteKind.TUPLE_ITEM, index=self._item_path(node),
                                  owner=self.tuple_owner[item_of]),)
         if uses:
             self.uses[name] = uses
@@ -237,6 +239,29 @@ class FxConverter(FxValues):
             self.builder.nodes[-1] = dataclasses.replace(last, notes=notes, params=0)
         self.engine[node] = name
         self.fx_names[name] = node.name
+
+    def _item_path(self, node: Any) -> str:
+        """``[1][-2]`` for ``gru(x)[1][-2]``: where in the tuple an item sits."""
+        path = ""
+        while fx_ops.op_name(node) == "getitem" and self.kind.get(node.args[0]) == "tuple":
+            path = f"[{node.args[1]!r}]" + path
+            node = node.args[0]
+        return path
+
+    def _module_row(self, call: Any) -> bool:
+        """A row for a known module whose tuple's first item is unused (``_, h = self.gru(x)``):
+        its layer, parameters and MACs are there, and the items used are measured beside it."""
+        mapped = self._mapped(call)
+        if mapped is None:
+            return False
+        layer, inputs = mapped
+        name = self._name(call)
+        self.builder.add(name, layer, tuple(self.engine[i] for i in inputs), module=str(call.target),
+                         param_key=name, origin="derived")
+        self.uses[name] = [(self.ledger.module_params(self.gm.get_submodule(call.target)), None)]
+        self.tuple_owner[call] = name
+        self.fx_names[name] = call.name
+        return True
 
     def _mapped(self, node: Any) -> tuple[Layer, list[Any]] | None:
         Node = self.torch.fx.Node
@@ -277,6 +302,10 @@ class FxConverter(FxValues):
                     or not isinstance(dim, int):
                 return None
             return fx_ops.make_cat(dim), list(seq)
+        weighted = fx_ops.map_call(name, args, kwargs, self._is_tensor, self._weight_shape)
+        if weighted is not None:  # F.linear(x, self.w), F.scaled_dot_product_attention(q, k, v)
+            layer, tensors, _weights = weighted  # fx_params gives the weights to this node
+            return layer, tensors
         if not args or not self._is_tensor(args[0]):
             return None
         source, rest = args[0], args[1:]
@@ -307,6 +336,15 @@ class FxConverter(FxValues):
         except Exception:
             return None
         return layer, [source]
+
+    def _weight_shape(self, value: Any) -> tuple[int, ...] | None:
+        """Shape of a parameter/buffer read (``get_attr``) passed to a call; else ``None``."""
+        if not isinstance(value, self.torch.fx.Node) or value.op != "get_attr":
+            return None
+        obj = self.gm
+        for part in str(value.target).split("."):
+            obj = getattr(obj, part, None)
+        return tuple(obj.shape) if isinstance(obj, self.torch.Tensor) else None
 
     def _flat(self, values: Any) -> list[Any]:
         out: list[Any] = []
