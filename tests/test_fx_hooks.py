@@ -44,7 +44,7 @@ def test_trace_error_falls_back_and_every_format_says_why():
     table = result.table()
     assert "note: torch.fx could not trace DataDependent (TraceError" in table
     data = json.loads(result.to_json())
-    assert data["notes"][0]["kind"] == "hook_fallback" and "TraceError" in data["notes"][0]["text"]
+    assert data["note_details"][0]["kind"] == "hook_fallback" and "TraceError" in data["notes"][0]
 
 
 @pytest.mark.parametrize("name", ["class", 'x"y'])
@@ -198,3 +198,25 @@ def test_two_inputs_with_dtypes_and_a_dict_output():
     assert all(c.ok for c in verify(model, [(2, 3, 16, 16), (2, 7)], input_dtypes=["float32", "int64"]))
     with pytest.raises(shapecalc.SpecError, match="input_dtypes"):
         shapecalc.analyze(model, [(2, 3, 16, 16), (2, 7)], input_dtypes=["float32", "int65"])
+
+
+def test_hook_fallback_with_two_inputs_and_a_dict_output():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(20, 6)
+            self.fc = nn.Linear(6, 3)
+
+        def forward(self, features, tokens):
+            if tokens.max() > 10:  # data-dependent: recorded with hooks
+                features = features * 2
+            return {"score": self.fc(features + self.embed(tokens).mean(1)), "tokens": tokens}
+
+    model = Branchy()
+    result = shapecalc.analyze(model, [(2, 6), (2, 5)], input_dtypes=["float32", "int64"])
+    assert "TraceError" in fallback_reason(result)
+    assert result.outputs == [("score", (2, 3)), ("tokens", (2, 5))]
+    assert result.graph.input_labels == ("features", "tokens")
+    assert result.total_params == sum(p.numel() for p in model.parameters())
+    checks = verify(model, [(2, 6), (2, 5)], input_dtypes=["float32", "int64"])
+    assert all(c.ok for c in checks) and checks[-1].torch == (2, 3)

@@ -81,7 +81,8 @@ def test_unused_parameters_are_named_and_still_counted():
     assert set(note.get("names")) == {"spare.weight", "spare.bias", "bias_table"}
     data = json.loads(result.to_json())
     assert data["total_params"] == 60
-    assert any(n["kind"] == "params_unused" and n["count"] == 50 for n in data["notes"])
+    assert any(n["kind"] == "params_unused" and n["count"] == 50 for n in data["note_details"])
+    assert any("50 parameters that no forward uses" in n for n in data["notes"])
     assert "no forward uses" in result.table()
 
 

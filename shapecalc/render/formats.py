@@ -57,7 +57,8 @@ def to_dict(analysis, explain: bool = False) -> dict[str, Any]:
         "outputs": [{"name": label, "shape": list(shape)} for label, shape in analysis.outputs]
         or [{"name": "output", "shape": list(analysis.output_shape)}],
         "mode": analysis.mode,
-        "notes": [note_dict(n) for n in analysis.notes],
+        "notes": [str(n) for n in analysis.notes],
+        "note_details": [note_dict(n) for n in analysis.notes],
         "total_params": analysis.total_params,
         "trainable_params": analysis.trainable_params,
         "frozen_params": analysis.frozen_params,

@@ -172,5 +172,5 @@ def verify(model: Any, input_shape: Any = None, device: str = "meta",
         measured = trace_shapes(module, result.input_shape, device=device)
     checks = [NodeCheck(r.name, r.output_shape, measured.get(r.name)) for r in result.records]
     checks += [NodeCheck(name, b.output_shape, measured.get(name)) for name, b in result.blocks.items()]
-    checks.append(NodeCheck("", result.output_shape, measured[""]))
+    checks.append(NodeCheck("", result.output_shape, measured.get("")))
     return checks

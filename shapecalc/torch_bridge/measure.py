@@ -261,7 +261,8 @@ def record_module_shapes(module, input_shape: Shape, run: Callable[..., Any] | N
     finally:
         for h in handles:
             h.remove()
-    if isinstance(out, (tuple, list)) and out:
-        out = out[0]
-    shapes[""] = tuple(out.shape)
+    while isinstance(out, (tuple, list, dict)) and out:  # the first tensor of tuples and dicts
+        out = next(iter(out.values())) if isinstance(out, dict) else out[0]
+    if isinstance(out, torch.Tensor):
+        shapes[""] = tuple(out.shape)
     return shapes
