@@ -13,6 +13,7 @@ nn = torch.nn
 import shapecalc  # noqa: E402
 from shapecalc import ShapeError  # noqa: E402
 from shapecalc.notes import NoteKind, has_kind  # noqa: E402
+from shapecalc.render.formats import to_markdown  # noqa: E402
 from shapecalc.torch_bridge import fx_ops, verify  # noqa: E402
 from shapecalc.torch_bridge.fx_hooks import recorded_modules  # noqa: E402
 
@@ -196,6 +197,9 @@ def test_two_inputs_with_dtypes_and_a_dict_output():
     header = result.table().splitlines()[1:3]
     assert header == ["inputs: image 2×3×16×16, tokens 2×7 int64", "outputs: logits 2×2, text 2×8"]
     assert all(c.ok for c in verify(model, [(2, 3, 16, 16), (2, 7)], input_dtypes=["float32", "int64"]))
+    dot = result.to_dot()  # the second input is drawn, with its edge
+    assert '"tokens 2×7"' in dot and "input1 -> " in dot
+    assert "- outputs: logits 2×2, text 2×8" in to_markdown(result)
     with pytest.raises(shapecalc.SpecError, match="input_dtypes"):
         shapecalc.analyze(model, [(2, 3, 16, 16), (2, 7)], input_dtypes=["float32", "int65"])
 

@@ -13,7 +13,7 @@ import io
 import json
 from typing import Any
 
-from . import MACS_CONVENTION, note_dict, notes_text, params_line, record_notes, rf_sizes, rf_text, shape_text
+from . import MACS_CONVENTION, header_lines, note_dict, notes_text, params_line, record_notes, rf_sizes, rf_text, shape_text
 
 #: The table's columns, shared by CSV and Markdown so the three stay in step.
 COLUMNS = ("index", "name", "kind", "layer", "output_shape", "params", "macs", "rf", "notes")
@@ -121,7 +121,7 @@ def to_markdown(analysis, depth: int | None = None) -> str:
                  row["notes"]]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     lines.append("")
-    lines.extend(f"- {line}" for line in footer_lines(analysis))
+    lines.extend(f"- {line}" for line in header_lines(analysis) + footer_lines(analysis))
     return "\n".join(lines) + "\n"
 
 
