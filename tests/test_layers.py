@@ -245,7 +245,7 @@ def test_layer_from_dict_errors_are_spec_errors():
         layer_from_dict({"type": "Linear", "in_features": 1, "out_features": 1, "kernel": 3})
 
 
-# ------------------------------------------------------------------ per-axis answers (WindowLayer)
+# ------------------------------------------------------------------ per-axis answers (_WindowLayer)
 def test_ceil_mode_pool_notes_the_row_no_window_reads():
     pool = MaxPool2d(2, 3, ceil_mode=True)
     out = pool.output_shape((1, 1, 9, 9))

@@ -156,7 +156,7 @@ class Window:
         return "Window(k={}, s={}, p={}, p_left={}, d={}, output_padding={})".format(*self._key())
 
 
-class WindowLayer(Layer):
+class _WindowLayer(Layer):
     """A layer that slides a window along each spatial axis (convolutions, pooling).
 
     Subclasses hold their per-axis values normalised in ``_k``, ``_s``, ``_p`` (total),
@@ -192,7 +192,7 @@ class WindowLayer(Layer):
         other arguments (not its padding) kept, within what torch accepts: a ``range``."""
         raise NotImplementedError
 
-    def with_total_padding(self, totals: int | Sequence[int]) -> "WindowLayer":
+    def with_total_padding(self, totals: int | Sequence[int]) -> "_WindowLayer":
         """This layer with a TOTAL padding per axis (both sides together), as the CLI counts it.
 
         An even total is torch's ``padding=total // 2``. An odd one is what padding the input
@@ -224,7 +224,7 @@ class WindowLayer(Layer):
             )
 
 
-def explain_axes(layer: WindowLayer, spatial: tuple[int, ...]) -> list[str]:
+def explain_axes(layer: _WindowLayer, spatial: tuple[int, ...]) -> list[str]:
     """Each axis's arithmetic under its name; an axis equal to an earlier one says so instead
     (a square input is explained once, not twice)."""
     lines: list[str] = []

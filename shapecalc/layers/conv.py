@@ -11,7 +11,7 @@ from .. import arithmetic as ar
 from ..errors import ConfigError, ShapeError
 from ..notes import Note
 from .base import (
-    AXIS_NAMES, RF, Shape, WindowLayer, batch_positions, compact, dropped_notes, explain_axes,
+    AXIS_NAMES, RF, Shape, _WindowLayer, batch_positions, compact, dropped_notes, explain_axes,
     inferred_note, per_axis, spatial_of,
 )
 
@@ -19,7 +19,7 @@ IntOrTuple = int | tuple[int, ...]
 
 
 @dataclass(frozen=True)
-class _ConvBase(WindowLayer):
+class _ConvBase(_WindowLayer):
     in_channels: int | None
     out_channels: int
     kernel_size: IntOrTuple
@@ -123,7 +123,7 @@ class _ConvBase(WindowLayer):
             )
         return c
 
-    def resolve(self, *inputs: Shape) -> "WindowLayer":
+    def resolve(self, *inputs: Shape) -> "_WindowLayer":
         if self.in_channels is not None:
             return self
         return dataclasses.replace(self, in_channels=self._channels_in(inputs[0]))
@@ -196,7 +196,7 @@ class _ConvNd(_ConvBase):
         _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
         return explain_axes(self, spatial)
 
-    # ---- per-axis answers (WindowLayer) -------------------------------------------------
+    # ---- per-axis answers (_WindowLayer) ----------------------------------------------
     def explain_axis(self, i: int, n: int) -> list[str]:
         return ar.explain_conv(n, self._k[i], self._s[i], self._p[i], self._d[i])
 
@@ -274,7 +274,7 @@ class _ConvTransposeNd(_ConvBase):
         _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
         return explain_axes(self, spatial)
 
-    # ---- per-axis answers (WindowLayer); every input pixel is scattered, none left over ---
+    # ---- per-axis answers (_WindowLayer); every input pixel is scattered, none left over ---
     def explain_axis(self, i: int, n: int) -> list[str]:
         return ar.explain_transposed(n, self._k[i], self._s[i], self._p[i], self._d[i], self._op[i])
 

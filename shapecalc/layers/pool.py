@@ -10,7 +10,8 @@ from ..arithmetic import AxisRF
 from ..errors import ConfigError, ShapeError
 from ..notes import Note, NoteKind
 from .base import (
-    AXIS_NAMES, RF, Layer, Shape, WindowLayer, compact, dropped_notes, explain_axes, per_axis,
+    AXIS_NAMES, RF, Layer, Shape, _WindowLayer, compact, dropped_notes, explain_axes,
+    per_axis,
     spatial_of,
 )
 
@@ -18,7 +19,7 @@ IntOrTuple = int | tuple[int, ...]
 
 
 @dataclass(frozen=True)
-class _PoolNd(WindowLayer):
+class _PoolNd(_WindowLayer):
     kernel_size: IntOrTuple
     stride: IntOrTuple | None = None
     padding: IntOrTuple = 0
@@ -98,7 +99,7 @@ class _PoolNd(WindowLayer):
             return None
         return tuple(a.through_window(self._k[i], self._s[i], self._pl[i], self._d[i]) for i, a in enumerate(rf))
 
-    # ---- per-axis answers (WindowLayer) -------------------------------------------------
+    # ---- per-axis answers (_WindowLayer) ----------------------------------------------
     def explain_axis(self, i: int, n: int) -> list[str]:
         return ar.explain_pool(n, self._k[i], self._s[i], self._p[i], self._d[i], self._ceil())
 
