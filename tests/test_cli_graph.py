@@ -27,7 +27,7 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 def test_dot_goes_to_stdout(capsys):
     code, out, err = run(capsys, "lenet")
     assert code == 0 and err == ""
-    assert out.startswith('digraph "lenet" {') and out.rstrip().endswith("}")
+    assert out.startswith('digraph lenet {') and out.rstrip().endswith("}")
     assert "1×6×28×28" in out and "rankdir=TB" in out
 
 
@@ -48,7 +48,7 @@ def test_dot_file(tmp_path, capsys):
     code, out, err = run(capsys, "lenet", "-o", str(target))
     assert code == 0 and out == ""
     assert f"written to {target}" in err
-    assert target.read_text(encoding="utf-8").startswith('digraph "lenet"')
+    assert target.read_text(encoding="utf-8").startswith('digraph lenet {')
 
 
 @needs_dot

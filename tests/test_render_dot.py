@@ -15,6 +15,7 @@ import pytest
 from shapecalc import analyze
 from shapecalc.blocks import Sequential
 from shapecalc.errors import UsageError
+from shapecalc.fileio import OutputError
 from shapecalc.layers import Conv2d, ReLU
 from shapecalc.render import shape_text
 from shapecalc.render.dot import (
@@ -25,14 +26,21 @@ needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `do
 SVG = "{http://www.w3.org/2000/svg}"
 
 
+def _unquote(value: str) -> str:
+    """A DOT ID as written by the graphviz package (quoted only when needed) → its text."""
+    if value.startswith('"'):
+        return re.sub(r'\\(.)', r'\1', value[1:-1])
+    return value
+
+
 def _node_lines(dot: str) -> dict[str, str]:
     """Drawn node path → its DOT statement (the tooltip carries the path)."""
-    return {m.group(1): line for line in dot.splitlines()
-            if (m := re.search(r'tooltip="([^"]*)"\]', line))}
+    return {_unquote(m.group(1)): line for line in dot.splitlines()
+            if (m := re.search(r'tooltip=("(?:[^"\\]|\\.)*"|[^\s\]]+)\]$', line))}
 
 
 def _edges(dot: str) -> list[tuple[str, str, str]]:
-    return re.findall(r'^\s*(\w+) -> (\w+)(?: \[label=" ([^"]*) "\])?;', dot, flags=re.M)
+    return re.findall(r'^\s*(\w+) -> (\w+)(?: \[label=" ([^"]*) "\])?$', dot, flags=re.M)
 
 
 @pytest.mark.parametrize("model", ["lenet", "googlenet", "resnet50", "densenet"])
@@ -117,20 +125,23 @@ def test_html_special_characters_are_escaped():
     assert 'tooltip="a<b>&\\"c"' in dot
 
 
-def test_bad_arguments_are_usage_errors():
+def test_bad_arguments_are_usage_errors_naming_the_parameter():
+    # Library errors name the function's parameters; the CLI maps them to its flags.
     a = analyze("lenet")
-    with pytest.raises(UsageError, match="--rankdir"):
+    with pytest.raises(UsageError, match="^rankdir: expected one of TB, LR"):
         analysis_to_dot(a, rankdir="BT")
-    with pytest.raises(UsageError, match="cannot tell the format"):
+    with pytest.raises(OutputError, match="^path: cannot tell the format") as info:
         write_graph(a, "graph.txt")
-    with pytest.raises(UsageError, match="does not match"):
+    assert info.value.param == "path" and info.value.for_param("-o").args[0].startswith("-o: ")
+    with pytest.raises(OutputError, match="^format: png does not match") as info:
         write_graph(a, "graph.svg", fmt="png")
+    assert info.value.param == "format"
 
 
 def test_dot_file_needs_no_graphviz(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     out = write_graph(analyze("lenet"), tmp_path / "lenet.gv")
-    assert out.read_text(encoding="utf-8").startswith('digraph "lenet"')
+    assert out.read_text(encoding="utf-8").startswith('digraph lenet {')
 
 
 def test_missing_dot_gives_one_clear_line_and_writes_nothing(tmp_path, monkeypatch):
