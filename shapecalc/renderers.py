@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .fileio import OutputError, write_bytes, write_stdout, write_text
+from .fileio import OutputError, check_target, write_bytes, write_stdout, write_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +107,8 @@ def for_output(path: str | None, fmt: str | None, command: str, *, path_param: s
                format_param: str = "format", default: str | None = None) -> Renderer:
     """The format for writing to ``path`` (``None`` or ``-``: standard output): ``fmt`` when
     given (it must agree with the file's suffix), else the suffix, else ``default``."""
+    if path not in (None, "-"):  # a folder, FIFO, link or missing folder: say that, not "suffix"
+        check_target(path, path_param)
     by_suffix = {s: r for r in all_renderers().values() if command in r.commands for s in r.suffixes}
     suffix = Path(path).suffix.lower().lstrip(".") if path not in (None, "-") else ""
     if fmt is not None:
@@ -136,8 +138,6 @@ def write(analysis, fmt: Renderer, path: str | None, *, param: str = "path",
 
     The target is checked before the (possibly slow) rendering, so a bad path fails at once.
     """
-    from .fileio import check_target
-
     to_stdout = path in (None, "-")
     if not to_stdout:
         check_target(path, param)

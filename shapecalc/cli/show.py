@@ -128,14 +128,11 @@ def show(model: str, input_shape: str | None, fmt: str, as_json: bool, explain: 
 
         emit(lambda console: print_analysis(analysis, console, depth=depth, explain=explain,
                                             checks=checks))
-    elif fmt == "table":  # piped: the same table as plain text, without importing rich
-        from ..render.table import render_table_text
-
-        click.echo(render_table_text(analysis, depth=depth, explain=explain, checks=checks), nl=False)
-    else:  # every other format: one function in the registry
+    else:  # every other format, and the table when piped: one function in the registry
         from ..renderers import get, write
 
-        write(analysis, get(fmt, "show"), "-", depth=depth, explain=explain, checks=checks)
+        write(analysis, get(fmt, "show"), "-", param="output", depth=depth, explain=explain,
+              checks=checks)
     if checks is not None:
         wrong = [c for c in checks if not c.ok]
         if wrong:

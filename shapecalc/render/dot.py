@@ -90,8 +90,9 @@ def _plain(text: object) -> str:
 
 
 def _h(text: object) -> str:
-    """Text inside an HTML-like label: printable, ``<``, ``>``, ``&`` and quotes escaped."""
-    return html.escape(printable(text), quote=True)
+    """Text inside an HTML-like label: printable, ``<``, ``>``, ``&`` and quotes escaped, and
+    backslashes doubled: Graphviz expands ``\\N``, ``\\G``, ``\\l`` even in HTML labels."""
+    return html.escape(printable(text).replace("\\", "\\\\"), quote=True)
 
 
 def _count(n: int) -> str:
@@ -316,8 +317,10 @@ def pipe(digraph, fmt: str) -> bytes:
     except graphviz.CalledProcessError as err:
         stderr = err.stderr.decode("utf-8", "replace") if isinstance(err.stderr, bytes) else str(err.stderr or "")
         lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-        raise GraphvizFailed(f"Graphviz `dot` failed: {lines[0] if lines else 'exit ' + str(err.returncode)}"
-                             ) from None
+        first = next((line for line in lines if line.lower().startswith("error")), lines[0] if lines else None)
+        raise GraphvizFailed(f"Graphviz `dot` failed: {first or 'exit status ' + str(err.returncode)}") from None
+    except BrokenPipeError:  # `dot` ended before reading the drawing: not our stdout closing
+        raise GraphvizFailed("Graphviz `dot` failed: it exited before reading the drawing") from None
 
 
 def _rendered(analysis, fmt: str, rankdir: str, depth: int | None, expand: bool) -> bytes:
