@@ -73,12 +73,12 @@ def _discover() -> None:
     if _discovered:
         return
     import importlib
-    import pkgutil
 
     from . import render as package
 
-    for info in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{info.name}")
+    folder = Path(package.__file__).parent
+    for module in sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_")):
+        importlib.import_module(f"{package.__name__}.{module}")
     _discovered = True
 
 

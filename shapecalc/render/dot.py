@@ -15,7 +15,6 @@ The ``graphviz`` package is imported inside the functions: discovering the outpu
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 from typing import Any
@@ -92,6 +91,8 @@ def _plain(text: object) -> str:
 def _h(text: object) -> str:
     """Text inside an HTML-like label: printable, ``<``, ``>``, ``&`` and quotes escaped, and
     backslashes doubled: Graphviz expands ``\\N``, ``\\G``, ``\\l`` even in HTML labels."""
+    import html  # here, not at the top: discovering the formats must stay cheap
+
     return html.escape(printable(text).replace("\\", "\\\\"), quote=True)
 
 
