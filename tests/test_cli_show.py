@@ -73,7 +73,7 @@ def test_table_lists_every_layer_and_totals():
         54, 54, 26, 26, 26, 12, 12, 12, 12, 12, 12, 12, 5, 6400, 4096, 4096, 4096, 4096, 4096, 4096, 10
     ]
     assert "Total params: 46,764,746" in out
-    assert "FLOPs: 1,877,509,652" in out and "mult-adds" in out
+    assert "FLOPs: 1,877,509,652" in out and "every weight and bias once per position" in out
     assert "Memory (float32): parameters 178.39 MiB" in out
     assert "drops 3 px (H, W)" in out and "global" in out
     assert not any(line != line.rstrip() for line in out.splitlines())  # piped: no padding
@@ -229,3 +229,14 @@ def test_repeated_input_with_dtype_and_train_mode(tmp_path, capsys):
             main(["show", model, *args])
         err = capsys.readouterr().err.strip()
         assert exc.value.code != 0 and expected in err and len(err.splitlines()) == 1, err
+
+
+def test_graph_errors_name_the_graph_option(capsys, tmp_path):
+    # The library names its parameter ("path"); show maps it to its own flag, not graph's -o.
+    link = tmp_path / "g.svg"
+    link.symlink_to(tmp_path / "elsewhere.svg")
+    code, err, out = fails_with_output(capsys, "show", "lenet", "--graph", str(link))
+    assert code == 2 and out == ""
+    assert err.startswith("shapecalc: error: --graph: ") and "symbolic link" in err
+    code, err, _ = fails_with_output(capsys, "show", "lenet", "--graph", str(tmp_path / "g.txt"))
+    assert err.startswith("shapecalc: error: --graph: cannot tell the format")
