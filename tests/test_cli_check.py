@@ -84,13 +84,19 @@ def test_usage_errors_exit_2(capsys, argv, message):
     assert err.startswith(f"shapecalc: error: {message}") and err.count("\n") == 1
 
 
-def test_model_errors_exit_1_in_one_line(capsys, tmp_path):
+def test_model_load_errors_exit_2_in_one_line(capsys, tmp_path):
+    """2 means "could not load the model", never "does not fit" (1)."""
     code, _, err = run(capsys, "check", "alexnett")
-    assert code == 1 and "did you mean 'alexnet'" in err and err.count("\n") == 1
+    assert code == 2 and "did you mean 'alexnet'" in err and err.count("\n") == 1
     bad = tmp_path / "bad.json"
     bad.write_text('{"layers": [}')
     code, _, err = run(capsys, "check", str(bad), "--input", "1x1x8x8")
-    assert code == 1 and f"{bad}:1:13: invalid JSON" in err
+    assert code == 2 and f"{bad}:1:13: invalid JSON" in err
+    syntax = tmp_path / "broken.py"
+    syntax.write_text("def (:\n")
+    for model in (f"{syntax}:Net", f"{tmp_path / 'missing.py'}:Net", str(tmp_path / "missing.json")):
+        code, out, err = run(capsys, "check", model)
+        assert code == 2 and out == "" and err.count("\n") == 1, (model, err)
 
 
 def test_python_target_without_default_input(capsys, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from shapecalc import ShapeError, analyze
 from shapecalc.blocks import Branches, Residual, Sequential
 from shapecalc.diagnose import compact, diagnose, runs, scan_inputs, shapes_until
-from shapecalc.errors import SpecError
+from shapecalc.errors import ArgumentError, SpecError
 from shapecalc.layers import (
     BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU,
 )
@@ -97,14 +97,16 @@ def test_reshape_mismatch():
     model = Sequential(Conv2d(3, 8, 3), Reshape((-1, 7200)), Linear(7200, 10))
     d = diagnose(model, (2, 3, 28, 28))
     assert d.problem == "Reshape(-1, 7200) at '1' receives 2×8×26×26 (5408 per sample) at input 28×28"
-    assert d.fixes[0] == "view it as (N, -1) or (N, 5408)"
-    assert d.fixes[1].startswith("use input 32×32 (gives 2×7200")
+    # Viewing it as (N, -1) would only move the failure to the Linear(7200, 10): not proposed.
+    assert d.fixes == ["use input 32×32 (gives 2×7200)"]
+    headless = Sequential(Conv2d(3, 8, 3), Reshape((-1, 7200)), ReLU())
+    assert diagnose(headless, (2, 3, 28, 28)).fixes[0] == "view it as (N, -1) or (N, 5408)"
 
 
 def test_to_dict_and_missing_input():
     d = diagnose(alexnet_with(9216), (1, 1, 224, 224)).to_dict()
     assert d["fits"] is False and d["node"] == "14" and d["summary"].startswith("Linear(9216, 4096)")
-    with pytest.raises(SpecError, match="no default input"):
+    with pytest.raises(ArgumentError, match="^input_shape: model has no default input"):
         diagnose(alexnet_with(9216))
 
 

@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 from shapecalc import SpecError, analyze, load_model
+from shapecalc.errors import ArgumentError
 from shapecalc.sources import is_torch_module, parse_target, resolve
 
 SPEC_FACTORY = textwrap.dedent("""
@@ -145,7 +146,7 @@ def test_module_instances_are_detected_without_importing_torch():
     src = load_model(net)
     assert src.torch_import.mode == "chain" and src.spec is not None
     assert analyze(net, (1, 1, 5, 5)).output_shape == (1, 2, 3, 3)
-    with pytest.raises(SpecError, match="cannot analyse a dict"):
+    with pytest.raises(ArgumentError, match="^model: cannot analyse a dict"):
         load_model({"layers": []})
 
 

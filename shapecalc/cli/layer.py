@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import click
 
 from .. import arithmetic as ar
-from ..errors import ConfigError, ShapeError, UsageError
+from ..errors import ConfigError, LayerError, ShapeError, UsageError
 from .common import broadcast_axes, parse_ints
 
 OPS = ("conv", "conv-transpose", "maxpool", "avgpool")
@@ -86,7 +86,7 @@ def solve(op: str, a: Axis, target: int, ceil_mode: bool, ndim: int) -> list[int
             try:
                 if ar.pool_output_size(a.n, a.k, a.s, p, a.d, True) == target:
                     found.append(p)
-            except ShapeError:
+            except LayerError:
                 continue
     if op in ("maxpool", "avgpool"):
         limit = _pool_limit(op, a.k, a.d, ndim)
@@ -98,7 +98,7 @@ def _no_solution(op: str, a: Axis, target: int, ceil_mode: bool) -> str:
     where = f" on axis {a.name}" if a.name else ""
     try:
         at_zero = forward(op, Axis(a.name, a.n, a.k, a.s, 0, a.d, a.output_padding), ceil_mode)[0]
-    except ShapeError:
+    except LayerError:
         at_zero = None
     if op == "conv-transpose":
         return (f"--target {target}: no padding gives {target}{where}: with padding 0 the "
@@ -189,9 +189,8 @@ def compute(op: str, axes: list[Axis], ceil_mode: bool, targets: list[int] | Non
             a.p = (symmetric or a.solutions)[0]
         try:
             a.output, a.explain = forward(op, a, ceil_mode)
-        except ShapeError as err:
-            raise type(err)(err.message, layer=f"{_module(op, ndim)[3:]}", axis=a.name or None,
-                            numbers=err.numbers) from None
+        except LayerError as err:
+            raise err.replace(layer=f"{_module(op, ndim)[3:]}", axis=a.name or None) from None
         a.dropped = uncovered(op, a, ceil_mode)
 
 

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from .. import arithmetic as ar
 from ..arithmetic import AxisRF
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError, LayerError, Reason, ShapeError
 from .base import AXIS_NAMES, RF, Layer, Shape, compact, dropped_notes, per_axis, spatial_of
 
 IntOrTuple = int | tuple[int, ...]
@@ -87,10 +87,8 @@ class _PoolNd(Layer):
                 out.append(
                     ar.pool_output_size(n, self._k[i], self._s[i], 2 * self._pl[i], d[i], self._ceil())
                 )
-            except ShapeError as err:
-                raise type(err)(
-                    err.message, layer=self.describe(), axis=AXIS_NAMES[self.ndim][i], numbers=err.numbers
-                ) from None
+            except LayerError as err:
+                raise err.replace(layer=self.describe(), axis=AXIS_NAMES[self.ndim][i]) from None
         return inp[: len(inp) - self.ndim] + tuple(out)
 
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
@@ -196,7 +194,7 @@ class AvgPool3d(_AvgPoolNd):
                     "(avg_pool3d does not count padding here)",
                     layer=self.describe(),
                     axis=AXIS_NAMES[3][i],
-                    numbers={"input": n, "kernel": self._k[i]},
+                    numbers={"input": n, "kernel": self._k[i]}, reason=Reason.TOO_SMALL,
                 )
 
 
@@ -232,10 +230,8 @@ class _AdaptivePoolNd(Layer):
         for i, (n, t) in enumerate(zip(spatial, self._targets())):
             try:
                 out.append(ar.adaptive_output_size(n, t))
-            except ShapeError as err:
-                raise type(err)(
-                    err.message, layer=self.describe(), axis=AXIS_NAMES[self.ndim][i], numbers=err.numbers
-                ) from None
+            except LayerError as err:
+                raise err.replace(layer=self.describe(), axis=AXIS_NAMES[self.ndim][i]) from None
         return inp[: len(inp) - self.ndim] + tuple(out)
 
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
