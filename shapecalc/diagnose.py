@@ -20,6 +20,7 @@ from .errors import ConfigError, LayerError, Reason, ShapeError
 from .graph import Graph, Node, analyze_graph
 from .input_scan import InputScan, compact, runs, scan_inputs
 from .layers import LAYER_TYPES, Layer, Shape, format_shape
+from .notes import NoteKind, has_kind
 from .size_search import SEARCH_SECONDS, SizeSearch
 from .size_search import sized as _sized
 
@@ -140,7 +141,7 @@ def diagnose(model: Any, input_shape: Shape | None = None) -> Diagnosis:
     except ShapeError as err:
         # A graph recorded at one size (untraceable forward) says nothing about other sizes.
         return _explain(src.name, graph, shape, err, scan_sizes=src.scannable)
-    dropping = [r.name for r in result.records if any(n.startswith("drops") for n in r.notes)]
+    dropping = [r.name for r in result.records if has_kind(r.notes, NoteKind.DROPS)]
     return Diagnosis(src.name, shape, True, result.output_shape, dropping=dropping)
 
 

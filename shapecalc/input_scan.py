@@ -14,6 +14,7 @@ from .errors import ArgumentError, ShapeError
 from .graph import analyze_graph
 from .layers import Shape
 from .model_source import size_arg
+from .notes import NoteKind, has_kind
 from .size_search import sized
 
 
@@ -65,7 +66,7 @@ def scan_inputs(model: Any, template: Shape | None, low: int, high: int) -> Inpu
         except ShapeError as err:
             fails.setdefault(err.node or "?", []).append(n)
             continue
-        if any(note.startswith("drops") for r in result.records for note in r.notes):
+        if any(has_kind(r.notes, NoteKind.DROPS) for r in result.records):
             drops.append(n)
         else:
             exact.append(n)
