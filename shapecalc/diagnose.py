@@ -405,9 +405,9 @@ def _input_fix(diag: Diagnosis, case: _Case, gives=None, measure=None) -> None:
         found = search.grow(n0)
     if found is None:
         if measure is not None and exact_run is None and not search.stopped:
-            diag.searched = f"no square input size gives {measure[1]} features"
+            diag.searched = f"no square input size gives {measure[1]} features here"
         else:
-            diag.searched = f"no square input size fits the whole model ({search.searched})"
+            diag.searched = f"no square input size fits the whole model: {search.searched}"
         return
     run = search.run_around(found, 2 * limit)
     shapes = shapes_until(case.graph, _sized(shape, found))

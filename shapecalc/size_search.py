@@ -6,14 +6,15 @@ would keep such a scan busy for minutes. So the search has three parts, all unde
 wall-clock budget, and every size it returns has passed the WHOLE model (never only the node
 that failed):
 
-1. **near**: sizes n0 ± 1, n0 ± 2, … (the smallest change first);
+1. **near**: sizes n0 ± 1, n0 ± 2, … (the smallest change first), for part of the budget;
 2. **grow**: while the model refuses because a window does not fit (``Reason.TOO_SMALL``),
    double the size, then bisect back to the smallest size that fits;
 3. **features**: a Linear that receives the wrong number of features gets that number from a
    non-decreasing function of the size, so bisection finds the sizes that give exactly the
    expected count, or proves that none does.
 
-When the budget runs out the search says so (``stopped``), and what it covered (``searched``).
+Each part gets its own slice of time, so a slow near scan cannot starve the analytic parts.
+When a slice runs out the search says so (``stopped``), and what it covered (``searched``).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from .errors import LayerError, Reason
 from .graph import Analysis, Graph, analyze_graph
 from .layers import Shape
 
-#: Wall-clock budget of one search, in seconds.
+#: Wall-clock budget of each analytic part (grow, features), in seconds.
 SEARCH_SECONDS = 2.0
-#: Part of the budget the near scan may use before the analytic parts run.
+#: Part of that budget the near scan (and the walk along a run of fitting sizes) may use.
 NEAR_SHARE = 0.5
 #: Largest size the search considers (a size is a Python int; this keeps bisection short).
 MAX_SIZE = 1 << 40
@@ -57,7 +58,7 @@ class SizeSearch:
         self.graph = graph
         self.template = tuple(template)
         self.seconds = seconds
-        self.started = time.monotonic()
+        self.started = time.monotonic()  # of the current part
         self.stopped = False
         self.low_seen = self.high_seen = self.template[2] if len(self.template) > 2 else 1
         self._tried: dict[int, Analysis | LayerError] = {}
@@ -76,21 +77,28 @@ class SizeSearch:
     def fits(self, n: int) -> bool:
         return isinstance(self.outcome(n), Analysis)
 
+    def _part(self) -> None:
+        self.started = time.monotonic()
+
     def out_of_time(self, share: float = 1.0) -> bool:
-        if time.monotonic() - self.started > self.seconds * share:
+        """Whether ``share`` of the current part's budget is spent; spending all of an analytic
+        part's budget marks the search stopped."""
+        if time.monotonic() - self.started <= self.seconds * share:
+            return False
+        if share >= 1.0:
             self.stopped = True
-            return True
-        return False
+        return True
 
     @property
     def searched(self) -> str:
-        """What was covered, for a message: ``"sizes 1 to 8,192"`` (plus why it stopped)."""
-        text = f"sizes {self.low_seen:,} to {self.high_seen:,}"
-        return text + (f" (stopped after {self.seconds:g} s)" if self.stopped else "")
+        """What was covered, for a message: ``"tried sizes 1 to 8,192"`` (and when it stopped)."""
+        text = f"tried sizes {self.low_seen:,} to {self.high_seen:,}"
+        return text + (f", stopped after {self.seconds:g} s" if self.stopped else "")
 
     # ---------------------------------------------------------------- the three parts
     def nearest(self, n0: int, limit: int) -> int | None:
         """The fitting size closest to ``n0`` within ``limit`` either way (smaller first)."""
+        self._part()
         for delta in range(1, limit):
             if self.out_of_time(NEAR_SHARE):
                 return None
@@ -101,6 +109,7 @@ class SizeSearch:
 
     def grow(self, n0: int) -> int | None:
         """Double while windows do not fit, then bisect to the smallest size that fits."""
+        self._part()
         low, high = max(n0, 1), max(2 * n0, 2)
         while not self.fits(high):
             err = self.outcome(high)
@@ -113,7 +122,11 @@ class SizeSearch:
 
     def matching(self, n0: int, measure: Callable[[int], int | None], target: int) -> tuple[int, int] | None:
         """The run of sizes where ``measure`` (non-decreasing in the size; ``None`` while the
-        size is too small to reach it) equals ``target``, or ``None`` if no size gives it."""
+        size is too small to reach it) equals ``target``, or ``None`` if no size gives it (or
+        the budget ran out first: then ``stopped`` is set)."""
+
+        self._part()
+
         def value(n: int) -> int:
             got = measure(n)
             return -1 if got is None else got
@@ -139,15 +152,16 @@ class SizeSearch:
 
     def run_around(self, n: int, limit: int) -> SizeRun:
         """The contiguous fitting sizes around ``n`` (checked one by one, up to ``limit`` above)."""
+        self._part()
         low = high = n
-        while low > 1 and not self.out_of_time() and self.fits(low - 1):
+        while low > 1 and not self.out_of_time(NEAR_SHARE) and self.fits(low - 1):
             low -= 1
             if n - low > limit:
                 break
         open_ended = False
         while self.fits(high + 1):
             high += 1
-            if high - n > limit or self.out_of_time():
+            if high - n > limit or self.out_of_time(NEAR_SHARE):
                 open_ended = True
                 break
         return SizeRun(n, low, high, open_ended)

@@ -91,7 +91,15 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="shapecalc", prog_name="shapecalc")
 def cli() -> None:
-    """Shapes, parameters and costs of every tensor in a convolutional network."""
+    """Shapes, parameters and costs of every tensor in a convolutional network.
+
+    MODEL is a zoo name, a spec file (.json/.yaml/.toml) or a Python target (file.py:Net,
+    package.module:make_net(num_classes=10)). A Python target runs that Python code, as
+    `python file.py` would; zoo names, spec files and checkpoints never run code.
+
+    Exit status: 0 done (check: fits), 1 does not fit, 2 usage error or the model could not be
+    loaded, 130 interrupted; a closed stdout ends quietly with the command's answer.
+    """
 
 
 def fail(message: str, code: int) -> NoReturn:
