@@ -82,6 +82,11 @@ class Layer:
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
         return rf
 
+    def extra_outputs(self, *inputs: Shape) -> tuple[tuple[str, Shape], ...]:
+        """Named shapes of what ``forward`` returns besides the main output (an LSTM's ``h_n``
+        and ``c_n``): listed by tracers, never counted again; the node's cost is its own."""
+        return ()
+
     def resolve(self, *inputs: Shape) -> "Layer":
         """This layer with every inferred field filled from the input shape."""
         return self
