@@ -13,7 +13,7 @@ from math import prod
 from typing import Any, Iterator
 
 from .arithmetic import AxisRF
-from .errors import ShapeError, SpecError
+from .errors import ArgumentError, LayerError, ShapeError
 from .layers import RF, Layer, Shape, format_shape, merge_rf
 from .notes import Note, NoteKind
 
@@ -67,6 +67,10 @@ class Graph:
     loose_frozen: int = 0
     mode: str | None = None  # "eval"/"train" for a traced nn.Module; None for a spec
     input_labels: tuple[str, ...] = ()  # the forward's argument names (``x``, ``tokens``)
+    #: Node/block path → enclosing blocks, filled by :func:`ancestry` on first use (repeated
+    #: analyses of one graph, as in size scans, then share it).
+    ancestry_cache: dict[str, tuple[str, ...]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -272,12 +276,10 @@ def _enclosing_blocks(name: str, blocks: dict[str, BlockInfo]) -> tuple[str, ...
 def ancestry(graph: Graph) -> dict[str, tuple[str, ...]]:
     """Node/block path → the blocks enclosing it, outermost first; computed once per graph
     because repeated analyses (minimum-input scans, input ranges) reuse the same graph."""
-    cached = graph.__dict__.get("_ancestry")
-    if cached is None:
+    if graph.ancestry_cache is None:
         names = [n.name for n in graph.nodes] + list(graph.blocks)
-        cached = {name: _enclosing_blocks(name, graph.blocks) for name in names}
-        graph.__dict__["_ancestry"] = cached
-    return cached
+        graph.ancestry_cache = {name: _enclosing_blocks(name, graph.blocks) for name in names}
+    return graph.ancestry_cache
 
 
 def input_list(input_shape) -> list[Shape]:
@@ -300,12 +302,13 @@ def analyze_graph(graph: Graph, input_shape, dtype: str = "float32",
     shapes_in = input_list(input_shape)
     names = graph.input_names
     if len(shapes_in) != len(names):
-        raise SpecError(f"input_shape: {graph.name} takes {len(names)} input(s) "
-                        f"({', '.join(names)}), got {len(shapes_in)} shape(s)")
+        raise ArgumentError("input_shape", f"{graph.name} takes {len(names)} input(s) "
+                                           f"({', '.join(graph.input_labels or names)}), got "
+                                           f"{len(shapes_in)} shape(s)")
     kinds = tuple(input_dtypes) if input_dtypes else ("float32",) * len(names)
     if len(kinds) != len(names) or any(k not in DTYPE_BYTES for k in kinds):
-        raise SpecError(f"input_dtypes: give one of {', '.join(DTYPE_BYTES)} for each of the "
-                        f"{len(names)} input(s), got {list(kinds)}")
+        raise ArgumentError("input_dtypes", f"give one of {', '.join(DTYPE_BYTES)} for each of "
+                                            f"the {len(names)} input(s), got {list(kinds)}")
     input_shape = shapes_in[0]
     shapes: dict[str, Shape] = dict(zip(names, shapes_in))
     fields: dict[str, RF] = {
@@ -329,7 +332,7 @@ def analyze_graph(graph: Graph, input_shape, dtype: str = "float32",
             else:
                 rf = merge_rf([fields[i] for i in node.inputs])
             notes = list(layer.notes(out, *ins)) + list(node.notes)
-        except ShapeError as err:
+        except LayerError as err:
             located = err.located(node.name, layer.describe())
             if len(ins) > 1:  # a merge: name the producers that disagree, not only the merge
                 located.message += " (inputs: " + ", ".join(

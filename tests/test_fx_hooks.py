@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 import shapecalc  # noqa: E402
+from shapecalc.errors import ArgumentError  # noqa: E402
 from shapecalc import ShapeError  # noqa: E402
 from shapecalc.notes import NoteKind, has_kind  # noqa: E402
 from shapecalc.render.formats import to_markdown  # noqa: E402
@@ -165,7 +166,7 @@ def test_train_mode_analyses_the_training_only_branch():
     assert tr.total_params == ev.total_params
     assert not has_kind(tr.notes, NoteKind.PARAMS_UNUSED)
     assert all(c.ok for c in verify(model, (1, 3, 8, 8), mode="train"))
-    with pytest.raises(shapecalc.SpecError, match="mode"):
+    with pytest.raises(ArgumentError, match="mode"):
         shapecalc.analyze(model, (1, 3, 8, 8), mode="training")
 
 
@@ -200,7 +201,7 @@ def test_two_inputs_with_dtypes_and_a_dict_output():
     dot = result.to_dot()  # the second input is drawn, with its edge
     assert '"tokens 2×7"' in dot and "input1 -> " in dot
     assert "- outputs: logits 2×2, text 2×8" in to_markdown(result)
-    with pytest.raises(shapecalc.SpecError, match="input_dtypes"):
+    with pytest.raises(ArgumentError, match="input_dtypes"):
         shapecalc.analyze(model, [(2, 3, 16, 16), (2, 7)], input_dtypes=["float32", "int65"])
 
 

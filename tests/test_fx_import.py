@@ -9,6 +9,7 @@ nn = torch.nn
 F = torch.nn.functional
 
 import shapecalc  # noqa: E402
+from shapecalc.errors import ArgumentError  # noqa: E402
 from shapecalc import SpecError  # noqa: E402
 from shapecalc.diagnose import scan_inputs  # noqa: E402
 from shapecalc.torch_bridge import verify  # noqa: E402
@@ -161,7 +162,7 @@ def test_inputs_and_outputs_of_the_forward():
     two = shapecalc.analyze(Two(), [(1, 3), (2, 1)])
     assert two.input_shapes == ((1, 3), (2, 1)) and two.output_shape == (2, 3)
     assert two.graph.input_names == ("input", "y")
-    with pytest.raises(SpecError, match="takes 2 input"):
+    with pytest.raises(ArgumentError, match="takes 2 input"):
         shapecalc.analyze(Two(), (1, 3))
 
     class Optional(nn.Module):

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from ..errors import ShapeError, SpecError, UsageError
+from ..errors import ArgumentError, ShapeError, UsageError
 from ..renderers import names
 from .common import dtype_option, parse_shape
 
@@ -81,17 +81,15 @@ def load_and_analyze(model: str, input_shape: str | tuple[str, ...] | None, dtyp
     errors come back as one-line exceptions."""
     from ..api import analyze, load_model
 
-    src = load_model(model)
     given = (input_shape,) if isinstance(input_shape, str) else tuple(input_shape or ())
-    if given:
-        parsed = [parse_input(text) for text in given]
+    parsed = [parse_input(text) for text in given]  # malformed --input fails before loading
+    src = load_model(model)
+    if parsed:
         shapes = [s for s, _ in parsed]
         kinds = [k for _, k in parsed]
         shape = shapes[0] if len(shapes) == 1 else shapes
-    elif src.default_input is not None:
-        shape, kinds = tuple(src.default_input), None
     else:
-        raise UsageError(f"--input: {src.name} has no default input shape; give one like 1x3x224x224")
+        shape, kinds = src.input_shape(None, "--input"), None
     if kinds is not None and all(k == "float32" for k in kinds):
         kinds = None
     try:
@@ -100,10 +98,9 @@ def load_and_analyze(model: str, input_shape: str | tuple[str, ...] | None, dtyp
         if isinstance(shape, list):
             raise
         raise ShapeError(too_small_message(src, shape, err)) from None
-    except SpecError as err:
-        message = str(err)
-        if message.startswith(("input_shape:", "input_dtypes:")):  # the CLI's name for both
-            raise UsageError("--input:" + message.split(":", 1)[1]) from None
+    except ArgumentError as err:
+        if err.param.startswith(("input_shape", "input_dtypes")):  # the CLI's name for both
+            raise UsageError(f"--input: {err.detail}") from None
         raise
     return src, analysis
 

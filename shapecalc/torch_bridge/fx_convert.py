@@ -19,6 +19,7 @@ from ..layers import Layer
 from ..layers.functional import Reshape
 from ..notes import Note, NoteKind
 from . import fx_ops
+from .fx_common import blocks_for, module_to_layer
 from .fx_measured import measured
 from .fx_params import ParamLedger, attribute, loose_notes
 from .fx_values import FxValues
@@ -59,8 +60,6 @@ class FxConverter(FxValues):
 
     # ---------------------------------------------------------------- driver
     def run(self) -> Graph:
-        from .fx_blocks import module_blocks
-
         nodes = list(self.gm.graph.nodes)
         out_node = next((n for n in nodes if n.op == "output"), None)
         if out_node is None:
@@ -79,7 +78,7 @@ class FxConverter(FxValues):
         graph.nodes = attribute(self.ledger, graph.nodes, self.uses)
         graph.loose_params, graph.loose_frozen, loose = loose_notes(self.ledger)
         graph.notes = list(self.notes) + loose
-        graph.blocks = module_blocks(graph.nodes, self.root, graph.output)
+        graph.blocks = blocks_for(graph.nodes, self.root, graph.output)
         return graph
 
     def set_dtypes(self, dtypes: dict[str, Any]) -> None:
@@ -269,8 +268,6 @@ class FxConverter(FxValues):
         if fx_ops.op_name(node) == "getitem" and self.kind.get(node.args[0]) == "tuple":
             call = node.args[0]  # item 0 of a module's tuple: the layer describes that item
         if call.op == "call_module":
-            from .fx_import import module_to_layer
-
             layer = module_to_layer(self.gm.get_submodule(call.target))
             if layer is None or not call.args or not all(self._is_tensor(a) for a in call.args):
                 return None

@@ -18,6 +18,7 @@ from ..errors import SpecError
 from ..graph import Graph, GraphBuilder
 from ..layers import Shape
 from ..notes import Note, NoteKind
+from .fx_common import module_to_layer
 from .fx_params import ParamLedger, attribute, loose_notes
 from .measure import MeasuredLayer, call_on_meta, meta_input, run_mode, torch_module
 
@@ -104,8 +105,6 @@ def hook_graph(module: Any, name: str, shapes: list[Shape], dtypes: list[str] | 
 def _hook_nodes(module: Any, name: str, calls: list, xs: list, out: Any,
                 failed: bool) -> tuple[Graph, str | None]:
     """Nodes for the recorded calls (pre-hook entries have ``out is None``)."""
-    from .fx_import import module_to_layer
-
     torch = torch_module()
     builder = GraphBuilder(name)
     labels = input_names(module, len(xs))

@@ -18,17 +18,16 @@ once (``fx_params``), so ``total_params`` equals ``sum(p.numel())`` of the disti
 
 from __future__ import annotations
 
-import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..model_source import ModelSource
 from ..blocks import Block, Sequential
-from ..errors import ShapeError, SpecError
+from ..errors import ArgumentError, LayerError, SpecError
 from ..graph import Analysis, Graph, analyze_graph
-from ..layers import LAYER_TYPES, MERGE_TYPES, Layer, Shape
-from .fx_ops import MODULE_ARGUMENTS
+from ..layers import Layer, Shape
+from .fx_common import module_to_layer
 from .measure import call_on_meta, meta_input, record_module_shapes, run_mode, torch_module
 
 MODES = ("eval", "train")
@@ -46,57 +45,19 @@ class TorchImport:
     converter: Any = None  # the FxConverter (element types for measured nodes)
     training: bool = False  # traced in train mode (``--train-mode``)
     reason: str | None = None  # why fx was not used (hooks)
+    name: str = ""  # the model's name: the graph's name when recorded again
+
+    def graph_at(self, shape: Shape) -> Graph:
+        """The graph at ``shape``; only "hooks" imports depend on the size (they are recorded)."""
+        from .fx_hooks import hook_graph
+
+        if self.mode != "hooks":
+            raise SpecError(f"{self.name}: a {self.mode} import has one graph for every size")
+        return hook_graph(self.module, self.name or type(self.module).__name__, [tuple(shape)],
+                          None, self.training, self.reason)
 
 
 # ------------------------------------------------------------------ modules → layers
-def module_to_layer(module: Any) -> Layer | None:
-    """The layer spec equal to a ``torch.nn`` module, read from its attributes (``None`` if unknown).
-
-    Lazy modules that have not run yet keep their inferred fields ``None``, exactly like the
-    spec-file convention, so the engine infers them from the input.
-    """
-    cls = type(module)
-    name = cls.__name__
-    if not cls.__module__.startswith("torch.nn"):
-        name = cls.__dict__.get("shapecalc_type")  # a spec build's single-output twin (LSTM …)
-        if name is None:
-            return None
-    lazy = name.startswith("Lazy")
-    base = name[4:] if lazy else name
-    spec_cls = LAYER_TYPES.get(base)
-    if spec_cls is None or base in MERGE_TYPES or spec_cls.__module__.endswith("functional"):
-        return None
-    reader = MODULE_ARGUMENTS.get(base)
-    if reader is not None:  # attributes that are not the constructor's arguments
-        try:
-            return spec_cls(**reader(module))
-        except Exception:  # an unknown activation, an argument the spec rejects: measure it
-            return None
-    uninitialized = lazy and module.has_uninitialized_params()
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(spec_cls):
-        if not f.init:
-            continue
-        if f.name in spec_cls.inferred and uninitialized:
-            kwargs[f.name] = None
-            continue
-        if f.name == "bias" and f.type.strip() == "bool":
-            kwargs["bias"] = getattr(module, "bias", None) is not None
-            continue
-        if not hasattr(module, f.name):
-            if f.default is dataclasses.MISSING:
-                return None
-            continue
-        value = getattr(module, f.name)
-        if type(value).__name__ in ("Size", "list"):
-            value = tuple(value)
-        kwargs[f.name] = value
-    try:
-        return spec_cls(**kwargs)
-    except Exception:  # an argument combination the spec rejects: measure it instead
-        return None
-
-
 def module_to_spec(module: Any) -> Block | Layer | None:
     """A spec tree for a plain ``nn.Sequential`` chain of known layers, else ``None``."""
     cls = type(module)
@@ -127,7 +88,7 @@ def module_source(module: Any, name: str | None = None, source: str = "",
                   mode: str = "eval") -> ModelSource:
     """Import ``module`` (chain, else fx, else hooks) as a :class:`ModelSource`."""
     if mode not in MODES:
-        raise SpecError(f"mode: choose 'eval' or 'train', got {mode!r}")
+        raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
     training = mode == "train"
     name = name or type(module).__name__
     default = _default_input(module)
@@ -135,7 +96,7 @@ def module_source(module: Any, name: str | None = None, source: str = "",
               and len(list(module.parameters())) == len(list(module.named_parameters(remove_duplicate=False))))
     spec = module_to_spec(module) if unique else None
     if isinstance(spec, Sequential):
-        imp = TorchImport(module, "chain", training=training)
+        imp = TorchImport(module, "chain", training=training, name=name)
         graph = spec.to_graph(name)
         _attribute_chain(graph, module)
         graph.mode = mode
@@ -152,19 +113,14 @@ def module_source(module: Any, name: str | None = None, source: str = "",
 
 def hooks_source(module: Any, name: str, source: str, default: Shape | None, reason: str,
                  training: bool) -> ModelSource:
-    """A source whose graph is recorded with hooks at each input asked for."""
+    """A source whose graph is recorded with hooks at each input asked for (not scannable)."""
     from ..notes import Note, NoteKind
-    from .fx_hooks import hook_graph
 
     note = Note.of(NoteKind.HOOK_FALLBACK, model=type(module).__name__, reason=reason)
-    imp = TorchImport(module, "hooks", notes=[note], training=training, reason=reason)
-
-    def graph_for(shape: Shape) -> Graph:
-        return hook_graph(module, name, [shape], None, training, reason)
-
-    graph = graph_for(default) if default is not None else None
-    return ModelSource(name, graph, default, None, str(note), source,
-                       graph_for=graph_for, torch_import=imp)
+    imp = TorchImport(module, "hooks", notes=[note], training=training, reason=reason, name=name)
+    graph = imp.graph_at(default) if default is not None else None
+    return ModelSource(name, graph, default, None, str(note), source, torch_import=imp,
+                       scannable=False)
 
 
 def _attribute_chain(graph: Graph, module: Any) -> None:
@@ -219,7 +175,8 @@ def trace_graph(module: Any, name: str, training: bool = False) -> tuple[Graph, 
         if info.output in converter.fx_names:
             converter.fx_names[path] = converter.fx_names[info.output]
     graph.mode = "train" if training else "eval"
-    imp = TorchImport(module, "fx", gm, converter.fx_names, converter.notes, converter, training)
+    imp = TorchImport(module, "fx", gm, converter.fx_names, converter.notes, converter, training,
+                      name=name)
     return graph, imp
 
 
@@ -236,7 +193,7 @@ def analyze_source(src: ModelSource, shapes: list[Shape], input_dtypes: list[str
 
     imp = src.torch_import
     if mode not in MODES:
-        raise SpecError(f"mode: choose 'eval' or 'train', got {mode!r}")
+        raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
     training = mode == "train"
     if imp.training != training:
         src = module_source(imp.module, src.name, src.source, mode)
@@ -250,9 +207,7 @@ def analyze_source(src: ModelSource, shapes: list[Shape], input_dtypes: list[str
         imp.converter.set_dtypes({} if floats else _fx_dtypes(imp, shapes, input_dtypes))
     try:
         return analyze_graph(src.graph, one, dtype, input_dtypes)
-    except ShapeError as err:
-        if len(shapes) != len(src.graph.input_names):
-            raise
+    except LayerError as err:
         try:
             run_for_hooks(imp.module, shapes, input_dtypes, lambda: None, training)
         except Exception:
