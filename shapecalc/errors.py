@@ -66,3 +66,13 @@ class SpecError(ShapecalcError):
 
 class UsageError(ShapecalcError):
     """A command-line value is malformed; the message names the parameter and what is allowed."""
+
+
+class ArgumentError(ShapecalcError):
+    """A library function got an argument of the wrong type or value. ``param`` is the
+    parameter's name (``input_shape``); the CLI maps it to its own flag (``--input``)."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param}: {message}")
+        self.param = param
+        self.detail = message
