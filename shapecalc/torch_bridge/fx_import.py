@@ -22,7 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model_source import ModelSource
+from ..model_source import ModelSource, user_code
 from ..blocks import Block, Sequential
 from ..errors import ArgumentError, LayerError, SpecError
 from ..graph import Analysis, Graph, analyze_graph
@@ -200,7 +200,8 @@ def analyze_source(src: ModelSource, shapes: list[Shape], input_dtypes: list[str
         imp = src.torch_import
     one = shapes if len(shapes) > 1 else shapes[0]
     if imp.mode == "hooks":
-        graph = hook_graph(imp.module, src.name, shapes, input_dtypes, training, imp.reason)
+        with user_code(f"running {src.name}.forward"):
+            graph = hook_graph(imp.module, src.name, shapes, input_dtypes, training, imp.reason)
         return analyze_graph(graph, one, dtype, input_dtypes)
     if imp.mode == "fx":
         floats = not input_dtypes or all(d == "float32" for d in input_dtypes)
@@ -208,12 +209,13 @@ def analyze_source(src: ModelSource, shapes: list[Shape], input_dtypes: list[str
     try:
         return analyze_graph(src.graph, one, dtype, input_dtypes)
     except LayerError as err:
-        try:
-            run_for_hooks(imp.module, shapes, input_dtypes, lambda: None, training)
-        except Exception:
-            raise err from None  # torch refuses these inputs too: a real shape error
-        reason = f"the traced graph fails where torch does not: {err}"[:200]
-        graph = hook_graph(imp.module, src.name, shapes, input_dtypes, training, reason)
+        with user_code(f"running {src.name}.forward"):
+            try:
+                run_for_hooks(imp.module, shapes, input_dtypes, lambda: None, training)
+            except Exception:
+                raise err from None  # torch refuses these inputs too: a real shape error
+            reason = f"the traced graph fails where torch does not: {err}"[:200]
+            graph = hook_graph(imp.module, src.name, shapes, input_dtypes, training, reason)
         return analyze_graph(graph, one, dtype, input_dtypes)
 
 
