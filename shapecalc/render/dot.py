@@ -50,6 +50,11 @@ KIND_COLOURS = {
 BLOCK_COLOUR = ("#dee2e6", "collapsed block")
 
 
+#: Why a rendering failed and how to fix it; each command adds its own way round it.
+NO_DOT = ("Graphviz's `dot` program, which is not on PATH: install it with `apt-get install graphviz` "
+          "(Debian/Ubuntu) or `brew install graphviz` (macOS)")
+
+
 class GraphvizNotFound(ShapecalcError):
     """Rendering SVG/PNG/PDF needs Graphviz's ``dot`` program, which is not installed."""
 
@@ -310,11 +315,8 @@ def pipe(digraph, fmt: str) -> bytes:
     try:
         return digraph.pipe(format=fmt, quiet=True)
     except graphviz.ExecutableNotFound:
-        raise GraphvizNotFound(
-            f"writing {fmt.upper()} needs Graphviz's `dot` program, which is not on PATH: install it "
-            "with `apt-get install graphviz` (Debian/Ubuntu) or `brew install graphviz` (macOS), "
-            "or use --format dot, which needs no Graphviz"
-        ) from None
+        raise GraphvizNotFound(f"writing {fmt.upper()} needs {NO_DOT}, or use --format dot, which needs "
+                               "no Graphviz") from None
     except graphviz.CalledProcessError as err:
         stderr = err.stderr.decode("utf-8", "replace") if isinstance(err.stderr, bytes) else str(err.stderr or "")
         lines = [line.strip() for line in stderr.splitlines() if line.strip()]
