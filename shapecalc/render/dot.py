@@ -374,7 +374,14 @@ class Drawing:
         return self.digraph.source
 
     def _repr_mimebundle_(self, include=None, exclude=None, **kwargs: Any) -> dict[str, Any]:
-        return self.digraph._repr_mimebundle_(include, exclude, **kwargs)
+        """SVG for Jupyter (the graphviz package's own display); without ``dot``, a line of
+        text saying so instead of a traceback under the cell."""
+        import graphviz
+
+        try:
+            return self.digraph._repr_mimebundle_(include, exclude, **kwargs)
+        except graphviz.ExecutableNotFound:
+            return {"text/plain": f"{self!r}: drawing it needs {NO_DOT}"}
 
     def svg(self) -> str:
         """The drawing as SVG text (needs Graphviz's ``dot``)."""

@@ -102,7 +102,8 @@ def _page(title: str, css: str, body: str) -> str:
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             '<link rel="icon" href="data:,">'
-            f"<title>{_e(title)}</title><style>{css}</style></head>\n<body>{body}</body></html>\n")
+            f"<title>{_e(title)}</title><style>{css}</style></head>\n<body class=\"sc-root\">{body}"
+            "</body></html>\n")
 
 
 @renderer("html", summary="the table as an HTML page", suffixes=("html", "htm"), commands=("show",))
@@ -110,6 +111,15 @@ def to_html(analysis, depth: int | None = None, explain: bool = False) -> str:
     """``show --format html``: header, totals and the table as one self-contained page."""
     body = header_html(analysis) + table_html(analysis, depth, explain)
     return _page(f"{analysis.model} · shapecalc", table_css(), body)
+
+
+@renderer("html-fragment", summary="header and table as an HTML fragment with its style, in the "
+          "host page's colours and font (notebooks, library only)")
+def to_html_fragment(analysis, depth: int | None = None, explain: bool = False) -> str:
+    """What a notebook shows for an analysis (``_repr_html_``): readable in light and dark
+    themes, since it takes the host's colours; no script, no document around it."""
+    return (f'<div class="sc-root sc-embedded"><style>{table_css()}</style>'
+            f"{header_html(analysis)}{table_html(analysis, depth, explain)}</div>")
 
 
 # ---------------------------------------------------------------- the interactive report
@@ -179,4 +189,5 @@ def to_report(analysis, rankdir: str = "TB", depth: int | None = None, expand: b
     return _page(f"{analysis.model} · shapecalc report", table_css() + _asset("report.css"), body)
 
 
-__all__ = ["header_html", "report_data", "table_css", "table_html", "to_html", "to_report"]
+__all__ = ["header_html", "report_data", "table_css", "table_html", "to_html", "to_html_fragment",
+           "to_report"]
