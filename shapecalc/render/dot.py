@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import ShapecalcError, UsageError
+from ..errors import ArgumentError, ShapecalcError
 from ..renderers import renderer, write
 from . import human_count, shape_text
 
@@ -200,9 +200,9 @@ def build_graph(analysis, rankdir: str = "TB", depth: int | None = None, expand:
     import graphviz
 
     if rankdir not in RANKDIRS:
-        raise UsageError(f"rankdir: expected one of {', '.join(RANKDIRS)}, got {rankdir!r}")
+        raise ArgumentError("rankdir", f"expected one of {', '.join(RANKDIRS)}, got {rankdir!r}")
     if depth is not None and depth < 0:
-        raise UsageError(f"depth: must be ≥ 0, got {depth}")
+        raise ArgumentError("depth", f"must be ≥ 0, got {depth}")
     if expand:
         depth = None
     elif depth is None:
