@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import prod
-from typing import Iterator
+from typing import Iterable, Iterator, Sequence
 
 from .arithmetic import AxisRF
 from .errors import ShapeError
@@ -184,10 +184,50 @@ class Analysis:
                 yield rec
 
     # Renderers live in render/; these keep the library API in one object.
-    def table(self, **kwargs) -> str:
+    def table(self, depth: int | None = None, explain: bool = False,
+              columns: Sequence[str] | None = None, width: int | None = None,
+              checks: Iterable | None = None) -> str:
+        """The per-layer table as plain text (what ``shapecalc show`` prints when piped).
+
+        ``depth`` collapses blocks nested deeper; ``explain`` adds the arithmetic under each
+        row; ``columns`` picks and orders data columns (torchinfo's ``col_names``: see
+        :data:`shapecalc.render.columns.COLUMNS`); ``width`` fits the table to that many
+        characters (``None``: the full table); ``checks`` adds ``verify``'s torch column.
+        """
         from .render.table import render_table_text
 
-        return render_table_text(self, **kwargs)
+        if columns is not None:
+            from .render.columns import parse_columns
+
+            columns = parse_columns(columns, "columns")
+        return render_table_text(self, depth=depth, explain=explain, checks=checks,
+                                 columns=columns, width=width)
+
+    def __repr__(self) -> str:
+        """One line: model, input → output and totals (the table is ``str()`` / ``table()``)."""
+        from .render.notebook import analysis_repr
+
+        return analysis_repr(self)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        """IPython: the table, fitted to the terminal IPython runs in."""
+        from .render.notebook import pretty
+
+        pretty(self, printer, cycle)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the table, totals and notes as a styled HTML table (light and dark themes)."""
+        from .render.html_table import analysis_html
+
+        return analysis_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .render.formats import to_markdown
+
+        return to_markdown(self)
 
     def to_json(self, **kwargs) -> str:
         from .render.formats import to_json
