@@ -8,7 +8,8 @@ from math import prod
 from typing import ClassVar
 
 from ..errors import ShapeError
-from .base import Layer, Shape, format_shape
+from ..notes import Note
+from .base import Layer, Shape, format_shape, inferred_note
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,9 @@ class _BatchNormNd(Layer):
     def describe(self) -> str:
         return f"{self.type_name}({'?' if self.num_features is None else self.num_features})"
 
-    def notes(self, output: Shape, *inputs: Shape) -> list[str]:
+    def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         if self.num_features is None:
-            return [f"num_features={self._channels(inputs[0])} inferred"]
+            return [inferred_note("num_features", self._channels(inputs[0]))]
         return []
 
 
