@@ -20,6 +20,7 @@ import io
 import textwrap
 import unicodedata
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
 from . import shape_text
@@ -38,6 +39,13 @@ GAP = "  "  # between columns
 
 def display_width(text: str) -> int:
     """Terminal cells ``text`` takes: wide East Asian characters count 2, combining marks 0."""
+    if text.isascii():
+        return len(text)
+    return _unicode_width(text)
+
+
+@lru_cache(maxsize=4096)
+def _unicode_width(text: str) -> int:  # cached: shapes and guides repeat row after row
     width = 0
     for ch in text:
         if unicodedata.combining(ch):
