@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import prod
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from .arithmetic import AxisRF
 from .errors import ShapeError
@@ -184,7 +184,16 @@ class Analysis:
             if depth is None or rec.depth <= depth:
                 yield rec
 
-    # Renderers live in render/; these keep the library API in one object.
+    # Output formats live in the registry (shapecalc.renderers, filled by render/), which the
+    # core reaches only through this lazy lookup: graph.py never imports a renderer.
+    def render(self, fmt: str, **options: Any) -> Any:
+        """This analysis in output format ``fmt`` with that format's keyword options: ``table``,
+        ``json``, ``csv``, ``markdown``, ``dot``, ``svg``, ``png``, ``pdf``, ``dict``,
+        ``drawing`` … (``shapecalc.renderers.names()`` lists them all)."""
+        from .renderers import render
+
+        return render(self, fmt, **options)
+
     def table(self, depth: int | None = None, explain: bool = False,
               columns: Sequence[str] | None = None, width: int | None = None,
               checks: Iterable | None = None) -> str:
@@ -195,56 +204,51 @@ class Analysis:
         :data:`shapecalc.render.columns.COLUMNS`); ``width`` fits the table to that many
         characters (``None``: the full table); ``checks`` adds ``verify``'s torch column.
         """
-        from .render.table import render_table_text
+        return self.render("table", depth=depth, explain=explain, checks=checks,
+                           columns=columns, width=width)
 
-        if columns is not None:
-            from .render.columns import parse_columns
+    def to_json(self, indent: int | None = 2, explain: bool = False) -> str:
+        """The JSON document (``explain``: each layer's arithmetic too)."""
+        return self.render("json", indent=indent, explain=explain)
 
-            columns = parse_columns(columns, "columns")
-        return render_table_text(self, depth=depth, explain=explain, checks=checks,
-                                 columns=columns, width=width)
+    def to_dict(self, explain: bool = False) -> dict:
+        """The JSON document as Python data."""
+        return self.render("dict", explain=explain)
 
+    def to_dot(self, rankdir: str = "TB", depth: int | None = None, expand: bool = False) -> str:
+        """Graphviz DOT source of the analysed graph (shapes on the edges); ``depth`` collapses
+        deeper blocks, ``expand`` draws every layer of a big model."""
+        return self.render("dot", rankdir=rankdir, depth=depth, expand=expand)
+
+    def draw(self, rankdir: str = "TB", depth: int | None = None, expand: bool = False) -> Any:
+        """A drawing that displays inline as SVG in Jupyter and saves with ``.save(path)``
+        (``.svg``, ``.png``, ``.pdf``, ``.dot``); options as for :meth:`to_dot`."""
+        return self.render("drawing", rankdir=rankdir, depth=depth, expand=expand)
+
+    # Display: a one-line repr; the table in terminals, IPython and Jupyter (render/notebook.py,
+    # render/html_table.py), reached through the registry like every other format.
     def __repr__(self) -> str:
         """One line: model, input → output and totals (the table is ``str()`` / ``table()``)."""
-        from .render.notebook import analysis_repr
-
-        return analysis_repr(self)
+        return self.render("repr")
 
     def __str__(self) -> str:
         return self.table()
 
     def _repr_pretty_(self, printer, cycle: bool) -> None:
         """IPython: the table, fitted to the terminal IPython runs in."""
-        from .render.notebook import pretty
+        import shutil
 
-        pretty(self, printer, cycle)
+        if cycle:
+            printer.text(repr(self))
+        else:
+            printer.text(self.table(width=shutil.get_terminal_size((80, 24)).columns).rstrip("\n"))
 
     def _repr_html_(self) -> str:
         """Jupyter: the table, totals and notes as a styled HTML table (light and dark themes)."""
-        from .render.html_table import analysis_html
-
-        return analysis_html(self)
+        return self.render("html_table")
 
     def _repr_markdown_(self) -> str:
-        from .render.formats import to_markdown
-
-        return to_markdown(self)
-
-    def to_json(self, **kwargs) -> str:
-        from .render.formats import to_json
-
-        return to_json(self, **kwargs)
-
-    def to_dict(self) -> dict:
-        from .render.formats import to_dict
-
-        return to_dict(self)
-
-    def to_dot(self, **kwargs) -> str:
-        """Graphviz DOT source of the analysed graph (shapes on the edges)."""
-        from .render.dot import analysis_to_dot
-
-        return analysis_to_dot(self, **kwargs)
+        return self.render("markdown")
 
 
 def _enclosing_blocks(name: str, blocks: dict[str, BlockInfo]) -> tuple[str, ...]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from html import escape
 from typing import Iterable, Sequence
 
-from .columns import BY_KEY, DEFAULT_COLUMNS, cell, note_texts
+from ..renderers import renderer
+from .columns import BY_KEY, DEFAULT_COLUMNS, cell, note_texts, parse_columns
 from .table import table_model, torch_cell
 
 #: Kind markers: mid-tone colours that stand out on white and on near-black alike.
@@ -50,7 +51,7 @@ def table_html(analysis, depth: int | None = None, explain: bool = False,
     has room for every note, so notes stay in their column.
     """
     model = table_model(analysis, depth, explain, checks)
-    keys = list(columns) if columns is not None else list(DEFAULT_COLUMNS)
+    keys = list(parse_columns(columns, "columns") if columns is not None else DEFAULT_COLUMNS)
     ctx = model.context()
     head = ['<th class="num">#</th>'] + (['<th>name</th>'] if model.has_name else [])
     head.append("<th>layer</th>")
@@ -90,6 +91,8 @@ def table_html(analysis, depth: int | None = None, explain: bool = False,
     return "\n".join(out)
 
 
+@renderer("html_table", summary="the table and totals as a styled HTML fragment, Jupyter's "
+          "display (library only)")
 def analysis_html(analysis, depth: int | None = None, explain: bool = False,
                   columns: Sequence[str] | None = None, checks: Iterable | None = None) -> str:
     """The table, then the totals as a list, in one styled ``<div>``: ``Analysis._repr_html_``."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import shutil
 
+from ..renderers import renderer
 from . import human_count, shape_text
 
 
+@renderer("repr", summary="one line: model, input → output, totals (library only)")
 def analysis_repr(analysis) -> str:
     """``<Analysis alexnet: 1×1×224×224 → 1×10, 21 layers, 46,764,746 params (46.76 M), …>``."""
     return (f"<{type(analysis).__name__} {analysis.model}: {shape_text(analysis.input_shape)} → "
@@ -23,15 +25,6 @@ def analysis_repr(analysis) -> str:
 def terminal_width() -> int:
     """The width of the terminal Python runs in (80 when there is none, as in a kernel)."""
     return shutil.get_terminal_size((80, 24)).columns
-
-
-def pretty(obj, printer, cycle: bool) -> None:
-    """IPython's ``_repr_pretty_``: the object's table fitted to the terminal, or its repr."""
-    if cycle:
-        printer.text(repr(obj))
-        return
-    text = obj.table(width=terminal_width()) if hasattr(obj, "table") else str(obj)
-    printer.text(text.rstrip("\n"))
 
 
 def diagnosis_repr(diagnosis) -> str:
@@ -70,5 +63,5 @@ def diagnosis_markdown(diagnosis) -> str:
     return "\n".join(body) + "\n"
 
 
-__all__ = ["analysis_repr", "diagnosis_lines", "diagnosis_markdown", "diagnosis_repr", "pretty",
+__all__ = ["analysis_repr", "diagnosis_lines", "diagnosis_markdown", "diagnosis_repr",
            "terminal_width"]

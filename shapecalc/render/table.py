@@ -23,9 +23,11 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
+from ..renderers import renderer
 from . import shape_text
 from .columns import (
     BY_KEY, DEFAULT_COLUMNS, WIDE_EXTRAS, CellContext, cell, frozen_params, note_texts,
+    parse_columns,
 )
 from .formats import footer_lines
 
@@ -381,10 +383,16 @@ def capture_text(draw_on, width: int = 240) -> str:
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
 
 
+@renderer("table", summary="the table as plain text", suffixes=("txt",), commands=("show",))
 def render_table_text(analysis, depth: int | None = None, explain: bool = False,
                       checks: Iterable | None = None, columns: Sequence[str] | None = None,
                       width: int | None = None) -> str:
-    """The table as plain text (no colours, no rich); fitted to ``width`` when one is given."""
+    """The table as plain text (no colours, no rich); fitted to ``width`` when one is given.
+
+    ``columns``: :mod:`.columns` keys or short names, in the order to show them.
+    """
+    if columns is not None:
+        columns = parse_columns(columns, "columns")
     drawn = layout_table(analysis, depth, explain, checks, columns, width)
     return "\n".join(plain_lines(drawn)) + "\n"
 
