@@ -164,7 +164,7 @@ def test_a_wider_terminal_never_shows_less(name, widths):
     small, large = choose_layout(model, narrow), choose_layout(model, narrow + extra)
     assert set(small.keys) <= set(large.keys)
     assert (small.index <= large.index and large.footnotes <= small.footnotes
-            and large.compact <= small.compact)
+            and large.compact <= small.compact and small.gap <= large.gap)
 
 
 def test_the_ladder_order_at_80_columns():

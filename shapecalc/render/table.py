@@ -36,7 +36,7 @@ KIND_STYLES = {
     "conv": "cyan", "pool": "magenta", "norm": "yellow", "activation": "green",
     "linear": "blue", "reshape": "white", "merge": "bright_white", "dropout": "bright_black",
 }
-GAP = "  "  # between columns
+GAP = "  "  # between columns (one space only as the ladder's last resort)
 
 
 def display_width(text: str) -> int:
@@ -115,12 +115,14 @@ class Layout:
     index: bool = True
     footnotes: bool = False
     compact: bool = False
+    gap: int = len(GAP)
 
 
 #: Steps tried in order until the table fits: (what, column) — later steps cost more.
 LADDER: tuple[tuple[str, str], ...] = (
     ("footnotes", ""), ("drop", "params_percent"), ("drop", "input_size"), ("drop", "trainable"),
-    ("compact", ""), ("drop", "receptive_field"), ("drop_index", ""), ("drop", "mult_adds"),
+    ("compact", ""), ("drop", "receptive_field"), ("drop_index", ""), ("tight", ""),
+    ("drop", "mult_adds"),
 )
 
 
@@ -131,6 +133,8 @@ def _step(layout: Layout, what: str, key: str, has_name: bool) -> Layout | None:
     if what == "compact":
         numeric = {"num_params", "mult_adds"} & set(layout.keys)
         return None if layout.compact or not numeric else replace(layout, compact=True)
+    if what == "tight":
+        return replace(layout, gap=1) if layout.gap > 1 else None
     if what == "drop_index":  # a tree keeps its names; flat models keep their index
         return replace(layout, index=False) if layout.index and has_name else None
     if key in layout.keys:
@@ -252,9 +256,9 @@ def _notes(model: TableModel, layout: Layout) -> tuple[list[str], list[str]] | N
     return cells, list(numbers)
 
 
-def _table_width(cols: list[tuple[str, bool, list[str]]]) -> int:
+def _table_width(cols: list[tuple[str, bool, list[str]]], gap: int) -> int:
     widths = [max([display_width(t)] + [display_width(c) for c in cells]) for t, _, cells in cols]
-    return sum(widths) + len(GAP) * (len(widths) - 1)
+    return sum(widths) + gap * (len(widths) - 1)
 
 
 def choose_layout(model: TableModel, width: int | None = None,
@@ -274,9 +278,9 @@ def choose_layout(model: TableModel, width: int | None = None,
     if width is None:
         return layout
     for what, key in LADDER:
-        if _table_width(_columns_for(model, layout)) <= width:
+        if _table_width(_columns_for(model, layout), layout.gap) <= width:
             return layout
-        if columns is not None and what not in ("footnotes", "compact"):
+        if columns is not None and what not in ("footnotes", "compact", "tight"):
             continue  # the user's columns stay; only their form may change
         layout = _step(layout, what, key, model.has_name) or layout
     return layout
@@ -286,8 +290,9 @@ def draw(model: TableModel, layout: Layout, width: int | None = None) -> Drawn:
     """Lay ``model`` out under ``layout``: title, header, rule, rows, footnotes, footer."""
     cols = _columns_for(model, layout)
     widths = [max([display_width(t)] + [display_width(c) for c in cells]) for t, _, cells in cols]
-    table_width = sum(widths) + len(GAP) * (len(widths) - 1)
-    layer_at = sum(w + len(GAP) for (title, _, _), w in zip(cols, widths)
+    gap = " " * layout.gap
+    table_width = sum(widths) + len(gap) * (len(widths) - 1)
+    layer_at = sum(w + len(gap) for (title, _, _), w in zip(cols, widths)
                    if title in ("#", "name"))
     lines: list[list[tuple[str, str]]] = [[(model.title, "bold")]]
 
@@ -295,7 +300,7 @@ def draw(model: TableModel, layout: Layout, width: int | None = None) -> Drawn:
         segs: list[tuple[str, str]] = []
         for i, (text, style) in enumerate(zip(texts, styles)):
             if i:
-                segs.append((GAP, ""))
+                segs.append((gap, ""))
             segs.append((_pad(text, widths[i], cols[i][1]), style))
         return segs
 
