@@ -344,8 +344,10 @@ def _wrap(text: str, width: int | None, indent: int) -> list[str]:
                 lines.append(("" if not lines else " " * indent) + part)
         if all(display_width(line) <= width for line in lines):
             return lines
-    return textwrap.wrap(text, width=width, subsequent_indent=" " * indent,
-                         break_long_words=False, break_on_hyphens=False) or [text]
+    glued = text.replace(" = ", "\xa0=\xa0")  # keep "FLOPs = 2·MACs" on one line
+    lines = textwrap.wrap(glued, width=width, subsequent_indent=" " * indent,
+                          break_long_words=False, break_on_hyphens=False) or [glued]
+    return [line.replace("\xa0=\xa0", " = ") for line in lines]
 
 
 def layout_table(analysis, depth: int | None = None, explain: bool = False,
