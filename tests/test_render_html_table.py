@@ -68,7 +68,7 @@ def test_every_row_is_in_the_html_table(name, depth):
 def test_totals_notes_and_escaping():
     result = analyze("alexnet")
     html = result._repr_html_()
-    assert "Total params: 46,764,746 (46.76 M)" in html and "mult-adds convention" in html
+    assert "Total params: 46,764,746 (46.76 M)" in html and "FLOPs = 2·MACs" in html
     assert "in_features=6400 derived from the input" in html
     assert "Conv2d(1→96, k=11, s=4, p=1)" in html
     assert "<script" not in html  # a notebook output, not a page: no code runs
