@@ -17,8 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Sequence
 
-from .errors import SpecError
+from .errors import ArgumentError
 from .graph import Analysis
+from .model_source import shape_arg
 
 
 @dataclass(repr=False)
@@ -85,40 +86,28 @@ def _dtype_name(value: Any, option: str) -> str:
 
     name = str(value).removeprefix("torch.")
     if name not in DTYPE_BYTES:
-        raise SpecError(f"{option}: unknown dtype {value!r}; choose from {', '.join(DTYPE_BYTES)}")
+        raise ArgumentError(option, f"unknown dtype {value!r}; choose from {', '.join(DTYPE_BYTES)}")
     return name
-
-
-def _shape(value: Any, option: str) -> tuple[int, ...]:
-    if isinstance(value, (str, bytes)):
-        raise SpecError(f"{option}: expected a shape like (1, 3, 224, 224), got {value!r}")
-    try:
-        shape = tuple(int(v) for v in value)
-    except (TypeError, ValueError):
-        raise SpecError(f"{option}: expected a shape like (1, 3, 224, 224), got {value!r}") from None
-    if not shape or any(v < 1 for v in shape) or any(isinstance(v, bool) for v in value):
-        raise SpecError(f"{option}: every size must be a positive integer, got {value!r}")
-    return shape
 
 
 def _inputs(input_size: Any, input_data: Any) -> tuple[list[tuple[int, ...]], list[str] | None]:
     """Shapes (and dtypes, from tensors) of the forward's inputs, from either argument."""
     if input_size is not None and input_data is not None:
-        raise SpecError("input_size, input_data: give one of them, not both")
+        raise ArgumentError("input_size, input_data", "give one of them, not both")
     if input_data is not None:
         if isinstance(input_data, dict):
-            raise SpecError("input_data: keyword inputs (a dict) are not supported; pass tensors")
+            raise ArgumentError("input_data", "keyword inputs (a dict) are not supported; pass tensors")
         items = list(input_data) if isinstance(input_data, (list, tuple)) else [input_data]
         if not items or not all(hasattr(t, "shape") and hasattr(t, "dtype") for t in items):
-            raise SpecError("input_data: expected a tensor or a list of tensors")
-        return ([_shape(t.shape, "input_data") for t in items],
+            raise ArgumentError("input_data", "expected a tensor or a list of tensors")
+        return ([shape_arg(t.shape, "input_data") for t in items],
                 [_dtype_name(t.dtype, "input_data") for t in items])
     if input_size is None:
         return [], None
     if isinstance(input_size, (list, tuple)) and input_size and all(
             isinstance(s, (list, tuple)) for s in input_size):
-        return [_shape(s, "input_size") for s in input_size], None  # several inputs
-    return [_shape(input_size, "input_size")], None
+        return [shape_arg(s, "input_size") for s in input_size], None  # several inputs
+    return [shape_arg(input_size, "input_size")], None
 
 
 @contextmanager
@@ -183,11 +172,11 @@ def summary(model: Any, input_size: Sequence[int] | Sequence[Sequence[int]] | No
     from .api import analyze, load_model
 
     if mode not in ("eval", "train"):
-        raise SpecError(f"mode: choose 'eval' or 'train', got {mode!r}")
+        raise ArgumentError("mode", f"choose 'eval' or 'train', got {mode!r}")
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-        raise SpecError(f"depth: expected an integer ≥ 0, got {depth!r}")
+        raise ArgumentError("depth", f"expected an integer ≥ 0, got {depth!r}")
     if verbose is not None and verbose not in (0, 1, 2):
-        raise SpecError(f"verbose: choose 0, 1 or 2, got {verbose!r}")
+        raise ArgumentError("verbose", f"choose 0, 1 or 2, got {verbose!r}")
     columns = None
     if col_names is not None:
         from .render.columns import parse_columns
@@ -197,9 +186,9 @@ def summary(model: Any, input_size: Sequence[int] | Sequence[Sequence[int]] | No
     if dtypes is not None:
         kinds = [_dtype_name(d, "dtypes") for d in dtypes]
         if shapes and len(kinds) != len(shapes):
-            raise SpecError(f"dtypes: give one per input ({len(shapes)}), got {len(kinds)}")
+            raise ArgumentError("dtypes", f"give one per input ({len(shapes)}), got {len(kinds)}")
     if len(shapes) > 1:
-        raise SpecError(f"input_size: this model takes one input; got {len(shapes)} shapes")
+        raise ArgumentError("input_size", f"this model takes one input; got {len(shapes)} shapes")
     src = load_model(model)
     dtype = kinds[0] if kinds else "float32"
     with _mode(model, mode):

@@ -116,7 +116,7 @@ def test_in_a_notebook_verbose_defaults_to_quiet(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("kwargs, words", [
-    ({"input_size": (1, 0, 224, 224)}, "input_size: every size must be a positive integer"),
+    ({"input_size": (1, 0, 224, 224)}, "input_size[1]"),
     ({"input_size": "224"}, "input_size"),
     ({"input_size": (1, 1, 224, 224), "input_data": torch.zeros(1)}, "not both"),
     ({"input_data": [1, 2]}, "input_data: expected a tensor"),

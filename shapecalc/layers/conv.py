@@ -5,15 +5,17 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from math import prod
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from .. import arithmetic as ar
-from ..errors import ConfigError, ShapeError
-from ..notes import Note
+from ..errors import ConfigError, LayerError, Reason, ShapeError
 from .base import (
     AXIS_NAMES, RF, Shape, _WindowLayer, batch_positions, compact, dropped_notes, explain_axes,
     inferred_note, per_axis, spatial_of,
 )
+
+if TYPE_CHECKING:  # notes are built in base.py; `shapecalc layer` never imports them
+    from ..notes import Note
 
 IntOrTuple = int | tuple[int, ...]
 
@@ -113,7 +115,7 @@ class _ConvBase(_WindowLayer):
             raise ShapeError(
                 f"expects {expected} input channels, got {c} (input {'×'.join(map(str, inp))})",
                 layer=self.describe(),
-                numbers={"expected_channels": expected, "channels": c},
+                numbers={"expected_channels": expected, "channels": c}, reason=Reason.CHANNELS,
             )
         if c % self.groups:
             raise ShapeError(
@@ -159,8 +161,7 @@ class _ConvBase(_WindowLayer):
         return AXIS_NAMES[self.ndim][i]
 
 
-@dataclass(frozen=True)
-class _ConvNd(_ConvBase):
+class _ConvNd(_ConvBase):  # no new fields: _ConvBase's generated methods serve (and import faster)
     def output_shape(self, *inputs: Shape) -> Shape:
         inp = inputs[0]
         self._channels_in(inp)
@@ -169,8 +170,8 @@ class _ConvNd(_ConvBase):
         for i, n in enumerate(spatial):
             try:
                 out.append(ar.conv_output_size(n, self._k[i], self._s[i], self._p[i], self._d[i]))
-            except ShapeError as err:
-                raise type(err)(err.message, layer=self.describe(), axis=self._axis(i), numbers=err.numbers) from None
+            except LayerError as err:
+                raise err.replace(layer=self.describe(), axis=self._axis(i)) from None
         head = (inp[0], self.out_channels) if batched else (self.out_channels,)
         return head + tuple(out)
 
@@ -246,8 +247,8 @@ class _ConvTransposeNd(_ConvBase):
                         n, self._k[i], self._s[i], self._p[i], self._d[i], self._op[i]
                     )
                 )
-            except ShapeError as err:
-                raise type(err)(err.message, layer=self.describe(), axis=self._axis(i), numbers=err.numbers) from None
+            except LayerError as err:
+                raise err.replace(layer=self.describe(), axis=self._axis(i)) from None
         head = (inp[0], self.out_channels) if batched else (self.out_channels,)
         return head + tuple(out)
 

@@ -134,6 +134,8 @@ def diagnosis_fields(diagnosis) -> list[tuple[str, str]]:
     if diagnosis.expected:
         fields += [("expected", diagnosis.expected), ("got", diagnosis.got)]
     fields.append(("problem", diagnosis.problem))
+    if getattr(diagnosis, "searched", ""):
+        fields.append(("searched", diagnosis.searched))
     return fields
 
 

@@ -53,6 +53,8 @@ def diagnosis_lines(diagnosis) -> list[str]:
         lines += [f"  expected  {diagnosis.expected}", f"  got       {diagnosis.got}"]
     lines.append(f"  {diagnosis.problem}")
     lines += [f"  fix {i}: {fix}" for i, fix in enumerate(diagnosis.fixes, 1)]
+    if getattr(diagnosis, "searched", ""):
+        lines.append(f"  searched  {diagnosis.searched}")
     return lines
 
 
