@@ -1,5 +1,5 @@
-"""HTML, in one place: the table (a fragment for notebooks and pages), ``show --format html``
-(the table as a page) and ``shapecalc report`` (one self-contained interactive page).
+"""HTML pages: ``show --format html`` (the table as a page) and ``shapecalc report`` (one
+self-contained interactive page).
 
 The report is a single file that works offline and from ``file://``: CSS, JavaScript, the data
 and Graphviz's SVG are all inline, and a Content-Security-Policy forbids every request. The
@@ -113,15 +113,6 @@ def to_html(analysis, depth: int | None = None, explain: bool = False) -> str:
     return _page(f"{analysis.model} · shapecalc", table_css(), body)
 
 
-@renderer("html-fragment", summary="header and table as an HTML fragment with its style, in the "
-          "host page's colours and font (notebooks, library only)")
-def to_html_fragment(analysis, depth: int | None = None, explain: bool = False) -> str:
-    """What a notebook shows for an analysis (``_repr_html_``): readable in light and dark
-    themes, since it takes the host's colours; no script, no document around it."""
-    return (f'<div class="sc-root sc-embedded"><style>{table_css()}</style>'
-            f"{header_html(analysis)}{table_html(analysis, depth, explain)}</div>")
-
-
 # ---------------------------------------------------------------- the interactive report
 def _rf_geometry(rf) -> list[dict[str, float]] | None:
     if rf is None:
@@ -189,5 +180,4 @@ def to_report(analysis, rankdir: str = "TB", depth: int | None = None, expand: b
     return _page(f"{analysis.model} · shapecalc report", table_css() + _asset("report.css"), body)
 
 
-__all__ = ["header_html", "report_data", "table_css", "table_html", "to_html", "to_html_fragment",
-           "to_report"]
+__all__ = ["header_html", "report_data", "table_css", "table_html", "to_html", "to_report"]
