@@ -55,7 +55,7 @@ def table_html(analysis, depth: int | None = None, explain: bool = False) -> str
     columns = [c for c in COLUMNS if named or c[0] != "name"]
     head = "".join(f'<th class="{cls}">{_e(title)}</th>' for title, cls in columns)
     body = []
-    for rec in analysis.rows(depth):
+    for position, rec in enumerate(analysis.rows(depth)):
         kind = _kind(rec)
         layer = _e(rec.description)
         if explain and not rec.is_block:
@@ -76,7 +76,10 @@ def table_html(analysis, depth: int | None = None, explain: bool = False) -> str
         if not named:
             del cells[1]
         tds = "".join(f'<td class="{cls}">{cell}</td>' for (_, cls), cell in zip(columns, cells))
-        body.append(f'<tr class="sc-row sc-{kind}" data-name="{_e(rec.name)}">{tds}</tr>')
+        # data-row: the row's place in analysis.rows(), which scripts map back to the exact
+        # name (data-name shows it, but an HTML parser may alter control characters).
+        body.append(f'<tr class="sc-row sc-{kind}" data-row="{position}" data-name="{_e(rec.name)}">'
+                    f"{tds}</tr>")
     return (f'<table class="sc-table"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table>')
 
@@ -136,12 +139,13 @@ def report_data(analysis, graph_ids: dict[str, str] | None = None) -> dict[str, 
         }
     return {"model": analysis.model, "input_shape": list(analysis.input_shape),
             "output_shape": list(analysis.output_shape), "layers": layers,
-            "graph_ids": graph_ids or {}}
+            "rows": [rec.name for rec in analysis.rows()], "graph_ids": graph_ids or {}}
 
 
 def _script_json(data: Any) -> str:
-    """JSON safe inside ``<script>``: no ``<`` at all, so no ``</script>`` or ``<!--``."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+    """JSON safe inside ``<script>``: no ``<`` at all, so no ``</script>`` or ``<!--``; ASCII, so
+    any name (a lone surrogate from a spec file included) survives the UTF-8 file."""
+    return json.dumps(data, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c")
 
 
 def _graph_section(analysis, rankdir: str, depth: int | None, expand: bool) -> tuple[str, dict]:
