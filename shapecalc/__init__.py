@@ -18,10 +18,12 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .api import ModelSource, analyze, load_model, minimum_input
+    from .train.trained import load_trained
 
 #: Loaded on first use (PEP 562): ``shapecalc layer`` needs only the arithmetic, and building
 #: the ~80 layer dataclasses behind the model API is most of the package's import time.
-_LAZY = {"ModelSource": "api", "analyze": "api", "load_model": "api", "minimum_input": "api"}
+_LAZY = {"ModelSource": "api", "analyze": "api", "load_model": "api", "minimum_input": "api",
+         "load_trained": "train.trained"}
 
 
 def __getattr__(name: str) -> Any:
@@ -36,6 +38,6 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ConfigError", "ModelSource", "ShapeError", "ShapecalcError", "SpecError", "UsageError",
     "__version__", "analyze", "conv_output_size", "dropped_pixels", "effective_kernel",
-    "load_model", "minimum_input", "pool_output_size", "same_padding", "solve_padding",
+    "load_model", "load_trained", "minimum_input", "pool_output_size", "same_padding", "solve_padding",
     "transposed_conv_output_size",
 ]
