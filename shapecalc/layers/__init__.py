@@ -20,6 +20,7 @@ from .conv import (
 from .merge import Add, Concat, Mul, broadcast_shapes, merge_rf
 from .norm import (
     BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm,
+    RMSNorm,
 )
 from .pool import (
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
@@ -37,9 +38,18 @@ LAYER_TYPES: dict[str, type[Layer]] = {
         ELU, PReLU, Softmax, LogSoftmax, Identity,
         Dropout, Dropout1d, Dropout2d, Dropout3d, AlphaDropout,
         BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm2d, GroupNorm, LayerNorm,
-        LocalResponseNorm, Flatten, Linear, Upsample, Add, Mul, Concat,
+        LocalResponseNorm, RMSNorm, Flatten, Linear, Upsample, Add, Mul, Concat,
     )
 }
+
+# Layers of modern networks (attention, recurrent, lookup tables), one module each.
+from .attention import ATTENTION_LAYERS  # noqa: E402
+from .embedding import EMBEDDING_LAYERS  # noqa: E402
+from .recurrent import RECURRENT_LAYERS  # noqa: E402
+for _cls in ATTENTION_LAYERS + EMBEDDING_LAYERS + RECURRENT_LAYERS:
+    LAYER_TYPES[_cls.__name__] = _cls
+    globals()[_cls.__name__] = _cls  # importable like the rest
+del _cls
 
 from .functional import FUNCTIONAL_LAYERS  # noqa: E402  (fx-import ops: Reshape, Permute, Mean, Pad, …)
 LAYER_TYPES.update({cls.__name__: cls for cls in FUNCTIONAL_LAYERS})

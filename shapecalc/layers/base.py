@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Sequence
 
 from ..arithmetic import AxisRF
 from ..errors import ConfigError, ShapeError
+from ..notes import Note, NoteKind
 
 Shape = tuple[int, ...]
 #: Receptive field per spatial axis, or ``None`` once a layer mixes every position (Linear).
@@ -81,12 +82,17 @@ class Layer:
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
         return rf
 
+    def extra_outputs(self, *inputs: Shape) -> tuple[tuple[str, Shape], ...]:
+        """Named shapes of what ``forward`` returns besides the main output (an LSTM's ``h_n``
+        and ``c_n``): listed by tracers, never counted again; the node's cost is its own."""
+        return ()
+
     def resolve(self, *inputs: Shape) -> "Layer":
         """This layer with every inferred field filled from the input shape."""
         return self
 
-    def notes(self, output: Shape, *inputs: Shape) -> list[str]:
-        """Remarks worth a user's attention (dropped pixels, inferred sizes)."""
+    def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
+        """Remarks worth a user's attention (dropped pixels, inferred sizes), as typed notes."""
         return []
 
     def explain(self, output: Shape, *inputs: Shape) -> list[str]:
@@ -159,10 +165,15 @@ def batch_size(shape: Shape, ndim_after_batch: int) -> int:
     return shape[0] if len(shape) > ndim_after_batch else 1
 
 
-def dropped_notes(dropped: list[tuple[str, int]]) -> list[str]:
-    """``[("H", 3), ("W", 3)]`` → ``["drops 3 px (H, W)"]``: one note per distinct remainder."""
+def dropped_notes(dropped: list[tuple[str, int]]) -> list[Note]:
+    """``[("H", 3), ("W", 3)]`` → one DROPS note, "drops 3 px (H, W)": one per distinct count."""
     by_count: dict[int, list[str]] = {}
     for axis, count in dropped:
         if count:
             by_count.setdefault(count, []).append(axis)
-    return [f"drops {count} px ({', '.join(axes)})" for count, axes in by_count.items()]
+    return [Note.of(NoteKind.DROPS, px=count, axes=tuple(axes)) for count, axes in by_count.items()]
+
+
+def inferred_note(field: str, value: int) -> Note:
+    """``in_channels=5 inferred``: a lazy argument taken from the input shape."""
+    return Note.of(NoteKind.INFERRED, field=field, value=value)
