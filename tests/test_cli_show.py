@@ -73,7 +73,7 @@ def test_table_lists_every_layer_and_totals():
         54, 54, 26, 26, 26, 12, 12, 12, 12, 12, 12, 12, 5, 6400, 4096, 4096, 4096, 4096, 4096, 4096, 10
     ]
     assert "Total params: 46,764,746" in out
-    assert "FLOPs: 1,877,509,652" in out and "mult-adds" in out
+    assert "FLOPs: 1,877,509,652" in out and "every weight and bias once per position" in out
     assert "Memory (float32): parameters 178.39 MiB" in out
     assert "drops 3 px (H, W)" in out and "global" in out
     assert not any(line != line.rstrip() for line in out.splitlines())  # piped: no padding
@@ -178,7 +178,7 @@ def test_models_lists_every_registered_model():
     [
         (["show", "alexnet", "--input", "1x1x64x64"], 1,
          "the size collapses at node '12' MaxPool2d(k=3, s=2)"),
-        (["show", "alexnett"], 1, "unknown model 'alexnett' (did you mean 'alexnet'"),
+        (["show", "alexnett"], 2, "unknown model 'alexnett' (did you mean 'alexnet'"),
         (["show", "alexnet", "--input", "1xax224"], 2, "--input: 'a' is not an integer"),
         (["show", "alexnet", "--input", "224"], 2, "--input: expected a shape like 1x1x224x224"),
         (["show", "alexnet", "--input", "1x1x0x224"], 2, "--input: must be ≥ 1, got 0"),
@@ -199,3 +199,14 @@ def test_too_small_input_names_the_smallest_that_works(capsys):
     _, err = fails(capsys, "show", "alexnet", "--input", "1x1x64x64")
     assert "the smallest input that works is 65 (--input 1x1x65x65)" in err
     assert json.loads(invoke("show", "alexnet", "--input", "1x1x65x65", "--json"))["output_shape"] == [1, 10]
+
+
+def test_graph_errors_name_the_graph_option(capsys, tmp_path):
+    # The library names its parameter ("path"); show maps it to its own flag, not graph's -o.
+    link = tmp_path / "g.svg"
+    link.symlink_to(tmp_path / "elsewhere.svg")
+    code, err, out = fails_with_output(capsys, "show", "lenet", "--graph", str(link))
+    assert code == 2 and out == ""
+    assert err.startswith("shapecalc: error: --graph: ") and "symbolic link" in err
+    code, err, _ = fails_with_output(capsys, "show", "lenet", "--graph", str(tmp_path / "g.txt"))
+    assert err.startswith("shapecalc: error: --graph: cannot tell the format")
