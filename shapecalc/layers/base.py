@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from math import prod
-from typing import Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from ..arithmetic import AxisRF, effective_kernel
 from ..errors import ConfigError, ShapeError
-from ..notes import Note, NoteKind
+
+if TYPE_CHECKING:  # imported where notes are made: `shapecalc layer` asks for none
+    from ..notes import Note
 
 Shape = tuple[int, ...]
 #: Receptive field per spatial axis, or ``None`` once a layer mixes every position (Linear).
@@ -285,6 +287,8 @@ def batch_size(shape: Shape, ndim_after_batch: int) -> int:
 
 def dropped_notes(dropped: list[tuple[str, int]]) -> list[Note]:
     """``[("H", 3), ("W", 3)]`` → one DROPS note, "drops 3 px (H, W)": one per distinct count."""
+    from ..notes import Note, NoteKind
+
     by_count: dict[int, list[str]] = {}
     for axis, count in dropped:
         if count:
@@ -294,4 +298,6 @@ def dropped_notes(dropped: list[tuple[str, int]]) -> list[Note]:
 
 def inferred_note(field: str, value: int) -> Note:
     """``in_channels=5 inferred``: a lazy argument taken from the input shape."""
+    from ..notes import Note, NoteKind
+
     return Note.of(NoteKind.INFERRED, field=field, value=value)
