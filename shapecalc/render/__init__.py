@@ -105,7 +105,13 @@ def record_notes(record) -> list[Note]:
     return notes
 
 
-def header_lines(analysis) -> list[str]:
+def mode_text(analysis) -> str:
+    """``eval mode`` / ``train mode`` for an nn.Module (empty for a spec, which has no mode)."""
+    mode = getattr(analysis, "mode", None)
+    return f"{mode} mode" if mode else ""
+
+
+def header_lines(analysis, with_mode: bool = True) -> list[str]:
     """What the title line does not say: several inputs/outputs, the mode, model-wide notes."""
     lines = []
     dtypes = tuple(getattr(analysis, "input_dtypes", ()) or ())
@@ -123,7 +129,7 @@ def header_lines(analysis) -> list[str]:
     if len(outputs) > 1:
         lines.append("outputs: " + ", ".join(f"{label} {shape_text(s)}" for label, s in outputs))
     mode = getattr(analysis, "mode", None)
-    if mode is not None:
+    if mode is not None and with_mode:
         lines.append(f"mode: {mode}" + (" (as torchinfo; --train-mode for training-only branches)"
                                         if mode == "eval" else " (training-only branches included)"))
     lines.extend(f"note: {n}" for n in getattr(analysis, "notes", []) or [])
@@ -153,6 +159,6 @@ def notes_text(record, sep: str = "; ") -> str:
 
 
 __all__ = [
-    "MACS_CONVENTION", "header_lines", "human_bytes", "human_count", "note_dict", "notes_text",
+    "MACS_CONVENTION", "header_lines", "mode_text", "human_bytes", "human_count", "note_dict", "notes_text",
     "params_line", "record_notes", "rf_sizes", "rf_text", "shape_text",
 ]
