@@ -124,10 +124,10 @@ def _decode(text: str, suffix: str, where: str) -> Any:
         try:
             import yaml
         except ImportError:
-            raise SpecError(
-                f"{where}: reading YAML spec files needs PyYAML: pip install 'shapecalc[yaml]' "
-                "(or use a .json or .toml spec)"
-            ) from None
+            from .extras import missing
+
+            raise missing(f"{where}: reading YAML spec files (or use a .json or .toml spec)",
+                          "yaml", "yaml") from None
         try:
             return yaml.safe_load(text)
         except yaml.YAMLError as err:
