@@ -1,71 +1,69 @@
 """Layer specs, one frozen dataclass per PyTorch layer kind, named and parameterised like torch.
 
 ``LAYER_TYPES`` maps a type name (``"Conv2d"``) to its class: spec files, the torch bridge and
-the CLI look layers up there, so adding a layer is adding a class.
+the CLI look layers up there. Adding a layer is adding a public :class:`Layer` subclass in a
+module of this package: every module is scanned, so there is no list to keep in sync.
+
+The modules load on the first access to a name not defined here (``LAYER_TYPES``, ``Conv2d``,
+``merge_rf`` …, PEP 562): building ~100 frozen dataclasses is most of the package's import
+time, and ``shapecalc layer`` needs only ``layers.conv`` or ``layers.pool``
+(``tests/test_cli_layer.py`` checks that it imports nothing else).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
+from typing import Any
 
 from .base import RF, Layer, Shape, format_shape
-from .basic import (
-    ELU, GELU, SELU, AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d, Flatten, Hardsigmoid,
-    Hardswish, Identity, LeakyReLU, Linear, LogSoftmax, Mish, PReLU, ReLU, ReLU6, Sigmoid, SiLU,
-    Softmax, Tanh, Upsample,
-)
-from .conv import (
-    Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
-)
-from .merge import Add, Concat, Mul, broadcast_shapes, merge_rf
-from .norm import (
-    BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm,
-    RMSNorm,
-)
-from .pool import (
-    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
-    AdaptiveMaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d,
-)
-
-LAYER_TYPES: dict[str, type[Layer]] = {
-    cls.__name__: cls
-    for cls in (
-        Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
-        MaxPool1d, MaxPool2d, MaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d,
-        AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d,
-        AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d,
-        ReLU, ReLU6, SiLU, Hardswish, Hardsigmoid, Mish, SELU, Sigmoid, Tanh, GELU, LeakyReLU,
-        ELU, PReLU, Softmax, LogSoftmax, Identity,
-        Dropout, Dropout1d, Dropout2d, Dropout3d, AlphaDropout,
-        BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm2d, GroupNorm, LayerNorm,
-        LocalResponseNorm, RMSNorm, Flatten, Linear, Upsample, Add, Mul, Concat,
-    )
-}
-
-# Layers of modern networks (attention, recurrent, lookup tables), one module each.
-from .attention import ATTENTION_LAYERS  # noqa: E402
-from .embedding import EMBEDDING_LAYERS  # noqa: E402
-from .recurrent import RECURRENT_LAYERS  # noqa: E402
-for _cls in ATTENTION_LAYERS + EMBEDDING_LAYERS + RECURRENT_LAYERS:
-    LAYER_TYPES[_cls.__name__] = _cls
-    globals()[_cls.__name__] = _cls  # importable like the rest
-del _cls
-
-from .functional import FUNCTIONAL_LAYERS  # noqa: E402  (fx-import ops: Reshape, Permute, Mean, Pad, …)
-LAYER_TYPES.update({cls.__name__: cls for cls in FUNCTIONAL_LAYERS})
-globals().update({cls.__name__: cls for cls in FUNCTIONAL_LAYERS})  # importable like the rest
 
 #: Merge nodes exist in the graph but not as torch modules: the blocks that hold them do.
 MERGE_TYPES = frozenset({"Add", "Mul", "Concat"})
 
 
+def _registry() -> dict[str, type[Layer]]:
+    """Every layer class by name, once every module of the package has been imported."""
+    namespace = globals()
+    if "LAYER_TYPES" not in namespace:
+        registry: dict[str, type[Layer]] = {}
+        for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+            module = importlib.import_module(f"{__name__}.{info.name}")
+            for name, obj in vars(module).items():
+                if (isinstance(obj, type) and issubclass(obj, Layer) and obj is not Layer
+                        and obj.__module__ == module.__name__ and not name.startswith("_")):
+                    registry[name] = obj
+        from .merge import broadcast_shapes, merge_rf
+
+        namespace.update(registry)  # ``from shapecalc.layers import Conv2d`` for every layer
+        namespace.update(broadcast_shapes=broadcast_shapes, merge_rf=merge_rf,
+                         __all__=_public(registry))
+        namespace["LAYER_TYPES"] = registry  # last: its presence means "all loaded"
+    return namespace["LAYER_TYPES"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in {m.name for m in pkgutil.iter_modules(__path__)}:  # `from . import conv`: just it
+        return importlib.import_module(f"{__name__}.{name}")
+    _registry()
+    try:
+        return globals()[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
 def LazyConv2d(out_channels: int, kernel_size, **kwargs) -> Conv2d:
     """``nn.LazyConv2d``'s signature: ``in_channels`` is inferred from the input."""
+    from .conv import Conv2d
+
     return Conv2d(None, out_channels, kernel_size, **kwargs)
 
 
 def LazyLinear(out_features: int, **kwargs) -> Linear:
     """``nn.LazyLinear``'s signature: ``in_features`` is derived from the input."""
+    from .basic import Linear
+
     return Linear(None, out_features, **kwargs)
 
 
@@ -76,11 +74,12 @@ def layer_from_dict(entry: dict) -> Layer:
     if "type" not in entry:
         raise SpecError("a layer entry needs a 'type' key")
     name = entry["type"]
-    cls = LAYER_TYPES.get(name)
+    registry = _registry()
+    cls = registry.get(name)
     if cls is None:
         import difflib
 
-        hint = difflib.get_close_matches(str(name), LAYER_TYPES, n=1)
+        hint = difflib.get_close_matches(str(name), registry, n=1)
         raise SpecError(
             f"unknown layer type {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
         )
@@ -107,7 +106,7 @@ def layer_to_dict(layer: Layer) -> dict:
     return out
 
 
-__all__ = [name for name in LAYER_TYPES] + [
-    "LAYER_TYPES", "MERGE_TYPES", "Layer", "LazyConv2d", "LazyLinear", "RF", "Shape",
-    "broadcast_shapes", "format_shape", "layer_from_dict", "layer_to_dict", "merge_rf",
-]
+def _public(registry: dict[str, type[Layer]]) -> list[str]:
+    return [*registry, "LAYER_TYPES", "MERGE_TYPES", "Layer", "LazyConv2d", "LazyLinear", "RF",
+            "Shape", "broadcast_shapes", "format_shape", "layer_from_dict", "layer_to_dict",
+            "merge_rf"]
