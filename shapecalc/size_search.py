@@ -3,7 +3,7 @@
 ``shapecalc check`` proposes an input size when a model does not fit. Trying sizes one by one
 is fine near the given size, but a kernel of 10,000,000 or a Linear that no size can satisfy
 would keep such a scan busy for minutes. So the search has three parts, all under one
-wall-clock budget, and every size it returns has passed the WHOLE model (never only the node
+CPU-time budget, and every size it returns has passed the WHOLE model (never only the node
 that failed):
 
 1. **near**: sizes n0 ± 1, n0 ± 2, … (the smallest change first), for part of the budget;
@@ -27,7 +27,9 @@ from .errors import LayerError, Reason
 from .graph import Analysis, Graph, analyze_graph
 from .layers import Shape
 
-#: Wall-clock budget of each analytic part (grow, features), in seconds.
+#: Budget of each analytic part (grow, features), in seconds of this process's CPU time: CPU
+#: time, not wall-clock, so that a busy machine changes how long the search takes but not what
+#: it finds (the same model always gets the same proposal).
 SEARCH_SECONDS = 2.0
 #: Part of that budget the near scan (and the walk along a run of fitting sizes) may use.
 NEAR_SHARE = 0.5
@@ -58,7 +60,7 @@ class SizeSearch:
         self.graph = graph
         self.template = tuple(template)
         self.seconds = seconds
-        self.started = time.monotonic()  # of the current part
+        self.started = time.process_time()  # of the current part
         self.stopped = False
         self.low_seen = self.high_seen = self.template[2] if len(self.template) > 2 else 1
         self._tried: dict[int, Analysis | LayerError] = {}
@@ -78,12 +80,12 @@ class SizeSearch:
         return isinstance(self.outcome(n), Analysis)
 
     def _part(self) -> None:
-        self.started = time.monotonic()
+        self.started = time.process_time()
 
     def out_of_time(self, share: float = 1.0) -> bool:
         """Whether ``share`` of the current part's budget is spent; spending all of an analytic
         part's budget marks the search stopped."""
-        if time.monotonic() - self.started <= self.seconds * share:
+        if time.process_time() - self.started <= self.seconds * share:
             return False
         if share >= 1.0:
             self.stopped = True
