@@ -13,13 +13,16 @@ from .model_source import ModelSource
 
 def load_model(model: Any, **kwargs: Any) -> ModelSource:
     """Accept a MODEL string (zoo name, spec file, ``file.py:Net``, ``module:make(...)``), a spec
-    :class:`Block`, a :class:`Graph`, an ``nn.Module`` instance or a :class:`ModelSource`."""
+    :class:`Block`, a :class:`Graph`, an ``nn.Module`` instance or a :class:`ModelSource`.
+
+    ``max_nodes=`` raises the bound on how many layers and blocks a spec file or Block may
+    expand to (default :data:`~shapecalc.blocks.DEFAULT_MAX_NODES`)."""
     if isinstance(model, ModelSource):
         return model
     if isinstance(model, Graph):
         return ModelSource(model.name, model, None)
-    if isinstance(model, Block):
-        return ModelSource("model", model.to_graph("model"), None, model)
+    if isinstance(model, Block):  # max_nodes= raises the node budget, as for spec files
+        return ModelSource("model", model.to_graph("model", **kwargs), None, model)
     if isinstance(model, str):
         from .sources import resolve
 

@@ -33,8 +33,14 @@ def is_torch_module(obj: Any) -> bool:
                for c in type(obj).__mro__)
 
 
-def resolve(text: str, **zoo_kwargs: Any):
-    """The :class:`~shapecalc.api.ModelSource` that ``text`` names."""
+def resolve(text: str, *, max_nodes: int | None = None, **zoo_kwargs: Any):
+    """The :class:`~shapecalc.api.ModelSource` that ``text`` names.
+
+    ``max_nodes`` bounds what a spec file expands to (default
+    :data:`~shapecalc.blocks.DEFAULT_MAX_NODES`)."""
+    from .blocks import DEFAULT_MAX_NODES
+
+    budget = DEFAULT_MAX_NODES if max_nodes is None else max_nodes
     from .model_source import ModelSource
     from .zoo import ZOO, get_entry
 
@@ -49,8 +55,8 @@ def resolve(text: str, **zoo_kwargs: Any):
     from .specfile import is_spec_path, load_spec
 
     if is_spec_path(raw) and ":" not in raw:
-        doc = load_spec(raw)
-        return ModelSource(doc.name, doc.block.to_graph(doc.name), doc.input_shape, doc.block,
+        doc = load_spec(raw, max_nodes=budget)
+        return ModelSource(doc.name, doc.block.to_graph(doc.name, max_nodes=budget), doc.input_shape, doc.block,
                            f"spec file {raw}", raw)
     if ":" in raw:
         return from_target(raw)

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .blocks import Block, Branches, Residual, Sequential
+from .blocks import Block, Branches, Residual, Sequential, check_size
 from .errors import SpecError
 from .layers import Layer, Shape, layer_to_dict
 
@@ -19,6 +19,7 @@ SUFFIXES = (".json", ".yaml", ".yml", ".toml")
 
 def spec_to_dict(block: Block, name: str = "model", input_shape: Shape | None = None) -> dict:
     """The data a spec file holds for ``block``; :func:`parse_spec` reads it back identically."""
+    check_size(block)  # the writer recurses per level: refuse what the reader would refuse
     out: dict[str, Any] = {"name": name}
     if input_shape is not None:
         out["input"] = list(input_shape)

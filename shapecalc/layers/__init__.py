@@ -1,49 +1,24 @@
 """Layer specs, one frozen dataclass per PyTorch layer kind, named and parameterised like torch.
 
 ``LAYER_TYPES`` maps a type name (``"Conv2d"``) to its class: spec files, the torch bridge and
-the CLI look layers up there, so adding a layer is adding a class.
+the CLI look layers up there. Adding a layer is adding a class in a module of this package:
+every module here is imported below and every public :class:`Layer` subclass registers itself
+(:meth:`Layer.__init_subclass__`), so there is no list to keep in sync.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
+from typing import Any
 
-from .base import RF, Layer, Shape, format_shape
-from .basic import (
-    ELU, GELU, SELU, AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d, Flatten, Hardsigmoid,
-    Hardswish, Identity, LeakyReLU, Linear, LogSoftmax, Mish, PReLU, ReLU, ReLU6, Sigmoid, SiLU,
-    Softmax, Tanh, Upsample,
-)
-from .conv import (
-    Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
-)
-from .merge import Add, Concat, Mul, broadcast_shapes, merge_rf
-from .norm import (
-    BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm,
-)
-from .pool import (
-    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
-    AdaptiveMaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d,
-)
+from .base import LAYER_TYPES, RF, Layer, Shape, format_shape
+from .merge import broadcast_shapes, merge_rf
 
-LAYER_TYPES: dict[str, type[Layer]] = {
-    cls.__name__: cls
-    for cls in (
-        Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
-        MaxPool1d, MaxPool2d, MaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d,
-        AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d,
-        AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d,
-        ReLU, ReLU6, SiLU, Hardswish, Hardsigmoid, Mish, SELU, Sigmoid, Tanh, GELU, LeakyReLU,
-        ELU, PReLU, Softmax, LogSoftmax, Identity,
-        Dropout, Dropout1d, Dropout2d, Dropout3d, AlphaDropout,
-        BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm2d, GroupNorm, LayerNorm,
-        LocalResponseNorm, Flatten, Linear, Upsample, Add, Mul, Concat,
-    )
-}
-
-from .functional import FUNCTIONAL_LAYERS  # noqa: E402  (fx-import ops: Reshape, Permute, Mean, Pad, …)
-LAYER_TYPES.update({cls.__name__: cls for cls in FUNCTIONAL_LAYERS})
-globals().update({cls.__name__: cls for cls in FUNCTIONAL_LAYERS})  # importable like the rest
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    importlib.import_module(f"{__name__}.{_module}")
+globals().update(LAYER_TYPES)  # ``from shapecalc.layers import Conv2d`` for every registered layer
 
 #: Merge nodes exist in the graph but not as torch modules: the blocks that hold them do.
 MERGE_TYPES = frozenset({"Add", "Mul", "Concat"})
@@ -59,34 +34,54 @@ def LazyLinear(out_features: int, **kwargs) -> Linear:
     return Linear(None, out_features, **kwargs)
 
 
-def layer_from_dict(entry: dict) -> Layer:
-    """Build a layer from ``{"type": "Conv2d", ...torch keyword arguments}`` (spec files)."""
-    from ..errors import SpecError
+def layer_from_dict(entry: Any, *, container_keys: tuple[str, ...] = ()) -> Layer:
+    """Build a layer from ``{"type": "Conv2d", ...torch keyword arguments}``.
 
+    The one dict → layer builder (spec files use it too). Lists become tuples and every value
+    is checked by the layer class itself. ``container_keys`` are keys that belong to whoever
+    holds the entry (a spec file's ``name`` and ``repeat``). Errors are ``SpecError``
+    whose ``key_path`` is the key at fault relative to the entry (``kernel_size[1]``, ``type``;
+    ``""`` for the entry as a whole) and whose ``detail`` says what is wrong.
+    """
+    from ..errors import FieldError, ShapecalcError, SpecError
+
+    def fail(key: str, detail: str) -> SpecError:
+        return SpecError(f"{key}: {detail}" if key else detail, key_path=key, detail=detail)
+
+    if not isinstance(entry, dict):
+        raise fail("", f"expected a mapping like {{\"type\": \"Conv2d\", ...}}, got a {type(entry).__name__}")
     if "type" not in entry:
-        raise SpecError("a layer entry needs a 'type' key")
+        raise fail("", "a layer entry needs a 'type' key (a torch layer name like \"Conv2d\")")
     name = entry["type"]
-    cls = LAYER_TYPES.get(name)
+    cls = LAYER_TYPES.get(name) if isinstance(name, str) else None
     if cls is None:
         import difflib
 
-        hint = difflib.get_close_matches(str(name), LAYER_TYPES, n=1)
-        raise SpecError(
-            f"unknown layer type {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-        )
-    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in entry.items() if k != "type"}
-    allowed = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(kwargs) - allowed)
-    if unknown:
-        raise SpecError(
-            f"{name} does not take {', '.join(unknown)}; it takes {', '.join(sorted(allowed))}"
-        )
+        from .fields import short_repr
+
+        hint = difflib.get_close_matches(str(name)[:100], LAYER_TYPES, n=1)
+        raise fail("type", f"unknown layer type {short_repr(name)}"
+                   + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {k: v for k, v in entry.items() if k != "type" and k not in container_keys}
+    for key in kwargs:
+        if key not in fields:
+            raise fail(str(key), f"{name} does not take {key!r}; it takes {', '.join(fields) or 'no arguments'}")
     for field_name in cls.inferred:
         kwargs.setdefault(field_name, None)
+    missing = [f for f, spec in fields.items() if f not in kwargs
+               and spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING]
+    if missing:
+        raise fail("", f"{name} needs {', '.join(missing)}")
     try:
         return cls(**kwargs)
-    except TypeError as err:
-        raise SpecError(f"{name}: {err}") from None
+    except FieldError as err:
+        raise fail(err.field, err.detail) from None
+    except ShapecalcError as err:
+        raise fail("", f"{name}: {getattr(err, 'message', str(err))}") from None
+    except (TypeError, ValueError, ArithmeticError, RecursionError) as err:
+        # A value the class's own checks did not foresee: still one line naming the layer.
+        raise fail("", f"{name}: {type(err).__name__}: {str(err)[:200]}") from None
 
 
 def layer_to_dict(layer: Layer) -> dict:

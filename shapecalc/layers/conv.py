@@ -10,7 +10,7 @@ from typing import ClassVar
 from .. import arithmetic as ar
 from ..errors import ConfigError, ShapeError
 from .base import (
-    AXIS_NAMES, RF, Layer, Shape, batch_positions, compact, dropped_notes, per_axis, spatial_of,
+    AXIS_NAMES, RF, Layer, Shape, batch_positions, compact, dropped_notes, one_of, per_axis, spatial_of,
 )
 
 IntOrTuple = int | tuple[int, ...]
@@ -40,6 +40,7 @@ class _ConvBase(Layer):
     _pl: tuple[int, ...] = field(init=False, repr=False, compare=False)  # left per axis
 
     def __post_init__(self) -> None:
+        one_of(self, "padding_mode", ("zeros", "reflect", "replicate", "circular"))
         n = self.ndim
         k = per_axis("kernel_size", self.kernel_size, n)
         if not isinstance(self.kernel_size, int) and len(self.kernel_size) != n:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from math import prod
 from typing import ClassVar
 
-from ..errors import ShapeError
-from .base import Layer, Shape, format_shape
+from ..errors import FieldError, ShapeError
+from .base import Layer, Shape, at_least, format_shape
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,10 @@ class _BatchNormNd(Layer):
     #: accepted input ranks; the first is the batched (N, C, ...) form. Only InstanceNorm
     #: also takes an unbatched (C, ...) input; BatchNorm2d/3d insist on 4-D/5-D like torch.
     ranks: ClassVar[tuple[int, ...]] = (4,)
+
+    def __post_init__(self) -> None:
+        at_least(self, "num_features", 1)
+        at_least(self, "eps", 0)
 
     def _channels(self, inp: Shape) -> int:
         if len(inp) not in self.ranks:
@@ -99,7 +103,19 @@ class GroupNorm(Layer):
     kind: ClassVar[str] = "norm"
     inferred: ClassVar[tuple[str, ...]] = ("num_channels",)
 
+    def __post_init__(self) -> None:
+        at_least(self, "num_groups", 1)
+        at_least(self, "num_channels", 1)
+        at_least(self, "eps", 0)
+        if self.num_channels is not None and self.num_channels % self.num_groups:
+            raise FieldError("num_groups", f"num_channels {self.num_channels} is not divisible by "
+                             f"num_groups {self.num_groups}", layer=self.type_name,
+                             numbers={"num_channels": self.num_channels, "num_groups": self.num_groups})
+
     def _channels(self, inp: Shape) -> int:
+        if len(inp) < 2:
+            raise ShapeError(f"expects an (N, C, ...) input, got {len(inp)}-D {format_shape(inp)}",
+                             layer=self.describe())
         c = inp[1]
         if self.num_channels is not None and c != self.num_channels:
             raise ShapeError(f"expects {self.num_channels} channels, got {c}", layer=self.describe())
@@ -134,12 +150,19 @@ class LayerNorm(Layer):
 
     kind: ClassVar[str] = "norm"
 
+    def __post_init__(self) -> None:
+        at_least(self, "normalized_shape", 1)
+        at_least(self, "eps", 0)
+
     def _norm_shape(self) -> tuple[int, ...]:
         ns = self.normalized_shape
         return (ns,) if isinstance(ns, int) else tuple(ns)
 
     def output_shape(self, *inputs: Shape) -> Shape:
         inp, ns = inputs[0], self._norm_shape()
+        if len(ns) > len(inp):
+            raise ShapeError(f"normalized_shape {format_shape(ns)} has more dims than the input "
+                             f"{format_shape(inp)}", layer=self.describe())
         if tuple(inp[len(inp) - len(ns):]) != ns:
             raise ShapeError(
                 f"normalized_shape {format_shape(ns)} does not match the trailing dims of {format_shape(inp)}",
@@ -164,6 +187,9 @@ class LocalResponseNorm(Layer):
     k: float = 1.0
 
     kind: ClassVar[str] = "norm"
+
+    def __post_init__(self) -> None:
+        at_least(self, "size", 1)
 
     def describe(self) -> str:
         return f"LocalResponseNorm({self.size}, α={self.alpha:g}, β={self.beta:g}, k={self.k:g})"

@@ -8,7 +8,12 @@ from typing import ClassVar
 from .. import arithmetic as ar
 from ..arithmetic import AxisRF
 from ..errors import ConfigError, ShapeError
-from .base import AXIS_NAMES, RF, Layer, Shape, compact, dropped_notes, per_axis, spatial_of
+from .base import (
+    AXIS_NAMES, RF, Layer, Shape, at_most, compact, dropped_notes, per_axis, spatial_of,
+)
+
+#: Largest adaptive-pooling output per axis (a window list of this length is still cheap).
+MAX_ADAPTIVE_OUTPUT = 65_536
 
 IntOrTuple = int | tuple[int, ...]
 
@@ -209,6 +214,8 @@ class _AdaptivePoolNd(Layer):
 
     def __post_init__(self) -> None:
         self._targets()  # refuse a malformed output_size up front (torch does at the first forward)
+        # Receptive fields and explanations list every window: bound them (one line, not gigabytes).
+        at_most(self, "output_size", MAX_ADAPTIVE_OUTPUT, " per axis (shapecalc lists every window)")
 
     def _targets(self) -> tuple[int | None, ...]:
         # Torch: ``None`` keeps an axis only INSIDE a 2-D/3-D tuple; a bare ``None`` and a
