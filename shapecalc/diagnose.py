@@ -19,6 +19,7 @@ from .errors import ShapeError, SpecError
 from .graph import Graph, Node, analyze_graph
 from .input_scan import InputScan, compact, runs, scan_inputs
 from .layers import Layer, Shape, format_shape
+from .notes import NoteKind, has_kind
 
 #: How far from the given size the input-size search looks (×, either way).
 SEARCH_FACTOR = 4
@@ -149,7 +150,7 @@ def diagnose(model: Any, input_shape: Shape | None = None) -> Diagnosis:
     except ShapeError as err:
         # A graph recorded at one size (untraceable forward) says nothing about other sizes.
         return _explain(src.name, graph, shape, err, scan_sizes=src.graph_for is None)
-    dropping = [r.name for r in result.records if any(n.startswith("drops") for n in r.notes)]
+    dropping = [r.name for r in result.records if has_kind(r.notes, NoteKind.DROPS)]
     return Diagnosis(src.name, shape, True, result.output_shape, dropping=dropping)
 
 

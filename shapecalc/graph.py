@@ -15,6 +15,7 @@ from typing import Iterator
 from .arithmetic import AxisRF
 from .errors import ShapeError
 from .layers import RF, Layer, Shape, format_shape, merge_rf
+from .notes import Note, NoteKind
 
 DTYPE_BYTES = {
     "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "uint8": 1,
@@ -100,7 +101,7 @@ class Record:
     params: int
     macs: int
     rf: RF
-    notes: list[str]
+    notes: list[Note]
     depth: int
     is_block: bool = False
     layer: Layer | None = None  # resolved: inferred sizes filled in
@@ -284,13 +285,13 @@ def _block_records(graph: Graph, records: list[Record], shapes: dict[str, Shape]
             if not rec.shared:
                 acc[0] += rec.params
             acc[1] += rec.macs
-            acc[2].update(n for n in rec.notes if n.startswith("drops"))
+            acc[2].update(n for n in rec.notes if n.kind is NoteKind.DROPS)
     out: dict[str, Record] = {}
     for path, info in graph.blocks.items():
         params, macs, notes = sums[path]
         out[path] = Record(
             path, info.label, (shapes[info.source],), shapes[info.output], params, macs,
-            fields[info.output], sorted(notes), len(parents[path]), True, label=info.label,
+            fields[info.output], sorted(notes, key=str), len(parents[path]), True, label=info.label,
         )
     return out
 

@@ -13,6 +13,7 @@ from .api import load_model
 from .errors import ShapeError, SpecError
 from .graph import analyze_graph
 from .layers import Shape
+from .notes import NoteKind, has_kind
 
 
 def _sized(template: Shape, n: int) -> Shape:
@@ -62,7 +63,7 @@ def scan_inputs(model: Any, template: Shape | None, low: int, high: int) -> Inpu
         except ShapeError as err:
             fails.setdefault(err.node or "?", []).append(n)
             continue
-        if any(note.startswith("drops") for r in result.records for note in r.notes):
+        if any(has_kind(r.notes, NoteKind.DROPS) for r in result.records):
             drops.append(n)
         else:
             exact.append(n)

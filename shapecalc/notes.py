@@ -48,8 +48,12 @@ class Note:
         return dict(self.data)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: ``{"kind": "drops", "text": "drops 3 px (H, W)", "px": 3, ...}``."""
-        return {"kind": self.kind.value, "text": str(self), **self.fields}
+        """JSON form: ``{"kind": "drops", "text": "drops 3 px (H, W)", "px": 3, ...}``.
+
+        Tuples in the data become lists, so the dict equals its own JSON round trip.
+        """
+        data = {k: list(v) if isinstance(v, tuple) else v for k, v in self.data}
+        return {"kind": self.kind.value, "text": str(self), **data}
 
     def __str__(self) -> str:
         return _TEXT.get(self.kind, _plain)(self.fields)

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shapecalc.errors import ConfigError, ShapeError, SpecError
+from shapecalc.notes import Note, NoteKind
 from shapecalc.layers import (
     LAYER_TYPES, AdaptiveAvgPool2d, BatchNorm2d, Conv2d, ConvTranspose2d, Flatten, GroupNorm,
     LayerNorm, Linear, MaxPool2d, layer_from_dict, layer_to_dict,
@@ -204,7 +205,9 @@ def test_alexnet_conv1_notes_and_description():
     assert layer.describe() == "Conv2d(1→96, k=11, s=4, p=1)"
     out = layer.output_shape((1, 1, 224, 224))
     assert out == (1, 96, 54, 54)
-    assert layer.notes(out, (1, 1, 224, 224)) == ["drops 3 px (H, W)"]
+    notes = layer.notes(out, (1, 1, 224, 224))
+    assert notes == [Note.of(NoteKind.DROPS, px=3, axes=("H", "W"))]
+    assert [str(n) for n in notes] == ["drops 3 px (H, W)"]
     lines = layer.explain(out, (1, 1, 224, 224))
     assert lines[0] == "H: out = floor((n − k + p + s) / s)"
     assert "floor(219 / 4) = 54" in lines[1] and lines[2] == "W: same as H"
@@ -213,7 +216,8 @@ def test_alexnet_conv1_notes_and_description():
 def test_lazy_fields_are_resolved_from_the_input():
     lazy = Conv2d(None, 8, 3)
     assert lazy.resolve((1, 5, 9, 9)).in_channels == 5
-    assert lazy.notes((1, 8, 7, 7), (1, 5, 9, 9)) == ["in_channels=5 inferred"]
+    [note] = lazy.notes((1, 8, 7, 7), (1, 5, 9, 9))
+    assert note.kind is NoteKind.INFERRED and str(note) == "in_channels=5 inferred"
     assert Linear(None, 10).resolve((2, 6400)).in_features == 6400
     assert BatchNorm2d().resolve((1, 7, 2, 2)).num_features == 7
 
@@ -221,7 +225,8 @@ def test_lazy_fields_are_resolved_from_the_input():
 def test_flatten_notes_the_product():
     flat = Flatten()
     assert flat.output_shape((1, 256, 5, 5)) == (1, 6400)
-    assert flat.notes((1, 6400), (1, 256, 5, 5)) == ["256×5×5 = 6400"]
+    [note] = flat.notes((1, 6400), (1, 256, 5, 5))
+    assert note.kind is NoteKind.FLATTENS and str(note) == "256×5×5 = 6400"
 
 
 @given(case=st.one_of(convs(), convs(transposed=True)))

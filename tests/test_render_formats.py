@@ -51,6 +51,18 @@ def test_json_round_trips_and_matches_the_analysis_method(alexnet):
     assert "\n" not in compact and json.loads(compact)["layers"][0]["explain"]
 
 
+def test_notes_are_text_for_old_readers_and_typed_in_note_details(alexnet):
+    layers = to_dict(alexnet)["layers"]
+    assert layers[0]["notes"] == ["drops 3 px (H, W)"]
+    assert layers[0]["note_details"] == [
+        {"kind": "drops", "text": "drops 3 px (H, W)", "px": 3, "axes": ["H", "W"]}]
+    flatten = layers[13]
+    assert [d["kind"] for d in flatten["note_details"]] == ["flattens"]
+    assert flatten["note_details"][0]["total"] == 6400 and flatten["notes"] == ["256×5×5 = 6400"]
+    for layer in layers:  # one detail per text note, in the same order
+        assert [d["text"] for d in layer["note_details"]] == layer["notes"]
+
+
 def test_blocks_are_listed_with_summed_children(nested):
     data = to_dict(nested)
     assert sorted(b["name"] for b in data["blocks"]) == ["res", "res.body"]

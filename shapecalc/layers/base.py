@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Sequence
 
 from ..arithmetic import AxisRF
 from ..errors import ConfigError, ShapeError
+from ..notes import Note, NoteKind
 from .fields import above, at_least, at_most, between, check_fields, one_of  # noqa: F401  (shared helpers)
 
 Shape = tuple[int, ...]
@@ -120,8 +121,8 @@ class Layer:
         """This layer with every inferred field filled from the input shape."""
         return self
 
-    def notes(self, output: Shape, *inputs: Shape) -> list[str]:
-        """Remarks worth a user's attention (dropped pixels, inferred sizes)."""
+    def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
+        """Remarks worth a user's attention (dropped pixels, inferred sizes), as typed notes."""
         return []
 
     def explain(self, output: Shape, *inputs: Shape) -> list[str]:
@@ -194,10 +195,15 @@ def batch_size(shape: Shape, ndim_after_batch: int) -> int:
     return shape[0] if len(shape) > ndim_after_batch else 1
 
 
-def dropped_notes(dropped: list[tuple[str, int]]) -> list[str]:
-    """``[("H", 3), ("W", 3)]`` → ``["drops 3 px (H, W)"]``: one note per distinct remainder."""
+def dropped_notes(dropped: list[tuple[str, int]]) -> list[Note]:
+    """``[("H", 3), ("W", 3)]`` → one DROPS note, "drops 3 px (H, W)": one per distinct count."""
     by_count: dict[int, list[str]] = {}
     for axis, count in dropped:
         if count:
             by_count.setdefault(count, []).append(axis)
-    return [f"drops {count} px ({', '.join(axes)})" for count, axes in by_count.items()]
+    return [Note.of(NoteKind.DROPS, px=count, axes=tuple(axes)) for count, axes in by_count.items()]
+
+
+def inferred_note(field: str, value: int) -> Note:
+    """``in_channels=5 inferred``: a lazy argument taken from the input shape."""
+    return Note.of(NoteKind.INFERRED, field=field, value=value)

@@ -10,6 +10,7 @@ from math import prod
 from typing import ClassVar
 
 from ..errors import ConfigError, ShapeError
+from ..notes import Note, NoteKind
 from .base import RF, Layer, Shape, above, at_least, between, format_shape, one_of
 
 
@@ -177,10 +178,10 @@ class Flatten(Layer):
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
         return None
 
-    def notes(self, output: Shape, *inputs: Shape) -> list[str]:
+    def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         inp = inputs[0]
         if len(inp) > 2 and self.start_dim == 1 and self.end_dim == -1:
-            return [f"{'×'.join(map(str, inp[1:]))} = {output[1]}"]
+            return [Note.of(NoteKind.FLATTENS, factors=tuple(inp[1:]), total=output[1])]
         return []
 
     def describe(self) -> str:
@@ -236,9 +237,9 @@ class Linear(Layer):
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
         return None
 
-    def notes(self, output: Shape, *inputs: Shape) -> list[str]:
+    def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         if self.in_features is None:
-            return [f"in_features={inputs[0][-1]} derived from the input"]
+            return [Note.of(NoteKind.DERIVED, field="in_features", value=inputs[0][-1])]
         return []
 
     def describe(self) -> str:

@@ -9,8 +9,10 @@ from typing import ClassVar
 
 from .. import arithmetic as ar
 from ..errors import ConfigError, ShapeError
+from ..notes import Note
 from .base import (
-    AXIS_NAMES, RF, Layer, Shape, batch_positions, compact, dropped_notes, one_of, per_axis, spatial_of,
+    AXIS_NAMES, RF, Layer, Shape, batch_positions, compact, dropped_notes, inferred_note, one_of,
+    per_axis, spatial_of,
 )
 
 IntOrTuple = int | tuple[int, ...]
@@ -184,14 +186,14 @@ class _ConvNd(_ConvBase):
             a.through_window(self._k[i], self._s[i], self._pl[i], self._d[i]) for i, a in enumerate(rf)
         )
 
-    def notes(self, output: Shape, *inputs: Shape) -> list[str]:
+    def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
         notes = dropped_notes([
             (self._axis(i), ar.dropped_pixels(n, self._k[i], self._s[i], self._p[i], self._d[i]))
             for i, n in enumerate(spatial)
         ])
         if self.in_channels is None:
-            notes.append(f"in_channels={self._channels_in(inputs[0])} inferred")
+            notes.append(inferred_note("in_channels", self._channels_in(inputs[0])))
         return notes
 
     def explain(self, output: Shape, *inputs: Shape) -> list[str]:
@@ -288,9 +290,9 @@ class _ConvTransposeNd(_ConvBase):
             lambda i, n: ar.explain_transposed(n, self._k[i], self._s[i], self._p[i], self._d[i], self._op[i]),
         )
 
-    def notes(self, output: Shape, *inputs: Shape) -> list[str]:
+    def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         if self.in_channels is None:
-            return [f"in_channels={self._channels_in(inputs[0])} inferred"]
+            return [inferred_note("in_channels", self._channels_in(inputs[0]))]
         return []
 
 

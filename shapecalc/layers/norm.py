@@ -8,7 +8,8 @@ from math import prod
 from typing import ClassVar
 
 from ..errors import FieldError, ShapeError
-from .base import Layer, Shape, at_least, format_shape
+from ..notes import Note
+from .base import Layer, Shape, at_least, format_shape, inferred_note
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,9 @@ class _BatchNormNd(Layer):
     def describe(self) -> str:
         return f"{self.type_name}({'?' if self.num_features is None else self.num_features})"
 
-    def notes(self, output: Shape, *inputs: Shape) -> list[str]:
+    def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         if self.num_features is None:
-            return [f"num_features={self._channels(inputs[0])} inferred"]
+            return [inferred_note("num_features", self._channels(inputs[0]))]
         return []
 
 

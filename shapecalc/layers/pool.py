@@ -8,6 +8,7 @@ from typing import ClassVar
 from .. import arithmetic as ar
 from ..arithmetic import AxisRF
 from ..errors import ConfigError, ShapeError
+from ..notes import Note, NoteKind
 from .base import (
     AXIS_NAMES, RF, Layer, Shape, at_most, compact, dropped_notes, per_axis, spatial_of,
 )
@@ -104,7 +105,7 @@ class _PoolNd(Layer):
         d = self._dilation()
         return tuple(a.through_window(self._k[i], self._s[i], self._pl[i], d[i]) for i, a in enumerate(rf))
 
-    def notes(self, output: Shape, *inputs: Shape) -> list[str]:
+    def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         if self._ceil():
             return []
         _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
@@ -263,12 +264,12 @@ class _AdaptivePoolNd(Layer):
             )
         return tuple(result)
 
-    def notes(self, output: Shape, *inputs: Shape) -> list[str]:
+    def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
         notes = []
         for n, t in zip(spatial, self._targets()):
             if t is not None and t > n:
-                notes.append(f"upsamples {n}→{t} (windows overlap)")
+                notes.append(Note.of(NoteKind.UPSAMPLES, size=n, target=t))
                 break
         return notes
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from ..notes import Note, NoteKind
+
 #: Stated once in every table footer and JSON document, so nobody has to guess.
 MACS_CONVENTION = (
     "MACs = multiply-accumulates, torchinfo's mult-adds convention: every weight and bias "
@@ -62,17 +64,25 @@ def rf_text(rf) -> str:
     return "×".join(str(s) for s in sizes)
 
 
-def record_notes(record) -> list[str]:
-    """The engine's notes plus what the record's flags mean for a reader."""
+def record_notes(record) -> list[Note]:
+    """The engine's notes plus what the record's flags mean for a reader, as typed notes.
+
+    Renderers turn them into words with ``str(note)`` (or ``note.to_dict()`` for JSON).
+    """
     notes = list(record.notes)
     if getattr(record, "shared", False):
-        notes.append("weights shared with an earlier node (counted once)")
+        notes.append(Note.of(NoteKind.SHARED))
     if getattr(record, "origin", "derived") == "measured":
-        notes.append("shape measured by running torch")
+        notes.append(Note.of(NoteKind.MEASURED))
     return notes
 
 
+def notes_text(record, sep: str = "; ") -> str:
+    """A record's notes as one line of text (table cells, CSV, Markdown)."""
+    return sep.join(str(note) for note in record_notes(record))
+
+
 __all__ = [
-    "MACS_CONVENTION", "human_bytes", "human_count", "record_notes", "rf_sizes", "rf_text",
-    "shape_text",
+    "MACS_CONVENTION", "human_bytes", "human_count", "notes_text", "record_notes", "rf_sizes",
+    "rf_text", "shape_text",
 ]

@@ -13,13 +13,14 @@ import io
 import json
 from typing import Any
 
-from . import MACS_CONVENTION, record_notes, rf_sizes, rf_text, shape_text
+from . import MACS_CONVENTION, notes_text, record_notes, rf_sizes, rf_text, shape_text
 
 #: The table's columns, shared by CSV and Markdown so the three stay in step.
 COLUMNS = ("index", "name", "kind", "layer", "output_shape", "params", "macs", "rf", "notes")
 
 
 def _record_dict(record, explain: bool) -> dict[str, Any]:
+    notes = record_notes(record)
     out: dict[str, Any] = {
         "name": record.name,
         "type": record.type,
@@ -31,7 +32,8 @@ def _record_dict(record, explain: bool) -> dict[str, Any]:
         "description": record.description,
         "input_shapes": [list(s) for s in record.input_shapes],
         "rf": rf_sizes(record.rf),
-        "notes": record_notes(record),
+        "notes": [str(note) for note in notes],
+        "note_details": [note.to_dict() for note in notes],
         "depth": record.depth,
     }
     if not record.is_block:
@@ -81,7 +83,7 @@ def table_rows(analysis, depth: int | None = None) -> list[dict[str, Any]]:
             "params": rec.params,
             "macs": rec.macs,
             "rf": rf_text(rec.rf).replace("×", "x"),
-            "notes": "; ".join(record_notes(rec)),
+            "notes": notes_text(rec),
         })
     return rows
 

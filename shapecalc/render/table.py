@@ -12,7 +12,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from . import record_notes, rf_text, shape_text
+from . import notes_text, rf_text, shape_text
 from .formats import footer_lines
 
 #: Row styles by layer kind: the same grouping the graph colours use.
@@ -125,7 +125,7 @@ def table_model(analysis, depth: int | None = None, explain: bool = False,
         ]
         if by_name is not None:
             cells.append(_torch_cell(by_name.get(rec.name)))
-        cells.append("; ".join(record_notes(rec)))
+        cells.append(notes_text(rec))
         model.rows.append(Row(cells, "bold" if rec.is_block else KIND_STYLES.get(kind, ""),
                               "dim" if rec.is_block and not collapsed else ""))
         if explain and not rec.is_block:

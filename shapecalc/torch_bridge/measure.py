@@ -14,6 +14,7 @@ from typing import Any, Callable, ClassVar, Iterator
 
 from ..errors import ShapeError, SpecError
 from ..layers import RF, Layer, Shape
+from ..notes import Note, text_note
 
 
 def torch_module():
@@ -160,8 +161,9 @@ class MeasuredLayer(Layer):
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
         return None  # unknown op: no claim about what it sees
 
-    def notes(self, output: Shape, *inputs: Shape) -> list[str]:
-        return [self.note] if self.note else []
+    def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
+        # The note is a sentence chosen by the importer (why this node is measured).
+        return [text_note(self.note)] if self.note else []
 
     @property
     def type_name(self) -> str:

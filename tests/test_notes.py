@@ -1,0 +1,46 @@
+"""Typed notes: every kind has words, the JSON form round-trips, code asks kinds not text."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shapecalc import analyze
+from shapecalc.blocks import Sequential
+from shapecalc.layers import Conv2d, Flatten, Linear, MaxPool2d
+from shapecalc.notes import Note, NoteKind, has_kind, text_note
+
+EXAMPLES = {
+    NoteKind.DROPS: (dict(px=3, axes=("H", "W")), "drops 3 px (H, W)"),
+    NoteKind.INFERRED: (dict(field="in_channels", value=5), "in_channels=5 inferred"),
+    NoteKind.DERIVED: (dict(field="in_features", value=9216), "in_features=9216 derived from the input"),
+    NoteKind.UPSAMPLES: (dict(size=3, target=7), "upsamples 3→7 (windows overlap)"),
+    NoteKind.FLATTENS: (dict(factors=(256, 5, 5), total=6400), "256×5×5 = 6400"),
+    NoteKind.MEASURED: ({}, "shape measured by running torch"),
+    NoteKind.SHARED: ({}, "weights shared with an earlier node (counted once)"),
+    NoteKind.TEXT: (dict(text="anything"), "anything"),
+}
+
+
+@pytest.mark.parametrize("kind", list(NoteKind))
+def test_every_kind_has_its_words_and_a_json_form(kind):
+    data, text = EXAMPLES[kind]
+    note = Note.of(kind, **data)
+    assert str(note) == text
+    as_dict = note.to_dict()
+    assert as_dict["kind"] == kind.value and as_dict["text"] == text
+    assert json.loads(json.dumps(as_dict)) == as_dict
+
+
+def test_has_kind_ignores_text_that_only_looks_like_a_note():
+    assert has_kind([Note.of(NoteKind.DROPS, px=1, axes=("L",))], NoteKind.DROPS)
+    assert not has_kind([text_note("drops 3 px (H, W)"), "drops 1 px (L)"], NoteKind.DROPS)
+
+
+def test_blocks_collect_their_childrens_drop_notes_by_kind():
+    body = Sequential(conv=Conv2d(1, 4, 3, stride=2), pool=MaxPool2d(2), flat=Flatten(), fc=Linear(None, 2))
+    result = analyze(Sequential(body=body), (1, 1, 10, 10))
+    block = result.blocks["body"]
+    assert [n.kind for n in block.notes] == [NoteKind.DROPS]
+    assert str(block.notes[0]) == "drops 1 px (H, W)"
