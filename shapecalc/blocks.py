@@ -7,6 +7,7 @@ same tree builds (``"3.1.body.conv2"``), so a forward hook on the real module fi
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Iterable, Iterator, Union
 
 from .errors import SpecError
@@ -17,6 +18,8 @@ Child = Union["Block", Layer]
 
 #: Most layers and blocks one model may expand to (spec ``repeat``\s, blocks shared many times).
 DEFAULT_MAX_NODES = 200_000
+#: The budget used where a caller passes none: the CLI's ``--max-nodes`` sets it for one run.
+MAX_NODES: ContextVar[int] = ContextVar("shapecalc_max_nodes", default=DEFAULT_MAX_NODES)
 #: Deepest nesting of blocks: analysis recurses once per level, and real networks nest < 10.
 MAX_DEPTH = 100
 
@@ -47,7 +50,7 @@ class Block:
         """Add this block's nodes under ``path``, fed by node ``source``; return its output node."""
         raise NotImplementedError
 
-    def to_graph(self, name: str = "model", *, max_nodes: int = DEFAULT_MAX_NODES) -> Graph:
+    def to_graph(self, name: str = "model", *, max_nodes: int | None = None) -> Graph:
         check_size(self, max_nodes)
         builder = GraphBuilder(name)
         out = self.emit(builder, "", builder.input_name)
@@ -62,7 +65,7 @@ class Block:
                 yield from child.walk(sub)
 
 
-def check_size(block: "Block", max_nodes: int = DEFAULT_MAX_NODES) -> int:
+def check_size(block: "Block", max_nodes: int | None = None) -> int:
     """The number of layers and blocks ``block`` expands to, refused past ``max_nodes`` or
     :data:`MAX_DEPTH` levels (one line naming the limit instead of a ``RecursionError``, or
     an endless expansion of a block that appears in itself many times over).
@@ -70,6 +73,8 @@ def check_size(block: "Block", max_nodes: int = DEFAULT_MAX_NODES) -> int:
     Iterative, and memoised per object, so a block shared a million times is counted once (a
     block that contains itself ends at the depth limit).
     """
+    if max_nodes is None:
+        max_nodes = MAX_NODES.get()
     sizes: dict[int, int] = {}
     stack: list[tuple[Child, int, bool]] = [(block, 1, False)]
     while stack:

@@ -37,10 +37,7 @@ def resolve(text: str, *, max_nodes: int | None = None, **zoo_kwargs: Any):
     """The :class:`~shapecalc.api.ModelSource` that ``text`` names.
 
     ``max_nodes`` bounds what a spec file expands to (default
-    :data:`~shapecalc.blocks.DEFAULT_MAX_NODES`)."""
-    from .blocks import DEFAULT_MAX_NODES
-
-    budget = DEFAULT_MAX_NODES if max_nodes is None else max_nodes
+    :data:`~shapecalc.blocks.DEFAULT_MAX_NODES`, or the command line's ``--max-nodes``)."""
     from .model_source import ModelSource
     from .zoo import ZOO, get_entry
 
@@ -55,8 +52,8 @@ def resolve(text: str, *, max_nodes: int | None = None, **zoo_kwargs: Any):
     from .specfile import is_spec_path, load_spec
 
     if is_spec_path(raw) and ":" not in raw:
-        doc = load_spec(raw, max_nodes=budget)
-        return ModelSource(doc.name, doc.block.to_graph(doc.name, max_nodes=budget), doc.input_shape, doc.block,
+        doc = load_spec(raw, max_nodes=max_nodes)
+        return ModelSource(doc.name, doc.block.to_graph(doc.name, max_nodes=max_nodes), doc.input_shape, doc.block,
                            f"spec file {raw}", raw)
     if ":" in raw:
         return from_target(raw)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .blocks import DEFAULT_MAX_NODES, MAX_DEPTH, Block, Branches, Residual, Sequential
+from .blocks import MAX_DEPTH, MAX_NODES, Block, Branches, Residual, Sequential
 from .errors import SpecError
 from .layers import MERGE_TYPES, Layer, Shape, layer_from_dict
 from .layers.fields import MAX_INT, short_repr
@@ -62,11 +62,12 @@ def is_spec_path(text: str) -> bool:
     return Path(text).suffix.lower() in SUFFIXES
 
 
-def load_spec(path: str | Path, *, max_nodes: int = DEFAULT_MAX_NODES) -> SpecDocument:
+def load_spec(path: str | Path, *, max_nodes: int | None = None) -> SpecDocument:
     """Read and build a spec file; errors say where (file:line and key path) and what was expected.
 
     ``max_nodes`` bounds the expanded model (``repeat``, nested repeats, YAML aliases): a spec
-    that would expand to more layers and blocks is refused, naming the limit.
+    that would expand to more layers and blocks is refused, naming the limit (default 200,000;
+    the command line's ``--max-nodes``).
     """
     p = Path(path)
     suffix = p.suffix.lower()
@@ -86,7 +87,7 @@ def load_spec(path: str | Path, *, max_nodes: int = DEFAULT_MAX_NODES) -> SpecDo
         raise SpecError(f"{p}: cannot read: {err}", file=where) from None
     data, find_line = decode(text, suffix, where)
     try:
-        doc = _document(data, max_nodes)
+        doc = _document(data, MAX_NODES.get() if max_nodes is None else max_nodes)
     except _Problem as problem:
         line = find_line(problem.path)
         raise _error(where, problem, line) from None
@@ -96,10 +97,10 @@ def load_spec(path: str | Path, *, max_nodes: int = DEFAULT_MAX_NODES) -> SpecDo
     return doc
 
 
-def parse_spec(data: Any, where: str = "<spec>", *, max_nodes: int = DEFAULT_MAX_NODES) -> SpecDocument:
+def parse_spec(data: Any, where: str = "<spec>", *, max_nodes: int | None = None) -> SpecDocument:
     """Build a :class:`SpecDocument` from decoded data (a dict, or a bare list of layers)."""
     try:
-        return _document(data, max_nodes)
+        return _document(data, MAX_NODES.get() if max_nodes is None else max_nodes)
     except _Problem as problem:
         raise _error(where, problem, None) from None
 

@@ -12,7 +12,7 @@ from shapecalc.blocks import Branches, Residual, Sequential
 from shapecalc.graph import analyze_graph
 from shapecalc.layers import Conv2d, ReLU
 from shapecalc.specfile import load_spec, parse_spec, save_spec, spec_to_dict
-from shapecalc.toml_writer import dumps_toml
+from shapecalc.spec_writer import dumps_toml
 from shapecalc.zoo import ZOO
 
 TINY = {
@@ -354,3 +354,44 @@ def test_error_line_costs_no_second_parse(tmp_path, monkeypatch, suffix):
     assert line is not None and str(err.value).startswith(f"{path}:{line}: layers[3000]: Conv2d: kernel_size")
     text_lines = path.read_text().splitlines()
     assert line > len(text_lines) - 8  # the last entry, not the top of the file
+
+
+@pytest.mark.parametrize("name", ["training", "forward", "to", "_modules", "dim"])
+def test_names_that_are_torch_attributes_are_refused_under_verify(tmp_path, capsys, name):
+    pytest.importorskip("torch")
+    from shapecalc.torch_bridge.build import build_module
+
+    layers = [{"type": "Conv2d", "name": name, "out_channels": 4, "kernel_size": 3}, {"type": "ReLU"}]
+    if name == "dim":  # an attribute of the Branches module only
+        layers = [{"type": "Branches", "branches": [{"name": "dim", "type": "ReLU"}, []]}]
+    path = write(tmp_path, "clash.json", json.dumps({"input": [1, 3, 8, 8], "layers": layers}))
+    assert analyze(load_model(str(path))).output_shape[0] == 1  # the engine itself is fine
+    with pytest.raises(SpecError, match=f"layer name '{name}' .* is an attribute of torch's"):
+        build_module(str(path))
+    code, _, err = run_main(capsys, "show", str(path), "--verify")
+    assert code != 0 and err.count("\n") == 1 and f"layer name '{name}'" in err
+
+
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
+    """The console entry point in-process: (exit status, stdout, stderr)."""
+    from shapecalc.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return exit_.value.code, out, err
+
+
+def test_cli_max_nodes_flag(tmp_path, capsys):
+    path = write(tmp_path, "wide.json", json.dumps({"input": [1, 2, 4, 4], "layers": [{"type": "ReLU", "repeat": 300}]}))
+    for command in ("show", "check", "graph"):
+        code, _, err = run_main(capsys, command, str(path), "--max-nodes", "100")
+        assert code != 0 and err.count("\n") == 1 and "more than 100 layers and blocks" in err, command
+    code, out, _ = run_main(capsys, "show", str(path), "--max-nodes", "1000", "--format", "csv")
+    assert code == 0 and out.count("ReLU") == 300
+    code, _, err = run_main(capsys, "show", str(path), "--max-nodes", "0")
+    assert code == 2 and "--max-nodes" in err and err.count("\n") == 1
+    # the flag lasts one run: the next run without it has the default budget again
+    assert run_main(capsys, "show", str(path), "--format", "csv")[0] == 0
+    assert run_main(capsys, "show", str(write(tmp_path, "big.json", json.dumps(
+        {"input": [1, 2, 4, 4], "layers": [{"type": "ReLU", "repeat": 250_000}]}))))[0] != 0

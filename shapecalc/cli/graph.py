@@ -10,12 +10,13 @@ from __future__ import annotations
 import click
 
 from ..errors import UsageError
-from .common import shape_option
+from .common import max_nodes_option, shape_option
 
 
 @click.command()
 @click.argument("model")
 @shape_option()
+@max_nodes_option()
 @click.option("-o", "--output", "output", metavar="FILE", default=None,
               help="Write to FILE (format from its suffix: .dot/.gv/.svg/.png/.pdf). Default: DOT on stdout.")
 @click.option("--format", "fmt", type=click.Choice(("dot", "svg", "png", "pdf")), default=None,

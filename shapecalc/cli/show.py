@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from ..errors import ShapeError, UsageError
-from .common import dtype_option, parse_shape, shape_option
+from .common import dtype_option, max_nodes_option, parse_shape, shape_option
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -98,6 +98,7 @@ def _write_graph(analysis, path: str, depth: int | None) -> None:
 @click.command()
 @click.argument("model")
 @shape_option()
+@max_nodes_option()
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Output format.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
