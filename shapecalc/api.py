@@ -8,6 +8,7 @@ from .blocks import Block
 from .errors import ShapeError, SpecError
 from .graph import Analysis, Graph, analyze_graph, smallest_input
 from .layers import Shape
+from .layers.fields import check_shape
 from .model_source import ModelSource
 
 
@@ -47,6 +48,7 @@ def analyze(model: Any, input_shape: Shape | None = None, dtype: str = "float32"
     shape = input_shape if input_shape is not None else src.default_input
     if shape is None:
         raise SpecError("this model has no default input shape; pass input_shape")
+    shape = check_shape(shape, "input_shape")  # numpy ints become ints; NaN, 2.5, True refused
     graph = src.graph_for(tuple(shape)) if src.graph_for is not None else src.graph
     result = analyze_graph(graph, tuple(shape), dtype)
     result.model = src.name
@@ -59,6 +61,7 @@ def minimum_input(model: Any, input_shape: Shape | None = None) -> int | None:
     shape = input_shape if input_shape is not None else src.default_input
     if shape is None:
         raise SpecError("this model has no default input shape; pass input_shape")
+    shape = check_shape(shape, "input_shape")
     if src.graph_for is not None:
         raise SpecError(f"{src.name} was recorded at one input size (untraceable forward); "
                         "cannot scan other sizes")
