@@ -1,7 +1,8 @@
 """Designing a layer backwards: which padding gives the output size you want?
 
 ``solve_padding`` inverts the output formula; the answers form a run of ``s`` consecutive
-TOTAL paddings, and only the even ones are expressible as torch's symmetric ``padding=``.
+TOTAL paddings (a ``range``), and only the even ones are expressible as torch's symmetric
+``padding=``.
 ``dropped_pixels`` says what the stride throws away. Every answer is checked forwards.
 
 Run: ``python examples/padding_solver.py``
@@ -21,7 +22,7 @@ def design(n: int, k: int, s: int, target: int) -> None:
         assert conv_output_size(n, k, s, p) == target
     symmetric = [p for p in totals if p % 2 == 0]
     torch_args = ", ".join(f"padding={p // 2}" for p in symmetric) or "none (pad asymmetrically)"
-    print(f"n={n} k={k} s={s} → {target}: total p in {totals}; nn.Conv2d: {torch_args}")
+    print(f"n={n} k={k} s={s} → {target}: total p in {list(totals)}; nn.Conv2d: {torch_args}")
 
 
 def main() -> None:
@@ -34,9 +35,9 @@ def main() -> None:
     left, right = same_padding(4)
     print(f"padding='same' for k=4: {left} left, {right} right (torch puts the odd pixel right)")
     print(f"AlexNet conv1 at 224 drops {dropped_pixels(224, 11, 4, 2)} rows/columns")
-    assert solve_padding(224, 11, 4, 54) == [0, 1, 2]
-    assert solve_padding(224, 11, 4, 40) == []
-    assert solve_padding(32, 4, 1, 32) == [3]
+    assert solve_padding(224, 11, 4, 54) == range(0, 3)
+    assert not solve_padding(224, 11, 4, 40)
+    assert solve_padding(32, 4, 1, 32) == range(3, 4)
     assert dropped_pixels(224, 11, 4, 2) == 3
 
 

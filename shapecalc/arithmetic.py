@@ -132,26 +132,104 @@ def same_padding(k: int, d: int = 1) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def dropped_pixels(n: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
-    """Rows/columns at the bottom/right that no window ever covers.
+def dropped_pixels(
+    n: int, k: int, s: int = 1, p: int = 0, d: int = 1, ceil_mode: bool = False
+) -> int:
+    """Rows/columns of the padded input after the end of the last window: no window reads them.
 
-    ``(n − d·(k−1) − 1 + p) mod s``: the floor in the output formula discards them. AlexNet's
-    first layer at 224 (k=11, s=4, p=2) leaves 3.
+    Floor mode: ``(n − d·(k−1) − 1 + p) mod s``, what the floor in the output formula
+    discards (AlexNet's first layer at 224, k=11, s=4, p=2, leaves 3). Ceil mode keeps a
+    partial last window, so usually nothing is left, but torch drops a window that would start
+    in the right padding only, and what it would have read stays unread: ``MaxPool2d(2, 3,
+    ceil_mode=True)`` at 9 gives 3 windows ending at row 8, so row 8 is never read.
     """
-    return (n - effective_kernel(k, d) + p) % s
+    span = effective_kernel(k, d)
+    if not ceil_mode:
+        return (n - span + p) % s
+    out = pool_output_size(n, k, s, p, d, ceil_mode=True)
+    return max(0, n + p - ((out - 1) * s + span))
 
 
-def solve_padding(n: int, k: int, s: int, target: int, d: int = 1) -> list[int]:
+def explain_dropped(
+    n: int, k: int, s: int = 1, p: int = 0, d: int = 1, ceil_mode: bool = False
+) -> str:
+    """The arithmetic of :func:`dropped_pixels` with the numbers substituted."""
+    span = effective_kernel(k, d)
+    dropped = dropped_pixels(n, k, s, p, d, ceil_mode)
+    if not ceil_mode:
+        return f"({n} − {span} + {p}) mod {s} = {dropped}"
+    out = pool_output_size(n, k, s, p, d, ceil_mode=True)
+    return f"{n} + {p} − (({out} − 1)·{s} + {span}) = {dropped}"
+
+
+def solve_padding(n: int, k: int, s: int, target: int, d: int = 1) -> range:
     """Every total padding ``p >= 0`` for which a convolution of ``n`` gives ``target``.
 
     The output is ``floor((n − span + p)/s) + 1``, so the answers form one run of ``s``
-    consecutive integers, clipped at zero. An empty list means no padding gives ``target``
-    (the input is already too large, or ``target < 1``).
+    consecutive integers, clipped at zero: a ``range``, so a stride of 10⁸ costs nothing. An
+    empty range means no padding gives ``target`` (the input is already too large, or
+    ``target < 1``).
     """
     if target < 1:
-        return []
+        return range(0)
     low = s * (target - 1) - n + effective_kernel(k, d)
-    return [p for p in range(max(low, 0), low + s) if p >= 0]
+    return range(max(low, 0), max(low + s, 0))
+
+
+def solve_pool_padding(
+    n: int, k: int, s: int, target: int, d: int = 1, ceil_mode: bool = False,
+    max_total: int | None = None,
+) -> range:
+    """Every total padding ``0 <= p <= max_total`` for which pooling ``n`` gives ``target``.
+
+    Floor mode is the convolution's closed form. In ceil mode the output grows with ``p`` by
+    at most 1 a step (torch's correction ``(out − 1)·s >= n + p//2`` takes back at most the
+    step ``p`` just added), so the answers are one run as well: two binary searches find its
+    ends in ``O(log max_total)`` evaluations of :func:`pool_output_size`.
+    """
+    if target < 1:
+        return range(0)
+    if not ceil_mode:
+        found = solve_padding(n, k, s, target, d)
+    else:
+        limit = max_total if max_total is not None else s * target + effective_kernel(k, d)
+
+        def out(p: int) -> int:
+            try:
+                return pool_output_size(n, k, s, p, d, ceil_mode=True)
+            except ShapeError:  # the window does not fit yet: no output at all
+                return 0
+
+        low = _first(0, limit + 1, lambda p: out(p) >= target)
+        high = _first(low, limit + 1, lambda p: out(p) > target)
+        found = range(low, high)
+    if max_total is not None:
+        found = range(found.start, max(found.start, min(found.stop, max_total + 1)))
+    return found
+
+
+def _first(low: int, high: int, ok) -> int:
+    """The smallest ``x`` in ``[low, high)`` with ``ok(x)`` (``ok`` monotone), else ``high``."""
+    while low < high:
+        mid = (low + high) // 2
+        if ok(mid):
+            high = mid
+        else:
+            low = mid + 1
+    return low
+
+
+def solve_transposed_padding(
+    n: int, k: int, s: int, target: int, d: int = 1, output_padding: int = 0
+) -> range:
+    """The total padding (at most one) for which a transposed convolution of ``n`` gives ``target``.
+
+    Padding removes pixels one for one: ``p = (n − 1)·s + d·(k − 1) + output_padding + 1 − target``.
+    """
+    if target < 1:
+        return range(0)
+    p = (n - 1) * s + effective_kernel(k, d) + output_padding - target
+    return range(p, p + 1) if p >= 0 else range(0)
 
 
 def solve_input_sizes(out: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> range:
@@ -277,11 +355,14 @@ __all__ = [
     "dropped_pixels",
     "effective_kernel",
     "explain_conv",
+    "explain_dropped",
     "explain_pool",
     "explain_transposed",
     "pool_output_size",
     "same_padding",
     "solve_input_sizes",
     "solve_padding",
+    "solve_pool_padding",
+    "solve_transposed_padding",
     "transposed_conv_output_size",
 ]

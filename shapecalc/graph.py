@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import prod
-from typing import Iterator
+from typing import Any, Iterator
 
 from .arithmetic import AxisRF
 from .errors import ShapeError
@@ -184,27 +184,36 @@ class Analysis:
             if depth is None or rec.depth <= depth:
                 yield rec
 
-    # Renderers live in render/; these keep the library API in one object.
-    def table(self, **kwargs) -> str:
-        from .render.table import render_table_text
+    # Output formats live in the registry (shapecalc.renderers, filled by render/), which the
+    # core reaches only through this lazy lookup: graph.py never imports a renderer.
+    def render(self, fmt: str, **options: Any) -> Any:
+        """This analysis in output format ``fmt`` with that format's keyword options: ``table``,
+        ``json``, ``csv``, ``markdown``, ``dot``, ``svg``, ``png``, ``pdf``, ``dict``,
+        ``drawing`` … (``shapecalc.renderers.names()`` lists them all)."""
+        from .renderers import render
 
-        return render_table_text(self, **kwargs)
+        return render(self, fmt, **options)
 
-    def to_json(self, **kwargs) -> str:
-        from .render.formats import to_json
+    def table(self, **kwargs: Any) -> str:
+        return self.render("table", **kwargs)
 
-        return to_json(self, **kwargs)
+    def to_json(self, indent: int | None = 2, explain: bool = False) -> str:
+        """The JSON document (``explain``: each layer's arithmetic too)."""
+        return self.render("json", indent=indent, explain=explain)
 
-    def to_dict(self) -> dict:
-        from .render.formats import to_dict
+    def to_dict(self, explain: bool = False) -> dict:
+        """The JSON document as Python data."""
+        return self.render("dict", explain=explain)
 
-        return to_dict(self)
+    def to_dot(self, rankdir: str = "TB", depth: int | None = None, expand: bool = False) -> str:
+        """Graphviz DOT source of the analysed graph (shapes on the edges); ``depth`` collapses
+        deeper blocks, ``expand`` draws every layer of a big model."""
+        return self.render("dot", rankdir=rankdir, depth=depth, expand=expand)
 
-    def to_dot(self, **kwargs) -> str:
-        """Graphviz DOT source of the analysed graph (shapes on the edges)."""
-        from .render.dot import analysis_to_dot
-
-        return analysis_to_dot(self, **kwargs)
+    def draw(self, rankdir: str = "TB", depth: int | None = None, expand: bool = False) -> Any:
+        """A drawing that displays inline as SVG in Jupyter and saves with ``.save(path)``
+        (``.svg``, ``.png``, ``.pdf``, ``.dot``); options as for :meth:`to_dot`."""
+        return self.render("drawing", rankdir=rankdir, depth=depth, expand=expand)
 
 
 def _enclosing_blocks(name: str, blocks: dict[str, BlockInfo]) -> tuple[str, ...]:

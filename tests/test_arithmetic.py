@@ -144,15 +144,59 @@ def test_solve_padding_returns_exactly_the_paddings_that_work(n, k, s, d, target
     for p in range(0, span + s * (target + 1) + 2):
         if n + p >= span and ar.conv_output_size(n, k, s, p, d) == target:
             brute.append(p)
-    assert ar.solve_padding(n, k, s, target, d) == brute
+    found = ar.solve_padding(n, k, s, target, d)
+    assert isinstance(found, range) and list(found) == brute
 
 
 def test_solve_padding_examples():
-    assert ar.solve_padding(224, 11, 4, 54) == [0, 1, 2]  # d2l's p=2 (per side 1) is one of three
-    assert ar.solve_padding(32, 3, 1, 32) == [2]  # 'same'
-    assert ar.solve_padding(10, 3, 1, 20) == [12]
-    assert ar.solve_padding(224, 3, 1, 300) == [78]
-    assert ar.solve_padding(10, 3, 1, 5) == []  # already too large without padding
+    assert ar.solve_padding(224, 11, 4, 54) == range(0, 3)  # d2l's p=2 (per side 1) is one of three
+    assert ar.solve_padding(32, 3, 1, 32) == range(2, 3)  # 'same'
+    assert ar.solve_padding(10, 3, 1, 20) == range(12, 13)
+    assert ar.solve_padding(224, 3, 1, 300) == range(78, 79)
+    assert not ar.solve_padding(10, 3, 1, 5)  # already too large without padding
+
+
+def test_solve_padding_with_a_huge_stride_is_a_range_not_a_list():
+    found = ar.solve_padding(5, 3, 100_000_000, 1)
+    assert found == range(0, 99_999_998) and len(found) == 99_999_998
+    found = ar.solve_pool_padding(5, 3, 10**40, 1, ceil_mode=True, max_total=10**41)
+    assert found.start == 0 and found.stop > 10**39  # binary search: no list, no loop over p
+
+
+def _pool_or_zero(n, k, s, p, d, ceil):
+    try:
+        return ar.pool_output_size(n, k, s, p, d, ceil)
+    except ShapeError:
+        return 0
+
+
+@given(n=st.integers(1, 60), k=kernels, s=strides, d=dilations, ceil=st.booleans(),
+       limit=st.integers(0, 20), target=st.integers(-1, 40))
+def test_solve_pool_padding_is_exactly_the_brute_force_answer(n, k, s, d, ceil, limit, target):
+    brute = [p for p in range(limit + 1) if target >= 1 and _pool_or_zero(n, k, s, p, d, ceil) == target]
+    found = ar.solve_pool_padding(n, k, s, target, d, ceil, max_total=limit)
+    assert isinstance(found, range) and list(found) == brute
+
+
+@given(n=st.integers(1, 60), k=kernels, s=strides, d=dilations, p=st.integers(0, 30))
+def test_ceil_mode_output_grows_by_at_most_one_per_padding_step(n, k, s, d, p):
+    # The property the ceil-mode solver's binary search rests on.
+    step = _pool_or_zero(n, k, s, p + 1, d, True) - _pool_or_zero(n, k, s, p, d, True)
+    assert step in (0, 1)
+
+
+@given(n=st.integers(1, 40), k=kernels, s=strides, d=dilations, op=st.integers(0, 3),
+       target=st.integers(-1, 300))
+def test_solve_transposed_padding_is_the_inverse(n, k, s, d, op, target):
+    assume(op < max(s, d))
+    brute = []
+    for p in range(0, n * s + d * k + op + 2):
+        try:
+            if ar.transposed_conv_output_size(n, k, s, p, d, op) == target:
+                brute.append(p)
+        except ShapeError:
+            pass
+    assert list(ar.solve_transposed_padding(n, k, s, target, d, op)) == brute
 
 
 @given(out=st.integers(-1, 80), k=kernels, s=strides, p=paddings, d=dilations)
@@ -171,6 +215,29 @@ def test_dropped_pixels_are_what_the_last_window_leaves(n, k, s, p, d):
     dropped = ar.dropped_pixels(n, k, s, p, d)
     assert dropped == n + p - span - (out - 1) * s
     assert 0 <= dropped < s
+
+
+@given(n=st.integers(1, 60), k=kernels, s=strides, half=halves, d=dilations)
+def test_ceil_mode_uncovered_rows_are_what_no_window_reads(n, k, s, half, d):
+    p = 2 * min(half, k // 2)
+    out = _pool_or_zero(n, k, s, p, d, True)
+    assume(out > 0)
+    span = ar.effective_kernel(k, d)
+    read = set()
+    for i in range(out):  # every row of the padded input some window touches
+        read.update(range(i * s, i * s + span))
+    unread_at_end = 0
+    for row in reversed(range(n + p)):
+        if row in read:
+            break
+        unread_at_end += 1
+    assert ar.dropped_pixels(n, k, s, p, d, ceil_mode=True) == unread_at_end
+    assert ar.explain_dropped(n, k, s, p, d, True).endswith(f"= {unread_at_end}")
+
+
+def test_ceil_mode_maxpool_2_3_at_9_never_reads_row_8():
+    assert ar.pool_output_size(9, 2, 3, 0, 1, True) == 3
+    assert ar.dropped_pixels(9, 2, 3, 0, 1, ceil_mode=True) == 1
 
 
 def test_alexnet_first_conv_at_224_drops_three():

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +28,7 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 def test_dot_goes_to_stdout(capsys):
     code, out, err = run(capsys, "lenet")
     assert code == 0 and err == ""
-    assert out.startswith('digraph "lenet" {') and out.rstrip().endswith("}")
+    assert out.startswith('digraph lenet {') and out.rstrip().endswith("}")
     assert "1×6×28×28" in out and "rankdir=TB" in out
 
 
@@ -48,7 +49,7 @@ def test_dot_file(tmp_path, capsys):
     code, out, err = run(capsys, "lenet", "-o", str(target))
     assert code == 0 and out == ""
     assert f"written to {target}" in err
-    assert target.read_text(encoding="utf-8").startswith('digraph "lenet"')
+    assert target.read_text(encoding="utf-8").startswith('digraph lenet {')
 
 
 @needs_dot
@@ -107,4 +108,136 @@ def test_missing_dot_in_a_real_process(tmp_path):
     assert lines[0].startswith("shapecalc: error: writing SVG needs Graphviz's `dot`")
     assert "apt-get install graphviz" in lines[0] and "--format dot" in lines[0]
     assert lines[1] == "False"  # drawing never imports torch
+    assert not (tmp_path / "l.svg").exists()
+
+
+# ---------------------------------------------------------------- outputs that cannot be damaged
+def test_dash_writes_any_format_to_stdout(capfd):
+    with pytest.raises(SystemExit) as exc:
+        main(["graph", "lenet", "-o", "-"])
+    out, err = capfd.readouterr()
+    assert exc.value.code == 0 and out.startswith("digraph lenet {") and err == ""
+
+
+@needs_dot
+def test_dash_pipes_binary_formats(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "shapecalc", "graph", "lenet", "--format", "png", "-o", "-"],
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout[:8] == b"\x89PNG\r\n\x1a\n", proc.stderr
+
+
+def _refused(capsys, target, words):
+    code, out, err = run(capsys, "lenet", "-o", str(target))
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith("shapecalc: error: -o: ") and words in err
+
+
+def test_a_fifo_is_refused_not_replaced(tmp_path, capsys):
+    fifo = tmp_path / "g.dot"
+    os.mkfifo(fifo)
+    _refused(capsys, fifo, "not a regular file")
+    assert fifo.is_fifo()
+
+
+def test_a_symlink_is_refused_and_its_target_kept(tmp_path, capsys):
+    real = tmp_path / "real.dot"
+    real.write_text("keep")
+    link = tmp_path / "g.dot"
+    link.symlink_to(real)
+    _refused(capsys, link, "symbolic link")
+    assert link.is_symlink() and real.read_text() == "keep"
+
+
+def _as_non_root(monkeypatch, read_only):
+    """Root may write anything, and CI runs as root: let ``os.access`` answer as for a user."""
+    import shapecalc.fileio as fileio
+
+    real = os.access
+    monkeypatch.setattr(fileio.os, "access", lambda p, mode, **kw: (
+        False if Path(p) == read_only and mode & os.W_OK else real(p, mode, **kw)))
+
+
+def test_a_read_only_file_stays_read_only_and_unchanged(tmp_path, capsys, monkeypatch):
+    target = tmp_path / "g.dot"
+    target.write_text("keep")
+    target.chmod(0o444)
+    _as_non_root(monkeypatch, target)
+    _refused(capsys, target, "read-only")
+    assert target.read_text() == "keep" and (target.stat().st_mode & 0o777) == 0o444
+
+
+def test_a_folder_and_a_missing_folder_are_refused(tmp_path, capsys):
+    _refused(capsys, tmp_path, "is a folder")
+    _refused(capsys, tmp_path / "missing" / "g.dot", "does not exist")
+    (tmp_path / "file.dot").write_text("")
+    _refused(capsys, tmp_path / "file.dot" / "g.dot", "is a file, not a folder")
+
+
+def test_a_read_only_folder_is_refused(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    _as_non_root(monkeypatch, folder)
+    try:
+        _refused(capsys, folder / "g.dot", "not writable")
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o755)
+
+
+def test_disk_full_while_writing_keeps_the_old_file(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import shapecalc.fileio as fileio
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    target = tmp_path / "g.dot"
+    target.write_text("keep")
+    monkeypatch.setattr(fileio.os, "fsync", full)
+    code, _, err = run(capsys, "lenet", "-o", str(target))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "-o: cannot write" in err and "no space left on the device" in err
+    assert target.read_text() == "keep" and [p.name for p in tmp_path.iterdir()] == ["g.dot"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+@pytest.mark.parametrize("args,flag", [(["graph", "lenet", "-o", "-"], "-o"),
+                                       (["graph", "lenet"], "-o"),
+                                       (["show", "lenet", "--format", "csv"], "output"),
+                                       (["show", "lenet"], "output")])
+def test_stdout_on_a_full_disk_is_one_line(args, flag):
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, "-m", "shapecalc", *args], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"shapecalc: error: {flag}: cannot write to standard output: "
+                                   "no space left on the device")
+
+
+def test_a_closed_pipe_ends_quietly():
+    # `| head -c 10`: the reader goes away mid-drawing; no traceback, the same status each time.
+    codes = set()
+    for _ in range(2):
+        proc = subprocess.Popen([sys.executable, "-m", "shapecalc", "graph", "resnet50", "--expand"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout.read(10) == b"digraph re"
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        codes.add(proc.wait(timeout=120))
+        assert "Traceback" not in err and len(err.strip().splitlines()) <= 1, err
+    assert len(codes) == 1
+
+
+def test_dot_rejecting_the_drawing_fails_the_command(tmp_path, capsys, monkeypatch):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "dot").write_text("#!/bin/sh\nwhile read -r line; do :; done\n"
+                              "echo 'Error: <stdin>: syntax error in line 3' >&2\nexit 1\n")
+    (fake / "dot").chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake))
+    code, out, err = run(capsys, "lenet", "-o", str(tmp_path / "l.svg"))
+    assert code == 1 and out == ""
+    assert err.strip() == "shapecalc: error: Graphviz `dot` failed: Error: <stdin>: syntax error in line 3"
     assert not (tmp_path / "l.svg").exists()

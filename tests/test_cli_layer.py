@@ -107,8 +107,9 @@ def test_target_lists_paddings_and_symmetric_ones():
     assert "p = 8 → nn.Conv2d(padding=4)" in out and "p = 10 → nn.Conv2d(padding=5)" in out
     assert output_line(out) == "output: 56"
     data = json.loads(invoke("--k", "11", "--s", "4", "--target", "56", "224", "--json"))
-    assert data["solutions"][0]["paddings"] == ar.solve_padding(224, 11, 4, 56)
-    assert data["solutions"][0]["symmetric"] == [8, 10]
+    found = ar.solve_padding(224, 11, 4, 56)
+    assert data["solutions"][0]["paddings"] == {"from": found[0], "to": found[-1], "step": 1}
+    assert data["solutions"][0]["symmetric"] == {"from": 8, "to": 10, "step": 2}
 
 
 def test_target_with_only_asymmetric_padding_says_so():
@@ -161,3 +162,56 @@ def test_bad_inputs_give_one_line(capsys, args, code, words):
     assert got == code
     assert err.startswith("shapecalc: error: ")
     assert words in err
+
+
+# ------------------------------------------------------------------ the layer classes answer
+def test_pool_padding_limit_is_the_layers_for_a_single_size_and_per_axis(capsys):
+    # torch: nn.MaxPool2d(2, 2, 2, dilation=3) raises "pad should be smaller than or equal to
+    # half of kernel size"; `5` is the square 5x5, so both are refused alike.
+    for size in ("5x5", "5"):
+        code, err = fails(capsys, "--op", "maxpool", "--k", "2", "--s", "2", "--padding", "2",
+                          "--d", "3", size)
+        assert code == 1 and "allows at most 1 per side" in err
+
+
+def test_ceil_mode_uncovered_row_matches_the_layer_note():
+    from shapecalc.layers import MaxPool2d
+    from shapecalc.notes import NoteKind
+
+    data = json.loads(invoke("--op", "maxpool", "--k", "2", "--s", "3", "--ceil-mode", "9", "--json"))
+    assert data["output"] == [3] and data["dropped"] == [1]
+    pool = MaxPool2d(2, 3, ceil_mode=True)
+    out = pool.output_shape((1, 1, 9, 9))
+    [note] = pool.notes(out, (1, 1, 9, 9))
+    assert note.kind is NoteKind.DROPS and note.get("px") == 1
+    assert "9 + 0 − ((3 − 1)·3 + 2) = 1" in invoke("--op", "maxpool", "--k", "2", "--s", "3",
+                                                    "--ceil-mode", "9")
+
+
+def test_target_with_a_huge_stride_prints_ranges_at_once():
+    import time
+
+    start = time.perf_counter()
+    out = invoke("--k", "3", "--s", "100000000", "--target", "1", "5")
+    assert "total paddings p from 0 to 99,999,997 all give 1" in out
+    assert "every even p from 0 to 99,999,996" in out
+    data = json.loads(invoke("--k", "3", "--s", "100000000", "--target", "1", "5", "--json"))
+    assert data["solutions"][0]["paddings"] == {"from": 0, "to": 99_999_997, "step": 1}
+    assert data["solutions"][0]["symmetric"] == {"from": 0, "to": 99_999_996, "step": 2}
+    out = invoke("--op", "maxpool", "--k", "100000000", "--ceil-mode", "--target", "1", "5")
+    assert "p from 0 to 100,000,000 all give 1" in out
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("size", ["1" + "0" * 5000, "99999999999999999999"])
+def test_oversized_numbers_are_one_line(capsys, size):
+    code, err = fails(capsys, "--k", "3", size)
+    assert code == 2 and "SIZE: " in err and "is too large; at most 9,223,372,036,854,775,807" in err
+    assert len(err) < 200
+
+
+def test_odd_total_padding_on_a_pool_limits_the_larger_side(capsys):
+    code, err = fails(capsys, "--op", "avgpool", "--k", "3", "--p", "3", "10")
+    assert code == 1 and "--p: padding 2 per side (p = 3 total)" in err
+    data = json.loads(invoke("--op", "avgpool", "--k", "3", "--p", "1", "10", "--json"))
+    assert data["output"] == [ar.pool_output_size(10, 3, 3, 1)] and data["padding_total"] == [1]

@@ -199,3 +199,14 @@ def test_too_small_input_names_the_smallest_that_works(capsys):
     _, err = fails(capsys, "show", "alexnet", "--input", "1x1x64x64")
     assert "the smallest input that works is 65 (--input 1x1x65x65)" in err
     assert json.loads(invoke("show", "alexnet", "--input", "1x1x65x65", "--json"))["output_shape"] == [1, 10]
+
+
+def test_graph_errors_name_the_graph_option(capsys, tmp_path):
+    # The library names its parameter ("path"); show maps it to its own flag, not graph's -o.
+    link = tmp_path / "g.svg"
+    link.symlink_to(tmp_path / "elsewhere.svg")
+    code, err, out = fails_with_output(capsys, "show", "lenet", "--graph", str(link))
+    assert code == 2 and out == ""
+    assert err.startswith("shapecalc: error: --graph: ") and "symbolic link" in err
+    code, err, _ = fails_with_output(capsys, "show", "lenet", "--graph", str(tmp_path / "g.txt"))
+    assert err.startswith("shapecalc: error: --graph: cannot tell the format")

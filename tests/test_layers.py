@@ -322,3 +322,31 @@ def test_bad_values_name_the_field(build, field):
 def test_pad_value_may_be_minus_infinity():
     pad = LAYER_TYPES["Pad"]((1, 1), value=float("-inf"))
     assert pad.output_shape((1, 2, 3)) == (1, 2, 5)
+
+
+# ------------------------------------------------------------------ per-axis answers (_WindowLayer)
+def test_ceil_mode_pool_notes_the_row_no_window_reads():
+    pool = MaxPool2d(2, 3, ceil_mode=True)
+    out = pool.output_shape((1, 1, 9, 9))
+    assert out == (1, 1, 3, 3)
+    assert pool.notes(out, (1, 1, 9, 9)) == [Note.of(NoteKind.DROPS, px=1, axes=("H", "W"))]
+    assert pool.uncovered(0, 9) == 1 and pool.uncovered(0, 8) == 0
+
+
+def test_window_and_total_padding_as_the_cli_counts_it():
+    conv = Conv2d(1, 1, 4).with_total_padding((3, 2))
+    assert (conv.window(0).p, conv.window(0).p_left) == (3, 1)
+    assert (conv.window(1).p, conv.window(1).p_left) == (2, 1) and conv.padding == 1
+    assert conv.output_shape((1, 1, 31, 31)) == (1, 1, 31, 30)
+    assert Conv2d(1, 1, 4).with_total_padding(4) == Conv2d(1, 1, 4, padding=2)
+    assert MaxPool2d(3).padding_limit(0) == 1
+    with pytest.raises(ConfigError) as info:
+        MaxPool2d(3).with_total_padding(3)  # 1 before, 2 after: the larger side is over
+    assert info.value.numbers == {"padding": 2, "kernel": 3, "limit": 1}
+
+
+def test_padding_solutions_are_ranges_within_the_layers_limit():
+    assert Conv2d(1, 1, 11, stride=4).padding_solutions(0, 224, 56) == range(7, 11)
+    assert MaxPool2d(3, 2).padding_solutions(0, 54, 27) == range(1, 3)  # at most 1 per side
+    assert not MaxPool2d(3, 2).padding_solutions(0, 54, 40)
+    assert ConvTranspose2d(1, 1, 3, stride=2).padding_solutions(0, 28, 56) == range(1, 2)

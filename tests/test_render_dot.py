@@ -11,28 +11,39 @@ import shutil
 import xml.etree.ElementTree as ET
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shapecalc import analyze
 from shapecalc.blocks import Sequential
 from shapecalc.errors import UsageError
+from shapecalc.fileio import OutputError
 from shapecalc.layers import Conv2d, ReLU
 from shapecalc.render import shape_text
 from shapecalc.render.dot import (
-    AUTO_NODE_LIMIT, KIND_COLOURS, GraphvizNotFound, analysis_to_dot, auto_depth, write_graph,
+    AUTO_NODE_LIMIT, KIND_COLOURS, GraphvizFailed, GraphvizNotFound, analysis_to_dot, auto_depth,
+    build_graph, pipe, printable, write_graph,
 )
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
 SVG = "{http://www.w3.org/2000/svg}"
 
 
+def _unquote(value: str) -> str:
+    """A DOT ID as written by the graphviz package (quoted only when needed) → its text."""
+    if value.startswith('"'):
+        return re.sub(r'\\(.)', r'\1', value[1:-1])
+    return value
+
+
 def _node_lines(dot: str) -> dict[str, str]:
     """Drawn node path → its DOT statement (the tooltip carries the path)."""
-    return {m.group(1): line for line in dot.splitlines()
-            if (m := re.search(r'tooltip="([^"]*)"\]', line))}
+    return {_unquote(m.group(1)): line for line in dot.splitlines()
+            if (m := re.search(r'tooltip=("(?:[^"\\]|\\.)*"|[^\s\]]+)\]$', line))}
 
 
 def _edges(dot: str) -> list[tuple[str, str, str]]:
-    return re.findall(r'^\s*(\w+) -> (\w+)(?: \[label=" ([^"]*) "\])?;', dot, flags=re.M)
+    return re.findall(r'^\s*(\w+) -> (\w+)(?: \[label=" ([^"]*) "\])?$', dot, flags=re.M)
 
 
 @pytest.mark.parametrize("model", ["lenet", "googlenet", "resnet50", "densenet"])
@@ -117,20 +128,99 @@ def test_html_special_characters_are_escaped():
     assert 'tooltip="a<b>&\\"c"' in dot
 
 
-def test_bad_arguments_are_usage_errors():
+#: Names that broke hand-written DOT or Graphviz's label parser: controls, quotes, backslashes
+#: (escString sequences and a trailing one), HTML specials, non-characters, lone surrogates,
+#: DOT keywords and punctuation, and a name longer than Graphviz's 16 KiB string limit.
+NASTY_NAMES = ["a\x00b", "new\nline", 'quo"te', "back\\", "\\N\\G\\l", "<b>&amp;</b>", "tab\tcr\r",
+               "\x1b[31m", "\x7f\x85", "\ud800", "\ufffe\uffff", "]]>", "é中🙂", " ", "-", "graph",
+               "a;b{c}d[e]=f", "x" * 20000]
+
+
+def _nested(names: list[str]):
+    """A model whose blocks (clusters), layers and model name are all ``names``."""
+    body = Sequential({f"{n}\x01{i}": Conv2d(1, 1, 1) for i, n in enumerate(names)})
+    model = Sequential({names[0]: body, "relu": ReLU()})
+    analysis = analyze(model, (1, 1, 4, 4))
+    analysis.model = names[-1]
+    return analysis
+
+
+def _svg_texts(svg: bytes) -> set[str]:
+    return {(t.text or "").strip() for t in ET.fromstring(svg).iter(f"{SVG}text")}
+
+
+def test_printable_shows_every_unprintable_character():
+    assert printable("a\x00b\nc\x7f\x85\ud800\ufffe") == "a\u2400b\u240ac\u2421[U+0085][U+D800][U+FFFE]"
+    assert printable('quo"te<&>\\') == 'quo"te<&>\\'  # escaping is the quoting's job
+    assert len(printable("x" * 5000)) == 1000
+
+
+@needs_dot
+@pytest.mark.parametrize("name", NASTY_NAMES, ids=lambda n: repr(n[:12]))
+def test_dot_accepts_any_name(name):
+    analysis = _nested([name])
+    svg = pipe(build_graph(analysis, expand=True)[0], "svg")
+    texts = _svg_texts(svg)
+    for rec in analysis.records:
+        shown = printable(rec.name).strip()
+        assert not shown or shown in texts, shown
+
+
+@needs_dot
+@settings(max_examples=40)  # one `dot` run (~40 ms) per example, in CI too
+@given(st.lists(st.text(st.characters(exclude_characters="."), min_size=1, max_size=12),
+                min_size=1, max_size=4))  # "." separates path parts, so blocks refuse it
+def test_dot_accepts_random_names(names):
+    analysis = _nested(names)
+    digraph, ids = build_graph(analysis, expand=True)
+    texts = _svg_texts(pipe(digraph, "svg"))
+    assert set(ids.values()) >= {r.name for r in analysis.records}
+    for rec in analysis.records:
+        shown = printable(rec.name).strip()
+        assert not shown or shown in texts, shown
+
+
+def test_tooltips_and_clusters_keep_backslashes_literal():
+    analysis = _nested(["\\N"])
+    dot = analysis_to_dot(analysis, expand=True)
+    assert 'subgraph "cluster_\\\\N"' in dot  # "\\N": the text \N, not the node name
+    assert _node_lines(dot)[printable("\\N.\\N\x010")]
+
+
+@pytest.mark.parametrize("script,words", [
+    ("cat >/dev/null\necho 'Warning: x' >&2\necho 'Error: bad label' >&2\nexit 3", "Error: bad label"),
+    ("cat >/dev/null\nexit 1", "exit status 1"),
+    ("exec 0<&-\nsleep 1\nexit 1", ""),  # stops reading at once: a broken pipe, not ours
+])
+def test_dot_rejecting_the_drawing_is_one_line(tmp_path, monkeypatch, script, words):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "dot").write_text("#!/bin/sh\n" + script + "\n")
+    (fake / "dot").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:/usr/bin:/bin")  # the fake first, `cat` and `sleep` after
+    with pytest.raises(GraphvizFailed) as info:
+        pipe(build_graph(analyze("resnet50"), expand=True)[0], "svg")
+    text = str(info.value)
+    assert text.startswith("Graphviz `dot` failed: ") and words in text and "\n" not in text
+
+
+def test_bad_arguments_are_usage_errors_naming_the_parameter():
+    # Library errors name the function's parameters; the CLI maps them to its flags.
     a = analyze("lenet")
-    with pytest.raises(UsageError, match="--rankdir"):
+    with pytest.raises(UsageError, match="^rankdir: expected one of TB, LR"):
         analysis_to_dot(a, rankdir="BT")
-    with pytest.raises(UsageError, match="cannot tell the format"):
+    with pytest.raises(OutputError, match="^path: cannot tell the format") as info:
         write_graph(a, "graph.txt")
-    with pytest.raises(UsageError, match="does not match"):
+    assert info.value.param == "path" and info.value.for_param("-o").args[0].startswith("-o: ")
+    with pytest.raises(OutputError, match="^format: png does not match") as info:
         write_graph(a, "graph.svg", fmt="png")
+    assert info.value.param == "format"
 
 
 def test_dot_file_needs_no_graphviz(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     out = write_graph(analyze("lenet"), tmp_path / "lenet.gv")
-    assert out.read_text(encoding="utf-8").startswith('digraph "lenet"')
+    assert out.read_text(encoding="utf-8").startswith('digraph lenet {')
 
 
 def test_missing_dot_gives_one_clear_line_and_writes_nothing(tmp_path, monkeypatch):
@@ -146,7 +236,8 @@ def test_missing_dot_gives_one_clear_line_and_writes_nothing(tmp_path, monkeypat
 def test_failed_render_leaves_the_existing_file_untouched(tmp_path, monkeypatch):
     fake = tmp_path / "bin"
     fake.mkdir()
-    (fake / "dot").write_text("#!/bin/sh\necho 'Error: syntax error in line 1' >&2\nexit 1\n")
+    (fake / "dot").write_text("#!/bin/sh\nwhile read -r line; do :; done\n"
+                              "echo 'Error: syntax error in line 1' >&2\nexit 1\n")
     (fake / "dot").chmod(0o755)
     monkeypatch.setenv("PATH", str(fake))
     target = tmp_path / "model.svg"

@@ -9,6 +9,15 @@ import click
 from ..errors import UsageError
 
 _SEP = re.compile(r"[x×,*]")
+#: Torch stores sizes as 64-bit integers; a larger value is a typo, and beyond ~4,300 digits
+#: Python cannot even turn it into text, so it is refused before it is converted.
+LARGEST = 2**63 - 1
+
+
+def _too_large(param: str, part: str) -> UsageError:
+    digits = len(part.lstrip("+-"))
+    shown = part if digits <= 24 else f"{part[:12]}…({digits} digits)"
+    return UsageError(f"{param}: {shown} is too large; at most {LARGEST:,} (torch's 64-bit sizes)")
 
 
 def parse_ints(text: str, param: str, minimum: int = 1, allow_zero: bool = False) -> tuple[int, ...]:
@@ -19,12 +28,17 @@ def parse_ints(text: str, param: str, minimum: int = 1, allow_zero: bool = False
         raise UsageError(f"{param}: expected integers separated by 'x' (like 224 or 224x200), got {text!r}")
     values = []
     for part in parts:
+        if len(part) > 40 and part.lstrip("+-").isdigit():
+            raise _too_large(param, part)
         try:
             value = int(part)
         except ValueError:
+            shown = repr(part) if len(part) <= 40 else repr(part[:40]) + "…"
             raise UsageError(
-                f"{param}: {part!r} is not an integer (expected like 224 or 224x200)"
+                f"{param}: {shown} is not an integer (expected like 224 or 224x200)"
             ) from None
+        if value > LARGEST:
+            raise _too_large(param, part)
         lowest = 0 if allow_zero else minimum
         if value < lowest:
             raise UsageError(f"{param}: must be {'≥ ' + str(lowest)}, got {value}")

@@ -1,16 +1,41 @@
 """``shapecalc graph MODEL``: draw a model with Graphviz, tensor shapes on every edge.
 
 DOT text goes to stdout (or a file) and needs nothing installed; SVG, PNG and PDF need
-Graphviz's ``dot`` and a file to write to (binary data on a terminal helps nobody). The engine
-is pure Python, so drawing never imports torch.
+Graphviz's ``dot``. Formats come from the one registry (``shapecalc.renderers``); files are
+written atomically by ``shapecalc.fileio``. The engine is pure Python, so drawing never imports
+torch.
 """
 
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
 import click
 
 from ..errors import UsageError
+from ..renderers import names
 from .common import max_nodes_option, shape_option
+
+
+@contextmanager
+def params_as_flags(flags: dict[str, str]) -> Iterator[None]:
+    """Re-raise library errors that name a parameter (``OutputError.param``: ``path``,
+    ``format``) as the same error naming this command's flag (``-o``, ``--graph``)."""
+    from ..fileio import OutputError
+
+    try:
+        yield
+    except OutputError as err:
+        if err.param in flags:
+            raise err.for_param(flags[err.param]) from None
+        raise
+
+
+def binary_to_terminal(fmt) -> bool:
+    """Whether ``fmt`` is binary and standard output is a terminal (bytes there help nobody)."""
+    return fmt.binary and sys.stdout.isatty()
 
 
 @click.command()
@@ -18,8 +43,9 @@ from .common import max_nodes_option, shape_option
 @shape_option()
 @max_nodes_option()
 @click.option("-o", "--output", "output", metavar="FILE", default=None,
-              help="Write to FILE (format from its suffix: .dot/.gv/.svg/.png/.pdf). Default: DOT on stdout.")
-@click.option("--format", "fmt", type=click.Choice(("dot", "svg", "png", "pdf")), default=None,
+              help="Write to FILE (format from its suffix: .dot/.gv/.svg/.png/.pdf); '-' writes any "
+                   "format to standard output. Default: DOT on stdout.")
+@click.option("--format", "fmt", type=click.Choice(names("graph"), case_sensitive=False), default=None,
               help="Output format (default: from -o's suffix, else dot).")
 @click.option("--rankdir", type=click.Choice(("TB", "LR"), case_sensitive=False), default="TB",
               show_default=True, help="Layout direction: top to bottom, or left to right.")
@@ -36,18 +62,19 @@ def graph(model: str, input_shape: str | None, output: str | None, fmt: str | No
     `shapecalc graph resnet50 --depth 1 --rankdir LR -o r50.png`,
     `shapecalc graph lenet | dot -Tpdf -o lenet.pdf`.
     """
-    from ..render.dot import analysis_to_dot, write_graph
+    from ..renderers import for_output, write
     from .show import load_and_analyze
 
     if depth is not None and expand:
         raise UsageError("--depth and --expand exclude each other: --expand draws every layer")
-    if output is None and fmt not in (None, "dot"):
-        raise UsageError(f"--format {fmt} writes a binary file; give -o FILE (only dot goes to stdout)")
+    with params_as_flags({"path": "-o", "format": "--format"}):
+        chosen = for_output(output, fmt, "graph", default="dot")
+    if (output is None and chosen.binary) or (output == "-" and binary_to_terminal(chosen)):
+        raise UsageError(f"--format {chosen.name} writes a binary file; give -o FILE "
+                         "(or -o - to pipe it; only dot and svg go to a terminal)")
     _, analysis = load_and_analyze(model, input_shape)
-    rankdir = rankdir.upper()
-    if output is None:
-        click.echo(analysis_to_dot(analysis, rankdir=rankdir, depth=depth, expand=expand), nl=False)
-        return 0
-    written = write_graph(analysis, output, fmt=fmt, rankdir=rankdir, depth=depth, expand=expand)
-    click.echo(f"graph of {analysis.model} written to {written}", err=True)
+    with params_as_flags({"path": "-o", "format": "--format"}):
+        written = write(analysis, chosen, output, rankdir=rankdir.upper(), depth=depth, expand=expand)
+    if written != "-":
+        click.echo(f"graph of {analysis.model} written to {written}", err=True)
     return 0

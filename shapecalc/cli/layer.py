@@ -1,119 +1,135 @@
 """``shapecalc layer``: one convolution or pooling layer, worked by hand.
 
-The output size comes with the formula, the user's numbers substituted into it (the engine's
-own ``explain_*`` text, so the CLI cannot drift from the arithmetic), what the padding means
-in torch terms, and which rows the stride silently drops. ``--target`` runs the formula
-backwards. Plain text when piped; rich colours only on a terminal.
+The command builds the real layer object (``Conv2d``, ``MaxPool3d``, ``ConvTranspose1d`` … from
+``shapecalc.layers``) out of its options and asks it everything it prints: the output size,
+the arithmetic with the user's numbers substituted, the rows no window reads, the largest
+padding torch allows and, for ``--target``, the paddings that reach a size. So the CLI says
+exactly what ``show`` and ``check`` say about the same layer, and what torch does; this module
+only parses and prints. Plain text when piped; rich colours only on a terminal.
+
+A single size (``224``) reads as a square image, the case people ask about: the layer is the
+2-D one (``nn.Conv2d``) on ``224x224`` and one number is printed for both axes.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from dataclasses import dataclass, field
+from typing import Any
 
 import click
 
-from .. import arithmetic as ar
-from ..errors import ConfigError, ShapeError, UsageError
+from ..errors import ConfigError, ShapecalcError, ShapeError, UsageError
 from .common import broadcast_axes, parse_ints
 
 OPS = ("conv", "conv-transpose", "maxpool", "avgpool")
 MODULES = {"conv": "Conv", "conv-transpose": "ConvTranspose", "maxpool": "MaxPool", "avgpool": "AvgPool"}
 AXES = {1: ("",), 2: ("H", "W"), 3: ("D", "H", "W")}
+#: At most this many paddings are listed one by one; a longer run is printed as a range.
+LISTED = 8
 
 
-@dataclass
+class Query:
+    """The parsed command line: what to build, on which input, and what to ask."""
+
+    def __init__(self, op: str, sizes: tuple[int, ...], kernel: tuple[int, ...],
+                 stride: tuple[int, ...] | None, dilation: tuple[int, ...] | None,
+                 totals: tuple[int, ...] | None, output_padding: tuple[int, ...] | None,
+                 ceil_mode: bool, same: bool, targets: tuple[int, ...] | None, pad_flag: str):
+        self.op, self.sizes, self.kernel, self.stride, self.dilation = op, sizes, kernel, stride, dilation
+        self.totals, self.output_padding, self.ceil_mode, self.same = totals, output_padding, ceil_mode, same
+        self.targets, self.pad_flag = targets, pad_flag
+
+    @property
+    def shown(self) -> int:
+        """Axes reported: one for a single size (a square), else one per axis."""
+        return len(self.sizes)
+
+    @property
+    def layer_ndim(self) -> int:
+        return 2 if len(self.sizes) == 1 else len(self.sizes)
+
+    @property
+    def spatial(self) -> tuple[int, ...]:
+        return self.sizes * 2 if len(self.sizes) == 1 else self.sizes
+
+    @property
+    def module(self) -> str:
+        return f"nn.{MODULES[self.op]}{self.layer_ndim}d"
+
+
 class Axis:
-    """One spatial axis of the query and what the engine says about it."""
+    """One reported axis: what the layer holds and what it answered."""
 
-    name: str
-    n: int
-    k: int
-    s: int
-    p: int  # total padding of both sides
-    d: int
-    output_padding: int = 0
-    output: int = 0
-    explain: list[str] = field(default_factory=list)
-    dropped: int = 0
-    solutions: list[int] | None = None  # total paddings reaching --target
+    def __init__(self, name: str, n: int, window: Any, output: int, explain: list[str],
+                 dropped: int, dropped_explain: str | None, solutions: range | None):
+        self.name, self.n, self.window, self.output = name, n, window, output
+        self.explain, self.dropped, self.dropped_explain = explain, dropped, dropped_explain
+        self.solutions = solutions
 
 
-def _module(op: str, ndim: int) -> str:
-    # A single size reads as a square image: the case people ask about (nn.Conv2d).
-    return f"nn.{MODULES[op]}{2 if ndim == 1 else ndim}d"
+def _layer_class(op: str, ndim: int) -> type:
+    # Only the module the op needs: `shapecalc layer` is a quick command, and each layer
+    # module's dataclasses cost import time.
+    if op in ("conv", "conv-transpose"):
+        from ..layers import conv as module
+    else:
+        from ..layers import pool as module
+    return getattr(module, f"{MODULES[op]}{ndim}d")
 
 
-def _pool_limit(op: str, k: int, d: int, ndim: int) -> int:
-    """Torch's largest per-side pooling padding: half the kernel (max pooling 2-D/3-D: of the
-    dilated span)."""
-    if op == "maxpool" and ndim != 1:
-        return ar.effective_kernel(k, d) // 2
-    return k // 2
-
-
-def forward(op: str, a: Axis, ceil_mode: bool) -> tuple[int, list[str]]:
-    """Output size and its substituted arithmetic for one axis."""
-    if op == "conv":
-        return ar.conv_output_size(a.n, a.k, a.s, a.p, a.d), ar.explain_conv(a.n, a.k, a.s, a.p, a.d)
-    if op == "conv-transpose":
-        args = (a.n, a.k, a.s, a.p, a.d, a.output_padding)
-        return ar.transposed_conv_output_size(*args), ar.explain_transposed(*args)
-    out = ar.pool_output_size(a.n, a.k, a.s, a.p, a.d, ceil_mode)
-    return out, ar.explain_pool(a.n, a.k, a.s, a.p, a.d, ceil_mode)
-
-
-def uncovered(op: str, a: Axis, ceil_mode: bool) -> int:
-    """Rows of the padded input after the last window (``(n − k_eff + p) mod s`` in floor mode)."""
-    if op == "conv-transpose":
-        return 0
-    if not ceil_mode:
-        return ar.dropped_pixels(a.n, a.k, a.s, a.p, a.d)
-    return max(0, a.p // 2 + a.n - (a.output - 1) * a.s - ar.effective_kernel(a.k, a.d))
-
-
-def solve(op: str, a: Axis, target: int, ceil_mode: bool, ndim: int) -> list[int]:
-    """Every total padding giving ``target`` on this axis, within what torch accepts."""
-    if op == "conv-transpose":
-        p = (a.n - 1) * a.s + ar.effective_kernel(a.k, a.d) + a.output_padding - target
-        return [p] if p >= 0 else []
-    if op == "conv" or not ceil_mode:
-        found = ar.solve_padding(a.n, a.k, a.s, target, a.d)
-    else:  # ceil mode has no closed form worth trusting: try every padding torch allows
-        found = []
-        for p in range(0, 2 * _pool_limit(op, a.k, a.d, ndim) + 1):
-            try:
-                if ar.pool_output_size(a.n, a.k, a.s, p, a.d, True) == target:
-                    found.append(p)
-            except ShapeError:
-                continue
-    if op in ("maxpool", "avgpool"):
-        limit = _pool_limit(op, a.k, a.d, ndim)
-        found = [p for p in found if p - p // 2 <= limit]
-    return found
-
-
-def _no_solution(op: str, a: Axis, target: int, ceil_mode: bool) -> str:
-    where = f" on axis {a.name}" if a.name else ""
+def build(q: Query, totals: tuple[int, ...] | None) -> Any:
+    """The layer the options describe, with TOTAL padding ``totals`` per axis (or 'same')."""
+    cls = _layer_class(q.op, q.layer_ndim)
+    kwargs: dict[str, Any] = {"kernel_size": q.kernel, "stride": q.stride}
+    if q.op in ("conv", "conv-transpose"):
+        kwargs.update(in_channels=1, out_channels=1, stride=q.stride or 1)
+    if q.dilation is not None:
+        kwargs["dilation"] = q.dilation
+    if q.output_padding is not None:
+        kwargs["output_padding"] = q.output_padding
+    if q.ceil_mode:
+        kwargs["ceil_mode"] = True
+    if q.same:
+        kwargs["padding"] = "same"
     try:
-        at_zero = forward(op, Axis(a.name, a.n, a.k, a.s, 0, a.d, a.output_padding), ceil_mode)[0]
-    except ShapeError:
-        at_zero = None
-    if op == "conv-transpose":
-        return (f"--target {target}: no padding gives {target}{where}: with padding 0 the "
-                f"transposed convolution already gives {at_zero}, and padding only shrinks it")
-    if at_zero is not None and at_zero > target:
-        return (f"--target {target}: no padding gives {target}{where}: with p = 0 the output is "
-                f"already {at_zero} and padding only makes it larger; use a larger stride or kernel")
-    return (f"--target {target}: no padding gives {target}{where} within torch's limit for "
-            f"pooling (at most half the kernel per side)")
+        layer = cls(**kwargs)
+        return layer if q.same else layer.with_total_padding(totals or 0)
+    except ConfigError as err:
+        raise _for_flags(q, err, totals) from None
+
+
+def _for_flags(q: Query, err: ConfigError, totals: tuple[int, ...] | None) -> ShapecalcError:
+    """The layer's refusal, reworded to name the option the user typed."""
+    numbers = err.numbers
+    if q.same:
+        strides = q.stride or (1,)
+        stride = str(strides[0]) if len(set(strides)) == 1 else "x".join(map(str, strides))
+        return UsageError(f"--same: PyTorch's padding='same' needs stride 1, got --s {stride}; "
+                          "use --target N to solve the padding for the output size you want")
+    if "limit" in numbers and totals is not None:
+        axis = AXES[q.layer_ndim].index(err.axis) if err.axis in AXES[q.layer_ndim] else 0
+        total = totals[axis]
+        return ConfigError(
+            f"{q.pad_flag}: padding {numbers['padding']} per side (p = {total} total) is more than "
+            f"half the kernel {numbers['kernel']}: torch's {q.module} allows at most "
+            f"{numbers['limit']} per side",
+            axis=err.axis if q.shown > 1 else None, numbers=numbers,
+        )
+    if "output_padding" in numbers:
+        return ConfigError(f"--output-padding: {err.message}", numbers=numbers)
+    return _located(q, err)
+
+
+def _located(q: Query, err: ShapeError | ConfigError) -> ShapeError | ConfigError:
+    """The error under the torch name of the layer; a square query names no axis."""
+    return type(err)(err.message, layer=q.module[3:], axis=err.axis if q.shown > 1 else None,
+                     numbers=err.numbers)
 
 
 def _options(size: str, kernel: str | None, stride: str | None, p: str | None, padding: str | None,
              dilation: str | None, op: str, output_padding: str | None, ceil_mode: bool,
-             same: bool, target: str | None) -> tuple[list[Axis], list[int] | None]:
-    """Parse and cross-check the command line into per-axis values (UsageError on misuse)."""
+             same: bool, target: str | None) -> Query:
+    """Parse and cross-check the command line (UsageError on misuse)."""
     if kernel is None:
         raise UsageError("--k/--kernel: the kernel size is required (like --k 3 or --k 3x5)")
     raw = {
@@ -130,7 +146,9 @@ def _options(size: str, kernel: str | None, stride: str | None, p: str | None, p
     ndim = max(len(v) for v in raw.values() if v is not None)
     if ndim > 3:
         raise UsageError(f"SIZE/--k: at most 3 spatial axes (like 16x224x224), got {ndim}")
-    vals = {key: broadcast_axes(v, ndim, key) if v is not None else None for key, v in raw.items()}
+    # A single value everywhere is a square: the 2-D layer, every axis the same.
+    axes = 2 if ndim == 1 else ndim
+    vals = {key: broadcast_axes(v, axes, key) if v is not None else None for key, v in raw.items()}
 
     if p is not None and padding is not None:
         raise UsageError("--p and --padding: give one (--p is the total of both sides, --padding "
@@ -139,110 +157,138 @@ def _options(size: str, kernel: str | None, stride: str | None, p: str | None, p
         raise UsageError("--same: it chooses the padding itself; drop --p/--padding/--target")
     if target is not None and (p is not None or padding is not None):
         raise UsageError("--target: it solves the padding; drop --p/--padding")
-    pooling = op in ("maxpool", "avgpool")
-    if ceil_mode and not pooling:
+    if ceil_mode and op not in ("maxpool", "avgpool"):
         raise UsageError("--ceil-mode: only for --op maxpool or avgpool")
     if output_padding is not None and op != "conv-transpose":
         raise UsageError("--output-padding: only for --op conv-transpose")
-    if dilation is not None and op == "avgpool" and max(vals["--d"]) != 1:
-        raise UsageError("--d/--dilation: torch's average pooling has no dilation")
+    if dilation is not None and op == "avgpool":
+        if max(vals["--d"]) != 1:
+            raise UsageError("--d/--dilation: torch's average pooling has no dilation")
+        vals["--d"] = None
+    if same and op != "conv":
+        raise UsageError("--same: PyTorch's padding='same' exists only for --op conv")
 
-    k = vals["--k"]
-    s = vals["--s"] or (k if pooling else (1,) * ndim)  # torch: pool stride defaults to kernel
-    d = vals["--d"] or (1,) * ndim
-    if same:
-        if op != "conv":
-            raise UsageError("--same: PyTorch's padding='same' exists only for --op conv")
-        if max(s) != 1:
-            raise UsageError(f"--same: PyTorch's padding='same' needs stride 1, got --s {max(s)}; "
-                             "use --target N to solve the padding for the output size you want")
-        totals = tuple(sum(ar.same_padding(kk, dd)) for kk, dd in zip(k, d))
-    elif vals["--padding"] is not None:
-        totals = tuple(2 * x for x in vals["--padding"])
-    else:
-        totals = vals["--p"] or (0,) * ndim
-    op_pad = vals["--output-padding"] or (0,) * ndim
-    names = AXES[ndim]
-    axes = [Axis(names[i], vals["SIZE"][i], k[i], s[i], totals[i], d[i], op_pad[i]) for i in range(ndim)]
-    if pooling:
-        for a in axes:
-            limit = _pool_limit(op, a.k, a.d, ndim)
-            if a.p - a.p // 2 > limit:
-                option = "--padding" if padding is not None else "--p"
-                raise ConfigError(
-                    f"{option}: padding {a.p - a.p // 2} per side (p = {a.p} total) is more than "
-                    f"half the kernel {a.k}: torch's {_module(op, ndim)} allows at most {limit} per side",
-                    axis=a.name or None, numbers={"padding": a.p, "kernel": a.k, "limit": limit},
-                )
-    return axes, (list(vals["--target"]) if vals["--target"] is not None else None)
+    totals = None if same else (
+        tuple(2 * x for x in vals["--padding"]) if vals["--padding"] is not None
+        else vals["--p"] or (0,) * axes)
+    sizes = vals["SIZE"][:1] if ndim == 1 else vals["SIZE"]
+    return Query(op, sizes, vals["--k"], vals["--s"], vals["--d"], totals, vals["--output-padding"],
+                 ceil_mode, same, vals["--target"], "--padding" if padding is not None else "--p")
 
 
-def compute(op: str, axes: list[Axis], ceil_mode: bool, targets: list[int] | None) -> None:
-    """Fill every axis's output, arithmetic and dropped rows (and padding, for ``--target``)."""
-    ndim = len(axes)
-    for i, a in enumerate(axes):
-        if targets is not None:
-            a.solutions = solve(op, a, targets[i], ceil_mode, ndim)
-            if not a.solutions:
-                raise ShapeError(_no_solution(op, a, targets[i], ceil_mode))
-            symmetric = [p for p in a.solutions if p % 2 == 0]
-            a.p = (symmetric or a.solutions)[0]
-        try:
-            a.output, a.explain = forward(op, a, ceil_mode)
-        except ShapeError as err:
-            raise type(err)(err.message, layer=f"{_module(op, ndim)[3:]}", axis=a.name or None,
-                            numbers=err.numbers) from None
-        a.dropped = uncovered(op, a, ceil_mode)
+def compute(q: Query) -> list[Axis]:
+    """Build the layer (solving its padding first for ``--target``) and ask it about each axis."""
+    spatial = q.spatial
+    solutions: list[range] | None = None
+    totals = q.totals
+    if q.targets is not None:
+        base = build(q, (0,) * q.layer_ndim)
+        solutions = [base.padding_solutions(i, n, t) for i, (n, t) in enumerate(zip(spatial, q.targets))]
+        for i, found in enumerate(solutions):
+            if not found:
+                raise ShapeError(_no_solution(q, base, i))
+        totals = tuple(_preferred(found) for found in solutions)
+    layer = build(q, totals)
+    try:
+        out = layer.output_shape((1, 1, *spatial))[2:]
+    except (ShapeError, ConfigError) as err:  # output_padding too large is a ConfigError
+        if "output_padding" in err.numbers:
+            raise ConfigError(f"--output-padding: {err.message}", numbers=err.numbers) from None
+        raise _located(q, err) from None
+    names = AXES[q.shown]
+    return [
+        Axis(names[i], n, layer.window(i), out[i], layer.explain_axis(i, n), layer.uncovered(i, n),
+             layer.explain_uncovered(i, n), solutions[i] if solutions is not None else None)
+        for i, n in enumerate(spatial[: q.shown])
+    ]
 
 
-def report_lines(op: str, axes: list[Axis], ceil_mode: bool,
-                 same: bool = False) -> list[tuple[str, str]]:
+def _preferred(found: range) -> int:
+    """The smallest even total (torch's symmetric ``padding=``) if any, else the smallest."""
+    first_even = found.start + found.start % 2
+    return first_even if first_even < found.stop else found.start
+
+
+def _no_solution(q: Query, base: Any, i: int) -> str:
+    name = AXES[q.layer_ndim][i] if q.shown > 1 else ""
+    where = f" on axis {name}" if name else ""
+    target = q.targets[i]
+    try:
+        at_zero: int | None = base.output_shape((1, 1, *q.spatial))[2 + i]
+    except (ShapeError, ConfigError):
+        at_zero = None
+    if q.op == "conv-transpose":
+        return (f"--target {target}: no padding gives {target}{where}: with padding 0 the "
+                f"transposed convolution already gives {at_zero}, and padding only shrinks it")
+    if at_zero is not None and at_zero > target:
+        return (f"--target {target}: no padding gives {target}{where}: with p = 0 the output is "
+                f"already {at_zero} and padding only makes it larger; use a larger stride or kernel")
+    limit = base.padding_limit(i)
+    return (f"--target {target}: no padding gives {target}{where} within torch's limit for "
+            f"pooling (at most half the kernel per side: {limit} for kernel {base.window(i).k})")
+
+
+def report_lines(q: Query, axes: list[Axis]) -> list[tuple[str, str]]:
     """The text, line by line, each with a style name (``""``, ``result``, ``note``, ``dim``)."""
-    ndim = len(axes)
-    module = _module(op, ndim)
     lines: list[tuple[str, str]] = []
     seen: dict[tuple, str] = {}
     for a in axes:
-        key = (a.n, a.k, a.s, a.p, a.d, a.output_padding)
+        w = a.window
+        key = (a.n, w)
         prefix = f"{a.name}: " if a.name else ""
         if key in seen:
             lines.append((f"{prefix}same as {seen[key]}", "dim"))
             continue
         seen[key] = a.name
-        lines.append((f"{prefix}{op}  n = {a.n}, k = {a.k}, s = {a.s}, p = {a.p}, d = {a.d}"
-                      + (f", output_padding = {a.output_padding}" if op == "conv-transpose" else "")
-                      + (", ceil_mode" if ceil_mode else ""), "dim"))
+        lines.append((f"{prefix}{q.op}  n = {a.n}, k = {w.k}, s = {w.s}, p = {w.p}, d = {w.d}"
+                      + (f", output_padding = {w.output_padding}" if q.op == "conv-transpose" else "")
+                      + (", ceil_mode" if q.ceil_mode else ""), "dim"))
         if a.solutions is not None:
-            lines.extend(_target_lines(a, module))
+            lines.extend(_target_lines(a, q.module))
         lines.extend((("   " if prefix else "") + line, "") for line in a.explain)
     lines.append((f"output: {'x'.join(str(a.output) for a in axes)}", "result"))
-    lines.extend((note, "note") for note in _notes(op, axes, module, same))
+    lines.extend((note, "note") for note in _notes(q, axes))
     return lines
 
 
+def _count(x: int) -> str:
+    return f"{x:,}" if x >= 10_000 else str(x)
+
+
 def _target_lines(a: Axis, module: str) -> list[tuple[str, str]]:
-    sols = a.solutions or []
-    out = [(f"   total paddings p giving {a.output or ''}".rstrip() + f": {', '.join(map(str, sols))}", "")]
-    symmetric = [p for p in sols if p % 2 == 0]
-    if symmetric:
-        out.append(("   torch-expressible (symmetric): "
-                    + ", ".join(f"p = {p} → {module}(padding={p // 2})" for p in symmetric), "result"))
+    sols = a.solutions or range(0)
+    last = sols.stop - 1  # never len(): a range of 10^20 paddings has no len()
+    if last - sols.start < LISTED:
+        out = [(f"   total paddings p giving {a.output}: {', '.join(map(str, sols))}", "")]
     else:
-        p = sols[0]
+        out = [(f"   total paddings p from {_count(sols.start)} to {_count(last)} all give {a.output}", "")]
+    first_even = sols.start + sols.start % 2
+    last_even = last - last % 2
+    if first_even > last:
+        p = sols.start
         out.append((f"   none is symmetric, so torch's padding= cannot give it; pad first with "
                     f"nn.ZeroPad2d: {p // 2} before, {p - p // 2} after (p = {p})", "note"))
+    elif (last_even - first_even) // 2 < LISTED:
+        out.append(("   torch-expressible (symmetric): "
+                    + ", ".join(f"p = {p} → {module}(padding={p // 2})"
+                                for p in range(first_even, last_even + 1, 2)), "result"))
+    else:
+        out.append((f"   torch-expressible (symmetric): every even p from {_count(first_even)} to "
+                    f"{_count(last_even)} → {module}(padding={_count(first_even // 2)} … "
+                    f"{_count(last_even // 2)})", "result"))
     return out
 
 
-def _notes(op: str, axes: list[Axis], module: str, same: bool = False) -> list[str]:
+def _notes(q: Query, axes: list[Axis]) -> list[str]:
     notes = []
-    ps = sorted({a.p for a in axes})
-    if same:
-        sides = sorted({(a.p // 2, a.p - a.p // 2) for a in axes})
+    module = q.module
+    ps = sorted({a.window.p for a in axes})
+    if q.same:
+        sides = sorted({(a.window.p_left, a.window.p - a.window.p_left) for a in axes})
         notes.append("p is the TOTAL padding of both sides; padding='same' pads "
                      + ", ".join(f"{l} before and {r} after" for l, r in sides)
                      + " (torch puts an odd pixel after).")
-    elif op == "conv-transpose":
+    elif q.op == "conv-transpose":
         notes.append("p is the TOTAL padding removed from both sides: "
                      f"{module}(padding=1) is p = 2.")
     elif all(p % 2 == 0 for p in ps):
@@ -256,8 +302,9 @@ def _notes(op: str, axes: list[Axis], module: str, same: bool = False) -> list[s
                      f"{odd[0] - odd[0] // 2} after) with nn.ZeroPad2d or F.pad.")
     for a in axes:
         where = f" (axis {a.name})" if a.name else ""
+        w = a.window
         if a.dropped:
-            pad_right = a.p - a.p // 2
+            pad_right = w.p - w.p_left
             real = max(0, a.dropped - pad_right)
             if real == a.dropped:
                 of_pad = ""
@@ -267,36 +314,45 @@ def _notes(op: str, axes: list[Axis], module: str, same: bool = False) -> list[s
                 of_pad = f"; {a.dropped - real} of them padding"
             rows, verb = ("row/column", "is") if a.dropped == 1 else ("rows/columns", "are")
             notes.append(f"{a.dropped} {rows} at the bottom/right {verb} never covered by a "
-                         f"window{where}: ({a.n} − {ar.effective_kernel(a.k, a.d)} + {a.p}) mod "
-                         f"{a.s} = {a.dropped}{of_pad}.")
-        span = ar.effective_kernel(a.k, a.d)
-        if op != "conv-transpose" and a.s > span:
-            notes.append(f"stride {a.s} > kernel span {span}{where}: {a.s - span} of every {a.s} "
+                         f"window{where}: {a.dropped_explain}{of_pad}.")
+        if q.op != "conv-transpose" and w.s > w.span:
+            notes.append(f"stride {w.s} > kernel span {w.span}{where}: {w.s - w.span} of every {w.s} "
                          "rows/columns fall between windows and are never read.")
     return notes
 
 
-def to_json(op: str, axes: list[Axis], ceil_mode: bool, notes: list[str]) -> str:
-    data = {
-        "op": op,
+def _range_json(found: range, step: int = 1) -> dict[str, int] | None:
+    return {"from": found.start, "to": found[-1], "step": step} if found else None
+
+
+def to_json(q: Query, axes: list[Axis], notes: list[str]) -> str:
+    import json
+
+    data: dict[str, Any] = {
+        "op": q.op,
         "input": [a.n for a in axes],
-        "kernel": [a.k for a in axes],
-        "stride": [a.s for a in axes],
-        "padding_total": [a.p for a in axes],
-        "padding_per_side": [a.p // 2 if a.p % 2 == 0 else None for a in axes],
-        "dilation": [a.d for a in axes],
+        "kernel": [a.window.k for a in axes],
+        "stride": [a.window.s for a in axes],
+        "padding_total": [a.window.p for a in axes],
+        "padding_per_side": [a.window.p // 2 if a.window.p % 2 == 0 else None for a in axes],
+        "dilation": [a.window.d for a in axes],
         "output": [a.output for a in axes],
         "dropped": [a.dropped for a in axes],
         "explain": [a.explain for a in axes],
         "notes": notes,
+        "module": q.module,
     }
-    if op == "conv-transpose":
-        data["output_padding"] = [a.output_padding for a in axes]
-    if op in ("maxpool", "avgpool"):
-        data["ceil_mode"] = ceil_mode
+    if q.op == "conv-transpose":
+        data["output_padding"] = [a.window.output_padding for a in axes]
+    if q.op in ("maxpool", "avgpool"):
+        data["ceil_mode"] = q.ceil_mode
     if axes[0].solutions is not None:
-        data["solutions"] = [{"axis": a.name or None, "paddings": a.solutions,
-                              "symmetric": [p for p in a.solutions if p % 2 == 0]} for a in axes]
+        data["solutions"] = []
+        for a in axes:
+            sols = a.solutions or range(0)
+            even = range(sols.start + sols.start % 2, sols.stop, 2)
+            data["solutions"].append({"axis": a.name or None, "paddings": _range_json(sols),
+                                      "symmetric": _range_json(even, 2)})
     return json.dumps(data, ensure_ascii=False)
 
 
@@ -328,12 +384,11 @@ def layer(size: str, kernel, stride, p, padding, dilation, op, output_padding, c
 
     Example: `shapecalc layer --k 11 --s 4 --p 2 224` → 54.
     """
-    axes, targets = _options(size, kernel, stride, p, padding, dilation, op, output_padding,
-                             ceil_mode, same, target)
-    compute(op, axes, ceil_mode, targets)
-    lines = report_lines(op, axes, ceil_mode, same)
+    q = _options(size, kernel, stride, p, padding, dilation, op, output_padding, ceil_mode, same, target)
+    axes = compute(q)
+    lines = report_lines(q, axes)
     if as_json:
-        click.echo(to_json(op, axes, ceil_mode, [t for t, style in lines if style == "note"]))
+        click.echo(to_json(q, axes, [t for t, style in lines if style == "note"]))
     elif is_terminal():
         from rich.console import Console
         from rich.text import Text
@@ -346,4 +401,4 @@ def layer(size: str, kernel, stride, p, padding, dilation, op, output_padding, c
     return 0
 
 
-__all__ = ["Axis", "compute", "forward", "layer", "report_lines", "solve", "uncovered"]
+__all__ = ["Axis", "Query", "build", "compute", "layer", "report_lines"]

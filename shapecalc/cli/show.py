@@ -14,9 +14,11 @@ from typing import Any
 import click
 
 from ..errors import ShapeError, UsageError
+from ..renderers import names
 from .common import dtype_option, max_nodes_option, parse_shape, shape_option
 
-FORMATS = ("table", "json", "csv", "markdown")
+#: Output formats of ``--format``: those the registry (``shapecalc.renderers``) offers to show.
+FORMATS = names("show")
 
 
 def is_terminal() -> bool:
@@ -83,16 +85,15 @@ def _verify(src, shape) -> list:
 
 
 def _write_graph(analysis, path: str, depth: int | None) -> None:
-    try:
-        from ..render.dot import write_graph
-    except ImportError:
-        raise UsageError("--graph: graph output is not available in this installation") from None
-    try:
-        written = write_graph(analysis, path, fmt=None, rankdir="TB", depth=depth, expand=False)
-    except UsageError as err:  # the graph command's option is -o; here it is --graph
-        message = str(err)
-        raise UsageError("--graph:" + message[3:] if message.startswith("-o:") else message) from None
-    click.echo(f"graph written to {written or path}", err=True)
+    """``--graph FILE``: the drawing, format from the suffix, written atomically (``-``: stdout)."""
+    from ..renderers import for_output, write
+    from .graph import params_as_flags
+
+    with params_as_flags({"path": "--graph", "format": "--graph"}):
+        fmt = for_output(path, None, "graph")
+        written = write(analysis, fmt, path, depth=depth)
+    if written != "-":
+        click.echo(f"graph written to {written}", err=True)
 
 
 @click.command()
@@ -128,12 +129,11 @@ def show(model: str, input_shape: str | None, fmt: str, as_json: bool, explain: 
 
         emit(lambda console: print_analysis(analysis, console, depth=depth, explain=explain,
                                             checks=checks))
-    elif fmt == "table":  # piped: the same table as plain text, without importing rich
-        from ..render.table import render_table_text
+    else:  # every other format, and the table when piped: one function in the registry
+        from ..renderers import get, write
 
-        click.echo(render_table_text(analysis, depth=depth, explain=explain, checks=checks), nl=False)
-    else:
-        click.echo(_format(analysis, fmt, depth, explain, checks), nl=fmt == "json")
+        write(analysis, get(fmt, "show"), "-", param="output", depth=depth, explain=explain,
+              checks=checks)
     if checks is not None:
         wrong = [c for c in checks if not c.ok]
         if wrong:
@@ -144,25 +144,6 @@ def show(model: str, input_shape: str | None, fmt: str, as_json: bool, explain: 
                 f"torch {'×'.join(map(str, first.torch))}"
             )
     return 0
-
-
-def _format(analysis, fmt: str, depth: int | None, explain: bool, checks) -> str:
-    from ..render import formats
-
-    if fmt == "json":
-        data = formats.to_dict(analysis, explain=explain)
-        if checks is not None:
-            data["verify"] = [
-                {"name": c.name, "engine": list(c.engine),
-                 "torch": None if c.torch is None else list(c.torch), "ok": c.ok}
-                for c in checks
-            ]
-        import json
-
-        return json.dumps(data, indent=2, ensure_ascii=False)
-    if fmt == "csv":
-        return formats.to_csv(analysis, depth)
-    return formats.to_markdown(analysis, depth)
 
 
 def zoo_rows() -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import dataclasses
 from math import prod
 from typing import Any, ClassVar, Sequence
 
-from ..arithmetic import AxisRF
+from ..arithmetic import AxisRF, effective_kernel
 from ..errors import ConfigError, ShapeError
 from ..notes import Note, NoteKind
 from .fields import above, at_least, at_most, between, check_fields, one_of  # noqa: F401  (shared helpers)
@@ -117,6 +117,11 @@ class Layer:
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
         return rf
 
+    def extra_outputs(self, *inputs: Shape) -> tuple[tuple[str, Shape], ...]:
+        """Named shapes of what ``forward`` returns besides the main output (an LSTM's ``h_n``
+        and ``c_n``): listed by tracers, never counted again; the node's cost is its own."""
+        return ()
+
     def resolve(self, *inputs: Shape) -> "Layer":
         """This layer with every inferred field filled from the input shape."""
         return self
@@ -157,6 +162,124 @@ class Layer:
     def describe(self) -> str:
         args = ", ".join(f"{k}={_fmt(v)}" for k, v in self.arguments().items())
         return f"{self.type_name}({args})"
+
+
+class Window:
+    """One spatial axis of a sliding-window layer (conv, pool), in the arithmetic's terms.
+
+    ``p`` is the TOTAL padding of both sides and ``p_left`` the part before the input, as
+    ``arithmetic.py`` counts them; ``span`` is the dilated kernel's extent. The CLI prints
+    these rather than its own reading of the options, so it shows what the layer holds
+    (a pool's stride defaulting to its kernel, ``padding='same'``'s odd pixel on the right).
+    """
+
+    __slots__ = ("k", "s", "p", "p_left", "d", "output_padding")
+
+    def __init__(self, k: int, s: int, p: int, p_left: int, d: int, output_padding: int = 0):
+        self.k, self.s, self.p, self.p_left, self.d = k, s, p, p_left, d
+        self.output_padding = output_padding
+
+    @property
+    def span(self) -> int:
+        return effective_kernel(self.k, self.d)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Window) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def _key(self) -> tuple[int, ...]:
+        return (self.k, self.s, self.p, self.p_left, self.d, self.output_padding)
+
+    def __repr__(self) -> str:
+        return "Window(k={}, s={}, p={}, p_left={}, d={}, output_padding={})".format(*self._key())
+
+
+class _WindowLayer(Layer):
+    """A layer that slides a window along each spatial axis (convolutions, pooling).
+
+    Subclasses hold their per-axis values normalised in ``_k``, ``_s``, ``_p`` (total),
+    ``_pl`` (left) and ``_d`` and answer, per axis, the questions ``shapecalc layer`` prints:
+    the substituted arithmetic, the rows no window reads, the paddings that reach a target
+    size and the largest padding torch allows. The rules themselves live in ``arithmetic.py``.
+    """
+
+    ndim: ClassVar[int] = 2
+
+    def window(self, i: int) -> Window:
+        op = getattr(self, "_op", None)
+        return Window(self._k[i], self._s[i], self._p[i], self._pl[i], self._d[i], op[i] if op else 0)
+
+    def padding_limit(self, i: int) -> int | None:
+        """The largest padding per side torch accepts on axis ``i`` (``None``: no limit)."""
+        return None
+
+    def explain_axis(self, i: int, n: int) -> list[str]:
+        """The output-size arithmetic of axis ``i`` for input size ``n``, numbers substituted."""
+        raise NotImplementedError
+
+    def uncovered(self, i: int, n: int) -> int:
+        """Rows/columns of the padded axis ``i`` after the last window: no window reads them."""
+        return 0
+
+    def explain_uncovered(self, i: int, n: int) -> str | None:
+        """The arithmetic of :meth:`uncovered`, or ``None`` where nothing can be left over."""
+        return None
+
+    def padding_solutions(self, i: int, n: int, target: int) -> range:
+        """Every TOTAL padding of axis ``i`` that turns size ``n`` into ``target``, this layer's
+        other arguments (not its padding) kept, within what torch accepts: a ``range``."""
+        raise NotImplementedError
+
+    def with_total_padding(self, totals: int | Sequence[int]) -> "_WindowLayer":
+        """This layer with a TOTAL padding per axis (both sides together), as the CLI counts it.
+
+        An even total is torch's ``padding=total // 2``. An odd one is what padding the input
+        first (``F.pad``, the odd pixel after, as ``padding='same'`` does) gives; torch's own
+        ``padding=`` cannot express it, and a pool's half-kernel limit applies to the larger side.
+        """
+        totals = per_axis("padding", totals, self.ndim)
+        if min(totals) < 0:
+            raise ConfigError(f"padding must be non-negative, got {compact(totals)}",
+                              layer=self.describe(), numbers={"padding": totals})
+        left = tuple(t // 2 for t in totals)
+        same = all(x == left[0] for x in left)  # torch's int form where it fits, like a user writes
+        layer = dataclasses.replace(self, padding=left[0] if same else left)  # type: ignore[type-var]
+        if tuple(2 * x for x in left) != totals:
+            for i, total in enumerate(totals):
+                layer._check_padding(i, total - left[i])
+            object.__setattr__(layer, "_p", totals)
+        return layer
+
+    def _check_padding(self, i: int, per_side: int) -> None:
+        limit = self.padding_limit(i)
+        if limit is not None and per_side > limit:
+            raise ConfigError(
+                f"padding {per_side} is more than half the kernel: torch allows at most "
+                f"{limit} for kernel {self._k[i]}",
+                layer=self.describe(),
+                axis=AXIS_NAMES[self.ndim][i],
+                numbers={"padding": per_side, "kernel": self._k[i], "limit": limit},
+            )
+
+
+def explain_axes(layer: _WindowLayer, spatial: tuple[int, ...]) -> list[str]:
+    """Each axis's arithmetic under its name; an axis equal to an earlier one says so instead
+    (a square input is explained once, not twice)."""
+    lines: list[str] = []
+    seen: dict[tuple, str] = {}
+    for i, n in enumerate(spatial):
+        key = (n, layer.window(i))
+        axis = AXIS_NAMES[layer.ndim][i]
+        if key in seen:
+            lines.append(f"{axis}: same as {seen[key]}")
+            continue
+        seen[key] = axis
+        body = layer.explain_axis(i, n)
+        lines.append(f"{axis}: " + body[0])
+        lines.extend("   " + b for b in body[1:])
+    return lines
 
 
 def _fmt(value: Any) -> str:

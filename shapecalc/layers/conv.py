@@ -11,15 +11,15 @@ from .. import arithmetic as ar
 from ..errors import ConfigError, ShapeError
 from ..notes import Note
 from .base import (
-    AXIS_NAMES, RF, Layer, Shape, batch_positions, compact, dropped_notes, inferred_note, one_of,
-    per_axis, spatial_of,
+    AXIS_NAMES, RF, Shape, _WindowLayer, batch_positions, compact, dropped_notes, explain_axes,
+    inferred_note, one_of, per_axis, spatial_of,
 )
 
 IntOrTuple = int | tuple[int, ...]
 
 
 @dataclass(frozen=True)
-class _ConvBase(Layer):
+class _ConvBase(_WindowLayer):
     in_channels: int | None
     out_channels: int
     kernel_size: IntOrTuple
@@ -124,7 +124,7 @@ class _ConvBase(Layer):
             )
         return c
 
-    def resolve(self, *inputs: Shape) -> "Layer":
+    def resolve(self, *inputs: Shape) -> "_WindowLayer":
         if self.in_channels is not None:
             return self
         return dataclasses.replace(self, in_channels=self._channels_in(inputs[0]))
@@ -188,38 +188,27 @@ class _ConvNd(_ConvBase):
 
     def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
-        notes = dropped_notes([
-            (self._axis(i), ar.dropped_pixels(n, self._k[i], self._s[i], self._p[i], self._d[i]))
-            for i, n in enumerate(spatial)
-        ])
+        notes = dropped_notes([(self._axis(i), self.uncovered(i, n)) for i, n in enumerate(spatial)])
         if self.in_channels is None:
             notes.append(inferred_note("in_channels", self._channels_in(inputs[0])))
         return notes
 
     def explain(self, output: Shape, *inputs: Shape) -> list[str]:
         _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
-        return _explain_axes(
-            self,
-            spatial,
-            lambda i, n: ar.explain_conv(n, self._k[i], self._s[i], self._p[i], self._d[i]),
-        )
+        return explain_axes(self, spatial)
 
+    # ---- per-axis answers (_WindowLayer) ----------------------------------------------
+    def explain_axis(self, i: int, n: int) -> list[str]:
+        return ar.explain_conv(n, self._k[i], self._s[i], self._p[i], self._d[i])
 
-def _explain_axes(layer: _ConvBase, spatial: tuple[int, ...], one) -> list[str]:
-    """One block of arithmetic per distinct axis: square inputs explain once, not twice."""
-    lines: list[str] = []
-    seen: dict[tuple, str] = {}
-    for i, n in enumerate(spatial):
-        key = (n, layer._k[i], layer._s[i], layer._p[i], layer._d[i])
-        axis = layer._axis(i)
-        if key in seen:
-            lines.append(f"{axis}: same as {seen[key]}")
-            continue
-        seen[key] = axis
-        body = one(i, n)
-        lines.append(f"{axis}: " + body[0])
-        lines.extend("   " + b for b in body[1:])
-    return lines
+    def uncovered(self, i: int, n: int) -> int:
+        return ar.dropped_pixels(n, self._k[i], self._s[i], self._p[i], self._d[i])
+
+    def explain_uncovered(self, i: int, n: int) -> str:
+        return ar.explain_dropped(n, self._k[i], self._s[i], self._p[i], self._d[i])
+
+    def padding_solutions(self, i: int, n: int, target: int) -> range:
+        return ar.solve_padding(n, self._k[i], self._s[i], target, self._d[i])
 
 
 class Conv1d(_ConvNd):
@@ -284,11 +273,14 @@ class _ConvTransposeNd(_ConvBase):
 
     def explain(self, output: Shape, *inputs: Shape) -> list[str]:
         _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
-        return _explain_axes(
-            self,
-            spatial,
-            lambda i, n: ar.explain_transposed(n, self._k[i], self._s[i], self._p[i], self._d[i], self._op[i]),
-        )
+        return explain_axes(self, spatial)
+
+    # ---- per-axis answers (_WindowLayer); every input pixel is scattered, none left over ---
+    def explain_axis(self, i: int, n: int) -> list[str]:
+        return ar.explain_transposed(n, self._k[i], self._s[i], self._p[i], self._d[i], self._op[i])
+
+    def padding_solutions(self, i: int, n: int, target: int) -> range:
+        return ar.solve_transposed_padding(n, self._k[i], self._s[i], target, self._d[i], self._op[i])
 
     def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         if self.in_channels is None:

@@ -160,21 +160,47 @@ class LayerNorm(Layer):
         return (ns,) if isinstance(ns, int) else tuple(ns)
 
     def output_shape(self, *inputs: Shape) -> Shape:
-        inp, ns = inputs[0], self._norm_shape()
-        if len(ns) > len(inp):
-            raise ShapeError(f"normalized_shape {format_shape(ns)} has more dims than the input "
-                             f"{format_shape(inp)}", layer=self.describe())
-        if tuple(inp[len(inp) - len(ns):]) != ns:
-            raise ShapeError(
-                f"normalized_shape {format_shape(ns)} does not match the trailing dims of {format_shape(inp)}",
-                layer=self.describe(),
-            )
-        return inp
+        return _trailing_normalized(self, inputs[0], self._norm_shape())
 
     def param_count(self, *inputs: Shape) -> int:
         if not self.elementwise_affine:
             return 0
         return prod(self._norm_shape()) * (2 if self.bias else 1)
+
+    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+        return output[0] * self.param_count(*inputs)
+
+
+def _trailing_normalized(layer: Layer, inp: Shape, ns: tuple[int, ...]) -> Shape:
+    """LayerNorm and RMSNorm normalise over the input's trailing ``normalized_shape`` dims."""
+    if len(inp) < len(ns) or tuple(inp[len(inp) - len(ns):]) != ns:
+        raise ShapeError(
+            f"normalized_shape {format_shape(ns)} does not match the trailing dims of {format_shape(inp)}",
+            layer=layer.describe(),
+        )
+    return inp
+
+
+@dataclass(frozen=True)
+class RMSNorm(Layer):
+    """``nn.RMSNorm`` (torch ≥ 2.4): LayerNorm without the mean and the bias; ``eps=None``
+    means torch's ``finfo(dtype).eps``. MACs: the affine weight once per sample, as LayerNorm."""
+
+    normalized_shape: int | tuple[int, ...]
+    eps: float | None = None
+    elementwise_affine: bool = True
+
+    kind: ClassVar[str] = "norm"
+
+    def _norm_shape(self) -> tuple[int, ...]:
+        ns = self.normalized_shape
+        return (ns,) if isinstance(ns, int) else tuple(ns)
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        return _trailing_normalized(self, inputs[0], self._norm_shape())
+
+    def param_count(self, *inputs: Shape) -> int:
+        return prod(self._norm_shape()) if self.elementwise_affine else 0
 
     def mac_count(self, output: Shape, *inputs: Shape) -> int:
         return output[0] * self.param_count(*inputs)

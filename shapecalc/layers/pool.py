@@ -10,7 +10,8 @@ from ..arithmetic import AxisRF
 from ..errors import ConfigError, ShapeError
 from ..notes import Note, NoteKind
 from .base import (
-    AXIS_NAMES, RF, Layer, Shape, at_most, compact, dropped_notes, per_axis, spatial_of,
+    AXIS_NAMES, RF, Layer, Shape, _WindowLayer, at_most, compact, dropped_notes, explain_axes,
+    per_axis, spatial_of,
 )
 
 #: Largest adaptive-pooling output per axis (a window list of this length is still cheap).
@@ -20,7 +21,7 @@ IntOrTuple = int | tuple[int, ...]
 
 
 @dataclass(frozen=True)
-class _PoolNd(Layer):
+class _PoolNd(_WindowLayer):
     kernel_size: IntOrTuple
     stride: IntOrTuple | None = None
     padding: IntOrTuple = 0
@@ -30,12 +31,14 @@ class _PoolNd(Layer):
 
     _k: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _s: tuple[int, ...] = field(init=False, repr=False, compare=False)
-    _pl: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _p: tuple[int, ...] = field(init=False, repr=False, compare=False)  # total per axis
+    _pl: tuple[int, ...] = field(init=False, repr=False, compare=False)  # left per axis
+    _d: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def _dilation(self) -> tuple[int, ...]:
         return (1,) * self.ndim
 
-    def _pad_limit(self, i: int) -> int:
+    def padding_limit(self, i: int) -> int:
         """Torch's largest allowed per-side padding: half the UNDILATED kernel, for every pool.
 
         max_pool2d/3d also compare with half the dilated span (``pooling_output_shape``), but
@@ -57,18 +60,13 @@ class _PoolNd(Layer):
         object.__setattr__(self, "_k", k)
         object.__setattr__(self, "_s", s)
         object.__setattr__(self, "_pl", pl)
+        object.__setattr__(self, "_p", tuple(2 * x for x in pl))
         d = self._dilation()
+        object.__setattr__(self, "_d", d)
         if min(d) < 1:
             raise ConfigError(f"dilation must be positive, got {compact(d)}", layer=self._short())
         for i in range(n):
-            if pl[i] > self._pad_limit(i):
-                raise ConfigError(
-                    f"padding {pl[i]} is more than half the kernel: torch allows at most "
-                    f"{self._pad_limit(i)} for kernel {k[i]}",
-                    layer=self.describe(),
-                    axis=AXIS_NAMES[n][i],
-                    numbers={"padding": pl[i], "kernel": k[i], "limit": self._pad_limit(i)},
-                )
+            self._check_padding(i, pl[i])
         if getattr(self, "divisor_override", None) == 0:
             raise ConfigError("divisor_override must not be zero", layer=self.describe(),
                               numbers={"divisor_override": 0})
@@ -86,12 +84,11 @@ class _PoolNd(Layer):
         inp = inputs[0]
         _, spatial, _ = spatial_of(self, inp, self.ndim)
         self._check_input(spatial)
-        d = self._dilation()
         out = []
         for i, n in enumerate(spatial):
             try:
                 out.append(
-                    ar.pool_output_size(n, self._k[i], self._s[i], 2 * self._pl[i], d[i], self._ceil())
+                    ar.pool_output_size(n, self._k[i], self._s[i], self._p[i], self._d[i], self._ceil())
                 )
             except ShapeError as err:
                 raise type(err)(
@@ -102,35 +99,30 @@ class _PoolNd(Layer):
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
         if rf is None:
             return None
-        d = self._dilation()
-        return tuple(a.through_window(self._k[i], self._s[i], self._pl[i], d[i]) for i, a in enumerate(rf))
+        return tuple(a.through_window(self._k[i], self._s[i], self._pl[i], self._d[i]) for i, a in enumerate(rf))
+
+    # ---- per-axis answers (_WindowLayer) ----------------------------------------------
+    def explain_axis(self, i: int, n: int) -> list[str]:
+        return ar.explain_pool(n, self._k[i], self._s[i], self._p[i], self._d[i], self._ceil())
+
+    def uncovered(self, i: int, n: int) -> int:
+        # Ceil mode included: a last window torch drops leaves what it would have read unread.
+        return ar.dropped_pixels(n, self._k[i], self._s[i], self._p[i], self._d[i], self._ceil())
+
+    def explain_uncovered(self, i: int, n: int) -> str:
+        return ar.explain_dropped(n, self._k[i], self._s[i], self._p[i], self._d[i], self._ceil())
+
+    def padding_solutions(self, i: int, n: int, target: int) -> range:
+        return ar.solve_pool_padding(n, self._k[i], self._s[i], target, self._d[i], self._ceil(),
+                                     max_total=2 * self.padding_limit(i))
 
     def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
-        if self._ceil():
-            return []
         _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
-        d = self._dilation()
-        return dropped_notes([
-            (AXIS_NAMES[self.ndim][i], ar.dropped_pixels(n, self._k[i], self._s[i], 2 * self._pl[i], d[i]))
-            for i, n in enumerate(spatial)
-        ])
+        return dropped_notes([(AXIS_NAMES[self.ndim][i], self.uncovered(i, n)) for i, n in enumerate(spatial)])
 
     def explain(self, output: Shape, *inputs: Shape) -> list[str]:
         _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
-        d = self._dilation()
-        lines: list[str] = []
-        seen: dict[tuple, str] = {}
-        for i, n in enumerate(spatial):
-            axis = AXIS_NAMES[self.ndim][i]
-            key = (n, self._k[i], self._s[i], self._pl[i], d[i])
-            if key in seen:
-                lines.append(f"{axis}: same as {seen[key]}")
-                continue
-            seen[key] = axis
-            body = ar.explain_pool(n, self._k[i], self._s[i], 2 * self._pl[i], d[i], self._ceil())
-            lines.append(f"{axis}: {body[0]}")
-            lines.extend("   " + b for b in body[1:])
-        return lines
+        return explain_axes(self, spatial)
 
     def describe(self) -> str:
         k = getattr(self, "_k", None)
@@ -191,6 +183,9 @@ class AvgPool2d(_AvgPoolNd):
 class AvgPool3d(_AvgPoolNd):
     ndim: ClassVar[int] = 3
     divisor_override: int | None = None
+
+    def padding_solutions(self, i: int, n: int, target: int) -> range:
+        return super().padding_solutions(i, n, target) if n >= self._k[i] else range(0)
 
     def _check_input(self, spatial: tuple[int, ...]) -> None:
         # avg_pool3d alone checks the UNPADDED input against the kernel (pool3d_shape_check

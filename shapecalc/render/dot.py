@@ -1,25 +1,29 @@
 """Graphviz drawings of an analysis: layers as nodes, tensor shapes on the edges, blocks as boxes.
 
-DOT text is generated here as plain text, so ``--format dot`` needs nothing installed; SVG,
-PNG and PDF are rendered by Graphviz's ``dot`` program. Readability at ResNet-50 size is a
-design goal (torchview's big PNGs are shrunk until the text is unreadable): the font size is
-fixed, no ``size=`` ever scales the drawing down, and a model too big to draw layer by layer
-is collapsed to the deepest block level that stays small, unless ``expand`` asks for all.
+The drawing is built with the ``graphviz`` package (its quoting, ``pipe()`` rendering and
+``ExecutableNotFound``); ``--format dot`` is the package's DOT text and needs nothing installed,
+SVG, PNG and PDF are rendered by Graphviz's ``dot`` program. Every name is made printable and
+escaped (:func:`printable`, HTML escaping inside labels, ``graphviz.escape`` elsewhere), so
+``dot`` accepts any layer name. Readability at ResNet-50 size is a design goal (torchview's big
+PNGs are shrunk until the text is unreadable): the font size is fixed, no ``size=`` ever scales
+the drawing down, and a model too big to draw layer by layer is collapsed to the deepest block
+level that stays small, unless ``expand`` asks for all.
+
+The ``graphviz`` package is imported inside the functions: discovering the output formats
+(``shapecalc.renderers``) must not cost its import.
 """
 
 from __future__ import annotations
 
-import html
-import os
-import shutil
-import subprocess
-import tempfile
+import re
 from pathlib import Path
+from typing import Any
 
 from ..errors import ShapecalcError, UsageError
+from ..renderers import renderer, write
 from . import human_count, shape_text
 
-#: Suffix → format. ``dot``/``gv`` are text; the rest are rendered by Graphviz.
+#: Suffix → format: the graph command's formats, as the registry declares them.
 FORMATS = {"dot": "dot", "gv": "dot", "svg": "svg", "png": "png", "pdf": "pdf"}
 RANKDIRS = ("TB", "LR")
 #: Without ``depth``/``expand``, collapse blocks until at most this many nodes are drawn.
@@ -27,6 +31,8 @@ AUTO_NODE_LIMIT = 80
 #: PNG resolution: large enough for 10–11 pt text to read on screen, small enough that a
 #: ResNet-50 drawing stays under cairo's 32767-pixel limit (past it Graphviz shrinks it all).
 PNG_DPI = 110
+#: Longest text put in one label: Graphviz's scanner refuses quoted strings over 16 KiB.
+MAX_TEXT = 1000
 
 FONT = "Helvetica"
 #: Fill colours by ``Layer.kind``; the legend lists them in this order.
@@ -48,14 +54,46 @@ class GraphvizNotFound(ShapecalcError):
     """Rendering SVG/PNG/PDF needs Graphviz's ``dot`` program, which is not installed."""
 
 
-def _id(text: str) -> str:
-    """A DOT double-quoted string: only ``"`` and ``\\`` need escaping."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+class GraphvizFailed(ShapecalcError):
+    """Graphviz's ``dot`` refused the drawing or crashed (its first error line is kept)."""
+
+
+#: Characters Graphviz cannot take inside a label (its XML parser refuses C0 controls, lone
+#: surrogates and U+FFFE/U+FFFF; C1 controls and line breaks would be invisible or break the
+#: one-line labels), so they are shown as visible stand-ins instead.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def _stand_in(match: re.Match) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # ␀ … ␟, Unicode's control pictures
+    if code == 0x7F:
+        return "\u2421"
+    return f"[U+{code:04X}]"
+
+
+def printable(text: object) -> str:
+    """``text`` with every character Graphviz would refuse or hide replaced by a visible
+    stand-in (``\n`` → ``␊``), cut to :data:`MAX_TEXT` characters."""
+    out = _UNPRINTABLE.sub(_stand_in, str(text))
+    return out if len(out) <= MAX_TEXT else out[:MAX_TEXT - 1] + "…"
+
+
+def _plain(text: object) -> str:
+    """A plain DOT string: printable, and backslashes literal (``\\N`` is not the node name);
+    the graphviz package quotes it and escapes its quotes."""
+    import graphviz
+
+    return graphviz.escape(printable(text))
 
 
 def _h(text: object) -> str:
-    """Text inside an HTML-like label: ``<``, ``>``, ``&`` and quotes escaped."""
-    return html.escape(str(text), quote=True)
+    """Text inside an HTML-like label: printable, ``<``, ``>``, ``&`` and quotes escaped, and
+    backslashes doubled: Graphviz expands ``\\N``, ``\\G``, ``\\l`` even in HTML labels."""
+    import html  # here, not at the top: discovering the formats must stay cheap
+
+    return html.escape(printable(text).replace("\\", "\\\\"), quote=True)
 
 
 def _count(n: int) -> str:
@@ -144,18 +182,22 @@ def _legend(kinds: set[str], has_blocks: bool) -> str:
             + "".join(rows) + "</TABLE>>")
 
 
-# ---------------------------------------------------------------- the DOT text
-def analysis_to_dot(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False) -> str:
-    """DOT source for ``analysis``: one node per layer (or collapsed block), shapes on edges.
+# ---------------------------------------------------------------- the drawing
+def build_graph(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False):
+    """The ``graphviz.Digraph`` of ``analysis``: one node per layer (or collapsed block), shapes
+    on edges, blocks as clusters. Returns ``(digraph, ids)``, ``ids`` mapping each drawn DOT node
+    id (``n1``…; also its SVG element id) to the layer or block path it stands for.
 
     ``depth`` N draws blocks nested deeper than N as single nodes (0: top-level only);
     ``expand`` draws every layer whatever the size; with neither, big models are collapsed to
     the deepest level that keeps at most :data:`AUTO_NODE_LIMIT` nodes.
     """
+    import graphviz
+
     if rankdir not in RANKDIRS:
-        raise UsageError(f"--rankdir: expected one of {', '.join(RANKDIRS)}, got {rankdir!r}")
+        raise UsageError(f"rankdir: expected one of {', '.join(RANKDIRS)}, got {rankdir!r}")
     if depth is not None and depth < 0:
-        raise UsageError(f"--depth: must be ≥ 0, got {depth}")
+        raise UsageError(f"depth: must be ≥ 0, got {depth}")
     if expand:
         depth = None
     elif depth is None:
@@ -165,67 +207,68 @@ def analysis_to_dot(analysis, rankdir: str = "TB", depth: int | None = None, exp
     input_name = analysis.graph.input_name if analysis.graph is not None else "input"
 
     ids: dict[str, str] = {input_name: "input"}
-    nodes: list[tuple[str, str]] = []  # (drawn name, DOT statement) in execution order
+    nodes: list[tuple[str, str, dict[str, str]]] = []  # (drawn name, id, attributes), in order
     kinds: set[str] = set()
     collapsed: set[str] = set()
     for rec in analysis.records:
         rep = _representative(rec.name, blocks, depth)
         if rep in ids:
             continue
-        ids[rep] = f"n{len(ids)}"
+        ids[rep] = node_id = f"n{len(ids)}"
         if rep != rec.name:
             collapsed.add(rep)
-            brec = blocks[rep]
-            attrs = (f"label={_block_label(rep, brec, members.get(rep, 0))}, fillcolor=\"{BLOCK_COLOUR[0]}\", "
-                     f"style=\"rounded,filled,bold\", tooltip={_id(rep)}")
+            attrs = {"label": _block_label(rep, blocks[rep], members.get(rep, 0)),
+                     "fillcolor": BLOCK_COLOUR[0], "style": "rounded,filled,bold"}
         else:
             kind = rec.layer.kind if rec.layer is not None else "other"
             kinds.add(kind)
-            colour = KIND_COLOURS.get(kind, KIND_COLOURS["other"])[0]
-            style = "rounded,filled,bold" if kind == "merge" else "rounded,filled"
-            attrs = (f"label={_layer_label(rec)}, fillcolor=\"{colour}\", style=\"{style}\", "
-                     f"tooltip={_id(rec.name)}")
-        nodes.append((rep, f"{ids[rep]} [{attrs}];"))
+            attrs = {"label": _layer_label(rec),
+                     "fillcolor": KIND_COLOURS.get(kind, KIND_COLOURS["other"])[0],
+                     "style": "rounded,filled,bold" if kind == "merge" else "rounded,filled"}
+        attrs.update(id=node_id, tooltip=_plain(rep))
+        nodes.append((rep, node_id, attrs))
 
     title = (f"{analysis.model}  ·  input {shape_text(analysis.input_shape)}  ·  "
              f"{_count(analysis.total_params)} params  ·  {human_count(analysis.total_macs)} MACs")
-    lines = [
-        f"digraph {_id(analysis.model)} {{",
-        f"  graph [rankdir={rankdir}, fontname=\"{FONT}\", fontsize=14, label={_id(title)}, labelloc=t, "
-        "nodesep=0.3, ranksep=0.4, newrank=true, bgcolor=white, compound=true];",
-        f"  node [shape=box, fontname=\"{FONT}\", fontsize=11, margin=\"0.12,0.06\", color=\"#495057\"];",
-        f"  edge [fontname=\"{FONT}\", fontsize=10, color=\"#495057\", fontcolor=\"#343a40\"];",
-        f"  input [label={_id('input ' + shape_text(analysis.input_shape))}, shape=oval, style=filled, "
-        "fillcolor=\"#ffffff\"];",
-    ]
-    lines += _clusters(nodes, blocks, depth, collapsed)
+    g = graphviz.Digraph(
+        name=_plain(analysis.model),
+        graph_attr={"rankdir": rankdir, "fontname": FONT, "fontsize": "14", "label": _plain(title),
+                    "labelloc": "t", "nodesep": "0.3", "ranksep": "0.4", "newrank": "true",
+                    "bgcolor": "white", "compound": "true"},
+        node_attr={"shape": "box", "fontname": FONT, "fontsize": "11", "margin": "0.12,0.06",
+                   "color": "#495057"},
+        edge_attr={"fontname": FONT, "fontsize": "10", "color": "#495057", "fontcolor": "#343a40"},
+    )
+    g.node("input", label=_plain("input " + shape_text(analysis.input_shape)), shape="oval",
+           style="filled", fillcolor="#ffffff", id="input")
+    _add_clusters(g, nodes, blocks, depth, collapsed)
 
     # Edges: one per (producer, consumer) pair of drawn nodes, labelled with the tensor shape.
     shapes = {r.name: r.output_shape for r in analysis.records}
     shapes[input_name] = analysis.input_shape
-    graph_nodes = analysis.graph.nodes if analysis.graph is not None else []
     seen: set[tuple[str, str]] = set()
-    for node in graph_nodes:
+    for node in (analysis.graph.nodes if analysis.graph is not None else []):
         dst = _representative(node.name, blocks, depth)
         for src_name in node.inputs:
             src = src_name if src_name == input_name else _representative(src_name, blocks, depth)
             if src == dst or (src, dst) in seen:
                 continue
             seen.add((src, dst))
-            lines.append(f"  {ids[src]} -> {ids[dst]} [label={_id(' ' + shape_text(shapes[src_name]) + ' ')}];")
+            g.edge(ids[src], ids[dst], label=_plain(" " + shape_text(shapes[src_name]) + " "))
     output = analysis.graph.output if analysis.graph is not None else analysis.records[-1].name
-    lines.append(f"  output [label={_id('output ' + shape_text(analysis.output_shape))}, shape=oval];")
-    lines.append(f"  {ids[_representative(output, blocks, depth)]} -> output;")
-    lines.append(f"  legend [shape=plaintext, margin=0, label={_legend(kinds, bool(collapsed))}];")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    g.node("output", label=_plain("output " + shape_text(analysis.output_shape)), shape="oval",
+           id="output")
+    g.edge(ids[_representative(output, blocks, depth)], "output")
+    g.node("legend", label=_legend(kinds, bool(collapsed)), shape="plaintext", margin="0")
+    return g, {node_id: name for name, node_id in ids.items()}
 
 
-def _clusters(nodes: list[tuple[str, str]], blocks: dict, depth: int | None,
-              collapsed: set[str]) -> list[str]:
-    """Node statements nested in one ``subgraph cluster_…`` per drawn (not collapsed) block."""
-    tree: dict[str, list] = {"": []}  # cluster path → ordered children (("node", stmt) | ("cluster", path))
-    for name, stmt in nodes:
+def _add_clusters(g, nodes: list[tuple[str, str, dict[str, str]]], blocks: dict,
+                  depth: int | None, collapsed: set[str]) -> None:
+    """Add the nodes to ``g``, nested in one ``cluster_…`` subgraph per drawn (not collapsed)
+    block, in execution order."""
+    tree: dict[str, list] = {"": []}  # cluster path → ordered children (("node", …) | ("cluster", path))
+    for name, node_id, attrs in nodes:
         parents = [p for p in _prefixes(name) if p in blocks and p not in collapsed
                    and (depth is None or blocks[p].depth < depth)]
         parent = ""
@@ -234,23 +277,20 @@ def _clusters(nodes: list[tuple[str, str]], blocks: dict, depth: int | None,
                 tree[p] = []
                 tree[parent].append(("cluster", p))
             parent = p
-        tree[parent].append(("node", stmt))
-    out: list[str] = []
+        tree[parent].append(("node", (node_id, attrs)))
 
-    def emit(path: str, indent: str) -> None:
+    def emit(graph, path: str) -> None:
         for kind, item in tree[path]:
             if kind == "node":
-                out.append(indent + item)
+                node_id, attrs = item
+                graph.node(node_id, **attrs)
                 continue
-            block = blocks[item]
-            out.append(f"{indent}subgraph {_id('cluster_' + item)} {{")
-            out.append(f"{indent}  label={_id(item + '  ·  ' + block.type)}; labeljust=l; fontsize=11; "
-                       "style=\"rounded,dashed\"; color=\"#868e96\";")
-            emit(item, indent + "  ")
-            out.append(f"{indent}}}")
+            with graph.subgraph(name=_plain("cluster_" + item)) as sub:
+                sub.attr(label=_plain(item + "  ·  " + blocks[item].type), labeljust="l",
+                         fontsize="11", style="rounded,dashed", color="#868e96")
+                emit(sub, item)
 
-    emit("", "  ")
-    return out
+    emit(g, "")
 
 
 def _prefixes(name: str) -> list[str]:
@@ -258,77 +298,116 @@ def _prefixes(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
-# ---------------------------------------------------------------- files
-def _format_of(path: Path, fmt: str | None) -> str:
-    suffix = path.suffix.lower().lstrip(".")
-    if fmt is None:
-        if suffix not in FORMATS:
-            raise UsageError(
-                f"-o: cannot tell the format from {path.name!r}; use a .dot, .gv, .svg, .png or .pdf "
-                "suffix or give --format"
-            )
-        return FORMATS[suffix]
-    fmt = fmt.lower()
-    if fmt not in FORMATS:
-        raise UsageError(f"--format: expected one of dot, svg, png, pdf, got {fmt!r}")
-    if suffix in FORMATS and FORMATS[suffix] != FORMATS[fmt]:
-        raise UsageError(f"--format {fmt} does not match the file name {path.name!r}; change one of them")
-    return FORMATS[fmt]
+def analysis_to_dot(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False) -> str:
+    """DOT source for ``analysis`` (see :func:`build_graph` for the options)."""
+    return build_graph(analysis, rankdir, depth, expand)[0].source
 
 
-def render(dot_text: str, fmt: str, target: Path) -> None:
-    """Run Graphviz's ``dot`` to write ``fmt`` to ``target`` (raises :class:`GraphvizNotFound`)."""
-    exe = shutil.which("dot")
-    if exe is None:
+def pipe(digraph, fmt: str) -> bytes:
+    """Render ``digraph`` with Graphviz's ``dot``; its absence or failure is one line."""
+    import graphviz
+
+    try:
+        return digraph.pipe(format=fmt, quiet=True)
+    except graphviz.ExecutableNotFound:
         raise GraphvizNotFound(
             f"writing {fmt.upper()} needs Graphviz's `dot` program, which is not on PATH: install it "
             "with `apt-get install graphviz` (Debian/Ubuntu) or `brew install graphviz` (macOS), "
             "or use --format dot, which needs no Graphviz"
-        )
-    args = [exe, f"-T{fmt}", "-o", str(target)]
+        ) from None
+    except graphviz.CalledProcessError as err:
+        stderr = err.stderr.decode("utf-8", "replace") if isinstance(err.stderr, bytes) else str(err.stderr or "")
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        first = next((line for line in lines if line.lower().startswith("error")), lines[0] if lines else None)
+        raise GraphvizFailed(f"Graphviz `dot` failed: {first or 'exit status ' + str(err.returncode)}") from None
+    except BrokenPipeError:  # `dot` ended before reading the drawing: not our stdout closing
+        raise GraphvizFailed("Graphviz `dot` failed: it exited before reading the drawing") from None
+
+
+def _rendered(analysis, fmt: str, rankdir: str, depth: int | None, expand: bool) -> bytes:
+    g = build_graph(analysis, rankdir, depth, expand)[0]
     if fmt == "png":
-        args.insert(2, f"-Gdpi={PNG_DPI}")
-    proc = subprocess.run(args, input=dot_text.encode("utf-8"), capture_output=True, timeout=300)
-    if proc.returncode != 0:
-        message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise ShapecalcError(f"Graphviz `dot` failed: {message[0] if message else 'exit ' + str(proc.returncode)}")
+        g.graph_attr["dpi"] = str(PNG_DPI)
+    return pipe(g, fmt)
+
+
+# ---------------------------------------------------------------- the formats
+@renderer("dot", summary="Graphviz DOT text (needs nothing installed)", suffixes=("dot", "gv"),
+          commands=("graph",))
+def to_dot(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False) -> str:
+    """DOT source (see :func:`build_graph`)."""
+    return analysis_to_dot(analysis, rankdir, depth, expand)
+
+
+@renderer("svg", summary="SVG drawn by Graphviz", suffixes=("svg",), commands=("graph",))
+def to_svg(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False) -> str:
+    """SVG text rendered by Graphviz's ``dot``."""
+    return _rendered(analysis, "svg", rankdir, depth, expand).decode("utf-8")
+
+
+@renderer("png", summary="PNG drawn by Graphviz", suffixes=("png",), binary=True, commands=("graph",))
+def to_png(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False) -> bytes:
+    """PNG at :data:`PNG_DPI`, never scaled down."""
+    return _rendered(analysis, "png", rankdir, depth, expand)
+
+
+@renderer("pdf", summary="PDF drawn by Graphviz", suffixes=("pdf",), binary=True, commands=("graph",))
+def to_pdf(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False) -> bytes:
+    """PDF rendered by Graphviz's ``dot``."""
+    return _rendered(analysis, "pdf", rankdir, depth, expand)
+
+
+class Drawing:
+    """A drawing that shows itself as SVG in Jupyter (the ``graphviz`` package's display
+    integration) and can be saved to a file, atomically, in any of the graph formats."""
+
+    def __init__(self, analysis, rankdir: str, depth: int | None, expand: bool) -> None:
+        self.analysis = analysis
+        self.options = {"rankdir": rankdir, "depth": depth, "expand": expand}
+        self.digraph, self.ids = build_graph(analysis, rankdir, depth, expand)
+
+    @property
+    def source(self) -> str:
+        """The DOT text."""
+        return self.digraph.source
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs: Any) -> dict[str, Any]:
+        return self.digraph._repr_mimebundle_(include, exclude, **kwargs)
+
+    def svg(self) -> str:
+        """The drawing as SVG text (needs Graphviz's ``dot``)."""
+        return pipe(self.digraph, "svg").decode("utf-8")
+
+    def save(self, path: str | Path, format: str | None = None) -> Path:
+        """Write the drawing to ``path``; the format comes from ``format`` or the suffix
+        (``.dot``/``.gv``, ``.svg``, ``.png``, ``.pdf``)."""
+        from ..renderers import for_output
+
+        fmt = for_output(str(path), format, "graph")
+        return Path(write(self.analysis, fmt, str(path), **self.options))
+
+    def __repr__(self) -> str:
+        return f"<Drawing of {self.analysis.model}: {len(self.ids) - 1} nodes; .save(path), .source>"
+
+
+@renderer("drawing", summary="a graphviz drawing object: SVG in Jupyter, .save(path) (library only)")
+def to_drawing(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False) -> Drawing:
+    """A :class:`Drawing` of ``analysis`` (``Analysis.draw()``)."""
+    return Drawing(analysis, rankdir, depth, expand)
 
 
 def write_graph(analysis, path, fmt: str | None = None, rankdir: str = "TB", depth: int | None = None,
                 expand: bool = False) -> Path:
     """Write the drawing to ``path`` (format from ``fmt`` or the suffix) and return the path.
 
-    The file appears complete or not at all: it is written to a temporary file in the same
-    directory and renamed over ``path`` only once Graphviz has succeeded.
+    The file appears complete or not at all (``shapecalc.fileio``); a FIFO, symlink, folder or
+    read-only file at ``path`` is refused, not replaced. Errors name ``path`` and ``format``.
     """
-    path = Path(path)
-    kind = _format_of(path, fmt)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"-o: directory {str(parent)!r} does not exist")
-    if path.is_dir():
-        raise UsageError(f"-o: {str(path)!r} is a directory; give a file name")
-    text = analysis_to_dot(analysis, rankdir=rankdir, depth=depth, expand=expand)
-    if kind != "dot" and shutil.which("dot") is None:
-        render(text, kind, path)  # raises the one-line install hint before any file is touched
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    tmp = Path(tmp_name)
-    try:
-        if kind == "dot":
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        else:
-            os.close(fd)
-            render(text, kind, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is for the temporary, not the result
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    from ..renderers import for_output
+
+    chosen = for_output(str(path), fmt, "graph")
+    return Path(write(analysis, chosen, str(path), rankdir=rankdir, depth=depth, expand=expand))
 
 
-__all__ = ["AUTO_NODE_LIMIT", "FORMATS", "GraphvizNotFound", "analysis_to_dot", "auto_depth", "render",
-           "write_graph"]
+__all__ = ["AUTO_NODE_LIMIT", "Drawing", "FORMATS", "GraphvizFailed", "GraphvizNotFound",
+           "analysis_to_dot", "auto_depth", "build_graph", "pipe", "printable", "write_graph"]

@@ -13,6 +13,7 @@ import io
 import json
 from typing import Any
 
+from ..renderers import renderer
 from . import MACS_CONVENTION, notes_text, record_notes, rf_sizes, rf_text, shape_text
 
 #: The table's columns, shared by CSV and Markdown so the three stay in step.
@@ -45,6 +46,7 @@ def _record_dict(record, explain: bool) -> dict[str, Any]:
     return out
 
 
+@renderer("dict", summary="the JSON document as Python data (library only)")
 def to_dict(analysis, explain: bool = False) -> dict[str, Any]:
     """The whole analysis as plain JSON-able data (lists, ints, strings)."""
     return {
@@ -64,9 +66,18 @@ def to_dict(analysis, explain: bool = False) -> dict[str, Any]:
     }
 
 
-def to_json(analysis, indent: int | None = 2, explain: bool = False, **_: Any) -> str:
-    """:func:`to_dict` as JSON text (UTF-8 kept readable: ``ensure_ascii=False``)."""
-    return json.dumps(to_dict(analysis, explain=explain), indent=indent, ensure_ascii=False)
+@renderer("json", summary="one JSON document", suffixes=("json",), commands=("show",))
+def to_json(analysis, indent: int | None = 2, explain: bool = False, checks=None) -> str:
+    """:func:`to_dict` as JSON text (UTF-8 kept readable: ``ensure_ascii=False``); with
+    ``checks`` (``show --verify``), a ``verify`` list of engine vs torch shapes per node."""
+    data = to_dict(analysis, explain=explain)
+    if checks is not None:
+        data["verify"] = [
+            {"name": c.name, "engine": list(c.engine),
+             "torch": None if c.torch is None else list(c.torch), "ok": c.ok}
+            for c in checks
+        ]
+    return json.dumps(data, indent=indent, ensure_ascii=False)
 
 
 def table_rows(analysis, depth: int | None = None) -> list[dict[str, Any]]:
@@ -88,6 +99,7 @@ def table_rows(analysis, depth: int | None = None) -> list[dict[str, Any]]:
     return rows
 
 
+@renderer("csv", summary="the table as CSV", suffixes=("csv",), commands=("show",))
 def to_csv(analysis, depth: int | None = None) -> str:
     """The table as CSV with a header row; shapes as ``1x96x54x54`` so spreadsheets keep them."""
     buf = io.StringIO()
@@ -101,6 +113,8 @@ def _md_cell(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
+@renderer("markdown", summary="a Markdown table and totals", suffixes=("md", "markdown"),
+          commands=("show",))
 def to_markdown(analysis, depth: int | None = None) -> str:
     """A GitHub-flavoured Markdown table plus the totals, ready to paste into a README."""
     head = ["#", "name", "layer", "output shape", "params", "MACs", "RF", "notes"]

@@ -12,6 +12,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from ..renderers import renderer
 from . import notes_text, rf_text, shape_text
 from .formats import footer_lines
 
@@ -202,6 +203,7 @@ def capture_text(draw, width: int = 240) -> str:
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
 
 
+@renderer("table", summary="the table as plain text", suffixes=("txt",), commands=("show",))
 def render_table_text(analysis, depth: int | None = None, explain: bool = False,
                       checks: Iterable | None = None) -> str:
     """The table as plain text (no colours, no rich)."""

@@ -75,6 +75,10 @@ def layer_to_module(layer: Layer):
     cls = getattr(nn, layer.type_name, None)
     if cls is None:
         raise SpecError(f"{layer.type_name} has no torch.nn module to build")
+    if type(layer).extra_outputs is not Layer.extra_outputs:  # LSTM, attention: tuple results
+        from .single_output import single_output_class
+
+        cls = single_output_class(cls)
     return cls(**layer.torch_kwargs())
 
 

@@ -38,6 +38,8 @@ class FxConverter:
         self.fx_names: dict[str, str] = {}
         self.notes: list[str] = []
         self.inputs_seen = 0
+        #: get_attr targets a derived layer already counts (``F.linear(x, self.w)``'s weight)
+        self.counted_weights: set[str] = set()
 
     # ---------------------------------------------------------------- driver
     def run(self) -> Graph:
@@ -209,6 +211,11 @@ class FxConverter:
                     or not isinstance(dim, int):
                 return None
             return fx_ops.make_cat(dim), list(seq)
+        weighted = fx_ops.map_call(name, args, kwargs, self._is_tensor, self._weight_shape)
+        if weighted is not None:  # F.linear(x, self.w), F.scaled_dot_product_attention(q, k, v)
+            layer, tensors, weights = weighted
+            self.counted_weights.update(str(w.target) for w in weights)
+            return layer, tensors
         if not args or not self._is_tensor(args[0]):
             return None
         source, rest = args[0], args[1:]
@@ -239,6 +246,15 @@ class FxConverter:
         except Exception:
             return None
         return layer, [source]
+
+    def _weight_shape(self, value: Any) -> tuple[int, ...] | None:
+        """Shape of a parameter/buffer read (``get_attr``) passed to a call; else ``None``."""
+        if not isinstance(value, self.torch.fx.Node) or value.op != "get_attr":
+            return None
+        obj = self.gm
+        for part in str(value.target).split("."):
+            obj = getattr(obj, part, None)
+        return tuple(obj.shape) if isinstance(obj, self.torch.Tensor) else None
 
     def _flat(self, values: Any) -> list[Any]:
         out: list[Any] = []

@@ -23,6 +23,7 @@ from ..blocks import Block, Sequential
 from ..errors import SpecError
 from ..graph import BlockInfo, Graph, GraphBuilder
 from ..layers import LAYER_TYPES, MERGE_TYPES, Layer, Shape
+from .fx_ops import MODULE_ARGUMENTS
 from .measure import (
     MeasuredLayer, call_on_meta, meta_input, record_module_shapes, torch_module,
 )
@@ -47,14 +48,22 @@ def module_to_layer(module: Any) -> Layer | None:
     spec-file convention, so the engine infers them from the input.
     """
     cls = type(module)
-    if not cls.__module__.startswith("torch.nn"):
-        return None
     name = cls.__name__
+    if not cls.__module__.startswith("torch.nn"):
+        name = cls.__dict__.get("shapecalc_type")  # a spec build's single-output twin (LSTM …)
+        if name is None:
+            return None
     lazy = name.startswith("Lazy")
     base = name[4:] if lazy else name
     spec_cls = LAYER_TYPES.get(base)
     if spec_cls is None or base in MERGE_TYPES or spec_cls.__module__.endswith("functional"):
         return None
+    reader = MODULE_ARGUMENTS.get(base)
+    if reader is not None:  # attributes that are not the constructor's arguments
+        try:
+            return spec_cls(**reader(module))
+        except Exception:  # an unknown activation, an argument the spec rejects: measure it
+            return None
     uninitialized = lazy and module.has_uninitialized_params()
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(spec_cls):

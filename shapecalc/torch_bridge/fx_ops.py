@@ -17,7 +17,11 @@ from ..layers import (
     LogSoftmax, MaxPool1d, MaxPool2d, MaxPool3d, Mish, Mul, ReLU, ReLU6, Sigmoid, SiLU, Softmax,
     Tanh, Upsample,
 )
+from ..layers.attention import ScaledDotProductAttention
+from ..layers.embedding import Embedding
 from ..layers.functional import Elementwise, Mean, Pad, Permute, Transpose
+from ..layers.norm import GroupNorm, LayerNorm, RMSNorm
+from ..layers.basic import Linear
 
 #: op name → (argument names after the input tensor, layer factory taking those arguments).
 _POOL = ("kernel_size", "stride", "padding")
@@ -138,3 +142,153 @@ def make_cat(dim: int) -> Layer:
 
 def make_permute(dims: tuple[int, ...]) -> Layer:
     return Permute(tuple(dims))
+
+
+# ------------------------------------------------------------------ calls that take weights
+#: ``F.linear(x, self.w, self.b)``, ``F.layer_norm(x, s, self.w, self.b)``, ``F.embedding(ids,
+#: self.table)``: op → (argument names after the input, names among them that are weight
+#: tensors, factory). The factory gets each weight as its shape (``None`` when not given); the
+#: layer it returns counts those weights, so the converter must not count them again.
+Weights = dict[str, tuple[int, ...] | None]
+
+
+def _linear(weight=None, bias=None) -> Layer | None:
+    if weight is None or len(weight) != 2:
+        return None
+    return Linear(weight[1], weight[0], bias is not None)
+
+
+def _embedding(weight=None, padding_idx=None, max_norm=None, norm_type=2.0,
+               scale_grad_by_freq=False, sparse=False) -> Layer | None:
+    if weight is None or len(weight) != 2:
+        return None
+    return Embedding(weight[0], weight[1], padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse)
+
+
+def _layer_norm(normalized_shape, weight=None, bias=None, eps=1e-5) -> Layer | None:
+    if weight is None and bias is not None:
+        return None  # a bias without a weight: no nn.LayerNorm has that
+    return LayerNorm(tupled(normalized_shape), eps, weight is not None, bias is not None)
+
+
+def _rms_norm(normalized_shape, weight=None, eps=None) -> Layer:
+    return RMSNorm(tupled(normalized_shape), eps, weight is not None)
+
+
+def _group_norm(num_groups, weight=None, bias=None, eps=1e-5) -> Layer | None:
+    if (weight is None) != (bias is None):
+        return None
+    return GroupNorm(num_groups, None, eps, weight is not None)
+
+
+WEIGHTED_OPS: dict[str, tuple[tuple[str, ...], tuple[str, ...], Callable[..., Layer | None]]] = {
+    "linear": (("weight", "bias"), ("weight", "bias"), _linear),
+    "embedding": (("weight", "padding_idx", "max_norm", "norm_type", "scale_grad_by_freq", "sparse"),
+                  ("weight",), _embedding),
+    "layer_norm": (("normalized_shape", "weight", "bias", "eps"), ("weight", "bias"), _layer_norm),
+    "rms_norm": (("normalized_shape", "weight", "eps"), ("weight",), _rms_norm),
+    "group_norm": (("num_groups", "weight", "bias", "eps"), ("weight", "bias"), _group_norm),
+}
+
+#: Ops on several tensors: op → (names of the tensor arguments, in order; the first ones are
+#: required, ``optional`` trailing ones may be absent), the other argument names, factory.
+_SDPA_TENSORS = ("query", "key", "value", "attn_mask")
+_SDPA_OPTIONS = ("dropout_p", "is_causal", "scale", "enable_gqa")
+
+
+def map_call(name: str, args: tuple, kwargs: dict, is_tensor: Callable[[Any], bool],
+             weight_shape: Callable[[Any], tuple[int, ...] | None]
+             ) -> tuple[Layer, list[Any], list[Any]] | None:
+    """Map a weighted or multi-tensor call: ``(layer, tensor inputs, weight nodes it counts)``.
+
+    ``weight_shape(value)`` is the shape of a parameter read (``get_attr``), else ``None``;
+    a weight computed in the forward has no static shape, so that call is measured instead.
+    """
+    if name == "scaled_dot_product_attention":
+        bound = bind(_SDPA_TENSORS + _SDPA_OPTIONS, tuple(args), kwargs)
+        if bound is None or not all(is_tensor(bound.get(t)) for t in _SDPA_TENSORS[:3]):
+            return None
+        mask = bound.pop("attn_mask", None)
+        if mask is not None and not is_tensor(mask):
+            return None
+        tensors = [bound.pop(t) for t in _SDPA_TENSORS[:3]] + ([mask] if mask is not None else [])
+        if any(not isinstance(v, (int, float, bool, type(None))) for v in bound.values()):
+            return None
+        return ScaledDotProductAttention(**bound), tensors, []
+    entry = WEIGHTED_OPS.get(name)
+    if entry is None or not args or not is_tensor(args[0]):
+        return None
+    names, weight_names, factory = entry
+    bound = bind(names, tuple(args[1:]), kwargs)
+    if bound is None:
+        return None
+    weights = []
+    for key in weight_names:
+        value = bound.get(key)
+        if value is None:
+            continue
+        shape = weight_shape(value)
+        if shape is None:
+            return None
+        weights.append(value)
+        bound[key] = shape
+    from torch.fx import Node
+
+    if any(isinstance(v, Node) for v in bound.values()):  # a size computed in the forward
+        return None
+    try:
+        layer = factory(**bound)
+    except Exception:  # arguments the layer refuses: torch will say it when measured
+        return None
+    return (layer, [args[0]], weights) if layer is not None else None
+
+
+# ------------------------------------------------------------------ modules → layer arguments
+#: Modules whose attributes are not their constructor's arguments: type → reader returning the
+#: layer's keyword arguments (every other module is read field by field, by name).
+def _attention_args(m: Any) -> dict[str, Any]:
+    return dict(embed_dim=m.embed_dim, num_heads=m.num_heads, dropout=float(m.dropout),
+                bias=m.in_proj_bias is not None, add_bias_kv=m.bias_k is not None,
+                add_zero_attn=bool(m.add_zero_attn),
+                kdim=None if m.kdim == m.embed_dim else m.kdim,
+                vdim=None if m.vdim == m.embed_dim else m.vdim, batch_first=bool(m.batch_first))
+
+
+def _encoder_layer_args(m: Any) -> dict[str, Any]:
+    import torch.nn.functional as F
+    from torch import nn
+
+    act = m.activation
+    if act is F.relu or isinstance(act, nn.ReLU):
+        activation = "relu"
+    elif act is F.gelu or (isinstance(act, nn.GELU) and act.approximate == "none"):
+        activation = "gelu"
+    else:
+        raise ValueError(f"activation {act!r} has no layer spec")
+    attn = m.self_attn
+    return dict(d_model=attn.embed_dim, nhead=attn.num_heads, dim_feedforward=m.linear1.out_features,
+                dropout=float(m.dropout.p), activation=activation, layer_norm_eps=m.norm1.eps,
+                batch_first=bool(attn.batch_first), norm_first=bool(m.norm_first),
+                bias=m.linear1.bias is not None)
+
+
+def _recurrent_args(m: Any) -> dict[str, Any]:
+    # ``bias`` is a bool attribute here (not a tensor); ``proj_size`` exists on every RNN
+    # module but only LSTM takes it.
+    out = dict(input_size=m.input_size, hidden_size=m.hidden_size, num_layers=m.num_layers,
+               bias=bool(m.bias), batch_first=bool(m.batch_first), dropout=float(m.dropout),
+               bidirectional=bool(m.bidirectional))
+    if m.mode == "LSTM":
+        out["proj_size"] = m.proj_size
+    elif m.mode.startswith("RNN_"):
+        out["nonlinearity"] = m.nonlinearity
+    return out
+
+
+MODULE_ARGUMENTS: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "MultiheadAttention": _attention_args,
+    "TransformerEncoderLayer": _encoder_layer_args,
+    "LSTM": _recurrent_args,
+    "GRU": _recurrent_args,
+    "RNN": _recurrent_args,
+}

@@ -1,0 +1,153 @@
+"""The torch bridge knows the layers of modern networks: nn modules map onto layer specs and
+back (spec → ``nn.Module`` → spec), and functional calls (``F.layer_norm(x, s, self.w, self.b)``,
+``F.scaled_dot_product_attention``, ``F.embedding``) become derived layers whose shapes equal a
+real forward and whose parameters are the weights they are handed."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+import shapecalc  # noqa: E402
+from shapecalc.blocks import Sequential  # noqa: E402
+from shapecalc.graph import analyze_graph  # noqa: E402
+from shapecalc.layers import (  # noqa: E402
+    LSTM, Embedding, Linear, MultiheadAttention, RMSNorm, TransformerEncoderLayer,
+)
+from shapecalc.torch_bridge import build_module, verify  # noqa: E402
+from shapecalc.torch_bridge.build import layer_to_module  # noqa: E402
+from shapecalc.torch_bridge.fx_import import module_to_layer, trace_graph  # noqa: E402
+from test_layers_attention import attention_cases, encoder_cases  # noqa: E402
+from test_layers_recurrent import recurrent_cases  # noqa: E402
+
+#: Each example runs a real forward under the FLOP counter: enough to cover the argument
+#: combinations, capped so the CI profile's 500 does not add minutes.
+TORCH_EXAMPLES = min(150, settings.default.max_examples)
+
+
+def canonical(layer):
+    """torch stores ``kdim=None`` as ``kdim=embed_dim``; both mean the same module."""
+    if isinstance(layer, MultiheadAttention):
+        return dataclasses.replace(layer, kdim=None if layer.key_dim == layer.embed_dim else layer.kdim,
+                                   vdim=None if layer.value_dim == layer.embed_dim else layer.vdim)
+    return layer
+
+
+@settings(max_examples=TORCH_EXAMPLES)
+@given(case=st.one_of(attention_cases(), encoder_cases(), recurrent_cases()))
+def test_modules_map_back_onto_the_same_layer(case):
+    layer = case[0]
+    plain = getattr(nn, layer.type_name)(**layer.torch_kwargs())
+    assert module_to_layer(plain) == canonical(layer)
+    built = layer_to_module(layer)  # the single-output twin a spec builds
+    assert isinstance(built, type(plain)) and module_to_layer(built) == canonical(layer)
+    assert built.state_dict().keys() == plain.state_dict().keys()
+
+
+def test_modules_that_have_no_layer_are_left_to_measurement():
+    assert module_to_layer(nn.TransformerEncoderLayer(8, 2, activation=torch.tanh)) is None
+    assert module_to_layer(nn.TransformerEncoderLayer(8, 2, activation=nn.GELU("tanh"))) is None
+    assert module_to_layer(nn.TransformerEncoderLayer(8, 2, activation="gelu")).activation == "gelu"
+
+
+def test_a_text_spec_builds_and_runs_as_the_table_says():
+    spec = Sequential({"embed": Embedding(100, 16), "lstm": LSTM(16, 32, batch_first=True),
+                       "norm": RMSNorm(32), "head": Linear(32, 5)})
+    table = shapecalc.analyze(spec, (2, 7))
+    module = build_module(spec, (2, 7))
+    out = module(torch.randint(0, 100, (2, 7)))
+    assert tuple(out.shape) == table.output_shape == (2, 7, 5)
+    assert table.total_params == sum(p.numel() for p in module.parameters())
+    assert [module_to_layer(m).describe() for m in module] == [r.layer.describe() for r in table.records]
+
+
+def test_an_attention_spec_builds_imports_and_verifies():
+    spec = Sequential({"proj": Linear(8, 16),
+                       "attn": MultiheadAttention(16, 4, batch_first=True),
+                       "block": TransformerEncoderLayer(16, 4, 32, batch_first=True),
+                       "head": Linear(16, 2)})
+    table = shapecalc.analyze(spec, (2, 5, 8))
+    module = build_module(spec, (2, 5, 8))
+    assert table.total_params == sum(p.numel() for p in module.parameters())
+    assert all(check.ok for check in verify(spec, (2, 5, 8), device="cpu", module=module))
+    again = shapecalc.analyze(module, (2, 5, 8))  # the built module, imported back
+    assert (again.total_params, again.total_macs) == (table.total_params, table.total_macs)
+    assert [r.type for r in again.records] == [r.type for r in table.records]
+
+
+class Functional(nn.Module):
+    """A block written with functional calls on its own parameters, like timm's and HF's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm_w, self.norm_b = nn.Parameter(torch.ones(16)), nn.Parameter(torch.zeros(16))
+        self.rms_w = nn.Parameter(torch.ones(16))
+        self.gn_w, self.gn_b = nn.Parameter(torch.ones(16)), nn.Parameter(torch.zeros(16))
+        self.qkv_w, self.qkv_b = nn.Parameter(torch.randn(48, 16)), nn.Parameter(torch.zeros(48))
+        self.out_w = nn.Parameter(torch.randn(16, 16))
+
+    def forward(self, x):  # x: (N, L, 16)
+        x = F.layer_norm(x, (16,), self.norm_w, self.norm_b)
+        x = F.rms_norm(x, (16,), self.rms_w)
+        x = F.group_norm(x.transpose(1, 2), 4, self.gn_w, self.gn_b).transpose(1, 2)
+        q, k, v = F.linear(x, self.qkv_w, self.qkv_b).chunk(3, dim=-1)
+        heads = [t.unflatten(-1, (4, 4)).transpose(1, 2) for t in (q, k, v)]
+        a = F.scaled_dot_product_attention(*heads, is_causal=True)
+        y = F.linear(a.transpose(1, 2).flatten(2), self.out_w)
+        return F.hardswish(F.silu(F.gelu(y)))
+
+
+def test_functional_calls_are_derived_layers_with_their_weights():
+    module = Functional()
+    table = shapecalc.analyze(module, (2, 6, 16))
+    derived = {r.type: r for r in table.records if r.origin == "derived"}
+    for name in ("LayerNorm", "RMSNorm", "GroupNorm", "Linear", "ScaledDotProductAttention",
+                 "GELU", "SiLU", "Hardswish"):
+        assert name in derived, name
+    assert derived["LayerNorm"].params == 32 and derived["RMSNorm"].params == 16
+    assert derived["GroupNorm"].params == 32
+    assert derived["ScaledDotProductAttention"].layer.is_causal
+    linears = [r for r in table.records if r.type == "Linear"]
+    assert [r.params for r in linears] == [48 * 16 + 48, 16 * 16]
+    assert sum(r.params for r in table.records) == sum(p.numel() for p in module.parameters())
+    assert all(check.ok for check in verify(module, (2, 6, 16)))
+    assert table.output_shape == tuple(module(torch.randn(2, 6, 16)).shape)
+
+
+def test_functional_embedding_takes_its_table_shape():
+    class Tokens(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.table = nn.Parameter(torch.randn(50, 8))
+
+        def forward(self, ids):
+            return F.embedding(ids, self.table, padding_idx=0)
+
+    module = Tokens()
+    graph, imp = trace_graph(module, "Tokens")
+    table = analyze_graph(graph, (3, 4))  # derived: no float forward on integer ids needed
+    (record,) = table.records
+    assert record.layer == Embedding(50, 8, padding_idx=0)
+    assert table.output_shape == tuple(module(torch.randint(0, 50, (3, 4))).shape)
+    assert record.params == module.table.numel()
+
+
+def test_weights_computed_in_the_forward_are_measured_not_guessed():
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(4, 8))
+
+        def forward(self, x):
+            return F.linear(x, self.w * 2)
+
+    table = shapecalc.analyze(Scaled(), (2, 8))
+    assert table.output_shape == (2, 4)
+    assert [r.type for r in table.records if r.origin == "derived"] != ["Linear"]

@@ -1,0 +1,196 @@
+"""Attention layers against real torch: shapes from a forward, parameters from the module,
+MACs from torch's own FLOP counter.
+
+``FlopCounterMode`` counts 2 FLOPs per multiply-accumulate of a matmul and nothing else, so
+shapecalc's MACs must equal ``flops / 2`` plus the bias adds it counts (one per bias element
+per position, as for Linear), exactly: the tolerance is zero. Two settings make torch run the
+matmuls the counter can see: the MATH kernel of ``scaled_dot_product_attention`` (the fused
+CPU kernel is invisible to the counter) and gradients enabled (``nn.MultiheadAttention``'s
+inference fast path is one fused op, invisible too).
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shapecalc.errors import ConfigError, ShapeError
+from shapecalc.layers import (
+    MultiheadAttention, ScaledDotProductAttention, TransformerEncoderLayer, layer_from_dict,
+    layer_to_dict,
+)
+
+torch = pytest.importorskip("torch")
+torchinfo = pytest.importorskip("torchinfo")
+from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+#: Each example runs a real forward under the FLOP counter: enough to cover the argument
+#: combinations, capped so the CI profile's 500 does not add minutes.
+TORCH_EXAMPLES = min(150, settings.default.max_examples)
+
+
+def counted(fn, *args, **kwargs):
+    """``fn(*args)`` and the FLOPs torch's counter saw, with every matmul visible to it."""
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+        out = fn(*args, **kwargs)
+    return out, counter.get_total_flops()
+
+
+def params_of(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def sequence(batched: bool, batch_first: bool, n: int, length: int, features: int) -> tuple[int, ...]:
+    if not batched:
+        return (length, features)
+    return (n, length, features) if batch_first else (length, n, features)
+
+
+# ------------------------------------------------------------------ MultiheadAttention
+@st.composite
+def attention_cases(draw):
+    heads, head_dim = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    e = heads * head_dim
+    cross = draw(st.booleans())
+    kdim = draw(st.one_of(st.none(), st.integers(1, 6))) if cross else None
+    vdim = draw(st.one_of(st.none(), st.integers(1, 6))) if cross else None
+    layer = MultiheadAttention(
+        e, heads, bias=draw(st.booleans()), add_bias_kv=draw(st.booleans()),
+        add_zero_attn=draw(st.booleans()), kdim=kdim, vdim=vdim, batch_first=draw(st.booleans()))
+    batched, n = draw(st.booleans()), draw(st.integers(1, 3))
+    length, keys = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    q = sequence(batched, layer.batch_first, n, length, e)
+    if not cross:
+        return layer, (q,)
+    k = sequence(batched, layer.batch_first, n, keys, layer.key_dim)
+    v = sequence(batched, layer.batch_first, n, keys, layer.value_dim)
+    return layer, (q, k, v)
+
+
+@settings(max_examples=TORCH_EXAMPLES)
+@given(case=attention_cases())
+def test_multihead_attention_equals_torch(case):
+    layer, shapes = case
+    module = torch.nn.MultiheadAttention(**layer.torch_kwargs()).eval()
+    tensors = [torch.randn(s) for s in shapes] * (3 if len(shapes) == 1 else 1)
+    (out, weights), flops = counted(module, *tensors)
+    expected = layer.output_shape(*shapes)
+    assert tuple(out.shape) == expected
+    assert layer.extra_outputs(*shapes) == (("attn_output_weights", tuple(weights.shape)),)
+    assert layer.param_count(*shapes) == params_of(module)
+    # the bias adds FlopCounterMode leaves out: in-projections of L queries and S keys and
+    # values, and the out-projection of L outputs, each E adds per position and sample
+    n = 1 if len(shapes[0]) == 2 else shapes[0][0 if layer.batch_first else 1]
+    length, keys = shapes[0][-2 if len(shapes[0]) == 2 or layer.batch_first else 0], \
+        shapes[-1][-2 if len(shapes[-1]) == 2 or layer.batch_first else 0]
+    bias_adds = n * layer.embed_dim * (2 * length + 2 * keys) if layer.bias else 0
+    assert layer.mac_count(expected, *shapes) == flops // 2 + bias_adds
+
+
+def test_multihead_attention_worked_example():
+    """ViT-B/16's attention: 197 tokens, E = 768, 12 heads. Attention matmuls are 2·L²·E."""
+    layer = MultiheadAttention(768, 12, batch_first=True)
+    x = (1, 197, 768)
+    assert layer.param_count(x) == 4 * 768 * 768 + 4 * 768 == 2_362_368
+    projections = 4 * 197 * (768 * 768 + 768)
+    attention = 2 * 197 * 197 * 768
+    assert layer.mac_count(x, x) == projections + attention == 524_997_120
+
+
+def test_multihead_attention_refusals_name_the_problem():
+    with pytest.raises(ConfigError, match="divisible by num_heads"):
+        MultiheadAttention(10, 3)
+    layer = MultiheadAttention(8, 2, batch_first=True)
+    with pytest.raises(ShapeError, match="query has 6 features, expected 8"):
+        layer.output_shape((2, 5, 6))
+    with pytest.raises(ShapeError, match="key has 4 positions but value has 3"):
+        layer.output_shape((2, 5, 8), (2, 4, 8), (2, 3, 8))
+    with pytest.raises(ShapeError, match="batch"):
+        layer.output_shape((2, 5, 8), (3, 4, 8), (3, 4, 8))
+    with pytest.raises(ShapeError, match="2-D .* or 3-D"):
+        layer.output_shape((2, 5, 8, 1))
+
+
+# ------------------------------------------------------------------ scaled_dot_product_attention
+@st.composite
+def sdpa_cases(draw):
+    batch = draw(st.lists(st.integers(1, 3), max_size=2))
+    gqa = len(batch) >= 1 and draw(st.booleans())
+    k_batch = list(batch)
+    if gqa:
+        k_batch[-1] = draw(st.sampled_from([h for h in range(1, batch[-1] + 1) if batch[-1] % h == 0]))
+    elif batch and draw(st.booleans()):
+        k_batch[0] = 1  # broadcast over the first batch dim
+    length, keys = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    e, ev = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    q = (*batch, length, e)
+    k = (*k_batch, keys, e)
+    v = (*k_batch, keys, ev)
+    layer = ScaledDotProductAttention(is_causal=draw(st.booleans()), enable_gqa=gqa)
+    return layer, (q, k, v)
+
+
+@settings(max_examples=TORCH_EXAMPLES)
+@given(case=sdpa_cases())
+def test_scaled_dot_product_attention_equals_torch(case):
+    layer, shapes = case
+    kwargs = {k: v for k, v in layer.torch_kwargs().items() if k in ("is_causal", "enable_gqa")}
+    out, flops = counted(torch.nn.functional.scaled_dot_product_attention,
+                         *[torch.randn(s) for s in shapes], **kwargs)
+    expected = layer.output_shape(*shapes)
+    assert tuple(out.shape) == expected
+    assert layer.mac_count(expected, *shapes) == flops // 2  # no weights, no bias: exact
+    assert layer.param_count(*shapes) == 0
+
+
+def test_scaled_dot_product_attention_refuses_what_torch_refuses():
+    layer = ScaledDotProductAttention()
+    q, k, v = torch.randn(2, 5, 8), torch.randn(2, 4, 6), torch.randn(2, 4, 6)
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    with pytest.raises(ShapeError, match="query has 8 features and key 6"):
+        layer.output_shape((2, 5, 8), (2, 4, 6), (2, 4, 6))
+    with pytest.raises(ShapeError, match="key has 4 positions but value has 3"):
+        layer.output_shape((2, 5, 8), (2, 4, 8), (2, 3, 8))
+
+
+# ------------------------------------------------------------------ TransformerEncoderLayer
+@st.composite
+def encoder_cases(draw):
+    heads, head_dim = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    layer = TransformerEncoderLayer(
+        heads * head_dim, heads, dim_feedforward=draw(st.integers(1, 8)), dropout=0.0,
+        activation=draw(st.sampled_from(["relu", "gelu"])), batch_first=draw(st.booleans()),
+        norm_first=draw(st.booleans()), bias=draw(st.booleans()))
+    shape = sequence(draw(st.booleans()), layer.batch_first, draw(st.integers(1, 3)),
+                     draw(st.integers(1, 5)), layer.d_model)
+    return layer, shape
+
+
+@settings(max_examples=TORCH_EXAMPLES)
+@given(case=encoder_cases())
+def test_transformer_encoder_layer_equals_torch(case):
+    layer, shape = case
+    module = torch.nn.TransformerEncoderLayer(**layer.torch_kwargs()).eval()
+    out, flops = counted(module, torch.randn(shape))
+    expected = layer.output_shape(shape)
+    assert tuple(out.shape) == expected
+    assert layer.param_count(shape) == params_of(module)
+    e, f = layer.d_model, layer.dim_feedforward
+    positions = prod(shape[:-1])
+    bias_adds = positions * (4 * e + f + e) if layer.bias else 0  # q, k, v, out; linear1, linear2
+    norms = 2 * shape[0] * (2 * e if layer.bias else e)  # LayerNorm: affine once per sample
+    assert layer.mac_count(expected, shape) == flops // 2 + bias_adds + norms
+
+
+def test_transformer_encoder_layer_spec_round_trip():
+    entry = {"type": "TransformerEncoderLayer", "d_model": 16, "nhead": 4, "dim_feedforward": 32,
+             "activation": "gelu", "batch_first": True}
+    layer = layer_from_dict(entry)
+    assert layer_to_dict(layer) == entry
+    with pytest.raises(ConfigError, match="activation must be one of relu, gelu"):
+        TransformerEncoderLayer(16, 4, activation="swish")
