@@ -73,7 +73,7 @@ def test_table_lists_every_layer_and_totals():
         54, 54, 26, 26, 26, 12, 12, 12, 12, 12, 12, 12, 5, 6400, 4096, 4096, 4096, 4096, 4096, 4096, 10
     ]
     assert "Total params: 46,764,746" in out
-    assert "FLOPs: 1,877,509,652" in out and "mult-adds" in out
+    assert "FLOPs: 1,877,509,652" in out and "every weight and bias once per position" in out
     assert "Memory (float32): parameters 178.39 MiB" in out
     assert "drops 3 px (H, W)" in out and "global" in out
     assert not any(line != line.rstrip() for line in out.splitlines())  # piped: no padding

@@ -151,3 +151,26 @@ def test_weights_computed_in_the_forward_are_measured_not_guessed():
     table = shapecalc.analyze(Scaled(), (2, 8))
     assert table.output_shape == (2, 4)
     assert [r.type for r in table.records if r.origin == "derived"] != ["Linear"]
+
+
+def test_a_yaml_spec_file_with_modern_layers(tmp_path):
+    """A text classifier written as a spec file: no torch to analyse it, the same numbers as
+    the module built from it."""
+    path = tmp_path / "text.yaml"
+    path.write_text(
+        "name: text\n"
+        "input: [2, 12]\n"
+        "layers:\n"
+        "  - {type: Embedding, num_embeddings: 500, embedding_dim: 32, padding_idx: 0}\n"
+        "  - {type: TransformerEncoderLayer, d_model: 32, nhead: 4, dim_feedforward: 64,"
+        " batch_first: true, activation: gelu}\n"
+        "  - {type: GRU, input_size: 32, hidden_size: 16, batch_first: true, bidirectional: true}\n"
+        "  - {type: LayerNorm, normalized_shape: 32}\n"
+        "  - {type: Linear, out_features: 3}\n", encoding="utf-8")
+    table = shapecalc.analyze(str(path))
+    assert table.output_shape == (2, 12, 3)
+    module = build_module(str(path), (2, 12))
+    assert tuple(module(torch.randint(0, 500, (2, 12))).shape) == table.output_shape
+    assert table.total_params == sum(p.numel() for p in module.parameters())
+    gru = next(r for r in table.records if r.type == "GRU")
+    assert gru.layer.extra_outputs((2, 12, 32)) == (("h_n", (2, 2, 16)),)

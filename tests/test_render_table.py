@@ -68,7 +68,7 @@ def test_footer_states_totals_memory_and_the_macs_convention(nested):
     assert f"FLOPs: {2 * nested.total_macs:,}" in text
     assert f"activations {human_bytes(nested.activation_bytes)}" in text
     assert "input 96.00 KiB" in text  # 2·3·64·64 float32
-    assert text.count("mult-adds convention") == 1
+    assert text.count("MACs = multiply-accumulates") == 1
 
 
 def test_receptive_field_and_notes_columns():

@@ -115,6 +115,13 @@ class MultiheadAttention(Layer):
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
         return None
 
+    def describe(self) -> str:
+        extra = [f"{name}={value}" for name, value in (("kdim", self.kdim), ("vdim", self.vdim))
+                 if value is not None]
+        extra += [flag for flag in ("add_bias_kv", "add_zero_attn") if getattr(self, flag)]
+        extra += [] if self.bias else ["bias=False"]
+        return f"MultiheadAttention({self.embed_dim}, heads={self.num_heads}{''.join(', ' + e for e in extra)})"
+
     def explain(self, output: Shape, *inputs: Shape) -> list[str]:
         q, k, _ = self._dims(inputs)
         s = self.attended_length(k.length)
@@ -171,6 +178,10 @@ class ScaledDotProductAttention(Layer):
                 f"batch dims of query {format_shape(q)}, key {format_shape(k)} and value "
                 f"{format_shape(v)} do not broadcast", layer=self.describe())
         return batch
+
+    def describe(self) -> str:
+        flags = [f for f, on in (("causal", self.is_causal), ("gqa", self.enable_gqa)) if on]
+        return f"ScaledDotProductAttention({', '.join(flags)})"
 
     def _qkv(self, inputs: tuple[Shape, ...]) -> tuple[Shape, Shape, Shape]:
         if len(inputs) not in (3, 4):
@@ -250,6 +261,13 @@ class TransformerEncoderLayer(Layer):
 
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
         return None
+
+    def describe(self) -> str:
+        extra = [] if self.activation == "relu" else [self.activation]
+        extra += [flag for flag in ("norm_first",) if self.norm_first]
+        extra += [] if self.bias else ["bias=False"]
+        return (f"TransformerEncoderLayer({self.d_model}, heads={self.nhead}, ff={self.dim_feedforward}"
+                f"{''.join(', ' + e for e in extra)})")
 
     def explain(self, output: Shape, *inputs: Shape) -> list[str]:
         order = "norm → attention → add, norm → feed-forward → add" if self.norm_first else \

@@ -107,6 +107,16 @@ class _Recurrent(Layer):
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
         return None
 
+    def describe(self) -> str:
+        extra = [f"layers={self.num_layers}"] if self.num_layers != 1 else []
+        extra += ["bidirectional"] if self.bidirectional else []
+        if self.output_size != self.hidden_size:
+            extra.append(f"proj={self.output_size}")
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            extra.append(self.nonlinearity)  # type: ignore[attr-defined]
+        extra += [] if self.bias else ["bias=False"]
+        return f"{self.type_name}({self.input_size}→{self.hidden_size}{''.join(', ' + e for e in extra)})"
+
     def explain(self, output: Shape, *inputs: Shape) -> list[str]:
         seq = self._sequence(inputs)
         lines = [

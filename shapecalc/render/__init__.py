@@ -13,10 +13,13 @@ from typing import Iterable
 from ..notes import Note, NoteKind
 
 #: Stated once in every table footer and JSON document, so nobody has to guess.
+#: The rule itself lives in the layers (``layers/``); the README's "The MACs convention"
+#: compares it with torchinfo's and fvcore's, measured.
 MACS_CONVENTION = (
-    "MACs = multiply-accumulates, torchinfo's mult-adds convention: every weight and bias "
-    "once per output position and sample (norm layers: affine parameters once per sample; "
-    "ConvTranspose counted exactly per input position); FLOPs = 2·MACs"
+    "MACs = multiply-accumulates: every weight and bias once per position it is applied at, "
+    "per sample (Linear on N×L×F: N·L positions; RNNs: every step), plus attention's QKᵀ and "
+    "A·V; element-wise ops and lookups 0; norm layers: affine parameters once per sample; "
+    "ConvTranspose per input position; FLOPs = 2·MACs"
 )
 
 
