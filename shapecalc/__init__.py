@@ -12,16 +12,19 @@ from .arithmetic import (
     conv_output_size, dropped_pixels, effective_kernel, pool_output_size, same_padding,
     solve_padding, transposed_conv_output_size,
 )
-from .errors import ConfigError, ShapecalcError, ShapeError, SpecError, UsageError
+from .errors import (
+    ArgumentError, ConfigError, LayerError, Reason, ShapecalcError, ShapeError, SpecError, UsageError,
+)
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .api import ModelSource, analyze, load_model, minimum_input
+    from .api import analyze, load_model, minimum_input
+    from .model_source import ModelSource
 
 #: Loaded on first use (PEP 562): ``shapecalc layer`` needs only the arithmetic, and building
 #: the ~80 layer dataclasses behind the model API is most of the package's import time.
-_LAZY = {"ModelSource": "api", "analyze": "api", "load_model": "api", "minimum_input": "api"}
+_LAZY = {"ModelSource": "model_source", "analyze": "api", "load_model": "api", "minimum_input": "api"}
 
 
 def __getattr__(name: str) -> Any:
@@ -34,7 +37,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'shapecalc' has no attribute {name!r}")
 
 __all__ = [
-    "ConfigError", "ModelSource", "ShapeError", "ShapecalcError", "SpecError", "UsageError",
+    "ArgumentError", "ConfigError", "LayerError", "ModelSource", "Reason", "ShapeError", "ShapecalcError", "SpecError", "UsageError",
     "__version__", "analyze", "conv_output_size", "dropped_pixels", "effective_kernel",
     "load_model", "minimum_input", "pool_output_size", "same_padding", "solve_padding",
     "transposed_conv_output_size",

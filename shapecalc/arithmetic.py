@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import gcd
 
-from .errors import ConfigError, ShapeError
+from .errors import ConfigError, Reason, ShapeError
 
 
 def effective_kernel(k: int, d: int = 1) -> int:
@@ -34,7 +34,8 @@ def _check_window(n: int, k: int, s: int, p: int, d: int) -> None:
     if p < 0:
         raise ConfigError(f"padding must be non-negative, got {p}", numbers={"padding": p})
     if n < 1:
-        raise ShapeError(f"input size must be at least 1, got {n}", numbers={"input": n})
+        raise ShapeError(f"input size must be at least 1, got {n}", numbers={"input": n},
+                         reason=Reason.TOO_SMALL)
 
 
 def conv_output_size(n: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
@@ -49,6 +50,7 @@ def conv_output_size(n: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
         raise ShapeError(
             f"kernel span {span} is larger than the padded input {n} + {p} = {n + p}",
             numbers={"input": n, "kernel": k, "dilation": d, "padding": p, "span": span},
+            reason=Reason.TOO_SMALL,
         )
     return (n - span + p + s) // s
 
@@ -81,6 +83,7 @@ def pool_output_size(
             f"output size {out} is too small: kernel span {span} does not fit "
             f"in the padded input {n} + {p} = {n + p}",
             numbers={"input": n, "kernel": k, "stride": s, "padding": p, "output": out},
+            reason=Reason.TOO_SMALL,
         )
     return out
 
@@ -118,7 +121,8 @@ def adaptive_windows(n: int, out: int) -> list[tuple[int, int]]:
 def adaptive_output_size(n: int, out: int | None) -> int:
     """Adaptive pooling returns what was asked for (``None`` keeps the input size)."""
     if n < 1:
-        raise ShapeError(f"input size must be at least 1, got {n}", numbers={"input": n})
+        raise ShapeError(f"input size must be at least 1, got {n}", numbers={"input": n},
+                         reason=Reason.TOO_SMALL)
     if out is None:
         return n
     if out < 0:

@@ -9,17 +9,20 @@ checked by re-running the engine with the change applied, so a fix is never a gu
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from math import prod
-from typing import Any
+from typing import Any, Iterator
 
 from .api import load_model
 from .model_source import ModelSource
-from .errors import ShapeError, SpecError
+from .errors import ConfigError, LayerError, Reason, ShapeError
 from .graph import Graph, Node, analyze_graph
 from .input_scan import InputScan, compact, runs, scan_inputs
-from .layers import Layer, Shape, format_shape
+from .layers import LAYER_TYPES, Layer, Shape, format_shape
 from .notes import NoteKind, has_kind
+from .size_search import SEARCH_SECONDS, SizeSearch
+from .size_search import sized as _sized
 
 #: How far from the given size the input-size search looks (×, either way).
 SEARCH_FACTOR = 4
@@ -40,6 +43,8 @@ class Diagnosis:
     got: str = ""
     fixes: list[str] = field(default_factory=list)
     dropping: list[str] = field(default_factory=list)
+    #: When no input size is proposed: what the size search covered, or why none can work.
+    searched: str = ""
 
     def summary(self) -> str:
         """One sentence: the problem and its fixes (the form quoted in the issue tracker)."""
@@ -64,20 +69,9 @@ def shapes_until(graph: Graph, input_shape: Shape, stop: str | None = None) -> d
             return shapes
         try:
             shapes[node.name] = node.layer.output_shape(*(shapes[i] for i in node.inputs))
-        except ShapeError as err:
+        except LayerError as err:
             raise err.located(node.name, node.layer.describe()) from None
     return shapes
-
-
-def _node_ok(graph: Graph, input_shape: Shape, name: str) -> dict[str, Shape] | None:
-    """Shapes through ``name`` inclusive, or None if anything up to it fails."""
-    try:
-        shapes = shapes_until(graph, input_shape, name)
-        node = graph.node(name)
-        shapes[name] = node.layer.output_shape(*(shapes[i] for i in node.inputs))
-        return shapes
-    except ShapeError:
-        return None
 
 
 def _with_layer(graph: Graph, name: str, layer: Layer) -> Graph:
@@ -103,10 +97,6 @@ def _ancestors(graph: Graph, name: str) -> set[str]:
 def _square(shape: Shape) -> bool:
     spatial = shape[2:]
     return len(spatial) >= 1 and all(s == spatial[0] for s in spatial)
-
-
-def _sized(template: Shape, n: int) -> Shape:
-    return tuple(template[:2]) + (n,) * (len(template) - 2)
 
 
 def _size_text(shape: Shape) -> str:
@@ -136,94 +126,127 @@ def _per_sample(shape: Shape) -> str:
 def diagnose(model: Any, input_shape: Shape | None = None) -> Diagnosis:
     """Analyse ``model`` at ``input_shape``; when it breaks, say where, why and how to fix it."""
     src: ModelSource = load_model(model)
-    shape = tuple(input_shape) if input_shape is not None else src.default_input
-    if shape is None:
-        raise SpecError(f"{src.name} has no default input shape; give one")
+    shape = src.input_shape(input_shape)
     try:
-        graph = src.graph_for(shape) if src.graph_for is not None else src.graph
-    except ShapeError as err:  # an untraceable module refused the input while being recorded
-        graph = getattr(err, "partial_graph", None)
+        graph = src.graph_at(shape)
+    except LayerError as err:  # an untraceable module refused the input while being recorded
+        graph = err.partial_graph
         if graph is None:
             return Diagnosis(src.name, shape, False, node=err.node, layer=err.layer, problem=str(err))
     try:
         result = analyze_graph(graph, shape)
+    except ConfigError as err:  # the layer's own arguments: no input size or neighbour can fix it
+        return Diagnosis(src.name, shape, False, node=err.node, layer=err.layer,
+                         problem=f"{err} (whatever the input)")
     except ShapeError as err:
         # A graph recorded at one size (untraceable forward) says nothing about other sizes.
-        return _explain(src.name, graph, shape, err, scan_sizes=src.graph_for is None)
+        return _explain(src.name, graph, shape, err, scan_sizes=src.scannable)
     dropping = [r.name for r in result.records if has_kind(r.notes, NoteKind.DROPS)]
     return Diagnosis(src.name, shape, True, result.output_shape, dropping=dropping)
 
 
 def _explain(model: str, graph: Graph, shape: Shape, err: ShapeError, scan_sizes: bool = True) -> Diagnosis:
+    """Dispatch on ``err.reason``: each kind of refusal has its own explanation and fixes."""
     name = err.node or ""
     try:
         node = graph.node(name)
     except KeyError:
         return Diagnosis(model, shape, False, node=name, layer=err.layer, problem=str(err))
-    if not scan_sizes:
-        graph = Graph(graph.name, graph.nodes, graph.output, graph.blocks, graph.input_name)
-        graph.scan_sizes = False  # type: ignore[attr-defined]
     ins = shapes_until(graph, shape, name)
-    inputs = [ins[i] for i in node.inputs]
+    case = _Case(graph, shape, node, [ins[i] for i in node.inputs], scan_sizes and _square(shape))
     diag = Diagnosis(model, shape, False, node=name, layer=node.layer.describe())
-    numbers = err.numbers
-    at = f"at input {_size_text(shape)}"
-    if "in_features" in numbers:
-        _linear(diag, graph, node, inputs, numbers, at, shape)
-    elif "expected_channels" in numbers:
-        _channels(diag, graph, node, inputs, numbers, at, shape)
-    elif node.layer.type_name in ("Add", "Mul", "Concat"):
-        _merge(diag, graph, node, inputs, shape, at)
-    elif node.layer.type_name == "Reshape" and "elements" in numbers:
+    numbers, inputs, at = err.numbers, case.inputs, case.at
+    if err.reason is Reason.FEATURES:
+        _linear(diag, case, numbers)
+    elif err.reason is Reason.CHANNELS:
+        _channels(diag, case, numbers)
+    elif err.reason is Reason.MERGE:
+        _merge(diag, case)
+    elif err.reason is Reason.ELEMENTS:
         per = prod(inputs[0][1:])
         diag.expected = f"{numbers['known']} elements"
         diag.got = f"{numbers['elements']} elements ({format_shape(inputs[0])})"
         diag.problem = (f"{node.layer.describe()} at '{name}' receives {format_shape(inputs[0])} "
                         f"({per} per sample) {at}")
-        diag.fixes.append(f"view it as (N, -1) or (N, {per})")
-        _input_fix(diag, graph, node, shape)
+        if case.fixed_by(name, _replace(node.layer, shape=(0, -1))):
+            diag.fixes.append(f"view it as (N, -1) or (N, {per})")
+        _input_fix(diag, case)
     else:
         diag.problem = f"'{name}' {node.layer.describe()} cannot take {format_shape(inputs[0]) if inputs else '?'} {at}: {err.message}"
         diag.expected, diag.got = err.message, " and ".join(format_shape(s) for s in inputs)
-        _local_repairs(diag, graph, node, shape)
-        _input_fix(diag, graph, node, shape)
+        _local_repairs(diag, case)
+        _input_fix(diag, case)
     return diag
 
 
-def _linear(diag: Diagnosis, graph: Graph, node: Node, inputs: list[Shape], numbers: dict,
-            at: str, shape: Shape) -> None:
+class _Case:
+    """One failure being explained: the graph, the input, the failing node and what it received.
+
+    Every fix is checked with :meth:`fixed_by`: the WHOLE model must then fit the input, not
+    just the node that failed, so a printed fix is never one that fails further down.
+    """
+
+    def __init__(self, graph: Graph, shape: Shape, node: Node, inputs: list[Shape], scan: bool) -> None:
+        self.graph, self.shape, self.node, self.inputs, self.scan = graph, shape, node, inputs, scan
+        self.at = f"at input {_size_text(shape)}"
+        self.deadline = time.monotonic() + SEARCH_SECONDS
+
+    def fits(self, graph: Graph, shape: Shape | None = None) -> bool:
+        try:
+            analyze_graph(graph, shape or self.shape)
+            return True
+        except LayerError:
+            return False
+
+    def fixed_by(self, name: str, layer: Layer) -> bool:
+        """Whether replacing node ``name``'s layer with ``layer`` makes the whole model fit."""
+        if layer is self.graph.node(name).layer:
+            return False
+        return self.fits(_with_layer(self.graph, name, layer))
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() > self.deadline
+
+
+def _linear(diag: Diagnosis, case: _Case, numbers: dict) -> None:
+    graph, node, shape = case.graph, case.node, case.shape
     layer = node.layer
     features, expected = numbers["features"], numbers["in_features"]
     src = _feature_source(graph, node.name)
     pre = shapes_until(graph, shape, node.name)[src]
     shown = f"{features} features ({_per_sample(pre)})" if len(pre) > 2 else f"{features} features"
-    diag.problem = f"Linear({expected}, {layer.out_features}) receives {shown} {at}"
+    diag.problem = f"Linear({expected}, {layer.out_features}) receives {shown} {case.at}"
     diag.expected, diag.got = f"{expected} input features", shown
-    diag.fixes.append(f"set in_features={features}")
+    if case.fixed_by(node.name, _replace(layer, in_features=features)):
+        diag.fixes.append(f"set in_features={features}")
 
     def gives(shapes: dict[str, Shape]) -> str:
         p = shapes[src]
         return f"{_per_sample(p)} = {expected}" if len(p) > 2 else str(expected)
 
-    _input_fix(diag, graph, node, shape, gives)
+    def features_at(n: int) -> int | None:
+        shapes = _node_ok_before(graph, _sized(shape, n), node)
+        return None if shapes is None else shapes[node.inputs[0]][-1]
+
+    _input_fix(diag, case, gives, (features_at, expected))
 
 
-def _channels(diag: Diagnosis, graph: Graph, node: Node, inputs: list[Shape], numbers: dict,
-              at: str, shape: Shape) -> None:
+def _channels(diag: Diagnosis, case: _Case, numbers: dict) -> None:
+    graph, node, inputs = case.graph, case.node, case.inputs
     got, expected = numbers["channels"], numbers["expected_channels"]
     producer = node.inputs[0]
     field_name = "num_features" if hasattr(node.layer, "num_features") else "in_channels"
     diag.problem = (f"{node.layer.describe()} at '{node.name}' expects {expected} input channels "
-                    f"but receives {got} ({format_shape(inputs[0])} from '{producer}') {at}")
+                    f"but receives {got} ({format_shape(inputs[0])} from '{producer}') {case.at}")
     diag.expected, diag.got = f"{expected} channels", f"{got} channels"
-    diag.fixes.append(f"set {field_name}={got}")
+    if case.fixed_by(node.name, _replace(node.layer, **{field_name: got})):
+        diag.fixes.append(f"set {field_name}={got}")
     # The upstream layer that decides the channel count: the nearest one with out_channels.
     cur = producer
     while cur != graph.input_name:
         up = graph.node(cur)
         if hasattr(up.layer, "out_channels"):
-            trial = _with_layer(graph, cur, _replace(up.layer, out_channels=expected))
-            if _node_ok(trial, shape, node.name) is not None:  # only fixes that really fix it
+            if case.fixed_by(cur, _replace(up.layer, out_channels=expected)):
                 diag.fixes.append(f"set out_channels={expected} on '{cur}' ({up.layer.describe()})")
             break
         if len(up.inputs) != 1:
@@ -231,10 +254,11 @@ def _channels(diag: Diagnosis, graph: Graph, node: Node, inputs: list[Shape], nu
         cur = up.inputs[0]
 
 
-def _merge(diag: Diagnosis, graph: Graph, node: Node, inputs: list[Shape], shape: Shape, at: str) -> None:
+def _merge(diag: Diagnosis, case: _Case) -> None:
+    graph, node, inputs = case.graph, case.node, case.inputs
     what = "concatenation" if node.layer.type_name == "Concat" else "residual add"
     parts = [f"{format_shape(s)} from '{i}'" for i, s in zip(node.inputs, inputs)]
-    diag.problem = f"the {what} '{node.name}' gets {' and '.join(parts)} {at}"
+    diag.problem = f"the {what} '{node.name}' gets {' and '.join(parts)} {case.at}"
     diag.expected = "matching shapes" if what == "residual add" else "equal sizes except along the concat dim"
     diag.got = " and ".join(format_shape(s) for s in inputs)
     fixes: list[tuple[int, str]] = []
@@ -243,12 +267,13 @@ def _merge(diag: Diagnosis, graph: Graph, node: Node, inputs: list[Shape], shape
     for b, branch in enumerate(branches):
         exclusive = [n for n in graph.nodes if n.name in branch and n.name not in common]
         for cand in exclusive:
-            for cost, layer, text in _variants(cand.layer, inputs[1 - b] if len(inputs) == 2 else None):
-                trial = _with_layer(graph, cand.name, layer)
-                if _node_ok(trial, shape, node.name) is not None:
-                    fixes.append((cost, f"set {text} on '{cand.name}' ({cand.layer.describe()})"))
+            for variant in _variants(cand.layer, inputs[1 - b] if len(inputs) == 2 else None):
+                if case.out_of_time():
+                    break
+                if case.fixed_by(cand.name, variant.layer):
+                    fixes.append((variant.cost, f"set {variant} on '{cand.name}' ({cand.layer.describe()})"))
         if not exclusive and len(inputs) == 2 and len(inputs[b]) >= 3:  # an identity shortcut
-            fixes.extend(_shortcut_fix(inputs[b], inputs[1 - b], node.inputs[b]))
+            fixes.extend(_shortcut_fix(case, b))
     fixes.sort(key=lambda f: f[0])
     seen: list[str] = []
     for _, text in fixes:
@@ -257,7 +282,10 @@ def _merge(diag: Diagnosis, graph: Graph, node: Node, inputs: list[Shape], shape
     diag.fixes.extend(seen[:3])
 
 
-def _shortcut_fix(side: Shape, main: Shape, name: str) -> list[tuple[int, str]]:
+def _shortcut_fix(case: _Case, b: int) -> list[tuple[int, str]]:
+    """A 1×1 projection on the identity input ``b`` of a two-input merge, verified by inserting
+    it into the graph and analysing the whole model."""
+    side, main, name = case.inputs[b], case.inputs[1 - b], case.node.inputs[b]
     spatial_side, spatial_main = side[2:], main[2:]
     if len(spatial_side) != len(spatial_main) or not all(m and s % m == 0 for s, m in zip(spatial_side, spatial_main)):
         return []
@@ -266,27 +294,64 @@ def _shortcut_fix(side: Shape, main: Shape, name: str) -> list[tuple[int, str]]:
         return []
     stride = ratios.pop()
     conv = f"Conv{len(spatial_side)}d"
+    projection = LAYER_TYPES[conv](side[1], main[1], 1, stride=stride)
+    if not case.fits(_with_input_layer(case.graph, case.node, b, projection)):
+        return []
     stride_text = f", stride={stride}" if stride != 1 else ""
     return [(5, f"give the shortcut a {conv}({side[1]}, {main[1]}, kernel_size=1{stride_text}) "
                 f"instead of the identity ('{name}' passes {format_shape(side)})")]
 
 
-def _variants(layer: Layer, other: Shape | None):
-    """Single-argument edits of a conv/pool layer, cheapest first: (cost, new layer, 'arg=value')."""
+def _with_input_layer(graph: Graph, merge: Node, b: int, layer: Layer) -> Graph:
+    """``graph`` with ``layer`` inserted on input ``b`` of the node ``merge``."""
+    name = f"{merge.name}.shortcut"
+    while any(n.name == name for n in graph.nodes):
+        name += "_"
+    nodes: list[Node] = []
+    for n in graph.nodes:
+        if n.name == merge.name:
+            nodes.append(Node(name, layer, (merge.inputs[b],)))
+            ins = list(merge.inputs)
+            ins[b] = name
+            n = dataclasses.replace(n, inputs=tuple(ins))
+        nodes.append(n)
+    return Graph(graph.name, nodes, graph.output, graph.blocks, graph.input_name)
+
+
+@dataclass(frozen=True)
+class _Variant:
+    """One single-argument edit of a layer: ``arg=value`` at ``cost`` (smaller is closer)."""
+
+    cost: int
+    layer: Layer
+    arg: str
+    value: int
+
+    def __str__(self) -> str:
+        return f"{self.arg}={self.value}"
+
+
+#: Most paddings tried per layer: an edit far from the layer's own padding is no small fix,
+#: and a kernel of 10,000,000 must not mean 10,000,000 trials.
+MAX_PADDING_TRIES = 32
+
+
+def _variants(layer: Layer, other: Shape | None) -> Iterator[_Variant]:
+    """Single-argument edits of a conv/pool layer, cheapest first."""
     fields = {f.name for f in dataclasses.fields(layer) if f.init} if dataclasses.is_dataclass(layer) else set()
     if "stride" in fields and getattr(layer, "stride", None) is not None:
         current = getattr(layer, "_s", (1,))[0]
         for s in range(1, 5):
             if s != current:
-                yield abs(s - current), _replace(layer, stride=s), f"stride={s}"
+                yield _Variant(abs(s - current), _replace(layer, stride=s), "stride", s)
     if "padding" in fields and not isinstance(getattr(layer, "padding", 0), str):
         current = getattr(layer, "_pl", (0,))[0]
         k = getattr(layer, "_k", (3,))[0]
-        for p in range(0, k + 1):
+        for p in range(0, min(k, MAX_PADDING_TRIES) + 1):
             if p != current:
-                yield abs(p - current), _replace(layer, padding=p), f"padding={p}"
+                yield _Variant(abs(p - current), _replace(layer, padding=p), "padding", p)
     if "out_channels" in fields and other is not None and len(other) >= 2:
-        yield 1, _replace(layer, out_channels=other[1]), f"out_channels={other[1]}"
+        yield _Variant(1, _replace(layer, out_channels=other[1]), "out_channels", other[1])
 
 
 def _replace(layer: Layer, **changes: Any) -> Layer:
@@ -296,49 +361,62 @@ def _replace(layer: Layer, **changes: Any) -> Layer:
         return layer
 
 
-def _local_repairs(diag: Diagnosis, graph: Graph, node: Node, shape: Shape) -> None:
-    """Edits of the failing layer itself (padding, stride) that let it take its input."""
-    best: dict[str, tuple[int, str]] = {}  # one fix per argument: the smallest change
-    for cost, layer, text in _variants(node.layer, None):
-        arg = text.split("=")[0]
-        if layer is node.layer or arg == "out_channels":
+def _local_repairs(diag: Diagnosis, case: _Case) -> None:
+    """Edits of the failing layer itself (padding, stride) that make the whole model fit."""
+    best: dict[str, _Variant] = {}  # one fix per argument: the smallest change
+    for variant in _variants(case.node.layer, None):
+        if variant.arg == "out_channels" or case.out_of_time():
             continue
-        if _node_ok(_with_layer(graph, node.name, layer), shape, node.name) is not None:
-            if arg not in best or cost < best[arg][0]:
-                best[arg] = (cost, f"set {text}")
-    diag.fixes.extend(t for _, t in sorted(best.values()))
+        if (variant.arg not in best or variant.cost < best[variant.arg].cost) and \
+                case.fixed_by(case.node.name, variant.layer):
+            best[variant.arg] = variant
+    diag.fixes.extend(f"set {v}" for v in sorted(best.values(), key=lambda v: v.cost))
 
 
-def _input_fix(diag: Diagnosis, graph: Graph, node: Node, shape: Shape, gives=None) -> None:
-    """The nearest square input for which this node works, and the run of sizes around it."""
-    if not _square(shape) or not getattr(graph, "scan_sizes", True):
+def _node_ok_before(graph: Graph, input_shape: Shape, node: Node) -> dict[str, Shape] | None:
+    try:
+        return shapes_until(graph, input_shape, node.name)
+    except LayerError:
+        return None
+
+
+def _input_fix(diag: Diagnosis, case: _Case, gives=None, measure=None) -> None:
+    """The nearest square input for which the whole model fits, and the run of sizes around it.
+
+    ``measure`` is ``(function of the size, target)`` when the failing node needs one exact
+    count (a Linear's features): then bisection finds the sizes that give it, or proves none
+    does. The search is bounded in time (:mod:`shapecalc.size_search`) and says where it looked.
+    """
+    if not case.scan:
         return
+    shape, node = case.shape, case.node
     n0 = shape[2]
+    search = SizeSearch(case.graph, shape)
     limit = max(64, n0 * SEARCH_FACTOR)
-    for delta in range(1, limit):
-        for n in (n0 - delta, n0 + delta):
-            if n < 1:
-                continue
-            shapes = _node_ok(graph, _sized(shape, n), node.name)
-            if shapes is None:
-                continue
-            lo = hi = n
-            while lo > 1 and _node_ok(graph, _sized(shape, lo - 1), node.name) is not None:
-                lo -= 1
-            open_ended = False
-            while _node_ok(graph, _sized(shape, hi + 1), node.name) is not None:
-                hi += 1
-                if hi - n > 2 * limit:
-                    open_ended = True
-                    break
-            size = _size_text(_sized(shape, n))
-            detail = gives(shapes) if gives else format_shape(shapes[node.name])
-            if open_ended:
-                span = f"; any size from {lo} up works"
-            else:
-                span = "" if lo == hi else f"; sizes {lo} to {hi} all work"
-            diag.fixes.append(f"use input {size} (gives {detail}{span})")
-            return
+    found = search.nearest(n0, limit)
+    exact_run = None
+    if found is None and measure is not None:
+        exact_run = search.matching(n0, *measure)
+        if exact_run is not None:
+            first, last = exact_run
+            found = next((n for n in sorted(range(first, min(last, first + limit) + 1),
+                                            key=lambda n: abs(n - n0)) if search.fits(n)), None)
+    if found is None and measure is None:
+        found = search.grow(n0)
+    if found is None:
+        if measure is not None and exact_run is None and not search.stopped:
+            diag.searched = f"no square input size gives {measure[1]} features here"
+        else:
+            diag.searched = f"no square input size fits the whole model: {search.searched}"
+        return
+    run = search.run_around(found, 2 * limit)
+    shapes = shapes_until(case.graph, _sized(shape, found))
+    detail = gives(shapes) if gives else format_shape(shapes[node.name])
+    if run.open_ended:
+        span = f"; any size from {run.low} up works"
+    else:
+        span = "" if run.low == run.high else f"; sizes {run.low} to {run.high} all work"
+    diag.fixes.append(f"use input {_size_text(_sized(shape, found))} (gives {detail}{span})")
 
 
 __all__ = ["Diagnosis", "InputScan", "compact", "diagnose", "runs", "scan_inputs", "shapes_until"]

@@ -1,21 +1,50 @@
-"""Typed errors: every failure carries the numbers that broke, so the CLI can print one line."""
+"""Typed errors: every failure carries the numbers that broke, so the CLI can print one line.
+
+The tree (all are ``ShapecalcError``, itself a ``ValueError``)::
+
+    ShapecalcError
+    ├── LayerError          a layer refuses (base of the next two; carries node, layer, numbers)
+    │   ├── ShapeError      ... the input it receives: another input size may fix it
+    │   └── ConfigError     ... its own arguments: no input size can fix it (stride 0, groups)
+    ├── SpecError           a model cannot be read, imported or built
+    ├── UsageError          a command-line value is malformed
+    └── ArgumentError       a library call got a wrong type or value; ``param`` names it
+
+``ConfigError`` is a sibling of ``ShapeError`` on purpose: a size scan catches ``ShapeError``
+(this size fails, try the next) and stops at the first ``ConfigError`` (no size can help).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .graph import Graph
 
 
 class ShapecalcError(ValueError):
     """Base of every error this package raises on purpose (bad input, bad model, bad shape)."""
 
 
-class ShapeError(ShapecalcError):
-    """A layer cannot accept its input, or is configured so that torch would refuse it.
+class Reason(str, Enum):
+    """Why a layer refused, for tools that react to it (``diagnose`` dispatches on this)."""
 
-    ``node`` is the dotted path of the node in the model (filled in by the graph pass),
-    ``layer`` the layer's short description, ``axis`` the spatial axis (``H``, ``W``, ``D``,
-    ``L``) where the arithmetic broke, and ``numbers`` the values involved, so that tools
-    (``shapecalc check``) can reason about the failure instead of parsing the message.
+    FEATURES = "features"    # a Linear receives another number of features than in_features
+    CHANNELS = "channels"    # a conv/norm receives another number of channels than it expects
+    ELEMENTS = "elements"    # a reshape's sizes do not multiply to the element count
+    MERGE = "merge"          # the inputs of an add/mul/concat disagree
+    TOO_SMALL = "too_small"  # the (padded) spatial size is smaller than the window
+    OTHER = "other"          # anything else; the message says what
+
+
+class LayerError(ShapecalcError):
+    """A layer cannot run. ``node`` is the dotted path of the node in the model (filled in by the
+    graph pass), ``layer`` the layer's short description, ``axis`` the spatial axis (``H``,
+    ``W``, ``D``, ``L``) where the arithmetic broke, ``numbers`` the values involved and
+    ``reason`` what kind of refusal it is, so that tools (``shapecalc check``) can reason about
+    the failure instead of parsing the message. ``partial_graph`` is the graph recorded up to
+    the failing node when the model's graph had to be recorded by running it (hooks).
     """
 
     def __init__(
@@ -26,6 +55,8 @@ class ShapeError(ShapecalcError):
         node: str | None = None,
         axis: str | None = None,
         numbers: dict[str, Any] | None = None,
+        reason: Reason = Reason.OTHER,
+        partial_graph: "Graph | None" = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -33,17 +64,20 @@ class ShapeError(ShapecalcError):
         self.node = node
         self.axis = axis
         self.numbers = dict(numbers or {})
+        self.reason = reason
+        self.partial_graph = partial_graph
 
-    def located(self, node: str, layer: str | None = None) -> "ShapeError":
+    def replace(self, **changes: Any) -> "LayerError":
+        """A copy of this error (same class and reason) with some fields changed."""
+        fields = {"layer": self.layer, "node": self.node, "axis": self.axis, "numbers": self.numbers,
+                  "reason": self.reason, "partial_graph": self.partial_graph}
+        message = changes.pop("message", self.message)
+        fields.update(changes)
+        return type(self)(message, **fields)
+
+    def located(self, node: str, layer: str | None = None) -> "LayerError":
         """Return a copy that names the node (and layer) it happened at."""
-        err = type(self)(
-            self.message,
-            layer=self.layer or layer,
-            node=node,
-            axis=self.axis,
-            numbers=self.numbers,
-        )
-        return err
+        return self.replace(node=node, layer=self.layer or layer)
 
     def __str__(self) -> str:
         where = []
@@ -56,7 +90,12 @@ class ShapeError(ShapecalcError):
         return f"{prefix}{axis}: {self.message}" if prefix else f"{self.message}{axis}"
 
 
-class ConfigError(ShapeError):
+class ShapeError(LayerError):
+    """A layer cannot accept its input (too small, wrong channel or feature count, shapes that a
+    merge cannot combine): another input size, or an edit of the model, may fix it."""
+
+
+class ConfigError(LayerError):
     """The layer's own arguments are invalid whatever the input (stride 0, groups not dividing)."""
 
 
@@ -73,9 +112,12 @@ class FieldError(ConfigError):
         self.field = field
         self.detail = detail
 
-    def located(self, node: str, layer: str | None = None) -> "FieldError":
-        return FieldError(self.field, self.detail, layer=self.layer or layer, node=node,
-                          axis=self.axis, numbers=self.numbers)
+    def replace(self, **changes: Any) -> "FieldError":
+        changes.pop("message", None)  # the message is made from field and detail
+        fields = {"layer": self.layer, "node": self.node, "axis": self.axis, "numbers": self.numbers,
+                  "reason": self.reason, "partial_graph": self.partial_graph}
+        fields.update(changes)
+        return FieldError(self.field, self.detail, **fields)
 
 
 class SpecError(ShapecalcError):
@@ -97,3 +139,13 @@ class SpecError(ShapecalcError):
 
 class UsageError(ShapecalcError):
     """A command-line value is malformed; the message names the parameter and what is allowed."""
+
+
+class ArgumentError(ShapecalcError):
+    """A library function got an argument of the wrong type or value. ``param`` is the
+    parameter's name (``input_shape``); the CLI maps it to its own flag (``--input``)."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param}: {message}")
+        self.param = param
+        self.detail = message

@@ -13,7 +13,7 @@ from math import prod
 from typing import Any, Iterator
 
 from .arithmetic import AxisRF
-from .errors import ShapeError
+from .errors import LayerError, ShapeError
 from .layers import RF, Layer, Shape, format_shape, merge_rf
 from .notes import Note, NoteKind
 
@@ -51,6 +51,10 @@ class Graph:
     output: str
     blocks: dict[str, BlockInfo] = field(default_factory=dict)
     input_name: str = "input"
+    #: Node/block path → enclosing blocks, filled by :func:`ancestry` on first use (repeated
+    #: analyses of one graph, as in size scans, then share it).
+    ancestry_cache: dict[str, tuple[str, ...]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -224,12 +228,10 @@ def _enclosing_blocks(name: str, blocks: dict[str, BlockInfo]) -> tuple[str, ...
 def ancestry(graph: Graph) -> dict[str, tuple[str, ...]]:
     """Node/block path → the blocks enclosing it, outermost first; computed once per graph
     because repeated analyses (minimum-input scans, input ranges) reuse the same graph."""
-    cached = graph.__dict__.get("_ancestry")
-    if cached is None:
+    if graph.ancestry_cache is None:
         names = [n.name for n in graph.nodes] + list(graph.blocks)
-        cached = {name: _enclosing_blocks(name, graph.blocks) for name in names}
-        graph.__dict__["_ancestry"] = cached
-    return cached
+        graph.ancestry_cache = {name: _enclosing_blocks(name, graph.blocks) for name in names}
+    return graph.ancestry_cache
 
 
 def analyze_graph(graph: Graph, input_shape: Shape, dtype: str = "float32") -> Analysis:
@@ -259,7 +261,7 @@ def analyze_graph(graph: Graph, input_shape: Shape, dtype: str = "float32") -> A
             else:
                 rf = merge_rf([fields[i] for i in node.inputs])
             notes = layer.notes(out, *ins)
-        except ShapeError as err:
+        except LayerError as err:
             located = err.located(node.name, layer.describe())
             if len(ins) > 1:  # a merge: name the producers that disagree, not only the merge
                 located.message += " (inputs: " + ", ".join(

@@ -10,14 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .api import load_model
-from .errors import ShapeError, SpecError
+from .errors import ArgumentError, ShapeError
 from .graph import analyze_graph
 from .layers import Shape
+from .model_source import size_arg
 from .notes import NoteKind, has_kind
-
-
-def _sized(template: Shape, n: int) -> Shape:
-    return tuple(template[:2]) + (n,) * (len(template) - 2)
+from .size_search import sized
 
 
 @dataclass
@@ -47,19 +45,24 @@ class InputScan:
 
 
 def scan_inputs(model: Any, template: Shape | None, low: int, high: int) -> InputScan:
+    """Analyse ``model`` at every square size ``low..high``.
+
+    A :class:`~shapecalc.errors.ConfigError` (a layer's own arguments are invalid) stops the
+    scan at once: no size can fix it, so trying thousands would only repeat it.
+    """
     src = load_model(model)
-    template = tuple(template) if template is not None else src.default_input
-    if template is None:
-        raise SpecError(f"{src.name} has no default input shape; give one")
-    if src.graph_for is not None:
-        raise SpecError(f"{src.name} was recorded at one input size (its forward is not "
-                        "traceable by torch.fx); an input range cannot be scanned")
+    template = src.input_shape(template, "template")
+    low, high = size_arg(low, "low"), size_arg(high, "high")
+    if high < low:
+        raise ArgumentError("high", f"must be ≥ low ({low}), got {high}")
+    src.require_scannable("an input range")
+    graph = src.graph_at(template)
     exact: list[int] = []
     drops: list[int] = []
     fails: dict[str, list[int]] = {}
     for n in range(low, high + 1):
         try:
-            result = analyze_graph(src.graph, _sized(template, n))
+            result = analyze_graph(graph, sized(template, n))
         except ShapeError as err:
             fails.setdefault(err.node or "?", []).append(n)
             continue

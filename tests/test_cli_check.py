@@ -84,13 +84,19 @@ def test_usage_errors_exit_2(capsys, argv, message):
     assert err.startswith(f"shapecalc: error: {message}") and err.count("\n") == 1
 
 
-def test_model_errors_exit_1_in_one_line(capsys, tmp_path):
+def test_model_load_errors_exit_2_in_one_line(capsys, tmp_path):
+    """2 means "could not load the model", never "does not fit" (1)."""
     code, _, err = run(capsys, "check", "alexnett")
-    assert code == 1 and "did you mean 'alexnet'" in err and err.count("\n") == 1
+    assert code == 2 and "did you mean 'alexnet'" in err and err.count("\n") == 1
     bad = tmp_path / "bad.json"
     bad.write_text('{"layers": [}')
     code, _, err = run(capsys, "check", str(bad), "--input", "1x1x8x8")
-    assert code == 1 and f"{bad}:1:13: invalid JSON" in err
+    assert code == 2 and f"{bad}:1:13: invalid JSON" in err
+    syntax = tmp_path / "broken.py"
+    syntax.write_text("def (:\n")
+    for model in (f"{syntax}:Net", f"{tmp_path / 'missing.py'}:Net", str(tmp_path / "missing.json")):
+        code, out, err = run(capsys, "check", model)
+        assert code == 2 and out == "" and err.count("\n") == 1, (model, err)
 
 
 def test_python_target_without_default_input(capsys, tmp_path):
@@ -114,3 +120,26 @@ def test_check_of_zoo_and_spec_models_never_imports_torch(buggy_spec):
             "assert 'torch' not in sys.modules, 'torch imported'\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_proposed_size_is_checked_through_the_whole_model(capsys):
+    code, out, _ = run(capsys, "check", "alexnet", "--input", "1x1x1x1")
+    assert code == 1
+    assert out.splitlines()[-1] == "  fix 1: use input 65×65 (gives 1×96×15×15; any size from 65 up works)"
+
+
+def test_unfixable_sizes_say_what_was_searched(capsys, tmp_path):
+    spec = tmp_path / "odd.json"  # 9215 features is not 8·k² for any k: no input size can fit
+    spec.write_text('{"input": [1, 3, 100000, 100000], "layers": [{"type": "Conv2d", '
+                    '"out_channels": 8, "kernel_size": 3}, {"type": "MaxPool2d", "kernel_size": 2}, '
+                    '{"type": "Flatten"}, {"type": "Linear", "in_features": 9215, "out_features": 10}]}')
+    code, out, _ = run(capsys, "check", str(spec))
+    assert code == 1 and out.splitlines()[-1] == "  searched  no square input size gives 9215 features here"
+
+
+def test_configuration_errors_stop_the_range_scan(capsys, tmp_path):
+    spec = tmp_path / "cfg.json"
+    spec.write_text('{"input": [1, 3, 8, 8], "layers": [{"type": "ConvTranspose2d", "out_channels": 3, '
+                    '"kernel_size": 3, "stride": 2, "output_padding": 2}]}')
+    code, out, err = run(capsys, "check", str(spec), "--input-range", "1..8192")
+    assert code == 1 and out == "" and "output_padding must be smaller" in err and err.count("\n") == 1

@@ -80,7 +80,7 @@ def test_png_with_explicit_format(tmp_path, capsys):
     (["lenet", "--input", "1x1xAx28"], 2, "--input"),
     (["lenet", "-o", "/nonexistent-dir/x.svg"], 2, "does not exist"),
     (["lenet", "--input", "1x1x2x2"], 1, "too small"),
-    (["resnet5"], 1, "did you mean"),
+    (["resnet5"], 2, "did you mean"),
 ])
 def test_bad_input_is_one_line(capsys, args, code, words):
     got, out, err = run(capsys, *args)

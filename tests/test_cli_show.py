@@ -178,7 +178,7 @@ def test_models_lists_every_registered_model():
     [
         (["show", "alexnet", "--input", "1x1x64x64"], 1,
          "the size collapses at node '12' MaxPool2d(k=3, s=2)"),
-        (["show", "alexnett"], 1, "unknown model 'alexnett' (did you mean 'alexnet'"),
+        (["show", "alexnett"], 2, "unknown model 'alexnett' (did you mean 'alexnet'"),
         (["show", "alexnet", "--input", "1xax224"], 2, "--input: 'a' is not an integer"),
         (["show", "alexnet", "--input", "224"], 2, "--input: expected a shape like 1x1x224x224"),
         (["show", "alexnet", "--input", "1x1x0x224"], 2, "--input: must be ≥ 1, got 0"),

@@ -50,7 +50,7 @@ def test_python_dash_m_and_models(run):
         (["layer", "--k", "3", "224x-1"], 2, "must be ≥ 1, got -1"),
         (["layer", "--k", "3", "--p", "2", "--padding", "1", "224"], 2, "--p and --padding"),
         (["layer", "--k", "3", "--s", "2", "--same", "224"], 2, "--same"),
-        (["show", "alexnt"], 1, "did you mean 'alexnet'"),
+        (["show", "alexnt"], 2, "did you mean 'alexnet'"),
         (["show", "alexnet", "--input", "1x1x2a4x224"], 2, "--input"),
         (["show", "alexnet", "--input", "1x1x64x64"], 1, "smallest input that works is 65"),
     ],

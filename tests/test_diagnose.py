@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import time
 
-from shapecalc import ShapeError, analyze
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shapecalc import ConfigError, Reason, ShapecalcError, ShapeError, analyze, minimum_input
 from shapecalc.blocks import Branches, Residual, Sequential
 from shapecalc.diagnose import compact, diagnose, runs, scan_inputs, shapes_until
-from shapecalc.errors import SpecError
+from shapecalc.errors import ArgumentError, SpecError
 from shapecalc.layers import (
-    BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU,
+    BatchNorm2d, Conv2d, ConvTranspose2d, Flatten, Linear, MaxPool2d, ReLU,
 )
 from shapecalc.layers.functional import Reshape
 
@@ -97,14 +101,16 @@ def test_reshape_mismatch():
     model = Sequential(Conv2d(3, 8, 3), Reshape((-1, 7200)), Linear(7200, 10))
     d = diagnose(model, (2, 3, 28, 28))
     assert d.problem == "Reshape(-1, 7200) at '1' receives 2×8×26×26 (5408 per sample) at input 28×28"
-    assert d.fixes[0] == "view it as (N, -1) or (N, 5408)"
-    assert d.fixes[1].startswith("use input 32×32 (gives 2×7200")
+    # Viewing it as (N, -1) would only move the failure to the Linear(7200, 10): not proposed.
+    assert d.fixes == ["use input 32×32 (gives 2×7200)"]
+    headless = Sequential(Conv2d(3, 8, 3), Reshape((-1, 7200)), ReLU())
+    assert diagnose(headless, (2, 3, 28, 28)).fixes[0] == "view it as (N, -1) or (N, 5408)"
 
 
 def test_to_dict_and_missing_input():
     d = diagnose(alexnet_with(9216), (1, 1, 224, 224)).to_dict()
     assert d["fits"] is False and d["node"] == "14" and d["summary"].startswith("Linear(9216, 4096)")
-    with pytest.raises(SpecError, match="no default input"):
+    with pytest.raises(ArgumentError, match="^input_shape: model has no default input"):
         diagnose(alexnet_with(9216))
 
 
@@ -166,3 +172,91 @@ def test_corpus_bugs_word_for_word():
         "Conv2d(32→64, k=3, p=1) at '3' expects 32 input channels but receives 16 (1×16×32×32 from "
         "'2') at input 32×32: set in_channels=16"
     )
+
+
+# ------------------------------------------------------------------ whole-model fixes, bounded search
+def test_proposed_input_size_fits_the_whole_model():
+    """At 1×1 the first conv alone would take 9×9, which fails further down; 65 is the answer."""
+    d = diagnose("alexnet", (1, 1, 1, 1))
+    assert d.fixes == ["use input 65×65 (gives 1×96×15×15; any size from 65 up works)"]
+    analyze("alexnet", (1, 1, 65, 65))
+    with pytest.raises(ShapeError):
+        analyze("alexnet", (1, 1, 64, 64))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(["alexnet", "lenet", "vgg11", "resnet18", "googlenet"]),
+       st.integers(1, 80))
+def test_every_fix_is_verified_through_the_whole_model(name, size):
+    shape = analyze(name).input_shape[:2] + (size, size)
+    d = diagnose(name, shape)
+    if d.fits:
+        return
+    for fix in d.fixes:
+        if fix.startswith("use input "):
+            n = int(fix.split()[2].split("×")[0])
+            assert analyze(name, shape[:2] + (n, n)).output_shape  # raises if it does not fit
+
+
+def test_local_edits_that_fail_further_down_are_not_proposed():
+    # padding=1 lets the second conv take 2×2, but the Linear then gets 16×2×2 = 64 ≠ 16.
+    model = Sequential(Conv2d(3, 16, 5), Conv2d(16, 16, 3), Flatten(), Linear(16, 2))
+    d = diagnose(model, (1, 3, 6, 6))
+    assert d.node == "1" and all("padding" not in f for f in d.fixes)
+    assert d.fixes == ["use input 7×7 (gives 1×16×1×1)"]
+
+
+def test_huge_kernel_answers_in_seconds():
+    start = time.monotonic()
+    d = diagnose(Sequential(Conv2d(3, 8, 10_000_000)), (1, 3, 224, 224))
+    assert time.monotonic() - start < 10
+    assert d.fixes[-1].startswith("use input 10000000×10000000 (gives 1×8×1×1")
+
+
+def test_unsatisfiable_linear_at_a_huge_input_is_proved_in_seconds():
+    model = Sequential(Conv2d(3, 8, 3), MaxPool2d(2), Flatten(), Linear(9215, 10))  # 9215 is not 8·k²
+    start = time.monotonic()
+    d = diagnose(model, (1, 3, 100_000, 100_000))
+    assert time.monotonic() - start < 10
+    assert d.searched == "no square input size gives 9215 features here"
+    assert not any(f.startswith("use input") for f in d.fixes)
+
+
+def test_search_that_runs_out_of_time_says_where_it_stopped():
+    from shapecalc.size_search import SizeSearch
+
+    # Sizes 1..∞ all fail with a channel mismatch: nothing to bisect, the near scan times out.
+    graph = Sequential(Conv2d(5, 8, 3)).to_graph("m")
+    search = SizeSearch(graph, (1, 3, 50_000, 50_000), seconds=0.2)
+    assert search.nearest(50_000, 10**9) is None and search.grow(50_000) is None
+    assert search.searched.startswith("tried sizes ")
+
+
+def test_a_configuration_error_is_not_explained_by_sizes():
+    model = Sequential(Conv2d(3, 3, 3), ConvTranspose2d(3, 3, 3, stride=2, output_padding=2))
+    d = diagnose(model, (1, 3, 8, 8))
+    assert not d.fits and d.node == "1" and d.fixes == []
+    assert d.problem.endswith("(whatever the input)")
+
+
+def test_scans_stop_at_a_configuration_error():
+    model = Sequential(Conv2d(3, 3, 3), ConvTranspose2d(3, 3, 3, stride=2, output_padding=2))
+    with pytest.raises(ConfigError, match="output_padding"):
+        scan_inputs(model, (1, 3, 8, 8), 1, 4096)
+    with pytest.raises(ConfigError):
+        minimum_input(model, (1, 3, 8, 8))
+    assert not issubclass(ConfigError, ShapeError) and issubclass(ConfigError, ShapecalcError)
+
+
+def test_errors_carry_their_reason():
+    cases = [
+        (alexnet_with(9216), (1, 1, 224, 224), Reason.FEATURES),
+        (Sequential(Conv2d(3, 16, 3), Conv2d(32, 64, 3)), (1, 3, 9, 9), Reason.CHANNELS),
+        (Sequential(Conv2d(3, 8, 5)), (1, 3, 4, 4), Reason.TOO_SMALL),
+        (Sequential(Branches(Conv2d(4, 8, 3, padding=1), Conv2d(4, 8, 3))), (1, 4, 9, 9), Reason.MERGE),
+        (Sequential(Conv2d(3, 8, 3), Reshape((-1, 7200))), (2, 3, 28, 28), Reason.ELEMENTS),
+    ]
+    for model, shape, reason in cases:
+        with pytest.raises(ShapeError) as err:
+            analyze(model, shape)
+        assert err.value.reason is reason, (model, err.value)

@@ -33,7 +33,7 @@ import pytest
 from hypothesis import assume, given, note
 from hypothesis import strategies as st
 
-from shapecalc.errors import ShapeError
+from shapecalc.errors import LayerError, ShapeError
 from shapecalc.layers import LAYER_TYPES
 
 torch = pytest.importorskip("torch")
@@ -86,12 +86,12 @@ def engine_outcome(case: Case) -> tuple[int, ...] | Refused:
     """What the engine says; any error other than the typed ones propagates and fails the test."""
     try:
         layer = LAYER_TYPES[case.type_name](**case.kwargs)
-    except ShapeError as err:  # ConfigError included: refused at construction
+    except LayerError as err:  # ShapeError or ConfigError: refused at construction
         _check_error_message(err)
         return Refused(f"{type(err).__name__}: {err}")
     try:
         return layer.output_shape(case.input_shape)
-    except ShapeError as err:
+    except LayerError as err:
         _check_error_message(err)
         assert err.layer, f"an error from output_shape must name its layer: {err!r}"
         return Refused(f"{type(err).__name__}: {err}")

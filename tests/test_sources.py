@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 from shapecalc import SpecError, analyze, load_model
+from shapecalc.errors import ArgumentError
 from shapecalc.sources import is_torch_module, parse_target, resolve
 
 SPEC_FACTORY = textwrap.dedent("""
@@ -145,7 +146,7 @@ def test_module_instances_are_detected_without_importing_torch():
     src = load_model(net)
     assert src.torch_import.mode == "chain" and src.spec is not None
     assert analyze(net, (1, 1, 5, 5)).output_shape == (1, 2, 3, 3)
-    with pytest.raises(SpecError, match="cannot analyse a dict"):
+    with pytest.raises(ArgumentError, match="^model: cannot analyse a dict"):
         load_model({"layers": []})
 
 
@@ -172,3 +173,100 @@ def test_library_api_on_an_own_module(tmp_path):
     assert dot.startswith('digraph MeasuredOps {') and "mix#2" in dot
     assert build_module(model) is model  # training a MODEL string trains the user's module
     assert isinstance(model, torch.nn.Module)
+
+
+# ------------------------------------------------------------------ data is never code
+@pytest.mark.parametrize("target, words", [
+    ("os:system('touch {marker}')", "standard library"),
+    ("subprocess:getoutput('touch {marker}')", "standard library"),
+    ("builtins:exec('open(\"{marker}\", \"w\")')", "standard library"),
+    ("shutil:rmtree('{folder}')", "standard library"),
+])
+def test_standard_library_targets_are_refused_unrun(tmp_path, target, words):
+    marker, folder = tmp_path / "ran", tmp_path / "keep"
+    folder.mkdir()
+    with pytest.raises(SpecError, match=words):
+        load_model(target.format(marker=marker, folder=folder))
+    assert not marker.exists() and folder.is_dir()
+
+
+def test_only_model_classes_and_model_factories_are_called(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "mymod.py"
+    path.write_text(textwrap.dedent(f"""
+        import os, sys
+        from subprocess import getoutput, Popen
+        from shutil import rmtree
+
+        class Plain:
+            def __init__(self):
+                open({str(marker)!r}, "w").close()
+    """))
+    for target, words in [
+        ("sys.exit(0)", "builtin_function_or_method, not an nn.Module class"),
+        ("os.system('touch x')", "not an nn.Module class"),
+        (f"getoutput('touch {marker}')", "not defined in your own code; it was not called"),
+        (f"rmtree({str(tmp_path)!r})", "not defined in your own code; it was not called"),
+        ("Popen(['touch', 'x'])", "is a class but not an nn.Module"),
+        ("Plain", "is a class but not an nn.Module"),
+        ("os.getcwd", "not an nn.Module class"),
+    ]:
+        with pytest.raises(SpecError, match=words):
+            load_model(f"{path}:{target}")
+    assert not marker.exists() and path.exists()
+
+
+def test_factories_from_installed_packages_need_a_module_annotation(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    site = tmp_path / "site"
+    (site / "zoopkg").mkdir(parents=True)
+    (site / "zoopkg" / "__init__.py").write_text(textwrap.dedent("""
+        import torch.nn as nn
+
+        def annotated(width=2) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(1, width, 3))
+
+        def plain(width=2):
+            return nn.Sequential(nn.Conv2d(1, width, 3))
+    """))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)  # the package is not the user's own code: it is outside the cwd
+    monkeypatch.syspath_prepend(str(site))
+    assert analyze("zoopkg:annotated(width=3)", (1, 1, 5, 5)).output_shape == (1, 3, 3, 3)
+    with pytest.raises(SpecError, match="not annotated to return one"):
+        load_model("zoopkg:plain")
+
+
+def test_exits_and_interrupts_from_user_code_become_one_line(tmp_path):
+    path = tmp_path / "exits.py"
+    path.write_text(textwrap.dedent("""
+        import sys
+        from shapecalc.blocks import Sequential
+
+        def quits():
+            sys.exit(3)
+
+        def interrupted():
+            raise KeyboardInterrupt
+    """))
+    with pytest.raises(SpecError, match=r"quits\(\) raised SystemExit 3"):
+        load_model(f"{path}:quits")
+    with pytest.raises(SpecError, match=r"interrupted\(\) raised KeyboardInterrupt"):
+        load_model(f"{path}:interrupted")
+    on_import = tmp_path / "leaves.py"
+    on_import.write_text("raise SystemExit(0)\n")
+    with pytest.raises(SpecError, match="importing .*leaves.py raised SystemExit 0"):
+        load_model(f"{on_import}:Net")
+
+
+def test_a_spec_file_on_disk_is_always_a_spec(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    marker = tmp_path / "ran"
+    (tmp_path / "net.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (tmp_path / "net:v2.json").write_text(json.dumps({"input": [1, 1, 8, 8], "layers": [
+        {"type": "Conv2d", "out_channels": 2, "kernel_size": 3}]}))
+    assert analyze("net:v2.json").output_shape == (1, 2, 6, 6)
+    assert not marker.exists()
+    with pytest.raises(SpecError):  # no such spec: then it is a target, and v2.json no name
+        load_model("net:v3.json")

@@ -1,19 +1,48 @@
 """``shapecalc`` command line: a click group whose commands live one to a module.
 
 Commands are imported only when invoked, so ``shapecalc layer`` never pays for the import of
-``shapecalc train`` (or torch). Every failure ends as ONE line on stderr and a non-zero exit:
-2 for a malformed command line, 1 when the model or layer itself does not fit.
+``shapecalc train`` (or torch). Every failure ends as ONE line on stderr and a non-zero exit.
+Exit statuses mean the same for every command:
+
+* 0: done (for ``check``: the model fits);
+* 1: the model or layer does not fit its input (``ShapeError``, ``ConfigError``), or the work
+  itself failed (training, rendering);
+* 2: a malformed command line, or a model/spec that could not be loaded (unknown name, missing
+  file, syntax error, a Python target that is not a model);
+* 130: interrupted (Ctrl-C);
+* a closed stdout (``shapecalc check alexnet | head -c1``) is not an error: the command stops
+  quietly, without a traceback or "Exception ignored" message, and exits with the answer it
+  had already reached (``check``: 0 fits / 1 does not fit; every other command: 0). Whether
+  the reader closed the pipe before or after the last line therefore never changes the status.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import NoReturn
 
 import click
 
-from ..errors import ShapecalcError, UsageError
+from ..errors import ArgumentError, LayerError, ShapecalcError, SpecError, UsageError
+
+#: The status the running command has already decided on (``check``'s verdict), used when
+#: stdout is closed before it finishes printing; see :func:`set_answer`.
+_answer = 0
+
+
+def set_answer(code: int) -> None:
+    """Record the command's exit status before it prints, so a closed pipe keeps it."""
+    global _answer
+    _answer = code
+
+#: Library parameter → the command-line flag that gives it (errors name what the user typed).
+FLAGS = {"input_shape": "--input", "template": "--input", "dtype": "--dtype", "model": "MODEL"}
+
+
+class ClosedPipe(Exception):
+    """stdout was closed by the reader; not an OSError, so click does not turn it into exit 1."""
 
 #: command name → "module:attribute" (relative to this package).
 COMMANDS = {
@@ -40,6 +69,12 @@ class LazyGroup(click.Group):
         module = importlib.import_module(f"{__name__}.{module_name}")
         return getattr(module, attr)
 
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise ClosedPipe() from None
+
     def resolve_command(self, ctx, args):
         name = args[0] if args else None
         if name is not None and name not in COMMANDS and not name.startswith("-"):
@@ -56,7 +91,15 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="shapecalc", prog_name="shapecalc")
 def cli() -> None:
-    """Shapes, parameters and costs of every tensor in a convolutional network."""
+    """Shapes, parameters and costs of every tensor in a convolutional network.
+
+    MODEL is a zoo name, a spec file (.json/.yaml/.toml) or a Python target (file.py:Net,
+    package.module:make_net(num_classes=10)). A Python target runs that Python code, as
+    `python file.py` would; zoo names, spec files and checkpoints never run code.
+
+    Exit status: 0 done (check: fits), 1 does not fit, 2 usage error or the model could not be
+    loaded, 130 interrupted; a closed stdout ends quietly with the command's answer.
+    """
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -65,24 +108,53 @@ def fail(message: str, code: int) -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the group and turn every error into one line."""
+    """Console entry point: run the group and turn every error into one line (statuses above)."""
     args = sys.argv[1:] if argv is None else list(argv)
+    set_answer(0)
+    try:
+        code = _run(args)
+        sys.stdout.flush()
+    except (ClosedPipe, BrokenPipeError):
+        _closed_pipe()
+    sys.exit(code)
+
+
+def _run(args: list[str]) -> int:
     if not args:  # bare `shapecalc`: the help, as git does
         click.echo(cli.get_help(click.Context(cli, info_name="shapecalc")))
-        sys.exit(0)
+        return 0
     try:
         rv = cli.main(args=args, prog_name="shapecalc", standalone_mode=False)
     except click.exceptions.Abort:
         fail("aborted", 130)
     except click.ClickException as err:
         fail(_one_line(err.format_message()), err.exit_code)
-    except UsageError as err:
+    except ArgumentError as err:
+        fail(_one_line(f"{FLAGS.get(err.param, err.param)}: {err.detail}"), 2)
+    except (UsageError, SpecError) as err:
         fail(_one_line(str(err)), 2)
+    except LayerError as err:
+        fail(_one_line(str(err)), 1)
     except ShapecalcError as err:
         fail(_one_line(str(err)), 1)
-    except BrokenPipeError:  # `shapecalc show ... | head`
-        sys.exit(0)
-    sys.exit(rv if isinstance(rv, int) else 0)
+    except SystemExit:
+        # click answers a closed pipe during its own output (``--help | head -1``) with exit 1
+        # after swapping stdout for a wrapper that ignores flush errors: report it as one.
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            raise ClosedPipe() from None
+        raise
+    return rv if isinstance(rv, int) else 0
+
+
+def _closed_pipe() -> NoReturn:
+    """Stop quietly: point stdout at /dev/null so the interpreter's final flush cannot fail
+    (which would print "Exception ignored ... BrokenPipeError"), and exit with the answer."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(_answer)
 
 
 def _one_line(text: str) -> str:

@@ -1,8 +1,10 @@
 """``shapecalc check MODEL``: does the model fit this input, and if not, what is the smallest fix?
 
-Exit status is the answer, for scripts and CI: 0 fits, 1 does not fit, 2 malformed command line.
+Exit status is the answer, for scripts and CI: 0 fits, 1 does not fit, 2 a malformed command
+line or a model that could not be loaded (unknown name, missing file, syntax error).
 ``--input-range LO..HI`` scans square input sizes instead and says which fit, which keep every
-pixel ("exact") and where the others fail.
+pixel ("exact") and where the others fail. The model is resolved (imported, traced) once and
+handed to the diagnosis or the scan.
 """
 
 from __future__ import annotations
@@ -46,14 +48,26 @@ def check(ctx: click.Context, model: str, input_shape: str | None, input_range: 
     """Say whether MODEL fits an input, and explain the first layer that does not.
 
     MODEL is a zoo name, a spec file (.json/.yaml/.toml), path/to/file.py:Net or
-    package.module:make_net(num_classes=10). Exit status: 0 fits, 1 does not fit, 2 usage error.
+    package.module:make_net(num_classes=10). A Python target runs that Python code, as
+    `python file.py` would; zoo names and spec files never run code.
+
+    Every proposed fix has been checked through the whole model. The input-size search is
+    bounded in time and says where it looked when it finds nothing.
+
+    Exit status: 0 fits, 1 does not fit, 2 usage error or the model could not be loaded.
     """
+    from ..api import load_model
     from ..diagnose import compact, diagnose, runs, scan_inputs
+    from . import set_answer
 
     shape = parse_shape(input_shape) if input_shape is not None else None
-    if input_range is not None:
-        low, high = parse_range(input_range)
-        scan = scan_inputs(model, _need_shape(model, shape), low, high)
+    span = parse_range(input_range) if input_range is not None else None
+    src = load_model(model)
+    shape = src.input_shape(shape, "--input")
+    if span is not None:
+        low, high = span
+        scan = scan_inputs(src, shape, low, high)
+        set_answer(0 if scan.fits else 1)
         if as_json:
             click.echo(json.dumps(scan.to_dict(), indent=2))
         else:
@@ -68,7 +82,8 @@ def check(ctx: click.Context, model: str, input_shape: str | None, input_range: 
             for node, sizes in scan.fails.items():
                 click.echo(f"  fails at '{node}'  {compact(sizes)}")
         ctx.exit(0 if scan.fits else 1)
-    diag = diagnose(model, _need_shape(model, shape))
+    diag = diagnose(src, shape)
+    set_answer(0 if diag.fits else 1)
     if as_json:
         click.echo(json.dumps(diag.to_dict(), indent=2, default=list))
         ctx.exit(0 if diag.fits else 1)
@@ -87,15 +102,6 @@ def check(ctx: click.Context, model: str, input_shape: str | None, input_range: 
     click.echo(f"  {diag.problem}")
     for i, fix in enumerate(diag.fixes, 1):
         click.echo(f"  fix {i}: {fix}")
+    if diag.searched:
+        click.echo(f"  searched  {diag.searched}")
     ctx.exit(1)
-
-
-def _need_shape(model: str, shape: tuple[int, ...] | None) -> tuple[int, ...]:
-    from ..api import load_model
-
-    if shape is not None:
-        return shape
-    src = load_model(model)
-    if src.default_input is None:
-        raise UsageError(f"--input: {src.name} has no default input shape; give one like 1x3x224x224")
-    return src.default_input

@@ -64,13 +64,9 @@ def load_and_analyze(model: str, input_shape: str | None, dtype: str = "float32"
     """Resolve MODEL and --input, run the engine; errors come back as one-line exceptions."""
     from ..api import analyze, load_model
 
+    given = parse_shape(input_shape) if input_shape is not None else None
     src = load_model(model)
-    if input_shape is not None:
-        shape = parse_shape(input_shape)
-    elif src.default_input is not None:
-        shape = tuple(src.default_input)
-    else:
-        raise UsageError(f"--input: {src.name} has no default input shape; give one like 1x3x224x224")
+    shape = src.input_shape(given, "--input")
     try:
         analysis = analyze(src, shape, dtype)
     except ShapeError as err:

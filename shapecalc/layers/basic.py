@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from math import prod
 from typing import ClassVar
 
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError, Reason, ShapeError
 from ..notes import Note, NoteKind
 from .base import RF, Layer, Shape, above, at_least, between, format_shape, one_of
 
@@ -214,6 +214,7 @@ class Linear(Layer):
                 f"({prod(inp[:-1])}x{f} and {self.in_features}x{self.out_features}))",
                 layer=self.describe(),
                 numbers={"in_features": self.in_features, "features": f, "input_shape": inp},
+                reason=Reason.FEATURES,
             )
         return f
 

@@ -8,7 +8,7 @@ from math import prod
 from typing import ClassVar
 
 from .. import arithmetic as ar
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError, LayerError, Reason, ShapeError
 from ..notes import Note
 from .base import (
     AXIS_NAMES, RF, Shape, _WindowLayer, batch_positions, compact, dropped_notes, explain_axes,
@@ -114,7 +114,7 @@ class _ConvBase(_WindowLayer):
             raise ShapeError(
                 f"expects {expected} input channels, got {c} (input {'×'.join(map(str, inp))})",
                 layer=self.describe(),
-                numbers={"expected_channels": expected, "channels": c},
+                numbers={"expected_channels": expected, "channels": c}, reason=Reason.CHANNELS,
             )
         if c % self.groups:
             raise ShapeError(
@@ -170,8 +170,8 @@ class _ConvNd(_ConvBase):
         for i, n in enumerate(spatial):
             try:
                 out.append(ar.conv_output_size(n, self._k[i], self._s[i], self._p[i], self._d[i]))
-            except ShapeError as err:
-                raise type(err)(err.message, layer=self.describe(), axis=self._axis(i), numbers=err.numbers) from None
+            except LayerError as err:
+                raise err.replace(layer=self.describe(), axis=self._axis(i)) from None
         head = (inp[0], self.out_channels) if batched else (self.out_channels,)
         return head + tuple(out)
 
@@ -247,8 +247,8 @@ class _ConvTransposeNd(_ConvBase):
                         n, self._k[i], self._s[i], self._p[i], self._d[i], self._op[i]
                     )
                 )
-            except ShapeError as err:
-                raise type(err)(err.message, layer=self.describe(), axis=self._axis(i), numbers=err.numbers) from None
+            except LayerError as err:
+                raise err.replace(layer=self.describe(), axis=self._axis(i)) from None
         head = (inp[0], self.out_channels) if batched else (self.out_channels,)
         return head + tuple(out)
 

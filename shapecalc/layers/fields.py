@@ -229,21 +229,6 @@ def _plural(words: str) -> str:
             .replace("a string", "strings").replace("true or false", "booleans"))
 
 
-def check_shape(value: Any, name: str = "input_shape") -> tuple[int, ...]:
-    """A tensor shape given to the API: 1 to 8 positive integers (NumPy integers become ``int``);
-    NaN, floats, booleans, ``None`` and strings are refused naming ``name``."""
-    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 1:
-        value = value.tolist()  # a NumPy array of sizes
-    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)) or not 1 <= len(value) <= 8:
-        raise FieldError(name, f"expected a shape like (1, 3, 224, 224): a list of 1 to 8 positive "
-                         f"integers, got {short_repr(value)}", numbers={name: short_repr(value)})
-    shape = conform(value, tuple[int, ...], name)
-    if min(shape) < 1:
-        raise FieldError(name, f"sizes must be positive, got {short_repr(tuple(shape))}",
-                         numbers={name: tuple(shape)})
-    return tuple(shape)
-
-
 # ------------------------------------------------------------------ value checks
 def _fail(layer: Any, name: str, message: str, value: Any) -> FieldError:
     return FieldError(name, f"{message}, got {short_repr(value)}", layer=type(layer).__name__,

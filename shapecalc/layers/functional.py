@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from math import prod
 from typing import ClassVar
 
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError, Reason, ShapeError
 from .base import RF, Layer, Shape, format_shape, one_of
 from .merge import Add
 
@@ -60,6 +60,7 @@ class Reshape(Layer):
                     f"{total} is not divisible by {known}",
                     layer=self.describe(),
                     numbers={"elements": total, "known": known, "input_shape": inp, "shape": tuple(dims)},
+                    reason=Reason.ELEMENTS,
                 )
             dims[dims.index(-1)] = total // known
         elif known != total:
@@ -67,6 +68,7 @@ class Reshape(Layer):
                 f"cannot view {format_shape(inp)} ({total} elements) as {_fmt_shape(dims)} ({known} elements)",
                 layer=self.describe(),
                 numbers={"elements": total, "known": known, "input_shape": inp, "shape": tuple(dims)},
+                    reason=Reason.ELEMENTS,
             )
         return tuple(dims)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..arithmetic import AxisRF
-from ..errors import ShapeError
+from ..errors import Reason, ShapeError
 from .base import RF, Layer, Shape, format_shape
 
 
@@ -53,7 +53,7 @@ class Add(Layer):
                 raise ShapeError(
                     f"cannot add shapes {format_shape(out)} and {format_shape(other)}",
                     layer=self.describe(),
-                    numbers={"shapes": [list(s) for s in inputs]},
+                    numbers={"shapes": [list(s) for s in inputs]}, reason=Reason.MERGE,
                 )
             out = merged
         return out
@@ -98,7 +98,7 @@ class Concat(Layer):
                     f"cannot concatenate {format_shape(first)} and {format_shape(shape)} along dim {self.dim}: "
                     f"all other dimensions must match",
                     layer=self.describe(),
-                    numbers={"shapes": [list(s) for s in inputs], "dim": self.dim},
+                    numbers={"shapes": [list(s) for s in inputs], "dim": self.dim}, reason=Reason.MERGE,
                 )
             total += shape[dim]
         return first[:dim] + (total,) + first[dim + 1 :]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from math import prod
 from typing import ClassVar
 
-from ..errors import FieldError, ShapeError
+from ..errors import FieldError, Reason, ShapeError
 from ..notes import Note
 from .base import Layer, Shape, at_least, format_shape, inferred_note
 
@@ -42,7 +42,7 @@ class _BatchNormNd(Layer):
             raise ShapeError(
                 f"expects {self.num_features} channels, got {c}",
                 layer=self.describe(),
-                numbers={"expected_channels": self.num_features, "channels": c},
+                numbers={"expected_channels": self.num_features, "channels": c}, reason=Reason.CHANNELS,
             )
         return c
 

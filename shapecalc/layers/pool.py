@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from .. import arithmetic as ar
 from ..arithmetic import AxisRF
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError, LayerError, Reason, ShapeError
 from ..notes import Note, NoteKind
 from .base import (
     AXIS_NAMES, RF, Layer, Shape, _WindowLayer, at_most, compact, dropped_notes, explain_axes,
@@ -90,10 +90,8 @@ class _PoolNd(_WindowLayer):
                 out.append(
                     ar.pool_output_size(n, self._k[i], self._s[i], self._p[i], self._d[i], self._ceil())
                 )
-            except ShapeError as err:
-                raise type(err)(
-                    err.message, layer=self.describe(), axis=AXIS_NAMES[self.ndim][i], numbers=err.numbers
-                ) from None
+            except LayerError as err:
+                raise err.replace(layer=self.describe(), axis=AXIS_NAMES[self.ndim][i]) from None
         return inp[: len(inp) - self.ndim] + tuple(out)
 
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
@@ -197,7 +195,7 @@ class AvgPool3d(_AvgPoolNd):
                     "(avg_pool3d does not count padding here)",
                     layer=self.describe(),
                     axis=AXIS_NAMES[3][i],
-                    numbers={"input": n, "kernel": self._k[i]},
+                    numbers={"input": n, "kernel": self._k[i]}, reason=Reason.TOO_SMALL,
                 )
 
 
@@ -235,10 +233,8 @@ class _AdaptivePoolNd(Layer):
         for i, (n, t) in enumerate(zip(spatial, self._targets())):
             try:
                 out.append(ar.adaptive_output_size(n, t))
-            except ShapeError as err:
-                raise type(err)(
-                    err.message, layer=self.describe(), axis=AXIS_NAMES[self.ndim][i], numbers=err.numbers
-                ) from None
+            except LayerError as err:
+                raise err.replace(layer=self.describe(), axis=AXIS_NAMES[self.ndim][i]) from None
         return inp[: len(inp) - self.ndim] + tuple(out)
 
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:

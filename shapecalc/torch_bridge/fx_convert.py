@@ -16,6 +16,7 @@ from ..graph import Graph, GraphBuilder
 from ..layers import Layer
 from ..layers.functional import Reshape
 from . import fx_ops
+from .fx_common import blocks_for, module_to_layer, param_count
 from .measure import MeasuredLayer, call_on_meta, measured_runner, torch_module
 
 _INT_METHODS = {"size", "dim", "numel", "nelement"}
@@ -43,8 +44,6 @@ class FxConverter:
 
     # ---------------------------------------------------------------- driver
     def run(self) -> Graph:
-        from .fx_import import _blocks_for
-
         output = None
         for node in self.gm.graph.nodes:
             if node.op == "output":
@@ -56,7 +55,7 @@ class FxConverter:
         if output is None:
             raise SpecError("the traced forward returns nothing")
         graph = self.builder.finish(output)
-        graph.blocks = _blocks_for(graph.nodes, self.root, output)
+        graph.blocks = blocks_for(graph.nodes, self.root, output)
         return graph
 
     def _output(self, node: Any) -> str:
@@ -185,8 +184,6 @@ class FxConverter:
     def _mapped(self, node: Any) -> tuple[Layer, list[Any]] | None:
         Node = self.torch.fx.Node
         if node.op == "call_module":
-            from .fx_import import module_to_layer
-
             layer = module_to_layer(self.gm.get_submodule(node.target))
             if layer is None or node.kwargs or len(node.args) != 1:
                 return None
@@ -327,9 +324,7 @@ class FxConverter:
             text = repr(sub)
             label = text if "\n" not in text and len(text) <= 60 else type(sub).__name__
             op_type = type(sub).__name__
-            from .fx_import import _param_count
-
-            params = _param_count(sub)
+            params = param_count(sub)
         else:
             op_type = fx_ops.op_name(node)
             label = self._label(node)

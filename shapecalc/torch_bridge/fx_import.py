@@ -13,7 +13,6 @@ Three ways in, best first:
 
 from __future__ import annotations
 
-import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,9 +20,10 @@ from typing import Any
 from ..model_source import ModelSource
 from ..blocks import Block, Sequential
 from ..errors import SpecError
-from ..graph import BlockInfo, Graph, GraphBuilder
-from ..layers import LAYER_TYPES, MERGE_TYPES, Layer, Shape
-from .fx_ops import MODULE_ARGUMENTS
+from ..graph import Graph, GraphBuilder
+from ..layers import Layer, Shape
+from .fx_common import module_to_layer, param_count
+from .fx_convert import FxConverter
 from .measure import (
     MeasuredLayer, call_on_meta, meta_input, record_module_shapes, torch_module,
 )
@@ -38,57 +38,16 @@ class TorchImport:
     gm: Any = None
     fx_names: dict[str, str] = field(default_factory=dict)  # engine node → fx node
     notes: list[str] = field(default_factory=list)
+    name: str = ""  # the model's name: the graph's name when recorded again
+
+    def graph_at(self, shape: Shape) -> Graph:
+        """The graph at ``shape``; only "hooks" imports depend on the size (they are recorded)."""
+        if self.mode != "hooks":
+            raise SpecError(f"{self.name}: a {self.mode} import has one graph for every size")
+        return hook_graph(self.module, self.name or type(self.module).__name__, shape)
 
 
 # ------------------------------------------------------------------ modules → layers
-def module_to_layer(module: Any) -> Layer | None:
-    """The layer spec equal to a ``torch.nn`` module, read from its attributes (``None`` if unknown).
-
-    Lazy modules that have not run yet keep their inferred fields ``None``, exactly like the
-    spec-file convention, so the engine infers them from the input.
-    """
-    cls = type(module)
-    name = cls.__name__
-    if not cls.__module__.startswith("torch.nn"):
-        name = cls.__dict__.get("shapecalc_type")  # a spec build's single-output twin (LSTM …)
-        if name is None:
-            return None
-    lazy = name.startswith("Lazy")
-    base = name[4:] if lazy else name
-    spec_cls = LAYER_TYPES.get(base)
-    if spec_cls is None or base in MERGE_TYPES or spec_cls.__module__.endswith("functional"):
-        return None
-    reader = MODULE_ARGUMENTS.get(base)
-    if reader is not None:  # attributes that are not the constructor's arguments
-        try:
-            return spec_cls(**reader(module))
-        except Exception:  # an unknown activation, an argument the spec rejects: measure it
-            return None
-    uninitialized = lazy and module.has_uninitialized_params()
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(spec_cls):
-        if not f.init:
-            continue
-        if f.name in spec_cls.inferred and uninitialized:
-            kwargs[f.name] = None
-            continue
-        if f.name == "bias" and f.type.strip() == "bool":
-            kwargs["bias"] = getattr(module, "bias", None) is not None
-            continue
-        if not hasattr(module, f.name):
-            if f.default is dataclasses.MISSING:
-                return None
-            continue
-        value = getattr(module, f.name)
-        if type(value).__name__ in ("Size", "list"):
-            value = tuple(value)
-        kwargs[f.name] = value
-    try:
-        return spec_cls(**kwargs)
-    except Exception:  # an argument combination the spec rejects: measure it instead
-        return None
-
-
 def module_to_spec(module: Any) -> Block | Layer | None:
     """A spec tree for a plain ``nn.Sequential`` chain of known layers, else ``None``."""
     cls = type(module)
@@ -103,16 +62,6 @@ def module_to_spec(module: Any) -> Block | Layer | None:
             children[name] = spec
         return Sequential(children) if children else None
     return module_to_layer(module)
-
-
-def _param_count(module: Any) -> int:
-    torch = torch_module()
-    total = 0
-    for p in module.parameters():
-        if isinstance(p, torch.nn.parameter.UninitializedTensorMixin):
-            continue
-        total += p.numel()
-    return total
 
 
 def _default_input(module: Any) -> Shape | None:
@@ -133,7 +82,7 @@ def module_source(module: Any, name: str | None = None, source: str = "") -> Mod
               and len(list(module.parameters())) == len(list(module.named_parameters(remove_duplicate=False))))
     spec = module_to_spec(module) if unique else None
     if isinstance(spec, Sequential):
-        imp = TorchImport(module, "chain")
+        imp = TorchImport(module, "chain", name=name)
         return ModelSource(name, spec.to_graph(name), default, spec,
                            f"nn.Module {type(module).__name__} (a chain of known layers)",
                            source, torch_import=imp)
@@ -141,17 +90,13 @@ def module_source(module: Any, name: str | None = None, source: str = "") -> Mod
         graph, imp = trace_graph(module, name)
     except _Untraceable as err:
         reason = str(err)
-        imp = TorchImport(module, "hooks", notes=[
+        imp = TorchImport(module, "hooks", name=name, notes=[
             f"torch.fx could not trace {type(module).__name__}.forward ({reason}); its leaf modules "
             "were recorded in one run at the requested input size (on the meta device, or on zeros "
             "when the forward reads tensor values), so shapes between modules are measured"])
-
-        def graph_for(shape: Shape) -> Graph:
-            return hook_graph(module, name, shape)
-
-        graph = graph_for(default) if default is not None else None
+        graph = imp.graph_at(default) if default is not None else None
         return ModelSource(name, graph, default, None, imp.notes[0], source,
-                           graph_for=graph_for, torch_import=imp)
+                           torch_import=imp, scannable=False)
     description = f"nn.Module {type(module).__name__} (traced with torch.fx)"
     return ModelSource(name, graph, default, None, description, source, torch_import=imp)
 
@@ -182,14 +127,12 @@ def trace_graph(module: Any, name: str) -> tuple[Graph, TorchImport]:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise _Untraceable(first[:160]) from None
     gm = torch.fx.GraphModule(tracer.root, fx_graph, name)
-    from .fx_convert import FxConverter
-
     converter = FxConverter(gm, name, module)
     graph = converter.run()
     for path, info in graph.blocks.items():  # a block's value is its output node's
         if info.output in converter.fx_names:
             converter.fx_names[path] = converter.fx_names[info.output]
-    imp = TorchImport(module, "fx", gm, converter.fx_names, converter.notes)
+    imp = TorchImport(module, "fx", gm, converter.fx_names, converter.notes, name)
     return graph, imp
 
 
@@ -199,9 +142,9 @@ def hook_graph(module: Any, name: str, shape: Shape) -> Graph:
 
     When torch refuses the input, the graph is cut at the leaf that was running and the engine
     is asked about that leaf with the input it received, so the error carries the engine's
-    numbers (and ``err.partial_graph`` lets ``diagnose`` explain it).
+    numbers (and its ``partial_graph`` lets ``diagnose`` explain it).
     """
-    from ..errors import ShapeError
+    from ..errors import LayerError, ShapeError
     from ..graph import analyze_graph
     from .measure import torch_error
 
@@ -231,11 +174,10 @@ def hook_graph(module: Any, name: str, shape: Shape) -> Graph:
     message = f"torch refused input {'×'.join(map(str, shape))}: {torch_error(failure)}"
     try:
         analyze_graph(graph, tuple(shape))
-        error = ShapeError(message, node=running or name)
-    except ShapeError as engine_error:  # the engine's own account of the failing leaf
+        error: LayerError = ShapeError(message, node=running or name)
+    except LayerError as engine_error:  # the engine's own account of the failing leaf
         error = engine_error
-    error.partial_graph = graph  # type: ignore[attr-defined]
-    raise error
+    raise error.replace(partial_graph=graph) from None
 
 
 def _hook_nodes(name: str, calls: list, x: Any, out: Any, failed: bool) -> tuple[Graph, str | None]:
@@ -283,7 +225,7 @@ def _hook_nodes(name: str, calls: list, x: Any, out: Any, failed: bool) -> tuple
                     raise ShapeError("torch refused this input")
                 return fixed, 0
 
-            layer = MeasuredLayer(type(sub).__name__, type(sub).__name__, _param_count(sub), runner=runner)
+            layer = MeasuredLayer(type(sub).__name__, type(sub).__name__, param_count(sub), runner=runner)
             origin = "measured"
         builder.add(node_name, layer, tuple(sources) or (last,), module=path, param_key=path,
                     origin=origin)
@@ -354,36 +296,3 @@ def measure_nodes(imp: TorchImport, shape: Shape) -> dict[str, Shape]:
         out = out[0]
     shapes[""] = tuple(out.shape)
     return shapes
-
-
-def _blocks_for(graph_nodes: list, root: Any, output: str) -> dict[str, BlockInfo]:
-    """Module containers become blocks: the table can then fold a ResNet stage into one row."""
-    names = [n.name for n in graph_nodes]
-    consumers: dict[str, set[str]] = {}
-    for n in graph_nodes:
-        for i in n.inputs:
-            consumers.setdefault(i, set()).add(n.name)
-    prefixes: list[str] = []
-    for n in names:
-        parts = n.split(".")
-        for i in range(1, len(parts)):
-            p = ".".join(parts[:i])
-            if p not in prefixes:
-                prefixes.append(p)
-    blocks: dict[str, BlockInfo] = {}
-    for p in prefixes:
-        try:
-            sub = root.get_submodule(p)
-        except AttributeError:
-            continue
-        members = [n for n in graph_nodes if n.name.startswith(p + ".")]
-        if not members:
-            continue
-        member_names = {m.name for m in members}
-        source = next((i for i in members[0].inputs if i not in member_names), "input")
-        out = members[-1].name
-        for m in members:
-            if m.name == output or consumers.get(m.name, set()) - member_names:
-                out = m.name
-        blocks[p] = BlockInfo(p, type(sub).__name__, source, out)
-    return blocks

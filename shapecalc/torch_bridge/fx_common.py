@@ -1,0 +1,110 @@
+"""What both ways of reading an ``nn.Module`` (``fx_import``'s chain/hooks and ``fx_convert``'s fx
+pass) share: a torch module's layer spec, its parameter count and its containers as blocks.
+
+It sits below both fx modules so that neither imports the other's private helpers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..graph import BlockInfo
+from ..layers import LAYER_TYPES, MERGE_TYPES, Layer
+from .fx_ops import MODULE_ARGUMENTS
+from .measure import torch_module
+
+
+def module_to_layer(module: Any) -> Layer | None:
+    """The layer spec equal to a ``torch.nn`` module, read from its attributes (``None`` if unknown).
+
+    Lazy modules that have not run yet keep their inferred fields ``None``, exactly like the
+    spec-file convention, so the engine infers them from the input.
+    """
+    cls = type(module)
+    name = cls.__name__
+    if not cls.__module__.startswith("torch.nn"):
+        name = cls.__dict__.get("shapecalc_type")  # a spec build's single-output twin (LSTM …)
+        if name is None:
+            return None
+    lazy = name.startswith("Lazy")
+    base = name[4:] if lazy else name
+    spec_cls = LAYER_TYPES.get(base)
+    if spec_cls is None or base in MERGE_TYPES or spec_cls.__module__.endswith("functional"):
+        return None
+    reader = MODULE_ARGUMENTS.get(base)
+    if reader is not None:  # attributes that are not the constructor's arguments
+        try:
+            return spec_cls(**reader(module))
+        except Exception:  # an unknown activation, an argument the spec rejects: measure it
+            return None
+    uninitialized = lazy and module.has_uninitialized_params()
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(spec_cls):
+        if not f.init:
+            continue
+        if f.name in spec_cls.inferred and uninitialized:
+            kwargs[f.name] = None
+            continue
+        if f.name == "bias" and f.type.strip() == "bool":
+            kwargs["bias"] = getattr(module, "bias", None) is not None
+            continue
+        if not hasattr(module, f.name):
+            if f.default is dataclasses.MISSING:
+                return None
+            continue
+        value = getattr(module, f.name)
+        if type(value).__name__ in ("Size", "list"):
+            value = tuple(value)
+        kwargs[f.name] = value
+    try:
+        return spec_cls(**kwargs)
+    except Exception:  # an argument combination the spec rejects: measure it instead
+        return None
+
+
+def param_count(module: Any) -> int:
+    torch = torch_module()
+    total = 0
+    for p in module.parameters():
+        if isinstance(p, torch.nn.parameter.UninitializedTensorMixin):
+            continue
+        total += p.numel()
+    return total
+
+
+
+def blocks_for(graph_nodes: list, root: Any, output: str) -> dict[str, BlockInfo]:
+    """Module containers become blocks: the table can then fold a ResNet stage into one row."""
+    names = [n.name for n in graph_nodes]
+    consumers: dict[str, set[str]] = {}
+    for n in graph_nodes:
+        for i in n.inputs:
+            consumers.setdefault(i, set()).add(n.name)
+    prefixes: list[str] = []
+    for n in names:
+        parts = n.split(".")
+        for i in range(1, len(parts)):
+            p = ".".join(parts[:i])
+            if p not in prefixes:
+                prefixes.append(p)
+    blocks: dict[str, BlockInfo] = {}
+    for p in prefixes:
+        try:
+            sub = root.get_submodule(p)
+        except AttributeError:
+            continue
+        members = [n for n in graph_nodes if n.name.startswith(p + ".")]
+        if not members:
+            continue
+        member_names = {m.name for m in members}
+        source = next((i for i in members[0].inputs if i not in member_names), "input")
+        out = members[-1].name
+        for m in members:
+            if m.name == output or consumers.get(m.name, set()) - member_names:
+                out = m.name
+        blocks[p] = BlockInfo(p, type(sub).__name__, source, out)
+    return blocks
+
+
+__all__ = ["blocks_for", "module_to_layer", "param_count"]
