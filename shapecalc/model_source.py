@@ -19,6 +19,7 @@ from .blocks import Block
 from .errors import ArgumentError, SpecError
 from .graph import Graph
 from .layers import Shape
+from .layers.fields import MAX_INT, short_repr
 
 #: Ranks an input shape may have: (N, F) up to (N, C, D, H, W).
 SHAPE_RANKS = (2, 5)
@@ -37,7 +38,9 @@ def size_arg(value: Any, param: str, minimum: int = 1) -> int:
     except TypeError:
         raise ArgumentError(param, f"expected an integer ≥ {minimum}, got a {type(value).__name__}") from None
     if number < minimum:
-        raise ArgumentError(param, f"expected an integer ≥ {minimum}, got {number}")
+        raise ArgumentError(param, f"expected an integer ≥ {minimum}, got {short_repr(number)}")
+    if number > MAX_INT:
+        raise ArgumentError(param, f"{short_repr(number)} is beyond torch's 64-bit size limit")
     return int(number)
 
 
