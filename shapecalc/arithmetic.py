@@ -6,7 +6,10 @@ Where PyTorch needs the left padding on its own (the ceil-mode rule, receptive f
 ``p // 2``: torch pads symmetrically, and ``padding='same'`` puts the odd pixel on the right.
 
 Every function raises :class:`~shapecalc.errors.ShapeError` exactly where PyTorch raises, with
-the numbers that broke, and never imports torch.
+the numbers that broke, and never imports torch. An argument of the wrong type (``None``, a
+string, a float, NaN, a bool) or beyond torch's 64-bit sizes raises
+:class:`~shapecalc.errors.ArgumentError` naming the parameter; numpy integers are accepted and
+become ``int``.
 """
 
 from __future__ import annotations
@@ -14,12 +17,53 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import gcd
 
-from .errors import ConfigError, Reason, ShapeError
+from .errors import ArgumentError, ConfigError, Reason, ShapeError
+
+#: Torch stores sizes as 64-bit integers; a larger argument is refused (its arithmetic would be
+#: exact, but its text may pass Python's 4,300-digit limit and its float form overflow).
+LARGEST = 2**63 - 1
+_MEANING = {
+    "n": "the input size", "k": "the kernel size", "s": "the stride", "p": "the total padding",
+    "d": "the dilation", "output_padding": "the output padding", "target": "the target size",
+    "out": "the output size", "max_total": "the largest total padding",
+}
+
+
+def _int(param: str, value: object) -> int:
+    """``value`` as a plain int, or :class:`ArgumentError` naming ``param`` and what it got."""
+    if type(value) is not int:
+        if _is_bool(value):
+            raise ArgumentError(param, f"expected an integer ({_MEANING[param]}), got the bool {value!r}")
+        if isinstance(value, float):
+            raise ArgumentError(param, f"expected an integer ({_MEANING[param]}), got the float {value!r}")
+        index = getattr(type(value), "__index__", None)  # numpy integers and other exact ints
+        if index is None:
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"
+            raise ArgumentError(param, f"expected an integer ({_MEANING[param]}), "
+                                       f"got {shown} ({type(value).__name__})")
+        value = index(value)
+    if not -LARGEST <= value <= LARGEST:  # type: ignore[operator]
+        digits = int(value.bit_length() * 0.30103) + 1  # type: ignore[union-attr]  (no int→text)
+        raise ArgumentError(param, f"{_MEANING[param]} has about {digits} digits; at most "
+                                   f"{LARGEST:,} (torch's 64-bit sizes)")
+    return value  # type: ignore[return-value]
+
+
+def _is_bool(value: object) -> bool:
+    """A Python or numpy bool (``numpy.bool_``, ``numpy.bool`` in numpy 2), never a size."""
+    return isinstance(value, bool) or (type(value).__module__ == "numpy"
+                                       and type(value).__name__ in ("bool_", "bool"))
+
+
+def _flag(param: str, value: object) -> bool:
+    if _is_bool(value):
+        return bool(value)
+    raise ArgumentError(param, f"expected True or False, got {value!r}"[:120])
 
 
 def effective_kernel(k: int, d: int = 1) -> int:
     """Span of a dilated kernel: ``d·(k−1)+1`` (a 3-tap kernel at dilation 2 covers 5 pixels)."""
-    return d * (k - 1) + 1
+    return _int("d", d) * (_int("k", k) - 1) + 1
 
 
 def _check_positive(name: str, value: int) -> None:
@@ -44,6 +88,7 @@ def conv_output_size(n: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
     With ``d = 1`` this is the textbook ``floor((n − k + p + s) / s)``. Torch refuses a kernel
     that does not fit in the padded input, so this raises there instead of returning ``<= 0``.
     """
+    n, k, s, p, d = _int("n", n), _int("k", k), _int("s", s), _int("p", p), _int("d", d)
     _check_window(n, k, s, p, d)
     span = effective_kernel(k, d)
     if n + p < span:
@@ -71,7 +116,9 @@ def pool_output_size(
     ``s`` defaults to ``k`` as in ``nn.MaxPool2d``. The half-kernel padding limit is checked
     by the layer, which knows whether torch compares it against ``k`` or the dilated span.
     """
-    s = k if s is None else s
+    n, k, p, d = _int("n", n), _int("k", k), _int("p", p), _int("d", d)
+    s = k if s is None else _int("s", s)
+    ceil_mode = _flag("ceil_mode", ceil_mode)
     _check_window(n, k, s, p, d)
     span = effective_kernel(k, d)
     numerator = n + p - span + (s - 1 if ceil_mode else 0)
@@ -96,6 +143,8 @@ def transposed_conv_output_size(
     ``output_padding`` picks among the input sizes a strided convolution maps to the same
     output, so torch requires it to be smaller than the stride or the dilation.
     """
+    n, k, s, p, d = _int("n", n), _int("k", k), _int("s", s), _int("p", p), _int("d", d)
+    output_padding = _int("output_padding", output_padding)
     _check_window(n, k, s, p, d)
     if output_padding < 0 or output_padding >= max(s, d):
         raise ConfigError(
@@ -115,11 +164,14 @@ def transposed_conv_output_size(
 
 def adaptive_windows(n: int, out: int) -> list[tuple[int, int]]:
     """The ``[start, end)`` windows torch's adaptive pooling uses: they tile ``n`` into ``out``."""
+    n, out = _int("n", n), _int("out", out)
     return [((i * n) // out, -((-(i + 1) * n) // out)) for i in range(out)]
 
 
 def adaptive_output_size(n: int, out: int | None) -> int:
     """Adaptive pooling returns what was asked for (``None`` keeps the input size)."""
+    n = _int("n", n)
+    out = None if out is None else _int("out", out)
     if n < 1:
         raise ShapeError(f"input size must be at least 1, got {n}", numbers={"input": n},
                          reason=Reason.TOO_SMALL)
@@ -132,7 +184,7 @@ def adaptive_output_size(n: int, out: int | None) -> int:
 
 def same_padding(k: int, d: int = 1) -> tuple[int, int]:
     """PyTorch's ``padding='same'``: total ``d·(k−1)``, the odd pixel on the right."""
-    total = d * (k - 1)
+    total = effective_kernel(k, d) - 1
     return total // 2, total - total // 2
 
 
@@ -147,8 +199,9 @@ def dropped_pixels(
     in the right padding only, and what it would have read stays unread: ``MaxPool2d(2, 3,
     ceil_mode=True)`` at 9 gives 3 windows ending at row 8, so row 8 is never read.
     """
+    n, s, p = _int("n", n), _int("s", s), _int("p", p)
     span = effective_kernel(k, d)
-    if not ceil_mode:
+    if not _flag("ceil_mode", ceil_mode):
         return (n - span + p) % s
     out = pool_output_size(n, k, s, p, d, ceil_mode=True)
     return max(0, n + p - ((out - 1) * s + span))
@@ -158,8 +211,9 @@ def explain_dropped(
     n: int, k: int, s: int = 1, p: int = 0, d: int = 1, ceil_mode: bool = False
 ) -> str:
     """The arithmetic of :func:`dropped_pixels` with the numbers substituted."""
+    dropped = dropped_pixels(n, k, s, p, d, ceil_mode)  # checks the arguments first
+    n, k, s, p, d = _int("n", n), _int("k", k), _int("s", s), _int("p", p), _int("d", d)
     span = effective_kernel(k, d)
-    dropped = dropped_pixels(n, k, s, p, d, ceil_mode)
     if not ceil_mode:
         return f"({n} − {span} + {p}) mod {s} = {dropped}"
     out = pool_output_size(n, k, s, p, d, ceil_mode=True)
@@ -174,6 +228,7 @@ def solve_padding(n: int, k: int, s: int, target: int, d: int = 1) -> range:
     empty range means no padding gives ``target`` (the input is already too large, or
     ``target < 1``).
     """
+    n, s, target = _int("n", n), _int("s", s), _int("target", target)
     if target < 1:
         return range(0)
     low = s * (target - 1) - n + effective_kernel(k, d)
@@ -191,6 +246,8 @@ def solve_pool_padding(
     step ``p`` just added), so the answers are one run as well: two binary searches find its
     ends in ``O(log max_total)`` evaluations of :func:`pool_output_size`.
     """
+    target = _int("target", target)
+    max_total = None if max_total is None else _int("max_total", max_total)
     if target < 1:
         return range(0)
     if not ceil_mode:
@@ -230,6 +287,8 @@ def solve_transposed_padding(
 
     Padding removes pixels one for one: ``p = (n − 1)·s + d·(k − 1) + output_padding + 1 − target``.
     """
+    n, s, target = _int("n", n), _int("s", s), _int("target", target)
+    output_padding = _int("output_padding", output_padding)
     if target < 1:
         return range(0)
     p = (n - 1) * s + effective_kernel(k, d) + output_padding - target
@@ -238,6 +297,7 @@ def solve_transposed_padding(
 
 def solve_input_sizes(out: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> range:
     """The input sizes ``n`` a convolution maps to ``out`` (the inverse of the forward formula)."""
+    out, s, p = _int("out", out), _int("s", s), _int("p", p)
     if out < 1:
         return range(0)
     low = s * (out - 1) + effective_kernel(k, d) - p
@@ -299,12 +359,13 @@ def _num(x: float) -> str:
 
 def explain_conv(n: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> list[str]:
     """The arithmetic of :func:`conv_output_size`, one line a step."""
+    out = conv_output_size(n, k, s, p, d)  # checks the arguments first
+    n, k, s, p, d = _int("n", n), _int("k", k), _int("s", s), _int("p", p), _int("d", d)
     lines = []
     if d != 1:
         lines.append(f"k_eff = d·(k − 1) + 1 = {d}·({k} − 1) + 1 = {effective_kernel(k, d)}")
     span = effective_kernel(k, d)
     total = n - span + p + s
-    out = conv_output_size(n, k, s, p, d)
     k_name = "k_eff" if d != 1 else "k"
     lines.append(f"out = floor((n − {k_name} + p + s) / s)")
     lines.append(
@@ -317,11 +378,12 @@ def explain_pool(
     n: int, k: int, s: int, p: int = 0, d: int = 1, ceil_mode: bool = False
 ) -> list[str]:
     """The arithmetic of :func:`pool_output_size`, with the ceil-mode correction spelled out."""
-    if not ceil_mode:
+    if not _flag("ceil_mode", ceil_mode):
         return explain_conv(n, k, s, p, d)
+    out = pool_output_size(n, k, s, p, d, ceil_mode=True)  # checks the arguments first
+    n, k, s, p, d = _int("n", n), _int("k", k), _int("s", s), _int("p", p), _int("d", d)
     span = effective_kernel(k, d)
     raw = -(-(n - span + p) // s) + 1
-    out = pool_output_size(n, k, s, p, d, ceil_mode=True)
     lines = [
         "out = ceil((n − k_eff + p) / s) + 1",
         f"    = ceil(({n} − {span} + {p}) / {s}) + 1 = {raw}",
@@ -338,7 +400,9 @@ def explain_transposed(
     n: int, k: int, s: int = 1, p: int = 0, d: int = 1, output_padding: int = 0
 ) -> list[str]:
     """The arithmetic of :func:`transposed_conv_output_size`."""
-    out = transposed_conv_output_size(n, k, s, p, d, output_padding)
+    out = transposed_conv_output_size(n, k, s, p, d, output_padding)  # checks the arguments first
+    n, k, s, p, d = _int("n", n), _int("k", k), _int("s", s), _int("p", p), _int("d", d)
+    output_padding = _int("output_padding", output_padding)
     return [
         "out = (n − 1)·s − p + d·(k − 1) + output_padding + 1",
         f"    = ({n} − 1)·{s} − {p} + {d}·({k} − 1) + {output_padding} + 1 = {out}",

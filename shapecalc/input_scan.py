@@ -1,11 +1,14 @@
 """Which input sizes a model accepts, and which of them keep every pixel ("exact").
 
 ``shapecalc check MODEL --input-range 32..512`` answers from here: one engine pass per size,
-microseconds each, so a full scan of a zoo model takes well under a second.
+microseconds to milliseconds each, so a scan of a zoo model usually takes about a second. A deep
+model over thousands of sizes could take minutes, so the scan has a time budget
+(:data:`SCAN_SECONDS`): when it runs out, the result says where it stopped (``stopped_at``).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +19,9 @@ from .layers import Shape
 from .model_source import size_arg
 from .notes import NoteKind, has_kind
 from .size_search import sized
+
+#: Wall-clock budget of one scan, in seconds.
+SCAN_SECONDS = 10.0
 
 
 @dataclass
@@ -29,6 +35,8 @@ class InputScan:
     exact: list[int]
     drops: list[int]
     fails: dict[str, list[int]]  # first failing node → sizes
+    #: The first size NOT scanned when the time budget ran out (``None``: the whole range).
+    stopped_at: int | None = None
 
     @property
     def fits(self) -> list[int]:
@@ -41,6 +49,7 @@ class InputScan:
             "range": [self.low, self.high],
             "fits": runs(self.fits), "exact": self.exact, "drops": runs(self.drops),
             "fails": {k: runs(v) for k, v in self.fails.items()},
+            "stopped_at": self.stopped_at,
         }
 
 
@@ -60,7 +69,12 @@ def scan_inputs(model: Any, template: Shape | None, low: int, high: int) -> Inpu
     exact: list[int] = []
     drops: list[int] = []
     fails: dict[str, list[int]] = {}
+    deadline = time.monotonic() + SCAN_SECONDS
+    stopped_at = None
     for n in range(low, high + 1):
+        if n > low and time.monotonic() > deadline:
+            stopped_at = n
+            break
         try:
             result = analyze_graph(graph, sized(template, n))
         except ShapeError as err:
@@ -70,7 +84,7 @@ def scan_inputs(model: Any, template: Shape | None, low: int, high: int) -> Inpu
             drops.append(n)
         else:
             exact.append(n)
-    return InputScan(src.name, template, low, high, exact, drops, fails)
+    return InputScan(src.name, template, low, high, exact, drops, fails, stopped_at)
 
 
 def runs(values: list[int]) -> list[list[int]]:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import operator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from .blocks import Block
 from .errors import ArgumentError, SpecError
@@ -23,11 +24,15 @@ from .layers.fields import MAX_INT, short_repr
 
 #: Ranks an input shape may have: (N, F) up to (N, C, D, H, W).
 SHAPE_RANKS = (2, 5)
+#: Largest size accepted: torch's 64-bit sizes (as the CLI's --input); far beyond any tensor,
+#: small enough that every figure derived from it prints (an integer of 5,000 digits would not).
+MAX_SIZE = (1 << 63) - 1
 
 
 def size_arg(value: Any, param: str, minimum: int = 1) -> int:
     """One size given to the library: an ``int`` (numpy integers included, returned as ``int``)
-    ≥ ``minimum``; bool, float (NaN too), str and None are refused with an error naming ``param``."""
+    from ``minimum`` to :data:`MAX_SIZE`; bool, float (NaN too), str and None are refused with an
+    error naming ``param``."""
     if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
         raise ArgumentError(param, f"expected an integer ≥ {minimum}, got {value!r}")
     if isinstance(value, float):
@@ -37,6 +42,9 @@ def size_arg(value: Any, param: str, minimum: int = 1) -> int:
         number = operator.index(value)  # int, numpy.int64, ...: anything that is an integer
     except TypeError:
         raise ArgumentError(param, f"expected an integer ≥ {minimum}, got a {type(value).__name__}") from None
+    if number > MAX_SIZE:
+        digits = int(number.bit_length() * 0.30103) + 1  # never str() it: it may be too long
+        raise ArgumentError(param, f"at most {MAX_SIZE:,}, got an integer of about {digits:,} digits")
     if number < minimum:
         raise ArgumentError(param, f"expected an integer ≥ {minimum}, got {short_repr(number)}")
     if number > MAX_INT:
@@ -55,6 +63,21 @@ def shape_arg(value: Any, param: str = "input_shape") -> Shape:
         raise ArgumentError(param, f"expected {low} to {high} sizes (batch, channels, spatial…), "
                                    f"got {len(items)}")
     return tuple(size_arg(v, f"{param}[{i}]") for i, v in enumerate(items))
+
+
+@contextmanager
+def user_code(what: str) -> Iterator[None]:
+    """Turn ``SystemExit``/``KeyboardInterrupt`` raised while the user's code runs (``what``:
+    "importing net.py") into one-line errors instead of a silent exit or a traceback."""
+    try:
+        yield
+    except SystemExit as err:
+        code = f" {err.code}" if err.code is not None else ""
+        raise SpecError(f"{what} raised SystemExit{code}; a model file must build a model, "
+                        "not exit") from None
+    except KeyboardInterrupt:
+        raise SpecError(f"{what} raised KeyboardInterrupt (interrupted)") from None
+
 
 
 @dataclass
@@ -89,7 +112,8 @@ class ModelSource:
         if self.scannable:
             assert self.graph is not None
             return self.graph
-        return self.torch_import.graph_at(tuple(shape))
+        with user_code(f"running {self.name}.forward"):
+            return self.torch_import.graph_at(tuple(shape))
 
     def require_scannable(self, what: str) -> None:
         """Refuse a question about many sizes (``what``: "an input range") for a model whose
@@ -99,4 +123,4 @@ class ModelSource:
                             f"traceable by torch.fx); {what} cannot be scanned")
 
 
-__all__ = ["ModelSource", "SHAPE_RANKS", "shape_arg", "size_arg"]
+__all__ = ["MAX_SIZE", "ModelSource", "SHAPE_RANKS", "shape_arg", "size_arg", "user_code"]

@@ -37,7 +37,7 @@ from typing import Any, Iterator
 
 from .blocks import Block
 from .errors import SpecError
-from .model_source import ModelSource
+from .model_source import ModelSource, user_code
 
 FORMS = "a zoo name, a spec file (.json/.yaml/.toml), path/to/file.py:Net or package.module:Net"
 
@@ -142,21 +142,6 @@ def _on_path(folder: str) -> Iterator[None]:
             pass
 
 
-def _user_code(what: str):
-    """Turn ``SystemExit``/``KeyboardInterrupt`` raised by the user's code into one line."""
-
-    @contextmanager
-    def guard() -> Iterator[None]:
-        try:
-            yield
-        except (SystemExit, KeyboardInterrupt) as err:
-            code = f" {err.code}" if isinstance(err, SystemExit) and err.code is not None else ""
-            raise SpecError(f"{what} raised {type(err).__name__}{code}; a model file must "
-                            "build a model, not exit") from None
-
-    return guard()
-
-
 def _is_path(location: str) -> bool:
     return location.endswith(".py") or "/" in location or "\\" in location
 
@@ -172,7 +157,7 @@ def import_module_of(location: str) -> Any:
         raise SpecError(f"{location!r} is part of Python's standard library, which defines no "
                         "models; name your own file or package (path/to/file.py:Net)")
     try:
-        with _user_code(f"importing {location}"):
+        with user_code(f"importing {location}"):
             if _is_path(location):
                 path = Path(location)
                 if not path.is_file():
@@ -269,7 +254,7 @@ def from_target(text: str) -> ModelSource:
     if isinstance(obj, type) or (callable(obj) and not is_torch_module(obj)):
         check_callable(obj, label, location)
         try:
-            with _user_code(f"{label}()"):
+            with user_code(f"{label}()"):
                 obj = obj(*args, **kwargs)
         except SpecError:
             raise
@@ -284,7 +269,7 @@ def from_target(text: str) -> ModelSource:
     if is_torch_module(obj):
         from .torch_bridge.fx_import import module_source
 
-        with _user_code(f"tracing {label}"):
+        with user_code(f"tracing {label}"):
             return module_source(obj, name=name, source=text)
     raise SpecError(f"{text} gave a {type(obj).__name__}; expected an nn.Module (or a shapecalc spec Block)")
 

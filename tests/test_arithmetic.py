@@ -159,8 +159,8 @@ def test_solve_padding_examples():
 def test_solve_padding_with_a_huge_stride_is_a_range_not_a_list():
     found = ar.solve_padding(5, 3, 100_000_000, 1)
     assert found == range(0, 99_999_998) and len(found) == 99_999_998
-    found = ar.solve_pool_padding(5, 3, 10**40, 1, ceil_mode=True, max_total=10**41)
-    assert found.start == 0 and found.stop > 10**39  # binary search: no list, no loop over p
+    found = ar.solve_pool_padding(5, 3, 10**18, 1, ceil_mode=True, max_total=9 * 10**18)
+    assert found.start == 0 and found.stop > 10**17  # binary search: no list, no loop over p
 
 
 def _pool_or_zero(n, k, s, p, d, ceil):
@@ -303,3 +303,59 @@ def test_explain_transposed_ends_at_the_result(n, k, s, p, d, op):
 @given(a=st.integers(-1000, 1000), b=st.integers(1, 50))
 def test_ceil_div(a, b):
     assert ar.ceil_div(a, b) == math.ceil(a / b)
+
+
+# ------------------------------------------------------------------ argument types (library API)
+BAD_VALUES = [None, "3", 3.0, float("nan"), float("inf"), True, [3], 10**5000, -(10**30)]
+PUBLIC = [
+    ("conv_output_size", (224, 11, 4, 2, 1), ("n", "k", "s", "p", "d")),
+    ("pool_output_size", (54, 3, 2, 0, 1), ("n", "k", "s", "p", "d")),
+    ("transposed_conv_output_size", (28, 3, 2, 2, 1, 1), ("n", "k", "s", "p", "d", "output_padding")),
+    ("dropped_pixels", (224, 11, 4, 2, 1), ("n", "k", "s", "p", "d")),
+    ("solve_padding", (224, 11, 4, 56, 1), ("n", "k", "s", "target", "d")),
+    ("solve_input_sizes", (54, 11, 4, 2, 1), ("out", "k", "s", "p", "d")),
+    ("effective_kernel", (3, 2), ("k", "d")),
+    ("same_padding", (3, 2), ("k", "d")),
+    ("explain_conv", (224, 11, 4, 2, 1), ("n", "k", "s", "p", "d")),
+    ("explain_transposed", (28, 3, 2, 2, 1, 1), ("n", "k", "s", "p", "d", "output_padding")),
+]
+
+
+@pytest.mark.parametrize("name, args, params", PUBLIC, ids=[p[0] for p in PUBLIC])
+@pytest.mark.parametrize("bad", BAD_VALUES, ids=[f"{type(v).__name__}{i}" for i, v in enumerate(BAD_VALUES)])
+def test_public_functions_refuse_non_integers_naming_the_parameter(name, args, params, bad):
+    from shapecalc.errors import ArgumentError, ShapecalcError
+
+    func = getattr(ar, name)
+    for i, param in enumerate(params):
+        if bad is None and (name, param) == ("pool_output_size", "s"):
+            continue  # None is the documented default: the stride is the kernel
+        call = list(args)
+        call[i] = bad
+        with pytest.raises(ArgumentError) as info:
+            func(*call)
+        assert isinstance(info.value, ShapecalcError) and info.value.param == param
+        text = str(info.value)
+        assert text.startswith(f"{param}: ") and "\n" not in text and len(text) < 200
+
+
+def test_numpy_integers_are_plain_ints():
+    np = pytest.importorskip("numpy")
+    out = ar.conv_output_size(np.int64(224), np.int32(11), np.int64(4), np.int16(2))
+    assert out == 54 and type(out) is int
+    assert ar.explain_conv(np.int64(224), 11, 4, 2) == ar.explain_conv(224, 11, 4, 2)
+    assert ar.solve_padding(np.int64(224), 11, 4, np.int64(56)) == range(7, 11)
+    assert ar.pool_output_size(54, 3, 2, 0, 1, ceil_mode=np.bool_(True)) == 27
+    from shapecalc.errors import ArgumentError
+
+    with pytest.raises(ArgumentError) as info:  # a flag is True or False, not any truthy value
+        ar.pool_output_size(54, 3, 2, 0, 1, ceil_mode="yes")
+    assert info.value.param == "ceil_mode"
+    with pytest.raises(ArgumentError):
+        ar.conv_output_size(np.bool_(True), 3)
+
+
+def test_sizes_up_to_torchs_64_bit_limit_still_work():
+    big = ar.LARGEST
+    assert ar.conv_output_size(big, 3) == big - 2
+    assert ar.explain_conv(big, 3)[-1].endswith(f"= {big - 2}")

@@ -143,3 +143,15 @@ def test_configuration_errors_stop_the_range_scan(capsys, tmp_path):
                     '"kernel_size": 3, "stride": 2, "output_padding": 2}]}')
     code, out, err = run(capsys, "check", str(spec), "--input-range", "1..8192")
     assert code == 1 and out == "" and "output_padding must be smaller" in err and err.count("\n") == 1
+
+
+def test_range_scan_stops_at_its_time_budget_and_says_where(capsys, monkeypatch):
+    import shapecalc.input_scan as input_scan
+
+    monkeypatch.setattr(input_scan, "SCAN_SECONDS", 0.0)  # only the first size fits the budget
+    code, out, _ = run(capsys, "check", "alexnet", "--input-range", "65..8000")
+    assert code == 0
+    assert out.splitlines()[-1] == ("  stopped    at N = 66 after 0 s; sizes 66..8000 were not "
+                                    "scanned (give a narrower range)")
+    code, out, _ = run(capsys, "check", "alexnet", "--input-range", "65..8000", "--json")
+    assert json.loads(out)["stopped_at"] == 66 and json.loads(out)["fits"] == [[65, 65]]

@@ -103,3 +103,28 @@ def test_the_package_exports_the_error_tree():
     assert issubclass(shapecalc.ConfigError, shapecalc.LayerError)
     assert not issubclass(shapecalc.ConfigError, shapecalc.ShapeError)
     assert shapecalc.ModelSource is ModelSource
+
+
+def test_oversized_sizes_are_one_line_without_printing_them():
+    huge = 10 ** 5000  # beyond Python's 4,300-digit str() limit
+    with pytest.raises(ArgumentError, match=r"^input_shape\[2\]: at most 9,223,372,036,854,775,807, "
+                                            r"got an integer of about 5,00\d digits$"):
+        analyze("alexnet", (1, 1, huge, 4))
+    assert analyze("alexnet", (1, 1, 2 ** 40, 2 ** 40)).output_shape == (1, 10)
+
+
+def test_an_exit_in_a_forward_recorded_per_size_is_one_line(tmp_path):
+    pytest.importorskip("torch")
+    path = tmp_path / "quitter.py"
+    path.write_text(
+        "import sys\nimport torch.nn as nn\n"
+        "class Net(nn.Module):\n"
+        "    input_shape = (1, 1, 8, 8)\n"
+        "    def __init__(self):\n        super().__init__()\n        self.conv = nn.Conv2d(1, 2, 3)\n"
+        "    def forward(self, x):\n"
+        "        if x.shape[-1] > 8 and x.sum() >= 0:\n            sys.exit(4)\n"
+        "        return self.conv(x)\n")
+    src = load_model(f"{path}:Net")
+    assert not src.scannable
+    with pytest.raises(SpecError, match=r"running Net.forward raised SystemExit 4"):
+        analyze(src, (1, 1, 10, 10))

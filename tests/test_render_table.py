@@ -111,3 +111,15 @@ def test_plain_text_is_exactly_the_rich_layout(nested, kwargs):
     for result in (nested, analyze("alexnet")):
         rich_text = capture_text(lambda console: print_analysis(result, console, **kwargs), width=400)
         assert render_table_text(result, **kwargs) == rich_text
+
+
+def test_human_figures_never_overflow():
+    np = pytest.importorskip("numpy")
+
+    assert human_count(10**400) == "1.00E+400"  # float(10**400) overflows
+    assert human_count(10**5000).startswith("1.00E+5000")  # beyond the int-text limit
+    assert human_bytes(3 * 10**5000).endswith(" TiB") and "E+" in human_bytes(10**400)
+    assert human_count(2**53 - 1) == "9007.20 T" and human_count(-1500) == "-1.50 k"
+    assert human_count(np.int64(46_764_746)) == "46.76 M" and human_bytes(np.int64(512)) == "512 B"
+    assert human_count(1.5e3) == "1.50 k"
+    assert human_count(float("inf")) == "inf T" and human_bytes(float("inf")) == "inf TiB"

@@ -252,7 +252,7 @@ def test_exits_and_interrupts_from_user_code_become_one_line(tmp_path):
     """))
     with pytest.raises(SpecError, match=r"quits\(\) raised SystemExit 3"):
         load_model(f"{path}:quits")
-    with pytest.raises(SpecError, match=r"interrupted\(\) raised KeyboardInterrupt"):
+    with pytest.raises(SpecError, match=r"interrupted\(\) raised KeyboardInterrupt \(interrupted\)"):
         load_model(f"{path}:interrupted")
     on_import = tmp_path / "leaves.py"
     on_import.write_text("raise SystemExit(0)\n")

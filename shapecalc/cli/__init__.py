@@ -130,7 +130,9 @@ def _run(args: list[str]) -> int:
     except click.ClickException as err:
         fail(_one_line(err.format_message()), err.exit_code)
     except ArgumentError as err:
-        fail(_one_line(f"{FLAGS.get(err.param, err.param)}: {err.detail}"), 2)
+        base, _, index = err.param.partition("[")  # input_shape[2] → --input (its 3rd size)
+        flag = FLAGS.get(base, base) + (f" (size {int(index[:-1]) + 1})" if index[:-1].isdigit() else "")
+        fail(_one_line(f"{flag}: {err.detail}"), 2)
     except (UsageError, SpecError) as err:
         fail(_one_line(str(err)), 2)
     except LayerError as err:

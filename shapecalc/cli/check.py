@@ -58,6 +58,7 @@ def check(ctx: click.Context, model: str, input_shape: str | None, input_range: 
     """
     from ..api import load_model
     from ..diagnose import compact, diagnose, runs, scan_inputs
+    from ..input_scan import SCAN_SECONDS
     from . import set_answer
 
     shape = parse_shape(input_shape) if input_shape is not None else None
@@ -81,6 +82,9 @@ def check(ctx: click.Context, model: str, input_shape: str | None, input_range: 
             click.echo(f"  drops px   {text}")
             for node, sizes in scan.fails.items():
                 click.echo(f"  fails at '{node}'  {compact(sizes)}")
+            if scan.stopped_at is not None:
+                click.echo(f"  stopped    at N = {scan.stopped_at} after {SCAN_SECONDS:g} s; "
+                           f"sizes {scan.stopped_at}..{high} were not scanned (give a narrower range)")
         ctx.exit(0 if scan.fits else 1)
     diag = diagnose(src, shape)
     set_answer(0 if diag.fits else 1)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 from math import prod
-from typing import Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from ..arithmetic import AxisRF, effective_kernel
 from ..errors import ConfigError, ShapeError
-from ..notes import Note, NoteKind
 from .fields import above, at_least, at_most, between, check_fields, one_of  # noqa: F401  (shared helpers)
+
+if TYPE_CHECKING:  # imported where notes are made: `shapecalc layer` asks for none
+    from ..notes import Note
 
 Shape = tuple[int, ...]
 #: Receptive field per spatial axis, or ``None`` once a layer mixes every position (Linear).
@@ -320,6 +322,8 @@ def batch_size(shape: Shape, ndim_after_batch: int) -> int:
 
 def dropped_notes(dropped: list[tuple[str, int]]) -> list[Note]:
     """``[("H", 3), ("W", 3)]`` → one DROPS note, "drops 3 px (H, W)": one per distinct count."""
+    from ..notes import Note, NoteKind
+
     by_count: dict[int, list[str]] = {}
     for axis, count in dropped:
         if count:
@@ -329,4 +333,6 @@ def dropped_notes(dropped: list[tuple[str, int]]) -> list[Note]:
 
 def inferred_note(field: str, value: int) -> Note:
     """``in_channels=5 inferred``: a lazy argument taken from the input shape."""
+    from ..notes import Note, NoteKind
+
     return Note.of(NoteKind.INFERRED, field=field, value=value)

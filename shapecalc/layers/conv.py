@@ -5,15 +5,17 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from math import prod
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from .. import arithmetic as ar
 from ..errors import ConfigError, LayerError, Reason, ShapeError
-from ..notes import Note
 from .base import (
     AXIS_NAMES, RF, Shape, _WindowLayer, batch_positions, compact, dropped_notes, explain_axes,
     inferred_note, one_of, per_axis, spatial_of,
 )
+
+if TYPE_CHECKING:  # notes are built in base.py; `shapecalc layer` never imports them
+    from ..notes import Note
 
 IntOrTuple = int | tuple[int, ...]
 
@@ -160,8 +162,7 @@ class _ConvBase(_WindowLayer):
         return AXIS_NAMES[self.ndim][i]
 
 
-@dataclass(frozen=True)
-class _ConvNd(_ConvBase):
+class _ConvNd(_ConvBase):  # no new fields: _ConvBase's generated methods serve (and import faster)
     def output_shape(self, *inputs: Shape) -> Shape:
         inp = inputs[0]
         self._channels_in(inp)

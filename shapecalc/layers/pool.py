@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from .. import arithmetic as ar
 from ..arithmetic import AxisRF
 from ..errors import ConfigError, LayerError, Reason, ShapeError
-from ..notes import Note, NoteKind
 from .base import (
     AXIS_NAMES, RF, Layer, Shape, _WindowLayer, at_most, compact, dropped_notes, explain_axes,
     per_axis, spatial_of,
@@ -16,6 +15,9 @@ from .base import (
 
 #: Largest adaptive-pooling output per axis (a window list of this length is still cheap).
 MAX_ADAPTIVE_OUTPUT = 65_536
+
+if TYPE_CHECKING:  # notes are built on demand; `shapecalc layer` never imports them
+    from ..notes import Note
 
 IntOrTuple = int | tuple[int, ...]
 
@@ -257,6 +259,8 @@ class _AdaptivePoolNd(Layer):
 
     def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
+        from ..notes import Note, NoteKind
+
         notes = []
         for n, t in zip(spatial, self._targets()):
             if t is not None and t > n:

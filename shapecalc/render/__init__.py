@@ -30,8 +30,30 @@ def shape_text(shape: Iterable[int] | None, sep: str = "×") -> str:
     return sep.join(str(d) for d in shape)
 
 
+#: Beyond this an integer is shown in scientific notation, computed exactly (``Decimal``):
+#: ``float()`` of a larger int may overflow, and its decimal text may exceed Python's
+#: 4,300-digit limit. Below it the float path is exact and the text is what it always was.
+_EXACT_FLOAT = 2**53
+
+
+def _as_int(n: int | float) -> int | None:
+    """``n`` as an exact int (numpy integers included), or ``None`` for a float."""
+    if isinstance(n, float) or not hasattr(n, "__index__"):
+        return None
+    return n.__index__()
+
+
+def _scientific(n: int, factor: int = 1, unit: str = "") -> str:
+    from decimal import Decimal
+
+    return f"{Decimal(n) / Decimal(factor):.2E}{unit}"
+
+
 def human_count(n: int | float) -> str:
     """``46764746`` → ``46.76 M``: decimal prefixes, as papers quote parameters and MACs."""
+    exact = _as_int(n)
+    if exact is not None and abs(exact) >= _EXACT_FLOAT:
+        return _scientific(exact)
     n = float(n)
     for factor, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= factor:
@@ -41,11 +63,14 @@ def human_count(n: int | float) -> str:
 
 def human_bytes(n: int | float) -> str:
     """``187058984`` → ``178.39 MiB``: binary units, because memory is allocated in them."""
+    exact = _as_int(n)
+    if exact is not None and abs(exact) >= _EXACT_FLOAT:
+        return _scientific(exact, 1 << 40, " TiB")
     n = float(n)
     for factor, unit in ((1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
         if abs(n) >= factor:
             return f"{n / factor:.2f} {unit}"
-    return f"{int(n)} B"
+    return f"{int(n)} B" if n == n and abs(n) != float("inf") else f"{n} B"
 
 
 def rf_sizes(rf) -> list[float] | None:
