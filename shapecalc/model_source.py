@@ -20,7 +20,7 @@ from .blocks import Block
 from .errors import ArgumentError, SpecError
 from .graph import Graph
 from .layers import Shape
-from .layers.fields import MAX_INT, short_repr
+from .layers.fields import short_repr
 
 #: Ranks an input shape may have: (N, F) up to (N, C, D, H, W).
 SHAPE_RANKS = (2, 5)
@@ -47,8 +47,6 @@ def size_arg(value: Any, param: str, minimum: int = 1) -> int:
         raise ArgumentError(param, f"at most {MAX_SIZE:,}, got an integer of about {digits:,} digits")
     if number < minimum:
         raise ArgumentError(param, f"expected an integer ≥ {minimum}, got {short_repr(number)}")
-    if number > MAX_INT:
-        raise ArgumentError(param, f"{short_repr(number)} is beyond torch's 64-bit size limit")
     return int(number)
 
 
