@@ -17,11 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import gcd
 
-from .errors import ArgumentError, ConfigError, Reason, ShapeError
+from .argcheck import LARGEST, exact_int
+from .argcheck import flag as _flag
+from .errors import ConfigError, Reason, ShapeError
 
-#: Torch stores sizes as 64-bit integers; a larger argument is refused (its arithmetic would be
-#: exact, but its text may pass Python's 4,300-digit limit and its float form overflow).
-LARGEST = 2**63 - 1
 _MEANING = {
     "n": "the input size", "k": "the kernel size", "s": "the stride", "p": "the total padding",
     "d": "the dilation", "output_padding": "the output padding", "target": "the target size",
@@ -30,35 +29,7 @@ _MEANING = {
 
 
 def _int(param: str, value: object) -> int:
-    """``value`` as a plain int, or :class:`ArgumentError` naming ``param`` and what it got."""
-    if type(value) is not int:
-        if _is_bool(value):
-            raise ArgumentError(param, f"expected an integer ({_MEANING[param]}), got the bool {value!r}")
-        if isinstance(value, float):
-            raise ArgumentError(param, f"expected an integer ({_MEANING[param]}), got the float {value!r}")
-        index = getattr(type(value), "__index__", None)  # numpy integers and other exact ints
-        if index is None:
-            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"
-            raise ArgumentError(param, f"expected an integer ({_MEANING[param]}), "
-                                       f"got {shown} ({type(value).__name__})")
-        value = index(value)
-    if not -LARGEST <= value <= LARGEST:  # type: ignore[operator]
-        digits = int(value.bit_length() * 0.30103) + 1  # type: ignore[union-attr]  (no int→text)
-        raise ArgumentError(param, f"{_MEANING[param]} has about {digits} digits; at most "
-                                   f"{LARGEST:,} (torch's 64-bit sizes)")
-    return value  # type: ignore[return-value]
-
-
-def _is_bool(value: object) -> bool:
-    """A Python or numpy bool (``numpy.bool_``, ``numpy.bool`` in numpy 2), never a size."""
-    return isinstance(value, bool) or (type(value).__module__ == "numpy"
-                                       and type(value).__name__ in ("bool_", "bool"))
-
-
-def _flag(param: str, value: object) -> bool:
-    if _is_bool(value):
-        return bool(value)
-    raise ArgumentError(param, f"expected True or False, got {value!r}"[:120])
+    return exact_int(param, value, _MEANING[param])
 
 
 def effective_kernel(k: int, d: int = 1) -> int:
@@ -415,6 +386,7 @@ def ceil_div(a: int, b: int) -> int:
 
 
 __all__ = [
+    "LARGEST",
     "AxisRF",
     "adaptive_output_size",
     "adaptive_windows",

@@ -21,6 +21,7 @@ from .graph import Graph, Node, analyze_graph
 from .input_scan import InputScan, compact, runs, scan_inputs
 from .layers import LAYER_TYPES, Layer, Shape, format_shape
 from .notes import NoteKind, has_kind
+from .fixes import Fix, FixKind, apply_fix
 from .size_search import SEARCH_SECONDS, SizeSearch
 from .size_search import sized as _sized
 
@@ -41,7 +42,9 @@ class Diagnosis:
     problem: str = ""
     expected: str = ""
     got: str = ""
-    fixes: list[str] = field(default_factory=list)
+    #: Verified fixes, smallest change first: each a ``str`` (its sentence) that also carries
+    #: what to change (:class:`~shapecalc.fixes.Fix`: kind, node, field, value, size).
+    fixes: list[Fix] = field(default_factory=list)
     dropping: list[str] = field(default_factory=list)
     #: When no input size is proposed: what the size search covered, or why none can work.
     searched: str = ""
@@ -57,6 +60,8 @@ class Diagnosis:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["summary"] = self.summary()
+        out["fixes"] = [str(f) for f in self.fixes]
+        out["fix_details"] = [f.details() for f in self.fixes]
         return out
 
 
@@ -72,11 +77,6 @@ def shapes_until(graph: Graph, input_shape: Shape, stop: str | None = None) -> d
         except LayerError as err:
             raise err.located(node.name, node.layer.describe()) from None
     return shapes
-
-
-def _with_layer(graph: Graph, name: str, layer: Layer) -> Graph:
-    nodes = [dataclasses.replace(n, layer=layer) if n.name == name else n for n in graph.nodes]
-    return Graph(graph.name, nodes, graph.output, graph.blocks, graph.input_name)
 
 
 def _ancestors(graph: Graph, name: str) -> set[str]:
@@ -168,8 +168,7 @@ def _explain(model: str, graph: Graph, shape: Shape, err: ShapeError, scan_sizes
         diag.got = f"{numbers['elements']} elements ({format_shape(inputs[0])})"
         diag.problem = (f"{node.layer.describe()} at '{name}' receives {format_shape(inputs[0])} "
                         f"({per} per sample) {at}")
-        if case.fixed_by(name, _replace(node.layer, shape=(0, -1))):
-            diag.fixes.append(f"view it as (N, -1) or (N, {per})")
+        case.propose(diag, Fix(f"view it as (N, -1) or (N, {per})", FixKind.SET, name, "shape", (0, -1)))
         _input_fix(diag, case)
     else:
         diag.problem = f"'{name}' {node.layer.describe()} cannot take {format_shape(inputs[0]) if inputs else '?'} {at}: {err.message}"
@@ -182,7 +181,7 @@ def _explain(model: str, graph: Graph, shape: Shape, err: ShapeError, scan_sizes
 class _Case:
     """One failure being explained: the graph, the input, the failing node and what it received.
 
-    Every fix is checked with :meth:`fixed_by`: the WHOLE model must then fit the input, not
+    Every fix is checked with :meth:`verified`: the WHOLE model must then fit the input, not
     just the node that failed, so a printed fix is never one that fails further down.
     """
 
@@ -198,11 +197,17 @@ class _Case:
         except LayerError:
             return False
 
-    def fixed_by(self, name: str, layer: Layer) -> bool:
-        """Whether replacing node ``name``'s layer with ``layer`` makes the whole model fit."""
-        if layer is self.graph.node(name).layer:
+    def verified(self, fix: Fix) -> bool:
+        """Whether the whole model fits once ``fix`` is applied."""
+        try:
+            graph, shape = apply_fix(self.graph, self.shape, fix)
+        except (LayerError, TypeError, ValueError):  # an edit the layer itself refuses
             return False
-        return self.fits(_with_layer(self.graph, name, layer))
+        return self.fits(graph, shape)
+
+    def propose(self, diag: Diagnosis, fix: Fix) -> None:
+        if self.verified(fix):
+            diag.fixes.append(fix)
 
     def out_of_time(self) -> bool:
         return time.monotonic() > self.deadline
@@ -217,8 +222,7 @@ def _linear(diag: Diagnosis, case: _Case, numbers: dict) -> None:
     shown = f"{features} features ({_per_sample(pre)})" if len(pre) > 2 else f"{features} features"
     diag.problem = f"Linear({expected}, {layer.out_features}) receives {shown} {case.at}"
     diag.expected, diag.got = f"{expected} input features", shown
-    if case.fixed_by(node.name, _replace(layer, in_features=features)):
-        diag.fixes.append(f"set in_features={features}")
+    case.propose(diag, Fix(f"set in_features={features}", FixKind.SET, node.name, "in_features", features))
 
     def gives(shapes: dict[str, Shape]) -> str:
         p = shapes[src]
@@ -239,15 +243,14 @@ def _channels(diag: Diagnosis, case: _Case, numbers: dict) -> None:
     diag.problem = (f"{node.layer.describe()} at '{node.name}' expects {expected} input channels "
                     f"but receives {got} ({format_shape(inputs[0])} from '{producer}') {case.at}")
     diag.expected, diag.got = f"{expected} channels", f"{got} channels"
-    if case.fixed_by(node.name, _replace(node.layer, **{field_name: got})):
-        diag.fixes.append(f"set {field_name}={got}")
+    case.propose(diag, Fix(f"set {field_name}={got}", FixKind.SET, node.name, field_name, got))
     # The upstream layer that decides the channel count: the nearest one with out_channels.
     cur = producer
     while cur != graph.input_name:
         up = graph.node(cur)
         if hasattr(up.layer, "out_channels"):
-            if case.fixed_by(cur, _replace(up.layer, out_channels=expected)):
-                diag.fixes.append(f"set out_channels={expected} on '{cur}' ({up.layer.describe()})")
+            case.propose(diag, Fix(f"set out_channels={expected} on '{cur}' ({up.layer.describe()})",
+                                   FixKind.SET, cur, "out_channels", expected))
             break
         if len(up.inputs) != 1:
             break
@@ -261,7 +264,7 @@ def _merge(diag: Diagnosis, case: _Case) -> None:
     diag.problem = f"the {what} '{node.name}' gets {' and '.join(parts)} {case.at}"
     diag.expected = "matching shapes" if what == "residual add" else "equal sizes except along the concat dim"
     diag.got = " and ".join(format_shape(s) for s in inputs)
-    fixes: list[tuple[int, str]] = []
+    fixes: list[tuple[int, Fix]] = []
     branches = [_ancestors(graph, i) | {i} for i in node.inputs]
     common = set.intersection(*branches) if branches else set()
     for b, branch in enumerate(branches):
@@ -270,19 +273,21 @@ def _merge(diag: Diagnosis, case: _Case) -> None:
             for variant in _variants(cand.layer, inputs[1 - b] if len(inputs) == 2 else None):
                 if case.out_of_time():
                     break
-                if case.fixed_by(cand.name, variant.layer):
-                    fixes.append((variant.cost, f"set {variant} on '{cand.name}' ({cand.layer.describe()})"))
+                fix = Fix(f"set {variant} on '{cand.name}' ({cand.layer.describe()})", FixKind.SET,
+                          cand.name, variant.arg, variant.value)
+                if case.verified(fix):
+                    fixes.append((variant.cost, fix))
         if not exclusive and len(inputs) == 2 and len(inputs[b]) >= 3:  # an identity shortcut
             fixes.extend(_shortcut_fix(case, b))
     fixes.sort(key=lambda f: f[0])
-    seen: list[str] = []
-    for _, text in fixes:
-        if text not in seen:
-            seen.append(text)
+    seen: list[Fix] = []
+    for _, fix in fixes:
+        if fix not in seen:
+            seen.append(fix)
     diag.fixes.extend(seen[:3])
 
 
-def _shortcut_fix(case: _Case, b: int) -> list[tuple[int, str]]:
+def _shortcut_fix(case: _Case, b: int) -> list[tuple[int, Fix]]:
     """A 1×1 projection on the identity input ``b`` of a two-input merge, verified by inserting
     it into the graph and analysing the whole model."""
     side, main, name = case.inputs[b], case.inputs[1 - b], case.node.inputs[b]
@@ -295,27 +300,11 @@ def _shortcut_fix(case: _Case, b: int) -> list[tuple[int, str]]:
     stride = ratios.pop()
     conv = f"Conv{len(spatial_side)}d"
     projection = LAYER_TYPES[conv](side[1], main[1], 1, stride=stride)
-    if not case.fits(_with_input_layer(case.graph, case.node, b, projection)):
-        return []
     stride_text = f", stride={stride}" if stride != 1 else ""
-    return [(5, f"give the shortcut a {conv}({side[1]}, {main[1]}, kernel_size=1{stride_text}) "
-                f"instead of the identity ('{name}' passes {format_shape(side)})")]
-
-
-def _with_input_layer(graph: Graph, merge: Node, b: int, layer: Layer) -> Graph:
-    """``graph`` with ``layer`` inserted on input ``b`` of the node ``merge``."""
-    name = f"{merge.name}.shortcut"
-    while any(n.name == name for n in graph.nodes):
-        name += "_"
-    nodes: list[Node] = []
-    for n in graph.nodes:
-        if n.name == merge.name:
-            nodes.append(Node(name, layer, (merge.inputs[b],)))
-            ins = list(merge.inputs)
-            ins[b] = name
-            n = dataclasses.replace(n, inputs=tuple(ins))
-        nodes.append(n)
-    return Graph(graph.name, nodes, graph.output, graph.blocks, graph.input_name)
+    fix = Fix(f"give the shortcut a {conv}({side[1]}, {main[1]}, kernel_size=1{stride_text}) "
+              f"instead of the identity ('{name}' passes {format_shape(side)})",
+              FixKind.PROJECTION, case.node.name, value=b, layer=projection)
+    return [(5, fix)] if case.verified(fix) else []
 
 
 @dataclass(frozen=True)
@@ -323,7 +312,6 @@ class _Variant:
     """One single-argument edit of a layer: ``arg=value`` at ``cost`` (smaller is closer)."""
 
     cost: int
-    layer: Layer
     arg: str
     value: int
 
@@ -343,34 +331,29 @@ def _variants(layer: Layer, other: Shape | None) -> Iterator[_Variant]:
         current = getattr(layer, "_s", (1,))[0]
         for s in range(1, 5):
             if s != current:
-                yield _Variant(abs(s - current), _replace(layer, stride=s), "stride", s)
+                yield _Variant(abs(s - current), "stride", s)
     if "padding" in fields and not isinstance(getattr(layer, "padding", 0), str):
         current = getattr(layer, "_pl", (0,))[0]
         k = getattr(layer, "_k", (3,))[0]
         for p in range(0, min(k, MAX_PADDING_TRIES) + 1):
             if p != current:
-                yield _Variant(abs(p - current), _replace(layer, padding=p), "padding", p)
+                yield _Variant(abs(p - current), "padding", p)
     if "out_channels" in fields and other is not None and len(other) >= 2:
-        yield _Variant(1, _replace(layer, out_channels=other[1]), "out_channels", other[1])
-
-
-def _replace(layer: Layer, **changes: Any) -> Layer:
-    try:
-        return dataclasses.replace(layer, **changes)
-    except Exception:
-        return layer
+        yield _Variant(1, "out_channels", other[1])
 
 
 def _local_repairs(diag: Diagnosis, case: _Case) -> None:
     """Edits of the failing layer itself (padding, stride) that make the whole model fit."""
-    best: dict[str, _Variant] = {}  # one fix per argument: the smallest change
+    best: dict[str, tuple[int, Fix]] = {}  # one fix per argument: the smallest change
     for variant in _variants(case.node.layer, None):
         if variant.arg == "out_channels" or case.out_of_time():
             continue
-        if (variant.arg not in best or variant.cost < best[variant.arg].cost) and \
-                case.fixed_by(case.node.name, variant.layer):
-            best[variant.arg] = variant
-    diag.fixes.extend(f"set {v}" for v in sorted(best.values(), key=lambda v: v.cost))
+        if variant.arg in best and variant.cost >= best[variant.arg][0]:
+            continue
+        fix = Fix(f"set {variant}", FixKind.SET, case.node.name, variant.arg, variant.value)
+        if case.verified(fix):
+            best[variant.arg] = (variant.cost, fix)
+    diag.fixes.extend(fix for _, fix in sorted(best.values(), key=lambda v: v[0]))
 
 
 def _node_ok_before(graph: Graph, input_shape: Shape, node: Node) -> dict[str, Shape] | None:
@@ -416,7 +399,8 @@ def _input_fix(diag: Diagnosis, case: _Case, gives=None, measure=None) -> None:
         span = f"; any size from {run.low} up works"
     else:
         span = "" if run.low == run.high else f"; sizes {run.low} to {run.high} all work"
-    diag.fixes.append(f"use input {_size_text(_sized(shape, found))} (gives {detail}{span})")
+    diag.fixes.append(Fix(f"use input {_size_text(_sized(shape, found))} (gives {detail}{span})",
+                          FixKind.INPUT, size=found))
 
 
-__all__ = ["Diagnosis", "InputScan", "compact", "diagnose", "runs", "scan_inputs", "shapes_until"]
+__all__ = ["Diagnosis", "Fix", "FixKind", "InputScan", "compact", "diagnose", "runs", "scan_inputs", "shapes_until"]

@@ -215,3 +215,10 @@ def test_odd_total_padding_on_a_pool_limits_the_larger_side(capsys):
     assert code == 1 and "--p: padding 2 per side (p = 3 total)" in err
     data = json.loads(invoke("--op", "avgpool", "--k", "3", "--p", "1", "10", "--json"))
     assert data["output"] == [ar.pool_output_size(10, 3, 3, 1)] and data["padding_total"] == [1]
+
+
+def test_a_padding_past_64_bits_names_the_option(capsys):
+    code, err = fails(capsys, "--k", "3", "--padding", str(2**63 - 1), "5")
+    assert code == 2 and err.startswith("shapecalc: error: --padding: the total padding has about 20 digits")
+    code, err = fails(capsys, "--k", "3", "--s", str(2**63 - 1), "--target", "3", "5")
+    assert code == 2 and "--target: the total padding" in err

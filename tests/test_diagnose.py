@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shapecalc import ConfigError, Reason, ShapecalcError, ShapeError, analyze, minimum_input
+from shapecalc import (
+    ConfigError, Reason, ShapecalcError, ShapeError, analyze, load_model, minimum_input,
+)
 from shapecalc.blocks import Branches, Residual, Sequential
 from shapecalc.diagnose import compact, diagnose, runs, scan_inputs, shapes_until
-from shapecalc.errors import ArgumentError, SpecError
+from shapecalc.fixes import FixKind, apply_fix
+from shapecalc.errors import ArgumentError
 from shapecalc.layers import (
     BatchNorm2d, Conv2d, ConvTranspose2d, Flatten, Linear, MaxPool2d, ReLU,
 )
@@ -184,18 +188,48 @@ def test_proposed_input_size_fits_the_whole_model():
         analyze("alexnet", (1, 1, 64, 64))
 
 
+def assert_every_fix_fits(model, shape) -> None:
+    """Apply each proposed fix from its typed fields (never its text): the whole model fits."""
+    d = diagnose(model, shape)
+    if d.fits:
+        return
+    graph = load_model(model).graph
+    for fix in d.fixes:
+        fixed_graph, fixed_shape = apply_fix(graph, shape, fix)
+        analyze(fixed_graph, fixed_shape)  # raises ShapeError if the fix does not fix it
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.sampled_from(["alexnet", "lenet", "vgg11", "resnet18", "googlenet"]),
        st.integers(1, 80))
 def test_every_fix_is_verified_through_the_whole_model(name, size):
-    shape = analyze(name).input_shape[:2] + (size, size)
-    d = diagnose(name, shape)
-    if d.fits:
-        return
-    for fix in d.fixes:
-        if fix.startswith("use input "):
-            n = int(fix.split()[2].split("×")[0])
-            assert analyze(name, shape[:2] + (n, n)).output_shape  # raises if it does not fit
+    assert_every_fix_fits(name, load_model(name).default_input[:2] + (size, size))
+
+
+@settings(max_examples=40, deadline=None)
+@given(widths=st.lists(st.integers(1, 6), min_size=1, max_size=3),
+       kernels=st.lists(st.integers(1, 7), min_size=3, max_size=3),
+       pads=st.lists(st.integers(0, 3), min_size=3, max_size=3),
+       features=st.integers(1, 400), size=st.integers(1, 40), wrong_channels=st.booleans())
+def test_fixes_of_random_broken_chains_all_fit(widths, kernels, pads, features, size, wrong_channels):
+    layers, channels = [], 3
+    for i, width in enumerate(widths):
+        expected = channels + 1 if wrong_channels and i == len(widths) - 1 else channels
+        layers += [Conv2d(expected, width, kernels[i], padding=pads[i]), ReLU()]
+        channels = width
+    model = Sequential(*layers, MaxPool2d(2), Flatten(), Linear(features, 5))
+    assert_every_fix_fits(model, (1, 3, size, size))
+
+
+def test_fixes_are_typed_and_serialise_as_text():
+    d = diagnose(alexnet_with(9216), (1, 1, 224, 224))
+    set_fix, size_fix = d.fixes
+    assert (set_fix.kind, set_fix.node, set_fix.field, set_fix.value) == (FixKind.SET, "14", "in_features", 6400)
+    assert (size_fix.kind, size_fix.size) == (FixKind.INPUT, 225)
+    data = json.loads(json.dumps(d.to_dict()))
+    assert data["fixes"][0] == "set in_features=6400"
+    assert data["fix_details"][1] == {"kind": "input", "node": None, "field": None, "value": None,
+                                      "size": 225, "layer": None, "text": str(size_fix)}
 
 
 def test_local_edits_that_fail_further_down_are_not_proposed():

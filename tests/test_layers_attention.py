@@ -194,3 +194,21 @@ def test_transformer_encoder_layer_spec_round_trip():
     assert layer_to_dict(layer) == entry
     with pytest.raises(ConfigError, match="activation must be one of relu, gelu"):
         TransformerEncoderLayer(16, 4, activation="swish")
+
+
+def test_vit_b16_parameter_total_from_its_layers():
+    """The issue's reference: ViT-B/16 at 224×224 with 1,000 classes has 86,567,656 parameters.
+    Its encoder blocks are pre-norm TransformerEncoderLayers with GELU; the class token and the
+    position embedding are bare parameters (768 and 197·768). Torch's modules are built on the
+    meta device, so the count costs no memory."""
+    from shapecalc.layers import Conv2d, LayerNorm, Linear
+
+    block = TransformerEncoderLayer(768, 12, 3072, dropout=0.0, activation="gelu",
+                                    batch_first=True, norm_first=True)
+    tokens = (1, 197, 768)
+    layers = [(Conv2d(3, 768, 16, stride=16), (1, 3, 224, 224))] + [(block, tokens)] * 12 + [
+        (LayerNorm(768, 1e-6), tokens), (Linear(768, 1000), (1, 768))]
+    total = sum(layer.param_count(shape) for layer, shape in layers) + 768 + 197 * 768
+    assert total == 86_567_656
+    real = torch.nn.TransformerEncoderLayer(**block.torch_kwargs(), device="meta")
+    assert block.param_count(tokens) == sum(p.numel() for p in real.parameters()) == 7_087_872

@@ -13,6 +13,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchinfo")
 
 REPO = Path(__file__).resolve().parent.parent
+# fvcore traces with torch.jit, which torch 2.13 deprecates; the counts are unaffected.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning")
 
 
 def load_script():

@@ -46,6 +46,8 @@ def test_import_shapecalc_is_torch_free():
     ["show", "alexnet", "--json", "--explain"],
     ["show", "alexnet", "--input", "1x1x64x64"],  # the error path too
     ["models"],
+    ["graph", "alexnet"],
+    ["report", "alexnet", "-o", "-", "--no-graph"],
 ])
 def test_commands_are_torch_free(args):
     result = probe(RUN_MAIN.format(args=args))

@@ -44,3 +44,13 @@ def test_blocks_collect_their_childrens_drop_notes_by_kind():
     block = result.blocks["body"]
     assert [n.kind for n in block.notes] == [NoteKind.DROPS]
     assert str(block.notes[0]) == "drops 1 px (H, W)"
+
+
+def test_ceil_mode_pool_that_never_reads_a_row_is_not_called_exact():
+    # issue 10: `layer --op maxpool --k 2 --s 3 --ceil-mode 9` reports row 8 unread; the
+    # analysis (behind `show` and `check --input-range`) must say the same.
+    result = analyze(Sequential(pool=MaxPool2d(2, 3, ceil_mode=True)), (1, 1, 9, 9))
+    [note] = result.records[0].notes
+    assert note.kind is NoteKind.DROPS and str(note) == "drops 1 px (H, W)"
+    exact = analyze(Sequential(pool=MaxPool2d(2, 3, ceil_mode=True)), (1, 1, 8, 8))
+    assert exact.records[0].notes == []

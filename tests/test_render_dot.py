@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from shapecalc import analyze
 from shapecalc.blocks import Sequential
-from shapecalc.errors import UsageError
+from shapecalc.errors import ArgumentError
 from shapecalc.fileio import OutputError
 from shapecalc.layers import Conv2d, ReLU
 from shapecalc.render import shape_text
@@ -207,8 +207,9 @@ def test_dot_rejecting_the_drawing_is_one_line(tmp_path, monkeypatch, script, wo
 def test_bad_arguments_are_usage_errors_naming_the_parameter():
     # Library errors name the function's parameters; the CLI maps them to its flags.
     a = analyze("lenet")
-    with pytest.raises(UsageError, match="^rankdir: expected one of TB, LR"):
+    with pytest.raises(ArgumentError, match="^rankdir: expected one of TB, LR") as bad:
         analysis_to_dot(a, rankdir="BT")
+    assert bad.value.param == "rankdir"
     with pytest.raises(OutputError, match="^path: cannot tell the format") as info:
         write_graph(a, "graph.txt")
     assert info.value.param == "path" and info.value.for_param("-o").args[0].startswith("-o: ")

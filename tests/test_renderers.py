@@ -122,3 +122,9 @@ def test_draw_displays_as_svg_and_saves(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert drawing.save(tmp_path / "lenet.dot").read_text(encoding="utf-8") == drawing.source
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lenet.dot", "lenet.png"]
+
+
+def test_draw_without_graphviz_says_so_in_the_notebook(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    bundle = analyze("lenet").draw()._repr_mimebundle_()
+    assert list(bundle) == ["text/plain"] and "apt-get install graphviz" in bundle["text/plain"]

@@ -50,6 +50,7 @@ COMMANDS = {
     "show": "show:show",
     "models": "show:models",
     "graph": "graph:graph",
+    "report": "report:report",
     "check": "check:check",
     "train": "train:train",
 }

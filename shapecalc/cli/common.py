@@ -6,12 +6,12 @@ import re
 
 import click
 
+from ..argcheck import LARGEST
 from ..errors import UsageError
 
 _SEP = re.compile(r"[x×,*]")
-#: Torch stores sizes as 64-bit integers; a larger value is a typo, and beyond ~4,300 digits
-#: Python cannot even turn it into text, so it is refused before it is converted.
-LARGEST = 2**63 - 1
+# LARGEST: torch's 64-bit sizes. A larger value is a typo, and beyond ~4,300 digits Python
+# cannot even turn it into text, so it is refused before it is converted.
 
 
 def _too_large(param: str, part: str) -> UsageError:

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from ..errors import ConfigError, ShapecalcError, ShapeError, UsageError
+from ..errors import ArgumentError, ConfigError, ShapecalcError, ShapeError, UsageError
 from .common import broadcast_axes, parse_ints
 
 OPS = ("conv", "conv-transpose", "maxpool", "avgpool")
@@ -176,8 +176,21 @@ def _options(size: str, kernel: str | None, stride: str | None, p: str | None, p
                  ceil_mode, same, vals["--target"], "--padding" if padding is not None else "--p")
 
 
+#: The arithmetic's parameter names → the options that set them (for its ArgumentError).
+FLAGS = {"n": "SIZE", "k": "--k/--kernel", "s": "--s/--stride", "d": "--d/--dilation",
+         "output_padding": "--output-padding"}
+
+
 def compute(q: Query) -> list[Axis]:
     """Build the layer (solving its padding first for ``--target``) and ask it about each axis."""
+    try:
+        return _compute(q)
+    except ArgumentError as err:  # a value past torch's 64-bit sizes, e.g. 2 × a huge --padding
+        flag = FLAGS.get(err.param) or ("--target" if q.targets is not None else q.pad_flag)
+        raise UsageError(f"{flag}: {err.detail}") from None
+
+
+def _compute(q: Query) -> list[Axis]:
     spatial = q.spatial
     solutions: list[range] | None = None
     totals = q.totals

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from ..errors import ShapeError, UsageError
+from ..errors import ShapeError
 from ..renderers import names
 from .common import dtype_option, max_nodes_option, parse_shape, shape_option
 

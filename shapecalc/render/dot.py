@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import ShapecalcError, UsageError
+from ..errors import ArgumentError, ShapecalcError
 from ..renderers import renderer, write
 from . import human_count, shape_text
 
@@ -48,6 +48,11 @@ KIND_COLOURS = {
     "other": ("#f8f9fa", "other"),
 }
 BLOCK_COLOUR = ("#dee2e6", "collapsed block")
+
+
+#: Why a rendering failed and how to fix it; each command adds its own way round it.
+NO_DOT = ("Graphviz's `dot` program, which is not on PATH: install it with `apt-get install graphviz` "
+          "(Debian/Ubuntu) or `brew install graphviz` (macOS)")
 
 
 class GraphvizNotFound(ShapecalcError):
@@ -195,9 +200,9 @@ def build_graph(analysis, rankdir: str = "TB", depth: int | None = None, expand:
     import graphviz
 
     if rankdir not in RANKDIRS:
-        raise UsageError(f"rankdir: expected one of {', '.join(RANKDIRS)}, got {rankdir!r}")
+        raise ArgumentError("rankdir", f"expected one of {', '.join(RANKDIRS)}, got {rankdir!r}")
     if depth is not None and depth < 0:
-        raise UsageError(f"depth: must be ≥ 0, got {depth}")
+        raise ArgumentError("depth", f"must be ≥ 0, got {depth}")
     if expand:
         depth = None
     elif depth is None:
@@ -310,11 +315,8 @@ def pipe(digraph, fmt: str) -> bytes:
     try:
         return digraph.pipe(format=fmt, quiet=True)
     except graphviz.ExecutableNotFound:
-        raise GraphvizNotFound(
-            f"writing {fmt.upper()} needs Graphviz's `dot` program, which is not on PATH: install it "
-            "with `apt-get install graphviz` (Debian/Ubuntu) or `brew install graphviz` (macOS), "
-            "or use --format dot, which needs no Graphviz"
-        ) from None
+        raise GraphvizNotFound(f"writing {fmt.upper()} needs {NO_DOT}, or use --format dot, which needs "
+                               "no Graphviz") from None
     except graphviz.CalledProcessError as err:
         stderr = err.stderr.decode("utf-8", "replace") if isinstance(err.stderr, bytes) else str(err.stderr or "")
         lines = [line.strip() for line in stderr.splitlines() if line.strip()]
@@ -372,7 +374,14 @@ class Drawing:
         return self.digraph.source
 
     def _repr_mimebundle_(self, include=None, exclude=None, **kwargs: Any) -> dict[str, Any]:
-        return self.digraph._repr_mimebundle_(include, exclude, **kwargs)
+        """SVG for Jupyter (the graphviz package's own display); without ``dot``, a line of
+        text saying so instead of a traceback under the cell."""
+        import graphviz
+
+        try:
+            return self.digraph._repr_mimebundle_(include, exclude, **kwargs)
+        except graphviz.ExecutableNotFound:
+            return {"text/plain": f"{self!r}: drawing it needs {NO_DOT}"}
 
     def svg(self) -> str:
         """The drawing as SVG text (needs Graphviz's ``dot``)."""

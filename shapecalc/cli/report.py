@@ -1,0 +1,55 @@
+"""``shapecalc report MODEL -o model.html``: one self-contained, interactive HTML page.
+
+The page holds the header and totals, a filterable table, the Graphviz drawing and a details
+panel (arithmetic, notes, receptive field to scale); it loads nothing from the network. MODEL is
+resolved exactly as ``show`` resolves it; the file is written atomically.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import UsageError
+from .common import dtype_option, shape_option
+
+
+@click.command()
+@click.argument("model")
+@shape_option()
+@dtype_option()
+@click.option("-o", "--output", "output", metavar="FILE", required=True,
+              help="Write the page to FILE (.html); '-' writes it to standard output.")
+@click.option("--rankdir", type=click.Choice(("TB", "LR"), case_sensitive=False), default="TB",
+              show_default=True, help="Graph layout: top to bottom, or left to right.")
+@click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Draw blocks nested deeper than N as single graph nodes (the table keeps every row).")
+@click.option("--expand", is_flag=True, help="Draw every layer in the graph, however big the model.")
+@click.option("--no-graph", "no_graph", is_flag=True,
+              help="Leave the graph out (needs no Graphviz).")
+def report(model: str, input_shape: str | None, dtype: str, output: str, rankdir: str,
+           depth: int | None, expand: bool, no_graph: bool) -> int:
+    """Write an interactive HTML report of MODEL: click a row or a graph node to see that
+    layer's arithmetic, its notes and its receptive field drawn on the input grid.
+
+    MODEL is a built-in name, a spec file or path/to/file.py:Net (as for `show`).
+    Example: `shapecalc report resnet18 -o resnet18.html`.
+    """
+    from ..render.dot import NO_DOT, GraphvizNotFound
+    from ..renderers import for_output, write
+    from .graph import params_as_flags
+    from .show import load_and_analyze
+
+    if depth is not None and expand:
+        raise UsageError("--depth and --expand exclude each other: --expand draws every layer")
+    with params_as_flags({"path": "-o", "format": "-o"}):
+        chosen = for_output(output, None, "report", default="report")
+    _, analysis = load_and_analyze(model, input_shape, dtype)
+    try:
+        with params_as_flags({"path": "-o"}):
+            written = write(analysis, chosen, output, rankdir=rankdir.upper(), depth=depth,
+                            expand=expand, graph=not no_graph)
+    except GraphvizNotFound:
+        raise GraphvizNotFound(f"the report's graph needs {NO_DOT}, or pass --no-graph") from None
+    if written != "-":
+        click.echo(f"report of {analysis.model} written to {written}", err=True)
+    return 0

@@ -1,0 +1,193 @@
+"""HTML, in one place: the table (a fragment for notebooks and pages), ``show --format html``
+(the table as a page) and ``shapecalc report`` (one self-contained interactive page).
+
+The report is a single file that works offline and from ``file://``: CSS, JavaScript, the data
+and Graphviz's SVG are all inline, and a Content-Security-Policy forbids every request. The
+script builds the details panel from an embedded JSON document with ``textContent`` only, so a
+layer name is never markup. The CSS and JavaScript live in ``assets/`` as plain files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..renderers import renderer
+from . import human_count, notes_text, record_notes, rf_text, shape_text
+
+ASSETS = Path(__file__).parent / "assets"
+#: Nothing may be fetched: styles and scripts are inline, images are data: URLs or inline SVG.
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+       "img-src data:")
+#: Table columns: (header, CSS class).
+COLUMNS = (("#", "num"), ("name", "name"), ("layer", "layer"), ("input shape", "shape"),
+           ("output shape", "shape"), ("params", "num"), ("MACs", "num"), ("RF", "num"),
+           ("notes", "notes"))
+
+
+def _e(text: object) -> str:
+    """Text as HTML: escaped, with unprintable characters shown (as in the graph)."""
+    import html
+
+    from .dot import printable
+
+    return html.escape(printable(text), quote=True)
+
+
+def _asset(name: str) -> str:
+    return (ASSETS / name).read_text(encoding="utf-8")
+
+
+def _kind(rec) -> str:
+    if rec.is_block:
+        return "block"
+    return rec.layer.kind if rec.layer is not None else "other"
+
+
+def table_html(analysis, depth: int | None = None, explain: bool = False) -> str:
+    """The table as an HTML fragment (``<table class="sc-table">``): one row per layer and per
+    block (blocks cut at ``depth``), each row carrying ``data-name``; ``explain`` adds each
+    layer's arithmetic under its description. Styled by :func:`table_css`."""
+    index = {r.name: i for i, r in enumerate(analysis.records)}
+    # A flat model's names are its indices ("0", "1", …): one column says it.
+    named = not all(name == str(i) for name, i in index.items()) or bool(analysis.blocks)
+    columns = [c for c in COLUMNS if named or c[0] != "name"]
+    head = "".join(f'<th class="{cls}">{_e(title)}</th>' for title, cls in columns)
+    body = []
+    for rec in analysis.rows(depth):
+        kind = _kind(rec)
+        layer = _e(rec.description)
+        if explain and not rec.is_block:
+            lines = rec.explain()
+            if lines:
+                layer += '<pre class="sc-explain">' + _e("\n".join(lines)) + "</pre>"
+        cells = [
+            "" if rec.is_block else str(index[rec.name]),
+            f'<span class="sc-indent" style="--depth:{rec.depth}"></span>{_e(rec.name)}',
+            layer,
+            _e(shape_text(rec.input_shape)),
+            _e(shape_text(rec.output_shape)),
+            f"{rec.params:,}",
+            f'<span title="{rec.macs:,}">{_e(human_count(rec.macs))}</span>',
+            _e(rf_text(rec.rf)),
+            _e(notes_text(rec)),
+        ]
+        if not named:
+            del cells[1]
+        tds = "".join(f'<td class="{cls}">{cell}</td>' for (_, cls), cell in zip(columns, cells))
+        body.append(f'<tr class="sc-row sc-{kind}" data-name="{_e(rec.name)}">{tds}</tr>')
+    return (f'<table class="sc-table"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
+
+
+def table_css() -> str:
+    """The table's CSS: readable in light and dark themes (``prefers-color-scheme``)."""
+    return _asset("table.css")
+
+
+def header_html(analysis) -> str:
+    """Model, input → output, and the totals, as a ``<header>``."""
+    from .formats import footer_lines
+
+    totals = "".join(f"<li>{_e(line)}</li>" for line in footer_lines(analysis))
+    return (f'<header class="sc-header"><h1>{_e(analysis.model)}</h1>'
+            f'<p class="sc-io">input {_e(shape_text(analysis.input_shape))} → output '
+            f'{_e(shape_text(analysis.output_shape))} · {analysis.total_params:,} params · '
+            f'{_e(human_count(analysis.total_macs))} MACs</p><ul class="sc-totals">{totals}</ul></header>')
+
+
+def _page(title: str, css: str, body: str) -> str:
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<link rel="icon" href="data:,">'
+            f"<title>{_e(title)}</title><style>{css}</style></head>\n<body class=\"sc-root\">{body}"
+            "</body></html>\n")
+
+
+@renderer("html", summary="the table as an HTML page", suffixes=("html", "htm"), commands=("show",))
+def to_html(analysis, depth: int | None = None, explain: bool = False) -> str:
+    """``show --format html``: header, totals and the table as one self-contained page."""
+    body = header_html(analysis) + table_html(analysis, depth, explain)
+    return _page(f"{analysis.model} · shapecalc", table_css(), body)
+
+
+@renderer("html-fragment", summary="header and table as an HTML fragment with its style, in the "
+          "host page's colours and font (notebooks, library only)")
+def to_html_fragment(analysis, depth: int | None = None, explain: bool = False) -> str:
+    """What a notebook shows for an analysis (``_repr_html_``): readable in light and dark
+    themes, since it takes the host's colours; no script, no document around it."""
+    return (f'<div class="sc-root sc-embedded"><style>{table_css()}</style>'
+            f"{header_html(analysis)}{table_html(analysis, depth, explain)}</div>")
+
+
+# ---------------------------------------------------------------- the interactive report
+def _rf_geometry(rf) -> list[dict[str, float]] | None:
+    if rf is None:
+        return None
+    return [{"size": float(a.size), "jump": float(a.jump), "start": float(a.start)} for a in rf]
+
+
+def report_data(analysis, graph_ids: dict[str, str] | None = None) -> dict[str, Any]:
+    """What the report's script needs: per layer and block its shapes, costs, notes, the
+    arithmetic (``explain``) and the receptive-field geometry; and graph node id → name."""
+    records = list(analysis.records) + list(analysis.blocks.values())
+    layers = {}
+    for rec in records:
+        layers[rec.name] = {
+            "name": rec.name, "type": rec.type, "description": rec.description, "kind": _kind(rec),
+            "is_block": rec.is_block, "depth": rec.depth,
+            "input_shapes": [list(s) for s in rec.input_shapes], "output_shape": list(rec.output_shape),
+            "params": rec.params, "macs": rec.macs, "rf": _rf_geometry(rec.rf),
+            "rf_text": rf_text(rec.rf), "notes": [str(n) for n in record_notes(rec)],
+            "explain": [] if rec.is_block else rec.explain(),
+        }
+    return {"model": analysis.model, "input_shape": list(analysis.input_shape),
+            "output_shape": list(analysis.output_shape), "layers": layers,
+            "graph_ids": graph_ids or {}}
+
+
+def _script_json(data: Any) -> str:
+    """JSON safe inside ``<script>``: no ``<`` at all, so no ``</script>`` or ``<!--``."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+
+
+def _graph_section(analysis, rankdir: str, depth: int | None, expand: bool) -> tuple[str, dict]:
+    from .dot import build_graph, pipe
+
+    digraph, ids = build_graph(analysis, rankdir, depth, expand)
+    svg = pipe(digraph, "svg").decode("utf-8")
+    svg = svg[svg.index("<svg"):]  # drop the XML declaration and doctype: inline in HTML
+    graph_ids = {node_id: name for node_id, name in ids.items() if node_id != "input"}
+    return svg, graph_ids
+
+
+@renderer("report", summary="one self-contained interactive HTML page", suffixes=("html", "htm"),
+          commands=("report",))
+def to_report(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False,
+              graph: bool = True) -> str:
+    """The report: header and totals, a filter box, the table, the Graphviz drawing (unless
+    ``graph`` is false) and a details panel; clicking a row or a node shows that layer's
+    arithmetic, notes and receptive field drawn to scale on the input grid."""
+    svg, graph_ids = _graph_section(analysis, rankdir, depth, expand) if graph else ("", {})
+    data = _script_json(report_data(analysis, graph_ids))
+    graph_part = (f'<section class="sc-graph-box"><h2>Graph <button type="button" id="sc-fit">fit width'
+                  f'</button></h2><div id="sc-graph">{svg}</div></section>' if graph else "")
+    body = (
+        header_html(analysis)
+        + '<div class="sc-main"><section class="sc-table-box"><label class="sc-filter">Filter '
+        '<input type="search" id="sc-filter" placeholder="name, layer, note…" autocomplete="off">'
+        '</label><span id="sc-count"></span>'
+        + table_html(analysis).replace('<table class="sc-table">', '<table class="sc-table" id="sc-table">', 1)
+        + '</section><aside id="sc-details" class="sc-details"><p class="sc-hint">Click a row or a '
+        "graph node to see its arithmetic, notes and receptive field.</p></aside></div>"
+        + graph_part
+        + f'<script type="application/json" id="sc-data">{data}</script>'
+        + f"<script>{_asset('report.js')}</script>"
+    )
+    return _page(f"{analysis.model} · shapecalc report", table_css() + _asset("report.css"), body)
+
+
+__all__ = ["header_html", "report_data", "table_css", "table_html", "to_html", "to_html_fragment",
+           "to_report"]

@@ -1,0 +1,116 @@
+"""``shapecalc report``: one self-contained page for zoo names, spec files and own modules,
+written atomically; one-line errors. What the page does in a browser: test_report_browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from shapecalc import analyze
+from shapecalc.cli import main
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(["report", *args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return exc.value.code, out, err
+
+
+def layers_of(page: str) -> dict:
+    data = re.search(r'<script type="application/json" id="sc-data">(.*?)</script>', page, re.S)
+    return json.loads(data.group(1))["layers"]
+
+
+@needs_dot
+def test_zoo_model_report(tmp_path, capsys):
+    target = tmp_path / "alexnet.html"
+    code, out, err = run(capsys, "alexnet", "-o", str(target))
+    assert code == 0 and out == "" and f"written to {target}" in err
+    page = target.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page
+    assert layers_of(page)["0"]["explain"] == analyze("alexnet").records[0].explain()
+    assert [p.name for p in tmp_path.iterdir()] == ["alexnet.html"]
+
+
+def test_spec_file_report_to_stdout(tmp_path, capfd):
+    spec = tmp_path / "tiny.json"
+    spec.write_text(json.dumps({"input": [1, 3, 32, 32], "layers": [
+        {"type": "Conv2d", "in_channels": 3, "out_channels": 8, "kernel_size": 5, "stride": 2},
+        {"type": "ReLU"}]}))
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(spec), "-o", "-", "--no-graph"])
+    out, err = capfd.readouterr()
+    assert exc.value.code == 0 and err == ""
+    layers = layers_of(out)
+    assert layers["0"]["output_shape"] == [1, 8, 14, 14] and "<svg" not in out
+
+
+@needs_dot
+def test_own_module_report(tmp_path, capsys):
+    pytest.importorskip("torch")
+    source = tmp_path / "mynet.py"
+    source.write_text(textwrap.dedent("""
+        import torch.nn as nn
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.features = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+                self.head = nn.Linear(4 * 14 * 14, 10)
+            def forward(self, x):
+                return self.head(self.features(x).flatten(1))
+    """))
+    target = tmp_path / "mynet.html"
+    code, _, err = run(capsys, f"{source}:Net", "--input", "1x1x28x28", "-o", str(target))
+    assert code == 0, err
+    layers = layers_of(target.read_text(encoding="utf-8"))
+    conv = next(v for v in layers.values() if v["type"] == "Conv2d")
+    assert conv["output_shape"] == [1, 4, 28, 28] and [a["size"] for a in conv["rf"]] == [3, 3]
+
+
+@pytest.mark.parametrize("args,code,words", [
+    (["alexnet"], 2, "-o"),
+    (["alexnet", "-o", "/nonexistent-dir/r.html"], 2, "-o: folder '/nonexistent-dir' does not exist"),
+    (["alexnet", "-o", "r.txt"], 2, "-o: cannot tell the format"),
+    (["alexnet", "-o", "r.html", "--depth", "1", "--expand"], 2, "--depth and --expand"),
+    (["resnet5", "-o", "r.html"], 2, "did you mean"),  # could not be loaded: 2
+])
+def test_bad_input_is_one_line(capsys, args, code, words):
+    got, out, err = run(capsys, *args)
+    assert got == code and out == ""
+    assert len(err.strip().splitlines()) == 1 and words in err
+
+
+def test_an_existing_report_is_replaced_whole_or_kept(tmp_path, capsys):
+    target = tmp_path / "r.html"
+    target.write_text("old")
+    code, _, err = run(capsys, "alexnet", "--input", "1x1x2x2", "-o", str(target), "--no-graph")
+    assert code == 1 and "too small" in err
+    assert target.read_text() == "old"
+
+
+def test_missing_dot_names_the_way_round_it(tmp_path):
+    env = {**os.environ, "PATH": str(tmp_path / "empty")}
+    proc = subprocess.run([sys.executable, "-m", "shapecalc", "report", "lenet", "-o", str(tmp_path / "l.html")],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
+    assert "apt-get install graphviz" in proc.stderr and "--no-graph" in proc.stderr
+    assert not (tmp_path / "l.html").exists()
+
+
+def test_show_format_html(capfd):
+    with pytest.raises(SystemExit) as exc:
+        main(["show", "lenet", "--format", "html"])
+    out, _ = capfd.readouterr()
+    assert exc.value.code == 0 and out.startswith("<!DOCTYPE html>")
+    assert out.count('<tr class="sc-row') == len(analyze("lenet").records)

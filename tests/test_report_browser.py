@@ -1,0 +1,165 @@
+"""The HTML report in a real browser: Debian's chromium driven by Playwright (its own browser
+download is never used). Every expected number comes from the engine, not from the test.
+
+Skips with the reason where chromium or Playwright is missing, except under CI=true, where
+`.ci/run` installs both and a missing browser must fail rather than pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from shapecalc import analyze
+from shapecalc.render import rf_sizes
+from shapecalc.render.html import to_report
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _missing() -> str | None:
+    if not CHROMIUM.exists():
+        return f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[test]')"
+    if shutil.which("dot") is None:
+        return "Graphviz `dot` is not installed; the report's graph needs it"
+    return None
+
+
+MISSING = _missing()
+if MISSING and os.environ.get("CI"):
+    raise RuntimeError(f"browser tests cannot run in CI: {MISSING}")
+pytestmark = [pytest.mark.skipif(MISSING is not None, reason=MISSING or ""), pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []  # chromium refuses root otherwise
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+        yield b
+        b.close()
+
+
+class Report:
+    """One report opened in a fresh page, with every console message, page error and request."""
+
+    def __init__(self, browser, tmp_path: Path, model: str) -> None:
+        self.analysis = analyze(model)
+        self.path = tmp_path / f"{model}.html"
+        self.path.write_text(to_report(self.analysis), encoding="utf-8")
+        self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        self.problems: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("console", lambda m: m.type in ("error", "warning") and self.problems.append(m.text))
+        self.page.on("pageerror", lambda e: self.problems.append(str(e)))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.goto(self.path.as_uri())
+
+    def click_node(self, name: str) -> None:
+        node_id = self.page.evaluate(
+            "name => { const d = JSON.parse(document.getElementById('sc-data').textContent);"
+            " return Object.keys(d.graph_ids).find(k => d.graph_ids[k] === name); }", name)
+        assert node_id, f"{name} is not a node of the graph"
+        self.page.click(f"#sc-graph g.node[id='{node_id}']")
+
+    def click_row(self, name: str) -> None:
+        self.page.locator("#sc-table tr.sc-row").filter(
+            has=self.page.locator("td")).nth(self._row_index(name)).click()
+
+    def _row_index(self, name: str) -> int:
+        return [r.name for r in self.analysis.rows()].index(name)
+
+    def arithmetic(self) -> str:
+        return self.page.inner_text("#sc-details .sc-arithmetic")
+
+    def field(self) -> dict:
+        """The close-up drawing's field: its drawn size in input pixels, per axis."""
+        return self.page.eval_on_selector(
+            "svg.sc-rf-closeup .sc-rf-field",
+            "e => { const cell = +e.ownerSVGElement.dataset.cell, box = e.getBBox();"
+            " return {w: box.width / cell, h: box.height / cell, cell}; }")
+
+
+@pytest.fixture
+def alexnet(browser, tmp_path):
+    report = Report(browser, tmp_path, "alexnet")
+    yield report
+    report.page.close()
+
+
+def test_alexnet_first_conv_shows_its_arithmetic_and_field(alexnet, tmp_path):
+    first = alexnet.analysis.records[0]
+    alexnet.click_node(first.name)
+    text = alexnet.arithmetic()
+    assert text.splitlines() == first.explain()
+    assert f"= {first.output_shape[2]}" in text and first.output_shape[2] == 54
+    field = alexnet.field()
+    assert (field["w"], field["h"]) == (11, 11) == tuple(rf_sizes(first.rf))
+    assert field["cell"] >= 4  # a close-up: every pixel visible
+    assert alexnet.page.locator("#sc-table tr.sc-selected").get_attribute("data-name") == first.name
+    caption = alexnet.page.inner_text(".sc-rf-caption")
+    assert "rows -1…9" in caption and "21 of them padding" in caption  # p=1: one padded row/col
+    shot = tmp_path / "alexnet.png"
+    alexnet.page.screenshot(path=str(shot))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert alexnet.problems == []
+    assert alexnet.requests == [alexnet.path.as_uri()]  # self-contained: nothing else fetched
+
+
+def test_rows_select_layers_and_the_field_follows_the_output_pixel(alexnet):
+    conv = next(r for r in alexnet.analysis.records if r.name == "3")
+    alexnet.click_row(conv.name)
+    assert alexnet.arithmetic().splitlines() == conv.explain()
+    assert alexnet.field()["w"] == rf_sizes(conv.rf)[0] == 51
+    # Output pixel (5, 0): the field moves down by 5 jumps, its size stays.
+    alexnet.page.fill(".sc-pick input >> nth=0", "5")
+    jump = int(conv.rf[0].jump)
+    centre = int(conv.rf[0].start) + 5 * jump
+    caption = alexnet.page.inner_text(".sc-rf-caption")
+    assert f"rows {centre - 25}…{centre + 25}" in caption
+    assert alexnet.field()["h"] == 51
+    assert alexnet.problems == []
+
+
+def test_global_layers_say_so(alexnet):
+    alexnet.click_row("14")  # Linear after Flatten
+    assert "global" in alexnet.page.inner_text("#sc-details")
+    assert alexnet.page.locator("svg.sc-rf").count() == 0
+
+
+def test_filter_box_hides_rows_and_dims_nodes(alexnet):
+    alexnet.page.fill("#sc-filter", "maxpool")
+    visible = alexnet.page.locator("#sc-table tr.sc-row:not(.sc-hidden)")
+    expected = [r.name for r in alexnet.analysis.records if "maxpool" in r.description.lower()]
+    assert visible.count() == len(expected) == 3
+    assert alexnet.page.locator("#sc-graph g.node.sc-dim").count() == len(alexnet.analysis.records) - 3
+    alexnet.page.fill("#sc-filter", "")
+    assert alexnet.page.locator("#sc-table tr.sc-hidden").count() == 0
+
+
+def test_resnet18_blocks_and_residual_layers(browser, tmp_path):
+    report = Report(browser, tmp_path, "resnet18")
+    try:
+        a = report.analysis
+        conv = next(r for r in a.records if r.layer is not None and r.layer.kind == "conv"
+                    and r.depth >= 2 and r.layer.describe().find("s=2") >= 0)
+        report.click_node(conv.name)
+        assert report.arithmetic().splitlines() == conv.explain()
+        assert report.field()["w"] == rf_sizes(conv.rf)[0]
+        block = next(iter(a.blocks))
+        report.click_row(block)
+        details = report.page.inner_text("#sc-details")
+        assert "(block)" in details and f"{a.blocks[block].params:,}" in details
+        report.page.screenshot(path=str(tmp_path / "resnet18.png"), full_page=True)
+        assert report.problems == []
+    finally:
+        report.page.close()
