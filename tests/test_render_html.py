@@ -14,7 +14,7 @@ from shapecalc import analyze
 from shapecalc.blocks import Sequential
 from shapecalc.layers import Conv2d, ReLU
 from shapecalc.render import human_count, rf_sizes, shape_text
-from shapecalc.render.html import report_data, table_html, to_html, to_html_fragment, to_report
+from shapecalc.render.html import report_data, table_html, to_html, to_report
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
 
@@ -148,11 +148,3 @@ def test_script_data_cannot_close_its_script_tag():
     data_script = re.search(r'<script type="application/json" id="sc-data">(.*?)</script>', text, re.S)
     assert "</script><b>" in json.loads(data_script.group(1))["layers"]
 
-
-def test_notebook_fragment_takes_the_host_theme():
-    a = analyze("lenet")
-    text = to_html_fragment(a)
-    assert text.startswith('<div class="sc-root sc-embedded"><style>') and "<html" not in text
-    assert "<script" not in text and a.render("html-fragment") == text
-    assert len(Page(text).rows) == len(a.records)
-    assert "--sc-fg: currentColor" in text  # the notebook's own text colour, light or dark

@@ -163,3 +163,29 @@ def test_resnet18_blocks_and_residual_layers(browser, tmp_path):
         assert report.problems == []
     finally:
         report.page.close()
+
+
+def test_any_name_selects_its_own_layer(browser, tmp_path):
+    # Names are data: quotes, markup, a script end tag and control characters must neither break
+    # the page nor select another layer.
+    from shapecalc.blocks import Sequential
+    from shapecalc.layers import Conv2d, ReLU
+
+    names = ['a"b\\c<d>\n\x01', "</script><b>x", "plain"]
+    model = Sequential({names[0]: Conv2d(1, 2, 3), names[1]: Conv2d(2, 3, 5), names[2]: ReLU()})
+    analysis = analyze(model, (1, 1, 12, 12))
+    path = tmp_path / "weird.html"
+    path.write_text(to_report(analysis), encoding="utf-8")
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+    try:
+        page.goto(path.as_uri())
+        for i, rec in enumerate(analysis.records):
+            page.locator("#sc-table tr.sc-row").nth(i).click()
+            assert page.inner_text("#sc-details .sc-description") == rec.description
+            assert page.eval_on_selector("#sc-details h2", "e => e.textContent") == rec.name
+        assert problems == []
+    finally:
+        page.close()

@@ -1,5 +1,5 @@
-"""HTML, in one place: the table (a fragment for notebooks and pages), ``show --format html``
-(the table as a page) and ``shapecalc report`` (one self-contained interactive page).
+"""HTML pages: ``show --format html`` (the table as a page) and ``shapecalc report`` (one
+self-contained interactive page).
 
 The report is a single file that works offline and from ``file://``: CSS, JavaScript, the data
 and Graphviz's SVG are all inline, and a Content-Security-Policy forbids every request. The
@@ -55,7 +55,7 @@ def table_html(analysis, depth: int | None = None, explain: bool = False) -> str
     columns = [c for c in COLUMNS if named or c[0] != "name"]
     head = "".join(f'<th class="{cls}">{_e(title)}</th>' for title, cls in columns)
     body = []
-    for rec in analysis.rows(depth):
+    for position, rec in enumerate(analysis.rows(depth)):
         kind = _kind(rec)
         layer = _e(rec.description)
         if explain and not rec.is_block:
@@ -76,7 +76,10 @@ def table_html(analysis, depth: int | None = None, explain: bool = False) -> str
         if not named:
             del cells[1]
         tds = "".join(f'<td class="{cls}">{cell}</td>' for (_, cls), cell in zip(columns, cells))
-        body.append(f'<tr class="sc-row sc-{kind}" data-name="{_e(rec.name)}">{tds}</tr>')
+        # data-row: the row's place in analysis.rows(), which scripts map back to the exact
+        # name (data-name shows it, but an HTML parser may alter control characters).
+        body.append(f'<tr class="sc-row sc-{kind}" data-row="{position}" data-name="{_e(rec.name)}">'
+                    f"{tds}</tr>")
     return (f'<table class="sc-table"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table>')
 
@@ -113,15 +116,6 @@ def to_html(analysis, depth: int | None = None, explain: bool = False) -> str:
     return _page(f"{analysis.model} · shapecalc", table_css(), body)
 
 
-@renderer("html-fragment", summary="header and table as an HTML fragment with its style, in the "
-          "host page's colours and font (notebooks, library only)")
-def to_html_fragment(analysis, depth: int | None = None, explain: bool = False) -> str:
-    """What a notebook shows for an analysis (``_repr_html_``): readable in light and dark
-    themes, since it takes the host's colours; no script, no document around it."""
-    return (f'<div class="sc-root sc-embedded"><style>{table_css()}</style>'
-            f"{header_html(analysis)}{table_html(analysis, depth, explain)}</div>")
-
-
 # ---------------------------------------------------------------- the interactive report
 def _rf_geometry(rf) -> list[dict[str, float]] | None:
     if rf is None:
@@ -145,12 +139,13 @@ def report_data(analysis, graph_ids: dict[str, str] | None = None) -> dict[str, 
         }
     return {"model": analysis.model, "input_shape": list(analysis.input_shape),
             "output_shape": list(analysis.output_shape), "layers": layers,
-            "graph_ids": graph_ids or {}}
+            "rows": [rec.name for rec in analysis.rows()], "graph_ids": graph_ids or {}}
 
 
 def _script_json(data: Any) -> str:
-    """JSON safe inside ``<script>``: no ``<`` at all, so no ``</script>`` or ``<!--``."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+    """JSON safe inside ``<script>``: no ``<`` at all, so no ``</script>`` or ``<!--``; ASCII, so
+    any name (a lone surrogate from a spec file included) survives the UTF-8 file."""
+    return json.dumps(data, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c")
 
 
 def _graph_section(analysis, rankdir: str, depth: int | None, expand: bool) -> tuple[str, dict]:
@@ -189,5 +184,4 @@ def to_report(analysis, rankdir: str = "TB", depth: int | None = None, expand: b
     return _page(f"{analysis.model} · shapecalc report", table_css() + _asset("report.css"), body)
 
 
-__all__ = ["header_html", "report_data", "table_css", "table_html", "to_html", "to_html_fragment",
-           "to_report"]
+__all__ = ["header_html", "report_data", "table_css", "table_html", "to_html", "to_report"]

@@ -7,7 +7,8 @@
   const table = document.getElementById("sc-table");
   const rows = Array.from(table.querySelectorAll("tbody tr.sc-row"));
   const details = document.getElementById("sc-details");
-  const rowOf = new Map(rows.map((r) => [r.dataset.name, r]));
+  const nameOf = (row) => data.rows[+row.dataset.row];
+  const rowOf = new Map(rows.map((r) => [nameOf(r), r]));
   const nodeOf = new Map();  // layer or block name -> its node in the graph
   let svgCount = 0;
 
@@ -19,9 +20,9 @@
   });
   rows.forEach((row) => {
     row.tabIndex = 0;
-    row.addEventListener("click", () => select(row.dataset.name));
+    row.addEventListener("click", () => select(nameOf(row)));
     row.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); select(row.dataset.name); }
+      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); select(nameOf(row)); }
     });
   });
 
@@ -49,7 +50,7 @@
   function select(name) {
     const rec = data.layers[name];
     if (!rec) return;
-    rows.forEach((r) => r.classList.toggle("sc-selected", r.dataset.name === name));
+    rows.forEach((r) => r.classList.toggle("sc-selected", nameOf(r) === name));
     const row = rowOf.get(name);
     if (row && !row.classList.contains("sc-hidden")) row.scrollIntoView({ block: "nearest" });
     const node = drawnNode(name);
@@ -190,7 +191,7 @@
     const q = filter.value.trim().toLowerCase();
     const shown = new Set();
     rows.forEach((row) => {
-      const rec = data.layers[row.dataset.name];
+      const rec = data.layers[nameOf(row)];
       const text = [rec.name, rec.description, rec.type, rec.notes.join(" ")].join(" ").toLowerCase();
       const hit = !q || text.includes(q);
       row.classList.toggle("sc-hidden", !hit);
