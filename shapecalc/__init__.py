@@ -21,10 +21,14 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from .api import analyze, load_model, minimum_input
     from .model_source import ModelSource
+    from .model_summary import ModelSummary, summary
+    from .train.trained import load_trained
 
 #: Loaded on first use (PEP 562): ``shapecalc layer`` needs only the arithmetic, and building
 #: the ~80 layer dataclasses behind the model API is most of the package's import time.
-_LAZY = {"ModelSource": "model_source", "analyze": "api", "load_model": "api", "minimum_input": "api"}
+_LAZY = {"ModelSource": "model_source", "analyze": "api", "load_model": "api", "minimum_input": "api",
+         "ModelSummary": "model_summary", "summary": "model_summary",
+         "load_trained": "train.trained"}
 
 
 def __getattr__(name: str) -> Any:
@@ -37,8 +41,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'shapecalc' has no attribute {name!r}")
 
 __all__ = [
-    "ArgumentError", "ConfigError", "LayerError", "ModelSource", "Reason", "ShapeError", "ShapecalcError", "SpecError", "UsageError",
+    "ArgumentError", "ConfigError", "LayerError", "ModelSource", "ModelSummary", "Reason",
+    "ShapeError", "ShapecalcError", "SpecError", "UsageError",
     "__version__", "analyze", "conv_output_size", "dropped_pixels", "effective_kernel",
-    "load_model", "minimum_input", "pool_output_size", "same_padding", "solve_padding",
-    "transposed_conv_output_size",
+    "load_model", "load_trained", "minimum_input", "pool_output_size", "same_padding",
+    "solve_padding", "summary", "transposed_conv_output_size",
 ]

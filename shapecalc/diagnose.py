@@ -64,6 +64,30 @@ class Diagnosis:
         out["fix_details"] = [f.details() for f in self.fixes]
         return out
 
+    # Display (render/notebook.py, render/html_table.py): short repr, the verdict as text/HTML.
+    def __repr__(self) -> str:
+        from .render.notebook import diagnosis_repr
+
+        return diagnosis_repr(self)
+
+    def __str__(self) -> str:
+        from .render.notebook import diagnosis_lines
+
+        return "\n".join(diagnosis_lines(self))
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(repr(self) if cycle else str(self))
+
+    def _repr_html_(self) -> str:
+        from .render.html_table import diagnosis_html
+
+        return diagnosis_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .render.notebook import diagnosis_markdown
+
+        return diagnosis_markdown(self)
+
 
 # ------------------------------------------------------------------ partial evaluation
 def shapes_until(graph: Graph, input_shape: Shape, stop: str | None = None) -> dict[str, Shape]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import prod
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 from .arithmetic import AxisRF
 from .errors import LayerError, ShapeError
@@ -198,8 +198,18 @@ class Analysis:
 
         return render(self, fmt, **options)
 
-    def table(self, **kwargs: Any) -> str:
-        return self.render("table", **kwargs)
+    def table(self, depth: int | None = None, explain: bool = False,
+              columns: Sequence[str] | None = None, width: int | None = None,
+              checks: Iterable | None = None) -> str:
+        """The per-layer table as plain text (what ``shapecalc show`` prints when piped).
+
+        ``depth`` collapses blocks nested deeper; ``explain`` adds the arithmetic under each
+        row; ``columns`` picks and orders data columns (torchinfo's ``col_names``: see
+        :data:`shapecalc.render.columns.COLUMNS`); ``width`` fits the table to that many
+        characters (``None``: the full table); ``checks`` adds ``verify``'s torch column.
+        """
+        return self.render("table", depth=depth, explain=explain, checks=checks,
+                           columns=columns, width=width)
 
     def to_json(self, indent: int | None = 2, explain: bool = False) -> str:
         """The JSON document (``explain``: each layer's arithmetic too)."""
@@ -218,6 +228,31 @@ class Analysis:
         """A drawing that displays inline as SVG in Jupyter and saves with ``.save(path)``
         (``.svg``, ``.png``, ``.pdf``, ``.dot``); options as for :meth:`to_dot`."""
         return self.render("drawing", rankdir=rankdir, depth=depth, expand=expand)
+
+    # Display: a one-line repr; the table in terminals, IPython and Jupyter (render/notebook.py,
+    # render/html_table.py), reached through the registry like every other format.
+    def __repr__(self) -> str:
+        """One line: model, input → output and totals (the table is ``str()`` / ``table()``)."""
+        return self.render("repr")
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        """IPython: the table, fitted to the terminal IPython runs in."""
+        import shutil
+
+        if cycle:
+            printer.text(repr(self))
+        else:
+            printer.text(self.table(width=shutil.get_terminal_size((80, 24)).columns).rstrip("\n"))
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the table, totals and notes as a styled HTML table (light and dark themes)."""
+        return self.render("html_table")
+
+    def _repr_markdown_(self) -> str:
+        return self.render("markdown")
 
 
 def _enclosing_blocks(name: str, blocks: dict[str, BlockInfo]) -> tuple[str, ...]:

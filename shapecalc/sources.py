@@ -176,6 +176,11 @@ def import_module_of(location: str) -> Any:
     except SpecError:
         raise
     except ModuleNotFoundError as err:
+        from .extras import missing_from_import
+
+        no_torch = missing_from_import(err, f"{location} (it imports torch)")
+        if no_torch is not None:
+            raise no_torch from None
         raise SpecError(f"cannot import {location!r}: {err}") from None
     except Exception as err:  # the user's module raised while importing
         raise SpecError(f"importing {location} failed: {type(err).__name__}: {err}") from None

@@ -138,10 +138,10 @@ def _yaml(text: str, where: str) -> tuple[Any, LineFinder]:
     try:
         import yaml
     except ImportError:
-        raise SpecError(
-            f"{where}: reading YAML spec files needs PyYAML: pip install 'shapecalc[yaml]' "
-            "(or use a .json or .toml spec)", file=where
-        ) from None
+        from .extras import missing
+
+        raise missing(f"{where}: reading YAML spec files (or use a .json or .toml spec)",
+                      "yaml", "yaml") from None
     # One parse that keeps the node tree (for line numbers) and builds the data from it, with
     # the safe constructor only (data never becomes code); libyaml when installed, for speed.
     loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -107,7 +107,9 @@ def save_spec(block: Block, path: str | Path, name: str = "model", input_shape: 
         try:
             import yaml
         except ImportError:
-            raise SpecError("writing YAML spec files needs PyYAML: pip install 'shapecalc[yaml]'") from None
+            from .extras import missing
+
+            raise missing("writing YAML spec files", "yaml", "yaml") from None
         text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
     else:
         text = dumps_toml(data)

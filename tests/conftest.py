@@ -18,7 +18,9 @@ settings.register_profile("dev", max_examples=60, deadline=None, print_blob=True
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 REPO = Path(__file__).resolve().parent.parent
-FASHION_MNIST = REPO.parent / "shared" / "data" / "fashion-mnist"
+# Beside the checkout by default; a worktree elsewhere points at it with $SHAPECALC_TEST_DATA.
+FASHION_MNIST = Path(os.environ.get("SHAPECALC_TEST_DATA")
+                     or REPO.parent / "shared" / "data" / "fashion-mnist")
 
 
 @pytest.fixture(scope="session")

@@ -222,3 +222,26 @@ def test_a_padding_past_64_bits_names_the_option(capsys):
     assert code == 2 and err.startswith("shapecalc: error: --padding: the total padding has about 20 digits")
     code, err = fails(capsys, "--k", "3", "--s", str(2**63 - 1), "--target", "3", "5")
     assert code == 2 and "--target: the total padding" in err
+
+
+def test_layer_imports_only_the_layer_module_it_needs():
+    """`shapecalc layer` is a quick command: it loads layers.conv or layers.pool, never the
+    ~100 other layer dataclasses (the layers package loads its modules on first use)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import sys\nfrom shapecalc.cli import main\n"
+        "for op in sys.argv[1:]:\n"
+        "    try:\n        main(['layer', '--op', op, '--k', '3', '224'])\n"
+        "    except SystemExit:\n        pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('shapecalc.layers.')))\n"
+    )
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for ops, expected in ((["conv"], "conv"), (["maxpool", "avgpool"], "pool")):
+        out = subprocess.run([sys.executable, "-c", script, *ops], env=env, capture_output=True,
+                             text=True, check=True).stdout.strip().splitlines()[-1]
+        assert out == str(sorted(["shapecalc.layers.base", f"shapecalc.layers.{expected}"])), out

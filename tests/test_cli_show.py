@@ -131,7 +131,7 @@ def test_every_zoo_model_shows_and_depth_collapses(name):
 def test_verify_marks_every_node(capsys):
     pytest.importorskip("torch")
     out = invoke("show", "alexnet", "--verify")
-    header = next(line for line in out.splitlines() if "torch" in line and "name" in line)
+    header = next(line for line in out.splitlines() if "torch" in line and "layer" in line)
     assert "torch" in header
     assert out.count("✓") == 21 and "✗" not in out
 
@@ -187,12 +187,23 @@ def test_models_lists_every_registered_model():
         (["show", "alexnet", "--format", "xml"], 2, "--format"),
         (["show", "alexnet", "--depth", "-1"], 2, "--depth"),
         (["shwo", "alexnet"], 2, "did you mean 'show'"),
+        (["show", "alexnet", "--columns", "params,flops"], 2,
+         "--columns: unknown column 'flops'; choose from input_size, output_size"),
+        (["show", "alexnet", "--width", "5"], 2, "--width"),
     ],
 )
 def test_bad_inputs_give_one_line(capsys, args, code, words):
     got, err = fails(capsys, *args)
     assert got == code
     assert words in err
+
+
+def test_columns_and_width_for_pipes():
+    out = invoke("show", "alexnet", "--columns", "input,output,params,percent", "--width", "80")
+    header = out.splitlines()[1].split()
+    assert header == ["#", "layer", "input", "shape", "output", "shape", "params", "params", "%"]
+    assert "56.06%" in out and all(len(line) <= 80 for line in out.splitlines())
+    assert "in_features=6400" not in out  # notes were not chosen
 
 
 def test_too_small_input_names_the_smallest_that_works(capsys):

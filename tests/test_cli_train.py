@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 from shapecalc.cli import main  # noqa: E402
 
 TINY = ["--synthetic", "--device", "cpu", "--epochs", "1", "--batch-size", "64",
-        "--limit-train", "64", "--limit-test", "32", "--image-size", "65"]
+        "--limit-train", "64", "--limit-test", "32", "--image-size", "65", "--threads", "2"]
 
 
 def run(args, capsys):
@@ -35,6 +35,8 @@ def run(args, capsys):
     (["--image-size", "64"], "--image-size: alexnet needs at least 65x65"),
     (["--device", "tpu"], "--device: expected auto, cpu, cuda, cuda:N or mps, got 'tpu'"),
     (["--model", "alexnet-2012"], "--model alexnet-2012 cannot take Fashion-MNIST batches of 1x65x65"),
+    (["--threads", "0"], "--threads: must be ≥ 1, got 0"),
+    (["--no-save", "--out", "x"], "--no-save: cannot be combined with --out"),
     (["--model", "alexnot"], "unknown model 'alexnot' (did you mean 'alexnet'"),
 ])
 def test_bad_options_are_one_line(args, message, capsys):
@@ -61,7 +63,7 @@ def test_tiny_run_writes_its_outputs_and_refuses_to_overwrite(tmp_path, capsys):
     code, out, err = run(TINY + ["--out", str(out_dir)], capsys)
     assert code == 0, err
     lines = out.splitlines()  # not a terminal: plain lines, no bars
-    assert lines[0] == "shapecalc train: alexnet at 65x65 on cpu (amp off, channels-last off)"
+    assert lines[0] == "shapecalc train: alexnet at 65x65 on cpu (amp off, channels-last off, 2 CPU threads)"
     assert lines[2] == "shape check: 21 layers on cpu match the engine's table"
     assert any(line.startswith("epoch 1/1  loss ") and "images/s" in line for line in lines)
     assert json.loads((out_dir / "metrics.json").read_text())["status"] == "complete"

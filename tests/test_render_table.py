@@ -73,8 +73,9 @@ def test_footer_states_totals_memory_and_the_macs_convention(nested):
 
 def test_receptive_field_and_notes_columns():
     text = analyze("alexnet").table()
-    assert table_row(text, "0")[9:] == ["11", "drops", "3", "px", "(H,", "W)"]
-    assert table_row(text, "12")[7] == "195"
+    # flat model: no name column (it would repeat the index)
+    assert table_row(text, "0")[8:] == ["11", "drops", "3", "px", "(H,", "W)"]
+    assert table_row(text, "12")[6] == "195"
     assert "global" in table_row(text, "14") and "in_features=6400" in text
 
 
@@ -123,3 +124,110 @@ def test_human_figures_never_overflow():
     assert human_count(np.int64(46_764_746)) == "46.76 M" and human_bytes(np.int64(512)) == "512 B"
     assert human_count(1.5e3) == "1.50 k"
     assert human_count(float("inf")) == "inf T" and human_bytes(float("inf")) == "inf TiB"
+
+
+# ------------------------------------------------------------------ width fitting
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from shapecalc.render.table import (  # noqa: E402
+    LADDER, Layout, choose_layout, display_width, draw, layout_table, plain_lines, table_model,
+)
+from shapecalc.zoo import ZOO  # noqa: E402
+
+ANALYSES = {name: analyze(name) for name in ZOO}
+
+
+def table_lines(drawn) -> list[str]:
+    """Header, rule and rows (title, footnotes and totals are wrapped text, checked apart)."""
+    lines = plain_lines(drawn)
+    rule = next(i for i, line in enumerate(lines) if line.startswith("──"))
+    return lines[rule - 1: rule + 1 + sum(1 for line in drawn.lines[rule + 1:]
+                                         if len(line) > 1)]
+
+
+def narrowest(model) -> Layout:
+    """The layout at the bottom of the ladder: what the table falls back to at any width."""
+    return choose_layout(model, 1)
+
+
+@settings(max_examples=40)
+@given(name=st.sampled_from(sorted(ZOO)), depth=st.sampled_from([None, 0, 1, 2]),
+       width=st.integers(60, 260))
+def test_a_table_fits_any_width_its_narrowest_layout_fits(name, depth, width):
+    result = ANALYSES[name]
+    model = table_model(result, depth)
+    drawn = draw(model, choose_layout(model, width), width)
+    floor = draw(model, narrowest(model), None).width
+    if floor <= width:
+        assert drawn.width <= width
+        assert all(display_width(line) <= width for line in plain_lines(drawn))
+    # never a cut description: every row's layer text is whole, in row order
+    rows = [line for line in drawn.lines[3:] if len(line) > 1]
+    assert len(rows) == len(model.rows)
+    for segs, row in zip(rows, model.rows):
+        assert row.record.description in "".join(t for t, _ in segs)
+
+
+@settings(max_examples=30)
+@given(name=st.sampled_from(sorted(ZOO)), widths=st.tuples(st.integers(60, 240), st.integers(0, 120)))
+def test_a_wider_terminal_never_shows_less(name, widths):
+    narrow, extra = widths
+    model = table_model(ANALYSES[name], 1)
+    small, large = choose_layout(model, narrow), choose_layout(model, narrow + extra)
+    assert set(small.keys) <= set(large.keys)
+    assert (small.index <= large.index and large.footnotes <= small.footnotes
+            and large.compact <= small.compact and small.gap <= large.gap)
+
+
+def test_the_ladder_order_at_80_columns():
+    alexnet = choose_layout(table_model(ANALYSES["alexnet"]), 80)
+    assert alexnet == Layout(("output_size", "num_params", "mult_adds", "receptive_field", "notes"),
+                             index=True, footnotes=True, compact=True)
+    resnet = choose_layout(table_model(ANALYSES["resnet18"], 1), 80)
+    assert "receptive_field" not in resnet.keys and resnet.compact and resnet.index
+    assert [what for what, _ in LADDER][0] == "footnotes"  # notes give way first
+
+
+def test_footnotes_number_each_distinct_note_once():
+    result = ANALYSES["resnet18"]
+    text = result.table(width=80)
+    lines = text.splitlines()
+    notes = [line for line in lines if line.startswith("[")]
+    texts = [line.split("] ", 1)[1] for line in notes]
+    assert len(texts) == len(set(texts))
+    every = {str(n) for r in result.records for n in r.notes}
+    assert every <= set(texts)
+    # each row's markers name exactly its own notes
+    model = table_model(result)
+    drawn = draw(model, choose_layout(model, 80), 80)
+    numbered = {str(i): t for i, t in enumerate(texts, 1)}
+    for segs, row in zip([l for l in drawn.lines[3:] if len(l) > 1], model.rows):
+        marks = "".join(t for t, _ in segs).rstrip().rsplit(" ", 1)[-1]
+        want = [str(n) for n in row.record.notes]
+        got = [numbered[m] for m in marks.strip("[]").split(",")] if marks.startswith("[") else []
+        assert got[:len(want)] == want
+
+
+def test_piped_layout_is_the_default_and_independent_of_width():
+    model = table_model(ANALYSES["alexnet"])
+    assert choose_layout(model) == Layout(("output_size", "num_params", "mult_adds",
+                                           "receptive_field", "notes"))
+    text = ANALYSES["alexnet"].table()
+    assert "in_features=6400 derived from the input" in text and "[1]" not in text
+
+
+def test_chosen_columns_keep_their_order_and_only_change_form():
+    result = ANALYSES["alexnet"]
+    text = result.table(columns=["mult_adds", "input_size", "num_params"], width=60)
+    header = text.splitlines()[1].split()
+    assert header == ["#", "layer", "MACs", "input", "shape", "params"]
+    assert "34.2M" in text  # compact, to fit 60 columns
+    assert "34,152,192" in result.table(columns=["mult_adds"])
+
+
+def test_explain_lines_sit_under_their_row_at_the_layer_column():
+    drawn = layout_table(ANALYSES["alexnet"], explain=True, width=80)
+    lines = plain_lines(drawn)
+    at = lines.index(next(l for l in lines if "Conv2d(1→96" in l))
+    assert lines[at + 1].strip().startswith("H: out = floor(")
+    assert lines[at + 1].index("H:") == lines[at].index("Conv2d")

@@ -22,14 +22,16 @@ from shapecalc.train import checkpoint as ckpt  # noqa: E402
 from shapecalc.train.config import TrainConfig, resolve_device  # noqa: E402
 from shapecalc.train.loop import Interrupted, train  # noqa: E402
 from shapecalc.train.model import build, check_shapes  # noqa: E402
-from shapecalc.train.pipeline import MEAN, STD, DeviceSplit, epoch_order, to_inputs, train_batches  # noqa: E402
+from shapecalc.train.pipeline import (  # noqa: E402
+    MEAN, STD, DeviceSplit, epoch_order, eval_batches, to_inputs, train_batches,
+)
 from shapecalc.train.report import Reporter  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def _threads():
+    """Runs here set their thread count (tiny(threads=2)); this only restores the caller's."""
     before = torch.get_num_threads()
-    torch.set_num_threads(2)
     yield
     torch.set_num_threads(before)
 
@@ -37,7 +39,7 @@ def _threads():
 def tiny(out=None, **kw) -> TrainConfig:
     """3 steps of 64 per epoch at 65×65 on synthetic data: seconds on the CPU."""
     base = dict(device="cpu", epochs=2, batch_size=64, lr=0.01, image_size=65, limit_train=192,
-                limit_test=64, synthetic=True, out=str(out) if out else None)
+                limit_test=64, synthetic=True, out=str(out) if out else None, threads=2)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -76,8 +78,17 @@ def test_train_batches_resume_mid_epoch():
                         .reshape(10, 28, 28), torch.arange(10) % 10)
     order = torch.randperm(10, generator=torch.Generator().manual_seed(0))
     full = [y.tolist() for _, y in train_batches(split, order, 4, 28)]
-    assert full == [order[:4].tolist(), order[4:8].tolist(), order[8:].tolist()]
+    assert full == [order[:4].tolist(), order[4:8].tolist()]  # the partial last batch is dropped
     assert [y.tolist() for _, y in train_batches(split, order, 4, 28, start=1)] == full[1:]
+    assert [y.tolist() for _, y in train_batches(split, order, 16, 28)] == [order.tolist()]  # < 1 batch
+
+
+def test_eval_batches_pad_to_one_shape_and_count_only_real_rows():
+    split = DeviceSplit(torch.zeros(10, 28, 28, dtype=torch.uint8), torch.arange(10))
+    plain = [(tuple(x.shape), y.tolist(), n) for x, y, n in eval_batches(split, 4, 28)]
+    assert [p[2] for p in plain] == [4, 4, 2] and plain[-1][0][0] == 2
+    padded = [(x.shape[0], y[:n].tolist(), n) for x, y, n in eval_batches(split, 4, 28, pad=True)]
+    assert [p[0] for p in padded] == [4, 4, 4] and padded[-1][1:] == ([8, 9], 2)
 
 
 # -- model --------------------------------------------------------------------------------
@@ -135,14 +146,19 @@ def test_outputs_of_a_run(straight):
     assert metrics["environment"]["torch"] == torch.__version__ and metrics["config"]["lr"] == 0.01
     assert metrics["summary"]["final_test_acc"] == result.history[-1].test_acc
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    weights = torch.load(out / "model.pt", weights_only=True)
-    assert same_weights(weights, result.model.state_dict())
+    saved = torch.load(out / "model.pt", weights_only=True)
+    assert saved["format"] == "shapecalc-model/1" and saved["image_size"] == 65
+    assert saved["model"]["zoo"] == "alexnet" and saved["model"]["spec"]["name"] == "alexnet"
+    assert same_weights(saved["weights"], result.model.state_dict())
 
 
 def test_resume_is_bit_for_bit(straight, tmp_path):
+    """Even when the resuming process has another thread count: the run's own is restored."""
     ref_out, ref = straight
     train(tiny(tmp_path, epochs=1), reporter=quiet())
+    torch.set_num_threads(1)  # 2 in the run: the last bits of a conv sum differ between the two
     resumed = train(tiny(epochs=2), resume_path=str(tmp_path / "checkpoint.pt"), reporter=quiet())
+    assert torch.get_num_threads() == 1  # the caller's setting is given back
     assert [m.to_json() | {"seconds": 0, "eval_seconds": 0, "images_per_s": 0} for m in resumed.history] == \
            [m.to_json() | {"seconds": 0, "eval_seconds": 0, "images_per_s": 0} for m in ref.history]
     assert same_weights(resumed.model.state_dict(), ref.model.state_dict())
@@ -159,8 +175,8 @@ class _CtrlCAfter(Reporter):
         super().epoch_start(epoch, epochs, batches, done)
         self.current = epoch
 
-    def step(self, done, loss, acc, images_per_s):
-        if self.current == self.at and done == self.steps:
+    def step(self, p):
+        if self.current == self.at and p.done == self.steps:
             os.kill(os.getpid(), signal.SIGINT)
 
 
@@ -208,3 +224,17 @@ def test_alexnet_learns_fashion_mnist_subset(fashion_mnist_dir):
     result = train(config, reporter=quiet())
     assert result.history[-1].test_acc >= 0.30, result.history  # measured 0.428 (README)
     assert result.history[-1].loss < result.history[0].loss
+
+
+def test_warm_up_changes_nothing():
+    """The CUDA warm-up (run here on the CPU) leaves weights, BatchNorm buffers, RNG alone."""
+    from shapecalc.train.loop import Trainer
+
+    trainer = Trainer(tiny(model="lenet-bn", image_size=28), reporter=quiet())
+    trainer.setup()
+    before = {k: v.clone() for k, v in trainer.module.state_dict().items()}
+    rng = torch.get_rng_state()
+    trainer.warm_up()
+    assert same_weights(before, trainer.module.state_dict())
+    assert torch.equal(rng, torch.get_rng_state()) and trainer.module.training
+    assert all(p.grad is None for p in trainer.module.parameters())

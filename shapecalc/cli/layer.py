@@ -68,12 +68,12 @@ class Axis:
 
 
 def _layer_class(op: str, ndim: int) -> type:
-    # Only the module the op needs: `shapecalc layer` is a quick command, and each layer
-    # module's dataclasses cost import time.
-    if op in ("conv", "conv-transpose"):
-        from ..layers import conv as module
-    else:
-        from ..layers import pool as module
+    # Only the module the op needs (the layers package loads the rest on first use): `shapecalc
+    # layer` is a quick command, and each layer module's dataclasses cost import time.
+    import importlib
+
+    name = "conv" if op.startswith("conv") else "pool"
+    module = importlib.import_module(f"..layers.{name}", __package__)
     return getattr(module, f"{MODULES[op]}{ndim}d")
 
 

@@ -107,13 +107,26 @@ def _write_graph(analysis, path: str, depth: int | None) -> None:
               help="Also draw the model with graphviz (format from the suffix: .dot/.svg/.png/.pdf).")
 @click.option("--verify", is_flag=True,
               help="Run the torch module built from the same spec (meta device) and compare every shape.")
+@click.option("--columns", "columns_text", metavar="LIST", default=None,
+              help="Table columns, in order, comma-separated: input_size, output_size, num_params, "
+                   "params_percent, kernel_size, mult_adds, trainable, receptive_field, notes "
+                   "(short names: input, output, params, percent, kernel, macs, rf).")
+@click.option("--width", type=click.IntRange(min=20), default=None, metavar="N",
+              help="Fit the table to N columns (default: the terminal's width; piped output is "
+                   "the full table, whatever the terminal).")
 def show(model: str, input_shape: str | None, fmt: str, as_json: bool, explain: bool,
-         depth: int | None, dtype: str, graph_path: str | None, verify: bool) -> int:
+         depth: int | None, dtype: str, graph_path: str | None, verify: bool,
+         columns_text: str | None, width: int | None) -> int:
     """Every layer of MODEL: output shape, parameters, MACs, receptive field and notes.
 
     MODEL is a built-in name (see `shapecalc models`), a spec file or path/to/file.py:Net.
     Example: `shapecalc show alexnet --input 1x1x227x227 --explain`.
     """
+    columns = None
+    if columns_text is not None:  # checked before the model is loaded: a typo fails fast
+        from ..render.columns import parse_columns
+
+        columns = parse_columns(columns_text)
     src, analysis = load_and_analyze(model, input_shape, dtype)
     if as_json:
         fmt = "json"
@@ -124,12 +137,13 @@ def show(model: str, input_shape: str | None, fmt: str, as_json: bool, explain: 
         from ..render.table import print_analysis
 
         emit(lambda console: print_analysis(analysis, console, depth=depth, explain=explain,
-                                            checks=checks))
+                                            checks=checks, columns=columns,
+                                            width=width or console.width))
     else:  # every other format, and the table when piped: one function in the registry
         from ..renderers import get, write
 
         write(analysis, get(fmt, "show"), "-", param="output", depth=depth, explain=explain,
-              checks=checks)
+              checks=checks, columns=columns, width=width)
     if checks is not None:
         wrong = [c for c in checks if not c.ok]
         if wrong:

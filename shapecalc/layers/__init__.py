@@ -1,9 +1,13 @@
 """Layer specs, one frozen dataclass per PyTorch layer kind, named and parameterised like torch.
 
 ``LAYER_TYPES`` maps a type name (``"Conv2d"``) to its class: spec files, the torch bridge and
-the CLI look layers up there. Adding a layer is adding a class in a module of this package:
-every module here is imported below and every public :class:`Layer` subclass registers itself
-(:meth:`Layer.__init_subclass__`), so there is no list to keep in sync.
+the CLI look layers up there. Adding a layer is adding a public :class:`Layer` subclass in a
+module of this package: every module is scanned, so there is no list to keep in sync.
+
+The modules load on the first access to a name not defined here (``LAYER_TYPES``, ``Conv2d``,
+``merge_rf`` …, PEP 562): building ~100 frozen dataclasses is most of the package's import
+time, and ``shapecalc layer`` needs only ``layers.conv`` or ``layers.pool``
+(``tests/test_cli_layer.py`` checks that it imports nothing else).
 """
 
 from __future__ import annotations
@@ -13,24 +17,52 @@ import importlib
 import pkgutil
 from typing import Any
 
-from .base import LAYER_TYPES, RF, Layer, Shape, format_shape
-from .merge import broadcast_shapes, merge_rf
-
-for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-    importlib.import_module(f"{__name__}.{_module}")
-globals().update(LAYER_TYPES)  # ``from shapecalc.layers import Conv2d`` for every registered layer
+from .base import LAYER_TYPES as _DEFINED
+from .base import RF, Layer, Shape, format_shape
 
 #: Merge nodes exist in the graph but not as torch modules: the blocks that hold them do.
 MERGE_TYPES = frozenset({"Add", "Mul", "Concat"})
 
 
+def _registry() -> dict[str, type[Layer]]:
+    """Every layer class by name, once every module of the package has been imported."""
+    namespace = globals()
+    if "LAYER_TYPES" not in namespace:
+        for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+            importlib.import_module(f"{__name__}.{info.name}")
+        # Every public Layer subclass defined in these modules registered itself as it was
+        # defined (Layer.__init_subclass__); the same dict, so a class defined later joins it.
+        registry = _DEFINED
+        from .merge import broadcast_shapes, merge_rf
+
+        namespace.update(registry)  # ``from shapecalc.layers import Conv2d`` for every layer
+        namespace.update(broadcast_shapes=broadcast_shapes, merge_rf=merge_rf,
+                         __all__=_public(registry))
+        namespace["LAYER_TYPES"] = registry  # last: its presence means "all loaded"
+    return namespace["LAYER_TYPES"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in {m.name for m in pkgutil.iter_modules(__path__)}:  # `from . import conv`: just it
+        return importlib.import_module(f"{__name__}.{name}")
+    _registry()
+    try:
+        return globals()[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
 def LazyConv2d(out_channels: int, kernel_size, **kwargs) -> Conv2d:
     """``nn.LazyConv2d``'s signature: ``in_channels`` is inferred from the input."""
+    from .conv import Conv2d
+
     return Conv2d(None, out_channels, kernel_size, **kwargs)
 
 
 def LazyLinear(out_features: int, **kwargs) -> Linear:
     """``nn.LazyLinear``'s signature: ``in_features`` is derived from the input."""
+    from .basic import Linear
+
     return Linear(None, out_features, **kwargs)
 
 
@@ -53,13 +85,14 @@ def layer_from_dict(entry: Any, *, container_keys: tuple[str, ...] = ()) -> Laye
     if "type" not in entry:
         raise fail("", "a layer entry needs a 'type' key (a torch layer name like \"Conv2d\")")
     name = entry["type"]
-    cls = LAYER_TYPES.get(name) if isinstance(name, str) else None
+    registry = _registry()
+    cls = registry.get(name) if isinstance(name, str) else None
     if cls is None:
         import difflib
 
         from .fields import short_repr
 
-        hint = difflib.get_close_matches(str(name)[:100], LAYER_TYPES, n=1)
+        hint = difflib.get_close_matches(str(name)[:100], registry, n=1)
         raise fail("type", f"unknown layer type {short_repr(name)}"
                    + (f" (did you mean {hint[0]!r}?)" if hint else ""))
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
@@ -92,7 +125,7 @@ def layer_to_dict(layer: Layer) -> dict:
     return out
 
 
-__all__ = [name for name in LAYER_TYPES] + [
-    "LAYER_TYPES", "MERGE_TYPES", "Layer", "LazyConv2d", "LazyLinear", "RF", "Shape",
-    "broadcast_shapes", "format_shape", "layer_from_dict", "layer_to_dict", "merge_rf",
-]
+def _public(registry: dict[str, type[Layer]]) -> list[str]:
+    return [*registry, "LAYER_TYPES", "MERGE_TYPES", "Layer", "LazyConv2d", "LazyLinear", "RF",
+            "Shape", "broadcast_shapes", "format_shape", "layer_from_dict", "layer_to_dict",
+            "merge_rf"]

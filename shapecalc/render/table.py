@@ -1,19 +1,34 @@
-"""The rich table of ``shapecalc show``: one row per layer (and per block), then the totals.
+"""The per-layer table of ``shapecalc show`` and ``Analysis.table()``, fitted to a width.
 
 Nested models read as a tree, with torchinfo's ``├─``/``└─`` guides; ``depth`` collapses
-blocks into one row that sums its children. The table is built once and printed either to the
-terminal (colours) or into a string (``Analysis.table()``, non-TTY output), so the two never
-differ in content.
+blocks into one row that sums its children. The identity columns (``#``, ``name`` when it says
+more than the index, ``layer``) are always shown and never cut; the data columns come from
+:mod:`.columns`.
+
+Given a width (a terminal's), the table degrades step by step until every row fits on one
+line: notes move into numbered footnotes, then the wide-only columns go, then numbers turn
+compact (``26.2M``), then the receptive field goes, and so on (:data:`LADDER`). Without a
+width (pipes, files) it is the full default table, the same whatever terminal runs it.
+
+The layout is computed once as lines of styled segments; the terminal (rich, for colour) and
+plain text draw the same segments, so they never differ in content or alignment.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+import textwrap
+import unicodedata
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
 from ..renderers import renderer
-from . import notes_text, rf_text, shape_text
+from . import shape_text
+from .columns import (
+    BY_KEY, DEFAULT_COLUMNS, WIDE_EXTRAS, CellContext, cell, frozen_params, note_texts,
+    parse_columns,
+)
 from .formats import footer_lines
 
 #: Row styles by layer kind: the same grouping the graph colours use.
@@ -21,6 +36,29 @@ KIND_STYLES = {
     "conv": "cyan", "pool": "magenta", "norm": "yellow", "activation": "green",
     "linear": "blue", "reshape": "white", "merge": "bright_white", "dropout": "bright_black",
 }
+GAP = "  "  # between columns (one space only as the ladder's last resort)
+
+
+def display_width(text: str) -> int:
+    """Terminal cells ``text`` takes: wide East Asian characters count 2, combining marks 0."""
+    if text.isascii():
+        return len(text)
+    return _unicode_width(text)
+
+
+@lru_cache(maxsize=4096)
+def _unicode_width(text: str) -> int:  # cached: shapes and guides repeat row after row
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+    return width
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    fill = " " * (width - display_width(text))
+    return fill + text if right else text + fill
 
 
 def _parent(name: str, blocks: dict) -> str | None:
@@ -61,13 +99,7 @@ def tree_labels(rows: Sequence, blocks: dict) -> list[str]:
     return labels
 
 
-def _checks_by_name(checks: Iterable | None) -> dict[str, Any] | None:
-    if checks is None:
-        return None
-    return {c.name: c for c in checks}
-
-
-def _torch_cell(check) -> str:
+def torch_cell(check) -> str:
     if check is None or check.torch is None:
         return "·"  # merge nodes have no module to hook; their block row is checked instead
     if check.ok:
@@ -75,142 +107,305 @@ def _torch_cell(check) -> str:
     return f"✗ {shape_text(check.torch)}"
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Which columns, in which form: what the width-fitting ladder changes step by step."""
+
+    keys: tuple[str, ...]
+    index: bool = True
+    footnotes: bool = False
+    compact: bool = False
+    gap: int = len(GAP)
+
+
+#: Steps tried in order until the table fits: (what, column) — later steps cost more.
+LADDER: tuple[tuple[str, str], ...] = (
+    ("footnotes", ""), ("drop", "params_percent"), ("drop", "input_size"), ("drop", "trainable"),
+    ("compact", ""), ("drop", "receptive_field"), ("drop_index", ""), ("tight", ""),
+    ("drop", "mult_adds"),
+)
+
+
+def _step(layout: Layout, what: str, key: str, has_name: bool) -> Layout | None:
+    """``layout`` after one ladder step, or ``None`` when the step changes nothing."""
+    if what == "footnotes":
+        return None if layout.footnotes or "notes" not in layout.keys else replace(layout, footnotes=True)
+    if what == "compact":
+        numeric = {"num_params", "mult_adds"} & set(layout.keys)
+        return None if layout.compact or not numeric else replace(layout, compact=True)
+    if what == "tight":
+        return replace(layout, gap=1) if layout.gap > 1 else None
+    if what == "drop_index":  # a tree keeps its names; flat models keep their index
+        return replace(layout, index=False) if layout.index and has_name else None
+    if key in layout.keys:
+        return replace(layout, keys=tuple(k for k in layout.keys if k != key))
+    return None
+
+
 @dataclass
 class Row:
-    """One table row as text: ``cells`` in column order; ``lines`` > 1 only for --explain."""
+    """One table row: its record, the tree label, styles, and explain lines under it."""
 
-    cells: list[str]
+    record: Any
+    index: str
+    label: str
     style: str = ""  # the layer cell's style (by kind)
     row_style: str = ""  # dim for expanded blocks (their children carry the numbers)
+    details: list[str] = field(default_factory=list)
+    collapsed: bool = False  # a block row standing for its hidden children
 
 
 @dataclass
 class TableModel:
-    """What both renderers draw: columns (title, right-justified?) and rows of plain strings."""
+    """Everything the table shows, before a layout picks columns and forms."""
 
-    columns: list[tuple[str, bool]]
-    rows: list[Row] = field(default_factory=list)
-    title: str = ""
-    footer: list[str] = field(default_factory=list)
+    analysis: Any
+    rows: list[Row]
+    has_name: bool
+    title: str
+    footer: list[str]
+    checks: dict | None = None
+    frozen: dict[str, int] = field(default_factory=dict)
+
+    def context(self) -> CellContext:
+        return CellContext(self.analysis.total_params, self.frozen)
 
 
 def table_model(analysis, depth: int | None = None, explain: bool = False,
                 checks: Iterable | None = None) -> TableModel:
-    """The table's content, independent of how it is drawn (``checks``: ``--verify`` results)."""
-    by_name = _checks_by_name(checks)
-    rows = list(analysis.rows(depth))
-    labels = tree_labels(rows, analysis.blocks)
+    """The table's rows (tree order, cut at ``depth``), independent of columns and width."""
+    records = list(analysis.rows(depth))
+    labels = tree_labels(records, analysis.blocks)
     index = {r.name: i for i, r in enumerate(analysis.records)}
-    columns = [("#", True), ("name", False), ("layer", False), ("output shape", False),
-               ("params", True), ("MACs", True), ("RF", True)]
-    if by_name is not None:
-        columns.append(("torch", False))
-    columns.append(("notes", False))
-    model = TableModel(
-        columns,
+    rows = []
+    has_name = bool(analysis.blocks)
+    for rec, label in zip(records, labels):
+        kind = "block" if rec.is_block else (rec.layer.kind if rec.layer is not None else "other")
+        collapsed = rec.is_block and depth is not None and rec.depth >= depth
+        number = "" if rec.is_block else str(index[rec.name])
+        has_name = has_name or label != number  # a flat Sequential's names repeat the index
+        rows.append(Row(
+            rec, number, label,
+            "bold" if rec.is_block else KIND_STYLES.get(kind, ""),
+            "dim" if rec.is_block and not collapsed else "",
+            rec.explain() if explain and not rec.is_block else [], collapsed,
+        ))
+    return TableModel(
+        analysis, rows, has_name,
         title=f"{analysis.model}  input {shape_text(analysis.input_shape)} → output "
               f"{shape_text(analysis.output_shape)}",
         footer=footer_lines(analysis),
+        checks=None if checks is None else {c.name: c for c in checks},
+        frozen=frozen_params(analysis),
     )
-    for rec, label in zip(rows, labels):
-        kind = "block" if rec.is_block else (rec.layer.kind if rec.layer is not None else "other")
-        collapsed = rec.is_block and depth is not None and rec.depth >= depth
-        cells = [
-            "" if rec.is_block else str(index[rec.name]),
-            label,
-            rec.description + (" (collapsed)" if collapsed else ""),
-            shape_text(rec.output_shape),
-            f"{rec.params:,}",
-            f"{rec.macs:,}",
-            rf_text(rec.rf),
-        ]
-        if by_name is not None:
-            cells.append(_torch_cell(by_name.get(rec.name)))
-        cells.append(notes_text(rec))
-        model.rows.append(Row(cells, "bold" if rec.is_block else KIND_STYLES.get(kind, ""),
-                              "dim" if rec.is_block and not collapsed else ""))
-        if explain and not rec.is_block:
-            lines = rec.explain()
-            if lines:
-                blank = [""] * len(cells)
-                blank[2] = "\n".join(lines)
-                model.rows.append(Row(blank, "italic dim"))
-    return model
 
 
-def build_table(model: TableModel):
-    """The model as a :class:`rich.table.Table` (for terminals: colours, terminal width)."""
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
+@dataclass
+class Drawn:
+    """A laid-out table: each line a list of (text, style) segments."""
 
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for title, right in model.columns:
-        table.add_column(title, justify="right" if right else "left",
-                         no_wrap=title not in ("layer", "notes"), style="dim" if title == "#" else None)
-    for row in model.rows:
-        cells: list[Any] = list(row.cells)
-        cells[2] = Text(cells[2], style=row.style)
-        table.add_row(*cells, style=row.row_style or None)
-    return table
+    lines: list[list[tuple[str, str]]]
+    layout: Layout
+    width: int  # of the widest table line (title and footer not counted)
+
+
+def _description(row: Row) -> str:
+    return row.record.description + (" (collapsed)" if row.collapsed else "")
+
+
+def _columns_for(model: TableModel, layout: Layout) -> list[tuple[str, bool, list[str]]]:
+    """(title, right-justified, cells) for every shown column under ``layout``."""
+    ctx = model.context()
+    cols: list[tuple[str, bool, list[str]]] = []
+    if layout.index:
+        cols.append(("#", True, [r.index for r in model.rows]))
+    if model.has_name:
+        cols.append(("name", False, [r.label for r in model.rows]))
+    cols.append(("layer", False, [_description(r) for r in model.rows]))
+    notes = _notes(model, layout)
+    for key in layout.keys:
+        if key == "notes":
+            if model.checks is not None:
+                cols.append(_torch_column(model))
+            if notes is not None:
+                cols.append(("notes", False, notes[0]))
+            continue
+        cols.append((BY_KEY[key].title, BY_KEY[key].right,
+                     [cell(key, r.record, ctx, layout.compact) for r in model.rows]))
+    if model.checks is not None and "notes" not in layout.keys:
+        cols.append(_torch_column(model))
+    return cols
+
+
+def _torch_column(model: TableModel) -> tuple[str, bool, list[str]]:
+    return ("torch", False, [torch_cell(model.checks.get(r.record.name)) for r in model.rows])
+
+
+def _notes(model: TableModel, layout: Layout) -> tuple[list[str], list[str]] | None:
+    """(cells, footnote texts); ``None`` when no row has a note (the column is left out)."""
+    per_row = [note_texts(r.record) for r in model.rows]
+    if not any(per_row):
+        return None
+    if not layout.footnotes:
+        return ["; ".join(n) for n in per_row], []
+    numbers: dict[str, int] = {}
+    cells = []
+    for texts in per_row:
+        marks = [numbers.setdefault(t, len(numbers) + 1) for t in texts]
+        cells.append("[" + ",".join(map(str, marks)) + "]" if marks else "")
+    return cells, list(numbers)
+
+
+def _table_width(cols: list[tuple[str, bool, list[str]]], gap: int) -> int:
+    widths = [max([display_width(t)] + [display_width(c) for c in cells]) for t, _, cells in cols]
+    return sum(widths) + gap * (len(widths) - 1)
+
+
+def choose_layout(model: TableModel, width: int | None = None,
+                  columns: Sequence[str] | None = None) -> Layout:
+    """The richest layout that fits ``width`` (``None``: the full default, for pipes).
+
+    Chosen ``columns`` are kept as given (only their form changes); otherwise a terminal
+    starts from the defaults plus :data:`WIDE_EXTRAS` and walks down :data:`LADDER`.
+    """
+    wanted = list(columns) if columns is not None else list(DEFAULT_COLUMNS)
+    if columns is None and model.frozen:
+        wanted.insert(wanted.index("receptive_field"), "trainable")
+    if columns is None and width is not None:
+        order = [c for c in BY_KEY]
+        wanted = sorted(set(wanted) | set(WIDE_EXTRAS), key=order.index)
+    layout = Layout(tuple(wanted))
+    if width is None:
+        return layout
+    for what, key in LADDER:
+        if _table_width(_columns_for(model, layout), layout.gap) <= width:
+            return layout
+        if columns is not None and what not in ("footnotes", "compact", "tight"):
+            continue  # the user's columns stay; only their form may change
+        layout = _step(layout, what, key, model.has_name) or layout
+    return layout
+
+
+def draw(model: TableModel, layout: Layout, width: int | None = None) -> Drawn:
+    """Lay ``model`` out under ``layout``: title, header, rule, rows, footnotes, footer."""
+    cols = _columns_for(model, layout)
+    widths = [max([display_width(t)] + [display_width(c) for c in cells]) for t, _, cells in cols]
+    gap = " " * layout.gap
+    table_width = sum(widths) + len(gap) * (len(widths) - 1)
+    layer_at = sum(w + len(gap) for (title, _, _), w in zip(cols, widths)
+                   if title in ("#", "name"))
+    lines: list[list[tuple[str, str]]] = [[(model.title, "bold")]]
+
+    def joined(texts: list[str], styles: list[str]) -> list[tuple[str, str]]:
+        segs: list[tuple[str, str]] = []
+        for i, (text, style) in enumerate(zip(texts, styles)):
+            if i:
+                segs.append((gap, ""))
+            segs.append((_pad(text, widths[i], cols[i][1]), style))
+        return segs
+
+    lines.append(joined([t for t, _, _ in cols], ["bold"] * len(cols)))
+    lines.append([("─" * table_width, "dim")])
+    for r, row in enumerate(model.rows):
+        styles = []
+        for title, _, _ in cols:
+            if title == "layer":
+                styles.append(row.style)
+            elif title == "#":
+                styles.append("dim")
+            else:
+                styles.append(row.row_style)
+        lines.append(joined([cells[r] for _, _, cells in cols], styles))
+        for detail in row.details:
+            lines.append([(" " * layer_at + detail, "italic dim")])
+    notes = _notes(model, layout)
+    if layout.footnotes and notes is not None:
+        for number, text in enumerate(notes[1], 1):
+            lines.extend([(part, "")] for part in _wrap(f"[{number}] {text}", width,
+                                                        len(f"[{number}] ")))
+    for text in model.footer:
+        lines.extend([(part, "")] for part in _wrap(text, width, 2))
+    return Drawn(lines, layout, table_width)
+
+
+def _wrap(text: str, width: int | None, indent: int) -> list[str]:
+    """Footer and footnote lines fit a terminal; without a width they stay one line.
+
+    Lines made of ``a · b · c`` parts break between parts, so a number keeps its unit.
+    """
+    if width is None or display_width(text) <= width:
+        return [text]
+    if " · " in text:
+        lines: list[str] = []
+        for part in text.split(" · "):
+            if lines and display_width(lines[-1] + " · " + part) <= width:
+                lines[-1] += " · " + part
+            else:
+                lines.append(("" if not lines else " " * indent) + part)
+        if all(display_width(line) <= width for line in lines):
+            return lines
+    glued = text.replace(" = ", "\xa0=\xa0")  # keep "FLOPs = 2·MACs" on one line
+    lines = textwrap.wrap(glued, width=width, subsequent_indent=" " * indent,
+                          break_long_words=False, break_on_hyphens=False) or [glued]
+    return [line.replace("\xa0=\xa0", " = ") for line in lines]
+
+
+def layout_table(analysis, depth: int | None = None, explain: bool = False,
+                 checks: Iterable | None = None, columns: Sequence[str] | None = None,
+                 width: int | None = None) -> Drawn:
+    """Build, fit and lay out the table of ``analysis`` in one call."""
+    model = table_model(analysis, depth, explain, checks)
+    return draw(model, choose_layout(model, width, columns), width)
+
+
+def plain_lines(drawn: Drawn) -> list[str]:
+    """The laid-out table as plain text lines, right-trimmed (pipes, files, notebooks)."""
+    return ["".join(text for text, _ in line).rstrip() for line in drawn.lines]
 
 
 def print_analysis(analysis, console, depth: int | None = None, explain: bool = False,
-                   checks: Iterable | None = None) -> None:
-    """Title, table and totals on a rich ``console``."""
+                   checks: Iterable | None = None, columns: Sequence[str] | None = None,
+                   width: int | None = None) -> None:
+    """The table on a rich ``console`` in colour; the same lines :func:`plain_lines` gives."""
     from rich.text import Text
 
-    model = table_model(analysis, depth, explain, checks)
-    console.print(Text(model.title, style="bold"))
-    console.print(build_table(model))
-    for line in model.footer:
-        console.print(line, highlight=False, soft_wrap=True)
+    drawn = layout_table(analysis, depth, explain, checks, columns, width)
+    for line in drawn.lines:
+        text = Text()
+        for part, style in line:
+            text.append(part, style=style or None)
+        text.rstrip()
+        console.print(text, soft_wrap=True, highlight=False)
 
 
-def plain_lines(model: TableModel) -> list[str]:
-    """The model as aligned text without rich: what pipes, files and ``Analysis.table()`` get.
-
-    Laid out as rich lays out the terminal table (three spaces between columns, a rule under
-    the header), so piped and terminal output read the same; it skips importing rich, which is
-    a third of ``shapecalc show``'s start-up.
-    """
-    expanded: list[list[str]] = []  # one physical line per explain line
-    for row in model.rows:
-        parts = [cell.split("\n") for cell in row.cells]
-        for i in range(max(len(p) for p in parts)):
-            expanded.append([p[i] if i < len(p) else "" for p in parts])
-    header = [title for title, _ in model.columns]
-    widths = [max([len(header[c])] + [len(line[c]) for line in expanded]) for c in range(len(header))]
-
-    def fmt(cells: list[str]) -> str:
-        out = [cell.rjust(w) if right else cell.ljust(w)
-               for cell, w, (_, right) in zip(cells, widths, model.columns)]
-        return "   ".join(out).rstrip()
-
-    width = sum(widths) + 3 * (len(widths) - 1)
-    return [model.title, fmt(header), "─" * width, *(fmt(line) for line in expanded), *model.footer]
-
-
-def capture_text(draw, width: int = 240) -> str:
-    """Run ``draw(console)`` on a colourless rich console and return its text, trailing blanks
-    stripped (for renderables other than the analysis table, such as ``shapecalc models``)."""
+def capture_text(draw_on, width: int = 240) -> str:
+    """Run ``draw_on(console)`` on a colourless rich console and return its text, trailing
+    blanks stripped (for renderables other than the analysis table, such as ``shapecalc models``)."""
     from rich.console import Console
 
     buf = io.StringIO()
     console = Console(file=buf, width=width, color_system=None, force_terminal=False,
                       highlight=False, emoji=False)
-    draw(console)
+    draw_on(console)
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
 
 
 @renderer("table", summary="the table as plain text", suffixes=("txt",), commands=("show",))
 def render_table_text(analysis, depth: int | None = None, explain: bool = False,
-                      checks: Iterable | None = None) -> str:
-    """The table as plain text (no colours, no rich)."""
-    return "\n".join(plain_lines(table_model(analysis, depth, explain, checks))) + "\n"
+                      checks: Iterable | None = None, columns: Sequence[str] | None = None,
+                      width: int | None = None) -> str:
+    """The table as plain text (no colours, no rich); fitted to ``width`` when one is given.
+
+    ``columns``: :mod:`.columns` keys or short names, in the order to show them.
+    """
+    if columns is not None:
+        columns = parse_columns(columns, "columns")
+    drawn = layout_table(analysis, depth, explain, checks, columns, width)
+    return "\n".join(plain_lines(drawn)) + "\n"
 
 
 __all__ = [
-    "KIND_STYLES", "Row", "TableModel", "build_table", "capture_text", "plain_lines",
-    "print_analysis", "render_table_text", "table_model", "tree_labels",
+    "GAP", "KIND_STYLES", "LADDER", "Drawn", "Layout", "Row", "TableModel", "capture_text",
+    "choose_layout", "display_width", "draw", "layout_table", "plain_lines", "print_analysis",
+    "render_table_text", "table_model", "torch_cell", "tree_labels",
 ]

@@ -23,9 +23,9 @@ def _torch():
     try:
         import torch
     except ImportError:  # pragma: no cover - exercised only without the extra installed
-        raise SpecError(
-            "this needs PyTorch: pip install 'shapecalc[torch]' (or pip install torch)"
-        ) from None
+        from ..extras import missing
+
+        raise missing("building a torch module") from None
     return torch
 
 

@@ -21,7 +21,9 @@ def torch_module():
     try:
         import torch
     except ImportError:  # pragma: no cover - only without the extra
-        raise SpecError("analysing an nn.Module needs PyTorch: pip install 'shapecalc[torch]'") from None
+        from ..extras import missing
+
+        raise missing("analysing an nn.Module") from None
     return torch
 
 

@@ -1,24 +1,34 @@
 """Run directories, checkpoints and the RNG states that make a resume bit-for-bit.
 
-A checkpoint holds the model, the optimiser, how far the run got (completed epochs and, after
-Ctrl-C, batches into the next one with the partial sums), the data generator's state at the
-start of that epoch (so its permutation is redrawn identically) and torch's CPU/CUDA RNG
-states (dropout). Files are written to ``*.tmp`` and renamed, so a crash mid-write never
-destroys the previous checkpoint, and loaded with ``weights_only=True``: data is never code.
+A checkpoint holds the model as the engine's JSON spec (plus its zoo name), its weights, the
+optimiser, how far the run got (completed epochs and, after Ctrl-C, batches into the next one
+with the partial sums), the data generator's state at the start of that epoch (so its
+permutation is redrawn identically), torch's CPU/CUDA RNG states (dropout) and the run's
+settings, its CPU thread count included (summation order, hence the last bits, depends on it).
+
+Data is never code: checkpoints are loaded with ``weights_only=True``, every entry is checked
+for presence and type (one line naming the entry otherwise), and the model is rebuilt from
+the stored spec without importing or calling anything the file names. Every file goes through
+:mod:`shapecalc.fileio` (temporary file in the same folder, then a rename), so a crash, a full
+disk or Ctrl-C mid-write leaves the previous file whole and no temporary behind.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from ..errors import UsageError
+from ..fileio import OutputError, write_with
 from .errors import TrainError
 
-FORMAT = "shapecalc-train/1"
+FORMAT = "shapecalc-train/2"
+MODEL_FORMAT = "shapecalc-model/1"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 MODEL = "model.pt"
@@ -27,7 +37,7 @@ OUTPUTS = (METRICS, CHECKPOINT, MODEL, PLOT)
 
 
 def prepare_out(out: Path, force: bool) -> None:
-    """Create ``out``; refuse (one line naming the file) if an earlier run's files are there."""
+    """Create ``out`` and prove it writable, before any training; refuse an earlier run's files."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a directory")
     if not force:
@@ -37,7 +47,21 @@ def prepare_out(out: Path, force: bool) -> None:
                     f"--out {out}: {name} from an earlier run is there; use another --out, "
                     f"--resume {out / CHECKPOINT} to continue it, or --force to overwrite"
                 )
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable(out)
+
+
+def check_writable(out: Path) -> None:
+    """Create ``out`` (and its parents) and write one probe file there: fail now, not after an epoch."""
+    from ..fileio import _why
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".shapecalc-probe.", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise OutputError(f"--out {out}: cannot write there: {_why(err)}", param="--out",
+                          path=str(out)) from None
 
 
 def rng_states(device: torch.device) -> dict[str, Any]:
@@ -53,20 +77,161 @@ def restore_rng(states: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(states["cuda"], device)
 
 
-def save(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, **state}, tmp)
-    os.replace(tmp, path)
+def to_cpu(value: Any) -> Any:
+    """A copy of ``value`` with every tensor copied to the CPU: a snapshot training cannot change."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_cpu(v) for v in value)
+    return value
 
 
-def load(path: str | Path) -> dict[str, Any]:
+def save(path: Path, state: dict[str, Any], fmt: str = FORMAT) -> None:
+    """``torch.save`` through a temporary file in the same folder, renamed when complete."""
+    write_with(path, lambda tmp: torch.save({"format": fmt, **state}, tmp), param="--out")
+
+
+class BackgroundWriter:
+    """Writes files in one background thread so the next epoch starts at once.
+
+    A job is a list of callables run in order (the checkpoint, then the metrics that say it
+    exists). Only one job runs at a time: :meth:`submit` waits for the previous one. An error
+    in the thread (disk full) is raised in the training thread by the next :meth:`wait`; the
+    temporary file it left is already removed by :mod:`shapecalc.fileio`.
+    """
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, *jobs: Callable[[], None]) -> None:
+        self.wait()
+        self._thread = threading.Thread(target=self._run, args=(jobs,), name="shapecalc-writer")
+        self._thread.start()
+
+    def _run(self, jobs) -> None:
+        try:
+            for job in jobs:
+                job()
+        except BaseException as err:  # handed to the training thread by wait()
+            self._error = err
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+
+# -- loading, checked ------------------------------------------------------------------------
+def load(path: str | Path, what: str = "--resume", fmt: str = FORMAT) -> dict[str, Any]:
+    """Read a checkpoint (or ``model.pt`` with ``fmt=MODEL_FORMAT``); one line for any bad file."""
     path = Path(path)
+    where = f"{what} {path}"
     if not path.is_file():
-        raise UsageError(f"--resume {path}: no such checkpoint file")
+        raise UsageError(f"{where}: no such {'checkpoint' if fmt == FORMAT else 'model'} file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a bad file; all mean "not readable"
-        raise TrainError(f"--resume {path}: not a readable checkpoint ({type(err).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise TrainError(f"--resume {path}: not a shapecalc training checkpoint")
+        raise TrainError(f"{where}: not a readable checkpoint ({type(err).__name__})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("format"), str) \
+            or not state["format"].startswith(fmt.split("/")[0] + "/"):
+        raise TrainError(f"{where}: not a shapecalc {'training checkpoint' if fmt == FORMAT else 'model file'}")
+    if state["format"] != fmt:
+        raise TrainError(f"{where}: written by another shapecalc version ({state['format']}, "
+                         f"this one reads {fmt}); start a new run")
+    (check_state if fmt == FORMAT else check_model_file)(state, where)
     return state
+
+
+def _need(state: dict, key: str, types: type | tuple, what: str, where: str) -> Any:
+    if key not in state:
+        raise TrainError(f"{where}: the checkpoint has no {key!r} entry ({what})")
+    value = state[key]
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in _tuple(types)):
+        raise TrainError(f"{where}: entry {key!r} should be {what}, got {type(value).__name__}")
+    return value
+
+
+def _tuple(types) -> tuple:
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _check_weights(weights: dict, where: str, key: str = "weights") -> None:
+    for name, value in weights.items():
+        if not isinstance(name, str) or not isinstance(value, torch.Tensor):
+            raise TrainError(f"{where}: entry {key!r} should map names to tensors, "
+                             f"got {type(value).__name__} for {name!r}")
+
+
+def check_state(state: dict[str, Any], where: str) -> None:
+    """Every entry a resume reads is present and of the right type (values checked later)."""
+    from .metrics import EpochMetrics
+
+    _need(state, "config", dict, "the run's settings, a mapping", where)
+    _need(state, "model", dict, "the model's spec, a mapping", where)
+    _check_weights(_need(state, "weights", dict, "the model's weights, a mapping", where), where)
+    optimizer = _need(state, "optimizer", dict, "the optimiser state, a mapping", where)
+    if not isinstance(optimizer.get("state"), dict) or not isinstance(optimizer.get("param_groups"), list):
+        raise TrainError(f"{where}: entry 'optimizer' should hold 'state' and 'param_groups'")
+    for key in ("epoch", "batch"):
+        if _need(state, key, int, "a count, an integer ≥ 0", where) < 0:
+            raise TrainError(f"{where}: entry {key!r} should be ≥ 0, got {state[key]}")
+    rng = _need(state, "data_rng", torch.Tensor, "the data order's generator state", where)
+    rngs = _need(state, "rng", dict, "torch's RNG states, a mapping", where)
+    for name, value in [("data_rng", rng), *((f"rng.{k}", v) for k, v in rngs.items())]:
+        if not isinstance(value, torch.Tensor) or value.dtype != torch.uint8:
+            raise TrainError(f"{where}: entry {name!r} should be a uint8 RNG state tensor")
+    if "torch" not in rngs:
+        raise TrainError(f"{where}: entry 'rng' has no 'torch' state")
+    history = _need(state, "history", list, "the finished epochs' metrics, a list", where)
+    fields = set(EpochMetrics.__dataclass_fields__)
+    for i, item in enumerate(history):
+        if not isinstance(item, dict) or set(item) != fields or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in item.values()):
+            raise TrainError(f"{where}: entry 'history[{i}]' should hold the numbers "
+                             f"{', '.join(sorted(fields))}")
+    if len(history) != state["epoch"]:
+        raise TrainError(f"{where}: 'history' lists {len(history)} epochs but 'epoch' says "
+                         f"{state['epoch']} are done")
+    partial = state.get("partial")
+    if partial is not None and (not isinstance(partial, dict) or set(partial) != {
+            "loss_sum", "correct", "seen", "seconds"} or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in partial.values())):
+        raise TrainError(f"{where}: entry 'partial' should be null or hold the numbers "
+                         "loss_sum, correct, seen, seconds")
+
+
+def check_model_file(state: dict[str, Any], where: str) -> None:
+    _need(state, "model", dict, "the model's spec, a mapping", where)
+    _check_weights(_need(state, "weights", dict, "the model's weights, a mapping", where), where)
+    size = _need(state, "image_size", int, "the input size, an integer", where)
+    if size < 1:
+        raise TrainError(f"{where}: entry 'image_size' should be ≥ 1, got {size}")
+
+
+def load_weights(module: torch.nn.Module, weights: dict[str, Any], where: str) -> None:
+    """``load_state_dict`` with every mismatch (missing, unexpected, wrong shape) as one line."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in weights]
+    extra = [k for k in weights if k not in own]
+    if missing or extra:
+        parts = ([f"missing {', '.join(missing[:3])}"] if missing else []) + \
+                ([f"unexpected {', '.join(extra[:3])}"] if extra else [])
+        raise TrainError(f"{where}: the stored weights do not fit the model ({'; '.join(parts)})")
+    for k, value in own.items():
+        if tuple(weights[k].shape) != tuple(value.shape):
+            raise TrainError(f"{where}: weight {k!r} is {'x'.join(map(str, weights[k].shape))} in "
+                             f"the file, the model's is {'x'.join(map(str, value.shape))}")
+    try:
+        module.load_state_dict(weights)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise TrainError(f"{where}: the stored weights do not load: {str(err).splitlines()[0]}") from None

@@ -8,7 +8,7 @@ while on the CPU they are slower and change the numbers for no gain.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..errors import UsageError
@@ -33,11 +33,12 @@ class TrainConfig:
     out: str | None = None
     synthetic: bool = False
     force: bool = False
+    threads: int | None = None  # CPU threads; None: torch's default, recorded when the run starts
 
     def validate(self) -> "TrainConfig":
         for name in ("epochs", "batch_size"):
             _at_least(name, getattr(self, name), 1)
-        for name in ("image_size", "limit_train", "limit_test"):
+        for name in ("image_size", "limit_train", "limit_test", "threads"):
             if getattr(self, name) is not None:
                 _at_least(name, getattr(self, name), 1)
         if not (self.lr > 0 and self.lr < float("inf")):
@@ -50,6 +51,35 @@ class TrainConfig:
         data = asdict(self)
         data.pop("force")
         return data
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> "TrainConfig":
+        """A stored configuration (checkpoint, metrics), every key and type checked: one line if not."""
+        if not isinstance(data, dict):
+            raise TrainError(f"{where}: the stored settings are not a mapping")
+        kinds = {f.name: f.type for f in fields(cls)}
+        values = {}
+        for key, value in data.items():
+            if key not in kinds or key == "force":
+                raise TrainError(f"{where}: unknown setting {key!r} in the stored settings")
+            allowed = _TYPES[kinds[key]]
+            if type(value) not in allowed:
+                names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+                raise TrainError(f"{where}: stored setting {key!r} should be {names}, "
+                                 f"got {type(value).__name__}")
+            values[key] = value
+        try:
+            return cls(**values).validate()
+        except UsageError as err:
+            raise TrainError(f"{where}: stored setting {err}") from None
+
+
+#: Field annotation → the JSON types a stored value may have (ints are accepted for floats).
+_TYPES = {
+    "str": (str,), "int": (int,), "float": (float, int), "bool": (bool,),
+    "int | None": (int, type(None)), "str | None": (str, type(None)),
+    "bool | None": (bool, type(None)),
+}
 
 
 def _at_least(name: str, value: int, low: int) -> None:

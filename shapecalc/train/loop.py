@@ -1,14 +1,19 @@
 """The training run: data, model, shape check, epochs, checkpoints, resume, Ctrl-C.
 
-The step loop never reads a value back from the device except every ``sync_every`` steps,
-where it checks the recent losses for NaN/inf (naming the step) and refreshes the progress
-bar. Ctrl-C only sets a flag; the loop saves a checkpoint at the next step boundary, so the
-checkpoint never holds a half-applied optimiser step and ``--resume`` continues bit-for-bit.
+The step loop reads nothing back from the device except at sync points (every ``sync_every``
+steps or about once a second, whichever comes first), where it checks the recent losses for
+NaN/inf (naming the step), measures images/s and the ETAs, and refreshes the progress.
+Ctrl-C only sets a flag; the loop saves a checkpoint at the next step boundary, so the
+checkpoint never holds a half-applied optimiser step and ``--resume`` continues bit-for-bit
+(the run's CPU thread count is part of its settings and is restored, since the summation
+order, hence the last bits, depends on it). A second Ctrl-C stops at once, except during a
+checkpoint write, which is finished first; the previous checkpoint is never damaged.
 """
 
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,18 +22,26 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..fileio import write_text, write_with
+from ..model_source import ModelSource
 from . import checkpoint as ckpt
 from . import distributed
 from .config import TrainConfig, resolve_device
 from .errors import TrainError
-from .metrics import EpochMetrics, Totals, environment, summary, write_json
-from .model import build, check_image_size, check_shapes, default_image_size
-from .pipeline import DeviceSplit, epoch_order, eval_batches, num_batches, train_batches
-from .report import Reporter, make_reporter
+from .estimate import SMALL_SIZE, RunShape, advice, run_seconds
+from .metrics import EpochMetrics, Totals, environment, metrics_text, summary
+from .model import (
+    _fits, build, check_image_size, check_shapes, default_image_size, from_stored, resolve,
+    stored_model,
+)
+from .pipeline import DeviceSplit, epoch_order, eval_batches, images_trained, num_batches, train_batches
+from .report import Progress, Reporter, make_reporter
+
+SYNC_SECONDS = 1.0  # at most about one device sync a second for progress and NaN checks
 
 
 class Interrupted(Exception):
-    """Ctrl-C was honoured at a step boundary; the message says where the checkpoint went."""
+    """Ctrl-C was honoured; the message says where the checkpoint went."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -58,20 +71,31 @@ def load_data(config: TrainConfig):
 
 class Trainer:
     def __init__(self, config: TrainConfig, reporter: Reporter | None = None,
-                 resume: dict[str, Any] | None = None, sync_every: int = 20) -> None:
+                 resume: dict[str, Any] | None = None, sync_every: int = 20,
+                 source: ModelSource | None = None) -> None:
         self.config = config.validate()
         self.world = distributed.from_env()
         self.reporter = reporter or make_reporter(self.world.is_main)
         self.resume = resume
         self.sync_every = max(1, sync_every)
+        self.source = source
         self.stop_requested = False
+        self.saving = False
+        self.writer = ckpt.BackgroundWriter()
+        self.estimated = False
+        self.saved_epoch: int | None = None
 
     # -- setup -------------------------------------------------------------------------
     def setup(self) -> None:
         cfg, world = self.config, self.world
+        if cfg.threads is None:
+            cfg.threads = torch.get_num_threads()
+        torch.set_num_threads(cfg.threads)
+        src = self.source if self.source is not None else resolve(cfg.model)
+        self.source = src
         if cfg.image_size is None:
-            cfg.image_size = default_image_size(cfg.model)
-        check_image_size(cfg.model, cfg.image_size)  # before any data or device work
+            cfg.image_size = default_image_size(src)
+        check_image_size(src, cfg.image_size)  # once, before any data or device work
         if cfg.batch_size % world.size:
             raise TrainError(f"--batch-size {cfg.batch_size} must divide evenly over {world.size} ranks")
         self.device = resolve_device(cfg.device, world.local_rank if world.distributed else None)
@@ -79,21 +103,24 @@ class Trainer:
         self.amp = cuda if cfg.amp is None else cfg.amp
         self.channels_last = cuda if cfg.channels_last is None else cfg.channels_last
         self.out = Path(cfg.out) if cfg.out else None
-        if self.out is not None and self.resume is None:
-            ckpt.prepare_out(self.out, cfg.force)
+        if self.out is not None and world.is_main:
+            if self.resume is None:
+                ckpt.prepare_out(self.out, cfg.force)
+            else:
+                ckpt.check_writable(self.out)
         distributed.init(world, self.device)
         if cuda:
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
 
-        data, source = load_data(cfg)
+        data, data_source = load_data(cfg)
         self.train_data = DeviceSplit.from_split(data.train, self.device, cfg.limit_train)
         self.test_data = DeviceSplit.from_split(data.test, self.device, cfg.limit_test)
-        self.module = build(cfg.model, cfg.image_size, cfg.seed).to(self.device)
+        self.module = build(src, cfg.image_size, cfg.seed).to(self.device)
         if self.channels_last:
             self.module = self.module.to(memory_format=torch.channels_last)
-        layers = check_shapes(cfg.model, self.module, cfg.image_size, self.device)
+        layers = check_shapes(src, self.module, cfg.image_size, self.device)
         self.model = distributed.wrap(self.module, world, self.device)
         if cfg.compile:
             self.model = torch.compile(self.model)
@@ -101,40 +128,102 @@ class Trainer:
         self.data_rng = torch.Generator().manual_seed(cfg.seed)
         self.history: list[EpochMetrics] = []
         self.start_epoch, self.start_batch, self.partial = 0, 0, None
+        local = cfg.batch_size // world.size
+        self.batches = num_batches(len(self.train_data) // world.size, local)
         if self.resume is not None:
             self._restore(self.resume)
+        if cuda:
+            self.warm_up()
         r = self.reporter
-        r.info(f"shapecalc train: {cfg.model} at {cfg.image_size}x{cfg.image_size} on {self.device}"
+        r.info(f"shapecalc train: {src.name} at {cfg.image_size}x{cfg.image_size} on {self.device}"
                f"{f' x{world.size} ranks' if world.distributed else ''} "
                f"(amp {'bf16' if self.amp else 'off'}, channels-last {'on' if self.channels_last else 'off'}"
-               f"{', compiled' if cfg.compile else ''})")
-        r.info(f"data: {source}; train {len(self.train_data)}, test {len(self.test_data)} images")
+               f"{', compiled' if cfg.compile else ''}"
+               f"{f', {cfg.threads} CPU threads' if self.device.type == 'cpu' else ''})")
+        used = images_trained(len(self.train_data) // world.size, local) * world.size
+        dropped = f" ({len(self.train_data) - used} left out of each epoch: full batches only)" \
+            if used != len(self.train_data) else ""
+        r.info(f"data: {data_source}; train {len(self.train_data)}, test {len(self.test_data)} "
+               f"images{dropped}")
         r.info(f"shape check: {layers} layers on {self.device} match the engine's table")
         if self.resume is not None:
             r.info(f"resumed at epoch {self.start_epoch + 1}, batch {self.start_batch}")
 
     def _restore(self, state: dict[str, Any]) -> None:
-        self.module.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.data_rng.set_state(state["data_rng"])
-        ckpt.restore_rng(state["rng"], self.device)
+        where = f"--resume {self.out / ckpt.CHECKPOINT if self.out else 'checkpoint'}"
+        ckpt.load_weights(self.module, state["weights"], where)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.data_rng.set_state(state["data_rng"])
+            ckpt.restore_rng(state["rng"], self.device)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise TrainError(f"{where}: the optimiser or RNG state does not load: {first}") from None
         self.history = [EpochMetrics(**m) for m in state["history"]]
         self.start_epoch, self.start_batch = state["epoch"], state["batch"]
+        if self.start_batch >= self.batches and self.start_batch:
+            raise TrainError(f"{where}: entry 'batch' is {self.start_batch}, but an epoch has "
+                             f"{self.batches} batches")
         self.partial = state.get("partial")
+
+    def warm_up(self) -> None:
+        """One forward/backward at the training shape and one forward at the test shape.
+
+        cuDNN's autotuning and the first kernel launches then happen before epoch 1's clock
+        starts. Nothing changes: no optimiser step, gradients cleared, BatchNorm buffers and
+        the RNG states (dropout) restored, so the run is the same as without the warm-up.
+        """
+        cfg, dev = self.config, self.device
+        rng = ckpt.rng_states(dev)
+        buffers = {k: v.clone() for k, v in self.module.named_buffers()}
+        local = min(cfg.batch_size // self.world.size, len(self.train_data))
+        x = torch.zeros(local, 1, cfg.image_size, cfg.image_size, device=dev)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = torch.zeros(local, dtype=torch.long, device=dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.amp):
+            F.cross_entropy(self.module(x), y).backward()
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.amp):
+            self.module.eval()
+            for xb, _y, _n in eval_batches(self.test_data, self.eval_batch, cfg.image_size,
+                                           self.channels_last, pad=self.pad_eval):
+                self.module(xb)
+                break
+            self.module.train()
+        with torch.no_grad():
+            for k, v in self.module.named_buffers():
+                v.copy_(buffers[k])
+        ckpt.restore_rng(rng, dev)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    @property
+    def eval_batch(self) -> int:
+        if self.device.type == "cuda":
+            return min(4 * self.config.batch_size, 2048)
+        return self.config.batch_size
+
+    @property
+    def pad_eval(self) -> bool:
+        return self.device.type == "cuda"  # one batch shape for cuDNN; on the CPU it only costs
 
     def _state(self, epoch: int, batch: int, data_rng: torch.Tensor,
                partial: dict[str, Any] | None) -> dict[str, Any]:
-        return {
-            "config": self.config.to_json(), "epoch": epoch, "batch": batch,
-            "data_rng": data_rng, "rng": ckpt.rng_states(self.device),
-            "model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+        """A snapshot on the CPU: the background writer may save it while training goes on."""
+        return ckpt.to_cpu({
+            "config": self.config.to_json(), "model": stored_model(self.source, self.config.model),
+            "epoch": epoch, "batch": batch, "data_rng": data_rng, "rng": ckpt.rng_states(self.device),
+            "weights": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
             "history": [m.to_json() for m in self.history], "partial": partial,
-        }
+        })
 
     # -- the run -------------------------------------------------------------------------
     def run(self) -> RunResult:
         previous = None
-        if self.world.is_main and not self.world.distributed:
+        threads_before = torch.get_num_threads()
+        if (self.world.is_main and not self.world.distributed
+                and threading.current_thread() is threading.main_thread()):
             previous = signal.signal(signal.SIGINT, self._on_sigint)
         try:
             self.setup()
@@ -144,16 +233,39 @@ class Trainer:
         except torch.cuda.OutOfMemoryError:
             raise TrainError(f"CUDA out of memory at --batch-size {self.config.batch_size} and "
                              f"--image-size {self.config.image_size}; try a smaller --batch-size") from None
+        except KeyboardInterrupt:  # the second Ctrl-C, outside a checkpoint write
+            self.reporter.close()
+            self._wait_writer()
+            raise Interrupted(self._stopped_message()) from None
         finally:
             self.reporter.close()
+            self._wait_writer(quiet=True)
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
+            torch.set_num_threads(threads_before)
             distributed.shutdown()
         return RunResult(self.history, summary(self.history), self.out, str(self.device), self.module)
 
+    def _wait_writer(self, quiet: bool = False) -> None:
+        try:
+            self.writer.wait()
+        except Exception:
+            if not quiet:
+                raise
+
+    def _stopped_message(self) -> str:
+        if self.out is None:
+            return "stopped by a second Ctrl-C; nothing is saved (--no-save)"
+        if self.saved_epoch is None:
+            return "stopped by a second Ctrl-C before the first checkpoint; nothing to resume"
+        return (f"stopped by a second Ctrl-C; the last checkpoint (after epoch {self.saved_epoch}) "
+                f"is kept: --resume {self.out / ckpt.CHECKPOINT}")
+
     def _on_sigint(self, signum, frame) -> None:
-        if self.stop_requested:  # a second Ctrl-C: stop right now
+        if self.stop_requested and not self.saving:  # a second Ctrl-C: stop right now
             raise KeyboardInterrupt
+        if self.stop_requested:
+            self.reporter.info("second Ctrl-C: finishing the checkpoint being written, then stopping")
         self.stop_requested = True
 
     def _epoch(self, epoch: int) -> None:
@@ -171,7 +283,7 @@ class Trainer:
         self.reporter.epoch_start(epoch + 1, cfg.epochs, batches, start)
         autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.amp)
         checked = start
-        began = time.perf_counter()
+        began = last_sync = time.perf_counter()
         for i, (x, y) in enumerate(train_batches(self.train_data, order, local_batch, cfg.image_size,
                                                  self.channels_last, start), start=start):
             if self.stop_requested:
@@ -184,12 +296,14 @@ class Trainer:
             self.optimizer.step()
             step_losses[i] = loss.detach()
             totals.add(loss, logits, y)
-            if (i + 1) % self.sync_every == 0 or i + 1 == batches:
+            now = time.perf_counter()
+            if (i + 1) % self.sync_every == 0 or i + 1 == batches or now - last_sync >= SYNC_SECONDS:
                 self._check_finite(step_losses, checked, i + 1, epoch, batches)
                 checked = i + 1
-                loss_sum, correct, seen = totals.read()
-                rate = (seen - part.get("seen", 0)) * world.size / max(time.perf_counter() - began, 1e-9)
-                self.reporter.step(i + 1, loss_sum / max(seen, 1), correct / max(seen, 1), rate)
+                loss_sum, correct, seen = totals.read()  # waits for the device: rates are real
+                last_sync = time.perf_counter()
+                self._progress(epoch, i + 1 - start, i + 1, batches, loss_sum, correct, seen,
+                               seen - part.get("seen", 0), last_sync - began)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         seconds = elapsed_before + time.perf_counter() - began
@@ -201,11 +315,39 @@ class Trainer:
         self.history.append(metrics)
         self.reporter.epoch_end(metrics)
         if self.out is not None and world.is_main:
-            ckpt.save(self.out / ckpt.CHECKPOINT,
-                      self._state(epoch + 1, 0, self.data_rng.get_state(), None))
-            self._write_metrics("running" if epoch + 1 < cfg.epochs else "complete")
-        if self.stop_requested:
-            self._interrupt(epoch + 1, 0, self.data_rng.get_state(), None, 0.0)
+            state = self._state(epoch + 1, 0, self.data_rng.get_state(), None)
+            status = "running" if epoch + 1 < cfg.epochs else "complete"
+            text = self._metrics_text(status)
+            self.writer.submit(lambda: ckpt.save(self.out / ckpt.CHECKPOINT, state),
+                               lambda: write_text(self.out / ckpt.METRICS, text, param="--out"),
+                               lambda: setattr(self, "saved_epoch", epoch + 1))
+        if self.stop_requested:  # Ctrl-C during the evaluation: this epoch's checkpoint is it
+            self._interrupt(epoch + 1, 0, self.data_rng.get_state(), None, 0.0,
+                            written=self.out is not None and world.is_main)
+
+    def _progress(self, epoch: int, steps: int, done: int, batches: int, loss_sum: float,
+                  correct: int, seen: int, seen_here: int, elapsed: float) -> None:
+        """Rates and ETAs from device-synced sums; the long-run estimate once, early."""
+        world = self.world.size
+        per_batch = elapsed / max(steps, 1)
+        eval_share = 0.1 if not self.history else min(
+            self.history[-1].eval_seconds / max(self.history[-1].seconds, 1e-9), 1.0)
+        eta_epoch = per_batch * (batches - done)
+        epochs_after = self.config.epochs - epoch - 1
+        eta_run = eta_epoch + run_seconds(per_batch, batches, epochs_after, eval_share) \
+            + per_batch * batches * eval_share
+        p = Progress(epoch + 1, self.config.epochs, done, batches, loss_sum / max(seen, 1),
+                     correct / max(seen, 1), seen_here * world / max(elapsed, 1e-9),
+                     eta_epoch if steps >= 2 else None, eta_run if steps >= 2 else None)
+        self.reporter.step(p)
+        if not self.estimated and steps >= 3 and self.world.is_main:
+            self.estimated = True
+            shape = RunShape(self.device.type, self.config.image_size, self.config.epochs,
+                             epochs_after + (batches - done) / batches, len(self.train_data),
+                             _fits(self.source, SMALL_SIZE), self.out is not None)
+            line = advice(eta_run, per_batch * batches * (1 + eval_share), shape)
+            if line is not None:
+                self.reporter.info(line)
 
     def _check_finite(self, losses: torch.Tensor, lo: int, hi: int, epoch: int, batches: int) -> None:
         bad = ~torch.isfinite(losses[lo:hi])
@@ -228,17 +370,16 @@ class Trainer:
         """
         model = self.module.eval()
         dev, world = self.device, self.world
-        batch = min(4 * self.config.batch_size, 2048) if dev.type == "cuda" else self.config.batch_size
         loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
         correct = torch.zeros((), dtype=torch.int64, device=dev)
         seen = 0
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.amp):
-            for x, y in eval_batches(self.test_data, batch, self.config.image_size,
-                                     self.channels_last, world.rank, world.size):
-                logits = model(x)
+            for x, y, n in eval_batches(self.test_data, self.eval_batch, self.config.image_size,
+                                        self.channels_last, world.rank, world.size, pad=self.pad_eval):
+                logits, y = model(x)[:n], y[:n]
                 loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
                 correct += (logits.argmax(1) == y).sum()
-                seen += y.shape[0]
+                seen += n
         packed = torch.stack([loss_sum, correct.double(),
                               torch.tensor(float(seen), dtype=torch.float64, device=dev)])
         loss_total, correct_total, n = distributed.all_reduce_sum(packed).tolist()
@@ -246,23 +387,30 @@ class Trainer:
         return loss_total / max(n, 1), correct_total / max(n, 1)
 
     def _interrupt(self, epoch: int, batch: int, data_rng: torch.Tensor, totals: Totals | None,
-                   seconds: float) -> None:
+                   seconds: float, written: bool = False) -> None:
         partial = None
         if totals is not None:
             loss_sum, correct, seen = totals.read()
             partial = {"loss_sum": loss_sum, "correct": correct, "seen": seen, "seconds": seconds}
         if self.out is None:
             raise Interrupted(f"interrupted at epoch {epoch + 1}, batch {batch}; "
-                              "no --out, so no checkpoint was written")
+                              "nothing is saved (--no-save)")
         path = self.out / ckpt.CHECKPOINT
-        ckpt.save(path, self._state(epoch, batch, data_rng, partial))
-        self._write_metrics("interrupted")
+        self.saving = True  # a second Ctrl-C now waits for this write instead of tearing it
+        try:
+            self.writer.wait()
+            if not written:
+                ckpt.save(path, self._state(epoch, batch, data_rng, partial))
+            write_text(self.out / ckpt.METRICS, self._metrics_text("interrupted"), param="--out")
+        finally:
+            self.saving = False
         raise Interrupted(f"interrupted at epoch {epoch + 1}, batch {batch}; checkpoint written, "
                           f"continue with --resume {path}")
 
-    def _write_metrics(self, status: str) -> None:
-        write_json(self.out / ckpt.METRICS, {
+    def _metrics_text(self, status: str) -> str:
+        return metrics_text({
             "status": status, "config": self.config.to_json(),
+            "model": stored_model(self.source, self.config.model),
             "environment": environment(self.device, self.world.size),
             "amp": self.amp, "channels_last": self.channels_last,
             "epochs": [m.to_json() for m in self.history], "summary": summary(self.history),
@@ -272,25 +420,66 @@ class Trainer:
         if self.world.is_main:
             self.reporter.table(self.history)
         if self.out is None or not self.world.is_main:
+            if self.world.is_main:
+                self.reporter.info("not saved (--no-save)")
             return
-        torch.save(self.module.state_dict(), self.out / ckpt.MODEL)
-        from .plot import plot_curves
+        self.saving = True
+        try:
+            self.writer.wait()
+            ckpt.save(self.out / ckpt.MODEL, {
+                "model": stored_model(self.source, self.config.model),
+                "image_size": self.config.image_size,
+                "weights": ckpt.to_cpu(self.module.state_dict()),
+            }, fmt=ckpt.MODEL_FORMAT)
+            title = f"{self.source.name} on Fashion-MNIST at {self.config.image_size}x{self.config.image_size}"
+            plotted = write_plot(self.history, self.out / ckpt.PLOT, title)
+        finally:
+            self.saving = False
+        if not plotted:
+            self.reporter.info("matplotlib is not installed: no curves.png (pip install matplotlib)")
+        names = [ckpt.METRICS, ckpt.MODEL, ckpt.CHECKPOINT] + ([ckpt.PLOT] if plotted else [])
+        self.reporter.info(f"saved in {self.out}/: {', '.join(names)}")
+        self.reporter.info(f"load it with shapecalc.load_trained({str(self.out)!r})")
 
-        title = f"{self.config.model} on Fashion-MNIST at {self.config.image_size}x{self.config.image_size}"
-        if not plot_curves(self.history, self.out / ckpt.PLOT, title):
-            self.reporter.info("matplotlib is not installed: no curves.png")
-        self.reporter.info(f"wrote {self.out / ckpt.METRICS}, {ckpt.MODEL}, {ckpt.CHECKPOINT}"
-                           f"{', ' + ckpt.PLOT if (self.out / ckpt.PLOT).exists() else ''}")
+
+def write_plot(history: list[EpochMetrics], path: Path, title: str) -> bool:
+    """curves.png through a temporary file; ``False`` when matplotlib is not installed."""
+    from .plot import figure
+
+    fig = figure(history, title)
+    if fig is None:
+        return False
+    try:
+        write_with(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), param="--out")
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return True
 
 
 def train(config: TrainConfig, resume_path: str | None = None, reporter: Reporter | None = None,
-          sync_every: int = 20) -> RunResult:
-    """Run (or continue, from ``resume_path``) a training run; see :class:`TrainConfig`."""
+          sync_every: int = 20, model: Any = None,
+          resume_state: dict[str, Any] | None = None) -> RunResult:
+    """Run (or continue, from ``resume_path``) a training run; see :class:`TrainConfig`.
+
+    ``model`` (a ModelSource, spec Block or nn.Module, or a MODEL string) overrides
+    ``config.model`` and is resolved once. On resume the model is rebuilt from the spec stored
+    in the checkpoint, never by resolving a name found in the file; only an explicit ``model``
+    (``--model`` given again) is resolved, and its weights must fit the checkpoint's.
+    ``resume_state`` is the checkpoint when the caller has already read it (``ckpt.load``).
+    """
     resume = None
+    source = resolve(model) if model is not None else None
     if resume_path is not None:
-        resume = ckpt.load(resume_path)
-        saved = TrainConfig(**{**resume["config"], "out": str(Path(resume_path).parent)})
+        resume = resume_state if resume_state is not None else ckpt.load(resume_path)
+        where = f"--resume {resume_path}"
+        saved = TrainConfig.from_json({**resume["config"], "out": str(Path(resume_path).parent)}, where)
         saved.epochs = config.epochs if config.epochs else saved.epochs
         saved.device, saved.compile = config.device, config.compile
         config = saved
-    return Trainer(config, reporter, resume, sync_every).run()
+        if source is None:
+            source = from_stored(resume["model"], where)
+    elif source is None:
+        source = resolve(config.model)
+    return Trainer(config, reporter, resume, sync_every, source).run()

@@ -9,9 +9,7 @@ global figures.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -87,8 +85,6 @@ def environment(device: torch.device, world: int) -> dict[str, Any]:
     return info
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write atomically so an interrupted run never leaves half a metrics file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+def metrics_text(data: dict[str, Any]) -> str:
+    """metrics.json's text; written with :func:`shapecalc.fileio.write_text` (temp + rename)."""
+    return json.dumps(data, indent=2) + "\n"

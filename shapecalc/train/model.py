@@ -3,41 +3,79 @@
 Building from the spec (not a hand-written copy) is the point: the classifier's
 ``in_features`` comes from the engine's arithmetic at the chosen image size, and the shape
 check before training proves the table the user reads is the module that trains.
+
+The model is resolved ONCE (:func:`resolve`, the same resolver as ``show``) and the resulting
+:class:`ModelSource` is passed to everything else, so a Python target is imported once and a
+zoo name looked up once. A checkpoint stores the model as the engine's own JSON spec
+(:func:`stored_model`); :func:`from_stored` rebuilds it from that data alone, never importing
+or calling anything a file names.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..api import analyze, load_model, minimum_input
+from ..errors import ShapecalcError, ShapeError, SpecError, UsageError
+from ..graph import Analysis
+from ..model_source import ModelSource
 from ..torch_bridge import build_module, trace_shapes
-from ..errors import ShapeError, UsageError
 from .errors import TrainError
 
-
-def default_image_size(model_name: str) -> int:
-    """The model's own input size (224 for d2l's AlexNet, 28 for LeNet)."""
-    shape = load_model(model_name).default_input
-    return int(shape[-1]) if shape and len(shape) == 4 else 224
+#: Sizes tried, smallest first, when the chosen one does not fit: Fashion-MNIST's own 28 first.
+SIZE_HINTS = (28, 32, 64, 96, 128, 224)
 
 
-def check_image_size(model_name: str, size: int) -> None:
-    """Fail before any work unless the model takes 1×``size``×``size`` and gives 10 classes."""
+def resolve(model: Any) -> ModelSource:
+    """A zoo name, spec file, Python target, spec Block or nn.Module → its ModelSource (once)."""
+    return load_model(model)
+
+
+def default_image_size(src: ModelSource) -> int:
+    """The model's own input size (224 for d2l's AlexNet, 28 for LeNet or a 28×28 spec)."""
+    shape = src.default_input
+    if shape and len(shape) == 4 and shape[-1] == shape[-2]:
+        return int(shape[-1])
+    return 224
+
+
+def _fits(src: ModelSource, size: int) -> bool:
     try:
-        table = analyze(model_name, (1, 1, size, size))
+        return tuple(analyze(src, (1, 1, size, size)).output_shape) == (1, 10)
+    except ShapecalcError:
+        return False
+
+
+def check_image_size(src: ModelSource | str, size: int) -> Analysis:
+    """Fail before any work unless the model takes 1×``size``×``size`` and gives 10 classes.
+
+    The failure names ``--image-size`` and, when one exists, a size that does fit.
+    """
+    src = resolve(src)
+    try:
+        table = analyze(src, (1, 1, size, size))
     except ShapeError as err:
-        smallest = minimum_input(model_name, (1, 1, size, size))
+        try:
+            smallest = minimum_input(src, (1, 1, size, size))
+        except SpecError:  # recorded at one size only: no scan possible
+            smallest = None
         if smallest is not None and size < smallest:
             raise UsageError(
-                f"--image-size: {model_name} needs at least {smallest}x{smallest} "
+                f"--image-size: {src.name} needs at least {smallest}x{smallest} "
                 f"(the smallest input its layers accept), got {size}"
             ) from None
-        raise TrainError(f"--model {model_name} cannot take Fashion-MNIST batches of "
-                         f"1x{size}x{size}: {err}") from None
+        fitting = next((s for s in SIZE_HINTS if s != size and _fits(src, s)), None)
+        hint = (f"; try --image-size {fitting}" if fitting is not None else
+                "; --image-size sets the size Fashion-MNIST's 28x28 images are resized to")
+        raise TrainError(f"--model {src.name} cannot take Fashion-MNIST batches of "
+                         f"1x{size}x{size}: {err}{hint}") from None
     if tuple(table.output_shape) != (1, 10):
-        raise TrainError(f"--model {model_name}: its output is {_fmt(table.output_shape)}, "
+        raise TrainError(f"--model {src.name}: its output is {_fmt(table.output_shape)}, "
                          "Fashion-MNIST needs 10 class scores (1x10)")
+    return table
 
 
 def xavier_init(module: nn.Module) -> None:
@@ -49,29 +87,34 @@ def xavier_init(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-def build(model_name: str, size: int, seed: int) -> nn.Module:
-    """The spec's module for a 1×``size``×``size`` input, initialised from ``seed``."""
-    check_image_size(model_name, size)
-    module = build_module(model_name, (1, 1, size, size))
+def build(src: ModelSource | str, size: int, seed: int) -> nn.Module:
+    """The spec's module for a 1×``size``×``size`` input, initialised from ``seed``.
+
+    ``size`` must have passed :func:`check_image_size`. A Python target's own module is
+    trained as it is (its weights re-initialised the same way, so runs are reproducible).
+    """
+    src = resolve(src)
+    module = build_module(src, (1, 1, size, size))
     torch.manual_seed(seed)
     xavier_init(module)
     return module
 
 
-def check_shapes(model_name: str, module: nn.Module, size: int, device: torch.device,
+def check_shapes(src: ModelSource | str, module: nn.Module, size: int, device: torch.device,
                  batch: int = 2) -> int:
     """Forward a batch on ``device`` with hooks; any layer differing from the engine stops the run.
 
     Returns the number of layers compared.
     """
+    src = resolve(src)
     shape = (batch, 1, size, size)
-    table = analyze(model_name, shape)
+    table = analyze(src, shape)
     try:
         measured = trace_shapes(module, shape, device=str(device))
     except RuntimeError as err:  # a layer that disagrees badly enough that torch refuses it
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TrainError(f"shape check failed before training: torch's forward on {device} "
-                         f"raised: {first}") from None
+                         f"raised: {first}; check --image-size") from None
     diffs = []
     for record in table.records:
         got = measured.get(record.name)
@@ -83,6 +126,50 @@ def check_shapes(model_name: str, module: nn.Module, size: int, device: torch.de
     if diffs:
         raise TrainError("shape check failed before training: " + "; ".join(diffs))
     return len(table.records)
+
+
+# -- the model as data, for checkpoints and model.pt ------------------------------------------
+def stored_model(src: ModelSource, text: str) -> dict[str, Any]:
+    """What a checkpoint keeps of the model: its name, zoo name and spec (``None`` if it has none).
+
+    A Python target whose module is a chain of known layers has a spec; a module with its own
+    ``forward`` has none, and a resume then needs ``--model`` again (see :func:`from_stored`).
+    """
+    from ..spec_writer import spec_to_dict
+    from ..zoo import ZOO
+
+    spec = None
+    if src.spec is not None:
+        try:
+            spec = spec_to_dict(src.spec, src.name, src.default_input)
+        except SpecError:  # a block kind spec files cannot hold
+            spec = None
+    zoo = text.strip().lower() if isinstance(text, str) and text.strip().lower() in ZOO else None
+    return {"name": src.name, "zoo": zoo, "spec": spec, "given_as": str(text)}
+
+
+def from_stored(stored: Any, where: str,
+                again: str = "pass --model {given} again to resume it") -> ModelSource:
+    """Rebuild the ModelSource from :func:`stored_model`'s data: parsing only, no import, no call.
+
+    ``again`` says how to name a spec-less Python model explicitly (``{given}`` is its MODEL).
+    """
+    from ..specfile import parse_spec
+
+    if not isinstance(stored, dict) or not isinstance(stored.get("name"), str):
+        raise TrainError(f"{where}: the model entry is malformed (expected name and spec)")
+    spec = stored.get("spec")
+    if spec is None:
+        given = stored.get("given_as") or stored["name"]
+        raise TrainError(f"{where}: the run trained the Python model {given}, which has no spec "
+                         f"form; {again.format(given=given)} (that runs its code)")
+    try:
+        doc = parse_spec(spec, where=f"{where}: model spec")
+    except SpecError as err:
+        raise TrainError(str(err)) from None
+    name = stored["name"]
+    return ModelSource(name, doc.block.to_graph(name), doc.input_shape, doc.block,
+                       f"the spec stored in {where}", where)
 
 
 def _fmt(shape) -> str:

@@ -63,22 +63,43 @@ def epoch_order(n: int, generator: torch.Generator, rank: int = 0, world: int = 
 def train_batches(data: DeviceSplit, order: torch.Tensor, batch: int, size: int,
                   channels_last: bool = False, start: int = 0
                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(inputs, labels) for batches ``start, start+1, ...`` of ``order``."""
+    """(inputs, labels) for batches ``start, start+1, ...`` of ``order``, full batches only.
+
+    The partial last batch (60000 mod 128 = 96 images) is dropped, as ``drop_last`` does: a
+    second batch shape would cost cuDNN a second autotuning and a second kernel set, and which
+    images are left out changes every epoch with the shuffle. A split smaller than one batch
+    is used whole.
+    """
     order = order.to(data.labels.device, non_blocking=True)
-    for i in range(start * batch, len(order), batch):
-        idx = order[i:i + batch]
+    for b in range(start, num_batches(len(order), batch)):
+        idx = order[b * batch:(b + 1) * batch]
         yield to_inputs(data.images[idx], size, channels_last), data.labels[idx]
 
 
 def eval_batches(data: DeviceSplit, batch: int, size: int, channels_last: bool = False,
-                 rank: int = 0, world: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The split in order (this rank's contiguous shard), in batches of ``batch``."""
+                 rank: int = 0, world: int = 1, pad: bool = False
+                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+    """(inputs, labels, n) for the split in order (this rank's contiguous shard).
+
+    With ``pad`` the last batch is filled up to ``batch`` by repeating the shard's last image,
+    so every batch has one shape (one cuDNN autotuning); only the first ``n`` rows are real.
+    """
     n = len(data)
     lo, hi = n * rank // world, n * (rank + 1) // world
     for i in range(lo, hi, batch):
         j = min(i + batch, hi)
-        yield to_inputs(data.images[i:j], size, channels_last), data.labels[i:j]
+        if pad and j - i < batch and hi - lo >= batch:
+            idx = torch.arange(i, i + batch, device=data.labels.device).clamp_(max=hi - 1)
+            yield to_inputs(data.images[idx], size, channels_last), data.labels[idx], j - i
+        else:
+            yield to_inputs(data.images[i:j], size, channels_last), data.labels[i:j], j - i
 
 
 def num_batches(n: int, batch: int) -> int:
-    return (n + batch - 1) // batch
+    """Full batches in ``n`` images (the partial one is dropped), or 1 when ``n`` < ``batch``."""
+    return max(n // batch, 1 if n else 0)
+
+
+def images_trained(n: int, batch: int) -> int:
+    """Images one epoch trains on: full batches only (all of them when fewer than one batch)."""
+    return n if n < batch else n - n % batch

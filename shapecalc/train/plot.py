@@ -1,21 +1,25 @@
-"""Loss and accuracy curves as a PNG; matplotlib is imported only here, with the Agg backend."""
+"""Loss and accuracy curves; matplotlib is imported only here, with the Agg backend."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 from .metrics import EpochMetrics
 
 
-def plot_curves(history: list[EpochMetrics], path: Path, title: str) -> bool:
-    """Write the curves; ``False`` (nothing written) when matplotlib is not installed."""
+def figure(history: list[EpochMetrics], title: str) -> Any:
+    """The curves as a matplotlib figure (integer epoch ticks), or ``None`` without matplotlib.
+
+    The caller saves it (through :mod:`shapecalc.fileio`) and closes it.
+    """
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FixedLocator, MaxNLocator
     except ImportError:
-        return False
+        return None
     epochs = [m.epoch for m in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [m.loss for m in history], "o-", label="train loss")
@@ -28,13 +32,14 @@ def plot_curves(history: list[EpochMetrics], path: Path, title: str) -> bool:
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("accuracy")
     ax_acc.legend()
-    from matplotlib.ticker import MaxNLocator
-
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # Whole epochs only: a 1-epoch run shows "1", not 0.96 ... 1.04, and no epoch 0.
+        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+        if len(epochs) <= 12:
+            ax.xaxis.set_major_locator(FixedLocator(epochs))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
+    return fig

@@ -1,16 +1,53 @@
-"""What the user sees: live bars on a terminal, plain lines otherwise, a table at the end.
+"""What the user sees: a live bar on a terminal, a plain line every 10% otherwise, a table at the end.
 
-Bars are redrawn only when the loop syncs (every few dozen steps), so drawing never forces a
-GPU sync of its own. Without a terminal (CI, logs, ``| tee``) each epoch is one plain line.
-rich is optional at this level so a bare machine with only torch can still train.
+The loop hands over a :class:`Progress` only when it has read its sums back from the device
+(about once a second, or every ``sync_every`` steps), so rates and ETAs are measured on the
+device and drawing never forces a GPU sync of its own. Without a terminal (CI, logs,
+``| tee``) each epoch prints a line at every 10% and one at its end. rich is optional at this
+level so a bare machine with only torch can still train.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from .metrics import EpochMetrics
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where an epoch stands at a sync point; ETAs in seconds (``None`` until measurable)."""
+
+    epoch: int
+    epochs: int
+    done: int  # batches finished in this epoch
+    batches: int
+    loss: float
+    acc: float
+    images_per_s: float
+    eta_epoch: float | None = None
+    eta_run: float | None = None
+
+
+def duration(seconds: float | None) -> str:
+    """``45 s``, ``7 min 12 s``, ``1 h 50 min``: as precise as a human reads it."""
+    if seconds is None or seconds != seconds:
+        return "?"
+    s = int(round(max(seconds, 0)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+def eta_text(p: Progress) -> str:
+    if p.eta_epoch is None:
+        return ""
+    run = f", run {duration(p.eta_run)}" if p.eta_run is not None and p.epochs > p.epoch else ""
+    return f"ETA epoch {duration(p.eta_epoch)}{run}"
 
 
 class Reporter:
@@ -18,15 +55,25 @@ class Reporter:
 
     def __init__(self, stream=None) -> None:
         self.stream = stream or sys.stdout
+        self.epochs = 0
+        self._decile = 0
 
     def info(self, line: str) -> None:
         print(line, file=self.stream, flush=True)
 
     def epoch_start(self, epoch: int, epochs: int, batches: int, done: int = 0) -> None:
         self.epochs = epochs
+        self._decile = (10 * done) // max(batches, 1)
 
-    def step(self, done: int, loss: float, acc: float, images_per_s: float) -> None:
-        pass
+    def step(self, p: Progress) -> None:
+        """A line each time the epoch passes another 10% (the end has its own line)."""
+        decile = (10 * p.done) // max(p.batches, 1)
+        if decile > self._decile and p.done < p.batches:
+            self._decile = decile
+            eta = eta_text(p)
+            self.info(f"epoch {p.epoch}/{p.epochs}  {10 * decile:>3d}%  batch {p.done}/{p.batches}  "
+                      f"loss {p.loss:.4f}  acc {p.acc:.4f}  {p.images_per_s:,.0f} images/s"
+                      + (f"  {eta}" if eta else ""))
 
     def epoch_end(self, m: EpochMetrics) -> None:
         self.info(
@@ -49,12 +96,15 @@ class Silent(Reporter):
     def info(self, line: str) -> None:
         pass
 
+    def step(self, p: Progress) -> None:
+        pass
+
     def table(self, history: list[EpochMetrics]) -> None:
         pass
 
 
 class RichReporter(Reporter):
-    """One rich progress bar per epoch with live loss, accuracy and images/s."""
+    """One rich progress bar per epoch: batches, loss, accuracy, images/s, ETA (epoch and run)."""
 
     def __init__(self, console: Any) -> None:
         super().__init__()
@@ -65,21 +115,23 @@ class RichReporter(Reporter):
         self.console.print(line, highlight=False, markup=False)
 
     def epoch_start(self, epoch: int, epochs: int, batches: int, done: int = 0) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
 
         self.epochs = epochs
-        self.progress = Progress(
+        self.progress = Bar(
             TextColumn(f"epoch {epoch}/{epochs}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
+            TextColumn("batches  {task.fields[stats]}"), TimeElapsedColumn(),
+            TextColumn("{task.fields[eta]}"),
             console=self.console, transient=True,
         )
         self.progress.start()
-        self.task = self.progress.add_task("train", total=batches, completed=done, stats="")
+        self.task = self.progress.add_task("train", total=batches, completed=done, stats="", eta="")
 
-    def step(self, done: int, loss: float, acc: float, images_per_s: float) -> None:
+    def step(self, p: Progress) -> None:
         if self.progress is not None:
-            self.progress.update(self.task, completed=done,
-                                 stats=f"loss {loss:.4f}  acc {acc:.4f}  {images_per_s:,.0f} img/s")
+            self.progress.update(
+                self.task, completed=p.done, eta=eta_text(p),
+                stats=f"loss {p.loss:.4f}  acc {p.acc:.4f}  {p.images_per_s:,.0f} images/s")
 
     def epoch_end(self, m: EpochMetrics) -> None:
         self.close()

@@ -1,0 +1,139 @@
+"""``shapecalc.summary``: torchinfo's call and totals, checked against torchinfo itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import shapecalc
+from shapecalc.errors import ShapecalcError, UsageError
+
+torch = pytest.importorskip("torch")
+torchinfo = pytest.importorskip("torchinfo")
+nn = torch.nn
+
+
+def d2l_alexnet():
+    return nn.Sequential(
+        nn.Conv2d(1, 96, kernel_size=11, stride=4, padding=1), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(96, 256, kernel_size=5, padding=2), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(256, 384, kernel_size=3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 384, kernel_size=3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=3, stride=2), nn.Flatten(),
+        nn.Linear(6400, 4096), nn.ReLU(), nn.Dropout(p=0.5),
+        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(p=0.5),
+        nn.Linear(4096, 10))
+
+
+class Block(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.conv, self.bn, self.relu = nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.bn(self.conv(x))) + x
+
+
+def nested_partly_frozen():
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Sequential(Block(8), Block(8)),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    net[0].requires_grad_(False)
+    net[1][1].bn.requires_grad_(False)
+    return net
+
+
+@pytest.mark.parametrize("make, shape", [(d2l_alexnet, (1, 1, 224, 224)),
+                                         (nested_partly_frozen, (2, 3, 32, 32))])
+def test_totals_equal_torchinfos(make, shape):
+    net = make()
+    theirs = torchinfo.summary(net, input_size=shape, verbose=0)
+    ours = shapecalc.summary(net, input_size=shape, verbose=0)
+    assert ours.total_params == theirs.total_params
+    assert ours.trainable_params == theirs.trainable_params
+    assert ours.total_mult_adds == theirs.total_mult_adds
+    assert ours.output_shape == tuple(theirs.summary_list[0].output_size)
+
+
+def test_depth_counts_as_torchinfo_and_trainable_column():
+    net = nested_partly_frozen()
+    ours = shapecalc.summary(net, input_size=(2, 3, 32, 32), depth=2, verbose=0,
+                             col_names=["output_size", "num_params", "trainable"])
+    theirs = torchinfo.summary(net, input_size=(2, 3, 32, 32), depth=2, verbose=0,
+                               col_names=["output_size", "num_params", "trainable"])
+    shown = [line for line in str(theirs).splitlines() if "─" in line and ":" in line]
+    lines = repr(ours).splitlines()
+    ours_rows = lines[3:next(i for i, line in enumerate(lines) if line.startswith("Total params"))]
+    assert len(ours_rows) == len(shown) == 7  # both stop at the Blocks (depth 2)
+    word = {"True": "yes", "False": "no", "Partial": "partial", "--": "-"}
+    assert [word[line.split()[-1]] for line in shown] == [line.split()[-1] for line in ours_rows]
+    assert [line.split()[-1] for line in ours_rows] == ["no", "partial", "yes", "partial", "-", "-", "yes"]
+    assert "Block (collapsed)" in repr(ours)
+
+
+def test_input_data_and_dtypes_give_shape_and_element_type():
+    net = d2l_alexnet()
+    x = torch.zeros(2, 1, 224, 224, dtype=torch.float16)
+    by_data = shapecalc.summary(net, input_data=x, verbose=0)
+    assert by_data.input_shape == (2, 1, 224, 224) and by_data.dtype == "float16"
+    by_size = shapecalc.summary(net, input_size=(2, 1, 224, 224), dtypes=[torch.float16], verbose=0)
+    assert by_size.param_bytes == by_data.param_bytes == 2 * 46_764_746
+
+
+def test_mode_is_applied_and_restored():
+    net = d2l_alexnet()
+    net.train()
+    shapecalc.summary(net, input_size=(1, 1, 224, 224), mode="eval", verbose=0)
+    assert net.training
+    net.eval()
+    shapecalc.summary(net, input_size=(1, 1, 224, 224), mode="train", verbose=0)
+    assert not net.training
+
+
+def test_verbose_prints_and_repr_is_the_table(capsys):
+    result = shapecalc.summary("alexnet", verbose=1)
+    printed = capsys.readouterr().out
+    assert printed.rstrip("\n") == repr(result) == result.table().rstrip("\n")
+    assert "Total params: 46,764,746" in printed
+    shapecalc.summary("alexnet", verbose=2)
+    assert "floor((224 − 11 + 2 + 4) / 4) = floor(219 / 4) = 54" in capsys.readouterr().out
+    shapecalc.summary("alexnet", verbose=0)
+    assert capsys.readouterr().out == ""
+
+
+def test_in_a_notebook_verbose_defaults_to_quiet(monkeypatch, capsys):
+    from shapecalc import model_summary
+
+    monkeypatch.setattr(model_summary, "_in_notebook", lambda: True)
+    result = shapecalc.summary("alexnet", col_names=("input_size", "output_size"))
+    assert capsys.readouterr().out == "" and result.verbose == 0
+    html = result._repr_html_()
+    assert ">input shape<" in html and ">params<" not in html
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"input_size": (1, 0, 224, 224)}, "input_size[1]"),
+    ({"input_size": "224"}, "input_size"),
+    ({"input_size": (1, 1, 224, 224), "input_data": torch.zeros(1)}, "not both"),
+    ({"input_data": [1, 2]}, "input_data: expected a tensor"),
+    ({"dtypes": ["complex64"]}, "dtypes: unknown dtype 'complex64'"),
+    ({"mode": "same"}, "mode: choose 'eval' or 'train'"),
+    ({"depth": -1}, "depth: expected an integer ≥ 0"),
+    ({"verbose": 3}, "verbose: choose 0, 1 or 2"),
+    ({"col_names": ["output_size", "flops"]}, "col_names: unknown column 'flops'"),
+])
+def test_bad_arguments_name_the_parameter(kwargs, words):
+    with pytest.raises((ShapecalcError, UsageError)) as err:
+        shapecalc.summary(d2l_alexnet(), **{"verbose": 0, **kwargs})
+    assert words in str(err.value)
+
+
+def test_zoo_summary_does_not_import_torch():
+    code = ("import sys, shapecalc; r = shapecalc.summary('alexnet', (1, 1, 227, 227), verbose=0); "
+            "assert r.total_params == 58_299_082 and 'Linear(9216→4096)' in repr(r); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -1,0 +1,103 @@
+"""The HTML table (Jupyter's ``_repr_html_``): well formed, complete, theme-neutral."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from shapecalc import analyze
+from shapecalc.diagnose import diagnose
+from shapecalc.render.html_table import analysis_html, table_html
+
+VOID = {"br", "hr", "img", "meta", "link", "input", "col"}
+
+
+class Checker(HTMLParser):
+    """Checks that every element closes in order; collects cell texts per row."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.rows: list[list[str]] = []
+        self.text: list[str] = []
+        self.in_cell = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in VOID:
+            self.stack.append(tag)
+        if tag == "tr":
+            self.rows.append([])
+        if tag in ("td", "th"):
+            self.in_cell, self.text = True, []
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes <{self.stack[-1:]}>"
+        self.stack.pop()
+        if tag in ("td", "th"):
+            self.rows[-1].append("".join(self.text))
+            self.in_cell = False
+
+    def handle_data(self, data):
+        if self.in_cell:
+            self.text.append(data)
+
+
+def parsed(html: str) -> Checker:
+    checker = Checker()
+    checker.feed(html)
+    checker.close()
+    assert checker.stack == []
+    return checker
+
+
+@pytest.mark.parametrize("name, depth", [("alexnet", None), ("resnet18", 1), ("googlenet", None)])
+def test_every_row_is_in_the_html_table(name, depth):
+    result = analyze(name)
+    page = parsed(analysis_html(result, depth=depth))
+    body = [r for r in page.rows if r and r[0] != "#"]
+    records = list(result.rows(depth))
+    assert len(body) == len(records)
+    for cells, rec in zip(body, records):
+        assert any(c.startswith(rec.description) for c in cells)
+        assert "×".join(map(str, rec.output_shape)) in cells
+        assert f"{rec.params:,}" in cells
+
+
+def test_totals_notes_and_escaping():
+    result = analyze("alexnet")
+    html = result._repr_html_()
+    assert "Total params: 46,764,746 (46.76 M)" in html and "FLOPs = 2·MACs" in html
+    assert "in_features=6400 derived from the input" in html
+    assert "Conv2d(1→96, k=11, s=4, p=1)" in html
+    assert "<script" not in html  # a notebook output, not a page: no code runs
+
+
+def test_readable_in_light_and_dark_themes():
+    """Text and backgrounds come from the page; the only colours are the kind markers."""
+    html = analysis_html(analyze("resnet18"))
+    style = html[html.index("<style>"): html.index("</style>")]
+    assert "color:inherit" in style and "background:transparent" in style
+    colour_rules = re.findall(r"([\w-]*color)\s*:\s*(#[0-9a-f]{3,6})", style)
+    assert colour_rules and {prop for prop, _ in colour_rules} == {"border-left-color"}
+    assert "rgba(127,127,127" in style  # grey rules: visible on white and on black
+
+
+def test_chosen_columns_and_explain_rows():
+    html = table_html(analyze("alexnet"), explain=True,
+                      columns=["input_size", "kernel_size", "params_percent"])
+    page = parsed(html)
+    assert page.rows[0] == ["#", "layer", "input shape", "kernel", "params %"]
+    assert ["0", "Conv2d(1→96, k=11, s=4, p=1)", "1×1×224×224", "11×11", "0.03%"] in page.rows
+    assert "floor((224 − 11 + 2 + 4) / 4) = floor(219 / 4) = 54" in html
+
+
+def test_diagnosis_html_lists_the_checked_fixes():
+    diag = diagnose("alexnet", (1, 1, 28, 28))
+    page = parsed(diag._repr_html_())
+    fields = {row[0]: row[1] for row in page.rows if len(row) == 2}
+    assert fields["at node"].startswith("'5'") and fields["input"] == "1×1×28×28"
+    for fix in diag.fixes:
+        assert fix.replace("'", "&#x27;") in diag._repr_html_()
+    assert "does not fit" in diag._repr_html_()
