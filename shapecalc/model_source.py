@@ -10,44 +10,26 @@ so the rule is written once: :meth:`ModelSource.input_shape`, :meth:`ModelSource
 
 from __future__ import annotations
 
-import math
-import operator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from .argcheck import exact_int
 from .blocks import Block
 from .errors import ArgumentError, SpecError
 from .graph import Graph
 from .layers import Shape
-from .layers.fields import short_repr
 
 #: Ranks an input shape may have: (N, F) up to (N, C, D, H, W).
 SHAPE_RANKS = (2, 5)
-#: Largest size accepted: torch's 64-bit sizes (as the CLI's --input); far beyond any tensor,
-#: small enough that every figure derived from it prints (an integer of 5,000 digits would not).
-MAX_SIZE = (1 << 63) - 1
-
-
 def size_arg(value: Any, param: str, minimum: int = 1) -> int:
-    """One size given to the library: an ``int`` (numpy integers included, returned as ``int``)
-    from ``minimum`` to :data:`MAX_SIZE`; bool, float (NaN too), str and None are refused with an
-    error naming ``param``."""
-    if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
-        raise ArgumentError(param, f"expected an integer ≥ {minimum}, got {value!r}")
-    if isinstance(value, float):
-        shown = "NaN" if math.isnan(value) else repr(value)
-        raise ArgumentError(param, f"expected an integer ≥ {minimum}, got the float {shown}")
-    try:
-        number = operator.index(value)  # int, numpy.int64, ...: anything that is an integer
-    except TypeError:
-        raise ArgumentError(param, f"expected an integer ≥ {minimum}, got a {type(value).__name__}") from None
-    if number > MAX_SIZE:
-        digits = int(number.bit_length() * 0.30103) + 1  # never str() it: it may be too long
-        raise ArgumentError(param, f"at most {MAX_SIZE:,}, got an integer of about {digits:,} digits")
+    """One size given to the library, checked by :func:`~shapecalc.argcheck.exact_int` (an
+    ``int``, numpy integers included, within torch's 64-bit sizes; bool, float, NaN, str and
+    None refused, naming ``param``) and at least ``minimum``."""
+    number = exact_int(param, value, "a size")
     if number < minimum:
-        raise ArgumentError(param, f"expected an integer ≥ {minimum}, got {short_repr(number)}")
-    return int(number)
+        raise ArgumentError(param, f"expected a size ≥ {minimum}, got {number}")
+    return number
 
 
 def shape_arg(value: Any, param: str = "input_shape") -> Shape:
@@ -121,4 +103,4 @@ class ModelSource:
                             f"traceable by torch.fx); {what} cannot be scanned")
 
 
-__all__ = ["MAX_SIZE", "ModelSource", "SHAPE_RANKS", "shape_arg", "size_arg", "user_code"]
+__all__ = ["ModelSource", "SHAPE_RANKS", "shape_arg", "size_arg", "user_code"]

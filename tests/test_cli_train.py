@@ -95,3 +95,37 @@ def test_help_does_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "--image-size" in out and out.strip().endswith("False")
+
+
+def test_the_model_is_resolved_once(monkeypatch, tmp_path, capsys):
+    import shapecalc.api
+    import shapecalc.sources
+
+    calls = []
+    real = shapecalc.sources.resolve
+
+    def counting(text, **kw):
+        calls.append(text)
+        return real(text, **kw)
+
+    for module in (shapecalc.api, shapecalc.sources):
+        monkeypatch.setattr(module, "resolve", counting)
+    code, _out, err = run(TINY + ["--out", str(tmp_path / "run")], capsys)
+    assert code == 0, err
+    assert calls == ["alexnet"]
+
+
+def test_a_model_without_an_input_size_gets_an_image_size_hint(tmp_path, monkeypatch, capsys):
+    (tmp_path / "mlp.py").write_text(
+        "from torch import nn\n"
+        "def make():\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))\n")
+    monkeypatch.chdir(tmp_path)
+    args = [a for a in TINY if a not in ("--image-size", "65")] + ["--model", "mlp.py:make", "--no-save"]
+    code, _out, err = run(args, capsys)  # no input_shape: 224, which the Linear cannot take
+    assert code == 1 and err.count("\n") == 1, err
+    assert "--model make cannot take Fashion-MNIST batches of 1x224x224" in err
+    assert err.rstrip().endswith("; try --image-size 28"), err
+    code, out, err = run(args + ["--image-size", "28"], capsys)
+    assert code == 0, err
+    assert out.startswith("shapecalc train: make at 28x28 on cpu")

@@ -189,3 +189,25 @@ def test_any_name_selects_its_own_layer(browser, tmp_path):
         assert problems == []
     finally:
         page.close()
+
+
+def test_a_sequence_model_draws_positions(browser, tmp_path):
+    from shapecalc.blocks import Sequential
+    from shapecalc.layers import Conv1d, ReLU
+
+    analysis = analyze(Sequential(Conv1d(2, 4, 5, stride=2, padding=2), ReLU()), (1, 2, 50))
+    path = tmp_path / "seq.html"
+    path.write_text(to_report(analysis), encoding="utf-8")
+    page = browser.new_page()
+    try:
+        page.goto(path.as_uri())
+        page.locator("#sc-table tr.sc-row").nth(0).click()
+        axis = analysis.records[0].rf[0]
+        lo, hi = int(axis.start - (axis.size - 1) / 2), int(axis.start + (axis.size - 1) / 2)
+        caption = page.inner_text(".sc-rf-caption")
+        assert f"input positions {lo}…{hi} of 50: {int(axis.size)} positions, {-lo} of them padding" in caption
+        box = page.eval_on_selector("svg.sc-rf-closeup .sc-rf-field",
+                                    "e => e.getBBox().width / +e.ownerSVGElement.dataset.cell")
+        assert box == axis.size == 5
+    finally:
+        page.close()

@@ -79,12 +79,14 @@ def test_resume_rebuilds_from_the_stored_spec_and_never_runs_a_named_callable(ru
         state["model"]["given_as"] = evil
 
     tamper(run / "checkpoint.pt", poison)
+    import shapecalc.api
     import shapecalc.sources
 
     def no_resolving(*_a, **_k):
         raise AssertionError("a MODEL string from the checkpoint was resolved")
 
-    monkeypatch.setattr(shapecalc.sources, "resolve", no_resolving)
+    for module in (shapecalc.api, shapecalc.sources):
+        monkeypatch.setattr(module, "resolve", no_resolving)
     code, printed, err = cli(["--resume", str(run / "checkpoint.pt"), "--epochs", "2"], capsys)
     assert code == 0, err
     assert "resumed at epoch 2, batch 0" in printed and not marker.exists()

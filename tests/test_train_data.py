@@ -285,3 +285,31 @@ def test_locate_downloads_into_the_cache(isolated, server, fashion_mnist_dir, mo
     assert found == loc.cache_dir()
     assert sorted(p.name for p in found.iterdir()) == sorted(s.name + ".gz" for s in FILES)
     assert len(load_fashion_mnist(found).test) == 10000
+
+
+def test_gzip_bomb_is_refused_after_the_header(tmp_path):
+    """A small .gz announcing 5 labels but inflating to 64 MB: read stops after 5 bytes + 1."""
+    import gzip
+    import time
+    import zlib
+
+    bomb = zlib.compressobj(1, zlib.DEFLATED, 31)  # gzip framing
+    body = bomb.compress(idx_bytes(2049, (5,), bytes(5)))
+    zeros = bytes(1 << 20)
+    for _ in range(64):
+        body += bomb.compress(zeros)
+    body += bomb.flush()
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(body)
+    assert len(body) < 1 << 20 and len(gzip.decompress(body)) > 64 << 20
+    began = time.perf_counter()
+    with pytest.raises(DataError, match=r"IDX size mismatch: header says 5 = 5 bytes of data, file holds more"):
+        load_file(path, TEST_LABELS, verify=False)
+    assert time.perf_counter() - began < 5
+
+
+def test_header_announcing_too_much_is_refused_before_decompressing(tmp_path):
+    path = write_gz(tmp_path / "train-images-idx3-ubyte.gz", idx_bytes(2051, (10**6, 28, 28), b""))
+    with pytest.raises(DataError, match=r"header says 1000000x28x28 = 784,000,000 bytes of data, "
+                                        r"more than any Fashion-MNIST file \(47,040,000\)"):
+        load_file(path, FILES[0], verify=False)

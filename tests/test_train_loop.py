@@ -145,6 +145,8 @@ def test_outputs_of_a_run(straight):
     assert metrics["status"] == "complete" and len(metrics["epochs"]) == 2
     assert metrics["environment"]["torch"] == torch.__version__ and metrics["config"]["lr"] == 0.01
     assert metrics["summary"]["final_test_acc"] == result.history[-1].test_acc
+    # training wall time (what gpu_validate.sh holds to its target): epochs and evaluations
+    assert metrics["wall_seconds"] >= sum(e["seconds"] + e["eval_seconds"] for e in metrics["epochs"]) * 0.99
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = torch.load(out / "model.pt", weights_only=True)
     assert saved["format"] == "shapecalc-model/1" and saved["image_size"] == 65

@@ -8,7 +8,6 @@ colours are thin kind markers beside each layer, and the row rules are transluce
 
 from __future__ import annotations
 
-from html import escape
 from typing import Iterable, Sequence
 
 from ..renderers import renderer
@@ -41,6 +40,13 @@ STYLE = """<style>
 .shapecalc-table ul{margin:6px 0 0;padding-left:1.2em;font-size:12px}
 """ + "".join(f".shapecalc-table td.k-{kind}{{border-left-color:{colour}}}\n"
               for kind, colour in KIND_COLOURS.items()) + "</style>"
+
+
+def escape(text: str) -> str:
+    """HTML-escaped text; ``html`` is imported here, not at discovery (``show`` never needs it)."""
+    from html import escape as html_escape
+
+    return html_escape(text)
 
 
 def table_html(analysis, depth: int | None = None, explain: bool = False,

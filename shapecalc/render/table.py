@@ -17,8 +17,6 @@ plain text draw the same segments, so they never differ in content or alignment.
 from __future__ import annotations
 
 import io
-import textwrap
-import unicodedata
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Iterable, Sequence
@@ -48,6 +46,8 @@ def display_width(text: str) -> int:
 
 @lru_cache(maxsize=4096)
 def _unicode_width(text: str) -> int:  # cached: shapes and guides repeat row after row
+    import unicodedata
+
     width = 0
     for ch in text:
         if unicodedata.combining(ch):
@@ -294,7 +294,8 @@ def draw(model: TableModel, layout: Layout, width: int | None = None) -> Drawn:
     table_width = sum(widths) + len(gap) * (len(widths) - 1)
     layer_at = sum(w + len(gap) for (title, _, _), w in zip(cols, widths)
                    if title in ("#", "name"))
-    lines: list[list[tuple[str, str]]] = [[(model.title, "bold")]]
+    # the title may hold several lines (a model with several inputs or outputs names each)
+    lines: list[list[tuple[str, str]]] = [[(part, "bold")] for part in model.title.split("\n")]
 
     def joined(texts: list[str], styles: list[str]) -> list[tuple[str, str]]:
         segs: list[tuple[str, str]] = []
@@ -344,6 +345,8 @@ def _wrap(text: str, width: int | None, indent: int) -> list[str]:
                 lines.append(("" if not lines else " " * indent) + part)
         if all(display_width(line) <= width for line in lines):
             return lines
+    import textwrap
+
     glued = text.replace(" = ", "\xa0=\xa0")  # keep "FLOPs = 2·MACs" on one line
     lines = textwrap.wrap(glued, width=width, subsequent_indent=" " * indent,
                           break_long_words=False, break_on_hyphens=False) or [glued]

@@ -1,7 +1,9 @@
 """Fashion-MNIST straight from the four official IDX ``.gz`` files, verified before use.
 
 No torchvision: the IDX format is a 4-byte magic, one big-endian uint32 per dimension and the
-raw uint8 payload, so reading it is a header check and one buffer copy. Every way a file can
+raw uint8 payload, so reading it is a header check and one buffer copy. Files are decompressed
+as a stream: the header is checked first and no more data is read than it announces, so a
+gzip bomb is refused after a few bytes. Every way a file can
 be wrong (not gzip, cut short, wrong magic, wrong dims, not the official bytes) is a
 :class:`DataError` naming the file, raised before torch ever sees a tensor.
 """
@@ -61,50 +63,77 @@ def file_path(directory: Path, spec: IdxFile) -> Path | None:
     return None
 
 
-def read_payload(path: Path) -> tuple[bytes, bool]:
-    """The uncompressed IDX bytes of ``path`` and whether the file matched an official md5."""
+#: The most data bytes an IDX file may announce: the largest official file (60000 images of
+#: 28×28). A header asking for more is refused before anything is decompressed, and no file
+#: is ever decompressed past what its header announces (plus one byte, to see it ends there).
+MAX_PAYLOAD = 60000 * 28 * 28
+CHUNK = 1 << 20
+
+
+def _md5_of_file(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read(stream, n: int, path: Path) -> bytes:
+    """Up to ``n`` decompressed bytes; gzip damage becomes one DataError naming the file."""
     try:
-        stored = path.read_bytes()
+        return stream.read(n)
+    except EOFError:
+        raise DataError(f"{path}: truncated gzip file (download it again)") from None
+    except (OSError, zlib.error) as err:
+        raise DataError(f"{path}: corrupt gzip data ({err}); download it again") from None
+
+
+def read_idx(path: Path, expected_magic: int, expected_dims: int) -> tuple[tuple[int, ...], bytes, bool]:
+    """(dims, data bytes, matched an official md5) of one IDX file, ``.gz`` or not.
+
+    The header is checked on the first decompressed bytes and the data read only up to the
+    size it announces (at most :data:`MAX_PAYLOAD`), so a gzip bomb costs nothing.
+    """
+    try:
+        with open(path, "rb") as fh:
+            start = fh.read(4)
+        compressed = start[:2] == b"\x1f\x8b"
+        if not compressed and path.suffix == ".gz":
+            raise DataError(f"{path}: not a gzip file (starts with {start.hex()})")
+        spec = next((f for f in FILES if path.name in (f.name, f.name + ".gz")), None)
+        official = spec is not None and _md5_of_file(path) == spec.md5_gz
+        stream = gzip.open(path, "rb") if compressed else open(path, "rb")
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
-    spec = next((f for f in FILES if path.name in (f.name, f.name + ".gz")), None)
-    official = spec is not None and hashlib.md5(stored).hexdigest() == spec.md5_gz
-    if stored[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(stored)
-        except EOFError:
-            raise DataError(f"{path}: truncated gzip file (download it again)") from None
-        except (OSError, zlib.error) as err:
-            raise DataError(f"{path}: corrupt gzip data ({err}); download it again") from None
-    elif path.suffix == ".gz":
-        raise DataError(f"{path}: not a gzip file (starts with {stored[:4].hex()})")
-    else:
-        raw = stored
+    with stream:
+        header = _read(stream, 4 + 4 * expected_dims, path)
+        if len(header) >= 4:
+            (magic,) = struct.unpack(">I", header[:4])
+            if magic != expected_magic:
+                raise DataError(
+                    f"{path}: wrong magic number {magic} (expected {expected_magic} for an IDX "
+                    f"{'image' if expected_magic == IMAGES_MAGIC else 'label'} file)"
+                )
+        if len(header) < 4 + 4 * expected_dims:
+            raise DataError(f"{path}: truncated IDX header ({len(header)} bytes)")
+        dims = struct.unpack(f">{expected_dims}I", header[4:])
+        payload = 1
+        for d in dims:
+            payload *= d
+        shape = "x".join(map(str, dims))
+        if payload > MAX_PAYLOAD:
+            raise DataError(f"{path}: IDX header says {shape} = {payload:,} bytes of data, more "
+                            f"than any Fashion-MNIST file ({MAX_PAYLOAD:,}); not reading it")
+        data = _read(stream, payload, path)
+        if len(data) != payload:
+            raise DataError(f"{path}: IDX size mismatch: header says {shape} = {payload} bytes "
+                            f"of data, file holds {len(data)}")
+        if _read(stream, 1, path):
+            raise DataError(f"{path}: IDX size mismatch: header says {shape} = {payload} bytes "
+                            "of data, file holds more")
     if spec is not None and not official:
-        official = hashlib.md5(raw).hexdigest() == spec.md5_raw
-    return raw, official
-
-
-def parse_idx(raw: bytes, path: Path, expected_magic: int, expected_dims: int) -> tuple[int, ...]:
-    """Check the header of an IDX buffer and return its dimensions."""
-    if len(raw) < 4 + 4 * expected_dims:
-        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes)")
-    (magic,) = struct.unpack(">I", raw[:4])
-    if magic != expected_magic:
-        raise DataError(
-            f"{path}: wrong magic number {magic} (expected {expected_magic} for an IDX "
-            f"{'image' if expected_magic == IMAGES_MAGIC else 'label'} file)"
-        )
-    dims = struct.unpack(f">{expected_dims}I", raw[4:4 + 4 * expected_dims])
-    payload = 1
-    for d in dims:
-        payload *= d
-    if len(raw) != 4 + 4 * expected_dims + payload:
-        raise DataError(
-            f"{path}: IDX size mismatch: header says {'x'.join(map(str, dims))} = {payload} bytes "
-            f"of data, file holds {len(raw) - 4 - 4 * expected_dims}"
-        )
-    return dims
+        official = hashlib.md5(header + data).hexdigest() == spec.md5_raw
+    return dims, data, official
 
 
 @dataclass
@@ -130,13 +159,12 @@ def load_file(path: Path, spec: IdxFile, verify: bool = True):
     """Read, check and return one file as a uint8 tensor (images N×28×28, labels N)."""
     import torch
 
-    raw, official = read_payload(path)
     if spec.kind == "images":
-        dims = parse_idx(raw, path, IMAGES_MAGIC, 3)
+        dims, data, official = read_idx(path, IMAGES_MAGIC, 3)
         if dims[1:] != (28, 28):
             raise DataError(f"{path}: images are {dims[1]}x{dims[2]}, Fashion-MNIST's are 28x28")
     else:
-        dims = parse_idx(raw, path, LABELS_MAGIC, 1)
+        dims, data, official = read_idx(path, LABELS_MAGIC, 1)
     if verify and dims[0] != spec.count:
         raise DataError(f"{path}: holds {dims[0]} items, the official file has {spec.count}")
     if verify and not official:
@@ -144,8 +172,7 @@ def load_file(path: Path, spec: IdxFile, verify: bool = True):
             f"{path}: checksum mismatch: neither the .gz md5 ({spec.md5_gz}) nor the "
             f"uncompressed md5 ({spec.md5_raw}) of the official release matches"
         )
-    offset = 4 + 4 * len(dims)
-    tensor = torch.frombuffer(bytearray(raw[offset:]), dtype=torch.uint8).reshape(dims)
+    tensor = torch.frombuffer(bytearray(data), dtype=torch.uint8).reshape(dims)
     if spec.kind == "labels" and len(tensor) and int(tensor.max()) >= NUM_CLASSES:
         raise DataError(f"{path}: label {int(tensor.max())} out of range 0..{NUM_CLASSES - 1}")
     return tensor
@@ -169,6 +196,18 @@ def load_fashion_mnist(directory: Path, verify: bool = True) -> FashionMNIST:
             )
         splits[split] = Split(images, labels)
     return FashionMNIST(splits["train"], splits["test"], directory, verify)
+
+
+def load_for(config) -> tuple[FashionMNIST, str]:
+    """The data a run's config asks for, and a line saying where it came from."""
+    from .locate import locate
+
+    if config.synthetic:
+        n_train = min(config.limit_train or 60000, 60000)
+        n_test = min(config.limit_test or 10000, 10000)
+        return synthetic(n_train, n_test, config.seed), "synthetic (random pixels and labels)"
+    directory = locate(config.data_dir)
+    return load_fashion_mnist(directory), f"{directory} (official checksums verified)"
 
 
 def synthetic(train: int = 60000, test: int = 10000, seed: int = 0) -> FashionMNIST:

@@ -22,18 +22,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..fileio import write_text, write_with
+from ..fileio import write_text
 from ..model_source import ModelSource
 from . import checkpoint as ckpt
 from . import distributed
 from .config import TrainConfig, resolve_device
 from .errors import TrainError
 from .estimate import SMALL_SIZE, RunShape, advice, run_seconds
-from .metrics import EpochMetrics, Totals, environment, metrics_text, summary
+from .data import load_for
+from .metrics import EpochMetrics, Totals, environment, summary
 from .model import (
-    _fits, build, check_image_size, check_shapes, default_image_size, from_stored, resolve,
+    _fits, build, warm_up, check_image_size, check_shapes, default_image_size, from_stored, resolve,
     stored_model,
 )
+from .outputs import metrics_document, save_model_file, write_plot
 from .pipeline import DeviceSplit, epoch_order, eval_batches, images_trained, num_batches, train_batches
 from .report import Progress, Reporter, make_reporter
 
@@ -55,18 +57,6 @@ class RunResult:
     out: Path | None
     device: str
     model: torch.nn.Module = field(repr=False, default=None)
-
-
-def load_data(config: TrainConfig):
-    from .data import load_fashion_mnist, synthetic
-    from .locate import locate
-
-    if config.synthetic:
-        n_train = min(config.limit_train or 60000, 60000)
-        n_test = min(config.limit_test or 10000, 10000)
-        return synthetic(n_train, n_test, config.seed), "synthetic (random pixels and labels)"
-    directory = locate(config.data_dir)
-    return load_fashion_mnist(directory), f"{directory} (official checksums verified)"
 
 
 class Trainer:
@@ -114,7 +104,7 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
 
-        data, data_source = load_data(cfg)
+        data, data_source = load_for(cfg)
         self.train_data = DeviceSplit.from_split(data.train, self.device, cfg.limit_train)
         self.test_data = DeviceSplit.from_split(data.test, self.device, cfg.limit_test)
         self.module = build(src, cfg.image_size, cfg.seed).to(self.device)
@@ -132,7 +122,7 @@ class Trainer:
         self.batches = num_batches(len(self.train_data) // world.size, local)
         if self.resume is not None:
             self._restore(self.resume)
-        if cuda:
+        if cuda and not world.distributed:  # (under DDP a bare backward would upset its reducer)
             self.warm_up()
         r = self.reporter
         r.info(f"shapecalc train: {src.name} at {cfg.image_size}x{cfg.image_size} on {self.device}"
@@ -167,36 +157,15 @@ class Trainer:
         self.partial = state.get("partial")
 
     def warm_up(self) -> None:
-        """One forward/backward at the training shape and one forward at the test shape.
-
-        cuDNN's autotuning and the first kernel launches then happen before epoch 1's clock
-        starts. Nothing changes: no optimiser step, gradients cleared, BatchNorm buffers and
-        the RNG states (dropout) restored, so the run is the same as without the warm-up.
-        """
+        """cuDNN's autotuning for both batch shapes before epoch 1's clock starts (see model.warm_up)."""
         cfg, dev = self.config, self.device
-        rng = ckpt.rng_states(dev)
-        buffers = {k: v.clone() for k, v in self.module.named_buffers()}
         local = min(cfg.batch_size // self.world.size, len(self.train_data))
         x = torch.zeros(local, 1, cfg.image_size, cfg.image_size, device=dev)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        y = torch.zeros(local, dtype=torch.long, device=dev)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.amp):
-            F.cross_entropy(self.module(x), y).backward()
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.amp):
-            self.module.eval()
-            for xb, _y, _n in eval_batches(self.test_data, self.eval_batch, cfg.image_size,
-                                           self.channels_last, pad=self.pad_eval):
-                self.module(xb)
-                break
-            self.module.train()
-        with torch.no_grad():
-            for k, v in self.module.named_buffers():
-                v.copy_(buffers[k])
-        ckpt.restore_rng(rng, dev)
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
+        test_x = next(eval_batches(self.test_data, self.eval_batch, cfg.image_size,
+                                   self.channels_last, pad=self.pad_eval))[0]
+        warm_up(self.module, self.optimizer, x, test_x, self.amp)
 
     @property
     def eval_batch(self) -> int:
@@ -225,8 +194,10 @@ class Trainer:
         if (self.world.is_main and not self.world.distributed
                 and threading.current_thread() is threading.main_thread()):
             previous = signal.signal(signal.SIGINT, self._on_sigint)
+        self.run_began = time.perf_counter()
         try:
             self.setup()
+            self.run_began = time.perf_counter()  # training wall time starts at epoch 1
             for epoch in range(self.start_epoch, self.config.epochs):
                 self._epoch(epoch)
             self._finish()
@@ -408,13 +379,11 @@ class Trainer:
                           f"continue with --resume {path}")
 
     def _metrics_text(self, status: str) -> str:
-        return metrics_text({
-            "status": status, "config": self.config.to_json(),
-            "model": stored_model(self.source, self.config.model),
-            "environment": environment(self.device, self.world.size),
-            "amp": self.amp, "channels_last": self.channels_last,
-            "epochs": [m.to_json() for m in self.history], "summary": summary(self.history),
-        })
+        return metrics_document(status, self.config.to_json(),
+                                stored_model(self.source, self.config.model),
+                                environment(self.device, self.world.size), self.amp,
+                                self.channels_last, self.history,
+                                time.perf_counter() - self.run_began)
 
     def _finish(self) -> None:
         if self.world.is_main:
@@ -426,36 +395,19 @@ class Trainer:
         self.saving = True
         try:
             self.writer.wait()
-            ckpt.save(self.out / ckpt.MODEL, {
-                "model": stored_model(self.source, self.config.model),
-                "image_size": self.config.image_size,
-                "weights": ckpt.to_cpu(self.module.state_dict()),
-            }, fmt=ckpt.MODEL_FORMAT)
+            save_model_file(self.out / ckpt.MODEL, stored_model(self.source, self.config.model),
+                            self.config.image_size, self.module)
             title = f"{self.source.name} on Fashion-MNIST at {self.config.image_size}x{self.config.image_size}"
             plotted = write_plot(self.history, self.out / ckpt.PLOT, title)
         finally:
             self.saving = False
         if not plotted:
-            self.reporter.info("matplotlib is not installed: no curves.png (pip install matplotlib)")
+            from ..extras import install_command
+
+            self.reporter.info(f"matplotlib is not installed: no curves.png ({install_command('train')})")
         names = [ckpt.METRICS, ckpt.MODEL, ckpt.CHECKPOINT] + ([ckpt.PLOT] if plotted else [])
         self.reporter.info(f"saved in {self.out}/: {', '.join(names)}")
         self.reporter.info(f"load it with shapecalc.load_trained({str(self.out)!r})")
-
-
-def write_plot(history: list[EpochMetrics], path: Path, title: str) -> bool:
-    """curves.png through a temporary file; ``False`` when matplotlib is not installed."""
-    from .plot import figure
-
-    fig = figure(history, title)
-    if fig is None:
-        return False
-    try:
-        write_with(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), param="--out")
-    finally:
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-    return True
 
 
 def train(config: TrainConfig, resume_path: str | None = None, reporter: Reporter | None = None,

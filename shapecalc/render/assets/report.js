@@ -113,11 +113,13 @@
     }
     if (rec.rf.length === 0) { make("p", { class: "sc-caption" }, parent, "no spatial axes"); return; }
     const axes = axesOf(rec);
-    const pick = make("p", { class: "sc-pick" }, parent, "output pixel ");
+    const oneAxis = rec.rf.length === 1;  // a sequence: one row of positions
+    const pick = make("p", { class: "sc-pick" }, parent, oneAxis ? "output position " : "output pixel ");
     const inputs = axes.map((axis, i) => {
       const box = make("input", { type: "number", min: 0, max: axis.out - 1, value: 0,
         "aria-label": i ? "output column" : "output row" }, pick);
       if (axis.out <= 1) box.disabled = true;
+      if (oneAxis && i === 0) box.hidden = true;
       return box;
     });
     const caption = make("p", { class: "sc-caption sc-rf-caption" }, parent);
@@ -127,7 +129,11 @@
       const [fh, fw] = [field(axes[0], o[0]), field(axes[1], o[1])];
       const total = axes[0].size * axes[1].size;
       const padding = Math.round(total - fh.inside * fw.inside);
-      caption.textContent = `output pixel (${o[0]}, ${o[1]}) sees input rows ${fh.lo}…${fh.hi} and ` +
+      caption.textContent = oneAxis
+        ? `output position ${o[1]} sees input positions ${fw.lo}…${fw.hi} of ${axes[1].n}: ` +
+          `${axes[1].size} positions, ${padding} of them padding; neighbouring outputs are ` +
+          `${axes[1].jump} positions apart.`
+        : `output pixel (${o[0]}, ${o[1]}) sees input rows ${fh.lo}…${fh.hi} and ` +
         `columns ${fw.lo}…${fw.hi} of ${axes[0].n}×${axes[1].n}: ${axes[0].size}×${axes[1].size} ` +
         `pixels, ${padding} of them padding; neighbouring outputs are ${axes[0].jump}×${axes[1].jump} ` +
         "pixels apart.";

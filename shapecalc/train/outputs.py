@@ -1,0 +1,53 @@
+"""What a run leaves in its folder, each file written through :mod:`shapecalc.fileio`.
+
+``metrics.json`` (settings, environment, every epoch, the summary), ``model.pt`` (the model as
+the engine's spec, its input size and its weights: what :func:`shapecalc.load_trained` reads)
+and ``curves.png``. ``checkpoint.pt`` is :mod:`.checkpoint`'s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..fileio import write_with
+from . import checkpoint as ckpt
+from .metrics import EpochMetrics, metrics_text, summary
+
+
+def metrics_document(status: str, config: dict[str, Any], model: dict[str, Any],
+                     environment: dict[str, Any], amp: bool, channels_last: bool,
+                     history: list[EpochMetrics], wall_seconds: float) -> str:
+    """metrics.json's text. ``wall_seconds``: this process's training wall time so far, from
+    the start of its first epoch to the end of the last evaluation (checkpoint writes that
+    overlap training included)."""
+    return metrics_text({
+        "status": status, "config": config, "model": model, "environment": environment,
+        "amp": amp, "channels_last": channels_last, "wall_seconds": wall_seconds,
+        "epochs": [m.to_json() for m in history], "summary": summary(history),
+    })
+
+
+def save_model_file(path: Path, model: dict[str, Any], image_size: int, module) -> None:
+    """model.pt: the spec, the input size and the weights (a CPU copy), atomically."""
+    ckpt.save(path, {"model": model, "image_size": image_size,
+                     "weights": ckpt.to_cpu(module.state_dict())}, fmt=ckpt.MODEL_FORMAT)
+
+
+def write_plot(history: list[EpochMetrics], path: Path, title: str) -> bool:
+    """curves.png through a temporary file; ``False`` when matplotlib is not installed."""
+    from .plot import figure
+
+    fig = figure(history, title)
+    if fig is None:
+        return False
+    try:
+        write_with(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), param="--out")
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return True
+
+
+__all__ = ["metrics_document", "save_model_file", "write_plot"]
