@@ -7,13 +7,13 @@ Every argument is checked here, at the edge, with errors that name the parameter
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from .blocks import Block
 from .errors import ArgumentError, ConfigError, ShapeError, SpecError
 from .graph import DTYPE_BYTES, Analysis, Graph, analyze_graph, smallest_input
 from .layers import Shape
-from .model_source import ModelSource
+from .model_source import ModelSource, shape_arg
 from .sources import is_torch_module, resolve
 
 
@@ -48,18 +48,58 @@ def _dtype_arg(dtype: Any) -> str:
     return dtype
 
 
-def analyze(model: Any, input_shape: Shape | None = None, dtype: str = "float32") -> Analysis:
+def analyze(model: Any, input_shape: Any = None, dtype: str = "float32", *,
+            input_dtypes: Sequence[str] | None = None, mode: str = "eval") -> Analysis:
     """Shapes, parameters, MACs and receptive fields of every node of ``model``.
 
-    ``input_shape`` defaults to the model's own (zoo models have one). Raises
+    ``input_shape`` defaults to the model's own (zoo models have one); a model whose forward
+    takes several tensors gets one shape each: ``[(1, 3, 224, 224), (1, 77)]``.
+    ``input_dtypes`` names each input's element type (``["float32", "int64"]`` for token ids;
+    default float32); ``dtype`` is the element type memory figures assume. An ``nn.Module``
+    is analysed in ``mode="eval"`` (as torchinfo; its own mode is restored afterwards) or
+    ``"train"`` (training-only branches such as auxiliary heads). Raises
     :class:`~shapecalc.errors.ShapeError` naming the first node that cannot take its input.
     """
     dtype = _dtype_arg(dtype)
+    if mode not in ("eval", "train"):
+        raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
     src = load_model(model)
-    shape = src.input_shape(input_shape)
-    result = analyze_graph(src.graph_at(shape), shape, dtype)
+    shapes = _shapes_arg(src, input_shape)
+    kinds = _input_dtypes(input_dtypes, len(shapes))
+    if src.torch_import is not None:  # torch is already imported: the module came from it
+        from .torch_bridge.fx_import import analyze_source
+
+        result = analyze_source(src, shapes, kinds, dtype, mode)
+    else:
+        result = analyze_graph(src.graph_at(shapes[0]), shapes if len(shapes) > 1 else shapes[0],
+                               dtype, kinds)
+        if mode == "train":
+            result.mode = "train"  # a spec has no training-only branches: same graph
     result.model = src.name
     return result
+
+
+def _shapes_arg(src: ModelSource, given: Any) -> list[Shape]:
+    """One shape (validated), several (``[(1, 3, 224, 224), (1, 77)]``), or the model's default."""
+    if given is not None and not isinstance(given, (str, bytes)) and hasattr(given, "__iter__"):
+        items = list(given)
+        if items and all(hasattr(s, "__iter__") and not isinstance(s, (str, bytes)) for s in items):
+            return [shape_arg(s, f"input_shape[{i}]") for i, s in enumerate(items)]
+    return [src.input_shape(given)]
+
+
+def _input_dtypes(values: Sequence[str] | str | None, count: int) -> tuple[str, ...] | None:
+    """``None`` → float32 for all; one name → every input; else one per input, each known."""
+    if values is None:
+        return None
+    names = (values,) if isinstance(values, str) else tuple(values)
+    if len(names) == 1 and count > 1:
+        names = names * count
+    bad = [n for n in names if not isinstance(n, str) or n not in DTYPE_BYTES]
+    if bad or len(names) != count:
+        raise ArgumentError("input_dtypes", f"give one of {', '.join(DTYPE_BYTES)} for each of the "
+                                            f"{count} input(s), got {list(names)}")
+    return names
 
 
 def minimum_input(model: Any, input_shape: Shape | None = None) -> int | None:

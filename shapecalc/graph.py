@@ -13,13 +13,13 @@ from math import prod
 from typing import Any, Iterable, Iterator, Sequence
 
 from .arithmetic import AxisRF
-from .errors import LayerError, ShapeError
+from .errors import ArgumentError, LayerError, ShapeError
 from .layers import RF, Layer, Shape, format_shape, merge_rf
 from .notes import Note, NoteKind
 
 DTYPE_BYTES = {
     "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "uint8": 1,
-    "float8": 1, "int32": 4, "int64": 8,
+    "float8": 1, "int32": 4, "int64": 8, "int16": 2, "bool": 1,
 }
 
 
@@ -34,6 +34,11 @@ class Node:
     module: str | None = None
     param_key: str | None = None
     origin: str = "derived"  # "measured" when the shape came from running torch
+    #: Parameters this node is the first user of, counted from the real module (torch imports);
+    #: ``None``: the layer's own formula. ``frozen``: how many of them have requires_grad False.
+    params: int | None = None
+    frozen: int = 0
+    notes: tuple = ()  # typed Notes the importer attached (how a parameter was used, …)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +56,25 @@ class Graph:
     output: str
     blocks: dict[str, BlockInfo] = field(default_factory=dict)
     input_name: str = "input"
+    #: Further graph inputs (a forward with several tensor arguments), after ``input_name``.
+    extra_inputs: tuple[str, ...] = ()
+    #: Every value the forward returns as (label, node): a tuple's items, a dict's keys.
+    outputs: tuple[tuple[str, str], ...] = ()
+    #: Facts about the whole model (hook fallback and why, unused parameters, …): typed Notes.
+    notes: list = field(default_factory=list)
+    #: Parameters no node owns (used by no forward, or used where hooks cannot see): counted once.
+    loose_params: int = 0
+    loose_frozen: int = 0
+    mode: str | None = None  # "eval"/"train" for a traced nn.Module; None for a spec
+    input_labels: tuple[str, ...] = ()  # the forward's argument names (``x``, ``tokens``)
     #: Node/block path → enclosing blocks, filled by :func:`ancestry` on first use (repeated
     #: analyses of one graph, as in size scans, then share it).
     ancestry_cache: dict[str, tuple[str, ...]] | None = field(
         default=None, init=False, repr=False, compare=False)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return (self.input_name,) + tuple(self.extra_inputs)
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -74,6 +94,7 @@ class GraphBuilder:
         self.blocks: dict[str, BlockInfo] = {}
         self._open: dict[str, tuple[str, str]] = {}
         self._names: set[str] = {self.input_name}
+        self.extra_inputs: list[str] = []
 
     def add(self, name: str, layer: Layer, inputs: tuple[str, ...], module: str | None = None,
             param_key: str | None = None, origin: str = "derived") -> str:
@@ -81,6 +102,14 @@ class GraphBuilder:
             raise ValueError(f"duplicate node name {name!r}")
         self._names.add(name)
         self.nodes.append(Node(name, layer, inputs, module, param_key or name, origin))
+        return name
+
+    def add_input(self, name: str) -> str:
+        """A further graph input (the first is always ``input_name``)."""
+        if name in self._names:
+            raise ValueError(f"duplicate node name {name!r}")
+        self._names.add(name)
+        self.extra_inputs.append(name)
         return name
 
     def open_block(self, path: str, label: str, source: str) -> None:
@@ -91,7 +120,8 @@ class GraphBuilder:
         self.blocks[path] = BlockInfo(path, label, source, output)
 
     def finish(self, output: str) -> Graph:
-        return Graph(self.name, self.nodes, output, self.blocks, self.input_name)
+        return Graph(self.name, self.nodes, output, self.blocks, self.input_name,
+                     tuple(self.extra_inputs))
 
 
 @dataclass(slots=True)
@@ -143,6 +173,20 @@ class Analysis:
     total_macs: int
     dtype: str = "float32"
     graph: Graph | None = None
+    #: Every input (several for a forward with several tensor arguments) and its element type.
+    input_shapes: tuple[Shape, ...] = ()
+    input_dtypes: tuple[str, ...] = ()
+    #: Every value the forward returns, as (label, shape); ``output_shape`` is the first.
+    outputs: list[tuple[str, Shape]] = field(default_factory=list)
+    #: Facts about the whole model (typed Notes): hook fallback and why, unused parameters, …
+    notes: list = field(default_factory=list)
+    #: Of ``total_params``, those with ``requires_grad`` False (a frozen backbone).
+    frozen_params: int = 0
+    mode: str | None = None  # "eval" / "train" for an nn.Module; None for a spec
+
+    @property
+    def trainable_params(self) -> int:
+        return self.total_params - self.frozen_params
 
     @property
     def total_flops(self) -> int:
@@ -163,7 +207,11 @@ class Analysis:
 
     @property
     def input_bytes(self) -> int:
-        return prod(self.input_shape) * self.bytes_per_element
+        """Every input at its own element type (token ids are int64 whatever ``dtype`` says)."""
+        if not self.input_dtypes:
+            return prod(self.input_shape) * self.bytes_per_element
+        return sum(prod(s) * DTYPE_BYTES.get(t, self.bytes_per_element)
+                   for s, t in zip(self.input_shapes, self.input_dtypes))
 
     def record(self, name: str) -> Record:
         for r in self.records:
@@ -269,19 +317,42 @@ def ancestry(graph: Graph) -> dict[str, tuple[str, ...]]:
     return graph.ancestry_cache
 
 
-def analyze_graph(graph: Graph, input_shape: Shape, dtype: str = "float32") -> Analysis:
-    """Run the one analysis pass; raise :class:`ShapeError` located at the first failing node."""
+def input_list(input_shape) -> list[Shape]:
+    """One shape ``(1, 3, 224, 224)`` or several ``[(1, 3, 224, 224), (1, 77)]`` → a list of shapes."""
+    shape = tuple(input_shape)
+    if shape and all(isinstance(s, (tuple, list)) for s in shape):
+        return [tuple(s) for s in shape]
+    return [shape]
+
+
+def analyze_graph(graph: Graph, input_shape, dtype: str = "float32",
+                  input_dtypes: tuple[str, ...] | None = None) -> Analysis:
+    """Run the one analysis pass; raise :class:`ShapeError` located at the first failing node.
+
+    ``input_shape`` is one shape, or one per graph input (``graph.input_names``) for a model
+    with several inputs; ``input_dtypes`` names each input's element type (default float32).
+    """
     if dtype not in DTYPE_BYTES:
         raise ValueError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPE_BYTES)}")
-    input_shape = tuple(input_shape)
-    spatial = len(input_shape) - 2
-    shapes: dict[str, Shape] = {graph.input_name: input_shape}
+    shapes_in = input_list(input_shape)
+    names = graph.input_names
+    if len(shapes_in) != len(names):
+        raise ArgumentError("input_shape", f"{graph.name} takes {len(names)} input(s) "
+                                           f"({', '.join(graph.input_labels or names)}), got "
+                                           f"{len(shapes_in)} shape(s)")
+    kinds = tuple(input_dtypes) if input_dtypes else ("float32",) * len(names)
+    if len(kinds) != len(names) or any(k not in DTYPE_BYTES for k in kinds):
+        raise ArgumentError("input_dtypes", f"give one of {', '.join(DTYPE_BYTES)} for each of "
+                                            f"the {len(names)} input(s), got {list(kinds)}")
+    input_shape = shapes_in[0]
+    shapes: dict[str, Shape] = dict(zip(names, shapes_in))
     fields: dict[str, RF] = {
-        graph.input_name: tuple(AxisRF(1, 1, 0.0) for _ in range(max(spatial, 0))) or None
+        name: tuple(AxisRF(1, 1, 0.0) for _ in range(max(len(s) - 2, 0))) or None
+        for name, s in zip(names, shapes_in)
     }
     records: list[Record] = []
     seen_params: set[str] = set()
-    total_params = total_macs = 0
+    total_params = total_macs = frozen = 0
     parents = ancestry(graph)
     for node in graph.nodes:
         ins = tuple(shapes[i] for i in node.inputs)
@@ -289,13 +360,13 @@ def analyze_graph(graph: Graph, input_shape: Shape, dtype: str = "float32") -> A
         try:
             out = layer.output_shape(*ins)
             resolved = layer.resolve(*ins) if layer.inferred else layer
-            params = resolved.param_count(*ins)
+            params = resolved.param_count(*ins) if node.params is None else node.params
             macs = resolved.mac_count(out, *ins)
             if len(ins) == 1:
                 rf = layer.receptive_field(fields[node.inputs[0]], *ins)
             else:
                 rf = merge_rf([fields[i] for i in node.inputs])
-            notes = layer.notes(out, *ins)
+            notes = list(layer.notes(out, *ins)) + list(node.notes)
         except LayerError as err:
             located = err.located(node.name, layer.describe())
             if len(ins) > 1:  # a merge: name the producers that disagree, not only the merge
@@ -306,6 +377,7 @@ def analyze_graph(graph: Graph, input_shape: Shape, dtype: str = "float32") -> A
         if not shared:
             seen_params.add(node.param_key or node.name)
             total_params += params
+            frozen += node.frozen
         total_macs += macs
         shapes[node.name] = out
         fields[node.name] = rf
@@ -314,8 +386,13 @@ def analyze_graph(graph: Graph, input_shape: Shape, dtype: str = "float32") -> A
                    notes, len(parents[node.name]), False, resolved, node.origin, shared)
         )
     block_records = _block_records(graph, records, shapes, fields)
+    outputs = [(label, shapes[name]) for label, name in graph.outputs] or [
+        ("output", shapes[graph.output])]
     return Analysis(graph.name, input_shape, shapes[graph.output], records, block_records,
-                    total_params, total_macs, dtype, graph)
+                    total_params + graph.loose_params, total_macs, dtype, graph,
+                    input_shapes=tuple(shapes_in), input_dtypes=kinds, outputs=outputs,
+                    notes=list(graph.notes), frozen_params=frozen + graph.loose_frozen,
+                    mode=graph.mode)
 
 
 def _block_records(graph: Graph, records: list[Record], shapes: dict[str, Shape],

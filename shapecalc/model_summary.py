@@ -192,7 +192,7 @@ def summary(model: Any, input_size: Sequence[int] | Sequence[Sequence[int]] | No
     src = load_model(model)
     dtype = kinds[0] if kinds else "float32"
     with _mode(model, mode):
-        result = analyze(src, shapes[0] if shapes else None, dtype)
+        result = analyze(src, shapes[0] if shapes else None, dtype, mode=mode)
     per_node, frozen = _frozen(model, result)
     values = {f.name: getattr(result, f.name) for f in fields(Analysis)}
     out = ModelSummary(**values, display_depth=max(depth - 1, 0), col_names=columns,

@@ -24,6 +24,14 @@ class NoteKind(str, Enum):
     MEASURED = "measured"            # data: — shape measured by running torch
     SHARED = "shared"                # data: with — weights shared with an earlier node
     TEXT = "text"                    # data: text — a free sentence (fallback while migrating)
+    # nn.Module imports (torch_bridge): how parameters were found and how the forward was read
+    PARAM_USED = "param_used"        # data: names, count, how — a parameter read outside a module
+    PARAM_TIED = "param_tied"        # data: names, count, owner — a weight counted at another node
+    PARAMS_UNUSED = "params_unused"  # data: names, count — parameters no forward uses
+    PARAMS_UNPLACED = "params_unplaced"  # data: names, count — used outside the recorded modules
+    HOOK_FALLBACK = "hook_fallback"  # data: model, reason — fx failed, recorded with hooks
+    OUTPUTS = "outputs"              # data: count, labels — a forward with several outputs
+    TUPLE_ITEM = "tuple_item"        # data: index, owner — one more item of a module's tuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +84,28 @@ _TEXT: dict[NoteKind, Callable[[Mapping[str, Any]], str]] = {
     NoteKind.MEASURED: lambda d: "shape measured by running torch",
     NoteKind.SHARED: lambda d: "weights shared with an earlier node (counted once)",
     NoteKind.TEXT: _plain,
+    NoteKind.PARAM_USED: lambda d: f"uses parameter {_names(d['names'])} ({d['count']:,}) {d['how']}",
+    NoteKind.PARAM_TIED: lambda d: (f"uses {_names(d['names'])} ({d['count']:,}), tied to "
+                                    f"'{d['owner']}' where it is counted (counted once)"),
+    NoteKind.PARAMS_UNUSED: lambda d: (f"{d['count']:,} parameters that no forward uses: "
+                                       f"{_names(d['names'])} (counted in the total)"),
+    NoteKind.PARAMS_UNPLACED: lambda d: (f"{d['count']:,} parameters in no recorded module (read "
+                                         f"by the forward's own code, or by nothing; hooks cannot "
+                                         f"tell): {_names(d['names'])} (counted in the total)"),
+    NoteKind.HOOK_FALLBACK: lambda d: (f"torch.fx could not trace {d['model']} ({d['reason']}); "
+                                       "its leaf modules were recorded with hooks in one run at "
+                                       "the requested input, so shapes between modules are measured"),
+    NoteKind.OUTPUTS: lambda d: f"forward returns {d['count']} values: {', '.join(d['labels'])}",
+    NoteKind.TUPLE_ITEM: lambda d: (f"item {d['index']} of the tuple computed (and counted) at "
+                                    f"'{d['owner']}'"),
 }
+
+
+def _names(names: Iterable[str], limit: int = 6) -> str:
+    names = list(names)
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
 
 
 def text_note(text: str) -> Note:

@@ -212,6 +212,36 @@ def test_too_small_input_names_the_smallest_that_works(capsys):
     assert json.loads(invoke("show", "alexnet", "--input", "1x1x65x65", "--json"))["output_shape"] == [1, 10]
 
 
+def test_repeated_input_with_dtype_and_train_mode(tmp_path, capsys):
+    """A two-input nn.Module (an int64 token input) through --input twice, and --train-mode."""
+    pytest.importorskip("torch")
+    source = tmp_path / "two.py"
+    source.write_text(
+        "import torch\nfrom torch import nn\n"
+        "class Two(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.embed = nn.Embedding(10, 4)\n"
+        "        self.fc = nn.Linear(4, 4)\n"
+        "    def forward(self, x, tokens):\n"
+        "        return self.fc(x) + self.embed(tokens).mean(1)\n")
+    model = f"{source}:Two"
+    result = CliRunner().invoke(cli, ["show", model, "--input", "1x4", "--input", "1x5:int64", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["input_dtypes"] == ["float32", "int64"] and data["output_shape"] == [1, 4]
+    assert data["mode"] == "eval"
+    train = CliRunner().invoke(cli, ["show", model, "--input", "1x4", "--input", "1x5:int64",
+                                     "--train-mode"])
+    assert train.exit_code == 0 and "(train mode)" in train.stdout.splitlines()[0]
+    for args, expected in ((["--input", "1x4:int65", "--input", "1x5"], "--input: element type 'int65'"),
+                           (["--input", "1x4"], "--input: Two takes 2 input(s)")):
+        with pytest.raises(SystemExit) as exc:
+            main(["show", model, *args])
+        err = capsys.readouterr().err.strip()
+        assert exc.value.code != 0 and expected in err and len(err.splitlines()) == 1, err
+
+
 def test_graph_errors_name_the_graph_option(capsys, tmp_path):
     # The library names its parameter ("path"); show maps it to its own flag, not graph's -o.
     link = tmp_path / "g.svg"

@@ -9,6 +9,7 @@ nn = torch.nn
 F = torch.nn.functional
 
 import shapecalc  # noqa: E402
+from shapecalc.errors import ArgumentError  # noqa: E402
 from shapecalc import SpecError  # noqa: E402
 from shapecalc.diagnose import scan_inputs  # noqa: E402
 from shapecalc.torch_bridge import verify  # noqa: E402
@@ -158,8 +159,11 @@ def test_inputs_and_outputs_of_the_forward():
         def forward(self, x, y):
             return x + y
 
-    with pytest.raises(SpecError, match="second input 'y'"):
-        shapecalc.load_model(Two())
+    two = shapecalc.analyze(Two(), [(1, 3), (2, 1)])
+    assert two.input_shapes == ((1, 3), (2, 1)) and two.output_shape == (2, 3)
+    assert two.graph.input_names == ("input", "y")
+    with pytest.raises(ArgumentError, match="takes 2 input"):
+        shapecalc.analyze(Two(), (1, 3))
 
     class Optional(nn.Module):
         def forward(self, x, scale=2.0):
@@ -176,8 +180,11 @@ def test_inputs_and_outputs_of_the_forward():
             return self.a(x), self.b(x)
 
     src = shapecalc.load_model(Pair())
-    assert src.torch_import.notes == ["forward returns 2 values; the first tensor is analysed"]
-    assert shapecalc.analyze(Pair(), (1, 3)).output_shape == (1, 2)
+    assert [str(n) for n in src.torch_import.notes] == [
+        "forward returns 2 values: output[0], output[1]"]
+    result = shapecalc.analyze(Pair(), (1, 3))
+    assert result.output_shape == (1, 2)
+    assert result.outputs == [("output[0]", (1, 2)), ("output[1]", (1, 5))]
 
 
 @pytest.mark.parametrize("name", sorted(__import__("shapecalc.zoo", fromlist=["ZOO"]).ZOO))

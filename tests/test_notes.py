@@ -20,6 +20,23 @@ EXAMPLES = {
     NoteKind.MEASURED: ({}, "shape measured by running torch"),
     NoteKind.SHARED: ({}, "weights shared with an earlier node (counted once)"),
     NoteKind.TEXT: (dict(text="anything"), "anything"),
+    NoteKind.PARAM_USED: (dict(names=("gamma",), count=96, how="through mul"),
+                          "uses parameter gamma (96) through mul"),
+    NoteKind.PARAM_TIED: (dict(names=("embed.weight",), count=8000, owner="embed"),
+                          "uses embed.weight (8,000), tied to 'embed' where it is counted (counted once)"),
+    NoteKind.PARAMS_UNUSED: (dict(names=("a", "b", "c", "d", "e", "f", "g"), count=1234),
+                             "1,234 parameters that no forward uses: a, b, c, d, e, f and 1 more "
+                             "(counted in the total)"),
+    NoteKind.PARAMS_UNPLACED: (dict(names=("cls",), count=768),
+                               "768 parameters in no recorded module (read by the forward's own "
+                               "code, or by nothing; hooks cannot tell): cls (counted in the total)"),
+    NoteKind.HOOK_FALLBACK: (dict(model="Net", reason="TraceError: control flow"),
+                             "torch.fx could not trace Net (TraceError: control flow); its leaf "
+                             "modules were recorded with hooks in one run at the requested input, "
+                             "so shapes between modules are measured"),
+    NoteKind.OUTPUTS: (dict(count=2, labels=("logits", "boxes")), "forward returns 2 values: logits, boxes"),
+    NoteKind.TUPLE_ITEM: (dict(index="[1][-1]", owner="gru"),
+                          "item [1][-1] of the tuple computed (and counted) at 'gru'"),
 }
 
 

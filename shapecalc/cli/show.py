@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
-from ..errors import ShapeError
+from ..errors import ArgumentError, ShapeError, UsageError
 from ..renderers import names
-from .common import dtype_option, max_nodes_option, parse_shape, shape_option
+from .common import dtype_option, max_nodes_option, parse_shape
 
 #: Output formats of ``--format``: those the registry (``shapecalc.renderers``) offers to show.
 FORMATS = names("show")
@@ -60,24 +60,57 @@ def too_small_message(src, shape: tuple[int, ...], err: ShapeError) -> str:
     )
 
 
-def load_and_analyze(model: str, input_shape: str | None, dtype: str = "float32"):
-    """Resolve MODEL and --input, run the engine; errors come back as one-line exceptions."""
+#: Element types an ``--input`` may name after a colon (``1x77:int64``).
+INPUT_DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8",
+                "uint8", "bool")
+
+
+def parse_input(text: str) -> tuple[tuple[int, ...], str]:
+    """``1x77:int64`` → ``((1, 77), "int64")``; without a colon the input is float32."""
+    shape_text, _, kind = str(text).partition(":")
+    kind = kind.strip() or "float32"
+    if kind not in INPUT_DTYPES:
+        raise UsageError(f"--input: element type {kind!r} is not one of {', '.join(INPUT_DTYPES)} "
+                         f"(like 1x77:int64), got {text!r}")
+    return parse_shape(shape_text), kind
+
+
+def load_and_analyze(model: str, input_shape: str | tuple[str, ...] | None, dtype: str = "float32",
+                     mode: str = "eval"):
+    """Resolve MODEL and --input (one or several, each ``SHAPE[:DTYPE]``), run the engine;
+    errors come back as one-line exceptions."""
     from ..api import analyze, load_model
 
-    given = parse_shape(input_shape) if input_shape is not None else None
+    given = (input_shape,) if isinstance(input_shape, str) else tuple(input_shape or ())
+    parsed = [parse_input(text) for text in given]  # malformed --input fails before loading
     src = load_model(model)
-    shape = src.input_shape(given, "--input")
+    if parsed:
+        shapes = [s for s, _ in parsed]
+        kinds = [k for _, k in parsed]
+        shape = shapes[0] if len(shapes) == 1 else shapes
+    else:
+        shape, kinds = src.input_shape(None, "--input"), None
+    if kinds is not None and all(k == "float32" for k in kinds):
+        kinds = None
     try:
-        analysis = analyze(src, shape, dtype)
+        analysis = analyze(src, shape, dtype, input_dtypes=kinds, mode=mode)
     except ShapeError as err:
+        if isinstance(shape, list):
+            raise
         raise ShapeError(too_small_message(src, shape, err)) from None
+    except ArgumentError as err:
+        if err.param.startswith(("input_shape", "input_dtypes")):  # the CLI's name for both
+            raise UsageError(f"--input: {err.detail}") from None
+        raise
     return src, analysis
 
 
-def _verify(src, shape) -> list:
+def _verify(src, analysis) -> list:
     from ..torch_bridge import verify
 
-    return verify(src, shape, device="meta")
+    shapes = list(analysis.input_shapes)
+    return verify(src, shapes if len(shapes) > 1 else analysis.input_shape, device="meta",
+                  input_dtypes=analysis.input_dtypes, mode=analysis.mode or "eval")
 
 
 def _write_graph(analysis, path: str, depth: int | None) -> None:
@@ -94,7 +127,13 @@ def _write_graph(analysis, path: str, depth: int | None) -> None:
 
 @click.command()
 @click.argument("model")
-@shape_option()
+@click.option("--input", "input_shape", metavar="NxCxHxW[:DTYPE]", multiple=True,
+              help="Input shape, e.g. 1x3x224x224 (default: the model's own); repeat it for a "
+                   "forward with several inputs, and add an element type for integer inputs "
+                   "(--input 1x3x224x224 --input 1x77:int64).")
+@click.option("--train-mode", is_flag=True,
+              help="Analyse an nn.Module in train mode (training-only branches such as auxiliary "
+                   "heads); the default is eval mode, as torchinfo.")
 @max_nodes_option()
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Output format.")
@@ -114,8 +153,8 @@ def _write_graph(analysis, path: str, depth: int | None) -> None:
 @click.option("--width", type=click.IntRange(min=20), default=None, metavar="N",
               help="Fit the table to N columns (default: the terminal's width; piped output is "
                    "the full table, whatever the terminal).")
-def show(model: str, input_shape: str | None, fmt: str, as_json: bool, explain: bool,
-         depth: int | None, dtype: str, graph_path: str | None, verify: bool,
+def show(model: str, input_shape: tuple[str, ...], train_mode: bool, fmt: str, as_json: bool,
+         explain: bool, depth: int | None, dtype: str, graph_path: str | None, verify: bool,
          columns_text: str | None, width: int | None) -> int:
     """Every layer of MODEL: output shape, parameters, MACs, receptive field and notes.
 
@@ -127,12 +166,12 @@ def show(model: str, input_shape: str | None, fmt: str, as_json: bool, explain: 
         from ..render.columns import parse_columns
 
         columns = parse_columns(columns_text)
-    src, analysis = load_and_analyze(model, input_shape, dtype)
+    src, analysis = load_and_analyze(model, input_shape, dtype, "train" if train_mode else "eval")
     if as_json:
         fmt = "json"
     if graph_path is not None:  # first: a bad path fails before anything is printed
         _write_graph(analysis, graph_path, depth)
-    checks = _verify(src, analysis.input_shape) if verify else None
+    checks = _verify(src, analysis) if verify else None
     if fmt == "table" and is_terminal():
         from ..render.table import print_analysis
 

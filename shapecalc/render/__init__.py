@@ -105,12 +105,60 @@ def record_notes(record) -> list[Note]:
     return notes
 
 
+def mode_text(analysis) -> str:
+    """``eval mode`` / ``train mode`` for an nn.Module (empty for a spec, which has no mode)."""
+    mode = getattr(analysis, "mode", None)
+    return f"{mode} mode" if mode else ""
+
+
+def header_lines(analysis, with_mode: bool = True) -> list[str]:
+    """What the title line does not say: several inputs/outputs, the mode, model-wide notes."""
+    lines = []
+    dtypes = tuple(getattr(analysis, "input_dtypes", ()) or ())
+    shapes = tuple(getattr(analysis, "input_shapes", ()) or ())
+    graph = getattr(analysis, "graph", None)
+    names = (graph.input_labels or graph.input_names) if graph is not None else ()
+    if len(shapes) > 1 or any(d != "float32" for d in dtypes):
+        parts = []
+        for i, shape in enumerate(shapes):
+            label = names[i] if i < len(names) else f"input_{i}"
+            kind = dtypes[i] if i < len(dtypes) else "float32"
+            parts.append(f"{label} {shape_text(shape)}" + ("" if kind == "float32" else f" {kind}"))
+        lines.append("inputs: " + ", ".join(parts))
+    outputs = list(getattr(analysis, "outputs", []) or [])
+    if len(outputs) > 1:
+        lines.append("outputs: " + ", ".join(f"{label} {shape_text(s)}" for label, s in outputs))
+    mode = getattr(analysis, "mode", None)
+    if mode is not None and with_mode:
+        lines.append(f"mode: {mode}" + (" (as torchinfo; --train-mode for training-only branches)"
+                                        if mode == "eval" else " (training-only branches included)"))
+    lines.extend(f"note: {n}" for n in getattr(analysis, "notes", []) or [])
+    return lines
+
+
+def params_line(analysis) -> str:
+    """``Total params: … · trainable … · frozen …``, shared by every footer."""
+    total = analysis.total_params
+    frozen = getattr(analysis, "frozen_params", 0)
+    line = f"Total params: {total:,} ({human_count(total)})"
+    if getattr(analysis, "mode", None) is None and not frozen:
+        return line  # a spec: every parameter is trainable, nothing to add
+    return f"{line} · trainable {total - frozen:,} · frozen {frozen:,}"
+
+
+def note_dict(note) -> dict:
+    """A note in JSON: typed notes carry their kind and numbers, plain strings only text."""
+    if hasattr(note, "to_dict"):
+        return note.to_dict()
+    return {"kind": "text", "text": str(note)}
+
+
 def notes_text(record, sep: str = "; ") -> str:
     """A record's notes as one line of text (table cells, CSV, Markdown)."""
     return sep.join(str(note) for note in record_notes(record))
 
 
 __all__ = [
-    "MACS_CONVENTION", "human_bytes", "human_count", "notes_text", "record_notes", "rf_sizes",
-    "rf_text", "shape_text",
+    "MACS_CONVENTION", "header_lines", "mode_text", "human_bytes", "human_count", "note_dict", "notes_text",
+    "params_line", "record_notes", "rf_sizes", "rf_text", "shape_text",
 ]

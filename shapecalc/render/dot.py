@@ -247,15 +247,23 @@ def build_graph(analysis, rankdir: str = "TB", depth: int | None = None, expand:
     g.node("input", label=_plain("input " + shape_text(analysis.input_shape)), shape="oval",
            style="filled", fillcolor="#ffffff", id="input")
     _add_clusters(g, nodes, blocks, depth, collapsed)
+    # A forward with several tensor arguments: one oval per further input.
+    extra = analysis.graph.extra_inputs if analysis.graph is not None else ()
+    for k, (name, shape) in enumerate(zip(extra, analysis.input_shapes[1:]), start=1):
+        ids[name] = f"input{k}"
+        g.node(f"input{k}", label=_plain(name + " " + shape_text(shape)), shape="oval",
+               style="filled", fillcolor="#ffffff", id=f"input{k}")
 
     # Edges: one per (producer, consumer) pair of drawn nodes, labelled with the tensor shape.
     shapes = {r.name: r.output_shape for r in analysis.records}
     shapes[input_name] = analysis.input_shape
+    shapes.update(zip(extra, analysis.input_shapes[1:]))
     seen: set[tuple[str, str]] = set()
     for node in (analysis.graph.nodes if analysis.graph is not None else []):
         dst = _representative(node.name, blocks, depth)
         for src_name in node.inputs:
-            src = src_name if src_name == input_name else _representative(src_name, blocks, depth)
+            src = src_name if src_name == input_name or src_name in extra else \
+                _representative(src_name, blocks, depth)
             if src == dst or (src, dst) in seen:
                 continue
             seen.add((src, dst))

@@ -14,7 +14,10 @@ import json
 from typing import Any
 
 from ..renderers import renderer
-from . import MACS_CONVENTION, notes_text, record_notes, rf_sizes, rf_text, shape_text
+from . import (
+    MACS_CONVENTION, header_lines, note_dict, notes_text, params_line, record_notes, rf_sizes,
+    rf_text, shape_text,
+)
 
 #: The table's columns, shared by CSV and Markdown so the three stay in step.
 COLUMNS = ("index", "name", "kind", "layer", "output_shape", "params", "macs", "rf", "notes")
@@ -54,7 +57,16 @@ def to_dict(analysis, explain: bool = False) -> dict[str, Any]:
         "input_shape": list(analysis.input_shape),
         "output_shape": list(analysis.output_shape),
         "dtype": analysis.dtype,
+        "input_shapes": [list(s) for s in analysis.input_shapes or (analysis.input_shape,)],
+        "input_dtypes": list(analysis.input_dtypes or ("float32",)),
+        "outputs": [{"name": label, "shape": list(shape)} for label, shape in analysis.outputs]
+        or [{"name": "output", "shape": list(analysis.output_shape)}],
+        "mode": analysis.mode,
+        "notes": [str(n) for n in analysis.notes],
+        "note_details": [note_dict(n) for n in analysis.notes],
         "total_params": analysis.total_params,
+        "trainable_params": analysis.trainable_params,
+        "frozen_params": analysis.frozen_params,
         "total_macs": analysis.total_macs,
         "total_flops": analysis.total_flops,
         "param_bytes": analysis.param_bytes,
@@ -126,7 +138,7 @@ def to_markdown(analysis, depth: int | None = None) -> str:
                  row["notes"]]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     lines.append("")
-    lines.extend(f"- {line}" for line in footer_lines(analysis))
+    lines.extend(f"- {line}" for line in header_lines(analysis) + footer_lines(analysis))
     return "\n".join(lines) + "\n"
 
 
@@ -135,7 +147,7 @@ def footer_lines(analysis) -> list[str]:
     from . import human_bytes, human_count
 
     return [
-        f"Total params: {analysis.total_params:,} ({human_count(analysis.total_params)})",
+        params_line(analysis),
         f"Total MACs: {analysis.total_macs:,} ({human_count(analysis.total_macs)})"
         f" · FLOPs: {analysis.total_flops:,} ({human_count(analysis.total_flops)})",
         f"Memory ({analysis.dtype}): parameters {human_bytes(analysis.param_bytes)}"

@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
 from ..renderers import renderer
-from . import shape_text
+from . import header_lines, mode_text, shape_text
 from .columns import (
     BY_KEY, DEFAULT_COLUMNS, WIDE_EXTRAS, CellContext, cell, frozen_params, note_texts,
     parse_columns,
@@ -192,8 +192,10 @@ def table_model(analysis, depth: int | None = None, explain: bool = False,
         ))
     return TableModel(
         analysis, rows, has_name,
-        title=f"{analysis.model}  input {shape_text(analysis.input_shape)} → output "
-              f"{shape_text(analysis.output_shape)}",
+        title="\n".join([f"{analysis.model}  input {shape_text(analysis.input_shape)} → output "
+                         f"{shape_text(analysis.output_shape)}"
+                         + (f"  ({mode_text(analysis)})" if mode_text(analysis) else ""),
+                         *header_lines(analysis, with_mode=False)]),
         footer=footer_lines(analysis),
         checks=None if checks is None else {c.name: c for c in checks},
         frozen=frozen_params(analysis),

@@ -163,21 +163,27 @@ class NodeCheck:
         return self.torch is None or tuple(self.engine) == tuple(self.torch)
 
 
-def verify(model: Any, input_shape: Shape | None = None, device: str = "meta",
-           module=None) -> list[NodeCheck]:
+def verify(model: Any, input_shape: Any = None, device: str = "meta",
+           module=None, input_dtypes: Any = None, mode: str = "eval") -> list[NodeCheck]:
     """Compare the engine's shape at every node with a real forward of the built module."""
     src = load_model(model)
-    result: Analysis = analyze(src, input_shape)
+    imp = src.torch_import
+    if imp is not None and imp.training != (mode == "train"):  # measure what is analysed
+        from .fx_import import module_source
+
+        src = module_source(imp.module, src.name, src.source, mode)
+    result: Analysis = analyze(src, input_shape, input_dtypes=input_dtypes, mode=mode)
     if module is None and src.torch_import is not None:
         # A user's own nn.Module: measure it (never a rebuilt copy) with meta stand-in weights.
         from .fx_import import measure_nodes
 
-        measured = measure_nodes(src.torch_import, result.input_shape)
+        measured = measure_nodes(src.torch_import, list(result.input_shapes or (result.input_shape,)),
+                                 list(result.input_dtypes) or None)
     else:
         if module is None:
             module = build_module(src, result.input_shape)
         measured = trace_shapes(module, result.input_shape, device=device)
     checks = [NodeCheck(r.name, r.output_shape, measured.get(r.name)) for r in result.records]
     checks += [NodeCheck(name, b.output_shape, measured.get(name)) for name, b in result.blocks.items()]
-    checks.append(NodeCheck("", result.output_shape, measured[""]))
+    checks.append(NodeCheck("", result.output_shape, measured.get("")))
     return checks

@@ -1,5 +1,5 @@
 """What both ways of reading an ``nn.Module`` (``fx_import``'s chain/hooks and ``fx_convert``'s fx
-pass) share: a torch module's layer spec, its parameter count and its containers as blocks.
+pass) share: a torch module's layer spec and its containers as blocks.
 
 It sits below both fx modules so that neither imports the other's private helpers.
 """
@@ -12,7 +12,6 @@ from typing import Any
 from ..graph import BlockInfo
 from ..layers import LAYER_TYPES, MERGE_TYPES, Layer
 from .fx_ops import MODULE_ARGUMENTS
-from .measure import torch_module
 
 
 def module_to_layer(module: Any) -> Layer | None:
@@ -63,48 +62,35 @@ def module_to_layer(module: Any) -> Layer | None:
         return None
 
 
-def param_count(module: Any) -> int:
-    torch = torch_module()
-    total = 0
-    for p in module.parameters():
-        if isinstance(p, torch.nn.parameter.UninitializedTensorMixin):
-            continue
-        total += p.numel()
-    return total
-
-
-
 def blocks_for(graph_nodes: list, root: Any, output: str) -> dict[str, BlockInfo]:
-    """Module containers become blocks: the table can then fold a ResNet stage into one row."""
-    names = [n.name for n in graph_nodes]
+    """Module containers become blocks, so the table can fold a ResNet stage into one row.
+
+    One pass over the nodes (each credited to every module path above it): O(nodes × depth),
+    so deep models trace in time linear in depth (it was quadratic).
+    """
     consumers: dict[str, set[str]] = {}
     for n in graph_nodes:
         for i in n.inputs:
             consumers.setdefault(i, set()).add(n.name)
-    prefixes: list[str] = []
-    for n in names:
-        parts = n.split(".")
+    members: dict[str, list] = {}  # prefix → its nodes in order; dict order = first appearance
+    for n in graph_nodes:
+        parts = n.name.split(".")
         for i in range(1, len(parts)):
-            p = ".".join(parts[:i])
-            if p not in prefixes:
-                prefixes.append(p)
+            members.setdefault(".".join(parts[:i]), []).append(n)
     blocks: dict[str, BlockInfo] = {}
-    for p in prefixes:
+    for path, inside in members.items():
         try:
-            sub = root.get_submodule(p)
+            sub = root.get_submodule(path)
         except AttributeError:
             continue
-        members = [n for n in graph_nodes if n.name.startswith(p + ".")]
-        if not members:
-            continue
-        member_names = {m.name for m in members}
-        source = next((i for i in members[0].inputs if i not in member_names), "input")
-        out = members[-1].name
-        for m in members:
-            if m.name == output or consumers.get(m.name, set()) - member_names:
+        names = {m.name for m in inside}
+        source = next((i for i in inside[0].inputs if i not in names), "input")
+        out = inside[-1].name
+        for m in inside:
+            if m.name == output or consumers.get(m.name, set()) - names:
                 out = m.name
-        blocks[p] = BlockInfo(p, type(sub).__name__, source, out)
+        blocks[path] = BlockInfo(path, type(sub).__name__, source, out)
     return blocks
 
 
-__all__ = ["blocks_for", "module_to_layer", "param_count"]
+__all__ = ["blocks_for", "module_to_layer"]

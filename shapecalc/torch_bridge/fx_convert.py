@@ -1,10 +1,12 @@
 """One pass over a torch.fx graph that emits engine nodes.
 
 Every fx value is classified: a *tensor* (becomes an engine node), an *int* (``x.size(0)``,
-``x.shape[1]``: only feeds other ops), a *tuple* of tensors (``x.chunk(2)``: only its items are
-tensors) or a *const* (parameters read with ``get_attr``, default arguments). Tensors produced by
-a known module or op get a derived layer; every other tensor gets a measured layer whose runner
-re-evaluates just that fx node on meta tensors, through the int/tuple values it depends on.
+``h == 224``, ``torch._assert(...)``: scalars that only feed other ops), a *tuple* of tensors
+(``x.chunk(2)``, an LSTM's ``(out, (h, c))``: only its items are tensors) or a *const* (parameters
+and buffers read with ``get_attr`` and what is computed from them alone, default arguments).
+Tensors produced by a known module or op get a derived layer; every other tensor gets a measured
+layer (``fx_measured``). Values the output does not depend on get no row; the parameters every
+node uses are handed out by ``fx_params`` so that totals count each parameter once.
 """
 
 from __future__ import annotations
@@ -15,18 +17,28 @@ from ..errors import SpecError
 from ..graph import Graph, GraphBuilder
 from ..layers import Layer
 from ..layers.functional import Reshape
+from ..notes import Note, NoteKind
 from . import fx_ops
-from .fx_common import blocks_for, module_to_layer, param_count
-from .measure import MeasuredLayer, call_on_meta, measured_runner, torch_module
+from .fx_common import blocks_for, module_to_layer
+from .fx_measured import measured
+from .fx_params import ParamLedger, attribute, loose_notes
+from .fx_values import FxValues
+from .measure import torch_module
 
 _INT_METHODS = {"size", "dim", "numel", "nelement"}
 _TUPLE_OPS = {"chunk", "split", "unbind", "tensor_split", "split_with_sizes", "topk", "sort", "max",
               "min", "median", "mode", "kthvalue", "var_mean", "std_mean", "unique", "aminmax",
               "frexp", "max_pool2d_with_indices"}
 _ARITH = {"add", "sub", "mul", "floordiv", "truediv", "mod", "pow", "neg", "iadd", "imul"}
+#: Python scalars compared or combined: ``h == self.image_size`` is a bool, never a tensor.
+_SCALAR = _ARITH | {"eq", "ne", "lt", "le", "gt", "ge", "and_", "or_", "not_", "truth", "is_",
+                    "is_not", "contains", "abs", "floor", "ceil", "sqrt", "int", "float", "bool",
+                    "min", "max", "len"}
+#: Checks that return nothing (``torch._assert(h == 224, "…")``): no value, no row.
+_CHECKS = {"assert", "check", "assert_async", "check_is_size", "assert_scalar"}
 
 
-class FxConverter:
+class FxConverter(FxValues):
     def __init__(self, gm: Any, name: str, root: Any = None) -> None:
         self.torch = torch_module()
         self.gm = gm
@@ -37,104 +49,138 @@ class FxConverter:
         self.used: set[str] = {self.builder.input_name}
         self.calls: dict[str, int] = {}
         self.fx_names: dict[str, str] = {}
-        self.notes: list[str] = []
-        self.inputs_seen = 0
-        #: get_attr targets a derived layer already counts (``F.linear(x, self.w)``'s weight)
-        self.counted_weights: set[str] = set()
+        self.notes: list[Note] = []
+        self.inputs: list[Any] = []  # placeholders that are graph inputs, in order
+        self.dtypes: dict[str, Any] = {}  # fx node name → torch dtype, for non-float inputs
+        self.measured_layers: list = []
+        self.uses: dict[str, list] = {}  # engine node → [(parameter ids, how they are used)]
+        self.tuple_owner: dict[Any, str] = {}  # fx tuple value → engine node that counted it
+        self.ledger = ParamLedger(self.root)
+        self.live: set[Any] = set()
 
     # ---------------------------------------------------------------- driver
     def run(self) -> Graph:
-        output = None
-        for node in self.gm.graph.nodes:
+        nodes = list(self.gm.graph.nodes)
+        out_node = next((n for n in nodes if n.op == "output"), None)
+        if out_node is None:
+            raise SpecError("the traced forward returns nothing")
+        self.live = self._live(out_node)
+        for node in nodes:
             if node.op == "output":
-                output = self._output(node)
                 continue
             self.kind[node] = self._classify(node)
-            if self.kind[node] == "tensor" and node.op != "placeholder":
+            if self.kind[node] == "tensor" and node.op != "placeholder" and self._wanted(node):
                 self._emit(node)
-        if output is None:
-            raise SpecError("the traced forward returns nothing")
-        graph = self.builder.finish(output)
-        graph.blocks = blocks_for(graph.nodes, self.root, output)
+        outputs = self._outputs(out_node)
+        graph = self.builder.finish(outputs[0][1])
+        graph.outputs = tuple(outputs)
+        graph.input_labels = tuple(str(n.target) for n in self.inputs)
+        graph.nodes = attribute(self.ledger, graph.nodes, self.uses)
+        graph.loose_params, graph.loose_frozen, loose = loose_notes(self.ledger)
+        graph.notes = list(self.notes) + loose
+        graph.blocks = blocks_for(graph.nodes, self.root, graph.output)
         return graph
 
-    def _output(self, node: Any) -> str:
+    def set_dtypes(self, dtypes: dict[str, Any]) -> None:
+        """Element types of the fx values for the next analysis; measurements redone if changed."""
+        if dtypes != self.dtypes:
+            self.dtypes = dtypes
+            for layer in self.measured_layers:
+                layer.cache.clear()
+
+    def _wanted(self, node: Any) -> bool:
+        """Live values, and in-place ops (their effect lives on in the tensor they change)."""
+        if node in self.live:
+            return True
+        name = str(node.target) if node.op == "call_method" else fx_ops.op_name(node)
+        return (name.endswith("_") and not name.startswith("_")) or node.kwargs.get("inplace") is True \
+            or name in ("iadd", "imul", "isub")
+
+    def _outputs(self, node: Any) -> list[tuple[str, str]]:
+        """Every tensor the forward returns, labelled by its dict key or tuple index."""
+        found: list[tuple[str, str]] = []
+
+        def visit(value: Any, label: str) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    visit(v, f"{label}.{k}" if label else str(k))
+            elif isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
+                for field_name, v in zip(value._fields, value):
+                    visit(v, f"{label}.{field_name}" if label else field_name)
+            elif isinstance(value, (tuple, list)):
+                for i, v in enumerate(value):
+                    visit(v, f"{label}[{i}]" if label else f"output[{i}]")
+            elif isinstance(value, self.torch.fx.Node) and self.kind.get(value) == "struct":
+                fields = getattr(value.target, "_fields", None) or range(len(value.args))
+                items = list(value.args) + [value.kwargs[f] for f in fields[len(value.args):]] \
+                    if value.kwargs else list(value.args)
+                visit(value.target(*items) if hasattr(value.target, "_fields") else tuple(items), label)
+            elif isinstance(value, self.torch.fx.Node) and self.kind.get(value) == "tensor" \
+                    and value in self.engine:
+                found.append((label or "output", self.engine[value]))
+
         value = node.args[0]
-        if isinstance(value, dict):
-            value = list(value.values())
-        if isinstance(value, (tuple, list)):
-            tensors = [v for v in value if isinstance(v, self.torch.fx.Node)
-                       and self.kind.get(v) == "tensor"]
-            if not tensors:
-                raise SpecError("the forward returns no tensor")
-            self.notes.append(f"forward returns {len(value)} values; the first tensor is analysed")
-            value = tensors[0]
-        if not isinstance(value, self.torch.fx.Node) or self.kind.get(value) != "tensor":
+        visit(value, "")
+        if not found:
             raise SpecError("the forward does not return a tensor")
-        return self.engine[value]
+        if len(found) > 1 or not isinstance(value, self.torch.fx.Node):
+            self.notes.append(Note.of(NoteKind.OUTPUTS, count=len(found),
+                                      labels=tuple(label for label, _ in found)))
+        return found
 
     # ---------------------------------------------------------------- classification
     def _classify(self, node: Any) -> str:
         if node.op == "placeholder":
-            self.inputs_seen += 1
-            if self.inputs_seen == 1:
-                self.engine[node] = self.builder.input_name
-                self.fx_names[self.builder.input_name] = node.name
-                return "tensor"
             if node.args:  # an argument with a default value
                 return "const"
-            raise SpecError(f"forward takes a second input {node.target!r}; shapecalc analyses "
-                            "models with one input tensor")
+            if not self.inputs:
+                self.engine[node] = self.builder.input_name
+            else:
+                name = self._unique(str(node.target))
+                self.engine[node] = self.builder.add_input(name)
+            self.inputs.append(node)
+            self.fx_names[self.engine[node]] = node.name
+            return "tensor"
         if node.op == "get_attr":
             return "const"
+        if node.op == "call_function" and isinstance(node.target, type) and issubclass(node.target, tuple):
+            return "struct"  # a namedtuple of results (GoogLeNet's outputs): its fields are outputs
         name = fx_ops.op_name(node)
         arg_kinds = [self.kind.get(a) for a in self._arg_nodes(node)]
         if node.op == "call_method" and name in _INT_METHODS:
             return "int"
-        if name == "getattr":
+        if name == "getattr" or name in _CHECKS:
             return "int"
         if name == "getitem":
             base = node.args[0]
             base_kind = self.kind.get(base) if isinstance(base, self.torch.fx.Node) else None
-            return "int" if base_kind == "int" else "tensor"
-        if node.op in ("call_function", "call_method") and arg_kinds and "tensor" not in arg_kinds \
-                and name in _ARITH:
-            return "int"
+            if base_kind in ("int", "const"):
+                return base_kind
+        elif node.op in ("call_function", "call_method") and "tensor" not in arg_kinds:
+            if name in _SCALAR and "const" not in arg_kinds:
+                return "int"
+            if "const" in arg_kinds and "tuple" not in arg_kinds:
+                return "const"  # computed from parameters/buffers alone (a bias-table lookup)
         users = list(node.users)
         indexed = bool(users) and all(
             u.op == "call_function" and fx_ops.op_name(u) == "getitem" and isinstance(u.args[1], int)
             for u in users)
-        # x[0] on a tensor is indexing too: only ops known to return tuples (and modules such
-        # as LSTM whose results are only ever indexed) make tuples.
-        if indexed and (node.op == "call_module" or name in _TUPLE_OPS):
+        # x[0] on a tensor is indexing too: only ops known to return tuples (modules such as
+        # LSTM whose results are only ever indexed, and the items of such tuples) make tuples.
+        nested = name == "getitem" and self.kind.get(node.args[0]) == "tuple"
+        if indexed and (node.op == "call_module" or name in _TUPLE_OPS or nested):
             return "tuple"
         return "tensor"
 
-    def _arg_nodes(self, node: Any) -> list[Any]:
-        found: list[Any] = []
-        self.torch.fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n) or n)
-        return found
-
-    def _frontier(self, node: Any) -> list[Any]:
-        """Tensor nodes this node reads, looking through int/tuple/const values."""
-        out: list[Any] = []
-        seen: set[Any] = set()
-
-        def visit(n: Any) -> None:
-            if n in seen:
-                return
-            seen.add(n)
-            if self.kind.get(n) == "tensor":
-                out.append(n)
-                return
-            for a in self._arg_nodes(n):
-                visit(a)
-
-        for a in self._arg_nodes(node):
-            visit(a)
-        return out
-
     # ---------------------------------------------------------------- emission
+    def _unique(self, name: str) -> str:
+        candidate, i = name, 1
+        while candidate in self.used:
+            candidate = f"{name}_{i}"
+            i += 1
+        self.used.add(candidate)
+        return candidate
+
     def _name(self, node: Any) -> str:
         if node.op == "call_module":
             target = str(node.target)
@@ -149,46 +195,91 @@ class FxConverter:
                 prefix = value[0] if isinstance(value, tuple) else str(key)
             base = fx_ops.op_name(node)
             name = f"{prefix}.{base}" if prefix else base
-        candidate, i = name, 1
-        while candidate in self.used:
-            candidate = f"{name}_{i}"
-            i += 1
-        self.used.add(candidate)
-        return candidate
+        return self._unique(name)
 
     def _emit(self, node: Any) -> None:
-        name = self._name(node)
-        mapped = self._mapped(node)
-        module = str(node.target) if node.op == "call_module" else None
+        root = self._tuple_root(node) if fx_ops.op_name(node) == "getitem" else node
+        item_of = root if root is not node else None
+        module = str(root.target) if root.op == "call_module" else None
+        first_item = item_of is not None and item_of not in self.tuple_owner
+        if first_item and module is not None and not (node.args[1] == 0 and node.args[0] is item_of):
+            first_item = not self._module_row(item_of)  # only h_n used: the GRU still gets its row
+        # The first item of a module's tuple (an LSTM's output) is that module's row.
+        name = self._name(root if first_item and module is not None else node)
+        mapped = self._mapped(node) if item_of is None or (
+            first_item and node.args[1] == 0 and node.args[0] is item_of) else None
         if mapped is not None:
             layer, inputs = mapped
             origin = "derived"
         else:
-            layer, inputs = self._measured(node)
+            layer, inputs = measured(self, node, count_macs=item_of is None or first_item)
             origin = "measured"
+        uses = []
+        if module is not None and (item_of is None or first_item):
+            uses.append((self.ledger.module_params(self.gm.get_submodule(module)), None))
+        reads = self._param_reads(node)
+        if reads:
+            uses.append((reads, f"through {fx_ops.op_name(node)}"))
+        notes: tuple = ()
+        if item_of is not None:
+            if first_item:
+                self.tuple_owner[item_of] = name
+            else:
+                notes = (Note.of(NoteKind.TUPLE_ITEM, index=self._item_path(node),
+                                 owner=self.tuple_owner[item_of]),)
+        if uses:
+            self.uses[name] = uses
         self.builder.add(name, layer, tuple(self.engine[i] for i in inputs), module=module,
-                         param_key=self._param_key(module) if module else name, origin=origin)
+                         param_key=name, origin=origin)
+        if notes:
+            import dataclasses
+
+            last = self.builder.nodes[-1]
+            self.builder.nodes[-1] = dataclasses.replace(last, notes=notes, params=0)
         self.engine[node] = name
         self.fx_names[name] = node.name
 
-    def _param_key(self, target: str) -> str:
-        """Modules whose parameters all belong to an earlier module (tied weights) share its key."""
-        params = [id(p) for p in self.gm.get_submodule(target).parameters()]
-        owners = self.__dict__.setdefault("_owners", {})
-        if params and all(p in owners for p in params):
-            return owners[params[0]]
-        for p in params:
-            owners.setdefault(p, target)
-        return target
+    def _item_path(self, node: Any) -> str:
+        """``[1][-2]`` for ``gru(x)[1][-2]``: where in the tuple an item sits."""
+        path = ""
+        while fx_ops.op_name(node) == "getitem" and self.kind.get(node.args[0]) == "tuple":
+            path = f"[{node.args[1]!r}]" + path
+            node = node.args[0]
+        return path
+
+    def _module_row(self, call: Any) -> bool:
+        """A row for a known module whose tuple's first item is unused (``_, h = self.gru(x)``):
+        its layer, parameters and MACs are there, and the items used are measured beside it."""
+        mapped = self._mapped(call)
+        if mapped is None:
+            return False
+        layer, inputs = mapped
+        name = self._name(call)
+        self.builder.add(name, layer, tuple(self.engine[i] for i in inputs), module=str(call.target),
+                         param_key=name, origin="derived")
+        self.uses[name] = [(self.ledger.module_params(self.gm.get_submodule(call.target)), None)]
+        self.tuple_owner[call] = name
+        self.fx_names[name] = call.name
+        return True
 
     def _mapped(self, node: Any) -> tuple[Layer, list[Any]] | None:
         Node = self.torch.fx.Node
-        if node.op == "call_module":
-            layer = module_to_layer(self.gm.get_submodule(node.target))
-            if layer is None or node.kwargs or len(node.args) != 1:
+        call = node
+        if fx_ops.op_name(node) == "getitem" and self.kind.get(node.args[0]) == "tuple":
+            call = node.args[0]  # item 0 of a module's tuple: the layer describes that item
+        if call.op == "call_module":
+            layer = module_to_layer(self.gm.get_submodule(call.target))
+            if layer is None or not call.args or not all(self._is_tensor(a) for a in call.args):
                 return None
-            arg = node.args[0]
-            return (layer, [arg]) if self._is_tensor(arg) else None
+            variadic = layer.arity == 0  # attention: one input or query, key and value
+            if len(call.args) != 1 and not variadic:
+                return None
+            if call.kwargs and (not variadic or any(
+                    isinstance(v, Node) for v in self._flat(call.kwargs.values()))):
+                return None
+            return layer, list(call.args)
+        if node is not call:
+            return None
         if node.op not in ("call_function", "call_method") or not fx_ops.is_torch_op(node):
             return None
         name = fx_ops.op_name(node)
@@ -210,8 +301,7 @@ class FxConverter:
             return fx_ops.make_cat(dim), list(seq)
         weighted = fx_ops.map_call(name, args, kwargs, self._is_tensor, self._weight_shape)
         if weighted is not None:  # F.linear(x, self.w), F.scaled_dot_product_attention(q, k, v)
-            layer, tensors, weights = weighted
-            self.counted_weights.update(str(w.target) for w in weights)
+            layer, tensors, _weights = weighted  # fx_params gives the weights to this node
             return layer, tensors
         if not args or not self._is_tensor(args[0]):
             return None
@@ -300,71 +390,3 @@ class FxConverter:
                     and base.args[1] == "shape":
                 return index
         return None
-
-    def _label(self, node: Any) -> str:
-        """``chunk(2, 1)[0]``: the call with its constant arguments, tensors left out."""
-        Node = self.torch.fx.Node
-        name = fx_ops.op_name(node)
-        if name == "getitem" and isinstance(node.args[0], Node) and self.kind.get(node.args[0]) == "tuple":
-            base = node.args[0]
-            inner = repr(self.gm.get_submodule(base.target)) if base.op == "call_module" else self._label(base)
-            return f"{inner}[{node.args[1]!r}]"
-        if name == "getitem":
-            return f"getitem[{_short(node.args[1])}]"
-        parts = [_short(a) for a in node.args if not isinstance(a, Node)]
-        parts += [f"{k}={_short(v)}" for k, v in node.kwargs.items() if not isinstance(v, Node)]
-        return f"{name}({', '.join(parts)})"
-
-    def _measured(self, node: Any) -> tuple[Layer, list[Any]]:
-        frontier = self._frontier(node)
-        torch = self.torch
-        gm = self.gm
-        if node.op == "call_module":
-            sub = gm.get_submodule(node.target)
-            text = repr(sub)
-            label = text if "\n" not in text and len(text) <= 60 else type(sub).__name__
-            op_type = type(sub).__name__
-            params = param_count(sub)
-        else:
-            op_type = fx_ops.op_name(node)
-            label = self._label(node)
-            params = 0
-
-        def evaluate(*tensors: Any) -> Any:
-            env = dict(zip(frontier, tensors))
-
-            def ev(n: Any) -> Any:
-                if n in env:
-                    return env[n]
-                if n.op == "get_attr":
-                    value = gm
-                    for part in str(n.target).split("."):
-                        value = getattr(value, part)
-                    if isinstance(value, torch.Tensor):
-                        value = torch.empty_like(value, device="meta")
-                elif n.op == "placeholder":
-                    value = n.args[0] if n.args else None
-                else:
-                    args = torch.fx.node.map_arg(n.args, ev)
-                    kwargs = torch.fx.node.map_arg(n.kwargs, ev)
-                    if n.op == "call_function":
-                        value = n.target(*args, **kwargs)
-                    elif n.op == "call_method":
-                        value = getattr(args[0], n.target)(*args[1:], **kwargs)
-                    else:
-                        value = call_on_meta(gm.get_submodule(n.target), *args, **kwargs)
-                env[n] = value
-                return value
-
-            return ev(node)
-
-        layer = MeasuredLayer(label, op_type, params, "", runner=measured_runner(evaluate, label))
-        return layer, frontier
-
-
-def _short(value: Any) -> str:
-    text = repr(value) if not isinstance(value, slice) else (
-        f"{'' if value.start is None else value.start}:{'' if value.stop is None else value.stop}")
-    if isinstance(value, tuple):
-        text = "(" + ", ".join(_short(v) for v in value) + ")"
-    return text if len(text) <= 30 else text[:27] + "…"

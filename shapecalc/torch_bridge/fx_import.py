@@ -5,10 +5,15 @@ Three ways in, best first:
 1. **chain**: ``nn.Sequential`` nestings of known layers map one module to one layer spec; the
    result is a spec tree (savable as a spec file) whose node names are the module paths.
 2. **fx**: anything else is traced with ``torch.fx`` to recover the DAG: adds, concats, views,
-   functional calls. Known modules and ops become derived layers; unknown ones are measured on
-   the meta device (marked "measured") so that nothing fails silently.
-3. **hooks**: a forward that fx cannot trace (data-dependent control flow) is run once on the
-   meta device at the requested input size and its leaf modules recorded, with a note.
+   functional calls (``fx_convert``). Known modules and ops become derived layers; unknown ones
+   are measured on the meta device (marked "measured") so that nothing fails silently.
+3. **hooks** (``fx_hooks``): whenever fx fails (at tracing, at conversion, or when the traced
+   graph cannot take an input that the real forward takes), the forward is run once at the
+   requested inputs and its modules recorded, with a note saying so and why.
+
+Models are read in eval mode (as torchinfo does; ``mode="train"`` for training-only branches)
+and every flag is restored afterwards. Whatever the route, each distinct parameter is counted
+once (``fx_params``), so ``total_params`` equals ``sum(p.numel())`` of the distinct parameters.
 """
 
 from __future__ import annotations
@@ -17,16 +22,15 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model_source import ModelSource
+from ..model_source import ModelSource, user_code
 from ..blocks import Block, Sequential
-from ..errors import SpecError
-from ..graph import Graph, GraphBuilder
+from ..errors import ArgumentError, LayerError, SpecError
+from ..graph import Analysis, Graph, analyze_graph
 from ..layers import Layer, Shape
-from .fx_common import module_to_layer, param_count
-from .fx_convert import FxConverter
-from .measure import (
-    MeasuredLayer, call_on_meta, meta_input, record_module_shapes, torch_module,
-)
+from .fx_common import module_to_layer
+from .measure import call_on_meta, meta_input, record_module_shapes, run_mode, torch_module
+
+MODES = ("eval", "train")
 
 
 @dataclass
@@ -37,14 +41,20 @@ class TorchImport:
     mode: str  # "chain", "fx" or "hooks"
     gm: Any = None
     fx_names: dict[str, str] = field(default_factory=dict)  # engine node → fx node
-    notes: list[str] = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    converter: Any = None  # the FxConverter (element types for measured nodes)
+    training: bool = False  # traced in train mode (``--train-mode``)
+    reason: str | None = None  # why fx was not used (hooks)
     name: str = ""  # the model's name: the graph's name when recorded again
 
     def graph_at(self, shape: Shape) -> Graph:
         """The graph at ``shape``; only "hooks" imports depend on the size (they are recorded)."""
+        from .fx_hooks import hook_graph
+
         if self.mode != "hooks":
             raise SpecError(f"{self.name}: a {self.mode} import has one graph for every size")
-        return hook_graph(self.module, self.name or type(self.module).__name__, shape)
+        return hook_graph(self.module, self.name or type(self.module).__name__, [tuple(shape)],
+                          None, self.training, self.reason)
 
 
 # ------------------------------------------------------------------ modules → layers
@@ -74,31 +84,53 @@ def _default_input(module: Any) -> Shape | None:
 
 
 # ------------------------------------------------------------------ entry point
-def module_source(module: Any, name: str | None = None, source: str = "") -> ModelSource:
+def module_source(module: Any, name: str | None = None, source: str = "",
+                  mode: str = "eval") -> ModelSource:
     """Import ``module`` (chain, else fx, else hooks) as a :class:`ModelSource`."""
+    if mode not in MODES:
+        raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
+    training = mode == "train"
     name = name or type(module).__name__
     default = _default_input(module)
     unique = (len(list(module.named_modules())) == len(list(module.named_modules(remove_duplicate=False)))
               and len(list(module.parameters())) == len(list(module.named_parameters(remove_duplicate=False))))
     spec = module_to_spec(module) if unique else None
     if isinstance(spec, Sequential):
-        imp = TorchImport(module, "chain", name=name)
-        return ModelSource(name, spec.to_graph(name), default, spec,
+        imp = TorchImport(module, "chain", training=training, name=name)
+        graph = spec.to_graph(name)
+        _attribute_chain(graph, module)
+        graph.mode = mode
+        return ModelSource(name, graph, default, spec,
                            f"nn.Module {type(module).__name__} (a chain of known layers)",
                            source, torch_import=imp)
     try:
-        graph, imp = trace_graph(module, name)
+        graph, imp = trace_graph(module, name, training)
     except _Untraceable as err:
-        reason = str(err)
-        imp = TorchImport(module, "hooks", name=name, notes=[
-            f"torch.fx could not trace {type(module).__name__}.forward ({reason}); its leaf modules "
-            "were recorded in one run at the requested input size (on the meta device, or on zeros "
-            "when the forward reads tensor values), so shapes between modules are measured"])
-        graph = imp.graph_at(default) if default is not None else None
-        return ModelSource(name, graph, default, None, imp.notes[0], source,
-                           torch_import=imp, scannable=False)
+        return hooks_source(module, name, source, default, str(err), training)
     description = f"nn.Module {type(module).__name__} (traced with torch.fx)"
     return ModelSource(name, graph, default, None, description, source, torch_import=imp)
+
+
+def hooks_source(module: Any, name: str, source: str, default: Shape | None, reason: str,
+                 training: bool) -> ModelSource:
+    """A source whose graph is recorded with hooks at each input asked for (not scannable)."""
+    from ..notes import Note, NoteKind
+
+    note = Note.of(NoteKind.HOOK_FALLBACK, model=type(module).__name__, reason=reason)
+    imp = TorchImport(module, "hooks", notes=[note], training=training, reason=reason, name=name)
+    graph = imp.graph_at(default) if default is not None else None
+    return ModelSource(name, graph, default, None, str(note), source, torch_import=imp,
+                       scannable=False)
+
+
+def _attribute_chain(graph: Graph, module: Any) -> None:
+    """Frozen counts (and exact totals) for a chain: node names are the module paths."""
+    from .fx_params import ParamLedger, attribute, loose_notes
+
+    ledger = ParamLedger(module)
+    uses = {n.name: [(ledger.module_params(module.get_submodule(n.name)), None)] for n in graph.nodes}
+    graph.nodes = attribute(ledger, graph.nodes, uses)
+    graph.loose_params, graph.loose_frozen, graph.notes = loose_notes(ledger)
 
 
 class _Untraceable(Exception):
@@ -106,172 +138,135 @@ class _Untraceable(Exception):
 
 
 # ------------------------------------------------------------------ fx
-def _tracer_class():
+def _tracer_class(known: set[int]):
     torch = torch_module()
 
     class KnownLeafTracer(torch.fx.Tracer):
-        """Stops at modules the engine knows, wherever they are defined."""
+        """Stops at modules the engine knows, wherever they are defined.
+
+        ``known`` is decided before tracing: while fx traces, every attribute read of a module
+        (``module.bias``) goes through fx's patched ``__getattr__``, which scans all of the
+        root's parameters, so asking per call made tracing quadratic in depth.
+        """
 
         def is_leaf_module(self, m, qualname: str) -> bool:
-            return module_to_layer(m) is not None or super().is_leaf_module(m, qualname)
+            return id(m) in known or super().is_leaf_module(m, qualname)
 
     return KnownLeafTracer
 
 
-def trace_graph(module: Any, name: str) -> tuple[Graph, TorchImport]:
+def trace_graph(module: Any, name: str, training: bool = False) -> tuple[Graph, TorchImport]:
+    """fx trace and conversion; any failure at all becomes :class:`_Untraceable` (→ hooks)."""
     torch = torch_module()
-    tracer = _tracer_class()()
+    from .fx_convert import FxConverter
+
+    known = {id(m) for m in module.modules() if module_to_layer(m) is not None}
     try:
-        fx_graph = tracer.trace(module)
-    except Exception as err:  # control flow on tensors, unsupported Python: use hooks instead
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise _Untraceable(first[:160]) from None
-    gm = torch.fx.GraphModule(tracer.root, fx_graph, name)
-    converter = FxConverter(gm, name, module)
-    graph = converter.run()
+        with run_mode(module, training):
+            tracer = _tracer_class(known)()
+            fx_graph = tracer.trace(module)
+        gm = torch.fx.GraphModule(tracer.root, fx_graph, name)
+        converter = FxConverter(gm, name, module)
+        graph = converter.run()
+    except Exception as err:  # control flow on tensors, odd names, an op fx cannot express
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise _Untraceable(f"{type(err).__name__}: {first}"[:200]) from None
     for path, info in graph.blocks.items():  # a block's value is its output node's
         if info.output in converter.fx_names:
             converter.fx_names[path] = converter.fx_names[info.output]
-    imp = TorchImport(module, "fx", gm, converter.fx_names, converter.notes, name)
+    graph.mode = "train" if training else "eval"
+    imp = TorchImport(module, "fx", gm, converter.fx_names, converter.notes, converter, training,
+                      name=name)
     return graph, imp
 
 
-# ------------------------------------------------------------------ hooks (untraceable)
-def hook_graph(module: Any, name: str, shape: Shape) -> Graph:
-    """A flat graph of the leaf modules one forward at ``shape`` ran, in call order.
+# ------------------------------------------------------------------ analysis
+def analyze_source(src: ModelSource, shapes: list[Shape], input_dtypes: list[str] | None,
+                   dtype: str = "float32", mode: str = "eval") -> Analysis:
+    """Analyse an imported module at ``shapes``, re-importing it if another mode is asked for.
 
-    When torch refuses the input, the graph is cut at the leaf that was running and the engine
-    is asked about that leaf with the input it received, so the error carries the engine's
-    numbers (and its ``partial_graph`` lets ``diagnose`` explain it).
+    A traced graph that cannot take inputs which the real forward takes was read wrongly
+    by fx: the analysis then falls back to hooks, saying so, instead of reporting a shape
+    error the model does not have.
     """
-    from ..errors import LayerError, ShapeError
-    from ..graph import analyze_graph
-    from .measure import torch_error
+    from .fx_hooks import hook_graph, run_for_hooks
 
-    torch = torch_module()
-    calls: list[tuple[str, Any, tuple, Any]] = []
-    handles = []
-    for path, sub in module.named_modules():
-        if path and not any(True for _ in sub.children()):
-            handles.append(sub.register_forward_pre_hook(
-                lambda m, inp, path=path: calls.append((path, m, inp, None))))
-            handles.append(sub.register_forward_hook(
-                lambda m, inp, out, path=path: calls.append((path, m, inp, out))))
-    failure = None
+    imp = src.torch_import
+    if mode not in MODES:
+        raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
+    training = mode == "train"
+    if imp.training != training:
+        src = module_source(imp.module, src.name, src.source, mode)
+        imp = src.torch_import
+    one = shapes if len(shapes) > 1 else shapes[0]
+    if imp.mode == "hooks":
+        with user_code(f"running {src.name}.forward"):
+            graph = hook_graph(imp.module, src.name, shapes, input_dtypes, training, imp.reason)
+        return analyze_graph(graph, one, dtype, input_dtypes)
+    if imp.mode == "fx":
+        floats = not input_dtypes or all(d == "float32" for d in input_dtypes)
+        imp.converter.set_dtypes({} if floats else _fx_dtypes(imp, shapes, input_dtypes))
     try:
-        x, out = _run_for_hooks(module, shape, calls.clear)
-    except SpecError:
-        raise
-    except Exception as err:
-        failure, out = err, None
-        x = next((inp[0] for _, _, inp, _ in calls if inp and isinstance(inp[0], torch.Tensor)), None)
-    finally:
-        for h in handles:
-            h.remove()
-    graph, running = _hook_nodes(name, calls, x, out, failure is not None)
-    if failure is None:
-        return graph
-    message = f"torch refused input {'×'.join(map(str, shape))}: {torch_error(failure)}"
-    try:
-        analyze_graph(graph, tuple(shape))
-        error: LayerError = ShapeError(message, node=running or name)
-    except LayerError as engine_error:  # the engine's own account of the failing leaf
-        error = engine_error
-    raise error.replace(partial_graph=graph) from None
+        return analyze_graph(src.graph, one, dtype, input_dtypes)
+    except LayerError as err:
+        with user_code(f"running {src.name}.forward"):
+            try:
+                run_for_hooks(imp.module, shapes, input_dtypes, lambda: None, training)
+            except Exception:
+                raise err from None  # torch refuses these inputs too: a real shape error
+            reason = f"the traced graph fails where torch does not: {err}"[:200]
+            graph = hook_graph(imp.module, src.name, shapes, input_dtypes, training, reason)
+        return analyze_graph(graph, one, dtype, input_dtypes)
 
 
-def _hook_nodes(name: str, calls: list, x: Any, out: Any, failed: bool) -> tuple[Graph, str | None]:
-    """Nodes for the recorded calls (pre-hook entries have ``out is None``)."""
+def _fx_dtypes(imp: TorchImport, shapes: list[Shape], dtypes: list[str]) -> dict[str, Any]:
+    """Element type of every fx value at these inputs (one meta run through the fx graph)."""
     torch = torch_module()
-    builder = GraphBuilder(name)
-    produced = {id(x): builder.input_name} if x is not None else {}
-    keep = [x]  # ids stay unique only while the tensors live
-    counts: dict[str, int] = {}
-    last = builder.input_name
+    found: dict[str, Any] = {}
 
-    def glue(node_name: str, tensor: Any, source: str) -> str:
-        fixed = tuple(tensor.shape)
-        layer = MeasuredLayer(f"ops → {fixed}", "Functional", 0,
-                              "shape measured between modules (forward not traceable by fx)",
-                              runner=lambda *_s, fixed=fixed: (fixed, 0))
-        return builder.add(node_name, layer, (source,), origin="measured")
+    class Recorder(torch.fx.Interpreter):
+        def run_node(self, n):
+            out = super().run_node(n)
+            if isinstance(out, torch.Tensor):
+                found[n.name] = out.dtype
+            return out
 
-    finished = [c for c in calls if c[3] is not None]
-    started = [c for c in calls if c[3] is None]
-    running = started[len(finished)] if failed and len(started) > len(finished) else None
-    # The failing leaf's input is known from its pre-hook: it becomes the last node.
-    for path, sub, inputs, output in finished + ([running] if running else []):
-        if output is not None and not isinstance(output, torch.Tensor):
-            continue
-        counts[path] = counts.get(path, 0) + 1
-        node_name = path if counts[path] == 1 else f"{path}#{counts[path]}"
-        sources = []
-        for t in inputs:
-            if not isinstance(t, torch.Tensor):
-                continue
-            src = produced.get(id(t))
-            if src is None:
-                src = glue(f"{node_name}.input", t, last)
-            sources.append(src)
-        layer = module_to_layer(sub)
-        origin = "derived"
-        if layer is None or len(sources) != 1:
-            fixed = tuple(output.shape) if output is not None else None
-
-            def runner(*_s: Shape, fixed=fixed) -> tuple[Shape, int]:
-                if fixed is None:
-                    from ..errors import ShapeError
-
-                    raise ShapeError("torch refused this input")
-                return fixed, 0
-
-            layer = MeasuredLayer(type(sub).__name__, type(sub).__name__, param_count(sub), runner=runner)
-            origin = "measured"
-        builder.add(node_name, layer, tuple(sources) or (last,), module=path, param_key=path,
-                    origin=origin)
-        if output is not None:
-            produced[id(output)] = node_name
-            keep.append(output)
-        last = node_name
-    if running is not None:
-        return builder.finish(last), last
-    if isinstance(out, (tuple, list)) and out:
-        out = out[0]
-    final = produced.get(id(out))
-    if final is None:
-        final = glue("output", out, last)
-    return builder.finish(final), None
-
-
-def _run_for_hooks(module: Any, shape: Shape, reset: Any) -> tuple[Any, Any]:
-    """Meta first (free); a forward that reads tensor values (``if x.sum() > 0``) cannot run
-    on meta, so it runs once for real on zeros, on the module's own device, in eval mode."""
-    torch = torch_module()
-    x = meta_input(shape)
+    xs = [meta_input(s, d) for s, d in zip(shapes, dtypes)]
     try:
-        return x, call_on_meta(module, x)
-    except Exception as err:
-        if "meta" not in str(err) and "data-dependent" not in str(err):
-            raise
-    reset()
-    from .measure import eval_mode
+        call_on_meta(_runner(imp.gm, Recorder), *xs, training=imp.training)
+    except Exception:  # measuring then says what torch refuses, node by node
+        pass
+    return found
 
-    device = next((p.device for p in module.parameters()), torch.device("cpu"))
-    x = torch.zeros(tuple(shape), device=device)
-    with eval_mode(module), torch.no_grad():
-        return x, module(x)
+
+def _runner(gm: Any, interpreter: Any) -> Any:
+    """An fx graph run through an Interpreter, wrapped as a module (so weights become meta)."""
+    torch = torch_module()
+
+    class Runner(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gm = gm
+
+        def forward(self, *xs):
+            return interpreter(self.gm).run(*xs)
+
+    return Runner()
 
 
 # ------------------------------------------------------------------ verify support
-def measure_nodes(imp: TorchImport, shape: Shape) -> dict[str, Shape]:
+def measure_nodes(imp: TorchImport, shapes: list[Shape], dtypes: list[str] | None = None
+                  ) -> dict[str, Shape]:
     """What torch says every engine node's output shape is, from one meta forward."""
     if imp.mode == "hooks":
-        def run(module: Any, input_shape: Shape, reset: Any) -> Any:
-            return _run_for_hooks(module, input_shape, reset)[1]
+        from .fx_hooks import run_for_hooks
 
-        return record_module_shapes(imp.module, shape, run)
+        def run(module: Any, _shape: Shape, reset: Any) -> Any:
+            return run_for_hooks(module, shapes, dtypes, reset, imp.training)[1]
+
+        return record_module_shapes(imp.module, shapes[0], run)
     if imp.mode != "fx":
-        return record_module_shapes(imp.module, shape)
+        return record_module_shapes(imp.module, shapes[0])
     torch = torch_module()
     recorded: dict[str, Shape] = {}
 
@@ -282,17 +277,24 @@ def measure_nodes(imp: TorchImport, shape: Shape) -> dict[str, Shape]:
                 recorded[n.name] = tuple(out.shape)
             return out
 
-    class Runner(torch.nn.Module):
-        def __init__(self, gm):
-            super().__init__()
-            self.gm = gm
+    kinds = list(dtypes or []) + [None] * (len(shapes) - len(dtypes or []))
+    out = call_on_meta(_runner(imp.gm, Recorder), *(meta_input(s, k) for s, k in zip(shapes, kinds)),
+                       training=imp.training)
+    shapes_of = {engine: recorded[fx] for engine, fx in imp.fx_names.items() if fx in recorded}
+    first = first_tensor(out)
+    if first is not None:
+        shapes_of[""] = tuple(first.shape)
+    return shapes_of
 
-        def forward(self, x):
-            return Recorder(self.gm).run(x)
 
-    out = call_on_meta(Runner(imp.gm), meta_input(shape))
-    shapes = {engine: recorded[fx] for engine, fx in imp.fx_names.items() if fx in recorded}
-    if isinstance(out, (tuple, list)) and out:
-        out = out[0]
-    shapes[""] = tuple(out.shape)
-    return shapes
+def first_tensor(value: Any) -> Any:
+    """The first tensor in a forward's result (a tensor, or nested tuples/lists/dicts)."""
+    torch = torch_module()
+    if isinstance(value, torch.Tensor):
+        return value
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (tuple, list)) else ()
+    for v in items:
+        found = first_tensor(v)
+        if found is not None:
+            return found
+    return None

@@ -52,8 +52,24 @@ def meta_state(module) -> dict[str, Any]:
 @contextmanager
 def eval_mode(module) -> Iterator[None]:
     """Eval mode for one measurement, then every submodule's own flag back."""
+    with run_mode(module, training=False):
+        yield
+
+
+@contextmanager
+def run_mode(module, training: bool) -> Iterator[None]:
+    """Eval (default, as torchinfo) or train mode for one trace or run, then every flag back.
+
+    Train mode is for the user's own branches (``if self.training: aux = ...``); torch's own
+    modules stay in eval, as their shapes do not depend on it and BatchNorm refuses a batch of
+    one while training.
+    """
     flags = [(m, m.training) for m in module.modules()]
     module.eval()
+    if training:
+        for m in module.modules():
+            if not type(m).__module__.startswith("torch.nn"):
+                m.training = True
     try:
         yield
     finally:
@@ -95,11 +111,12 @@ def meta_clone(module):
     return copy.deepcopy(module, memo)
 
 
-def call_on_meta(module, *args: Any, **kwargs: Any) -> Any:
+def call_on_meta(module, *args: Any, training: bool = False, **kwargs: Any) -> Any:
     """``module(*args)`` with meta weights; ``args`` should already be meta tensors.
 
     Lazy modules that never ran have no weights to stand in for: a throw-away copy is moved to
-    meta and materialises there, so the user's module stays lazy and untouched.
+    meta and materialises there, so the user's module stays lazy and untouched. Eval mode
+    unless ``training`` (see :func:`run_mode`).
     """
     torch = torch_module()
     from torch.func import functional_call
@@ -107,15 +124,18 @@ def call_on_meta(module, *args: Any, **kwargs: Any) -> Any:
     with torch.no_grad():
         if has_uninitialized(module):
             clone = meta_clone(module)
-            clone.eval()
-            return clone(*args, **kwargs)
-        with eval_mode(module):
+            with run_mode(clone, training):
+                return clone(*args, **kwargs)
+        with run_mode(module, training):
             return functional_call(module, meta_state(module), args, kwargs)
 
 
-def meta_input(shape: Shape):
+def meta_input(shape: Shape, dtype: Any = None):
+    """A meta tensor of ``shape``; ``dtype`` a torch dtype or its name (``"int64"``), float32 default."""
     torch = torch_module()
-    return torch.zeros(tuple(shape), device="meta")
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    return torch.zeros(tuple(shape), device="meta", dtype=dtype)
 
 
 def torch_error(err: Exception) -> str:
@@ -178,14 +198,20 @@ class MeasuredLayer(Layer):
         return {}
 
 
-def measured_runner(fn: Callable[..., Any], label: str) -> Callable[..., tuple[Shape, int]]:
-    """Wrap ``fn(*meta_tensors)`` as a runner: shape of the result, MACs from torch's FLOP counter."""
+def measured_runner(fn: Callable[..., Any], label: str,
+                    dtypes: Callable[[], list[Any]] | None = None) -> Callable[..., tuple[Shape, int]]:
+    """Wrap ``fn(*meta_tensors)`` as a runner: shape of the result, MACs from torch's FLOP counter.
+
+    ``dtypes()`` gives each input's torch dtype (``None``: float32), read when the runner runs
+    so that an analysis with int64 token ids measures with int64 tensors."""
 
     def run(*shapes: Shape) -> tuple[Shape, int]:
         torch = torch_module()
         from torch.utils.flop_counter import FlopCounterMode
 
-        tensors = [meta_input(s) for s in shapes]
+        kinds = dtypes() if dtypes is not None else []
+        kinds = list(kinds) + [None] * (len(shapes) - len(kinds))
+        tensors = [meta_input(s, k) for s, k in zip(shapes, kinds)]
         counter = FlopCounterMode(display=False)
         try:
             with counter, torch.no_grad():
@@ -237,7 +263,8 @@ def record_module_shapes(module, input_shape: Shape, run: Callable[..., Any] | N
     finally:
         for h in handles:
             h.remove()
-    if isinstance(out, (tuple, list)) and out:
-        out = out[0]
-    shapes[""] = tuple(out.shape)
+    while isinstance(out, (tuple, list, dict)) and out:  # the first tensor of tuples and dicts
+        out = next(iter(out.values())) if isinstance(out, dict) else out[0]
+    if isinstance(out, torch.Tensor):
+        shapes[""] = tuple(out.shape)
     return shapes

@@ -1,0 +1,95 @@
+"""fx nodes the engine has no formula for, measured by re-running just that node on meta tensors.
+
+A measured node re-evaluates its fx node from the tensors it reads (its *frontier*), through the
+int, tuple and constant values in between (``x.size(0)``, ``x.chunk(2)``, a parameter read
+with ``get_attr``). Inputs are meta tensors of the recorded element type (token ids stay int64),
+and torch's FLOP counter gives the MACs. An item of a tuple already counted at another node
+(the state of an LSTM next to its output) re-runs for its shape but counts no MACs again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..layers import Layer
+from . import fx_ops
+from .measure import MeasuredLayer, call_on_meta, measured_runner
+
+
+def label(conv: Any, node: Any) -> str:
+    """``chunk(2, 1)[0]``: the call with its constant arguments, tensors left out."""
+    Node = conv.torch.fx.Node
+    name = fx_ops.op_name(node)
+    if name == "getitem" and isinstance(node.args[0], Node) and conv.kind.get(node.args[0]) == "tuple":
+        base = node.args[0]
+        inner = (repr(conv.gm.get_submodule(base.target)) if base.op == "call_module"
+                 else label(conv, base))
+        if "\n" in inner or len(inner) > 60:
+            inner = type(conv.gm.get_submodule(base.target)).__name__ if base.op == "call_module" \
+                else fx_ops.op_name(base)
+        return f"{inner}[{node.args[1]!r}]"
+    if name == "getitem":
+        return f"getitem[{_short(node.args[1])}]"
+    parts = [_short(a) for a in node.args if not isinstance(a, Node)]
+    parts += [f"{k}={_short(v)}" for k, v in node.kwargs.items() if not isinstance(v, Node)]
+    return f"{name}({', '.join(parts)})"
+
+
+def measured(conv: Any, node: Any, count_macs: bool = True) -> tuple[Layer, list[Any]]:
+    """A :class:`MeasuredLayer` for ``node`` and the tensor nodes it reads."""
+    frontier = conv.frontier(node)
+    torch = conv.torch
+    gm = conv.gm
+    if node.op == "call_module":
+        sub = gm.get_submodule(node.target)
+        text = repr(sub)
+        name = text if "\n" not in text and len(text) <= 60 else type(sub).__name__
+        op_type = type(sub).__name__
+    else:
+        op_type = fx_ops.op_name(node)
+        name = label(conv, node)
+
+    def evaluate(*tensors: Any) -> Any:
+        env = dict(zip(frontier, tensors))
+
+        def ev(n: Any) -> Any:
+            if n in env:
+                return env[n]
+            if n.op == "get_attr":
+                value = gm
+                for part in str(n.target).split("."):
+                    value = getattr(value, part)
+                if isinstance(value, torch.Tensor):
+                    value = torch.empty_like(value, device="meta")
+            elif n.op == "placeholder":
+                value = n.args[0] if n.args else None
+            else:
+                args = torch.fx.node.map_arg(n.args, ev)
+                kwargs = torch.fx.node.map_arg(n.kwargs, ev)
+                if n.op == "call_function":
+                    value = n.target(*args, **kwargs)
+                elif n.op == "call_method":
+                    value = getattr(args[0], n.target)(*args[1:], **kwargs)
+                else:
+                    value = call_on_meta(gm.get_submodule(n.target), *args, **kwargs)
+            env[n] = value
+            return value
+
+        return ev(node)
+
+    def dtypes() -> list[Any]:
+        return [conv.dtypes.get(f.name) for f in frontier]
+
+    run = measured_runner(evaluate, name, dtypes)
+    runner: Callable = run if count_macs else (lambda *shapes: (run(*shapes)[0], 0))
+    layer = MeasuredLayer(name, op_type, 0, "", runner=runner)
+    conv.measured_layers.append(layer)
+    return layer, frontier
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, slice) else (
+        f"{'' if value.start is None else value.start}:{'' if value.stop is None else value.stop}")
+    if isinstance(value, tuple):
+        text = "(" + ", ".join(_short(v) for v in value) + ")"
+    return text if len(text) <= 30 else text[:27] + "…"

@@ -1,0 +1,139 @@
+"""Which node owns which parameter, so that a model's total is ``sum(p.numel())`` of its distinct
+parameters, whatever its forward does with them.
+
+A layer formula knows the weights of a ``Conv2d``; it cannot know a class token, a layer-scale
+``gamma`` read with ``x * self.gamma``, a relative-position bias table indexed in ``forward``,
+or a decoder that reuses the embedding's weight. The ledger below holds every distinct
+parameter of the user's module once (tied ones under their first name) and hands each to the
+first node that uses it; a later user gets a note naming where it is counted, and whatever no
+node claims is reported (names and count) and still counted in the total.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..notes import Note, NoteKind
+from .measure import torch_module
+
+
+@dataclass
+class ParamInfo:
+    name: str  # first name under which the module holds it
+    numel: int
+    frozen: bool  # requires_grad is False
+
+
+@dataclass
+class Claim:
+    """What one node owns: parameters counted there, how many are frozen, notes on the rest."""
+
+    params: int | None
+    frozen: int
+    notes: tuple[Note, ...]
+    shared_with: str | None  # every parameter it uses is counted at this earlier node
+
+
+class ParamLedger:
+    """Every distinct parameter of ``root``, and the node that counts it."""
+
+    def __init__(self, root: Any) -> None:
+        torch = torch_module()
+        lazy = torch.nn.parameter.UninitializedTensorMixin
+        self.info: dict[int, ParamInfo] = {}
+        self.lazy: set[int] = set()
+        for name, p in root.named_parameters(remove_duplicate=False):
+            if id(p) in self.info or id(p) in self.lazy:
+                continue
+            if isinstance(p, lazy):  # size unknown until it runs: the layer formula counts it
+                self.lazy.add(id(p))
+                continue
+            self.info[id(p)] = ParamInfo(name, p.numel(), not p.requires_grad)
+        self.owner: dict[int, str] = {}
+        self.key: dict[str, str] = {}  # node → its param_key
+
+    def module_params(self, module: Any) -> list[int]:
+        """Ids of the parameters a module call uses (its own and its children's, each once)."""
+        return list(dict.fromkeys(id(p) for p in module.parameters()))
+
+    def claim(self, node: str, ids: list[int], how: str | None = None) -> Claim:
+        """Give ``node`` the parameters ``ids`` that nobody counted yet.
+
+        ``how`` says how a parameter read outside a module is used (``"through mul"``); module
+        calls pass ``None`` (their parameters need no note). A node whose parameters are all
+        counted elsewhere shows them as shared; a node with some of each counts its own and
+        names the others.
+        """
+        if any(i in self.lazy for i in ids):
+            return Claim(None, 0, (), None)  # a lazy module: the layer formula knows its size
+        ids = list(dict.fromkeys(i for i in ids if i in self.info))
+        new = [i for i in ids if i not in self.owner]
+        old = [i for i in ids if i in self.owner and self.owner[i] != node]
+        for i in new:
+            self.owner[i] = node
+        notes: list[Note] = []
+        if new and how is not None:
+            notes.append(Note.of(NoteKind.PARAM_USED, names=self._names(new),
+                                 count=self._count(new), how=how))
+        if old and not new:  # all counted earlier: a repeated call or a fully tied layer
+            owners = {self.owner[i] for i in old}
+            if len(owners) == 1:
+                return Claim(self._count(old), self._frozen(old), tuple(notes), owners.pop())
+        if old:
+            for owner in dict.fromkeys(self.owner[i] for i in old):
+                mine = [i for i in old if self.owner[i] == owner]
+                notes.append(Note.of(NoteKind.PARAM_TIED, names=self._names(mine),
+                                     count=self._count(mine), owner=owner))
+        return Claim(self._count(new), self._frozen(new), tuple(notes), None)
+
+    def unclaimed(self) -> tuple[int, int, tuple[str, ...]]:
+        """Parameters no node claimed: count, frozen count, names."""
+        rest = [i for i in self.info if i not in self.owner]
+        return self._count(rest), self._frozen(rest), self._names(rest)
+
+    def _count(self, ids: list[int]) -> int:
+        return sum(self.info[i].numel for i in ids)
+
+    def _frozen(self, ids: list[int]) -> int:
+        return sum(self.info[i].numel for i in ids if self.info[i].frozen)
+
+    def _names(self, ids: list[int]) -> tuple[str, ...]:
+        return tuple(self.info[i].name for i in ids)
+
+
+def attribute(ledger: ParamLedger, nodes: list, uses: dict[str, list]) -> list:
+    """Engine nodes with their parameters claimed in execution order.
+
+    ``uses`` maps a node name to a list of (parameter ids, how): a module call's own weights
+    (``how`` None) and parameters an op reads (``"through mul"``). Returns new ``Node`` values
+    (they are frozen dataclasses).
+    """
+    import dataclasses
+
+    out = []
+    for node in nodes:
+        claims = [ledger.claim(node.name, ids, how) for ids, how in uses.get(node.name, ())]
+        if not claims:
+            out.append(node)
+            continue
+        if any(c.params is None for c in claims):  # lazy: the layer formula counts it
+            out.append(node)
+            continue
+        notes = tuple(n for c in claims for n in c.notes)
+        shared = claims[0].shared_with if len(claims) == 1 else None
+        key = ledger.key.get(shared, shared) if shared else node.name
+        ledger.key[node.name] = key
+        out.append(dataclasses.replace(
+            node, params=sum(c.params for c in claims), frozen=sum(c.frozen for c in claims),
+            notes=node.notes + notes, param_key=key))
+    return out
+
+
+def loose_notes(ledger: ParamLedger, unplaced: bool = False) -> tuple[int, int, list[Note]]:
+    """Total and frozen count of the unclaimed parameters, and the note that names them."""
+    count, frozen, names = ledger.unclaimed()
+    if not names:
+        return 0, 0, []
+    kind = NoteKind.PARAMS_UNPLACED if unplaced else NoteKind.PARAMS_UNUSED
+    return count, frozen, [Note.of(kind, names=names, count=count)]
