@@ -22,14 +22,16 @@ def load_model(model: Any, **kwargs: Any) -> ModelSource:
     :class:`Block`, a :class:`Graph`, an ``nn.Module`` instance or a :class:`ModelSource`.
 
     A MODEL string naming Python (``file.py:Net``) imports and runs that code, as
-    ``python file.py`` would; zoo names and spec files never run code.
+    ``python file.py`` would; zoo names and spec files never run code. ``max_nodes=`` raises
+    the bound on how many layers and blocks a spec file or Block may expand to (default
+    :data:`~shapecalc.blocks.DEFAULT_MAX_NODES`).
     """
     if isinstance(model, ModelSource):
         return model
     if isinstance(model, Graph):
         return ModelSource(model.name, model, None)
-    if isinstance(model, Block):
-        return ModelSource("model", model.to_graph("model"), None, model)
+    if isinstance(model, Block):  # max_nodes= raises the node budget, as for spec files
+        return ModelSource("model", model.to_graph("model", **kwargs), None, model)
     if isinstance(model, str):
         return resolve(model, **kwargs)
     if is_torch_module(model):  # decided without importing torch

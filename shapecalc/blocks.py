@@ -7,6 +7,7 @@ same tree builds (``"3.1.body.conv2"``), so a forward hook on the real module fi
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Iterable, Iterator, Union
 
 from .errors import SpecError
@@ -14,6 +15,13 @@ from .graph import Graph, GraphBuilder
 from .layers import Add, Concat, Layer
 
 Child = Union["Block", Layer]
+
+#: Most layers and blocks one model may expand to (spec ``repeat``\s, blocks shared many times).
+DEFAULT_MAX_NODES = 200_000
+#: The budget used where a caller passes none: the CLI's ``--max-nodes`` sets it for one run.
+MAX_NODES: ContextVar[int] = ContextVar("shapecalc_max_nodes", default=DEFAULT_MAX_NODES)
+#: Deepest nesting of blocks: analysis recurses once per level, and real networks nest < 10.
+MAX_DEPTH = 100
 
 
 def _named(children: tuple, named: dict) -> list[tuple[str, Child]]:
@@ -42,7 +50,8 @@ class Block:
         """Add this block's nodes under ``path``, fed by node ``source``; return its output node."""
         raise NotImplementedError
 
-    def to_graph(self, name: str = "model") -> Graph:
+    def to_graph(self, name: str = "model", *, max_nodes: int | None = None) -> Graph:
+        check_size(self, max_nodes)
         builder = GraphBuilder(name)
         out = self.emit(builder, "", builder.input_name)
         return builder.finish(out)
@@ -54,6 +63,40 @@ class Block:
             yield sub, child
             if isinstance(child, Block):
                 yield from child.walk(sub)
+
+
+def check_size(block: "Block", max_nodes: int | None = None) -> int:
+    """The number of layers and blocks ``block`` expands to, refused past ``max_nodes`` or
+    :data:`MAX_DEPTH` levels (one line naming the limit instead of a ``RecursionError``, or
+    an endless expansion of a block that appears in itself many times over).
+
+    Iterative, and memoised per object, so a block shared a million times is counted once (a
+    block that contains itself ends at the depth limit).
+    """
+    if max_nodes is None:
+        max_nodes = MAX_NODES.get()
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Child, int, bool]] = [(block, 1, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        if id(node) in sizes and not done:
+            continue
+        if not isinstance(node, Block):
+            sizes[id(node)] = 1
+            continue
+        if depth > MAX_DEPTH:
+            raise SpecError(f"blocks nested deeper than {MAX_DEPTH} levels, the nesting limit")
+        children = [c for _, c in node.children()]
+        if done:
+            total = 1 + sum(sizes[id(c)] for c in children)
+            if total > max_nodes:
+                raise SpecError(f"the model expands to more than {max_nodes:,} layers and blocks, the "
+                                "node budget (raise it with max_nodes=, on the command line --max-nodes)")
+            sizes[id(node)] = total
+            continue
+        stack.append((node, depth, True))
+        stack.extend((c, depth + 1, False) for c in children if id(c) not in sizes)
+    return sizes[id(block)]
 
 
 def _emit_child(builder: GraphBuilder, path: str, child: Child, source: str) -> str:

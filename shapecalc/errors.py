@@ -99,8 +99,42 @@ class ConfigError(LayerError):
     """The layer's own arguments are invalid whatever the input (stride 0, groups not dividing)."""
 
 
+class FieldError(ConfigError):
+    """One layer argument has the wrong type or value, whatever the input.
+
+    ``field`` names the argument (``kernel_size``, ``dims[2]``) and ``detail`` says what is
+    wrong with it, so that a spec file can point at its key and the CLI at its flag without
+    parsing the message (which is ``"<field>: <detail>"``).
+    """
+
+    def __init__(self, field: str, detail: str, **kwargs: Any) -> None:
+        super().__init__(f"{field}: {detail}", **kwargs)
+        self.field = field
+        self.detail = detail
+
+    def replace(self, **changes: Any) -> "FieldError":
+        changes.pop("message", None)  # the message is made from field and detail
+        fields = {"layer": self.layer, "node": self.node, "axis": self.axis, "numbers": self.numbers,
+                  "reason": self.reason, "partial_graph": self.partial_graph}
+        fields.update(changes)
+        return FieldError(self.field, self.detail, **fields)
+
+
 class SpecError(ShapecalcError):
-    """A model specification (zoo entry, spec file, Python target) cannot be read or built."""
+    """A model specification (zoo entry, spec file, Python target) cannot be read or built.
+
+    For a spec file, ``file``, ``line`` and ``key_path`` (``layers[3].kernel_size``) say where,
+    when known; the message already includes them.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 key_path: str | None = None, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.file = file
+        self.line = line
+        self.key_path = key_path
+        #: what is wrong, without the place (``expected an integer, got '3'``)
+        self.detail = detail if detail is not None else message
 
 
 class UsageError(ShapecalcError):

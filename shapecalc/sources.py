@@ -53,8 +53,11 @@ def is_torch_module(obj: Any) -> bool:
     return is_torch_module_class(type(obj))
 
 
-def resolve(text: str, **zoo_kwargs: Any) -> ModelSource:
-    """The :class:`~shapecalc.model_source.ModelSource` that ``text`` names."""
+def resolve(text: str, *, max_nodes: int | None = None, **zoo_kwargs: Any) -> ModelSource:
+    """The :class:`~shapecalc.model_source.ModelSource` that ``text`` names.
+
+    ``max_nodes`` bounds what a spec file expands to (default
+    :data:`~shapecalc.blocks.DEFAULT_MAX_NODES`, or the command line's ``--max-nodes``)."""
     from .zoo import ZOO, get_entry
 
     raw = str(text).strip()
@@ -69,8 +72,9 @@ def resolve(text: str, **zoo_kwargs: Any) -> ModelSource:
 
     # A spec file on disk is data, whatever its name holds ("net:v2.json" beside a net.py).
     if is_spec_path(raw) and (":" not in raw or Path(raw).is_file()):
-        doc = load_spec(raw)
-        return ModelSource(doc.name, doc.block.to_graph(doc.name), doc.input_shape, doc.block,
+        doc = load_spec(raw, max_nodes=max_nodes)
+        return ModelSource(doc.name, doc.block.to_graph(doc.name, max_nodes=max_nodes), doc.input_shape,
+                           doc.block,
                            f"spec file {raw}", raw)
     if ":" in raw:
         return from_target(raw)

@@ -10,8 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .blocks import Block, Branches, Residual, Sequential
+from .blocks import Block, Branches, Residual, Sequential, check_size
 from .errors import SpecError
+from .fileio import write_text
 from .layers import Layer, Shape, layer_to_dict
 
 SUFFIXES = (".json", ".yaml", ".yml", ".toml")
@@ -19,6 +20,7 @@ SUFFIXES = (".json", ".yaml", ".yml", ".toml")
 
 def spec_to_dict(block: Block, name: str = "model", input_shape: Shape | None = None) -> dict:
     """The data a spec file holds for ``block``; :func:`parse_spec` reads it back identically."""
+    check_size(block)  # the writer recurses per level: refuse what the reader would refuse
     out: dict[str, Any] = {"name": name}
     if input_shape is not None:
         out["input"] = list(input_shape)
@@ -88,7 +90,10 @@ def _entry_of(child: Any) -> dict:
 
 def save_spec(block: Block, path: str | Path, name: str = "model", input_shape: Shape | None = None,
               overwrite: bool = False) -> Path:
-    """Write ``block`` as a spec file; the format follows the suffix. Never overwrites by default."""
+    """Write ``block`` as a spec file; the format follows the suffix. Never overwrites by default.
+
+    The file is written to a temporary beside it and renamed into place (:mod:`shapecalc.fileio`).
+    """
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in SUFFIXES:
@@ -107,11 +112,31 @@ def save_spec(block: Block, path: str | Path, name: str = "model", input_shape: 
             raise missing("writing YAML spec files", "yaml", "yaml") from None
         text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
     else:
-        from .toml_writer import dumps_toml
-
         text = dumps_toml(data)
-    p.write_text(text, encoding="utf-8")
+    write_text(p, text, param="path")
     return p
 
 
-__all__ = ["SUFFIXES", "save_spec", "spec_to_dict"]
+def dumps_toml(data: dict) -> str:
+    """Spec data as TOML (``tomli-w``): one ``[[layers]]`` table per layer, nested blocks inline.
+
+    TOML has no null, so a ``None`` anywhere is refused with its key path rather than dropped.
+    """
+    import tomli_w
+
+    _refuse_null(data, "")
+    return tomli_w.dumps(data)
+
+
+def _refuse_null(value: Any, path: str) -> None:
+    if value is None:
+        raise SpecError(f"{path}: TOML has no null; save this spec as .json or .yaml instead")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_null(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _refuse_null(item, f"{path}[{i}]")
+
+
+__all__ = ["SUFFIXES", "dumps_toml", "save_spec", "spec_to_dict"]

@@ -19,16 +19,15 @@ Format (JSON shown; YAML and TOML hold the same tree)::
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .blocks import Block, Branches, Residual, Sequential
-from .errors import ShapecalcError, SpecError
-from .layers import LAYER_TYPES, MERGE_TYPES, Layer, Shape
+from .blocks import MAX_DEPTH, MAX_NODES, Block, Branches, Residual, Sequential
+from .errors import SpecError
+from .layers import MERGE_TYPES, Layer, Shape, layer_from_dict
+from .layers.fields import MAX_INT, short_repr
+from .spec_decode import MAX_SPEC_BYTES, KeyPath, decode, format_path
 from .spec_writer import SUFFIXES, save_spec, spec_to_dict
 
 BLOCK_TYPES = ("Sequential", "Residual", "Branches")
@@ -49,123 +48,97 @@ class SpecDocument:
     path: str = ""
 
 
+class _Problem(Exception):
+    """What is wrong (``detail``) at which key path: formatted once, with the line, at the top."""
+
+    def __init__(self, path: KeyPath, detail: str) -> None:
+        super().__init__(detail)
+        self.path = path
+        self.detail = detail
+
+
 # ------------------------------------------------------------------ reading
 def is_spec_path(text: str) -> bool:
     return Path(text).suffix.lower() in SUFFIXES
 
 
-def load_spec(path: str | Path) -> SpecDocument:
-    """Read and build a spec file; errors say where (file:line or key path) and what was expected."""
+def load_spec(path: str | Path, *, max_nodes: int | None = None) -> SpecDocument:
+    """Read and build a spec file; errors say where (file:line and key path) and what was expected.
+
+    ``max_nodes`` bounds the expanded model (``repeat``, nested repeats, YAML aliases): a spec
+    that would expand to more layers and blocks is refused, naming the limit (default 200,000;
+    the command line's ``--max-nodes``).
+    """
     p = Path(path)
     suffix = p.suffix.lower()
+    where = str(p)
     if suffix not in SUFFIXES:
         raise SpecError(f"{p}: spec files end in {', '.join(SUFFIXES)}, not {suffix or 'nothing'}")
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as handle:
+            raw = handle.read(MAX_SPEC_BYTES + 1)
+        if len(raw) > MAX_SPEC_BYTES:
+            raise SpecError(f"{p}: larger than {MAX_SPEC_BYTES // 2**20} MiB, the size limit for "
+                            "spec files (a 200,000-layer spec is about 20 MB)", file=where)
+        text = raw.decode("utf-8")
     except FileNotFoundError:
-        raise SpecError(f"{p}: no such spec file") from None
+        raise SpecError(f"{p}: no such spec file", file=where) from None
     except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(f"{p}: cannot read: {err}") from None
-    data = _decode(text, suffix, str(p))
+        raise SpecError(f"{p}: cannot read: {err}", file=where) from None
+    data, find_line = decode(text, suffix, where)
     try:
-        doc = parse_spec(data, str(p))
-    except SpecError as err:
-        raise _with_line(err, text, suffix, str(p)) from None
-    doc.path = str(p)
+        doc = _document(data, MAX_NODES.get() if max_nodes is None else max_nodes)
+    except _Problem as problem:
+        line = find_line(problem.path)
+        raise _error(where, problem, line) from None
+    doc.path = where
     if doc.name == "model":
         doc.name = p.stem
     return doc
 
 
-_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-
-
-def _with_line(err: SpecError, text: str, suffix: str, where: str) -> SpecError:
-    """Add the line of the key path (``file:12: layers[3].kernel_size: ...``) where it can be found.
-
-    PyYAML's composer keeps positions (and reads JSON too); TOML keeps the key path alone.
-    """
-    message = str(err)
-    prefix = f"{where}: "
-    if suffix == ".toml" or not message.startswith(prefix):
-        return err
-    path = message[len(prefix):].split(":", 1)[0].strip()
-    try:
-        import yaml
-
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except Exception:  # no PyYAML, or text it reads differently: the key path alone will do
-        return err
-    line = None
-    for name, index in _TOKEN.findall(path):
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-        if name and isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if getattr(k, "value", None) == name), None)
-        elif index and isinstance(node, yaml.SequenceNode) and int(index) < len(node.value):
-            node = node.value[int(index)]
-        else:
-            node = None
-    if node is not None:
-        line = node.start_mark.line + 1
-    if line is None:
-        return err
-    return SpecError(f"{where}:{line}: {message[len(prefix):]}")
-
-
-def _decode(text: str, suffix: str, where: str) -> Any:
-    if suffix == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as err:
-            raise SpecError(f"{where}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}") from None
-    if suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            from .extras import missing
-
-            raise missing(f"{where}: reading YAML spec files (or use a .json or .toml spec)",
-                          "yaml", "yaml") from None
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            line = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-            raise SpecError(f"{where}{line}: invalid YAML: {problem}") from None
-    import tomllib
-
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise SpecError(f"{where}: invalid TOML: {err}") from None
-
-
-def parse_spec(data: Any, where: str = "<spec>") -> SpecDocument:
+def parse_spec(data: Any, where: str = "<spec>", *, max_nodes: int | None = None) -> SpecDocument:
     """Build a :class:`SpecDocument` from decoded data (a dict, or a bare list of layers)."""
+    try:
+        return _document(data, MAX_NODES.get() if max_nodes is None else max_nodes)
+    except _Problem as problem:
+        raise _error(where, problem, None) from None
+
+
+def _error(where: str, problem: _Problem, line: int | None) -> SpecError:
+    key = format_path(problem.path)
+    shown = format_path(problem.path, limit=120)
+    place = f"{where}:{line}" if line is not None else where
+    text = f"{place}: {shown}: {problem.detail}" if key else f"{place}: {problem.detail}"
+    return SpecError(text, file=where, line=line, key_path=key, detail=problem.detail)
+
+
+def _document(data: Any, max_nodes: int) -> SpecDocument:
     if isinstance(data, list):
         data = {"layers": data}
     if not isinstance(data, dict):
-        raise SpecError(f"{where}: expected a mapping with a 'layers' list, got {_kind(data)}")
-    unknown = sorted(set(data) - {"name", "input", "layers", "description"})
+        raise _Problem((), f"expected a mapping with a 'layers' list, got {_kind(data)}")
+    unknown = sorted(map(str, set(data) - {"name", "input", "layers", "description"}))
     if unknown:
-        raise SpecError(f"{where}: unknown top-level key {unknown[0]!r}; expected name, input, layers")
+        raise _Problem((), f"unknown top-level key {unknown[0][:100]!r}; expected name, input, layers, "
+                       "description")
     if "layers" not in data:
-        raise SpecError(f"{where}: missing 'layers' (a list of layer entries)")
+        raise _Problem((), "missing 'layers' (a list of layer entries)")
     name = data.get("name", "model")
     if not isinstance(name, str) or not name:
-        raise SpecError(f"{where}: name: expected a non-empty string, got {name!r}")
+        raise _Problem(("name",), f"expected a non-empty string, got {short_repr(name)}")
+    if not isinstance(data.get("description", ""), str):
+        raise _Problem(("description",), f"expected a string, got {short_repr(data['description'])}")
     shape = None
     if "input" in data:
         shape = data["input"]
         if (not isinstance(shape, list) or not 2 <= len(shape) <= 5
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
-            raise SpecError(f"{where}: input: expected a list of 2 to 5 positive integers "
-                            f"like [1, 3, 224, 224], got {shape!r}")
+                or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_INT for v in shape)):
+            raise _Problem(("input",), "expected a list of 2 to 5 positive integers like "
+                           f"[1, 3, 224, 224], got {short_repr(shape)}")
         shape = tuple(shape)
-    block = Sequential(_children(data["layers"], "layers", where))
+    builder = _Builder(max_nodes)
+    block = Sequential(builder.children(data["layers"], ("layers",), 1))
     return SpecDocument(block, name, shape)
 
 
@@ -174,181 +147,150 @@ def _kind(value: Any) -> str:
             type(None): "null"}.get(type(value), f"a {type(value).__name__}")
 
 
-def _children(entries: Any, path: str, where: str) -> dict[str, Any]:
-    """A list of entries → ordered ``{child name: layer or block}`` (``repeat`` expanded)."""
-    if not isinstance(entries, list):
-        raise SpecError(f"{where}: {path}: expected a list of layer entries, got {_kind(entries)}")
-    out: dict[str, Any] = {}
-    for i, entry in enumerate(entries):
-        sub = f"{path}[{i}]"
-        count = _repeat(entry, sub, where)
-        base = _name(entry, sub, where)
-        for r in range(count):
-            if base is None:
-                key = str(len(out))
-            else:
-                key = base if count == 1 else f"{base}_{r}"
-            if key in out:
-                raise SpecError(f"{where}: {sub}.name: {key!r} is used twice in the same block")
-            out[key] = _entry(entry, sub, where)
-    return out
+class _Builder:
+    """Expands entries into layers and blocks within a node budget and a depth limit.
+
+    Every layer, block and list entry built costs one node, so ``repeat``, nested repeats and
+    YAML aliases that refer to a list many times (a "billion laughs" file) all stop at
+    ``max_nodes``; a repeated entry is built once and its copies share it (blocks and layers
+    are immutable), after checking that ``count`` copies fit.
+    """
+
+    def __init__(self, max_nodes: int) -> None:
+        self.max_nodes = max_nodes
+        self.used = 0
+        # A layer entry met again (a YAML alias) is the same immutable layer: build it once.
+        self.layers: dict[int, Layer] = {}
+
+    def spend(self, nodes: int, path: KeyPath) -> None:
+        self.used += nodes
+        if self.used > self.max_nodes:
+            raise _Problem(path, f"the model expands to more than {self.max_nodes:,} layers and "
+                           f"blocks, the node budget (raise it with max_nodes=, on the command "
+                           f"line --max-nodes)")
+
+    def children(self, entries: Any, path: KeyPath, depth: int) -> dict[str, Any]:
+        """A list of entries → ordered ``{child name: layer or block}`` (``repeat`` expanded)."""
+        if not isinstance(entries, list):
+            raise _Problem(path, f"expected a list of layer entries, got {_kind(entries)}")
+        if depth > MAX_DEPTH:
+            raise _Problem(path, f"blocks nested deeper than {MAX_DEPTH} levels, the nesting limit")
+        out: dict[str, Any] = {}
+        for i, entry in enumerate(entries):
+            sub = path + (i,)
+            count = _repeat(entry, sub)
+            base = _name(entry, sub)
+            before = self.used
+            child = self.entry(entry, sub, depth)
+            if count > 1:
+                self.spend((self.used - before) * (count - 1), sub + ("repeat",))
+            for r in range(count):
+                key = str(len(out)) if base is None else (base if count == 1 else f"{base}_{r}")
+                if key in out:
+                    raise _Problem(sub + ("name",), f"{key!r} is used twice in the same block")
+                out[key] = child
+        return out
+
+    def entry(self, entry: Any, path: KeyPath, depth: int) -> Layer | Block:
+        """One entry (a layer or a block) at ``path``."""
+        self.spend(1, path)
+        if not isinstance(entry, dict):
+            raise _Problem(path, f"expected a mapping like {{\"type\": \"Conv2d\", ...}}, got {_kind(entry)}")
+        kind = entry.get("type")
+        if kind is None:
+            raise _Problem(path, "missing 'type' (a torch layer name like \"Conv2d\" "
+                           f"or one of {', '.join(BLOCK_TYPES)})")
+        if kind == "Concat" and "branches" in entry:
+            kind = "Branches"
+        if isinstance(kind, str) and kind in BLOCK_TYPES:
+            return self.block(kind, entry, path, depth)
+        layer = self.layers.get(id(entry))
+        if layer is None:
+            layer = self.layers[id(entry)] = _layer(entry, path)
+        return layer
+
+    def block(self, kind: str, entry: dict, path: KeyPath, depth: int) -> Block:
+        unknown = sorted(map(str, set(entry) - _BLOCK_KEYS[kind]))
+        if unknown:
+            raise _Problem(path + (unknown[0],), f"{kind} takes {', '.join(sorted(_BLOCK_KEYS[kind] - {'type'}))}")
+        label = entry.get("label", kind)
+        if not isinstance(label, str):
+            raise _Problem(path + ("label",), f"expected a string, got {short_repr(label)}")
+        inner = depth + 1
+        if kind == "Sequential":
+            if "layers" not in entry:
+                raise _Problem(path, "a Sequential needs 'layers' (a list)")
+            return Sequential(self.children(entry["layers"], path + ("layers",), inner), label=label)
+        if kind == "Residual":
+            if "body" not in entry:
+                raise _Problem(path, "a Residual needs 'body' (a list or an entry)")
+            body = self.part(entry["body"], path + ("body",), inner)
+            shortcut = self.part(entry["shortcut"], path + ("shortcut",), inner) if "shortcut" in entry else None
+            post = None
+            if "post" in entry:
+                post = self.entry(entry["post"], path + ("post",), inner)
+                if not isinstance(post, Layer):
+                    raise _Problem(path + ("post",), "expected one layer (like {\"type\": \"ReLU\"})")
+            return Residual(body, shortcut, post, label=label)
+        branches = entry.get("branches")
+        if not isinstance(branches, list) or len(branches) < 2:
+            raise _Problem(path + ("branches",), "expected a list of at least two branches "
+                           "(each a list of entries, [] for the identity)")
+        named: dict[str, Any] = {}
+        for i, branch in enumerate(branches):
+            sub = path + ("branches", i)
+            key = _name(branch, sub) or str(i)
+            if key in named:
+                raise _Problem(sub + ("name",), f"{key!r} is used twice in the same block")
+            named[key] = self.part(branch, sub, inner)
+        dim = entry.get("dim", 1)
+        if not isinstance(dim, int) or isinstance(dim, bool) or abs(dim) > 64:
+            raise _Problem(path + ("dim",), f"expected an integer dimension, got {short_repr(dim)}")
+        return Branches(named, dim=dim, label=label)
+
+    def part(self, value: Any, path: KeyPath, depth: int) -> Layer | Block:
+        """A residual body/shortcut or a branch: a list is a Sequential, a mapping one entry."""
+        if depth > MAX_DEPTH:
+            raise _Problem(path, f"blocks nested deeper than {MAX_DEPTH} levels, the nesting limit")
+        if isinstance(value, list):
+            self.spend(1, path)
+            return Sequential(self.children(value, path, depth))
+        return self.entry(value, path, depth)
 
 
-def _repeat(entry: Any, path: str, where: str) -> int:
+def _repeat(entry: Any, path: KeyPath) -> int:
     if not isinstance(entry, dict):
         return 1
     count = entry.get("repeat", 1)
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise SpecError(f"{where}: {path}.repeat: expected a positive integer, got {count!r}")
+        raise _Problem(path + ("repeat",), f"expected a positive integer, got {short_repr(count)}")
     return count
 
 
-def _name(entry: Any, path: str, where: str) -> str | None:
+def _name(entry: Any, path: KeyPath) -> str | None:
     if not isinstance(entry, dict) or "name" not in entry:
         return None
     name = entry["name"]
-    if isinstance(name, int) and not isinstance(name, bool):
+    if isinstance(name, int) and not isinstance(name, bool) and abs(name) <= MAX_INT:
         name = str(name)
-    if not isinstance(name, str) or not name or "." in name:
-        raise SpecError(f"{where}: {path}.name: expected a non-empty name without '.', got {name!r}")
+    if not isinstance(name, str) or not name or "." in name or len(name) > 200:
+        raise _Problem(path + ("name",), f"expected a non-empty name without '.', got {short_repr(name)}")
     return name
 
 
-def _entry(entry: Any, path: str, where: str) -> Layer | Block:
-    """One entry (a layer or a block) at ``path``."""
-    if not isinstance(entry, dict):
-        raise SpecError(f"{where}: {path}: expected a mapping like {{\"type\": \"Conv2d\", ...}}, "
-                        f"got {_kind(entry)}")
-    kind = entry.get("type")
-    if kind is None:
-        raise SpecError(f"{where}: {path}: missing 'type' (a torch layer name like \"Conv2d\" "
-                        f"or one of {', '.join(BLOCK_TYPES)})")
-    if kind == "Concat" and "branches" in entry:
-        kind = "Branches"
-    if kind in BLOCK_TYPES:
-        return _block(kind, entry, path, where)
-    return _layer(entry, path, where)
-
-
-def _label(entry: dict, default: str, path: str, where: str) -> str:
-    label = entry.get("label", default)
-    if not isinstance(label, str):
-        raise SpecError(f"{where}: {path}.label: expected a string, got {label!r}")
-    return label
-
-
-def _block(kind: str, entry: dict, path: str, where: str) -> Block:
-    unknown = sorted(set(entry) - _BLOCK_KEYS[kind])
-    if unknown:
-        raise SpecError(f"{where}: {path}.{unknown[0]}: {kind} takes "
-                        f"{', '.join(sorted(_BLOCK_KEYS[kind] - {'type'}))}")
-    label = _label(entry, kind, path, where)
-    if kind == "Sequential":
-        if "layers" not in entry:
-            raise SpecError(f"{where}: {path}: a Sequential needs 'layers' (a list)")
-        return Sequential(_children(entry["layers"], f"{path}.layers", where), label=label)
-    if kind == "Residual":
-        if "body" not in entry:
-            raise SpecError(f"{where}: {path}: a Residual needs 'body' (a list or an entry)")
-        body = _part(entry["body"], f"{path}.body", where)
-        shortcut = _part(entry["shortcut"], f"{path}.shortcut", where) if "shortcut" in entry else None
-        post = None
-        if "post" in entry:
-            post = _entry(entry["post"], f"{path}.post", where)
-            if not isinstance(post, Layer):
-                raise SpecError(f"{where}: {path}.post: expected one layer (like {{\"type\": \"ReLU\"}})")
-        return Residual(body, shortcut, post, label=label)
-    branches = entry.get("branches")
-    if not isinstance(branches, list) or len(branches) < 2:
-        raise SpecError(f"{where}: {path}.branches: expected a list of at least two branches "
-                        f"(each a list of entries, [] for the identity)")
-    named: dict[str, Any] = {}
-    for i, branch in enumerate(branches):
-        sub = f"{path}.branches[{i}]"
-        key = _name(branch, sub, where) or str(i)
-        if key in named:
-            raise SpecError(f"{where}: {sub}.name: {key!r} is used twice in the same block")
-        named[key] = _part(branch, sub, where)
-    dim = entry.get("dim", 1)
-    if not isinstance(dim, int) or isinstance(dim, bool):
-        raise SpecError(f"{where}: {path}.dim: expected an integer, got {dim!r}")
-    return Branches(named, dim=dim, label=label)
-
-
-def _part(value: Any, path: str, where: str) -> Layer | Block:
-    """A residual body/shortcut or a branch: a list is a Sequential, a mapping one entry."""
-    if isinstance(value, list):
-        return Sequential(_children(value, path, where))
-    return _entry(value, path, where)
-
-
-def _layer(entry: dict, path: str, where: str) -> Layer:
+def _layer(entry: dict, path: KeyPath) -> Layer:
     name = entry["type"]
-    cls = LAYER_TYPES.get(name) if isinstance(name, str) else None
-    if cls is None or name in MERGE_TYPES:
-        import difflib
-
-        hint = difflib.get_close_matches(str(name), list(LAYER_TYPES) + list(BLOCK_TYPES), n=1)
-        raise SpecError(f"{where}: {path}.type: unknown layer type {name!r}"
-                        + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                        + "; expected a torch.nn layer name or Sequential/Residual/Branches")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    kwargs: dict[str, Any] = {}
-    for key, value in entry.items():
-        if key in ("type", "name", "repeat"):
-            continue
-        if key not in fields:
-            raise SpecError(f"{where}: {path}.{key}: {name} does not take {key!r}; "
-                            f"it takes {', '.join(fields)}")
-        _check_type(value, str(fields[key].type), f"{path}.{key}", where)
-        kwargs[key] = _tuples(value)
-    for inferred in cls.inferred:
-        kwargs.setdefault(inferred, None)
-    missing = [f for f, spec in fields.items() if f not in kwargs
-               and spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING]
-    if missing:
-        raise SpecError(f"{where}: {path}: {name} needs {', '.join(missing)}")
+    if name in MERGE_TYPES:
+        raise _Problem(path + ("type",), f"{name} is a merge node; write it as a Residual (Add) or "
+                       "Branches (Concat) block")
     try:
-        return cls(**kwargs)
-    except (ShapecalcError, TypeError, ValueError) as err:
-        message = getattr(err, "message", str(err))
-        raise SpecError(f"{where}: {path}: {name}: {message}") from None
-
-
-def _tuples(value: Any) -> Any:
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
-
-
-_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
-          "tuple": "a list of integers", "None": "null"}
-
-
-def _check_type(value: Any, annotation: str, path: str, where: str) -> None:
-    """Check a value against the field's annotation text: a data file cannot be trusted to be typed."""
-    allowed = {t for t in _WORDS if t in annotation}
-    if "IntOrTuple" in annotation:
-        allowed |= {"int", "tuple"}
-    if not allowed:
-        return
-    if isinstance(value, bool):
-        ok = "bool" in allowed
-    elif isinstance(value, int):
-        ok = bool({"int", "float"} & allowed)
-    elif isinstance(value, float):
-        ok = "float" in allowed
-    elif isinstance(value, str):
-        ok = "str" in allowed
-    elif value is None:
-        ok = "None" in allowed
-    elif isinstance(value, list):
-        ok = "tuple" in allowed and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                        or v is None for v in value)
-    else:
-        ok = False
-    if not ok:
-        order = [t for t in ("int", "float", "tuple", "str", "bool", "None") if t in allowed]
-        expected = " or ".join(_WORDS[t] for t in order)
-        raise SpecError(f"{where}: {path}: expected {expected}, got {value!r}")
+        return layer_from_dict(entry, container_keys=("name", "repeat"))
+    except SpecError as err:
+        key: KeyPath = (err.key_path,) if err.key_path else ()
+        detail = err.detail
+        if key == ("type",):
+            detail += "; expected a torch.nn layer name or Sequential/Residual/Branches"
+        raise _Problem(path + key, detail) from None
 
 
 __all__ = ["SpecDocument", "is_spec_path", "load_spec", "parse_spec", "save_spec", "spec_to_dict"]

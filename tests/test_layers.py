@@ -241,8 +241,87 @@ def test_dict_round_trip_and_torch_kwargs(case):
 def test_layer_from_dict_errors_are_spec_errors():
     with pytest.raises(SpecError, match="did you mean 'Conv2d'"):
         layer_from_dict({"type": "Conv2D", "in_channels": 1, "out_channels": 1, "kernel_size": 3})
-    with pytest.raises(SpecError, match="does not take kernel"):
+    with pytest.raises(SpecError, match="does not take 'kernel'"):
         layer_from_dict({"type": "Linear", "in_features": 1, "out_features": 1, "kernel": 3})
+
+
+# ------------------------------------------------------------------ registry and field types
+def test_registry_collects_every_public_layer_class():
+    import inspect
+
+    import shapecalc.layers as package
+    from shapecalc.layers.base import Layer
+
+    for name in ("Conv2d", "Reshape", "Elementwise", "GroupNorm", "AdaptiveMaxPool3d"):
+        assert LAYER_TYPES[name].__name__ == name and getattr(package, name) is LAYER_TYPES[name]
+    import pkgutil, importlib
+
+    defined = set()
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"shapecalc.layers.{info.name}")
+        defined |= {n for n, obj in vars(module).items() if inspect.isclass(obj) and issubclass(obj, Layer)
+                    and obj is not Layer and not n.startswith("_") and obj.__module__ == module.__name__}
+    assert defined == set(LAYER_TYPES)
+
+
+def test_numpy_integers_become_ints_and_serialise():
+    import json
+
+    np = pytest.importorskip("numpy")
+    conv = Conv2d(np.int64(3), np.int32(8), (np.int64(3), 5), stride=np.int16(2))
+    assert type(conv.in_channels) is int and conv.kernel_size == (3, 5) and type(conv.kernel_size[0]) is int
+    assert json.dumps(layer_to_dict(conv))
+    assert conv == Conv2d(3, 8, (3, 5), stride=2)
+    lin = Linear(None, np.uint8(10), bias=np.bool_(False))
+    assert lin.bias is False and type(lin.out_features) is int
+
+
+@pytest.mark.parametrize("build, field, expected", [
+    (lambda v: Conv2d(3, 8, v), "kernel_size", "expected an integer or a list of integers"),
+    (lambda v: Linear(4, v), "out_features", "expected an integer"),
+    (lambda v: MaxPool2d(2, stride=v), "stride", "expected an integer, a list of integers or null"),
+    (lambda v: AdaptiveAvgPool2d(v), "output_size", "expected an integer"),
+    (lambda v: GroupNorm(v, 8), "num_groups", "expected an integer"),
+])
+@pytest.mark.parametrize("bad", [3.0, float("nan"), float("inf"), "3", True])
+def test_wrong_types_are_field_errors_naming_the_parameter(build, field, expected, bad):
+    from shapecalc.errors import FieldError
+
+    with pytest.raises(FieldError) as err:
+        build(bad)
+    assert err.value.field == field and expected in err.value.detail
+    assert f"{field}: {err.value.detail}" in str(err.value)
+
+
+@pytest.mark.parametrize("build, field", [
+    (lambda: GroupNorm(0, 8), "num_groups"),
+    (lambda: GroupNorm(3, 8), "num_groups"),
+    (lambda: Conv2d(3, 8, 10**30), "kernel_size"),
+    (lambda: Conv2d(3, 8, 3, padding_mode="mirror"), "padding_mode"),
+    (lambda: AdaptiveAvgPool2d(10**30), "output_size"),
+    (lambda: AdaptiveAvgPool2d(10**6), "output_size"),
+    (lambda: LAYER_TYPES["Pad"](-1), "pad"),
+    (lambda: LAYER_TYPES["Permute"](-1), "dims"),
+    (lambda: LAYER_TYPES["Upsample"](scale_factor=float("nan")), "scale_factor"),
+    (lambda: LAYER_TYPES["Upsample"](size=None, scale_factor=-2.0), "scale_factor"),
+    (lambda: LAYER_TYPES["Dropout"](p=1.5), "p"),
+    (lambda: LAYER_TYPES["GELU"](approximate="fast"), "approximate"),
+    (lambda: LAYER_TYPES["BatchNorm2d"](0), "num_features"),
+    (lambda: LAYER_TYPES["LeakyReLU"](float("-inf")), "negative_slope"),
+    (lambda: LAYER_TYPES["Reshape"]((1, 10**5000)), "shape[1]"),
+])
+def test_bad_values_name_the_field(build, field):
+    from shapecalc.errors import FieldError
+
+    with pytest.raises(FieldError) as err:
+        build()
+    assert err.value.field == field
+    assert len(str(err.value)) < 200 and "\n" not in str(err.value)
+
+
+def test_pad_value_may_be_minus_infinity():
+    pad = LAYER_TYPES["Pad"]((1, 1), value=float("-inf"))
+    assert pad.output_shape((1, 2, 3)) == (1, 2, 5)
 
 
 # ------------------------------------------------------------------ per-axis answers (_WindowLayer)

@@ -12,7 +12,7 @@ from shapecalc.blocks import Branches, Residual, Sequential
 from shapecalc.graph import analyze_graph
 from shapecalc.layers import Conv2d, ReLU
 from shapecalc.specfile import load_spec, parse_spec, save_spec, spec_to_dict
-from shapecalc.toml_writer import dumps_toml
+from shapecalc.spec_writer import dumps_toml
 from shapecalc.zoo import ZOO
 
 TINY = {
@@ -221,3 +221,177 @@ def test_spec_files_need_no_torch(tmp_path):
             "assert 'torch' not in sys.modules; print(r.output_shape)" % str(path))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "(1, 10)"
+
+
+# ------------------------------------------------------------------ bounded expansion
+def _one_line(err) -> str:
+    text = str(err.value)
+    assert "\n" not in text and len(text) < 400
+    return text
+
+
+def test_huge_repeat_fails_fast_naming_the_budget(tmp_path):
+    import time
+
+    path = write(tmp_path, "r.json", json.dumps({"layers": [{"type": "ReLU", "repeat": 1_000_000_000}]}))
+    start = time.perf_counter()
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert time.perf_counter() - start < 1
+    assert "200,000" in _one_line(err) and "node budget" in str(err.value) and "--max-nodes" in str(err.value)
+    assert err.value.key_path == "layers[0].repeat" and err.value.line == 1
+
+
+def test_nested_repeats_count_against_the_budget_and_max_nodes_raises_it(tmp_path):
+    inner = {"type": "Sequential", "repeat": 100, "layers": [{"type": "ReLU", "repeat": 100}]}
+    data = {"layers": [{"type": "Sequential", "repeat": 30, "layers": [inner]}]}
+    path = write(tmp_path, "n.json", json.dumps(data))
+    with pytest.raises(SpecError, match="node budget"):
+        load_spec(path)
+    doc = load_spec(path, max_nodes=400_000)
+    assert len(list(doc.block.walk())) > 300_000
+    with pytest.raises(SpecError, match="more than 1,000 layers"):
+        load_model(str(write(tmp_path, "small.json", json.dumps({"layers": [inner]}))), max_nodes=1_000)
+
+
+def test_billion_laughs_yaml_stops_at_the_budget(tmp_path):
+    import time
+
+    text = "layers:\n  - &l0 {type: ReLU}\n"
+    for i in range(1, 10):  # level i holds ten of level i - 1: 10**9 layers in a 1 kB file
+        text += f"  - &l{i} {{type: Sequential, layers: [{', '.join([f'*l{i - 1}'] * 10)}]}}\n"
+    path = write(tmp_path, "laughs.yaml", text)
+    start = time.perf_counter()
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert time.perf_counter() - start < 10
+    assert "node budget" in _one_line(err) and err.value.line is not None
+
+
+def test_recursive_yaml_alias_hits_the_nesting_limit(tmp_path):
+    path = write(tmp_path, "loop.yaml", "layers: &x\n  - type: Sequential\n    layers: *x\n")
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert "nesting limit" in _one_line(err)
+
+
+@pytest.mark.parametrize("suffix, text", [
+    (".json", '{"layers": ' + "[" * 5000 + "]" * 5000 + "}"),
+    (".yaml", "layers: " + "[" * 50000 + "]" * 50000 + "\n"),  # libyaml itself would crash here
+    (".toml", "layers = " + "[" * 3000 + "]" * 3000 + "\n"),
+    (".json", json.dumps({"layers": [_deep := {"type": "Sequential", "layers": []}]})),
+])
+def test_deep_nesting_is_one_line(tmp_path, suffix, text):
+    if suffix == ".json" and "Sequential" in text:
+        data = {"type": "ReLU"}
+        for _ in range(400):
+            data = {"type": "Residual", "body": [data]}
+        text = json.dumps({"layers": [data]})
+    with pytest.raises(SpecError) as err:
+        load_spec(write(tmp_path, f"deep{suffix}", text))
+    assert "nesting limit" in _one_line(err) or "nested" in str(err.value)
+
+
+def test_python_blocks_nested_too_deep_or_shared_too_often():
+    block = Sequential(ReLU())
+    for _ in range(400):
+        block = Sequential(block)
+    with pytest.raises(SpecError, match="nesting limit"):
+        analyze(block, (1, 2, 3, 3))
+    shared = Sequential(ReLU(), ReLU())
+    for _ in range(40):
+        shared = Sequential(shared, shared)
+    with pytest.raises(SpecError, match="node budget"):
+        analyze(shared, (1, 2, 3, 3))
+
+
+def test_numbers_beyond_the_digit_limit(tmp_path):
+    for suffix, text in [(".json", '{"layers": [{"type": "Linear", "out_features": %s}]}' % ("9" * 5000)),
+                         (".yaml", "layers:\n  - {type: Linear, out_features: %s}\n" % ("9" * 5000)),
+                         (".toml", '[[layers]]\ntype = "Linear"\nout_features = %s\n' % ("9" * 5000))]:
+        with pytest.raises(SpecError) as err:
+            load_spec(write(tmp_path, f"big{suffix}", text))
+        _one_line(err)
+    path = write(tmp_path, "big.json", json.dumps({"layers": [{"type": "Linear", "out_features": 10**30}]}))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert "layers[0].out_features" in _one_line(err) and "too large" in str(err.value)
+
+
+def test_oversized_spec_file_is_refused_unread(tmp_path, monkeypatch):
+    from shapecalc import spec_decode, specfile
+
+    monkeypatch.setattr(specfile, "MAX_SPEC_BYTES", 1000)
+    path = write(tmp_path, "huge.json", json.dumps({"layers": [{"type": "ReLU"}] * 200}))
+    with pytest.raises(SpecError, match="size limit for spec files"):
+        load_spec(path)
+    assert spec_decode.MAX_SPEC_BYTES >= 16 * 2**20
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_error_line_costs_no_second_parse(tmp_path, monkeypatch, suffix):
+    """A big spec with one bad layer at the end: the line is found without re-reading the file."""
+    layers = [{"type": "Conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1}] * 3000
+    layers = layers + [{"type": "Conv2d", "out_channels": 4, "kernel_size": -3}]
+    path = tmp_path / f"big{suffix}"
+    if suffix == ".json":
+        path.write_text(json.dumps({"layers": layers}, indent=1))
+    else:
+        import yaml
+
+        path.write_text(yaml.safe_dump({"layers": layers}))
+    import yaml
+
+    calls = {"json": 0}
+    real_loads = json.loads
+    monkeypatch.setattr(json, "loads", lambda *a, **k: (calls.__setitem__("json", calls["json"] + 1), real_loads(*a, **k))[1])
+    monkeypatch.setattr(yaml, "compose", lambda *a, **k: pytest.fail("second YAML parse"))
+    monkeypatch.setattr(yaml, "safe_load", lambda *a, **k: pytest.fail("second YAML parse"))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert err.value.key_path == "layers[3000]" and calls["json"] == (1 if suffix == ".json" else 0)
+    line = err.value.line
+    assert line is not None and str(err.value).startswith(f"{path}:{line}: layers[3000]: Conv2d: kernel_size")
+    text_lines = path.read_text().splitlines()
+    assert line > len(text_lines) - 8  # the last entry, not the top of the file
+
+
+@pytest.mark.parametrize("name", ["training", "forward", "to", "_modules", "dim"])
+def test_names_that_are_torch_attributes_are_refused_under_verify(tmp_path, capsys, name):
+    pytest.importorskip("torch")
+    from shapecalc.torch_bridge.build import build_module
+
+    layers = [{"type": "Conv2d", "name": name, "out_channels": 4, "kernel_size": 3}, {"type": "ReLU"}]
+    if name == "dim":  # an attribute of the Branches module only
+        layers = [{"type": "Branches", "branches": [{"name": "dim", "type": "ReLU"}, []]}]
+    path = write(tmp_path, "clash.json", json.dumps({"input": [1, 3, 8, 8], "layers": layers}))
+    assert analyze(load_model(str(path))).output_shape[0] == 1  # the engine itself is fine
+    with pytest.raises(SpecError, match=f"layer name '{name}' .* is an attribute of torch's"):
+        build_module(str(path))
+    code, _, err = run_main(capsys, "show", str(path), "--verify")
+    assert code != 0 and err.count("\n") == 1 and f"layer name '{name}'" in err
+
+
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
+    """The console entry point in-process: (exit status, stdout, stderr)."""
+    from shapecalc.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return exit_.value.code, out, err
+
+
+def test_cli_max_nodes_flag(tmp_path, capsys):
+    path = write(tmp_path, "wide.json", json.dumps({"input": [1, 2, 4, 4], "layers": [{"type": "ReLU", "repeat": 300}]}))
+    for command in ("show", "check", "graph"):
+        code, _, err = run_main(capsys, command, str(path), "--max-nodes", "100")
+        assert code != 0 and err.count("\n") == 1 and "more than 100 layers and blocks" in err, command
+    code, out, _ = run_main(capsys, "show", str(path), "--max-nodes", "1000", "--format", "csv")
+    assert code == 0 and out.count("ReLU") == 300
+    code, _, err = run_main(capsys, "show", str(path), "--max-nodes", "0")
+    assert code == 2 and "--max-nodes" in err and err.count("\n") == 1
+    # the flag lasts one run: the next run without it has the default budget again
+    assert run_main(capsys, "show", str(path), "--format", "csv")[0] == 0
+    assert run_main(capsys, "show", str(write(tmp_path, "big.json", json.dumps(
+        {"input": [1, 2, 4, 4], "layers": [{"type": "ReLU", "repeat": 250_000}]}))))[0] != 0

@@ -16,7 +16,7 @@ import click
 
 from ..errors import UsageError
 from ..layers import format_shape
-from .common import parse_shape, shape_option
+from .common import max_nodes_option, parse_shape, shape_option
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:\.\.|-|:)\s*(\d+)\s*$")
 MAX_SPAN = 8192
@@ -38,6 +38,7 @@ def parse_range(text: str) -> tuple[int, int]:
 @click.command()
 @click.argument("model")
 @shape_option()
+@max_nodes_option()
 @click.option("--input-range", "input_range", metavar="LOW..HIGH", default=None,
               help="Scan square input sizes LOW..HIGH: which fit, which are exact (no remainder).")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")

@@ -72,6 +72,22 @@ def broadcast_axes(values: tuple[int, ...], ndim: int, param: str) -> tuple[int,
     return values
 
 
+def max_nodes_option() -> click.Option:
+    """``--max-nodes N``: the node budget for spec expansion, set for this run (it is a bound on
+    what a data file may make shapecalc build, so it is not passed through every call)."""
+    from ..blocks import DEFAULT_MAX_NODES, MAX_NODES
+
+    def remember(ctx: click.Context, param: click.Parameter, value: int) -> int:
+        MAX_NODES.set(value)
+        return value
+
+    return click.option(
+        "--max-nodes", type=click.IntRange(min=1), default=DEFAULT_MAX_NODES, show_default=True,
+        metavar="N", expose_value=False, is_eager=True, callback=remember,
+        help="Most layers and blocks a spec file may expand to (repeat, nested repeats, aliases).",
+    )
+
+
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int8")
 
 

@@ -16,7 +16,7 @@ import click
 
 from ..errors import UsageError
 from ..renderers import names
-from .common import shape_option
+from .common import max_nodes_option, shape_option
 
 
 @contextmanager
@@ -41,6 +41,7 @@ def binary_to_terminal(fmt) -> bool:
 @click.command()
 @click.argument("model")
 @shape_option()
+@max_nodes_option()
 @click.option("-o", "--output", "output", metavar="FILE", default=None,
               help="Write to FILE (format from its suffix: .dot/.gv/.svg/.png/.pdf); '-' writes any "
                    "format to standard output. Default: DOT on stdout.")

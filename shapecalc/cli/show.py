@@ -15,7 +15,7 @@ import click
 
 from ..errors import ArgumentError, ShapeError, UsageError
 from ..renderers import names
-from .common import dtype_option, parse_shape
+from .common import dtype_option, max_nodes_option, parse_shape
 
 #: Output formats of ``--format``: those the registry (``shapecalc.renderers``) offers to show.
 FORMATS = names("show")
@@ -134,6 +134,7 @@ def _write_graph(analysis, path: str, depth: int | None) -> None:
 @click.option("--train-mode", is_flag=True,
               help="Analyse an nn.Module in train mode (training-only branches such as auxiliary "
                    "heads); the default is eval mode, as torchinfo.")
+@max_nodes_option()
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Output format.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")

@@ -17,6 +17,7 @@ import importlib
 import pkgutil
 from typing import Any
 
+from .base import LAYER_TYPES as _DEFINED
 from .base import RF, Layer, Shape, format_shape
 
 #: Merge nodes exist in the graph but not as torch modules: the blocks that hold them do.
@@ -27,13 +28,11 @@ def _registry() -> dict[str, type[Layer]]:
     """Every layer class by name, once every module of the package has been imported."""
     namespace = globals()
     if "LAYER_TYPES" not in namespace:
-        registry: dict[str, type[Layer]] = {}
         for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-            module = importlib.import_module(f"{__name__}.{info.name}")
-            for name, obj in vars(module).items():
-                if (isinstance(obj, type) and issubclass(obj, Layer) and obj is not Layer
-                        and obj.__module__ == module.__name__ and not name.startswith("_")):
-                    registry[name] = obj
+            importlib.import_module(f"{__name__}.{info.name}")
+        # Every public Layer subclass defined in these modules registered itself as it was
+        # defined (Layer.__init_subclass__); the same dict, so a class defined later joins it.
+        registry = _DEFINED
         from .merge import broadcast_shapes, merge_rf
 
         namespace.update(registry)  # ``from shapecalc.layers import Conv2d`` for every layer
@@ -67,35 +66,55 @@ def LazyLinear(out_features: int, **kwargs) -> Linear:
     return Linear(None, out_features, **kwargs)
 
 
-def layer_from_dict(entry: dict) -> Layer:
-    """Build a layer from ``{"type": "Conv2d", ...torch keyword arguments}`` (spec files)."""
-    from ..errors import SpecError
+def layer_from_dict(entry: Any, *, container_keys: tuple[str, ...] = ()) -> Layer:
+    """Build a layer from ``{"type": "Conv2d", ...torch keyword arguments}``.
 
+    The one dict → layer builder (spec files use it too). Lists become tuples and every value
+    is checked by the layer class itself. ``container_keys`` are keys that belong to whoever
+    holds the entry (a spec file's ``name`` and ``repeat``). Errors are ``SpecError``
+    whose ``key_path`` is the key at fault relative to the entry (``kernel_size[1]``, ``type``;
+    ``""`` for the entry as a whole) and whose ``detail`` says what is wrong.
+    """
+    from ..errors import FieldError, ShapecalcError, SpecError
+
+    def fail(key: str, detail: str) -> SpecError:
+        return SpecError(f"{key}: {detail}" if key else detail, key_path=key, detail=detail)
+
+    if not isinstance(entry, dict):
+        raise fail("", f"expected a mapping like {{\"type\": \"Conv2d\", ...}}, got a {type(entry).__name__}")
     if "type" not in entry:
-        raise SpecError("a layer entry needs a 'type' key")
+        raise fail("", "a layer entry needs a 'type' key (a torch layer name like \"Conv2d\")")
     name = entry["type"]
     registry = _registry()
-    cls = registry.get(name)
+    cls = registry.get(name) if isinstance(name, str) else None
     if cls is None:
         import difflib
 
-        hint = difflib.get_close_matches(str(name), registry, n=1)
-        raise SpecError(
-            f"unknown layer type {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-        )
-    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in entry.items() if k != "type"}
-    allowed = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(kwargs) - allowed)
-    if unknown:
-        raise SpecError(
-            f"{name} does not take {', '.join(unknown)}; it takes {', '.join(sorted(allowed))}"
-        )
+        from .fields import short_repr
+
+        hint = difflib.get_close_matches(str(name)[:100], registry, n=1)
+        raise fail("type", f"unknown layer type {short_repr(name)}"
+                   + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {k: v for k, v in entry.items() if k != "type" and k not in container_keys}
+    for key in kwargs:
+        if key not in fields:
+            raise fail(str(key), f"{name} does not take {key!r}; it takes {', '.join(fields) or 'no arguments'}")
     for field_name in cls.inferred:
         kwargs.setdefault(field_name, None)
+    missing = [f for f, spec in fields.items() if f not in kwargs
+               and spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING]
+    if missing:
+        raise fail("", f"{name} needs {', '.join(missing)}")
     try:
         return cls(**kwargs)
-    except TypeError as err:
-        raise SpecError(f"{name}: {err}") from None
+    except FieldError as err:
+        raise fail(err.field, err.detail) from None
+    except ShapecalcError as err:
+        raise fail("", f"{name}: {getattr(err, 'message', str(err))}") from None
+    except (TypeError, ValueError, ArithmeticError, RecursionError) as err:
+        # A value the class's own checks did not foresee: still one line naming the layer.
+        raise fail("", f"{name}: {type(err).__name__}: {str(err)[:200]}") from None
 
 
 def layer_to_dict(layer: Layer) -> dict:

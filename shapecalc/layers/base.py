@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from ..arithmetic import AxisRF, effective_kernel
 from ..errors import ConfigError, ShapeError
+from .fields import above, at_least, at_most, between, check_fields, one_of  # noqa: F401  (shared helpers)
 
 if TYPE_CHECKING:  # imported where notes are made: `shapecalc layer` asks for none
     from ..notes import Note
@@ -59,17 +60,51 @@ def format_shape(shape: Shape | None) -> str:
     return "×".join(str(d) for d in shape)
 
 
+#: Every public layer class of the package by type name (``"Conv2d"``), filled as the classes
+#: are defined (:meth:`Layer.__init_subclass__`): a new layer file needs no list to update.
+LAYER_TYPES: dict[str, type["Layer"]] = {}
+
+
 class Layer:
     """Base of all layer specs (subclasses are frozen dataclasses).
 
     ``kind`` groups layers for colours and summaries; ``arity`` is the number of inputs
     (``0`` means any number, for merges).
+
+    Every field is checked against its declared type before a subclass's own
+    ``__post_init__`` runs (see :mod:`.fields`), so that hook only checks values.
     """
 
     kind: ClassVar[str] = "other"
     arity: ClassVar[int] = 1
     #: Fields that are inferred from the input when left ``None`` (torch's lazy modules).
     inferred: ClassVar[tuple[str, ...]] = ()
+    #: Float fields that may be ±inf or NaN (``F.pad``'s fill ``value=-inf``); others must be finite.
+    non_finite: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_") and cls.__module__.startswith("shapecalc.layers."):
+            other = LAYER_TYPES.get(cls.__name__)
+            if other is not None and other is not cls:
+                raise TypeError(f"two layer classes are named {cls.__name__} "
+                                f"({other.__module__} and {cls.__module__})")
+            LAYER_TYPES[cls.__name__] = cls
+        own = cls.__dict__.get("__post_init__")
+        if own is not None and not getattr(own, "_checks_fields", False):
+            # Type checks first, whatever the subclass's hook does (and whether or not it calls
+            # super()): the hook may then compare and compute without guarding its types.
+            def __post_init__(self: "Layer", _own=own) -> None:
+                if type(self).__post_init__ is __post_init__:  # outermost hook only
+                    check_fields(self)
+                _own(self)
+
+            __post_init__._checks_fields = True  # type: ignore[attr-defined]
+            __post_init__.__doc__ = own.__doc__
+            cls.__post_init__ = __post_init__  # type: ignore[method-assign]
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     # ---- questions every layer answers -------------------------------------------------
     def output_shape(self, *inputs: Shape) -> Shape:

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from ..errors import ConfigError, Reason, ShapeError
 from ..notes import Note, NoteKind
-from .base import RF, Layer, Shape, format_shape
+from .base import RF, Layer, Shape, above, at_least, between, format_shape, one_of
 
 
 # ------------------------------------------------------------------ element-wise
@@ -72,6 +72,9 @@ class Tanh(_Activation):
 class GELU(_Activation):
     approximate: str = "none"
 
+    def __post_init__(self) -> None:
+        one_of(self, "approximate", ("none", "tanh"))
+
 
 @dataclass(frozen=True)
 class LeakyReLU(_Activation):
@@ -89,6 +92,9 @@ class ELU(_Activation):
 class PReLU(_Activation):
     num_parameters: int = 1
     init: float = 0.25
+
+    def __post_init__(self) -> None:
+        at_least(self, "num_parameters", 1)
 
     def param_count(self, *inputs: Shape) -> int:
         return self.num_parameters
@@ -121,8 +127,7 @@ class _Dropout(Layer):
     kind: ClassVar[str] = "dropout"
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.p <= 1.0:
-            raise ConfigError(f"dropout probability must be between 0 and 1, got {self.p}")
+        between(self, "p", 0.0, 1.0)
 
     def describe(self) -> str:
         return f"{self.type_name}(p={self.p:g})"
@@ -195,10 +200,8 @@ class Linear(Layer):
     inferred: ClassVar[tuple[str, ...]] = ("in_features",)
 
     def __post_init__(self) -> None:
-        if self.out_features < 0 or (self.in_features is not None and self.in_features < 0):
-            raise ConfigError(
-                f"features must be non-negative, got in={self.in_features} out={self.out_features}"
-            )
+        at_least(self, "in_features", 0)
+        at_least(self, "out_features", 0)
 
     def _features(self, inp: Shape) -> int:
         if not inp:
@@ -255,6 +258,12 @@ class Upsample(Layer):
 
     kind: ClassVar[str] = "reshape"
 
+    def __post_init__(self) -> None:
+        at_least(self, "size", 1)
+        above(self, "scale_factor", 0)
+        one_of(self, "mode", ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area",
+                              "nearest-exact"))
+
     def output_shape(self, *inputs: Shape) -> Shape:
         inp = inputs[0]
         spatial = inp[2:]
@@ -268,5 +277,23 @@ class Upsample(Layer):
         else:
             sf = self.scale_factor
             factors = (sf,) * n if isinstance(sf, (int, float)) else tuple(sf)  # type: ignore[arg-type]
-            out = tuple(int(s * f) for s, f in zip(spatial, factors))
+            if len(factors) != n:
+                raise ConfigError(f"scale_factor has {len(factors)} values for {n} spatial axes",
+                                  layer=self.describe(), numbers={"scale_factor": sf})
+            out = tuple(_scaled(s, f, self) for s, f in zip(spatial, factors))
+        if len(out) != n:
+            raise ConfigError(f"size has {len(out)} values for {n} spatial axes",
+                              layer=self.describe(), numbers={"size": self.size})
         return inp[:2] + out
+
+
+def _scaled(size: int, factor: float, layer: Layer) -> int:
+    """``floor(size · factor)`` as torch computes it, refused when it is not a usable size."""
+    out = size * factor
+    if not out < 2**63:  # also catches inf from a huge factor
+        raise ShapeError(f"scale_factor {factor:g} makes an output size beyond torch's 64-bit limit",
+                         layer=layer.describe(), numbers={"scale_factor": factor})
+    if int(out) < 1:
+        raise ShapeError(f"scale_factor {factor:g} shrinks size {size} to {int(out)}",
+                         layer=layer.describe(), numbers={"scale_factor": factor, "input": size})
+    return int(out)

@@ -11,7 +11,7 @@ from .. import arithmetic as ar
 from ..errors import ConfigError, LayerError, Reason, ShapeError
 from .base import (
     AXIS_NAMES, RF, Shape, _WindowLayer, batch_positions, compact, dropped_notes, explain_axes,
-    inferred_note, per_axis, spatial_of,
+    inferred_note, one_of, per_axis, spatial_of,
 )
 
 if TYPE_CHECKING:  # notes are built in base.py; `shapecalc layer` never imports them
@@ -44,6 +44,7 @@ class _ConvBase(_WindowLayer):
     _pl: tuple[int, ...] = field(init=False, repr=False, compare=False)  # left per axis
 
     def __post_init__(self) -> None:
+        one_of(self, "padding_mode", ("zeros", "reflect", "replicate", "circular"))
         n = self.ndim
         k = per_axis("kernel_size", self.kernel_size, n)
         if not isinstance(self.kernel_size, int) and len(self.kernel_size) != n:

@@ -12,7 +12,7 @@ from math import prod
 from typing import ClassVar
 
 from ..errors import ConfigError, Reason, ShapeError
-from .base import RF, Layer, Shape, format_shape
+from .base import RF, Layer, Shape, format_shape, one_of
 from .merge import Add
 
 
@@ -137,6 +137,8 @@ class Mean(Layer):
         inp = inputs[0]
         dims = (self.dim,) if isinstance(self.dim, int) else tuple(self.dim)
         drop = {_dim(d, len(inp), self) for d in dims}
+        if len(drop) != len(dims):
+            raise ConfigError(f"dim {self.dim} names a dimension twice", layer=self.describe())
         if self.keepdim:
             return tuple(1 if i in drop else n for i, n in enumerate(inp))
         return tuple(n for i, n in enumerate(inp) if i not in drop)
@@ -154,6 +156,10 @@ class Pad(Layer):
     value: float | None = None
 
     kind: ClassVar[str] = "other"
+    non_finite: ClassVar[tuple[str, ...]] = ("value",)  # F.pad(x, p, value=-inf) before a max
+
+    def __post_init__(self) -> None:
+        one_of(self, "mode", ("constant", "reflect", "replicate", "circular"))
 
     def output_shape(self, *inputs: Shape) -> Shape:
         inp = list(inputs[0])

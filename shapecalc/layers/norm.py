@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from math import prod
 from typing import ClassVar
 
-from ..errors import Reason, ShapeError
+from ..errors import FieldError, Reason, ShapeError
 from ..notes import Note
-from .base import Layer, Shape, format_shape, inferred_note
+from .base import Layer, Shape, at_least, format_shape, inferred_note
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,10 @@ class _BatchNormNd(Layer):
     #: accepted input ranks; the first is the batched (N, C, ...) form. Only InstanceNorm
     #: also takes an unbatched (C, ...) input; BatchNorm2d/3d insist on 4-D/5-D like torch.
     ranks: ClassVar[tuple[int, ...]] = (4,)
+
+    def __post_init__(self) -> None:
+        at_least(self, "num_features", 1)
+        at_least(self, "eps", 0)
 
     def _channels(self, inp: Shape) -> int:
         if len(inp) not in self.ranks:
@@ -100,7 +104,19 @@ class GroupNorm(Layer):
     kind: ClassVar[str] = "norm"
     inferred: ClassVar[tuple[str, ...]] = ("num_channels",)
 
+    def __post_init__(self) -> None:
+        at_least(self, "num_groups", 1)
+        at_least(self, "num_channels", 1)
+        at_least(self, "eps", 0)
+        if self.num_channels is not None and self.num_channels % self.num_groups:
+            raise FieldError("num_groups", f"num_channels {self.num_channels} is not divisible by "
+                             f"num_groups {self.num_groups}", layer=self.type_name,
+                             numbers={"num_channels": self.num_channels, "num_groups": self.num_groups})
+
     def _channels(self, inp: Shape) -> int:
+        if len(inp) < 2:
+            raise ShapeError(f"expects an (N, C, ...) input, got {len(inp)}-D {format_shape(inp)}",
+                             layer=self.describe())
         c = inp[1]
         if self.num_channels is not None and c != self.num_channels:
             raise ShapeError(f"expects {self.num_channels} channels, got {c}", layer=self.describe())
@@ -134,6 +150,10 @@ class LayerNorm(Layer):
     bias: bool = True
 
     kind: ClassVar[str] = "norm"
+
+    def __post_init__(self) -> None:
+        at_least(self, "normalized_shape", 1)
+        at_least(self, "eps", 0)
 
     def _norm_shape(self) -> tuple[int, ...]:
         ns = self.normalized_shape
@@ -194,6 +214,9 @@ class LocalResponseNorm(Layer):
     k: float = 1.0
 
     kind: ClassVar[str] = "norm"
+
+    def __post_init__(self) -> None:
+        at_least(self, "size", 1)
 
     def describe(self) -> str:
         return f"LocalResponseNorm({self.size}, α={self.alpha:g}, β={self.beta:g}, k={self.k:g})"

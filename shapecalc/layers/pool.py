@@ -9,10 +9,12 @@ from .. import arithmetic as ar
 from ..arithmetic import AxisRF
 from ..errors import ConfigError, LayerError, Reason, ShapeError
 from .base import (
-    AXIS_NAMES, RF, Layer, Shape, _WindowLayer, compact, dropped_notes, explain_axes,
-    per_axis,
-    spatial_of,
+    AXIS_NAMES, RF, Layer, Shape, _WindowLayer, at_most, compact, dropped_notes, explain_axes,
+    per_axis, spatial_of,
 )
+
+#: Largest adaptive-pooling output per axis (a window list of this length is still cheap).
+MAX_ADAPTIVE_OUTPUT = 65_536
 
 if TYPE_CHECKING:  # notes are built on demand; `shapecalc layer` never imports them
     from ..notes import Note
@@ -208,6 +210,8 @@ class _AdaptivePoolNd(Layer):
 
     def __post_init__(self) -> None:
         self._targets()  # refuse a malformed output_size up front (torch does at the first forward)
+        # Receptive fields and explanations list every window: bound them (one line, not gigabytes).
+        at_most(self, "output_size", MAX_ADAPTIVE_OUTPUT, " per axis (shapecalc lists every window)")
 
     def _targets(self) -> tuple[int | None, ...]:
         # Torch: ``None`` keeps an axis only INSIDE a 2-D/3-D tuple; a bare ``None`` and a

@@ -109,6 +109,7 @@ def _build(block: Block, path: str, resolved: dict[str, Layer]):
         return layer_to_module(resolved.get(sub, node))
 
     if isinstance(block, Sequential):
+        _refuse_clashes(nn.Sequential(), block, path)
         return nn.Sequential(OrderedDict((n, child(n, c)) for n, c in block.children()))
     if isinstance(block, Residual):
         parts = dict(block.children())
@@ -118,8 +119,20 @@ def _build(block: Block, path: str, resolved: dict[str, Layer]):
             child("post", parts["post"]) if "post" in parts else None,
         )
     if isinstance(block, Branches):
+        _refuse_clashes(branches_cls(OrderedDict(), block.dim), block, path)
         return branches_cls(OrderedDict((n, child(n, c)) for n, c in block.children()), block.dim)
     raise SpecError(f"no torch module for block {type(block).__name__}")
+
+
+def _refuse_clashes(empty_module, block: Block, path: str) -> None:
+    """Spec child names become torch attribute names: one that is already an attribute of the
+    module (``training``, ``forward``, ``to``, ``_modules``) cannot be a child; say so in one line
+    (renaming it would break the match between torch's module paths and the spec's node names)."""
+    for name, _ in block.children():
+        if hasattr(empty_module, name):
+            where = f"{path}.{name}" if path else name
+            raise SpecError(f"layer name {name!r} (node {where!r}) is an attribute of torch's "
+                            f"{type(empty_module).__name__}, so torch cannot build it; rename it in the spec")
 
 
 def trace_shapes(module, input_shape: Shape, device: str = "cpu") -> dict[str, Shape]:
