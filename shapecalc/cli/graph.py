@@ -9,28 +9,13 @@ torch.
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
-from typing import Iterator
 
 import click
 
 from ..errors import UsageError
 from ..renderers import names
 from .common import max_nodes_option, shape_option
-
-
-@contextmanager
-def params_as_flags(flags: dict[str, str]) -> Iterator[None]:
-    """Re-raise library errors that name a parameter (``OutputError.param``: ``path``,
-    ``format``) as the same error naming this command's flag (``-o``, ``--graph``)."""
-    from ..fileio import OutputError
-
-    try:
-        yield
-    except OutputError as err:
-        if err.param in flags:
-            raise err.for_param(flags[err.param]) from None
-        raise
+from .model_input import load_and_analyze, params_as_flags
 
 
 def binary_to_terminal(fmt) -> bool:
@@ -63,7 +48,6 @@ def graph(model: str, input_shape: str | None, output: str | None, fmt: str | No
     `shapecalc graph lenet | dot -Tpdf -o lenet.pdf`.
     """
     from ..renderers import for_output, write
-    from .show import load_and_analyze
 
     if depth is not None and expand:
         raise UsageError("--depth and --expand exclude each other: --expand draws every layer")

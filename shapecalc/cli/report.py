@@ -36,8 +36,7 @@ def report(model: str, input_shape: str | None, dtype: str, output: str, rankdir
     """
     from ..render.dot import NO_DOT, GraphvizNotFound
     from ..renderers import for_output, write
-    from .graph import params_as_flags
-    from .show import load_and_analyze
+    from .model_input import load_and_analyze, params_as_flags
 
     if depth is not None and expand:
         raise UsageError("--depth and --expand exclude each other: --expand draws every layer")
