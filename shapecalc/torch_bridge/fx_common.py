@@ -7,7 +7,7 @@ It sits below both fx modules so that neither imports the other's private helper
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from ..graph import BlockInfo
 from ..layers import LAYER_TYPES, MERGE_TYPES, Layer
@@ -93,4 +93,27 @@ def blocks_for(graph_nodes: list, root: Any, output: str) -> dict[str, BlockInfo
     return blocks
 
 
-__all__ = ["blocks_for", "module_to_layer"]
+def labelled_leaves(value: Any, expand: Callable[[Any], Any] | None = None,
+                    label: str = "") -> Iterator[tuple[str, Any]]:
+    """Every leaf of what a forward returned, with its label: dict keys (``logits``,
+    ``heads.box``), namedtuple fields, tuple/list indices (``output[1]``). ``expand`` may turn a
+    leaf into a structure to descend into (fx's namedtuple-building nodes); the fx and hook
+    paths label outputs through this one function, so both name them alike."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from labelled_leaves(v, expand, f"{label}.{k}" if label else str(k))
+    elif isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
+        for field_name, v in zip(value._fields, value):
+            yield from labelled_leaves(v, expand, f"{label}.{field_name}" if label else field_name)
+    elif isinstance(value, (tuple, list)):
+        for i, v in enumerate(value):
+            yield from labelled_leaves(v, expand, f"{label}[{i}]" if label else f"output[{i}]")
+    else:
+        inner = expand(value) if expand is not None else None
+        if inner is not None:
+            yield from labelled_leaves(inner, expand, label)
+        else:
+            yield label, value
+
+
+__all__ = ["blocks_for", "labelled_leaves", "module_to_layer"]

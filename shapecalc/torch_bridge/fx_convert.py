@@ -19,7 +19,7 @@ from ..layers import Layer
 from ..layers.functional import Reshape
 from ..notes import Note, NoteKind
 from . import fx_ops
-from .fx_common import blocks_for, module_to_layer
+from .fx_common import blocks_for, labelled_leaves, module_to_layer
 from .fx_measured import measured
 from .fx_params import ParamLedger, attribute, loose_notes
 from .fx_values import FxValues
@@ -98,29 +98,19 @@ class FxConverter(FxValues):
 
     def _outputs(self, node: Any) -> list[tuple[str, str]]:
         """Every tensor the forward returns, labelled by its dict key or tuple index."""
-        found: list[tuple[str, str]] = []
+        Node = self.torch.fx.Node
 
-        def visit(value: Any, label: str) -> None:
-            if isinstance(value, dict):
-                for k, v in value.items():
-                    visit(v, f"{label}.{k}" if label else str(k))
-            elif isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
-                for field_name, v in zip(value._fields, value):
-                    visit(v, f"{label}.{field_name}" if label else field_name)
-            elif isinstance(value, (tuple, list)):
-                for i, v in enumerate(value):
-                    visit(v, f"{label}[{i}]" if label else f"output[{i}]")
-            elif isinstance(value, self.torch.fx.Node) and self.kind.get(value) == "struct":
-                fields = getattr(value.target, "_fields", None) or range(len(value.args))
-                items = list(value.args) + [value.kwargs[f] for f in fields[len(value.args):]] \
-                    if value.kwargs else list(value.args)
-                visit(value.target(*items) if hasattr(value.target, "_fields") else tuple(items), label)
-            elif isinstance(value, self.torch.fx.Node) and self.kind.get(value) == "tensor" \
-                    and value in self.engine:
-                found.append((label or "output", self.engine[value]))
+        def expand(value: Any) -> Any:  # a node that builds a namedtuple/tuple: its items
+            if not (isinstance(value, Node) and self.kind.get(value) == "struct"):
+                return None
+            fields = getattr(value.target, "_fields", None) or range(len(value.args))
+            items = list(value.args) + [value.kwargs[f] for f in fields[len(value.args):]] \
+                if value.kwargs else list(value.args)
+            return value.target(*items) if hasattr(value.target, "_fields") else tuple(items)
 
         value = node.args[0]
-        visit(value, "")
+        found = [(label or "output", self.engine[leaf]) for label, leaf in labelled_leaves(value, expand)
+                 if isinstance(leaf, Node) and self.kind.get(leaf) == "tensor" and leaf in self.engine]
         if not found:
             raise SpecError("the forward does not return a tensor")
         if len(found) > 1 or not isinstance(value, self.torch.fx.Node):

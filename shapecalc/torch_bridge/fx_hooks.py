@@ -18,7 +18,7 @@ from ..errors import SpecError
 from ..graph import Graph, GraphBuilder
 from ..layers import Shape
 from ..notes import Note, NoteKind
-from .fx_common import module_to_layer
+from .fx_common import labelled_leaves, module_to_layer
 from .fx_params import ParamLedger, attribute, loose_notes
 from .measure import MeasuredLayer, call_on_meta, meta_input, run_mode, torch_module
 
@@ -184,24 +184,12 @@ def _output_nodes(out: Any, produced: dict[int, str], glue: Any, last: str) -> l
     """Every tensor the forward returned, labelled like the fx path does (dict keys, indices)."""
     torch = torch_module()
     found: list[tuple[str, str]] = []
-
-    def visit(value: Any, label: str) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                visit(v, f"{label}.{k}" if label else str(k))
-        elif isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
-            for field_name, v in zip(value._fields, value):
-                visit(v, f"{label}.{field_name}" if label else field_name)
-        elif isinstance(value, (tuple, list)):
-            for i, v in enumerate(value):
-                visit(v, f"{label}[{i}]" if label else f"output[{i}]")
-        elif isinstance(value, torch.Tensor):
-            node = produced.get(id(value))
+    for label, leaf in labelled_leaves(out):
+        if isinstance(leaf, torch.Tensor):
+            node = produced.get(id(leaf))
             if node is None:
-                node = glue("output" if not found else f"output_{len(found)}", value, last)
+                node = glue("output" if not found else f"output_{len(found)}", leaf, last)
             found.append((label or "output", node))
-
-    visit(out, "")
     if not found:
         raise SpecError("the forward does not return a tensor")
     return found
