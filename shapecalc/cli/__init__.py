@@ -142,8 +142,9 @@ def _run(args: list[str]) -> int:
         fail(_one_line(str(err)), 1)
     except SystemExit:
         # click answers a closed pipe during its own output (``--help | head -1``) with exit 1
-        # after swapping stdout for a wrapper that ignores flush errors: report it as one.
-        if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+        # after swapping stdout for a wrapper that ignores flush errors (``PacifyFlushWrapper``,
+        # ``_PacifyFlushWrapper`` in click 8.5): report it as one.
+        if type(sys.stdout).__name__.lstrip("_") == "PacifyFlushWrapper":
             raise ClosedPipe() from None
         raise
     return rv if isinstance(rv, int) else 0
