@@ -142,13 +142,11 @@ class GroupNorm(Layer):
         return output[0] * self.param_count(*inputs)
 
 
-@dataclass(frozen=True)
-class LayerNorm(Layer):
-    normalized_shape: int | tuple[int, ...]
-    eps: float = 1e-5
-    elementwise_affine: bool = True
-    bias: bool = True
+class _TrailingNorm(Layer):
+    """LayerNorm and RMSNorm: normalise over the input's trailing ``normalized_shape`` dims;
+    MACs are the affine parameters once per sample. Subclasses say how many parameters."""
 
+    normalized_shape: int | tuple[int, ...]
     kind: ClassVar[str] = "norm"
 
     def __post_init__(self) -> None:
@@ -162,13 +160,21 @@ class LayerNorm(Layer):
     def output_shape(self, *inputs: Shape) -> Shape:
         return _trailing_normalized(self, inputs[0], self._norm_shape())
 
+    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+        return output[0] * self.param_count(*inputs)
+
+
+@dataclass(frozen=True)
+class LayerNorm(_TrailingNorm):
+    normalized_shape: int | tuple[int, ...]
+    eps: float = 1e-5
+    elementwise_affine: bool = True
+    bias: bool = True
+
     def param_count(self, *inputs: Shape) -> int:
         if not self.elementwise_affine:
             return 0
         return prod(self._norm_shape()) * (2 if self.bias else 1)
-
-    def mac_count(self, output: Shape, *inputs: Shape) -> int:
-        return output[0] * self.param_count(*inputs)
 
 
 def _trailing_normalized(layer: Layer, inp: Shape, ns: tuple[int, ...]) -> Shape:
@@ -182,7 +188,7 @@ def _trailing_normalized(layer: Layer, inp: Shape, ns: tuple[int, ...]) -> Shape
 
 
 @dataclass(frozen=True)
-class RMSNorm(Layer):
+class RMSNorm(_TrailingNorm):
     """``nn.RMSNorm`` (torch ≥ 2.4): LayerNorm without the mean and the bias; ``eps=None``
     means torch's ``finfo(dtype).eps``. MACs: the affine weight once per sample, as LayerNorm."""
 
@@ -190,20 +196,8 @@ class RMSNorm(Layer):
     eps: float | None = None
     elementwise_affine: bool = True
 
-    kind: ClassVar[str] = "norm"
-
-    def _norm_shape(self) -> tuple[int, ...]:
-        ns = self.normalized_shape
-        return (ns,) if isinstance(ns, int) else tuple(ns)
-
-    def output_shape(self, *inputs: Shape) -> Shape:
-        return _trailing_normalized(self, inputs[0], self._norm_shape())
-
     def param_count(self, *inputs: Shape) -> int:
         return prod(self._norm_shape()) if self.elementwise_affine else 0
-
-    def mac_count(self, output: Shape, *inputs: Shape) -> int:
-        return output[0] * self.param_count(*inputs)
 
 
 @dataclass(frozen=True)
