@@ -3,10 +3,10 @@
 The model is N residual blocks ``x + relu(bn(conv(x)))`` (8 channels, 8×8 input), built
 as a user writes it (a custom block class, so it goes through torch.fx, not the
 ``nn.Sequential`` fast path). Both tools analyse the same module in the same process, one
-after the other at each depth (so machine load hits both alike); the best of a few runs is
-printed, with µs per block (flat = linear growth) and the ratio shapecalc / torchinfo.
+after the other at each depth, runs interleaved (so machine load hits both alike); the best
+of several runs is printed, with µs per block (flat = linear growth) and the ratio shapecalc / torchinfo.
 
-Run: ``python benchmarks/bench_trace_depth.py [--repeats 3]``
+Run: ``python benchmarks/bench_trace_depth.py [--repeats 7]``
 Target (issue 8): ≤ 1× torchinfo's time at 1,000 blocks, and linear growth.
 """
 
@@ -45,18 +45,21 @@ class Deep(nn.Module):
         return self.head(self.blocks(x))
 
 
-def best(fn, repeats: int) -> float:
-    times = []
+def best_of_both(ours, theirs, repeats: int) -> tuple[float, float]:
+    """Best wall time of each, runs interleaved (ours, theirs, ours, …) so that a slow spell
+    of a shared machine hits both tools, not just whichever ran during it."""
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for fn, out in ((ours, times[0]), (theirs, times[1])):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return min(times[0]), min(times[1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--depths", default="10,100,1000,2000")
     args = parser.parse_args()
     from torchinfo import summary
@@ -71,8 +74,9 @@ def main() -> None:
         distinct = sum(p.numel() for p in model.parameters())
         assert ours.total_params == distinct == theirs.total_params, (ours.total_params, distinct)
         assert ours.output_shape == (1, 1, 8, 8)
-        t_ours = best(lambda: shapecalc.analyze(model, INPUT), args.repeats)
-        t_theirs = best(lambda: summary(model, input_size=INPUT, verbose=0), args.repeats)
+        t_ours, t_theirs = best_of_both(lambda: shapecalc.analyze(model, INPUT),
+                                        lambda: summary(model, input_size=INPUT, verbose=0),
+                                        args.repeats)
         print(f"{depth:>7}{t_ours * 1e3:>9.0f} ms{t_ours / depth * 1e6:>10.0f}"
               f"{t_theirs * 1e3:>9.0f} ms{t_theirs / depth * 1e6:>10.0f}{t_ours / t_theirs:>7.2f}×")
 

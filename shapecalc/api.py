@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from .blocks import Block
+from .collector import paused_collector
 from .errors import ArgumentError, ConfigError, ShapeError, SpecError
 from .graph import DTYPE_BYTES, Analysis, Graph, analyze_graph, smallest_input
 from .layers import Shape
@@ -17,6 +18,7 @@ from .model_source import ModelSource, shape_arg
 from .sources import is_torch_module, resolve
 
 
+@paused_collector()
 def load_model(model: Any, **kwargs: Any) -> ModelSource:
     """Accept a MODEL string (zoo name, spec file, ``file.py:Net``, ``module:make(...)``), a spec
     :class:`Block`, a :class:`Graph`, an ``nn.Module`` instance or a :class:`ModelSource`.
@@ -48,6 +50,7 @@ def _dtype_arg(dtype: Any) -> str:
     return dtype
 
 
+@paused_collector()
 def analyze(model: Any, input_shape: Any = None, dtype: str = "float32", *,
             input_dtypes: Sequence[str] | None = None, mode: str = "eval") -> Analysis:
     """Shapes, parameters, MACs and receptive fields of every node of ``model``.

@@ -14,11 +14,12 @@ from ..layers import LAYER_TYPES, MERGE_TYPES, Layer
 from .fx_ops import MODULE_ARGUMENTS
 
 
-def module_to_layer(module: Any) -> Layer | None:
+def module_to_layer(module: Any, made: dict | None = None) -> Layer | None:
     """The layer spec equal to a ``torch.nn`` module, read from its attributes (``None`` if unknown).
 
     Lazy modules that have not run yet keep their inferred fields ``None``, exactly like the
-    spec-file convention, so the engine infers them from the input.
+    spec-file convention, so the engine infers them from the input. ``made`` (layer type and
+    arguments → layer) lets a model's many identical modules share one checked layer value.
     """
     cls = type(module)
     name = cls.__name__
@@ -34,35 +35,63 @@ def module_to_layer(module: Any) -> Layer | None:
     reader = MODULE_ARGUMENTS.get(base)
     if reader is not None:  # attributes that are not the constructor's arguments
         try:
-            return spec_cls(**reader(module))
+            return _build(spec_cls, reader(module), made)
         except Exception:  # an unknown activation, an argument the spec rejects: measure it
             return None
     uninitialized = lazy and module.has_uninitialized_params()
     kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(spec_cls):
-        if not f.init:
+    missing = object()
+    for name, inferred, bias_flag, required in _field_plan(spec_cls):
+        if inferred and uninitialized:
+            kwargs[name] = None
             continue
-        if f.name in spec_cls.inferred and uninitialized:
-            kwargs[f.name] = None
-            continue
-        if f.name == "bias" and f.type.strip() == "bool":
+        if bias_flag:
             kwargs["bias"] = getattr(module, "bias", None) is not None
             continue
-        if not hasattr(module, f.name):
-            if f.default is dataclasses.MISSING:
+        value = getattr(module, name, missing)
+        if value is missing:
+            if required:
                 return None
             continue
-        value = getattr(module, f.name)
         if type(value).__name__ in ("Size", "list"):
             value = tuple(value)
-        kwargs[f.name] = value
+        kwargs[name] = value
     try:
-        return spec_cls(**kwargs)
+        return _build(spec_cls, kwargs, made)
     except Exception:  # an argument combination the spec rejects: measure it instead
         return None
 
 
-def blocks_for(graph_nodes: list, root: Any, output: str) -> dict[str, BlockInfo]:
+_PLANS: dict[type, tuple[tuple[str, bool, bool, bool], ...]] = {}
+
+
+def _field_plan(spec_cls: type) -> tuple[tuple[str, bool, bool, bool], ...]:
+    """(name, inferred from the input, a ``bias: bool`` flag, required) per init field of a
+    layer class, worked out once per class rather than once per module."""
+    plan = _PLANS.get(spec_cls)
+    if plan is None:
+        plan = _PLANS[spec_cls] = tuple(
+            (f.name, f.name in spec_cls.inferred, f.name == "bias" and f.type.strip() == "bool",
+             f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+            for f in dataclasses.fields(spec_cls) if f.init)
+    return plan
+
+
+def _build(spec_cls: type, kwargs: dict[str, Any], made: dict | None) -> Layer:
+    if made is None:
+        return spec_cls(**kwargs)
+    try:
+        key = (spec_cls, *kwargs.items())
+        layer = made.get(key)
+    except TypeError:  # an unhashable argument (a list the spec will refuse, say)
+        return spec_cls(**kwargs)
+    if layer is None:
+        layer = made[key] = spec_cls(**kwargs)
+    return layer
+
+
+def blocks_for(graph_nodes: list, root: Any, output: str,
+               submodules: dict[str, Any] | None = None) -> dict[str, BlockInfo]:
     """Module containers become blocks, so the table can fold a ResNet stage into one row.
 
     One pass over the nodes (each credited to every module path above it): O(nodes × depth),
@@ -74,15 +103,19 @@ def blocks_for(graph_nodes: list, root: Any, output: str) -> dict[str, BlockInfo
             consumers.setdefault(i, set()).add(n.name)
     members: dict[str, list] = {}  # prefix → its nodes in order; dict order = first appearance
     for n in graph_nodes:
-        parts = n.name.split(".")
-        for i in range(1, len(parts)):
-            members.setdefault(".".join(parts[:i]), []).append(n)
+        name = n.name
+        dot = name.find(".")
+        while dot != -1:  # every proper prefix: "a", "a.b" for "a.b.c"
+            members.setdefault(name[:dot], []).append(n)
+            dot = name.find(".", dot + 1)
     blocks: dict[str, BlockInfo] = {}
     for path, inside in members.items():
-        try:
-            sub = root.get_submodule(path)
-        except AttributeError:
-            continue
+        sub = submodules.get(path) if submodules is not None else None
+        if sub is None:
+            try:
+                sub = root.get_submodule(path)
+            except AttributeError:
+                continue
         names = {m.name for m in inside}
         source = next((i for i in inside[0].inputs if i not in names), "input")
         out = inside[-1].name

@@ -39,10 +39,16 @@ _CHECKS = {"assert", "check", "assert_async", "check_is_size", "assert_scalar"}
 
 
 class FxConverter(FxValues):
-    def __init__(self, gm: Any, name: str, root: Any = None) -> None:
+    def __init__(self, fx_graph: Any, root: Any, name: str,
+                 layers: dict[int, Layer | None] | None = None) -> None:
         self.torch = torch_module()
-        self.gm = gm
-        self.root = gm if root is None else root  # the user's module: its class names label blocks
+        self.fx_graph = fx_graph
+        self.root = root  # the traced module: fx targets are paths in it, its classes label blocks
+        self.layers = layers if layers is not None else {}  # id(module) → its layer, decided once
+        # fx targets are module paths; one table instead of a walk per call (shared modules
+        # appear under each of their paths)
+        self.submodules: dict[str, Any] = dict(root.named_modules(remove_duplicate=False))
+        self.made: dict[tuple, Layer] = {}
         self.builder = GraphBuilder(name)
         self.kind: dict[Any, str] = {}
         self.engine: dict[Any, str] = {}
@@ -60,7 +66,7 @@ class FxConverter(FxValues):
 
     # ---------------------------------------------------------------- driver
     def run(self) -> Graph:
-        nodes = list(self.gm.graph.nodes)
+        nodes = list(self.fx_graph.nodes)
         out_node = next((n for n in nodes if n.op == "output"), None)
         if out_node is None:
             raise SpecError("the traced forward returns nothing")
@@ -78,7 +84,7 @@ class FxConverter(FxValues):
         graph.nodes = attribute(self.ledger, graph.nodes, self.uses)
         graph.loose_params, graph.loose_frozen, loose = loose_notes(self.ledger)
         graph.notes = list(self.notes) + loose
-        graph.blocks = blocks_for(graph.nodes, self.root, graph.output)
+        graph.blocks = blocks_for(graph.nodes, self.root, graph.output, self.submodules)
         return graph
 
     def set_dtypes(self, dtypes: dict[str, Any]) -> None:
@@ -206,7 +212,7 @@ class FxConverter(FxValues):
             origin = "measured"
         uses = []
         if module is not None and (item_of is None or first_item):
-            uses.append((self.ledger.module_params(self.gm.get_submodule(module)), None))
+            uses.append((self.ledger.module_params(self._submodule(module)), None))
         reads = self._param_reads(node)
         if reads:
             uses.append((reads, f"through {fx_ops.op_name(node)}"))
@@ -247,7 +253,7 @@ class FxConverter(FxValues):
         name = self._name(call)
         self.builder.add(name, layer, tuple(self.engine[i] for i in inputs), module=str(call.target),
                          param_key=name, origin="derived")
-        self.uses[name] = [(self.ledger.module_params(self.gm.get_submodule(call.target)), None)]
+        self.uses[name] = [(self.ledger.module_params(self._submodule(call.target)), None)]
         self.tuple_owner[call] = name
         self.fx_names[name] = call.name
         return True
@@ -258,7 +264,8 @@ class FxConverter(FxValues):
         if fx_ops.op_name(node) == "getitem" and self.kind.get(node.args[0]) == "tuple":
             call = node.args[0]  # item 0 of a module's tuple: the layer describes that item
         if call.op == "call_module":
-            layer = module_to_layer(self.gm.get_submodule(call.target))
+            sub = self._submodule(call.target)
+            layer = self.layers[id(sub)] if id(sub) in self.layers else module_to_layer(sub)
             if layer is None or not call.args or not all(self._is_tensor(a) for a in call.args):
                 return None
             variadic = layer.arity == 0  # attention: one input or query, key and value
@@ -281,14 +288,15 @@ class FxConverter(FxValues):
             others = [a for a in args if not self._is_tensor(a)]
             if any(isinstance(o, Node) or not isinstance(o, (int, float)) for o in others):
                 return None
-            return fx_ops.make_binary(fx_ops.BINARY[name], len(tensors)), tensors
+            op = fx_ops.BINARY[name]
+            return self._made(("binary", op, len(tensors)), fx_ops.make_binary, op, len(tensors)), tensors
         if name == "cat":
             seq = args[0] if args else kwargs.get("tensors")
             dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
             if not isinstance(seq, (list, tuple)) or not all(self._is_tensor(t) for t in seq) \
                     or not isinstance(dim, int):
                 return None
-            return fx_ops.make_cat(dim), list(seq)
+            return self._made(("cat", dim), fx_ops.make_cat, dim), list(seq)
         weighted = fx_ops.map_call(name, args, kwargs, self._is_tensor, self._weight_shape)
         if weighted is not None:  # F.linear(x, self.w), F.scaled_dot_product_attention(q, k, v)
             layer, tensors, _weights = weighted  # fx_params gives the weights to this node
@@ -308,7 +316,7 @@ class FxConverter(FxValues):
             dims = kwargs.get("dims", dims)
             if not dims or not all(isinstance(d, int) for d in dims):
                 return None
-            return fx_ops.make_permute(tuple(dims)), [source]
+            return self._made(("permute", tuple(dims)), fx_ops.make_permute, tuple(dims)), [source]
         entry = fx_ops.OPS.get(name)
         if entry is None:
             return None
@@ -318,8 +326,9 @@ class FxConverter(FxValues):
             return None
         if name == "mean" and "dim" not in bound:
             return None
+        arguments = {k: fx_ops.tupled(v) for k, v in bound.items()}
         try:
-            layer = factory(**{k: fx_ops.tupled(v) for k, v in bound.items()})
+            layer = self._made((name, *sorted(arguments.items())), factory, **arguments)
         except Exception:
             return None
         return layer, [source]
@@ -328,10 +337,25 @@ class FxConverter(FxValues):
         """Shape of a parameter/buffer read (``get_attr``) passed to a call; else ``None``."""
         if not isinstance(value, self.torch.fx.Node) or value.op != "get_attr":
             return None
-        obj = self.gm
+        obj = self.root
         for part in str(value.target).split("."):
             obj = getattr(obj, part, None)
         return tuple(obj.shape) if isinstance(obj, self.torch.Tensor) else None
+
+    def _made(self, key: tuple, factory: Any, *args: Any, **kwargs: Any) -> Layer:
+        """One layer object per distinct op and arguments: a thousand ``x + y`` share one ``Add``
+        (layers are frozen values), so each is built and checked once."""
+        try:
+            layer = self.made.get(key)
+        except TypeError:  # an unhashable argument: build it afresh
+            return factory(*args, **kwargs)
+        if layer is None:
+            layer = self.made[key] = factory(*args, **kwargs)
+        return layer
+
+    def _submodule(self, path: str) -> Any:
+        found = self.submodules.get(path)
+        return found if found is not None else self.root.get_submodule(path)
 
     def _flat(self, values: Any) -> list[Any]:
         out: list[Any] = []

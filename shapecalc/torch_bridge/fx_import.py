@@ -22,6 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..collector import paused_collector
 from ..model_source import ModelSource, user_code
 from ..blocks import Block, Sequential
 from ..errors import ArgumentError, LayerError, SpecError
@@ -39,7 +40,7 @@ class TorchImport:
 
     module: Any
     mode: str  # "chain", "fx" or "hooks"
-    gm: Any = None
+    fx_graph: Any = None  # the traced torch.fx Graph; its targets are paths in ``module``
     fx_names: dict[str, str] = field(default_factory=dict)  # engine node → fx node
     notes: list = field(default_factory=list)
     converter: Any = None  # the FxConverter (element types for measured nodes)
@@ -84,6 +85,7 @@ def _default_input(module: Any) -> Shape | None:
 
 
 # ------------------------------------------------------------------ entry point
+@paused_collector()
 def module_source(module: Any, name: str | None = None, source: str = "",
                   mode: str = "eval") -> ModelSource:
     """Import ``module`` (chain, else fx, else hooks) as a :class:`ModelSource`."""
@@ -92,8 +94,10 @@ def module_source(module: Any, name: str | None = None, source: str = "",
     training = mode == "train"
     name = name or type(module).__name__
     default = _default_input(module)
-    unique = (len(list(module.named_modules())) == len(list(module.named_modules(remove_duplicate=False)))
-              and len(list(module.parameters())) == len(list(module.named_parameters(remove_duplicate=False))))
+    every_module = [m for _, m in module.named_modules(remove_duplicate=False)]
+    every_param = [p for _, p in module.named_parameters(remove_duplicate=False)]
+    unique = (len(set(map(id, every_module))) == len(every_module)
+              and len(set(map(id, every_param))) == len(every_param))
     spec = module_to_spec(module) if unique else None
     if isinstance(spec, Sequential):
         imp = TorchImport(module, "chain", training=training, name=name)
@@ -140,6 +144,19 @@ class _Untraceable(Exception):
 # ------------------------------------------------------------------ fx
 def _tracer_class(known: set[int]):
     torch = torch_module()
+    from torch.fx.proxy import Proxy, TracerBase
+
+    # Argument types that Tracer.create_arg only hands on to TracerBase.create_arg after its
+    # searches for parameters, buffers and modules (which they never are): skipping those
+    # searches gives the same argument, and most arguments are of these types.
+    plain = {Proxy, tuple, list, dict, int, float, bool, str, type(None)}
+
+    class ModuleStack(OrderedDict):
+        """fx copies the module stack onto every node it records (``copy.copy``), which for
+        an OrderedDict goes through ``__reduce_ex__``; this copy gives the same dict directly."""
+
+        def __copy__(self) -> "ModuleStack":
+            return ModuleStack(self)
 
     class KnownLeafTracer(torch.fx.Tracer):
         """Stops at modules the engine knows, wherever they are defined.
@@ -149,38 +166,61 @@ def _tracer_class(known: set[int]):
         root's parameters, so asking per call made tracing quadratic in depth.
         """
 
+        def __init__(self) -> None:
+            super().__init__()
+            self.module_stack = ModuleStack()
+
         def is_leaf_module(self, m, qualname: str) -> bool:
             return id(m) in known or super().is_leaf_module(m, qualname)
+
+        def call_module(self, m, forward, args, kwargs):
+            # A known module is one node: fx's scope and module-stack bookkeeping around it
+            # only label nodes recorded inside it, and there are none.
+            if id(m) in known:
+                return self.create_proxy("call_module", self.path_of_module(m), args, kwargs)
+            return super().call_module(m, forward, args, kwargs)
+
+        def create_arg(self, a):
+            if type(a) in plain:
+                return TracerBase.create_arg(self, a)
+            return super().create_arg(a)
 
     return KnownLeafTracer
 
 
 def trace_graph(module: Any, name: str, training: bool = False) -> tuple[Graph, TorchImport]:
-    """fx trace and conversion; any failure at all becomes :class:`_Untraceable` (→ hooks)."""
-    torch = torch_module()
+    """fx trace and conversion; any failure at all becomes :class:`_Untraceable` (→ hooks).
+
+    The traced Graph is read as it is: no ``GraphModule`` is built, because its Python code
+    generation cost as much as the trace itself on deep models, and nothing here runs that
+    code (measurements interpret the graph node by node). Each module's layer is decided once,
+    before tracing, and the converter reuses it.
+    """
     from .fx_convert import FxConverter
 
-    known = {id(m) for m in module.modules() if module_to_layer(m) is not None}
+    made: dict = {}
+    layers = {id(m): module_to_layer(m, made) for m in module.modules()}
+    known = {key for key, layer in layers.items() if layer is not None}
     try:
         with run_mode(module, training):
             tracer = _tracer_class(known)()
             fx_graph = tracer.trace(module)
-        gm = torch.fx.GraphModule(tracer.root, fx_graph, name)
-        converter = FxConverter(gm, name, module)
+        converter = FxConverter(fx_graph, tracer.root, name, layers)
         graph = converter.run()
-    except Exception as err:  # control flow on tensors, odd names, an op fx cannot express
+    except Exception as err:  # control flow on tensors, an op fx cannot express
         first = (str(err).strip().splitlines() or [""])[0]
         raise _Untraceable(f"{type(err).__name__}: {first}"[:200]) from None
     for path, info in graph.blocks.items():  # a block's value is its output node's
         if info.output in converter.fx_names:
             converter.fx_names[path] = converter.fx_names[info.output]
     graph.mode = "train" if training else "eval"
-    imp = TorchImport(module, "fx", gm, converter.fx_names, converter.notes, converter, training,
+    imp = TorchImport(module, "fx", fx_graph, converter.fx_names, converter.notes, converter, training,
                       name=name)
     return graph, imp
 
 
 # ------------------------------------------------------------------ analysis
+@paused_collector()
 def analyze_source(src: ModelSource, shapes: list[Shape], input_dtypes: list[str] | None,
                    dtype: str = "float32", mode: str = "eval") -> Analysis:
     """Analyse an imported module at ``shapes``, re-importing it if another mode is asked for.
@@ -233,23 +273,23 @@ def _fx_dtypes(imp: TorchImport, shapes: list[Shape], dtypes: list[str]) -> dict
 
     xs = [meta_input(s, d) for s, d in zip(shapes, dtypes)]
     try:
-        call_on_meta(_runner(imp.gm, Recorder), *xs, training=imp.training)
+        call_on_meta(_runner(imp, Recorder), *xs, training=imp.training)
     except Exception:  # measuring then says what torch refuses, node by node
         pass
     return found
 
 
-def _runner(gm: Any, interpreter: Any) -> Any:
-    """An fx graph run through an Interpreter, wrapped as a module (so weights become meta)."""
+def _runner(imp: TorchImport, interpreter: Any) -> Any:
+    """The traced graph run through an Interpreter, wrapped as a module (so weights become meta)."""
     torch = torch_module()
 
     class Runner(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.gm = gm
+            self.traced = imp.module
 
         def forward(self, *xs):
-            return interpreter(self.gm).run(*xs)
+            return interpreter(self.traced, graph=imp.fx_graph).run(*xs)
 
     return Runner()
 
@@ -278,7 +318,7 @@ def measure_nodes(imp: TorchImport, shapes: list[Shape], dtypes: list[str] | Non
             return out
 
     kinds = list(dtypes or []) + [None] * (len(shapes) - len(dtypes or []))
-    out = call_on_meta(_runner(imp.gm, Recorder), *(meta_input(s, k) for s, k in zip(shapes, kinds)),
+    out = call_on_meta(_runner(imp, Recorder), *(meta_input(s, k) for s, k in zip(shapes, kinds)),
                        training=imp.training)
     shapes_of = {engine: recorded[fx] for engine, fx in imp.fx_names.items() if fx in recorded}
     first = first_tensor(out)

@@ -22,10 +22,10 @@ def label(conv: Any, node: Any) -> str:
     name = fx_ops.op_name(node)
     if name == "getitem" and isinstance(node.args[0], Node) and conv.kind.get(node.args[0]) == "tuple":
         base = node.args[0]
-        inner = (repr(conv.gm.get_submodule(base.target)) if base.op == "call_module"
+        inner = (repr(conv._submodule(base.target)) if base.op == "call_module"
                  else label(conv, base))
         if "\n" in inner or len(inner) > 60:
-            inner = type(conv.gm.get_submodule(base.target)).__name__ if base.op == "call_module" \
+            inner = type(conv._submodule(base.target)).__name__ if base.op == "call_module" \
                 else fx_ops.op_name(base)
         return f"{inner}[{node.args[1]!r}]"
     if name == "getitem":
@@ -39,9 +39,9 @@ def measured(conv: Any, node: Any, count_macs: bool = True) -> tuple[Layer, list
     """A :class:`MeasuredLayer` for ``node`` and the tensor nodes it reads."""
     frontier = conv.frontier(node)
     torch = conv.torch
-    gm = conv.gm
+    root = conv.root
     if node.op == "call_module":
-        sub = gm.get_submodule(node.target)
+        sub = conv._submodule(node.target)
         text = repr(sub)
         name = text if "\n" not in text and len(text) <= 60 else type(sub).__name__
         op_type = type(sub).__name__
@@ -56,7 +56,7 @@ def measured(conv: Any, node: Any, count_macs: bool = True) -> tuple[Layer, list
             if n in env:
                 return env[n]
             if n.op == "get_attr":
-                value = gm
+                value = root
                 for part in str(n.target).split("."):
                     value = getattr(value, part)
                 if isinstance(value, torch.Tensor):
@@ -71,7 +71,7 @@ def measured(conv: Any, node: Any, count_macs: bool = True) -> tuple[Layer, list
                 elif n.op == "call_method":
                     value = getattr(args[0], n.target)(*args[1:], **kwargs)
                 else:
-                    value = call_on_meta(gm.get_submodule(n.target), *args, **kwargs)
+                    value = call_on_meta(conv._submodule(n.target), *args, **kwargs)
             env[n] = value
             return value
 

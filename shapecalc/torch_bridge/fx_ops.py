@@ -78,8 +78,30 @@ BINARY = {"add": "add", "iadd": "add", "add_": "add", "mul": "mul", "imul": "mul
 ALIASES = {"relu_": "relu", "sigmoid_": "sigmoid", "tanh_": "tanh", "concat": "cat", "concatenate": "cat"}
 
 
+#: op_name per (op kind, target) for functions and methods: a model calls few distinct ones
+#: many times. Module paths are not kept (they are many, and cheap to name).
+_OP_NAMES: dict[tuple[str, Any], str] = {}
+
+
 def op_name(node) -> str:
     """The op's plain name: ``operator.add`` → ``add``, ``F.max_pool2d`` → ``max_pool2d``."""
+    target = node.target
+    if type(target) is str:  # a method, module path or attribute: its own name
+        name = "getitem" if target == "__getitem__" else target.lstrip("_")
+        return ALIASES.get(name, name)
+    key = (node.op, target)
+    try:
+        return _OP_NAMES[key]
+    except KeyError:
+        name = _op_name(node)
+        if len(_OP_NAMES) < 4096:  # bounded: targets may be a user's own functions
+            _OP_NAMES[key] = name
+        return name
+    except TypeError:  # an unhashable callable
+        return _op_name(node)
+
+
+def _op_name(node) -> str:
     if node.op == "call_method":
         name = str(node.target)
     elif node.target is getattr:

@@ -52,10 +52,16 @@ class ParamLedger:
             self.info[id(p)] = ParamInfo(name, p.numel(), not p.requires_grad)
         self.owner: dict[int, str] = {}
         self.key: dict[str, str] = {}  # node → its param_key
+        self._of_module: dict[int, list[int]] = {}
 
     def module_params(self, module: Any) -> list[int]:
         """Ids of the parameters a module call uses (its own and its children's, each once)."""
-        return list(dict.fromkeys(id(p) for p in module.parameters()))
+        found = self._of_module.get(id(module))
+        if found is None:  # a module called again (a shared block) costs a lookup
+            params = module._parameters.values() if not module._modules else module.parameters()
+            found = list(dict.fromkeys(id(p) for p in params if p is not None))
+            self._of_module[id(module)] = found
+        return found
 
     def claim(self, node: str, ids: list[int], how: str | None = None) -> Claim:
         """Give ``node`` the parameters ``ids`` that nobody counted yet.
@@ -109,8 +115,6 @@ def attribute(ledger: ParamLedger, nodes: list, uses: dict[str, list]) -> list:
     (``how`` None) and parameters an op reads (``"through mul"``). Returns new ``Node`` values
     (they are frozen dataclasses).
     """
-    import dataclasses
-
     out = []
     for node in nodes:
         claims = [ledger.claim(node.name, ids, how) for ids, how in uses.get(node.name, ())]
@@ -124,9 +128,8 @@ def attribute(ledger: ParamLedger, nodes: list, uses: dict[str, list]) -> list:
         shared = claims[0].shared_with if len(claims) == 1 else None
         key = ledger.key.get(shared, shared) if shared else node.name
         ledger.key[node.name] = key
-        out.append(dataclasses.replace(
-            node, params=sum(c.params for c in claims), frozen=sum(c.frozen for c in claims),
-            notes=node.notes + notes, param_key=key))
+        out.append(node.counted(sum(c.params for c in claims), sum(c.frozen for c in claims),
+                                node.notes + notes, key))
     return out
 
 

@@ -13,17 +13,16 @@ from . import fx_ops
 
 
 class FxValues:
-    """Mixin over ``self.torch``, ``self.gm``, ``self.kind`` (fx node → kind) and ``self.ledger``."""
+    """Mixin over ``self.torch``, ``self.root`` (the traced module), ``self.kind`` (fx node → kind) and ``self.ledger``."""
 
     torch: Any
-    gm: Any
+    root: Any
     kind: dict
     ledger: Any
 
     def _arg_nodes(self, node: Any) -> list[Any]:
-        found: list[Any] = []
-        self.torch.fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n) or n)
-        return found
+        """The fx nodes ``node`` reads, each once, in argument order (fx keeps this list)."""
+        return node.all_input_nodes
 
     def frontier(self, node: Any) -> list[Any]:
         """Tensor nodes this node reads, looking through int/tuple/const values."""
@@ -69,7 +68,7 @@ class FxValues:
         return found
 
     def _attr(self, target: str) -> Any:
-        value = self.gm
+        value = self.root
         for part in target.split("."):
             value = getattr(value, part, None)
         return value

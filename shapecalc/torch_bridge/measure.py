@@ -73,8 +73,14 @@ def run_mode(module, training: bool) -> Iterator[None]:
     try:
         yield
     finally:
+        plain = torch_module().nn.Module.__setattr__
         for m, flag in flags:
-            m.training = flag
+            if m.training is flag:
+                continue
+            if type(m).__setattr__ is plain:  # what Module.__setattr__ ends in for a bool
+                object.__setattr__(m, "training", flag)
+            else:  # a module with its own __setattr__ sees the change
+                m.training = flag
 
 
 def has_uninitialized(module) -> bool:
