@@ -15,6 +15,7 @@ from typing import Any
 
 from ..renderers import renderer
 from . import human_count, notes_text, record_notes, rf_text, shape_text
+from .dot import DOT_TIMEOUT
 
 ASSETS = Path(__file__).parent / "assets"
 #: Nothing may be fetched: styles and scripts are inline, images are data: URLs or inline SVG.
@@ -148,11 +149,13 @@ def _script_json(data: Any) -> str:
     return json.dumps(data, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c")
 
 
-def _graph_section(analysis, rankdir: str, depth: int | None, expand: bool) -> tuple[str, dict]:
-    from .dot import build_graph, pipe
+def _graph_section(analysis, rankdir: str, depth: int | None, expand: bool,
+                   dot_timeout: float) -> tuple[str, dict]:
+    from .dot import build_graph, check_timeout, pipe
 
+    check_timeout(dot_timeout)  # before the (possibly long) drawing is built
     digraph, ids = build_graph(analysis, rankdir, depth, expand)
-    svg = pipe(digraph, "svg").decode("utf-8")
+    svg = pipe(digraph, "svg", dot_timeout).decode("utf-8")
     svg = svg[svg.index("<svg"):]  # drop the XML declaration and doctype: inline in HTML
     graph_ids = {node_id: name for node_id, name in ids.items() if node_id != "input"}
     return svg, graph_ids
@@ -161,11 +164,13 @@ def _graph_section(analysis, rankdir: str, depth: int | None, expand: bool) -> t
 @renderer("report", summary="one self-contained interactive HTML page", suffixes=("html", "htm"),
           commands=("report",))
 def to_report(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False,
-              graph: bool = True) -> str:
+              graph: bool = True, dot_timeout: float = DOT_TIMEOUT) -> str:
     """The report: header and totals, a filter box, the table, the Graphviz drawing (unless
     ``graph`` is false) and a details panel; clicking a row or a node shows that layer's
-    arithmetic, notes and receptive field drawn to scale on the input grid."""
-    svg, graph_ids = _graph_section(analysis, rankdir, depth, expand) if graph else ("", {})
+    arithmetic, notes and receptive field drawn to scale on the input grid. Graphviz's ``dot``
+    is stopped after ``dot_timeout`` seconds (``render.dot.GraphvizTimeout``)."""
+    svg, graph_ids = (_graph_section(analysis, rankdir, depth, expand, dot_timeout) if graph
+                      else ("", {}))
     data = _script_json(report_data(analysis, graph_ids))
     graph_part = (f'<section class="sc-graph-box"><h2>Graph <button type="button" id="sc-fit">fit width'
                   f'</button></h2><div id="sc-graph">{svg}</div></section>' if graph else "")
