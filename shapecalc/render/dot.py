@@ -15,13 +15,12 @@ The ``graphviz`` package is imported inside the functions: discovering the outpu
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from ..errors import ArgumentError, ShapecalcError
 from ..renderers import renderer, write
-from . import human_count, shape_text
+from . import human_count, record_kind, shape_text, visible_text
 
 #: Suffix → format: the graph command's formats, as the registry declares them.
 FORMATS = {"dot": "dot", "gv": "dot", "svg": "svg", "png": "png", "pdf": "pdf"}
@@ -85,25 +84,12 @@ class GraphvizTimeout(GraphvizFailed):
         return GraphvizTimeout(self.command, self.seconds, fewer, limit)
 
 
-#: Characters Graphviz cannot take inside a label (its XML parser refuses C0 controls, lone
-#: surrogates and U+FFFE/U+FFFF; C1 controls and line breaks would be invisible or break the
-#: one-line labels), so they are shown as visible stand-ins instead.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-
-
-def _stand_in(match: re.Match) -> str:
-    code = ord(match.group())
-    if code < 0x20:
-        return chr(0x2400 + code)  # ␀ … ␟, Unicode's control pictures
-    if code == 0x7F:
-        return "\u2421"
-    return f"[U+{code:04X}]"
-
-
 def printable(text: object) -> str:
-    """``text`` with every character Graphviz would refuse or hide replaced by a visible
-    stand-in (``\n`` → ``␊``), cut to :data:`MAX_TEXT` characters."""
-    out = _UNPRINTABLE.sub(_stand_in, str(text))
+    """``text`` with every character Graphviz would refuse or hide (its XML parser refuses C0
+    controls, lone surrogates and U+FFFE/U+FFFF; line breaks would break the one-line labels)
+    replaced by a visible stand-in (``\n`` → ``␊``, :func:`.visible_text`), cut to
+    :data:`MAX_TEXT` characters."""
+    out = visible_text(text)
     return out if len(out) <= MAX_TEXT else out[:MAX_TEXT - 1] + "…"
 
 
@@ -247,7 +233,7 @@ def build_graph(analysis, rankdir: str = "TB", depth: int | None = None, expand:
             attrs = {"label": _block_label(rep, blocks[rep], members.get(rep, 0)),
                      "fillcolor": BLOCK_COLOUR[0], "style": "rounded,filled,bold"}
         else:
-            kind = rec.layer.kind if rec.layer is not None else "other"
+            kind = record_kind(rec)
             kinds.add(kind)
             attrs = {"label": _layer_label(rec),
                      "fillcolor": KIND_COLOURS.get(kind, KIND_COLOURS["other"])[0],
