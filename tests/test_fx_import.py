@@ -227,3 +227,42 @@ def test_tied_weights_count_once():
     assert result.total_params == sum(p.numel() for p in model.parameters()) == 64
     assert [r.shared for r in result.records] == [False, False, True]
     assert all(c.ok for c in verify(model, (2, 4)))
+
+
+def test_a_models_own_train_method_decides_its_modes_in_eval():
+    # model.eval() runs a module's own train(); the analysis must see the same modes
+    # (here: a block that keeps its dropout in training mode) and restore them after.
+    class KeepsDropout(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.drop = nn.Dropout(0.5)
+
+        def train(self, mode=True):
+            super().train(mode)
+            self.drop.training = True
+            return self
+
+        def forward(self, x):
+            return self.drop(self.fc(x))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = KeepsDropout()
+            self.head = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.head(self.block(x))
+
+    from shapecalc.torch_bridge.measure import run_mode
+
+    net = Net()
+    before = {name: m.training for name, m in net.named_modules()}
+    with run_mode(net, training=False):
+        seen = {name: m.training for name, m in net.named_modules()}
+    assert seen == {"": False, "block": False, "block.fc": False, "block.drop": True, "head": False}
+    assert {name: m.training for name, m in net.named_modules()} == before
+    net.eval()
+    expected = {name: m.training for name, m in net.named_modules()}
+    assert seen == expected  # exactly what the model's own eval() gives
