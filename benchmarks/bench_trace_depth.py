@@ -3,8 +3,10 @@
 The model is N residual blocks ``x + relu(bn(conv(x)))`` (8 channels, 8×8 input), built
 as a user writes it (a custom block class, so it goes through torch.fx, not the
 ``nn.Sequential`` fast path). Both tools analyse the same module in the same process, one
-after the other at each depth, runs interleaved (so machine load hits both alike); the best
-of several runs is printed, with µs per block (flat = linear growth) and the ratio shapecalc / torchinfo.
+after the other at each depth, runs interleaved (so machine load hits both alike). Printed: the
+best of several runs of each, µs per block (flat = linear growth), the ratio shapecalc /
+torchinfo of the best runs, and the median of each run's ratio to the torchinfo run beside it
+("paired": robust when a shared machine has slow spells).
 
 Run: ``python benchmarks/bench_trace_depth.py [--repeats 7]``
 Target (issue 8): ≤ 1× torchinfo's time at 1,000 blocks, and linear growth.
@@ -13,6 +15,7 @@ Target (issue 8): ≤ 1× torchinfo's time at 1,000 blocks, and linear growth.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 
@@ -45,16 +48,16 @@ class Deep(nn.Module):
         return self.head(self.blocks(x))
 
 
-def best_of_both(ours, theirs, repeats: int) -> tuple[float, float]:
-    """Best wall time of each, runs interleaved (ours, theirs, ours, …) so that a slow spell
-    of a shared machine hits both tools, not just whichever ran during it."""
+def interleaved(ours, theirs, repeats: int) -> tuple[list[float], list[float]]:
+    """Wall times of each, runs interleaved (ours, theirs, ours, …) so that a slow spell of a
+    shared machine hits both tools, not just whichever ran during it."""
     times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
         for fn, out in ((ours, times[0]), (theirs, times[1])):
             t0 = time.perf_counter()
             fn()
             out.append(time.perf_counter() - t0)
-    return min(times[0]), min(times[1])
+    return times
 
 
 def main() -> None:
@@ -65,8 +68,9 @@ def main() -> None:
     from torchinfo import summary
 
     print(f"residual blocks x + relu(bn(conv3x3(x))), input {'×'.join(map(str, INPUT))}, "
-          f"torch {torch.__version__}, python {sys.version.split()[0]} (best of {args.repeats})")
-    print(f"{'blocks':>7}{'shapecalc':>12}{'µs/block':>10}{'torchinfo':>12}{'µs/block':>10}{'ratio':>8}")
+          f"torch {torch.__version__}, python {sys.version.split()[0]}, {args.repeats} runs each")
+    print(f"{'blocks':>7}{'shapecalc':>12}{'µs/block':>10}{'torchinfo':>12}{'µs/block':>10}"
+          f"{'ratio':>8}{'paired':>9}")
     for depth in map(int, args.depths.split(",")):
         model = Deep(depth)
         ours = shapecalc.analyze(model, INPUT)
@@ -74,11 +78,14 @@ def main() -> None:
         distinct = sum(p.numel() for p in model.parameters())
         assert ours.total_params == distinct == theirs.total_params, (ours.total_params, distinct)
         assert ours.output_shape == (1, 1, 8, 8)
-        t_ours, t_theirs = best_of_both(lambda: shapecalc.analyze(model, INPUT),
-                                        lambda: summary(model, input_size=INPUT, verbose=0),
-                                        args.repeats)
+        mine, other = interleaved(lambda: shapecalc.analyze(model, INPUT),
+                                  lambda: summary(model, input_size=INPUT, verbose=0), args.repeats)
+        t_ours, t_theirs = min(mine), min(other)
+        # best / best, and the median of each run's ratio to the run beside it
+        paired = statistics.median(a / b for a, b in zip(mine, other))
         print(f"{depth:>7}{t_ours * 1e3:>9.0f} ms{t_ours / depth * 1e6:>10.0f}"
-              f"{t_theirs * 1e3:>9.0f} ms{t_theirs / depth * 1e6:>10.0f}{t_ours / t_theirs:>7.2f}×")
+              f"{t_theirs * 1e3:>9.0f} ms{t_theirs / depth * 1e6:>10.0f}{t_ours / t_theirs:>7.2f}×"
+              f"{paired:>8.2f}×")
 
 
 if __name__ == "__main__":

@@ -7,11 +7,36 @@ It sits below both fx modules so that neither imports the other's private helper
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from ..graph import BlockInfo
 from ..layers import LAYER_TYPES, MERGE_TYPES, Layer
 from .fx_ops import MODULE_ARGUMENTS
+
+
+@dataclass(frozen=True)
+class ModuleIndex:
+    """Every module and parameter of a root under every path it has, read in one walk each.
+
+    Importing a model asks the same questions of its module tree several times (are modules
+    or weights shared? which module is at this path? which parameters are there?); on a deep
+    model each walk costs milliseconds, so they share one reading.
+    """
+
+    modules: dict[str, Any]  # path → module; a shared module appears under each of its paths
+    params: list[tuple[str, Any]]  # (path, parameter) for every path, shared ones repeated
+
+    @classmethod
+    def of(cls, root: Any) -> "ModuleIndex":
+        return cls(dict(root.named_modules(remove_duplicate=False)),
+                   list(root.named_parameters(remove_duplicate=False)))
+
+    @property
+    def shares_nothing(self) -> bool:
+        """No module and no parameter is reachable by two paths (tied weights, reused blocks)."""
+        return (len({id(m) for m in self.modules.values()}) == len(self.modules)
+                and len({id(p) for _, p in self.params}) == len(self.params))
 
 
 def module_to_layer(module: Any, made: dict | None = None) -> Layer | None:
@@ -149,4 +174,4 @@ def labelled_leaves(value: Any, expand: Callable[[Any], Any] | None = None,
             yield label, value
 
 
-__all__ = ["blocks_for", "labelled_leaves", "module_to_layer"]
+__all__ = ["ModuleIndex", "blocks_for", "labelled_leaves", "module_to_layer"]

@@ -19,7 +19,7 @@ from ..layers import Layer
 from ..layers.functional import Reshape
 from ..notes import Note, NoteKind
 from . import fx_ops
-from .fx_common import blocks_for, labelled_leaves, module_to_layer
+from .fx_common import ModuleIndex, blocks_for, labelled_leaves, module_to_layer
 from .fx_measured import measured
 from .fx_params import ParamLedger, attribute, loose_notes
 from .fx_values import FxValues
@@ -40,14 +40,15 @@ _CHECKS = {"assert", "check", "assert_async", "check_is_size", "assert_scalar"}
 
 class FxConverter(FxValues):
     def __init__(self, fx_graph: Any, root: Any, name: str,
-                 layers: dict[int, Layer | None] | None = None) -> None:
+                 layers: dict[int, Layer | None] | None = None,
+                 index: ModuleIndex | None = None) -> None:
         self.torch = torch_module()
         self.fx_graph = fx_graph
         self.root = root  # the traced module: fx targets are paths in it, its classes label blocks
         self.layers = layers if layers is not None else {}  # id(module) → its layer, decided once
-        # fx targets are module paths; one table instead of a walk per call (shared modules
-        # appear under each of their paths)
-        self.submodules: dict[str, Any] = dict(root.named_modules(remove_duplicate=False))
+        index = index or ModuleIndex.of(root)
+        # fx targets are module paths: one table instead of a walk per call
+        self.submodules: dict[str, Any] = index.modules
         self.made: dict[tuple, Layer] = {}
         self.builder = GraphBuilder(name)
         self.kind: dict[Any, str] = {}
@@ -61,7 +62,7 @@ class FxConverter(FxValues):
         self.measured_layers: list = []
         self.uses: dict[str, list] = {}  # engine node → [(parameter ids, how they are used)]
         self.tuple_owner: dict[Any, str] = {}  # fx tuple value → engine node that counted it
-        self.ledger = ParamLedger(self.root)
+        self.ledger = ParamLedger(self.root, index.params)
         self.live: set[Any] = set()
 
     # ---------------------------------------------------------------- driver
@@ -368,39 +369,3 @@ class FxConverter(FxValues):
 
     def _is_tensor(self, value: Any) -> bool:
         return isinstance(value, self.torch.fx.Node) and self.kind.get(value) == "tensor"
-
-    def _shape_args(self, source: Any, rest: tuple) -> tuple[int, ...] | None:
-        """``view(x.size(0), -1)`` → ``(0, -1)``: a dim read from the same input at the same place."""
-        if len(rest) == 1 and isinstance(rest[0], (list, tuple)):
-            rest = tuple(rest[0])
-        shape: list[int] = []
-        for pos, value in enumerate(rest):
-            if isinstance(value, int) and not isinstance(value, bool):
-                if value == 0:
-                    return None  # a literal 0 would mean "copy" to Reshape; let torch decide
-                shape.append(value)
-            elif self._dim_of(value, source) == pos:
-                shape.append(0)
-            else:
-                return None
-        return tuple(shape) if shape else None
-
-    def _dim_of(self, value: Any, source: Any) -> int | None:
-        """Which dim of ``source`` a value reads (``x.size(1)``, ``x.shape[1]``), else None."""
-        Node = self.torch.fx.Node
-        if not isinstance(value, Node):
-            return None
-        if value.op == "call_method" and value.target == "size" and value.args[0] is source:
-            dim = value.args[1] if len(value.args) > 1 else value.kwargs.get("dim")
-            return dim if isinstance(dim, int) and dim >= 0 else None
-        if value.op == "call_function" and fx_ops.op_name(value) == "getitem":
-            base, index = value.args
-            if not isinstance(index, int) or index < 0 or not isinstance(base, Node):
-                return None
-            if base.op == "call_method" and base.target == "size" and len(base.args) == 1 \
-                    and base.args[0] is source:
-                return index
-            if base.op == "call_function" and base.target is getattr and base.args[0] is source \
-                    and base.args[1] == "shape":
-                return index
-        return None

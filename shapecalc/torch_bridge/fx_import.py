@@ -28,7 +28,7 @@ from ..blocks import Block, Sequential
 from ..errors import ArgumentError, LayerError, SpecError
 from ..graph import Analysis, Graph, analyze_graph
 from ..layers import Layer, Shape
-from .fx_common import module_to_layer
+from .fx_common import ModuleIndex, module_to_layer
 from .measure import call_on_meta, meta_input, record_module_shapes, run_mode, torch_module
 
 MODES = ("eval", "train")
@@ -94,11 +94,8 @@ def module_source(module: Any, name: str | None = None, source: str = "",
     training = mode == "train"
     name = name or type(module).__name__
     default = _default_input(module)
-    every_module = [m for _, m in module.named_modules(remove_duplicate=False)]
-    every_param = [p for _, p in module.named_parameters(remove_duplicate=False)]
-    unique = (len(set(map(id, every_module))) == len(every_module)
-              and len(set(map(id, every_param))) == len(every_param))
-    spec = module_to_spec(module) if unique else None
+    index = ModuleIndex.of(module)
+    spec = module_to_spec(module) if index.shares_nothing else None
     if isinstance(spec, Sequential):
         imp = TorchImport(module, "chain", training=training, name=name)
         graph = spec.to_graph(name)
@@ -108,7 +105,7 @@ def module_source(module: Any, name: str | None = None, source: str = "",
                            f"nn.Module {type(module).__name__} (a chain of known layers)",
                            source, torch_import=imp)
     try:
-        graph, imp = trace_graph(module, name, training)
+        graph, imp = trace_graph(module, name, training, index)
     except _Untraceable as err:
         return hooks_source(module, name, source, default, str(err), training)
     description = f"nn.Module {type(module).__name__} (traced with torch.fx)"
@@ -188,7 +185,8 @@ def _tracer_class(known: set[int]):
     return KnownLeafTracer
 
 
-def trace_graph(module: Any, name: str, training: bool = False) -> tuple[Graph, TorchImport]:
+def trace_graph(module: Any, name: str, training: bool = False,
+                index: ModuleIndex | None = None) -> tuple[Graph, TorchImport]:
     """fx trace and conversion; any failure at all becomes :class:`_Untraceable` (→ hooks).
 
     The traced Graph is read as it is: no ``GraphModule`` is built, because its Python code
@@ -198,14 +196,19 @@ def trace_graph(module: Any, name: str, training: bool = False) -> tuple[Graph, 
     """
     from .fx_convert import FxConverter
 
+    index = index or ModuleIndex.of(module)
     made: dict = {}
-    layers = {id(m): module_to_layer(m, made) for m in module.modules()}
+    layers: dict[int, Layer | None] = {}
+    for m in index.modules.values():
+        if id(m) not in layers:
+            layers[id(m)] = module_to_layer(m, made)
     known = {key for key, layer in layers.items() if layer is not None}
     try:
         with run_mode(module, training):
             tracer = _tracer_class(known)()
             fx_graph = tracer.trace(module)
-        converter = FxConverter(fx_graph, tracer.root, name, layers)
+        converter = FxConverter(fx_graph, tracer.root, name, layers,
+                                index if tracer.root is module else None)
         graph = converter.run()
     except Exception as err:  # control flow on tensors, an op fx cannot express
         first = (str(err).strip().splitlines() or [""])[0]

@@ -38,12 +38,15 @@ class Claim:
 class ParamLedger:
     """Every distinct parameter of ``root``, and the node that counts it."""
 
-    def __init__(self, root: Any) -> None:
+    def __init__(self, root: Any, named: list[tuple[str, Any]] | None = None) -> None:
+        """``named``: ``root.named_parameters(remove_duplicate=False)``, if already read."""
         torch = torch_module()
         lazy = torch.nn.parameter.UninitializedTensorMixin
         self.info: dict[int, ParamInfo] = {}
         self.lazy: set[int] = set()
-        for name, p in root.named_parameters(remove_duplicate=False):
+        if named is None:
+            named = list(root.named_parameters(remove_duplicate=False))
+        for name, p in named:
             if id(p) in self.info or id(p) in self.lazy:
                 continue
             if isinstance(p, lazy):  # size unknown until it runs: the layer formula counts it
@@ -71,6 +74,14 @@ class ParamLedger:
         counted elsewhere shows them as shared; a node with some of each counts its own and
         names the others.
         """
+        if how is None and all(i in self.info and i not in self.owner for i in ids) \
+                and len(set(ids)) == len(ids):  # the usual case: a module's first call
+            count = frozen = 0
+            for i in ids:
+                self.owner[i] = node
+                count += self.info[i].numel
+                frozen += self.info[i].numel if self.info[i].frozen else 0
+            return Claim(count, frozen, (), None)
         if any(i in self.lazy for i in ids):
             return Claim(None, 0, (), None)  # a lazy module: the layer formula knows its size
         ids = list(dict.fromkeys(i for i in ids if i in self.info))
