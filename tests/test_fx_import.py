@@ -227,3 +227,87 @@ def test_tied_weights_count_once():
     assert result.total_params == sum(p.numel() for p in model.parameters()) == 64
     assert [r.shared for r in result.records] == [False, False, True]
     assert all(c.ok for c in verify(model, (2, 4)))
+
+
+def test_a_models_own_train_method_decides_its_modes_in_eval():
+    # model.eval() runs a module's own train(); the analysis must see the same modes
+    # (here: a block that keeps its dropout in training mode) and restore them after.
+    class KeepsDropout(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.drop = nn.Dropout(0.5)
+
+        def train(self, mode=True):
+            super().train(mode)
+            self.drop.training = True
+            return self
+
+        def forward(self, x):
+            return self.drop(self.fc(x))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = KeepsDropout()
+            self.head = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.head(self.block(x))
+
+    from shapecalc.torch_bridge.measure import run_mode
+
+    net = Net()
+    before = {name: m.training for name, m in net.named_modules()}
+    with run_mode(net, training=False):
+        seen = {name: m.training for name, m in net.named_modules()}
+    assert seen == {"": False, "block": False, "block.fc": False, "block.drop": True, "head": False}
+    assert {name: m.training for name, m in net.named_modules()} == before
+    net.eval()
+    expected = {name: m.training for name, m in net.named_modules()}
+    assert seen == expected  # exactly what the model's own eval() gives
+
+
+class _TransformerStacks(nn.Module):
+    def __init__(self, with_mask: bool = False):
+        super().__init__()
+        self.with_mask = with_mask
+        self.emb = nn.Embedding(50, 16)
+        layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
+        self.enc = nn.TransformerEncoder(layer, 3, norm=nn.LayerNorm(16), enable_nested_tensor=False)
+        self.dec = nn.TransformerDecoder(nn.TransformerDecoderLayer(16, 2, 32, batch_first=True), 2)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, tokens):
+        h = self.emb(tokens)
+        if self.with_mask:
+            causal = torch.triu(torch.full((5, 5), float("-inf")), diagonal=1)
+            h = self.enc(h, mask=causal)
+        else:
+            h = self.enc(h)
+        return self.head(self.dec(h, h).mean(dim=1))
+
+
+def test_transformer_stacks_show_every_layer():
+    model = _TransformerStacks()
+    result = shapecalc.analyze(model, (3, 5), input_dtypes=["int64"])
+    names = [r.name for r in result.records]
+    assert names[1:6] == ["enc.layers.0", "enc.layers.1", "enc.layers.2", "enc.norm", "dec.layers.0"]
+    assert [r.origin for r in result.records[1:5]] == ["derived"] * 4  # mapped, not measured
+    assert result.blocks["enc"].params == sum(p.numel() for p in model.enc.parameters())
+    assert result.blocks["dec"].params == sum(p.numel() for p in model.dec.parameters())
+    assert result.total_params == sum(p.numel() for p in model.parameters())
+    assert result.output_shape == tuple(model.eval()(torch.zeros(3, 5, dtype=torch.long)).shape)
+    checks = verify(model, (3, 5), input_dtypes=["int64"])
+    assert checks and all(c.ok and c.torch is not None for c in checks)
+
+
+def test_a_masked_stack_is_measured_whole():
+    # With a mask, the stack's own forward decides how the mask reaches each layer: it is run
+    # as one measured node rather than unrolled.
+    model = _TransformerStacks(with_mask=True)
+    result = shapecalc.analyze(model, (3, 5), input_dtypes=["int64"])
+    enc = result.record("enc")
+    assert enc.origin == "measured" and not enc.is_block
+    assert result.total_params == sum(p.numel() for p in model.parameters())
+    assert all(c.ok for c in verify(model, (3, 5), input_dtypes=["int64"]))

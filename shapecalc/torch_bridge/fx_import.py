@@ -175,7 +175,21 @@ def _tracer_class(known: set[int]):
             # only label nodes recorded inside it, and there are none.
             if id(m) in known:
                 return self.create_proxy("call_module", self.path_of_module(m), args, kwargs)
+            inputs = _stack_inputs(m, args, kwargs)
+            if inputs is not None:
+                return self.call_stack(m, inputs)
             return super().call_module(m, forward, args, kwargs)
+
+        def call_stack(self, m, inputs):
+            """``nn.TransformerEncoder``/``Decoder`` without masks, layer by layer, as their
+            ``forward`` runs it (fx cannot trace that forward: it tests tensors to choose a
+            fast path that gives the same values); the table then shows every layer."""
+            out, *rest = inputs
+            for layer in m.layers:
+                out = self.call_module(layer, layer.forward, (out, *rest), {})
+            if m.norm is not None:
+                out = self.call_module(m.norm, m.norm.forward, (out,), {})
+            return out
 
         def create_arg(self, a):
             if type(a) in plain:
@@ -183,6 +197,17 @@ def _tracer_class(known: set[int]):
             return super().create_arg(a)
 
     return KnownLeafTracer
+
+
+def _stack_inputs(m: Any, args: tuple, kwargs: dict) -> tuple | None:
+    """The tensors a torch transformer stack passes to each layer when called without masks
+    (``src``; ``tgt, memory``), or ``None`` for anything else (masks, subclasses)."""
+    nn = torch_module().nn
+    width = {nn.TransformerEncoder: 1, nn.TransformerDecoder: 2}.get(type(m))
+    if width is None or len(args) != width or any(
+            v is not None and v is not False for v in kwargs.values()):
+        return None
+    return tuple(args)
 
 
 def trace_graph(module: Any, name: str, training: bool = False,

@@ -64,23 +64,36 @@ def run_mode(module, training: bool) -> Iterator[None]:
     modules stay in eval, as their shapes do not depend on it and BatchNorm refuses a batch of
     one while training.
     """
+    nn = torch_module().nn
     flags = [(m, m.training) for m in module.modules()]
-    module.eval()
+
+    def set_flag(m: Any, flag: bool) -> None:
+        # Module.__setattr__ ends in object.__setattr__ for a bool; going there directly saves
+        # a third of the time on deep models. A module with its own __setattr__ goes through it.
+        if type(m).__setattr__ is nn.Module.__setattr__:
+            object.__setattr__(m, "training", flag)
+        else:
+            m.training = flag
+
+    own_train: set[int] = set()  # modules below a train() override: that override decides
+    for m, _ in flags:  # module.eval(), without its recursion through every level
+        if id(m) in own_train:
+            continue
+        if type(m).train is not nn.Module.train:
+            m.train(False)  # the model's own train() (freezing BatchNorm, say) runs as usual
+            own_train.update(id(sub) for sub in m.modules())
+        elif m.training:
+            set_flag(m, False)
     if training:
-        for m in module.modules():
+        for m, _ in flags:
             if not type(m).__module__.startswith("torch.nn"):
-                m.training = True
+                set_flag(m, True)
     try:
         yield
     finally:
-        plain = torch_module().nn.Module.__setattr__
         for m, flag in flags:
-            if m.training is flag:
-                continue
-            if type(m).__setattr__ is plain:  # what Module.__setattr__ ends in for a bool
-                object.__setattr__(m, "training", flag)
-            else:  # a module with its own __setattr__ sees the change
-                m.training = flag
+            if m.training is not flag:
+                set_flag(m, flag)
 
 
 def has_uninitialized(module) -> bool:
