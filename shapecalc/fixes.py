@@ -12,13 +12,14 @@ import dataclasses
 from enum import Enum
 from typing import Any
 
-from .graph import Graph, Node
-from .layers import Layer, Shape
+from .graph import Graph, Node, input_list
+from .layers import Layer
+from .size_search import sized_inputs
 
 
 class FixKind(str, Enum):
     SET = "set"                # set ``field`` = ``value`` on the layer of ``node``
-    INPUT = "input"            # use square input size ``size``
+    INPUT = "input"            # use square input size ``size`` (on the inputs numbered ``value``)
     PROJECTION = "projection"  # put ``layer`` (a 1×1 conv) on input number ``value`` of ``node``
 
 
@@ -47,11 +48,24 @@ class Fix(str):
                 "text": str(self)}
 
 
-def apply_fix(graph: Graph, shape: Shape, fix: Fix) -> tuple[Graph, Shape]:
-    """The graph and input shape with ``fix`` applied (to re-check it, or to try it)."""
+def fixed_input(shape: Any, fix: Fix) -> Any:
+    """The input shape (or list of every input's shape) once the input-size ``fix`` is made:
+    the inputs its ``value`` numbers (0-based) resized, or the only input when it is ``None``."""
+    assert fix.kind is FixKind.INPUT and fix.size is not None
+    several = bool(shape) and isinstance(shape[0], (tuple, list))
+    shapes = input_list(shape)
+    resized = sized_inputs(shapes, range(len(shapes)) if fix.value is None else fix.value, fix.size)
+    return resized if several else resized[0]
+
+
+def apply_fix(graph: Graph, shape: Any, fix: Fix) -> tuple[Graph, Any]:
+    """The graph and input shape with ``fix`` applied (to re-check it, or to try it).
+
+    ``shape`` is the model's input shape, or a list of every input's shape for a forward that
+    takes several; the answer has the same form (see :func:`fixed_input`).
+    """
     if fix.kind is FixKind.INPUT:
-        assert fix.size is not None
-        return graph, tuple(shape[:2]) + (fix.size,) * (len(shape) - 2)
+        return graph, fixed_input(shape, fix)
     nodes: list[Node] = []
     for node in graph.nodes:
         if node.name != fix.node:
@@ -69,7 +83,8 @@ def apply_fix(graph: Graph, shape: Shape, fix: Fix) -> tuple[Graph, Shape]:
         inputs = list(node.inputs)
         inputs[fix.value] = name
         nodes.append(dataclasses.replace(node, inputs=tuple(inputs)))
-    return Graph(graph.name, nodes, graph.output, graph.blocks, graph.input_name), tuple(shape)
+    # Everything else about the graph (its further inputs, outputs, labels) stays as it was.
+    return dataclasses.replace(graph, nodes=nodes), shape
 
 
-__all__ = ["Fix", "FixKind", "apply_fix"]
+__all__ = ["Fix", "FixKind", "apply_fix", "fixed_input"]

@@ -13,8 +13,7 @@ Nothing here imports torch: shapes and dtypes are read from the objects given (`
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Iterable, Sequence
 
 from .errors import ArgumentError
@@ -29,14 +28,6 @@ class ModelSummary(Analysis):
     display_depth: int | None = None  # shapecalc's depth (torchinfo's minus one)
     col_names: tuple[str, ...] | None = None
     verbose: int = 1
-    #: Node name → parameters with requires_grad False (an nn.Module's frozen layers).
-    frozen_by_node: dict[str, int] = field(default_factory=dict)
-    frozen_total: int = 0
-
-    @property
-    def trainable_params(self) -> int:
-        """Parameters that ``requires_grad`` (torchinfo's ``trainable_params``)."""
-        return self.total_params - self.frozen_total
 
     @property
     def total_mult_adds(self) -> int:
@@ -100,52 +91,19 @@ def _inputs(input_size: Any, input_data: Any) -> tuple[list[tuple[int, ...]], li
         items = list(input_data) if isinstance(input_data, (list, tuple)) else [input_data]
         if not items or not all(hasattr(t, "shape") and hasattr(t, "dtype") for t in items):
             raise ArgumentError("input_data", "expected a tensor or a list of tensors")
-        return ([shape_arg(t.shape, "input_data") for t in items],
+        named = [f"input_data[{i}]" if len(items) > 1 else "input_data" for i in range(len(items))]
+        return ([shape_arg(t.shape, name) for t, name in zip(items, named)],
                 [_dtype_name(t.dtype, "input_data") for t in items])
     if input_size is None:
         return [], None
     if isinstance(input_size, (list, tuple)) and input_size and all(
             isinstance(s, (list, tuple)) for s in input_size):
-        return [shape_arg(s, "input_size") for s in input_size], None  # several inputs
+        return [shape_arg(s, f"input_size[{i}]") for i, s in enumerate(input_size)], None  # several
     return [shape_arg(input_size, "input_size")], None
 
 
-@contextmanager
-def _mode(model: Any, mode: str):
-    """An nn.Module in ``mode`` while it is analysed (torchinfo sets it too), then as it was."""
-    from .sources import is_torch_module
-
-    if not is_torch_module(model):
-        yield
-        return
-    was_training = model.training
-    model.train(mode == "train")
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
-def _frozen(model: Any, analysis: Analysis) -> tuple[dict[str, int], int]:
-    """Parameters with requires_grad False: per node (by its module) and in all (each once)."""
-    from .sources import is_torch_module
-
-    if not is_torch_module(model):
-        return {}, 0
-    total = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-    per_node: dict[str, int] = {}
-    if total and analysis.graph is not None:
-        for node in analysis.graph.nodes:
-            if node.module is None:
-                continue
-            try:
-                module = model.get_submodule(node.module)
-            except AttributeError:  # a functional call on the root's own parameters
-                continue
-            held = sum(p.numel() for p in module.parameters() if not p.requires_grad)
-            if held:
-                per_node[node.name] = held
-    return per_node, total
+#: Element types that hold parameters: the first of them among the inputs sets the memory figures.
+_FLOAT_KINDS = ("float16", "bfloat16", "float32", "float64")
 
 
 def summary(model: Any, input_size: Sequence[int] | Sequence[Sequence[int]] | None = None,
@@ -155,16 +113,20 @@ def summary(model: Any, input_size: Sequence[int] | Sequence[Sequence[int]] | No
     """torchinfo's ``summary()``: every layer's shapes, parameters and MACs, without a forward.
 
     ``model``: an ``nn.Module`` (or anything :func:`shapecalc.analyze` takes: a zoo name, a
-    spec). ``input_size``: the input shape with its batch dimension, e.g. ``(1, 3, 224, 224)``
-    (``None``: the model's default, for zoo models); ``input_data``: a tensor instead (only
-    its shape and dtype are read). ``depth``: nesting levels to show, counted as torchinfo
-    does (1: the model's direct children). ``col_names``: columns in order, torchinfo's names
-    (``input_size``, ``output_size``, ``num_params``, ``params_percent``, ``kernel_size``,
-    ``mult_adds``, ``trainable``) plus ``receptive_field`` and ``notes``; default: output
-    shape, params, MACs, receptive field, notes. ``dtypes``: the element type of each input
-    (``torch.float16`` or ``"float16"``; it sets the memory figures). ``mode``: ``"eval"`` or
-    ``"train"``, as torchinfo. ``verbose``: 0 quiet, 1 print the table, 2 also the arithmetic
-    of every size; default 1, or 0 in a notebook (where the returned object displays itself).
+    spec). ``input_size``: the input shape with its batch dimension, e.g. ``(1, 3, 224, 224)``,
+    or one shape per input of a forward that takes several tensors, e.g.
+    ``[(1, 3, 224, 224), (1, 77)]`` (``None``: the model's default, for zoo models);
+    ``input_data``: a tensor or a list of tensors instead (only their shapes and dtypes are
+    read). ``depth``: nesting levels to show, counted as torchinfo does (1: the model's direct
+    children). ``col_names``: columns in order, torchinfo's names (``input_size``,
+    ``output_size``, ``num_params``, ``params_percent``, ``kernel_size``, ``mult_adds``,
+    ``trainable``) plus ``receptive_field`` and ``notes``; default: output shape, params, MACs,
+    receptive field, notes. ``dtypes``: the element type of each input (``torch.long`` or
+    ``"int64"`` for token ids, ``torch.float16``…); the first floating type among them sets
+    the memory figures. ``mode``: ``"eval"`` or ``"train"``, as torchinfo (the module's own
+    flags are restored afterwards). ``verbose``: 0 quiet, 1 print the table, 2 also the
+    arithmetic of every size; default 1, or 0 in a notebook (where the returned object
+    displays itself).
 
     Returns a :class:`ModelSummary` (an :class:`~shapecalc.graph.Analysis`): ``repr`` is the
     table; ``total_params``, ``trainable_params``, ``total_mult_adds`` as torchinfo names them.
@@ -184,20 +146,28 @@ def summary(model: Any, input_size: Sequence[int] | Sequence[Sequence[int]] | No
         columns = parse_columns(list(col_names), "col_names")
     shapes, kinds = _inputs(input_size, input_data)
     if dtypes is not None:
+        if isinstance(dtypes, (str, bytes)) or not hasattr(dtypes, "__iter__"):
+            raise ArgumentError("dtypes", f"expected a list with one dtype per input, got {dtypes!r}")
         kinds = [_dtype_name(d, "dtypes") for d in dtypes]
         if shapes and len(kinds) != len(shapes):
             raise ArgumentError("dtypes", f"give one per input ({len(shapes)}), got {len(kinds)}")
-    if len(shapes) > 1:
-        raise ArgumentError("input_size", f"this model takes one input; got {len(shapes)} shapes")
     src = load_model(model)
-    dtype = kinds[0] if kinds else "float32"
-    with _mode(model, mode):
-        result = analyze(src, shapes[0] if shapes else None, dtype, mode=mode)
-    per_node, frozen = _frozen(model, result)
+    dtype = next((k for k in kinds or () if k in _FLOAT_KINDS), "float32")
+    given = shapes[0] if len(shapes) == 1 else (shapes or None)
+    # analyze() puts an nn.Module in ``mode`` while it is read and restores every flag after.
+    try:
+        result = analyze(src, given, dtype, mode=mode,
+                         input_dtypes=kinds if kinds and any(k != "float32" for k in kinds) else None)
+    except ArgumentError as err:  # analyze's parameter names → this function's
+        if err.param.startswith("input_shape"):
+            raise ArgumentError("input_data" if input_data is not None else "input_size",
+                                err.detail) from None
+        if err.param == "input_dtypes":
+            raise ArgumentError("dtypes", err.detail) from None
+        raise
     values = {f.name: getattr(result, f.name) for f in fields(Analysis)}
     out = ModelSummary(**values, display_depth=max(depth - 1, 0), col_names=columns,
-                       verbose=(0 if _in_notebook() else 1) if verbose is None else verbose,
-                       frozen_by_node=per_node, frozen_total=frozen)
+                       verbose=(0 if _in_notebook() else 1) if verbose is None else verbose)
     if out.verbose:
         print(repr(out))
     return out

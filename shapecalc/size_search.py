@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable, Sequence
 
 from .errors import LayerError, Reason
-from .graph import Analysis, Graph, analyze_graph
+from .graph import Analysis, Graph, analyze_graph, input_list
 from .layers import Shape
 
 #: Budget of each analytic part (grow, features), in seconds of this process's CPU time: CPU
@@ -42,6 +42,12 @@ def sized(template: Shape, n: int) -> Shape:
     return tuple(template[:2]) + (n,) * (len(template) - 2)
 
 
+def sized_inputs(shapes: Sequence[Shape], which: Iterable[int], n: int) -> list[Shape]:
+    """Every input's shape, those numbered ``which`` (0-based) resized to ``n`` (:func:`sized`)."""
+    chosen = set(which)
+    return [sized(s, n) if i in chosen else tuple(s) for i, s in enumerate(shapes)]
+
+
 @dataclass
 class SizeRun:
     """A size that fits, the contiguous run of fitting sizes around it, and whether the run was
@@ -54,11 +60,19 @@ class SizeRun:
 
 
 class SizeSearch:
-    """The sizes tried for one model and template, each analysed at most once."""
+    """The sizes tried for one model and template, each analysed at most once.
 
-    def __init__(self, graph: Graph, template: Shape, seconds: float = SEARCH_SECONDS) -> None:
+    ``inputs`` is the model's input shape, or every input's shape for a forward that takes
+    several; ``which`` numbers the inputs (0-based) set to each size tried, together (a
+    siamese pair keeps its two images the same size); the others keep their shapes.
+    """
+
+    def __init__(self, graph: Graph, inputs, seconds: float = SEARCH_SECONDS,
+                 which: Sequence[int] = (0,)) -> None:
         self.graph = graph
-        self.template = tuple(template)
+        self.inputs = input_list(inputs)
+        self.which = tuple(which)
+        self.template = self.inputs[self.which[0]]
         self.seconds = seconds
         self.started = time.process_time()  # of the current part
         self.stopped = False
@@ -70,11 +84,15 @@ class SizeSearch:
         """The analysis at size ``n``, or the error that stopped it."""
         if n not in self._tried:
             try:
-                self._tried[n] = analyze_graph(self.graph, sized(self.template, n))
+                self._tried[n] = analyze_graph(self.graph, self.at(n))
             except LayerError as err:
                 self._tried[n] = err
             self.low_seen, self.high_seen = min(self.low_seen, n), max(self.high_seen, n)
         return self._tried[n]
+
+    def at(self, n: int) -> list[Shape]:
+        """Every input's shape when the chosen inputs are ``n`` wide."""
+        return sized_inputs(self.inputs, self.which, n)
 
     def fits(self, n: int) -> bool:
         return isinstance(self.outcome(n), Analysis)
@@ -181,4 +199,4 @@ class SizeSearch:
         return high
 
 
-__all__ = ["MAX_SIZE", "SEARCH_SECONDS", "SizeRun", "SizeSearch", "sized"]
+__all__ = ["MAX_SIZE", "SEARCH_SECONDS", "SizeRun", "SizeSearch", "sized", "sized_inputs"]

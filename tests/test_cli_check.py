@@ -155,3 +155,111 @@ def test_range_scan_stops_at_its_time_budget_and_says_where(capsys, monkeypatch)
                                     "scanned (give a narrower range)")
     code, out, _ = run(capsys, "check", "alexnet", "--input-range", "65..8000", "--json")
     assert json.loads(out)["stopped_at"] == 66 and json.loads(out)["fits"] == [[65, 65]]
+
+
+# ------------------------------------------------------------------ several inputs
+TWO_INPUTS = '''import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    """A siamese pair whose head was sized for 14x14 inputs."""
+
+    def __init__(self, in_features=2 * 16 * 6 * 6):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                     nn.Conv2d(8, 16, 3), nn.Flatten())
+        self.head = nn.Linear(in_features, 10)
+
+    def forward(self, left, right):
+        return self.head(torch.cat([self.encoder(left), self.encoder(right)], 1))
+
+
+class Good(Net):
+    def __init__(self):
+        super().__init__(2 * 16 * 14 * 14)
+
+
+class ImageText(nn.Module):
+    def __init__(self, fc_in=32):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 4, stride=4)
+        self.embed = nn.Embedding(1000, 16)
+        self.fc = nn.Linear(fc_in, 5)
+
+    def forward(self, image, tokens):
+        txt = self.embed(tokens).mean(1)
+        return self.fc(torch.cat([self.conv(image).flatten(1), txt], 1))
+'''
+
+
+@pytest.fixture
+def two_inputs(tmp_path):
+    pytest.importorskip("torch")
+    path = tmp_path / "siamese.py"
+    path.write_text(TWO_INPUTS)
+    return str(path)
+
+
+def test_two_inputs_fit_exit_0(capsys, two_inputs):
+    code, out, err = run(capsys, "check", f"{two_inputs}:Good", "--input", "1x3x32x32", "--input", "1x3x32x32")
+    assert (code, err) == (0, "")
+    assert out == "✓ Good fits inputs left 1×3×32×32, right 1×3×32×32 → 1×10\n"
+
+
+def test_two_inputs_do_not_fit_and_the_fix_names_the_inputs(capsys, two_inputs):
+    code, out, err = run(capsys, "check", f"{two_inputs}:Net", "--input", "1x3x32x32", "--input", "1x3x32x32")
+    assert (code, err) == (1, "")
+    assert out.splitlines() == [
+        "✗ Net does not fit inputs left 1×3×32×32, right 1×3×32×32",
+        "  at node   'head'  Linear(1152→10)",
+        "  expected  1152 input features",
+        "  got       6272 features",
+        "  Linear(1152, 10) receives 6272 features at inputs left 1×3×32×32, right 1×3×32×32",
+        "  fix 1: set in_features=6272",
+        "  fix 2: use 17×17 for inputs 1 and 2 ('left', 'right') (gives 1152; sizes 16 to 17 all work)",
+        "          --input 1x3x17x17 --input 1x3x17x17",
+    ]
+    # The proposed inputs, given back to check: the model fits them.
+    code, out, _ = run(capsys, "check", f"{two_inputs}:Net", "--input", "1x3x17x17", "--input", "1x3x17x17")
+    assert code == 0 and out.startswith("✓ Net fits inputs left 1×3×17×17, right 1×3×17×17 → 1×10")
+
+
+def test_image_and_token_ids_keep_their_element_type(capsys, two_inputs):
+    argv = ["check", f"{two_inputs}:ImageText", "--input", "1x3x32x32", "--input", "1x77:int64"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 1 and out.splitlines()[0] == "✗ ImageText does not fit inputs image 1×3×32×32, tokens 1×77 int64"
+    assert out.splitlines()[-2:] == ["  fix 2: use 7×7 for input 1 ('image') (gives 32; sizes 4 to 7 all work)",
+                                     "          --input 1x3x7x7 --input 1x77:int64"]
+    code, out, _ = run(capsys, *argv, "--json")
+    data = json.loads(out)
+    assert code == 1 and data["input_shapes"] == [[1, 3, 32, 32], [1, 77]]
+    assert data["input_dtypes"] == ["float32", "int64"] and data["input_labels"] == ["image", "tokens"]
+    assert data["fix_details"][1]["kind"] == "input" and data["fix_details"][1]["value"] == [0]
+    code, _, _ = run(capsys, "check", f"{two_inputs}:ImageText", "--input", "1x3x7x7", "--input", "1x77:int64")
+    assert code == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--input", "1x3x32x32"], "--input: Net takes 2 input(s) (left, right), got 1 shape(s)"),
+    ([], "--input: Net has no default input shape; give one"),
+    (["--input", "1x3x32x32", "--input", "1x3x32x32:int65"], "--input: element type 'int65' is not one of"),
+    (["--input", "1x3x32x32", "--input", "1x3x0x32"], "--input: must be ≥ 1, got 0"),
+    (["--input", "1x3x32x32", "--input", "1x3x32x32", "--input-range", "8..64"],
+     "--input-range: scans the square sizes of a model's only input, but Net takes 2 inputs (left, right)"),
+    (["--input-range", "8..64"], "--input-range: scans the square sizes of a model's only input"),
+])
+def test_two_input_usage_errors_exit_2_in_one_line(capsys, two_inputs, args, message):
+    code, out, err = run(capsys, "check", f"{two_inputs}:Net", *args)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"shapecalc: error: {message}"), err
+
+
+def test_input_range_takes_one_input_only(capsys):
+    code, out, err = run(capsys, "check", "alexnet", "--input", "1x1x224x224", "--input", "1x1x224x224",
+                         "--input-range", "64..128")
+    assert code == 2 and out == "" and err == (
+        "shapecalc: error: --input-range: scans the square sizes of a model's only input, but 2 --input "
+        "were given; check several inputs without --input-range, one --input per input\n")
+    code, _, err = run(capsys, "check", "alexnet", "--input", "1x1x224x224", "--input", "1x1x224x224")
+    assert code == 2 and "--input: alexnet takes 1 input(s) (input), got 2 shape(s)" in err

@@ -2,8 +2,9 @@
 
 Exit status is the answer, for scripts and CI: 0 fits, 1 does not fit, 2 a malformed command
 line or a model that could not be loaded (unknown name, missing file, syntax error).
+``--input`` is repeated for a forward that takes several tensors (as for ``show``).
 ``--input-range LO..HI`` scans square input sizes instead and says which fit, which keep every
-pixel ("exact") and where the others fail. The model is resolved (imported, traced) once and
+pixel ("exact") and where the others fail; it is for models with one input. The model is resolved (imported, traced) once and
 handed to the diagnosis or the scan.
 """
 
@@ -15,8 +16,9 @@ import re
 import click
 
 from ..errors import UsageError
-from ..layers import format_shape
-from .common import max_nodes_option, parse_shape, shape_option
+from ..fixes import FixKind, fixed_input
+from .common import max_nodes_option
+from .model_input import input_option, input_text, inputs_as_flag, parse_inputs
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:\.\.|-|:)\s*(\d+)\s*$")
 MAX_SPAN = 8192
@@ -35,21 +37,35 @@ def parse_range(text: str) -> tuple[int, int]:
     return low, high
 
 
+def one_input_for_range(src, given: int) -> None:
+    """Refuse ``--input-range`` unless the model takes one input and one ``--input`` at most:
+    the scan sets one input's square size, and which of several inputs to scan is no choice
+    to make silently."""
+    takes = len(src.graph.input_names) if src.graph is not None else 1
+    if takes > 1 or given > 1:
+        why = (f"{src.name} takes {takes} inputs ({', '.join(src.graph.input_labels or src.graph.input_names)})"
+               if takes > 1 else f"{given} --input were given")
+        raise UsageError(f"--input-range: scans the square sizes of a model's only input, but {why}; "
+                         "check several inputs without --input-range, one --input per input")
+
+
 @click.command()
 @click.argument("model")
-@shape_option()
+@input_option()
 @max_nodes_option()
 @click.option("--input-range", "input_range", metavar="LOW..HIGH", default=None,
-              help="Scan square input sizes LOW..HIGH: which fit, which are exact (no remainder).")
+              help="Scan square input sizes LOW..HIGH: which fit, which are exact (no remainder); "
+                   "for a model with one input.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 @click.pass_context
-def check(ctx: click.Context, model: str, input_shape: str | None, input_range: str | None,
+def check(ctx: click.Context, model: str, input_shape: tuple[str, ...], input_range: str | None,
           as_json: bool) -> None:
     """Say whether MODEL fits an input, and explain the first layer that does not.
 
     MODEL is a zoo name, a spec file (.json/.yaml/.toml), path/to/file.py:Net or
     package.module:make_net(num_classes=10). A Python target runs that Python code, as
-    `python file.py` would; zoo names and spec files never run code.
+    `python file.py` would; zoo names and spec files never run code. A forward that takes
+    several tensors gets one --input each, in order (--input 1x3x32x32 --input 1x77:int64).
 
     Every proposed fix has been checked through the whole model. The input-size search is
     bounded in time and says where it looked when it finds nothing.
@@ -61,13 +77,13 @@ def check(ctx: click.Context, model: str, input_shape: str | None, input_range: 
     from ..input_scan import SCAN_SECONDS
     from . import set_answer
 
-    shape = parse_shape(input_shape) if input_shape is not None else None
+    shapes, kinds = parse_inputs(input_shape)
     span = parse_range(input_range) if input_range is not None else None
     src = load_model(model)
-    shape = src.input_shape(shape, "--input")
     if span is not None:
+        one_input_for_range(src, len(shapes))
         low, high = span
-        scan = scan_inputs(src, shape, low, high)
+        scan = scan_inputs(src, src.input_shape(shapes[0] if shapes else None, "--input"), low, high)
         set_answer(0 if scan.fits else 1)
         if as_json:
             click.echo(json.dumps(scan.to_dict(), indent=2))
@@ -86,7 +102,10 @@ def check(ctx: click.Context, model: str, input_shape: str | None, input_range: 
                 click.echo(f"  stopped    at N = {scan.stopped_at} after {SCAN_SECONDS:g} s; "
                            f"sizes {scan.stopped_at}..{high} were not scanned (give a narrower range)")
         ctx.exit(0 if scan.fits else 1)
-    diag = diagnose(src, shape)
+    if not shapes:
+        shapes = [src.input_shape(None, "--input")]
+    with inputs_as_flag():
+        diag = diagnose(src, shapes if len(shapes) > 1 else shapes[0], input_dtypes=kinds)
     set_answer(0 if diag.fits else 1)
     if as_json:
         click.echo(json.dumps(diag.to_dict(), indent=2, default=list))
@@ -98,7 +117,7 @@ def check(ctx: click.Context, model: str, input_shape: str | None, input_range: 
             more = f" and {len(diag.dropping) - 6} more" if len(diag.dropping) > 6 else ""
             click.echo(f"  note: pixels are dropped at {shown}{more} (input size not exact)")
         ctx.exit(0)
-    click.echo(f"✗ {diag.model} does not fit input {format_shape(diag.input_shape)}")
+    click.echo(f"✗ {diag.model} does not fit {diag.inputs_text()}")
     click.echo(f"  at node   '{diag.node}'  {diag.layer}")
     if diag.expected:
         click.echo(f"  expected  {diag.expected}")
@@ -106,6 +125,10 @@ def check(ctx: click.Context, model: str, input_shape: str | None, input_range: 
     click.echo(f"  {diag.problem}")
     for i, fix in enumerate(diag.fixes, 1):
         click.echo(f"  fix {i}: {fix}")
+        if fix.kind is FixKind.INPUT and len(diag.input_shapes) > 1:  # the flags to type
+            fixed = fixed_input(list(diag.input_shapes), fix)
+            click.echo("          " + " ".join(f"--input {input_text(s, k)}"
+                                               for s, k in zip(fixed, diag.input_dtypes)))
     if diag.searched:
         click.echo(f"  searched  {diag.searched}")
     ctx.exit(1)

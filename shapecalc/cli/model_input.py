@@ -1,5 +1,8 @@
-"""What ``show``, ``graph`` and ``report`` share: MODEL and ``--input`` turned into an analysis,
-and library errors that name a parameter re-raised naming this command's flag.
+"""What ``show``, ``check``, ``graph`` and ``report`` share: MODEL and ``--input`` turned into
+an analysis, and library errors that name a parameter re-raised naming this command's flag.
+
+``--input`` is read here only (:func:`input_option`, :func:`parse_inputs`): one per tensor
+the forward takes, each ``SHAPE[:DTYPE]``.
 
 It sits below the command modules so that none of them imports another.
 """
@@ -7,7 +10,9 @@ It sits below the command modules so that none of them imports another.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Sequence
+
+import click
 
 from ..errors import ArgumentError, ShapeError, UsageError
 from .common import parse_shape
@@ -63,34 +68,61 @@ def parse_input(text: str) -> tuple[tuple[int, ...], str]:
     return parse_shape(shape_text), kind
 
 
+def input_option() -> click.Option:
+    """``--input SHAPE[:DTYPE]``, repeatable: one per tensor the model's forward takes."""
+    return click.option(
+        "--input", "input_shape", metavar="NxCxHxW[:DTYPE]", multiple=True,
+        help="Input shape, e.g. 1x3x224x224 (default: the model's own); repeat it for a forward "
+             "with several inputs, and add an element type for integer inputs "
+             "(--input 1x3x224x224 --input 1x77:int64).")
+
+
+def parse_inputs(given: str | Sequence[str] | None) -> tuple[list[tuple[int, ...]], list[str] | None]:
+    """Every ``--input`` (:func:`parse_input`) → shapes, and element types (``None`` when all
+    are float32); malformed values fail here, before the model is loaded."""
+    texts = (given,) if isinstance(given, str) else tuple(given or ())
+    parsed = [parse_input(text) for text in texts]
+    kinds = [k for _, k in parsed]
+    return [s for s, _ in parsed], (kinds if any(k != "float32" for k in kinds) else None)
+
+
+def input_text(shape: Sequence[int], kind: str = "float32") -> str:
+    """A shape as ``--input`` takes it: ``1x3x32x32``, ``1x77:int64``."""
+    return "x".join(map(str, shape)) + ("" if kind == "float32" else f":{kind}")
+
+
+@contextmanager
+def inputs_as_flag() -> Iterator[None]:
+    """Library errors about the input shapes or their element types, naming ``--input``."""
+    try:
+        yield
+    except ArgumentError as err:
+        if err.param.startswith(("input_shape", "input_dtypes")):  # the CLI's name for both
+            raise UsageError(f"--input: {err.detail}") from None
+        raise
+
+
 def load_and_analyze(model: str, input_shape: str | tuple[str, ...] | None, dtype: str = "float32",
                      mode: str = "eval"):
     """Resolve MODEL and --input (one or several, each ``SHAPE[:DTYPE]``), run the engine;
     errors come back as one-line exceptions."""
     from ..api import analyze, load_model
 
-    given = (input_shape,) if isinstance(input_shape, str) else tuple(input_shape or ())
-    parsed = [parse_input(text) for text in given]  # malformed --input fails before loading
+    shapes, kinds = parse_inputs(input_shape)
     src = load_model(model)
-    if parsed:
-        shapes = [s for s, _ in parsed]
-        kinds = [k for _, k in parsed]
+    if shapes:
         shape = shapes[0] if len(shapes) == 1 else shapes
     else:
-        shape, kinds = src.input_shape(None, "--input"), None
-    if kinds is not None and all(k == "float32" for k in kinds):
-        kinds = None
+        shape = src.input_shape(None, "--input")
     try:
-        analysis = analyze(src, shape, dtype, input_dtypes=kinds, mode=mode)
+        with inputs_as_flag():
+            analysis = analyze(src, shape, dtype, input_dtypes=kinds, mode=mode)
     except ShapeError as err:
         if isinstance(shape, list):
             raise
         raise ShapeError(too_small_message(src, shape, err)) from None
-    except ArgumentError as err:
-        if err.param.startswith(("input_shape", "input_dtypes")):  # the CLI's name for both
-            raise UsageError(f"--input: {err.detail}") from None
-        raise
     return src, analysis
 
 
-__all__ = ["INPUT_DTYPES", "load_and_analyze", "params_as_flags", "parse_input", "too_small_message"]
+__all__ = ["INPUT_DTYPES", "input_option", "input_text", "inputs_as_flag", "load_and_analyze",
+           "params_as_flags", "parse_input", "parse_inputs", "too_small_message"]

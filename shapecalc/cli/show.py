@@ -16,7 +16,7 @@ import click
 from ..errors import ShapeError
 from ..renderers import names
 from .common import dtype_option, max_nodes_option
-from .model_input import load_and_analyze, params_as_flags, too_small_message
+from .model_input import input_option, load_and_analyze, params_as_flags, too_small_message
 
 #: Output formats of ``--format``: those the registry (``shapecalc.renderers``) offers to show.
 FORMATS = names("show")
@@ -61,10 +61,7 @@ def _write_graph(analysis, path: str, depth: int | None) -> None:
 
 @click.command()
 @click.argument("model")
-@click.option("--input", "input_shape", metavar="NxCxHxW[:DTYPE]", multiple=True,
-              help="Input shape, e.g. 1x3x224x224 (default: the model's own); repeat it for a "
-                   "forward with several inputs, and add an element type for integer inputs "
-                   "(--input 1x3x224x224 --input 1x77:int64).")
+@input_option()
 @click.option("--train-mode", is_flag=True,
               help="Analyse an nn.Module in train mode (training-only branches such as auxiliary "
                    "heads); the default is eval mode, as torchinfo.")

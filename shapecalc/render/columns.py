@@ -168,9 +168,6 @@ def frozen_params(analysis) -> dict[str, int]:
     Only analyses of real modules can have frozen parameters; the engine's own models train
     every parameter they declare.
     """
-    given = getattr(analysis, "frozen_by_node", None)
-    if given:
-        return dict(given)
     graph = getattr(analysis, "graph", None)  # an nn.Module's nodes know their frozen share
     return {n.name: n.frozen for n in graph.nodes if getattr(n, "frozen", 0)} if graph else {}
 

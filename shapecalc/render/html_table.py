@@ -174,7 +174,8 @@ def diagnosis_fields(diagnosis) -> list[tuple[str, str]]:
     """(label, text) pairs shown under a diagnosis' headline, in reading order."""
     from . import shape_text
 
-    fields = [("model", diagnosis.model), ("input", shape_text(diagnosis.input_shape))]
+    inputs = diagnosis.inputs_text()  # "input 1×3×224×224" or "inputs left …, right …"
+    fields = [("model", diagnosis.model), tuple(inputs.split(" ", 1))]
     if diagnosis.fits:
         fields.append(("output", shape_text(diagnosis.output_shape)))
         if diagnosis.dropping:

@@ -29,7 +29,7 @@ def terminal_width() -> int:
 
 def diagnosis_repr(diagnosis) -> str:
     """``<Diagnosis alexnet 1×1×28×28: does not fit at '3' Conv2d(…); 2 fixes>``."""
-    where = f"{shape_text(diagnosis.input_shape)}"
+    where = " + ".join(shape_text(s) for s in getattr(diagnosis, "input_shapes", ()) or (diagnosis.input_shape,))
     if diagnosis.fits:
         return f"<Diagnosis {diagnosis.model} {where}: fits → {shape_text(diagnosis.output_shape)}>"
     at = f" at '{diagnosis.node}' {diagnosis.layer}" if diagnosis.node else ""
@@ -46,7 +46,7 @@ def diagnosis_lines(diagnosis) -> list[str]:
             lines.append(f"  note: pixels are dropped at {', '.join(map(repr, diagnosis.dropping))}"
                          " (input size not exact)")
         return lines
-    lines = [f"✗ {diagnosis.model} does not fit input {shape_text(diagnosis.input_shape)}"]
+    lines = [f"✗ {diagnosis.model} does not fit {diagnosis.inputs_text()}"]
     if diagnosis.node:
         lines.append(f"  at node   '{diagnosis.node}'  {diagnosis.layer or ''}".rstrip())
     if diagnosis.expected:
