@@ -170,7 +170,7 @@ class Window:
     """One spatial axis of a sliding-window layer (conv, pool), in the arithmetic's terms.
 
     ``p`` is the TOTAL padding of both sides and ``p_left`` the part before the input, as
-    ``arithmetic.py`` counts them; ``span`` is the dilated kernel's extent. The CLI prints
+    ``arithmetic`` counts them; ``span`` is the dilated kernel's extent. The CLI prints
     these rather than its own reading of the options, so it shows what the layer holds
     (a pool's stride defaulting to its kernel, ``padding='same'``'s odd pixel on the right).
     """
@@ -204,7 +204,7 @@ class _WindowLayer(Layer):
     Subclasses hold their per-axis values normalised in ``_k``, ``_s``, ``_p`` (total),
     ``_pl`` (left) and ``_d`` and answer, per axis, the questions ``shapecalc layer`` prints:
     the substituted arithmetic, the rows no window reads, the paddings that reach a target
-    size and the largest padding torch allows. The rules themselves live in ``arithmetic.py``.
+    size and the largest padding torch allows. The rules themselves live in ``arithmetic``.
     """
 
     ndim: ClassVar[int] = 2
