@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 
 from ..renderers import renderer
 from . import human_count, record_kind, record_notes, rf_text, shape_text
-from .dot import DOT_TIMEOUT
+from .dot_runner import DOT_TIMEOUT
 from .html_table import escape
 
 ASSETS = Path(__file__).parent / "assets"
@@ -109,7 +109,8 @@ def _script_json(data: Any) -> str:
 
 def _graph_section(analysis, rankdir: str, depth: int | None, expand: bool,
                    dot_timeout: float) -> tuple[str, dict]:
-    from .dot import build_graph, check_timeout, pipe
+    from .dot_runner import check_timeout, pipe
+    from .graph_build import build_graph
 
     check_timeout(dot_timeout)  # before the (possibly long) drawing is built
     digraph, ids = build_graph(analysis, rankdir, depth, expand)
@@ -126,7 +127,7 @@ def to_report(analysis, rankdir: str = "TB", depth: int | None = None, expand: b
     """The report: header and totals, a filter box, the table, the Graphviz drawing (unless
     ``graph`` is false) and a details panel; clicking a row or a node shows that layer's
     arithmetic, notes and receptive field drawn to scale on the input grid. Graphviz's ``dot``
-    is stopped after ``dot_timeout`` seconds (``render.dot.GraphvizTimeout``)."""
+    is stopped after ``dot_timeout`` seconds (``render.dot_runner.GraphvizTimeout``)."""
     svg, graph_ids = (_graph_section(analysis, rankdir, depth, expand, dot_timeout) if graph
                       else ("", {}))
     data = _script_json(report_data(analysis, graph_ids))
