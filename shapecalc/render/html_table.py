@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 from ..renderers import renderer
 from . import human_count, record_kind, visible_text
 from .columns import BY_KEY, DEFAULT_COLUMNS, cell, note_texts, parse_columns
-from .table import row_description, table_model, torch_cell
+from .table_rows import row_description, table_model, torch_cell
 
 #: Kind markers: mid-tone colours that stand out on white and on near-black alike.
 KIND_COLOURS = {
