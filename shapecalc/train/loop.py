@@ -26,18 +26,15 @@ from ..fileio import write_text
 from ..model_source import ModelSource
 from . import checkpoint as ckpt
 from . import distributed
-from .config import TrainConfig, resolve_device
+from .config import TrainConfig
 from .errors import TrainError
 from .estimate import SMALL_SIZE, RunShape, advice, run_seconds
-from .data import load_for
 from .metrics import EpochMetrics, Totals, environment, summary
-from .model import (
-    _fits, build, warm_up, check_image_size, check_shapes, default_image_size, from_stored, resolve,
-    stored_model,
-)
+from .model import _fits, from_stored, resolve, stored_model
 from .outputs import metrics_document, save_model_file, write_plot
-from .pipeline import DeviceSplit, epoch_order, eval_batches, images_trained, num_batches, train_batches
+from .pipeline import epoch_order, eval_batches, num_batches, train_batches
 from .report import Progress, Reporter, make_reporter
+from .run_setup import RunSetup
 
 SYNC_SECONDS = 1.0  # at most about one device sync a second for progress and NaN checks
 
@@ -59,7 +56,10 @@ class RunResult:
     model: torch.nn.Module = field(repr=False, default=None)
 
 
-class Trainer:
+class Trainer(RunSetup):
+    """One training run: :class:`RunSetup` prepares it; this class runs the epochs, evaluates,
+    and saves (checkpoints, Ctrl-C, the final files)."""
+
     def __init__(self, config: TrainConfig, reporter: Reporter | None = None,
                  resume: dict[str, Any] | None = None, sync_every: int = 20,
                  source: ModelSource | None = None) -> None:
@@ -74,108 +74,6 @@ class Trainer:
         self.writer = ckpt.BackgroundWriter()
         self.estimated = False
         self.saved_epoch: int | None = None
-
-    # -- setup -------------------------------------------------------------------------
-    def setup(self) -> None:
-        cfg, world = self.config, self.world
-        if cfg.threads is None:
-            cfg.threads = torch.get_num_threads()
-        torch.set_num_threads(cfg.threads)
-        src = self.source if self.source is not None else resolve(cfg.model)
-        self.source = src
-        if cfg.image_size is None:
-            cfg.image_size = default_image_size(src)
-        check_image_size(src, cfg.image_size)  # once, before any data or device work
-        if cfg.batch_size % world.size:
-            raise TrainError(f"--batch-size {cfg.batch_size} must divide evenly over {world.size} ranks")
-        self.device = resolve_device(cfg.device, world.local_rank if world.distributed else None)
-        cuda = self.device.type == "cuda"
-        self.amp = cuda if cfg.amp is None else cfg.amp
-        self.channels_last = cuda if cfg.channels_last is None else cfg.channels_last
-        self.out = Path(cfg.out) if cfg.out else None
-        if self.out is not None and world.is_main:
-            if self.resume is None:
-                ckpt.prepare_out(self.out, cfg.force)
-            else:
-                ckpt.check_writable(self.out)
-        distributed.init(world, self.device)
-        if cuda:
-            torch.backends.cudnn.benchmark = True
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-
-        data, data_source = load_for(cfg)
-        self.train_data = DeviceSplit.from_split(data.train, self.device, cfg.limit_train)
-        self.test_data = DeviceSplit.from_split(data.test, self.device, cfg.limit_test)
-        self.module = build(src, cfg.image_size, cfg.seed).to(self.device)
-        if self.channels_last:
-            self.module = self.module.to(memory_format=torch.channels_last)
-        layers = check_shapes(src, self.module, cfg.image_size, self.device)
-        self.model = distributed.wrap(self.module, world, self.device)
-        if cfg.compile:
-            self.model = torch.compile(self.model)
-        self.optimizer = torch.optim.SGD(self.module.parameters(), lr=cfg.lr)
-        self.data_rng = torch.Generator().manual_seed(cfg.seed)
-        self.history: list[EpochMetrics] = []
-        self.start_epoch, self.start_batch, self.partial = 0, 0, None
-        local = cfg.batch_size // world.size
-        self.batches = num_batches(len(self.train_data) // world.size, local)
-        if self.resume is not None:
-            self._restore(self.resume)
-        if cuda and not world.distributed:  # (under DDP a bare backward would upset its reducer)
-            self.warm_up()
-        r = self.reporter
-        r.info(f"shapecalc train: {src.name} at {cfg.image_size}x{cfg.image_size} on {self.device}"
-               f"{f' x{world.size} ranks' if world.distributed else ''} "
-               f"(amp {'bf16' if self.amp else 'off'}, channels-last {'on' if self.channels_last else 'off'}"
-               f"{', compiled' if cfg.compile else ''}"
-               f"{f', {cfg.threads} CPU threads' if self.device.type == 'cpu' else ''})")
-        used = images_trained(len(self.train_data) // world.size, local) * world.size
-        dropped = f" ({len(self.train_data) - used} left out of each epoch: full batches only)" \
-            if used != len(self.train_data) else ""
-        r.info(f"data: {data_source}; train {len(self.train_data)}, test {len(self.test_data)} "
-               f"images{dropped}")
-        r.info(f"shape check: {layers} layers on {self.device} match the engine's table")
-        if self.resume is not None:
-            r.info(f"resumed at epoch {self.start_epoch + 1}, batch {self.start_batch}")
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        where = f"--resume {self.out / ckpt.CHECKPOINT if self.out else 'checkpoint'}"
-        ckpt.load_weights(self.module, state["weights"], where)
-        try:
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.data_rng.set_state(state["data_rng"])
-            ckpt.restore_rng(state["rng"], self.device)
-        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise TrainError(f"{where}: the optimiser or RNG state does not load: {first}") from None
-        self.history = [EpochMetrics(**m) for m in state["history"]]
-        self.start_epoch, self.start_batch = state["epoch"], state["batch"]
-        if self.start_batch >= self.batches and self.start_batch:
-            raise TrainError(f"{where}: entry 'batch' is {self.start_batch}, but an epoch has "
-                             f"{self.batches} batches")
-        self.partial = state.get("partial")
-
-    def warm_up(self) -> None:
-        """cuDNN's autotuning for both batch shapes before epoch 1's clock starts (see model.warm_up)."""
-        cfg, dev = self.config, self.device
-        local = min(cfg.batch_size // self.world.size, len(self.train_data))
-        x = torch.zeros(local, 1, cfg.image_size, cfg.image_size, device=dev)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        test_x = next(eval_batches(self.test_data, self.eval_batch, cfg.image_size,
-                                   self.channels_last, pad=self.pad_eval))[0]
-        warm_up(self.module, self.optimizer, x, test_x, self.amp)
-
-    @property
-    def eval_batch(self) -> int:
-        if self.device.type == "cuda":
-            return min(4 * self.config.batch_size, 2048)
-        return self.config.batch_size
-
-    @property
-    def pad_eval(self) -> bool:
-        return self.device.type == "cuda"  # one batch shape for cuDNN; on the CPU it only costs
 
     def _state(self, epoch: int, batch: int, data_rng: torch.Tensor,
                partial: dict[str, Any] | None) -> dict[str, Any]:
