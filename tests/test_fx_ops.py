@@ -174,3 +174,20 @@ def test_a_yaml_spec_file_with_modern_layers(tmp_path):
     assert table.total_params == sum(p.numel() for p in module.parameters())
     gru = next(r for r in table.records if r.type == "GRU")
     assert gru.layer.extra_outputs((2, 12, 32)) == (("h_n", (2, 2, 16)),)
+
+
+def test_equal_arguments_of_other_types_never_share_a_layer():
+    # 1, 1.0 and True are equal and hash alike; layers built once per distinct arguments must
+    # still tell them apart (a layer may take one and refuse another).
+    from shapecalc.torch_bridge.fx_common import typed_key
+
+    keys = {typed_key(v) for v in (1, 1.0, True, (1, 1), (True, 1), [1, 1])}
+    assert len(keys) == 6
+    with pytest.raises(TypeError):
+        typed_key(({"a": 1},))
+
+    made: dict = {}  # as one import shares it between modules
+    plain = module_to_layer(nn.Flatten(1), made)
+    assert plain is not None and plain.start_dim == 1
+    assert module_to_layer(nn.Flatten(True), made) is None  # a bool dim is refused, not reused
+    assert module_to_layer(nn.Flatten(1), made) is plain  # equal arguments do share

@@ -102,11 +102,21 @@ def _field_plan(spec_cls: type) -> tuple[tuple[str, bool, bool, bool], ...]:
     return plan
 
 
+def typed_key(value: Any) -> Any:
+    """``value`` as a dict key that also tells ``1``, ``1.0`` and ``True`` apart: they are
+    equal and hash alike, but a layer may take one and refuse another. Raises ``TypeError``
+    for an unhashable value (the caller then builds the layer afresh)."""
+    if type(value) in (tuple, list):
+        return type(value), tuple(typed_key(v) for v in value)
+    hash(value)
+    return type(value), value
+
+
 def _build(spec_cls: type, kwargs: dict[str, Any], made: dict | None) -> Layer:
     if made is None:
         return spec_cls(**kwargs)
     try:
-        key = (spec_cls, *kwargs.items())
+        key = (spec_cls, typed_key(tuple(kwargs.items())))
         layer = made.get(key)
     except TypeError:  # an unhashable argument (a list the spec will refuse, say)
         return spec_cls(**kwargs)
@@ -174,4 +184,4 @@ def labelled_leaves(value: Any, expand: Callable[[Any], Any] | None = None,
             yield label, value
 
 
-__all__ = ["ModuleIndex", "blocks_for", "labelled_leaves", "module_to_layer"]
+__all__ = ["ModuleIndex", "blocks_for", "labelled_leaves", "module_to_layer", "typed_key"]

@@ -19,7 +19,7 @@ from ..layers import Layer
 from ..layers.functional import Reshape
 from ..notes import Note, NoteKind
 from . import fx_ops
-from .fx_common import ModuleIndex, blocks_for, labelled_leaves, module_to_layer
+from .fx_common import ModuleIndex, blocks_for, labelled_leaves, module_to_layer, typed_key
 from .fx_measured import measured
 from .fx_params import ParamLedger, attribute, loose_notes
 from .fx_values import FxValues
@@ -347,6 +347,7 @@ class FxConverter(FxValues):
         """One layer object per distinct op and arguments: a thousand ``x + y`` share one ``Add``
         (layers are frozen values), so each is built and checked once."""
         try:
+            key = typed_key(key)
             layer = self.made.get(key)
         except TypeError:  # an unhashable argument: build it afresh
             return factory(*args, **kwargs)
