@@ -241,3 +241,21 @@ def test_dot_rejecting_the_drawing_fails_the_command(tmp_path, capsys, monkeypat
     assert code == 1 and out == ""
     assert err.strip() == "shapecalc: error: Graphviz `dot` failed: Error: <stdin>: syntax error in line 3"
     assert not (tmp_path / "l.svg").exists()
+
+
+@needs_dot
+def test_dot_running_too_long_is_stopped_with_one_line(tmp_path, capsys):
+    # ResNet-50 drawn layer by layer keeps a real `dot` busy far longer than a millisecond.
+    target = tmp_path / "r50.svg"
+    target.write_text("keep me")
+    code, out, err = run(capsys, "resnet50", "--expand", "--dot-timeout", "0.001", "-o", str(target))
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "`dot -Tsvg` did not finish within 0.001 s" in err
+    assert "--depth N" in err and "raise --dot-timeout" in err
+    assert target.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["r50.svg"]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "soon"])
+def test_dot_timeout_must_be_positive_seconds(capsys, value):
+    code, out, err = run(capsys, "lenet", "--format", "svg", "--dot-timeout", value)
+    assert code == 2 and err.count("\n") == 1 and "--dot-timeout" in err

@@ -114,3 +114,12 @@ def test_show_format_html(capfd):
     out, _ = capfd.readouterr()
     assert exc.value.code == 0 and out.startswith("<!DOCTYPE html>")
     assert out.count('<tr class="sc-row') == len(analyze("lenet").records)
+
+
+@needs_dot
+def test_dot_running_too_long_is_stopped_with_one_line(tmp_path, capsys):
+    target = tmp_path / "r50.html"
+    code, out, err = run(capsys, "resnet50", "--expand", "--dot-timeout", "0.001", "-o", str(target))
+    assert code == 1 and out == "" and not target.exists()
+    assert err.count("\n") == 1 and "`dot -Tsvg` did not finish within 0.001 s" in err
+    assert "--depth N" in err and "--no-graph" in err and "raise --dot-timeout" in err

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -21,7 +22,7 @@ from shapecalc.fileio import OutputError
 from shapecalc.layers import Conv2d, ReLU
 from shapecalc.render import shape_text
 from shapecalc.render.dot import (
-    AUTO_NODE_LIMIT, KIND_COLOURS, GraphvizFailed, GraphvizNotFound, analysis_to_dot, auto_depth,
+    AUTO_NODE_LIMIT, KIND_COLOURS, GraphvizFailed, GraphvizNotFound, GraphvizTimeout, analysis_to_dot, auto_depth,
     build_graph, pipe, printable, write_graph,
 )
 
@@ -282,3 +283,28 @@ def test_resnet50_png_is_not_scaled_down(tmp_path):
 def test_analysis_to_dot_method_is_the_same_text():
     a = analyze("resnet18")
     assert a.to_dot(depth=1, rankdir="LR") == analysis_to_dot(a, depth=1, rankdir="LR")
+
+
+def test_a_dot_that_never_ends_is_stopped(tmp_path, monkeypatch):
+    # A `dot` that reads the drawing and then hangs: stopped at the limit, the file kept.
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "dot").write_text("#!/bin/sh\ncat >/dev/null\nexec sleep 30\n")
+    (fake / "dot").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:/usr/bin:/bin")
+    target = tmp_path / "lenet.svg"
+    target.write_text("keep me")
+    started = time.monotonic()
+    with pytest.raises(GraphvizTimeout) as info:
+        write_graph(analyze("lenet"), target, dot_timeout=0.5)
+    assert time.monotonic() - started < 10
+    assert str(info.value) == ("Graphviz `dot -Tsvg` did not finish within 0.5 s and was stopped: draw "
+                               "fewer nodes (depth=N collapses nested blocks) or raise dot_timeout")
+    assert isinstance(info.value, GraphvizFailed) and target.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), "1", True, None])
+def test_dot_timeout_is_checked_before_drawing(tmp_path, value):
+    with pytest.raises(ArgumentError, match="^dot_timeout: expected a number of seconds > 0") as info:
+        write_graph(analyze("lenet"), tmp_path / "lenet.svg", dot_timeout=value)
+    assert info.value.param == "dot_timeout" and list(tmp_path.iterdir()) == []

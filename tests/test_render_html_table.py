@@ -9,6 +9,7 @@ import pytest
 
 from shapecalc import analyze
 from shapecalc.diagnose import diagnose
+from shapecalc.render import record_notes
 from shapecalc.render.html_table import analysis_html, table_html
 
 VOID = {"br", "hr", "img", "meta", "link", "input", "col"}
@@ -101,3 +102,86 @@ def test_diagnosis_html_lists_the_checked_fixes():
     for fix in diag.fixes:
         assert fix.replace("'", "&#x27;") in diag._repr_html_()
     assert "does not fit" in diag._repr_html_()
+
+
+class Cells(HTMLParser):
+    """The table's header texts and, per ``data-row``, its cell texts (``convert_charrefs``:
+    what a browser shows)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.headers: list[str] = []
+        self.rows: dict[int, list[str]] = {}
+        self.names: dict[int, str] = {}
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+        self._head = False
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "thead":
+            self._head = True
+        elif tag == "tr" and "data-row" in attrs:
+            self._row = self.rows.setdefault(int(attrs["data-row"]), [])
+            self.names[int(attrs["data-row"])] = attrs["data-name"]
+        elif tag in ("td", "th") and (self._head or self._row is not None):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            (self.headers if self._head else self._row).append("".join(self._cell))
+            self._cell = None
+        elif tag == "thead":
+            self._head = False
+        elif tag == "tr":
+            self._row = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def by_header(self) -> list[dict[str, str]]:
+        return [dict(zip(self.headers, self.rows[i], strict=True)) for i in sorted(self.rows)]
+
+
+def _weird_names():
+    from shapecalc.blocks import Sequential
+    from shapecalc.layers import Conv2d, MaxPool2d, ReLU
+
+    return analyze(Sequential({'a"<b>&\n\x01': Conv2d(1, 4, 3, stride=2),
+                               "</td>": MaxPool2d(3, 2), "r": ReLU()}), (1, 1, 30, 31))
+
+
+@pytest.mark.parametrize("make, depth", [
+    (lambda: analyze("alexnet"), None),  # notes: dropped pixels, in_features derived
+    (lambda: analyze("resnet18"), None),  # blocks: tree labels, expanded block rows
+    (lambda: analyze("resnet18"), 1),  # collapsed blocks
+    (lambda: analyze("googlenet"), None),  # concatenations: several input shapes
+    (_weird_names, None),  # names that are markup, control characters, odd sizes
+])
+def test_page_report_and_notebook_show_the_same_cells(make, depth):
+    """One writer: the page, the report and the notebook agree cell for cell, whichever
+    columns each shows, and every row says which record it is."""
+    from shapecalc.render.html import PAGE_COLUMNS, to_html, to_report
+
+    result = make()
+    page = Cells(to_html(result, depth=depth))
+    notebook_all = Cells(analysis_html(result, depth=depth, columns=PAGE_COLUMNS))
+    notebook = Cells(analysis_html(result, depth=depth))
+    records = list(result.rows(depth))
+    assert page.headers == notebook_all.headers and len(page.rows) == len(records)
+    assert page.by_header() == notebook_all.by_header()
+    assert page.names == notebook.names == {i: r.name.replace("\x01", "\u2401").replace("\n", "\u240a")
+                                            for i, r in enumerate(records)}
+    for full, short in zip(page.by_header(), notebook.by_header()):
+        assert short == {title: full[title] for title in short}
+    if depth is None:  # the report always shows every row
+        report = Cells(to_report(result, graph=False))
+        assert report.headers == page.headers and report.by_header() == page.by_header()
+    for cells, rec in zip(page.by_header(), records):
+        assert cells["output shape"] == "×".join(map(str, rec.output_shape))
+        assert cells["notes"] == "; ".join(str(n) for n in record_notes(rec))
+    if result.model == "alexnet":
+        assert any("in_features=6400 derived from the input" in c["notes"] for c in page.by_header())

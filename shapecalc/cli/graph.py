@@ -15,6 +15,7 @@ import click
 from ..errors import UsageError
 from ..renderers import names
 from .common import max_nodes_option, shape_option
+from .graphviz_options import dot_timeout_as_flags, dot_timeout_option
 from .model_input import load_and_analyze, params_as_flags
 
 
@@ -38,8 +39,9 @@ def binary_to_terminal(fmt) -> bool:
               help="Draw blocks nested deeper than N as single nodes (0: top-level only).")
 @click.option("--expand", is_flag=True,
               help="Draw every layer (by default big models are collapsed to ≤80 nodes).")
+@dot_timeout_option()
 def graph(model: str, input_shape: str | None, output: str | None, fmt: str | None, rankdir: str,
-          depth: int | None, expand: bool) -> int:
+          depth: int | None, expand: bool, dot_timeout: float) -> int:
     """Draw MODEL: one node per layer with its arguments, output shape and parameters; edges
     carry tensor shapes; blocks are boxes; colours mark the layer kind.
 
@@ -57,8 +59,9 @@ def graph(model: str, input_shape: str | None, output: str | None, fmt: str | No
         raise UsageError(f"--format {chosen.name} writes a binary file; give -o FILE "
                          "(or -o - to pipe it; only dot and svg go to a terminal)")
     _, analysis = load_and_analyze(model, input_shape)
-    with params_as_flags({"path": "-o", "format": "--format"}):
-        written = write(analysis, chosen, output, rankdir=rankdir.upper(), depth=depth, expand=expand)
+    with params_as_flags({"path": "-o", "format": "--format"}), dot_timeout_as_flags():
+        written = write(analysis, chosen, output, rankdir=rankdir.upper(), depth=depth, expand=expand,
+                        dot_timeout=dot_timeout)
     if written != "-":
         click.echo(f"graph of {analysis.model} written to {written}", err=True)
     return 0

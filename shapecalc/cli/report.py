@@ -11,6 +11,7 @@ import click
 
 from ..errors import UsageError
 from .common import dtype_option, shape_option
+from .graphviz_options import dot_timeout_as_flags, dot_timeout_option
 
 
 @click.command()
@@ -26,8 +27,9 @@ from .common import dtype_option, shape_option
 @click.option("--expand", is_flag=True, help="Draw every layer in the graph, however big the model.")
 @click.option("--no-graph", "no_graph", is_flag=True,
               help="Leave the graph out (needs no Graphviz).")
+@dot_timeout_option()
 def report(model: str, input_shape: str | None, dtype: str, output: str, rankdir: str,
-           depth: int | None, expand: bool, no_graph: bool) -> int:
+           depth: int | None, expand: bool, no_graph: bool, dot_timeout: float) -> int:
     """Write an interactive HTML report of MODEL: click a row or a graph node to see that
     layer's arithmetic, its notes and its receptive field drawn on the input grid.
 
@@ -44,9 +46,10 @@ def report(model: str, input_shape: str | None, dtype: str, output: str, rankdir
         chosen = for_output(output, None, "report", default="report")
     _, analysis = load_and_analyze(model, input_shape, dtype)
     try:
-        with params_as_flags({"path": "-o"}):
+        with params_as_flags({"path": "-o"}), dot_timeout_as_flags(
+                "--depth N collapses nested blocks; --no-graph leaves the graph out"):
             written = write(analysis, chosen, output, rankdir=rankdir.upper(), depth=depth,
-                            expand=expand, graph=not no_graph)
+                            expand=expand, graph=not no_graph, dot_timeout=dot_timeout)
     except GraphvizNotFound:
         raise GraphvizNotFound(f"the report's graph needs {NO_DOT}, or pass --no-graph") from None
     if written != "-":

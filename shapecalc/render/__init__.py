@@ -153,6 +153,35 @@ def note_dict(note) -> dict:
     return {"kind": "text", "text": str(note)}
 
 
+def record_kind(record) -> str:
+    """A row's kind, as every renderer colours it: ``block``, the layer's ``kind``, or ``other``."""
+    if getattr(record, "is_block", False):
+        return "block"
+    return record.layer.kind if record.layer is not None else "other"
+
+
+#: Characters that would vanish or break a one-line label: C0 and C1 controls (line breaks
+#: included), lone surrogates (not encodable in UTF-8) and U+FFFE/U+FFFF. Compiled on first use.
+_UNPRINTABLE = "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]"
+
+
+def _stand_in(match) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # ␀ … ␟, Unicode's control pictures
+    if code == 0x7F:
+        return "\u2421"
+    return f"[U+{code:04X}]"
+
+
+def visible_text(text: object) -> str:
+    """``text`` with every unprintable character replaced by a visible stand-in (``\n`` → ``␊``,
+    a lone surrogate → ``[U+D800]``): a name reads the same in the graph and in HTML."""
+    import re
+
+    return re.sub(_UNPRINTABLE, _stand_in, str(text))
+
+
 def notes_text(record, sep: str = "; ") -> str:
     """A record's notes as one line of text (table cells, CSV, Markdown)."""
     return sep.join(str(note) for note in record_notes(record))
@@ -160,5 +189,5 @@ def notes_text(record, sep: str = "; ") -> str:
 
 __all__ = [
     "MACS_CONVENTION", "header_lines", "mode_text", "human_bytes", "human_count", "note_dict", "notes_text",
-    "params_line", "record_notes", "rf_sizes", "rf_text", "shape_text",
+    "params_line", "record_kind", "record_notes", "rf_sizes", "rf_text", "shape_text", "visible_text",
 ]

@@ -15,13 +15,12 @@ The ``graphviz`` package is imported inside the functions: discovering the outpu
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from ..errors import ArgumentError, ShapecalcError
 from ..renderers import renderer, write
-from . import human_count, shape_text
+from . import human_count, record_kind, shape_text, visible_text
 
 #: Suffix → format: the graph command's formats, as the registry declares them.
 FORMATS = {"dot": "dot", "gv": "dot", "svg": "svg", "png": "png", "pdf": "pdf"}
@@ -31,6 +30,9 @@ AUTO_NODE_LIMIT = 80
 #: PNG resolution: large enough for 10–11 pt text to read on screen, small enough that a
 #: ResNet-50 drawing stays under cairo's 32767-pixel limit (past it Graphviz shrinks it all).
 PNG_DPI = 110
+#: Seconds ``dot`` may take before it is stopped: ResNet-50 expanded draws in a few seconds, but
+#: a model of thousands of layers drawn with ``expand`` can keep ``dot`` busy for many minutes.
+DOT_TIMEOUT = 60.0
 #: Longest text put in one label: Graphviz's scanner refuses quoted strings over 16 KiB.
 MAX_TEXT = 1000
 
@@ -63,25 +65,31 @@ class GraphvizFailed(ShapecalcError):
     """Graphviz's ``dot`` refused the drawing or crashed (its first error line is kept)."""
 
 
-#: Characters Graphviz cannot take inside a label (its XML parser refuses C0 controls, lone
-#: surrogates and U+FFFE/U+FFFF; C1 controls and line breaks would be invisible or break the
-#: one-line labels), so they are shown as visible stand-ins instead.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+class GraphvizTimeout(GraphvizFailed):
+    """Graphviz's ``dot`` ran past its time limit and was stopped.
 
+    The message names the command, the limit and the ways out; ``fewer`` (how to draw fewer
+    nodes) and ``limit`` word them as the caller knows them (the library's parameters, or a
+    command's flags).
+    """
 
-def _stand_in(match: re.Match) -> str:
-    code = ord(match.group())
-    if code < 0x20:
-        return chr(0x2400 + code)  # ␀ … ␟, Unicode's control pictures
-    if code == 0x7F:
-        return "\u2421"
-    return f"[U+{code:04X}]"
+    def __init__(self, command: str, seconds: float,
+                 fewer: str = "depth=N collapses nested blocks", limit: str = "dot_timeout") -> None:
+        self.command, self.seconds = command, seconds
+        super().__init__(f"Graphviz `{command}` did not finish within {seconds:g} s and was stopped: "
+                         f"draw fewer nodes ({fewer}) or raise {limit}")
+
+    def for_flags(self, fewer: str, limit: str) -> "GraphvizTimeout":
+        """The same error worded with a command's flags."""
+        return GraphvizTimeout(self.command, self.seconds, fewer, limit)
 
 
 def printable(text: object) -> str:
-    """``text`` with every character Graphviz would refuse or hide replaced by a visible
-    stand-in (``\n`` → ``␊``), cut to :data:`MAX_TEXT` characters."""
-    out = _UNPRINTABLE.sub(_stand_in, str(text))
+    """``text`` with every character Graphviz would refuse or hide (its XML parser refuses C0
+    controls, lone surrogates and U+FFFE/U+FFFF; line breaks would break the one-line labels)
+    replaced by a visible stand-in (``\n`` → ``␊``, :func:`.visible_text`), cut to
+    :data:`MAX_TEXT` characters."""
+    out = visible_text(text)
     return out if len(out) <= MAX_TEXT else out[:MAX_TEXT - 1] + "…"
 
 
@@ -225,7 +233,7 @@ def build_graph(analysis, rankdir: str = "TB", depth: int | None = None, expand:
             attrs = {"label": _block_label(rep, blocks[rep], members.get(rep, 0)),
                      "fillcolor": BLOCK_COLOUR[0], "style": "rounded,filled,bold"}
         else:
-            kind = rec.layer.kind if rec.layer is not None else "other"
+            kind = record_kind(rec)
             kinds.add(kind)
             attrs = {"label": _layer_label(rec),
                      "fillcolor": KIND_COLOURS.get(kind, KIND_COLOURS["other"])[0],
@@ -316,29 +324,50 @@ def analysis_to_dot(analysis, rankdir: str = "TB", depth: int | None = None, exp
     return build_graph(analysis, rankdir, depth, expand)[0].source
 
 
-def pipe(digraph, fmt: str) -> bytes:
-    """Render ``digraph`` with Graphviz's ``dot``; its absence or failure is one line."""
-    import graphviz
+def check_timeout(seconds: float, param: str = "dot_timeout") -> float:
+    """``seconds`` as a positive, finite float, or :class:`ArgumentError` naming ``param``."""
+    from numbers import Real
 
+    if isinstance(seconds, bool) or not isinstance(seconds, Real) or not 0 < seconds < float("inf"):
+        raise ArgumentError(param, f"expected a number of seconds > 0, got {seconds!r}")
+    return float(seconds)
+
+
+def pipe(digraph, fmt: str, timeout: float = DOT_TIMEOUT) -> bytes:
+    """Render ``digraph`` with Graphviz's ``dot``, stopped after ``timeout`` seconds; its absence,
+    failure or time-out is one line.
+
+    ``dot`` is run here rather than through ``Digraph.pipe()``, which takes no time limit.
+    """
+    import subprocess
+
+    timeout = check_timeout(timeout)
+    command = [digraph.engine, f"-T{fmt}"]
+    source = digraph.source.encode(digraph.encoding or "utf-8")
     try:
-        return digraph.pipe(format=fmt, quiet=True)
-    except graphviz.ExecutableNotFound:
+        done = subprocess.run(command, input=source, capture_output=True, timeout=timeout, check=False)
+    except FileNotFoundError:
         raise GraphvizNotFound(f"writing {fmt.upper()} needs {NO_DOT}, or use --format dot, which needs "
                                "no Graphviz") from None
-    except graphviz.CalledProcessError as err:
-        stderr = err.stderr.decode("utf-8", "replace") if isinstance(err.stderr, bytes) else str(err.stderr or "")
-        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-        first = next((line for line in lines if line.lower().startswith("error")), lines[0] if lines else None)
-        raise GraphvizFailed(f"Graphviz `dot` failed: {first or 'exit status ' + str(err.returncode)}") from None
+    except subprocess.TimeoutExpired:  # subprocess.run has killed and reaped `dot` already
+        raise GraphvizTimeout(" ".join(command), timeout) from None
     except BrokenPipeError:  # `dot` ended before reading the drawing: not our stdout closing
         raise GraphvizFailed("Graphviz `dot` failed: it exited before reading the drawing") from None
+    if done.returncode != 0:
+        stderr = done.stderr.decode("utf-8", "replace")
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        first = next((line for line in lines if line.lower().startswith("error")), lines[0] if lines else None)
+        raise GraphvizFailed(f"Graphviz `dot` failed: {first or 'exit status ' + str(done.returncode)}")
+    return done.stdout
 
 
-def _rendered(analysis, fmt: str, rankdir: str, depth: int | None, expand: bool) -> bytes:
+def _rendered(analysis, fmt: str, rankdir: str, depth: int | None, expand: bool,
+              dot_timeout: float) -> bytes:
+    check_timeout(dot_timeout)  # before the (possibly long) drawing is built
     g = build_graph(analysis, rankdir, depth, expand)[0]
     if fmt == "png":
         g.graph_attr["dpi"] = str(PNG_DPI)
-    return pipe(g, fmt)
+    return pipe(g, fmt, dot_timeout)
 
 
 # ---------------------------------------------------------------- the formats
@@ -350,30 +379,35 @@ def to_dot(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool
 
 
 @renderer("svg", summary="SVG drawn by Graphviz", suffixes=("svg",), commands=("graph",))
-def to_svg(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False) -> str:
+def to_svg(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False,
+           dot_timeout: float = DOT_TIMEOUT) -> str:
     """SVG text rendered by Graphviz's ``dot``."""
-    return _rendered(analysis, "svg", rankdir, depth, expand).decode("utf-8")
+    return _rendered(analysis, "svg", rankdir, depth, expand, dot_timeout).decode("utf-8")
 
 
 @renderer("png", summary="PNG drawn by Graphviz", suffixes=("png",), binary=True, commands=("graph",))
-def to_png(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False) -> bytes:
+def to_png(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False,
+           dot_timeout: float = DOT_TIMEOUT) -> bytes:
     """PNG at :data:`PNG_DPI`, never scaled down."""
-    return _rendered(analysis, "png", rankdir, depth, expand)
+    return _rendered(analysis, "png", rankdir, depth, expand, dot_timeout)
 
 
 @renderer("pdf", summary="PDF drawn by Graphviz", suffixes=("pdf",), binary=True, commands=("graph",))
-def to_pdf(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False) -> bytes:
+def to_pdf(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False,
+           dot_timeout: float = DOT_TIMEOUT) -> bytes:
     """PDF rendered by Graphviz's ``dot``."""
-    return _rendered(analysis, "pdf", rankdir, depth, expand)
+    return _rendered(analysis, "pdf", rankdir, depth, expand, dot_timeout)
 
 
 class Drawing:
-    """A drawing that shows itself as SVG in Jupyter (the ``graphviz`` package's display
-    integration) and can be saved to a file, atomically, in any of the graph formats."""
+    """A drawing that shows itself as SVG in Jupyter and can be saved to a file, atomically,
+    in any of the graph formats; ``dot`` runs at most ``dot_timeout`` seconds each time."""
 
-    def __init__(self, analysis, rankdir: str, depth: int | None, expand: bool) -> None:
+    def __init__(self, analysis, rankdir: str, depth: int | None, expand: bool,
+                 dot_timeout: float = DOT_TIMEOUT) -> None:
         self.analysis = analysis
-        self.options = {"rankdir": rankdir, "depth": depth, "expand": expand}
+        self.options = {"rankdir": rankdir, "depth": depth, "expand": expand,
+                        "dot_timeout": check_timeout(dot_timeout)}
         self.digraph, self.ids = build_graph(analysis, rankdir, depth, expand)
 
     @property
@@ -382,18 +416,21 @@ class Drawing:
         return self.digraph.source
 
     def _repr_mimebundle_(self, include=None, exclude=None, **kwargs: Any) -> dict[str, Any]:
-        """SVG for Jupyter (the graphviz package's own display); without ``dot``, a line of
+        """SVG for Jupyter; without ``dot``, or when it fails or runs out of time, a line of
         text saying so instead of a traceback under the cell."""
-        import graphviz
-
+        mime = "image/svg+xml"
+        if (include and mime not in include) or (exclude and mime in exclude):
+            return {}
         try:
-            return self.digraph._repr_mimebundle_(include, exclude, **kwargs)
-        except graphviz.ExecutableNotFound:
+            return {mime: self.svg()}
+        except GraphvizNotFound:
             return {"text/plain": f"{self!r}: drawing it needs {NO_DOT}"}
+        except GraphvizFailed as err:
+            return {"text/plain": f"{self!r}: {err}"}
 
     def svg(self) -> str:
         """The drawing as SVG text (needs Graphviz's ``dot``)."""
-        return pipe(self.digraph, "svg").decode("utf-8")
+        return pipe(self.digraph, "svg", self.options["dot_timeout"]).decode("utf-8")
 
     def save(self, path: str | Path, format: str | None = None) -> Path:
         """Write the drawing to ``path``; the format comes from ``format`` or the suffix
@@ -408,23 +445,27 @@ class Drawing:
 
 
 @renderer("drawing", summary="a graphviz drawing object: SVG in Jupyter, .save(path) (library only)")
-def to_drawing(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False) -> Drawing:
+def to_drawing(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False,
+               dot_timeout: float = DOT_TIMEOUT) -> Drawing:
     """A :class:`Drawing` of ``analysis`` (``Analysis.draw()``)."""
-    return Drawing(analysis, rankdir, depth, expand)
+    return Drawing(analysis, rankdir, depth, expand, dot_timeout)
 
 
 def write_graph(analysis, path, fmt: str | None = None, rankdir: str = "TB", depth: int | None = None,
-                expand: bool = False) -> Path:
+                expand: bool = False, dot_timeout: float = DOT_TIMEOUT) -> Path:
     """Write the drawing to ``path`` (format from ``fmt`` or the suffix) and return the path.
 
     The file appears complete or not at all (``shapecalc.fileio``); a FIFO, symlink, folder or
-    read-only file at ``path`` is refused, not replaced. Errors name ``path`` and ``format``.
+    read-only file at ``path`` is refused, not replaced. Errors name ``path`` and ``format``;
+    ``dot`` is stopped after ``dot_timeout`` seconds (:class:`GraphvizTimeout`).
     """
     from ..renderers import for_output
 
     chosen = for_output(str(path), fmt, "graph")
-    return Path(write(analysis, chosen, str(path), rankdir=rankdir, depth=depth, expand=expand))
+    return Path(write(analysis, chosen, str(path), rankdir=rankdir, depth=depth, expand=expand,
+                      dot_timeout=dot_timeout))
 
 
-__all__ = ["AUTO_NODE_LIMIT", "Drawing", "FORMATS", "GraphvizFailed", "GraphvizNotFound",
-           "analysis_to_dot", "auto_depth", "build_graph", "pipe", "printable", "write_graph"]
+__all__ = ["AUTO_NODE_LIMIT", "DOT_TIMEOUT", "Drawing", "FORMATS", "GraphvizFailed", "GraphvizNotFound",
+           "GraphvizTimeout", "analysis_to_dot", "auto_depth", "build_graph", "check_timeout", "pipe",
+           "printable", "write_graph"]

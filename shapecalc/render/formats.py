@@ -15,7 +15,7 @@ from typing import Any
 
 from ..renderers import renderer
 from . import (
-    MACS_CONVENTION, header_lines, note_dict, notes_text, params_line, record_notes, rf_sizes,
+    MACS_CONVENTION, header_lines, note_dict, notes_text, params_line, record_kind, record_notes, rf_sizes,
     rf_text, shape_text,
 )
 
@@ -41,7 +41,7 @@ def _record_dict(record, explain: bool) -> dict[str, Any]:
         "depth": record.depth,
     }
     if not record.is_block:
-        out["kind"] = record.layer.kind if record.layer is not None else "other"
+        out["kind"] = record_kind(record)
         out["shared"] = record.shared
         out["origin"] = record.origin
     if explain and not record.is_block:

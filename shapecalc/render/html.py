@@ -11,77 +11,36 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 from ..renderers import renderer
-from . import human_count, notes_text, record_notes, rf_text, shape_text
+from . import human_count, record_kind, record_notes, rf_text, shape_text
+from .dot import DOT_TIMEOUT
+from .html_table import escape
 
 ASSETS = Path(__file__).parent / "assets"
 #: Nothing may be fetched: styles and scripts are inline, images are data: URLs or inline SVG.
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
        "img-src data:")
-#: Table columns: (header, CSS class).
-COLUMNS = (("#", "num"), ("name", "name"), ("layer", "layer"), ("input shape", "shape"),
-           ("output shape", "shape"), ("params", "num"), ("MACs", "num"), ("RF", "num"),
-           ("notes", "notes"))
-
-
-def _e(text: object) -> str:
-    """Text as HTML: escaped, with unprintable characters shown (as in the graph)."""
-    import html
-
-    from .dot import printable
-
-    return html.escape(printable(text), quote=True)
+#: The page's data columns (:mod:`.columns` keys): a page has room for the input shape too.
+PAGE_COLUMNS = ("input_size", "output_size", "num_params", "mult_adds", "receptive_field", "notes")
 
 
 def _asset(name: str) -> str:
     return (ASSETS / name).read_text(encoding="utf-8")
 
 
-def _kind(rec) -> str:
-    if rec.is_block:
-        return "block"
-    return rec.layer.kind if rec.layer is not None else "other"
+def table_html(analysis, depth: int | None = None, explain: bool = False,
+               columns: Sequence[str] | None = PAGE_COLUMNS, checks: Iterable | None = None,
+               table_id: str = "") -> str:
+    """The page's table (``<table class="sc-table">``), drawn by the one HTML table writer
+    (:func:`.html_table.table_html`): one row per layer and per block (blocks cut at ``depth``),
+    each carrying ``data-row`` and ``data-name``; ``explain`` adds each layer's arithmetic under
+    its description, in its cell. Styled by :func:`table_css`; the header says the model."""
+    from .html_table import table_html as write_table
 
-
-def table_html(analysis, depth: int | None = None, explain: bool = False) -> str:
-    """The table as an HTML fragment (``<table class="sc-table">``): one row per layer and per
-    block (blocks cut at ``depth``), each row carrying ``data-name``; ``explain`` adds each
-    layer's arithmetic under its description. Styled by :func:`table_css`."""
-    index = {r.name: i for i, r in enumerate(analysis.records)}
-    # A flat model's names are its indices ("0", "1", …): one column says it.
-    named = not all(name == str(i) for name, i in index.items()) or bool(analysis.blocks)
-    columns = [c for c in COLUMNS if named or c[0] != "name"]
-    head = "".join(f'<th class="{cls}">{_e(title)}</th>' for title, cls in columns)
-    body = []
-    for position, rec in enumerate(analysis.rows(depth)):
-        kind = _kind(rec)
-        layer = _e(rec.description)
-        if explain and not rec.is_block:
-            lines = rec.explain()
-            if lines:
-                layer += '<pre class="sc-explain">' + _e("\n".join(lines)) + "</pre>"
-        cells = [
-            "" if rec.is_block else str(index[rec.name]),
-            f'<span class="sc-indent" style="--depth:{rec.depth}"></span>{_e(rec.name)}',
-            layer,
-            _e(shape_text(rec.input_shape)),
-            _e(shape_text(rec.output_shape)),
-            f"{rec.params:,}",
-            f'<span title="{rec.macs:,}">{_e(human_count(rec.macs))}</span>',
-            _e(rf_text(rec.rf)),
-            _e(notes_text(rec)),
-        ]
-        if not named:
-            del cells[1]
-        tds = "".join(f'<td class="{cls}">{cell}</td>' for (_, cls), cell in zip(columns, cells))
-        # data-row: the row's place in analysis.rows(), which scripts map back to the exact
-        # name (data-name shows it, but an HTML parser may alter control characters).
-        body.append(f'<tr class="sc-row sc-{kind}" data-row="{position}" data-name="{_e(rec.name)}">'
-                    f"{tds}</tr>")
-    return (f'<table class="sc-table"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table>')
+    return write_table(analysis, depth, explain, columns, checks, table_class="sc-table",
+                       table_id=table_id, caption=False, explain_rows=False)
 
 
 def table_css() -> str:
@@ -93,11 +52,11 @@ def header_html(analysis) -> str:
     """Model, input → output, and the totals, as a ``<header>``."""
     from .formats import footer_lines
 
-    totals = "".join(f"<li>{_e(line)}</li>" for line in footer_lines(analysis))
-    return (f'<header class="sc-header"><h1>{_e(analysis.model)}</h1>'
-            f'<p class="sc-io">input {_e(shape_text(analysis.input_shape))} → output '
-            f'{_e(shape_text(analysis.output_shape))} · {analysis.total_params:,} params · '
-            f'{_e(human_count(analysis.total_macs))} MACs</p><ul class="sc-totals">{totals}</ul></header>')
+    totals = "".join(f"<li>{escape(line)}</li>" for line in footer_lines(analysis))
+    return (f'<header class="sc-header"><h1>{escape(analysis.model)}</h1>'
+            f'<p class="sc-io">input {escape(shape_text(analysis.input_shape))} → output '
+            f'{escape(shape_text(analysis.output_shape))} · {analysis.total_params:,} params · '
+            f'{escape(human_count(analysis.total_macs))} MACs</p><ul class="sc-totals">{totals}</ul></header>')
 
 
 def _page(title: str, css: str, body: str) -> str:
@@ -105,7 +64,7 @@ def _page(title: str, css: str, body: str) -> str:
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             '<link rel="icon" href="data:,">'
-            f"<title>{_e(title)}</title><style>{css}</style></head>\n<body class=\"sc-root\">{body}"
+            f"<title>{escape(title)}</title><style>{css}</style></head>\n<body class=\"sc-root\">{body}"
             "</body></html>\n")
 
 
@@ -130,7 +89,7 @@ def report_data(analysis, graph_ids: dict[str, str] | None = None) -> dict[str, 
     layers = {}
     for rec in records:
         layers[rec.name] = {
-            "name": rec.name, "type": rec.type, "description": rec.description, "kind": _kind(rec),
+            "name": rec.name, "type": rec.type, "description": rec.description, "kind": record_kind(rec),
             "is_block": rec.is_block, "depth": rec.depth,
             "input_shapes": [list(s) for s in rec.input_shapes], "output_shape": list(rec.output_shape),
             "params": rec.params, "macs": rec.macs, "rf": _rf_geometry(rec.rf),
@@ -148,11 +107,13 @@ def _script_json(data: Any) -> str:
     return json.dumps(data, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c")
 
 
-def _graph_section(analysis, rankdir: str, depth: int | None, expand: bool) -> tuple[str, dict]:
-    from .dot import build_graph, pipe
+def _graph_section(analysis, rankdir: str, depth: int | None, expand: bool,
+                   dot_timeout: float) -> tuple[str, dict]:
+    from .dot import build_graph, check_timeout, pipe
 
+    check_timeout(dot_timeout)  # before the (possibly long) drawing is built
     digraph, ids = build_graph(analysis, rankdir, depth, expand)
-    svg = pipe(digraph, "svg").decode("utf-8")
+    svg = pipe(digraph, "svg", dot_timeout).decode("utf-8")
     svg = svg[svg.index("<svg"):]  # drop the XML declaration and doctype: inline in HTML
     graph_ids = {node_id: name for node_id, name in ids.items() if node_id != "input"}
     return svg, graph_ids
@@ -161,11 +122,13 @@ def _graph_section(analysis, rankdir: str, depth: int | None, expand: bool) -> t
 @renderer("report", summary="one self-contained interactive HTML page", suffixes=("html", "htm"),
           commands=("report",))
 def to_report(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False,
-              graph: bool = True) -> str:
+              graph: bool = True, dot_timeout: float = DOT_TIMEOUT) -> str:
     """The report: header and totals, a filter box, the table, the Graphviz drawing (unless
     ``graph`` is false) and a details panel; clicking a row or a node shows that layer's
-    arithmetic, notes and receptive field drawn to scale on the input grid."""
-    svg, graph_ids = _graph_section(analysis, rankdir, depth, expand) if graph else ("", {})
+    arithmetic, notes and receptive field drawn to scale on the input grid. Graphviz's ``dot``
+    is stopped after ``dot_timeout`` seconds (``render.dot.GraphvizTimeout``)."""
+    svg, graph_ids = (_graph_section(analysis, rankdir, depth, expand, dot_timeout) if graph
+                      else ("", {}))
     data = _script_json(report_data(analysis, graph_ids))
     graph_part = (f'<section class="sc-graph-box"><h2>Graph <button type="button" id="sc-fit">fit width'
                   f'</button></h2><div id="sc-graph">{svg}</div></section>' if graph else "")
@@ -174,7 +137,7 @@ def to_report(analysis, rankdir: str = "TB", depth: int | None = None, expand: b
         + '<div class="sc-main"><section class="sc-table-box"><label class="sc-filter">Filter '
         '<input type="search" id="sc-filter" placeholder="name, layer, note…" autocomplete="off">'
         '</label><span id="sc-count"></span>'
-        + table_html(analysis).replace('<table class="sc-table">', '<table class="sc-table" id="sc-table">', 1)
+        + table_html(analysis, table_id="sc-table")
         + '</section><aside id="sc-details" class="sc-details"><p class="sc-hint">Click a row or a '
         "graph node to see its arithmetic, notes and receptive field.</p></aside></div>"
         + graph_part
@@ -184,4 +147,4 @@ def to_report(analysis, rankdir: str = "TB", depth: int | None = None, expand: b
     return _page(f"{analysis.model} · shapecalc report", table_css() + _asset("report.css"), body)
 
 
-__all__ = ["header_html", "report_data", "table_css", "table_html", "to_html", "to_report"]
+__all__ = ["PAGE_COLUMNS", "header_html", "report_data", "table_css", "table_html", "to_html", "to_report"]

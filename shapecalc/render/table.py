@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
 from ..renderers import renderer
-from . import header_lines, mode_text, shape_text
+from . import header_lines, mode_text, record_kind, shape_text
 from .columns import (
     BY_KEY, DEFAULT_COLUMNS, WIDE_EXTRAS, CellContext, cell, frozen_params, note_texts,
     parse_columns,
@@ -180,7 +180,7 @@ def table_model(analysis, depth: int | None = None, explain: bool = False,
     rows = []
     has_name = bool(analysis.blocks)
     for rec, label in zip(records, labels):
-        kind = "block" if rec.is_block else (rec.layer.kind if rec.layer is not None else "other")
+        kind = record_kind(rec)
         collapsed = rec.is_block and depth is not None and rec.depth >= depth
         number = "" if rec.is_block else str(index[rec.name])
         has_name = has_name or label != number  # a flat Sequential's names repeat the index
@@ -211,7 +211,8 @@ class Drawn:
     width: int  # of the widest table line (title and footer not counted)
 
 
-def _description(row: Row) -> str:
+def row_description(row: Row) -> str:
+    """The layer cell: the description, marked when the row stands for hidden children."""
     return row.record.description + (" (collapsed)" if row.collapsed else "")
 
 
@@ -223,7 +224,7 @@ def _columns_for(model: TableModel, layout: Layout) -> list[tuple[str, bool, lis
         cols.append(("#", True, [r.index for r in model.rows]))
     if model.has_name:
         cols.append(("name", False, [r.label for r in model.rows]))
-    cols.append(("layer", False, [_description(r) for r in model.rows]))
+    cols.append(("layer", False, [row_description(r) for r in model.rows]))
     notes = _notes(model, layout)
     for key in layout.keys:
         if key == "notes":
@@ -412,5 +413,5 @@ def render_table_text(analysis, depth: int | None = None, explain: bool = False,
 __all__ = [
     "GAP", "KIND_STYLES", "LADDER", "Drawn", "Layout", "Row", "TableModel", "capture_text",
     "choose_layout", "display_width", "draw", "layout_table", "plain_lines", "print_analysis",
-    "render_table_text", "table_model", "torch_cell", "tree_labels",
+    "render_table_text", "row_description", "table_model", "torch_cell", "tree_labels",
 ]

@@ -1,0 +1,44 @@
+"""The time limit on Graphviz's ``dot``, as ``shapecalc graph`` and ``shapecalc report`` take it.
+
+``dot`` on a huge model drawn with ``--expand`` can run for many minutes; the library stops it
+after ``dot_timeout`` seconds (:data:`shapecalc.render.dot.DOT_TIMEOUT` unless raised) and these
+commands word the resulting error with their own flags.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import click
+
+#: The library's default, repeated here so that ``--help`` needs no import of the renderer.
+DEFAULT_DOT_TIMEOUT = 60.0
+
+
+def _seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if value != value:  # NaN passes every range comparison
+        raise click.BadParameter("expected a number of seconds > 0, got nan", ctx, param)
+    return value
+
+
+def dot_timeout_option() -> click.Option:
+    return click.option(
+        "--dot-timeout", "dot_timeout", type=click.FloatRange(min=0, min_open=True, max=1e9),
+        default=DEFAULT_DOT_TIMEOUT, show_default=True, metavar="SECONDS", callback=_seconds,
+        help="Stop Graphviz's dot after SECONDS (a huge model drawn with --expand can take minutes).")
+
+
+@contextmanager
+def dot_timeout_as_flags(fewer: str = "--depth N collapses nested blocks") -> Iterator[None]:
+    """Re-raise ``dot``'s time-out naming this command's flags: ``fewer`` (how to draw fewer
+    nodes) and ``--dot-timeout``."""
+    from ..render.dot import GraphvizTimeout
+
+    try:
+        yield
+    except GraphvizTimeout as err:
+        raise err.for_flags(fewer, "--dot-timeout") from None
+
+
+__all__ = ["DEFAULT_DOT_TIMEOUT", "dot_timeout_as_flags", "dot_timeout_option"]
