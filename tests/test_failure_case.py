@@ -97,6 +97,9 @@ def test_broken_pair_gets_fixes_that_make_torch_run():
     for fix in d.fixes:  # the typed fields alone (never the text) fix the engine's graph too
         shapecalc.analyze(*apply_fix(graph, PAIR, fix))
     assert str(d).splitlines()[0] == "✗ PairNet does not fit inputs left 1×3×32×32, right 1×3×32×32"
+    assert repr(d) == ("<Diagnosis PairNet 1×3×32×32 + 1×3×32×32: does not fit at 'head' "
+                       "Linear(1152→10); 2 fixes>")
+    assert "<th>inputs</th><td>left 1×3×32×32, right 1×3×32×32</td>" in d._repr_html_()
 
 
 def test_only_the_image_is_resized_never_the_token_ids():
@@ -167,3 +170,24 @@ def test_every_fix_of_a_random_broken_pair_makes_torch_run(size, kernel, feature
             assert runs_in_torch(PairNet(fix.value, kernel), shapes), fix
         else:
             shapecalc.analyze(*apply_fix(shapecalc.load_model(model).graph, shapes, fix))
+
+
+def test_an_untraceable_two_input_model_is_explained_where_torch_refused():
+    """A data-dependent forward is recorded with hooks, cut where torch refused: the verdict
+    names the node and both inputs by the forward's own argument names."""
+
+    class Branchy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(20, 6)
+            self.fc = nn.Linear(7, 3)
+
+        def forward(self, features, tokens):
+            if tokens.max() > 10:  # data-dependent: torch.fx cannot trace it
+                features = features * 2
+            return self.fc(features + self.embed(tokens).mean(1))
+
+    d = diagnose(Branchy(), [(2, 6), (2, 5)], input_dtypes=["float32", "int64"])
+    assert not d.fits and d.node == "fc" and "expects 7 input features, got 6" in d.problem
+    assert d.inputs_text() == "inputs features 2×6, tokens 2×5 int64"
+    assert not any(f.kind is FixKind.INPUT for f in d.fixes)  # a recording at one size: no scan
