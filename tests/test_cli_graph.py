@@ -259,3 +259,22 @@ def test_dot_running_too_long_is_stopped_with_one_line(tmp_path, capsys):
 def test_dot_timeout_must_be_positive_seconds(capsys, value):
     code, out, err = run(capsys, "lenet", "--format", "svg", "--dot-timeout", value)
     assert code == 2 and err.count("\n") == 1 and "--dot-timeout" in err
+
+
+def test_a_two_input_model_draws_both_inputs(tmp_path, capsys):
+    pytest.importorskip("torch")
+    source = tmp_path / "two.py"
+    source.write_text(
+        "import torch.nn as nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv = nn.Conv2d(3, 4, 3)\n"
+        "        self.emb = nn.Embedding(10, 4)\n"
+        "    def forward(self, img, tokens):\n"
+        "        return self.conv(img).mean(dim=(2, 3)) + self.emb(tokens).mean(dim=1)\n")
+    code, out, err = run(capsys, f"{source}:Net", "--input", "1x3x8x8", "--input", "1x5:int64")
+    assert code == 0, err
+    assert 'label="tokens 1×5"' in out and "1×3×8×8" in out
+    code, out, err = run(capsys, f"{source}:Net", "--input", "1x5:complex")
+    assert code == 2 and out == "" and "--input: element type 'complex'" in err

@@ -123,3 +123,31 @@ def test_dot_running_too_long_is_stopped_with_one_line(tmp_path, capsys):
     assert code == 1 and out == "" and not target.exists()
     assert err.count("\n") == 1 and "`dot -Tsvg` did not finish within 0.001 s" in err
     assert "--depth N" in err and "--no-graph" in err and "raise --dot-timeout" in err
+
+
+TWO_INPUTS = textwrap.dedent("""
+    import torch.nn as nn
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.emb = nn.Embedding(10, 4)
+        def forward(self, img, tokens):
+            return self.conv(img).mean(dim=(2, 3)) + self.emb(tokens).mean(dim=1)
+""")
+
+
+def test_a_two_input_model_takes_one_input_flag_each(tmp_path, capsys):
+    pytest.importorskip("torch")
+    source = tmp_path / "two.py"
+    source.write_text(TWO_INPUTS)
+    target = tmp_path / "two.html"
+    code, _, err = run(capsys, f"{source}:Net", "--input", "1x3x8x8", "--input", "1x5:int64",
+                       "-o", str(target), "--no-graph")
+    assert code == 0, err
+    layers = layers_of(target.read_text(encoding="utf-8"))
+    emb = next(v for v in layers.values() if v["type"] == "Embedding")
+    assert emb["output_shape"] == [1, 5, 4]
+    code, out, err = run(capsys, f"{source}:Net", "--input", "1x3x8x8", "-o", str(target))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "--input: Net takes 2 input(s) (img, tokens), got 1 shape(s)" in err

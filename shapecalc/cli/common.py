@@ -56,13 +56,6 @@ def parse_shape(text: str, param: str = "--input") -> tuple[int, ...]:
     return values
 
 
-def shape_option(default_help: str = "the model's default") -> click.Option:
-    return click.option(
-        "--input", "input_shape", metavar="NxCxHxW", default=None,
-        help=f"Input shape, e.g. 1x1x224x224 (default: {default_help}).",
-    )
-
-
 def broadcast_axes(values: tuple[int, ...], ndim: int, param: str) -> tuple[int, ...]:
     """One value for every axis (``3`` → ``(3, 3)``) or exactly one per axis."""
     if len(values) == 1:

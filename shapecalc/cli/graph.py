@@ -14,9 +14,9 @@ import click
 
 from ..errors import UsageError
 from ..renderers import names
-from .common import max_nodes_option, shape_option
+from .common import max_nodes_option
 from .graphviz_options import dot_timeout_as_flags, dot_timeout_option
-from .model_input import load_and_analyze, params_as_flags
+from .model_input import input_option, load_and_analyze, params_as_flags
 
 
 def binary_to_terminal(fmt) -> bool:
@@ -26,7 +26,7 @@ def binary_to_terminal(fmt) -> bool:
 
 @click.command()
 @click.argument("model")
-@shape_option()
+@input_option()
 @max_nodes_option()
 @click.option("-o", "--output", "output", metavar="FILE", default=None,
               help="Write to FILE (format from its suffix: .dot/.gv/.svg/.png/.pdf); '-' writes any "
@@ -40,7 +40,7 @@ def binary_to_terminal(fmt) -> bool:
 @click.option("--expand", is_flag=True,
               help="Draw every layer (by default big models are collapsed to ≤80 nodes).")
 @dot_timeout_option()
-def graph(model: str, input_shape: str | None, output: str | None, fmt: str | None, rankdir: str,
+def graph(model: str, input_shape: tuple[str, ...], output: str | None, fmt: str | None, rankdir: str,
           depth: int | None, expand: bool, dot_timeout: float) -> int:
     """Draw MODEL: one node per layer with its arguments, output shape and parameters; edges
     carry tensor shapes; blocks are boxes; colours mark the layer kind.

@@ -10,13 +10,14 @@ from __future__ import annotations
 import click
 
 from ..errors import UsageError
-from .common import dtype_option, shape_option
+from .common import dtype_option
+from .model_input import input_option
 from .graphviz_options import dot_timeout_as_flags, dot_timeout_option
 
 
 @click.command()
 @click.argument("model")
-@shape_option()
+@input_option()
 @dtype_option()
 @click.option("-o", "--output", "output", metavar="FILE", required=True,
               help="Write the page to FILE (.html); '-' writes it to standard output.")
@@ -28,7 +29,7 @@ from .graphviz_options import dot_timeout_as_flags, dot_timeout_option
 @click.option("--no-graph", "no_graph", is_flag=True,
               help="Leave the graph out (needs no Graphviz).")
 @dot_timeout_option()
-def report(model: str, input_shape: str | None, dtype: str, output: str, rankdir: str,
+def report(model: str, input_shape: tuple[str, ...], dtype: str, output: str, rankdir: str,
            depth: int | None, expand: bool, no_graph: bool, dot_timeout: float) -> int:
     """Write an interactive HTML report of MODEL: click a row or a graph node to see that
     layer's arithmetic, its notes and its receptive field drawn on the input grid.
