@@ -148,3 +148,24 @@ def test_script_data_cannot_close_its_script_tag():
     data_script = re.search(r'<script type="application/json" id="sc-data">(.*?)</script>', text, re.S)
     assert "</script><b>" in json.loads(data_script.group(1))["layers"]
 
+
+
+def test_show_page_takes_columns_and_torch_checks_like_the_table():
+    from shapecalc.torch_bridge import NodeCheck
+
+    a = analyze("alexnet")
+    checks = [NodeCheck(r.name, r.output_shape, r.output_shape) for r in a.records]
+    checks[2] = NodeCheck("2", (1, 96, 26, 26), (1, 96, 27, 27))
+    page = Page(to_html(a, columns=["kernel", "notes"], checks=checks))
+    assert page.headers == ["#", "layer", "kernel", "torch", "notes"]
+    cells = dict(page.rows)
+    assert cells["0"][2] == "11×11" and cells["2"][3] == "✗ 1×96×27×27" and cells["1"][3] == "✓"
+
+
+def test_show_format_html_honours_columns(capsys):
+    from shapecalc.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["show", "alexnet", "--format", "html", "--columns", "input,kernel"])
+    assert exc.value.code == 0
+    assert Page(capsys.readouterr().out).headers == ["#", "layer", "input shape", "kernel"]

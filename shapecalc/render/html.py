@@ -69,9 +69,12 @@ def _page(title: str, css: str, body: str) -> str:
 
 
 @renderer("html", summary="the table as an HTML page", suffixes=("html", "htm"), commands=("show",))
-def to_html(analysis, depth: int | None = None, explain: bool = False) -> str:
-    """``show --format html``: header, totals and the table as one self-contained page."""
-    body = header_html(analysis) + table_html(analysis, depth, explain)
+def to_html(analysis, depth: int | None = None, explain: bool = False,
+            columns: Sequence[str] | None = None, checks: Iterable | None = None) -> str:
+    """``show --format html``: header, totals and the table as one self-contained page;
+    ``columns`` (default :data:`PAGE_COLUMNS`) and ``checks`` (``--verify``) as for the table."""
+    body = header_html(analysis) + table_html(analysis, depth, explain,
+                                              PAGE_COLUMNS if columns is None else columns, checks)
     return _page(f"{analysis.model} · shapecalc", table_css(), body)
 
 
