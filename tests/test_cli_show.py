@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -251,3 +252,15 @@ def test_graph_errors_name_the_graph_option(capsys, tmp_path):
     assert err.startswith("shapecalc: error: --graph: ") and "symbolic link" in err
     code, err, _ = fails_with_output(capsys, "show", "lenet", "--graph", str(tmp_path / "g.txt"))
     assert err.startswith("shapecalc: error: --graph: cannot tell the format")
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
+def test_graph_beside_the_table_is_bounded_in_time(tmp_path, capsys):
+    from shapecalc.cli import main
+
+    target = tmp_path / "r50.svg"
+    with pytest.raises(SystemExit) as exc:
+        main(["show", "resnet50", "--graph", str(target), "--dot-timeout", "0.001"])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 1 and out == "" and not target.exists()
+    assert err.count("\n") == 1 and "did not finish within 0.001 s" in err and "--dot-timeout" in err

@@ -26,7 +26,7 @@ def dot_timeout_option() -> click.Option:
     return click.option(
         "--dot-timeout", "dot_timeout", type=click.FloatRange(min=0, min_open=True, max=1e9),
         default=DEFAULT_DOT_TIMEOUT, show_default=True, metavar="SECONDS", callback=_seconds,
-        help="Stop Graphviz's dot after SECONDS (a huge model drawn with --expand can take minutes).")
+        help="Stop Graphviz's dot after SECONDS (drawing thousands of layers can take minutes).")
 
 
 @contextmanager

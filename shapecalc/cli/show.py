@@ -16,6 +16,7 @@ import click
 from ..errors import ShapeError
 from ..renderers import names
 from .common import dtype_option, max_nodes_option
+from .graphviz_options import dot_timeout_as_flags, dot_timeout_option
 from .model_input import input_option, load_and_analyze, params_as_flags, too_small_message
 
 #: Output formats of ``--format``: those the registry (``shapecalc.renderers``) offers to show.
@@ -48,13 +49,13 @@ def _verify(src, analysis) -> list:
                   input_dtypes=analysis.input_dtypes, mode=analysis.mode or "eval")
 
 
-def _write_graph(analysis, path: str, depth: int | None) -> None:
+def _write_graph(analysis, path: str, depth: int | None, dot_timeout: float) -> None:
     """``--graph FILE``: the drawing, format from the suffix, written atomically (``-``: stdout)."""
     from ..renderers import for_output, write
 
-    with params_as_flags({"path": "--graph", "format": "--graph"}):
+    with params_as_flags({"path": "--graph", "format": "--graph"}), dot_timeout_as_flags():
         fmt = for_output(path, None, "graph")
-        written = write(analysis, fmt, path, depth=depth)
+        written = write(analysis, fmt, path, depth=depth, dot_timeout=dot_timeout)
     if written != "-":
         click.echo(f"graph written to {written}", err=True)
 
@@ -75,6 +76,7 @@ def _write_graph(analysis, path: str, depth: int | None) -> None:
 @dtype_option()
 @click.option("--graph", "graph_path", metavar="FILE", default=None,
               help="Also draw the model with graphviz (format from the suffix: .dot/.svg/.png/.pdf).")
+@dot_timeout_option()
 @click.option("--verify", is_flag=True,
               help="Run the torch module built from the same spec (meta device) and compare every shape.")
 @click.option("--columns", "columns_text", metavar="LIST", default=None,
@@ -86,7 +88,7 @@ def _write_graph(analysis, path: str, depth: int | None) -> None:
                    "the full table, whatever the terminal).")
 def show(model: str, input_shape: tuple[str, ...], train_mode: bool, fmt: str, as_json: bool,
          explain: bool, depth: int | None, dtype: str, graph_path: str | None, verify: bool,
-         columns_text: str | None, width: int | None) -> int:
+         columns_text: str | None, width: int | None, dot_timeout: float) -> int:
     """Every layer of MODEL: output shape, parameters, MACs, receptive field and notes.
 
     MODEL is a built-in name (see `shapecalc models`), a spec file or path/to/file.py:Net.
@@ -101,7 +103,7 @@ def show(model: str, input_shape: tuple[str, ...], train_mode: bool, fmt: str, a
     if as_json:
         fmt = "json"
     if graph_path is not None:  # first: a bad path fails before anything is printed
-        _write_graph(analysis, graph_path, depth)
+        _write_graph(analysis, graph_path, depth, dot_timeout)
     checks = _verify(src, analysis) if verify else None
     if fmt == "table" and is_terminal():
         from ..render.table import print_analysis
