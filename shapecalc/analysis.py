@@ -171,10 +171,13 @@ class Analysis:
         deeper blocks, ``expand`` draws every layer of a big model."""
         return self.render("dot", rankdir=rankdir, depth=depth, expand=expand)
 
-    def draw(self, rankdir: str = "TB", depth: int | None = None, expand: bool = False) -> Any:
+    def draw(self, rankdir: str = "TB", depth: int | None = None, expand: bool = False,
+             dot_timeout: float | None = None) -> Any:
         """A drawing that displays inline as SVG in Jupyter and saves with ``.save(path)``
-        (``.svg``, ``.png``, ``.pdf``, ``.dot``); options as for :meth:`to_dot`."""
-        return self.render("drawing", rankdir=rankdir, depth=depth, expand=expand)
+        (``.svg``, ``.png``, ``.pdf``, ``.dot``); options as for :meth:`to_dot`. ``dot_timeout``:
+        seconds Graphviz may take for each picture (default 60)."""
+        options = {} if dot_timeout is None else {"dot_timeout": dot_timeout}
+        return self.render("drawing", rankdir=rankdir, depth=depth, expand=expand, **options)
 
     # Display: a one-line repr; the table in terminals, IPython and Jupyter (render/notebook.py,
     # render/html_table.py), reached through the registry like every other format.

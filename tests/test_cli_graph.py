@@ -275,6 +275,7 @@ def test_a_two_input_model_draws_both_inputs(tmp_path, capsys):
         "        return self.conv(img).mean(dim=(2, 3)) + self.emb(tokens).mean(dim=1)\n")
     code, out, err = run(capsys, f"{source}:Net", "--input", "1x3x8x8", "--input", "1x5:int64")
     assert code == 0, err
-    assert 'label="tokens 1×5"' in out and "1×3×8×8" in out
+    assert 'label="tokens 1×5 int64"' in out and 'label="img 1×3×8×8"' in out
+    assert "inputs img 1×3×8×8, tokens 1×5 int64" in out  # the title names both
     code, out, err = run(capsys, f"{source}:Net", "--input", "1x5:complex")
     assert code == 2 and out == "" and "--input: element type 'complex'" in err

@@ -308,3 +308,18 @@ def test_dot_timeout_is_checked_before_drawing(tmp_path, value):
     with pytest.raises(ArgumentError, match="^dot_timeout: expected a number of seconds > 0") as info:
         write_graph(analyze("lenet"), tmp_path / "lenet.svg", dot_timeout=value)
     assert info.value.param == "dot_timeout" and list(tmp_path.iterdir()) == []
+
+
+def test_a_drawing_made_by_draw_keeps_its_time_limit(tmp_path, monkeypatch):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "dot").write_text("#!/bin/sh\ncat >/dev/null\nexec sleep 30\n")
+    (fake / "dot").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:/usr/bin:/bin")
+    drawing = analyze("lenet").draw(dot_timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(GraphvizTimeout, match="within 0.5 s"):
+        drawing.save(tmp_path / "lenet.svg")
+    assert time.monotonic() - started < 10 and not (tmp_path / "lenet.svg").exists()
+    with pytest.raises(ArgumentError, match="^dot_timeout"):
+        analyze("lenet").draw(dot_timeout=0).save(tmp_path / "x.svg")

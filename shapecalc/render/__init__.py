@@ -111,20 +111,33 @@ def mode_text(analysis) -> str:
     return f"{mode} mode" if mode else ""
 
 
+def input_parts(analysis) -> list[str]:
+    """Each input as the forward names it, with its shape and (if not float32) element type:
+    ``["img 1×3×224×224", "tokens 1×77 int64"]``."""
+    dtypes = tuple(getattr(analysis, "input_dtypes", ()) or ())
+    shapes = tuple(getattr(analysis, "input_shapes", ()) or ()) or (analysis.input_shape,)
+    graph = getattr(analysis, "graph", None)
+    names = (graph.input_labels or graph.input_names) if graph is not None else ()
+    parts = []
+    for i, shape in enumerate(shapes):
+        label = names[i] if i < len(names) else f"input_{i}"
+        kind = dtypes[i] if i < len(dtypes) else "float32"
+        parts.append(f"{label} {shape_text(shape)}" + ("" if kind == "float32" else f" {kind}"))
+    return parts
+
+
+def several_inputs(analysis) -> bool:
+    """Inputs worth naming one by one: more than one, or one that is not float32."""
+    dtypes = tuple(getattr(analysis, "input_dtypes", ()) or ())
+    return len(tuple(getattr(analysis, "input_shapes", ()) or ())) > 1 or any(
+        d != "float32" for d in dtypes)
+
+
 def header_lines(analysis, with_mode: bool = True) -> list[str]:
     """What the title line does not say: several inputs/outputs, the mode, model-wide notes."""
     lines = []
-    dtypes = tuple(getattr(analysis, "input_dtypes", ()) or ())
-    shapes = tuple(getattr(analysis, "input_shapes", ()) or ())
-    graph = getattr(analysis, "graph", None)
-    names = (graph.input_labels or graph.input_names) if graph is not None else ()
-    if len(shapes) > 1 or any(d != "float32" for d in dtypes):
-        parts = []
-        for i, shape in enumerate(shapes):
-            label = names[i] if i < len(names) else f"input_{i}"
-            kind = dtypes[i] if i < len(dtypes) else "float32"
-            parts.append(f"{label} {shape_text(shape)}" + ("" if kind == "float32" else f" {kind}"))
-        lines.append("inputs: " + ", ".join(parts))
+    if several_inputs(analysis):
+        lines.append("inputs: " + ", ".join(input_parts(analysis)))
     outputs = list(getattr(analysis, "outputs", []) or [])
     if len(outputs) > 1:
         lines.append("outputs: " + ", ".join(f"{label} {shape_text(s)}" for label, s in outputs))

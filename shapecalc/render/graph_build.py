@@ -13,7 +13,7 @@ functions: discovering the output formats must not cost its import.
 from __future__ import annotations
 
 from ..errors import ArgumentError
-from . import human_count, record_kind, shape_text, visible_text
+from . import human_count, input_parts, record_kind, several_inputs, shape_text, visible_text
 
 RANKDIRS = ("TB", "LR")
 #: Without ``depth``/``expand``, collapse blocks until at most this many nodes are drawn.
@@ -197,7 +197,9 @@ def build_graph(analysis, rankdir: str = "TB", depth: int | None = None, expand:
         attrs.update(id=node_id, tooltip=_plain(rep))
         nodes.append((rep, node_id, attrs))
 
-    title = (f"{analysis.model}  ·  input {shape_text(analysis.input_shape)}  ·  "
+    named = input_parts(analysis) if several_inputs(analysis) else []
+    inputs = ("inputs " + ", ".join(named)) if named else f"input {shape_text(analysis.input_shape)}"
+    title = (f"{analysis.model}  ·  {inputs}  ·  "
              f"{_count(analysis.total_params)} params  ·  {human_count(analysis.total_macs)} MACs")
     g = graphviz.Digraph(
         name=_plain(analysis.model),
@@ -208,14 +210,14 @@ def build_graph(analysis, rankdir: str = "TB", depth: int | None = None, expand:
                    "color": "#495057"},
         edge_attr={"fontname": FONT, "fontsize": "10", "color": "#495057", "fontcolor": "#343a40"},
     )
-    g.node("input", label=_plain("input " + shape_text(analysis.input_shape)), shape="oval",
-           style="filled", fillcolor="#ffffff", id="input")
+    g.node("input", label=_plain(named[0] if named else "input " + shape_text(analysis.input_shape)),
+           shape="oval", style="filled", fillcolor="#ffffff", id="input")
     _add_clusters(g, nodes, blocks, depth, collapsed)
-    # A forward with several tensor arguments: one oval per further input.
+    # A forward with several tensor arguments: one oval per further input, named as in forward.
     extra = analysis.graph.extra_inputs if analysis.graph is not None else ()
-    for k, (name, shape) in enumerate(zip(extra, analysis.input_shapes[1:]), start=1):
+    for k, name in enumerate(extra, start=1):
         ids[name] = f"input{k}"
-        g.node(f"input{k}", label=_plain(name + " " + shape_text(shape)), shape="oval",
+        g.node(f"input{k}", label=_plain(named[k] if k < len(named) else name), shape="oval",
                style="filled", fillcolor="#ffffff", id=f"input{k}")
 
     # Edges: one per (producer, consumer) pair of drawn nodes, labelled with the tensor shape.
