@@ -204,7 +204,7 @@ def test_two_inputs_with_dtypes_and_a_dict_output():
     assert header == ["inputs: image 2×3×16×16, tokens 2×7 int64", "outputs: logits 2×2, text 2×8"]
     assert all(c.ok for c in verify(model, [(2, 3, 16, 16), (2, 7)], input_dtypes=["float32", "int64"]))
     dot = result.to_dot()  # the second input is drawn, with its edge
-    assert '"tokens 2×7"' in dot and "input1 -> " in dot
+    assert '"tokens 2×7 int64"' in dot and "input1 -> " in dot
     assert "- outputs: logits 2×2, text 2×8" in to_markdown(result)
     with pytest.raises(ArgumentError, match="input_dtypes"):
         shapecalc.analyze(model, [(2, 3, 16, 16), (2, 7)], input_dtypes=["float32", "int65"])
