@@ -285,13 +285,18 @@ def test_analysis_to_dot_method_is_the_same_text():
     assert a.to_dot(depth=1, rankdir="LR") == analysis_to_dot(a, depth=1, rankdir="LR")
 
 
-def test_a_dot_that_never_ends_is_stopped(tmp_path, monkeypatch):
-    # A `dot` that reads the drawing and then hangs: stopped at the limit, the file kept.
+@pytest.fixture
+def hanging_dot(tmp_path, monkeypatch):
+    """A `dot` on PATH that reads the drawing and then hangs."""
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "dot").write_text("#!/bin/sh\ncat >/dev/null\nexec sleep 30\n")
     (fake / "dot").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}:/usr/bin:/bin")
+
+
+def test_a_dot_that_never_ends_is_stopped(tmp_path, hanging_dot):
+    # Stopped at the limit, the file already there kept.
     target = tmp_path / "lenet.svg"
     target.write_text("keep me")
     started = time.monotonic()
@@ -310,12 +315,7 @@ def test_dot_timeout_is_checked_before_drawing(tmp_path, value):
     assert info.value.param == "dot_timeout" and list(tmp_path.iterdir()) == []
 
 
-def test_a_drawing_made_by_draw_keeps_its_time_limit(tmp_path, monkeypatch):
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    (fake / "dot").write_text("#!/bin/sh\ncat >/dev/null\nexec sleep 30\n")
-    (fake / "dot").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake}:/usr/bin:/bin")
+def test_a_drawing_made_by_draw_keeps_its_time_limit(tmp_path, hanging_dot):
     drawing = analyze("lenet").draw(dot_timeout=0.5)
     started = time.monotonic()
     with pytest.raises(GraphvizTimeout, match="within 0.5 s"):
