@@ -45,7 +45,8 @@ def square(shape: Shape) -> bool:
 
 
 def size_text(shape: Shape) -> str:
-    return "×".join(str(s) for s in shape[2:])
+    """An input's spatial size (``224×224``); the whole shape for one without (``2×6``)."""
+    return "×".join(str(s) for s in (shape[2:] or shape))
 
 
 def resizable(graph: Graph, shapes: list[Shape], node: Node) -> list[tuple[int, ...]]:

@@ -188,6 +188,21 @@ def test_an_untraceable_two_input_model_is_explained_where_torch_refused():
             return self.fc(features + self.embed(tokens).mean(1))
 
     d = diagnose(Branchy(), [(2, 6), (2, 5)], input_dtypes=["float32", "int64"])
-    assert not d.fits and d.node == "fc" and "expects 7 input features, got 6" in d.problem
+    assert not d.fits and d.node == "fc"
+    assert d.problem == "Linear(7, 3) receives 6 features at inputs features 2×6, tokens 2×5 int64"
     assert d.inputs_text() == "inputs features 2×6, tokens 2×5 int64"
     assert not any(f.kind is FixKind.INPUT for f in d.fixes)  # a recording at one size: no scan
+    # The recording so far starts from both inputs, so the layer fix is found and checked.
+    assert [str(f) for f in d.fixes] == ["set in_features=6"]
+    fixed = Branchy()
+    fixed.fc = nn.Linear(6, 3)
+    assert diagnose(fixed, [(2, 6), (2, 5)], input_dtypes=["float32", "int64"]).fits
+
+
+def test_an_input_without_spatial_size_is_shown_whole():
+    from shapecalc.failure_case import size_text
+
+    assert size_text((1, 3, 224, 224)) == "224×224" and size_text((2, 6)) == "2×6"
+    model = nn.Sequential(nn.Linear(7, 3))
+    d = diagnose(model, (2, 6))
+    assert d.problem == "Linear(7, 3) receives 6 features at input 2×6"

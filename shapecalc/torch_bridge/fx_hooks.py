@@ -62,7 +62,6 @@ def hook_graph(module: Any, name: str, shapes: list[Shape], dtypes: list[str] | 
     from ..graph import analyze_graph
     from .measure import torch_error
 
-    torch = torch_module()
     calls: list[tuple[str, Any, tuple, Any]] = []
     handles = []
     for path, sub in recorded_modules(module):
@@ -71,14 +70,13 @@ def hook_graph(module: Any, name: str, shapes: list[Shape], dtypes: list[str] | 
         handles.append(sub.register_forward_hook(
             lambda m, inp, out, path=path: calls.append((path, m, inp, out))))
     failure = None
+    given: list = []
     try:
-        xs, out = run_for_hooks(module, shapes, dtypes, calls.clear, training)
+        xs, out = run_for_hooks(module, shapes, dtypes, calls.clear, training, given)
     except SpecError:
         raise
-    except Exception as err:
-        failure, out = err, None
-        first = next((inp[0] for _, _, inp, _ in calls if inp and isinstance(inp[0], torch.Tensor)), None)
-        xs = [first] if first is not None else []
+    except Exception as err:  # the graph so far starts from every input torch was given
+        failure, out, xs = err, None, given
     finally:
         for h in handles:
             h.remove()
@@ -196,12 +194,15 @@ def _output_nodes(out: Any, produced: dict[int, str], glue: Any, last: str) -> l
 
 
 def run_for_hooks(module: Any, shapes: list[Shape], dtypes: list[str] | None, reset: Any,
-                  training: bool = False) -> tuple[list, Any]:
+                  training: bool = False, inputs: list | None = None) -> tuple[list, Any]:
     """Meta first (free); a forward that reads tensor values (``if x.sum() > 0``) cannot run
-    on meta, so it runs once for real on zeros, on the module's own device."""
+    on meta, so it runs once for real on zeros, on the module's own device. ``inputs``, if
+    given, holds the input tensors of the last run, even when torch refuses them."""
     torch = torch_module()
     kinds = list(dtypes or []) + [None] * (len(shapes) - len(dtypes or []))
     xs = [meta_input(s, k) for s, k in zip(shapes, kinds)]
+    if inputs is not None:
+        inputs[:] = xs
     try:
         return xs, call_on_meta(module, *xs, training=training)
     except Exception as err:
@@ -211,5 +212,7 @@ def run_for_hooks(module: Any, shapes: list[Shape], dtypes: list[str] | None, re
     device = next((p.device for p in module.parameters()), torch.device("cpu"))
     xs = [torch.zeros(tuple(s), device=device, dtype=getattr(torch, k) if k else None)
           for s, k in zip(shapes, kinds)]
+    if inputs is not None:
+        inputs[:] = xs
     with run_mode(module, training), torch.no_grad():
         return xs, module(*xs)
