@@ -67,8 +67,8 @@ def analyze(model: Any, input_shape: Any = None, dtype: str = "float32", *,
     if mode not in ("eval", "train"):
         raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
     src = load_model(model)
-    shapes = _shapes_arg(src, input_shape)
-    kinds = _input_dtypes(input_dtypes, len(shapes))
+    shapes = input_shapes_arg(src, input_shape)
+    kinds = input_dtypes_arg(input_dtypes, len(shapes))
     if src.torch_import is not None:  # torch is already imported: the module came from it
         from .torch_bridge.fx_import import analyze_source
 
@@ -82,7 +82,7 @@ def analyze(model: Any, input_shape: Any = None, dtype: str = "float32", *,
     return result
 
 
-def _shapes_arg(src: ModelSource, given: Any) -> list[Shape]:
+def input_shapes_arg(src: ModelSource, given: Any) -> list[Shape]:
     """One shape (validated), several (``[(1, 3, 224, 224), (1, 77)]``), or the model's default."""
     if given is not None and not isinstance(given, (str, bytes)) and hasattr(given, "__iter__"):
         items = list(given)
@@ -91,7 +91,7 @@ def _shapes_arg(src: ModelSource, given: Any) -> list[Shape]:
     return [src.input_shape(given)]
 
 
-def _input_dtypes(values: Sequence[str] | str | None, count: int) -> tuple[str, ...] | None:
+def input_dtypes_arg(values: Sequence[str] | str | None, count: int) -> tuple[str, ...] | None:
     """``None`` → float32 for all; one name → every input; else one per input, each known."""
     if values is None:
         return None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import Any, Sequence
 
-from .api import _input_dtypes, _shapes_arg, analyze, load_model
+from .api import input_dtypes_arg, input_shapes_arg, analyze, load_model
 from .errors import ConfigError, LayerError, Reason, ShapeError
 from .failure_case import (
     FailureCase, input_fix, node_ok_before, resizable, shapes_until,
@@ -140,8 +140,8 @@ def diagnose(model: Any, input_shape: Any = None, *,
     it changes (``Fix.value``: their numbers).
     """
     src: ModelSource = load_model(model)
-    shapes = _shapes_arg(src, input_shape)
-    kinds = _input_dtypes(input_dtypes, len(shapes))
+    shapes = input_shapes_arg(src, input_shape)
+    kinds = input_dtypes_arg(input_dtypes, len(shapes))
     verdict = _Verdict(src, tuple(shapes), kinds or ("float32",) * len(shapes))
     try:
         result = analyze(src, shapes if len(shapes) > 1 else shapes[0], input_dtypes=kinds)

@@ -112,21 +112,27 @@ def typed_key(value: Any) -> Any:
     return type(value), value
 
 
-def _build(spec_cls: type, kwargs: dict[str, Any], made: dict | None) -> Layer:
+def shared_layer(made: dict | None, key: tuple, factory: Callable[..., Layer], *args: Any,
+                 **kwargs: Any) -> Layer:
+    """``factory(*args, **kwargs)``, built once per distinct ``key`` in ``made``: a thousand
+    identical modules or ``x + y`` calls share one checked layer (layers are frozen values)."""
     if made is None:
-        return spec_cls(**kwargs)
+        return factory(*args, **kwargs)
     try:
-        key = (spec_cls, typed_key(tuple(kwargs.items())))
+        key = typed_key(key)
         layer = made.get(key)
-    except TypeError:  # an unhashable argument (a list the spec will refuse, say)
-        return spec_cls(**kwargs)
+    except TypeError:  # an unhashable argument (a list the spec will refuse, say): build afresh
+        return factory(*args, **kwargs)
     if layer is None:
-        layer = made[key] = spec_cls(**kwargs)
+        layer = made[key] = factory(*args, **kwargs)
     return layer
 
 
-def blocks_for(graph_nodes: list, root: Any, output: str,
-               submodules: dict[str, Any] | None = None) -> dict[str, BlockInfo]:
+def _build(spec_cls: type, kwargs: dict[str, Any], made: dict | None) -> Layer:
+    return shared_layer(made, (spec_cls, *kwargs.items()), spec_cls, **kwargs)
+
+
+def blocks_for(graph_nodes: list, submodules: dict[str, Any], output: str) -> dict[str, BlockInfo]:
     """Module containers become blocks, so the table can fold a ResNet stage into one row.
 
     One pass over the nodes (each credited to every module path above it): O(nodes × depth),
@@ -145,12 +151,9 @@ def blocks_for(graph_nodes: list, root: Any, output: str,
             dot = name.find(".", dot + 1)
     blocks: dict[str, BlockInfo] = {}
     for path, inside in members.items():
-        sub = submodules.get(path) if submodules is not None else None
-        if sub is None:
-            try:
-                sub = root.get_submodule(path)
-            except AttributeError:
-                continue
+        sub = submodules.get(path)  # module path → module (ModuleIndex.modules)
+        if sub is None:  # a prefix that names no module
+            continue
         names = {m.name for m in inside}
         source = next((i for i in inside[0].inputs if i not in names), "input")
         out = inside[-1].name
@@ -184,4 +187,5 @@ def labelled_leaves(value: Any, expand: Callable[[Any], Any] | None = None,
             yield label, value
 
 
-__all__ = ["ModuleIndex", "blocks_for", "labelled_leaves", "module_to_layer", "typed_key"]
+__all__ = ["ModuleIndex", "blocks_for", "labelled_leaves", "module_to_layer", "shared_layer",
+           "typed_key"]

@@ -19,7 +19,7 @@ from ..layers import Layer
 from ..layers.functional import Reshape
 from ..notes import Note, NoteKind
 from . import fx_ops
-from .fx_common import ModuleIndex, blocks_for, labelled_leaves, module_to_layer, typed_key
+from .fx_common import ModuleIndex, blocks_for, labelled_leaves, module_to_layer, shared_layer
 from .fx_measured import measured
 from .fx_params import ParamLedger, attribute, loose_notes
 from .fx_values import FxValues
@@ -49,7 +49,7 @@ class FxConverter(FxValues):
         index = index or ModuleIndex.of(root)
         # fx targets are module paths: one table instead of a walk per call
         self.submodules: dict[str, Any] = index.modules
-        self.made: dict[tuple, Layer] = {}
+        self.made: dict[tuple, Layer] = {}  # op and arguments → its one layer (shared_layer)
         self.builder = GraphBuilder(name)
         self.kind: dict[Any, str] = {}
         self.engine: dict[Any, str] = {}
@@ -85,7 +85,7 @@ class FxConverter(FxValues):
         graph.nodes = attribute(self.ledger, graph.nodes, self.uses)
         graph.loose_params, graph.loose_frozen, loose = loose_notes(self.ledger)
         graph.notes = list(self.notes) + loose
-        graph.blocks = blocks_for(graph.nodes, self.root, graph.output, self.submodules)
+        graph.blocks = blocks_for(graph.nodes, self.submodules, graph.output)
         return graph
 
     def set_dtypes(self, dtypes: dict[str, Any]) -> None:
@@ -290,14 +290,16 @@ class FxConverter(FxValues):
             if any(isinstance(o, Node) or not isinstance(o, (int, float)) for o in others):
                 return None
             op = fx_ops.BINARY[name]
-            return self._made(("binary", op, len(tensors)), fx_ops.make_binary, op, len(tensors)), tensors
+            layer = shared_layer(self.made, ("binary", op, len(tensors)), fx_ops.make_binary, op,
+                                 len(tensors))
+            return layer, tensors
         if name == "cat":
             seq = args[0] if args else kwargs.get("tensors")
             dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
             if not isinstance(seq, (list, tuple)) or not all(self._is_tensor(t) for t in seq) \
                     or not isinstance(dim, int):
                 return None
-            return self._made(("cat", dim), fx_ops.make_cat, dim), list(seq)
+            return shared_layer(self.made, ("cat", dim), fx_ops.make_cat, dim), list(seq)
         weighted = fx_ops.map_call(name, args, kwargs, self._is_tensor, self._weight_shape)
         if weighted is not None:  # F.linear(x, self.w), F.scaled_dot_product_attention(q, k, v)
             layer, tensors, _weights = weighted  # fx_params gives the weights to this node
@@ -317,7 +319,8 @@ class FxConverter(FxValues):
             dims = kwargs.get("dims", dims)
             if not dims or not all(isinstance(d, int) for d in dims):
                 return None
-            return self._made(("permute", tuple(dims)), fx_ops.make_permute, tuple(dims)), [source]
+            dims = tuple(dims)
+            return shared_layer(self.made, ("permute", dims), fx_ops.make_permute, dims), [source]
         entry = fx_ops.OPS.get(name)
         if entry is None:
             return None
@@ -329,7 +332,7 @@ class FxConverter(FxValues):
             return None
         arguments = {k: fx_ops.tupled(v) for k, v in bound.items()}
         try:
-            layer = self._made((name, *sorted(arguments.items())), factory, **arguments)
+            layer = shared_layer(self.made, (name, *sorted(arguments.items())), factory, **arguments)
         except Exception:
             return None
         return layer, [source]
@@ -342,18 +345,6 @@ class FxConverter(FxValues):
         for part in str(value.target).split("."):
             obj = getattr(obj, part, None)
         return tuple(obj.shape) if isinstance(obj, self.torch.Tensor) else None
-
-    def _made(self, key: tuple, factory: Any, *args: Any, **kwargs: Any) -> Layer:
-        """One layer object per distinct op and arguments: a thousand ``x + y`` share one ``Add``
-        (layers are frozen values), so each is built and checked once."""
-        try:
-            key = typed_key(key)
-            layer = self.made.get(key)
-        except TypeError:  # an unhashable argument: build it afresh
-            return factory(*args, **kwargs)
-        if layer is None:
-            layer = self.made[key] = factory(*args, **kwargs)
-        return layer
 
     def _submodule(self, path: str) -> Any:
         found = self.submodules.get(path)

@@ -232,8 +232,7 @@ def trace_graph(module: Any, name: str, training: bool = False,
         with run_mode(module, training):
             tracer = _tracer_class(known)()
             fx_graph = tracer.trace(module)
-        converter = FxConverter(fx_graph, tracer.root, name, layers,
-                                index if tracer.root is module else None)
+        converter = FxConverter(fx_graph, tracer.root, name, layers, index)
         graph = converter.run()
     except Exception as err:  # control flow on tensors, an op fx cannot express
         first = (str(err).strip().splitlines() or [""])[0]

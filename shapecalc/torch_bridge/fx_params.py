@@ -74,14 +74,6 @@ class ParamLedger:
         counted elsewhere shows them as shared; a node with some of each counts its own and
         names the others.
         """
-        if how is None and all(i in self.info and i not in self.owner for i in ids) \
-                and len(set(ids)) == len(ids):  # the usual case: a module's first call
-            count = frozen = 0
-            for i in ids:
-                self.owner[i] = node
-                count += self.info[i].numel
-                frozen += self.info[i].numel if self.info[i].frozen else 0
-            return Claim(count, frozen, (), None)
         if any(i in self.lazy for i in ids):
             return Claim(None, 0, (), None)  # a lazy module: the layer formula knows its size
         ids = list(dict.fromkeys(i for i in ids if i in self.info))

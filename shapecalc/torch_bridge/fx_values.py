@@ -14,7 +14,8 @@ from . import fx_ops
 
 
 class FxValues:
-    """Mixin over ``self.torch``, ``self.root`` (the traced module), ``self.kind`` (fx node → kind) and ``self.ledger``."""
+    """Mixin over ``self.torch``, ``self.root`` (the traced module), ``self.kind`` (fx node →
+    kind) and ``self.ledger``."""
 
     torch: Any
     root: Any
