@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 import time
 
-from shapecalc.graph import GraphBuilder, analyze_graph
-from shapecalc.layers import BatchNorm2d, Conv2d, ReLU
+from shapecalc.core.graph import GraphBuilder, analyze_graph
+from shapecalc.core.layers import BatchNorm2d, Conv2d, ReLU
 
 CHANNELS = 16
 INPUT = (1, CHANNELS, 32, 32)

@@ -19,8 +19,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from shapecalc import analyze
-    from shapecalc.render.dot import build_graph, pipe
-    from shapecalc.render.html import report_data, to_report
+    from shapecalc.output.dot import build_graph, pipe
+    from shapecalc.output.html import report_data, to_report
 
     parts: dict[str, list[float]] = {"analysis": [], "page (no graph)": [], "graph layout data": [],
                                      "dot (SVG)": [], "whole report": []}

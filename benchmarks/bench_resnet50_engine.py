@@ -26,8 +26,8 @@ def _time(fn, runs: int) -> list[float]:
 
 def main(runs: int = 200) -> None:
     from shapecalc import analyze
-    from shapecalc.graph import analyze_graph
-    from shapecalc.zoo import get_entry
+    from shapecalc.core.graph import analyze_graph
+    from shapecalc.models.zoo import get_entry
 
     entry = get_entry("resnet50")
     spec = entry.spec()

@@ -9,8 +9,8 @@ Run: ``python examples/build_and_analyze.py``
 from __future__ import annotations
 
 import shapecalc
-from shapecalc.blocks import Residual, Sequential
-from shapecalc.layers import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from shapecalc.core.blocks import Residual, Sequential
+from shapecalc.core.layers import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
 
 
 def basic_block(channels: int) -> Residual:

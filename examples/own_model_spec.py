@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 import shapecalc
-from shapecalc.specfile import load_spec, save_spec
+from shapecalc.models.specfile import load_spec, save_spec
 
 SPEC = {
     "name": "tiny-resnet",

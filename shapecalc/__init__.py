@@ -8,30 +8,46 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .arithmetic import (
+from shapecalc.core.arithmetic import (
     conv_output_size, dropped_pixels, effective_kernel, pool_output_size, same_padding,
     solve_padding, transposed_conv_output_size,
 )
-from .errors import (
+from shapecalc.core.errors import (
     ArgumentError, ConfigError, LayerError, Reason, ShapecalcError, ShapeError, SpecError, UsageError,
 )
 
 __version__ = "0.1.0"
 
+#: The package's layers, lowest first. A module may import its own layer and those before it,
+#: never one after it, not even lazily inside a function (``tests/test_layering.py`` reads every
+#: import); this package's ``__init__`` and ``__main__`` sit above them all. The README's "How it
+#: is built" table is checked against this order.
+LAYERS = ("core", "torch_bridge", "models", "diagnose", "output", "train", "cli")
+
 if TYPE_CHECKING:
-    from .api import analyze, load_model, minimum_input
-    from .model_source import ModelSource
-    from .model_summary import ModelSummary, summary
-    from .train.trained import load_trained
+    from shapecalc.models.api import analyze, load_model, minimum_input
+    from shapecalc.models.model_source import ModelSource
+    from shapecalc.output.summary import ModelSummary, summary
+    from shapecalc.train.trained import load_trained
 
 #: Loaded on first use (PEP 562): ``shapecalc layer`` needs only the arithmetic, and building
 #: the ~80 layer dataclasses behind the model API is most of the package's import time.
-_LAZY = {"ModelSource": "model_source", "analyze": "api", "load_model": "api", "minimum_input": "api",
-         "ModelSummary": "model_summary", "summary": "model_summary",
+_LAZY = {"ModelSource": "models.model_source", "analyze": "models.api", "load_model": "models.api",
+         "minimum_input": "models.api", "ModelSummary": "output.summary", "summary": "output.summary",
          "load_trained": "train.trained"}
 
 
+#: The spec-building modules, by their short public names: ``from shapecalc import layers, blocks``.
+_MODULES = {"arithmetic": "core.arithmetic", "layers": "core.layers", "blocks": "core.blocks"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        import importlib
+
+        module = importlib.import_module(f".{_MODULES[name]}", __name__)
+        globals()[name] = module
+        return module
     if name in _LAZY:
         import importlib
 

@@ -1,6 +1,6 @@
 """``python -m shapecalc`` runs the command line."""
 
-from .cli import main
+from shapecalc.cli import main
 
 if __name__ == "__main__":
     main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import runpy
 import shutil
 import sys
 from pathlib import Path
@@ -18,6 +19,13 @@ settings.register_profile("dev", max_examples=60, deadline=None, print_blob=True
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 REPO = Path(__file__).resolve().parent.parent
+
+# PyPI's torchvision (imported by timm and transformers) beside the CPU torch: see
+# tests/cpu_torchvision/sitecustomize.py. In-process here; subprocesses get it from PYTHONPATH.
+_CPU_TORCHVISION = Path(__file__).resolve().parent / "cpu_torchvision"
+runpy.run_path(str(_CPU_TORCHVISION / "sitecustomize.py"))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(_CPU_TORCHVISION), os.environ.get("PYTHONPATH")) if p)
 # Beside the checkout by default; a worktree elsewhere points at it with $SHAPECALC_TEST_DATA.
 FASHION_MNIST = Path(os.environ.get("SHAPECALC_TEST_DATA")
                      or REPO.parent / "shared" / "data" / "fashion-mnist")

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from shapecalc import arithmetic as ar
-from shapecalc.errors import ConfigError, ShapeError
+from shapecalc.core import arithmetic as ar
+from shapecalc.core.errors import ConfigError, ShapeError
 
 sizes = st.integers(1, 300)
 kernels = st.integers(1, 15)
@@ -324,7 +324,7 @@ PUBLIC = [
 @pytest.mark.parametrize("name, args, params", PUBLIC, ids=[p[0] for p in PUBLIC])
 @pytest.mark.parametrize("bad", BAD_VALUES, ids=[f"{type(v).__name__}{i}" for i, v in enumerate(BAD_VALUES)])
 def test_public_functions_refuse_non_integers_naming_the_parameter(name, args, params, bad):
-    from shapecalc.errors import ArgumentError, ShapecalcError
+    from shapecalc.core.errors import ArgumentError, ShapecalcError
 
     func = getattr(ar, name)
     for i, param in enumerate(params):
@@ -346,7 +346,7 @@ def test_numpy_integers_are_plain_ints():
     assert ar.explain_conv(np.int64(224), 11, 4, 2) == ar.explain_conv(224, 11, 4, 2)
     assert ar.solve_padding(np.int64(224), 11, 4, np.int64(56)) == range(7, 11)
     assert ar.pool_output_size(54, 3, 2, 0, 1, ceil_mode=np.bool_(True)) == 27
-    from shapecalc.errors import ArgumentError
+    from shapecalc.core.errors import ArgumentError
 
     with pytest.raises(ArgumentError) as info:  # a flag is True or False, not any truthy value
         ar.pool_output_size(54, 3, 2, 0, 1, ceil_mode="yes")

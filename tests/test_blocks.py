@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from shapecalc import analyze
-from shapecalc.blocks import Branches, Residual, Sequential
-from shapecalc.errors import ShapeError, SpecError
-from shapecalc.layers import BatchNorm2d, Conv2d, MaxPool2d, ReLU
+from shapecalc.core.blocks import Branches, Residual, Sequential
+from shapecalc.core.errors import ShapeError, SpecError
+from shapecalc.core.layers import BatchNorm2d, Conv2d, MaxPool2d, ReLU
 
 
 def _stage3(stride: int) -> Sequential:

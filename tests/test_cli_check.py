@@ -7,7 +7,7 @@ import json
 import pytest
 
 from shapecalc.cli import main
-from shapecalc.specfile import save_spec
+from shapecalc.models.specfile import save_spec
 from test_diagnose import alexnet_with
 
 
@@ -146,7 +146,7 @@ def test_configuration_errors_stop_the_range_scan(capsys, tmp_path):
 
 
 def test_range_scan_stops_at_its_time_budget_and_says_where(capsys, monkeypatch):
-    import shapecalc.input_scan as input_scan
+    import shapecalc.diagnose.input_scan as input_scan
 
     monkeypatch.setattr(input_scan, "SCAN_SECONDS", 0.0)  # only the first size fits the budget
     code, out, _ = run(capsys, "check", "alexnet", "--input-range", "65..8000")

@@ -150,7 +150,7 @@ def test_a_symlink_is_refused_and_its_target_kept(tmp_path, capsys):
 
 def _as_non_root(monkeypatch, read_only):
     """Root may write anything, and CI runs as root: let ``os.access`` answer as for a user."""
-    import shapecalc.fileio as fileio
+    import shapecalc.core.fileio as fileio
 
     real = os.access
     monkeypatch.setattr(fileio.os, "access", lambda p, mode, **kw: (
@@ -188,7 +188,7 @@ def test_a_read_only_folder_is_refused(tmp_path, capsys, monkeypatch):
 def test_disk_full_while_writing_keeps_the_old_file(tmp_path, capsys, monkeypatch):
     import errno
 
-    import shapecalc.fileio as fileio
+    import shapecalc.core.fileio as fileio
 
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")

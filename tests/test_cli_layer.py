@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from shapecalc import arithmetic as ar
+from shapecalc.core import arithmetic as ar
 from shapecalc.cli import cli, main
 from shapecalc.cli import layer as layer_mod
 
@@ -175,8 +175,8 @@ def test_pool_padding_limit_is_the_layers_for_a_single_size_and_per_axis(capsys)
 
 
 def test_ceil_mode_uncovered_row_matches_the_layer_note():
-    from shapecalc.layers import MaxPool2d
-    from shapecalc.notes import NoteKind
+    from shapecalc.core.layers import MaxPool2d
+    from shapecalc.core.notes import NoteKind
 
     data = json.loads(invoke("--op", "maxpool", "--k", "2", "--s", "3", "--ceil-mode", "9", "--json"))
     assert data["output"] == [3] and data["dropped"] == [1]
@@ -237,7 +237,7 @@ def test_layer_imports_only_the_layer_module_it_needs():
         "for op in sys.argv[1:]:\n"
         "    try:\n        main(['layer', '--op', op, '--k', '3', '224'])\n"
         "    except SystemExit:\n        pass\n"
-        "print(sorted(m for m in sys.modules if m.startswith('shapecalc.layers.')))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('shapecalc.core.layers.')))\n"
     )
     root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -245,5 +245,5 @@ def test_layer_imports_only_the_layer_module_it_needs():
         out = subprocess.run([sys.executable, "-c", script, *ops], env=env, capture_output=True,
                              text=True, check=True).stdout.strip().splitlines()[-1]
         # base + its field checks (layers/fields.py: no layer classes) + the one layer module
-        assert out == str(sorted(["shapecalc.layers.base", "shapecalc.layers.fields",
-                                  f"shapecalc.layers.{expected}"])), out
+        assert out == str(sorted(["shapecalc.core.layers.base", "shapecalc.core.layers.fields",
+                                  f"shapecalc.core.layers.{expected}"])), out

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from shapecalc import analyze
 from shapecalc.cli import cli, main
 from shapecalc.cli import show as show_mod
-from shapecalc.zoo import ZOO
+from shapecalc.models.zoo import ZOO
 
 #: The seed's (d2l §8.1) printout: the spatial size (or features) after every layer that changes it.
 SEED_SIZES = [54, 26, 26, 12, 12, 12, 12, 5, 6400, 4096, 4096, 10]
@@ -150,7 +150,7 @@ def test_verify_exits_1_on_disagreement(capsys, monkeypatch):
 
 
 def test_graph_option_writes_a_file(tmp_path):
-    pytest.importorskip("shapecalc.render.dot")
+    pytest.importorskip("shapecalc.output.dot")
     target = tmp_path / "alexnet.dot"
     result = CliRunner().invoke(cli, ["show", "alexnet", "--graph", str(target)])
     assert result.exit_code == 0, result.output
@@ -158,7 +158,7 @@ def test_graph_option_writes_a_file(tmp_path):
 
 
 def test_graph_to_a_missing_directory_fails_before_printing(capsys, tmp_path):
-    pytest.importorskip("shapecalc.render.dot")
+    pytest.importorskip("shapecalc.output.dot")
     code, err, out = fails_with_output(capsys, "show", "alexnet", "--graph", str(tmp_path / "no" / "g.dot"))
     assert code == 2 and err.startswith("shapecalc: error: --graph:") and out == ""
 

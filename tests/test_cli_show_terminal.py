@@ -19,7 +19,7 @@ import termios
 import pytest
 
 from shapecalc import analyze
-from shapecalc.render.table import display_width
+from shapecalc.output.table import display_width
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
 

@@ -98,17 +98,17 @@ def test_help_does_not_import_torch():
 
 
 def test_the_model_is_resolved_once(monkeypatch, tmp_path, capsys):
-    import shapecalc.api
-    import shapecalc.sources
+    import shapecalc.models.api
+    import shapecalc.models.sources
 
     calls = []
-    real = shapecalc.sources.resolve
+    real = shapecalc.models.sources.resolve
 
     def counting(text, **kw):
         calls.append(text)
         return real(text, **kw)
 
-    for module in (shapecalc.api, shapecalc.sources):
+    for module in (shapecalc.models.api, shapecalc.models.sources):
         monkeypatch.setattr(module, "resolve", counting)
     code, _out, err = run(TINY + ["--out", str(tmp_path / "run")], capsys)
     assert code == 0, err

@@ -7,7 +7,7 @@ import gc
 import pytest
 
 import shapecalc
-from shapecalc.collector import paused_collector
+from shapecalc.core.collector import paused_collector
 
 
 @pytest.fixture(autouse=True)

@@ -28,7 +28,7 @@ nn = torch.nn
 from corpus import modern  # noqa: E402
 
 import shapecalc  # noqa: E402
-from shapecalc.notes import NoteKind  # noqa: E402
+from shapecalc.core.notes import NoteKind  # noqa: E402
 from shapecalc.torch_bridge import verify  # noqa: E402
 
 #: shapecalc MACs / FlopCounterMode MACs may exceed 1 by this much (biases and norms, see above).

@@ -12,14 +12,14 @@ from hypothesis import strategies as st
 from shapecalc import (
     ConfigError, Reason, ShapecalcError, ShapeError, analyze, load_model, minimum_input,
 )
-from shapecalc.blocks import Branches, Residual, Sequential
+from shapecalc.core.blocks import Branches, Residual, Sequential
 from shapecalc.diagnose import compact, diagnose, runs, scan_inputs, shapes_until
-from shapecalc.fixes import FixKind, apply_fix
-from shapecalc.errors import ArgumentError
-from shapecalc.layers import (
+from shapecalc.diagnose.fixes import FixKind, apply_fix
+from shapecalc.core.errors import ArgumentError
+from shapecalc.core.layers import (
     BatchNorm2d, Conv2d, ConvTranspose2d, Flatten, Linear, MaxPool2d, ReLU,
 )
-from shapecalc.layers.functional import Reshape
+from shapecalc.core.layers.functional import Reshape
 
 
 def alexnet_with(in_features: int) -> Sequential:
@@ -257,7 +257,7 @@ def test_unsatisfiable_linear_at_a_huge_input_is_proved_in_seconds():
 
 
 def test_search_that_runs_out_of_time_says_where_it_stopped():
-    from shapecalc.size_search import SizeSearch
+    from shapecalc.diagnose.size_search import SizeSearch
 
     # Sizes 1..∞ all fail with a channel mismatch: nothing to bisect, the near scan times out.
     graph = Sequential(Conv2d(5, 8, 3)).to_graph("m")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shapecalc import extras
+from shapecalc.core import extras
 
 REPO = Path(__file__).resolve().parent.parent
 

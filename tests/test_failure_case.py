@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 import shapecalc
 from shapecalc.diagnose import diagnose, shapes_until
-from shapecalc.errors import ArgumentError
-from shapecalc.failure_case import resizable
-from shapecalc.fixes import FixKind, apply_fix, fixed_input
+from shapecalc.core.errors import ArgumentError
+from shapecalc.diagnose.failure_case import resizable
+from shapecalc.diagnose.fixes import FixKind, apply_fix, fixed_input
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -200,7 +200,7 @@ def test_an_untraceable_two_input_model_is_explained_where_torch_refused():
 
 
 def test_an_input_without_spatial_size_is_shown_whole():
-    from shapecalc.failure_case import size_text
+    from shapecalc.diagnose.failure_case import size_text
 
     assert size_text((1, 3, 224, 224)) == "224×224" and size_text((2, 6)) == "2×6"
     model = nn.Sequential(nn.Linear(7, 3))

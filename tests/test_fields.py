@@ -8,9 +8,9 @@ import math
 import pytest
 
 import shapecalc
-from shapecalc.errors import FieldError, ShapecalcError
-from shapecalc.layers import Conv2d, Upsample, layer_to_dict
-from shapecalc.layers.fields import MAX_INT, conform, describe_type, short_repr
+from shapecalc.core.errors import FieldError, ShapecalcError
+from shapecalc.core.layers import Conv2d, Upsample, layer_to_dict
+from shapecalc.core.layers.fields import MAX_INT, conform, describe_type, short_repr
 
 np = pytest.importorskip("numpy")
 
@@ -55,7 +55,7 @@ def test_short_repr_survives_the_digit_limit():
                                    None, (1, 1, 10**30, 8), ()])
 def test_api_refuses_bad_input_shapes_naming_the_parameter(shape):
     with pytest.raises(ShapecalcError) as err:
-        shapecalc.analyze("alexnet", shape) if shape is not None else shapecalc.analyze(shapecalc.blocks.Sequential())
+        shapecalc.analyze("alexnet", shape) if shape is not None else shapecalc.analyze(shapecalc.core.blocks.Sequential())
     assert "input_shape" in str(err.value) or shape is None
     assert "\n" not in str(err.value)
 

@@ -75,9 +75,9 @@ def _base_kwargs(cls) -> dict[str, typing.Any]:
 
 def _check_result(layer, outcomes: list[str]) -> None:
     from shapecalc import analyze
-    from shapecalc.blocks import Sequential
-    from shapecalc.errors import ShapecalcError
-    from shapecalc.layers import layer_to_dict
+    from shapecalc.core.blocks import Sequential
+    from shapecalc.core.errors import ShapecalcError
+    from shapecalc.core.layers import layer_to_dict
 
     json.dumps(layer_to_dict(layer), allow_nan=True)  # the layer serialises (numpy ints normalised)
     for shape in SHAPES:
@@ -106,9 +106,9 @@ def _json_text(value: typing.Any) -> str:
 
 def run_case(type_name: str, field: str | None, value: typing.Any, folder: Path) -> list[str]:
     """API then spec file for one (layer, field, bad value); raises AssertionError on a bad outcome."""
-    from shapecalc.errors import ShapecalcError
-    from shapecalc.layers import LAYER_TYPES, MERGE_TYPES
-    from shapecalc.specfile import load_spec
+    from shapecalc.core.errors import ShapecalcError
+    from shapecalc.core.layers import LAYER_TYPES, MERGE_TYPES
+    from shapecalc.models.specfile import load_spec
 
     cls = LAYER_TYPES[type_name]
     kwargs = _base_kwargs(cls)
@@ -172,7 +172,7 @@ def _guarded(label: str, case, failures: list[str], counts: dict[str, int]) -> N
 
 def sweep() -> dict:
     """Every layer type × argument × bad value (plus each type with its base arguments)."""
-    from shapecalc.layers import LAYER_TYPES
+    from shapecalc.core.layers import LAYER_TYPES
 
     failures: list[str] = []
     counts: dict[str, int] = {}
@@ -194,7 +194,7 @@ def random_specs(examples: int) -> dict:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from shapecalc.layers import LAYER_TYPES, MERGE_TYPES
+    from shapecalc.core.layers import LAYER_TYPES, MERGE_TYPES
 
     names = sorted(set(LAYER_TYPES) - MERGE_TYPES)
     scalars = st.one_of(
@@ -223,9 +223,9 @@ def random_specs(examples: int) -> dict:
 
 
 def _spec_and_api(entry: dict, suffix: str, folder: Path) -> list[str]:
-    from shapecalc.errors import ShapecalcError
-    from shapecalc.layers import layer_from_dict
-    from shapecalc.specfile import load_spec
+    from shapecalc.core.errors import ShapecalcError
+    from shapecalc.core.layers import layer_from_dict
+    from shapecalc.models.specfile import load_spec
 
     outcomes: list[str] = []
     try:
@@ -285,7 +285,7 @@ def _run_child(mode: str, examples: int = 0) -> dict:
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_AS and SIGALRM are POSIX")
 def test_every_layer_field_and_bad_value_is_one_line_or_a_result():
     report = _run_child("sweep")
-    from shapecalc.layers import LAYER_TYPES
+    from shapecalc.core.layers import LAYER_TYPES
 
     assert report["counts"]["cases"] >= len(LAYER_TYPES) * len(BAD_VALUES)
     assert not report["failures"], "\n".join(report["failures"][:40])
@@ -304,12 +304,12 @@ def test_the_sweep_sees_a_layer_added_later():
     (and its field types are checked) without any list to edit."""
     import types
 
-    from shapecalc.layers import LAYER_TYPES
+    from shapecalc.core.layers import LAYER_TYPES
 
-    module = types.ModuleType("shapecalc.layers.fuzzprobe")  # as if a new layer file were added
+    module = types.ModuleType("shapecalc.core.layers.fuzzprobe")  # as if a new layer file were added
     sys.modules[module.__name__] = module
     try:
-        exec("from dataclasses import dataclass\nfrom shapecalc.layers.base import Layer\n\n"
+        exec("from dataclasses import dataclass\nfrom shapecalc.core.layers.base import Layer\n\n"
              "@dataclass(frozen=True)\nclass FuzzProbe(Layer):\n    width: int = 1\n", module.__dict__)
         assert LAYER_TYPES["FuzzProbe"] is module.FuzzProbe
         with tempfile.TemporaryDirectory() as tmp:

@@ -11,10 +11,10 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 import shapecalc  # noqa: E402
-from shapecalc.errors import ArgumentError  # noqa: E402
+from shapecalc.core.errors import ArgumentError  # noqa: E402
 from shapecalc import ShapeError  # noqa: E402
-from shapecalc.notes import NoteKind, has_kind  # noqa: E402
-from shapecalc.render.formats import to_markdown  # noqa: E402
+from shapecalc.core.notes import NoteKind, has_kind  # noqa: E402
+from shapecalc.output.formats import to_markdown  # noqa: E402
 from shapecalc.torch_bridge import fx_ops, verify  # noqa: E402
 from shapecalc.torch_bridge.fx_hooks import recorded_modules  # noqa: E402
 
@@ -83,7 +83,7 @@ def test_a_conversion_failure_falls_back(monkeypatch):
 
 
 def test_a_traced_graph_that_fails_where_torch_does_not_falls_back(monkeypatch):
-    from shapecalc.layers import Flatten
+    from shapecalc.core.layers import Flatten
 
     class Relu(nn.Module):
         def forward(self, x):

@@ -9,7 +9,7 @@ nn = torch.nn
 F = torch.nn.functional
 
 import shapecalc  # noqa: E402
-from shapecalc.errors import ArgumentError  # noqa: E402
+from shapecalc.core.errors import ArgumentError  # noqa: E402
 from shapecalc import SpecError  # noqa: E402
 from shapecalc.diagnose import scan_inputs  # noqa: E402
 from shapecalc.torch_bridge import verify  # noqa: E402
@@ -187,11 +187,11 @@ def test_inputs_and_outputs_of_the_forward():
     assert result.outputs == [("output[0]", (1, 2)), ("output[1]", (1, 5))]
 
 
-@pytest.mark.parametrize("name", sorted(__import__("shapecalc.zoo", fromlist=["ZOO"]).ZOO))
+@pytest.mark.parametrize("name", sorted(__import__("shapecalc.models.zoo", fromlist=["ZOO"]).ZOO))
 def test_zoo_module_imports_back_to_the_same_table(name):
     """zoo spec → nn.Module (on meta: no memory) → chain/fx import: the same nodes, node for node."""
     from shapecalc.torch_bridge import build_module
-    from shapecalc.zoo import ZOO
+    from shapecalc.models.zoo import ZOO
 
     with torch.device("meta"):
         module = build_module(name)

@@ -16,9 +16,9 @@ nn = torch.nn
 F = torch.nn.functional
 
 import shapecalc  # noqa: E402
-from shapecalc.blocks import Sequential  # noqa: E402
-from shapecalc.graph import analyze_graph  # noqa: E402
-from shapecalc.layers import (  # noqa: E402
+from shapecalc.core.blocks import Sequential  # noqa: E402
+from shapecalc.core.graph import analyze_graph  # noqa: E402
+from shapecalc.core.layers import (  # noqa: E402
     LSTM, Embedding, Linear, MultiheadAttention, RMSNorm, TransformerEncoderLayer,
 )
 from shapecalc.torch_bridge import build_module, verify  # noqa: E402

@@ -17,7 +17,7 @@ nn = torch.nn
 F = torch.nn.functional
 
 import shapecalc  # noqa: E402
-from shapecalc.notes import NoteKind, has_kind  # noqa: E402
+from shapecalc.core.notes import NoteKind, has_kind  # noqa: E402
 
 
 def distinct(model) -> tuple[int, int]:

@@ -6,13 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shapecalc.blocks import Branches, Residual, Sequential
-from shapecalc.errors import ShapeError
-from shapecalc.graph import GraphBuilder, analyze_graph, smallest_input
-from shapecalc.layers import (
+from shapecalc.core.blocks import Branches, Residual, Sequential
+from shapecalc.core.errors import ShapeError
+from shapecalc.core.graph import GraphBuilder, analyze_graph, smallest_input
+from shapecalc.core.layers import (
     Add, AvgPool2d, BatchNorm2d, Concat, Conv2d, Flatten, Linear, MaxPool2d, ReLU,
 )
-from shapecalc.zoo.d2l import alexnet
+from shapecalc.models.zoo.d2l import alexnet
 
 
 def basic_block(c_in: int, c_out: int, stride: int = 1) -> Residual:

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shapecalc.errors import ConfigError, ShapeError, SpecError
-from shapecalc.notes import Note, NoteKind
-from shapecalc.layers import (
+from shapecalc.core.errors import ConfigError, ShapeError, SpecError
+from shapecalc.core.notes import Note, NoteKind
+from shapecalc.core.layers import (
     LAYER_TYPES, AdaptiveAvgPool2d, BatchNorm2d, Conv2d, ConvTranspose2d, Flatten, GroupNorm,
     LayerNorm, Linear, MaxPool2d, layer_from_dict, layer_to_dict,
 )
@@ -249,8 +249,8 @@ def test_layer_from_dict_errors_are_spec_errors():
 def test_registry_collects_every_public_layer_class():
     import inspect
 
-    import shapecalc.layers as package
-    from shapecalc.layers.base import Layer
+    import shapecalc.core.layers as package
+    from shapecalc.core.layers.base import Layer
 
     for name in ("Conv2d", "Reshape", "Elementwise", "GroupNorm", "AdaptiveMaxPool3d"):
         assert LAYER_TYPES[name].__name__ == name and getattr(package, name) is LAYER_TYPES[name]
@@ -258,7 +258,7 @@ def test_registry_collects_every_public_layer_class():
 
     defined = set()
     for info in pkgutil.iter_modules(package.__path__):
-        module = importlib.import_module(f"shapecalc.layers.{info.name}")
+        module = importlib.import_module(f"shapecalc.core.layers.{info.name}")
         defined |= {n for n, obj in vars(module).items() if inspect.isclass(obj) and issubclass(obj, Layer)
                     and obj is not Layer and not n.startswith("_") and obj.__module__ == module.__name__}
     assert defined == set(LAYER_TYPES)
@@ -285,7 +285,7 @@ def test_numpy_integers_become_ints_and_serialise():
 ])
 @pytest.mark.parametrize("bad", [3.0, float("nan"), float("inf"), "3", True])
 def test_wrong_types_are_field_errors_naming_the_parameter(build, field, expected, bad):
-    from shapecalc.errors import FieldError
+    from shapecalc.core.errors import FieldError
 
     with pytest.raises(FieldError) as err:
         build(bad)
@@ -311,7 +311,7 @@ def test_wrong_types_are_field_errors_naming_the_parameter(build, field, expecte
     (lambda: LAYER_TYPES["Reshape"]((1, 10**5000)), "shape[1]"),
 ])
 def test_bad_values_name_the_field(build, field):
-    from shapecalc.errors import FieldError
+    from shapecalc.core.errors import FieldError
 
     with pytest.raises(FieldError) as err:
         build()

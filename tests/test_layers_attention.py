@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shapecalc.errors import ConfigError, ShapeError
-from shapecalc.layers import (
+from shapecalc.core.errors import ConfigError, ShapeError
+from shapecalc.core.layers import (
     MultiheadAttention, ScaledDotProductAttention, TransformerEncoderLayer, layer_from_dict,
     layer_to_dict,
 )
@@ -201,7 +201,7 @@ def test_vit_b16_parameter_total_from_its_layers():
     Its encoder blocks are pre-norm TransformerEncoderLayers with GELU; the class token and the
     position embedding are bare parameters (768 and 197·768). Torch's modules are built on the
     meta device, so the count costs no memory."""
-    from shapecalc.layers import Conv2d, LayerNorm, Linear
+    from shapecalc.core.layers import Conv2d, LayerNorm, Linear
 
     block = TransformerEncoderLayer(768, 12, 3072, dropout=0.0, activation="gelu",
                                     batch_first=True, norm_first=True)

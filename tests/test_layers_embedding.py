@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shapecalc.errors import ConfigError, ShapeError
-from shapecalc.layers import Embedding, EmbeddingBag, RMSNorm, layer_from_dict, layer_to_dict
+from shapecalc.core.errors import ConfigError, ShapeError
+from shapecalc.core.layers import Embedding, EmbeddingBag, RMSNorm, layer_from_dict, layer_to_dict
 
 torch = pytest.importorskip("torch")
 torchinfo = pytest.importorskip("torchinfo")

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shapecalc.errors import ConfigError, ShapeError
-from shapecalc.layers import GRU, LSTM, RNN, layer_from_dict, layer_to_dict
+from shapecalc.core.errors import ConfigError, ShapeError
+from shapecalc.core.layers import GRU, LSTM, RNN, layer_from_dict, layer_to_dict
 
 torch = pytest.importorskip("torch")
 torchinfo = pytest.importorskip("torchinfo")

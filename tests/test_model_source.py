@@ -11,7 +11,7 @@ import pytest
 import shapecalc
 from shapecalc import ArgumentError, ShapecalcError, SpecError, analyze, load_model, minimum_input
 from shapecalc.diagnose import diagnose, scan_inputs
-from shapecalc.model_source import ModelSource, shape_arg, size_arg
+from shapecalc.models.model_source import ModelSource, shape_arg, size_arg
 
 np = pytest.importorskip("numpy")
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import shapecalc
-from shapecalc.errors import ShapecalcError, UsageError
+from shapecalc.core.errors import ShapecalcError, UsageError
 
 torch = pytest.importorskip("torch")
 torchinfo = pytest.importorskip("torchinfo")
@@ -206,7 +206,7 @@ def test_verbose_prints_and_repr_is_the_table(capsys):
 
 
 def test_in_a_notebook_verbose_defaults_to_quiet(monkeypatch, capsys):
-    from shapecalc import model_summary
+    from shapecalc.output import summary as model_summary
 
     monkeypatch.setattr(model_summary, "_in_notebook", lambda: True)
     result = shapecalc.summary("alexnet", col_names=("input_size", "output_size"))

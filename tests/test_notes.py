@@ -7,9 +7,9 @@ import json
 import pytest
 
 from shapecalc import analyze
-from shapecalc.blocks import Sequential
-from shapecalc.layers import Conv2d, Flatten, Linear, MaxPool2d
-from shapecalc.notes import Note, NoteKind, has_kind, text_note
+from shapecalc.core.blocks import Sequential
+from shapecalc.core.layers import Conv2d, Flatten, Linear, MaxPool2d
+from shapecalc.core.notes import Note, NoteKind, has_kind, text_note
 
 EXAMPLES = {
     NoteKind.DROPS: (dict(px=3, axes=("H", "W")), "drops 3 px (H, W)"),

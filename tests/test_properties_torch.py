@@ -1,7 +1,7 @@
 """The engine against the real torch layers, by property: same shape, and errors in the same places.
 
 Every property draws a layer configuration in torch's own keyword arguments plus an input
-shape, builds BOTH ``torch.nn.<Type>(**kwargs)`` and ``shapecalc.layers.<Type>(**kwargs)``, and
+shape, builds BOTH ``torch.nn.<Type>(**kwargs)`` and ``shapecalc.core.layers.<Type>(**kwargs)``, and
 checks one thing: either both refuse (torch at construction or forward, the engine with a typed
 :class:`ShapeError`/:class:`ConfigError`), or both give the same output shape. Disagreement in
 either direction fails, so the engine can neither accept what torch refuses nor refuse what
@@ -33,8 +33,8 @@ import pytest
 from hypothesis import assume, given, note
 from hypothesis import strategies as st
 
-from shapecalc.errors import LayerError, ShapeError
-from shapecalc.layers import LAYER_TYPES
+from shapecalc.core.errors import LayerError, ShapeError
+from shapecalc.core.layers import LAYER_TYPES
 
 torch = pytest.importorskip("torch")
 

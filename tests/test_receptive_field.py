@@ -16,10 +16,10 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from shapecalc.arithmetic import AxisRF, effective_kernel
-from shapecalc.blocks import Sequential
-from shapecalc.graph import analyze_graph
-from shapecalc.layers import AvgPool1d, Conv1d, Conv2d, ConvTranspose1d, Layer
+from shapecalc.core.arithmetic import AxisRF, effective_kernel
+from shapecalc.core.blocks import Sequential
+from shapecalc.core.graph import analyze_graph
+from shapecalc.core.layers import AvgPool1d, Conv1d, Conv2d, ConvTranspose1d, Layer
 
 torch = pytest.importorskip("torch")
 from shapecalc.torch_bridge import layer_to_module  # noqa: E402  (needs torch)

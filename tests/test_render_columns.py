@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from shapecalc import analyze
-from shapecalc.errors import UsageError
-from shapecalc.render.columns import (
+from shapecalc.core.errors import UsageError
+from shapecalc.output.columns import (
     COLUMNS, CellContext, cell, kernel_text, parse_columns, short_count, trainable_text,
 )
 

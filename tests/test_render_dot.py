@@ -16,12 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shapecalc import analyze
-from shapecalc.blocks import Sequential
-from shapecalc.errors import ArgumentError
-from shapecalc.fileio import OutputError
-from shapecalc.layers import Conv2d, ReLU
-from shapecalc.render import shape_text
-from shapecalc.render.dot import (
+from shapecalc.core.blocks import Sequential
+from shapecalc.core.errors import ArgumentError
+from shapecalc.core.fileio import OutputError
+from shapecalc.core.layers import Conv2d, ReLU
+from shapecalc.output import shape_text
+from shapecalc.output.dot import (
     AUTO_NODE_LIMIT, KIND_COLOURS, GraphvizFailed, GraphvizNotFound, GraphvizTimeout, analysis_to_dot, auto_depth,
     build_graph, pipe, printable, write_graph,
 )

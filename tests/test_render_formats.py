@@ -9,9 +9,9 @@ import json
 import pytest
 
 from shapecalc import analyze
-from shapecalc.blocks import Residual, Sequential
-from shapecalc.layers import BatchNorm2d, Conv2d, ReLU
-from shapecalc.render.formats import COLUMNS, to_csv, to_dict, to_json, to_markdown
+from shapecalc.core.blocks import Residual, Sequential
+from shapecalc.core.layers import BatchNorm2d, Conv2d, ReLU
+from shapecalc.output.formats import COLUMNS, to_csv, to_dict, to_json, to_markdown
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ from html.parser import HTMLParser
 import pytest
 
 from shapecalc import analyze
-from shapecalc.blocks import Sequential
-from shapecalc.layers import Conv2d, ReLU
-from shapecalc.render import human_count, rf_sizes, shape_text
-from shapecalc.render.html import report_data, table_html, to_html, to_report
+from shapecalc.core.blocks import Sequential
+from shapecalc.core.layers import Conv2d, ReLU
+from shapecalc.output import human_count, rf_sizes, shape_text
+from shapecalc.output.html import report_data, table_html, to_html, to_report
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
 

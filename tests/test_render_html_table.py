@@ -9,8 +9,8 @@ import pytest
 
 from shapecalc import analyze
 from shapecalc.diagnose import diagnose
-from shapecalc.render import record_notes
-from shapecalc.render.html_table import analysis_html, table_html
+from shapecalc.output import record_notes
+from shapecalc.output.html_table import analysis_html, table_html
 
 VOID = {"br", "hr", "img", "meta", "link", "input", "col"}
 
@@ -147,8 +147,8 @@ class Cells(HTMLParser):
 
 
 def _weird_names():
-    from shapecalc.blocks import Sequential
-    from shapecalc.layers import Conv2d, MaxPool2d, ReLU
+    from shapecalc.core.blocks import Sequential
+    from shapecalc.core.layers import Conv2d, MaxPool2d, ReLU
 
     return analyze(Sequential({'a"<b>&\n\x01': Conv2d(1, 4, 3, stride=2),
                                "</td>": MaxPool2d(3, 2), "r": ReLU()}), (1, 1, 30, 31))
@@ -164,7 +164,7 @@ def _weird_names():
 def test_page_report_and_notebook_show_the_same_cells(make, depth):
     """One writer: the page, the report and the notebook agree cell for cell, whichever
     columns each shows, and every row says which record it is."""
-    from shapecalc.render.html import PAGE_COLUMNS, to_html, to_report
+    from shapecalc.output.html import PAGE_COLUMNS, to_html, to_report
 
     result = make()
     page = Cells(to_html(result, depth=depth))

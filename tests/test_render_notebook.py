@@ -6,7 +6,7 @@ import pytest
 
 from shapecalc import analyze
 from shapecalc.diagnose import diagnose
-from shapecalc.render.formats import to_markdown
+from shapecalc.output.formats import to_markdown
 
 
 def test_repr_is_one_short_line_with_model_shapes_and_totals():
@@ -27,8 +27,8 @@ def test_str_is_the_table_and_markdown_the_markdown_table():
 def test_table_keywords_are_explicit_and_checked():
     import inspect
 
-    from shapecalc.errors import UsageError
-    from shapecalc.graph import Analysis
+    from shapecalc.core.errors import UsageError
+    from shapecalc.core.graph import Analysis
 
     params = inspect.signature(Analysis.table).parameters
     assert list(params) == ["self", "depth", "explain", "columns", "width", "checks"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from shapecalc import analyze
-from shapecalc.blocks import Branches, Residual, Sequential
-from shapecalc.layers import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, ReLU
-from shapecalc.render import human_bytes, human_count, rf_text
-from shapecalc.render.table import render_table_text, tree_labels
+from shapecalc.core.blocks import Branches, Residual, Sequential
+from shapecalc.core.layers import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, ReLU
+from shapecalc.output import human_bytes, human_count, rf_text
+from shapecalc.output.table import render_table_text, tree_labels
 
 
 def residual(c: int) -> Residual:
@@ -80,7 +80,7 @@ def test_receptive_field_and_notes_columns():
 
 
 def test_rf_text_per_axis():
-    from shapecalc.arithmetic import AxisRF
+    from shapecalc.core.arithmetic import AxisRF
 
     assert rf_text(None) == "global"
     assert rf_text((AxisRF(11, 4, 0), AxisRF(7, 2, 0))) == "11×7"
@@ -107,7 +107,7 @@ def test_human_units():
 @pytest.mark.parametrize("kwargs", [{}, {"explain": True}, {"depth": 0}])
 def test_plain_text_is_exactly_the_rich_layout(nested, kwargs):
     """Pipes get the plain renderer (no rich import); it must draw what rich draws."""
-    from shapecalc.render.table import capture_text, print_analysis
+    from shapecalc.output.table import capture_text, print_analysis
 
     for result in (nested, analyze("alexnet")):
         rich_text = capture_text(lambda console: print_analysis(result, console, **kwargs), width=400)
@@ -129,10 +129,10 @@ def test_human_figures_never_overflow():
 # ------------------------------------------------------------------ width fitting
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from shapecalc.render.table import (  # noqa: E402
+from shapecalc.output.table import (  # noqa: E402
     LADDER, Layout, choose_layout, display_width, draw, layout_table, plain_lines, table_model,
 )
-from shapecalc.zoo import ZOO  # noqa: E402
+from shapecalc.models.zoo import ZOO  # noqa: E402
 
 ANALYSES = {name: analyze(name) for name in ZOO}
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from shapecalc import analyze
-from shapecalc.render import rf_sizes
-from shapecalc.render.html import to_report
+from shapecalc.output import rf_sizes
+from shapecalc.output.html import to_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -168,8 +168,8 @@ def test_resnet18_blocks_and_residual_layers(browser, tmp_path):
 def test_any_name_selects_its_own_layer(browser, tmp_path):
     # Names are data: quotes, markup, a script end tag and control characters must neither break
     # the page nor select another layer.
-    from shapecalc.blocks import Sequential
-    from shapecalc.layers import Conv2d, ReLU
+    from shapecalc.core.blocks import Sequential
+    from shapecalc.core.layers import Conv2d, ReLU
 
     names = ['a"b\\c<d>\n\x01', "</script><b>x", "plain"]
     model = Sequential({names[0]: Conv2d(1, 2, 3), names[1]: Conv2d(2, 3, 5), names[2]: ReLU()})
@@ -192,8 +192,8 @@ def test_any_name_selects_its_own_layer(browser, tmp_path):
 
 
 def test_a_sequence_model_draws_positions(browser, tmp_path):
-    from shapecalc.blocks import Sequential
-    from shapecalc.layers import Conv1d, ReLU
+    from shapecalc.core.blocks import Sequential
+    from shapecalc.core.layers import Conv1d, ReLU
 
     analysis = analyze(Sequential(Conv1d(2, 4, 5, stride=2, padding=2), ReLU()), (1, 2, 50))
     path = tmp_path / "seq.html"

@@ -9,12 +9,12 @@ import textwrap
 import pytest
 
 from shapecalc import SpecError, analyze, load_model
-from shapecalc.errors import ArgumentError
-from shapecalc.sources import is_torch_module, parse_target, resolve
+from shapecalc.core.errors import ArgumentError
+from shapecalc.models.sources import is_torch_module, parse_target, resolve
 
 SPEC_FACTORY = textwrap.dedent("""
-    from shapecalc.blocks import Sequential
-    from shapecalc.layers import Conv2d, ReLU
+    from shapecalc.core.blocks import Sequential
+    from shapecalc.core.layers import Conv2d, ReLU
 
     CALLS = []
 
@@ -242,7 +242,7 @@ def test_exits_and_interrupts_from_user_code_become_one_line(tmp_path):
     path = tmp_path / "exits.py"
     path.write_text(textwrap.dedent("""
         import sys
-        from shapecalc.blocks import Sequential
+        from shapecalc.core.blocks import Sequential
 
         def quits():
             sys.exit(3)

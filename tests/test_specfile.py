@@ -8,12 +8,12 @@ import sys
 import pytest
 
 from shapecalc import SpecError, analyze, load_model
-from shapecalc.blocks import Branches, Residual, Sequential
-from shapecalc.graph import analyze_graph
-from shapecalc.layers import Conv2d, ReLU
-from shapecalc.specfile import load_spec, parse_spec, save_spec, spec_to_dict
-from shapecalc.spec_writer import dumps_toml
-from shapecalc.zoo import ZOO
+from shapecalc.core.blocks import Branches, Residual, Sequential
+from shapecalc.core.graph import analyze_graph
+from shapecalc.core.layers import Conv2d, ReLU
+from shapecalc.models.specfile import load_spec, parse_spec, save_spec, spec_to_dict
+from shapecalc.models.spec_writer import dumps_toml
+from shapecalc.models.zoo import ZOO
 
 TINY = {
     "name": "tiny", "input": [1, 3, 32, 32],
@@ -319,7 +319,7 @@ def test_numbers_beyond_the_digit_limit(tmp_path):
 
 
 def test_oversized_spec_file_is_refused_unread(tmp_path, monkeypatch):
-    from shapecalc import spec_decode, specfile
+    from shapecalc.models import spec_decode, specfile
 
     monkeypatch.setattr(specfile, "MAX_SPEC_BYTES", 1000)
     path = write(tmp_path, "huge.json", json.dumps({"layers": [{"type": "ReLU"}] * 200}))

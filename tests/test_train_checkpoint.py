@@ -19,8 +19,8 @@ torch = pytest.importorskip("torch")
 
 import shapecalc  # noqa: E402
 from shapecalc.cli import main  # noqa: E402
-from shapecalc.errors import UsageError  # noqa: E402
-from shapecalc.fileio import OutputError  # noqa: E402
+from shapecalc.core.errors import UsageError  # noqa: E402
+from shapecalc.core.fileio import OutputError  # noqa: E402
 from shapecalc.train import TrainError  # noqa: E402
 from shapecalc.train import checkpoint as ckpt  # noqa: E402
 from shapecalc.train.config import TrainConfig  # noqa: E402
@@ -79,13 +79,13 @@ def test_resume_rebuilds_from_the_stored_spec_and_never_runs_a_named_callable(ru
         state["model"]["given_as"] = evil
 
     tamper(run / "checkpoint.pt", poison)
-    import shapecalc.api
-    import shapecalc.sources
+    import shapecalc.models.api
+    import shapecalc.models.sources
 
     def no_resolving(*_a, **_k):
         raise AssertionError("a MODEL string from the checkpoint was resolved")
 
-    for module in (shapecalc.api, shapecalc.sources):
+    for module in (shapecalc.models.api, shapecalc.models.sources):
         monkeypatch.setattr(module, "resolve", no_resolving)
     code, printed, err = cli(["--resume", str(run / "checkpoint.pt"), "--epochs", "2"], capsys)
     assert code == 0, err

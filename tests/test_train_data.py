@@ -15,7 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from shapecalc.errors import ShapecalcError  # noqa: E402
+from shapecalc.core.errors import ShapecalcError  # noqa: E402
 from shapecalc.train import DataError  # noqa: E402
 from shapecalc.train import locate as loc  # noqa: E402
 from shapecalc.train.data import FILES, load_fashion_mnist, load_file, synthetic  # noqa: E402

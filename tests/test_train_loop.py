@@ -16,7 +16,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from shapecalc.errors import UsageError  # noqa: E402
+from shapecalc.core.errors import UsageError  # noqa: E402
 from shapecalc.train import TrainError  # noqa: E402
 from shapecalc.train import checkpoint as ckpt  # noqa: E402
 from shapecalc.train.config import TrainConfig, resolve_device  # noqa: E402

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from shapecalc import analyze, load_model
-from shapecalc.layers import MERGE_TYPES
-from shapecalc.zoo import ZOO, get_entry
-from shapecalc.errors import SpecError
+from shapecalc.core.layers import MERGE_TYPES
+from shapecalc.models.zoo import ZOO, get_entry
+from shapecalc.core.errors import SpecError
 
 torch = pytest.importorskip("torch")
 torchinfo = pytest.importorskip("torchinfo")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from shapecalc import analyze
-from shapecalc.zoo import d2l
+from shapecalc.models.zoo import d2l
 
 
 def _shapes(model: str, names: list[str], shape=None) -> list[tuple[int, ...]]:

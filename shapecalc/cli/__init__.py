@@ -25,7 +25,7 @@ from typing import NoReturn
 
 import click
 
-from ..errors import ArgumentError, LayerError, ShapecalcError, SpecError, UsageError
+from shapecalc.core.errors import ArgumentError, LayerError, ShapecalcError, SpecError, UsageError
 
 #: The status the running command has already decided on (``check``'s verdict), used when
 #: stdout is closed before it finishes printing; see :func:`set_answer`.

@@ -15,10 +15,10 @@ import re
 
 import click
 
-from ..errors import UsageError
-from ..fixes import FixKind, fixed_input
-from .common import max_nodes_option
-from .model_input import input_option, input_text, inputs_as_flag, parse_inputs
+from shapecalc.core.errors import UsageError
+from shapecalc.diagnose.fixes import FixKind, fixed_input
+from shapecalc.cli.common import max_nodes_option
+from shapecalc.cli.model_input import input_option, input_text, inputs_as_flag, parse_inputs
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:\.\.|-|:)\s*(\d+)\s*$")
 MAX_SPAN = 8192
@@ -72,10 +72,10 @@ def check(ctx: click.Context, model: str, input_shape: tuple[str, ...], input_ra
 
     Exit status: 0 fits, 1 does not fit, 2 usage error or the model could not be loaded.
     """
-    from ..api import load_model
-    from ..diagnose import compact, diagnose, runs, scan_inputs
-    from ..input_scan import SCAN_SECONDS
-    from . import set_answer
+    from shapecalc.models.api import load_model
+    from shapecalc.diagnose.diagnosis import compact, diagnose, runs, scan_inputs
+    from shapecalc.diagnose.input_scan import SCAN_SECONDS
+    from shapecalc.cli import set_answer
 
     shapes, kinds = parse_inputs(input_shape)
     span = parse_range(input_range) if input_range is not None else None

@@ -6,8 +6,8 @@ import re
 
 import click
 
-from ..argcheck import LARGEST
-from ..errors import UsageError
+from shapecalc.core.argcheck import LARGEST
+from shapecalc.core.errors import UsageError
 
 _SEP = re.compile(r"[x×,*]")
 # LARGEST: torch's 64-bit sizes. A larger value is a typo, and beyond ~4,300 digits Python
@@ -68,7 +68,7 @@ def broadcast_axes(values: tuple[int, ...], ndim: int, param: str) -> tuple[int,
 def max_nodes_option() -> click.Option:
     """``--max-nodes N``: the node budget for spec expansion, set for this run (it is a bound on
     what a data file may make shapecalc build, so it is not passed through every call)."""
-    from ..blocks import DEFAULT_MAX_NODES, MAX_NODES
+    from shapecalc.core.blocks import DEFAULT_MAX_NODES, MAX_NODES
 
     def remember(ctx: click.Context, param: click.Parameter, value: int) -> int:
         MAX_NODES.set(value)

@@ -1,8 +1,8 @@
 """``shapecalc graph MODEL``: draw a model with Graphviz, tensor shapes on every edge.
 
 DOT text goes to stdout (or a file) and needs nothing installed; SVG, PNG and PDF need
-Graphviz's ``dot``. Formats come from the one registry (``shapecalc.renderers``); files are
-written atomically by ``shapecalc.fileio``. The engine is pure Python, so drawing never imports
+Graphviz's ``dot``. Formats come from the one registry (``shapecalc.output.registry``); files are
+written atomically by ``shapecalc.core.fileio``. The engine is pure Python, so drawing never imports
 torch.
 """
 
@@ -12,11 +12,11 @@ import sys
 
 import click
 
-from ..errors import UsageError
-from ..renderers import names
-from .common import max_nodes_option
-from .graphviz_options import dot_timeout_as_flags, dot_timeout_option
-from .model_input import input_option, load_and_analyze, params_as_flags
+from shapecalc.core.errors import UsageError
+from shapecalc.output.registry import names
+from shapecalc.cli.common import max_nodes_option
+from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_option
+from shapecalc.cli.model_input import input_option, load_and_analyze, params_as_flags
 
 
 def binary_to_terminal(fmt) -> bool:
@@ -49,7 +49,7 @@ def graph(model: str, input_shape: tuple[str, ...], output: str | None, fmt: str
     `shapecalc graph resnet50 --depth 1 --rankdir LR -o r50.png`,
     `shapecalc graph lenet | dot -Tpdf -o lenet.pdf`.
     """
-    from ..renderers import for_output, write
+    from shapecalc.output.registry import for_output, write
 
     if depth is not None and expand:
         raise UsageError("--depth and --expand exclude each other: --expand draws every layer")

@@ -1,7 +1,7 @@
 """The time limit on Graphviz's ``dot``, as ``shapecalc graph`` and ``shapecalc report`` take it.
 
 ``dot`` on a huge model drawn with ``--expand`` can run for many minutes; the library stops it
-after ``dot_timeout`` seconds (:data:`shapecalc.render.dot.DOT_TIMEOUT` unless raised) and these
+after ``dot_timeout`` seconds (:data:`shapecalc.output.dot.DOT_TIMEOUT` unless raised) and these
 commands word the resulting error with their own flags.
 """
 
@@ -33,7 +33,7 @@ def dot_timeout_option() -> click.Option:
 def dot_timeout_as_flags(fewer: str = "--depth N collapses nested blocks") -> Iterator[None]:
     """Re-raise ``dot``'s time-out naming this command's flags: ``fewer`` (how to draw fewer
     nodes) and ``--dot-timeout``."""
-    from ..render.dot import GraphvizTimeout
+    from shapecalc.output.dot import GraphvizTimeout
 
     try:
         yield

@@ -1,7 +1,7 @@
 """``shapecalc layer``: one convolution or pooling layer, worked by hand.
 
 The command builds the real layer object (``Conv2d``, ``MaxPool3d``, ``ConvTranspose1d`` … from
-``shapecalc.layers``) out of its options and asks it everything it prints: the output size,
+``shapecalc.core.layers``) out of its options and asks it everything it prints: the output size,
 the arithmetic with the user's numbers substituted, the rows no window reads, the largest
 padding torch allows and, for ``--target``, the paddings that reach a size. So the CLI says
 exactly what ``show`` and ``check`` say about the same layer, and what torch does; this module
@@ -18,9 +18,9 @@ from typing import Any
 
 import click
 
-from ..errors import ArgumentError, ConfigError, ShapecalcError, ShapeError, UsageError
-from .common import broadcast_axes, parse_ints
-from .layer_report import report_lines, to_json
+from shapecalc.core.errors import ArgumentError, ConfigError, ShapecalcError, ShapeError, UsageError
+from shapecalc.cli.common import broadcast_axes, parse_ints
+from shapecalc.cli.layer_report import report_lines, to_json
 
 OPS = ("conv", "conv-transpose", "maxpool", "avgpool")
 MODULES = {"conv": "Conv", "conv-transpose": "ConvTranspose", "maxpool": "MaxPool", "avgpool": "AvgPool"}
@@ -72,7 +72,7 @@ def _layer_class(op: str, ndim: int) -> type:
     import importlib
 
     name = "conv" if op.startswith("conv") else "pool"
-    module = importlib.import_module(f"..layers.{name}", __package__)
+    module = importlib.import_module(f"shapecalc.core.layers.{name}")
     return getattr(module, f"{MODULES[op]}{ndim}d")
 
 

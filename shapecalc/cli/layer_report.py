@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .layer import Axis, Query
+    from shapecalc.cli.layer import Axis, Query
 
 #: At most this many paddings are listed one by one; a longer run is printed as a range.
 LISTED = 8

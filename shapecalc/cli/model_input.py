@@ -14,15 +14,15 @@ from typing import Iterator, Sequence
 
 import click
 
-from ..errors import ArgumentError, ShapeError, UsageError
-from .common import parse_shape
+from shapecalc.core.errors import ArgumentError, ShapeError, UsageError
+from shapecalc.cli.common import parse_shape
 
 
 @contextmanager
 def params_as_flags(flags: dict[str, str]) -> Iterator[None]:
     """Re-raise library errors that name a parameter (``OutputError.param``: ``path``,
     ``format``) as the same error naming this command's flag (``-o``, ``--graph``)."""
-    from ..fileio import OutputError
+    from shapecalc.core.fileio import OutputError
 
     try:
         yield
@@ -35,8 +35,8 @@ def params_as_flags(flags: dict[str, str]) -> Iterator[None]:
 def too_small_message(src, shape: tuple[int, ...], err: ShapeError) -> str:
     """Turn a shape failure into one line; when the input is merely too small, say how small
     it may be (the smallest square spatial size the whole model accepts)."""
-    from ..api import minimum_input
-    from ..errors import ShapecalcError
+    from shapecalc.models.api import minimum_input
+    from shapecalc.core.errors import ShapecalcError
 
     if len(shape) <= 2:
         return str(err)
@@ -106,7 +106,7 @@ def load_and_analyze(model: str, input_shape: str | tuple[str, ...] | None, dtyp
                      mode: str = "eval"):
     """Resolve MODEL and --input (one or several, each ``SHAPE[:DTYPE]``), run the engine;
     errors come back as one-line exceptions."""
-    from ..api import analyze, load_model
+    from shapecalc.models.api import analyze, load_model
 
     shapes, kinds = parse_inputs(input_shape)
     src = load_model(model)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import click
 
-from ..errors import UsageError
-from .common import dtype_option
-from .model_input import input_option
-from .graphviz_options import dot_timeout_as_flags, dot_timeout_option
+from shapecalc.core.errors import UsageError
+from shapecalc.cli.common import dtype_option
+from shapecalc.cli.model_input import input_option
+from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_option
 
 
 @click.command()
@@ -37,9 +37,9 @@ def report(model: str, input_shape: tuple[str, ...], dtype: str, output: str, ra
     MODEL is a built-in name, a spec file or path/to/file.py:Net (as for `show`).
     Example: `shapecalc report resnet18 -o resnet18.html`.
     """
-    from ..render.dot import NO_DOT, GraphvizNotFound
-    from ..renderers import for_output, write
-    from .model_input import load_and_analyze, params_as_flags
+    from shapecalc.output.dot import NO_DOT, GraphvizNotFound
+    from shapecalc.output.registry import for_output, write
+    from shapecalc.cli.model_input import load_and_analyze, params_as_flags
 
     if depth is not None and expand:
         raise UsageError("--depth and --expand exclude each other: --expand draws every layer")

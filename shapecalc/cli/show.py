@@ -13,13 +13,13 @@ from typing import Any
 
 import click
 
-from ..errors import ShapeError
-from ..renderers import names
-from .common import dtype_option, max_nodes_option
-from .graphviz_options import dot_timeout_as_flags, dot_timeout_option
-from .model_input import input_option, load_and_analyze, params_as_flags, too_small_message
+from shapecalc.core.errors import ShapeError
+from shapecalc.output.registry import names
+from shapecalc.cli.common import dtype_option, max_nodes_option
+from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_option
+from shapecalc.cli.model_input import input_option, load_and_analyze, params_as_flags, too_small_message
 
-#: Output formats of ``--format``: those the registry (``shapecalc.renderers``) offers to show.
+#: Output formats of ``--format``: those the registry (``shapecalc.output.registry``) offers to show.
 FORMATS = names("show")
 
 
@@ -36,13 +36,13 @@ def emit(draw) -> None:
 
         draw(Console(highlight=False))
     else:
-        from ..render.table import capture_text
+        from shapecalc.output.table import capture_text
 
         click.echo(capture_text(draw), nl=False)
 
 
 def _verify(src, analysis) -> list:
-    from ..torch_bridge import verify
+    from shapecalc.torch_bridge import verify
 
     shapes = list(analysis.input_shapes)
     return verify(src, shapes if len(shapes) > 1 else analysis.input_shape, device="meta",
@@ -51,7 +51,7 @@ def _verify(src, analysis) -> list:
 
 def _write_graph(analysis, path: str, depth: int | None, dot_timeout: float) -> None:
     """``--graph FILE``: the drawing, format from the suffix, written atomically (``-``: stdout)."""
-    from ..renderers import for_output, write
+    from shapecalc.output.registry import for_output, write
 
     with params_as_flags({"path": "--graph", "format": "--graph"}), dot_timeout_as_flags():
         fmt = for_output(path, None, "graph")
@@ -96,7 +96,7 @@ def show(model: str, input_shape: tuple[str, ...], train_mode: bool, fmt: str, a
     """
     columns = None
     if columns_text is not None:  # checked before the model is loaded: a typo fails fast
-        from ..render.columns import parse_columns
+        from shapecalc.output.columns import parse_columns
 
         columns = parse_columns(columns_text)
     src, analysis = load_and_analyze(model, input_shape, dtype, "train" if train_mode else "eval")
@@ -106,13 +106,13 @@ def show(model: str, input_shape: tuple[str, ...], train_mode: bool, fmt: str, a
         _write_graph(analysis, graph_path, depth, dot_timeout)
     checks = _verify(src, analysis) if verify else None
     if fmt == "table" and is_terminal():
-        from ..render.table import print_analysis
+        from shapecalc.output.table import print_analysis
 
         emit(lambda console: print_analysis(analysis, console, depth=depth, explain=explain,
                                             checks=checks, columns=columns,
                                             width=width or console.width))
     else:  # every other format, and the table when piped: one function in the registry
-        from ..renderers import get, write
+        from shapecalc.output.registry import get, write
 
         write(analysis, get(fmt, "show"), "-", param="output", depth=depth, explain=explain,
               checks=checks, columns=columns, width=width)
@@ -130,9 +130,9 @@ def show(model: str, input_shape: tuple[str, ...], train_mode: bool, fmt: str, a
 
 def zoo_rows() -> list[dict[str, Any]]:
     """Every registered model with its default input and the engine's totals for it."""
-    from ..api import analyze
-    from ..errors import ShapecalcError
-    from ..zoo import ZOO
+    from shapecalc.models.api import analyze
+    from shapecalc.core.errors import ShapecalcError
+    from shapecalc.models.zoo import ZOO
 
     rows = []
     for name, entry in ZOO.items():
@@ -171,7 +171,7 @@ def _print_models(rows: list[dict[str, Any]]) -> None:
     from rich import box
     from rich.table import Table
 
-    from ..render import human_count
+    from shapecalc.output import human_count
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for title, justify in (("model", "left"), ("default input", "left"), ("params", "right"),

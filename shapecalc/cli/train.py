@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import UsageError
+from shapecalc.core.errors import UsageError
 
 # Options a resumed run takes from its checkpoint; giving a different value is an error.
 FIXED_ON_RESUME = ("model", "batch_size", "lr", "image_size", "data_dir", "limit_train",
@@ -64,7 +64,7 @@ def train(ctx: click.Context, model, device, epochs, batch_size, lr, image_size,
     runs/<model>-<UTC time>/ unless --out or --no-save; load them with shapecalc.load_trained.
     Multi-GPU: torchrun --nproc_per_node=N -m shapecalc train ...
     """
-    from ..train.config import TrainConfig
+    from shapecalc.train.config import TrainConfig
 
     if no_save and out is not None:
         raise UsageError("--no-save: cannot be combined with --out (choose one)")
@@ -76,11 +76,11 @@ def train(ctx: click.Context, model, device, epochs, batch_size, lr, image_size,
                          compile=compile_, seed=seed, out=out, synthetic=synthetic, force=force,
                          threads=threads)
     config.validate()
-    from ..extras import require
+    from shapecalc.core.extras import require
 
     require("torch", "shapecalc train", "train")
-    from ..train.loop import Interrupted, train as run_training
-    from ..train.model import resolve
+    from shapecalc.train.loop import Interrupted, train as run_training
+    from shapecalc.train.model import resolve
 
     source, state = None, None
     explicit_model = ctx.get_parameter_source("model") == click.core.ParameterSource.COMMANDLINE
@@ -111,8 +111,8 @@ def _check_resume_options(ctx: click.Context, config, resume: str) -> dict:
 
     Returns the checkpoint, read (and checked) once.
     """
-    from ..train import checkpoint as ckpt
-    from ..train.config import TrainConfig
+    from shapecalc.train import checkpoint as ckpt
+    from shapecalc.train.config import TrainConfig
 
     state = ckpt.load(resume)
     saved = TrainConfig.from_json(state["config"], f"--resume {resume}")

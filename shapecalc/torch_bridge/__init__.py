@@ -1,7 +1,7 @@
 """Everything that touches torch (with ``shapecalc.train``), imported lazily.
 
 ``build``: spec → ``nn.Module`` and verification against a real forward; ``fx_import``: a
-user's ``nn.Module`` → a :class:`~shapecalc.model_source.ModelSource`. Importing this package
+user's ``nn.Module`` → a :class:`~shapecalc.models.model_source.ModelSource`. Importing this package
 imports neither (nor torch): the names below load ``build`` on first use, so the import
 direction stays one way (``api`` → ``sources`` → ``fx_import``; ``build`` → ``api``) with no
 cycle through this package.

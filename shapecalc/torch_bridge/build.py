@@ -11,19 +11,19 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from ..api import analyze, load_model
-from ..blocks import Block, Branches, Residual, Sequential
-from ..errors import SpecError
-from ..graph import Analysis
-from ..layers import Layer, Shape
-from .measure import record_module_shapes
+from shapecalc.models.api import analyze, load_model
+from shapecalc.core.blocks import Block, Branches, Residual, Sequential
+from shapecalc.core.errors import SpecError
+from shapecalc.core.graph import Analysis
+from shapecalc.core.layers import Layer, Shape
+from shapecalc.torch_bridge.measure import record_module_shapes
 
 
 def _torch():
     try:
         import torch
     except ImportError:  # pragma: no cover - exercised only without the extra installed
-        from ..extras import missing
+        from shapecalc.core.extras import missing
 
         raise missing("building a torch module") from None
     return torch
@@ -76,7 +76,7 @@ def layer_to_module(layer: Layer):
     if cls is None:
         raise SpecError(f"{layer.type_name} has no torch.nn module to build")
     if type(layer).extra_outputs is not Layer.extra_outputs:  # LSTM, attention: tuple results
-        from .single_output import single_output_class
+        from shapecalc.torch_bridge.single_output import single_output_class
 
         cls = single_output_class(cls)
     return cls(**layer.torch_kwargs())
@@ -169,13 +169,13 @@ def verify(model: Any, input_shape: Any = None, device: str = "meta",
     src = load_model(model)
     imp = src.torch_import
     if imp is not None and imp.training != (mode == "train"):  # measure what is analysed
-        from .fx_import import module_source
+        from shapecalc.torch_bridge.fx_import import module_source
 
         src = module_source(imp.module, src.name, src.source, mode)
     result: Analysis = analyze(src, input_shape, input_dtypes=input_dtypes, mode=mode)
     if module is None and src.torch_import is not None:
         # A user's own nn.Module: measure it (never a rebuilt copy) with meta stand-in weights.
-        from .fx_import import measure_nodes
+        from shapecalc.torch_bridge.fx_import import measure_nodes
 
         measured = measure_nodes(src.torch_import, list(result.input_shapes or (result.input_shape,)),
                                  list(result.input_dtypes) or None)

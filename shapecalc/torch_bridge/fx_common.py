@@ -10,9 +10,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from ..graph import BlockInfo
-from ..layers import LAYER_TYPES, MERGE_TYPES, Layer
-from .fx_ops import MODULE_ARGUMENTS
+from shapecalc.core.graph import BlockInfo
+from shapecalc.core.layers import LAYER_TYPES, MERGE_TYPES, Layer
+from shapecalc.torch_bridge.fx_ops import MODULE_ARGUMENTS
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import SpecError
-from ..graph import Graph, GraphBuilder
-from ..layers import Layer
-from ..layers.functional import Reshape
-from ..notes import Note, NoteKind
-from . import fx_ops
-from .fx_common import ModuleIndex, blocks_for, labelled_leaves, module_to_layer, shared_layer
-from .fx_measured import measured
-from .fx_params import ParamLedger, attribute, loose_notes
-from .fx_values import FxValues
-from .measure import torch_module
+from shapecalc.core.errors import SpecError
+from shapecalc.core.graph import Graph, GraphBuilder
+from shapecalc.core.layers import Layer
+from shapecalc.core.layers.functional import Reshape
+from shapecalc.core.notes import Note, NoteKind
+from shapecalc.torch_bridge import fx_ops
+from shapecalc.torch_bridge.fx_common import ModuleIndex, blocks_for, labelled_leaves, module_to_layer, shared_layer
+from shapecalc.torch_bridge.fx_measured import measured
+from shapecalc.torch_bridge.fx_params import ParamLedger, attribute, loose_notes
+from shapecalc.torch_bridge.fx_values import FxValues
+from shapecalc.torch_bridge.measure import torch_module
 
 _INT_METHODS = {"size", "dim", "numel", "nelement"}
 _TUPLE_OPS = {"chunk", "split", "unbind", "tensor_split", "split_with_sizes", "topk", "sort", "max",

@@ -14,13 +14,13 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from ..errors import SpecError
-from ..graph import Graph, GraphBuilder
-from ..layers import Shape
-from ..notes import Note, NoteKind
-from .fx_common import labelled_leaves, module_to_layer
-from .fx_params import ParamLedger, attribute, loose_notes
-from .measure import MeasuredLayer, call_on_meta, meta_input, run_mode, torch_module
+from shapecalc.core.errors import SpecError
+from shapecalc.core.graph import Graph, GraphBuilder
+from shapecalc.core.layers import Shape
+from shapecalc.core.notes import Note, NoteKind
+from shapecalc.torch_bridge.fx_common import labelled_leaves, module_to_layer
+from shapecalc.torch_bridge.fx_params import ParamLedger, attribute, loose_notes
+from shapecalc.torch_bridge.measure import MeasuredLayer, call_on_meta, meta_input, run_mode, torch_module
 
 _CONTAINERS = ("Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict")
 
@@ -58,9 +58,9 @@ def hook_graph(module: Any, name: str, shapes: list[Shape], dtypes: list[str] | 
     engine is asked about it with the input it received, so the error carries the engine's
     numbers (and ``err.partial_graph`` lets ``diagnose`` explain it).
     """
-    from ..errors import ShapeError
-    from ..graph import analyze_graph
-    from .measure import torch_error
+    from shapecalc.core.errors import ShapeError
+    from shapecalc.core.graph import analyze_graph
+    from shapecalc.torch_bridge.measure import torch_error
 
     calls: list[tuple[str, Any, tuple, Any]] = []
     handles = []
@@ -148,7 +148,7 @@ def _hook_nodes(module: Any, name: str, calls: list, xs: list, out: Any,
 
             def runner(*_s: Shape, fixed=fixed) -> tuple[Shape, int]:
                 if fixed is None:
-                    from ..errors import ShapeError
+                    from shapecalc.core.errors import ShapeError
 
                     raise ShapeError("torch refused this input")
                 return fixed, 0

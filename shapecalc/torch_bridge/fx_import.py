@@ -22,14 +22,14 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..collector import paused_collector
-from ..model_source import ModelSource, user_code
-from ..blocks import Block, Sequential
-from ..errors import ArgumentError, LayerError, SpecError
-from ..graph import Analysis, Graph, analyze_graph
-from ..layers import Layer, Shape
-from .fx_common import ModuleIndex, module_to_layer
-from .measure import call_on_meta, meta_input, record_module_shapes, run_mode, torch_module
+from shapecalc.core.collector import paused_collector
+from shapecalc.models.model_source import ModelSource, user_code
+from shapecalc.core.blocks import Block, Sequential
+from shapecalc.core.errors import ArgumentError, LayerError, SpecError
+from shapecalc.core.graph import Analysis, Graph, analyze_graph
+from shapecalc.core.layers import Layer, Shape
+from shapecalc.torch_bridge.fx_common import ModuleIndex, module_to_layer
+from shapecalc.torch_bridge.measure import call_on_meta, meta_input, record_module_shapes, run_mode, torch_module
 
 MODES = ("eval", "train")
 
@@ -50,7 +50,7 @@ class TorchImport:
 
     def graph_at(self, shape: Shape) -> Graph:
         """The graph at ``shape``; only "hooks" imports depend on the size (they are recorded)."""
-        from .fx_hooks import hook_graph
+        from shapecalc.torch_bridge.fx_hooks import hook_graph
 
         if self.mode != "hooks":
             raise SpecError(f"{self.name}: a {self.mode} import has one graph for every size")
@@ -115,7 +115,7 @@ def module_source(module: Any, name: str | None = None, source: str = "",
 def hooks_source(module: Any, name: str, source: str, default: Shape | None, reason: str,
                  training: bool) -> ModelSource:
     """A source whose graph is recorded with hooks at each input asked for (not scannable)."""
-    from ..notes import Note, NoteKind
+    from shapecalc.core.notes import Note, NoteKind
 
     note = Note.of(NoteKind.HOOK_FALLBACK, model=type(module).__name__, reason=reason)
     imp = TorchImport(module, "hooks", notes=[note], training=training, reason=reason, name=name)
@@ -126,7 +126,7 @@ def hooks_source(module: Any, name: str, source: str, default: Shape | None, rea
 
 def _attribute_chain(graph: Graph, module: Any) -> None:
     """Frozen counts (and exact totals) for a chain: node names are the module paths."""
-    from .fx_params import ParamLedger, attribute, loose_notes
+    from shapecalc.torch_bridge.fx_params import ParamLedger, attribute, loose_notes
 
     ledger = ParamLedger(module)
     uses = {n.name: [(ledger.module_params(module.get_submodule(n.name)), None)] for n in graph.nodes}
@@ -219,7 +219,7 @@ def trace_graph(module: Any, name: str, training: bool = False,
     code (measurements interpret the graph node by node). Each module's layer is decided once,
     before tracing, and the converter reuses it.
     """
-    from .fx_convert import FxConverter
+    from shapecalc.torch_bridge.fx_convert import FxConverter
 
     index = index or ModuleIndex.of(module)
     made: dict = {}
@@ -256,7 +256,7 @@ def analyze_source(src: ModelSource, shapes: list[Shape], input_dtypes: list[str
     by fx: the analysis then falls back to hooks, saying so, instead of reporting a shape
     error the model does not have.
     """
-    from .fx_hooks import hook_graph, run_for_hooks
+    from shapecalc.torch_bridge.fx_hooks import hook_graph, run_for_hooks
 
     imp = src.torch_import
     if mode not in MODES:
@@ -326,7 +326,7 @@ def measure_nodes(imp: TorchImport, shapes: list[Shape], dtypes: list[str] | Non
                   ) -> dict[str, Shape]:
     """What torch says every engine node's output shape is, from one meta forward."""
     if imp.mode == "hooks":
-        from .fx_hooks import run_for_hooks
+        from shapecalc.torch_bridge.fx_hooks import run_for_hooks
 
         def run(module: Any, _shape: Shape, reset: Any) -> Any:
             return run_for_hooks(module, shapes, dtypes, reset, imp.training)[1]

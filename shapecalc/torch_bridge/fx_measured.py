@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..layers import Layer
-from . import fx_ops
-from .measure import MeasuredLayer, call_on_meta, measured_runner
+from shapecalc.core.layers import Layer
+from shapecalc.torch_bridge import fx_ops
+from shapecalc.torch_bridge.measure import MeasuredLayer, call_on_meta, measured_runner
 
 
 def label(conv: Any, node: Any) -> str:

@@ -10,18 +10,18 @@ from __future__ import annotations
 import operator
 from typing import Any, Callable
 
-from ..layers import (
+from shapecalc.core.layers import (
     ELU, GELU, SELU, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d,
     AdaptiveMaxPool2d, AdaptiveMaxPool3d, Add, AvgPool1d, AvgPool2d, AvgPool3d, Concat, Dropout,
     Dropout1d, Dropout2d, Dropout3d, Flatten, Hardsigmoid, Hardswish, Identity, Layer, LeakyReLU,
     LogSoftmax, MaxPool1d, MaxPool2d, MaxPool3d, Mish, Mul, ReLU, ReLU6, Sigmoid, SiLU, Softmax,
     Tanh, Upsample,
 )
-from ..layers.attention import ScaledDotProductAttention
-from ..layers.embedding import Embedding
-from ..layers.functional import Elementwise, Mean, Pad, Permute, Transpose
-from ..layers.norm import GroupNorm, LayerNorm, RMSNorm
-from ..layers.basic import Linear
+from shapecalc.core.layers.attention import ScaledDotProductAttention
+from shapecalc.core.layers.embedding import Embedding
+from shapecalc.core.layers.functional import Elementwise, Mean, Pad, Permute, Transpose
+from shapecalc.core.layers.norm import GroupNorm, LayerNorm, RMSNorm
+from shapecalc.core.layers.basic import Linear
 
 #: op name → (argument names after the input tensor, layer factory taking those arguments).
 _POOL = ("kernel_size", "stride", "padding")

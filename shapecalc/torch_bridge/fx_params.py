@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..notes import Note, NoteKind
-from .measure import torch_module
+from shapecalc.core.notes import Note, NoteKind
+from shapecalc.torch_bridge.measure import torch_module
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import fx_ops
+from shapecalc.torch_bridge import fx_ops
 
 
 class FxValues:

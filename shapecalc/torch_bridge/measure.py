@@ -12,16 +12,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterator
 
-from ..errors import ShapeError, SpecError
-from ..layers import RF, Layer, Shape
-from ..notes import Note, text_note
+from shapecalc.core.errors import ShapeError, SpecError
+from shapecalc.core.layers import RF, Layer, Shape
+from shapecalc.core.notes import Note, text_note
 
 
 def torch_module():
     try:
         import torch
     except ImportError:  # pragma: no cover - only without the extra
-        from ..extras import missing
+        from shapecalc.core.extras import missing
 
         raise missing("analysing an nn.Module") from None
     return torch

@@ -10,6 +10,6 @@ resume, Ctrl-C), ``metrics``, ``report`` (progress and tables), ``distributed`` 
 
 from __future__ import annotations
 
-from .errors import DataError, TrainError
+from shapecalc.train.errors import DataError, TrainError
 
 __all__ = ["DataError", "TrainError"]

@@ -9,7 +9,7 @@ settings, its CPU thread count included (summation order, hence the last bits, d
 Data is never code: checkpoints are loaded with ``weights_only=True``, every entry is checked
 for presence and type (one line naming the entry otherwise), and the model is rebuilt from
 the stored spec without importing or calling anything the file names. Every file goes through
-:mod:`shapecalc.fileio` (temporary file in the same folder, then a rename), so a crash, a full
+:mod:`shapecalc.core.fileio` (temporary file in the same folder, then a rename), so a crash, a full
 disk or Ctrl-C mid-write leaves the previous file whole and no temporary behind.
 """
 
@@ -23,9 +23,9 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import UsageError
-from ..fileio import OutputError, write_with
-from .errors import TrainError
+from shapecalc.core.errors import UsageError
+from shapecalc.core.fileio import OutputError, write_with
+from shapecalc.train.errors import TrainError
 
 FORMAT = "shapecalc-train/2"
 MODEL_FORMAT = "shapecalc-model/1"
@@ -52,7 +52,7 @@ def prepare_out(out: Path, force: bool) -> None:
 
 def check_writable(out: Path) -> None:
     """Create ``out`` (and its parents) and write one probe file there: fail now, not after an epoch."""
-    from ..fileio import _why
+    from shapecalc.core.fileio import _why
 
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -99,7 +99,7 @@ class BackgroundWriter:
     A job is a list of callables run in order (the checkpoint, then the metrics that say it
     exists). Only one job runs at a time: :meth:`submit` waits for the previous one. An error
     in the thread (disk full) is raised in the training thread by the next :meth:`wait`; the
-    temporary file it left is already removed by :mod:`shapecalc.fileio`.
+    temporary file it left is already removed by :mod:`shapecalc.core.fileio`.
     """
 
     def __init__(self) -> None:
@@ -174,7 +174,7 @@ def _check_weights(weights: dict, where: str, key: str = "weights") -> None:
 
 def check_state(state: dict[str, Any], where: str) -> None:
     """Every entry a resume reads is present and of the right type (values checked later)."""
-    from .metrics import EpochMetrics
+    from shapecalc.train.metrics import EpochMetrics
 
     _need(state, "config", dict, "the run's settings, a mapping", where)
     _need(state, "model", dict, "the model's spec, a mapping", where)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from ..errors import UsageError
-from .errors import TrainError
+from shapecalc.core.errors import UsageError
+from shapecalc.train.errors import TrainError
 
 
 @dataclass

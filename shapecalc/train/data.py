@@ -17,7 +17,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DataError
+from shapecalc.train.errors import DataError
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
@@ -200,7 +200,7 @@ def load_fashion_mnist(directory: Path, verify: bool = True) -> FashionMNIST:
 
 def load_for(config) -> tuple[FashionMNIST, str]:
     """The data a run's config asks for, and a line saying where it came from."""
-    from .locate import locate
+    from shapecalc.train.locate import locate
 
     if config.synthetic:
         n_train = min(config.limit_train or 60000, 60000)

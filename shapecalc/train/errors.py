@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import ShapecalcError
+from shapecalc.core.errors import ShapecalcError
 
 
 class DataError(ShapecalcError):

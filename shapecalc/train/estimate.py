@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .report import duration
+from shapecalc.train.report import duration
 
 #: A run estimated above this many seconds gets the estimate and the faster options.
 LONG_RUN_S = 20 * 60

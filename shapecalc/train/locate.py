@@ -17,8 +17,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .data import FILES, file_path
-from .errors import DataError
+from shapecalc.train.data import FILES, file_path
+from shapecalc.train.errors import DataError
 
 OFFICIAL_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")

@@ -22,19 +22,19 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..fileio import write_text
-from ..model_source import ModelSource
-from . import checkpoint as ckpt
-from . import distributed
-from .config import TrainConfig
-from .errors import TrainError
-from .estimate import SMALL_SIZE, RunShape, advice, run_seconds
-from .metrics import EpochMetrics, Totals, environment, summary
-from .model import _fits, from_stored, resolve, stored_model
-from .outputs import metrics_document, save_model_file, write_plot
-from .pipeline import epoch_order, eval_batches, num_batches, train_batches
-from .report import Progress, Reporter, make_reporter
-from .run_setup import RunSetup
+from shapecalc.core.fileio import write_text
+from shapecalc.models.model_source import ModelSource
+from shapecalc.train import checkpoint as ckpt
+from shapecalc.train import distributed
+from shapecalc.train.config import TrainConfig
+from shapecalc.train.errors import TrainError
+from shapecalc.train.estimate import SMALL_SIZE, RunShape, advice, run_seconds
+from shapecalc.train.metrics import EpochMetrics, Totals, environment, summary
+from shapecalc.train.model import _fits, from_stored, resolve, stored_model
+from shapecalc.train.outputs import metrics_document, save_model_file, write_plot
+from shapecalc.train.pipeline import epoch_order, eval_batches, num_batches, train_batches
+from shapecalc.train.report import Progress, Reporter, make_reporter
+from shapecalc.train.run_setup import RunSetup
 
 SYNC_SECONDS = 1.0  # at most about one device sync a second for progress and NaN checks
 
@@ -300,7 +300,7 @@ class Trainer(RunSetup):
         finally:
             self.saving = False
         if not plotted:
-            from ..extras import install_command
+            from shapecalc.core.extras import install_command
 
             self.reporter.info(f"matplotlib is not installed: no curves.png ({install_command('train')})")
         names = [ckpt.METRICS, ckpt.MODEL, ckpt.CHECKPOINT] + ([ckpt.PLOT] if plotted else [])

@@ -76,7 +76,7 @@ def summary(history: list[EpochMetrics]) -> dict[str, Any]:
 
 
 def environment(device: torch.device, world: int) -> dict[str, Any]:
-    from .. import __version__
+    from shapecalc import __version__
 
     info: dict[str, Any] = {"device": str(device), "torch": torch.__version__,
                             "shapecalc": __version__, "world_size": world}
@@ -86,5 +86,5 @@ def environment(device: torch.device, world: int) -> dict[str, Any]:
 
 
 def metrics_text(data: dict[str, Any]) -> str:
-    """metrics.json's text; written with :func:`shapecalc.fileio.write_text` (temp + rename)."""
+    """metrics.json's text; written with :func:`shapecalc.core.fileio.write_text` (temp + rename)."""
     return json.dumps(data, indent=2) + "\n"

@@ -18,12 +18,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..api import analyze, load_model, minimum_input
-from ..errors import ShapecalcError, ShapeError, SpecError, UsageError
-from ..graph import Analysis
-from ..model_source import ModelSource
-from ..torch_bridge import build_module, trace_shapes
-from .errors import TrainError
+from shapecalc.models.api import analyze, load_model, minimum_input
+from shapecalc.core.errors import ShapecalcError, ShapeError, SpecError, UsageError
+from shapecalc.core.graph import Analysis
+from shapecalc.models.model_source import ModelSource
+from shapecalc.torch_bridge import build_module, trace_shapes
+from shapecalc.train.errors import TrainError
 
 #: Sizes tried, smallest first, when the chosen one does not fit: Fashion-MNIST's own 28 first.
 SIZE_HINTS = (28, 32, 64, 96, 128, 224)
@@ -136,7 +136,7 @@ def warm_up(module: nn.Module, optimizer, train_x: torch.Tensor, test_x: torch.T
     starts. Nothing changes: no optimiser step, gradients cleared, BatchNorm buffers and the
     RNG states (dropout) restored, so the run is the same as without the warm-up.
     """
-    from .checkpoint import restore_rng, rng_states
+    from shapecalc.train.checkpoint import restore_rng, rng_states
 
     dev = train_x.device
     rng = rng_states(dev)
@@ -164,8 +164,8 @@ def stored_model(src: ModelSource, text: str) -> dict[str, Any]:
     A Python target whose module is a chain of known layers has a spec; a module with its own
     ``forward`` has none, and a resume then needs ``--model`` again (see :func:`from_stored`).
     """
-    from ..spec_writer import spec_to_dict
-    from ..zoo import ZOO
+    from shapecalc.models.spec_writer import spec_to_dict
+    from shapecalc.models.zoo import ZOO
 
     spec = None
     if src.spec is not None:
@@ -183,7 +183,7 @@ def from_stored(stored: Any, where: str,
 
     ``again`` says how to name a spec-less Python model explicitly (``{given}`` is its MODEL).
     """
-    from ..specfile import parse_spec
+    from shapecalc.models.specfile import parse_spec
 
     if not isinstance(stored, dict) or not isinstance(stored.get("name"), str):
         raise TrainError(f"{where}: the model entry is malformed (expected name and spec)")

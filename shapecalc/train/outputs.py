@@ -1,4 +1,4 @@
-"""What a run leaves in its folder, each file written through :mod:`shapecalc.fileio`.
+"""What a run leaves in its folder, each file written through :mod:`shapecalc.core.fileio`.
 
 ``metrics.json`` (settings, environment, every epoch, the summary), ``model.pt`` (the model as
 the engine's spec, its input size and its weights: what :func:`shapecalc.load_trained` reads)
@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..fileio import write_with
-from . import checkpoint as ckpt
-from .metrics import EpochMetrics, metrics_text, summary
+from shapecalc.core.fileio import write_with
+from shapecalc.train import checkpoint as ckpt
+from shapecalc.train.metrics import EpochMetrics, metrics_text, summary
 
 
 def metrics_document(status: str, config: dict[str, Any], model: dict[str, Any],
@@ -36,7 +36,7 @@ def save_model_file(path: Path, model: dict[str, Any], image_size: int, module) 
 
 def write_plot(history: list[EpochMetrics], path: Path, title: str) -> bool:
     """curves.png through a temporary file; ``False`` when matplotlib is not installed."""
-    from .plot import figure
+    from shapecalc.train.plot import figure
 
     fig = figure(history, title)
     if fig is None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .metrics import EpochMetrics
+from shapecalc.train.metrics import EpochMetrics
 
 
 def figure(history: list[EpochMetrics], title: str) -> Any:
     """The curves as a matplotlib figure (integer epoch ticks), or ``None`` without matplotlib.
 
-    The caller saves it (through :mod:`shapecalc.fileio`) and closes it.
+    The caller saves it (through :mod:`shapecalc.core.fileio`) and closes it.
     """
     try:
         import matplotlib

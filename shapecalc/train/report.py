@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from .metrics import EpochMetrics
+from shapecalc.train.metrics import EpochMetrics
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,14 @@ from typing import Any
 
 import torch
 
-from . import checkpoint as ckpt
-from . import distributed
-from .config import resolve_device
-from .data import load_for
-from .errors import TrainError
-from .metrics import EpochMetrics
-from .model import build, check_image_size, check_shapes, default_image_size, resolve, warm_up
-from .pipeline import DeviceSplit, eval_batches, images_trained, num_batches
+from shapecalc.train import checkpoint as ckpt
+from shapecalc.train import distributed
+from shapecalc.train.config import resolve_device
+from shapecalc.train.data import load_for
+from shapecalc.train.errors import TrainError
+from shapecalc.train.metrics import EpochMetrics
+from shapecalc.train.model import build, check_image_size, check_shapes, default_image_size, resolve, warm_up
+from shapecalc.train.pipeline import DeviceSplit, eval_batches, images_trained, num_batches
 
 
 class RunSetup:

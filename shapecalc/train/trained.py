@@ -21,12 +21,12 @@ def load_trained(run_dir: str | Path, model: Any = None, device: str = "cpu"):
     ``model`` (a MODEL string, spec Block or nn.Module) rebuilds a Python model that has no
     spec form; it must have the same weights' names and shapes.
     """
-    from ..extras import require
+    from shapecalc.core.extras import require
 
     require("torch", "shapecalc.load_trained", "train")
-    from . import checkpoint as ckpt
-    from .model import from_stored, resolve
-    from ..torch_bridge import build_module
+    from shapecalc.train import checkpoint as ckpt
+    from shapecalc.train.model import from_stored, resolve
+    from shapecalc.torch_bridge import build_module
 
     path = Path(run_dir)
     if path.is_dir():

@@ -1,0 +1,208 @@
+"""What one analysis pass says about a model: a :class:`Record` per node and block, and the
+:class:`Analysis` that holds them with the totals, outputs and notes.
+
+These are plain results: the pass that makes them lives in :mod:`shapecalc.core.graph`, and every
+output format reaches them through the renderer registry (this module imports no renderer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import prod
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+
+from shapecalc.core.layers import RF, Layer, Shape
+from shapecalc.core.notes import Note
+
+if TYPE_CHECKING:
+    from shapecalc.core.graph import Graph
+
+DTYPE_BYTES = {
+    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "uint8": 1,
+    "float8": 1, "int32": 4, "int64": 8, "int16": 2, "bool": 1,
+}
+
+
+@dataclass(slots=True)
+class Record:
+    """What the analysis says about one node (or one block, when ``is_block``)."""
+
+    name: str
+    type: str
+    input_shapes: tuple[Shape, ...]
+    output_shape: Shape
+    params: int
+    macs: int
+    rf: RF
+    notes: list[Note]
+    depth: int
+    is_block: bool = False
+    layer: Layer | None = None  # resolved: inferred sizes filled in
+    origin: str = "derived"
+    shared: bool = False  # weights shared with an earlier node (counted once)
+    label: str | None = None  # blocks: what kind of block ("Residual", "Inception")
+
+    @property
+    def description(self) -> str:
+        """The layer with its arguments; computed on demand because most rows are never shown."""
+        if self.layer is None:
+            return self.label or self.type
+        return self.layer.describe()
+
+    @property
+    def input_shape(self) -> Shape:
+        return self.input_shapes[0] if self.input_shapes else ()
+
+    def explain(self) -> list[str]:
+        if self.layer is None:
+            return []
+        return self.layer.explain(self.output_shape, *self.input_shapes)
+
+
+@dataclass
+class Analysis:
+    """Per-node records in execution order, block records, and totals."""
+
+    model: str
+    input_shape: Shape
+    output_shape: Shape
+    records: list[Record]
+    blocks: dict[str, Record]
+    total_params: int
+    total_macs: int
+    dtype: str = "float32"
+    graph: Graph | None = None
+    #: Every input (several for a forward with several tensor arguments) and its element type.
+    input_shapes: tuple[Shape, ...] = ()
+    input_dtypes: tuple[str, ...] = ()
+    #: Every value the forward returns, as (label, shape); ``output_shape`` is the first.
+    outputs: list[tuple[str, Shape]] = field(default_factory=list)
+    #: Facts about the whole model (typed Notes): hook fallback and why, unused parameters, …
+    notes: list = field(default_factory=list)
+    #: Of ``total_params``, those with ``requires_grad`` False (a frozen backbone).
+    frozen_params: int = 0
+    mode: str | None = None  # "eval" / "train" for an nn.Module; None for a spec
+
+    @property
+    def trainable_params(self) -> int:
+        return self.total_params - self.frozen_params
+
+    @property
+    def total_flops(self) -> int:
+        return 2 * self.total_macs
+
+    @property
+    def bytes_per_element(self) -> int:
+        return DTYPE_BYTES[self.dtype]
+
+    @property
+    def param_bytes(self) -> int:
+        return self.total_params * self.bytes_per_element
+
+    @property
+    def activation_bytes(self) -> int:
+        """Every node's output held at once (what a training forward keeps for backward)."""
+        return sum(prod(r.output_shape) for r in self.records) * self.bytes_per_element
+
+    @property
+    def input_bytes(self) -> int:
+        """Every input at its own element type (token ids are int64 whatever ``dtype`` says)."""
+        if not self.input_dtypes:
+            return prod(self.input_shape) * self.bytes_per_element
+        return sum(prod(s) * DTYPE_BYTES.get(t, self.bytes_per_element)
+                   for s, t in zip(self.input_shapes, self.input_dtypes))
+
+    def record(self, name: str) -> Record:
+        for r in self.records:
+            if r.name == name:
+                return r
+        if name in self.blocks:
+            return self.blocks[name]
+        raise KeyError(name)
+
+    def rows(self, depth: int | None = None) -> Iterator[Record]:
+        """Blocks and layers in tree order (a block's row before its children's), cut at ``depth``."""
+        opened: set[str] = set()
+        for rec in self.records:
+            parts = rec.name.split(".")
+            for i in range(1, len(parts)):
+                prefix = ".".join(parts[:i])
+                if prefix in self.blocks and prefix not in opened:
+                    opened.add(prefix)
+                    block = self.blocks[prefix]
+                    if depth is None or block.depth <= depth:
+                        yield block
+            if depth is None or rec.depth <= depth:
+                yield rec
+
+    # Output formats live in the registry (shapecalc.output.registry, filled by render/), which the
+    # core reaches only through this lazy lookup: graph.py never imports a renderer.
+    def render(self, fmt: str, **options: Any) -> Any:
+        """This analysis in output format ``fmt`` with that format's keyword options: ``table``,
+        ``json``, ``csv``, ``markdown``, ``dot``, ``svg``, ``png``, ``pdf``, ``dict``,
+        ``drawing`` … (``shapecalc.output.registry.names()`` lists them all)."""
+        from shapecalc.output.registry import render
+
+        return render(self, fmt, **options)
+
+    def table(self, depth: int | None = None, explain: bool = False,
+              columns: Sequence[str] | None = None, width: int | None = None,
+              checks: Iterable | None = None) -> str:
+        """The per-layer table as plain text (what ``shapecalc show`` prints when piped).
+
+        ``depth`` collapses blocks nested deeper; ``explain`` adds the arithmetic under each
+        row; ``columns`` picks and orders data columns (torchinfo's ``col_names``: see
+        :data:`shapecalc.output.columns.COLUMNS`); ``width`` fits the table to that many
+        characters (``None``: the full table); ``checks`` adds ``verify``'s torch column.
+        """
+        return self.render("table", depth=depth, explain=explain, checks=checks,
+                           columns=columns, width=width)
+
+    def to_json(self, indent: int | None = 2, explain: bool = False) -> str:
+        """The JSON document (``explain``: each layer's arithmetic too)."""
+        return self.render("json", indent=indent, explain=explain)
+
+    def to_dict(self, explain: bool = False) -> dict:
+        """The JSON document as Python data."""
+        return self.render("dict", explain=explain)
+
+    def to_dot(self, rankdir: str = "TB", depth: int | None = None, expand: bool = False) -> str:
+        """Graphviz DOT source of the analysed graph (shapes on the edges); ``depth`` collapses
+        deeper blocks, ``expand`` draws every layer of a big model."""
+        return self.render("dot", rankdir=rankdir, depth=depth, expand=expand)
+
+    def draw(self, rankdir: str = "TB", depth: int | None = None, expand: bool = False,
+             dot_timeout: float | None = None) -> Any:
+        """A drawing that displays inline as SVG in Jupyter and saves with ``.save(path)``
+        (``.svg``, ``.png``, ``.pdf``, ``.dot``); options as for :meth:`to_dot`. ``dot_timeout``:
+        seconds Graphviz may take for each picture (default 60)."""
+        options = {} if dot_timeout is None else {"dot_timeout": dot_timeout}
+        return self.render("drawing", rankdir=rankdir, depth=depth, expand=expand, **options)
+
+    # Display: a one-line repr; the table in terminals, IPython and Jupyter (render/notebook.py,
+    # render/html_table.py), reached through the registry like every other format.
+    def __repr__(self) -> str:
+        """One line: model, input → output and totals (the table is ``str()`` / ``table()``)."""
+        return self.render("repr")
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        """IPython: the table, fitted to the terminal IPython runs in."""
+        import shutil
+
+        if cycle:
+            printer.text(repr(self))
+        else:
+            printer.text(self.table(width=shutil.get_terminal_size((80, 24)).columns).rstrip("\n"))
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the table, totals and notes as a styled HTML table (light and dark themes)."""
+        return self.render("html_table")
+
+    def _repr_markdown_(self) -> str:
+        return self.render("markdown")
+
+
+__all__ = ["DTYPE_BYTES", "Analysis", "Record"]

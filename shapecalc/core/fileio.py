@@ -1,0 +1,174 @@
+"""Writing files so that nothing the user had is ever damaged.
+
+Every file shapecalc writes (graphs, reports, spec files, training outputs) goes through here:
+it is written to a temporary file in the target's own folder and renamed over the target only
+once complete, so a crash, Ctrl-C or full disk leaves either the old file or the new one, never
+a torn one, and never a stray temporary. Targets that are not regular files (a FIFO, a device,
+a symbolic link, a folder) are refused rather than replaced.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from shapecalc.core.errors import UsageError
+
+
+class OutputError(UsageError):
+    """An output cannot be written; the message names the parameter (``param``) and why.
+
+    ``reason`` is the message without the parameter's name, so that a command line can name
+    its own flag instead (:meth:`for_param`: the library's ``path`` is ``-o`` for one command
+    and ``--graph`` for another) without taking the text apart.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None, path: str | None = None,
+                 reason: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+        self.path = path
+        self.reason = reason if reason is not None else message
+
+    @classmethod
+    def of(cls, param: str, reason: str, path: str | None = None) -> "OutputError":
+        """The error ``"{param}: {reason}"``."""
+        return cls(f"{param}: {reason}", param=param, path=path, reason=reason)
+
+    def for_param(self, param: str) -> "OutputError":
+        """The same error naming ``param`` (a command-line flag) instead."""
+        return OutputError.of(param, self.reason, self.path)
+
+
+def _why(err: OSError) -> str:
+    if err.errno == errno.ENOSPC:
+        return "no space left on the device"
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "permission denied (read-only or not yours)"
+    if err.errno == errno.ENOENT:
+        return "the folder does not exist"
+    if err.errno == errno.ENOTDIR:
+        return "a part of the path is a file, not a folder"
+    return err.strerror or type(err).__name__
+
+
+def check_target(path: str | os.PathLike, param: str = "output") -> Path:
+    """Refuse, before any work is done, a target that cannot be written or must not be replaced."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise OutputError.of(param, f"folder {str(parent)!r} does not exist", str(path))
+    if not parent.is_dir():
+        raise OutputError.of(param, f"{str(parent)!r} is a file, not a folder", str(path))
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as err:
+        raise OutputError.of(param, f"{path}: {_why(err)}", str(path)) from None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise OutputError.of(param, f"{str(path)!r} is a folder; give a file name", str(path))
+        if stat.S_ISLNK(st.st_mode):
+            raise OutputError.of(param, f"{str(path)!r} is a symbolic link; refusing to replace it "
+                                 "(write to the link's target by name instead)", str(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise OutputError.of(param, f"{str(path)!r} is not a regular file (a FIFO, socket or "
+                                 "device); refusing to replace it (use '-' for standard output)", str(path))
+        if not os.access(path, os.W_OK):
+            raise OutputError.of(param, f"{str(path)!r} is read-only; refusing to replace it", str(path))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError.of(param, f"folder {str(parent)!r} is not writable", str(path))
+    return path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, param: str = "output") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed over ``path``.
+
+    On any failure (an exception, KeyboardInterrupt included) the temporary is removed and
+    ``path`` is left as it was. ``OSError`` becomes one :class:`OutputError` line naming ``param``.
+    """
+    target = check_target(path, param)
+    parent = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    except OSError as err:
+        raise OutputError.of(param, f"cannot write in {str(parent)!r}: {_why(err)}", str(target)) from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is for the temporary, not the result
+        os.replace(tmp, target)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise OutputError.of(param, f"cannot write {str(target)!r}: {_why(err)}", str(target)) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, param: str = "output") -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path, param) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return Path(path)
+
+
+def write_text(path: str | os.PathLike, text: str, param: str = "output") -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return write_bytes(path, text.encode("utf-8"), param)
+
+
+def write_stdout(data: str | bytes, param: str = "output") -> None:
+    """Write ``data`` to standard output (the ``-`` target) now, so that a full disk
+    (``> /dev/full``) is one :class:`OutputError` line rather than a traceback at exit.
+
+    The bytes go straight to the file descriptor: nothing is left in Python's buffer to fail
+    again at interpreter exit. A closed pipe stays a :class:`BrokenPipeError`, for the command
+    line to end on quietly.
+    """
+    import sys
+
+    stream = sys.stdout
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # a captured stream (tests, notebooks)
+        fd = None
+    try:
+        stream.flush()
+        if fd is None:
+            if isinstance(data, str):
+                stream.write(data)
+            else:
+                stream.buffer.write(data)
+            stream.flush()
+            return
+        view = memoryview(data.encode("utf-8") if isinstance(data, str) else data)
+        while view:
+            view = view[os.write(fd, view):]
+    except BrokenPipeError:
+        raise
+    except OSError as err:
+        raise OutputError.of(param, f"cannot write to standard output: {_why(err)}", "-") from None
+
+
+def write_with(path: str | os.PathLike, writer: Callable[[Path], None], param: str = "output") -> Path:
+    """Let ``writer`` fill a temporary file (``torch.save``, ``savefig``, ``dot -o``), then rename."""
+    with atomic_path(path, param) as tmp:
+        writer(tmp)
+    return Path(path)
+
+
+__all__ = ["OutputError", "atomic_path", "check_target", "write_bytes", "write_stdout", "write_text", "write_with"]

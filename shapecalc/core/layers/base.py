@@ -1,0 +1,338 @@
+"""What every layer spec is: a frozen description that answers questions about one input shape.
+
+A layer never holds weights. It is asked, for an input shape, for its output shape, its
+parameter count, its multiply-accumulates and how it changes the receptive field. Field names
+and defaults are PyTorch's, so a layer converts to and from ``nn.<Type>(**kwargs)`` and to a
+spec-file entry without a per-layer table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from math import prod
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+
+from shapecalc.core.arithmetic import AxisRF, effective_kernel
+from shapecalc.core.errors import ConfigError, ShapeError
+from shapecalc.core.layers.fields import above, at_least, at_most, between, check_fields, one_of  # noqa: F401  (shared helpers)
+
+if TYPE_CHECKING:  # imported where notes are made: `shapecalc layer` asks for none
+    from shapecalc.core.notes import Note
+
+Shape = tuple[int, ...]
+#: Receptive field per spatial axis, or ``None`` once a layer mixes every position (Linear).
+RF = tuple[AxisRF, ...] | None
+
+AXIS_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+def per_axis(name: str, value: int | Sequence[int], ndim: int) -> tuple[int, ...]:
+    """Expand torch's ``int or tuple`` argument convention to one value per spatial axis."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be an int or a tuple of {ndim} ints, got {value!r}")
+    if isinstance(value, int):
+        return (value,) * ndim
+    if not isinstance(value, (tuple, list)):  # a float or a string: never iterate it
+        raise ConfigError(
+            f"{name} must be an int or a tuple of {ndim} ints, got {value!r}", numbers={name: value}
+        )
+    values = tuple(value)
+    if len(values) == 1:
+        values = values * ndim
+    if len(values) != ndim or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ConfigError(
+            f"{name} must be an int or a tuple of {ndim} ints, got {value!r}",
+            numbers={name: value},
+        )
+    return values
+
+
+def compact(values: tuple[int, ...]) -> str:
+    """``(3, 3)`` → ``3``, ``(3, 5)`` → ``3x5``: the form the table and the CLI use."""
+    if all(v == values[0] for v in values):
+        return str(values[0])
+    return "x".join(str(v) for v in values)
+
+
+def format_shape(shape: Shape | None) -> str:
+    if shape is None:
+        return "?"
+    return "×".join(str(d) for d in shape)
+
+
+#: Every public layer class of the package by type name (``"Conv2d"``), filled as the classes
+#: are defined (:meth:`Layer.__init_subclass__`): a new layer file needs no list to update.
+LAYER_TYPES: dict[str, type["Layer"]] = {}
+
+
+class Layer:
+    """Base of all layer specs (subclasses are frozen dataclasses).
+
+    ``kind`` groups layers for colours and summaries; ``arity`` is the number of inputs
+    (``0`` means any number, for merges).
+
+    Every field is checked against its declared type before a subclass's own
+    ``__post_init__`` runs (see :mod:`.fields`), so that hook only checks values.
+    """
+
+    kind: ClassVar[str] = "other"
+    arity: ClassVar[int] = 1
+    #: Fields that are inferred from the input when left ``None`` (torch's lazy modules).
+    inferred: ClassVar[tuple[str, ...]] = ()
+    #: Float fields that may be ±inf or NaN (``F.pad``'s fill ``value=-inf``); others must be finite.
+    non_finite: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_") and cls.__module__.startswith("shapecalc.core.layers."):
+            other = LAYER_TYPES.get(cls.__name__)
+            if other is not None and other is not cls:
+                raise TypeError(f"two layer classes are named {cls.__name__} "
+                                f"({other.__module__} and {cls.__module__})")
+            LAYER_TYPES[cls.__name__] = cls
+        own = cls.__dict__.get("__post_init__")
+        if own is not None and not getattr(own, "_checks_fields", False):
+            # Type checks first, whatever the subclass's hook does (and whether or not it calls
+            # super()): the hook may then compare and compute without guarding its types.
+            def __post_init__(self: "Layer", _own=own) -> None:
+                if type(self).__post_init__ is __post_init__:  # outermost hook only
+                    check_fields(self)
+                _own(self)
+
+            __post_init__._checks_fields = True  # type: ignore[attr-defined]
+            __post_init__.__doc__ = own.__doc__
+            cls.__post_init__ = __post_init__  # type: ignore[method-assign]
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    # ---- questions every layer answers -------------------------------------------------
+    def output_shape(self, *inputs: Shape) -> Shape:
+        return inputs[0]
+
+    def param_count(self, *inputs: Shape) -> int:
+        return 0
+
+    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+        return 0
+
+    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
+        return rf
+
+    def extra_outputs(self, *inputs: Shape) -> tuple[tuple[str, Shape], ...]:
+        """Named shapes of what ``forward`` returns besides the main output (an LSTM's ``h_n``
+        and ``c_n``): listed by tracers, never counted again; the node's cost is its own."""
+        return ()
+
+    def resolve(self, *inputs: Shape) -> "Layer":
+        """This layer with every inferred field filled from the input shape."""
+        return self
+
+    def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
+        """Remarks worth a user's attention (dropped pixels, inferred sizes), as typed notes."""
+        return []
+
+    def explain(self, output: Shape, *inputs: Shape) -> list[str]:
+        """The arithmetic behind the output shape, with the numbers substituted."""
+        return []
+
+    # ---- identity ------------------------------------------------------------------------
+    @property
+    def type_name(self) -> str:
+        return type(self).__name__
+
+    def arguments(self) -> dict[str, Any]:
+        """Constructor arguments that differ from their defaults, in torch's names."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            if not f.init:
+                continue
+            value = getattr(self, f.name)
+            default = f.default if f.default is not dataclasses.MISSING else dataclasses.MISSING
+            if value != default:
+                out[f.name] = value
+        return out
+
+    def torch_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``torch.nn.<type_name>``; resolved layers only."""
+        kwargs = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            if f.init:
+                kwargs[f.name] = getattr(self, f.name)
+        return kwargs
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={_fmt(v)}" for k, v in self.arguments().items())
+        return f"{self.type_name}({args})"
+
+
+class Window:
+    """One spatial axis of a sliding-window layer (conv, pool), in the arithmetic's terms.
+
+    ``p`` is the TOTAL padding of both sides and ``p_left`` the part before the input, as
+    ``arithmetic`` counts them; ``span`` is the dilated kernel's extent. The CLI prints
+    these rather than its own reading of the options, so it shows what the layer holds
+    (a pool's stride defaulting to its kernel, ``padding='same'``'s odd pixel on the right).
+    """
+
+    __slots__ = ("k", "s", "p", "p_left", "d", "output_padding")
+
+    def __init__(self, k: int, s: int, p: int, p_left: int, d: int, output_padding: int = 0):
+        self.k, self.s, self.p, self.p_left, self.d = k, s, p, p_left, d
+        self.output_padding = output_padding
+
+    @property
+    def span(self) -> int:
+        return effective_kernel(self.k, self.d)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Window) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def _key(self) -> tuple[int, ...]:
+        return (self.k, self.s, self.p, self.p_left, self.d, self.output_padding)
+
+    def __repr__(self) -> str:
+        return "Window(k={}, s={}, p={}, p_left={}, d={}, output_padding={})".format(*self._key())
+
+
+class _WindowLayer(Layer):
+    """A layer that slides a window along each spatial axis (convolutions, pooling).
+
+    Subclasses hold their per-axis values normalised in ``_k``, ``_s``, ``_p`` (total),
+    ``_pl`` (left) and ``_d`` and answer, per axis, the questions ``shapecalc layer`` prints:
+    the substituted arithmetic, the rows no window reads, the paddings that reach a target
+    size and the largest padding torch allows. The rules themselves live in ``arithmetic``.
+    """
+
+    ndim: ClassVar[int] = 2
+
+    def window(self, i: int) -> Window:
+        op = getattr(self, "_op", None)
+        return Window(self._k[i], self._s[i], self._p[i], self._pl[i], self._d[i], op[i] if op else 0)
+
+    def padding_limit(self, i: int) -> int | None:
+        """The largest padding per side torch accepts on axis ``i`` (``None``: no limit)."""
+        return None
+
+    def explain_axis(self, i: int, n: int) -> list[str]:
+        """The output-size arithmetic of axis ``i`` for input size ``n``, numbers substituted."""
+        raise NotImplementedError
+
+    def uncovered(self, i: int, n: int) -> int:
+        """Rows/columns of the padded axis ``i`` after the last window: no window reads them."""
+        return 0
+
+    def explain_uncovered(self, i: int, n: int) -> str | None:
+        """The arithmetic of :meth:`uncovered`, or ``None`` where nothing can be left over."""
+        return None
+
+    def padding_solutions(self, i: int, n: int, target: int) -> range:
+        """Every TOTAL padding of axis ``i`` that turns size ``n`` into ``target``, this layer's
+        other arguments (not its padding) kept, within what torch accepts: a ``range``."""
+        raise NotImplementedError
+
+    def with_total_padding(self, totals: int | Sequence[int]) -> "_WindowLayer":
+        """This layer with a TOTAL padding per axis (both sides together), as the CLI counts it.
+
+        An even total is torch's ``padding=total // 2``. An odd one is what padding the input
+        first (``F.pad``, the odd pixel after, as ``padding='same'`` does) gives; torch's own
+        ``padding=`` cannot express it, and a pool's half-kernel limit applies to the larger side.
+        """
+        totals = per_axis("padding", totals, self.ndim)
+        if min(totals) < 0:
+            raise ConfigError(f"padding must be non-negative, got {compact(totals)}",
+                              layer=self.describe(), numbers={"padding": totals})
+        left = tuple(t // 2 for t in totals)
+        same = all(x == left[0] for x in left)  # torch's int form where it fits, like a user writes
+        layer = dataclasses.replace(self, padding=left[0] if same else left)  # type: ignore[type-var]
+        if tuple(2 * x for x in left) != totals:
+            for i, total in enumerate(totals):
+                layer._check_padding(i, total - left[i])
+            object.__setattr__(layer, "_p", totals)
+        return layer
+
+    def _check_padding(self, i: int, per_side: int) -> None:
+        limit = self.padding_limit(i)
+        if limit is not None and per_side > limit:
+            raise ConfigError(
+                f"padding {per_side} is more than half the kernel: torch allows at most "
+                f"{limit} for kernel {self._k[i]}",
+                layer=self.describe(),
+                axis=AXIS_NAMES[self.ndim][i],
+                numbers={"padding": per_side, "kernel": self._k[i], "limit": limit},
+            )
+
+
+def explain_axes(layer: _WindowLayer, spatial: tuple[int, ...]) -> list[str]:
+    """Each axis's arithmetic under its name; an axis equal to an earlier one says so instead
+    (a square input is explained once, not twice)."""
+    lines: list[str] = []
+    seen: dict[tuple, str] = {}
+    for i, n in enumerate(spatial):
+        key = (n, layer.window(i))
+        axis = AXIS_NAMES[layer.ndim][i]
+        if key in seen:
+            lines.append(f"{axis}: same as {seen[key]}")
+            continue
+        seen[key] = axis
+        body = layer.explain_axis(i, n)
+        lines.append(f"{axis}: " + body[0])
+        lines.extend("   " + b for b in body[1:])
+    return lines
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, tuple) and value and all(isinstance(v, int) for v in value):
+        return compact(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def spatial_of(layer: Layer, shape: Shape, ndim: int) -> tuple[int, tuple[int, ...], bool]:
+    """Split ``shape`` into (channels, spatial sizes, batched) for an ``ndim``-D layer.
+
+    Torch accepts a batched ``(N, C, *spatial)`` or an unbatched ``(C, *spatial)`` input.
+    """
+    if len(shape) == ndim + 2:
+        return shape[1], shape[2:], True
+    if len(shape) == ndim + 1:
+        return shape[0], shape[1:], False
+    raise ShapeError(
+        f"expected a {ndim + 1}-D (unbatched) or {ndim + 2}-D (batched) input, "
+        f"got {len(shape)}-D {format_shape(shape)}",
+        layer=layer.describe(),
+        numbers={"input_shape": shape},
+    )
+
+
+def batch_positions(output: Shape, ndim: int) -> int:
+    """Batch × output spatial positions: how many times each weight is applied."""
+    spatial = prod(output[-ndim:]) if ndim else 1
+    batch = output[0] if len(output) == ndim + 2 else 1
+    return batch * spatial
+
+
+def batch_size(shape: Shape, ndim_after_batch: int) -> int:
+    return shape[0] if len(shape) > ndim_after_batch else 1
+
+
+def dropped_notes(dropped: list[tuple[str, int]]) -> list[Note]:
+    """``[("H", 3), ("W", 3)]`` → one DROPS note, "drops 3 px (H, W)": one per distinct count."""
+    from shapecalc.core.notes import Note, NoteKind
+
+    by_count: dict[int, list[str]] = {}
+    for axis, count in dropped:
+        if count:
+            by_count.setdefault(count, []).append(axis)
+    return [Note.of(NoteKind.DROPS, px=count, axes=tuple(axes)) for count, axes in by_count.items()]
+
+
+def inferred_note(field: str, value: int) -> Note:
+    """``in_channels=5 inferred``: a lazy argument taken from the input shape."""
+    from shapecalc.core.notes import Note, NoteKind
+
+    return Note.of(NoteKind.INFERRED, field=field, value=value)

@@ -1,0 +1,299 @@
+"""Element-wise layers (activations, dropout) and the reshaping ones (Flatten, Linear, Upsample).
+
+Normalisation layers live in :mod:`.norm`."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from math import prod
+from typing import ClassVar
+
+from shapecalc.core.errors import ConfigError, Reason, ShapeError
+from shapecalc.core.notes import Note, NoteKind
+from shapecalc.core.layers.base import RF, Layer, Shape, above, at_least, between, format_shape, one_of
+
+
+# ------------------------------------------------------------------ element-wise
+@dataclass(frozen=True)
+class _Activation(Layer):
+    kind: ClassVar[str] = "activation"
+
+    def describe(self) -> str:
+        args = {k: v for k, v in self.arguments().items() if k != "inplace"}
+        inner = ", ".join(f"{k}={v}" for k, v in args.items())
+        return f"{self.type_name}({inner})"
+
+
+@dataclass(frozen=True)
+class _InplaceActivation(_Activation):
+    """Activations whose only argument is ``inplace`` differ in nothing but their name."""
+
+    inplace: bool = False
+
+
+class ReLU(_InplaceActivation):
+    pass
+
+
+class ReLU6(_InplaceActivation):
+    pass
+
+
+class SiLU(_InplaceActivation):
+    pass
+
+
+class Hardswish(_InplaceActivation):
+    pass
+
+
+class Hardsigmoid(_InplaceActivation):
+    pass
+
+
+class Mish(_InplaceActivation):
+    pass
+
+
+class SELU(_InplaceActivation):
+    pass
+
+
+class Sigmoid(_Activation):
+    pass
+
+
+class Tanh(_Activation):
+    pass
+
+
+@dataclass(frozen=True)
+class GELU(_Activation):
+    approximate: str = "none"
+
+    def __post_init__(self) -> None:
+        one_of(self, "approximate", ("none", "tanh"))
+
+
+@dataclass(frozen=True)
+class LeakyReLU(_Activation):
+    negative_slope: float = 0.01
+    inplace: bool = False
+
+
+@dataclass(frozen=True)
+class ELU(_Activation):
+    alpha: float = 1.0
+    inplace: bool = False
+
+
+@dataclass(frozen=True)
+class PReLU(_Activation):
+    num_parameters: int = 1
+    init: float = 0.25
+
+    def __post_init__(self) -> None:
+        at_least(self, "num_parameters", 1)
+
+    def param_count(self, *inputs: Shape) -> int:
+        return self.num_parameters
+
+
+@dataclass(frozen=True)
+class Softmax(_Activation):
+    dim: int | None = None
+
+
+@dataclass(frozen=True)
+class LogSoftmax(_Activation):
+    dim: int | None = None
+
+
+@dataclass(frozen=True)
+class Identity(Layer):
+    kind: ClassVar[str] = "other"
+
+    def describe(self) -> str:
+        return "Identity()"
+
+
+# ------------------------------------------------------------------ dropout
+@dataclass(frozen=True)
+class _Dropout(Layer):
+    p: float = 0.5
+    inplace: bool = False
+
+    kind: ClassVar[str] = "dropout"
+
+    def __post_init__(self) -> None:
+        between(self, "p", 0.0, 1.0)
+
+    def describe(self) -> str:
+        return f"{self.type_name}(p={self.p:g})"
+
+
+class Dropout(_Dropout):
+    pass
+
+
+class Dropout1d(_Dropout):
+    pass
+
+
+class Dropout2d(_Dropout):
+    pass
+
+
+class Dropout3d(_Dropout):
+    pass
+
+
+class AlphaDropout(_Dropout):
+    pass
+
+
+# ------------------------------------------------------------------ reshaping
+@dataclass(frozen=True)
+class Flatten(Layer):
+    start_dim: int = 1
+    end_dim: int = -1
+
+    kind: ClassVar[str] = "reshape"
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        inp = inputs[0]
+        rank = len(inp)
+        start = self.start_dim + rank if self.start_dim < 0 else self.start_dim
+        end = self.end_dim + rank if self.end_dim < 0 else self.end_dim
+        if rank == 0:
+            return (1,)
+        if not (0 <= start < rank and 0 <= end < rank) or start > end:
+            raise ShapeError(
+                f"start_dim {self.start_dim} / end_dim {self.end_dim} are out of range for a {rank}-D input",
+                layer=self.describe(),
+            )
+        return inp[:start] + (prod(inp[start : end + 1]),) + inp[end + 1 :]
+
+    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
+        return None
+
+    def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
+        inp = inputs[0]
+        if len(inp) > 2 and self.start_dim == 1 and self.end_dim == -1:
+            return [Note.of(NoteKind.FLATTENS, factors=tuple(inp[1:]), total=output[1])]
+        return []
+
+    def describe(self) -> str:
+        if (self.start_dim, self.end_dim) == (1, -1):
+            return "Flatten()"
+        return f"Flatten({self.start_dim}, {self.end_dim})"
+
+
+@dataclass(frozen=True)
+class Linear(Layer):
+    in_features: int | None
+    out_features: int
+    bias: bool = True
+
+    kind: ClassVar[str] = "linear"
+    inferred: ClassVar[tuple[str, ...]] = ("in_features",)
+
+    def __post_init__(self) -> None:
+        at_least(self, "in_features", 0)
+        at_least(self, "out_features", 0)
+
+    def _features(self, inp: Shape) -> int:
+        if not inp:
+            raise ShapeError("expects at least a 1-D input, got a scalar", layer=self.describe())
+        f = inp[-1]
+        if self.in_features is not None and f != self.in_features:
+            raise ShapeError(
+                f"expects {self.in_features} input features, got {f} "
+                f"(input {format_shape(inp)}; torch: mat1 and mat2 shapes cannot be multiplied "
+                f"({prod(inp[:-1])}x{f} and {self.in_features}x{self.out_features}))",
+                layer=self.describe(),
+                numbers={"in_features": self.in_features, "features": f, "input_shape": inp},
+                reason=Reason.FEATURES,
+            )
+        return f
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        inp = inputs[0]
+        self._features(inp)
+        return inp[:-1] + (self.out_features,)
+
+    def resolve(self, *inputs: Shape) -> Layer:
+        if self.in_features is not None:
+            return self
+        return dataclasses.replace(self, in_features=self._features(inputs[0]))
+
+    def param_count(self, *inputs: Shape) -> int:
+        f = self.in_features if self.in_features is not None else self._features(inputs[0])
+        return f * self.out_features + (self.out_features if self.bias else 0)
+
+    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+        return prod(output[:-1]) * self.param_count(*inputs)
+
+    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
+        return None
+
+    def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
+        if self.in_features is None:
+            return [Note.of(NoteKind.DERIVED, field="in_features", value=inputs[0][-1])]
+        return []
+
+    def describe(self) -> str:
+        f = "?" if self.in_features is None else self.in_features
+        bias = "" if self.bias else ", bias=False"
+        return f"Linear({f}→{self.out_features}{bias})"
+
+
+@dataclass(frozen=True)
+class Upsample(Layer):
+    size: int | tuple[int, ...] | None = None
+    scale_factor: float | tuple[float, ...] | None = None
+    mode: str = "nearest"
+    align_corners: bool | None = None
+
+    kind: ClassVar[str] = "reshape"
+
+    def __post_init__(self) -> None:
+        at_least(self, "size", 1)
+        above(self, "scale_factor", 0)
+        one_of(self, "mode", ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area",
+                              "nearest-exact"))
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        inp = inputs[0]
+        spatial = inp[2:]
+        n = len(spatial)
+        if n < 1:
+            raise ShapeError(f"expects a batched 3-D to 5-D input, got {format_shape(inp)}", layer=self.describe())
+        if (self.size is None) == (self.scale_factor is None):
+            raise ConfigError("give exactly one of size and scale_factor", layer=self.describe())
+        if self.size is not None:
+            out = (self.size,) * n if isinstance(self.size, int) else tuple(self.size)
+        else:
+            sf = self.scale_factor
+            factors = (sf,) * n if isinstance(sf, (int, float)) else tuple(sf)  # type: ignore[arg-type]
+            if len(factors) != n:
+                raise ConfigError(f"scale_factor has {len(factors)} values for {n} spatial axes",
+                                  layer=self.describe(), numbers={"scale_factor": sf})
+            out = tuple(_scaled(s, f, self) for s, f in zip(spatial, factors))
+        if len(out) != n:
+            raise ConfigError(f"size has {len(out)} values for {n} spatial axes",
+                              layer=self.describe(), numbers={"size": self.size})
+        return inp[:2] + out
+
+
+def _scaled(size: int, factor: float, layer: Layer) -> int:
+    """``floor(size · factor)`` as torch computes it, refused when it is not a usable size."""
+    out = size * factor
+    if not out < 2**63:  # also catches inf from a huge factor
+        raise ShapeError(f"scale_factor {factor:g} makes an output size beyond torch's 64-bit limit",
+                         layer=layer.describe(), numbers={"scale_factor": factor})
+    if int(out) < 1:
+        raise ShapeError(f"scale_factor {factor:g} shrinks size {size} to {int(out)}",
+                         layer=layer.describe(), numbers={"scale_factor": factor, "input": size})
+    return int(out)

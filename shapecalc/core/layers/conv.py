@@ -1,0 +1,301 @@
+"""Convolutions (1-D, 2-D, 3-D) and transposed convolutions."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from math import prod
+from typing import TYPE_CHECKING, ClassVar
+
+from shapecalc.core import arithmetic as ar
+from shapecalc.core.errors import ConfigError, LayerError, Reason, ShapeError
+from shapecalc.core.layers.base import (
+    AXIS_NAMES, RF, Shape, _WindowLayer, batch_positions, compact, dropped_notes, explain_axes,
+    inferred_note, one_of, per_axis, spatial_of,
+)
+
+if TYPE_CHECKING:  # notes are built in base.py; `shapecalc layer` never imports them
+    from shapecalc.core.notes import Note
+
+IntOrTuple = int | tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _ConvBase(_WindowLayer):
+    in_channels: int | None
+    out_channels: int
+    kernel_size: IntOrTuple
+    stride: IntOrTuple = 1
+    padding: IntOrTuple | str = 0
+    dilation: IntOrTuple = 1
+    groups: int = 1
+    bias: bool = True
+    padding_mode: str = "zeros"
+
+    ndim: ClassVar[int] = 2
+    kind: ClassVar[str] = "conv"
+    inferred: ClassVar[tuple[str, ...]] = ("in_channels",)
+
+    # Normalised per-axis values, computed once: the graph pass asks for them per node.
+    _k: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _s: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _d: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _p: tuple[int, ...] = field(init=False, repr=False, compare=False)  # total per axis
+    _pl: tuple[int, ...] = field(init=False, repr=False, compare=False)  # left per axis
+
+    def __post_init__(self) -> None:
+        one_of(self, "padding_mode", ("zeros", "reflect", "replicate", "circular"))
+        n = self.ndim
+        k = per_axis("kernel_size", self.kernel_size, n)
+        if not isinstance(self.kernel_size, int) and len(self.kernel_size) != n:
+            # The kernel tuple becomes the weight's shape, so torch cannot expand a 1-tuple
+            # as it does for stride/padding/dilation: a (3,) kernel makes a 1-D weight.
+            raise ConfigError(
+                f"kernel_size must be an int or a tuple of {n} ints, got {self.kernel_size!r}",
+                layer=f"{type(self).__name__}(kernel_size={self.kernel_size})",
+                numbers={"kernel_size": self.kernel_size},
+            )
+        s = per_axis("stride", self.stride, n)
+        d = per_axis("dilation", self.dilation, n)
+        for name, vals in (("kernel_size", k), ("stride", s), ("dilation", d)):
+            if min(vals) < 1:
+                raise ConfigError(f"{name} must be positive, got {compact(vals)}", layer=self.describe())
+        if self.out_channels < 1 or (self.in_channels is not None and self.in_channels < 1):
+            raise ConfigError(
+                f"channels must be positive, got in={self.in_channels} out={self.out_channels}",
+                layer=self.describe(),
+            )
+        if self.groups < 1:
+            raise ConfigError(f"groups must be positive, got {self.groups}", layer=self.describe())
+        if self.out_channels % self.groups:
+            raise ConfigError(
+                f"out_channels {self.out_channels} must be divisible by groups {self.groups}",
+                layer=self.describe(),
+                numbers={"out_channels": self.out_channels, "groups": self.groups},
+            )
+        if self.in_channels is not None and self.in_channels % self.groups:
+            raise ConfigError(
+                f"in_channels {self.in_channels} must be divisible by groups {self.groups}",
+                layer=self.describe(),
+                numbers={"in_channels": self.in_channels, "groups": self.groups},
+            )
+        if isinstance(self.padding, str):
+            if self.padding == "valid":
+                left = total = (0,) * n
+            elif self.padding == "same":
+                if max(s) != 1:
+                    raise ConfigError(
+                        "padding='same' is not supported for strided convolutions "
+                        f"(stride {compact(s)}); solve the padding for a target size instead",
+                        layer=self.describe(),
+                    )
+                pairs = [ar.same_padding(kk, dd) for kk, dd in zip(k, d)]
+                left = tuple(a for a, _ in pairs)
+                total = tuple(a + b for a, b in pairs)
+            else:
+                raise ConfigError(
+                    f"padding must be an int, a tuple, 'same' or 'valid', got {self.padding!r}",
+                    layer=self.describe(),
+                )
+        else:
+            per_side = per_axis("padding", self.padding, n)
+            if min(per_side) < 0:
+                raise ConfigError(f"padding must be non-negative, got {compact(per_side)}", layer=self.describe())
+            left, total = per_side, tuple(2 * x for x in per_side)
+        object.__setattr__(self, "_k", k)
+        object.__setattr__(self, "_s", s)
+        object.__setattr__(self, "_d", d)
+        object.__setattr__(self, "_p", total)
+        object.__setattr__(self, "_pl", left)
+
+    # ---- shared ----------------------------------------------------------------------
+    def _channels_in(self, inp: Shape) -> int:
+        c, _, _ = spatial_of(self, inp, self.ndim)
+        expected = self.in_channels
+        if expected is not None and c != expected:
+            raise ShapeError(
+                f"expects {expected} input channels, got {c} (input {'×'.join(map(str, inp))})",
+                layer=self.describe(),
+                numbers={"expected_channels": expected, "channels": c}, reason=Reason.CHANNELS,
+            )
+        if c % self.groups:
+            raise ShapeError(
+                f"input channels {c} are not divisible by groups {self.groups}",
+                layer=self.describe(),
+                numbers={"channels": c, "groups": self.groups},
+            )
+        return c
+
+    def resolve(self, *inputs: Shape) -> "_WindowLayer":
+        if self.in_channels is not None:
+            return self
+        return dataclasses.replace(self, in_channels=self._channels_in(inputs[0]))
+
+    def _weights(self, c_in: int) -> int:
+        return self.out_channels * (c_in // self.groups) * prod(self._k)
+
+    def param_count(self, *inputs: Shape) -> int:
+        c_in = self.in_channels if self.in_channels is not None else self._channels_in(inputs[0])
+        return self._weights(c_in) + (self.out_channels if self.bias else 0)
+
+    def describe(self) -> str:
+        k = getattr(self, "_k", None)
+        if k is None:  # called from __post_init__ before normalisation
+            return f"{type(self).__name__}(kernel_size={self.kernel_size})"
+        parts = [f"{'?' if self.in_channels is None else self.in_channels}→{self.out_channels}"]
+        parts.append(f"k={compact(self._k)}")
+        if max(self._s) != 1:
+            parts.append(f"s={compact(self._s)}")
+        if isinstance(self.padding, str):
+            parts.append(f"p={self.padding}")
+        elif max(self._pl) != 0:
+            parts.append(f"p={compact(self._pl)}")
+        if max(self._d) != 1:
+            parts.append(f"d={compact(self._d)}")
+        if self.groups != 1:
+            parts.append(f"g={self.groups}")
+        if not self.bias:
+            parts.append("bias=False")
+        return f"{self.type_name}({', '.join(parts)})"
+
+    def _axis(self, i: int) -> str:
+        return AXIS_NAMES[self.ndim][i]
+
+
+class _ConvNd(_ConvBase):  # no new fields: _ConvBase's generated methods serve (and import faster)
+    def output_shape(self, *inputs: Shape) -> Shape:
+        inp = inputs[0]
+        self._channels_in(inp)
+        _, spatial, batched = spatial_of(self, inp, self.ndim)
+        out = []
+        for i, n in enumerate(spatial):
+            try:
+                out.append(ar.conv_output_size(n, self._k[i], self._s[i], self._p[i], self._d[i]))
+            except LayerError as err:
+                raise err.replace(layer=self.describe(), axis=self._axis(i)) from None
+        head = (inp[0], self.out_channels) if batched else (self.out_channels,)
+        return head + tuple(out)
+
+    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+        # torchinfo's convention: every weight and bias once per output position and sample.
+        return self.param_count(*inputs) * batch_positions(output, self.ndim)
+
+    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
+        if rf is None:
+            return None
+        return tuple(
+            a.through_window(self._k[i], self._s[i], self._pl[i], self._d[i]) for i, a in enumerate(rf)
+        )
+
+    def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
+        _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
+        notes = dropped_notes([(self._axis(i), self.uncovered(i, n)) for i, n in enumerate(spatial)])
+        if self.in_channels is None:
+            notes.append(inferred_note("in_channels", self._channels_in(inputs[0])))
+        return notes
+
+    def explain(self, output: Shape, *inputs: Shape) -> list[str]:
+        _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
+        return explain_axes(self, spatial)
+
+    # ---- per-axis answers (_WindowLayer) ----------------------------------------------
+    def explain_axis(self, i: int, n: int) -> list[str]:
+        return ar.explain_conv(n, self._k[i], self._s[i], self._p[i], self._d[i])
+
+    def uncovered(self, i: int, n: int) -> int:
+        return ar.dropped_pixels(n, self._k[i], self._s[i], self._p[i], self._d[i])
+
+    def explain_uncovered(self, i: int, n: int) -> str:
+        return ar.explain_dropped(n, self._k[i], self._s[i], self._p[i], self._d[i])
+
+    def padding_solutions(self, i: int, n: int, target: int) -> range:
+        return ar.solve_padding(n, self._k[i], self._s[i], target, self._d[i])
+
+
+class Conv1d(_ConvNd):
+    ndim: ClassVar[int] = 1
+
+
+class Conv2d(_ConvNd):
+    ndim: ClassVar[int] = 2
+
+
+class Conv3d(_ConvNd):
+    ndim: ClassVar[int] = 3
+
+
+@dataclass(frozen=True)
+class _ConvTransposeNd(_ConvBase):
+    output_padding: IntOrTuple = 0
+
+    _op: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.padding, str):
+            raise ConfigError("transposed convolutions take an int or tuple padding, not a string")
+        super().__post_init__()
+        object.__setattr__(self, "_op", per_axis("output_padding", self.output_padding, self.ndim))
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        inp = inputs[0]
+        self._channels_in(inp)
+        _, spatial, batched = spatial_of(self, inp, self.ndim)
+        out = []
+        for i, n in enumerate(spatial):
+            try:
+                out.append(
+                    ar.transposed_conv_output_size(
+                        n, self._k[i], self._s[i], self._p[i], self._d[i], self._op[i]
+                    )
+                )
+            except LayerError as err:
+                raise err.replace(layer=self.describe(), axis=self._axis(i)) from None
+        head = (inp[0], self.out_channels) if batched else (self.out_channels,)
+        return head + tuple(out)
+
+    def _weights(self, c_in: int) -> int:
+        return c_in * (self.out_channels // self.groups) * prod(self._k)
+
+    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+        # Each input position scatters through every weight once (exact count; torchinfo
+        # multiplies by OUTPUT positions instead, which overcounts strided layers ~stride^d).
+        inp = inputs[0]
+        c_in = self.in_channels if self.in_channels is not None else self._channels_in(inp)
+        weights = self._weights(c_in) * batch_positions(inp, self.ndim)
+        bias = self.out_channels * batch_positions(output, self.ndim) if self.bias else 0
+        return weights + bias
+
+    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
+        if rf is None:
+            return None
+        return tuple(
+            a.through_transposed(self._k[i], self._s[i], self._pl[i], self._d[i]) for i, a in enumerate(rf)
+        )
+
+    def explain(self, output: Shape, *inputs: Shape) -> list[str]:
+        _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
+        return explain_axes(self, spatial)
+
+    # ---- per-axis answers (_WindowLayer); every input pixel is scattered, none left over ---
+    def explain_axis(self, i: int, n: int) -> list[str]:
+        return ar.explain_transposed(n, self._k[i], self._s[i], self._p[i], self._d[i], self._op[i])
+
+    def padding_solutions(self, i: int, n: int, target: int) -> range:
+        return ar.solve_transposed_padding(n, self._k[i], self._s[i], target, self._d[i], self._op[i])
+
+    def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
+        if self.in_channels is None:
+            return [inferred_note("in_channels", self._channels_in(inputs[0]))]
+        return []
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    ndim: ClassVar[int] = 1
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    ndim: ClassVar[int] = 2
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    ndim: ClassVar[int] = 3

@@ -1,0 +1,203 @@
+"""Layers for what people write as tensor methods or ``torch.nn.functional`` calls.
+
+A forward that says ``x.view(x.size(0), -1)``, ``x.mean((2, 3))`` or ``F.pad(x, (1, 1))`` has no
+module to hook; the fx import maps those calls onto these specs so that their shapes are derived
+(not measured) and so that spec files can say the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+from typing import ClassVar
+
+from shapecalc.core.errors import ConfigError, Reason, ShapeError
+from shapecalc.core.layers.base import RF, Layer, Shape, format_shape, one_of
+from shapecalc.core.layers.merge import Add
+
+
+def _dim(dim: int, rank: int, layer: Layer) -> int:
+    d = dim + rank if dim < 0 else dim
+    if not 0 <= d < rank:
+        raise ShapeError(f"dim {dim} is out of range for a {rank}-D input", layer=layer.describe())
+    return d
+
+
+@dataclass(frozen=True)
+class Reshape(Layer):
+    """``x.view(*shape)`` / ``x.reshape(*shape)``: ``-1`` is inferred, ``0`` copies that input dim.
+
+    The ``0`` convention is ONNX's; it is how ``x.view(x.size(0), -1)`` is written without a
+    batch size baked in.
+    """
+
+    shape: tuple[int, ...]
+
+    kind: ClassVar[str] = "reshape"
+
+    def __post_init__(self) -> None:
+        if sum(1 for v in self.shape if v == -1) > 1:
+            raise ConfigError("only one dimension of a reshape can be -1", layer=self.describe())
+        if any(v < -1 for v in self.shape):
+            raise ConfigError(f"invalid reshape size in {self.shape}", layer=self.describe())
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        inp = inputs[0]
+        total = prod(inp)
+        dims = []
+        for i, v in enumerate(self.shape):
+            if v == 0:
+                if i >= len(inp):
+                    raise ShapeError(f"size 0 at position {i} copies a dim the {len(inp)}-D input lacks",
+                                     layer=self.describe())
+                v = inp[i]
+            dims.append(v)
+        known = prod(v for v in dims if v != -1)
+        if -1 in dims:
+            if known == 0 or total % known:
+                raise ShapeError(
+                    f"cannot view {format_shape(inp)} ({total} elements) as {_fmt_shape(dims)}: "
+                    f"{total} is not divisible by {known}",
+                    layer=self.describe(),
+                    numbers={"elements": total, "known": known, "input_shape": inp, "shape": tuple(dims)},
+                    reason=Reason.ELEMENTS,
+                )
+            dims[dims.index(-1)] = total // known
+        elif known != total:
+            raise ShapeError(
+                f"cannot view {format_shape(inp)} ({total} elements) as {_fmt_shape(dims)} ({known} elements)",
+                layer=self.describe(),
+                numbers={"elements": total, "known": known, "input_shape": inp, "shape": tuple(dims)},
+                    reason=Reason.ELEMENTS,
+            )
+        return tuple(dims)
+
+    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
+        return None
+
+    def describe(self) -> str:
+        return f"Reshape({', '.join('N' if v == 0 else str(v) for v in self.shape)})"
+
+
+def _fmt_shape(dims: list[int]) -> str:
+    return "(" + ", ".join(str(d) for d in dims) + ")"
+
+
+@dataclass(frozen=True)
+class Permute(Layer):
+    """``x.permute(*dims)``."""
+
+    dims: tuple[int, ...]
+
+    kind: ClassVar[str] = "reshape"
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        inp = inputs[0]
+        if len(self.dims) != len(inp):
+            raise ShapeError(f"permute of {len(self.dims)} dims applied to a {len(inp)}-D input",
+                             layer=self.describe())
+        order = [_dim(d, len(inp), self) for d in self.dims]
+        if sorted(order) != list(range(len(inp))):
+            raise ConfigError(f"dims {self.dims} are not a permutation", layer=self.describe())
+        return tuple(inp[d] for d in order)
+
+    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
+        return None
+
+
+@dataclass(frozen=True)
+class Transpose(Layer):
+    """``x.transpose(dim0, dim1)``."""
+
+    dim0: int
+    dim1: int
+
+    kind: ClassVar[str] = "reshape"
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        inp = list(inputs[0])
+        a, b = _dim(self.dim0, len(inp), self), _dim(self.dim1, len(inp), self)
+        inp[a], inp[b] = inp[b], inp[a]
+        return tuple(inp)
+
+    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
+        return None
+
+
+@dataclass(frozen=True)
+class Mean(Layer):
+    """``x.mean(dim, keepdim)``: with ``dim=(2, 3)`` the global average pooling of a CNN head."""
+
+    dim: int | tuple[int, ...]
+    keepdim: bool = False
+
+    kind: ClassVar[str] = "pool"
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        inp = inputs[0]
+        dims = (self.dim,) if isinstance(self.dim, int) else tuple(self.dim)
+        drop = {_dim(d, len(inp), self) for d in dims}
+        if len(drop) != len(dims):
+            raise ConfigError(f"dim {self.dim} names a dimension twice", layer=self.describe())
+        if self.keepdim:
+            return tuple(1 if i in drop else n for i, n in enumerate(inp))
+        return tuple(n for i, n in enumerate(inp) if i not in drop)
+
+    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
+        return None
+
+
+@dataclass(frozen=True)
+class Pad(Layer):
+    """``F.pad(x, pad)``: ``pad`` lists (left, right) pairs starting from the LAST dimension."""
+
+    pad: tuple[int, ...]
+    mode: str = "constant"
+    value: float | None = None
+
+    kind: ClassVar[str] = "other"
+    non_finite: ClassVar[tuple[str, ...]] = ("value",)  # F.pad(x, p, value=-inf) before a max
+
+    def __post_init__(self) -> None:
+        one_of(self, "mode", ("constant", "reflect", "replicate", "circular"))
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        inp = list(inputs[0])
+        if len(self.pad) % 2 or len(self.pad) // 2 > len(inp):
+            raise ConfigError(f"pad {self.pad} must hold (left, right) pairs for at most {len(inp)} dims",
+                              layer=self.describe())
+        for i in range(len(self.pad) // 2):
+            axis = len(inp) - 1 - i
+            size = inp[axis] + self.pad[2 * i] + self.pad[2 * i + 1]
+            if size < 1:
+                raise ShapeError(f"padding {self.pad} leaves dim {axis} with size {size}", layer=self.describe())
+            inp[axis] = size
+        return tuple(inp)
+
+    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
+        if rf is None:
+            return None
+        pairs = len(self.pad) // 2
+        out = list(rf)
+        for i in range(min(pairs, len(rf))):
+            axis = len(rf) - 1 - i
+            a = rf[axis]
+            out[axis] = type(a)(a.size, a.jump, a.start - self.pad[2 * i] * a.jump)
+        return tuple(out)
+
+    def describe(self) -> str:
+        mode = "" if self.mode == "constant" else f", {self.mode}"
+        return f"Pad({', '.join(map(str, self.pad))}{mode})"
+
+
+@dataclass(frozen=True)
+class Elementwise(Add):
+    """An element-wise op other than add/mul (``x - y``, ``x / 2``, ``x * 0.5``): shapes broadcast."""
+
+    op: str = "sub"
+
+    def describe(self) -> str:
+        return f"Elementwise({self.op})"
+
+
+FUNCTIONAL_LAYERS: tuple[type[Layer], ...] = (Reshape, Permute, Transpose, Mean, Pad, Elementwise)

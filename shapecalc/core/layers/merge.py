@@ -1,0 +1,108 @@
+"""Nodes with several inputs: element-wise addition (residuals) and concatenation (Inception, DenseNet)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from shapecalc.core.arithmetic import AxisRF
+from shapecalc.core.errors import Reason, ShapeError
+from shapecalc.core.layers.base import RF, Layer, Shape, format_shape
+
+
+def merge_rf(fields: list[RF]) -> RF:
+    """A merge sees everything any branch sees: the widest field, the coarsest jump."""
+    known = [f for f in fields if f is not None]
+    if len(known) < len(fields) or not known:
+        return None
+    return tuple(
+        AxisRF(
+            size=max(f[i].size for f in known),
+            jump=max(f[i].jump for f in known),
+            start=min(f[i].start for f in known),
+        )
+        for i in range(len(known[0]))
+    )
+
+
+def broadcast_shapes(a: Shape, b: Shape) -> Shape | None:
+    """Numpy/torch broadcasting of two shapes, ``None`` where they do not broadcast."""
+    out = []
+    for x, y in zip(reversed((1,) * (len(b) - len(a)) + a), reversed((1,) * (len(a) - len(b)) + b)):
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            return None
+    return tuple(reversed(out))
+
+
+@dataclass(frozen=True)
+class Add(Layer):
+    """``a + b (+ …)``: shapes must be equal, or broadcast as torch broadcasts them."""
+
+    kind: ClassVar[str] = "merge"
+    arity: ClassVar[int] = 0
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        out = inputs[0]
+        for other in inputs[1:]:
+            merged = broadcast_shapes(out, other)
+            if merged is None:
+                raise ShapeError(
+                    f"cannot add shapes {format_shape(out)} and {format_shape(other)}",
+                    layer=self.describe(),
+                    numbers={"shapes": [list(s) for s in inputs]}, reason=Reason.MERGE,
+                )
+            out = merged
+        return out
+
+    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+        return 0
+
+    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
+        return rf
+
+    def describe(self) -> str:
+        return "Add()"
+
+
+@dataclass(frozen=True)
+class Mul(Add):
+    """``a * b``: same shape rules as :class:`Add` (attention gates, squeeze-excitation)."""
+
+    def describe(self) -> str:
+        return "Mul()"
+
+
+@dataclass(frozen=True)
+class Concat(Layer):
+    """``torch.cat(inputs, dim)``: every dimension but ``dim`` must agree; ``dim`` adds up."""
+
+    dim: int = 1
+
+    kind: ClassVar[str] = "merge"
+    arity: ClassVar[int] = 0
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        first = inputs[0]
+        rank = len(first)
+        dim = self.dim + rank if self.dim < 0 else self.dim
+        if not 0 <= dim < rank:
+            raise ShapeError(f"dim {self.dim} is out of range for {rank}-D inputs", layer=self.describe())
+        total = 0
+        for shape in inputs:
+            if len(shape) != rank or any(a != b for i, (a, b) in enumerate(zip(shape, first)) if i != dim):
+                raise ShapeError(
+                    f"cannot concatenate {format_shape(first)} and {format_shape(shape)} along dim {self.dim}: "
+                    f"all other dimensions must match",
+                    layer=self.describe(),
+                    numbers={"shapes": [list(s) for s in inputs], "dim": self.dim}, reason=Reason.MERGE,
+                )
+            total += shape[dim]
+        return first[:dim] + (total,) + first[dim + 1 :]
+
+    def describe(self) -> str:
+        return f"Concat(dim={self.dim})"
+

@@ -1,0 +1,216 @@
+"""Normalisation layers: shape-preserving, with affine parameters and torch's input-rank rules."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from math import prod
+from typing import ClassVar
+
+from shapecalc.core.errors import FieldError, Reason, ShapeError
+from shapecalc.core.notes import Note
+from shapecalc.core.layers.base import Layer, Shape, at_least, format_shape, inferred_note
+
+
+@dataclass(frozen=True)
+class _BatchNormNd(Layer):
+    num_features: int | None = None
+    eps: float = 1e-5
+    momentum: float | None = 0.1
+    affine: bool = True
+    track_running_stats: bool = True
+
+    kind: ClassVar[str] = "norm"
+    inferred: ClassVar[tuple[str, ...]] = ("num_features",)
+    #: accepted input ranks; the first is the batched (N, C, ...) form. Only InstanceNorm
+    #: also takes an unbatched (C, ...) input; BatchNorm2d/3d insist on 4-D/5-D like torch.
+    ranks: ClassVar[tuple[int, ...]] = (4,)
+
+    def __post_init__(self) -> None:
+        at_least(self, "num_features", 1)
+        at_least(self, "eps", 0)
+
+    def _channels(self, inp: Shape) -> int:
+        if len(inp) not in self.ranks:
+            raise ShapeError(
+                f"expects a {' or '.join(f'{r}-D' for r in self.ranks)} input, got {len(inp)}-D {format_shape(inp)}",
+                layer=self.describe(),
+            )
+        # BatchNorm1d's 2-D input is (N, C), not an unbatched (C, L): channels stay at index 1.
+        c = inp[0] if self._unbatched(inp) else inp[1]
+        if self.num_features is not None and c != self.num_features:
+            raise ShapeError(
+                f"expects {self.num_features} channels, got {c}",
+                layer=self.describe(),
+                numbers={"expected_channels": self.num_features, "channels": c}, reason=Reason.CHANNELS,
+            )
+        return c
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        self._channels(inputs[0])
+        return inputs[0]
+
+    def resolve(self, *inputs: Shape) -> Layer:
+        if self.num_features is not None:
+            return self
+        return dataclasses.replace(self, num_features=self._channels(inputs[0]))
+
+    def param_count(self, *inputs: Shape) -> int:
+        return 2 * self._channels(inputs[0]) if self.affine else 0
+
+    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+        # torchinfo's convention: each affine parameter once per sample.
+        params = self.param_count(*inputs)
+        return params if self._unbatched(output) else output[0] * params
+
+    def _unbatched(self, shape: Shape) -> bool:
+        return self.type_name.startswith("InstanceNorm") and len(shape) == self.ranks[-1]
+
+    def describe(self) -> str:
+        return f"{self.type_name}({'?' if self.num_features is None else self.num_features})"
+
+    def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
+        if self.num_features is None:
+            return [inferred_note("num_features", self._channels(inputs[0]))]
+        return []
+
+
+class BatchNorm1d(_BatchNormNd):
+    ranks: ClassVar[tuple[int, ...]] = (3, 2)  # (N, C, L) or (N, C)
+
+
+class BatchNorm2d(_BatchNormNd):
+    ranks: ClassVar[tuple[int, ...]] = (4,)
+
+
+class BatchNorm3d(_BatchNormNd):
+    ranks: ClassVar[tuple[int, ...]] = (5,)
+
+
+@dataclass(frozen=True)
+class InstanceNorm2d(_BatchNormNd):
+    ranks: ClassVar[tuple[int, ...]] = (4, 3)
+    affine: bool = False
+    track_running_stats: bool = False
+
+
+@dataclass(frozen=True)
+class GroupNorm(Layer):
+    num_groups: int
+    num_channels: int | None = None
+    eps: float = 1e-5
+    affine: bool = True
+
+    kind: ClassVar[str] = "norm"
+    inferred: ClassVar[tuple[str, ...]] = ("num_channels",)
+
+    def __post_init__(self) -> None:
+        at_least(self, "num_groups", 1)
+        at_least(self, "num_channels", 1)
+        at_least(self, "eps", 0)
+        if self.num_channels is not None and self.num_channels % self.num_groups:
+            raise FieldError("num_groups", f"num_channels {self.num_channels} is not divisible by "
+                             f"num_groups {self.num_groups}", layer=self.type_name,
+                             numbers={"num_channels": self.num_channels, "num_groups": self.num_groups})
+
+    def _channels(self, inp: Shape) -> int:
+        if len(inp) < 2:
+            raise ShapeError(f"expects an (N, C, ...) input, got {len(inp)}-D {format_shape(inp)}",
+                             layer=self.describe())
+        c = inp[1]
+        if self.num_channels is not None and c != self.num_channels:
+            raise ShapeError(f"expects {self.num_channels} channels, got {c}", layer=self.describe())
+        if c % self.num_groups:
+            raise ShapeError(
+                f"channels {c} are not divisible by num_groups {self.num_groups}", layer=self.describe()
+            )
+        return c
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        self._channels(inputs[0])
+        return inputs[0]
+
+    def resolve(self, *inputs: Shape) -> Layer:
+        if self.num_channels is not None:
+            return self
+        return dataclasses.replace(self, num_channels=self._channels(inputs[0]))
+
+    def param_count(self, *inputs: Shape) -> int:
+        return 2 * self._channels(inputs[0]) if self.affine else 0
+
+    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+        return output[0] * self.param_count(*inputs)
+
+
+class _TrailingNorm(Layer):
+    """LayerNorm and RMSNorm: normalise over the input's trailing ``normalized_shape`` dims;
+    MACs are the affine parameters once per sample. Subclasses say how many parameters."""
+
+    normalized_shape: int | tuple[int, ...]
+    kind: ClassVar[str] = "norm"
+
+    def __post_init__(self) -> None:
+        at_least(self, "normalized_shape", 1)
+        at_least(self, "eps", 0)
+
+    def _norm_shape(self) -> tuple[int, ...]:
+        ns = self.normalized_shape
+        return (ns,) if isinstance(ns, int) else tuple(ns)
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        return _trailing_normalized(self, inputs[0], self._norm_shape())
+
+    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+        return output[0] * self.param_count(*inputs)
+
+
+@dataclass(frozen=True)
+class LayerNorm(_TrailingNorm):
+    normalized_shape: int | tuple[int, ...]
+    eps: float = 1e-5
+    elementwise_affine: bool = True
+    bias: bool = True
+
+    def param_count(self, *inputs: Shape) -> int:
+        if not self.elementwise_affine:
+            return 0
+        return prod(self._norm_shape()) * (2 if self.bias else 1)
+
+
+def _trailing_normalized(layer: Layer, inp: Shape, ns: tuple[int, ...]) -> Shape:
+    """LayerNorm and RMSNorm normalise over the input's trailing ``normalized_shape`` dims."""
+    if len(inp) < len(ns) or tuple(inp[len(inp) - len(ns):]) != ns:
+        raise ShapeError(
+            f"normalized_shape {format_shape(ns)} does not match the trailing dims of {format_shape(inp)}",
+            layer=layer.describe(),
+        )
+    return inp
+
+
+@dataclass(frozen=True)
+class RMSNorm(_TrailingNorm):
+    """``nn.RMSNorm`` (torch ≥ 2.4): LayerNorm without the mean and the bias; ``eps=None``
+    means torch's ``finfo(dtype).eps``. MACs: the affine weight once per sample, as LayerNorm."""
+
+    normalized_shape: int | tuple[int, ...]
+    eps: float | None = None
+    elementwise_affine: bool = True
+
+    def param_count(self, *inputs: Shape) -> int:
+        return prod(self._norm_shape()) if self.elementwise_affine else 0
+
+
+@dataclass(frozen=True)
+class LocalResponseNorm(Layer):
+    size: int
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 1.0
+
+    kind: ClassVar[str] = "norm"
+
+    def __post_init__(self) -> None:
+        at_least(self, "size", 1)
+
+    def describe(self) -> str:
+        return f"LocalResponseNorm({self.size}, α={self.alpha:g}, β={self.beta:g}, k={self.k:g})"

@@ -1,0 +1,316 @@
+"""Pooling: max and average (floor or ceil mode) and adaptive pooling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+from shapecalc.core import arithmetic as ar
+from shapecalc.core.arithmetic import AxisRF
+from shapecalc.core.errors import ConfigError, LayerError, Reason, ShapeError
+from shapecalc.core.layers.base import (
+    AXIS_NAMES, RF, Layer, Shape, _WindowLayer, at_most, compact, dropped_notes, explain_axes,
+    per_axis, spatial_of,
+)
+
+#: Largest adaptive-pooling output per axis (a window list of this length is still cheap).
+MAX_ADAPTIVE_OUTPUT = 65_536
+
+if TYPE_CHECKING:  # notes are built on demand; `shapecalc layer` never imports them
+    from shapecalc.core.notes import Note
+
+IntOrTuple = int | tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _PoolNd(_WindowLayer):
+    kernel_size: IntOrTuple
+    stride: IntOrTuple | None = None
+    padding: IntOrTuple = 0
+
+    ndim: ClassVar[int] = 2
+    kind: ClassVar[str] = "pool"
+
+    _k: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _s: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _p: tuple[int, ...] = field(init=False, repr=False, compare=False)  # total per axis
+    _pl: tuple[int, ...] = field(init=False, repr=False, compare=False)  # left per axis
+    _d: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def _dilation(self) -> tuple[int, ...]:
+        return (1,) * self.ndim
+
+    def padding_limit(self, i: int) -> int:
+        """Torch's largest allowed per-side padding: half the UNDILATED kernel, for every pool.
+
+        max_pool2d/3d also compare with half the dilated span (``pooling_output_shape``), but
+        their ``pool2d/3d_shape_check`` demands ``k // 2 >= pad`` as well, which is stricter.
+        """
+        return self._k[i] // 2
+
+    def __post_init__(self) -> None:
+        n = self.ndim
+        k = per_axis("kernel_size", self.kernel_size, n)
+        s = k if self.stride is None else per_axis("stride", self.stride, n)
+        pl = per_axis("padding", self.padding, n)
+        if min(k) < 1:
+            raise ConfigError(f"kernel_size must be positive, got {compact(k)}", layer=self._short())
+        if min(s) < 1:
+            raise ConfigError(f"stride must be positive, got {compact(s)}", layer=self._short())
+        if min(pl) < 0:
+            raise ConfigError(f"padding must be non-negative, got {compact(pl)}", layer=self._short())
+        object.__setattr__(self, "_k", k)
+        object.__setattr__(self, "_s", s)
+        object.__setattr__(self, "_pl", pl)
+        object.__setattr__(self, "_p", tuple(2 * x for x in pl))
+        d = self._dilation()
+        object.__setattr__(self, "_d", d)
+        if min(d) < 1:
+            raise ConfigError(f"dilation must be positive, got {compact(d)}", layer=self._short())
+        for i in range(n):
+            self._check_padding(i, pl[i])
+        if getattr(self, "divisor_override", None) == 0:
+            raise ConfigError("divisor_override must not be zero", layer=self.describe(),
+                              numbers={"divisor_override": 0})
+
+    def _short(self) -> str:
+        return f"{type(self).__name__}(kernel_size={self.kernel_size})"
+
+    def _ceil(self) -> bool:
+        return bool(getattr(self, "ceil_mode", False))
+
+    def _check_input(self, spatial: tuple[int, ...]) -> None:
+        """Extra input checks some torch pools make beyond the output formula (none by default)."""
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        inp = inputs[0]
+        _, spatial, _ = spatial_of(self, inp, self.ndim)
+        self._check_input(spatial)
+        out = []
+        for i, n in enumerate(spatial):
+            try:
+                out.append(
+                    ar.pool_output_size(n, self._k[i], self._s[i], self._p[i], self._d[i], self._ceil())
+                )
+            except LayerError as err:
+                raise err.replace(layer=self.describe(), axis=AXIS_NAMES[self.ndim][i]) from None
+        return inp[: len(inp) - self.ndim] + tuple(out)
+
+    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
+        if rf is None:
+            return None
+        return tuple(a.through_window(self._k[i], self._s[i], self._pl[i], self._d[i]) for i, a in enumerate(rf))
+
+    # ---- per-axis answers (_WindowLayer) ----------------------------------------------
+    def explain_axis(self, i: int, n: int) -> list[str]:
+        return ar.explain_pool(n, self._k[i], self._s[i], self._p[i], self._d[i], self._ceil())
+
+    def uncovered(self, i: int, n: int) -> int:
+        # Ceil mode included: a last window torch drops leaves what it would have read unread.
+        return ar.dropped_pixels(n, self._k[i], self._s[i], self._p[i], self._d[i], self._ceil())
+
+    def explain_uncovered(self, i: int, n: int) -> str:
+        return ar.explain_dropped(n, self._k[i], self._s[i], self._p[i], self._d[i], self._ceil())
+
+    def padding_solutions(self, i: int, n: int, target: int) -> range:
+        return ar.solve_pool_padding(n, self._k[i], self._s[i], target, self._d[i], self._ceil(),
+                                     max_total=2 * self.padding_limit(i))
+
+    def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
+        _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
+        return dropped_notes([(AXIS_NAMES[self.ndim][i], self.uncovered(i, n)) for i, n in enumerate(spatial)])
+
+    def explain(self, output: Shape, *inputs: Shape) -> list[str]:
+        _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
+        return explain_axes(self, spatial)
+
+    def describe(self) -> str:
+        k = getattr(self, "_k", None)
+        if k is None:
+            return self._short()
+        parts = [f"k={compact(self._k)}"]
+        if self._s != self._k:
+            parts.append(f"s={compact(self._s)}")
+        if max(self._pl):
+            parts.append(f"p={compact(self._pl)}")
+        d = self._dilation()
+        if max(d) != 1:
+            parts.append(f"d={compact(d)}")
+        if self._ceil():
+            parts.append("ceil")
+        return f"{self.type_name}({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class _MaxPoolNd(_PoolNd):
+    dilation: IntOrTuple = 1
+    return_indices: bool = False
+    ceil_mode: bool = False
+
+    def _dilation(self) -> tuple[int, ...]:
+        return per_axis("dilation", self.dilation, self.ndim)
+
+
+@dataclass(frozen=True)
+class _AvgPoolNd(_PoolNd):
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+
+
+class MaxPool1d(_MaxPoolNd):
+    ndim: ClassVar[int] = 1
+
+
+class MaxPool2d(_MaxPoolNd):
+    ndim: ClassVar[int] = 2
+
+
+class MaxPool3d(_MaxPoolNd):
+    ndim: ClassVar[int] = 3
+
+
+class AvgPool1d(_AvgPoolNd):
+    ndim: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class AvgPool2d(_AvgPoolNd):
+    ndim: ClassVar[int] = 2
+    divisor_override: int | None = None
+
+
+@dataclass(frozen=True)
+class AvgPool3d(_AvgPoolNd):
+    ndim: ClassVar[int] = 3
+    divisor_override: int | None = None
+
+    def padding_solutions(self, i: int, n: int, target: int) -> range:
+        return super().padding_solutions(i, n, target) if n >= self._k[i] else range(0)
+
+    def _check_input(self, spatial: tuple[int, ...]) -> None:
+        # avg_pool3d alone checks the UNPADDED input against the kernel (pool3d_shape_check
+        # with check_input_size), so padding cannot rescue a too-small input as in 2-D.
+        for i, n in enumerate(spatial):
+            if 1 <= n < self._k[i]:
+                raise ShapeError(
+                    f"input size {n} is smaller than the kernel {self._k[i]} "
+                    "(avg_pool3d does not count padding here)",
+                    layer=self.describe(),
+                    axis=AXIS_NAMES[3][i],
+                    numbers={"input": n, "kernel": self._k[i]}, reason=Reason.TOO_SMALL,
+                )
+
+
+@dataclass(frozen=True)
+class _AdaptivePoolNd(Layer):
+    output_size: int | None | tuple[int | None, ...]
+
+    ndim: ClassVar[int] = 2
+    kind: ClassVar[str] = "pool"
+
+    def __post_init__(self) -> None:
+        self._targets()  # refuse a malformed output_size up front (torch does at the first forward)
+        # Receptive fields and explanations list every window: bound them (one line, not gigabytes).
+        at_most(self, "output_size", MAX_ADAPTIVE_OUTPUT, " per axis (shapecalc lists every window)")
+
+    def _targets(self) -> tuple[int | None, ...]:
+        # Torch: ``None`` keeps an axis only INSIDE a 2-D/3-D tuple; a bare ``None`` and a
+        # 1-D ``(None,)`` are refused (adaptive_*_pool1d takes ints only).
+        if isinstance(self.output_size, int):
+            return (self.output_size,) * self.ndim
+        values = None if self.output_size is None else tuple(self.output_size)
+        if values is None or len(values) != self.ndim or (self.ndim == 1 and None in values):
+            keep = " (None keeps an axis, in 2-D and 3-D only)" if self.ndim > 1 else ""
+            raise ConfigError(
+                f"output_size must be an int or a tuple of {self.ndim}{keep}, got {self.output_size!r}",
+                layer=f"{self.type_name}(output_size={self.output_size!r})",
+                numbers={"output_size": self.output_size},
+            )
+        return values
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        inp = inputs[0]
+        _, spatial, _ = spatial_of(self, inp, self.ndim)
+        out = []
+        for i, (n, t) in enumerate(zip(spatial, self._targets())):
+            try:
+                out.append(ar.adaptive_output_size(n, t))
+            except LayerError as err:
+                raise err.replace(layer=self.describe(), axis=AXIS_NAMES[self.ndim][i]) from None
+        return inp[: len(inp) - self.ndim] + tuple(out)
+
+    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
+        if rf is None:
+            return None
+        _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
+        result = []
+        for a, n, t in zip(rf, spatial, self._targets()):
+            t = n if t is None else t
+            if t < 1:
+                result.append(a)
+                continue
+            windows = ar.adaptive_windows(n, t)
+            widest = max(e - s for s, e in windows)
+            result.append(
+                AxisRF(size=a.size + (widest - 1) * a.jump, jump=a.jump * n / t,
+                       start=a.start + (windows[0][1] - 1) / 2 * a.jump)
+            )
+        return tuple(result)
+
+    def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
+        _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
+        from shapecalc.core.notes import Note, NoteKind
+
+        notes = []
+        for n, t in zip(spatial, self._targets()):
+            if t is not None and t > n:
+                notes.append(Note.of(NoteKind.UPSAMPLES, size=n, target=t))
+                break
+        return notes
+
+    def explain(self, output: Shape, *inputs: Shape) -> list[str]:
+        _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
+        lines = []
+        for i, (n, t) in enumerate(zip(spatial, self._targets())):
+            t = n if t is None else t
+            if t:
+                windows = ar.adaptive_windows(n, t)
+                sizes = sorted({e - s for s, e in windows})
+                lines.append(
+                    f"{AXIS_NAMES[self.ndim][i]}: adaptive {n} → {t}: windows "
+                    f"[floor(i·{n}/{t}), ceil((i+1)·{n}/{t})) of size {'/'.join(map(str, sizes))}"
+                )
+        return lines
+
+    def describe(self) -> str:
+        return f"{self.type_name}({compact(self._targets()) if None not in self._targets() else self.output_size})"
+
+
+class AdaptiveAvgPool1d(_AdaptivePoolNd):
+    ndim: ClassVar[int] = 1
+
+
+class AdaptiveAvgPool2d(_AdaptivePoolNd):
+    ndim: ClassVar[int] = 2
+
+
+class AdaptiveAvgPool3d(_AdaptivePoolNd):
+    ndim: ClassVar[int] = 3
+
+
+@dataclass(frozen=True)
+class _AdaptiveMaxPoolNd(_AdaptivePoolNd):
+    return_indices: bool = False
+
+
+class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
+    ndim: ClassVar[int] = 1
+
+
+class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
+    ndim: ClassVar[int] = 2
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    ndim: ClassVar[int] = 3
+

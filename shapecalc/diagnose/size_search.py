@@ -1,0 +1,202 @@
+"""Which square input size makes a whole model fit, found in bounded time.
+
+``shapecalc check`` proposes an input size when a model does not fit. Trying sizes one by one
+is fine near the given size, but a kernel of 10,000,000 or a Linear that no size can satisfy
+would keep such a scan busy for minutes. So the search has three parts, all under one
+CPU-time budget, and every size it returns has passed the WHOLE model (never only the node
+that failed):
+
+1. **near**: sizes n0 ± 1, n0 ± 2, … (the smallest change first), for part of the budget;
+2. **grow**: while the model refuses because a window does not fit (``Reason.TOO_SMALL``),
+   double the size, then bisect back to the smallest size that fits;
+3. **features**: a Linear that receives the wrong number of features gets that number from a
+   non-decreasing function of the size, so bisection finds the sizes that give exactly the
+   expected count, or proves that none does.
+
+Each part gets its own slice of time, so a slow near scan cannot starve the analytic parts.
+When a slice runs out the search says so (``stopped``), and what it covered (``searched``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+from shapecalc.core.errors import LayerError, Reason
+from shapecalc.core.graph import Analysis, Graph, analyze_graph, input_list
+from shapecalc.core.layers import Shape
+
+#: Budget of each analytic part (grow, features), in seconds of this process's CPU time: CPU
+#: time, not wall-clock, so that a busy machine changes how long the search takes but not what
+#: it finds (the same model always gets the same proposal).
+SEARCH_SECONDS = 2.0
+#: Part of that budget the near scan (and the walk along a run of fitting sizes) may use.
+NEAR_SHARE = 0.5
+#: Largest size the search considers (a size is a Python int; this keeps bisection short).
+MAX_SIZE = 1 << 40
+
+
+def sized(template: Shape, n: int) -> Shape:
+    """``template`` with every spatial size set to ``n``."""
+    return tuple(template[:2]) + (n,) * (len(template) - 2)
+
+
+def sized_inputs(shapes: Sequence[Shape], which: Iterable[int], n: int) -> list[Shape]:
+    """Every input's shape, those numbered ``which`` (0-based) resized to ``n`` (:func:`sized`)."""
+    chosen = set(which)
+    return [sized(s, n) if i in chosen else tuple(s) for i, s in enumerate(shapes)]
+
+
+@dataclass
+class SizeRun:
+    """A size that fits, the contiguous run of fitting sizes around it, and whether the run was
+    cut off while still fitting (``open_ended``)."""
+
+    size: int
+    low: int
+    high: int
+    open_ended: bool = False
+
+
+class SizeSearch:
+    """The sizes tried for one model and template, each analysed at most once.
+
+    ``inputs`` is the model's input shape, or every input's shape for a forward that takes
+    several; ``which`` numbers the inputs (0-based) set to each size tried, together (a
+    siamese pair keeps its two images the same size); the others keep their shapes.
+    """
+
+    def __init__(self, graph: Graph, inputs, seconds: float = SEARCH_SECONDS,
+                 which: Sequence[int] = (0,)) -> None:
+        self.graph = graph
+        self.inputs = input_list(inputs)
+        self.which = tuple(which)
+        self.template = self.inputs[self.which[0]]
+        self.seconds = seconds
+        self.started = time.process_time()  # of the current part
+        self.stopped = False
+        self.low_seen = self.high_seen = self.template[2] if len(self.template) > 2 else 1
+        self._tried: dict[int, Analysis | LayerError] = {}
+
+    # ---------------------------------------------------------------- one size
+    def outcome(self, n: int) -> Analysis | LayerError:
+        """The analysis at size ``n``, or the error that stopped it."""
+        if n not in self._tried:
+            try:
+                self._tried[n] = analyze_graph(self.graph, self.at(n))
+            except LayerError as err:
+                self._tried[n] = err
+            self.low_seen, self.high_seen = min(self.low_seen, n), max(self.high_seen, n)
+        return self._tried[n]
+
+    def at(self, n: int) -> list[Shape]:
+        """Every input's shape when the chosen inputs are ``n`` wide."""
+        return sized_inputs(self.inputs, self.which, n)
+
+    def fits(self, n: int) -> bool:
+        return isinstance(self.outcome(n), Analysis)
+
+    def _part(self) -> None:
+        self.started = time.process_time()
+
+    def out_of_time(self, share: float = 1.0) -> bool:
+        """Whether ``share`` of the current part's budget is spent; spending all of an analytic
+        part's budget marks the search stopped."""
+        if time.process_time() - self.started <= self.seconds * share:
+            return False
+        if share >= 1.0:
+            self.stopped = True
+        return True
+
+    @property
+    def searched(self) -> str:
+        """What was covered, for a message: ``"tried sizes 1 to 8,192"`` (and when it stopped)."""
+        text = f"tried sizes {self.low_seen:,} to {self.high_seen:,}"
+        return text + (f", stopped after {self.seconds:g} s" if self.stopped else "")
+
+    # ---------------------------------------------------------------- the three parts
+    def nearest(self, n0: int, limit: int) -> int | None:
+        """The fitting size closest to ``n0`` within ``limit`` either way (smaller first)."""
+        self._part()
+        for delta in range(1, limit):
+            if self.out_of_time(NEAR_SHARE):
+                return None
+            for n in (n0 - delta, n0 + delta):
+                if 1 <= n <= MAX_SIZE and self.fits(n):
+                    return n
+        return None
+
+    def grow(self, n0: int) -> int | None:
+        """Double while windows do not fit, then bisect to the smallest size that fits."""
+        self._part()
+        low, high = max(n0, 1), max(2 * n0, 2)
+        while not self.fits(high):
+            err = self.outcome(high)
+            if not (isinstance(err, LayerError) and err.reason is Reason.TOO_SMALL):
+                return None
+            if high > MAX_SIZE or self.out_of_time():
+                return None
+            low, high = high, 2 * high
+        return self._first(low, high, self.fits)
+
+    def matching(self, n0: int, measure: Callable[[int], int | None], target: int) -> tuple[int, int] | None:
+        """The run of sizes where ``measure`` (non-decreasing in the size; ``None`` while the
+        size is too small to reach it) equals ``target``, or ``None`` if no size gives it (or
+        the budget ran out first: then ``stopped`` is set)."""
+
+        self._part()
+
+        def value(n: int) -> int:
+            got = measure(n)
+            return -1 if got is None else got
+
+        if value(n0) >= target:
+            low, high = 0, n0
+        else:
+            low, high = n0, 2 * n0
+            while value(high) < target:
+                if high > MAX_SIZE or self.out_of_time():
+                    return None
+                low, high = high, 2 * high
+        first = self._first(low, high, lambda n: value(n) >= target)
+        if first is None or value(first) != target:
+            return None
+        low, high = first, 2 * first
+        while value(high) <= target:
+            if high > MAX_SIZE or self.out_of_time():
+                return None
+            low, high = high, 2 * high
+        after = self._first(low, high, lambda n: value(n) > target)
+        return (first, after - 1) if after is not None else None
+
+    def run_around(self, n: int, limit: int) -> SizeRun:
+        """The contiguous fitting sizes around ``n`` (checked one by one, up to ``limit`` above)."""
+        self._part()
+        low = high = n
+        while low > 1 and not self.out_of_time(NEAR_SHARE) and self.fits(low - 1):
+            low -= 1
+            if n - low > limit:
+                break
+        open_ended = False
+        while self.fits(high + 1):
+            high += 1
+            if high - n > limit or self.out_of_time(NEAR_SHARE):
+                open_ended = True
+                break
+        return SizeRun(n, low, high, open_ended)
+
+    def _first(self, low: int, high: int, ok: Callable[[int], bool]) -> int | None:
+        """Smallest size in ``(low, high]`` with ``ok``, given ``ok(high)`` (bisection)."""
+        while high - low > 1:
+            if self.out_of_time():
+                return None
+            mid = (low + high) // 2
+            if ok(mid):
+                high = mid
+            else:
+                low = mid
+        return high
+
+
+__all__ = ["MAX_SIZE", "SEARCH_SECONDS", "SizeRun", "SizeSearch", "sized", "sized_inputs"]

@@ -1,0 +1,121 @@
+"""The library's front door: turn whatever names a model into an analysed graph.
+
+Every argument is checked here, at the edge, with errors that name the parameter
+(:class:`~shapecalc.core.errors.ArgumentError`): an input shape must be 2 to 5 positive integers
+(numpy integers are accepted and become ``int``); None, str, float, NaN and bool are refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from shapecalc.core.blocks import Block
+from shapecalc.core.collector import paused_collector
+from shapecalc.core.errors import ArgumentError, ConfigError, ShapeError, SpecError
+from shapecalc.core.graph import DTYPE_BYTES, Analysis, Graph, analyze_graph, smallest_input
+from shapecalc.core.layers import Shape
+from shapecalc.models.model_source import ModelSource, shape_arg
+from shapecalc.models.sources import is_torch_module, resolve
+
+
+@paused_collector()
+def load_model(model: Any, **kwargs: Any) -> ModelSource:
+    """Accept a MODEL string (zoo name, spec file, ``file.py:Net``, ``module:make(...)``), a spec
+    :class:`Block`, a :class:`Graph`, an ``nn.Module`` instance or a :class:`ModelSource`.
+
+    A MODEL string naming Python (``file.py:Net``) imports and runs that code, as
+    ``python file.py`` would; zoo names and spec files never run code. ``max_nodes=`` raises
+    the bound on how many layers and blocks a spec file or Block may expand to (default
+    :data:`~shapecalc.core.blocks.DEFAULT_MAX_NODES`).
+    """
+    if isinstance(model, ModelSource):
+        return model
+    if isinstance(model, Graph):
+        return ModelSource(model.name, model, None)
+    if isinstance(model, Block):  # max_nodes= raises the node budget, as for spec files
+        return ModelSource("model", model.to_graph("model", **kwargs), None, model)
+    if isinstance(model, str):
+        return resolve(model, **kwargs)
+    if is_torch_module(model):  # decided without importing torch
+        from shapecalc.torch_bridge.fx_import import module_source
+
+        return module_source(model)
+    raise ArgumentError("model", f"cannot analyse a {type(model).__name__}; give a zoo name, a spec "
+                                 "file, a spec Block, a Graph or an nn.Module")
+
+
+def _dtype_arg(dtype: Any) -> str:
+    if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
+        raise ArgumentError("dtype", f"expected one of {', '.join(DTYPE_BYTES)}, got {dtype!r}")
+    return dtype
+
+
+@paused_collector()
+def analyze(model: Any, input_shape: Any = None, dtype: str = "float32", *,
+            input_dtypes: Sequence[str] | None = None, mode: str = "eval") -> Analysis:
+    """Shapes, parameters, MACs and receptive fields of every node of ``model``.
+
+    ``input_shape`` defaults to the model's own (zoo models have one); a model whose forward
+    takes several tensors gets one shape each: ``[(1, 3, 224, 224), (1, 77)]``.
+    ``input_dtypes`` names each input's element type (``["float32", "int64"]`` for token ids;
+    default float32); ``dtype`` is the element type memory figures assume. An ``nn.Module``
+    is analysed in ``mode="eval"`` (as torchinfo; its own mode is restored afterwards) or
+    ``"train"`` (training-only branches such as auxiliary heads). Raises
+    :class:`~shapecalc.core.errors.ShapeError` naming the first node that cannot take its input.
+    """
+    dtype = _dtype_arg(dtype)
+    if mode not in ("eval", "train"):
+        raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
+    src = load_model(model)
+    shapes = input_shapes_arg(src, input_shape)
+    kinds = input_dtypes_arg(input_dtypes, len(shapes))
+    if src.torch_import is not None:  # torch is already imported: the module came from it
+        from shapecalc.torch_bridge.fx_import import analyze_source
+
+        result = analyze_source(src, shapes, kinds, dtype, mode)
+    else:
+        result = analyze_graph(src.graph_at(shapes[0]), shapes if len(shapes) > 1 else shapes[0],
+                               dtype, kinds)
+        if mode == "train":
+            result.mode = "train"  # a spec has no training-only branches: same graph
+    result.model = src.name
+    return result
+
+
+def input_shapes_arg(src: ModelSource, given: Any) -> list[Shape]:
+    """One shape (validated), several (``[(1, 3, 224, 224), (1, 77)]``), or the model's default."""
+    if given is not None and not isinstance(given, (str, bytes)) and hasattr(given, "__iter__"):
+        items = list(given)
+        if items and all(hasattr(s, "__iter__") and not isinstance(s, (str, bytes)) for s in items):
+            return [shape_arg(s, f"input_shape[{i}]") for i, s in enumerate(items)]
+    return [src.input_shape(given)]
+
+
+def input_dtypes_arg(values: Sequence[str] | str | None, count: int) -> tuple[str, ...] | None:
+    """``None`` → float32 for all; one name → every input; else one per input, each known."""
+    if values is None:
+        return None
+    names = (values,) if isinstance(values, str) else tuple(values)
+    if len(names) == 1 and count > 1:
+        names = names * count
+    bad = [n for n in names if not isinstance(n, str) or n not in DTYPE_BYTES]
+    if bad or len(names) != count:
+        raise ArgumentError("input_dtypes", f"give one of {', '.join(DTYPE_BYTES)} for each of the "
+                                            f"{count} input(s), got {list(names)}")
+    return names
+
+
+def minimum_input(model: Any, input_shape: Shape | None = None) -> int | None:
+    """Smallest square spatial size the model accepts (``None`` if none up to 4096).
+
+    Raises :class:`~shapecalc.core.errors.ConfigError` when a layer's own arguments are invalid
+    (no size can help) and :class:`~shapecalc.core.errors.SpecError` for a model recorded at one size.
+    """
+    src = load_model(model)
+    shape = src.input_shape(input_shape)
+    src.require_scannable("other input sizes")
+    return smallest_input(src.graph_at(shape), shape)
+
+
+__all__ = ["ConfigError", "ModelSource", "ShapeError", "SpecError", "analyze", "load_model",
+           "minimum_input"]

@@ -1,0 +1,154 @@
+"""HTML pages: ``show --format html`` (the table as a page) and ``shapecalc report`` (one
+self-contained interactive page).
+
+The report is a single file that works offline and from ``file://``: CSS, JavaScript, the data
+and Graphviz's SVG are all inline, and a Content-Security-Policy forbids every request. The
+script builds the details panel from an embedded JSON document with ``textContent`` only, so a
+layer name is never markup. The CSS and JavaScript live in ``assets/`` as plain files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from shapecalc.output.registry import renderer
+from shapecalc.output import human_count, record_kind, record_notes, rf_text, shape_text
+from shapecalc.output.dot_runner import DOT_TIMEOUT
+from shapecalc.output.html_table import escape
+
+ASSETS = Path(__file__).parent / "assets"
+#: Nothing may be fetched: styles and scripts are inline, images are data: URLs or inline SVG.
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+       "img-src data:")
+#: The page's data columns (:mod:`.columns` keys): a page has room for the input shape too.
+PAGE_COLUMNS = ("input_size", "output_size", "num_params", "mult_adds", "receptive_field", "notes")
+
+
+def _asset(name: str) -> str:
+    return (ASSETS / name).read_text(encoding="utf-8")
+
+
+def table_html(analysis, depth: int | None = None, explain: bool = False,
+               columns: Sequence[str] | None = PAGE_COLUMNS, checks: Iterable | None = None,
+               table_id: str = "") -> str:
+    """The page's table (``<table class="sc-table">``), drawn by the one HTML table writer
+    (:func:`.html_table.table_html`): one row per layer and per block (blocks cut at ``depth``),
+    each carrying ``data-row`` and ``data-name``; ``explain`` adds each layer's arithmetic under
+    its description, in its cell. Styled by :func:`table_css`; the header says the model."""
+    from shapecalc.output.html_table import table_html as write_table
+
+    return write_table(analysis, depth, explain, columns, checks, table_class="sc-table",
+                       table_id=table_id, caption=False, explain_rows=False)
+
+
+def table_css() -> str:
+    """The table's CSS: readable in light and dark themes (``prefers-color-scheme``)."""
+    return _asset("table.css")
+
+
+def header_html(analysis) -> str:
+    """Model, input → output, and the totals, as a ``<header>``."""
+    from shapecalc.output.formats import footer_lines
+
+    totals = "".join(f"<li>{escape(line)}</li>" for line in footer_lines(analysis))
+    return (f'<header class="sc-header"><h1>{escape(analysis.model)}</h1>'
+            f'<p class="sc-io">input {escape(shape_text(analysis.input_shape))} → output '
+            f'{escape(shape_text(analysis.output_shape))} · {analysis.total_params:,} params · '
+            f'{escape(human_count(analysis.total_macs))} MACs</p><ul class="sc-totals">{totals}</ul></header>')
+
+
+def _page(title: str, css: str, body: str) -> str:
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<link rel="icon" href="data:,">'
+            f"<title>{escape(title)}</title><style>{css}</style></head>\n<body class=\"sc-root\">{body}"
+            "</body></html>\n")
+
+
+@renderer("html", summary="the table as an HTML page", suffixes=("html", "htm"), commands=("show",))
+def to_html(analysis, depth: int | None = None, explain: bool = False,
+            columns: Sequence[str] | None = None, checks: Iterable | None = None) -> str:
+    """``show --format html``: header, totals and the table as one self-contained page;
+    ``columns`` (default :data:`PAGE_COLUMNS`) and ``checks`` (``--verify``) as for the table."""
+    body = header_html(analysis) + table_html(analysis, depth, explain,
+                                              PAGE_COLUMNS if columns is None else columns, checks)
+    return _page(f"{analysis.model} · shapecalc", table_css(), body)
+
+
+# ---------------------------------------------------------------- the interactive report
+def _rf_geometry(rf) -> list[dict[str, float]] | None:
+    if rf is None:
+        return None
+    return [{"size": float(a.size), "jump": float(a.jump), "start": float(a.start)} for a in rf]
+
+
+def report_data(analysis, graph_ids: dict[str, str] | None = None) -> dict[str, Any]:
+    """What the report's script needs: per layer and block its shapes, costs, notes, the
+    arithmetic (``explain``) and the receptive-field geometry; and graph node id → name."""
+    records = list(analysis.records) + list(analysis.blocks.values())
+    layers = {}
+    for rec in records:
+        layers[rec.name] = {
+            "name": rec.name, "type": rec.type, "description": rec.description, "kind": record_kind(rec),
+            "is_block": rec.is_block, "depth": rec.depth,
+            "input_shapes": [list(s) for s in rec.input_shapes], "output_shape": list(rec.output_shape),
+            "params": rec.params, "macs": rec.macs, "rf": _rf_geometry(rec.rf),
+            "rf_text": rf_text(rec.rf), "notes": [str(n) for n in record_notes(rec)],
+            "explain": [] if rec.is_block else rec.explain(),
+        }
+    return {"model": analysis.model, "input_shape": list(analysis.input_shape),
+            "output_shape": list(analysis.output_shape), "layers": layers,
+            "rows": [rec.name for rec in analysis.rows()], "graph_ids": graph_ids or {}}
+
+
+def _script_json(data: Any) -> str:
+    """JSON safe inside ``<script>``: no ``<`` at all, so no ``</script>`` or ``<!--``; ASCII, so
+    any name (a lone surrogate from a spec file included) survives the UTF-8 file."""
+    return json.dumps(data, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c")
+
+
+def _graph_section(analysis, rankdir: str, depth: int | None, expand: bool,
+                   dot_timeout: float) -> tuple[str, dict]:
+    from shapecalc.output.dot_runner import check_timeout, pipe
+    from shapecalc.output.graph_build import build_graph
+
+    check_timeout(dot_timeout)  # before the (possibly long) drawing is built
+    digraph, ids = build_graph(analysis, rankdir, depth, expand)
+    svg = pipe(digraph, "svg", dot_timeout).decode("utf-8")
+    svg = svg[svg.index("<svg"):]  # drop the XML declaration and doctype: inline in HTML
+    graph_ids = {node_id: name for node_id, name in ids.items() if node_id != "input"}
+    return svg, graph_ids
+
+
+@renderer("report", summary="one self-contained interactive HTML page", suffixes=("html", "htm"),
+          commands=("report",))
+def to_report(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False,
+              graph: bool = True, dot_timeout: float = DOT_TIMEOUT) -> str:
+    """The report: header and totals, a filter box, the table, the Graphviz drawing (unless
+    ``graph`` is false) and a details panel; clicking a row or a node shows that layer's
+    arithmetic, notes and receptive field drawn to scale on the input grid. Graphviz's ``dot``
+    is stopped after ``dot_timeout`` seconds (``render.dot_runner.GraphvizTimeout``)."""
+    svg, graph_ids = (_graph_section(analysis, rankdir, depth, expand, dot_timeout) if graph
+                      else ("", {}))
+    data = _script_json(report_data(analysis, graph_ids))
+    graph_part = (f'<section class="sc-graph-box"><h2>Graph <button type="button" id="sc-fit">fit width'
+                  f'</button></h2><div id="sc-graph">{svg}</div></section>' if graph else "")
+    body = (
+        header_html(analysis)
+        + '<div class="sc-main"><section class="sc-table-box"><label class="sc-filter">Filter '
+        '<input type="search" id="sc-filter" placeholder="name, layer, note…" autocomplete="off">'
+        '</label><span id="sc-count"></span>'
+        + table_html(analysis, table_id="sc-table")
+        + '</section><aside id="sc-details" class="sc-details"><p class="sc-hint">Click a row or a '
+        "graph node to see its arithmetic, notes and receptive field.</p></aside></div>"
+        + graph_part
+        + f'<script type="application/json" id="sc-data">{data}</script>'
+        + f"<script>{_asset('report.js')}</script>"
+    )
+    return _page(f"{analysis.model} · shapecalc report", table_css() + _asset("report.css"), body)
+
+
+__all__ = ["PAGE_COLUMNS", "header_html", "report_data", "table_css", "table_html", "to_html", "to_report"]

@@ -1,0 +1,69 @@
+"""How analyses and diagnoses present themselves in Python: short ``repr``, IPython's pretty
+printer, and the text of a diagnosis (Jupyter's HTML lives in :mod:`.html_table`).
+
+A ``repr`` is one line a reader can take in at a glance (model, input → output, totals); the
+table is ``str()``, ``table()`` or the notebook display, so a list of analyses stays readable.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from shapecalc.output.registry import renderer
+from shapecalc.output import human_count, shape_text
+
+
+@renderer("repr", summary="one line: model, input → output, totals (library only)")
+def analysis_repr(analysis) -> str:
+    """``<Analysis alexnet: 1×1×224×224 → 1×10, 21 layers, 46,764,746 params (46.76 M), …>``."""
+    return (f"<{type(analysis).__name__} {analysis.model}: {shape_text(analysis.input_shape)} → "
+            f"{shape_text(analysis.output_shape)}, {len(analysis.records)} layers, "
+            f"{analysis.total_params:,} params ({human_count(analysis.total_params)}), "
+            f"{analysis.total_macs:,} MACs ({human_count(analysis.total_macs)})>")
+
+
+def terminal_width() -> int:
+    """The width of the terminal Python runs in (80 when there is none, as in a kernel)."""
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+def diagnosis_repr(diagnosis) -> str:
+    """``<Diagnosis alexnet 1×1×28×28: does not fit at '3' Conv2d(…); 2 fixes>``."""
+    where = " + ".join(shape_text(s) for s in getattr(diagnosis, "input_shapes", ()) or (diagnosis.input_shape,))
+    if diagnosis.fits:
+        return f"<Diagnosis {diagnosis.model} {where}: fits → {shape_text(diagnosis.output_shape)}>"
+    at = f" at '{diagnosis.node}' {diagnosis.layer}" if diagnosis.node else ""
+    fixes = len(diagnosis.fixes)
+    return (f"<Diagnosis {diagnosis.model} {where}: does not fit{at}; "
+            f"{fixes} fix{'es' if fixes != 1 else ''}>")
+
+
+def diagnosis_lines(diagnosis) -> list[str]:
+    """The verdict as ``shapecalc check`` words it: headline, where, what, numbered fixes."""
+    if diagnosis.fits:
+        lines = [f"✓ {diagnosis.summary()}"]
+        if diagnosis.dropping:
+            lines.append(f"  note: pixels are dropped at {', '.join(map(repr, diagnosis.dropping))}"
+                         " (input size not exact)")
+        return lines
+    lines = [f"✗ {diagnosis.model} does not fit {diagnosis.inputs_text()}"]
+    if diagnosis.node:
+        lines.append(f"  at node   '{diagnosis.node}'  {diagnosis.layer or ''}".rstrip())
+    if diagnosis.expected:
+        lines += [f"  expected  {diagnosis.expected}", f"  got       {diagnosis.got}"]
+    lines.append(f"  {diagnosis.problem}")
+    lines += [f"  fix {i}: {fix}" for i, fix in enumerate(diagnosis.fixes, 1)]
+    if getattr(diagnosis, "searched", ""):
+        lines.append(f"  searched  {diagnosis.searched}")
+    return lines
+
+
+def diagnosis_markdown(diagnosis) -> str:
+    lines = diagnosis_lines(diagnosis)
+    body = [f"**{lines[0]}**", ""]
+    body += [f"- {line.strip()}" for line in lines[1:]]
+    return "\n".join(body) + "\n"
+
+
+__all__ = ["analysis_repr", "diagnosis_lines", "diagnosis_markdown", "diagnosis_repr",
+           "terminal_width"]

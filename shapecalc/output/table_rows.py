@@ -1,0 +1,136 @@
+"""What the per-layer table shows, before any format lays it out: one :class:`Row` per layer
+and block in tree order (``depth`` collapses blocks into one row that sums its children), with
+its index, its tree label (torchinfo's ``├─``/``└─`` guides), the explain lines under it and the
+torch check beside it. The text table (:mod:`.table`) and the HTML table (:mod:`.html_table`)
+both draw these rows, so they never disagree on what a row says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from shapecalc.output import header_lines, mode_text, record_kind, shape_text
+from shapecalc.output.columns import CellContext, frozen_params
+from shapecalc.output.formats import footer_lines
+
+#: Row styles by layer kind: the same grouping the graph colours use.
+KIND_STYLES = {
+    "conv": "cyan", "pool": "magenta", "norm": "yellow", "activation": "green",
+    "linear": "blue", "reshape": "white", "merge": "bright_white", "dropout": "bright_black",
+}
+
+
+def _parent(name: str, blocks: dict) -> str | None:
+    """The innermost block that holds ``name`` (``None`` at the top level)."""
+    parts = name.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:i])
+        if prefix in blocks:
+            return prefix
+    return None
+
+
+def tree_labels(rows: Sequence, blocks: dict) -> list[str]:
+    """Display names with tree guides for ``rows`` (tree order, as ``Analysis.rows`` gives).
+
+    Each row shows its name relative to its parent block; the guide before it says whether it
+    is its parent's last shown child (``└─``) and which ancestors still have children below
+    (``│``). Without blocks the names are printed as they are.
+    """
+    if not blocks:
+        return [r.name for r in rows]
+    parents = [_parent(r.name, blocks) for r in rows]
+    last_child: dict[str | None, int] = {}
+    for i, parent in enumerate(parents):
+        last_child[parent] = i
+    position = {r.name: i for i, r in enumerate(rows)}
+    labels = []
+    for i, (row, parent) in enumerate(zip(rows, parents)):
+        guides = []
+        ancestor = parent
+        while ancestor is not None:  # walk up: does each ancestor have later siblings?
+            grand = _parent(ancestor, blocks)
+            guides.append("  " if last_child.get(grand) == position.get(ancestor, -1) else "│ ")
+            ancestor = grand
+        guide = "".join(reversed(guides)) + ("└─" if last_child[parent] == i else "├─")
+        relative = row.name[len(parent) + 1:] if parent else row.name
+        labels.append(guide + relative)
+    return labels
+
+
+def torch_cell(check) -> str:
+    if check is None or check.torch is None:
+        return "·"  # merge nodes have no module to hook; their block row is checked instead
+    if check.ok:
+        return "✓"
+    return f"✗ {shape_text(check.torch)}"
+
+
+@dataclass
+class Row:
+    """One table row: its record, the tree label, styles, and explain lines under it."""
+
+    record: Any
+    index: str
+    label: str
+    style: str = ""  # the layer cell's style (by kind)
+    row_style: str = ""  # dim for expanded blocks (their children carry the numbers)
+    details: list[str] = field(default_factory=list)
+    collapsed: bool = False  # a block row standing for its hidden children
+
+
+@dataclass
+class TableModel:
+    """Everything the table shows, before a layout picks columns and forms."""
+
+    analysis: Any
+    rows: list[Row]
+    has_name: bool
+    title: str
+    footer: list[str]
+    checks: dict | None = None
+    frozen: dict[str, int] = field(default_factory=dict)
+
+    def context(self) -> CellContext:
+        return CellContext(self.analysis.total_params, self.frozen)
+
+
+def table_model(analysis, depth: int | None = None, explain: bool = False,
+                checks: Iterable | None = None) -> TableModel:
+    """The table's rows (tree order, cut at ``depth``), independent of columns and width."""
+    records = list(analysis.rows(depth))
+    labels = tree_labels(records, analysis.blocks)
+    index = {r.name: i for i, r in enumerate(analysis.records)}
+    rows = []
+    has_name = bool(analysis.blocks)
+    for rec, label in zip(records, labels):
+        kind = record_kind(rec)
+        collapsed = rec.is_block and depth is not None and rec.depth >= depth
+        number = "" if rec.is_block else str(index[rec.name])
+        has_name = has_name or label != number  # a flat Sequential's names repeat the index
+        rows.append(Row(
+            rec, number, label,
+            "bold" if rec.is_block else KIND_STYLES.get(kind, ""),
+            "dim" if rec.is_block and not collapsed else "",
+            rec.explain() if explain and not rec.is_block else [], collapsed,
+        ))
+    return TableModel(
+        analysis, rows, has_name,
+        title="\n".join([f"{analysis.model}  input {shape_text(analysis.input_shape)} → output "
+                         f"{shape_text(analysis.output_shape)}"
+                         + (f"  ({mode_text(analysis)})" if mode_text(analysis) else ""),
+                         *header_lines(analysis, with_mode=False)]),
+        footer=footer_lines(analysis),
+        checks=None if checks is None else {c.name: c for c in checks},
+        frozen=frozen_params(analysis),
+    )
+
+
+def row_description(row: Row) -> str:
+    """The layer cell: the description, marked when the row stands for hidden children."""
+    return row.record.description + (" (collapsed)" if row.collapsed else "")
+
+
+__all__ = ["KIND_STYLES", "Row", "TableModel", "row_description", "table_model", "torch_cell",
+           "tree_labels"]
