@@ -232,6 +232,33 @@ def test_hook_fallback_with_two_inputs_and_a_dict_output():
     assert all(c.ok for c in checks) and checks[-1].torch == (2, 3)
 
 
+def test_a_module_reading_two_unrecorded_tensors_gets_two_input_nodes():
+    # timm's CondConv2d(x, routing_weights): both tensors come from the forward's own code,
+    # so each gets its own measured node (the second once named the same: a crash).
+    class Routed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(4, 3))
+
+        def forward(self, x, routing):
+            return x @ (self.weight * routing.sum())
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.routed = Routed()
+
+        def forward(self, x):
+            if x.sum() > 0:  # data-dependent: recorded with hooks
+                x = x * 2
+            return self.routed(x * 3, x.mean(1).sigmoid())
+
+    model = Net()
+    result = shapecalc.analyze(model, (2, 4))
+    assert result.output_shape == (2, 3)
+    assert result.total_params == 12
+
+
 RAISING_NET = '''
 import torch
 from torch import nn

@@ -122,6 +122,11 @@ def _hook_nodes(module: Any, name: str, calls: list, xs: list, out: Any,
     ledger = ParamLedger(module)
 
     def glue(node_name: str, tensor: Any, source: str) -> str:
+        # A module may read several tensors no recorded node made (CondConv's input and its
+        # routing weights): each gets its own node, numbered like repeated calls.
+        taken = counts.get(node_name, 0) + 1
+        counts[node_name] = taken
+        node_name = node_name if taken == 1 else f"{node_name}#{taken}"
         fixed = tuple(tensor.shape)
         layer = MeasuredLayer(f"ops → {fixed}", "Functional", 0,
                               "shape measured between modules (forward not traceable by fx)",
