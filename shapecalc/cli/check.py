@@ -119,7 +119,8 @@ def check(ctx: click.Context, model: str, input_shape: tuple[str, ...], input_ra
             click.echo(f"  note: pixels are dropped at {shown}{more} (input size not exact)")
         ctx.exit(0)
     click.echo(f"✗ {diag.model} does not fit {diag.inputs_text()}")
-    click.echo(f"  at node   '{diag.node}'  {diag.layer}")
+    if diag.node:  # a forward that raised in its own code has no node to name
+        click.echo(f"  at node   '{diag.node}'  {diag.layer or ''}".rstrip())
     if diag.expected:
         click.echo(f"  expected  {diag.expected}")
         click.echo(f"  got       {diag.got}")
