@@ -64,7 +64,8 @@ def check(ctx: click.Context, model: str, input_shape: tuple[str, ...], input_ra
 
     MODEL is a zoo name, a spec file (.json/.yaml/.toml), path/to/file.py:Net or
     package.module:make_net(num_classes=10). A Python target runs that Python code, as
-    `python file.py` would; zoo names and spec files never run code. A forward that takes
+    `python file.py` would (the check that it names a model is no sandbox); zoo names and
+    spec files never run code. A forward that takes
     several tensors gets one --input each, in order (--input 1x3x32x32 --input 1x77:int64).
 
     Every proposed fix has been checked through the whole model. The input-size search is
@@ -118,7 +119,8 @@ def check(ctx: click.Context, model: str, input_shape: tuple[str, ...], input_ra
             click.echo(f"  note: pixels are dropped at {shown}{more} (input size not exact)")
         ctx.exit(0)
     click.echo(f"✗ {diag.model} does not fit {diag.inputs_text()}")
-    click.echo(f"  at node   '{diag.node}'  {diag.layer}")
+    if diag.node:  # a forward that raised in its own code has no node to name
+        click.echo(f"  at node   '{diag.node}'  {diag.layer or ''}".rstrip())
     if diag.expected:
         click.echo(f"  expected  {diag.expected}")
         click.echo(f"  got       {diag.got}")

@@ -60,7 +60,7 @@ def hook_graph(module: Any, name: str, shapes: list[Shape], dtypes: list[str] | 
     """
     from shapecalc.core.errors import ShapeError
     from shapecalc.core.graph import analyze_graph
-    from shapecalc.torch_bridge.measure import torch_error
+    from shapecalc.torch_bridge.measure import forward_error, torch_error
 
     calls: list[tuple[str, Any, tuple, Any]] = []
     handles = []
@@ -69,7 +69,7 @@ def hook_graph(module: Any, name: str, shapes: list[Shape], dtypes: list[str] | 
             lambda m, inp, path=path: calls.append((path, m, inp, None))))
         handles.append(sub.register_forward_hook(
             lambda m, inp, out, path=path: calls.append((path, m, inp, out))))
-    failure = None
+    failure: Exception | None = None
     given: list = []
     try:
         xs, out = run_for_hooks(module, shapes, dtypes, calls.clear, training, given)
@@ -80,6 +80,12 @@ def hook_graph(module: Any, name: str, shapes: list[Shape], dtypes: list[str] | 
     finally:
         for h in handles:
             h.remove()
+    finished = sum(c[3] is not None for c in calls)
+    if failure is not None and len(calls) == 2 * finished:
+        # No recorded module was running: the forward's own code raised (a ``view`` that
+        # does not fit, a ``raise ValueError``). Its exception is the answer, where it was raised.
+        error = ShapeError(f"the forward raised {forward_error(failure)}", node=None)
+        raise error from None
     graph, running = _hook_nodes(module, name, calls, xs, out, failure is not None)
     if reason is not None:
         graph.notes.insert(0, Note.of(NoteKind.HOOK_FALLBACK, model=type(module).__name__,
@@ -116,6 +122,11 @@ def _hook_nodes(module: Any, name: str, calls: list, xs: list, out: Any,
     ledger = ParamLedger(module)
 
     def glue(node_name: str, tensor: Any, source: str) -> str:
+        # A module may read several tensors no recorded node made (CondConv's input and its
+        # routing weights): each gets its own node, numbered like repeated calls.
+        taken = counts.get(node_name, 0) + 1
+        counts[node_name] = taken
+        node_name = node_name if taken == 1 else f"{node_name}#{taken}"
         fixed = tuple(tensor.shape)
         layer = MeasuredLayer(f"ops → {fixed}", "Functional", 0,
                               "shape measured between modules (forward not traceable by fx)",

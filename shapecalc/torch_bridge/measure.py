@@ -163,6 +163,41 @@ def torch_error(err: Exception) -> str:
     return text[0] if text else type(err).__name__
 
 
+def raised_at(err: BaseException) -> str | None:
+    """``net.py:26``: the innermost line of the traceback in the user's own code.
+
+    A torch error surfaces deep inside torch (its meta kernels, ``_refs``); the line that the
+    user can change is the one that called it, so frames in torch and in this package are
+    skipped. ``None`` when the traceback holds no other frame.
+    """
+    import os
+    import traceback
+
+    torch_dir = os.path.dirname(torch_module().__file__)
+    own_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    found = None
+    for frame in traceback.extract_tb(err.__traceback__):
+        path = os.path.abspath(frame.filename)
+        if path.startswith((torch_dir + os.sep, own_dir + os.sep)) or frame.filename.startswith("<"):
+            continue
+        found = frame
+    if found is None:
+        return None
+    path = os.path.abspath(found.filename)
+    try:
+        shown = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        shown = path
+    return f"{path if shown.startswith('..') else shown}:{found.lineno}"
+
+
+def forward_error(err: BaseException) -> str:
+    """One line for an exception the forward raised: ``ValueError: too wide (raised at
+    net.py:26)``: the type, torch's (or the user's) first line, and where."""
+    where = raised_at(err)
+    return f"{type(err).__name__}: {torch_error(err)}" + (f" (raised at {where})" if where else "")
+
+
 @dataclass(frozen=True)
 class MeasuredLayer(Layer):
     """A node whose output shape comes from running torch on the meta device.
