@@ -29,3 +29,9 @@ class AlexNetBug(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.features(x))
+
+
+if __name__ == "__main__":
+    from shapecalc.diagnose import diagnose
+
+    print(diagnose(AlexNetBug(), (1, 1, 224, 224)).summary())

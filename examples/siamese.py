@@ -21,3 +21,9 @@ class Net(nn.Module):
 
     def forward(self, left, right):
         return self.head(torch.cat([self.trunk(left), self.trunk(right)], dim=1))
+
+
+if __name__ == "__main__":
+    from shapecalc.diagnose import diagnose
+
+    print(diagnose(Net(), [(1, 3, 32, 32), (1, 3, 32, 32)]).summary())

@@ -20,3 +20,10 @@ class ImageText(nn.Module):
     def forward(self, image, tokens):
         text = self.tokens(tokens).mean(dim=1)
         return self.head(torch.cat([self.image(image), text], dim=1))
+
+
+if __name__ == "__main__":
+    import shapecalc
+
+    print(shapecalc.analyze(ImageText(), [(1, 3, 32, 32), (1, 8)],
+                            input_dtypes=["float32", "int64"]).table())
