@@ -64,7 +64,8 @@ def check(ctx: click.Context, model: str, input_shape: tuple[str, ...], input_ra
 
     MODEL is a zoo name, a spec file (.json/.yaml/.toml), path/to/file.py:Net or
     package.module:make_net(num_classes=10). A Python target runs that Python code, as
-    `python file.py` would; zoo names and spec files never run code. A forward that takes
+    `python file.py` would (the check that it names a model is no sandbox); zoo names and
+    spec files never run code. A forward that takes
     several tensors gets one --input each, in order (--input 1x3x32x32 --input 1x77:int64).
 
     Every proposed fix has been checked through the whole model. The input-size search is

@@ -34,7 +34,9 @@ def emit(draw) -> None:
     if is_terminal():
         from rich.console import Console
 
-        draw(Console(highlight=False))
+        from shapecalc.core.safetext import unfiltered
+
+        draw(Console(file=unfiltered(sys.stdout), highlight=False))
     else:
         from shapecalc.output.table import capture_text
 
