@@ -11,16 +11,14 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
+from shapecalc.core.inputs import DTYPE_BYTES, Inputs
 from shapecalc.core.layers import RF, Layer, Shape
 from shapecalc.core.notes import Note
+from shapecalc.core.registry import render
 
 if TYPE_CHECKING:
     from shapecalc.core.graph import Graph
 
-DTYPE_BYTES = {
-    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "uint8": 1,
-    "float8": 1, "int32": 4, "int64": 8, "int16": 2, "bool": 1,
-}
 
 
 @dataclass(slots=True)
@@ -66,7 +64,8 @@ class Analysis:
     """Per-node records in execution order, block records, and totals."""
 
     model: str
-    input_shape: Shape
+    #: Every input (several for a forward with several tensor arguments): shape, element type, label.
+    inputs: Inputs
     output_shape: Shape
     records: list[Record]
     blocks: dict[str, Record]
@@ -74,9 +73,6 @@ class Analysis:
     total_macs: int
     dtype: str = "float32"
     graph: Graph | None = None
-    #: Every input (several for a forward with several tensor arguments) and its element type.
-    input_shapes: tuple[Shape, ...] = ()
-    input_dtypes: tuple[str, ...] = ()
     #: Every value the forward returns, as (label, shape); ``output_shape`` is the first.
     outputs: list[tuple[str, Shape]] = field(default_factory=list)
     #: Facts about the whole model (typed Notes): hook fallback and why, unused parameters, …
@@ -86,6 +82,19 @@ class Analysis:
     mode: str | None = None  # "eval" / "train" for an nn.Module; None for a spec
     #: Nodes whose MACs are unknown; ``total_macs`` is then a lower bound (the known part).
     uncounted: list[str] = field(default_factory=list)
+
+    @property
+    def input_shape(self) -> Shape:
+        """The first input's shape (the only one of most models)."""
+        return self.inputs.first
+
+    @property
+    def input_shapes(self) -> tuple[Shape, ...]:
+        return self.inputs.shapes
+
+    @property
+    def input_dtypes(self) -> tuple[str, ...]:
+        return self.inputs.dtypes
 
     @property
     def trainable_params(self) -> int:
@@ -111,10 +120,7 @@ class Analysis:
     @property
     def input_bytes(self) -> int:
         """Every input at its own element type (token ids are int64 whatever ``dtype`` says)."""
-        if not self.input_dtypes:
-            return prod(self.input_shape) * self.bytes_per_element
-        return sum(prod(s) * DTYPE_BYTES.get(t, self.bytes_per_element)
-                   for s, t in zip(self.input_shapes, self.input_dtypes))
+        return sum(prod(i.shape) * DTYPE_BYTES[i.dtype] for i in self.inputs)
 
     def record(self, name: str) -> Record:
         for r in self.records:
@@ -139,14 +145,12 @@ class Analysis:
             if depth is None or rec.depth <= depth:
                 yield rec
 
-    # Output formats live in the registry (shapecalc.output.registry, filled by render/), which the
-    # core reaches only through this lazy lookup: graph.py never imports a renderer.
+    # Output formats live in the registry (core/registry.py, filled by the renderers of
+    # shapecalc.output): the core looks them up by name and never imports a renderer.
     def render(self, fmt: str, **options: Any) -> Any:
         """This analysis in output format ``fmt`` with that format's keyword options: ``table``,
         ``json``, ``csv``, ``markdown``, ``dot``, ``svg``, ``png``, ``pdf``, ``dict``,
-        ``drawing`` … (``shapecalc.output.registry.names()`` lists them all)."""
-        from shapecalc.output.registry import render
-
+        ``drawing`` … (``shapecalc.core.registry.names()`` lists them all)."""
         return render(self, fmt, **options)
 
     def table(self, depth: int | None = None, explain: bool = False,
@@ -183,8 +187,8 @@ class Analysis:
         options = {} if dot_timeout is None else {"dot_timeout": dot_timeout}
         return self.render("drawing", rankdir=rankdir, depth=depth, expand=expand, **options)
 
-    # Display: a one-line repr; the table in terminals, IPython and Jupyter (render/notebook.py,
-    # render/html_table.py), reached through the registry like every other format.
+    # Display: a one-line repr; the table in terminals, IPython and Jupyter (output/notebook.py,
+    # output/html_table.py), reached through the registry like every other format.
     def __repr__(self) -> str:
         """One line: model, input → output and totals (the table is ``str()`` / ``table()``)."""
         return self.render("repr")

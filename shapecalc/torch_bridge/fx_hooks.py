@@ -4,8 +4,9 @@ Whatever stops fx (data-dependent control flow, ``torch._assert`` on a traced si
 name that is not a Python identifier) the forward still runs: on the meta device at the
 requested inputs (free), or once for real on zeros when it reads tensor values. Every module
 torch defines (a ``Conv2d``, a ``MultiheadAttention``) and every module without children is
-recorded as one node in call order; shapes between them are measured, and each parameter is
-counted once at the first module that holds it. Parameters no recorded module holds (a class
+recorded as one node in call order, and so is every torch function the forward's own code
+calls between them (``hook_recorder``: attention's products, a functional convolution), with
+torch's count of its MACs; each parameter is counted once at the first module that holds it. Parameters no recorded module holds (a class
 token used by the forward's own code) are named in a note and still counted.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 
 from shapecalc.core.errors import SpecError
 from shapecalc.core.graph import Graph, GraphBuilder
+from shapecalc.core.inputs import Inputs
 from shapecalc.core.layers import Shape
 from shapecalc.core.notes import Note, NoteKind
 from shapecalc.torch_bridge.fx_common import labelled_leaves, module_to_layer
@@ -50,9 +52,9 @@ def input_names(module: Any, count: int) -> list[str]:
     return [params[i] if i < len(params) else f"input_{i}" for i in range(count)]
 
 
-def hook_graph(module: Any, name: str, shapes: list[Shape], dtypes: list[str] | None = None,
-               training: bool = False, reason: str | None = None) -> Graph:
-    """A flat graph of the modules and torch functions one forward at ``shapes`` ran, in call order.
+def hook_graph(module: Any, name: str, inputs: Inputs, training: bool = False,
+               reason: str | None = None) -> Graph:
+    """A flat graph of the modules and torch functions one forward at ``inputs`` ran, in call order.
 
     When torch refuses the input, the graph is cut at the module that was running and the
     engine is asked about it with the input it received, so the error carries the engine's
@@ -61,18 +63,23 @@ def hook_graph(module: Any, name: str, shapes: list[Shape], dtypes: list[str] | 
     from shapecalc.core.errors import ShapeError
     from shapecalc.core.graph import analyze_graph
     from shapecalc.torch_bridge.hook_recorder import Recording
-    from shapecalc.torch_bridge.measure import torch_error
+    from shapecalc.torch_bridge.measure import forward_error, torch_error
 
-    failure = None
+    failure: Exception | None = None
     given: list = []
     recording = Recording(module, recorded_modules(module))
     try:
         with recording:
-            xs, out = run_for_hooks(module, shapes, dtypes, recording.clear, training, given)
+            xs, out = run_for_hooks(module, inputs, recording.clear, training, given)
     except SpecError:
         raise
     except Exception as err:  # the graph so far starts from every input torch was given
         failure, out, xs = err, None, given
+    if failure is not None and recording.running() is None:
+        # No recorded module was running: the forward's own code raised (a ``view`` that
+        # does not fit, a ``raise ValueError``). Its exception is the answer, where it was raised.
+        error = ShapeError(f"the forward raised {forward_error(failure)}", node=None)
+        raise error from None
     graph, running = _hook_nodes(module, name, recording, xs, out, failure is not None)
     if reason is not None:
         graph.notes.insert(0, Note.of(NoteKind.HOOK_FALLBACK, model=type(module).__name__,
@@ -80,10 +87,10 @@ def hook_graph(module: Any, name: str, shapes: list[Shape], dtypes: list[str] | 
     graph.mode = "train" if training else "eval"
     if failure is None:
         return graph
-    shown = " and ".join("×".join(map(str, s)) for s in shapes)
+    shown = " and ".join("×".join(map(str, s)) for s in inputs.shapes)
     message = f"torch refused input {shown}: {torch_error(failure)}"
     try:
-        analyze_graph(graph, shapes if len(graph.input_names) > 1 else shapes[0])
+        analyze_graph(graph, inputs if len(graph.input_names) > 1 else inputs.first)
         error = ShapeError(message, node=running or name)
     except ShapeError as engine_error:  # the engine's own account of the failing module
         error = engine_error
@@ -232,16 +239,15 @@ def _output_nodes(out: Any, produced: dict[int, str], glue: Any, last: str) -> l
     return found
 
 
-def run_for_hooks(module: Any, shapes: list[Shape], dtypes: list[str] | None, reset: Any,
-                  training: bool = False, inputs: list | None = None) -> tuple[list, Any]:
+def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False,
+                  inputs: list | None = None) -> tuple[list, Any]:
     """Meta first (free); a forward that reads tensor values (``if x.sum() > 0``) cannot run
     on meta, so it runs once for real on zeros, on the module's own device. ``inputs``, if
     given, holds the input tensors of the last run, even when torch refuses them."""
     from shapecalc.torch_bridge.mac_count import math_attention
 
     torch = torch_module()
-    kinds = list(dtypes or []) + [None] * (len(shapes) - len(dtypes or []))
-    xs = [meta_input(s, k) for s, k in zip(shapes, kinds)]
+    xs = [meta_input(i.shape, i.dtype) for i in given]
     if inputs is not None:
         inputs[:] = xs
     try:
@@ -251,8 +257,7 @@ def run_for_hooks(module: Any, shapes: list[Shape], dtypes: list[str] | None, re
             raise
     reset()
     device = next((p.device for p in module.parameters()), torch.device("cpu"))
-    xs = [torch.zeros(tuple(s), device=device, dtype=getattr(torch, k) if k else None)
-          for s, k in zip(shapes, kinds)]
+    xs = [meta_input(i.shape, i.dtype, device) for i in given]
     if inputs is not None:
         inputs[:] = xs
     with run_mode(module, training), torch.no_grad(), math_attention():

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterator
 
 from shapecalc.core.errors import ShapeError, SpecError
+from shapecalc.core.inputs import torch_dtype_name
 from shapecalc.core.layers import RF, Layer, Shape
 from shapecalc.core.notes import Note, text_note
 
@@ -149,18 +150,58 @@ def call_on_meta(module, *args: Any, training: bool = False, **kwargs: Any) -> A
             return functional_call(module, meta_state(module), args, kwargs)
 
 
-def meta_input(shape: Shape, dtype: Any = None):
-    """A meta tensor of ``shape``; ``dtype`` a torch dtype or its name (``"int64"``), float32 default."""
-    torch = torch_module()
+def torch_dtype(dtype: Any):
+    """A torch dtype from an element type's name (``"int64"``; see :mod:`shapecalc.core.inputs`)
+    or a torch dtype; ``None`` stays ``None`` (float32, torch's default)."""
     if isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
-    return torch.zeros(tuple(shape), device="meta", dtype=dtype)
+        return getattr(torch_module(), torch_dtype_name(dtype))
+    return dtype
+
+
+def meta_input(shape: Shape, dtype: Any = None, device: Any = "meta"):
+    """Zeros of ``shape`` on ``device`` (meta: no memory); ``dtype`` as :func:`torch_dtype` takes it."""
+    return torch_module().zeros(tuple(shape), device=device, dtype=torch_dtype(dtype))
 
 
 def torch_error(err: Exception) -> str:
     """Torch's own message, first line only: that is the sentence a user would have seen."""
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
+
+
+def raised_at(err: BaseException) -> str | None:
+    """``net.py:26``: the innermost line of the traceback in the user's own code.
+
+    A torch error surfaces deep inside torch (its meta kernels, ``_refs``); the line that the
+    user can change is the one that called it, so frames in torch and in this package are
+    skipped. ``None`` when the traceback holds no other frame.
+    """
+    import os
+    import traceback
+
+    torch_dir = os.path.dirname(torch_module().__file__)
+    own_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    found = None
+    for frame in traceback.extract_tb(err.__traceback__):
+        path = os.path.abspath(frame.filename)
+        if path.startswith((torch_dir + os.sep, own_dir + os.sep)) or frame.filename.startswith("<"):
+            continue
+        found = frame
+    if found is None:
+        return None
+    path = os.path.abspath(found.filename)
+    try:
+        shown = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        shown = path
+    return f"{path if shown.startswith('..') else shown}:{found.lineno}"
+
+
+def forward_error(err: BaseException) -> str:
+    """One line for an exception the forward raised: ``ValueError: too wide (raised at
+    net.py:26)``: the type, torch's (or the user's) first line, and where."""
+    where = raised_at(err)
+    return f"{type(err).__name__}: {torch_error(err)}" + (f" (raised at {where})" if where else "")
 
 
 @dataclass(frozen=True)
