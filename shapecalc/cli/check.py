@@ -18,7 +18,7 @@ import click
 from shapecalc.core.errors import UsageError
 from shapecalc.diagnose.fixes import FixKind, fixed_input
 from shapecalc.cli.common import max_nodes_option
-from shapecalc.cli.model_input import input_option, input_text, inputs_as_flag, parse_inputs
+from shapecalc.cli.model_input import input_option, input_text, inputs_as_flag, model_inputs, parse_inputs
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:\.\.|-|:)\s*(\d+)\s*$")
 MAX_SPAN = 8192
@@ -78,13 +78,13 @@ def check(ctx: click.Context, model: str, input_shape: tuple[str, ...], input_ra
     from shapecalc.diagnose.input_scan import SCAN_SECONDS
     from shapecalc.cli import set_answer
 
-    shapes, kinds = parse_inputs(input_shape)
+    parsed = parse_inputs(input_shape)
     span = parse_range(input_range) if input_range is not None else None
     src = load_model(model)
     if span is not None:
-        one_input_for_range(src, len(shapes))
+        one_input_for_range(src, len(parsed))
         low, high = span
-        scan = scan_inputs(src, src.input_shape(shapes[0] if shapes else None, "--input"), low, high)
+        scan = scan_inputs(src, src.input_shape(parsed[0].shape if parsed else None, "--input"), low, high)
         set_answer(0 if scan.fits else 1)
         if as_json:
             click.echo(json.dumps(scan.to_dict(), indent=2))
@@ -103,10 +103,8 @@ def check(ctx: click.Context, model: str, input_shape: tuple[str, ...], input_ra
                 click.echo(f"  stopped    at N = {scan.stopped_at} after {SCAN_SECONDS:g} s; "
                            f"sizes {scan.stopped_at}..{high} were not scanned (give a narrower range)")
         ctx.exit(0 if scan.fits else 1)
-    if not shapes:
-        shapes = [src.input_shape(None, "--input")]
     with inputs_as_flag():
-        diag = diagnose(src, shapes if len(shapes) > 1 else shapes[0], input_dtypes=kinds)
+        diag = diagnose(src, model_inputs(src, parsed))
     set_answer(0 if diag.fits else 1)
     if as_json:
         click.echo(json.dumps(diag.to_dict(), indent=2, default=list))

@@ -46,9 +46,7 @@ def emit(draw) -> None:
 def _verify(src, analysis) -> list:
     from shapecalc.models.torch_models import verify
 
-    shapes = list(analysis.input_shapes)
-    return verify(src, shapes if len(shapes) > 1 else analysis.input_shape, device="meta",
-                  input_dtypes=analysis.input_dtypes, mode=analysis.mode or "eval")
+    return verify(src, analysis.inputs, device="meta", mode=analysis.mode or "eval")
 
 
 def _write_graph(analysis, path: str, depth: int | None, dot_timeout: float) -> None:
