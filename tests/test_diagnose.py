@@ -229,7 +229,7 @@ def test_fixes_are_typed_and_serialise_as_text():
     data = json.loads(json.dumps(d.to_dict()))
     assert data["fixes"][0] == "set in_features=6400"
     assert data["fix_details"][1] == {"kind": "input", "node": None, "field": None, "value": None,
-                                      "size": 225, "layer": None, "text": str(size_fix)}
+                                      "size": 225, "layer": None, "text": str(size_fix), "also": []}
 
 
 def test_local_edits_that_fail_further_down_are_not_proposed():
