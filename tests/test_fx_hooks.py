@@ -15,7 +15,8 @@ from shapecalc.core.errors import ArgumentError  # noqa: E402
 from shapecalc import ShapeError  # noqa: E402
 from shapecalc.core.notes import NoteKind, has_kind  # noqa: E402
 from shapecalc.output.formats import to_markdown  # noqa: E402
-from shapecalc.torch_bridge import fx_ops, verify  # noqa: E402
+from shapecalc.models.torch_models import verify  # noqa: E402
+from shapecalc.torch_bridge import fx_ops  # noqa: E402
 from shapecalc.torch_bridge.fx_hooks import recorded_modules  # noqa: E402
 
 

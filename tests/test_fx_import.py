@@ -12,7 +12,7 @@ import shapecalc  # noqa: E402
 from shapecalc.core.errors import ArgumentError  # noqa: E402
 from shapecalc import SpecError  # noqa: E402
 from shapecalc.diagnose import scan_inputs  # noqa: E402
-from shapecalc.torch_bridge import verify  # noqa: E402
+from shapecalc.models.torch_models import verify  # noqa: E402
 from shapecalc.torch_bridge.fx_import import module_to_layer, module_to_spec  # noqa: E402
 
 MODULES = [
@@ -190,7 +190,7 @@ def test_inputs_and_outputs_of_the_forward():
 @pytest.mark.parametrize("name", sorted(__import__("shapecalc.models.zoo", fromlist=["ZOO"]).ZOO))
 def test_zoo_module_imports_back_to_the_same_table(name):
     """zoo spec → nn.Module (on meta: no memory) → chain/fx import: the same nodes, node for node."""
-    from shapecalc.torch_bridge import build_module
+    from shapecalc.models.torch_models import build_module
     from shapecalc.models.zoo import ZOO
 
     with torch.device("meta"):

@@ -55,7 +55,7 @@ def test_residual_and_concat_shapes():
 
 
 def test_built_module_agrees_node_by_node_and_in_parameters():
-    from shapecalc.torch_bridge import build_module, verify
+    from shapecalc.models.torch_models import build_module, verify
 
     torch = pytest.importorskip("torch")
     spec = small_net()

@@ -161,7 +161,7 @@ def test_library_api_on_an_own_module(tmp_path):
     torch = pytest.importorskip("torch")
     from corpus import special
 
-    from shapecalc.torch_bridge import build_module
+    from shapecalc.models.torch_models import build_module
 
     model = special.MeasuredOps()
     result = analyze(model, (1, 4, 8, 8))

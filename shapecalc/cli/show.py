@@ -42,7 +42,7 @@ def emit(draw) -> None:
 
 
 def _verify(src, analysis) -> list:
-    from shapecalc.torch_bridge import verify
+    from shapecalc.models.torch_models import verify
 
     shapes = list(analysis.input_shapes)
     return verify(src, shapes if len(shapes) > 1 else analysis.input_shape, device="meta",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from shapecalc.core.layers import RF, Layer, Shape
 from shapecalc.core.notes import Note
+from shapecalc.core.registry import render
 
 if TYPE_CHECKING:
     from shapecalc.core.graph import Graph
@@ -135,14 +136,12 @@ class Analysis:
             if depth is None or rec.depth <= depth:
                 yield rec
 
-    # Output formats live in the registry (shapecalc.output.registry, filled by render/), which the
-    # core reaches only through this lazy lookup: graph.py never imports a renderer.
+    # Output formats live in the registry (core/registry.py, filled by the renderers of
+    # shapecalc.output): the core looks them up by name and never imports a renderer.
     def render(self, fmt: str, **options: Any) -> Any:
         """This analysis in output format ``fmt`` with that format's keyword options: ``table``,
         ``json``, ``csv``, ``markdown``, ``dot``, ``svg``, ``png``, ``pdf``, ``dict``,
-        ``drawing`` … (``shapecalc.output.registry.names()`` lists them all)."""
-        from shapecalc.output.registry import render
-
+        ``drawing`` … (``shapecalc.core.registry.names()`` lists them all)."""
         return render(self, fmt, **options)
 
     def table(self, depth: int | None = None, explain: bool = False,
@@ -179,8 +178,8 @@ class Analysis:
         options = {} if dot_timeout is None else {"dot_timeout": dot_timeout}
         return self.render("drawing", rankdir=rankdir, depth=depth, expand=expand, **options)
 
-    # Display: a one-line repr; the table in terminals, IPython and Jupyter (render/notebook.py,
-    # render/html_table.py), reached through the registry like every other format.
+    # Display: a one-line repr; the table in terminals, IPython and Jupyter (output/notebook.py,
+    # output/html_table.py), reached through the registry like every other format.
     def __repr__(self) -> str:
         """One line: model, input → output and totals (the table is ``str()`` / ``table()``)."""
         return self.render("repr")

@@ -16,8 +16,9 @@ The tree (all are ``ShapecalcError``, itself a ``ValueError``)::
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 if TYPE_CHECKING:
     from shapecalc.core.graph import Graph
@@ -149,3 +150,17 @@ class ArgumentError(ShapecalcError):
         super().__init__(f"{param}: {message}")
         self.param = param
         self.detail = message
+
+
+@contextmanager
+def user_code(what: str) -> Iterator[None]:
+    """Turn ``SystemExit``/``KeyboardInterrupt`` raised while the user's code runs (``what``:
+    "importing net.py") into one-line errors instead of a silent exit or a traceback."""
+    try:
+        yield
+    except SystemExit as err:
+        code = f" {err.code}" if err.code is not None else ""
+        raise SpecError(f"{what} raised SystemExit{code}; a model file must build a model, "
+                        "not exit") from None
+    except KeyboardInterrupt:
+        raise SpecError(f"{what} raised KeyboardInterrupt (interrupted)") from None

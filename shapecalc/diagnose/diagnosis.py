@@ -25,6 +25,7 @@ from shapecalc.diagnose.layer_repairs import local_repairs, merge_fixes
 from shapecalc.core.layers import Shape, format_shape
 from shapecalc.models.model_source import ModelSource
 from shapecalc.core.notes import NoteKind, has_kind
+from shapecalc.core.registry import DIAGNOSIS, show
 
 
 @dataclass
@@ -75,29 +76,22 @@ class Diagnosis:
         out["fix_details"] = [f.details() for f in self.fixes]
         return out
 
-    # Display (render/notebook.py, render/html_table.py): short repr, the verdict as text/HTML.
+    # Display: the diagnosis renderers of shapecalc.output (notebook.py, html_table.py), looked
+    # up in the registry by name.
     def __repr__(self) -> str:
-        from shapecalc.output.notebook import diagnosis_repr
-
-        return diagnosis_repr(self)
+        return show(DIAGNOSIS, self, "repr")
 
     def __str__(self) -> str:
-        from shapecalc.output.notebook import diagnosis_lines
-
-        return "\n".join(diagnosis_lines(self))
+        return show(DIAGNOSIS, self, "text")
 
     def _repr_pretty_(self, printer, cycle: bool) -> None:
         printer.text(repr(self) if cycle else str(self))
 
     def _repr_html_(self) -> str:
-        from shapecalc.output.html_table import diagnosis_html
-
-        return diagnosis_html(self)
+        return show(DIAGNOSIS, self, "html")
 
     def _repr_markdown_(self) -> str:
-        from shapecalc.output.notebook import diagnosis_markdown
-
-        return diagnosis_markdown(self)
+        return show(DIAGNOSIS, self, "markdown")
 
 
 def _labelled(shapes: Sequence[Shape], labels: Sequence[str], dtypes: Sequence[str]) -> str:

@@ -14,7 +14,7 @@ from shapecalc.core.collector import paused_collector
 from shapecalc.core.errors import ArgumentError, ConfigError, ShapeError, SpecError
 from shapecalc.core.graph import DTYPE_BYTES, Analysis, Graph, analyze_graph, smallest_input
 from shapecalc.core.layers import Shape
-from shapecalc.models.model_source import ModelSource, shape_arg
+from shapecalc.models.model_source import ModelSource, module_source, shape_arg
 from shapecalc.models.sources import is_torch_module, resolve
 
 
@@ -37,8 +37,6 @@ def load_model(model: Any, **kwargs: Any) -> ModelSource:
     if isinstance(model, str):
         return resolve(model, **kwargs)
     if is_torch_module(model):  # decided without importing torch
-        from shapecalc.torch_bridge.fx_import import module_source
-
         return module_source(model)
     raise ArgumentError("model", f"cannot analyse a {type(model).__name__}; give a zoo name, a spec "
                                  "file, a spec Block, a Graph or an nn.Module")
@@ -70,9 +68,9 @@ def analyze(model: Any, input_shape: Any = None, dtype: str = "float32", *,
     shapes = input_shapes_arg(src, input_shape)
     kinds = input_dtypes_arg(input_dtypes, len(shapes))
     if src.torch_import is not None:  # torch is already imported: the module came from it
-        from shapecalc.torch_bridge.fx_import import analyze_source
+        from shapecalc.torch_bridge.fx_import import analyze_import
 
-        result = analyze_source(src, shapes, kinds, dtype, mode)
+        result = analyze_import(src.torch_import, shapes, kinds, dtype, mode)
     else:
         result = analyze_graph(src.graph_at(shapes[0]), shapes if len(shapes) > 1 else shapes[0],
                                dtype, kinds)

@@ -10,13 +10,12 @@ so the rule is written once: :meth:`ModelSource.input_shape`, :meth:`ModelSource
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from shapecalc.core.argcheck import exact_int
 from shapecalc.core.blocks import Block
-from shapecalc.core.errors import ArgumentError, SpecError
+from shapecalc.core.errors import ArgumentError, SpecError, user_code
 from shapecalc.core.graph import Graph
 from shapecalc.core.layers import Shape
 
@@ -43,21 +42,6 @@ def shape_arg(value: Any, param: str = "input_shape") -> Shape:
         raise ArgumentError(param, f"expected {low} to {high} sizes (batch, channels, spatial…), "
                                    f"got {len(items)}")
     return tuple(size_arg(v, f"{param}[{i}]") for i, v in enumerate(items))
-
-
-@contextmanager
-def user_code(what: str) -> Iterator[None]:
-    """Turn ``SystemExit``/``KeyboardInterrupt`` raised while the user's code runs (``what``:
-    "importing net.py") into one-line errors instead of a silent exit or a traceback."""
-    try:
-        yield
-    except SystemExit as err:
-        code = f" {err.code}" if err.code is not None else ""
-        raise SpecError(f"{what} raised SystemExit{code}; a model file must build a model, "
-                        "not exit") from None
-    except KeyboardInterrupt:
-        raise SpecError(f"{what} raised KeyboardInterrupt (interrupted)") from None
-
 
 
 @dataclass
@@ -95,6 +79,12 @@ class ModelSource:
         with user_code(f"running {self.name}.forward"):
             return self.torch_import.graph_at(tuple(shape))
 
+    @classmethod
+    def of_import(cls, imp: Any, source: str = "") -> "ModelSource":
+        """The source of an imported ``nn.Module`` (a ``torch_bridge.fx_import.TorchImport``)."""
+        return cls(imp.name, imp.graph, imp.default_input, imp.spec, imp.description, source,
+                   torch_import=imp, scannable=imp.scannable)
+
     def require_scannable(self, what: str) -> None:
         """Refuse a question about many sizes (``what``: "an input range") for a model whose
         graph was recorded at one size."""
@@ -103,4 +93,12 @@ class ModelSource:
                             f"traceable by torch.fx); {what} cannot be scanned")
 
 
-__all__ = ["ModelSource", "SHAPE_RANKS", "shape_arg", "size_arg", "user_code"]
+def module_source(module: Any, name: str | None = None, source: str = "",
+                  mode: str = "eval") -> ModelSource:
+    """Import ``module`` (chain, else fx, else hooks) as a :class:`ModelSource`."""
+    from shapecalc.torch_bridge.fx_import import import_module
+
+    return ModelSource.of_import(import_module(module, name, mode), source)
+
+
+__all__ = ["ModelSource", "module_source", "SHAPE_RANKS", "shape_arg", "size_arg"]

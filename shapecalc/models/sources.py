@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from shapecalc.core.blocks import Block
-from shapecalc.core.errors import SpecError
-from shapecalc.models.model_source import ModelSource, user_code
+from shapecalc.core.errors import SpecError, user_code
+from shapecalc.models.model_source import ModelSource, module_source
 
 FORMS = "a zoo name, a spec file (.json/.yaml/.toml), path/to/file.py:Net or package.module:Net"
 
@@ -272,8 +272,6 @@ def from_target(text: str) -> ModelSource:
     if isinstance(obj, Block):
         return ModelSource(name, obj.to_graph(name), None, obj, f"spec from {text}", text)
     if is_torch_module(obj):
-        from shapecalc.torch_bridge.fx_import import module_source
-
         with user_code(f"tracing {label}"):
             return module_source(obj, name=name, source=text)
     raise SpecError(f"{text} gave a {type(obj).__name__}; expected an nn.Module (or a shapecalc spec Block)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 
-from shapecalc.output.registry import renderer
+from shapecalc.output.registry import DIAGNOSIS, renderer
 from shapecalc.output import human_count, shape_text
 
 
@@ -27,6 +27,7 @@ def terminal_width() -> int:
     return shutil.get_terminal_size((80, 24)).columns
 
 
+@renderer("repr", summary="one line: model, inputs, verdict, number of fixes", subject=DIAGNOSIS)
 def diagnosis_repr(diagnosis) -> str:
     """``<Diagnosis alexnet 1×1×28×28: does not fit at '3' Conv2d(…); 2 fixes>``."""
     where = " + ".join(shape_text(s) for s in getattr(diagnosis, "input_shapes", ()) or (diagnosis.input_shape,))
@@ -58,6 +59,12 @@ def diagnosis_lines(diagnosis) -> list[str]:
     return lines
 
 
+@renderer("text", summary="the verdict as shapecalc check prints it", subject=DIAGNOSIS)
+def diagnosis_text(diagnosis) -> str:
+    return "\n".join(diagnosis_lines(diagnosis))
+
+
+@renderer("markdown", summary="the verdict as a Markdown list", subject=DIAGNOSIS)
 def diagnosis_markdown(diagnosis) -> str:
     lines = diagnosis_lines(diagnosis)
     body = [f"**{lines[0]}**", ""]
@@ -65,5 +72,5 @@ def diagnosis_markdown(diagnosis) -> str:
     return "\n".join(body) + "\n"
 
 
-__all__ = ["analysis_repr", "diagnosis_lines", "diagnosis_markdown", "diagnosis_repr",
+__all__ = ["analysis_repr", "diagnosis_lines", "diagnosis_markdown", "diagnosis_repr", "diagnosis_text",
            "terminal_width"]

@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shapecalc.core.collector import paused_collector
-from shapecalc.models.model_source import ModelSource, user_code
 from shapecalc.core.blocks import Block, Sequential
-from shapecalc.core.errors import ArgumentError, LayerError, SpecError
+from shapecalc.core.errors import ArgumentError, LayerError, SpecError, user_code
 from shapecalc.core.graph import Analysis, Graph, analyze_graph
 from shapecalc.core.layers import Layer, Shape
 from shapecalc.torch_bridge.fx_common import ModuleIndex, module_to_layer
@@ -39,7 +38,9 @@ MODES = ("eval", "train")
 
 @dataclass
 class TorchImport:
-    """How a module was imported; ``torch_bridge.verify`` uses it to measure the same nodes."""
+    """What importing an ``nn.Module`` gives: its graph and how it was read (the models layer
+    wraps it as a :class:`~shapecalc.models.model_source.ModelSource`); ``verify`` uses it to
+    measure the same nodes."""
 
     module: Any
     mode: str  # "chain", "fx" or "hooks"
@@ -50,6 +51,16 @@ class TorchImport:
     training: bool = False  # traced in train mode (``--train-mode``)
     reason: str | None = None  # why fx was not used (hooks)
     name: str = ""  # the model's name: the graph's name when recorded again
+    #: The graph read; ``None`` only for a hooks import with no default input to record it at.
+    graph: Graph | None = None
+    spec: Block | None = None  # a chain's spec tree
+    default_input: Shape | None = None  # the module's own ``input_shape`` attribute
+    description: str = ""
+
+    @property
+    def scannable(self) -> bool:
+        """False for a graph recorded by running the forward at one size (other sizes, other graphs)."""
+        return self.mode != "hooks"
 
     def graph_at(self, shape: Shape) -> Graph:
         """The graph at ``shape``; only "hooks" imports depend on the size (they are recorded)."""
@@ -89,9 +100,8 @@ def _default_input(module: Any) -> Shape | None:
 
 # ------------------------------------------------------------------ entry point
 @paused_collector()
-def module_source(module: Any, name: str | None = None, source: str = "",
-                  mode: str = "eval") -> ModelSource:
-    """Import ``module`` (chain, else fx, else hooks) as a :class:`ModelSource`."""
+def import_module(module: Any, name: str | None = None, mode: str = "eval") -> TorchImport:
+    """Import ``module`` (chain, else fx, else hooks) with its graph."""
     if mode not in MODES:
         raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
     training = mode == "train"
@@ -100,31 +110,31 @@ def module_source(module: Any, name: str | None = None, source: str = "",
     index = ModuleIndex.of(module)
     spec = module_to_spec(module) if index.shares_nothing else None
     if isinstance(spec, Sequential):
-        imp = TorchImport(module, "chain", training=training, name=name)
         graph = spec.to_graph(name)
         _attribute_chain(graph, module)
         graph.mode = mode
-        return ModelSource(name, graph, default, spec,
-                           f"nn.Module {type(module).__name__} (a chain of known layers)",
-                           source, torch_import=imp)
+        return TorchImport(module, "chain", training=training, name=name, graph=graph, spec=spec,
+                           default_input=default,
+                           description=f"nn.Module {type(module).__name__} (a chain of known layers)")
     try:
-        graph, imp = trace_graph(module, name, training, index)
+        _, imp = trace_graph(module, name, training, index)
     except _Untraceable as err:
-        return hooks_source(module, name, source, default, str(err), training)
-    description = f"nn.Module {type(module).__name__} (traced with torch.fx)"
-    return ModelSource(name, graph, default, None, description, source, torch_import=imp)
+        return hooks_import(module, name, default, str(err), training)
+    imp.default_input = default
+    imp.description = f"nn.Module {type(module).__name__} (traced with torch.fx)"
+    return imp
 
 
-def hooks_source(module: Any, name: str, source: str, default: Shape | None, reason: str,
-                 training: bool) -> ModelSource:
-    """A source whose graph is recorded with hooks at each input asked for (not scannable)."""
+def hooks_import(module: Any, name: str, default: Shape | None, reason: str,
+                 training: bool) -> TorchImport:
+    """An import whose graph is recorded with hooks at each input asked for (not scannable)."""
     from shapecalc.core.notes import Note, NoteKind
 
     note = Note.of(NoteKind.HOOK_FALLBACK, model=type(module).__name__, reason=reason)
-    imp = TorchImport(module, "hooks", notes=[note], training=training, reason=reason, name=name)
-    graph = imp.graph_at(default) if default is not None else None
-    return ModelSource(name, graph, default, None, str(note), source, torch_import=imp,
-                       scannable=False)
+    imp = TorchImport(module, "hooks", notes=[note], training=training, reason=reason, name=name,
+                      default_input=default, description=str(note))
+    imp.graph = imp.graph_at(default) if default is not None else None
+    return imp
 
 
 def _attribute_chain(graph: Graph, module: Any) -> None:
@@ -245,7 +255,7 @@ def trace_graph(module: Any, name: str, training: bool = False,
             converter.fx_names[path] = converter.fx_names[info.output]
     graph.mode = "train" if training else "eval"
     imp = TorchImport(module, "fx", fx_graph, converter.fx_names, converter.notes, converter, training,
-                      name=name)
+                      name=name, graph=graph)
     return graph, imp
 
 
@@ -278,8 +288,18 @@ def source_line(imp: TorchImport, node: str) -> str | None:
 
 
 # ------------------------------------------------------------------ analysis
+def in_mode(imp: TorchImport, mode: str) -> TorchImport:
+    """``imp``, or the module imported again when another mode is asked for (a train-mode
+    forward may take other branches, so its graph is another one)."""
+    if mode not in MODES:
+        raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
+    if imp.training == (mode == "train"):
+        return imp
+    return import_module(imp.module, imp.name, mode)
+
+
 @paused_collector()
-def analyze_source(src: ModelSource, shapes: list[Shape], input_dtypes: list[str] | None,
+def analyze_import(imp: TorchImport, shapes: list[Shape], input_dtypes: list[str] | None,
                    dtype: str = "float32", mode: str = "eval") -> Analysis:
     """Analyse an imported module at ``shapes``, re-importing it if another mode is asked for.
 
@@ -289,31 +309,26 @@ def analyze_source(src: ModelSource, shapes: list[Shape], input_dtypes: list[str
     """
     from shapecalc.torch_bridge.fx_hooks import hook_graph, run_for_hooks
 
-    imp = src.torch_import
-    if mode not in MODES:
-        raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
-    training = mode == "train"
-    if imp.training != training:
-        src = module_source(imp.module, src.name, src.source, mode)
-        imp = src.torch_import
+    imp = in_mode(imp, mode)
+    training = imp.training
     one = shapes if len(shapes) > 1 else shapes[0]
     if imp.mode == "hooks":
-        with user_code(f"running {src.name}.forward"):
-            graph = hook_graph(imp.module, src.name, shapes, input_dtypes, training, imp.reason)
+        with user_code(f"running {imp.name}.forward"):
+            graph = hook_graph(imp.module, imp.name, shapes, input_dtypes, training, imp.reason)
         return analyze_graph(graph, one, dtype, input_dtypes)
     if imp.mode == "fx":
         floats = not input_dtypes or all(d == "float32" for d in input_dtypes)
         imp.converter.set_dtypes({} if floats else _fx_dtypes(imp, shapes, input_dtypes))
     try:
-        return analyze_graph(src.graph, one, dtype, input_dtypes)
+        return analyze_graph(imp.graph, one, dtype, input_dtypes)
     except LayerError as err:
-        with user_code(f"running {src.name}.forward"):
+        with user_code(f"running {imp.name}.forward"):
             try:
                 run_for_hooks(imp.module, shapes, input_dtypes, lambda: None, training)
             except Exception:
                 raise err from None  # torch refuses these inputs too: a real shape error
             reason = f"the traced graph fails where torch does not: {err}"[:200]
-            graph = hook_graph(imp.module, src.name, shapes, input_dtypes, training, reason)
+            graph = hook_graph(imp.module, imp.name, shapes, input_dtypes, training, reason)
         return analyze_graph(graph, one, dtype, input_dtypes)
 
 
