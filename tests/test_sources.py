@@ -238,7 +238,7 @@ def test_factories_from_installed_packages_need_a_module_annotation(tmp_path, mo
         load_model("zoopkg:plain")
 
 
-def test_exits_and_interrupts_from_user_code_become_one_line(tmp_path):
+def test_exits_from_user_code_become_one_line_and_interrupts_pass_on(tmp_path):
     path = tmp_path / "exits.py"
     path.write_text(textwrap.dedent("""
         import sys
@@ -252,7 +252,7 @@ def test_exits_and_interrupts_from_user_code_become_one_line(tmp_path):
     """))
     with pytest.raises(SpecError, match=r"quits\(\) raised SystemExit 3"):
         load_model(f"{path}:quits")
-    with pytest.raises(SpecError, match=r"interrupted\(\) raised KeyboardInterrupt \(interrupted\)"):
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C is exit 130 wherever it lands
         load_model(f"{path}:interrupted")
     on_import = tmp_path / "leaves.py"
     on_import.write_text("raise SystemExit(0)\n")

@@ -26,6 +26,7 @@ from typing import NoReturn
 import click
 
 from shapecalc.core.errors import ArgumentError, LayerError, ShapecalcError, SpecError, UsageError
+from shapecalc.core.safetext import PrintableStream
 
 #: The status the running command has already decided on (``check``'s verdict), used when
 #: stdout is closed before it finishes printing; see :func:`set_answer`.
@@ -96,7 +97,9 @@ def cli() -> None:
 
     MODEL is a zoo name, a spec file (.json/.yaml/.toml) or a Python target (file.py:Net,
     package.module:make_net(num_classes=10)). A Python target runs that Python code, as
-    `python file.py` would; zoo names, spec files and checkpoints never run code.
+    `python file.py` would, and calls what it names; the check that it names a model guards
+    against mistakes and is not a sandbox. Zoo names, spec files (any MODEL ending in
+    .json/.yaml/.yml/.toml) and checkpoints never run code.
 
     Exit status: 0 done (check: fits), 1 does not fit, 2 usage error or the model could not be
     loaded, 130 interrupted; a closed stdout ends quietly with the command's answer.
@@ -112,11 +115,17 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the group and turn every error into one line (statuses above)."""
     args = sys.argv[1:] if argv is None else list(argv)
     set_answer(0)
+    streams = sys.stdout, sys.stderr
+    # Everything printed passes one filter: names from files cannot drive the terminal.
+    sys.stdout, sys.stderr = PrintableStream(sys.stdout), PrintableStream(sys.stderr)
     try:
         code = _run(args)
         sys.stdout.flush()
     except (ClosedPipe, BrokenPipeError):
+        sys.stdout, sys.stderr = streams
         _closed_pipe()
+    finally:
+        sys.stdout, sys.stderr = streams
     sys.exit(code)
 
 

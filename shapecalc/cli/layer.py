@@ -277,9 +277,11 @@ def layer(size: str, kernel, stride, p, padding, dilation, op, output_padding, c
         from rich.console import Console
         from rich.text import Text
 
-        console = Console(highlight=False)
+        from shapecalc.core.safetext import printable, unfiltered
+
+        console = Console(file=unfiltered(sys.stdout), highlight=False)
         for text, style in lines:
-            console.print(Text(text, style=STYLES[style]))
+            console.print(Text(printable(text), style=STYLES[style]))
     else:
         click.echo("\n".join(text for text, _ in lines))
     return 0

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
+from shapecalc.core.inputs import DTYPE_BYTES, Inputs
 from shapecalc.core.layers import RF, Layer, Shape
 from shapecalc.core.notes import Note
 from shapecalc.core.registry import render
@@ -18,10 +19,6 @@ from shapecalc.core.registry import render
 if TYPE_CHECKING:
     from shapecalc.core.graph import Graph
 
-DTYPE_BYTES = {
-    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "uint8": 1,
-    "float8": 1, "int32": 4, "int64": 8, "int16": 2, "bool": 1,
-}
 
 
 @dataclass(slots=True)
@@ -65,7 +62,8 @@ class Analysis:
     """Per-node records in execution order, block records, and totals."""
 
     model: str
-    input_shape: Shape
+    #: Every input (several for a forward with several tensor arguments): shape, element type, label.
+    inputs: Inputs
     output_shape: Shape
     records: list[Record]
     blocks: dict[str, Record]
@@ -73,9 +71,6 @@ class Analysis:
     total_macs: int
     dtype: str = "float32"
     graph: Graph | None = None
-    #: Every input (several for a forward with several tensor arguments) and its element type.
-    input_shapes: tuple[Shape, ...] = ()
-    input_dtypes: tuple[str, ...] = ()
     #: Every value the forward returns, as (label, shape); ``output_shape`` is the first.
     outputs: list[tuple[str, Shape]] = field(default_factory=list)
     #: Facts about the whole model (typed Notes): hook fallback and why, unused parameters, …
@@ -83,6 +78,19 @@ class Analysis:
     #: Of ``total_params``, those with ``requires_grad`` False (a frozen backbone).
     frozen_params: int = 0
     mode: str | None = None  # "eval" / "train" for an nn.Module; None for a spec
+
+    @property
+    def input_shape(self) -> Shape:
+        """The first input's shape (the only one of most models)."""
+        return self.inputs.first
+
+    @property
+    def input_shapes(self) -> tuple[Shape, ...]:
+        return self.inputs.shapes
+
+    @property
+    def input_dtypes(self) -> tuple[str, ...]:
+        return self.inputs.dtypes
 
     @property
     def trainable_params(self) -> int:
@@ -108,10 +116,7 @@ class Analysis:
     @property
     def input_bytes(self) -> int:
         """Every input at its own element type (token ids are int64 whatever ``dtype`` says)."""
-        if not self.input_dtypes:
-            return prod(self.input_shape) * self.bytes_per_element
-        return sum(prod(s) * DTYPE_BYTES.get(t, self.bytes_per_element)
-                   for s, t in zip(self.input_shapes, self.input_dtypes))
+        return sum(prod(i.shape) * DTYPE_BYTES[i.dtype] for i in self.inputs)
 
     def record(self, name: str) -> Record:
         for r in self.records:

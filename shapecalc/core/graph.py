@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # Record and Analysis (the pass's results) live in analysis.py; they are imported from here too.
-from shapecalc.core.analysis import DTYPE_BYTES, Analysis, Record
+from shapecalc.core.analysis import DTYPE_BYTES, Analysis, Record  # noqa: F401  (re-exported)
+from shapecalc.core.inputs import Inputs, as_inputs, dtype_name
 from shapecalc.core.arithmetic import AxisRF
 from shapecalc.core.errors import ArgumentError, LayerError, ShapeError
 from shapecalc.core.layers import RF, Layer, Shape, format_shape, merge_rf
@@ -145,33 +146,29 @@ def ancestry(graph: Graph) -> dict[str, tuple[str, ...]]:
 
 
 def input_list(input_shape) -> list[Shape]:
-    """One shape ``(1, 3, 224, 224)`` or several ``[(1, 3, 224, 224), (1, 77)]`` → a list of shapes."""
-    shape = tuple(input_shape)
-    if shape and all(isinstance(s, (tuple, list)) for s in shape):
-        return [tuple(s) for s in shape]
-    return [shape]
+    """One shape ``(1, 3, 224, 224)``, several ``[(1, 3, 224, 224), (1, 77)]`` or :class:`Inputs`
+    → a list of shapes."""
+    return list(as_inputs(input_shape).shapes)
 
 
-def analyze_graph(graph: Graph, input_shape, dtype: str = "float32",
+def analyze_graph(graph: Graph, inputs: Inputs | Shape | list[Shape], dtype: str = "float32",
                   input_dtypes: tuple[str, ...] | None = None) -> Analysis:
     """Run the one analysis pass; raise :class:`ShapeError` located at the first failing node.
 
-    ``input_shape`` is one shape, or one per graph input (``graph.input_names``) for a model
-    with several inputs; ``input_dtypes`` names each input's element type (default float32).
+    ``inputs``: one per graph input (``graph.input_names``), as :class:`Inputs` (the checked
+    value every entry point builds) or, for the engine's own callers, a shape or a list of
+    shapes with ``input_dtypes`` (default float32); ``dtype``: what memory figures assume.
     """
-    if dtype not in DTYPE_BYTES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPE_BYTES)}")
-    shapes_in = input_list(input_shape)
+    dtype = dtype_name(dtype, "dtype")
+    inputs = as_inputs(inputs, input_dtypes)
     names = graph.input_names
-    if len(shapes_in) != len(names):
+    if len(inputs) != len(names):
         raise ArgumentError("input_shape", f"{graph.name} takes {len(names)} input(s) "
                                            f"({', '.join(graph.input_labels or names)}), got "
-                                           f"{len(shapes_in)} shape(s)")
-    kinds = tuple(input_dtypes) if input_dtypes else ("float32",) * len(names)
-    if len(kinds) != len(names) or any(k not in DTYPE_BYTES for k in kinds):
-        raise ArgumentError("input_dtypes", f"give one of {', '.join(DTYPE_BYTES)} for each of "
-                                            f"the {len(names)} input(s), got {list(kinds)}")
-    input_shape = shapes_in[0]
+                                           f"{len(inputs)} shape(s)")
+    if graph.input_labels:
+        inputs = inputs.labelled(graph.input_labels)
+    shapes_in = inputs.shapes
     shapes: dict[str, Shape] = dict(zip(names, shapes_in))
     fields: dict[str, RF] = {
         name: tuple(AxisRF(1, 1, 0.0) for _ in range(max(len(s) - 2, 0))) or None
@@ -223,9 +220,8 @@ def analyze_graph(graph: Graph, input_shape, dtype: str = "float32",
     block_records = _block_records(graph, records, shapes, fields)
     outputs = [(label, shapes[name]) for label, name in graph.outputs] or [
         ("output", shapes[graph.output])]
-    return Analysis(graph.name, input_shape, shapes[graph.output], records, block_records,
-                    total_params + graph.loose_params, total_macs, dtype, graph,
-                    input_shapes=tuple(shapes_in), input_dtypes=kinds, outputs=outputs,
+    return Analysis(graph.name, inputs, shapes[graph.output], records, block_records,
+                    total_params + graph.loose_params, total_macs, dtype, graph, outputs=outputs,
                     notes=list(graph.notes), frozen_params=frozen + graph.loose_frozen,
                     mode=graph.mode)
 

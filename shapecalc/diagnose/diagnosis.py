@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import Any, Sequence
 
-from shapecalc.models.api import input_dtypes_arg, input_shapes_arg, analyze, load_model
+from shapecalc.core.inputs import Inputs
+from shapecalc.models.api import analyze, load_model
 from shapecalc.core.errors import ConfigError, LayerError, Reason, ShapeError
 from shapecalc.diagnose.failure_case import (
     FailureCase, input_fix, node_ok_before, resizable, shapes_until,
@@ -142,15 +143,15 @@ def diagnose(model: Any, input_shape: Any = None, *,
 
     ``input_shape`` and ``input_dtypes`` as :func:`shapecalc.analyze` takes them: one shape, or
     one per input of a forward that takes several (``[(1, 3, 32, 32), (1, 77)]`` with
-    ``input_dtypes=["float32", "int64"]``). A fix that changes an input size names the inputs
-    it changes (``Fix.value``: their numbers).
+    ``input_dtypes=["float32", "int64"]``), or :class:`~shapecalc.core.inputs.Inputs`. A fix
+    that changes an input size names the inputs it changes (``Fix.value``: their numbers).
     """
     src: ModelSource = load_model(model)
-    shapes = input_shapes_arg(src, input_shape)
-    kinds = input_dtypes_arg(input_dtypes, len(shapes))
-    verdict = _Verdict(src, tuple(shapes), kinds or ("float32",) * len(shapes))
+    inputs = input_shape if isinstance(input_shape, Inputs) else src.inputs(input_shape, input_dtypes)
+    shapes = list(inputs.shapes)
+    verdict = _Verdict(src, inputs.shapes, inputs.dtypes)
     try:
-        result = analyze(src, shapes if len(shapes) > 1 else shapes[0], input_dtypes=kinds)
+        result = analyze(src, inputs)
     except ConfigError as err:  # the layer's own arguments: no input size or neighbour can fix it
         return verdict(src.graph, False, node=err.node, layer=err.layer,
                        problem=f"{err} (whatever the input)")

@@ -46,8 +46,7 @@ def verify(model: Any, input_shape: Any = None, device: str = "meta",
         # A user's own nn.Module: measure it (never a rebuilt copy) with meta stand-in weights.
         from shapecalc.torch_bridge.fx_import import measure_nodes
 
-        measured = measure_nodes(src.torch_import, list(result.input_shapes or (result.input_shape,)),
-                                 list(result.input_dtypes) or None)
+        measured = measure_nodes(src.torch_import, result.inputs)
     else:
         if module is None:
             module = build_module(src, result.input_shape)

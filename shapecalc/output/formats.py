@@ -13,6 +13,7 @@ import io
 import json
 from typing import Any
 
+from shapecalc.core.safetext import csv_cell
 from shapecalc.output.registry import renderer
 from shapecalc.output import (
     MACS_CONVENTION, header_lines, note_dict, notes_text, params_line, record_kind, record_notes, rf_sizes,
@@ -117,7 +118,8 @@ def to_csv(analysis, depth: int | None = None) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(table_rows(analysis, depth))
+    writer.writerows({key: csv_cell(value) if isinstance(value, str) else value
+                      for key, value in row.items()} for row in table_rows(analysis, depth))
     return buf.getvalue()
 
 

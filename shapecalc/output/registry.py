@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from shapecalc.core.safetext import printable
 from shapecalc.core.fileio import OutputError, check_target, write_bytes, write_stdout, write_text
 from shapecalc.core.registry import (  # noqa: F401  (_REGISTRY: tests add and remove formats)
     _REGISTRY, DIAGNOSIS, Renderer, all_renderers, get, names, render, renderer,
@@ -69,8 +70,11 @@ def write(analysis, fmt: Renderer, path: str | None, *, param: str = "path",
     if not to_stdout:
         check_target(path, param)
     data = fmt(analysis, **fmt.accepted(options))
-    if isinstance(data, str) and not data.endswith("\n"):
-        data += "\n"  # text ends its last line, on a terminal and in a file
+    if isinstance(data, str):
+        # Names come from anyone's files: no control, bidi or lone surrogate reaches the file.
+        data = printable(data)
+        if not data.endswith("\n"):
+            data += "\n"  # text ends its last line, on a terminal and in a file
     if to_stdout:
         write_stdout(data, param)
         return "-"

@@ -16,6 +16,7 @@ from typing import Any
 
 from shapecalc.core.errors import SpecError
 from shapecalc.core.graph import Graph, GraphBuilder
+from shapecalc.core.inputs import Inputs
 from shapecalc.core.layers import Shape
 from shapecalc.core.notes import Note, NoteKind
 from shapecalc.torch_bridge.fx_common import labelled_leaves, module_to_layer
@@ -50,9 +51,9 @@ def input_names(module: Any, count: int) -> list[str]:
     return [params[i] if i < len(params) else f"input_{i}" for i in range(count)]
 
 
-def hook_graph(module: Any, name: str, shapes: list[Shape], dtypes: list[str] | None = None,
-               training: bool = False, reason: str | None = None) -> Graph:
-    """A flat graph of the modules one forward at ``shapes`` ran, in call order.
+def hook_graph(module: Any, name: str, inputs: Inputs, training: bool = False,
+               reason: str | None = None) -> Graph:
+    """A flat graph of the modules one forward at ``inputs`` ran, in call order.
 
     When torch refuses the input, the graph is cut at the module that was running and the
     engine is asked about it with the input it received, so the error carries the engine's
@@ -72,7 +73,7 @@ def hook_graph(module: Any, name: str, shapes: list[Shape], dtypes: list[str] | 
     failure: Exception | None = None
     given: list = []
     try:
-        xs, out = run_for_hooks(module, shapes, dtypes, calls.clear, training, given)
+        xs, out = run_for_hooks(module, inputs, calls.clear, training, given)
     except SpecError:
         raise
     except Exception as err:  # the graph so far starts from every input torch was given
@@ -93,10 +94,10 @@ def hook_graph(module: Any, name: str, shapes: list[Shape], dtypes: list[str] | 
     graph.mode = "train" if training else "eval"
     if failure is None:
         return graph
-    shown = " and ".join("×".join(map(str, s)) for s in shapes)
+    shown = " and ".join("×".join(map(str, s)) for s in inputs.shapes)
     message = f"torch refused input {shown}: {torch_error(failure)}"
     try:
-        analyze_graph(graph, shapes if len(graph.input_names) > 1 else shapes[0])
+        analyze_graph(graph, inputs if len(graph.input_names) > 1 else inputs.first)
         error = ShapeError(message, node=running or name)
     except ShapeError as engine_error:  # the engine's own account of the failing module
         error = engine_error
@@ -204,14 +205,13 @@ def _output_nodes(out: Any, produced: dict[int, str], glue: Any, last: str) -> l
     return found
 
 
-def run_for_hooks(module: Any, shapes: list[Shape], dtypes: list[str] | None, reset: Any,
-                  training: bool = False, inputs: list | None = None) -> tuple[list, Any]:
+def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False,
+                  inputs: list | None = None) -> tuple[list, Any]:
     """Meta first (free); a forward that reads tensor values (``if x.sum() > 0``) cannot run
     on meta, so it runs once for real on zeros, on the module's own device. ``inputs``, if
     given, holds the input tensors of the last run, even when torch refuses them."""
     torch = torch_module()
-    kinds = list(dtypes or []) + [None] * (len(shapes) - len(dtypes or []))
-    xs = [meta_input(s, k) for s, k in zip(shapes, kinds)]
+    xs = [meta_input(i.shape, i.dtype) for i in given]
     if inputs is not None:
         inputs[:] = xs
     try:
@@ -221,8 +221,7 @@ def run_for_hooks(module: Any, shapes: list[Shape], dtypes: list[str] | None, re
             raise
     reset()
     device = next((p.device for p in module.parameters()), torch.device("cpu"))
-    xs = [torch.zeros(tuple(s), device=device, dtype=getattr(torch, k) if k else None)
-          for s, k in zip(shapes, kinds)]
+    xs = [meta_input(i.shape, i.dtype, device) for i in given]
     if inputs is not None:
         inputs[:] = xs
     with run_mode(module, training), torch.no_grad():

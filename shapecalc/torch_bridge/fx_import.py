@@ -27,6 +27,7 @@ from shapecalc.core.collector import paused_collector
 from shapecalc.core.blocks import Block, Sequential
 from shapecalc.core.errors import ArgumentError, LayerError, SpecError, user_code
 from shapecalc.core.graph import Analysis, Graph, analyze_graph
+from shapecalc.core.inputs import Inputs
 from shapecalc.core.layers import Layer, Shape
 from shapecalc.torch_bridge.fx_common import ModuleIndex, module_to_layer
 from shapecalc.torch_bridge.measure import (
@@ -68,8 +69,8 @@ class TorchImport:
 
         if self.mode != "hooks":
             raise SpecError(f"{self.name}: a {self.mode} import has one graph for every size")
-        return hook_graph(self.module, self.name or type(self.module).__name__, [tuple(shape)],
-                          None, self.training, self.reason)
+        return hook_graph(self.module, self.name or type(self.module).__name__,
+                          Inputs.from_checked([tuple(shape)]), self.training, self.reason)
 
 
 # ------------------------------------------------------------------ modules → layers
@@ -299,9 +300,9 @@ def in_mode(imp: TorchImport, mode: str) -> TorchImport:
 
 
 @paused_collector()
-def analyze_import(imp: TorchImport, shapes: list[Shape], input_dtypes: list[str] | None,
-                   dtype: str = "float32", mode: str = "eval") -> Analysis:
-    """Analyse an imported module at ``shapes``, re-importing it if another mode is asked for.
+def analyze_import(imp: TorchImport, inputs: Inputs, dtype: str = "float32",
+                   mode: str = "eval") -> Analysis:
+    """Analyse an imported module at ``inputs``, re-importing it if another mode is asked for.
 
     A traced graph that cannot take inputs which the real forward takes was read wrongly
     by fx: the analysis then falls back to hooks, saying so, instead of reporting a shape
@@ -311,28 +312,26 @@ def analyze_import(imp: TorchImport, shapes: list[Shape], input_dtypes: list[str
 
     imp = in_mode(imp, mode)
     training = imp.training
-    one = shapes if len(shapes) > 1 else shapes[0]
     if imp.mode == "hooks":
         with user_code(f"running {imp.name}.forward"):
-            graph = hook_graph(imp.module, imp.name, shapes, input_dtypes, training, imp.reason)
-        return analyze_graph(graph, one, dtype, input_dtypes)
+            graph = hook_graph(imp.module, imp.name, inputs, training, imp.reason)
+        return analyze_graph(graph, inputs, dtype)
     if imp.mode == "fx":
-        floats = not input_dtypes or all(d == "float32" for d in input_dtypes)
-        imp.converter.set_dtypes({} if floats else _fx_dtypes(imp, shapes, input_dtypes))
+        imp.converter.set_dtypes({} if inputs.all_default else _fx_dtypes(imp, inputs))
     try:
-        return analyze_graph(imp.graph, one, dtype, input_dtypes)
+        return analyze_graph(imp.graph, inputs, dtype)
     except LayerError as err:
         with user_code(f"running {imp.name}.forward"):
             try:
-                run_for_hooks(imp.module, shapes, input_dtypes, lambda: None, training)
+                run_for_hooks(imp.module, inputs, lambda: None, training)
             except Exception:
                 raise err from None  # torch refuses these inputs too: a real shape error
             reason = f"the traced graph fails where torch does not: {err}"[:200]
-            graph = hook_graph(imp.module, imp.name, shapes, input_dtypes, training, reason)
-        return analyze_graph(graph, one, dtype, input_dtypes)
+            graph = hook_graph(imp.module, imp.name, inputs, training, reason)
+        return analyze_graph(graph, inputs, dtype)
 
 
-def _fx_dtypes(imp: TorchImport, shapes: list[Shape], dtypes: list[str]) -> dict[str, Any]:
+def _fx_dtypes(imp: TorchImport, inputs: Inputs) -> dict[str, Any]:
     """Element type of every fx value at these inputs (one meta run through the fx graph)."""
     torch = torch_module()
     found: dict[str, Any] = {}
@@ -344,7 +343,7 @@ def _fx_dtypes(imp: TorchImport, shapes: list[Shape], dtypes: list[str]) -> dict
                 found[n.name] = out.dtype
             return out
 
-    xs = [meta_input(s, d) for s, d in zip(shapes, dtypes)]
+    xs = [meta_input(i.shape, i.dtype) for i in inputs]
     try:
         call_on_meta(_runner(imp, Recorder), *xs, training=imp.training)
     except Exception:  # measuring then says what torch refuses, node by node
@@ -368,18 +367,17 @@ def _runner(imp: TorchImport, interpreter: Any) -> Any:
 
 
 # ------------------------------------------------------------------ verify support
-def measure_nodes(imp: TorchImport, shapes: list[Shape], dtypes: list[str] | None = None
-                  ) -> dict[str, Shape]:
+def measure_nodes(imp: TorchImport, inputs: Inputs) -> dict[str, Shape]:
     """What torch says every engine node's output shape is, from one meta forward."""
     if imp.mode == "hooks":
         from shapecalc.torch_bridge.fx_hooks import run_for_hooks
 
         def run(module: Any, _shape: Shape, reset: Any) -> Any:
-            return run_for_hooks(module, shapes, dtypes, reset, imp.training)[1]
+            return run_for_hooks(module, inputs, reset, imp.training)[1]
 
-        return record_module_shapes(imp.module, shapes[0], run)
+        return record_module_shapes(imp.module, inputs.first, run)
     if imp.mode != "fx":
-        return record_module_shapes(imp.module, shapes[0])
+        return record_module_shapes(imp.module, inputs.first)
     torch = torch_module()
     recorded: dict[str, Shape] = {}
 
@@ -390,8 +388,7 @@ def measure_nodes(imp: TorchImport, shapes: list[Shape], dtypes: list[str] | Non
                 recorded[n.name] = tuple(out.shape)
             return out
 
-    kinds = list(dtypes or []) + [None] * (len(shapes) - len(dtypes or []))
-    out = call_on_meta(_runner(imp, Recorder), *(meta_input(s, k) for s, k in zip(shapes, kinds)),
+    out = call_on_meta(_runner(imp, Recorder), *(meta_input(i.shape, i.dtype) for i in inputs),
                        training=imp.training)
     shapes_of = {engine: recorded[fx] for engine, fx in imp.fx_names.items() if fx in recorded}
     first = first_tensor(out)

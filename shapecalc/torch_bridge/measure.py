@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterator
 
 from shapecalc.core.errors import ShapeError, SpecError
+from shapecalc.core.inputs import torch_dtype_name
 from shapecalc.core.layers import RF, Layer, Shape
 from shapecalc.core.notes import Note, text_note
 
@@ -149,12 +150,17 @@ def call_on_meta(module, *args: Any, training: bool = False, **kwargs: Any) -> A
             return functional_call(module, meta_state(module), args, kwargs)
 
 
-def meta_input(shape: Shape, dtype: Any = None):
-    """A meta tensor of ``shape``; ``dtype`` a torch dtype or its name (``"int64"``), float32 default."""
-    torch = torch_module()
+def torch_dtype(dtype: Any):
+    """A torch dtype from an element type's name (``"int64"``; see :mod:`shapecalc.core.inputs`)
+    or a torch dtype; ``None`` stays ``None`` (float32, torch's default)."""
     if isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
-    return torch.zeros(tuple(shape), device="meta", dtype=dtype)
+        return getattr(torch_module(), torch_dtype_name(dtype))
+    return dtype
+
+
+def meta_input(shape: Shape, dtype: Any = None, device: Any = "meta"):
+    """Zeros of ``shape`` on ``device`` (meta: no memory); ``dtype`` as :func:`torch_dtype` takes it."""
+    return torch_module().zeros(tuple(shape), device=device, dtype=torch_dtype(dtype))
 
 
 def torch_error(err: Exception) -> str:
