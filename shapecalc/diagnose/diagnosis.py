@@ -164,21 +164,22 @@ def diagnose(model: Any, input_shape: Any = None, *,
                 or len(graph.input_names) != len(shapes)):
             return verdict(graph, False, node=err.node, layer=err.layer, problem=str(err))
         return _explain(verdict, graph, err, scan_sizes=src.scannable)
-    fold = _fold_of(src, shapes, kinds, result)
+    fold = _fold_of(src, inputs, result)
     if fold is not None:
         return _explain_fold(verdict, result, fold, scan_sizes=src.scannable)
     dropping = [r.name for r in result.records if has_kind(r.notes, NoteKind.DROPS)]
     return verdict(result.graph, True, result.output_shape, dropping=dropping)
 
 
-def _fold_of(src: ModelSource, shapes: list[Shape], kinds, result) -> BatchFold | None:
+def _fold_of(src: ModelSource, inputs: Inputs, result) -> BatchFold | None:
     """The batch fold of a model that fits, found by analysing it at the next batch size too
     (a recorded model is recorded again there), with the line of the forward that made it."""
+    shapes = inputs.shapes
     more = next_batch(shapes)
     if more is None:
         return None
     try:
-        second = analyze(src, more if len(more) > 1 else more[0], input_dtypes=kinds)
+        second = analyze(src, inputs.with_shapes(more))
     except LayerError:  # a batch size written into the model: no proof either way
         return None
     fold = batch_fold(result, second, shapes[0][0])
