@@ -30,7 +30,7 @@ class Record:
     input_shapes: tuple[Shape, ...]
     output_shape: Shape
     params: int
-    macs: int
+    macs: int | None  # None: neither a rule nor torch's counter gives it (shown as "?")
     rf: RF
     notes: list[Note]
     depth: int
@@ -39,6 +39,8 @@ class Record:
     origin: str = "derived"
     shared: bool = False  # weights shared with an earlier node (counted once)
     label: str | None = None  # blocks: what kind of block ("Residual", "Inception")
+    #: Blocks returning several values (a tuple, HRNet's list of branches): each one's shape.
+    output_shapes: tuple[Shape, ...] = ()
 
     @property
     def description(self) -> str:
@@ -78,6 +80,8 @@ class Analysis:
     #: Of ``total_params``, those with ``requires_grad`` False (a frozen backbone).
     frozen_params: int = 0
     mode: str | None = None  # "eval" / "train" for an nn.Module; None for a spec
+    #: Nodes whose MACs are unknown; ``total_macs`` is then a lower bound (the known part).
+    uncounted: list[str] = field(default_factory=list)
 
     @property
     def input_shape(self) -> Shape:

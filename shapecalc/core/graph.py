@@ -49,6 +49,8 @@ class BlockInfo:
     label: str
     source: str  # node feeding the block
     output: str  # node whose value the block returns
+    #: Every value it returns, in order, when it returns several (a tuple, a list of branches).
+    outputs: tuple[str, ...] = ()
 
 
 @dataclass
@@ -177,6 +179,7 @@ def analyze_graph(graph: Graph, inputs: Inputs | Shape | list[Shape], dtype: str
     records: list[Record] = []
     seen_params: set[str] = set()
     total_params = total_macs = frozen = 0
+    uncounted: list[str] = []
     parents = ancestry(graph)
     # Layers are frozen values and often shared (a thousand identical blocks): what a layer
     # says about given input shapes is worked out once. Receptive fields depend on the path
@@ -210,7 +213,10 @@ def analyze_graph(graph: Graph, inputs: Inputs | Shape | list[Shape], dtype: str
             seen_params.add(node.param_key or node.name)
             total_params += params
             frozen += node.frozen
-        total_macs += macs
+        if macs is None:  # neither a rule nor torch's counter: unknown, never a silent 0
+            uncounted.append(node.name)
+        else:
+            total_macs += macs
         shapes[node.name] = out
         fields[node.name] = rf
         records.append(
@@ -223,7 +229,7 @@ def analyze_graph(graph: Graph, inputs: Inputs | Shape | list[Shape], dtype: str
     return Analysis(graph.name, inputs, shapes[graph.output], records, block_records,
                     total_params + graph.loose_params, total_macs, dtype, graph, outputs=outputs,
                     notes=list(graph.notes), frozen_params=frozen + graph.loose_frozen,
-                    mode=graph.mode)
+                    mode=graph.mode, uncounted=uncounted)
 
 
 def _block_records(graph: Graph, records: list[Record], shapes: dict[str, Shape],
@@ -238,7 +244,7 @@ def _block_records(graph: Graph, records: list[Record], shapes: dict[str, Shape]
             acc = sums[block]
             if not rec.shared:
                 acc[0] += rec.params
-            acc[1] += rec.macs
+            acc[1] = None if acc[1] is None or rec.macs is None else acc[1] + rec.macs
             acc[2].update(n for n in rec.notes if n.kind is NoteKind.DROPS)
     out: dict[str, Record] = {}
     for path, info in graph.blocks.items():
@@ -246,6 +252,7 @@ def _block_records(graph: Graph, records: list[Record], shapes: dict[str, Shape]
         out[path] = Record(
             path, info.label, (shapes[info.source],), shapes[info.output], params, macs,
             fields[info.output], sorted(notes, key=str), len(parents[path]), True, label=info.label,
+            output_shapes=tuple(shapes[o] for o in info.outputs),
         )
     return out
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from shapecalc.core.errors import UsageError
-from shapecalc.output import record_notes, rf_text, shape_text
+from shapecalc.output import macs_cell, output_text, record_notes, rf_text, shape_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,11 +141,12 @@ def _input_text(record) -> str:
 #: key → (full cell, compact cell or None when the same).
 _CELLS: dict[str, tuple[Callable[[Any, CellContext], str], Callable[[Any, CellContext], str] | None]] = {
     "input_size": (lambda r, c: _input_text(r), None),
-    "output_size": (lambda r, c: shape_text(r.output_shape), None),
+    "output_size": (lambda r, c: output_text(r), None),
     "num_params": (lambda r, c: f"{r.params:,}", lambda r, c: short_count(r.params)),
     "params_percent": (_percent, None),
     "kernel_size": (lambda r, c: kernel_text(r), None),
-    "mult_adds": (lambda r, c: f"{r.macs:,}", lambda r, c: short_count(r.macs)),
+    "mult_adds": (lambda r, c: macs_cell(r.macs),
+                  lambda r, c: "?" if r.macs is None else short_count(r.macs)),
     "trainable": (lambda r, c: trainable_text(r, c.frozen), None),
     "receptive_field": (lambda r, c: rf_text(r.rf), None),
 }

@@ -13,7 +13,9 @@ functions: discovering the output formats must not cost its import.
 from __future__ import annotations
 
 from shapecalc.core.errors import ArgumentError
-from shapecalc.output import human_count, input_parts, record_kind, several_inputs, shape_text, visible_text
+from shapecalc.output import (
+    input_parts, macs_cell, record_kind, several_inputs, shape_text, total_macs_text, visible_text,
+)
 
 RANKDIRS = ("TB", "LR")
 #: Without ``depth``/``expand``, collapse blocks until at most this many nodes are drawn.
@@ -131,7 +133,7 @@ def _block_label(path: str, rec, layers: int) -> str:
         f'<TR><TD ALIGN="LEFT"><B>{_h(path)}</B>  {_h(rec.type)}</TD></TR>',
         f'<TR><TD ALIGN="LEFT">{_h(shape_text(rec.input_shape))} → {_h(shape_text(rec.output_shape))}</TD></TR>',
         f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="10">{layers} layers  ·  {_count(rec.params)} params'
-        f"  ·  {_h(human_count(rec.macs))} MACs</FONT></TD></TR>",
+        f"  ·  {_h(macs_cell(rec.macs, human=True))} MACs</FONT></TD></TR>",
     ]
     return '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">' + "".join(rows) + "</TABLE>>"
 
@@ -200,7 +202,7 @@ def build_graph(analysis, rankdir: str = "TB", depth: int | None = None, expand:
     named = input_parts(analysis) if several_inputs(analysis) else []
     inputs = ("inputs " + ", ".join(named)) if named else f"input {shape_text(analysis.input_shape)}"
     title = (f"{analysis.model}  ·  {inputs}  ·  "
-             f"{_count(analysis.total_params)} params  ·  {human_count(analysis.total_macs)} MACs")
+             f"{_count(analysis.total_params)} params  ·  {total_macs_text(analysis, human=False)} MACs")
     g = graphviz.Digraph(
         name=_plain(analysis.model),
         graph_attr={"rankdir": rankdir, "fontname": FONT, "fontsize": "14", "label": _plain(title),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 
 from shapecalc.output.registry import DIAGNOSIS, renderer
-from shapecalc.output import human_count, shape_text
+from shapecalc.output import human_count, shape_text, total_macs_text
 
 
 @renderer("repr", summary="one line: model, input → output, totals (library only)")
@@ -19,7 +19,7 @@ def analysis_repr(analysis) -> str:
     return (f"<{type(analysis).__name__} {analysis.model}: {shape_text(analysis.input_shape)} → "
             f"{shape_text(analysis.output_shape)}, {len(analysis.records)} layers, "
             f"{analysis.total_params:,} params ({human_count(analysis.total_params)}), "
-            f"{analysis.total_macs:,} MACs ({human_count(analysis.total_macs)})>")
+            f"{total_macs_text(analysis)} MACs>")
 
 
 def terminal_width() -> int:

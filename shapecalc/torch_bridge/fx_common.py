@@ -156,11 +156,13 @@ def blocks_for(graph_nodes: list, submodules: dict[str, Any], output: str) -> di
             continue
         names = {m.name for m in inside}
         source = next((i for i in inside[0].inputs if i not in names), "input")
-        out = inside[-1].name
-        for m in inside:
-            if m.name == output or consumers.get(m.name, set()) - names:
-                out = m.name
-        blocks[path] = BlockInfo(path, type(sub).__name__, source, out)
+        # What the module returns: values used after it, and values nothing uses (PiT's
+        # stage returns (x, cls_token) and the model keeps only the class token).
+        outs = [m.name for m in inside if m.name == output or m.name not in consumers
+                or consumers[m.name] - names]
+        out = outs[-1] if outs else inside[-1].name
+        blocks[path] = BlockInfo(path, type(sub).__name__, source, out,
+                                 tuple(outs) if len(outs) > 1 else ())
     return blocks
 
 

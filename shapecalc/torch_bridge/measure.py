@@ -215,7 +215,7 @@ class MeasuredLayer(Layer):
     """A node whose output shape comes from running torch on the meta device.
 
     Used for modules and ops the engine has no formula for. ``runner(*input_shapes)`` returns
-    ``(output_shape, macs)``; answers are cached per input shapes, so an input-range scan costs
+    ``(output_shape, macs)`` (``macs`` ``None``: unknown); answers are cached per input shapes, so an input-range scan costs
     one meta run per distinct size. The table marks these rows "measured", not "derived".
     """
 
@@ -243,7 +243,7 @@ class MeasuredLayer(Layer):
     def param_count(self, *inputs: Shape) -> int:
         return self.params
 
-    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+    def mac_count(self, output: Shape, *inputs: Shape) -> int | None:
         return self._run(inputs)[1]
 
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
@@ -266,22 +266,21 @@ class MeasuredLayer(Layer):
 
 def measured_runner(fn: Callable[..., Any], label: str,
                     dtypes: Callable[[], list[Any]] | None = None) -> Callable[..., tuple[Shape, int]]:
-    """Wrap ``fn(*meta_tensors)`` as a runner: shape of the result, MACs from torch's FLOP counter.
+    """Wrap ``fn(*meta_tensors)`` as a runner: shape of the result, MACs from torch's FLOP counter
+    (``None`` where torch ran work it has no formula for, see :mod:`mac_count`).
 
     ``dtypes()`` gives each input's torch dtype (``None``: float32), read when the runner runs
     so that an analysis with int64 token ids measures with int64 tensors."""
 
-    def run(*shapes: Shape) -> tuple[Shape, int]:
+    def run(*shapes: Shape) -> tuple[Shape, int | None]:
         torch = torch_module()
-        from torch.utils.flop_counter import FlopCounterMode
+        from shapecalc.torch_bridge.mac_count import counted
 
         kinds = dtypes() if dtypes is not None else []
         kinds = list(kinds) + [None] * (len(shapes) - len(kinds))
         tensors = [meta_input(s, k) for s, k in zip(shapes, kinds)]
-        counter = FlopCounterMode(display=False)
         try:
-            with counter, torch.no_grad():
-                out = fn(*tensors)
+            out, macs = counted(fn, *tensors)
         except Exception as err:  # torch refused the shapes: that is the user's shape bug
             raise ShapeError(f"torch refused the input {' and '.join(_fmt(s) for s in shapes)}: "
                              f"{torch_error(err)}", layer=label,
@@ -290,7 +289,7 @@ def measured_runner(fn: Callable[..., Any], label: str,
             out = out[0]
         if not isinstance(out, torch.Tensor):
             raise ShapeError(f"returns a {type(out).__name__}, not a tensor", layer=label)
-        return tuple(out.shape), counter.get_total_flops() // 2
+        return tuple(out.shape), macs
 
     return run
 
