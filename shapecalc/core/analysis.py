@@ -130,14 +130,20 @@ class Analysis:
             return self.blocks[name]
         raise KeyError(name)
 
+    def blocks_of(self, name: str) -> tuple[str, ...]:
+        """The blocks enclosing node or block ``name``, outermost first (the graph's tree)."""
+        return self.graph.blocks_of(name) if self.graph is not None else ()
+
+    def parent(self, name: str) -> str | None:
+        """The innermost block holding ``name`` (``None`` at the top level)."""
+        return self.graph.parent(name) if self.graph is not None else None
+
     def rows(self, depth: int | None = None) -> Iterator[Record]:
         """Blocks and layers in tree order (a block's row before its children's), cut at ``depth``."""
         opened: set[str] = set()
         for rec in self.records:
-            parts = rec.name.split(".")
-            for i in range(1, len(parts)):
-                prefix = ".".join(parts[:i])
-                if prefix in self.blocks and prefix not in opened:
+            for prefix in self.blocks_of(rec.name):
+                if prefix not in opened:
                     opened.add(prefix)
                     block = self.blocks[prefix]
                     if depth is None or block.depth <= depth:

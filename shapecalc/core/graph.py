@@ -9,6 +9,7 @@ records too, summing their children, so tables can be collapsed to any depth.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterator
 
 # Record and Analysis (the pass's results) live in analysis.py; they are imported from here too.
 from shapecalc.core.analysis import DTYPE_BYTES, Analysis, Record  # noqa: F401  (re-exported)
@@ -75,10 +76,51 @@ class Graph:
     #: analyses of one graph, as in size scans, then share it).
     ancestry_cache: dict[str, tuple[str, ...]] | None = field(
         default=None, init=False, repr=False, compare=False)
+    #: Block path ("" for the top) → its direct children, filled by :meth:`children` on first use.
+    children_cache: dict[str, list[str]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     @property
     def input_names(self) -> tuple[str, ...]:
         return (self.input_name,) + tuple(self.extra_inputs)
+
+    # The block tree: asked here, never re-derived from dotted names elsewhere.
+    def blocks_of(self, name: str) -> tuple[str, ...]:
+        """The blocks enclosing node or block ``name``, outermost first."""
+        found = ancestry(self).get(name)
+        return found if found is not None else _enclosing_blocks(name, self.blocks)
+
+    def parent(self, name: str) -> str | None:
+        """The innermost block holding node or block ``name`` (``None`` at the top level)."""
+        found = self.blocks_of(name)
+        return found[-1] if found else None
+
+    def parents(self) -> dict[str, str | None]:
+        """Every node and block → its innermost enclosing block (``None`` at the top level)."""
+        return {name: (up[-1] if up else None) for name, up in ancestry(self).items()}
+
+    def children(self) -> dict[str, list[str]]:
+        """Block path (``""``: the model itself) → its direct children (nodes and blocks), in
+        the order they first run."""
+        if self.children_cache is None:
+            tree: dict[str, list[str]] = {"": [], **{path: [] for path in self.blocks}}
+            placed: set[str] = set()
+            for node in self.nodes:
+                chain = ("",) + self.blocks_of(node.name) + (node.name,)
+                for up, name in zip(chain, chain[1:]):
+                    if name not in placed:
+                        placed.add(name)
+                        tree[up].append(name)
+            self.children_cache = tree
+        return self.children_cache
+
+    def members(self) -> dict[str, list[str]]:
+        """Block path → the layer nodes inside it at any depth, in execution order (one pass)."""
+        inside: dict[str, list[str]] = {path: [] for path in self.blocks}
+        for node in self.nodes:
+            for path in self.blocks_of(node.name):
+                inside[path].append(node.name)
+        return inside
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -128,14 +170,18 @@ class GraphBuilder:
                      tuple(self.extra_inputs))
 
 
-def _enclosing_blocks(name: str, blocks: dict[str, BlockInfo]) -> tuple[str, ...]:
-    found = []
+def path_prefixes(name: str) -> Iterator[str]:
+    """Every proper prefix of a dotted node path: ``a``, ``a.b`` for ``a.b.c``. Node names are
+    module paths, so these are the paths that may be blocks holding it (the one place that
+    reads the tree from names; everything else asks :class:`Graph`)."""
     dot = name.find(".")
-    while dot != -1:  # every proper prefix ending before a dot: "a", "a.b" for "a.b.c"
-        if name[:dot] in blocks:
-            found.append(name[:dot])
+    while dot != -1:
+        yield name[:dot]
         dot = name.find(".", dot + 1)
-    return tuple(found)
+
+
+def _enclosing_blocks(name: str, blocks: dict[str, BlockInfo]) -> tuple[str, ...]:
+    return tuple(p for p in path_prefixes(name) if p in blocks)
 
 
 def ancestry(graph: Graph) -> dict[str, tuple[str, ...]]:

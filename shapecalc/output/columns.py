@@ -107,10 +107,7 @@ def trainable_text(record, frozen: Mapping[str, int]) -> str:
     """torchinfo's trainable column: ``yes``, ``no``, ``partial``, or ``-`` without parameters."""
     if record.params == 0:
         return "-"
-    if record.is_block:
-        held = sum(count for name, count in frozen.items() if name.startswith(record.name + "."))
-    else:
-        held = frozen.get(record.name, 0)
+    held = frozen.get(record.name, 0)
     if held == 0:
         return "yes"
     return "no" if held >= record.params else "partial"
@@ -164,13 +161,21 @@ def note_texts(record) -> list[str]:
 
 
 def frozen_params(analysis) -> dict[str, int]:
-    """Node name → parameters with ``requires_grad=False`` (empty: everything trains).
+    """Node or block name → parameters with ``requires_grad=False`` (empty: everything trains).
 
     Only analyses of real modules can have frozen parameters; the engine's own models train
     every parameter they declare.
     """
     graph = getattr(analysis, "graph", None)  # an nn.Module's nodes know their frozen share
-    return {n.name: n.frozen for n in graph.nodes if getattr(n, "frozen", 0)} if graph else {}
+    if graph is None:
+        return {}
+    frozen = {n.name: n.frozen for n in graph.nodes if getattr(n, "frozen", 0)}
+    if frozen:
+        for path, inside in graph.members().items():
+            held = sum(frozen.get(name, 0) for name in inside)
+            if held:
+                frozen[path] = held
+    return frozen
 
 
 def column_titles(keys: Sequence[str]) -> list[str]:

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from shapecalc.core.graph import BlockInfo
+from shapecalc.core.graph import BlockInfo, path_prefixes
 from shapecalc.core.layers import LAYER_TYPES, MERGE_TYPES, Layer
 from shapecalc.torch_bridge.fx_ops import MODULE_ARGUMENTS
 
@@ -144,11 +144,8 @@ def blocks_for(graph_nodes: list, submodules: dict[str, Any], output: str) -> di
             consumers.setdefault(i, set()).add(n.name)
     members: dict[str, list] = {}  # prefix → its nodes in order; dict order = first appearance
     for n in graph_nodes:
-        name = n.name
-        dot = name.find(".")
-        while dot != -1:  # every proper prefix: "a", "a.b" for "a.b.c"
-            members.setdefault(name[:dot], []).append(n)
-            dot = name.find(".", dot + 1)
+        for prefix in path_prefixes(n.name):
+            members.setdefault(prefix, []).append(n)
     blocks: dict[str, BlockInfo] = {}
     for path, inside in members.items():
         sub = submodules.get(path)  # module path → module (ModuleIndex.modules)
