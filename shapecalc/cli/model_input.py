@@ -110,10 +110,8 @@ def load_and_analyze(model: str, input_shape: str | tuple[str, ...] | None, dtyp
 
     shapes, kinds = parse_inputs(input_shape)
     src = load_model(model)
-    if shapes:
-        shape = shapes[0] if len(shapes) == 1 else shapes
-    else:
-        shape = src.input_shape(None, "--input")
+    shapes = shapes or src.default_shapes("--input")
+    shape = shapes[0] if len(shapes) == 1 else shapes
     try:
         with inputs_as_flag():
             analysis = analyze(src, shape, dtype, input_dtypes=kinds, mode=mode)

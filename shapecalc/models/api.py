@@ -14,12 +14,14 @@ from shapecalc.core.collector import paused_collector
 from shapecalc.core.errors import ArgumentError, ConfigError, ShapeError, SpecError
 from shapecalc.core.graph import DTYPE_BYTES, Analysis, Graph, analyze_graph, smallest_input
 from shapecalc.core.layers import Shape
+from shapecalc.models.build_options import build_options
 from shapecalc.models.model_source import ModelSource, shape_arg
 from shapecalc.models.sources import is_torch_module, resolve
 
 
 @paused_collector()
-def load_model(model: Any, **kwargs: Any) -> ModelSource:
+def load_model(model: Any, *, meta: bool | None = None, seq_len: int | None = None,
+               **kwargs: Any) -> ModelSource:
     """Accept a MODEL string (zoo name, spec file, ``file.py:Net``, ``module:make(...)``), a spec
     :class:`Block`, a :class:`Graph`, an ``nn.Module`` instance or a :class:`ModelSource`.
 
@@ -27,6 +29,11 @@ def load_model(model: Any, **kwargs: Any) -> ModelSource:
     ``python file.py`` would; zoo names and spec files never run code. ``max_nodes=`` raises
     the bound on how many layers and blocks a spec file or Block may expand to (default
     :data:`~shapecalc.core.blocks.DEFAULT_MAX_NODES`).
+
+    ``timm:NAME`` and ``hf:CONFIG`` are built from their architecture alone: ``meta=True`` on
+    the meta device (no weights in memory), ``False`` with real weights, ``None`` (default) on
+    the meta device above :data:`~shapecalc.models.build_options.META_THRESHOLD` parameters;
+    ``seq_len`` is the token count of a text model's default input (128).
     """
     if isinstance(model, ModelSource):
         return model
@@ -35,7 +42,8 @@ def load_model(model: Any, **kwargs: Any) -> ModelSource:
     if isinstance(model, Block):  # max_nodes= raises the node budget, as for spec files
         return ModelSource("model", model.to_graph("model", **kwargs), None, model)
     if isinstance(model, str):
-        return resolve(model, **kwargs)
+        with build_options(meta=meta, seq_len=seq_len):
+            return resolve(model, **kwargs)
     if is_torch_module(model):  # decided without importing torch
         from shapecalc.torch_bridge.fx_import import module_source
 
@@ -68,6 +76,8 @@ def analyze(model: Any, input_shape: Any = None, dtype: str = "float32", *,
         raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
     src = load_model(model)
     shapes = input_shapes_arg(src, input_shape)
+    if input_dtypes is None and src.default_dtypes is not None and len(src.default_dtypes) == len(shapes):
+        input_dtypes = src.default_dtypes
     kinds = input_dtypes_arg(input_dtypes, len(shapes))
     if src.torch_import is not None:  # torch is already imported: the module came from it
         from shapecalc.torch_bridge.fx_import import analyze_source
@@ -88,6 +98,8 @@ def input_shapes_arg(src: ModelSource, given: Any) -> list[Shape]:
         items = list(given)
         if items and all(hasattr(s, "__iter__") and not isinstance(s, (str, bytes)) for s in items):
             return [shape_arg(s, f"input_shape[{i}]") for i, s in enumerate(items)]
+    if given is None:
+        return src.default_shapes()
     return [src.input_shape(given)]
 
 

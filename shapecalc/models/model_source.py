@@ -78,6 +78,11 @@ class ModelSource:
     #: False when the graph was recorded by running the model at one input size (a forward
     #: torch.fx cannot trace): other sizes give other graphs, so sizes cannot be scanned.
     scannable: bool = True
+    #: Element types of the default inputs (``("int64",)`` for token ids); ``None``: float32.
+    #: Shapes given without types take these too, so ``--input 1x256`` stays token ids.
+    default_dtypes: tuple[str, ...] | None = None
+    #: Default shapes of the forward's further inputs (an encoder-decoder's decoder tokens).
+    more_inputs: tuple[Shape, ...] = ()
 
     def input_shape(self, given: Any = None, param: str = "input_shape") -> Shape:
         """``given`` (validated, numpy integers made ``int``), else the model's default input."""
@@ -86,6 +91,10 @@ class ModelSource:
         if self.default_input is None:
             raise ArgumentError(param, f"{self.name} has no default input shape; give one")
         return tuple(self.default_input)
+
+    def default_shapes(self, param: str = "input_shape") -> list[Shape]:
+        """Every input's default shape, in the forward's order."""
+        return [self.input_shape(None, param), *self.more_inputs]
 
     def graph_at(self, shape: Shape) -> Graph:
         """The graph to analyse at ``shape``: the one graph, or one recorded at that size."""
