@@ -34,7 +34,7 @@ MAX_CONFIG_BYTES = 4 << 20
 #: Largest number a size entry may hold: every real dimension fits in 31 bits.
 MAX_SIZE = 2**31 - 1
 #: Most layers one entry may ask for: how long even a meta build takes grows with it.
-MAX_LAYERS = 1024
+MAX_LAYERS = 512
 #: Most experts: transformers stores them as stacked tensors, but some families as modules.
 MAX_EXPERTS = 65536
 #: Nesting of JSON objects and lists in a configuration (real ones nest 3 or 4 deep).

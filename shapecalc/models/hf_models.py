@@ -165,8 +165,8 @@ def hf_source(text: str) -> ModelSource:
     try:
         with user_code(f"building {cls.__name__}"):
             model, meta = build_sized(create, options.meta, META_THRESHOLD)
-    except SpecError:
-        raise
+    except SpecError as err:
+        raise SpecError(f"{text}: {err}") from None
     except Exception as err:  # sizes that do not fit together, a tensor too large for 64 bits
         first = (str(err).strip().splitlines() or [""])[0][:200]
         raise SpecError(f"{text}: building {cls.__name__} from the configuration failed: "

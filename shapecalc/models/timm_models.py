@@ -29,8 +29,8 @@ def _timm() -> Any:
 
     try:
         return require("timm", f"a {PREFIX} model", "models")
-    except SpecError:
-        raise
+    except SpecError as err:
+        raise SpecError(f"{text}: {err}") from None
     except Exception as err:  # installed, but one of its own imports fails (torchvision's ops)
         raise SpecError(f"importing timm failed: {type(err).__name__}: "
                         f"{(str(err).splitlines() or [''])[0][:200]}") from None
@@ -49,8 +49,7 @@ def registry_name(target: str) -> tuple[str, dict[str, Any]] | None:
         hint = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
         shown = " or ".join(repr(h) for h in hint)
         raise SpecError(f"{PREFIX}{name}: not a timm architecture"
-                        + (f" (did you mean {shown}?)" if hint else "")
-                        + "; `python -c \"import timm; print(timm.list_models('*vit*'))\"` lists them")
+                        + (f"; did you mean {shown}?" if hint else "; timm.list_models() lists them"))
     if args:
         raise SpecError(f"{PREFIX}{name}: give create_model's arguments by name, like "
                         f"{PREFIX}{name}(num_classes=10)")

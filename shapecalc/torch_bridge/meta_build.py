@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from shapecalc.core.argcheck import LARGEST
+from shapecalc.core.errors import SpecError
 from shapecalc.torch_bridge.measure import torch_module
 
 
@@ -28,7 +30,11 @@ def build_sized(factory: Callable[[], Any], meta: bool | None, threshold: int) -
         return factory(), False
     with torch.device("meta"):
         module = factory()
-    if meta or parameter_count(module) > threshold:
+    count = parameter_count(module)
+    if count > LARGEST:  # torch, and every tool that sums numel(), would overflow
+        raise SpecError(f"the model has {count:.3g} parameters, more than a 64-bit count holds "
+                        f"({LARGEST:,}); its sizes overflow")
+    if meta or count > threshold:
         return module, True
     del module
     return factory(), False
