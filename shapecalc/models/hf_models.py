@@ -19,10 +19,10 @@ import inspect
 import re
 from typing import Any
 
-from shapecalc.core.errors import SpecError
+from shapecalc.core.errors import SpecError, user_code
 from shapecalc.models.build_options import BUILD_OPTIONS, META_THRESHOLD
 from shapecalc.models.hf_config import HfForm, HfReference, config_document, parse_reference
-from shapecalc.models.model_source import ModelSource, user_code
+from shapecalc.models.model_source import ModelSource, module_source
 
 #: Pipeline names a Hugging Face user may give for a head, and the head they mean.
 TASK_ALIASES = {
@@ -152,7 +152,6 @@ def hf_source(text: str) -> ModelSource:
     cls = model_class(config, ref, doc)
     options = BUILD_OPTIONS.get()
     shapes, kinds, names = default_inputs(config, cls, options.seq_len, ref)
-    from shapecalc.torch_bridge.fx_import import module_source
     from shapecalc.torch_bridge.meta_build import build_sized
 
     # Eager attention writes its masks with tensor operations the meta device can run; the

@@ -13,9 +13,9 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from shapecalc.core.errors import SpecError
+from shapecalc.core.errors import SpecError, user_code
 from shapecalc.models.build_options import BUILD_OPTIONS, META_THRESHOLD
-from shapecalc.models.model_source import ModelSource, user_code
+from shapecalc.models.model_source import ModelSource, module_source
 from shapecalc.models.target_syntax import parse_target
 
 PREFIX = "timm:"
@@ -29,8 +29,8 @@ def _timm() -> Any:
 
     try:
         return require("timm", f"a {PREFIX} model", "models")
-    except SpecError as err:
-        raise SpecError(f"{text}: {err}") from None
+    except SpecError:
+        raise
     except Exception as err:  # installed, but one of its own imports fails (torchvision's ops)
         raise SpecError(f"importing timm failed: {type(err).__name__}: "
                         f"{(str(err).splitlines() or [''])[0][:200]}") from None
@@ -86,7 +86,6 @@ def timm_source(text: str) -> ModelSource | None:
         return None
     name, kwargs = found
     timm = _timm()
-    from shapecalc.torch_bridge.fx_import import module_source
     from shapecalc.torch_bridge.meta_build import build_sized
 
     def create() -> Any:
@@ -96,8 +95,8 @@ def timm_source(text: str) -> ModelSource | None:
     try:
         with user_code(f"timm.create_model({name!r})"):
             module, meta = build_sized(create, options.meta, META_THRESHOLD)
-    except SpecError:
-        raise
+    except SpecError as err:
+        raise SpecError(f"{text}: {err}") from None
     except Exception as err:  # a keyword the architecture does not take, a size it refuses
         first = (str(err).strip().splitlines() or [""])[0][:300]
         raise SpecError(f"{text}: timm.create_model failed: {type(err).__name__}: {first}") from None
