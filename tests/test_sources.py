@@ -168,7 +168,7 @@ def test_library_api_on_an_own_module(tmp_path):
     data = json.loads(result.to_json())
     shuffle = next(r for r in data["layers"] if r["name"] == "shuffle")
     assert shuffle["origin"] == "measured" and shuffle["output_shape"] == [1, 4, 16, 16]
-    assert "shape measured by running torch" in result.table()
+    assert "shape and MACs measured by running torch" in result.table()
     dot = result.to_dot()
     assert dot.startswith('digraph MeasuredOps {') and "mix#2" in dot
     assert build_module(model) is model  # training a MODEL string trains the user's module

@@ -30,7 +30,7 @@ class Record:
     input_shapes: tuple[Shape, ...]
     output_shape: Shape
     params: int
-    macs: int
+    macs: int | None  # None: neither a rule nor torch's counter gives it (shown as "?")
     rf: RF
     notes: list[Note]
     depth: int
@@ -39,6 +39,8 @@ class Record:
     origin: str = "derived"
     shared: bool = False  # weights shared with an earlier node (counted once)
     label: str | None = None  # blocks: what kind of block ("Residual", "Inception")
+    #: Blocks returning several values (a tuple, HRNet's list of branches): each one's shape.
+    output_shapes: tuple[Shape, ...] = ()
 
     @property
     def description(self) -> str:
@@ -81,6 +83,8 @@ class Analysis:
     #: Of ``total_params``, those with ``requires_grad`` False (a frozen backbone).
     frozen_params: int = 0
     mode: str | None = None  # "eval" / "train" for an nn.Module; None for a spec
+    #: Nodes whose MACs are unknown; ``total_macs`` is then a lower bound (the known part).
+    uncounted: list[str] = field(default_factory=list)
 
     @property
     def input_shape(self) -> Shape:
@@ -129,14 +133,20 @@ class Analysis:
             return self.blocks[name]
         raise KeyError(name)
 
+    def blocks_of(self, name: str) -> tuple[str, ...]:
+        """The blocks enclosing node or block ``name``, outermost first (the graph's tree)."""
+        return self.graph.blocks_of(name) if self.graph is not None else ()
+
+    def parent(self, name: str) -> str | None:
+        """The innermost block holding ``name`` (``None`` at the top level)."""
+        return self.graph.parent(name) if self.graph is not None else None
+
     def rows(self, depth: int | None = None) -> Iterator[Record]:
         """Blocks and layers in tree order (a block's row before its children's), cut at ``depth``."""
         opened: set[str] = set()
         for rec in self.records:
-            parts = rec.name.split(".")
-            for i in range(1, len(parts)):
-                prefix = ".".join(parts[:i])
-                if prefix in self.blocks and prefix not in opened:
+            for prefix in self.blocks_of(rec.name):
+                if prefix not in opened:
                     opened.add(prefix)
                     block = self.blocks[prefix]
                     if depth is None or block.depth <= depth:

@@ -9,6 +9,7 @@ records too, summing their children, so tables can be collapsed to any depth.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterator
 
 # Record and Analysis (the pass's results) live in analysis.py; they are imported from here too.
 from shapecalc.core.analysis import DTYPE_BYTES, Analysis, Record  # noqa: F401  (re-exported)
@@ -49,6 +50,8 @@ class BlockInfo:
     label: str
     source: str  # node feeding the block
     output: str  # node whose value the block returns
+    #: Every value it returns, in order, when it returns several (a tuple, a list of branches).
+    outputs: tuple[str, ...] = ()
 
 
 @dataclass
@@ -73,16 +76,66 @@ class Graph:
     #: analyses of one graph, as in size scans, then share it).
     ancestry_cache: dict[str, tuple[str, ...]] | None = field(
         default=None, init=False, repr=False, compare=False)
+    #: (node list, its length, name → node) for :meth:`node`; rebuilt when the list changes.
+    node_index: tuple[list, int, dict[str, Node]] | None = field(
+        default=None, init=False, repr=False, compare=False)
+    #: Block path ("" for the top) → its direct children, filled by :meth:`children` on first use.
+    children_cache: dict[str, list[str]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     @property
     def input_names(self) -> tuple[str, ...]:
         return (self.input_name,) + tuple(self.extra_inputs)
 
+    # The block tree: asked here, never re-derived from dotted names elsewhere.
+    def blocks_of(self, name: str) -> tuple[str, ...]:
+        """The blocks enclosing node or block ``name``, outermost first."""
+        found = ancestry(self).get(name)
+        return found if found is not None else _enclosing_blocks(name, self.blocks)
+
+    def parent(self, name: str) -> str | None:
+        """The innermost block holding node or block ``name`` (``None`` at the top level)."""
+        found = self.blocks_of(name)
+        return found[-1] if found else None
+
+    def parents(self) -> dict[str, str | None]:
+        """Every node and block → its innermost enclosing block (``None`` at the top level)."""
+        return {name: (up[-1] if up else None) for name, up in ancestry(self).items()}
+
+    def children(self) -> dict[str, list[str]]:
+        """Block path (``""``: the model itself) → its direct children (nodes and blocks), in
+        the order they first run."""
+        if self.children_cache is None:
+            tree: dict[str, list[str]] = {"": [], **{path: [] for path in self.blocks}}
+            placed: set[str] = set()
+            for node in self.nodes:
+                chain = ("",) + self.blocks_of(node.name) + (node.name,)
+                for up, name in zip(chain, chain[1:]):
+                    if name not in placed:
+                        placed.add(name)
+                        tree[up].append(name)
+            self.children_cache = tree
+        return self.children_cache
+
+    def members(self) -> dict[str, list[str]]:
+        """Block path → the layer nodes inside it at any depth, in execution order (one pass)."""
+        inside: dict[str, list[str]] = {path: [] for path in self.blocks}
+        for node in self.nodes:
+            for path in self.blocks_of(node.name):
+                inside[path].append(node.name)
+        return inside
+
     def node(self, name: str) -> Node:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(name)
+        """The node called ``name``, by an index kept with the node list it was built from, so
+        walking a 200,000-node graph by names is linear, not quadratic."""
+        index = self.node_index
+        if index is None or index[0] is not self.nodes or index[1] != len(self.nodes):
+            first = {n.name: n for n in reversed(self.nodes)}  # a repeated name: its first node
+            index = self.node_index = (self.nodes, len(self.nodes), first)
+        found = index[2].get(name)
+        if found is None:
+            raise KeyError(name)
+        return found
 
 
 class GraphBuilder:
@@ -126,14 +179,18 @@ class GraphBuilder:
                      tuple(self.extra_inputs))
 
 
-def _enclosing_blocks(name: str, blocks: dict[str, BlockInfo]) -> tuple[str, ...]:
-    found = []
+def path_prefixes(name: str) -> Iterator[str]:
+    """Every proper prefix of a dotted node path: ``a``, ``a.b`` for ``a.b.c``. Node names are
+    module paths, so these are the paths that may be blocks holding it (the one place that
+    reads the tree from names; everything else asks :class:`Graph`)."""
     dot = name.find(".")
-    while dot != -1:  # every proper prefix ending before a dot: "a", "a.b" for "a.b.c"
-        if name[:dot] in blocks:
-            found.append(name[:dot])
+    while dot != -1:
+        yield name[:dot]
         dot = name.find(".", dot + 1)
-    return tuple(found)
+
+
+def _enclosing_blocks(name: str, blocks: dict[str, BlockInfo]) -> tuple[str, ...]:
+    return tuple(p for p in path_prefixes(name) if p in blocks)
 
 
 def ancestry(graph: Graph) -> dict[str, tuple[str, ...]]:
@@ -177,6 +234,7 @@ def analyze_graph(graph: Graph, inputs: Inputs | Shape | list[Shape], dtype: str
     records: list[Record] = []
     seen_params: set[str] = set()
     total_params = total_macs = frozen = 0
+    uncounted: list[str] = []
     parents = ancestry(graph)
     # Layers are frozen values and often shared (a thousand identical blocks): what a layer
     # says about given input shapes is worked out once. Receptive fields depend on the path
@@ -210,7 +268,10 @@ def analyze_graph(graph: Graph, inputs: Inputs | Shape | list[Shape], dtype: str
             seen_params.add(node.param_key or node.name)
             total_params += params
             frozen += node.frozen
-        total_macs += macs
+        if macs is None:  # neither a rule nor torch's counter: unknown, never a silent 0
+            uncounted.append(node.name)
+        else:
+            total_macs += macs
         shapes[node.name] = out
         fields[node.name] = rf
         records.append(
@@ -223,7 +284,7 @@ def analyze_graph(graph: Graph, inputs: Inputs | Shape | list[Shape], dtype: str
     return Analysis(graph.name, inputs, shapes[graph.output], records, block_records,
                     total_params + graph.loose_params, total_macs, dtype, graph, outputs=outputs,
                     notes=list(graph.notes), frozen_params=frozen + graph.loose_frozen,
-                    mode=graph.mode)
+                    mode=graph.mode, uncounted=uncounted)
 
 
 def _block_records(graph: Graph, records: list[Record], shapes: dict[str, Shape],
@@ -238,7 +299,7 @@ def _block_records(graph: Graph, records: list[Record], shapes: dict[str, Shape]
             acc = sums[block]
             if not rec.shared:
                 acc[0] += rec.params
-            acc[1] += rec.macs
+            acc[1] = None if acc[1] is None or rec.macs is None else acc[1] + rec.macs
             acc[2].update(n for n in rec.notes if n.kind is NoteKind.DROPS)
     out: dict[str, Record] = {}
     for path, info in graph.blocks.items():
@@ -246,6 +307,7 @@ def _block_records(graph: Graph, records: list[Record], shapes: dict[str, Shape]
         out[path] = Record(
             path, info.label, (shapes[info.source],), shapes[info.output], params, macs,
             fields[info.output], sorted(notes, key=str), len(parents[path]), True, label=info.label,
+            output_shapes=tuple(shapes[o] for o in info.outputs),
         )
     return out
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 
 from shapecalc.output.registry import DIAGNOSIS, renderer
-from shapecalc.output import human_count, shape_text
+from shapecalc.output import human_count, shape_text, total_macs_text
 
 
 @renderer("repr", summary="one line: model, input → output, totals (library only)")
@@ -19,7 +19,7 @@ def analysis_repr(analysis) -> str:
     return (f"<{type(analysis).__name__} {analysis.model}: {shape_text(analysis.input_shape)} → "
             f"{shape_text(analysis.output_shape)}, {len(analysis.records)} layers, "
             f"{analysis.total_params:,} params ({human_count(analysis.total_params)}), "
-            f"{analysis.total_macs:,} MACs ({human_count(analysis.total_macs)})>")
+            f"{total_macs_text(analysis)} MACs>")
 
 
 def terminal_width() -> int:
@@ -35,7 +35,8 @@ def diagnosis_repr(diagnosis) -> str:
         return f"<Diagnosis {diagnosis.model} {where}: fits → {shape_text(diagnosis.output_shape)}>"
     at = f" at '{diagnosis.node}' {diagnosis.layer}" if diagnosis.node else ""
     fixes = len(diagnosis.fixes)
-    return (f"<Diagnosis {diagnosis.model} {where}: does not fit{at}; "
+    verdict = "does not keep the batch" if getattr(diagnosis, "batch_fold", None) else "does not fit"
+    return (f"<Diagnosis {diagnosis.model} {where}: {verdict}{at}; "
             f"{fixes} fix{'es' if fixes != 1 else ''}>")
 
 
@@ -47,7 +48,7 @@ def diagnosis_lines(diagnosis) -> list[str]:
             lines.append(f"  note: pixels are dropped at {', '.join(map(repr, diagnosis.dropping))}"
                          " (input size not exact)")
         return lines
-    lines = [f"✗ {diagnosis.model} does not fit {diagnosis.inputs_text()}"]
+    lines = [diagnosis.headline()]
     if diagnosis.node:
         lines.append(f"  at node   '{diagnosis.node}'  {diagnosis.layer or ''}".rstrip())
     if diagnosis.expected:
