@@ -16,6 +16,7 @@ from shapecalc.core.errors import ArgumentError
 from shapecalc.output import (
     input_parts, macs_cell, record_kind, several_inputs, shape_text, total_macs_text, visible_text,
 )
+from shapecalc.output.palette import BLOCK, PALETTE
 
 RANKDIRS = ("TB", "LR")
 #: Without ``depth``/``expand``, collapse blocks until at most this many nodes are drawn.
@@ -27,19 +28,9 @@ PNG_DPI = 110
 MAX_TEXT = 1000
 
 FONT = "Helvetica"
-#: Fill colours by ``Layer.kind``; the legend lists them in this order.
-KIND_COLOURS = {
-    "conv": ("#cfe2ff", "convolution"),
-    "pool": ("#e2d9f3", "pooling"),
-    "norm": ("#fff3cd", "normalisation"),
-    "activation": ("#d1e7dd", "activation"),
-    "linear": ("#f8d7da", "linear"),
-    "reshape": ("#e9ecef", "reshape / flatten"),
-    "dropout": ("#f8f9fa", "dropout"),
-    "merge": ("#ffffff", "add / concat"),
-    "other": ("#f8f9fa", "other"),
-}
-BLOCK_COLOUR = ("#dee2e6", "collapsed block")
+#: Fill colours by ``Layer.kind`` (the palette's pale shades); the legend lists them in this order.
+KIND_COLOURS = {kind: (colour.fill, colour.label) for kind, colour in PALETTE.items()}
+BLOCK_COLOUR = (BLOCK.fill, BLOCK.label)
 
 
 def printable(text: object) -> str:
