@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 # Record and Analysis (the pass's results) live in analysis.py; they are imported from here too.
-from shapecalc.core.analysis import DTYPE_BYTES, Analysis, Record  # noqa: F401  (re-exported)
+from shapecalc.core.analysis import DTYPE_BYTES, Analysis, Mode, Record  # noqa: F401  (re-exported)
 from shapecalc.core.inputs import Inputs, as_inputs, dtype_name
 from shapecalc.core.arithmetic import AxisRF
 from shapecalc.core.errors import ArgumentError, LayerError, ShapeError
@@ -70,7 +70,7 @@ class Graph:
     #: Parameters no node owns (used by no forward, or used where hooks cannot see): counted once.
     loose_params: int = 0
     loose_frozen: int = 0
-    mode: str | None = None  # "eval"/"train" for a traced nn.Module; None for a spec
+    mode: Mode | None = None  # how a traced nn.Module was read; None for a spec
     input_labels: tuple[str, ...] = ()  # the forward's argument names (``x``, ``tokens``)
     #: Node/block path → enclosing blocks, filled by :func:`ancestry` on first use (repeated
     #: analyses of one graph, as in size scans, then share it).

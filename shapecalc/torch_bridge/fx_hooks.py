@@ -16,7 +16,7 @@ import inspect
 from typing import Any
 
 from shapecalc.core.errors import SpecError
-from shapecalc.core.graph import Graph, GraphBuilder
+from shapecalc.core.graph import Graph, GraphBuilder, Mode
 from shapecalc.core.inputs import Inputs
 from shapecalc.core.layers import Shape
 from shapecalc.core.notes import Note, NoteKind
@@ -84,7 +84,7 @@ def hook_graph(module: Any, name: str, inputs: Inputs, training: bool = False,
     if reason is not None:
         graph.notes.insert(0, Note.of(NoteKind.HOOK_FALLBACK, model=type(module).__name__,
                                       reason=reason))
-    graph.mode = "train" if training else "eval"
+    graph.mode = Mode.of_training(training)
     if failure is None:
         return graph
     shown = " and ".join("×".join(map(str, s)) for s in inputs.shapes)
