@@ -355,3 +355,14 @@ def test_the_read_mode_and_the_import_route_are_two_typed_values():
                  lambda: shapecalc.summary(model, (1, 1, 8, 8), mode="chain", verbose=0)):
         with pytest.raises(ArgumentError, match="^mode: choose 'eval' or 'train', got "):
             call()
+
+
+def test_measured_is_read_from_the_layer_type():
+    from shapecalc.torch_bridge.measure import MeasuredLayer
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Hardshrink(), nn.Flatten())
+    result = shapecalc.analyze(model, (1, 1, 8, 8))
+    for record in result.records:
+        assert record.measured == isinstance(record.layer, MeasuredLayer)
+        assert record.origin == ("measured" if record.measured else "derived")
+    assert [r.origin for r in result.records] == ["derived", "measured", "derived"]

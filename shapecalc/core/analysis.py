@@ -62,7 +62,6 @@ class Record:
     depth: int
     is_block: bool = False
     layer: Layer | None = None  # resolved: inferred sizes filled in
-    origin: str = "derived"
     shared: bool = False  # weights shared with an earlier node (counted once)
     label: str | None = None  # blocks: what kind of block ("Residual", "Inception")
     #: Blocks returning several values (a tuple, HRNet's list of branches): each one's shape.
@@ -74,6 +73,16 @@ class Record:
         if self.layer is None:
             return self.label or self.type
         return self.layer.describe()
+
+    @property
+    def measured(self) -> bool:
+        """The shape came from running torch (the layer's type says so), not from a formula."""
+        return self.layer is not None and self.layer.measured
+
+    @property
+    def origin(self) -> str:
+        """``measured`` or ``derived``, as the JSON document and the table say it."""
+        return "measured" if self.measured else "derived"
 
     @property
     def input_shape(self) -> Shape:

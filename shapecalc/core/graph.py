@@ -30,7 +30,6 @@ class Node:
     inputs: tuple[str, ...]
     module: str | None = None
     param_key: str | None = None
-    origin: str = "derived"  # "measured" when the shape came from running torch
     #: Parameters this node is the first user of, counted from the real module (torch imports);
     #: ``None``: the layer's own formula. ``frozen``: how many of them have requires_grad False.
     params: int | None = None
@@ -40,8 +39,7 @@ class Node:
     def counted(self, params: int, frozen: int, notes: tuple, param_key: str) -> "Node":
         """This node with the parameters an importer found it to own (``dataclasses.replace``
         is several times slower, and deep models have thousands of nodes)."""
-        return Node(self.name, self.layer, self.inputs, self.module, param_key, self.origin,
-                    params, frozen, notes)
+        return Node(self.name, self.layer, self.inputs, self.module, param_key, params, frozen, notes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,11 +141,11 @@ class GraphBuilder:
         self.extra_inputs: list[str] = []
 
     def add(self, name: str, layer: Layer, inputs: tuple[str, ...], module: str | None = None,
-            param_key: str | None = None, origin: str = "derived") -> str:
+            param_key: str | None = None) -> str:
         if name in self._names:
             raise ValueError(f"duplicate node name {name!r}")
         self._names.add(name)
-        self.nodes.append(Node(name, layer, inputs, module, param_key or name, origin))
+        self.nodes.append(Node(name, layer, inputs, module, param_key or name))
         return name
 
     def add_input(self, name: str) -> str:
@@ -267,7 +265,7 @@ def analyze_graph(graph: Graph, inputs: Inputs | Shape | list[Shape], dtype: str
         fields[node.name] = rf
         records.append(
             Record(node.name, layer.type_name, ins, out, params, macs, rf,
-                   notes, len(parents[node.name]), False, resolved, node.origin, shared)
+                   notes, len(parents[node.name]), False, resolved, shared)
         )
     block_records = _block_records(graph, records, shapes, fields)
     outputs = [(label, shapes[name]) for label, name in graph.outputs] or [

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+from shapecalc.core.layers.base import LayerKind
 from shapecalc.output.registry import DIAGNOSIS, renderer
-from shapecalc.output import macs_cell, record_kind, visible_text
+from shapecalc.output import BLOCK_KIND, macs_cell, record_kind, visible_text
 from shapecalc.output.columns import BY_KEY, DEFAULT_COLUMNS, cell, note_texts, parse_columns
 from shapecalc.output.table_rows import row_description, table_model, torch_cell
 
 #: Kind markers: mid-tone colours that stand out on white and on near-black alike.
 KIND_COLOURS = {
-    "conv": "#06b6d4", "pool": "#d946ef", "norm": "#eab308", "activation": "#22c55e",
-    "linear": "#3b82f6", "reshape": "#a3a3a3", "merge": "#f97316", "dropout": "#737373",
-    "block": "#8b5cf6",
+    LayerKind.CONV: "#06b6d4", LayerKind.POOL: "#d946ef", LayerKind.NORM: "#eab308",
+    LayerKind.ACTIVATION: "#22c55e", LayerKind.LINEAR: "#3b82f6", LayerKind.RESHAPE: "#a3a3a3",
+    LayerKind.MERGE: "#f97316", LayerKind.DROPOUT: "#737373", BLOCK_KIND: "#8b5cf6",
 }
 
 STYLE = """<style>

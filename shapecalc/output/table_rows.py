@@ -10,14 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from shapecalc.core.layers.base import LayerKind
 from shapecalc.output import header_lines, mode_text, record_kind, shape_text
 from shapecalc.output.columns import CellContext, frozen_params
 from shapecalc.output.formats import footer_lines
 
 #: Row styles by layer kind: the same grouping the graph colours use.
 KIND_STYLES = {
-    "conv": "cyan", "pool": "magenta", "norm": "yellow", "activation": "green",
-    "linear": "blue", "reshape": "white", "merge": "bright_white", "dropout": "bright_black",
+    LayerKind.CONV: "cyan", LayerKind.POOL: "magenta", LayerKind.NORM: "yellow",
+    LayerKind.ACTIVATION: "green", LayerKind.LINEAR: "blue", LayerKind.RESHAPE: "white",
+    LayerKind.MERGE: "bright_white", LayerKind.DROPOUT: "bright_black",
 }
 
 
