@@ -121,3 +121,45 @@ def test_a_yaml_alias_bomb_in_a_layer_field_is_quoted_briefly(key):
     with pytest.raises(SpecError) as caught:
         parse_spec({"layers": [entry]})
     assert len(str(caught.value)) < 400
+
+
+def test_a_huge_rnn_num_layers_is_counted_in_closed_form(tmp_path):
+    from shapecalc.core.layers import LSTM
+
+    big = LSTM(input_size=3, hidden_size=4, num_layers=2**63 - 1)
+    first, rest = big.layer_params(0), big.layer_params(1)
+    assert big.param_count() == first + (2**63 - 2) * rest
+    assert LSTM(input_size=3, hidden_size=4, num_layers=3).param_count() == first + 2 * rest
+    (tmp_path / "rnn.json").write_text(
+        '{"input": [1, 5, 3], "layers": [{"type": "LSTM", "input_size": 3, "hidden_size": 4, '
+        '"num_layers": 9223372036854775807}]}')
+    outcome = shapecalc("show", "rnn.json", cwd=tmp_path, timeout=60)
+    assert outcome.code == 0 and "layers=9223372036854775807" in outcome.stdout
+
+
+def test_check_on_a_100000_node_misfit_is_linear(tmp_path):
+    # Was quadratic (a name lookup scanned every node): 199,999 nodes ran past 180 s.
+    (tmp_path / "misfit.json").write_text(
+        '{"input": [1, 4], "layers": [{"type": "ReLU", "repeat": 99998}, '
+        '{"type": "Linear", "in_features": 5, "out_features": 2}]}')
+    outcome = shapecalc("check", "misfit.json", cwd=tmp_path, timeout=150)
+    assert outcome.code == 1 and "set in_features=4" in outcome.stdout
+
+
+def test_verify_builds_the_spec_on_the_meta_device():
+    import subprocess
+    import sys
+
+    from shapecalc.models.torch_models import build_module
+
+    module = build_module("vgg16", device="meta")
+    assert {p.device.type for p in module.parameters()} == {"meta"}
+    # A fresh parent, so the peak it reports is this run's alone.
+    probe = ("import resource, subprocess, sys; done = subprocess.run([sys.executable, '-m', "
+             "'shapecalc', 'show', 'vgg16', '--verify'], capture_output=True); "
+             "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    code, peak_kib = map(int, proc.stdout.split())
+    assert code == 0
+    # vgg16's weights are 553 MB; torch's import alone is ~250 MB. Was 753 MB in all.
+    assert peak_kib < 500 * 1024, peak_kib

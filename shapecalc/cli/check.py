@@ -99,6 +99,8 @@ def check(ctx: click.Context, model: str, input_shape: tuple[str, ...], input_ra
             click.echo(f"  drops px   {text}")
             for node, sizes in scan.fails.items():
                 click.echo(f"  fails at '{node}'  {compact(sizes)}")
+            for node, sizes in scan.folds.items():
+                click.echo(f"  '{node}' does not keep the batch at  {compact(sizes)}")
             if scan.stopped_at is not None:
                 click.echo(f"  stopped    at N = {scan.stopped_at} after {SCAN_SECONDS:g} s; "
                            f"sizes {scan.stopped_at}..{high} were not scanned (give a narrower range)")
@@ -116,7 +118,7 @@ def check(ctx: click.Context, model: str, input_shape: tuple[str, ...], input_ra
             more = f" and {len(diag.dropping) - 6} more" if len(diag.dropping) > 6 else ""
             click.echo(f"  note: pixels are dropped at {shown}{more} (input size not exact)")
         ctx.exit(0)
-    click.echo(f"✗ {diag.model} does not fit {diag.inputs_text()}")
+    click.echo(diag.headline())
     if diag.node:  # a forward that raised in its own code has no node to name
         click.echo(f"  at node   '{diag.node}'  {diag.layer or ''}".rstrip())
     if diag.expected:

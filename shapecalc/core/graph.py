@@ -74,6 +74,9 @@ class Graph:
     #: analyses of one graph, as in size scans, then share it).
     ancestry_cache: dict[str, tuple[str, ...]] | None = field(
         default=None, init=False, repr=False, compare=False)
+    #: (node list, its length, name → node) for :meth:`node`; rebuilt when the list changes.
+    node_index: tuple[list, int, dict[str, Node]] | None = field(
+        default=None, init=False, repr=False, compare=False)
     #: Block path ("" for the top) → its direct children, filled by :meth:`children` on first use.
     children_cache: dict[str, list[str]] | None = field(
         default=None, init=False, repr=False, compare=False)
@@ -121,10 +124,16 @@ class Graph:
         return inside
 
     def node(self, name: str) -> Node:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(name)
+        """The node called ``name``, by an index kept with the node list it was built from, so
+        walking a 200,000-node graph by names is linear, not quadratic."""
+        index = self.node_index
+        if index is None or index[0] is not self.nodes or index[1] != len(self.nodes):
+            first = {n.name: n for n in reversed(self.nodes)}  # a repeated name: its first node
+            index = self.node_index = (self.nodes, len(self.nodes), first)
+        found = index[2].get(name)
+        if found is None:
+            raise KeyError(name)
+        return found
 
 
 class GraphBuilder:

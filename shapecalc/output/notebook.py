@@ -35,7 +35,8 @@ def diagnosis_repr(diagnosis) -> str:
         return f"<Diagnosis {diagnosis.model} {where}: fits → {shape_text(diagnosis.output_shape)}>"
     at = f" at '{diagnosis.node}' {diagnosis.layer}" if diagnosis.node else ""
     fixes = len(diagnosis.fixes)
-    return (f"<Diagnosis {diagnosis.model} {where}: does not fit{at}; "
+    verdict = "does not keep the batch" if getattr(diagnosis, "batch_fold", None) else "does not fit"
+    return (f"<Diagnosis {diagnosis.model} {where}: {verdict}{at}; "
             f"{fixes} fix{'es' if fixes != 1 else ''}>")
 
 
@@ -47,7 +48,7 @@ def diagnosis_lines(diagnosis) -> list[str]:
             lines.append(f"  note: pixels are dropped at {', '.join(map(repr, diagnosis.dropping))}"
                          " (input size not exact)")
         return lines
-    lines = [f"✗ {diagnosis.model} does not fit {diagnosis.inputs_text()}"]
+    lines = [diagnosis.headline()]
     if diagnosis.node:
         lines.append(f"  at node   '{diagnosis.node}'  {diagnosis.layer or ''}".rstrip())
     if diagnosis.expected:

@@ -18,6 +18,7 @@ once (``fx_params``), so ``total_params`` equals ``sum(p.numel())`` of the disti
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -30,7 +31,9 @@ from shapecalc.core.graph import Analysis, Graph, Mode, analyze_graph
 from shapecalc.core.inputs import Inputs
 from shapecalc.core.layers import Layer, Shape
 from shapecalc.torch_bridge.fx_common import ModuleIndex, module_to_layer
-from shapecalc.torch_bridge.measure import call_on_meta, meta_input, record_module_shapes, run_mode, torch_module
+from shapecalc.torch_bridge.measure import (
+    call_on_meta, meta_input, record_module_shapes, run_mode, torch_module, user_line,
+)
 
 class Route(StrEnum):
     """How a module was read (see the module docstring)."""
@@ -260,6 +263,34 @@ def trace_graph(module: Any, name: str, training: bool = False,
     imp = TorchImport(module, Route.FX, fx_graph, converter.fx_names, converter.notes, converter, training,
                       name=name, graph=graph)
     return graph, imp
+
+
+_FRAME = re.compile(r'^\s*File "(.+)", line (\d+), in ', re.M)
+
+
+def source_line(imp: TorchImport, node: str) -> str | None:
+    """``net.py:14``: the line of the forward that made engine node ``node`` (fx imports only).
+
+    fx records where each node was made only when asked to, at a cost on every node of every
+    trace; so the module is traced again with that record, for the one node a diagnosis names.
+    """
+    fx_name = imp.fx_names.get(node)
+    if imp.mode != "fx" or fx_name is None:
+        return None
+    index = ModuleIndex.of(imp.module)
+    known = {id(m) for m in index.modules.values() if module_to_layer(m, {}) is not None}
+    try:
+        with run_mode(imp.module, imp.training):
+            tracer = _tracer_class(known)()
+            tracer.record_stack_traces = True
+            traced = tracer.trace(imp.module)
+    except Exception:  # it traced once; should a second trace fail, the line is not known
+        return None
+    for fx_node in traced.nodes:
+        if fx_node.name == fx_name and fx_node.stack_trace:
+            frames = [(f, int(n)) for f, n in _FRAME.findall(fx_node.stack_trace)]
+            return user_line(frames)
+    return None
 
 
 # ------------------------------------------------------------------ analysis

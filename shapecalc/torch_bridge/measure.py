@@ -169,32 +169,38 @@ def torch_error(err: Exception) -> str:
     return text[0] if text else type(err).__name__
 
 
-def raised_at(err: BaseException) -> str | None:
-    """``net.py:26``: the innermost line of the traceback in the user's own code.
+def user_line(frames: list[tuple[str, int]]) -> str | None:
+    """``net.py:26``: the innermost (file, line) of ``frames`` in the user's own code.
 
-    A torch error surfaces deep inside torch (its meta kernels, ``_refs``); the line that the
-    user can change is the one that called it, so frames in torch and in this package are
-    skipped. ``None`` when the traceback holds no other frame.
+    A torch error surfaces deep inside torch (its meta kernels, ``_refs``), and fx records its
+    own frames; the line the user can change is the one that called them, so frames in torch
+    and in this package are skipped. ``None`` when no other frame is left. A path under the
+    working directory is shown relative to it.
     """
     import os
-    import traceback
 
     torch_dir = os.path.dirname(torch_module().__file__)
     own_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     found = None
-    for frame in traceback.extract_tb(err.__traceback__):
-        path = os.path.abspath(frame.filename)
-        if path.startswith((torch_dir + os.sep, own_dir + os.sep)) or frame.filename.startswith("<"):
-            continue
-        found = frame
+    for filename, line in frames:
+        path = os.path.abspath(filename)
+        if not path.startswith((torch_dir + os.sep, own_dir + os.sep)) and not filename.startswith("<"):
+            found = (path, line)
     if found is None:
         return None
-    path = os.path.abspath(found.filename)
+    path, line = found
     try:
         shown = os.path.relpath(path)
     except ValueError:  # another drive (Windows)
         shown = path
-    return f"{path if shown.startswith('..') else shown}:{found.lineno}"
+    return f"{path if shown.startswith('..') else shown}:{line}"
+
+
+def raised_at(err: BaseException) -> str | None:
+    """Where in the user's code ``err`` was raised (:func:`user_line` of its traceback)."""
+    import traceback
+
+    return user_line([(f.filename, f.lineno) for f in traceback.extract_tb(err.__traceback__)])
 
 
 def forward_error(err: BaseException) -> str:
