@@ -275,7 +275,7 @@ def source_line(imp: TorchImport, node: str) -> str | None:
     trace; so the module is traced again with that record, for the one node a diagnosis names.
     """
     fx_name = imp.fx_names.get(node)
-    if imp.mode != "fx" or fx_name is None:
+    if imp.route is not Route.FX or fx_name is None:
         return None
     index = ModuleIndex.of(imp.module)
     known = {id(m) for m in index.modules.values() if module_to_layer(m, {}) is not None}
