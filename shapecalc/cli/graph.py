@@ -14,7 +14,7 @@ import click
 
 from shapecalc.core.errors import UsageError
 from shapecalc.output.registry import names
-from shapecalc.cli.common import max_nodes_option
+from shapecalc.cli.common import build_options, max_nodes_option
 from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_option
 from shapecalc.cli.model_input import input_option, load_and_analyze, params_as_flags
 
@@ -28,6 +28,7 @@ def binary_to_terminal(fmt) -> bool:
 @click.argument("model")
 @input_option()
 @max_nodes_option()
+@build_options()
 @click.option("-o", "--output", "output", metavar="FILE", default=None,
               help="Write to FILE (format from its suffix: .dot/.gv/.svg/.png/.pdf); '-' writes any "
                    "format to standard output. Default: DOT on stdout.")

@@ -15,7 +15,7 @@ import click
 
 from shapecalc.core.errors import ShapeError
 from shapecalc.output.registry import names
-from shapecalc.cli.common import dtype_option, max_nodes_option
+from shapecalc.cli.common import dtype_option, build_options, max_nodes_option
 from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_option
 from shapecalc.cli.model_input import input_option, load_and_analyze, params_as_flags, too_small_message
 
@@ -67,6 +67,7 @@ def _write_graph(analysis, path: str, depth: int | None, dot_timeout: float) -> 
               help="Analyse an nn.Module in train mode (training-only branches such as auxiliary "
                    "heads); the default is eval mode, as torchinfo.")
 @max_nodes_option()
+@build_options()
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Output format.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")

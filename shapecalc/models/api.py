@@ -15,12 +15,14 @@ from shapecalc.core.errors import ArgumentError, ConfigError, ShapeError, SpecEr
 from shapecalc.core.graph import Analysis, Graph, Mode, analyze_graph, smallest_input
 from shapecalc.core.inputs import Inputs, dtype_name
 from shapecalc.core.layers import Shape
+from shapecalc.models.build_options import build_options
 from shapecalc.models.model_source import ModelSource, module_source
 from shapecalc.models.sources import is_torch_module, resolve
 
 
 @paused_collector()
-def load_model(model: Any, **kwargs: Any) -> ModelSource:
+def load_model(model: Any, *, meta: bool | None = None, seq_len: int | None = None,
+               **kwargs: Any) -> ModelSource:
     """Accept a MODEL string (zoo name, spec file, ``file.py:Net``, ``module:make(...)``), a spec
     :class:`Block`, a :class:`Graph`, an ``nn.Module`` instance or a :class:`ModelSource`.
 
@@ -36,7 +38,8 @@ def load_model(model: Any, **kwargs: Any) -> ModelSource:
     if isinstance(model, Block):  # max_nodes= raises the node budget, as for spec files
         return ModelSource("model", model.to_graph("model", **kwargs), None, model)
     if isinstance(model, str):
-        return resolve(model, **kwargs)
+        with build_options(meta=meta, seq_len=seq_len):
+            return resolve(model, **kwargs)
     if is_torch_module(model):  # decided without importing torch
         return module_source(model)
     raise ArgumentError("model", f"cannot analyse a {type(model).__name__}; give a zoo name, a spec "

@@ -185,6 +185,7 @@ def _tracer_class(known: set[int]):
         def __init__(self) -> None:
             super().__init__()
             self.module_stack = ModuleStack()
+            self.param_names: dict[int, str] | None = None  # id(parameter) → its first path
 
         def is_leaf_module(self, m, qualname: str) -> bool:
             return id(m) in known or super().is_leaf_module(m, qualname)
@@ -213,6 +214,17 @@ def _tracer_class(known: set[int]):
         def create_arg(self, a):
             if type(a) in plain:
                 return TracerBase.create_arg(self, a)
+            if isinstance(a, torch.nn.Parameter):
+                # fx looks a parameter up by walking every parameter of the root, at each use:
+                # a timm norm layer calling F.batch_norm(x, self.weight, …) made that quadratic
+                # in depth. One walk gives the same first name fx would find.
+                if self.param_names is None:
+                    self.param_names = {}
+                    for path, p in self.root.named_parameters():
+                        self.param_names.setdefault(id(p), path)
+                path = self.param_names.get(id(a))
+                if path is not None:
+                    return self.create_node("get_attr", path, (), {})
             return super().create_arg(a)
 
     return KnownLeafTracer
