@@ -24,7 +24,7 @@ def binary_to_terminal(fmt) -> bool:
     return fmt.binary and sys.stdout.isatty()
 
 
-@click.command()
+@click.command(epilog="\b\nExample: shapecalc graph resnet18 --depth 1 -o resnet18.svg")
 @click.argument("model")
 @input_option()
 @max_nodes_option()
@@ -44,11 +44,8 @@ def binary_to_terminal(fmt) -> bool:
 def graph(model: str, input_shape: tuple[str, ...], output: str | None, fmt: str | None, rankdir: str,
           depth: int | None, expand: bool, dot_timeout: float) -> int:
     """Draw MODEL: one node per layer with its arguments, output shape and parameters; edges
-    carry tensor shapes; blocks are boxes; colours mark the layer kind.
-
-    Examples: `shapecalc graph resnet18 -o resnet18.svg`,
-    `shapecalc graph resnet50 --depth 1 --rankdir LR -o r50.png`,
-    `shapecalc graph lenet | dot -Tpdf -o lenet.pdf`.
+    carry tensor shapes; blocks are boxes; colours mark the layer kind. DOT goes to stdout
+    unless -o names a file, whose suffix picks the format (.svg, .png, .pdf, .dot).
     """
     from shapecalc.output.registry import for_output, write
 

@@ -60,7 +60,7 @@ def _write_graph(analysis, path: str, depth: int | None, dot_timeout: float) -> 
         click.echo(f"graph written to {written}", err=True)
 
 
-@click.command()
+@click.command(epilog="\b\nExample: shapecalc show resnet18 --depth 1")
 @click.argument("model")
 @input_option()
 @click.option("--train-mode", is_flag=True,
@@ -93,7 +93,6 @@ def show(model: str, input_shape: tuple[str, ...], train_mode: bool, fmt: str, a
     """Every layer of MODEL: output shape, parameters, MACs, receptive field and notes.
 
     MODEL is a built-in name (see `shapecalc models`), a spec file or path/to/file.py:Net.
-    Example: `shapecalc show alexnet --input 1x1x227x227 --explain`.
     """
     columns = None
     if columns_text is not None:  # checked before the model is loaded: a typo fails fast
@@ -151,7 +150,7 @@ def zoo_rows() -> list[dict[str, Any]]:
     return rows
 
 
-@click.command()
+@click.command(epilog="\b\nExample: shapecalc models --json")
 @click.option("--json", "as_json", is_flag=True, help="One JSON list instead of a table.")
 def models(as_json: bool) -> int:
     """The built-in models: name, default input, parameters, MACs and what each one is."""

@@ -89,9 +89,12 @@ class Record:
         return self.input_shapes[0] if self.input_shapes else ()
 
     def explain(self) -> list[str]:
+        """The arithmetic behind this row: its output size, or, for a row whose size needs none
+        (a Linear, a norm layer), its parameters and MACs."""
         if self.layer is None:
             return []
-        return self.layer.explain(self.output_shape, *self.input_shapes)
+        return (self.layer.explain(self.output_shape, *self.input_shapes)
+                or self.layer.explain_cost(self.output_shape, *self.input_shapes))
 
 
 @dataclass

@@ -17,6 +17,7 @@ from shapecalc.core.layers.base import LayerKind
 from shapecalc.output import (
     input_parts, macs_cell, record_kind, several_inputs, shape_text, total_macs_text, visible_text,
 )
+from shapecalc.output.palette import BLOCK, PALETTE
 
 RANKDIRS = ("TB", "LR")
 #: Without ``depth``/``expand``, collapse blocks until at most this many nodes are drawn.
@@ -28,19 +29,9 @@ PNG_DPI = 110
 MAX_TEXT = 1000
 
 FONT = "Helvetica"
-#: Fill colours by ``Layer.kind``; the legend lists them in this order.
-KIND_COLOURS = {
-    LayerKind.CONV: ("#cfe2ff", "convolution"),
-    LayerKind.POOL: ("#e2d9f3", "pooling"),
-    LayerKind.NORM: ("#fff3cd", "normalisation"),
-    LayerKind.ACTIVATION: ("#d1e7dd", "activation"),
-    LayerKind.LINEAR: ("#f8d7da", "linear"),
-    LayerKind.RESHAPE: ("#e9ecef", "reshape / flatten"),
-    LayerKind.DROPOUT: ("#f8f9fa", "dropout"),
-    LayerKind.MERGE: ("#ffffff", "add / concat"),
-    LayerKind.OTHER: ("#f8f9fa", "other"),
-}
-BLOCK_COLOUR = ("#dee2e6", "collapsed block")
+#: Fill colours by ``Layer.kind`` (the palette's pale shades); the legend lists them in this order.
+KIND_COLOURS = {kind: (colour.fill, colour.label) for kind, colour in PALETTE.items()}
+BLOCK_COLOUR = (BLOCK.fill, BLOCK.label)
 
 
 def printable(text: object) -> str:

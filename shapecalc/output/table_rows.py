@@ -10,17 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from shapecalc.core.layers.base import LayerKind
 from shapecalc.output import header_lines, mode_text, record_kind, shape_text
 from shapecalc.output.columns import CellContext, frozen_params
 from shapecalc.output.formats import footer_lines
+from shapecalc.output.palette import PALETTE
 
-#: Row styles by layer kind: the same grouping the graph colours use.
-KIND_STYLES = {
-    LayerKind.CONV: "cyan", LayerKind.POOL: "magenta", LayerKind.NORM: "yellow",
-    LayerKind.ACTIVATION: "green", LayerKind.LINEAR: "blue", LayerKind.RESHAPE: "white",
-    LayerKind.MERGE: "bright_white", LayerKind.DROPOUT: "bright_black",
-}
+#: Row styles by layer kind: the terminal shades of the one palette (:mod:`.palette`).
+KIND_STYLES = {kind: colour.terminal for kind, colour in PALETTE.items() if colour.terminal}
 
 
 def tree_labels(rows: Sequence, analysis) -> list[str]:

@@ -153,6 +153,20 @@ class Layer:
         """The arithmetic behind the output shape, with the numbers substituted."""
         return []
 
+    def explain_cost(self, output: Shape, *inputs: Shape) -> list[str]:
+        """The arithmetic behind the parameters and MACs, for a row with no size arithmetic to
+        show (a Linear, a norm layer): every number as the table prints it. Here the MACs as
+        applications × parameters where that is how they arise; layers that know their
+        parameters' formula say more."""
+        params = self.param_count(*inputs)
+        if params <= 0:
+            return []
+        macs = self.mac_count(output, *inputs)
+        if macs and macs % params == 0:
+            return [f"params = {params:,}",
+                    f"MACs = applications · params = {macs // params:,} · {params:,} = {macs:,}"]
+        return [f"params = {params:,}", f"MACs = {macs:,}"]
+
     # ---- identity ------------------------------------------------------------------------
     @property
     def type_name(self) -> str:

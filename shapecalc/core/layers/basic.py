@@ -240,6 +240,16 @@ class Linear(Layer):
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
         return None
 
+    def explain_cost(self, output: Shape, *inputs: Shape) -> list[str]:
+        f = self.in_features if self.in_features is not None else self._features(inputs[0])
+        o = self.out_features
+        params = self.param_count(*inputs)
+        rule, terms = ("in_features·out_features + out_features", f"{f:,}·{o:,} + {o:,}") if self.bias \
+            else ("in_features·out_features", f"{f:,}·{o:,}")
+        positions = prod(output[:-1])
+        return [f"params = {rule} = {terms} = {params:,}",
+                f"MACs = positions · params = {positions:,} · {params:,} = {positions * params:,}"]
+
     def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         if self.in_features is None:
             return [Note.of(NoteKind.DERIVED, field="in_features", value=inputs[0][-1])]
