@@ -34,12 +34,16 @@ class Node:
     params: int | None = None
     frozen: int = 0
     notes: tuple = ()  # typed Notes the importer attached (how a parameter was used, …)
+    #: Trainable parameter tensors among ``params`` (an optimizer keeps a step per tensor);
+    #: ``None``: the layer's own formula.
+    param_tensors: int | None = None
 
-    def counted(self, params: int, frozen: int, notes: tuple, param_key: str) -> "Node":
+    def counted(self, params: int, frozen: int, notes: tuple, param_key: str,
+                param_tensors: int | None = None) -> "Node":
         """This node with the parameters an importer found it to own (``dataclasses.replace``
         is several times slower, and deep models have thousands of nodes)."""
         return Node(self.name, self.layer, self.inputs, self.module, param_key, self.origin,
-                    params, frozen, notes)
+                    params, frozen, notes, param_tensors)
 
 
 @dataclass(frozen=True, slots=True)

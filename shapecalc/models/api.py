@@ -72,7 +72,10 @@ def analyze(model: Any, input_shape: Any = None, dtype: str = "float32", *,
     if src.torch_import is not None:  # torch is already imported: the module came from it
         from shapecalc.torch_bridge.fx_import import analyze_source
 
+        from shapecalc.torch_bridge.saved import measure_layer
+
         result = analyze_source(src, shapes, kinds, dtype, mode)
+        result.saved_measure = measure_layer  # layers without a saved-tensor rule: measured
     else:
         result = analyze_graph(src.graph_at(shapes[0]), shapes if len(shapes) > 1 else shapes[0],
                                dtype, kinds)

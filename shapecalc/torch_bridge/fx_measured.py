@@ -59,8 +59,8 @@ def measured(conv: Any, node: Any, count_macs: bool = True) -> tuple[Layer, list
                 value = root
                 for part in str(n.target).split("."):
                     value = getattr(value, part)
-                if isinstance(value, torch.Tensor):
-                    value = torch.empty_like(value, device="meta")
+                if isinstance(value, torch.Tensor):  # a weight keeps wanting its gradient
+                    value = torch.empty_like(value, device="meta").requires_grad_(value.requires_grad)
             elif n.op == "placeholder":
                 value = n.args[0] if n.args else None
             else:
@@ -82,7 +82,9 @@ def measured(conv: Any, node: Any, count_macs: bool = True) -> tuple[Layer, list
 
     run = measured_runner(evaluate, name, dtypes)
     runner: Callable = run if count_macs else (lambda *shapes: (run(*shapes)[0], 0))
-    layer = MeasuredLayer(name, op_type, 0, "", runner=runner)
+    # A module call runs through call_on_meta (no autograd); an op can be rerun recording.
+    forward = evaluate if node.op != "call_module" else None
+    layer = MeasuredLayer(name, op_type, 0, "", runner=runner, forward=forward, input_dtypes=dtypes)
     conv.measured_layers.append(layer)
     return layer, frontier
 

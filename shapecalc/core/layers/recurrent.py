@@ -100,6 +100,11 @@ class _Recurrent(Layer):
     def param_count(self, *inputs: Shape) -> int:
         return self.directions * sum(self.layer_params(i) for i in range(self.num_layers))
 
+    def param_tensors(self, *inputs: Shape) -> int:
+        """weight_ih, weight_hh (and two biases, and an LSTM's weight_hr) per layer and direction."""
+        each = 2 + (2 if self.bias else 0) + (1 if self.output_size != self.hidden_size else 0)
+        return self.directions * self.num_layers * each
+
     def mac_count(self, output: Shape, *inputs: Shape) -> int:
         seq = self._sequence(inputs)
         return self.param_count() * seq.length * seq.samples
