@@ -52,6 +52,7 @@ COMMANDS = {
     "graph": "graph:graph",
     "report": "report:report",
     "check": "check:check",
+    "memory": "memory:memory",
     "train": "train:train",
 }
 

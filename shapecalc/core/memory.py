@@ -257,8 +257,9 @@ def estimate(analysis: Analysis, setup: Settings = Settings(),
         grads_at.append(grads)
 
         out_dtype = _output_dtype(layer, ins, act, setup)
+        names = node.inputs if node is not None else ("input",)
         grad = Backward(tuple(v.needs_grad for v in ins), trainable > 0, setup.training,
-                        setup.cuda, act)
+                        setup.cuda, act, tuple(names.index(n) for n in names))
         needs = grad.active and out_dtype in TRAIN_DTYPES
         rule = _rule(layer, grad, rec, measure)  # first: a measured op learns if it is a view
         view = layer is not None and ins and layer.output_is_view(setup.training)

@@ -73,6 +73,10 @@ DEVICES: dict[str, Device] = {
 }
 
 
+#: The device ``shapecalc memory`` assumes without ``--device``: the commonest training GPU.
+DEFAULT_DEVICE = "h100"
+
+
 def device(name: str) -> Device:
     found = DEVICES.get(str(name).lower()) if isinstance(name, str) else None
     if found is None:
@@ -171,4 +175,4 @@ def _size(shape, memory: MemoryReport) -> int:
     return prod(shape) * DTYPE_BYTES["bfloat16" if memory.amp else memory.dtype]
 
 
-__all__ = ["DEVICES", "Device", "LayerRoof", "Roofline", "custom", "device", "roofline"]
+__all__ = ["DEFAULT_DEVICE", "DEVICES", "Device", "LayerRoof", "Roofline", "custom", "device", "roofline"]

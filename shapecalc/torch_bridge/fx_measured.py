@@ -61,6 +61,7 @@ def measured(conv: Any, node: Any, count_macs: bool = True) -> tuple[Layer, list
                     value = getattr(value, part)
                 if isinstance(value, torch.Tensor):  # a weight keeps wanting its gradient
                     value = torch.empty_like(value, device="meta").requires_grad_(value.requires_grad)
+                    value.shapecalc_state = True  # a parameter or buffer: never an activation
             elif n.op == "placeholder":
                 value = n.args[0] if n.args else None
             else:

@@ -61,16 +61,22 @@ def measure_layer(layer: Layer, grad: Backward, output: Shape, *inputs: Shape
         skip = {_storage(t) for t in list(module.parameters()) + list(module.buffers())}
         fn, kinds = module, []
     kinds = kinds + [None] * (len(inputs) - len(kinds))
-    xs = []
-    for shape, kind, need in zip(inputs, kinds, grad.needs_grad):
+    same = grad.same_as or tuple(range(len(inputs)))
+    xs: list[Any] = []
+    for i, (shape, kind, need) in enumerate(zip(inputs, kinds, grad.needs_grad)):
+        if same[i] != i:  # one value passed twice (self-attention): one tensor, as in the model
+            xs.append(xs[same[i]])
+            continue
         t = torch.zeros(tuple(shape), device="meta", dtype=kind or act)
         if need and t.is_floating_point():
             t = t.requires_grad_().clone()  # not a leaf: an in-place op may write it
         xs.append(t)
+    # A spec layer's module takes each distinct value once (MultiheadAttention as self-attention)
+    args = xs if isinstance(layer, MeasuredLayer) else [x for i, x in enumerate(xs) if same[i] == i]
     saved: list[Any] = []
     try:
         with _recording(saved):
-            out = fn(*xs)
+            out = fn(*args)
     except Exception:
         return None
     while isinstance(out, (tuple, list)) and out:
@@ -82,8 +88,10 @@ def measure_layer(layer: Layer, grad: Backward, output: Shape, *inputs: Shape
     kept: dict[int, Saved] = {}
     for t in saved:
         sid = _storage(t)
-        if sid in kept or sid in skip or (t.is_leaf and t.requires_grad and sid not in where):
-            continue  # a parameter (a weight read by the op is a leaf that wants a gradient)
+        base = t._base if t._base is not None else t  # F.linear keeps weight.t(), a view
+        state = getattr(base, "shapecalc_state", False) or (base.is_leaf and base.requires_grad)
+        if sid in kept or sid in skip or (state and sid not in where):
+            continue  # a parameter or buffer, not an activation
         if sid in where:
             kept[sid] = Saved(Kept.INPUT, where[sid])
         elif sid == out_id:

@@ -51,6 +51,8 @@ class Backward:
     training: bool = True
     cuda: bool = False
     dtype: str = "float32"  # the activations' element type
+    #: Per input, the first input holding the same value (self-attention's ``q = k = v``).
+    same_as: tuple[int, ...] = ()
 
     @property
     def active(self) -> bool:
