@@ -26,10 +26,12 @@ PEAK_TOLERANCE = 0.10
 
 #: Models whose engine figure is not exact, the bound it is held to and why.
 WITHIN = {
-    # The MultiheadAttention node is measured through the spec layer's module, which asks for
-    # the attention weights (need_weights=True: the math path, keeping the attention matrix);
-    # torchvision's ViT calls it with need_weights=False (a fused kernel keeping less).
-    "vit_b_16": 0.15,
+    # The window attention computes ``(q * scale) @ k.transpose(-2, -1)`` and ``attn @ v`` on
+    # views of one permuted qkv tensor: torch.matmul copies a non-contiguous 4-D operand to a
+    # contiguous batch before bmm and keeps that copy (k's and v's, 16 KiB each here). The engine
+    # reruns each op on contiguous inputs, so it sees the view itself kept and counts qkv's
+    # whole storage once (48 KiB) instead of the two copies (32 KiB): 5.3 % over in total.
+    "swin_small": 0.06,
 }
 
 ZOO = ["alexnet", "lenet", "lenet-bn", "vgg11", "nin", "googlenet", "resnet18", "densenet"]
@@ -85,6 +87,29 @@ def test_zoo_saved_activations_equal_autograd(name):
     # a spec's nodes are its modules: every top-level child saves what autograd says
     for top in set(engine) | set(measured):
         assert engine.get(top, 0) == measured.get(top, 0), (top, engine.get(top), measured.get(top))
+
+
+@pytest.mark.parametrize("name", ["alexnet", "resnet18", "lenet-bn"])
+def test_bfloat16_saved_activations_equal_autograd(name):
+    shape = (2,) + tuple(shapecalc.load_model(name).input_shape(None)[1:])
+    model = build_module(name).train().to(torch.bfloat16)
+    report = shapecalc.analyze(name, shape).memory(dtype="bfloat16", device="laptop-cpu")
+    _, total, _ = autograd_saved(model, [torch.randn(shape, dtype=torch.bfloat16)])
+    assert report.saved_activations == total
+
+
+@pytest.mark.parametrize("name", ["alexnet", "resnet18", "lenet-bn"])
+def test_autocast_saved_activations_match_autograd(name):
+    """Within 1 %: batch norm under CPU autocast keeps some statistics otherwise than the
+    engine assumes (AlexNet, without batch norm, is exact)."""
+    shape = (4,) + tuple(shapecalc.load_model(name).input_shape(None)[1:])
+    model = build_module(name).train()
+    report = shapecalc.analyze(name, shape).memory(amp=True, device="laptop-cpu")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, total, _ = autograd_saved(model, [torch.randn(shape)])
+    assert abs(report.saved_activations - total) <= 0.01 * total, (report.saved_activations, total)
+    if name == "alexnet":
+        assert report.saved_activations == total
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION))

@@ -368,9 +368,18 @@ def _autocast(rule: tuple[Saved, ...], layer: Layer | None, ins: list[_Value], s
             out.append(Saved(Kept.NEW, 0, ins[item.index].shape, "bfloat16"))
         else:
             out.append(item)
-    if rule and rec.params and not rec.shared:
-        out.append(Saved(Kept.NEW, 0, (rec.params,), "bfloat16"))
+    weights = rec.params - _bias(layer)
+    if rule and weights > 0 and not rec.shared:
+        out.append(Saved(Kept.NEW, 0, (weights,), "bfloat16"))
     return tuple(out)
+
+
+def _bias(layer: Layer) -> int:
+    """Bias elements of a convolution or linear layer: autocast casts them, backward never
+    needs them, so they are not kept."""
+    if not getattr(layer, "bias", False):
+        return 0
+    return getattr(layer, "out_channels", None) or getattr(layer, "out_features", 0)
 
 
 def _inference_peak(storages: list[int], created: list[list[int]], reads: list[list[int]],

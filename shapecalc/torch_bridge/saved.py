@@ -38,28 +38,45 @@ def _recording(into: list) -> Iterator[None]:
 
 def measure_layer(layer: Layer, grad: Backward, output: Shape, *inputs: Shape
                   ) -> tuple[Saved, ...] | None:
-    """The tensors ``layer`` saves at these shapes, measured on the meta device; ``None`` when
-    it cannot be run here (a module call recorded by hooks)."""
+    """The tensors ``layer`` saves at these shapes, measured without real memory; ``None`` when
+    it cannot be run here (a module call recorded by hooks, a layer with no torch module)."""
     torch = torch_module()
     act = getattr(torch, grad.dtype)
     if isinstance(layer, MeasuredLayer):
         if layer.forward is None:
             return None
-        fn: Callable = layer.forward
-        kinds = list(layer.input_dtypes()) if layer.input_dtypes else []
-        skip: set[int] = set()
-    else:
-        from shapecalc.torch_bridge.build import layer_to_module
+        # an op of the user's forward, rerun on the meta device with its weights as stand-ins
+        return _run_and_name(layer, layer.forward, grad, inputs, "meta", set(),
+                             list(layer.input_dtypes()) if layer.input_dtypes else [], False)
+    from torch._subclasses.fake_tensor import FakeTensorMode
 
-        try:
-            module = layer_to_module(layer).to(device="meta", dtype=act)
+    from shapecalc.torch_bridge.build import layer_to_module
+
+    # A module built from the spec, on fake CPU tensors: no memory, and torch picks the kernel
+    # it would pick on a CPU (meta tensors would send attention down the math path).
+    default = torch.get_default_dtype()
+    with FakeTensorMode():
+        try:  # built in the step's dtype (moving a fake module with .to() is refused)
+            torch.set_default_dtype(act)
+            module = layer_to_module(layer)
         except Exception:  # no torch module for this layer: unknown
             return None
+        finally:
+            torch.set_default_dtype(default)
         module.train(grad.training)
         for p in module.parameters():
             p.requires_grad_(grad.weights_grad)
         skip = {_storage(t) for t in list(module.parameters()) + list(module.buffers())}
-        fn, kinds = module, []
+        return _run_and_name(layer, module, grad, inputs, "cpu", skip, [], True)
+
+
+def _run_and_name(layer: Layer, fn: Callable, grad: Backward, inputs: tuple[Shape, ...],
+                  device: str, skip: set[int], kinds: list, distinct_args: bool
+                  ) -> tuple[Saved, ...] | None:
+    """Run ``fn`` on zero tensors of ``inputs``' shapes with autograd recording; name what it
+    saves as inputs, the output or new tensors. ``distinct_args``: pass each value once."""
+    torch = torch_module()
+    act = getattr(torch, grad.dtype)
     kinds = kinds + [None] * (len(inputs) - len(kinds))
     same = grad.same_as or tuple(range(len(inputs)))
     xs: list[Any] = []
@@ -67,12 +84,12 @@ def measure_layer(layer: Layer, grad: Backward, output: Shape, *inputs: Shape
         if same[i] != i:  # one value passed twice (self-attention): one tensor, as in the model
             xs.append(xs[same[i]])
             continue
-        t = torch.zeros(tuple(shape), device="meta", dtype=kind or act)
+        t = torch.zeros(tuple(shape), device=device, dtype=kind or act)
         if need and t.is_floating_point():
             t = t.requires_grad_().clone()  # not a leaf: an in-place op may write it
         xs.append(t)
     # A spec layer's module takes each distinct value once (MultiheadAttention as self-attention)
-    args = xs if isinstance(layer, MeasuredLayer) else [x for i, x in enumerate(xs) if same[i] == i]
+    args = [x for i, x in enumerate(xs) if same[i] == i] if distinct_args else xs
     saved: list[Any] = []
     try:
         with _recording(saved):
