@@ -1,13 +1,13 @@
 """Measure the MACs shapecalc, torchinfo and fvcore give for the cases where their rules differ.
 
-Prints the README's conventions table, one row per case, every number measured now:
+Prints the conventions table of docs/macs.md, one row per case, every number measured now:
 
     python benchmarks/mac_conventions.py            # markdown rows
     python benchmarks/mac_conventions.py --json     # {case: {tool: macs}}
 
 fvcore (``pip install fvcore``) counts FLOPs as multiply-accumulates ("one fused multiply-add
 is one flop"); torchinfo reports "mult-adds". A tool that is not installed shows ``n/a``.
-``tests/test_mac_conventions.py`` checks the README's shapecalc and torchinfo columns against
+``tests/test_mac_conventions.py`` checks that page's shapecalc and torchinfo columns against
 the same measurements.
 """
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import shapecalc
 from shapecalc.diagnose import compact, diagnose, scan_inputs
-from shapecalc.torch_bridge import verify
+from shapecalc.models.torch_models import verify
 
 
 class Block(nn.Module):

@@ -12,6 +12,7 @@ from shapecalc.core.arithmetic import (
     conv_output_size, dropped_pixels, effective_kernel, pool_output_size, same_padding,
     solve_padding, transposed_conv_output_size,
 )
+from shapecalc.core import registry as _registry
 from shapecalc.core.errors import (
     ArgumentError, ConfigError, LayerError, Reason, ShapecalcError, ShapeError, SpecError, UsageError,
 )
@@ -23,6 +24,18 @@ __version__ = "0.1.0"
 #: import); this package's ``__init__`` and ``__main__`` sit above them all. The README's "How it
 #: is built" table is checked against this order.
 LAYERS = ("core", "torch_bridge", "models", "diagnose", "output", "train", "cli")
+
+
+
+def _find_renderers() -> None:
+    """Fill the renderer registry: the results live in ``core`` and cannot import the
+    renderers above them, so this package, above every layer, connects the two."""
+    from shapecalc.output.registry import discover
+
+    discover()
+
+
+_registry.find_renderers_with(_find_renderers)
 
 if TYPE_CHECKING:
     from shapecalc.models.api import analyze, load_model, minimum_input

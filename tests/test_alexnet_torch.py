@@ -1,6 +1,6 @@
 """d2l AlexNet: the engine's every number against the real ``nn.Sequential`` the same spec builds.
 
-Shapes through torch_bridge.verify AND through a minimal hook loop written here, so the bridge
+Shapes through models.torch_models.verify AND through a minimal hook loop written here, so the bridge
 is itself checked; parameters against ``sum(p.numel())``; MACs against torchinfo.
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from shapecalc import ShapeError, analyze, minimum_input
-from shapecalc.torch_bridge import build_module, trace_shapes, verify
+from shapecalc.models.torch_models import build_module, verify
+from shapecalc.torch_bridge import trace_shapes
 
 torch = pytest.importorskip("torch")
 torchinfo = pytest.importorskip("torchinfo")

@@ -263,3 +263,22 @@ def test_input_range_takes_one_input_only(capsys):
         "were given; check several inputs without --input-range, one --input per input\n")
     code, _, err = run(capsys, "check", "alexnet", "--input", "1x1x224x224", "--input", "1x1x224x224")
     assert code == 2 and "--input: alexnet takes 1 input(s) (input), got 2 shape(s)" in err
+
+
+def test_a_forward_that_raises_is_one_line_with_exit_1(capsys, tmp_path):
+    from test_fx_hooks import RAISING_NET
+
+    path = tmp_path / "raising.py"
+    path.write_text(RAISING_NET)
+    line = next(i for i, t in enumerate(RAISING_NET.splitlines(), 1) if "raise ValueError" in t)
+    code, out, err = run(capsys, "check", f"{path}:Refuses", "--input", "1x3x32x32")
+    assert code == 1 and err == ""
+    assert out.splitlines() == [
+        "✗ Refuses does not fit input 1×3×32×32",
+        f"  the forward raised ValueError: input too wide for this net (raised at {path}:{line})"]
+    code, out, err = run(capsys, "show", f"{path}:Refuses", "--input", "1x3x32x32")
+    assert code == 1 and out == "" and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"shapecalc: error: the forward raised ValueError: input too wide for this net (raised at {path}:{line})"]
+    code, out, _ = run(capsys, "check", f"{path}:Refuses", "--input", "1x3x6x6")  # 2×2: no raise
+    assert code == 0 and out.startswith("✓ Refuses fits input 1×3×6×6 → 1×16×2×2")

@@ -5,7 +5,7 @@ For every model:
 - ``total_params`` equals ``sum(p.numel())`` over the distinct parameters (torch yields a tied
   tensor once), and ``frozen_params`` the same sum over ``requires_grad=False``;
 - every output (tuple items, dict values) has the shape of a real eval forward on CPU;
-- ``torch_bridge.verify`` finds every node's shape equal to a meta forward;
+- ``models.torch_models.verify`` finds every node's shape equal to a meta forward;
 - total MACs agree with ``torch.utils.flop_counter.FlopCounterMode`` on that real forward.
   FlopCounterMode counts matrix products only (mm/bmm/addmm's product, convolutions,
   attention); shapecalc also counts, by torchinfo's convention, one MAC per bias element and
@@ -29,7 +29,7 @@ from corpus import modern  # noqa: E402
 
 import shapecalc  # noqa: E402
 from shapecalc.core.notes import NoteKind  # noqa: E402
-from shapecalc.torch_bridge import verify  # noqa: E402
+from shapecalc.models.torch_models import verify  # noqa: E402
 
 #: shapecalc MACs / FlopCounterMode MACs may exceed 1 by this much (biases and norms, see above).
 MACS_TOLERANCE = 0.07

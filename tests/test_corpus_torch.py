@@ -1,7 +1,7 @@
 """Every corpus model against real torch: per-node shapes, parameters and MACs.
 
 Shapes: forward hooks on a real CPU forward (independent of shapecalc's own meta machinery),
-plus ``torch_bridge.verify`` for the functional nodes hooks cannot see. Parameters: the sum of
+plus ``models.torch_models.verify`` for the functional nodes hooks cannot see. Parameters: the sum of
 ``numel`` (lazy modules materialised by a dry forward first). MACs: torchinfo's
 ``total_mult_adds`` — except where torchinfo's shortcut is not an exact count: ConvTranspose
 (torchinfo multiplies by OUTPUT positions, overcounting strided layers) and Linear applied to a
@@ -22,7 +22,7 @@ torchinfo = pytest.importorskip("torchinfo")
 from corpus import BUGGY, WORKING  # noqa: E402
 
 import shapecalc  # noqa: E402
-from shapecalc.torch_bridge import verify  # noqa: E402
+from shapecalc.models.torch_models import verify  # noqa: E402
 
 nn = torch.nn
 TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)

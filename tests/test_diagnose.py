@@ -105,10 +105,17 @@ def test_reshape_mismatch():
     model = Sequential(Conv2d(3, 8, 3), Reshape((-1, 7200)), Linear(7200, 10))
     d = diagnose(model, (2, 3, 28, 28))
     assert d.problem == "Reshape(-1, 7200) at '1' receives 2×8×26×26 (5408 per sample) at input 28×28"
-    # Viewing it as (N, -1) would only move the failure to the Linear(7200, 10): not proposed.
-    assert d.fixes == ["use input 32×32 (gives 2×7200)"]
+    # Viewing it as (N, -1) alone would only move the failure to the Linear(7200, 10): the
+    # code fix sets its in_features too, and both changes are verified together.
+    assert d.fixes == [
+        "write x.flatten(1) (or x.view(x.size(0), -1)) instead of the reshape to (-1, 7200), "
+        "and set in_features=5408 on '2'",
+        "use input 32×32 (gives 2×7200)"]
+    assert [(f.node, f.field, f.value) for f in (d.fixes[0], *d.fixes[0].also)] == [
+        ("1", "shape", (0, -1)), ("2", "in_features", 5408)]
     headless = Sequential(Conv2d(3, 8, 3), Reshape((-1, 7200)), ReLU())
-    assert diagnose(headless, (2, 3, 28, 28)).fixes[0] == "view it as (N, -1) or (N, 5408)"
+    assert diagnose(headless, (2, 3, 28, 28)).fixes[0] == (
+        "write x.flatten(1) (or x.view(x.size(0), -1)) instead of the reshape to (-1, 7200)")
 
 
 def test_to_dict_and_missing_input():
@@ -229,7 +236,7 @@ def test_fixes_are_typed_and_serialise_as_text():
     data = json.loads(json.dumps(d.to_dict()))
     assert data["fixes"][0] == "set in_features=6400"
     assert data["fix_details"][1] == {"kind": "input", "node": None, "field": None, "value": None,
-                                      "size": 225, "layer": None, "text": str(size_fix)}
+                                      "size": 225, "layer": None, "text": str(size_fix), "also": []}
 
 
 def test_local_edits_that_fail_further_down_are_not_proposed():

@@ -82,48 +82,9 @@ def test_readme_quick_start_is_the_ci_command():
     # CI makes the same venv and installs the same pins and extra; only the index differs (CI's
     # pip holds torch's CPU wheel locally and cannot reach PyTorch's index), as .ci/run says.
     ci = (EXAMPLES.parent / ".ci" / "run").read_text().replace("pip install -q ", "pip install ")
+    # CI adds the docs extra: it also builds the documentation site.
     for step in ("python3 -m venv .venv && . .venv/bin/activate", "pip install torch==2.13.0",
-                 'pip install -e ".[test]"', "\npython -m pytest\n"):
+                 'pip install -e ".[test,docs]"', "\npython -m pytest\n"):
         assert step in ci, step
 
-
-def test_readme_python_snippets_run():
-    import re
-
-    blocks = re.findall(r"```python\n(.*?)```", readme_text(), re.S)
-    assert blocks
-    for block in blocks:
-        exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - our own documentation
-
-
-def console_sessions() -> list[tuple[str, str]]:
-    """(command, printed output) for every ``$ shapecalc layer/show`` in the README."""
-    import re
-
-    sessions = []
-    for block in re.findall(r"```console\n(.*?)```", readme_text(), re.S):
-        parts = re.split(r"^\$ ", block, flags=re.M)
-        for part in parts[1:]:
-            command, _, output = part.partition("\n")
-            if command.startswith(("shapecalc layer", "shapecalc show")) and "--verify" not in command \
-                    and "--graph" not in command:
-                sessions.append((command, output.rstrip("\n")))
-    return sessions
-
-
-def test_readme_console_output_is_what_the_cli_prints(capsys):
-    import shlex
-
-    from shapecalc.cli import main
-
-    sessions = console_sessions()
-    assert len(sessions) >= 5
-    for command, shown in sessions:
-        with pytest.raises(SystemExit):
-            main(shlex.split(command)[1:])
-        out, err = capsys.readouterr()
-        if err:  # error lines: one line; its wording up to the first ';' is what the README shows
-            assert out == "" and len(err.splitlines()) == 1, command
-            assert err.split(";")[0] == shown.split(";")[0], command
-        else:
-            assert out.rstrip("\n") == shown, command
+# The README's and docs/' examples themselves are run by tests/test_docs_examples.py.

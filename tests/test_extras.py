@@ -65,7 +65,8 @@ def test_commands_needing_torch_say_what_to_install_in_one_line(args, tmp_path):
 def test_no_message_names_the_unrelated_pypi_shapecalc():
     """`pip install shapecalc...` would install someone else's geometry package."""
     pattern = re.compile(r"pip install (-U |--upgrade )?['\"]?shapecalc")
-    files = [*sorted((REPO / "shapecalc").rglob("*.py")), REPO / "README.md", REPO / "pyproject.toml"]
+    files = [*sorted((REPO / "shapecalc").rglob("*.py")), REPO / "README.md", REPO / "pyproject.toml",
+             *sorted((REPO / "docs").glob("*.md"))]
     offenders = [f"{p.relative_to(REPO)}:{n}" for p in files if p.exists()
                  for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
                  if pattern.search(line)]

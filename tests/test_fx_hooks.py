@@ -15,7 +15,8 @@ from shapecalc.core.errors import ArgumentError  # noqa: E402
 from shapecalc import ShapeError  # noqa: E402
 from shapecalc.core.notes import NoteKind, has_kind  # noqa: E402
 from shapecalc.output.formats import to_markdown  # noqa: E402
-from shapecalc.torch_bridge import fx_ops, verify  # noqa: E402
+from shapecalc.models.torch_models import verify  # noqa: E402
+from shapecalc.torch_bridge import fx_ops  # noqa: E402
 from shapecalc.torch_bridge.fx_hooks import recorded_modules  # noqa: E402
 
 
@@ -230,3 +231,90 @@ def test_hook_fallback_with_two_inputs_and_a_dict_output():
     assert result.total_params == sum(p.numel() for p in model.parameters())
     checks = verify(model, [(2, 6), (2, 5)], input_dtypes=["float32", "int64"])
     assert all(c.ok for c in checks) and checks[-1].torch == (2, 3)
+
+
+def test_a_module_reading_two_unrecorded_tensors_gets_two_input_nodes():
+    # timm's CondConv2d(x, routing_weights): both tensors come from the forward's own code,
+    # so each gets its own measured node (the second once named the same: a crash).
+    class Routed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(4, 3))
+
+        def forward(self, x, routing):
+            return x @ (self.weight * routing.sum())
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.routed = Routed()
+
+        def forward(self, x):
+            if x.sum() > 0:  # data-dependent: recorded with hooks
+                x = x * 2
+            return self.routed(x * 3, x.mean(1).sigmoid())
+
+    model = Net()
+    result = shapecalc.analyze(model, (2, 4))
+    assert result.output_shape == (2, 3)
+    assert result.total_params == 12
+
+
+RAISING_NET = '''
+import torch
+from torch import nn
+
+
+class Refuses(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 5)
+
+    def forward(self, x):
+        x = self.conv(x)
+        if x.shape[-1] > 3:
+            raise ValueError("input too wide for this net\\nsecond line never shown")
+        return x
+
+
+class BadView(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 5)
+
+    def forward(self, x):
+        x = self.conv(x)
+        if x.shape[-1] > 3:
+            x = x + 1
+        return x.view(7, -1, 13)
+'''
+
+
+@pytest.fixture
+def raising_file(tmp_path):
+    path = tmp_path / "raising.py"
+    path.write_text(RAISING_NET)
+    return path
+
+
+def _line_of(path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def test_a_forward_that_raises_is_reported_with_its_type_message_and_line(raising_file):
+    """Not 'the forward does not return a tensor': the user's own exception, where it was raised."""
+    with pytest.raises(ShapeError) as info:
+        shapecalc.analyze(f"{raising_file}:Refuses", (1, 3, 32, 32))
+    where = f"raising.py:{_line_of(raising_file, 'raise ValueError')}"
+    message = str(info.value)
+    assert message.startswith("the forward raised ValueError: input too wide for this net (raised at ")
+    assert message.endswith(where + ")") and "\n" not in message and "second line" not in message
+
+
+def test_torch_own_error_in_the_forward_names_the_users_line(raising_file):
+    with pytest.raises(ShapeError) as info:
+        shapecalc.analyze(f"{raising_file}:BadView", (1, 3, 32, 32))
+    message = str(info.value)
+    # torch's own first line, and the user's line that called view (not a frame inside torch)
+    assert "RuntimeError: shape '[7, -1, 13]' is invalid for input of size 12544" in message
+    assert message.endswith(f"raising.py:{_line_of(raising_file, 'x.view(7')})")

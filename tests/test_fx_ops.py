@@ -21,7 +21,7 @@ from shapecalc.core.graph import analyze_graph  # noqa: E402
 from shapecalc.core.layers import (  # noqa: E402
     LSTM, Embedding, Linear, MultiheadAttention, RMSNorm, TransformerEncoderLayer,
 )
-from shapecalc.torch_bridge import build_module, verify  # noqa: E402
+from shapecalc.models.torch_models import build_module, verify  # noqa: E402
 from shapecalc.torch_bridge.build import layer_to_module  # noqa: E402
 from shapecalc.torch_bridge.fx_import import module_to_layer, trace_graph  # noqa: E402
 from test_layers_attention import attention_cases, encoder_cases  # noqa: E402

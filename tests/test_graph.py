@@ -6,6 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import shapecalc
+
 from shapecalc.core.blocks import Branches, Residual, Sequential
 from shapecalc.core.errors import ShapeError
 from shapecalc.core.graph import GraphBuilder, analyze_graph, smallest_input
@@ -55,7 +57,7 @@ def test_residual_and_concat_shapes():
 
 
 def test_built_module_agrees_node_by_node_and_in_parameters():
-    from shapecalc.torch_bridge import build_module, verify
+    from shapecalc.models.torch_models import build_module, verify
 
     torch = pytest.importorskip("torch")
     spec = small_net()
@@ -178,3 +180,21 @@ def test_concat_then_add_dag_matches_hand_count():
     assert result.output_shape == (1, 8, 4, 4)
     assert result.total_params == (2 * 3 + 3) + (2 * 5 + 5) + 2 * 8
     assert result.total_macs == result.total_params * 16
+
+
+@pytest.mark.parametrize("name", ["resnet18", "googlenet", "alexnet"])
+def test_the_graph_answers_its_block_tree(name):
+    graph = shapecalc.load_model(name).graph
+    parents = graph.parents()
+    children = graph.children()
+    members = graph.members()
+    for node in graph.nodes:
+        up = graph.blocks_of(node.name)
+        assert list(up) == sorted((b for b in graph.blocks if node.name.startswith(b + ".")), key=len)
+        assert parents[node.name] == graph.parent(node.name) == (up[-1] if up else None)
+        assert node.name in children[parents[node.name] or ""]
+        assert all(node.name in members[b] for b in up)
+    listed = [c for kids in children.values() for c in kids]
+    assert sorted(listed) == sorted([n.name for n in graph.nodes] + list(graph.blocks))
+    for block, kids in children.items():
+        assert all(parents[k] == (block or None) for k in kids)

@@ -1,4 +1,4 @@
-"""The README's conventions table is measured, not written by hand: every shapecalc, torchinfo
+"""The documentation's conventions table (docs/macs.md) is measured, not written by hand: every shapecalc, torchinfo
 and fvcore figure in it is recomputed here with ``benchmarks/mac_conventions.py``."""
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ def load_script():
 
 
 def readme_rows() -> dict[str, list[str]]:
-    """``example`` cell → [shapecalc, torchinfo, fvcore] cells of the README's table."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+    """``example`` cell → [shapecalc, torchinfo, fvcore] cells of the documentation's table."""
+    page = REPO / "docs" / "macs.md"
+    text = (page if page.exists() else REPO / "README.md").read_text(encoding="utf-8")
     rows = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]

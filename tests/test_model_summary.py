@@ -220,7 +220,7 @@ def test_in_a_notebook_verbose_defaults_to_quiet(monkeypatch, capsys):
     ({"input_size": "224"}, "input_size"),
     ({"input_size": (1, 1, 224, 224), "input_data": torch.zeros(1)}, "not both"),
     ({"input_data": [1, 2]}, "input_data: expected a tensor"),
-    ({"dtypes": ["complex64"]}, "dtypes: unknown dtype 'complex64'"),
+    ({"dtypes": ["complex64"]}, "dtypes: expected one of float64, float32"),
     ({"mode": "same"}, "mode: choose 'eval' or 'train'"),
     ({"depth": -1}, "depth: expected an integer ≥ 0"),
     ({"verbose": 3}, "verbose: choose 0, 1 or 2"),

@@ -17,7 +17,7 @@ EXAMPLES = {
     NoteKind.DERIVED: (dict(field="in_features", value=9216), "in_features=9216 derived from the input"),
     NoteKind.UPSAMPLES: (dict(size=3, target=7), "upsamples 3→7 (windows overlap)"),
     NoteKind.FLATTENS: (dict(factors=(256, 5, 5), total=6400), "256×5×5 = 6400"),
-    NoteKind.MEASURED: ({}, "shape measured by running torch"),
+    NoteKind.MEASURED: ({}, "shape and MACs measured by running torch"),
     NoteKind.SHARED: ({}, "weights shared with an earlier node (counted once)"),
     NoteKind.TEXT: (dict(text="anything"), "anything"),
     NoteKind.PARAM_USED: (dict(names=("gamma",), count=96, how="through mul"),
@@ -31,9 +31,9 @@ EXAMPLES = {
                                "768 parameters in no recorded module (read by the forward's own "
                                "code, or by nothing; hooks cannot tell): cls (counted in the total)"),
     NoteKind.HOOK_FALLBACK: (dict(model="Net", reason="TraceError: control flow"),
-                             "torch.fx could not trace Net (TraceError: control flow); its leaf "
-                             "modules were recorded with hooks in one run at the requested input, "
-                             "so shapes between modules are measured"),
+                             "torch.fx could not trace Net (TraceError: control flow); its modules "
+                             "and the torch functions between them were recorded in one run at the "
+                             "requested input, so shapes and MACs outside known layers are measured"),
     NoteKind.OUTPUTS: (dict(count=2, labels=("logits", "boxes")), "forward returns 2 values: logits, boxes"),
     NoteKind.TUPLE_ITEM: (dict(index="[1][-1]", owner="gru"),
                           "item [1][-1] of the tuple computed (and counted) at 'gru'"),

@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 from shapecalc import analyze
 from shapecalc.core.errors import UsageError
 from shapecalc.output.columns import (
-    COLUMNS, CellContext, cell, kernel_text, parse_columns, short_count, trainable_text,
+    COLUMNS, CellContext, cell, frozen_params, kernel_text, parse_columns, short_count, trainable_text,
 )
 
 
@@ -62,4 +62,19 @@ def test_trainable_column_reads_frozen_counts():
     assert trainable_text(conv, {"0": 96}) == "partial"
     nested = analyze("resnet18")
     block = nested.blocks["b1"]
-    assert trainable_text(block, {"b1.conv": 3_200}) == "partial"
+    assert trainable_text(block, {"b1": 3_200}) == "partial"
+
+
+def test_a_block_holds_the_frozen_parameters_of_its_nodes():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    model = nn.Sequential(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3)), nn.Flatten(),
+                          nn.Linear(4 * 4 * 4, 2))
+    model[0][0].requires_grad_(False)
+    result = analyze(model, (1, 1, 8, 8))
+    frozen = frozen_params(result)
+    assert frozen == {"0.0": 40, "0": 40}
+    assert trainable_text(result.blocks["0"], frozen) == "partial"
+    model[0][2].requires_grad_(False)
+    frozen = frozen_params(analyze(model, (1, 1, 8, 8)))
+    assert trainable_text(result.blocks["0"], frozen) == "no"

@@ -29,7 +29,7 @@ def nested():
 
 
 def test_tree_guides_follow_the_nesting(nested):
-    labels = tree_labels(list(nested.rows()), nested.blocks)
+    labels = tree_labels(list(nested.rows()), nested)
     assert labels[:8] == [
         "├─stem", "├─stage", "│ ├─0", "│ │ ├─body", "│ │ │ ├─conv1", "│ │ │ ├─bn", "│ │ │ ├─relu",
         "│ │ │ └─conv2",
@@ -40,7 +40,7 @@ def test_tree_guides_follow_the_nesting(nested):
 
 def test_flat_models_need_no_guides():
     result = analyze("alexnet")
-    assert tree_labels(list(result.rows()), result.blocks) == [str(i) for i in range(21)]
+    assert tree_labels(list(result.rows()), result) == [str(i) for i in range(21)]
 
 
 def table_row(text: str, label: str) -> list[str]:

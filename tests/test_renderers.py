@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-import shapecalc
 from shapecalc import analyze
 from shapecalc.output import registry as renderers
 from shapecalc.core.fileio import OutputError
 from shapecalc.output.registry import for_output, get, names, render, renderer
 
-ROOT = Path(shapecalc.__file__).parent
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
 
 
@@ -93,16 +89,6 @@ def test_format_from_suffix_or_default(tmp_path):
     assert for_output("b.pdf", "PDF", "graph") is get("pdf")
     assert for_output(None, None, "graph", default="dot") is get("dot")
     assert for_output("-", "png", "graph") is get("png")
-
-
-@pytest.mark.parametrize("module", ["graph.py", "analysis.py"])
-def test_core_modules_do_not_import_render(module):
-    tree = ast.parse((ROOT / "core" / module).read_text(encoding="utf-8"))
-    imported = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
-    imported += [a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names]
-    assert not [m for m in imported if m.startswith("shapecalc.output.") and m != "shapecalc.output.registry"], imported
-    if module == "analysis.py":
-        assert "shapecalc.output.registry" in imported  # the registry, looked up lazily by Analysis.render
 
 
 def test_discovery_imports_no_heavy_library():

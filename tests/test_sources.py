@@ -161,14 +161,14 @@ def test_library_api_on_an_own_module(tmp_path):
     torch = pytest.importorskip("torch")
     from corpus import special
 
-    from shapecalc.torch_bridge import build_module
+    from shapecalc.models.torch_models import build_module
 
     model = special.MeasuredOps()
     result = analyze(model, (1, 4, 8, 8))
     data = json.loads(result.to_json())
     shuffle = next(r for r in data["layers"] if r["name"] == "shuffle")
     assert shuffle["origin"] == "measured" and shuffle["output_shape"] == [1, 4, 16, 16]
-    assert "shape measured by running torch" in result.table()
+    assert "shape and MACs measured by running torch" in result.table()
     dot = result.to_dot()
     assert dot.startswith('digraph MeasuredOps {') and "mix#2" in dot
     assert build_module(model) is model  # training a MODEL string trains the user's module
@@ -238,7 +238,7 @@ def test_factories_from_installed_packages_need_a_module_annotation(tmp_path, mo
         load_model("zoopkg:plain")
 
 
-def test_exits_and_interrupts_from_user_code_become_one_line(tmp_path):
+def test_exits_from_user_code_become_one_line_and_interrupts_pass_on(tmp_path):
     path = tmp_path / "exits.py"
     path.write_text(textwrap.dedent("""
         import sys
@@ -252,7 +252,7 @@ def test_exits_and_interrupts_from_user_code_become_one_line(tmp_path):
     """))
     with pytest.raises(SpecError, match=r"quits\(\) raised SystemExit 3"):
         load_model(f"{path}:quits")
-    with pytest.raises(SpecError, match=r"interrupted\(\) raised KeyboardInterrupt \(interrupted\)"):
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C is exit 130 wherever it lands
         load_model(f"{path}:interrupted")
     on_import = tmp_path / "leaves.py"
     on_import.write_text("raise SystemExit(0)\n")

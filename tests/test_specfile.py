@@ -359,7 +359,7 @@ def test_error_line_costs_no_second_parse(tmp_path, monkeypatch, suffix):
 @pytest.mark.parametrize("name", ["training", "forward", "to", "_modules", "dim"])
 def test_names_that_are_torch_attributes_are_refused_under_verify(tmp_path, capsys, name):
     pytest.importorskip("torch")
-    from shapecalc.torch_bridge.build import build_module
+    from shapecalc.models.torch_models import build_module
 
     layers = [{"type": "Conv2d", "name": name, "out_channels": 4, "kernel_size": 3}, {"type": "ReLU"}]
     if name == "dim":  # an attribute of the Branches module only

@@ -16,7 +16,8 @@ from shapecalc.core.errors import SpecError
 
 torch = pytest.importorskip("torch")
 torchinfo = pytest.importorskip("torchinfo")
-from shapecalc.torch_bridge import build_module, trace_shapes  # noqa: E402
+from shapecalc.models.torch_models import build_module
+from shapecalc.torch_bridge import trace_shapes  # noqa: E402
 
 BIG = 20_000_000
 

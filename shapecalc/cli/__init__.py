@@ -26,6 +26,7 @@ from typing import NoReturn
 import click
 
 from shapecalc.core.errors import ArgumentError, LayerError, ShapecalcError, SpecError, UsageError
+from shapecalc.core.safetext import ClosedStream, PrintableStream, StreamFailed, printable
 
 #: The status the running command has already decided on (``check``'s verdict), used when
 #: stdout is closed before it finishes printing; see :func:`set_answer`.
@@ -97,7 +98,9 @@ def cli() -> None:
 
     MODEL is a zoo name, a spec file (.json/.yaml/.toml) or a Python target (file.py:Net,
     package.module:make_net(num_classes=10)). A Python target runs that Python code, as
-    `python file.py` would; zoo names, spec files and checkpoints never run code.
+    `python file.py` would, and calls what it names; the check that it names a model guards
+    against mistakes and is not a sandbox. Zoo names, spec files (any MODEL ending in
+    .json/.yaml/.yml/.toml) and checkpoints never run code.
 
     Exit status: 0 done (check: fits), 1 does not fit, 2 usage error or the model could not be
     loaded, 130 interrupted; a closed stdout ends quietly with the command's answer.
@@ -113,12 +116,52 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the group and turn every error into one line (statuses above)."""
     args = sys.argv[1:] if argv is None else list(argv)
     set_answer(0)
+    _fill_closed_fds()
+    streams = sys.stdout, sys.stderr
+    # Everything printed passes one filter: names from files cannot drive the terminal.
+    sys.stdout = PrintableStream(sys.stdout or ClosedStream("<stdout>"))
+    sys.stderr = PrintableStream(sys.stderr or ClosedStream("<stderr>"))
     try:
         code = _run(args)
         sys.stdout.flush()
     except (ClosedPipe, BrokenPipeError):
+        sys.stdout, sys.stderr = streams
         _closed_pipe()
+    except StreamFailed as err:  # stdout full or closed: one line, exit 1, nothing left to flush
+        sys.stdout, sys.stderr = streams
+        _stdout_failed(err)
+    finally:
+        sys.stdout, sys.stderr = streams
     sys.exit(code)
+
+
+def _fill_closed_fds() -> None:
+    """Point a closed standard descriptor (``>&-``) at /dev/null, so that no file shapecalc opens
+    later gets descriptor 1 or 2 and receives output or a child's stderr by accident."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: this one
+            except OSError:
+                pass
+
+
+def _stdout_failed(err: StreamFailed) -> NoReturn:
+    """One line on stderr (when stderr itself works), exit 1; stdout is pointed at /dev/null so
+    the interpreter's final flush of what it still holds cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        sys.stderr.write(f"shapecalc: error: {printable(str(err))}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+    sys.exit(1)
 
 
 def _run(args: list[str]) -> int:

@@ -18,7 +18,7 @@ import click
 from shapecalc.core.errors import UsageError
 from shapecalc.diagnose.fixes import FixKind, fixed_input
 from shapecalc.cli.common import max_nodes_option
-from shapecalc.cli.model_input import input_option, input_text, inputs_as_flag, parse_inputs
+from shapecalc.cli.model_input import input_option, input_text, inputs_as_flag, model_inputs, parse_inputs
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:\.\.|-|:)\s*(\d+)\s*$")
 MAX_SPAN = 8192
@@ -64,7 +64,8 @@ def check(ctx: click.Context, model: str, input_shape: tuple[str, ...], input_ra
 
     MODEL is a zoo name, a spec file (.json/.yaml/.toml), path/to/file.py:Net or
     package.module:make_net(num_classes=10). A Python target runs that Python code, as
-    `python file.py` would; zoo names and spec files never run code. A forward that takes
+    `python file.py` would (the check that it names a model is no sandbox); zoo names and
+    spec files never run code. A forward that takes
     several tensors gets one --input each, in order (--input 1x3x32x32 --input 1x77:int64).
 
     Every proposed fix has been checked through the whole model. The input-size search is
@@ -77,13 +78,13 @@ def check(ctx: click.Context, model: str, input_shape: tuple[str, ...], input_ra
     from shapecalc.diagnose.input_scan import SCAN_SECONDS
     from shapecalc.cli import set_answer
 
-    shapes, kinds = parse_inputs(input_shape)
+    parsed = parse_inputs(input_shape)
     span = parse_range(input_range) if input_range is not None else None
     src = load_model(model)
     if span is not None:
-        one_input_for_range(src, len(shapes))
+        one_input_for_range(src, len(parsed))
         low, high = span
-        scan = scan_inputs(src, src.input_shape(shapes[0] if shapes else None, "--input"), low, high)
+        scan = scan_inputs(src, src.input_shape(parsed[0].shape if parsed else None, "--input"), low, high)
         set_answer(0 if scan.fits else 1)
         if as_json:
             click.echo(json.dumps(scan.to_dict(), indent=2))
@@ -98,14 +99,14 @@ def check(ctx: click.Context, model: str, input_shape: tuple[str, ...], input_ra
             click.echo(f"  drops px   {text}")
             for node, sizes in scan.fails.items():
                 click.echo(f"  fails at '{node}'  {compact(sizes)}")
+            for node, sizes in scan.folds.items():
+                click.echo(f"  '{node}' does not keep the batch at  {compact(sizes)}")
             if scan.stopped_at is not None:
                 click.echo(f"  stopped    at N = {scan.stopped_at} after {SCAN_SECONDS:g} s; "
                            f"sizes {scan.stopped_at}..{high} were not scanned (give a narrower range)")
         ctx.exit(0 if scan.fits else 1)
-    if not shapes:
-        shapes = [src.input_shape(None, "--input")]
     with inputs_as_flag():
-        diag = diagnose(src, shapes if len(shapes) > 1 else shapes[0], input_dtypes=kinds)
+        diag = diagnose(src, model_inputs(src, parsed))
     set_answer(0 if diag.fits else 1)
     if as_json:
         click.echo(json.dumps(diag.to_dict(), indent=2, default=list))
@@ -117,8 +118,9 @@ def check(ctx: click.Context, model: str, input_shape: tuple[str, ...], input_ra
             more = f" and {len(diag.dropping) - 6} more" if len(diag.dropping) > 6 else ""
             click.echo(f"  note: pixels are dropped at {shown}{more} (input size not exact)")
         ctx.exit(0)
-    click.echo(f"✗ {diag.model} does not fit {diag.inputs_text()}")
-    click.echo(f"  at node   '{diag.node}'  {diag.layer}")
+    click.echo(diag.headline())
+    if diag.node:  # a forward that raised in its own code has no node to name
+        click.echo(f"  at node   '{diag.node}'  {diag.layer or ''}".rstrip())
     if diag.expected:
         click.echo(f"  expected  {diag.expected}")
         click.echo(f"  got       {diag.got}")

@@ -81,11 +81,10 @@ def max_nodes_option() -> click.Option:
     )
 
 
-DTYPES = ("float32", "float16", "bfloat16", "float64", "int8")
-
-
 def dtype_option() -> click.Option:
+    from shapecalc.core.inputs import DTYPE_BYTES
+
     return click.option(
-        "--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
+        "--dtype", type=click.Choice(tuple(DTYPE_BYTES)), default="float32", show_default=True,
         help="Element type for memory figures.",
     )

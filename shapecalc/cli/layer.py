@@ -121,8 +121,7 @@ def _for_flags(q: Query, err: ConfigError, totals: tuple[int, ...] | None) -> Sh
 
 def _located(q: Query, err: ShapeError | ConfigError) -> ShapeError | ConfigError:
     """The error under the torch name of the layer; a square query names no axis."""
-    return type(err)(err.message, layer=q.module[3:], axis=err.axis if q.shown > 1 else None,
-                     numbers=err.numbers)
+    return err.replace(layer=q.module[3:], axis=err.axis if q.shown > 1 else None)
 
 
 def _options(size: str, kernel: str | None, stride: str | None, p: str | None, padding: str | None,
@@ -277,9 +276,11 @@ def layer(size: str, kernel, stride, p, padding, dilation, op, output_padding, c
         from rich.console import Console
         from rich.text import Text
 
-        console = Console(highlight=False)
+        from shapecalc.core.safetext import printable, unfiltered
+
+        console = Console(file=unfiltered(sys.stdout), highlight=False)
         for text, style in lines:
-            console.print(Text(text, style=STYLES[style]))
+            console.print(Text(printable(text), style=STYLES[style]))
     else:
         click.echo("\n".join(text for text, _ in lines))
     return 0

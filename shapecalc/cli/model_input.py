@@ -16,6 +16,7 @@ import click
 
 from shapecalc.core.errors import ArgumentError, ShapeError, UsageError
 from shapecalc.cli.common import parse_shape
+from shapecalc.core.inputs import DEFAULT_DTYPE, DTYPE_BYTES, Input, Inputs, dtype_name
 
 
 @contextmanager
@@ -53,19 +54,17 @@ def too_small_message(src, shape: tuple[int, ...], err: ShapeError) -> str:
     )
 
 
-#: Element types an ``--input`` may name after a colon (``1x77:int64``).
-INPUT_DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8",
-                "uint8", "bool")
-
-
-def parse_input(text: str) -> tuple[tuple[int, ...], str]:
-    """``1x77:int64`` → ``((1, 77), "int64")``; without a colon the input is float32."""
+def parse_input(text: str) -> Input:
+    """``1x77:int64`` → ``Input((1, 77), "int64")``; without a colon the input is float32. The
+    element types are the library's (:data:`~shapecalc.core.inputs.DTYPE_BYTES`)."""
     shape_text, _, kind = str(text).partition(":")
-    kind = kind.strip() or "float32"
-    if kind not in INPUT_DTYPES:
-        raise UsageError(f"--input: element type {kind!r} is not one of {', '.join(INPUT_DTYPES)} "
-                         f"(like 1x77:int64), got {text!r}")
-    return parse_shape(shape_text), kind
+    kind = kind.strip() or DEFAULT_DTYPE
+    try:
+        kind = dtype_name(kind, "--input")
+    except ArgumentError:
+        raise UsageError(f"--input: element type {kind!r} is not one of {', '.join(DTYPE_BYTES)} "
+                         f"(like 1x77:int64), got {text!r}") from None
+    return Input(parse_shape(shape_text), kind)
 
 
 def input_option() -> click.Option:
@@ -77,13 +76,18 @@ def input_option() -> click.Option:
              "(--input 1x3x224x224 --input 1x77:int64).")
 
 
-def parse_inputs(given: str | Sequence[str] | None) -> tuple[list[tuple[int, ...]], list[str] | None]:
-    """Every ``--input`` (:func:`parse_input`) → shapes, and element types (``None`` when all
-    are float32); malformed values fail here, before the model is loaded."""
+def parse_inputs(given: str | Sequence[str] | None) -> list[Input]:
+    """Every ``--input`` (:func:`parse_input`), none when none is given; malformed values fail
+    here, before the model is loaded."""
     texts = (given,) if isinstance(given, str) else tuple(given or ())
-    parsed = [parse_input(text) for text in texts]
-    kinds = [k for _, k in parsed]
-    return [s for s, _ in parsed], (kinds if any(k != "float32" for k in kinds) else None)
+    return [parse_input(text) for text in texts]
+
+
+def model_inputs(src, parsed: Sequence[Input]) -> Inputs:
+    """The ``--input`` values as :class:`Inputs`, or the model's own input when none was given."""
+    if parsed:
+        return Inputs(tuple(parsed))
+    return src.inputs(None, shape_param="--input")
 
 
 def input_text(shape: Sequence[int], kind: str = "float32") -> str:
@@ -108,21 +112,18 @@ def load_and_analyze(model: str, input_shape: str | tuple[str, ...] | None, dtyp
     errors come back as one-line exceptions."""
     from shapecalc.models.api import analyze, load_model
 
-    shapes, kinds = parse_inputs(input_shape)
+    parsed = parse_inputs(input_shape)
     src = load_model(model)
-    if shapes:
-        shape = shapes[0] if len(shapes) == 1 else shapes
-    else:
-        shape = src.input_shape(None, "--input")
+    inputs = model_inputs(src, parsed)
     try:
         with inputs_as_flag():
-            analysis = analyze(src, shape, dtype, input_dtypes=kinds, mode=mode)
+            analysis = analyze(src, inputs, dtype, mode=mode)
     except ShapeError as err:
-        if isinstance(shape, list):
+        if len(inputs) > 1:
             raise
-        raise ShapeError(too_small_message(src, shape, err)) from None
+        raise ShapeError(too_small_message(src, inputs.first, err)) from None
     return src, analysis
 
 
-__all__ = ["INPUT_DTYPES", "input_option", "input_text", "inputs_as_flag", "load_and_analyze",
+__all__ = ["input_option", "input_text", "inputs_as_flag", "load_and_analyze", "model_inputs",
            "params_as_flags", "parse_input", "parse_inputs", "too_small_message"]

@@ -34,7 +34,9 @@ def emit(draw) -> None:
     if is_terminal():
         from rich.console import Console
 
-        draw(Console(highlight=False))
+        from shapecalc.core.safetext import unfiltered
+
+        draw(Console(file=unfiltered(sys.stdout), highlight=False))
     else:
         from shapecalc.output.table import capture_text
 
@@ -42,11 +44,9 @@ def emit(draw) -> None:
 
 
 def _verify(src, analysis) -> list:
-    from shapecalc.torch_bridge import verify
+    from shapecalc.models.torch_models import verify
 
-    shapes = list(analysis.input_shapes)
-    return verify(src, shapes if len(shapes) > 1 else analysis.input_shape, device="meta",
-                  input_dtypes=analysis.input_dtypes, mode=analysis.mode or "eval")
+    return verify(src, analysis.inputs, device="meta", mode=analysis.mode or "eval")
 
 
 def _write_graph(analysis, path: str, depth: int | None, dot_timeout: float) -> None:

@@ -11,16 +11,14 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
+from shapecalc.core.inputs import DTYPE_BYTES, Inputs
 from shapecalc.core.layers import RF, Layer, Shape
 from shapecalc.core.notes import Note
+from shapecalc.core.registry import render
 
 if TYPE_CHECKING:
     from shapecalc.core.graph import Graph
 
-DTYPE_BYTES = {
-    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "uint8": 1,
-    "float8": 1, "int32": 4, "int64": 8, "int16": 2, "bool": 1,
-}
 
 
 @dataclass(slots=True)
@@ -32,7 +30,7 @@ class Record:
     input_shapes: tuple[Shape, ...]
     output_shape: Shape
     params: int
-    macs: int
+    macs: int | None  # None: neither a rule nor torch's counter gives it (shown as "?")
     rf: RF
     notes: list[Note]
     depth: int
@@ -41,6 +39,8 @@ class Record:
     origin: str = "derived"
     shared: bool = False  # weights shared with an earlier node (counted once)
     label: str | None = None  # blocks: what kind of block ("Residual", "Inception")
+    #: Blocks returning several values (a tuple, HRNet's list of branches): each one's shape.
+    output_shapes: tuple[Shape, ...] = ()
 
     @property
     def description(self) -> str:
@@ -64,7 +64,8 @@ class Analysis:
     """Per-node records in execution order, block records, and totals."""
 
     model: str
-    input_shape: Shape
+    #: Every input (several for a forward with several tensor arguments): shape, element type, label.
+    inputs: Inputs
     output_shape: Shape
     records: list[Record]
     blocks: dict[str, Record]
@@ -72,9 +73,6 @@ class Analysis:
     total_macs: int
     dtype: str = "float32"
     graph: Graph | None = None
-    #: Every input (several for a forward with several tensor arguments) and its element type.
-    input_shapes: tuple[Shape, ...] = ()
-    input_dtypes: tuple[str, ...] = ()
     #: Every value the forward returns, as (label, shape); ``output_shape`` is the first.
     outputs: list[tuple[str, Shape]] = field(default_factory=list)
     #: Facts about the whole model (typed Notes): hook fallback and why, unused parameters, …
@@ -85,6 +83,21 @@ class Analysis:
     #: Measures the tensors autograd saves for a layer without a rule (``Layer.saved`` is
     #: None): set by the torch bridge for a model that came from torch; ``None`` for a spec.
     saved_measure: Any = field(default=None, repr=False, compare=False)
+    #: Nodes whose MACs are unknown; ``total_macs`` is then a lower bound (the known part).
+    uncounted: list[str] = field(default_factory=list)
+
+    @property
+    def input_shape(self) -> Shape:
+        """The first input's shape (the only one of most models)."""
+        return self.inputs.first
+
+    @property
+    def input_shapes(self) -> tuple[Shape, ...]:
+        return self.inputs.shapes
+
+    @property
+    def input_dtypes(self) -> tuple[str, ...]:
+        return self.inputs.dtypes
 
     @property
     def trainable_params(self) -> int:
@@ -110,10 +123,7 @@ class Analysis:
     @property
     def input_bytes(self) -> int:
         """Every input at its own element type (token ids are int64 whatever ``dtype`` says)."""
-        if not self.input_dtypes:
-            return prod(self.input_shape) * self.bytes_per_element
-        return sum(prod(s) * DTYPE_BYTES.get(t, self.bytes_per_element)
-                   for s, t in zip(self.input_shapes, self.input_dtypes))
+        return sum(prod(i.shape) * DTYPE_BYTES[i.dtype] for i in self.inputs)
 
     def memory(self, batch: int | None = None, optimizer: str = "adam", dtype: str | None = None,
                amp: bool = False, mode: str = "train", device: str | None = None) -> Any:
@@ -144,14 +154,20 @@ class Analysis:
             return self.blocks[name]
         raise KeyError(name)
 
+    def blocks_of(self, name: str) -> tuple[str, ...]:
+        """The blocks enclosing node or block ``name``, outermost first (the graph's tree)."""
+        return self.graph.blocks_of(name) if self.graph is not None else ()
+
+    def parent(self, name: str) -> str | None:
+        """The innermost block holding ``name`` (``None`` at the top level)."""
+        return self.graph.parent(name) if self.graph is not None else None
+
     def rows(self, depth: int | None = None) -> Iterator[Record]:
         """Blocks and layers in tree order (a block's row before its children's), cut at ``depth``."""
         opened: set[str] = set()
         for rec in self.records:
-            parts = rec.name.split(".")
-            for i in range(1, len(parts)):
-                prefix = ".".join(parts[:i])
-                if prefix in self.blocks and prefix not in opened:
+            for prefix in self.blocks_of(rec.name):
+                if prefix not in opened:
                     opened.add(prefix)
                     block = self.blocks[prefix]
                     if depth is None or block.depth <= depth:
@@ -159,14 +175,12 @@ class Analysis:
             if depth is None or rec.depth <= depth:
                 yield rec
 
-    # Output formats live in the registry (shapecalc.output.registry, filled by render/), which the
-    # core reaches only through this lazy lookup: graph.py never imports a renderer.
+    # Output formats live in the registry (core/registry.py, filled by the renderers of
+    # shapecalc.output): the core looks them up by name and never imports a renderer.
     def render(self, fmt: str, **options: Any) -> Any:
         """This analysis in output format ``fmt`` with that format's keyword options: ``table``,
         ``json``, ``csv``, ``markdown``, ``dot``, ``svg``, ``png``, ``pdf``, ``dict``,
-        ``drawing`` … (``shapecalc.output.registry.names()`` lists them all)."""
-        from shapecalc.output.registry import render
-
+        ``drawing`` … (``shapecalc.core.registry.names()`` lists them all)."""
         return render(self, fmt, **options)
 
     def table(self, depth: int | None = None, explain: bool = False,
@@ -203,8 +217,8 @@ class Analysis:
         options = {} if dot_timeout is None else {"dot_timeout": dot_timeout}
         return self.render("drawing", rankdir=rankdir, depth=depth, expand=expand, **options)
 
-    # Display: a one-line repr; the table in terminals, IPython and Jupyter (render/notebook.py,
-    # render/html_table.py), reached through the registry like every other format.
+    # Display: a one-line repr; the table in terminals, IPython and Jupyter (output/notebook.py,
+    # output/html_table.py), reached through the registry like every other format.
     def __repr__(self) -> str:
         """One line: model, input → output and totals (the table is ``str()`` / ``table()``)."""
         return self.render("repr")

@@ -16,8 +16,11 @@ The tree (all are ``ShapecalcError``, itself a ``ValueError``)::
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
+
+from shapecalc.core.safetext import preview
 
 if TYPE_CHECKING:
     from shapecalc.core.graph import Graph
@@ -149,3 +152,21 @@ class ArgumentError(ShapecalcError):
         super().__init__(f"{param}: {message}")
         self.param = param
         self.detail = message
+
+
+@contextmanager
+def user_code(what: str) -> Iterator[None]:
+    """Turn what the user's code raises outside ``Exception`` (``what``: "importing net.py") into
+    one-line errors: ``SystemExit``, ``GeneratorExit`` and any other ``BaseException`` subclass
+    would otherwise end the run silently or with a traceback. ``KeyboardInterrupt`` passes on,
+    so Ctrl-C is exit 130 wherever it lands."""
+    try:
+        yield
+    except SystemExit as err:
+        code = f" {preview(err.code)}" if err.code is not None else ""
+        raise SpecError(f"{what} raised SystemExit{code}; a model file must build a model, "
+                        "not exit") from None
+    except (KeyboardInterrupt, Exception):
+        raise
+    except BaseException as err:  # GeneratorExit, a user's own BaseException subclass
+        raise SpecError(f"{what} raised {type(err).__name__}: {preview(str(err), 120)}") from None

@@ -15,9 +15,10 @@ import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from shapecalc.core.errors import UsageError
+from shapecalc.core.safetext import StreamFailed, printable
 
 
 class OutputError(UsageError):
@@ -132,8 +133,10 @@ def write_text(path: str | os.PathLike, text: str, param: str = "output") -> Pat
 
 
 def write_stdout(data: str | bytes, param: str = "output") -> None:
-    """Write ``data`` to standard output (the ``-`` target) now, so that a full disk
-    (``> /dev/full``) is one :class:`OutputError` line rather than a traceback at exit.
+    """Write ``data`` to standard output (the ``-`` target) now, text made
+    :func:`~shapecalc.core.safetext.printable`, so that a full disk
+    (``> /dev/full``) or a closed stdout is one
+    :class:`~shapecalc.core.safetext.StreamFailed` line rather than a traceback at exit.
 
     The bytes go straight to the file descriptor: nothing is left in Python's buffer to fail
     again at interpreter exit. A closed pipe stays a :class:`BrokenPipeError`, for the command
@@ -141,6 +144,8 @@ def write_stdout(data: str | bytes, param: str = "output") -> None:
     """
     import sys
 
+    if isinstance(data, str):
+        data = printable(data)
     stream = sys.stdout
     try:
         fd = stream.fileno()
@@ -158,10 +163,54 @@ def write_stdout(data: str | bytes, param: str = "output") -> None:
         view = memoryview(data.encode("utf-8") if isinstance(data, str) else data)
         while view:
             view = view[os.write(fd, view):]
-    except BrokenPipeError:
+    except (BrokenPipeError, StreamFailed):
         raise
-    except OSError as err:
-        raise OutputError.of(param, f"cannot write to standard output: {_why(err)}", "-") from None
+    except OSError as err:  # full (/dev/full) or closed (>&-): the work failed, exit 1
+        raise StreamFailed(stream, err) from None
+
+
+class NotRegularFile(OSError):
+    """An input path names a FIFO, a device, a socket or a folder: reading it could block
+    forever (a FIFO with no writer), never end (``/dev/zero``) or mean nothing (a folder)."""
+
+    def __init__(self, path: str | os.PathLike, kind: str) -> None:
+        super().__init__(errno.EINVAL, f"is a {kind}, not a regular file", str(path))
+        self.kind = kind
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
+
+
+def _kind(mode: int) -> str:
+    for test, word in ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "FIFO (named pipe)"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return word
+    return "special file"
+
+
+def open_input(path: str | os.PathLike) -> BinaryIO:
+    """Open a file given as input (spec, checkpoint, data, config) for binary reading, refusing
+    anything but a regular file with :class:`NotRegularFile`. The open itself does not block
+    (``O_NONBLOCK``: a FIFO with no writer opens at once) and the check is made on the opened
+    descriptor, so a FIFO swapped in after a check by name is still refused."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(path, _kind(mode))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def check_input(path: str | os.PathLike) -> Path:
+    """Refuse an input path that is not a regular file (:func:`open_input`), without reading it."""
+    open_input(path).close()
+    return Path(path)
 
 
 def write_with(path: str | os.PathLike, writer: Callable[[Path], None], param: str = "output") -> Path:
@@ -171,4 +220,4 @@ def write_with(path: str | os.PathLike, writer: Callable[[Path], None], param: s
     return Path(path)
 
 
-__all__ = ["OutputError", "atomic_path", "check_target", "write_bytes", "write_stdout", "write_text", "write_with"]
+__all__ = ["NotRegularFile", "OutputError", "check_input", "open_input", "atomic_path", "check_target", "write_bytes", "write_stdout", "write_text", "write_with"]

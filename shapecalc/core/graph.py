@@ -9,9 +9,11 @@ records too, summing their children, so tables can be collapsed to any depth.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterator
 
 # Record and Analysis (the pass's results) live in analysis.py; they are imported from here too.
-from shapecalc.core.analysis import DTYPE_BYTES, Analysis, Record
+from shapecalc.core.analysis import DTYPE_BYTES, Analysis, Record  # noqa: F401  (re-exported)
+from shapecalc.core.inputs import Inputs, as_inputs, dtype_name
 from shapecalc.core.arithmetic import AxisRF
 from shapecalc.core.errors import ArgumentError, LayerError, ShapeError
 from shapecalc.core.layers import RF, Layer, Shape, format_shape, merge_rf
@@ -52,6 +54,8 @@ class BlockInfo:
     label: str
     source: str  # node feeding the block
     output: str  # node whose value the block returns
+    #: Every value it returns, in order, when it returns several (a tuple, a list of branches).
+    outputs: tuple[str, ...] = ()
 
 
 @dataclass
@@ -76,16 +80,66 @@ class Graph:
     #: analyses of one graph, as in size scans, then share it).
     ancestry_cache: dict[str, tuple[str, ...]] | None = field(
         default=None, init=False, repr=False, compare=False)
+    #: (node list, its length, name → node) for :meth:`node`; rebuilt when the list changes.
+    node_index: tuple[list, int, dict[str, Node]] | None = field(
+        default=None, init=False, repr=False, compare=False)
+    #: Block path ("" for the top) → its direct children, filled by :meth:`children` on first use.
+    children_cache: dict[str, list[str]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     @property
     def input_names(self) -> tuple[str, ...]:
         return (self.input_name,) + tuple(self.extra_inputs)
 
+    # The block tree: asked here, never re-derived from dotted names elsewhere.
+    def blocks_of(self, name: str) -> tuple[str, ...]:
+        """The blocks enclosing node or block ``name``, outermost first."""
+        found = ancestry(self).get(name)
+        return found if found is not None else _enclosing_blocks(name, self.blocks)
+
+    def parent(self, name: str) -> str | None:
+        """The innermost block holding node or block ``name`` (``None`` at the top level)."""
+        found = self.blocks_of(name)
+        return found[-1] if found else None
+
+    def parents(self) -> dict[str, str | None]:
+        """Every node and block → its innermost enclosing block (``None`` at the top level)."""
+        return {name: (up[-1] if up else None) for name, up in ancestry(self).items()}
+
+    def children(self) -> dict[str, list[str]]:
+        """Block path (``""``: the model itself) → its direct children (nodes and blocks), in
+        the order they first run."""
+        if self.children_cache is None:
+            tree: dict[str, list[str]] = {"": [], **{path: [] for path in self.blocks}}
+            placed: set[str] = set()
+            for node in self.nodes:
+                chain = ("",) + self.blocks_of(node.name) + (node.name,)
+                for up, name in zip(chain, chain[1:]):
+                    if name not in placed:
+                        placed.add(name)
+                        tree[up].append(name)
+            self.children_cache = tree
+        return self.children_cache
+
+    def members(self) -> dict[str, list[str]]:
+        """Block path → the layer nodes inside it at any depth, in execution order (one pass)."""
+        inside: dict[str, list[str]] = {path: [] for path in self.blocks}
+        for node in self.nodes:
+            for path in self.blocks_of(node.name):
+                inside[path].append(node.name)
+        return inside
+
     def node(self, name: str) -> Node:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(name)
+        """The node called ``name``, by an index kept with the node list it was built from, so
+        walking a 200,000-node graph by names is linear, not quadratic."""
+        index = self.node_index
+        if index is None or index[0] is not self.nodes or index[1] != len(self.nodes):
+            first = {n.name: n for n in reversed(self.nodes)}  # a repeated name: its first node
+            index = self.node_index = (self.nodes, len(self.nodes), first)
+        found = index[2].get(name)
+        if found is None:
+            raise KeyError(name)
+        return found
 
 
 class GraphBuilder:
@@ -129,14 +183,18 @@ class GraphBuilder:
                      tuple(self.extra_inputs))
 
 
-def _enclosing_blocks(name: str, blocks: dict[str, BlockInfo]) -> tuple[str, ...]:
-    found = []
+def path_prefixes(name: str) -> Iterator[str]:
+    """Every proper prefix of a dotted node path: ``a``, ``a.b`` for ``a.b.c``. Node names are
+    module paths, so these are the paths that may be blocks holding it (the one place that
+    reads the tree from names; everything else asks :class:`Graph`)."""
     dot = name.find(".")
-    while dot != -1:  # every proper prefix ending before a dot: "a", "a.b" for "a.b.c"
-        if name[:dot] in blocks:
-            found.append(name[:dot])
+    while dot != -1:
+        yield name[:dot]
         dot = name.find(".", dot + 1)
-    return tuple(found)
+
+
+def _enclosing_blocks(name: str, blocks: dict[str, BlockInfo]) -> tuple[str, ...]:
+    return tuple(p for p in path_prefixes(name) if p in blocks)
 
 
 def ancestry(graph: Graph) -> dict[str, tuple[str, ...]]:
@@ -149,33 +207,29 @@ def ancestry(graph: Graph) -> dict[str, tuple[str, ...]]:
 
 
 def input_list(input_shape) -> list[Shape]:
-    """One shape ``(1, 3, 224, 224)`` or several ``[(1, 3, 224, 224), (1, 77)]`` → a list of shapes."""
-    shape = tuple(input_shape)
-    if shape and all(isinstance(s, (tuple, list)) for s in shape):
-        return [tuple(s) for s in shape]
-    return [shape]
+    """One shape ``(1, 3, 224, 224)``, several ``[(1, 3, 224, 224), (1, 77)]`` or :class:`Inputs`
+    → a list of shapes."""
+    return list(as_inputs(input_shape).shapes)
 
 
-def analyze_graph(graph: Graph, input_shape, dtype: str = "float32",
+def analyze_graph(graph: Graph, inputs: Inputs | Shape | list[Shape], dtype: str = "float32",
                   input_dtypes: tuple[str, ...] | None = None) -> Analysis:
     """Run the one analysis pass; raise :class:`ShapeError` located at the first failing node.
 
-    ``input_shape`` is one shape, or one per graph input (``graph.input_names``) for a model
-    with several inputs; ``input_dtypes`` names each input's element type (default float32).
+    ``inputs``: one per graph input (``graph.input_names``), as :class:`Inputs` (the checked
+    value every entry point builds) or, for the engine's own callers, a shape or a list of
+    shapes with ``input_dtypes`` (default float32); ``dtype``: what memory figures assume.
     """
-    if dtype not in DTYPE_BYTES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPE_BYTES)}")
-    shapes_in = input_list(input_shape)
+    dtype = dtype_name(dtype, "dtype")
+    inputs = as_inputs(inputs, input_dtypes)
     names = graph.input_names
-    if len(shapes_in) != len(names):
+    if len(inputs) != len(names):
         raise ArgumentError("input_shape", f"{graph.name} takes {len(names)} input(s) "
                                            f"({', '.join(graph.input_labels or names)}), got "
-                                           f"{len(shapes_in)} shape(s)")
-    kinds = tuple(input_dtypes) if input_dtypes else ("float32",) * len(names)
-    if len(kinds) != len(names) or any(k not in DTYPE_BYTES for k in kinds):
-        raise ArgumentError("input_dtypes", f"give one of {', '.join(DTYPE_BYTES)} for each of "
-                                            f"the {len(names)} input(s), got {list(kinds)}")
-    input_shape = shapes_in[0]
+                                           f"{len(inputs)} shape(s)")
+    if graph.input_labels:
+        inputs = inputs.labelled(graph.input_labels)
+    shapes_in = inputs.shapes
     shapes: dict[str, Shape] = dict(zip(names, shapes_in))
     fields: dict[str, RF] = {
         name: tuple(AxisRF(1, 1, 0.0) for _ in range(max(len(s) - 2, 0))) or None
@@ -184,6 +238,7 @@ def analyze_graph(graph: Graph, input_shape, dtype: str = "float32",
     records: list[Record] = []
     seen_params: set[str] = set()
     total_params = total_macs = frozen = 0
+    uncounted: list[str] = []
     parents = ancestry(graph)
     # Layers are frozen values and often shared (a thousand identical blocks): what a layer
     # says about given input shapes is worked out once. Receptive fields depend on the path
@@ -217,7 +272,10 @@ def analyze_graph(graph: Graph, input_shape, dtype: str = "float32",
             seen_params.add(node.param_key or node.name)
             total_params += params
             frozen += node.frozen
-        total_macs += macs
+        if macs is None:  # neither a rule nor torch's counter: unknown, never a silent 0
+            uncounted.append(node.name)
+        else:
+            total_macs += macs
         shapes[node.name] = out
         fields[node.name] = rf
         records.append(
@@ -227,11 +285,10 @@ def analyze_graph(graph: Graph, input_shape, dtype: str = "float32",
     block_records = _block_records(graph, records, shapes, fields)
     outputs = [(label, shapes[name]) for label, name in graph.outputs] or [
         ("output", shapes[graph.output])]
-    return Analysis(graph.name, input_shape, shapes[graph.output], records, block_records,
-                    total_params + graph.loose_params, total_macs, dtype, graph,
-                    input_shapes=tuple(shapes_in), input_dtypes=kinds, outputs=outputs,
+    return Analysis(graph.name, inputs, shapes[graph.output], records, block_records,
+                    total_params + graph.loose_params, total_macs, dtype, graph, outputs=outputs,
                     notes=list(graph.notes), frozen_params=frozen + graph.loose_frozen,
-                    mode=graph.mode)
+                    mode=graph.mode, uncounted=uncounted)
 
 
 def _block_records(graph: Graph, records: list[Record], shapes: dict[str, Shape],
@@ -246,7 +303,7 @@ def _block_records(graph: Graph, records: list[Record], shapes: dict[str, Shape]
             acc = sums[block]
             if not rec.shared:
                 acc[0] += rec.params
-            acc[1] += rec.macs
+            acc[1] = None if acc[1] is None or rec.macs is None else acc[1] + rec.macs
             acc[2].update(n for n in rec.notes if n.kind is NoteKind.DROPS)
     out: dict[str, Record] = {}
     for path, info in graph.blocks.items():
@@ -254,6 +311,7 @@ def _block_records(graph: Graph, records: list[Record], shapes: dict[str, Shape]
         out[path] = Record(
             path, info.label, (shapes[info.source],), shapes[info.output], params, macs,
             fields[info.output], sorted(notes, key=str), len(parents[path]), True, label=info.label,
+            output_shapes=tuple(shapes[o] for o in info.outputs),
         )
     return out
 

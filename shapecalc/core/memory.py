@@ -173,13 +173,12 @@ def at_batch(analysis: Analysis, batch: int | None) -> Analysis:
     batch = check_batch(batch)
     if batch is None or analysis.graph is None:
         return analysis
-    shapes = [(batch,) + tuple(s[1:]) if s else s for s in (analysis.input_shapes or (analysis.input_shape,))]
-    if all(tuple(s) == tuple(o) for s, o in zip(shapes, analysis.input_shapes or (analysis.input_shape,))):
+    shapes = [(batch,) + tuple(s[1:]) if s else s for s in analysis.input_shapes]
+    if shapes == [tuple(s) for s in analysis.input_shapes]:
         return analysis
     from shapecalc.core.graph import analyze_graph
 
-    again = analyze_graph(analysis.graph, shapes if len(shapes) > 1 else shapes[0], analysis.dtype,
-                          analysis.input_dtypes or None)
+    again = analyze_graph(analysis.graph, analysis.inputs.with_shapes(shapes), analysis.dtype)
     again.model, again.mode, again.saved_measure = analysis.model, analysis.mode, analysis.saved_measure
     return again
 
@@ -212,8 +211,7 @@ def estimate(analysis: Analysis, setup: Settings = Settings(),
         return len(storages) - 1
 
     input_names = graph.input_names if graph is not None else ("input",)
-    for name, shape, kind in zip(input_names, analysis.input_shapes or (analysis.input_shape,),
-                                 analysis.input_dtypes or ("float32",) * len(input_names)):
+    for name, shape, kind in zip(input_names, analysis.input_shapes, analysis.input_dtypes):
         kind = kind if kind not in TRAIN_DTYPES or setup.amp else setup.dtype
         values[name] = _Value(storage(_bytes(shape, kind)), shape, kind, False)
     inputs_storages = [v.storage for v in values.values()]

@@ -21,7 +21,7 @@ class NoteKind(str, Enum):
     DERIVED = "derived"              # data: field, value, how — e.g. in_features from Flatten
     UPSAMPLES = "upsamples"          # data: size, target — adaptive pooling that enlarges
     FLATTENS = "flattens"            # data: factors, total — Flatten's product
-    MEASURED = "measured"            # data: — shape measured by running torch
+    MEASURED = "measured"            # data: — shape and MACs measured by running torch
     SHARED = "shared"                # data: with — weights shared with an earlier node
     TEXT = "text"                    # data: text — a free sentence (fallback while migrating)
     # nn.Module imports (torch_bridge): how parameters were found and how the forward was read
@@ -81,7 +81,7 @@ _TEXT: dict[NoteKind, Callable[[Mapping[str, Any]], str]] = {
     NoteKind.DERIVED: lambda d: f"{d['field']}={d['value']} derived from the input",
     NoteKind.UPSAMPLES: lambda d: f"upsamples {d['size']}→{d['target']} (windows overlap)",
     NoteKind.FLATTENS: lambda d: f"{'×'.join(str(f) for f in d['factors'])} = {d['total']}",
-    NoteKind.MEASURED: lambda d: "shape measured by running torch",
+    NoteKind.MEASURED: lambda d: "shape and MACs measured by running torch",
     NoteKind.SHARED: lambda d: "weights shared with an earlier node (counted once)",
     NoteKind.TEXT: _plain,
     NoteKind.PARAM_USED: lambda d: f"uses parameter {_names(d['names'])} ({d['count']:,}) {d['how']}",
@@ -93,8 +93,9 @@ _TEXT: dict[NoteKind, Callable[[Mapping[str, Any]], str]] = {
                                          f"by the forward's own code, or by nothing; hooks cannot "
                                          f"tell): {_names(d['names'])} (counted in the total)"),
     NoteKind.HOOK_FALLBACK: lambda d: (f"torch.fx could not trace {d['model']} ({d['reason']}); "
-                                       "its leaf modules were recorded with hooks in one run at "
-                                       "the requested input, so shapes between modules are measured"),
+                                       "its modules and the torch functions between them were "
+                                       "recorded in one run at the requested input, so shapes "
+                                       "and MACs outside known layers are measured"),
     NoteKind.OUTPUTS: lambda d: f"forward returns {d['count']} values: {', '.join(d['labels'])}",
     NoteKind.TUPLE_ITEM: lambda d: (f"item {d['index']} of the tuple computed (and counted) at "
                                     f"'{d['owner']}'"),

@@ -139,10 +139,10 @@ def roofline(analysis: Analysis, memory: MemoryReport, dev: Device) -> Roofline:
     peak = dev.peak(dtype)
     rows: list[LayerRoof] = []
     forward: float | None = 0.0
-    inputs = {n: s for n, s in zip(analysis.graph.input_names if analysis.graph else ("input",),
-                                   analysis.input_shapes or (analysis.input_shape,))}
+    names = analysis.graph.input_names if analysis.graph else ("input",)
     out_bytes = {m.name: m.output for m in memory.layers}
-    sizes: dict[str, int] = {n: _size(s, memory) for n, s in inputs.items()}
+    sizes: dict[str, int] = {n: _size(i.shape, i.dtype, memory)
+                             for n, i in zip(names, analysis.inputs)}
     sizes.update(out_bytes)
     nodes = analysis.graph.nodes if analysis.graph else [None] * len(analysis.records)
     for rec, mem, node in zip(analysis.records, memory.layers, nodes):
@@ -169,10 +169,13 @@ def roofline(analysis: Analysis, memory: MemoryReport, dev: Device) -> Roofline:
                     peak / dev.bandwidth if peak is not None else None)
 
 
-def _size(shape, memory: MemoryReport) -> int:
+def _size(shape, kind: str, memory: MemoryReport) -> int:
+    """An input's bytes: token ids in their own type, images in the step's."""
     from math import prod
 
-    return prod(shape) * DTYPE_BYTES["bfloat16" if memory.amp else memory.dtype]
+    floats = ("float32", "bfloat16", "float16")
+    step = "bfloat16" if memory.amp else memory.dtype
+    return prod(shape) * DTYPE_BYTES[step if kind in floats else kind]
 
 
 __all__ = ["DEFAULT_DEVICE", "DEVICES", "Device", "LayerRoof", "Roofline", "custom", "device", "roofline"]

@@ -13,18 +13,21 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import Any, Sequence
 
-from shapecalc.models.api import input_dtypes_arg, input_shapes_arg, analyze, load_model
+from shapecalc.core.inputs import Inputs
+from shapecalc.models.api import analyze, load_model
 from shapecalc.core.errors import ConfigError, LayerError, Reason, ShapeError
 from shapecalc.diagnose.failure_case import (
     FailureCase, input_fix, node_ok_before, resizable, shapes_until,
 )
-from shapecalc.diagnose.fixes import Fix, FixKind
-from shapecalc.core.graph import Graph
+from shapecalc.diagnose.batch import BatchFold, batch_fold, batch_keeping_layer, next_batch
+from shapecalc.diagnose.fixes import Fix, FixKind, apply_fix
+from shapecalc.core.graph import Graph, analyze_graph
 from shapecalc.diagnose.input_scan import InputScan, compact, runs, scan_inputs
 from shapecalc.diagnose.layer_repairs import local_repairs, merge_fixes
 from shapecalc.core.layers import Shape, format_shape
 from shapecalc.models.model_source import ModelSource
 from shapecalc.core.notes import NoteKind, has_kind
+from shapecalc.core.registry import DIAGNOSIS, show
 
 
 @dataclass
@@ -52,6 +55,17 @@ class Diagnosis:
     input_dtypes: tuple[str, ...] = ()
     #: The forward's argument names (``left``, ``right``), one per input, when it takes several.
     input_labels: tuple[str, ...] = ()
+    #: Set when the sizes work but the batch is not kept (``view(-1, 400)`` at the wrong size):
+    #: the operation that loses it. Such a model does not fit (``fits`` is False).
+    batch_fold: BatchFold | None = None
+
+    def headline(self) -> str:
+        """``✓ … fits …``, ``✗ … does not fit …`` or ``✗ … does not keep the batch at …``."""
+        if self.fits:
+            return f"✓ {self.summary()}"
+        if self.batch_fold is not None:
+            return f"✗ {self.model} does not keep the batch at {self.inputs_text()}"
+        return f"✗ {self.model} does not fit {self.inputs_text()}"
 
     def inputs_text(self) -> str:
         """``input 1×3×224×224``, or ``inputs image 1×3×224×224, tokens 1×77 int64``."""
@@ -75,29 +89,22 @@ class Diagnosis:
         out["fix_details"] = [f.details() for f in self.fixes]
         return out
 
-    # Display (render/notebook.py, render/html_table.py): short repr, the verdict as text/HTML.
+    # Display: the diagnosis renderers of shapecalc.output (notebook.py, html_table.py), looked
+    # up in the registry by name.
     def __repr__(self) -> str:
-        from shapecalc.output.notebook import diagnosis_repr
-
-        return diagnosis_repr(self)
+        return show(DIAGNOSIS, self, "repr")
 
     def __str__(self) -> str:
-        from shapecalc.output.notebook import diagnosis_lines
-
-        return "\n".join(diagnosis_lines(self))
+        return show(DIAGNOSIS, self, "text")
 
     def _repr_pretty_(self, printer, cycle: bool) -> None:
         printer.text(repr(self) if cycle else str(self))
 
     def _repr_html_(self) -> str:
-        from shapecalc.output.html_table import diagnosis_html
-
-        return diagnosis_html(self)
+        return show(DIAGNOSIS, self, "html")
 
     def _repr_markdown_(self) -> str:
-        from shapecalc.output.notebook import diagnosis_markdown
-
-        return diagnosis_markdown(self)
+        return show(DIAGNOSIS, self, "markdown")
 
 
 def _labelled(shapes: Sequence[Shape], labels: Sequence[str], dtypes: Sequence[str]) -> str:
@@ -136,15 +143,15 @@ def diagnose(model: Any, input_shape: Any = None, *,
 
     ``input_shape`` and ``input_dtypes`` as :func:`shapecalc.analyze` takes them: one shape, or
     one per input of a forward that takes several (``[(1, 3, 32, 32), (1, 77)]`` with
-    ``input_dtypes=["float32", "int64"]``). A fix that changes an input size names the inputs
-    it changes (``Fix.value``: their numbers).
+    ``input_dtypes=["float32", "int64"]``), or :class:`~shapecalc.core.inputs.Inputs`. A fix
+    that changes an input size names the inputs it changes (``Fix.value``: their numbers).
     """
     src: ModelSource = load_model(model)
-    shapes = input_shapes_arg(src, input_shape)
-    kinds = input_dtypes_arg(input_dtypes, len(shapes))
-    verdict = _Verdict(src, tuple(shapes), kinds or ("float32",) * len(shapes))
+    inputs = input_shape if isinstance(input_shape, Inputs) else src.inputs(input_shape, input_dtypes)
+    shapes = list(inputs.shapes)
+    verdict = _Verdict(src, inputs.shapes, inputs.dtypes)
     try:
-        result = analyze(src, shapes if len(shapes) > 1 else shapes[0], input_dtypes=kinds)
+        result = analyze(src, inputs)
     except ConfigError as err:  # the layer's own arguments: no input size or neighbour can fix it
         return verdict(src.graph, False, node=err.node, layer=err.layer,
                        problem=f"{err} (whatever the input)")
@@ -157,8 +164,80 @@ def diagnose(model: Any, input_shape: Any = None, *,
                 or len(graph.input_names) != len(shapes)):
             return verdict(graph, False, node=err.node, layer=err.layer, problem=str(err))
         return _explain(verdict, graph, err, scan_sizes=src.scannable)
+    fold = _fold_of(src, inputs, result)
+    if fold is not None:
+        return _explain_fold(verdict, result, fold, scan_sizes=src.scannable)
     dropping = [r.name for r in result.records if has_kind(r.notes, NoteKind.DROPS)]
     return verdict(result.graph, True, result.output_shape, dropping=dropping)
+
+
+def _fold_of(src: ModelSource, inputs: Inputs, result) -> BatchFold | None:
+    """The batch fold of a model that fits, found by analysing it at the next batch size too
+    (a recorded model is recorded again there), with the line of the forward that made it."""
+    shapes = inputs.shapes
+    more = next_batch(shapes)
+    if more is None:
+        return None
+    try:
+        second = analyze(src, inputs.with_shapes(more))
+    except LayerError:  # a batch size written into the model: no proof either way
+        return None
+    fold = batch_fold(result, second, shapes[0][0])
+    if fold is not None:
+        fold = dataclasses.replace(fold, where=_line_of(src, fold.node))
+    return fold
+
+
+def _line_of(src: ModelSource, node: str) -> str | None:
+    if src.torch_import is None:
+        return None
+    from shapecalc.torch_bridge.fx_import import source_line
+
+    return source_line(src.torch_import, node)
+
+
+def _explain_fold(verdict: _Verdict, result, fold: BatchFold, scan_sizes: bool) -> Diagnosis:
+    """Sizes that "fit" while the batch is folded: name the operation and its line, give the
+    batch-keeping code and the input sizes at which the model as written keeps the batch."""
+    graph = result.graph
+    diag = verdict(graph, False, result.output_shape, node=fold.node, layer=fold.layer,
+                   problem=fold.problem(), batch_fold=fold)
+    diag.expected = f"output batch {fold.batch}, as the input's"
+    diag.got = f"{format_shape(fold.output)} (batch {fold.after[0]} from '{fold.node}')"
+    shapes = list(verdict.shapes)
+    node = graph.node(fold.node)
+    case = FailureCase(graph, shapes, node, [fold.before],
+                       resizable(graph, shapes, node) if scan_sizes else [], diag)
+    _batch_code_fix(diag, case, fold.where)
+    input_fix(diag, case)
+    return diag
+
+
+def _batch_code_fix(diag: Diagnosis, case: FailureCase, where: str | None) -> None:
+    """``view(-1, K)`` → ``flatten(1)``, with the ``in_features`` the Linear after it then
+    needs; verified through the whole model, batch included, or not proposed."""
+    node = case.node
+    keeping = batch_keeping_layer(node.layer)
+    if keeping is None:
+        return
+    at = f" at {where}" if where else ""
+    text = f"write x.flatten(1) (or x.view(x.size(0), -1)){at} instead of the reshape to ({', '.join(map(str, node.layer.shape))})"
+    also: list[Fix] = []
+    for _ in range(4):  # each Linear on the way may need its in_features set
+        fix = Fix(text + "".join(f", and {f}" for f in also), FixKind.SET, node.name, "shape",
+                  keeping.shape, also=tuple(also))
+        if case.verified(fix):
+            diag.fixes.append(fix)
+            return
+        graph, shapes = apply_fix(case.graph, case.shapes, fix)
+        try:
+            analyze_graph(graph, shapes if len(shapes) > 1 else shapes[0])
+            return  # fits, but the batch is still not kept: no code fix to offer
+        except LayerError as err:
+            if err.reason is not Reason.FEATURES or err.node is None:
+                return
+            also.append(Fix(f"set in_features={err.numbers['features']} on '{err.node}'",
+                            FixKind.SET, err.node, "in_features", err.numbers["features"]))
 
 
 @dataclass(frozen=True)
@@ -214,9 +293,13 @@ def _explain(verdict: _Verdict, graph: Graph, err: ShapeError, scan_sizes: bool 
         per = prod(inputs[0][1:])
         diag.expected = f"{numbers['known']} elements"
         diag.got = f"{numbers['elements']} elements ({format_shape(inputs[0])})"
-        diag.problem = (f"{node.layer.describe()} at '{name}' receives {format_shape(inputs[0])} "
-                        f"({per} per sample) {at}")
-        case.propose(diag, Fix(f"view it as (N, -1) or (N, {per})", FixKind.SET, name, "shape", (0, -1)))
+        where = _line_of(verdict.src, name)
+        diag.problem = (f"{node.layer.describe()} at '{name}'{f' ({where})' if where else ''} "
+                        f"receives {format_shape(inputs[0])} ({per} per sample) {at}")
+        if batch_keeping_layer(node.layer) is not None:
+            _batch_code_fix(diag, case, where)
+        else:
+            case.propose(diag, Fix(f"view it as (N, -1) or (N, {per})", FixKind.SET, name, "shape", (0, -1)))
         input_fix(diag, case)
     else:
         diag.problem = f"'{name}' {node.layer.describe()} cannot take {format_shape(inputs[0]) if inputs else '?'} {at}: {err.message}"

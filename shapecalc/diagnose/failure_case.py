@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from shapecalc.core.errors import LayerError
+from shapecalc.diagnose.batch import BatchFold, keeps_batch
 from shapecalc.diagnose.fixes import Fix, FixKind, apply_fix
 from shapecalc.core.graph import Graph, Node, analyze_graph, input_list
 from shapecalc.diagnose.layer_repairs import ancestors
@@ -83,11 +84,12 @@ class FailureCase:
         self.deadline = time.process_time() + SEARCH_SECONDS  # CPU time: same answer on a busy machine
 
     def fits(self, graph: Graph, shapes: Any = None) -> bool:
+        """Whether ``graph`` fits ``shapes`` (default: the given inputs) and keeps the batch."""
         try:
-            analyze_graph(graph, shapes or self.shapes)
-            return True
+            result = analyze_graph(graph, shapes or self.shapes)
         except LayerError:
             return False
+        return not isinstance(keeps_batch(graph, shapes or self.shapes, result), BatchFold)
 
     def verified(self, fix: Fix) -> bool:
         """Whether the whole model fits once ``fix`` is applied."""

@@ -32,12 +32,15 @@ class Fix(str):
     value: Any
     size: int | None
     layer: Layer | None
+    #: Further changes made together with this one (a flatten(1) and the Linear after it).
+    also: tuple["Fix", ...]
 
     def __new__(cls, text: str, kind: FixKind = FixKind.SET, node: str | None = None,
                 field: str | None = None, value: Any = None, size: int | None = None,
-                layer: Layer | None = None) -> "Fix":
+                layer: Layer | None = None, also: tuple["Fix", ...] = ()) -> "Fix":
         fix = super().__new__(cls, text)
         fix.kind, fix.node, fix.field, fix.value, fix.size, fix.layer = kind, node, field, value, size, layer
+        fix.also = tuple(also)
         return fix
 
     def details(self) -> dict[str, Any]:
@@ -45,7 +48,7 @@ class Fix(str):
         value = list(self.value) if isinstance(self.value, tuple) else self.value
         return {"kind": self.kind.value, "node": self.node, "field": self.field, "value": value,
                 "size": self.size, "layer": self.layer.describe() if self.layer else None,
-                "text": str(self)}
+                "text": str(self), "also": [f.details() for f in self.also]}
 
 
 def fixed_input(shape: Any, fix: Fix) -> Any:
@@ -64,6 +67,8 @@ def apply_fix(graph: Graph, shape: Any, fix: Fix) -> tuple[Graph, Any]:
     ``shape`` is the model's input shape, or a list of every input's shape for a forward that
     takes several; the answer has the same form (see :func:`fixed_input`).
     """
+    for first in fix.also:
+        graph, shape = apply_fix(graph, shape, first)
     if fix.kind is FixKind.INPUT:
         return graph, fixed_input(shape, fix)
     nodes: list[Node] = []

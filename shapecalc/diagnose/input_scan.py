@@ -9,7 +9,7 @@ model over thousands of sizes could take minutes, so the scan has a time budget
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shapecalc.models.api import load_model
@@ -18,6 +18,7 @@ from shapecalc.core.graph import analyze_graph
 from shapecalc.core.layers import Shape
 from shapecalc.models.model_source import size_arg
 from shapecalc.core.notes import NoteKind, has_kind
+from shapecalc.diagnose.batch import BatchFold, keeps_batch
 from shapecalc.diagnose.size_search import sized
 
 #: Wall-clock budget of one scan, in seconds.
@@ -37,6 +38,9 @@ class InputScan:
     fails: dict[str, list[int]]  # first failing node → sizes
     #: The first size NOT scanned when the time budget ran out (``None``: the whole range).
     stopped_at: int | None = None
+    #: Sizes that run but do not keep the batch (``view(-1, 400)``): the folding node → sizes.
+    #: They are not among ``fits``.
+    folds: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def fits(self) -> list[int]:
@@ -49,6 +53,7 @@ class InputScan:
             "range": [self.low, self.high],
             "fits": runs(self.fits), "exact": self.exact, "drops": runs(self.drops),
             "fails": {k: runs(v) for k, v in self.fails.items()},
+            "folds_batch": {k: runs(v) for k, v in self.folds.items()},
             "stopped_at": self.stopped_at,
         }
 
@@ -69,6 +74,7 @@ def scan_inputs(model: Any, template: Shape | None, low: int, high: int) -> Inpu
     exact: list[int] = []
     drops: list[int] = []
     fails: dict[str, list[int]] = {}
+    folds: dict[str, list[int]] = {}
     deadline = time.monotonic() + SCAN_SECONDS
     stopped_at = None
     for n in range(low, high + 1):
@@ -80,11 +86,15 @@ def scan_inputs(model: Any, template: Shape | None, low: int, high: int) -> Inpu
         except ShapeError as err:
             fails.setdefault(err.node or "?", []).append(n)
             continue
+        fold = keeps_batch(graph, sized(template, n), result)
+        if isinstance(fold, BatchFold):
+            folds.setdefault(fold.node, []).append(n)
+            continue
         if any(has_kind(r.notes, NoteKind.DROPS) for r in result.records):
             drops.append(n)
         else:
             exact.append(n)
-    return InputScan(src.name, template, low, high, exact, drops, fails, stopped_at)
+    return InputScan(src.name, template, low, high, exact, drops, fails, stopped_at, folds)
 
 
 def runs(values: list[int]) -> list[list[int]]:

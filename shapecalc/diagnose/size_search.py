@@ -26,6 +26,7 @@ from typing import Callable, Iterable, Sequence
 from shapecalc.core.errors import LayerError, Reason
 from shapecalc.core.graph import Analysis, Graph, analyze_graph, input_list
 from shapecalc.core.layers import Shape
+from shapecalc.diagnose.batch import BatchFold, keeps_batch
 
 #: Budget of each analytic part (grow, features), in seconds of this process's CPU time: CPU
 #: time, not wall-clock, so that a busy machine changes how long the search takes but not what
@@ -78,6 +79,7 @@ class SizeSearch:
         self.stopped = False
         self.low_seen = self.high_seen = self.template[2] if len(self.template) > 2 else 1
         self._tried: dict[int, Analysis | LayerError] = {}
+        self._keeps: dict[int, bool] = {}
 
     # ---------------------------------------------------------------- one size
     def outcome(self, n: int) -> Analysis | LayerError:
@@ -95,7 +97,14 @@ class SizeSearch:
         return sized_inputs(self.inputs, self.which, n)
 
     def fits(self, n: int) -> bool:
-        return isinstance(self.outcome(n), Analysis)
+        """Whether the model fits at size ``n`` and keeps the batch there (a ``view(-1, 400)``
+        "fits" many sizes by folding pixels into the batch: those are no fix)."""
+        result = self.outcome(n)
+        if not isinstance(result, Analysis):
+            return False
+        if n not in self._keeps:
+            self._keeps[n] = not isinstance(keeps_batch(self.graph, self.at(n), result), BatchFold)
+        return self._keeps[n]
 
     def _part(self) -> None:
         self.started = time.process_time()

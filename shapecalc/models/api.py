@@ -12,9 +12,10 @@ from typing import Any, Sequence
 from shapecalc.core.blocks import Block
 from shapecalc.core.collector import paused_collector
 from shapecalc.core.errors import ArgumentError, ConfigError, ShapeError, SpecError
-from shapecalc.core.graph import DTYPE_BYTES, Analysis, Graph, analyze_graph, smallest_input
+from shapecalc.core.graph import Analysis, Graph, analyze_graph, smallest_input
+from shapecalc.core.inputs import Inputs, dtype_name
 from shapecalc.core.layers import Shape
-from shapecalc.models.model_source import ModelSource, shape_arg
+from shapecalc.models.model_source import ModelSource, module_source
 from shapecalc.models.sources import is_torch_module, resolve
 
 
@@ -37,17 +38,9 @@ def load_model(model: Any, **kwargs: Any) -> ModelSource:
     if isinstance(model, str):
         return resolve(model, **kwargs)
     if is_torch_module(model):  # decided without importing torch
-        from shapecalc.torch_bridge.fx_import import module_source
-
         return module_source(model)
     raise ArgumentError("model", f"cannot analyse a {type(model).__name__}; give a zoo name, a spec "
                                  "file, a spec Block, a Graph or an nn.Module")
-
-
-def _dtype_arg(dtype: Any) -> str:
-    if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
-        raise ArgumentError("dtype", f"expected one of {', '.join(DTYPE_BYTES)}, got {dtype!r}")
-    return dtype
 
 
 @paused_collector()
@@ -62,50 +55,28 @@ def analyze(model: Any, input_shape: Any = None, dtype: str = "float32", *,
     is analysed in ``mode="eval"`` (as torchinfo; its own mode is restored afterwards) or
     ``"train"`` (training-only branches such as auxiliary heads). Raises
     :class:`~shapecalc.core.errors.ShapeError` naming the first node that cannot take its input.
+
+    ``input_shape`` may also be :class:`~shapecalc.core.inputs.Inputs`, the checked value that
+    ``diagnose``, ``summary()`` and the CLI build at their edge (``input_dtypes`` is then unused).
     """
-    dtype = _dtype_arg(dtype)
+    dtype = dtype_name(dtype, "dtype")
     if mode not in ("eval", "train"):
         raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
     src = load_model(model)
-    shapes = input_shapes_arg(src, input_shape)
-    kinds = input_dtypes_arg(input_dtypes, len(shapes))
+    inputs = input_shape if isinstance(input_shape, Inputs) else src.inputs(input_shape, input_dtypes)
     if src.torch_import is not None:  # torch is already imported: the module came from it
-        from shapecalc.torch_bridge.fx_import import analyze_source
+        from shapecalc.torch_bridge.fx_import import analyze_import
 
         from shapecalc.torch_bridge.saved import measure_layer
 
-        result = analyze_source(src, shapes, kinds, dtype, mode)
+        result = analyze_import(src.torch_import, inputs, dtype, mode)
         result.saved_measure = measure_layer  # layers without a saved-tensor rule: measured
     else:
-        result = analyze_graph(src.graph_at(shapes[0]), shapes if len(shapes) > 1 else shapes[0],
-                               dtype, kinds)
+        result = analyze_graph(src.graph_at(inputs.first), inputs, dtype)
         if mode == "train":
             result.mode = "train"  # a spec has no training-only branches: same graph
     result.model = src.name
     return result
-
-
-def input_shapes_arg(src: ModelSource, given: Any) -> list[Shape]:
-    """One shape (validated), several (``[(1, 3, 224, 224), (1, 77)]``), or the model's default."""
-    if given is not None and not isinstance(given, (str, bytes)) and hasattr(given, "__iter__"):
-        items = list(given)
-        if items and all(hasattr(s, "__iter__") and not isinstance(s, (str, bytes)) for s in items):
-            return [shape_arg(s, f"input_shape[{i}]") for i, s in enumerate(items)]
-    return [src.input_shape(given)]
-
-
-def input_dtypes_arg(values: Sequence[str] | str | None, count: int) -> tuple[str, ...] | None:
-    """``None`` → float32 for all; one name → every input; else one per input, each known."""
-    if values is None:
-        return None
-    names = (values,) if isinstance(values, str) else tuple(values)
-    if len(names) == 1 and count > 1:
-        names = names * count
-    bad = [n for n in names if not isinstance(n, str) or n not in DTYPE_BYTES]
-    if bad or len(names) != count:
-        raise ArgumentError("input_dtypes", f"give one of {', '.join(DTYPE_BYTES)} for each of the "
-                                            f"{count} input(s), got {list(names)}")
-    return names
 
 
 def minimum_input(model: Any, input_shape: Shape | None = None) -> int | None:

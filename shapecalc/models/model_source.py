@@ -10,54 +10,14 @@ so the rule is written once: :meth:`ModelSource.input_shape`, :meth:`ModelSource
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
-from shapecalc.core.argcheck import exact_int
 from shapecalc.core.blocks import Block
-from shapecalc.core.errors import ArgumentError, SpecError
+from shapecalc.core.errors import ArgumentError, SpecError, user_code
 from shapecalc.core.graph import Graph
+from shapecalc.core.inputs import SHAPE_RANKS, Inputs, shape_arg, size_arg
 from shapecalc.core.layers import Shape
-
-#: Ranks an input shape may have: (N, F) up to (N, C, D, H, W).
-SHAPE_RANKS = (2, 5)
-def size_arg(value: Any, param: str, minimum: int = 1) -> int:
-    """One size given to the library, checked by :func:`~shapecalc.core.argcheck.exact_int` (an
-    ``int``, numpy integers included, within torch's 64-bit sizes; bool, float, NaN, str and
-    None refused, naming ``param``) and at least ``minimum``."""
-    number = exact_int(param, value, "a size")
-    if number < minimum:
-        raise ArgumentError(param, f"expected a size ≥ {minimum}, got {number}")
-    return number
-
-
-def shape_arg(value: Any, param: str = "input_shape") -> Shape:
-    """An input shape given to the library → a tuple of ``int`` (2 to 5 positive sizes)."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise ArgumentError(param, f"expected a tuple of 2 to 5 positive integers like (1, 3, 224, 224), "
-                                   f"got {value!r}")
-    items = list(value)
-    low, high = SHAPE_RANKS
-    if not low <= len(items) <= high:
-        raise ArgumentError(param, f"expected {low} to {high} sizes (batch, channels, spatial…), "
-                                   f"got {len(items)}")
-    return tuple(size_arg(v, f"{param}[{i}]") for i, v in enumerate(items))
-
-
-@contextmanager
-def user_code(what: str) -> Iterator[None]:
-    """Turn ``SystemExit``/``KeyboardInterrupt`` raised while the user's code runs (``what``:
-    "importing net.py") into one-line errors instead of a silent exit or a traceback."""
-    try:
-        yield
-    except SystemExit as err:
-        code = f" {err.code}" if err.code is not None else ""
-        raise SpecError(f"{what} raised SystemExit{code}; a model file must build a model, "
-                        "not exit") from None
-    except KeyboardInterrupt:
-        raise SpecError(f"{what} raised KeyboardInterrupt (interrupted)") from None
-
 
 
 @dataclass
@@ -87,6 +47,14 @@ class ModelSource:
             raise ArgumentError(param, f"{self.name} has no default input shape; give one")
         return tuple(self.default_input)
 
+    def inputs(self, shapes: Any = None, dtypes: Any = None, *, shape_param: str = "input_shape",
+               dtype_param: str = "input_dtypes") -> Inputs:
+        """The checked :class:`Inputs` for one shape or one per input (``None``: the model's
+        default) and their element types (see :meth:`Inputs.of`); errors name the parameters."""
+        if shapes is None:
+            shapes = self.input_shape(None, shape_param)
+        return Inputs.of(shapes, dtypes, shape_param=shape_param, dtype_param=dtype_param)
+
     def graph_at(self, shape: Shape) -> Graph:
         """The graph to analyse at ``shape``: the one graph, or one recorded at that size."""
         if self.scannable:
@@ -94,6 +62,12 @@ class ModelSource:
             return self.graph
         with user_code(f"running {self.name}.forward"):
             return self.torch_import.graph_at(tuple(shape))
+
+    @classmethod
+    def of_import(cls, imp: Any, source: str = "") -> "ModelSource":
+        """The source of an imported ``nn.Module`` (a ``torch_bridge.fx_import.TorchImport``)."""
+        return cls(imp.name, imp.graph, imp.default_input, imp.spec, imp.description, source,
+                   torch_import=imp, scannable=imp.scannable)
 
     def require_scannable(self, what: str) -> None:
         """Refuse a question about many sizes (``what``: "an input range") for a model whose
@@ -103,4 +77,12 @@ class ModelSource:
                             f"traceable by torch.fx); {what} cannot be scanned")
 
 
-__all__ = ["ModelSource", "SHAPE_RANKS", "shape_arg", "size_arg", "user_code"]
+def module_source(module: Any, name: str | None = None, source: str = "",
+                  mode: str = "eval") -> ModelSource:
+    """Import ``module`` (chain, else fx, else hooks) as a :class:`ModelSource`."""
+    from shapecalc.torch_bridge.fx_import import import_module
+
+    return ModelSource.of_import(import_module(module, name, mode), source)
+
+
+__all__ = ["ModelSource", "module_source", "SHAPE_RANKS", "shape_arg", "size_arg"]

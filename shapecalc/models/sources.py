@@ -9,18 +9,21 @@ Accepted forms (the same wherever a MODEL is: ``show``, ``graph``, ``check``, ``
     module:make_net(num_classes=10)      a factory or class called with literal arguments
 
 Zoo names and spec files never run code: a spec is data (``yaml.safe_load``, ``json``,
-``tomllib``), and an existing file with a spec suffix is always read as a spec, even when its
-name has a ``:`` in it. A Python target imports that file or module, which runs its code
-exactly as ``python file.py`` would; that is what naming Python means.
+``tomllib``), and a name with a spec suffix is only ever a spec file, even when it has a ``:``
+in it (``net:v3.json`` beside a ``net.py`` is that file or "no such spec file"). A Python
+target imports that file or module, which runs its code exactly as ``python file.py`` would;
+that is what naming Python means.
 
 What the target names is checked before anything is called: an ``nn.Module`` subclass (or a
-shapecalc spec class), or a function that returns a module: one whose return annotation says
-so, or one written in the user's own code (the file's folder or the current folder). Anything
-else (``os:system('…')``, ``subprocess:getoutput(...)``, ``builtins:exec(...)``,
-``mymod:sys.exit(0)``) is refused without being called, and standard-library modules are not
-imported at all. Arguments are parsed with :mod:`ast` and read with ``ast.literal_eval``, so
-``make_net(__import__('os'))`` is refused rather than run. ``SystemExit`` and
-``KeyboardInterrupt`` raised by the user's code become one-line errors.
+shapecalc spec class), or a function that returns a module: one written in the user's own code
+(the file's folder or the current folder), or one whose return annotation says so and that is
+not torch's own (torch rebuilds modules from code: ``reduce_graph_module`` execs a string).
+Private names are refused. Anything else (``os:system('…')``, ``subprocess:getoutput(...)``,
+``builtins:exec(...)``, ``mymod:sys.exit(0)``) is refused without being called, and
+standard-library modules are not imported at all. Arguments are parsed with :mod:`ast` and
+read with ``ast.literal_eval``, so ``make_net(__import__('os'))`` is refused rather than run.
+The check guards against mistakes; it is not a sandbox. Exceptions raised by the user's code,
+``SystemExit`` included, become one-line errors.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from shapecalc.core.blocks import Block
-from shapecalc.core.errors import SpecError
-from shapecalc.models.model_source import ModelSource, user_code
+from shapecalc.core.errors import SpecError, user_code
+from shapecalc.models.model_source import ModelSource, module_source
 
 FORMS = "a zoo name, a spec file (.json/.yaml/.toml), path/to/file.py:Net or package.module:Net"
 
@@ -70,8 +73,9 @@ def resolve(text: str, *, max_nodes: int | None = None, **zoo_kwargs: Any) -> Mo
                            entry.description, entry.source)
     from shapecalc.models.specfile import is_spec_path, load_spec
 
-    # A spec file on disk is data, whatever its name holds ("net:v2.json" beside a net.py).
-    if is_spec_path(raw) and (":" not in raw or Path(raw).is_file()):
+    # A name with a spec suffix is only ever a spec file, whatever else it holds: "net:v3.json"
+    # beside a net.py is that file or an error, never an import of net.py.
+    if is_spec_path(raw):
         doc = load_spec(raw, max_nodes=max_nodes)
         return ModelSource(doc.name, doc.block.to_graph(doc.name, max_nodes=max_nodes), doc.input_shape,
                            doc.block,
@@ -220,8 +224,18 @@ def _written_by_user(fn: Any, roots: list[Path]) -> bool:
     return any(_under(where, root) for root in roots)
 
 
+#: Packages whose functions are never called as a MODEL, annotated or not: torch's functions
+#: that return a module rebuild it from code or a file (``torch.fx.graph_module:
+#: reduce_graph_module`` execs its argument), and shapecalc's own are not model factories.
+_NO_FACTORIES = frozenset({"torch", "shapecalc"})
+
+
 def check_callable(obj: Any, label: str, location: str) -> None:
-    """Refuse, before calling it, anything that is not a model class or a model factory."""
+    """Refuse, before calling it, anything that is not a model class or a model factory.
+
+    This guards against mistakes (naming ``os:system`` or a helper instead of the model); it is
+    not a sandbox. Importing the target already ran its module's code, and a factory of an
+    installed package does whatever that package does; a Python target is trusted code."""
     if isinstance(obj, type):
         if is_torch_module_class(obj) or issubclass(obj, Block):
             return
@@ -232,7 +246,14 @@ def check_callable(obj: Any, label: str, location: str) -> None:
         raise SpecError(f"{label} is a {type(obj).__name__}, not an nn.Module class or a Python "
                         "function that returns one; it was not called")
     roots = [Path(location).resolve().parent] if _is_path(location) else [Path.cwd().resolve()]
-    if _returns_model(fn) or _written_by_user(fn, roots):
+    if _written_by_user(fn, roots):
+        return
+    home = (getattr(fn, "__module__", None) or "").split(".")[0]
+    if home in _NO_FACTORIES:
+        raise SpecError(f"{label} is a function of {home}, which defines model classes, not model "
+                        "factories (its functions that return modules rebuild them from code or "
+                        "files); name an nn.Module class or your own function; it was not called")
+    if _returns_model(fn):
         return
     raise SpecError(f"{label} is not an nn.Module class, not annotated to return one and not "
                     "defined in your own code; it was not called")
@@ -244,6 +265,10 @@ def from_target(text: str) -> ModelSource:
     if not location or not target.strip():
         raise SpecError(f"{text!r}: expected path/to/file.py:Net or package.module:Net")
     path, args, kwargs, called = parse_target(target)
+    private = next((part for part in path if part.startswith("_")), None)
+    if private is not None:
+        raise SpecError(f"{text!r}: {private!r} is a private name; name the model class or "
+                        "factory its module makes public")
     module = import_module_of(location)
     obj: Any = module
     for i, part in enumerate(path):
@@ -272,8 +297,6 @@ def from_target(text: str) -> ModelSource:
     if isinstance(obj, Block):
         return ModelSource(name, obj.to_graph(name), None, obj, f"spec from {text}", text)
     if is_torch_module(obj):
-        from shapecalc.torch_bridge.fx_import import module_source
-
         with user_code(f"tracing {label}"):
             return module_source(obj, name=name, source=text)
     raise SpecError(f"{text} gave a {type(obj).__name__}; expected an nn.Module (or a shapecalc spec Block)")

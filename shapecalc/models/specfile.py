@@ -25,6 +25,7 @@ from typing import Any
 
 from shapecalc.core.blocks import MAX_DEPTH, MAX_NODES, Block, Branches, Residual, Sequential
 from shapecalc.core.errors import SpecError
+from shapecalc.core.fileio import NotRegularFile, open_input
 from shapecalc.core.layers import MERGE_TYPES, Layer, Shape, layer_from_dict
 from shapecalc.core.layers.fields import MAX_INT, short_repr
 from shapecalc.models.spec_decode import MAX_SPEC_BYTES, KeyPath, decode, format_path
@@ -75,7 +76,7 @@ def load_spec(path: str | Path, *, max_nodes: int | None = None) -> SpecDocument
     if suffix not in SUFFIXES:
         raise SpecError(f"{p}: spec files end in {', '.join(SUFFIXES)}, not {suffix or 'nothing'}")
     try:
-        with p.open("rb") as handle:
+        with open_input(p) as handle:
             raw = handle.read(MAX_SPEC_BYTES + 1)
         if len(raw) > MAX_SPEC_BYTES:
             raise SpecError(f"{p}: larger than {MAX_SPEC_BYTES // 2**20} MiB, the size limit for "
@@ -83,6 +84,8 @@ def load_spec(path: str | Path, *, max_nodes: int | None = None) -> SpecDocument
         text = raw.decode("utf-8")
     except FileNotFoundError:
         raise SpecError(f"{p}: no such spec file", file=where) from None
+    except NotRegularFile as err:
+        raise SpecError(f"{p}: {err.strerror}; a spec is a .json/.yaml/.toml file", file=where) from None
     except (OSError, UnicodeDecodeError) as err:
         raise SpecError(f"{p}: cannot read: {err}", file=where) from None
     data, find_line = decode(text, suffix, where)
@@ -200,6 +203,9 @@ class _Builder:
         if kind is None:
             raise _Problem(path, "missing 'type' (a torch layer name like \"Conv2d\" "
                            f"or one of {', '.join(BLOCK_TYPES)})")
+        if not isinstance(kind, str):
+            raise _Problem(path + ("type",), f"expected a layer name like \"Conv2d\", got "
+                           f"{_kind(kind)} {short_repr(kind)}")
         if kind == "Concat" and "branches" in entry:
             kind = "Branches"
         if isinstance(kind, str) and kind in BLOCK_TYPES:

@@ -23,6 +23,56 @@ MACS_CONVENTION = (
 )
 
 
+#: Said under a table when rows were measured: their MACs are torch's, not the rule above.
+_MEASURED_CONVENTION = ("; rows marked measured: torch's FLOP counter ÷ 2 (matrix products, "
+                        "convolutions and attention only: no bias adds, norms or element-wise ops)")
+_UNCOUNTED_CONVENTION = "; ? = not counted (no rule, and torch has no formula for what it runs)"
+
+
+def macs_convention(analysis) -> str:
+    """The convention line for this analysis: the rule, plus how its measured rows were counted
+    and what ``?`` means, where it has such rows (so the line is true for the model above it)."""
+    line = MACS_CONVENTION
+    records = getattr(analysis, "records", ()) or ()
+    if any(r.origin == "measured" and r.macs for r in records):
+        line += _MEASURED_CONVENTION
+    if getattr(analysis, "uncounted", None):
+        line += _UNCOUNTED_CONVENTION
+    return line
+
+
+def macs_cell(macs: int | None, human: bool = False) -> str:
+    """A row's MACs: ``1,234`` (or ``1.23 k``), ``?`` when unknown."""
+    if macs is None:
+        return "?"
+    return human_count(macs) if human else f"{macs:,}"
+
+
+def uncounted_text(analysis, limit: int = 3) -> str:
+    """`` (2 nodes not counted: a, b)`` after a lower-bound total; empty when all are counted."""
+    names = list(getattr(analysis, "uncounted", None) or ())
+    if not names:
+        return ""
+    shown = ", ".join(names[:limit]) + (", …" if len(names) > limit else "")
+    return f" ({len(names)} node{'s' if len(names) != 1 else ''} not counted: {shown})"
+
+
+def total_macs_text(analysis, human: bool = True) -> str:
+    """``1,234 (1.23 k)``, or ``≥ 1,234 (1.23 k) (2 nodes not counted: a, b)``."""
+    total = analysis.total_macs
+    text = f"{total:,} ({human_count(total)})" if human else human_count(total)
+    return ("≥ " + text + uncounted_text(analysis)) if getattr(analysis, "uncounted", None) else text
+
+
+def output_text(record, sep: str = "×") -> str:
+    """A row's output: ``1×64×28×28``, or ``[1×32×56×56, 1×64×28×28]`` for a block that
+    returns several values."""
+    several = getattr(record, "output_shapes", ())
+    if len(several) > 1:
+        return "[" + ", ".join(shape_text(s, sep) for s in several) + "]"
+    return shape_text(record.output_shape, sep)
+
+
 def shape_text(shape: Iterable[int] | None, sep: str = "×") -> str:
     """``(1, 96, 54, 54)`` → ``1×96×54×54`` (``sep="x"`` for ASCII formats such as CSV)."""
     if shape is None:
@@ -201,6 +251,7 @@ def notes_text(record, sep: str = "; ") -> str:
 
 
 __all__ = [
-    "MACS_CONVENTION", "header_lines", "mode_text", "human_bytes", "human_count", "note_dict", "notes_text",
+    "MACS_CONVENTION", "header_lines", "macs_cell", "macs_convention", "output_text", "total_macs_text",
+    "uncounted_text", "mode_text", "human_bytes", "human_count", "note_dict", "notes_text",
     "params_line", "record_kind", "record_notes", "rf_sizes", "rf_text", "shape_text", "visible_text",
 ]

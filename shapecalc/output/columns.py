@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from shapecalc.core.errors import UsageError
-from shapecalc.output import record_notes, rf_text, shape_text
+from shapecalc.output import macs_cell, output_text, record_notes, rf_text, shape_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +107,7 @@ def trainable_text(record, frozen: Mapping[str, int]) -> str:
     """torchinfo's trainable column: ``yes``, ``no``, ``partial``, or ``-`` without parameters."""
     if record.params == 0:
         return "-"
-    if record.is_block:
-        held = sum(count for name, count in frozen.items() if name.startswith(record.name + "."))
-    else:
-        held = frozen.get(record.name, 0)
+    held = frozen.get(record.name, 0)
     if held == 0:
         return "yes"
     return "no" if held >= record.params else "partial"
@@ -141,11 +138,12 @@ def _input_text(record) -> str:
 #: key → (full cell, compact cell or None when the same).
 _CELLS: dict[str, tuple[Callable[[Any, CellContext], str], Callable[[Any, CellContext], str] | None]] = {
     "input_size": (lambda r, c: _input_text(r), None),
-    "output_size": (lambda r, c: shape_text(r.output_shape), None),
+    "output_size": (lambda r, c: output_text(r), None),
     "num_params": (lambda r, c: f"{r.params:,}", lambda r, c: short_count(r.params)),
     "params_percent": (_percent, None),
     "kernel_size": (lambda r, c: kernel_text(r), None),
-    "mult_adds": (lambda r, c: f"{r.macs:,}", lambda r, c: short_count(r.macs)),
+    "mult_adds": (lambda r, c: macs_cell(r.macs),
+                  lambda r, c: "?" if r.macs is None else short_count(r.macs)),
     "trainable": (lambda r, c: trainable_text(r, c.frozen), None),
     "receptive_field": (lambda r, c: rf_text(r.rf), None),
 }
@@ -163,13 +161,21 @@ def note_texts(record) -> list[str]:
 
 
 def frozen_params(analysis) -> dict[str, int]:
-    """Node name → parameters with ``requires_grad=False`` (empty: everything trains).
+    """Node or block name → parameters with ``requires_grad=False`` (empty: everything trains).
 
     Only analyses of real modules can have frozen parameters; the engine's own models train
     every parameter they declare.
     """
     graph = getattr(analysis, "graph", None)  # an nn.Module's nodes know their frozen share
-    return {n.name: n.frozen for n in graph.nodes if getattr(n, "frozen", 0)} if graph else {}
+    if graph is None:
+        return {}
+    frozen = {n.name: n.frozen for n in graph.nodes if getattr(n, "frozen", 0)}
+    if frozen:
+        for path, inside in graph.members().items():
+            held = sum(frozen.get(name, 0) for name in inside)
+            if held:
+                frozen[path] = held
+    return frozen
 
 
 def column_titles(keys: Sequence[str]) -> list[str]:

@@ -62,9 +62,11 @@ def pipe(digraph, fmt: str, timeout: float = DOT_TIMEOUT) -> bytes:
     """
     import subprocess
 
+    from shapecalc.core.safetext import printable
+
     timeout = check_timeout(timeout)
     command = [digraph.engine, f"-T{fmt}"]
-    source = digraph.source.encode(digraph.encoding or "utf-8")
+    source = printable(digraph.source).encode(digraph.encoding or "utf-8")
     try:
         done = subprocess.run(command, input=source, capture_output=True, timeout=timeout, check=False)
     except FileNotFoundError:

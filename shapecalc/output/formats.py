@@ -13,10 +13,11 @@ import io
 import json
 from typing import Any
 
+from shapecalc.core.safetext import csv_cell
 from shapecalc.output.registry import renderer
 from shapecalc.output import (
-    MACS_CONVENTION, header_lines, note_dict, notes_text, params_line, record_kind, record_notes, rf_sizes,
-    rf_text, shape_text,
+    header_lines, macs_cell, macs_convention, note_dict, output_text, notes_text, params_line, record_kind,
+    record_notes, rf_sizes, rf_text, shape_text, total_macs_text,
 )
 
 #: The table's columns, shared by CSV and Markdown so the three stay in step.
@@ -30,9 +31,10 @@ def _record_dict(record, explain: bool) -> dict[str, Any]:
         "type": record.type,
         "input_shape": list(record.input_shape),
         "output_shape": list(record.output_shape),
+        "output_shapes": [list(s) for s in record.output_shapes or (record.output_shape,)],
         "params": record.params,
         "macs": record.macs,
-        "flops": 2 * record.macs,
+        "flops": None if record.macs is None else 2 * record.macs,
         "description": record.description,
         "input_shapes": [list(s) for s in record.input_shapes],
         "rf": rf_sizes(record.rf),
@@ -69,10 +71,12 @@ def to_dict(analysis, explain: bool = False) -> dict[str, Any]:
         "frozen_params": analysis.frozen_params,
         "total_macs": analysis.total_macs,
         "total_flops": analysis.total_flops,
+        # Nodes whose MACs are unknown (null in "layers"): the totals are then lower bounds.
+        "uncounted": list(analysis.uncounted),
         "param_bytes": analysis.param_bytes,
         "activation_bytes": analysis.activation_bytes,
         "input_bytes": analysis.input_bytes,
-        "macs_convention": MACS_CONVENTION,
+        "macs_convention": macs_convention(analysis),
         "layers": [_record_dict(r, explain) for r in analysis.records],
         "blocks": [_record_dict(b, False) for b in analysis.blocks.values()],
     }
@@ -102,7 +106,7 @@ def table_rows(analysis, depth: int | None = None) -> list[dict[str, Any]]:
             "name": rec.name,
             "kind": "block" if rec.is_block else "layer",
             "layer": rec.description,
-            "output_shape": shape_text(rec.output_shape, "x"),
+            "output_shape": output_text(rec, "x"),
             "params": rec.params,
             "macs": rec.macs,
             "rf": rf_text(rec.rf).replace("×", "x"),
@@ -117,7 +121,8 @@ def to_csv(analysis, depth: int | None = None) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(table_rows(analysis, depth))
+    writer.writerows({key: csv_cell(value) if isinstance(value, str) else value
+                      for key, value in row.items()} for row in table_rows(analysis, depth))
     return buf.getvalue()
 
 
@@ -134,7 +139,7 @@ def to_markdown(analysis, depth: int | None = None) -> str:
     for row in table_rows(analysis, depth):
         name = row["name"] if row["kind"] == "layer" else f"**{row['name']}**"
         cells = [row["index"], name, row["layer"], row["output_shape"].replace("x", "×"),
-                 f"{row['params']:,}", f"{row['macs']:,}", row["rf"].replace("x", "×"),
+                 f"{row['params']:,}", macs_cell(row['macs']), row["rf"].replace("x", "×"),
                  row["notes"]]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     lines.append("")
@@ -146,14 +151,15 @@ def footer_lines(analysis) -> list[str]:
     """Totals in words, shared by the rich table and Markdown."""
     from shapecalc.output import human_bytes, human_count
 
+    at_least = "≥ " if analysis.uncounted else ""
     return [
         params_line(analysis),
-        f"Total MACs: {analysis.total_macs:,} ({human_count(analysis.total_macs)})"
-        f" · FLOPs: {analysis.total_flops:,} ({human_count(analysis.total_flops)})",
+        f"Total MACs: {total_macs_text(analysis)}"
+        f" · FLOPs: {at_least}{analysis.total_flops:,} ({human_count(analysis.total_flops)})",
         f"Memory ({analysis.dtype}): parameters {human_bytes(analysis.param_bytes)}"
         f" · activations {human_bytes(analysis.activation_bytes)}"
         f" · input {human_bytes(analysis.input_bytes)}",
-        MACS_CONVENTION,
+        macs_convention(analysis),
     ]
 
 

@@ -13,7 +13,9 @@ functions: discovering the output formats must not cost its import.
 from __future__ import annotations
 
 from shapecalc.core.errors import ArgumentError
-from shapecalc.output import human_count, input_parts, record_kind, several_inputs, shape_text, visible_text
+from shapecalc.output import (
+    input_parts, macs_cell, record_kind, several_inputs, shape_text, total_macs_text, visible_text,
+)
 
 RANKDIRS = ("TB", "LR")
 #: Without ``depth``/``expand``, collapse blocks until at most this many nodes are drawn.
@@ -72,21 +74,9 @@ def _count(n: int) -> str:
 # ---------------------------------------------------------------- what is drawn
 def _visible_count(analysis, depth: int) -> int:
     blocks = analysis.blocks
-    members = _block_members(analysis)
+    members = analysis.graph.members() if analysis.graph is not None else {}
     return (sum(1 for r in analysis.records if r.depth <= depth)
             + sum(1 for p, b in blocks.items() if b.depth == depth and members.get(p)))
-
-
-def _block_members(analysis) -> dict[str, int]:
-    """How many layer nodes each block holds (empty identity blocks hold none)."""
-    counts: dict[str, int] = {}
-    for rec in analysis.records:
-        parts = rec.name.split(".")
-        for i in range(1, len(parts)):
-            prefix = ".".join(parts[:i])
-            if prefix in analysis.blocks:
-                counts[prefix] = counts.get(prefix, 0) + 1
-    return counts
 
 
 def auto_depth(analysis, limit: int = AUTO_NODE_LIMIT) -> int | None:
@@ -100,15 +90,12 @@ def auto_depth(analysis, limit: int = AUTO_NODE_LIMIT) -> int | None:
     return 0
 
 
-def _representative(name: str, blocks: dict, depth: int | None) -> str:
+def _representative(name: str, analysis, depth: int | None) -> str:
     """The drawn node standing for ``name``: itself, or the collapsed block that holds it."""
     if depth is None:
         return name
-    parts = name.split(".")
-    for i in range(1, len(parts)):
-        prefix = ".".join(parts[:i])
-        block = blocks.get(prefix)
-        if block is not None and block.depth >= depth:
+    for prefix in analysis.blocks_of(name):
+        if analysis.blocks[prefix].depth >= depth:
             return prefix
     return name
 
@@ -131,7 +118,7 @@ def _block_label(path: str, rec, layers: int) -> str:
         f'<TR><TD ALIGN="LEFT"><B>{_h(path)}</B>  {_h(rec.type)}</TD></TR>',
         f'<TR><TD ALIGN="LEFT">{_h(shape_text(rec.input_shape))} → {_h(shape_text(rec.output_shape))}</TD></TR>',
         f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="10">{layers} layers  ·  {_count(rec.params)} params'
-        f"  ·  {_h(human_count(rec.macs))} MACs</FONT></TD></TR>",
+        f"  ·  {_h(macs_cell(rec.macs, human=True))} MACs</FONT></TD></TR>",
     ]
     return '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">' + "".join(rows) + "</TABLE>>"
 
@@ -172,7 +159,7 @@ def build_graph(analysis, rankdir: str = "TB", depth: int | None = None, expand:
     elif depth is None:
         depth = auto_depth(analysis)
     blocks = analysis.blocks
-    members = _block_members(analysis)
+    members = analysis.graph.members() if analysis.graph is not None else {}
     input_name = analysis.graph.input_name if analysis.graph is not None else "input"
 
     ids: dict[str, str] = {input_name: "input"}
@@ -180,13 +167,13 @@ def build_graph(analysis, rankdir: str = "TB", depth: int | None = None, expand:
     kinds: set[str] = set()
     collapsed: set[str] = set()
     for rec in analysis.records:
-        rep = _representative(rec.name, blocks, depth)
+        rep = _representative(rec.name, analysis, depth)
         if rep in ids:
             continue
         ids[rep] = node_id = f"n{len(ids)}"
         if rep != rec.name:
             collapsed.add(rep)
-            attrs = {"label": _block_label(rep, blocks[rep], members.get(rep, 0)),
+            attrs = {"label": _block_label(rep, blocks[rep], len(members.get(rep, ()))),
                      "fillcolor": BLOCK_COLOUR[0], "style": "rounded,filled,bold"}
         else:
             kind = record_kind(rec)
@@ -200,7 +187,7 @@ def build_graph(analysis, rankdir: str = "TB", depth: int | None = None, expand:
     named = input_parts(analysis) if several_inputs(analysis) else []
     inputs = ("inputs " + ", ".join(named)) if named else f"input {shape_text(analysis.input_shape)}"
     title = (f"{analysis.model}  ·  {inputs}  ·  "
-             f"{_count(analysis.total_params)} params  ·  {human_count(analysis.total_macs)} MACs")
+             f"{_count(analysis.total_params)} params  ·  {total_macs_text(analysis, human=False)} MACs")
     g = graphviz.Digraph(
         name=_plain(analysis.model),
         graph_attr={"rankdir": rankdir, "fontname": FONT, "fontsize": "14", "label": _plain(title),
@@ -212,7 +199,7 @@ def build_graph(analysis, rankdir: str = "TB", depth: int | None = None, expand:
     )
     g.node("input", label=_plain(named[0] if named else "input " + shape_text(analysis.input_shape)),
            shape="oval", style="filled", fillcolor="#ffffff", id="input")
-    _add_clusters(g, nodes, blocks, depth, collapsed)
+    _add_clusters(g, nodes, analysis, depth, collapsed)
     # A forward with several tensor arguments: one oval per further input, named as in forward.
     extra = analysis.graph.extra_inputs if analysis.graph is not None else ()
     for k, name in enumerate(extra, start=1):
@@ -226,10 +213,10 @@ def build_graph(analysis, rankdir: str = "TB", depth: int | None = None, expand:
     shapes.update(zip(extra, analysis.input_shapes[1:]))
     seen: set[tuple[str, str]] = set()
     for node in (analysis.graph.nodes if analysis.graph is not None else []):
-        dst = _representative(node.name, blocks, depth)
+        dst = _representative(node.name, analysis, depth)
         for src_name in node.inputs:
             src = src_name if src_name == input_name or src_name in extra else \
-                _representative(src_name, blocks, depth)
+                _representative(src_name, analysis, depth)
             if src == dst or (src, dst) in seen:
                 continue
             seen.add((src, dst))
@@ -237,18 +224,19 @@ def build_graph(analysis, rankdir: str = "TB", depth: int | None = None, expand:
     output = analysis.graph.output if analysis.graph is not None else analysis.records[-1].name
     g.node("output", label=_plain("output " + shape_text(analysis.output_shape)), shape="oval",
            id="output")
-    g.edge(ids[_representative(output, blocks, depth)], "output")
+    g.edge(ids[_representative(output, analysis, depth)], "output")
     g.node("legend", label=_legend(kinds, bool(collapsed)), shape="plaintext", margin="0")
     return g, {node_id: name for name, node_id in ids.items()}
 
 
-def _add_clusters(g, nodes: list[tuple[str, str, dict[str, str]]], blocks: dict,
+def _add_clusters(g, nodes: list[tuple[str, str, dict[str, str]]], analysis,
                   depth: int | None, collapsed: set[str]) -> None:
     """Add the nodes to ``g``, nested in one ``cluster_…`` subgraph per drawn (not collapsed)
     block, in execution order."""
+    blocks = analysis.blocks
     tree: dict[str, list] = {"": []}  # cluster path → ordered children (("node", …) | ("cluster", path))
     for name, node_id, attrs in nodes:
-        parents = [p for p in _prefixes(name) if p in blocks and p not in collapsed
+        parents = [p for p in analysis.blocks_of(name) if p not in collapsed
                    and (depth is None or blocks[p].depth < depth)]
         parent = ""
         for p in parents:
@@ -270,11 +258,6 @@ def _add_clusters(g, nodes: list[tuple[str, str, dict[str, str]]], blocks: dict,
                 emit(sub, item)
 
     emit(g, "")
-
-
-def _prefixes(name: str) -> list[str]:
-    parts = name.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
 def analysis_to_dot(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False) -> str:

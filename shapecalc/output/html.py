@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from shapecalc.output.registry import renderer
-from shapecalc.output import human_count, record_kind, record_notes, rf_text, shape_text
+from shapecalc.output import record_kind, record_notes, rf_text, shape_text, total_macs_text
 from shapecalc.output.dot_runner import DOT_TIMEOUT
 from shapecalc.output.html_table import escape
 
@@ -56,7 +56,7 @@ def header_html(analysis) -> str:
     return (f'<header class="sc-header"><h1>{escape(analysis.model)}</h1>'
             f'<p class="sc-io">input {escape(shape_text(analysis.input_shape))} → output '
             f'{escape(shape_text(analysis.output_shape))} · {analysis.total_params:,} params · '
-            f'{escape(human_count(analysis.total_macs))} MACs</p><ul class="sc-totals">{totals}</ul></header>')
+            f'{escape(total_macs_text(analysis, human=False))} MACs</p><ul class="sc-totals">{totals}</ul></header>')
 
 
 def _page(title: str, css: str, body: str) -> str:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from shapecalc.output.registry import renderer
-from shapecalc.output import human_count, record_kind, visible_text
+from shapecalc.output.registry import DIAGNOSIS, renderer
+from shapecalc.output import macs_cell, record_kind, visible_text
 from shapecalc.output.columns import BY_KEY, DEFAULT_COLUMNS, cell, note_texts, parse_columns
 from shapecalc.output.table_rows import row_description, table_model, torch_cell
 
@@ -73,7 +73,7 @@ def _data_cell(key: str, rec, ctx) -> str:
     if key == "notes":
         return escape("; ".join(note_texts(rec)))
     if key == "mult_adds":
-        return f'<span title="{rec.macs:,}">{escape(human_count(rec.macs))}</span>'
+        return f'<span title="{macs_cell(rec.macs)}">{escape(macs_cell(rec.macs, human=True))}</span>'
     return escape(cell(key, rec, ctx))
 
 
@@ -154,6 +154,8 @@ def analysis_html(analysis, depth: int | None = None, explain: bool = False,
             f"{table_html(analysis, depth, explain, columns, checks)}\n<ul>{totals}</ul></div>")
 
 
+@renderer("html", summary="the verdict, the failing node and the fixes as HTML, Jupyter's display",
+          subject=DIAGNOSIS)
 def diagnosis_html(diagnosis) -> str:
     """A :class:`~shapecalc.diagnose.diagnosis.Diagnosis` as a short verdict, the failing node and fixes."""
     from shapecalc.output.notebook import diagnosis_lines

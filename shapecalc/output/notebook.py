@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import shutil
 
-from shapecalc.output.registry import renderer
-from shapecalc.output import human_count, shape_text
+from shapecalc.output.registry import DIAGNOSIS, renderer
+from shapecalc.output import human_count, shape_text, total_macs_text
 
 
 @renderer("repr", summary="one line: model, input → output, totals (library only)")
@@ -19,7 +19,7 @@ def analysis_repr(analysis) -> str:
     return (f"<{type(analysis).__name__} {analysis.model}: {shape_text(analysis.input_shape)} → "
             f"{shape_text(analysis.output_shape)}, {len(analysis.records)} layers, "
             f"{analysis.total_params:,} params ({human_count(analysis.total_params)}), "
-            f"{analysis.total_macs:,} MACs ({human_count(analysis.total_macs)})>")
+            f"{total_macs_text(analysis)} MACs>")
 
 
 def terminal_width() -> int:
@@ -27,6 +27,7 @@ def terminal_width() -> int:
     return shutil.get_terminal_size((80, 24)).columns
 
 
+@renderer("repr", summary="one line: model, inputs, verdict, number of fixes", subject=DIAGNOSIS)
 def diagnosis_repr(diagnosis) -> str:
     """``<Diagnosis alexnet 1×1×28×28: does not fit at '3' Conv2d(…); 2 fixes>``."""
     where = " + ".join(shape_text(s) for s in getattr(diagnosis, "input_shapes", ()) or (diagnosis.input_shape,))
@@ -34,7 +35,8 @@ def diagnosis_repr(diagnosis) -> str:
         return f"<Diagnosis {diagnosis.model} {where}: fits → {shape_text(diagnosis.output_shape)}>"
     at = f" at '{diagnosis.node}' {diagnosis.layer}" if diagnosis.node else ""
     fixes = len(diagnosis.fixes)
-    return (f"<Diagnosis {diagnosis.model} {where}: does not fit{at}; "
+    verdict = "does not keep the batch" if getattr(diagnosis, "batch_fold", None) else "does not fit"
+    return (f"<Diagnosis {diagnosis.model} {where}: {verdict}{at}; "
             f"{fixes} fix{'es' if fixes != 1 else ''}>")
 
 
@@ -46,7 +48,7 @@ def diagnosis_lines(diagnosis) -> list[str]:
             lines.append(f"  note: pixels are dropped at {', '.join(map(repr, diagnosis.dropping))}"
                          " (input size not exact)")
         return lines
-    lines = [f"✗ {diagnosis.model} does not fit {diagnosis.inputs_text()}"]
+    lines = [diagnosis.headline()]
     if diagnosis.node:
         lines.append(f"  at node   '{diagnosis.node}'  {diagnosis.layer or ''}".rstrip())
     if diagnosis.expected:
@@ -58,6 +60,12 @@ def diagnosis_lines(diagnosis) -> list[str]:
     return lines
 
 
+@renderer("text", summary="the verdict as shapecalc check prints it", subject=DIAGNOSIS)
+def diagnosis_text(diagnosis) -> str:
+    return "\n".join(diagnosis_lines(diagnosis))
+
+
+@renderer("markdown", summary="the verdict as a Markdown list", subject=DIAGNOSIS)
 def diagnosis_markdown(diagnosis) -> str:
     lines = diagnosis_lines(diagnosis)
     body = [f"**{lines[0]}**", ""]
@@ -65,5 +73,5 @@ def diagnosis_markdown(diagnosis) -> str:
     return "\n".join(body) + "\n"
 
 
-__all__ = ["analysis_repr", "diagnosis_lines", "diagnosis_markdown", "diagnosis_repr",
+__all__ = ["analysis_repr", "diagnosis_lines", "diagnosis_markdown", "diagnosis_repr", "diagnosis_text",
            "terminal_width"]

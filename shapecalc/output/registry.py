@@ -5,73 +5,28 @@ A format is one function in one file: decorate it with :func:`renderer` in any m
 ``shapecalc.output`` package and it appears in the commands its ``commands`` names, in their
 ``--help``, in suffix detection for ``-o FILE`` and in ``Analysis.render(name)``.
 
-This module sits below ``graph.py`` (which delegates ``Analysis.render`` here) and knows the
-renderers only by discovery: on the first lookup it imports every module of
-``shapecalc.output``, whose decorators fill the registry. The core therefore never imports a
-renderer, and renderer modules keep heavy libraries (rich, graphviz) inside their functions so
-that discovery stays cheap (``tests/test_renderers.py`` checks both).
+The table itself is :mod:`shapecalc.core.registry` (``Analysis.render`` looks formats up
+there, so the core never imports a renderer); this module adds writing to files and
+:func:`discover`, which imports every module of ``shapecalc.output`` on the first lookup.
+Renderer modules keep heavy libraries (rich, graphviz) inside their functions so that
+discovery stays cheap (``tests/test_renderers.py`` checks it).
 """
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from shapecalc.core.safetext import printable
 from shapecalc.core.fileio import OutputError, check_target, write_bytes, write_stdout, write_text
+from shapecalc.core.registry import (  # noqa: F401  (_REGISTRY: tests add and remove formats)
+    _REGISTRY, DIAGNOSIS, Renderer, all_renderers, get, names, render, renderer,
+)
 
 
-@dataclass(frozen=True, slots=True)
-class Renderer:
-    """One output format. ``function(analysis, **options)`` returns text (``str``), bytes
-    (``binary``) or, for API-only formats, an object; ``commands`` are the CLI commands that
-    offer it; ``suffixes`` pick it from an output file name; ``options`` are the keyword
-    options the function takes (read from its signature)."""
-
-    name: str
-    function: Callable[..., Any]
-    summary: str
-    suffixes: tuple[str, ...] = ()
-    binary: bool = False
-    commands: tuple[str, ...] = ()
-    options: frozenset[str] = frozenset()
-
-    def __call__(self, analysis, **options: Any) -> Any:
-        return self.function(analysis, **options)
-
-    def accepted(self, options: dict[str, Any]) -> dict[str, Any]:
-        """The subset of ``options`` this format uses: one command line's flags serve several
-        formats (``show --explain --format csv``), so the others are dropped, not refused."""
-        return {k: v for k, v in options.items() if k in self.options}
-
-
-_REGISTRY: dict[str, Renderer] = {}
-_discovered = False
-
-
-def renderer(name: str, *, summary: str, suffixes: tuple[str, ...] = (), binary: bool = False,
-             commands: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
-    """Register the decorated function as output format ``name`` (see the module docstring)."""
-
-    def register(function: Callable) -> Callable:
-        known = _REGISTRY.get(name)
-        if known is not None and known.function.__qualname__ != function.__qualname__:
-            raise ValueError(f"output format {name!r} is registered twice")
-        params = list(inspect.signature(function).parameters.values())[1:]
-        options = frozenset(p.name for p in params
-                            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
-        _REGISTRY[name] = Renderer(name, function, summary, tuple(suffixes), binary,
-                                   tuple(commands), options)
-        return function
-
-    return register
-
-
-def _discover() -> None:
-    global _discovered
-    if _discovered:
-        return
+def discover() -> None:
+    """Import every module of ``shapecalc.output``, whose decorators fill the registry (the
+    package's ``__init__`` hands this to :func:`~shapecalc.core.registry.find_renderers_with`)."""
     import importlib
 
     from shapecalc import output as package
@@ -79,28 +34,6 @@ def _discover() -> None:
     folder = Path(package.__file__).parent
     for module in sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_")):
         importlib.import_module(f"{package.__name__}.{module}")
-    _discovered = True
-
-
-def all_renderers() -> dict[str, Renderer]:
-    """Every registered format by name."""
-    _discover()
-    return dict(_REGISTRY)
-
-
-def names(command: str | None = None) -> tuple[str, ...]:
-    """The format names, or those a CLI ``command`` offers, in registration order."""
-    return tuple(n for n, r in all_renderers().items() if command is None or command in r.commands)
-
-
-def get(name: str, command: str | None = None, param: str = "format") -> Renderer:
-    """The format called ``name`` (offered by ``command`` when given); an unknown name is an
-    :class:`OutputError` naming ``param`` and the choices."""
-    found = all_renderers().get(name.lower()) if isinstance(name, str) else None
-    if found is None or (command is not None and command not in found.commands):
-        choices = ", ".join(names(command))
-        raise OutputError.of(param, f"expected one of {choices}, got {name!r}")
-    return found
 
 
 def for_output(path: str | None, fmt: str | None, command: str, *, path_param: str = "path",
@@ -126,11 +59,6 @@ def for_output(path: str | None, fmt: str | None, command: str, *, path_param: s
                          f"{known} suffix or give the format", path)
 
 
-def render(analysis, name: str, **options: Any) -> Any:
-    """``analysis`` in format ``name``; options the format does not take are a ``TypeError``."""
-    return get(name)(analysis, **options)
-
-
 def write(analysis, fmt: Renderer, path: str | None, *, param: str = "path",
           **options: Any) -> str:
     """Render and write to ``path`` atomically (``None``/``-``: standard output); options the
@@ -142,8 +70,11 @@ def write(analysis, fmt: Renderer, path: str | None, *, param: str = "path",
     if not to_stdout:
         check_target(path, param)
     data = fmt(analysis, **fmt.accepted(options))
-    if isinstance(data, str) and not data.endswith("\n"):
-        data += "\n"  # text ends its last line, on a terminal and in a file
+    if isinstance(data, str):
+        # Names come from anyone's files: no control, bidi or lone surrogate reaches the file.
+        data = printable(data)
+        if not data.endswith("\n"):
+            data += "\n"  # text ends its last line, on a terminal and in a file
     if to_stdout:
         write_stdout(data, param)
         return "-"
@@ -154,4 +85,5 @@ def write(analysis, fmt: Renderer, path: str | None, *, param: str = "path",
     return str(path)
 
 
-__all__ = ["Renderer", "all_renderers", "for_output", "get", "names", "render", "renderer", "write"]
+__all__ = ["DIAGNOSIS", "Renderer", "all_renderers", "discover", "for_output", "get", "names", "render",
+           "renderer", "write"]

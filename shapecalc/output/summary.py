@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 
 from shapecalc.core.errors import ArgumentError
 from shapecalc.core.graph import Analysis
-from shapecalc.models.model_source import shape_arg
+from shapecalc.core.inputs import FLOAT_DTYPES, Inputs, dtype_name, several_shapes
 
 
 @dataclass(repr=False)
@@ -71,39 +71,31 @@ def _in_notebook() -> bool:
     return type(shell).__name__ == "ZMQInteractiveShell"
 
 
-def _dtype_name(value: Any, option: str) -> str:
-    """``torch.float16`` or ``"float16"`` → ``"float16"`` (without importing torch)."""
-    from shapecalc.core.graph import DTYPE_BYTES
-
-    name = str(value).removeprefix("torch.")
-    if name not in DTYPE_BYTES:
-        raise ArgumentError(option, f"unknown dtype {value!r}; choose from {', '.join(DTYPE_BYTES)}")
-    return name
-
-
-def _inputs(input_size: Any, input_data: Any) -> tuple[list[tuple[int, ...]], list[str] | None]:
-    """Shapes (and dtypes, from tensors) of the forward's inputs, from either argument."""
+def _inputs(src: Any, input_size: Any, input_data: Any, dtypes: Any) -> Inputs:
+    """The forward's inputs from either argument (shapes and, from tensors, element types),
+    with ``dtypes`` when given; errors name this function's parameters."""
     if input_size is not None and input_data is not None:
         raise ArgumentError("input_size, input_data", "give one of them, not both")
+    kinds = None
     if input_data is not None:
         if isinstance(input_data, dict):
             raise ArgumentError("input_data", "keyword inputs (a dict) are not supported; pass tensors")
         items = list(input_data) if isinstance(input_data, (list, tuple)) else [input_data]
         if not items or not all(hasattr(t, "shape") and hasattr(t, "dtype") for t in items):
             raise ArgumentError("input_data", "expected a tensor or a list of tensors")
-        named = [f"input_data[{i}]" if len(items) > 1 else "input_data" for i in range(len(items))]
-        return ([shape_arg(t.shape, name) for t, name in zip(items, named)],
-                [_dtype_name(t.dtype, "input_data") for t in items])
-    if input_size is None:
-        return [], None
-    if isinstance(input_size, (list, tuple)) and input_size and all(
-            isinstance(s, (list, tuple)) for s in input_size):
-        return [shape_arg(s, f"input_size[{i}]") for i, s in enumerate(input_size)], None  # several
-    return [shape_arg(input_size, "input_size")], None
-
-
-#: Element types that hold parameters: the first of them among the inputs sets the memory figures.
-_FLOAT_KINDS = ("float16", "bfloat16", "float32", "float64")
+        shapes: Any = [t.shape for t in items] if len(items) > 1 else items[0].shape
+        kinds = [t.dtype for t in items]
+        shape_param = dtype_param = "input_data"
+    else:
+        shapes, shape_param, dtype_param = input_size, "input_size", "dtypes"
+    if dtypes is not None:
+        if isinstance(dtypes, (str, bytes)) or not hasattr(dtypes, "__iter__"):
+            raise ArgumentError("dtypes", f"expected a list with one dtype per input, got {dtypes!r}")
+        kinds, dtype_param = [dtype_name(d, "dtypes") for d in dtypes], "dtypes"
+        count = len(shapes) if several_shapes(shapes) else 1
+        if shapes is not None and len(kinds) != count:
+            raise ArgumentError("dtypes", f"give one per input ({count}), got {len(kinds)}")
+    return src.inputs(shapes, kinds, shape_param=shape_param, dtype_param=dtype_param)
 
 
 def summary(model: Any, input_size: Sequence[int] | Sequence[Sequence[int]] | None = None,
@@ -144,26 +136,16 @@ def summary(model: Any, input_size: Sequence[int] | Sequence[Sequence[int]] | No
         from shapecalc.output.columns import parse_columns
 
         columns = parse_columns(list(col_names), "col_names")
-    shapes, kinds = _inputs(input_size, input_data)
-    if dtypes is not None:
-        if isinstance(dtypes, (str, bytes)) or not hasattr(dtypes, "__iter__"):
-            raise ArgumentError("dtypes", f"expected a list with one dtype per input, got {dtypes!r}")
-        kinds = [_dtype_name(d, "dtypes") for d in dtypes]
-        if shapes and len(kinds) != len(shapes):
-            raise ArgumentError("dtypes", f"give one per input ({len(shapes)}), got {len(kinds)}")
     src = load_model(model)
-    dtype = next((k for k in kinds or () if k in _FLOAT_KINDS), "float32")
-    given = shapes[0] if len(shapes) == 1 else (shapes or None)
+    inputs = _inputs(src, input_size, input_data, dtypes)
+    dtype = next((k for k in inputs.dtypes if k in FLOAT_DTYPES), "float32")
     # analyze() puts an nn.Module in ``mode`` while it is read and restores every flag after.
     try:
-        result = analyze(src, given, dtype, mode=mode,
-                         input_dtypes=kinds if kinds and any(k != "float32" for k in kinds) else None)
-    except ArgumentError as err:  # analyze's parameter names → this function's
+        result = analyze(src, inputs, dtype, mode=mode)
+    except ArgumentError as err:  # the engine's count of inputs → this function's parameter
         if err.param.startswith("input_shape"):
             raise ArgumentError("input_data" if input_data is not None else "input_size",
                                 err.detail) from None
-        if err.param == "input_dtypes":
-            raise ArgumentError("dtypes", err.detail) from None
         raise
     values = {f.name: getattr(result, f.name) for f in fields(Analysis)}
     out = ModelSummary(**values, display_depth=max(depth - 1, 0), col_names=columns,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Iterable, Sequence
 
+from shapecalc.core.safetext import printable
 from shapecalc.output.registry import renderer
 from shapecalc.output.columns import BY_KEY, DEFAULT_COLUMNS, WIDE_EXTRAS, cell, note_texts, parse_columns
 from shapecalc.output.table_rows import (  # re-exported: the rows are part of this module's public face
@@ -261,7 +262,7 @@ def print_analysis(analysis, console, depth: int | None = None, explain: bool = 
     for line in drawn.lines:
         text = Text()
         for part, style in line:
-            text.append(part, style=style or None)
+            text.append(printable(part), style=style or None)
         text.rstrip()
         console.print(text, soft_wrap=True, highlight=False)
 

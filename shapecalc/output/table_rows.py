@@ -21,26 +21,16 @@ KIND_STYLES = {
 }
 
 
-def _parent(name: str, blocks: dict) -> str | None:
-    """The innermost block that holds ``name`` (``None`` at the top level)."""
-    parts = name.split(".")
-    for i in range(len(parts) - 1, 0, -1):
-        prefix = ".".join(parts[:i])
-        if prefix in blocks:
-            return prefix
-    return None
-
-
-def tree_labels(rows: Sequence, blocks: dict) -> list[str]:
+def tree_labels(rows: Sequence, analysis) -> list[str]:
     """Display names with tree guides for ``rows`` (tree order, as ``Analysis.rows`` gives).
 
     Each row shows its name relative to its parent block; the guide before it says whether it
     is its parent's last shown child (``└─``) and which ancestors still have children below
     (``│``). Without blocks the names are printed as they are.
     """
-    if not blocks:
+    if not analysis.blocks:
         return [r.name for r in rows]
-    parents = [_parent(r.name, blocks) for r in rows]
+    parents = [analysis.parent(r.name) for r in rows]
     last_child: dict[str | None, int] = {}
     for i, parent in enumerate(parents):
         last_child[parent] = i
@@ -50,7 +40,7 @@ def tree_labels(rows: Sequence, blocks: dict) -> list[str]:
         guides = []
         ancestor = parent
         while ancestor is not None:  # walk up: does each ancestor have later siblings?
-            grand = _parent(ancestor, blocks)
+            grand = analysis.parent(ancestor)
             guides.append("  " if last_child.get(grand) == position.get(ancestor, -1) else "│ ")
             ancestor = grand
         guide = "".join(reversed(guides)) + ("└─" if last_child[parent] == i else "├─")
@@ -100,7 +90,7 @@ def table_model(analysis, depth: int | None = None, explain: bool = False,
                 checks: Iterable | None = None) -> TableModel:
     """The table's rows (tree order, cut at ``depth``), independent of columns and width."""
     records = list(analysis.rows(depth))
-    labels = tree_labels(records, analysis.blocks)
+    labels = tree_labels(records, analysis)
     index = {r.name: i for i, r in enumerate(analysis.records)}
     rows = []
     has_name = bool(analysis.blocks)

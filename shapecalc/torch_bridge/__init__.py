@@ -1,10 +1,9 @@
 """Everything that touches torch (with ``shapecalc.train``), imported lazily.
 
-``build``: spec → ``nn.Module`` and verification against a real forward; ``fx_import``: a
-user's ``nn.Module`` → a :class:`~shapecalc.models.model_source.ModelSource`. Importing this package
-imports neither (nor torch): the names below load ``build`` on first use, so the import
-direction stays one way (``api`` → ``sources`` → ``fx_import``; ``build`` → ``api``) with no
-cycle through this package.
+``build``: spec tree → ``nn.Module`` and a real forward's shapes; ``fx_import``: a user's
+``nn.Module`` → a :class:`~shapecalc.torch_bridge.fx_import.TorchImport` (its graph and how it was
+read), which the models layer wraps. This layer imports only ``core``; importing this package
+imports neither module (nor torch): the names below load ``build`` on first use.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-_FROM_BUILD = ("NodeCheck", "build_module", "layer_to_module", "trace_shapes", "verify")
+_FROM_BUILD = ("NodeCheck", "layer_to_module", "spec_module", "trace_shapes")
 
 
 def __getattr__(name: str) -> Any:

@@ -1,22 +1,19 @@
 """The one place (with ``train/``) that imports torch, and only when called.
 
-``build_module`` turns a spec tree into the identical ``nn.Module`` (module paths equal the
-spec's node names); ``trace_shapes`` runs a real forward with hooks and ``verify`` compares it
-with the engine, node by node.
+``spec_module`` turns a spec tree into the identical ``nn.Module`` (module paths equal the
+spec's node names); ``trace_shapes`` runs a real forward with hooks. What loads a model by name
+and compares the two (``build_module``, ``verify``) sits above, in ``models.torch_models``.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
-from shapecalc.models.api import analyze, load_model
 from shapecalc.core.blocks import Block, Branches, Residual, Sequential
 from shapecalc.core.errors import SpecError
-from shapecalc.core.graph import Analysis
 from shapecalc.core.layers import Layer, Shape
-from shapecalc.torch_bridge.measure import record_module_shapes
+from shapecalc.torch_bridge.measure import call_on_meta, record_module_shapes
 
 
 def _torch():
@@ -82,30 +79,22 @@ def layer_to_module(layer: Layer):
     return cls(**layer.torch_kwargs())
 
 
-def build_module(model: Any, input_shape: Shape | None = None):
-    """The ``nn.Module`` of a spec (zoo name or :class:`Block`), sized for ``input_shape``.
+def spec_module(block: Block, resolved: dict[str, Layer], path: str = "", device: str | None = None):
+    """The ``nn.Module`` of spec tree ``block``, each layer as ``resolved`` (node name → layer
+    with inferred sizes filled in) has it; module paths equal the spec's node names.
 
-    Inferred sizes (``in_channels``, ``in_features``) come from the engine's analysis at that
-    input, so the module built is exactly the one the table describes.
-    """
-    src = load_model(model)
-    if src.torch_import is not None:  # the user's own nn.Module: train/run that one, not a copy
-        return src.torch_import.module
-    if src.spec is None:
-        raise SpecError(f"{src.name} has no spec tree to build a torch module from")
-    result = analyze(src, input_shape)
-    resolved = {r.name: r.layer for r in result.records}
-    return _build(src.spec, "", resolved)
-
-
-def _build(block: Block, path: str, resolved: dict[str, Layer]):
+    ``device="meta"`` builds it without memory for weights (what ``--verify`` needs: vgg16's
+    553 MB of weights are never allocated), whatever sizes a spec file declares."""
+    if device is not None:
+        with _torch().device(device):
+            return spec_module(block, resolved, path)
     nn = _torch().nn
     residual_cls, branches_cls = _module_classes()
 
     def child(name: str, node):
         sub = f"{path}.{name}" if path else name
         if isinstance(node, Block):
-            return _build(node, sub, resolved)
+            return spec_module(node, resolved, sub)
         return layer_to_module(resolved.get(sub, node))
 
     if isinstance(block, Sequential):
@@ -141,6 +130,8 @@ def trace_shapes(module, input_shape: Shape, device: str = "cpu") -> dict[str, S
     torch = _torch()
 
     def forward(mod, shape, _reset):
+        if str(device) == "meta":  # meta stand-ins for the weights: free, and mod is untouched
+            return call_on_meta(mod, torch.zeros(tuple(shape), device="meta"))
         was_training = mod.training
         mod.eval()
         try:
@@ -161,29 +152,3 @@ class NodeCheck:
     @property
     def ok(self) -> bool:
         return self.torch is None or tuple(self.engine) == tuple(self.torch)
-
-
-def verify(model: Any, input_shape: Any = None, device: str = "meta",
-           module=None, input_dtypes: Any = None, mode: str = "eval") -> list[NodeCheck]:
-    """Compare the engine's shape at every node with a real forward of the built module."""
-    src = load_model(model)
-    imp = src.torch_import
-    if imp is not None and imp.training != (mode == "train"):  # measure what is analysed
-        from shapecalc.torch_bridge.fx_import import module_source
-
-        src = module_source(imp.module, src.name, src.source, mode)
-    result: Analysis = analyze(src, input_shape, input_dtypes=input_dtypes, mode=mode)
-    if module is None and src.torch_import is not None:
-        # A user's own nn.Module: measure it (never a rebuilt copy) with meta stand-in weights.
-        from shapecalc.torch_bridge.fx_import import measure_nodes
-
-        measured = measure_nodes(src.torch_import, list(result.input_shapes or (result.input_shape,)),
-                                 list(result.input_dtypes) or None)
-    else:
-        if module is None:
-            module = build_module(src, result.input_shape)
-        measured = trace_shapes(module, result.input_shape, device=device)
-    checks = [NodeCheck(r.name, r.output_shape, measured.get(r.name)) for r in result.records]
-    checks += [NodeCheck(name, b.output_shape, measured.get(name)) for name, b in result.blocks.items()]
-    checks.append(NodeCheck("", result.output_shape, measured.get("")))
-    return checks

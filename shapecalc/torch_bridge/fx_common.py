@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from shapecalc.core.graph import BlockInfo
+from shapecalc.core.graph import BlockInfo, path_prefixes
 from shapecalc.core.layers import LAYER_TYPES, MERGE_TYPES, Layer
 from shapecalc.torch_bridge.fx_ops import MODULE_ARGUMENTS
 
@@ -144,11 +144,8 @@ def blocks_for(graph_nodes: list, submodules: dict[str, Any], output: str) -> di
             consumers.setdefault(i, set()).add(n.name)
     members: dict[str, list] = {}  # prefix → its nodes in order; dict order = first appearance
     for n in graph_nodes:
-        name = n.name
-        dot = name.find(".")
-        while dot != -1:  # every proper prefix: "a", "a.b" for "a.b.c"
-            members.setdefault(name[:dot], []).append(n)
-            dot = name.find(".", dot + 1)
+        for prefix in path_prefixes(n.name):
+            members.setdefault(prefix, []).append(n)
     blocks: dict[str, BlockInfo] = {}
     for path, inside in members.items():
         sub = submodules.get(path)  # module path → module (ModuleIndex.modules)
@@ -156,11 +153,13 @@ def blocks_for(graph_nodes: list, submodules: dict[str, Any], output: str) -> di
             continue
         names = {m.name for m in inside}
         source = next((i for i in inside[0].inputs if i not in names), "input")
-        out = inside[-1].name
-        for m in inside:
-            if m.name == output or consumers.get(m.name, set()) - names:
-                out = m.name
-        blocks[path] = BlockInfo(path, type(sub).__name__, source, out)
+        # What the module returns: values used after it, and values nothing uses (PiT's
+        # stage returns (x, cls_token) and the model keeps only the class token).
+        outs = [m.name for m in inside if m.name == output or m.name not in consumers
+                or consumers[m.name] - names]
+        out = outs[-1] if outs else inside[-1].name
+        blocks[path] = BlockInfo(path, type(sub).__name__, source, out,
+                                 tuple(outs) if len(outs) > 1 else ())
     return blocks
 
 

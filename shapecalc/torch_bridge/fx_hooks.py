@@ -4,8 +4,9 @@ Whatever stops fx (data-dependent control flow, ``torch._assert`` on a traced si
 name that is not a Python identifier) the forward still runs: on the meta device at the
 requested inputs (free), or once for real on zeros when it reads tensor values. Every module
 torch defines (a ``Conv2d``, a ``MultiheadAttention``) and every module without children is
-recorded as one node in call order; shapes between them are measured, and each parameter is
-counted once at the first module that holds it. Parameters no recorded module holds (a class
+recorded as one node in call order, and so is every torch function the forward's own code
+calls between them (``hook_recorder``: attention's products, a functional convolution), with
+torch's count of its MACs; each parameter is counted once at the first module that holds it. Parameters no recorded module holds (a class
 token used by the forward's own code) are named in a note and still counted.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 
 from shapecalc.core.errors import SpecError
 from shapecalc.core.graph import Graph, GraphBuilder
+from shapecalc.core.inputs import Inputs
 from shapecalc.core.layers import Shape
 from shapecalc.core.notes import Note, NoteKind
 from shapecalc.torch_bridge.fx_common import labelled_leaves, module_to_layer
@@ -50,9 +52,9 @@ def input_names(module: Any, count: int) -> list[str]:
     return [params[i] if i < len(params) else f"input_{i}" for i in range(count)]
 
 
-def hook_graph(module: Any, name: str, shapes: list[Shape], dtypes: list[str] | None = None,
-               training: bool = False, reason: str | None = None) -> Graph:
-    """A flat graph of the modules one forward at ``shapes`` ran, in call order.
+def hook_graph(module: Any, name: str, inputs: Inputs, training: bool = False,
+               reason: str | None = None) -> Graph:
+    """A flat graph of the modules and torch functions one forward at ``inputs`` ran, in call order.
 
     When torch refuses the input, the graph is cut at the module that was running and the
     engine is asked about it with the input it received, so the error carries the engine's
@@ -60,37 +62,35 @@ def hook_graph(module: Any, name: str, shapes: list[Shape], dtypes: list[str] | 
     """
     from shapecalc.core.errors import ShapeError
     from shapecalc.core.graph import analyze_graph
-    from shapecalc.torch_bridge.measure import torch_error
+    from shapecalc.torch_bridge.hook_recorder import Recording
+    from shapecalc.torch_bridge.measure import forward_error, torch_error
 
-    calls: list[tuple[str, Any, tuple, Any]] = []
-    handles = []
-    for path, sub in recorded_modules(module):
-        handles.append(sub.register_forward_pre_hook(
-            lambda m, inp, path=path: calls.append((path, m, inp, None))))
-        handles.append(sub.register_forward_hook(
-            lambda m, inp, out, path=path: calls.append((path, m, inp, out))))
-    failure = None
+    failure: Exception | None = None
     given: list = []
+    recording = Recording(module, recorded_modules(module))
     try:
-        xs, out = run_for_hooks(module, shapes, dtypes, calls.clear, training, given)
+        with recording:
+            xs, out = run_for_hooks(module, inputs, recording.clear, training, given)
     except SpecError:
         raise
     except Exception as err:  # the graph so far starts from every input torch was given
         failure, out, xs = err, None, given
-    finally:
-        for h in handles:
-            h.remove()
-    graph, running = _hook_nodes(module, name, calls, xs, out, failure is not None)
+    if failure is not None and recording.running() is None:
+        # No recorded module was running: the forward's own code raised (a ``view`` that
+        # does not fit, a ``raise ValueError``). Its exception is the answer, where it was raised.
+        error = ShapeError(f"the forward raised {forward_error(failure)}", node=None)
+        raise error from None
+    graph, running = _hook_nodes(module, name, recording, xs, out, failure is not None)
     if reason is not None:
         graph.notes.insert(0, Note.of(NoteKind.HOOK_FALLBACK, model=type(module).__name__,
                                       reason=reason))
     graph.mode = "train" if training else "eval"
     if failure is None:
         return graph
-    shown = " and ".join("×".join(map(str, s)) for s in shapes)
+    shown = " and ".join("×".join(map(str, s)) for s in inputs.shapes)
     message = f"torch refused input {shown}: {torch_error(failure)}"
     try:
-        analyze_graph(graph, shapes if len(graph.input_names) > 1 else shapes[0])
+        analyze_graph(graph, inputs if len(graph.input_names) > 1 else inputs.first)
         error = ShapeError(message, node=running or name)
     except ShapeError as engine_error:  # the engine's own account of the failing module
         error = engine_error
@@ -100,9 +100,25 @@ def hook_graph(module: Any, name: str, shapes: list[Shape], dtypes: list[str] | 
     raise error
 
 
-def _hook_nodes(module: Any, name: str, calls: list, xs: list, out: Any,
+def _fixed(label: str, op_type: str, shape: Shape | None, macs: int | None,
+           note: str = "") -> MeasuredLayer:
+    """A node whose shape and MACs were measured in the recorded run (``shape`` None: the
+    module torch refused)."""
+
+    def runner(*_s: Shape) -> tuple[Shape, int | None]:
+        if shape is None:
+            from shapecalc.core.errors import ShapeError
+
+            raise ShapeError("torch refused this input")
+        return shape, macs
+
+    return MeasuredLayer(label, op_type, 0, note, runner=runner)
+
+
+def _hook_nodes(module: Any, name: str, recording: Any, xs: list, out: Any,
                 failed: bool) -> tuple[Graph, str | None]:
-    """Nodes for the recorded calls (pre-hook entries have ``out is None``)."""
+    """Nodes for the recorded calls: modules (a rule where the engine has one, else torch's
+    measurement) and the torch functions the forward's own code ran between them."""
     torch = torch_module()
     builder = GraphBuilder(name)
     labels = input_names(module, len(xs))
@@ -115,57 +131,60 @@ def _hook_nodes(module: Any, name: str, calls: list, xs: list, out: Any,
     uses: dict[str, list] = {}
     ledger = ParamLedger(module)
 
+    def unique(base: str) -> str:
+        counts[base] = counts.get(base, 0) + 1
+        return base if counts[base] == 1 else f"{base}#{counts[base]}"
+
     def glue(node_name: str, tensor: Any, source: str) -> str:
-        fixed = tuple(tensor.shape)
-        layer = MeasuredLayer(f"ops → {fixed}", "Functional", 0,
-                              "shape measured between modules (forward not traceable by fx)",
-                              runner=lambda *_s, fixed=fixed: (fixed, 0))
-        return builder.add(node_name, layer, (source,), origin="measured")
+        # A module may read several tensors no recorded node made (CondConv's input and its
+        # routing weights): each gets its own node, numbered like repeated calls.
+        layer = _fixed(f"ops → {tuple(tensor.shape)}", "Functional", tuple(tensor.shape), 0,
+                       "shape measured between modules (forward not traceable by fx)")
+        return builder.add(unique(node_name), layer, (source,), origin="measured")
 
-    finished = [c for c in calls if c[3] is not None]
-    started = [c for c in calls if c[3] is None]
-    running = started[len(finished)] if failed and len(started) > len(finished) else None
-    # The failing module's input is known from its pre-hook: it becomes the last node.
-    for path, sub, inputs, output in finished + ([running] if running else []):
-        if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-            output = output[0]  # an LSTM's (out, (h, c)), attention's (out, weights): one node
-        if output is not None and not isinstance(output, torch.Tensor):
+    running = recording.running() if failed else None
+    calls = recording.calls + ([running] if running is not None else [])
+    for call in calls:
+        items = _tensor_items(call.output, torch)
+        if call.output is not None and not items:
             continue
-        counts[path] = counts.get(path, 0) + 1
-        node_name = path if counts[path] == 1 else f"{path}#{counts[path]}"
-        sources = []
-        for t in inputs:
-            if not isinstance(t, torch.Tensor):
+        output = items[0][1] if items else None
+        node_name = unique(call.path)
+        if call.module is None:  # a torch function the forward's own code called
+            sources = tuple(produced[id(t)] for t in call.inputs if id(t) in produced)
+            layer, origin = _fixed(call.label, call.label, tuple(output.shape), call.macs), "measured"
+        else:
+            sources = tuple(produced.get(id(t)) or glue(f"{node_name}.input", t, last)
+                            for t in call.inputs)
+            layer, origin = module_to_layer(call.module), "derived"
+            if layer is None or (len(sources) != 1 and layer.arity != 0):
+                layer, origin = _fixed(type(call.module).__name__, type(call.module).__name__,
+                                       None if output is None else tuple(output.shape),
+                                       call.macs), "measured"
+            uses[node_name] = [(ledger.module_params(call.module), None)]
+        builder.add(node_name, layer, sources or (last,), module=call.path if call.module is not None
+                    else None, param_key=node_name, origin=origin)
+        for i, (suffix, item) in enumerate(items):
+            keep.append(item)
+            if i == 0:
+                produced[id(item)] = node_name
                 continue
-            src = produced.get(id(t))
-            if src is None:
-                src = glue(f"{node_name}.input", t, last)
-            sources.append(src)
-        layer = module_to_layer(sub)
-        origin = "derived"
-        if layer is None or (len(sources) != 1 and layer.arity != 0):
-            fixed = tuple(output.shape) if output is not None else None
-
-            def runner(*_s: Shape, fixed=fixed) -> tuple[Shape, int]:
-                if fixed is None:
-                    from shapecalc.core.errors import ShapeError
-
-                    raise ShapeError("torch refused this input")
-                return fixed, 0
-
-            layer = MeasuredLayer(type(sub).__name__, type(sub).__name__, 0, runner=runner)
-            origin = "measured"
-        builder.add(node_name, layer, tuple(sources) or (last,), module=path, param_key=node_name,
-                    origin=origin)
-        uses[node_name] = [(ledger.module_params(sub), None)]
-        if output is not None:
-            produced[id(output)] = node_name
-            keep.append(output)
+            # Every further item of a tuple, list or dict a call returns is a row of its own.
+            item_name = unique(f"{node_name}{suffix}")
+            key = suffix[1:-1]
+            note = Note.of(NoteKind.TUPLE_ITEM, index=int(key) if key.isdigit() else key,
+                           owner=node_name)
+            builder.add(item_name, _fixed(f"{call.label}{suffix}", "getitem", tuple(item.shape), 0),
+                        (node_name,), origin="measured")
+            builder.nodes[-1] = builder.nodes[-1].counted(0, 0, (note,), item_name)
+            produced[id(item)] = item_name
         last = node_name
     if running is not None:
+        _prune(builder, {last})
         graph = builder.finish(last)
     else:
         outputs = _output_nodes(out, produced, glue, last)
+        _prune(builder, {node for _, node in outputs})
         graph = builder.finish(outputs[0][1])
         graph.outputs = tuple(outputs)
         if len(outputs) > 1 or not isinstance(out, torch.Tensor):
@@ -176,6 +195,33 @@ def _hook_nodes(module: Any, name: str, calls: list, xs: list, out: Any,
     graph.loose_params, graph.loose_frozen, loose = loose_notes(ledger, unplaced=True)
     graph.notes.extend(loose)
     return graph, (last if running is not None else None)
+
+
+def _prune(builder: GraphBuilder, kept: set[str]) -> None:
+    """Drop function calls whose result nothing used and that did no counted work: the
+    ``x.sum() > 0`` of a data-dependent branch, a shape computed with tensors. Every item of
+    a call's tuple stays: the row says what the call returned."""
+    used = set(kept)
+    nodes = []
+    for node in reversed(builder.nodes):
+        if node.name in used or node.module is not None or node.notes or \
+                node.layer.mac_count(()) != 0:
+            used.update(node.inputs)
+            nodes.append(node)
+    builder.nodes = nodes[::-1]
+
+
+def _tensor_items(value: Any, torch: Any) -> list[tuple[str, Any]]:
+    """(label, tensor) for what a call returned: itself (label ``""``), or the tensor items of
+    a tuple, list or dict (``[1]``, ``[logits]``). Nested state (an LSTM's ``(h, c)``) stays
+    inside its module's row."""
+    if isinstance(value, torch.Tensor):
+        return [("", value)]
+    if isinstance(value, dict):
+        return [(f"[{k}]", v) for k, v in value.items() if isinstance(v, torch.Tensor)]
+    if isinstance(value, (tuple, list)):
+        return [(f"[{i}]", v) for i, v in enumerate(value) if isinstance(v, torch.Tensor)]
+    return []
 
 
 def _output_nodes(out: Any, produced: dict[int, str], glue: Any, last: str) -> list[tuple[str, str]]:
@@ -193,14 +239,15 @@ def _output_nodes(out: Any, produced: dict[int, str], glue: Any, last: str) -> l
     return found
 
 
-def run_for_hooks(module: Any, shapes: list[Shape], dtypes: list[str] | None, reset: Any,
-                  training: bool = False, inputs: list | None = None) -> tuple[list, Any]:
+def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False,
+                  inputs: list | None = None) -> tuple[list, Any]:
     """Meta first (free); a forward that reads tensor values (``if x.sum() > 0``) cannot run
     on meta, so it runs once for real on zeros, on the module's own device. ``inputs``, if
     given, holds the input tensors of the last run, even when torch refuses them."""
+    from shapecalc.torch_bridge.mac_count import math_attention
+
     torch = torch_module()
-    kinds = list(dtypes or []) + [None] * (len(shapes) - len(dtypes or []))
-    xs = [meta_input(s, k) for s, k in zip(shapes, kinds)]
+    xs = [meta_input(i.shape, i.dtype) for i in given]
     if inputs is not None:
         inputs[:] = xs
     try:
@@ -210,9 +257,8 @@ def run_for_hooks(module: Any, shapes: list[Shape], dtypes: list[str] | None, re
             raise
     reset()
     device = next((p.device for p in module.parameters()), torch.device("cpu"))
-    xs = [torch.zeros(tuple(s), device=device, dtype=getattr(torch, k) if k else None)
-          for s, k in zip(shapes, kinds)]
+    xs = [meta_input(i.shape, i.dtype, device) for i in given]
     if inputs is not None:
         inputs[:] = xs
-    with run_mode(module, training), torch.no_grad():
+    with run_mode(module, training), torch.no_grad(), math_attention():
         return xs, module(*xs)

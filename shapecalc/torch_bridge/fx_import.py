@@ -18,25 +18,30 @@ once (``fx_params``), so ``total_params`` equals ``sum(p.numel())`` of the disti
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from shapecalc.core.collector import paused_collector
-from shapecalc.models.model_source import ModelSource, user_code
 from shapecalc.core.blocks import Block, Sequential
-from shapecalc.core.errors import ArgumentError, LayerError, SpecError
+from shapecalc.core.errors import ArgumentError, LayerError, SpecError, user_code
 from shapecalc.core.graph import Analysis, Graph, analyze_graph
+from shapecalc.core.inputs import Inputs
 from shapecalc.core.layers import Layer, Shape
 from shapecalc.torch_bridge.fx_common import ModuleIndex, module_to_layer
-from shapecalc.torch_bridge.measure import call_on_meta, meta_input, record_module_shapes, run_mode, torch_module
+from shapecalc.torch_bridge.measure import (
+    call_on_meta, meta_input, record_module_shapes, run_mode, torch_module, user_line,
+)
 
 MODES = ("eval", "train")
 
 
 @dataclass
 class TorchImport:
-    """How a module was imported; ``torch_bridge.verify`` uses it to measure the same nodes."""
+    """What importing an ``nn.Module`` gives: its graph and how it was read (the models layer
+    wraps it as a :class:`~shapecalc.models.model_source.ModelSource`); ``verify`` uses it to
+    measure the same nodes."""
 
     module: Any
     mode: str  # "chain", "fx" or "hooks"
@@ -47,6 +52,16 @@ class TorchImport:
     training: bool = False  # traced in train mode (``--train-mode``)
     reason: str | None = None  # why fx was not used (hooks)
     name: str = ""  # the model's name: the graph's name when recorded again
+    #: The graph read; ``None`` only for a hooks import with no default input to record it at.
+    graph: Graph | None = None
+    spec: Block | None = None  # a chain's spec tree
+    default_input: Shape | None = None  # the module's own ``input_shape`` attribute
+    description: str = ""
+
+    @property
+    def scannable(self) -> bool:
+        """False for a graph recorded by running the forward at one size (other sizes, other graphs)."""
+        return self.mode != "hooks"
 
     def graph_at(self, shape: Shape) -> Graph:
         """The graph at ``shape``; only "hooks" imports depend on the size (they are recorded)."""
@@ -54,8 +69,8 @@ class TorchImport:
 
         if self.mode != "hooks":
             raise SpecError(f"{self.name}: a {self.mode} import has one graph for every size")
-        return hook_graph(self.module, self.name or type(self.module).__name__, [tuple(shape)],
-                          None, self.training, self.reason)
+        return hook_graph(self.module, self.name or type(self.module).__name__,
+                          Inputs.from_checked([tuple(shape)]), self.training, self.reason)
 
 
 # ------------------------------------------------------------------ modules → layers
@@ -86,9 +101,8 @@ def _default_input(module: Any) -> Shape | None:
 
 # ------------------------------------------------------------------ entry point
 @paused_collector()
-def module_source(module: Any, name: str | None = None, source: str = "",
-                  mode: str = "eval") -> ModelSource:
-    """Import ``module`` (chain, else fx, else hooks) as a :class:`ModelSource`."""
+def import_module(module: Any, name: str | None = None, mode: str = "eval") -> TorchImport:
+    """Import ``module`` (chain, else fx, else hooks) with its graph."""
     if mode not in MODES:
         raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
     training = mode == "train"
@@ -97,31 +111,31 @@ def module_source(module: Any, name: str | None = None, source: str = "",
     index = ModuleIndex.of(module)
     spec = module_to_spec(module) if index.shares_nothing else None
     if isinstance(spec, Sequential):
-        imp = TorchImport(module, "chain", training=training, name=name)
         graph = spec.to_graph(name)
         _attribute_chain(graph, module)
         graph.mode = mode
-        return ModelSource(name, graph, default, spec,
-                           f"nn.Module {type(module).__name__} (a chain of known layers)",
-                           source, torch_import=imp)
+        return TorchImport(module, "chain", training=training, name=name, graph=graph, spec=spec,
+                           default_input=default,
+                           description=f"nn.Module {type(module).__name__} (a chain of known layers)")
     try:
-        graph, imp = trace_graph(module, name, training, index)
+        _, imp = trace_graph(module, name, training, index)
     except _Untraceable as err:
-        return hooks_source(module, name, source, default, str(err), training)
-    description = f"nn.Module {type(module).__name__} (traced with torch.fx)"
-    return ModelSource(name, graph, default, None, description, source, torch_import=imp)
+        return hooks_import(module, name, default, str(err), training)
+    imp.default_input = default
+    imp.description = f"nn.Module {type(module).__name__} (traced with torch.fx)"
+    return imp
 
 
-def hooks_source(module: Any, name: str, source: str, default: Shape | None, reason: str,
-                 training: bool) -> ModelSource:
-    """A source whose graph is recorded with hooks at each input asked for (not scannable)."""
+def hooks_import(module: Any, name: str, default: Shape | None, reason: str,
+                 training: bool) -> TorchImport:
+    """An import whose graph is recorded with hooks at each input asked for (not scannable)."""
     from shapecalc.core.notes import Note, NoteKind
 
     note = Note.of(NoteKind.HOOK_FALLBACK, model=type(module).__name__, reason=reason)
-    imp = TorchImport(module, "hooks", notes=[note], training=training, reason=reason, name=name)
-    graph = imp.graph_at(default) if default is not None else None
-    return ModelSource(name, graph, default, None, str(note), source, torch_import=imp,
-                       scannable=False)
+    imp = TorchImport(module, "hooks", notes=[note], training=training, reason=reason, name=name,
+                      default_input=default, description=str(note))
+    imp.graph = imp.graph_at(default) if default is not None else None
+    return imp
 
 
 def _attribute_chain(graph: Graph, module: Any) -> None:
@@ -242,15 +256,53 @@ def trace_graph(module: Any, name: str, training: bool = False,
             converter.fx_names[path] = converter.fx_names[info.output]
     graph.mode = "train" if training else "eval"
     imp = TorchImport(module, "fx", fx_graph, converter.fx_names, converter.notes, converter, training,
-                      name=name)
+                      name=name, graph=graph)
     return graph, imp
 
 
+_FRAME = re.compile(r'^\s*File "(.+)", line (\d+), in ', re.M)
+
+
+def source_line(imp: TorchImport, node: str) -> str | None:
+    """``net.py:14``: the line of the forward that made engine node ``node`` (fx imports only).
+
+    fx records where each node was made only when asked to, at a cost on every node of every
+    trace; so the module is traced again with that record, for the one node a diagnosis names.
+    """
+    fx_name = imp.fx_names.get(node)
+    if imp.mode != "fx" or fx_name is None:
+        return None
+    index = ModuleIndex.of(imp.module)
+    known = {id(m) for m in index.modules.values() if module_to_layer(m, {}) is not None}
+    try:
+        with run_mode(imp.module, imp.training):
+            tracer = _tracer_class(known)()
+            tracer.record_stack_traces = True
+            traced = tracer.trace(imp.module)
+    except Exception:  # it traced once; should a second trace fail, the line is not known
+        return None
+    for fx_node in traced.nodes:
+        if fx_node.name == fx_name and fx_node.stack_trace:
+            frames = [(f, int(n)) for f, n in _FRAME.findall(fx_node.stack_trace)]
+            return user_line(frames)
+    return None
+
+
 # ------------------------------------------------------------------ analysis
+def in_mode(imp: TorchImport, mode: str) -> TorchImport:
+    """``imp``, or the module imported again when another mode is asked for (a train-mode
+    forward may take other branches, so its graph is another one)."""
+    if mode not in MODES:
+        raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
+    if imp.training == (mode == "train"):
+        return imp
+    return import_module(imp.module, imp.name, mode)
+
+
 @paused_collector()
-def analyze_source(src: ModelSource, shapes: list[Shape], input_dtypes: list[str] | None,
-                   dtype: str = "float32", mode: str = "eval") -> Analysis:
-    """Analyse an imported module at ``shapes``, re-importing it if another mode is asked for.
+def analyze_import(imp: TorchImport, inputs: Inputs, dtype: str = "float32",
+                   mode: str = "eval") -> Analysis:
+    """Analyse an imported module at ``inputs``, re-importing it if another mode is asked for.
 
     A traced graph that cannot take inputs which the real forward takes was read wrongly
     by fx: the analysis then falls back to hooks, saying so, instead of reporting a shape
@@ -258,35 +310,28 @@ def analyze_source(src: ModelSource, shapes: list[Shape], input_dtypes: list[str
     """
     from shapecalc.torch_bridge.fx_hooks import hook_graph, run_for_hooks
 
-    imp = src.torch_import
-    if mode not in MODES:
-        raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
-    training = mode == "train"
-    if imp.training != training:
-        src = module_source(imp.module, src.name, src.source, mode)
-        imp = src.torch_import
-    one = shapes if len(shapes) > 1 else shapes[0]
+    imp = in_mode(imp, mode)
+    training = imp.training
     if imp.mode == "hooks":
-        with user_code(f"running {src.name}.forward"):
-            graph = hook_graph(imp.module, src.name, shapes, input_dtypes, training, imp.reason)
-        return analyze_graph(graph, one, dtype, input_dtypes)
+        with user_code(f"running {imp.name}.forward"):
+            graph = hook_graph(imp.module, imp.name, inputs, training, imp.reason)
+        return analyze_graph(graph, inputs, dtype)
     if imp.mode == "fx":
-        floats = not input_dtypes or all(d == "float32" for d in input_dtypes)
-        imp.converter.set_dtypes({} if floats else _fx_dtypes(imp, shapes, input_dtypes))
+        imp.converter.set_dtypes({} if inputs.all_default else _fx_dtypes(imp, inputs))
     try:
-        return analyze_graph(src.graph, one, dtype, input_dtypes)
+        return analyze_graph(imp.graph, inputs, dtype)
     except LayerError as err:
-        with user_code(f"running {src.name}.forward"):
+        with user_code(f"running {imp.name}.forward"):
             try:
-                run_for_hooks(imp.module, shapes, input_dtypes, lambda: None, training)
+                run_for_hooks(imp.module, inputs, lambda: None, training)
             except Exception:
                 raise err from None  # torch refuses these inputs too: a real shape error
             reason = f"the traced graph fails where torch does not: {err}"[:200]
-            graph = hook_graph(imp.module, src.name, shapes, input_dtypes, training, reason)
-        return analyze_graph(graph, one, dtype, input_dtypes)
+            graph = hook_graph(imp.module, imp.name, inputs, training, reason)
+        return analyze_graph(graph, inputs, dtype)
 
 
-def _fx_dtypes(imp: TorchImport, shapes: list[Shape], dtypes: list[str]) -> dict[str, Any]:
+def _fx_dtypes(imp: TorchImport, inputs: Inputs) -> dict[str, Any]:
     """Element type of every fx value at these inputs (one meta run through the fx graph)."""
     torch = torch_module()
     found: dict[str, Any] = {}
@@ -298,7 +343,7 @@ def _fx_dtypes(imp: TorchImport, shapes: list[Shape], dtypes: list[str]) -> dict
                 found[n.name] = out.dtype
             return out
 
-    xs = [meta_input(s, d) for s, d in zip(shapes, dtypes)]
+    xs = [meta_input(i.shape, i.dtype) for i in inputs]
     try:
         call_on_meta(_runner(imp, Recorder), *xs, training=imp.training)
     except Exception:  # measuring then says what torch refuses, node by node
@@ -322,18 +367,17 @@ def _runner(imp: TorchImport, interpreter: Any) -> Any:
 
 
 # ------------------------------------------------------------------ verify support
-def measure_nodes(imp: TorchImport, shapes: list[Shape], dtypes: list[str] | None = None
-                  ) -> dict[str, Shape]:
+def measure_nodes(imp: TorchImport, inputs: Inputs) -> dict[str, Shape]:
     """What torch says every engine node's output shape is, from one meta forward."""
     if imp.mode == "hooks":
         from shapecalc.torch_bridge.fx_hooks import run_for_hooks
 
         def run(module: Any, _shape: Shape, reset: Any) -> Any:
-            return run_for_hooks(module, shapes, dtypes, reset, imp.training)[1]
+            return run_for_hooks(module, inputs, reset, imp.training)[1]
 
-        return record_module_shapes(imp.module, shapes[0], run)
+        return record_module_shapes(imp.module, inputs.first, run)
     if imp.mode != "fx":
-        return record_module_shapes(imp.module, shapes[0])
+        return record_module_shapes(imp.module, inputs.first)
     torch = torch_module()
     recorded: dict[str, Shape] = {}
 
@@ -344,8 +388,7 @@ def measure_nodes(imp: TorchImport, shapes: list[Shape], dtypes: list[str] | Non
                 recorded[n.name] = tuple(out.shape)
             return out
 
-    kinds = list(dtypes or []) + [None] * (len(shapes) - len(dtypes or []))
-    out = call_on_meta(_runner(imp, Recorder), *(meta_input(s, k) for s, k in zip(shapes, kinds)),
+    out = call_on_meta(_runner(imp, Recorder), *(meta_input(i.shape, i.dtype) for i in inputs),
                        training=imp.training)
     shapes_of = {engine: recorded[fx] for engine, fx in imp.fx_names.items() if fx in recorded}
     first = first_tensor(out)

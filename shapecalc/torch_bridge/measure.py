@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterator
 
 from shapecalc.core.errors import ShapeError, SpecError
+from shapecalc.core.inputs import torch_dtype_name
 from shapecalc.core.layers import RF, Layer, Shape
 from shapecalc.core.notes import Note, text_note
 
@@ -149,12 +150,17 @@ def call_on_meta(module, *args: Any, training: bool = False, **kwargs: Any) -> A
             return functional_call(module, meta_state(module), args, kwargs)
 
 
-def meta_input(shape: Shape, dtype: Any = None):
-    """A meta tensor of ``shape``; ``dtype`` a torch dtype or its name (``"int64"``), float32 default."""
-    torch = torch_module()
+def torch_dtype(dtype: Any):
+    """A torch dtype from an element type's name (``"int64"``; see :mod:`shapecalc.core.inputs`)
+    or a torch dtype; ``None`` stays ``None`` (float32, torch's default)."""
     if isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
-    return torch.zeros(tuple(shape), device="meta", dtype=dtype)
+        return getattr(torch_module(), torch_dtype_name(dtype))
+    return dtype
+
+
+def meta_input(shape: Shape, dtype: Any = None, device: Any = "meta"):
+    """Zeros of ``shape`` on ``device`` (meta: no memory); ``dtype`` as :func:`torch_dtype` takes it."""
+    return torch_module().zeros(tuple(shape), device=device, dtype=torch_dtype(dtype))
 
 
 def torch_error(err: Exception) -> str:
@@ -163,12 +169,53 @@ def torch_error(err: Exception) -> str:
     return text[0] if text else type(err).__name__
 
 
+def user_line(frames: list[tuple[str, int]]) -> str | None:
+    """``net.py:26``: the innermost (file, line) of ``frames`` in the user's own code.
+
+    A torch error surfaces deep inside torch (its meta kernels, ``_refs``), and fx records its
+    own frames; the line the user can change is the one that called them, so frames in torch
+    and in this package are skipped. ``None`` when no other frame is left. A path under the
+    working directory is shown relative to it.
+    """
+    import os
+
+    torch_dir = os.path.dirname(torch_module().__file__)
+    own_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    found = None
+    for filename, line in frames:
+        path = os.path.abspath(filename)
+        if not path.startswith((torch_dir + os.sep, own_dir + os.sep)) and not filename.startswith("<"):
+            found = (path, line)
+    if found is None:
+        return None
+    path, line = found
+    try:
+        shown = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        shown = path
+    return f"{path if shown.startswith('..') else shown}:{line}"
+
+
+def raised_at(err: BaseException) -> str | None:
+    """Where in the user's code ``err`` was raised (:func:`user_line` of its traceback)."""
+    import traceback
+
+    return user_line([(f.filename, f.lineno) for f in traceback.extract_tb(err.__traceback__)])
+
+
+def forward_error(err: BaseException) -> str:
+    """One line for an exception the forward raised: ``ValueError: too wide (raised at
+    net.py:26)``: the type, torch's (or the user's) first line, and where."""
+    where = raised_at(err)
+    return f"{type(err).__name__}: {torch_error(err)}" + (f" (raised at {where})" if where else "")
+
+
 @dataclass(frozen=True)
 class MeasuredLayer(Layer):
     """A node whose output shape comes from running torch on the meta device.
 
     Used for modules and ops the engine has no formula for. ``runner(*input_shapes)`` returns
-    ``(output_shape, macs)``; answers are cached per input shapes, so an input-range scan costs
+    ``(output_shape, macs)`` (``macs`` ``None``: unknown); answers are cached per input shapes, so an input-range scan costs
     one meta run per distinct size. The table marks these rows "measured", not "derived".
     """
 
@@ -206,7 +253,7 @@ class MeasuredLayer(Layer):
         ``getitem`` give views): until then, a storage of its own."""
         return bool(self.cache.get("view"))
 
-    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+    def mac_count(self, output: Shape, *inputs: Shape) -> int | None:
         return self._run(inputs)[1]
 
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
@@ -229,22 +276,21 @@ class MeasuredLayer(Layer):
 
 def measured_runner(fn: Callable[..., Any], label: str,
                     dtypes: Callable[[], list[Any]] | None = None) -> Callable[..., tuple[Shape, int]]:
-    """Wrap ``fn(*meta_tensors)`` as a runner: shape of the result, MACs from torch's FLOP counter.
+    """Wrap ``fn(*meta_tensors)`` as a runner: shape of the result, MACs from torch's FLOP counter
+    (``None`` where torch ran work it has no formula for, see :mod:`mac_count`).
 
     ``dtypes()`` gives each input's torch dtype (``None``: float32), read when the runner runs
     so that an analysis with int64 token ids measures with int64 tensors."""
 
-    def run(*shapes: Shape) -> tuple[Shape, int]:
+    def run(*shapes: Shape) -> tuple[Shape, int | None]:
         torch = torch_module()
-        from torch.utils.flop_counter import FlopCounterMode
+        from shapecalc.torch_bridge.mac_count import counted
 
         kinds = dtypes() if dtypes is not None else []
         kinds = list(kinds) + [None] * (len(shapes) - len(kinds))
         tensors = [meta_input(s, k) for s, k in zip(shapes, kinds)]
-        counter = FlopCounterMode(display=False)
         try:
-            with counter, torch.no_grad():
-                out = fn(*tensors)
+            out, macs = counted(fn, *tensors)
         except Exception as err:  # torch refused the shapes: that is the user's shape bug
             raise ShapeError(f"torch refused the input {' and '.join(_fmt(s) for s in shapes)}: "
                              f"{torch_error(err)}", layer=label,
@@ -253,7 +299,7 @@ def measured_runner(fn: Callable[..., Any], label: str,
             out = out[0]
         if not isinstance(out, torch.Tensor):
             raise ShapeError(f"returns a {type(out).__name__}, not a tensor", layer=label)
-        return tuple(out.shape), counter.get_total_flops() // 2
+        return tuple(out.shape), macs
 
     return run
 

@@ -198,18 +198,6 @@ def load_fashion_mnist(directory: Path, verify: bool = True) -> FashionMNIST:
     return FashionMNIST(splits["train"], splits["test"], directory, verify)
 
 
-def load_for(config) -> tuple[FashionMNIST, str]:
-    """The data a run's config asks for, and a line saying where it came from."""
-    from shapecalc.train.locate import locate
-
-    if config.synthetic:
-        n_train = min(config.limit_train or 60000, 60000)
-        n_test = min(config.limit_test or 10000, 10000)
-        return synthetic(n_train, n_test, config.seed), "synthetic (random pixels and labels)"
-    directory = locate(config.data_dir)
-    return load_fashion_mnist(directory), f"{directory} (official checksums verified)"
-
-
 def synthetic(train: int = 60000, test: int = 10000, seed: int = 0) -> FashionMNIST:
     """Random data of Fashion-MNIST's shape and dtype, for smoke tests and benchmarks."""
     import torch

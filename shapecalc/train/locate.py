@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from shapecalc.train.data import FILES, file_path
+from shapecalc.train.data import FILES, FashionMNIST, file_path, load_fashion_mnist, synthetic
 from shapecalc.train.errors import DataError
 
 OFFICIAL_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -113,3 +113,13 @@ def fetch(url: str, dest: Path, md5: str, timeout: float = 30.0, chunk: int = 1 
         part.unlink(missing_ok=True)
         raise DataError(f"downloading {url}: md5 {digest.hexdigest()} is not the official {md5}")
     os.replace(part, dest)
+
+
+def load_for(config) -> tuple[FashionMNIST, str]:
+    """The data a run's config asks for, and a line saying where it came from."""
+    if config.synthetic:
+        n_train = min(config.limit_train or 60000, 60000)
+        n_test = min(config.limit_test or 10000, 10000)
+        return synthetic(n_train, n_test, config.seed), "synthetic (random pixels and labels)"
+    directory = locate(config.data_dir)
+    return load_fashion_mnist(directory), f"{directory} (official checksums verified)"

@@ -22,7 +22,8 @@ from shapecalc.models.api import analyze, load_model, minimum_input
 from shapecalc.core.errors import ShapecalcError, ShapeError, SpecError, UsageError
 from shapecalc.core.graph import Analysis
 from shapecalc.models.model_source import ModelSource
-from shapecalc.torch_bridge import build_module, trace_shapes
+from shapecalc.models.torch_models import build_module
+from shapecalc.torch_bridge import trace_shapes
 from shapecalc.train.errors import TrainError
 
 #: Sizes tried, smallest first, when the chosen one does not fit: Fashion-MNIST's own 28 first.

@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from shapecalc.core.safetext import printable
 from shapecalc.train.metrics import EpochMetrics
 
 
@@ -112,7 +113,7 @@ class RichReporter(Reporter):
         self.progress = None
 
     def info(self, line: str) -> None:
-        self.console.print(line, highlight=False, markup=False)
+        self.console.print(printable(line), highlight=False, markup=False)
 
     def epoch_start(self, epoch: int, epochs: int, batches: int, done: int = 0) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
@@ -163,5 +164,7 @@ def make_reporter(is_main: bool = True) -> Reporter:
             from rich.console import Console
         except ImportError:
             return Reporter()
-        return RichReporter(Console())
+        from shapecalc.core.safetext import unfiltered
+
+        return RichReporter(Console(file=unfiltered(sys.stdout)))
     return Reporter()

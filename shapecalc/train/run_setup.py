@@ -17,7 +17,7 @@ import torch
 from shapecalc.train import checkpoint as ckpt
 from shapecalc.train import distributed
 from shapecalc.train.config import resolve_device
-from shapecalc.train.data import load_for
+from shapecalc.train.locate import load_for
 from shapecalc.train.errors import TrainError
 from shapecalc.train.metrics import EpochMetrics
 from shapecalc.train.model import build, check_image_size, check_shapes, default_image_size, resolve, warm_up

@@ -26,7 +26,7 @@ def load_trained(run_dir: str | Path, model: Any = None, device: str = "cpu"):
     require("torch", "shapecalc.load_trained", "train")
     from shapecalc.train import checkpoint as ckpt
     from shapecalc.train.model import from_stored, resolve
-    from shapecalc.torch_bridge import build_module
+    from shapecalc.models.torch_models import build_module
 
     path = Path(run_dir)
     if path.is_dir():

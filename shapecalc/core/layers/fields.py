@@ -23,6 +23,7 @@ import typing
 from typing import Any, Iterable
 
 from shapecalc.core.errors import FieldError
+from shapecalc.core.safetext import preview
 
 #: Torch sizes and indices are 64-bit integers: nothing larger can describe a real tensor.
 MAX_INT = 2**63 - 1
@@ -34,14 +35,9 @@ _hints: dict[type, tuple[tuple[str, Any, frozenset, frozenset], ...]] = {}
 
 
 def short_repr(value: Any, limit: int = 60) -> str:
-    """``repr`` for messages, safe for 5,000-digit integers and megabyte strings."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
-        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
-    try:
-        text = repr(value)
-    except (ValueError, RecursionError):  # digit limit deep inside a container, or a cycle
-        return f"a {type(value).__name__}"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """``repr`` for messages: :func:`~shapecalc.core.safetext.preview`, bounded in size and work
+    (a YAML alias bomb, a 5,000-digit integer, a megabyte string) and printable."""
+    return preview(value, limit)
 
 
 _SCALARS = {int: (int,), float: (float, int), bool: (bool,), str: (str,), _NONE: (_NONE,)}

@@ -98,7 +98,10 @@ class _Recurrent(Layer):
         return count
 
     def param_count(self, *inputs: Shape) -> int:
-        return self.directions * sum(self.layer_params(i) for i in range(self.num_layers))
+        # Every layer after the first has the same size: a closed form, so a hostile
+        # num_layers (2**63 - 1) costs one multiplication, not 2**63 loop turns.
+        rest = (self.num_layers - 1) * self.layer_params(1) if self.num_layers > 1 else 0
+        return self.directions * (self.layer_params(0) + rest)
 
     def param_tensors(self, *inputs: Shape) -> int:
         """weight_ih, weight_hh (and two biases, and an LSTM's weight_hr) per layer and direction."""

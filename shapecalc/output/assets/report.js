@@ -35,7 +35,7 @@
     return node;
   }
   const shape = (s) => s.join("×");
-  const count = (n) => n.toLocaleString("en-US");
+  const count = (n) => (n === null ? "?" : n.toLocaleString("en-US"));  // null: MACs unknown
 
   // The drawn node standing for a name: itself, or the collapsed block that holds it.
   function drawnNode(name) {

@@ -1,23 +1,20 @@
-"""Model loading goes one way: api → sources → torch_bridge.fx_import → model_source, with no
-module importing back up, not even lazily inside a function (issue 10's "round in a circle").
+"""The folders are the layers: every import in the package runs down ``shapecalc.LAYERS``.
 
-Imports are read from the source (every ``import``/``from … import`` anywhere in a module,
-except under ``if TYPE_CHECKING:``), so a lazy import that closes a cycle fails here too.
+Imports are read from the source, lazy ones inside functions included; only annotation-only
+imports under ``if TYPE_CHECKING:`` are exempt. The whole package must also be free of import
+cycles, within a layer too.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "shapecalc"
+import shapecalc
 
-#: The loading path and its neighbours: none of them may sit on an import cycle.
-LOADING = ("shapecalc.models.api", "shapecalc.models.sources", "shapecalc.models.model_source", "shapecalc.diagnose",
-           "shapecalc.diagnose.input_scan", "shapecalc.diagnose.size_search", "shapecalc.diagnose.fixes",
-           "shapecalc.torch_bridge", "shapecalc.torch_bridge.fx_import",
-           "shapecalc.torch_bridge.fx_convert", "shapecalc.torch_bridge.fx_common",
-           "shapecalc.torch_bridge.build", "shapecalc.cli.check")
+PACKAGE = Path(__file__).resolve().parents[1] / "shapecalc"
+ROOT = PACKAGE.parent
 
 
 def modules() -> dict[str, Path]:
@@ -80,13 +77,66 @@ def cycle_through(start: str, edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_model_loading_has_no_import_cycle():
+def layer_of(module: str) -> int | None:
+    """The index of the layer ``module`` belongs to; None for the top-level package itself."""
+    parts = module.split(".")
+    if len(parts) < 2 or parts[1] in ("__main__",):
+        return None
+    return shapecalc.LAYERS.index(parts[1])
+
+
+def edges() -> dict[str, set[str]]:
     known = modules()
-    edges = {name: imports(name, path, known) for name, path in known.items()}
-    assert "shapecalc.models.sources" in edges["shapecalc.models.api"]
-    assert "shapecalc.torch_bridge.fx_import" in edges["shapecalc.models.sources"]  # lazily, in a function
-    for name in LOADING:
-        assert cycle_through(name, edges) is None, " → ".join(cycle_through(name, edges))
+    return {name: imports(name, path, known) for name, path in known.items()}
+
+
+def test_every_module_lives_in_a_declared_layer():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert top == ["__init__.py", "__main__.py"]
+    folders = sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists())
+    assert folders == sorted(shapecalc.LAYERS)
+
+
+def test_imports_run_down_the_layers():
+    wrong = []
+    for name, targets in edges().items():
+        mine = layer_of(name)
+        if mine is None:
+            continue
+        for target in targets:
+            theirs = layer_of(target)
+            if theirs is None or theirs > mine:
+                wrong.append(f"{name} → {target}")
+    assert not wrong, "imports against shapecalc.LAYERS:\n" + "\n".join(sorted(wrong))
+
+
+def test_the_package_has_no_import_cycle():
+    graph = edges()
+    found = {name: cycle_through(name, graph) for name in graph}
+    cycles = sorted(" → ".join(c) for c in found.values() if c)
+    assert not cycles, "\n".join(cycles)
+
+
+def test_the_readme_describes_the_declared_layers_in_order():
+    text = (ROOT / "docs" / "how-it-is-built.md").read_text() if (ROOT / "docs" / "how-it-is-built.md").exists() \
+        else (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| `(\w+)/` \|", text, flags=re.M)
+    assert tuple(rows) == shapecalc.LAYERS
+
+
+def test_the_checker_sees_an_upward_lazy_import(tmp_path):
+    pkg = tmp_path / "shapecalc"
+    (pkg / "core").mkdir(parents=True)
+    (pkg / "cli").mkdir()
+    for init in (pkg / "__init__.py", pkg / "core" / "__init__.py", pkg / "cli" / "__init__.py"):
+        init.write_text("")
+    (pkg / "core" / "a.py").write_text("def f():\n    from shapecalc.cli import b\n")
+    (pkg / "cli" / "b.py").write_text("")
+    known = {"shapecalc.core.a": pkg / "core" / "a.py", "shapecalc.cli.b": pkg / "cli" / "b.py",
+             "shapecalc.cli": pkg / "cli" / "__init__.py"}
+    found = imports("shapecalc.core.a", known["shapecalc.core.a"], known)
+    assert "shapecalc.cli.b" in found
+    assert layer_of("shapecalc.cli.b") > layer_of("shapecalc.core.a")
 
 
 def test_the_detector_sees_lazy_imports(tmp_path):

@@ -1,0 +1,162 @@
+"""What one forward ran, in order: its recorded modules and the torch functions between them.
+
+The hook fallback (``fx_hooks``) needs more than module hooks can see: work a model's own code
+does between its modules (attention's ``q @ k.transpose(-2, -1)``, timm's ``F.conv2d`` with
+"same" padding, a ``torch.cat``) happens in no leaf module. As torchview does, a
+``TorchFunctionMode`` sees every torch function the forward's own code calls; calls made
+inside a recorded module belong to that module and are not recorded again. Below it, a
+dispatch-level :func:`~shapecalc.torch_bridge.mac_count.mac_counter` gives every recorded call
+torch's own count of its multiply-accumulates (``None`` where torch has no formula).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from shapecalc.torch_bridge.measure import torch_module
+
+
+@dataclass
+class Call:
+    """One recorded call: a module (``module`` set) or a torch function (``module`` None)."""
+
+    path: str  # module path, or owner path + function label for a function
+    module: Any
+    label: str
+    inputs: tuple
+    output: Any = None  # None while the call runs (or when torch refused it)
+    macs: int | None = 0
+    mark: tuple = field(default=(0, 0), repr=False)
+
+
+def _tensors(values: Any, torch: Any, depth: int = 2) -> list:
+    """Tensors among call arguments: top level, and inside lists/tuples/dicts (``torch.cat``)."""
+    found = []
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            found.append(v)
+        elif depth and isinstance(v, (tuple, list)):
+            found.extend(_tensors(v, torch, depth - 1))
+        elif depth and isinstance(v, dict):
+            found.extend(_tensors(v.values(), torch, depth - 1))
+    return found
+
+
+def function_label(func: Any) -> str:
+    """``matmul``, ``add`` (for ``__add__``), ``T`` (for the ``Tensor.T`` property)."""
+    name = getattr(func, "__name__", None) or type(func).__name__
+    if name == "__get__":  # a property read (``x.T``, ``x.mT``)
+        name = getattr(getattr(func, "__self__", None), "__name__", name)
+    return name.strip("_") or name
+
+
+class Recording:
+    """``with Recording(root, recorded): root(x)`` leaves :attr:`calls` in call order."""
+
+    def __init__(self, root: Any, recorded: list[tuple[str, Any]]) -> None:
+        self.root = root
+        self.recorded = recorded
+        self.calls: list[Call] = []
+        self.started: list[Call] = []  # recorded module calls, in the order they began
+        self.owners: list[str] = []  # paths of the unrecorded modules now running
+        self.depth = 0  # recorded modules now running (their insides are theirs)
+        self.forward = False  # the root's forward is running (not the meta set-up around it)
+        self.handles: list = []
+        self.modes: list = []
+
+    def clear(self) -> None:
+        """Forget a run (the forward is retried for real after meta refused it)."""
+        self.calls.clear()
+        self.started.clear()
+        self.owners.clear()
+        self.depth = 0
+        self.forward = False
+
+    def running(self) -> Call | None:
+        """The recorded module torch was running when it raised, if any."""
+        finished = sum(1 for c in self.calls if c.module is not None)
+        return self.started[finished] if len(self.started) > finished else None
+
+    # ------------------------------------------------------------------ hooks
+    def _pre(self, m: Any, args: tuple, kwargs: dict, path: str) -> None:
+        torch = torch_module()
+        call = Call(path, m, type(m).__name__, tuple(_tensors(args, torch, 0))
+                    + tuple(_tensors(kwargs.values(), torch, 0)), mark=self.counter.mark())
+        self.started.append(call)
+        self.depth += 1
+
+    def _post(self, m: Any, args: tuple, kwargs: dict, out: Any) -> None:
+        self.depth -= 1
+        call = self.started[sum(1 for c in self.calls if c.module is not None)]
+        call.output = out
+        call.macs = self.counter.since(call.mark)
+        self.calls.append(call)
+
+    # A hook that returns a value replaces the module's input or output: these return None.
+    def _enter_owner(self, path: str) -> None:
+        self.owners.append(path)
+
+    def _leave_owner(self, m: Any, args: tuple, out: Any) -> None:
+        if self.owners:
+            self.owners.pop()
+
+    def _root(self, running: bool) -> None:
+        self.forward = running
+
+    def _function(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        if self.depth or not self.forward:
+            return func(*args, **kwargs)
+        torch = torch_module()
+        mark = self.counter.mark()
+        out = func(*args, **kwargs)
+        if isinstance(out, torch.Tensor) or (isinstance(out, (tuple, list)) and any(
+                isinstance(v, torch.Tensor) for v in out)):
+            label = function_label(func)
+            owner = self.owners[-1] if self.owners else ""
+            inputs = tuple(_tensors(args, torch)) + tuple(_tensors(kwargs.values(), torch))
+            self.calls.append(Call(f"{owner}.{label}" if owner else label, None, label, inputs,
+                                   out, self.counter.since(mark)))
+        return out
+
+    def __enter__(self) -> "Recording":
+        from torch.overrides import TorchFunctionMode
+
+        from shapecalc.torch_bridge.mac_count import mac_counter
+
+        recording = self
+
+        class FunctionMode(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                return recording._function(func, args, kwargs or {})
+
+        self.counter = mac_counter()
+        recorded = {id(m) for _, m in self.recorded}
+        for path, sub in self.recorded:
+            self.handles.append(sub.register_forward_pre_hook(
+                lambda m, a, k, path=path: self._pre(m, a, k, path), with_kwargs=True))
+            self.handles.append(sub.register_forward_hook(self._post, with_kwargs=True))
+        self.handles.append(self.root.register_forward_pre_hook(lambda m, a: self._root(True)))
+        self.handles.append(self.root.register_forward_hook(lambda m, a, o: self._root(False)))
+        inside = tuple(p + "." for p, _ in self.recorded)
+        for path, sub in self.root.named_modules():
+            if path and id(sub) not in recorded and not path.startswith(inside):
+                self.handles.append(sub.register_forward_pre_hook(
+                    lambda m, a, path=path: self._enter_owner(path)))
+                self.handles.append(sub.register_forward_hook(self._leave_owner))
+        try:
+            for mode in (self.counter, FunctionMode()):
+                mode.__enter__()
+                self.modes.append(mode)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for mode in reversed(self.modes):
+            mode.__exit__(None, None, None)
+        self.modes = []
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []

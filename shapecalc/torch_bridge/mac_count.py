@@ -1,0 +1,108 @@
+"""Torch's own count of the multiply-accumulates a piece of code runs, or ``None`` if it cannot say.
+
+Measured nodes (an op or module the engine has no rule for) take their MACs from torch's FLOP
+counter formulas (``torch.utils.flop_counter``: matrix products, convolutions, attention
+kernels; FLOPs / 2). That counter silently counts 0 for any op it has no formula for, which is
+right for element-wise ops and views but wrong for a recurrent kernel or a fused attention
+kernel. :class:`MacCounter` therefore also remembers every op that does such work without a
+formula (and every op outside torch's own namespaces): code that ran one has *unknown* MACs,
+shown as ``?``, never as a number.
+
+The counter is a dispatch mode, so it sees every op torch runs, whichever Python code (a
+``Conv1D`` of transformers, ``F.conv2d`` in a timm layer, attention's matmuls) called it.
+Attention runs on its math path here (on the meta device it always does), whose two batched
+products the counter sees.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+#: Ops that multiply-accumulate but have no formula in torch's FLOP counter (recurrent kernels,
+#: fused attention and transformer fast paths, CPU flash attention, integer and FFT products).
+_UNCOUNTED_WORK = (
+    "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell",
+    "rnn_relu_cell", "_thnn_fused_lstm_cell", "_thnn_fused_gru_cell", "mkldnn_rnn_layer",
+    "cudnn_rnn", "miopen_rnn", "_native_multi_head_attention", "_transformer_encoder_layer_fwd",
+    "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_fused_attention_overrideable",
+    "mkldnn_convolution", "mkldnn_linear", "_int_mm", "_weight_int8pack_mm",
+    "_weight_int4pack_mm", "_fft_r2c", "_fft_c2c", "_fft_c2r", "slow_conv3d_forward",
+    "slow_conv_dilated2d", "slow_conv_dilated3d", "slow_conv_transpose2d", "slow_conv_transpose3d",
+    "_nested_tensor_from_mask", "conv_tbc",
+)
+_TORCH_NAMESPACES = ("aten", "prims", "prim", "profiler", "_c10d_functional")
+
+
+def _counter_class() -> type:
+    """The dispatch-mode class, made once torch is imported (this module never imports it)."""
+    global _COUNTER
+    if _COUNTER is not None:
+        return _COUNTER
+    import torch  # only reached from code that already runs torch (measure, the hook run)
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    uncounted = {getattr(torch.ops.aten, name) for name in _UNCOUNTED_WORK
+                 if hasattr(torch.ops.aten, name)}
+
+    class MacCounter(TorchDispatchMode):
+        """Running totals: ``flops`` torch could count, ``unknown`` ops it could not."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.flops = 0
+            self.unknown: list[str] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            packet = func._overloadpacket
+            formula = flop_registry.get(packet)
+            if formula is not None:
+                self.flops += formula(*args, **kwargs, out_val=out)
+            elif packet in uncounted or func.namespace not in _TORCH_NAMESPACES:
+                self.unknown.append(str(packet))
+            return out
+
+        def mark(self) -> tuple[int, int]:
+            return self.flops, len(self.unknown)
+
+        def since(self, mark: tuple[int, int]) -> int | None:
+            """MACs run since ``mark``, ``None`` if an op without a formula ran meanwhile."""
+            flops, unknown = mark
+            return None if len(self.unknown) > unknown else (self.flops - flops) // 2
+
+    _COUNTER = MacCounter
+    return MacCounter
+
+
+_COUNTER: type | None = None
+
+
+def mac_counter() -> Any:
+    """A fresh counter (a ``TorchDispatchMode``: ``with counter: ...``)."""
+    return _counter_class()()
+
+
+@contextmanager
+def math_attention() -> Iterator[None]:
+    """Scaled dot-product attention on its math path (two batched products the counter sees)
+    for real runs, where CPU would otherwise pick a fused kernel with no formula."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # pragma: no cover - torch < 2.3
+        yield
+        return
+    with sdpa_kernel(SDPBackend.MATH):
+        yield
+
+
+def counted(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, int | None]:
+    """``fn(*args, **kwargs)`` and torch's MACs for it (``None`` if it ran uncountable work)."""
+    import torch
+
+    counter = mac_counter()
+    with counter, torch.no_grad():
+        out = fn(*args, **kwargs)
+    return out, counter.since((0, 0))
