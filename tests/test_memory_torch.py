@@ -18,7 +18,7 @@ torchvision = pytest.importorskip("torchvision")
 from corpus import modern  # noqa: E402
 
 import shapecalc  # noqa: E402
-from shapecalc.torch_bridge import build_module  # noqa: E402
+from shapecalc.models.torch_models import build_module  # noqa: E402
 from shapecalc.torch_bridge.saved import autograd_saved  # noqa: E402
 
 tv = torchvision.models

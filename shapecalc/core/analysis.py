@@ -135,14 +135,15 @@ class Analysis:
         (float32, bfloat16, float16; default this analysis's if it is one of them) is the
         parameters' and activations'; ``amp`` is bfloat16 autocast over float32 weights;
         ``mode`` is the module mode of the step (eval: dropout off, batch norm on running
-        statistics); ``device`` (a name of :data:`shapecalc.core.roofline.DEVICES`) says
-        whether the step runs on a GPU, where dropout and norms keep other tensors.
+        statistics); ``device`` (a name of :data:`shapecalc.core.roofline.DEVICES`, default
+        ``h100`` as ``shapecalc memory``) says whether the step runs on a GPU, where dropout
+        and norms keep other tensors than on a CPU.
         """
         from shapecalc.core import memory, roofline
 
         kind = dtype if dtype is not None else (self.dtype if self.dtype in memory.TRAIN_DTYPES
                                                 else "float32")
-        cuda = roofline.device(device).cuda if device is not None else False
+        cuda = roofline.device(device or roofline.DEFAULT_DEVICE).cuda
         setup = memory.settings(kind, amp, optimizer, mode, cuda)
         return memory.estimate(memory.at_batch(self, batch), setup, self.saved_measure)
 

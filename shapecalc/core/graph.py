@@ -129,6 +129,11 @@ class Graph:
                 inside[path].append(node.name)
         return inside
 
+    def analyze(self, inputs: Inputs, dtype: str = "float32") -> Analysis:
+        """:func:`analyze_graph` of this graph: for the modules that hold an analysis and want
+        it at other inputs without importing this one (``core.memory``'s batch)."""
+        return analyze_graph(self, inputs, dtype)
+
     def node(self, name: str) -> Node:
         """The node called ``name``, by an index kept with the node list it was built from, so
         walking a 200,000-node graph by names is linear, not quadratic."""

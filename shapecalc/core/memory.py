@@ -28,7 +28,7 @@ from enum import Enum
 from math import prod
 from typing import TYPE_CHECKING, Any, Callable
 
-from shapecalc.core.analysis import DTYPE_BYTES
+from shapecalc.core.inputs import DTYPE_BYTES
 from shapecalc.core.errors import ArgumentError
 from shapecalc.core.layers.saved import Backward, Kept, Saved
 
@@ -176,9 +176,7 @@ def at_batch(analysis: Analysis, batch: int | None) -> Analysis:
     shapes = [(batch,) + tuple(s[1:]) if s else s for s in analysis.input_shapes]
     if shapes == [tuple(s) for s in analysis.input_shapes]:
         return analysis
-    from shapecalc.core.graph import analyze_graph
-
-    again = analyze_graph(analysis.graph, analysis.inputs.with_shapes(shapes), analysis.dtype)
+    again = analysis.graph.analyze(analysis.inputs.with_shapes(shapes), analysis.dtype)
     again.model, again.mode, again.saved_measure = analysis.model, analysis.mode, analysis.saved_measure
     return again
 

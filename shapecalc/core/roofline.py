@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from shapecalc.core.analysis import DTYPE_BYTES
+from shapecalc.core.inputs import DTYPE_BYTES
 from shapecalc.core.errors import ArgumentError
 
 if TYPE_CHECKING:
