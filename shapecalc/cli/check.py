@@ -17,7 +17,7 @@ import click
 
 from shapecalc.core.errors import UsageError
 from shapecalc.diagnose.fixes import FixKind, fixed_input
-from shapecalc.cli.common import max_nodes_option
+from shapecalc.cli.common import build_options, max_nodes_option
 from shapecalc.cli.model_input import input_option, input_text, inputs_as_flag, model_inputs, parse_inputs
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:\.\.|-|:)\s*(\d+)\s*$")
@@ -49,10 +49,11 @@ def one_input_for_range(src, given: int) -> None:
                          "check several inputs without --input-range, one --input per input")
 
 
-@click.command()
+@click.command(epilog="\b\nExample: shapecalc check alexnet --input 1x1x64x64")
 @click.argument("model")
 @input_option()
 @max_nodes_option()
+@build_options()
 @click.option("--input-range", "input_range", metavar="LOW..HIGH", default=None,
               help="Scan square input sizes LOW..HIGH: which fit, which are exact (no remainder); "
                    "for a model with one input.")

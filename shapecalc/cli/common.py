@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 import click
 
@@ -79,6 +80,31 @@ def max_nodes_option() -> click.Option:
         metavar="N", expose_value=False, is_eager=True, callback=remember,
         help="Most layers and blocks a spec file may expand to (repeat, nested repeats, aliases).",
     )
+
+
+def build_options() -> Callable[[Callable], Callable]:
+    """``--meta`` and ``--seq-len N``: how a ``timm:``/``hf:`` MODEL is built, set for this run
+    (:data:`~shapecalc.models.build_options.BUILD_OPTIONS`) before MODEL is resolved."""
+    from shapecalc.models.build_options import (BUILD_OPTIONS, DEFAULT_SEQ_LEN, MAX_SEQ_LEN,
+                                                BuildOptions)
+
+    def remember_meta(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+        BUILD_OPTIONS.set(BuildOptions(True if value else None, BUILD_OPTIONS.get().seq_len))
+        return value
+
+    def remember_seq_len(ctx: click.Context, param: click.Parameter, value: int) -> int:
+        BUILD_OPTIONS.set(BuildOptions(BUILD_OPTIONS.get().meta, value))
+        return value
+
+    meta = click.option(
+        "--meta", is_flag=True, expose_value=False, is_eager=True, callback=remember_meta,
+        help="Build a timm:/hf: model on the meta device (no weights in memory) whatever its "
+             "size; above 100 M parameters it always is.")
+    seq_len = click.option(
+        "--seq-len", type=click.IntRange(1, MAX_SEQ_LEN), default=DEFAULT_SEQ_LEN, show_default=True,
+        metavar="N", expose_value=False, is_eager=True, callback=remember_seq_len,
+        help="Tokens in a text model's default input (hf: models: 1×N token ids).")
+    return lambda command: meta(seq_len(command))
 
 
 def dtype_option() -> click.Option:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import click
 
 from shapecalc.core.errors import UsageError
-from shapecalc.cli.common import dtype_option
+from shapecalc.cli.common import build_options, dtype_option
 from shapecalc.cli.model_input import input_option
 from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_option
 
 
-@click.command()
+@click.command(epilog="\b\nExample: shapecalc report alexnet -o alexnet.html")
 @click.argument("model")
 @input_option()
+@build_options()
 @dtype_option()
 @click.option("-o", "--output", "output", metavar="FILE", required=True,
               help="Write the page to FILE (.html); '-' writes it to standard output.")
@@ -35,7 +36,6 @@ def report(model: str, input_shape: tuple[str, ...], dtype: str, output: str, ra
     layer's arithmetic, its notes and its receptive field drawn on the input grid.
 
     MODEL is a built-in name, a spec file or path/to/file.py:Net (as for `show`).
-    Example: `shapecalc report resnet18 -o resnet18.html`.
     """
     from shapecalc.output.dot import NO_DOT, GraphvizNotFound
     from shapecalc.output.registry import for_output, write

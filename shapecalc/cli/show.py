@@ -15,7 +15,7 @@ import click
 
 from shapecalc.core.errors import ShapeError
 from shapecalc.output.registry import names
-from shapecalc.cli.common import dtype_option, max_nodes_option
+from shapecalc.cli.common import dtype_option, build_options, max_nodes_option
 from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_option
 from shapecalc.cli.model_input import input_option, load_and_analyze, params_as_flags, too_small_message
 
@@ -60,13 +60,14 @@ def _write_graph(analysis, path: str, depth: int | None, dot_timeout: float) -> 
         click.echo(f"graph written to {written}", err=True)
 
 
-@click.command()
+@click.command(epilog="\b\nExample: shapecalc show resnet18 --depth 1")
 @click.argument("model")
 @input_option()
 @click.option("--train-mode", is_flag=True,
               help="Analyse an nn.Module in train mode (training-only branches such as auxiliary "
                    "heads); the default is eval mode, as torchinfo.")
 @max_nodes_option()
+@build_options()
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Output format.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
@@ -92,7 +93,6 @@ def show(model: str, input_shape: tuple[str, ...], train_mode: bool, fmt: str, a
     """Every layer of MODEL: output shape, parameters, MACs, receptive field and notes.
 
     MODEL is a built-in name (see `shapecalc models`), a spec file or path/to/file.py:Net.
-    Example: `shapecalc show alexnet --input 1x1x227x227 --explain`.
     """
     columns = None
     if columns_text is not None:  # checked before the model is loaded: a typo fails fast
@@ -150,7 +150,7 @@ def zoo_rows() -> list[dict[str, Any]]:
     return rows
 
 
-@click.command()
+@click.command(epilog="\b\nExample: shapecalc models --json")
 @click.option("--json", "as_json", is_flag=True, help="One JSON list instead of a table.")
 def models(as_json: bool) -> int:
     """The built-in models: name, default input, parameters, MACs and what each one is."""

@@ -22,7 +22,8 @@ FIXED_ON_RESUME = ("model", "batch_size", "lr", "image_size", "data_dir", "limit
 RUNS = "runs"
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"]},
+               epilog="\b\nExample: shapecalc train --model lenet --epochs 5 --out runs/lenet")
 @click.option("--model", default="alexnet", show_default=True, metavar="MODEL",
               help="A zoo name, a spec file (.json/.yaml/.toml) or a Python target "
                    "(path/to/file.py:Net, package.module:make(...)), as for `show`. A Python "

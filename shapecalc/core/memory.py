@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from shapecalc.core.inputs import DTYPE_BYTES
 from shapecalc.core.errors import ArgumentError
+from shapecalc.core.layers.base import LayerKind
 from shapecalc.core.layers.saved import Backward, Kept, Saved
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ class Optimizer(str, Enum):
 #: Element types a training step can run in (``--dtype``).
 TRAIN_DTYPES = ("float32", "bfloat16", "float16")
 #: Layer kinds autocast runs in bfloat16 (matrix products); the rest follow their input.
-_AUTOCAST_LOWER = frozenset({"conv", "linear"})
+_AUTOCAST_LOWER = frozenset({LayerKind.CONV, LayerKind.LINEAR})
 #: Layers autocast runs in float32 (torch's autocast fp32 list).
 _AUTOCAST_FP32 = frozenset({"LayerNorm", "GroupNorm", "Softmax", "LogSoftmax", "RMSNorm"})
 #: A bound far beyond any real batch that keeps every figure a plain, fast integer.

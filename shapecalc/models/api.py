@@ -12,15 +12,17 @@ from typing import Any, Sequence
 from shapecalc.core.blocks import Block
 from shapecalc.core.collector import paused_collector
 from shapecalc.core.errors import ArgumentError, ConfigError, ShapeError, SpecError
-from shapecalc.core.graph import Analysis, Graph, analyze_graph, smallest_input
+from shapecalc.core.graph import Analysis, Graph, Mode, analyze_graph, smallest_input
 from shapecalc.core.inputs import Inputs, dtype_name
 from shapecalc.core.layers import Shape
+from shapecalc.models.build_options import build_options
 from shapecalc.models.model_source import ModelSource, module_source
 from shapecalc.models.sources import is_torch_module, resolve
 
 
 @paused_collector()
-def load_model(model: Any, **kwargs: Any) -> ModelSource:
+def load_model(model: Any, *, meta: bool | None = None, seq_len: int | None = None,
+               **kwargs: Any) -> ModelSource:
     """Accept a MODEL string (zoo name, spec file, ``file.py:Net``, ``module:make(...)``), a spec
     :class:`Block`, a :class:`Graph`, an ``nn.Module`` instance or a :class:`ModelSource`.
 
@@ -36,7 +38,8 @@ def load_model(model: Any, **kwargs: Any) -> ModelSource:
     if isinstance(model, Block):  # max_nodes= raises the node budget, as for spec files
         return ModelSource("model", model.to_graph("model", **kwargs), None, model)
     if isinstance(model, str):
-        return resolve(model, **kwargs)
+        with build_options(meta=meta, seq_len=seq_len):
+            return resolve(model, **kwargs)
     if is_torch_module(model):  # decided without importing torch
         return module_source(model)
     raise ArgumentError("model", f"cannot analyse a {type(model).__name__}; give a zoo name, a spec "
@@ -60,8 +63,7 @@ def analyze(model: Any, input_shape: Any = None, dtype: str = "float32", *,
     ``diagnose``, ``summary()`` and the CLI build at their edge (``input_dtypes`` is then unused).
     """
     dtype = dtype_name(dtype, "dtype")
-    if mode not in ("eval", "train"):
-        raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
+    mode = Mode.of(mode)
     src = load_model(model)
     inputs = input_shape if isinstance(input_shape, Inputs) else src.inputs(input_shape, input_dtypes)
     if src.torch_import is not None:  # torch is already imported: the module came from it
@@ -73,8 +75,8 @@ def analyze(model: Any, input_shape: Any = None, dtype: str = "float32", *,
         result.saved_measure = measure_layer  # layers without a saved-tensor rule: measured
     else:
         result = analyze_graph(src.graph_at(inputs.first), inputs, dtype)
-        if mode == "train":
-            result.mode = "train"  # a spec has no training-only branches: same graph
+        if mode is Mode.TRAIN:
+            result.mode = mode  # a spec has no training-only branches: same graph
     result.model = src.name
     return result
 

@@ -162,7 +162,7 @@ def dominates(view: MemoryView) -> list[str]:
         by_kind: dict[str, int] = {}
         for rec, roof in zip(recs, r.layers):
             if roof.flops:
-                kind = rec.layer.kind if rec.layer is not None else "other"
+                kind = str(rec.layer.kind) if rec.layer is not None else "other"
                 by_kind[kind] = by_kind.get(kind, 0) + roof.flops
         kind, most = max(by_kind.items(), key=lambda kv: kv[1])
         lines.append(f"compute by kind: {kind} layers do {_share(most, flops)} of the FLOPs")

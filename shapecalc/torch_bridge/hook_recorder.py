@@ -59,6 +59,7 @@ class Recording:
         self.recorded = recorded
         self.calls: list[Call] = []
         self.started: list[Call] = []  # recorded module calls, in the order they began
+        self.finished = 0  # how many of them returned (recorded modules never nest)
         self.owners: list[str] = []  # paths of the unrecorded modules now running
         self.depth = 0  # recorded modules now running (their insides are theirs)
         self.forward = False  # the root's forward is running (not the meta set-up around it)
@@ -69,14 +70,14 @@ class Recording:
         """Forget a run (the forward is retried for real after meta refused it)."""
         self.calls.clear()
         self.started.clear()
+        self.finished = 0
         self.owners.clear()
         self.depth = 0
         self.forward = False
 
     def running(self) -> Call | None:
         """The recorded module torch was running when it raised, if any."""
-        finished = sum(1 for c in self.calls if c.module is not None)
-        return self.started[finished] if len(self.started) > finished else None
+        return self.started[self.finished] if len(self.started) > self.finished else None
 
     # ------------------------------------------------------------------ hooks
     def _pre(self, m: Any, args: tuple, kwargs: dict, path: str) -> None:
@@ -88,7 +89,8 @@ class Recording:
 
     def _post(self, m: Any, args: tuple, kwargs: dict, out: Any) -> None:
         self.depth -= 1
-        call = self.started[sum(1 for c in self.calls if c.module is not None)]
+        call = self.started[self.finished]
+        self.finished += 1
         call.output = out
         call.macs = self.counter.since(call.mark)
         self.calls.append(call)

@@ -31,8 +31,9 @@ SIZE_HINTS = (28, 32, 64, 96, 128, 224)
 
 
 def resolve(model: Any) -> ModelSource:
-    """A zoo name, spec file, Python target, spec Block or nn.Module → its ModelSource (once)."""
-    return load_model(model)
+    """A zoo name, spec file, Python target, spec Block or nn.Module → its ModelSource (once);
+    a ``timm:``/``hf:`` architecture with real weights, whatever its size: it is to train."""
+    return load_model(model, meta=False)
 
 
 def default_image_size(src: ModelSource) -> int:
