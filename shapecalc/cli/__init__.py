@@ -90,7 +90,8 @@ class LazyGroup(click.Group):
         return super().resolve_command(ctx, args)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="\b\nExample: shapecalc show alexnet")
 @click.version_option(package_name="shapecalc", prog_name="shapecalc")
 def cli() -> None:
     """Shapes, parameters and costs of every tensor in a convolutional network.

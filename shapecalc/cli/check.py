@@ -49,7 +49,7 @@ def one_input_for_range(src, given: int) -> None:
                          "check several inputs without --input-range, one --input per input")
 
 
-@click.command()
+@click.command(epilog="\b\nExample: shapecalc check alexnet --input 1x1x64x64")
 @click.argument("model")
 @input_option()
 @max_nodes_option()

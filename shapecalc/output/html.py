@@ -44,8 +44,11 @@ def table_html(analysis, depth: int | None = None, explain: bool = False,
 
 
 def table_css() -> str:
-    """The table's CSS: readable in light and dark themes (``prefers-color-scheme``)."""
-    return _asset("table.css")
+    """The table's CSS: readable in light and dark themes (``prefers-color-scheme``), each layer
+    kind in its palette colour."""
+    from shapecalc.output.palette import page_css
+
+    return _asset("table.css") + page_css()
 
 
 def header_html(analysis) -> str:
