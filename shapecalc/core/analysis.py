@@ -8,9 +8,11 @@ output format reaches them through the renderer registry (this module imports no
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from math import prod
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
+from shapecalc.core.errors import ArgumentError
 from shapecalc.core.inputs import DTYPE_BYTES, Inputs
 from shapecalc.core.layers import RF, Layer, Shape
 from shapecalc.core.notes import Note
@@ -19,6 +21,30 @@ from shapecalc.core.registry import render
 if TYPE_CHECKING:
     from shapecalc.core.graph import Graph
 
+
+
+class Mode(StrEnum):
+    """The mode an ``nn.Module`` is read in: ``eval`` (as torchinfo) or ``train`` (training-only
+    branches such as auxiliary heads included)."""
+
+    EVAL = "eval"
+    TRAIN = "train"
+
+    @classmethod
+    def of(cls, value: object, param: str = "mode") -> "Mode":
+        """``value`` (a Mode or its name) as a Mode; anything else an error naming ``param``."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise ArgumentError(param, f"choose 'eval' or 'train', got {value!r}") from None
+
+    @property
+    def training(self) -> bool:
+        return self is Mode.TRAIN
+
+    @classmethod
+    def of_training(cls, training: bool) -> "Mode":
+        return cls.TRAIN if training else cls.EVAL
 
 
 @dataclass(slots=True)
@@ -36,7 +62,6 @@ class Record:
     depth: int
     is_block: bool = False
     layer: Layer | None = None  # resolved: inferred sizes filled in
-    origin: str = "derived"
     shared: bool = False  # weights shared with an earlier node (counted once)
     label: str | None = None  # blocks: what kind of block ("Residual", "Inception")
     #: Blocks returning several values (a tuple, HRNet's list of branches): each one's shape.
@@ -48,6 +73,16 @@ class Record:
         if self.layer is None:
             return self.label or self.type
         return self.layer.describe()
+
+    @property
+    def measured(self) -> bool:
+        """The shape came from running torch (the layer's type says so), not from a formula."""
+        return self.layer is not None and self.layer.measured
+
+    @property
+    def origin(self) -> str:
+        """``measured`` or ``derived``, as the JSON document and the table say it."""
+        return "measured" if self.measured else "derived"
 
     @property
     def input_shape(self) -> Shape:
@@ -82,7 +117,7 @@ class Analysis:
     notes: list = field(default_factory=list)
     #: Of ``total_params``, those with ``requires_grad`` False (a frozen backbone).
     frozen_params: int = 0
-    mode: str | None = None  # "eval" / "train" for an nn.Module; None for a spec
+    mode: Mode | None = None  # how an nn.Module was read; None for a spec
     #: Nodes whose MACs are unknown; ``total_macs`` is then a lower bound (the known part).
     uncounted: list[str] = field(default_factory=list)
 
@@ -222,4 +257,4 @@ class Analysis:
         return self.render("markdown")
 
 
-__all__ = ["DTYPE_BYTES", "Analysis", "Record"]
+__all__ = ["DTYPE_BYTES", "Analysis", "Mode", "Record"]

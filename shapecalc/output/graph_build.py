@@ -13,6 +13,7 @@ functions: discovering the output formats must not cost its import.
 from __future__ import annotations
 
 from shapecalc.core.errors import ArgumentError
+from shapecalc.core.layers.base import LayerKind
 from shapecalc.output import (
     input_parts, macs_cell, record_kind, several_inputs, shape_text, total_macs_text, visible_text,
 )
@@ -170,8 +171,8 @@ def build_graph(analysis, rankdir: str = "TB", depth: int | None = None, expand:
             kind = record_kind(rec)
             kinds.add(kind)
             attrs = {"label": _layer_label(rec),
-                     "fillcolor": KIND_COLOURS.get(kind, KIND_COLOURS["other"])[0],
-                     "style": "rounded,filled,bold" if kind == "merge" else "rounded,filled"}
+                     "fillcolor": KIND_COLOURS.get(kind, KIND_COLOURS[LayerKind.OTHER])[0],
+                     "style": "rounded,filled,bold" if kind is LayerKind.MERGE else "rounded,filled"}
         attrs.update(id=node_id, tooltip=_plain(rep))
         nodes.append((rep, node_id, attrs))
 

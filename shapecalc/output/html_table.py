@@ -16,13 +16,13 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from shapecalc.output.registry import DIAGNOSIS, renderer
-from shapecalc.output import macs_cell, record_kind, visible_text
+from shapecalc.output import BLOCK_KIND, macs_cell, record_kind, visible_text
 from shapecalc.output.palette import BLOCK, PALETTE
 from shapecalc.output.columns import BY_KEY, DEFAULT_COLUMNS, cell, note_texts, parse_columns
 from shapecalc.output.table_rows import row_description, table_model, torch_cell
 
 #: Kind markers: the palette's mid-tone shades, which stand out on white and on near-black alike.
-KIND_COLOURS = {**{kind: colour.marker for kind, colour in PALETTE.items()}, "block": BLOCK.marker}
+KIND_COLOURS = {**{kind: colour.marker for kind, colour in PALETTE.items()}, BLOCK_KIND: BLOCK.marker}
 
 #: Every rule starts with the class twice and names the table: Jupyter styles output tables
 #: with rules as specific as ``:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td`` (JupyterLab,

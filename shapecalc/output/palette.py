@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shapecalc.core.layers.base import LayerKind
+from shapecalc.output import BLOCK_KIND
+
 
 @dataclass(frozen=True)
 class KindColour:
@@ -24,17 +27,18 @@ class KindColour:
     marker: str  # the notebook's bar beside the layer
     terminal: str  # rich style name
 
+
 #: Layer kind (``Layer.kind``, plus ``block`` and ``other``) → its colours.
-PALETTE: dict[str, KindColour] = {
-    "conv": KindColour("convolution", "#c5f6fa", "#0b7285", "#66d9e8", "#06b6d4", "cyan"),
-    "pool": KindColour("pooling", "#f3d9fa", "#862e9c", "#e599f7", "#d946ef", "magenta"),
-    "norm": KindColour("normalisation", "#fff3bf", "#946c00", "#ffd43b", "#eab308", "yellow"),
-    "activation": KindColour("activation", "#d3f9d8", "#2b8a3e", "#8ce99a", "#22c55e", "green"),
-    "linear": KindColour("linear", "#d0ebff", "#1864ab", "#74c0fc", "#3b82f6", "blue"),
-    "reshape": KindColour("reshape / flatten", "#e9ecef", "#495057", "#ced4da", "#a3a3a3", "white"),
-    "dropout": KindColour("dropout", "#f8f9fa", "#868e96", "#adb5bd", "#737373", "bright_black"),
-    "merge": KindColour("add / concat", "#ffe8cc", "#d9480f", "#ffa94d", "#f97316", "dark_orange"),
-    "other": KindColour("other", "#f8f9fa", "#495057", "#ced4da", "#a3a3a3", ""),
+PALETTE: dict[LayerKind, KindColour] = {
+    LayerKind.CONV: KindColour("convolution", "#c5f6fa", "#0b7285", "#66d9e8", "#06b6d4", "cyan"),
+    LayerKind.POOL: KindColour("pooling", "#f3d9fa", "#862e9c", "#e599f7", "#d946ef", "magenta"),
+    LayerKind.NORM: KindColour("normalisation", "#fff3bf", "#946c00", "#ffd43b", "#eab308", "yellow"),
+    LayerKind.ACTIVATION: KindColour("activation", "#d3f9d8", "#2b8a3e", "#8ce99a", "#22c55e", "green"),
+    LayerKind.LINEAR: KindColour("linear", "#d0ebff", "#1864ab", "#74c0fc", "#3b82f6", "blue"),
+    LayerKind.RESHAPE: KindColour("reshape / flatten", "#e9ecef", "#495057", "#ced4da", "#a3a3a3", "white"),
+    LayerKind.DROPOUT: KindColour("dropout", "#f8f9fa", "#868e96", "#adb5bd", "#737373", "bright_black"),
+    LayerKind.MERGE: KindColour("add / concat", "#ffe8cc", "#d9480f", "#ffa94d", "#f97316", "dark_orange"),
+    LayerKind.OTHER: KindColour("other", "#f8f9fa", "#495057", "#ced4da", "#a3a3a3", ""),
 }
 
 #: Collapsed blocks (the graph's grey boxes, the tables' bold summed rows).
@@ -43,7 +47,7 @@ BLOCK = KindColour("collapsed block", "#dee2e6", "#212529", "#e9ecef", "#8b5cf6"
 
 def kind_colour(kind: str) -> KindColour:
     """The colours of ``kind`` (``block`` included); an unknown kind is ``other``."""
-    return BLOCK if kind == "block" else PALETTE.get(kind, PALETTE["other"])
+    return BLOCK if kind == BLOCK_KIND else PALETTE.get(kind, PALETTE[LayerKind.OTHER])
 
 
 def page_css(scope: str = ".sc-root", row: str = "tr.sc-{kind} td.layer") -> str:

@@ -207,10 +207,8 @@ class FxConverter(FxValues):
             first_item and node.args[1] == 0 and node.args[0] is item_of) else None
         if mapped is not None:
             layer, inputs = mapped
-            origin = "derived"
         else:
             layer, inputs = measured(self, node, count_macs=item_of is None or first_item)
-            origin = "measured"
         uses = []
         if module is not None and (item_of is None or first_item):
             uses.append((self.ledger.module_params(self._submodule(module)), None))
@@ -227,7 +225,7 @@ class FxConverter(FxValues):
         if uses:
             self.uses[name] = uses
         self.builder.add(name, layer, tuple(self.engine[i] for i in inputs), module=module,
-                         param_key=name, origin=origin)
+                         param_key=name)
         if notes:
             import dataclasses
 
@@ -253,7 +251,7 @@ class FxConverter(FxValues):
         layer, inputs = mapped
         name = self._name(call)
         self.builder.add(name, layer, tuple(self.engine[i] for i in inputs), module=str(call.target),
-                         param_key=name, origin="derived")
+                         param_key=name)
         self.uses[name] = [(self.ledger.module_params(self._submodule(call.target)), None)]
         self.tuple_owner[call] = name
         self.fx_names[name] = call.name

@@ -14,7 +14,7 @@ from typing import Any, Callable, ClassVar, Iterator
 
 from shapecalc.core.errors import ShapeError, SpecError
 from shapecalc.core.inputs import torch_dtype_name
-from shapecalc.core.layers import RF, Layer, Shape
+from shapecalc.core.layers import RF, Layer, LayerKind, Shape
 from shapecalc.core.notes import Note, text_note
 
 
@@ -226,8 +226,9 @@ class MeasuredLayer(Layer):
     runner: Callable[..., tuple[Shape, int]] | None = field(default=None, compare=False, repr=False)
     cache: dict = field(default_factory=dict, compare=False, repr=False)
 
-    kind: ClassVar[str] = "other"
+    kind: ClassVar[LayerKind] = LayerKind.OTHER
     arity: ClassVar[int] = 0
+    measured: ClassVar[bool] = True
 
     def _run(self, inputs: tuple[Shape, ...]) -> tuple[Shape, int]:
         key = tuple(tuple(s) for s in inputs)

@@ -14,7 +14,7 @@ from math import prod
 from typing import ClassVar
 
 from shapecalc.core.errors import ConfigError, ShapeError
-from shapecalc.core.layers.base import RF, Layer, Shape, format_shape
+from shapecalc.core.layers.base import RF, Layer, LayerKind, Shape, format_shape
 from shapecalc.core.layers.basic import Linear
 from shapecalc.core.layers.merge import broadcast_shapes
 from shapecalc.core.layers.norm import LayerNorm
@@ -35,7 +35,7 @@ class MultiheadAttention(Layer):
     vdim: int | None = None
     batch_first: bool = False
 
-    kind: ClassVar[str] = "linear"
+    kind: ClassVar[LayerKind] = LayerKind.LINEAR
     arity: ClassVar[int] = 0  # one input (self-attention) or three
 
     def __post_init__(self) -> None:
@@ -149,7 +149,7 @@ class ScaledDotProductAttention(Layer):
     scale: float | None = None
     enable_gqa: bool = False
 
-    kind: ClassVar[str] = "linear"
+    kind: ClassVar[LayerKind] = LayerKind.LINEAR
     arity: ClassVar[int] = 0  # query, key, value and an optional attn_mask
 
     def __post_init__(self) -> None:
@@ -223,7 +223,7 @@ class TransformerEncoderLayer(Layer):
     norm_first: bool = False
     bias: bool = True
 
-    kind: ClassVar[str] = "linear"
+    kind: ClassVar[LayerKind] = LayerKind.LINEAR
     ACTIVATIONS: ClassVar[tuple[str, ...]] = ("relu", "gelu")
 
     def __post_init__(self) -> None:

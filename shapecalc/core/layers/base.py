@@ -9,6 +9,7 @@ spec-file entry without a per-layer table.
 from __future__ import annotations
 
 import dataclasses
+from enum import StrEnum
 from math import prod
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
@@ -65,6 +66,20 @@ def format_shape(shape: Shape | None) -> str:
 LAYER_TYPES: dict[str, type["Layer"]] = {}
 
 
+class LayerKind(StrEnum):
+    """What a layer does, as tables and drawings colour it and diagnoses read through it."""
+
+    CONV = "conv"
+    POOL = "pool"
+    NORM = "norm"
+    ACTIVATION = "activation"
+    LINEAR = "linear"
+    RESHAPE = "reshape"
+    MERGE = "merge"
+    DROPOUT = "dropout"
+    OTHER = "other"
+
+
 class Layer:
     """Base of all layer specs (subclasses are frozen dataclasses).
 
@@ -75,8 +90,10 @@ class Layer:
     ``__post_init__`` runs (see :mod:`.fields`), so that hook only checks values.
     """
 
-    kind: ClassVar[str] = "other"
+    kind: ClassVar[LayerKind] = LayerKind.OTHER
     arity: ClassVar[int] = 1
+    #: True for layers whose shape comes from running torch, not from a formula of their own.
+    measured: ClassVar[bool] = False
     #: Fields that are inferred from the input when left ``None`` (torch's lazy modules).
     inferred: ClassVar[tuple[str, ...]] = ()
     #: Float fields that may be ±inf or NaN (``F.pad``'s fill ``value=-inf``); others must be finite.

@@ -11,13 +11,15 @@ from typing import ClassVar
 
 from shapecalc.core.errors import ConfigError, Reason, ShapeError
 from shapecalc.core.notes import Note, NoteKind
-from shapecalc.core.layers.base import RF, Layer, Shape, above, at_least, between, format_shape, one_of
+from shapecalc.core.layers.base import (
+    RF, Layer, LayerKind, Shape, above, at_least, between, format_shape, one_of,
+)
 
 
 # ------------------------------------------------------------------ element-wise
 @dataclass(frozen=True)
 class _Activation(Layer):
-    kind: ClassVar[str] = "activation"
+    kind: ClassVar[LayerKind] = LayerKind.ACTIVATION
 
     def describe(self) -> str:
         args = {k: v for k, v in self.arguments().items() if k != "inplace"}
@@ -112,7 +114,7 @@ class LogSoftmax(_Activation):
 
 @dataclass(frozen=True)
 class Identity(Layer):
-    kind: ClassVar[str] = "other"
+    kind: ClassVar[LayerKind] = LayerKind.OTHER
 
     def describe(self) -> str:
         return "Identity()"
@@ -124,7 +126,7 @@ class _Dropout(Layer):
     p: float = 0.5
     inplace: bool = False
 
-    kind: ClassVar[str] = "dropout"
+    kind: ClassVar[LayerKind] = LayerKind.DROPOUT
 
     def __post_init__(self) -> None:
         between(self, "p", 0.0, 1.0)
@@ -159,7 +161,7 @@ class Flatten(Layer):
     start_dim: int = 1
     end_dim: int = -1
 
-    kind: ClassVar[str] = "reshape"
+    kind: ClassVar[LayerKind] = LayerKind.RESHAPE
 
     def output_shape(self, *inputs: Shape) -> Shape:
         inp = inputs[0]
@@ -196,7 +198,7 @@ class Linear(Layer):
     out_features: int
     bias: bool = True
 
-    kind: ClassVar[str] = "linear"
+    kind: ClassVar[LayerKind] = LayerKind.LINEAR
     inferred: ClassVar[tuple[str, ...]] = ("in_features",)
 
     def __post_init__(self) -> None:
@@ -266,7 +268,7 @@ class Upsample(Layer):
     mode: str = "nearest"
     align_corners: bool | None = None
 
-    kind: ClassVar[str] = "reshape"
+    kind: ClassVar[LayerKind] = LayerKind.RESHAPE
 
     def __post_init__(self) -> None:
         at_least(self, "size", 1)

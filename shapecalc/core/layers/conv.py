@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, ClassVar
 from shapecalc.core import arithmetic as ar
 from shapecalc.core.errors import ConfigError, LayerError, Reason, ShapeError
 from shapecalc.core.layers.base import (
-    AXIS_NAMES, RF, Shape, _WindowLayer, batch_positions, compact, dropped_notes, explain_axes,
+    AXIS_NAMES, RF, LayerKind, Shape, _WindowLayer, batch_positions, compact, dropped_notes, explain_axes,
     inferred_note, one_of, per_axis, spatial_of,
 )
 
@@ -33,7 +33,7 @@ class _ConvBase(_WindowLayer):
     padding_mode: str = "zeros"
 
     ndim: ClassVar[int] = 2
-    kind: ClassVar[str] = "conv"
+    kind: ClassVar[LayerKind] = LayerKind.CONV
     inferred: ClassVar[tuple[str, ...]] = ("in_channels",)
 
     # Normalised per-axis values, computed once: the graph pass asks for them per node.

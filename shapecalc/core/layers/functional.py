@@ -12,7 +12,7 @@ from math import prod
 from typing import ClassVar
 
 from shapecalc.core.errors import ConfigError, Reason, ShapeError
-from shapecalc.core.layers.base import RF, Layer, Shape, format_shape, one_of
+from shapecalc.core.layers.base import RF, Layer, LayerKind, Shape, format_shape, one_of
 from shapecalc.core.layers.merge import Add
 
 
@@ -33,7 +33,7 @@ class Reshape(Layer):
 
     shape: tuple[int, ...]
 
-    kind: ClassVar[str] = "reshape"
+    kind: ClassVar[LayerKind] = LayerKind.RESHAPE
 
     def __post_init__(self) -> None:
         if sum(1 for v in self.shape if v == -1) > 1:
@@ -89,7 +89,7 @@ class Permute(Layer):
 
     dims: tuple[int, ...]
 
-    kind: ClassVar[str] = "reshape"
+    kind: ClassVar[LayerKind] = LayerKind.RESHAPE
 
     def output_shape(self, *inputs: Shape) -> Shape:
         inp = inputs[0]
@@ -112,7 +112,7 @@ class Transpose(Layer):
     dim0: int
     dim1: int
 
-    kind: ClassVar[str] = "reshape"
+    kind: ClassVar[LayerKind] = LayerKind.RESHAPE
 
     def output_shape(self, *inputs: Shape) -> Shape:
         inp = list(inputs[0])
@@ -131,7 +131,7 @@ class Mean(Layer):
     dim: int | tuple[int, ...]
     keepdim: bool = False
 
-    kind: ClassVar[str] = "pool"
+    kind: ClassVar[LayerKind] = LayerKind.POOL
 
     def output_shape(self, *inputs: Shape) -> Shape:
         inp = inputs[0]
@@ -155,7 +155,7 @@ class Pad(Layer):
     mode: str = "constant"
     value: float | None = None
 
-    kind: ClassVar[str] = "other"
+    kind: ClassVar[LayerKind] = LayerKind.OTHER
     non_finite: ClassVar[tuple[str, ...]] = ("value",)  # F.pad(x, p, value=-inf) before a max
 
     def __post_init__(self) -> None:

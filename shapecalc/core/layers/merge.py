@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from shapecalc.core.arithmetic import AxisRF
 from shapecalc.core.errors import Reason, ShapeError
-from shapecalc.core.layers.base import RF, Layer, Shape, format_shape
+from shapecalc.core.layers.base import RF, Layer, LayerKind, Shape, format_shape
 
 
 def merge_rf(fields: list[RF]) -> RF:
@@ -42,7 +42,7 @@ def broadcast_shapes(a: Shape, b: Shape) -> Shape | None:
 class Add(Layer):
     """``a + b (+ …)``: shapes must be equal, or broadcast as torch broadcasts them."""
 
-    kind: ClassVar[str] = "merge"
+    kind: ClassVar[LayerKind] = LayerKind.MERGE
     arity: ClassVar[int] = 0
 
     def output_shape(self, *inputs: Shape) -> Shape:
@@ -82,7 +82,7 @@ class Concat(Layer):
 
     dim: int = 1
 
-    kind: ClassVar[str] = "merge"
+    kind: ClassVar[LayerKind] = LayerKind.MERGE
     arity: ClassVar[int] = 0
 
     def output_shape(self, *inputs: Shape) -> Shape:

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from shapecalc.core.errors import FieldError, Reason, ShapeError
 from shapecalc.core.notes import Note
-from shapecalc.core.layers.base import Layer, Shape, at_least, format_shape, inferred_note
+from shapecalc.core.layers.base import Layer, LayerKind, Shape, at_least, format_shape, inferred_note
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class _BatchNormNd(Layer):
     affine: bool = True
     track_running_stats: bool = True
 
-    kind: ClassVar[str] = "norm"
+    kind: ClassVar[LayerKind] = LayerKind.NORM
     inferred: ClassVar[tuple[str, ...]] = ("num_features",)
     #: accepted input ranks; the first is the batched (N, C, ...) form. Only InstanceNorm
     #: also takes an unbatched (C, ...) input; BatchNorm2d/3d insist on 4-D/5-D like torch.
@@ -101,7 +101,7 @@ class GroupNorm(Layer):
     eps: float = 1e-5
     affine: bool = True
 
-    kind: ClassVar[str] = "norm"
+    kind: ClassVar[LayerKind] = LayerKind.NORM
     inferred: ClassVar[tuple[str, ...]] = ("num_channels",)
 
     def __post_init__(self) -> None:
@@ -147,7 +147,7 @@ class _TrailingNorm(Layer):
     MACs are the affine parameters once per sample. Subclasses say how many parameters."""
 
     normalized_shape: int | tuple[int, ...]
-    kind: ClassVar[str] = "norm"
+    kind: ClassVar[LayerKind] = LayerKind.NORM
 
     def __post_init__(self) -> None:
         at_least(self, "normalized_shape", 1)
@@ -207,7 +207,7 @@ class LocalResponseNorm(Layer):
     beta: float = 0.75
     k: float = 1.0
 
-    kind: ClassVar[str] = "norm"
+    kind: ClassVar[LayerKind] = LayerKind.NORM
 
     def __post_init__(self) -> None:
         at_least(self, "size", 1)

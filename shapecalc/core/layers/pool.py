@@ -9,7 +9,7 @@ from shapecalc.core import arithmetic as ar
 from shapecalc.core.arithmetic import AxisRF
 from shapecalc.core.errors import ConfigError, LayerError, Reason, ShapeError
 from shapecalc.core.layers.base import (
-    AXIS_NAMES, RF, Layer, Shape, _WindowLayer, at_most, compact, dropped_notes, explain_axes,
+    AXIS_NAMES, RF, Layer, LayerKind, Shape, _WindowLayer, at_most, compact, dropped_notes, explain_axes,
     per_axis, spatial_of,
 )
 
@@ -29,7 +29,7 @@ class _PoolNd(_WindowLayer):
     padding: IntOrTuple = 0
 
     ndim: ClassVar[int] = 2
-    kind: ClassVar[str] = "pool"
+    kind: ClassVar[LayerKind] = LayerKind.POOL
 
     _k: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _s: tuple[int, ...] = field(init=False, repr=False, compare=False)
@@ -206,7 +206,7 @@ class _AdaptivePoolNd(Layer):
     output_size: int | None | tuple[int | None, ...]
 
     ndim: ClassVar[int] = 2
-    kind: ClassVar[str] = "pool"
+    kind: ClassVar[LayerKind] = LayerKind.POOL
 
     def __post_init__(self) -> None:
         self._targets()  # refuse a malformed output_size up front (torch does at the first forward)

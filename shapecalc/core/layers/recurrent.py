@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from shapecalc.core.errors import ConfigError, ShapeError
-from shapecalc.core.layers.base import RF, Layer, Shape, format_shape
+from shapecalc.core.layers.base import RF, Layer, LayerKind, Shape, format_shape
 from shapecalc.core.layers.sequence import SequenceDims, check_positive, check_probability, split_sequence
 
 
 class _Recurrent(Layer):
     """What RNN, LSTM and GRU share; subclasses declare torch's fields in torch's order."""
 
-    kind: ClassVar[str] = "linear"
+    kind: ClassVar[LayerKind] = LayerKind.LINEAR
     arity: ClassVar[int] = 0  # the sequence, then optionally the initial state(s)
     gates: ClassVar[int] = 1
     #: names of the final states ``forward`` returns after the sequence output
