@@ -14,7 +14,7 @@ import click
 
 from shapecalc.core.errors import UsageError
 from shapecalc.output.registry import names
-from shapecalc.cli.common import build_options, max_nodes_option
+from shapecalc.cli.common import AsciiInt, build_options, max_nodes_option
 from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_option
 from shapecalc.cli.model_input import input_option, load_and_analyze, params_as_flags
 
@@ -36,7 +36,7 @@ def binary_to_terminal(fmt) -> bool:
               help="Output format (default: from -o's suffix, else dot).")
 @click.option("--rankdir", type=click.Choice(("TB", "LR"), case_sensitive=False), default="TB",
               show_default=True, help="Layout direction: top to bottom, or left to right.")
-@click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
+@click.option("--depth", type=AsciiInt(0), default=None, metavar="N",
               help="Draw blocks nested deeper than N as single nodes (0: top-level only).")
 @click.option("--expand", is_flag=True,
               help="Draw every layer (by default big models are collapsed to ≤80 nodes).")

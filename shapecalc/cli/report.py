@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from shapecalc.core.errors import UsageError
-from shapecalc.cli.common import build_options, dtype_option
+from shapecalc.cli.common import AsciiInt, build_options, dtype_option
 from shapecalc.cli.model_input import input_option
 from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_option
 
@@ -24,7 +24,7 @@ from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_opt
               help="Write the page to FILE (.html); '-' writes it to standard output.")
 @click.option("--rankdir", type=click.Choice(("TB", "LR"), case_sensitive=False), default="TB",
               show_default=True, help="Graph layout: top to bottom, or left to right.")
-@click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
+@click.option("--depth", type=AsciiInt(0), default=None, metavar="N",
               help="Draw blocks nested deeper than N as single graph nodes (the table keeps every row).")
 @click.option("--expand", is_flag=True, help="Draw every layer in the graph, however big the model.")
 @click.option("--no-graph", "no_graph", is_flag=True,

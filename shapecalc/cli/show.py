@@ -15,7 +15,7 @@ import click
 
 from shapecalc.core.errors import ShapeError
 from shapecalc.output.registry import names
-from shapecalc.cli.common import dtype_option, build_options, max_nodes_option
+from shapecalc.cli.common import AsciiInt, build_options, dtype_option, max_nodes_option
 from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_option
 from shapecalc.cli.model_input import input_option, load_and_analyze, params_as_flags, too_small_message
 
@@ -72,7 +72,7 @@ def _write_graph(analysis, path: str, depth: int | None, dot_timeout: float) -> 
               help="Output format.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--explain", is_flag=True, help="Show the arithmetic behind every output size.")
-@click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
+@click.option("--depth", type=AsciiInt(0), default=None, metavar="N",
               help="Collapse blocks nested deeper than N (0: top-level rows only).")
 @dtype_option()
 @click.option("--graph", "graph_path", metavar="FILE", default=None,
@@ -84,7 +84,7 @@ def _write_graph(analysis, path: str, depth: int | None, dot_timeout: float) -> 
               help="Table columns, in order, comma-separated: input_size, output_size, num_params, "
                    "params_percent, kernel_size, mult_adds, trainable, receptive_field, notes "
                    "(short names: input, output, params, percent, kernel, macs, rf).")
-@click.option("--width", type=click.IntRange(min=20), default=None, metavar="N",
+@click.option("--width", type=AsciiInt(20), default=None, metavar="N",
               help="Fit the table to N columns (default: the terminal's width; piped output is "
                    "the full table, whatever the terminal).")
 def show(model: str, input_shape: tuple[str, ...], train_mode: bool, fmt: str, as_json: bool,
