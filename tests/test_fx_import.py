@@ -366,3 +366,22 @@ def test_measured_is_read_from_the_layer_type():
         assert record.measured == isinstance(record.layer, MeasuredLayer)
         assert record.origin == ("measured" if record.measured else "derived")
     assert [r.origin for r in result.records] == ["derived", "measured", "derived"]
+
+
+def test_fx_values_are_classified_once_as_typed_kinds():
+    from shapecalc.torch_bridge.fx_values import ValueKind
+
+    class Split(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = nn.LSTM(4, 6, batch_first=True)
+
+        def forward(self, x):
+            out, _ = self.lstm(x)
+            return out.reshape(x.size(0), -1)
+
+    imp = shapecalc.load_model(Split()).torch_import
+    kinds = {node.name: kind for node, kind in imp.converter.values.kind.items()}
+    assert set(kinds.values()) <= set(ValueKind)
+    assert kinds["x"] is ValueKind.TENSOR and kinds["lstm"] is ValueKind.TUPLE
+    assert kinds["size"] is ValueKind.INT
