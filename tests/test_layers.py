@@ -350,3 +350,10 @@ def test_padding_solutions_are_ranges_within_the_layers_limit():
     assert MaxPool2d(3, 2).padding_solutions(0, 54, 27) == range(1, 3)  # at most 1 per side
     assert not MaxPool2d(3, 2).padding_solutions(0, 54, 40)
     assert ConvTranspose2d(1, 1, 3, stride=2).padding_solutions(0, 28, 56) == range(1, 2)
+
+
+def test_every_layer_kind_is_a_layer_kind_and_only_measured_layers_say_measured():
+    from shapecalc.core.layers import LAYER_TYPES, LayerKind
+
+    assert LAYER_TYPES and all(isinstance(cls.kind, LayerKind) for cls in LAYER_TYPES.values())
+    assert not any(cls.measured for cls in LAYER_TYPES.values())

@@ -14,6 +14,7 @@ transformers = pytest.importorskip("transformers")
 timm = pytest.importorskip("timm")
 
 from shapecalc import analyze, load_model  # noqa: E402
+from shapecalc.torch_bridge.fx_import import Route  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data" / "hf"
 
@@ -22,7 +23,7 @@ DATA = Path(__file__).resolve().parent / "data" / "hf"
 def bert():
     """BERT-base's shape on the meta device, recorded with hooks (fx cannot trace it)."""
     src = load_model("hf:bert", meta=True)
-    assert str(getattr(src.torch_import.mode, "value", src.torch_import.mode)) == "hooks"
+    assert src.torch_import.route is Route.HOOKS
     return src, analyze(src)
 
 

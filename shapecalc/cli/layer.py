@@ -247,7 +247,7 @@ def is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-@click.command()
+@click.command(epilog="\b\nExample: shapecalc layer --k 11 --s 4 --p 2 224")
 @click.argument("size")
 @click.option("--k", "--kernel", "kernel", metavar="K", help="Kernel size (per axis: 3x5).")
 @click.option("--s", "--stride", "stride", metavar="S",
@@ -263,10 +263,7 @@ def is_terminal() -> bool:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (output = sizes per axis).")
 def layer(size: str, kernel, stride, p, padding, dilation, op, output_padding, ceil_mode, same,
           target, as_json) -> int:
-    """Output size of one conv/pool layer on input SIZE (like 224 or 224x200), with the arithmetic.
-
-    Example: `shapecalc layer --k 11 --s 4 --p 2 224` → 54.
-    """
+    """Output size of one conv/pool layer on input SIZE (like 224 or 224x200), with the arithmetic."""
     q = _options(size, kernel, stride, p, padding, dilation, op, output_padding, ceil_mode, same, target)
     axes = compute(q)
     lines = report_lines(q, axes)

@@ -15,7 +15,7 @@ import click
 
 from shapecalc.core.errors import ShapeError
 from shapecalc.output.registry import names
-from shapecalc.cli.common import dtype_option, build_options, max_nodes_option
+from shapecalc.cli.common import AsciiInt, build_options, dtype_option, max_nodes_option, max_run_option
 from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_option
 from shapecalc.cli.model_input import input_option, load_and_analyze, params_as_flags, too_small_message
 
@@ -60,9 +60,10 @@ def _write_graph(analysis, path: str, depth: int | None, dot_timeout: float) -> 
         click.echo(f"graph written to {written}", err=True)
 
 
-@click.command()
+@click.command(epilog="\b\nExample: shapecalc show resnet18 --depth 1")
 @click.argument("model")
 @input_option()
+@max_run_option()
 @click.option("--train-mode", is_flag=True,
               help="Analyse an nn.Module in train mode (training-only branches such as auxiliary "
                    "heads); the default is eval mode, as torchinfo.")
@@ -72,7 +73,7 @@ def _write_graph(analysis, path: str, depth: int | None, dot_timeout: float) -> 
               help="Output format.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--explain", is_flag=True, help="Show the arithmetic behind every output size.")
-@click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
+@click.option("--depth", type=AsciiInt(0), default=None, metavar="N",
               help="Collapse blocks nested deeper than N (0: top-level rows only).")
 @click.option("--ops", is_flag=True,
               help="Also show the functional glue of an imported module (adds, views, masks) as "
@@ -87,7 +88,7 @@ def _write_graph(analysis, path: str, depth: int | None, dot_timeout: float) -> 
               help="Table columns, in order, comma-separated: input_size, output_size, num_params, "
                    "params_percent, kernel_size, mult_adds, trainable, receptive_field, notes "
                    "(short names: input, output, params, percent, kernel, macs, rf).")
-@click.option("--width", type=click.IntRange(min=20), default=None, metavar="N",
+@click.option("--width", type=AsciiInt(20), default=None, metavar="N",
               help="Fit the table to N columns (default: the terminal's width; piped output is "
                    "the full table, whatever the terminal).")
 def show(model: str, input_shape: tuple[str, ...], train_mode: bool, fmt: str, as_json: bool,
@@ -96,7 +97,6 @@ def show(model: str, input_shape: tuple[str, ...], train_mode: bool, fmt: str, a
     """Every layer of MODEL: output shape, parameters, MACs, receptive field and notes.
 
     MODEL is a built-in name (see `shapecalc models`), a spec file or path/to/file.py:Net.
-    Example: `shapecalc show alexnet --input 1x1x227x227 --explain`.
     """
     columns = None
     if columns_text is not None:  # checked before the model is loaded: a typo fails fast
@@ -154,7 +154,7 @@ def zoo_rows() -> list[dict[str, Any]]:
     return rows
 
 
-@click.command()
+@click.command(epilog="\b\nExample: shapecalc models --json")
 @click.option("--json", "as_json", is_flag=True, help="One JSON list instead of a table.")
 def models(as_json: bool) -> int:
     """The built-in models: name, default input, parameters, MACs and what each one is."""

@@ -8,9 +8,11 @@ output format reaches them through the renderer registry (this module imports no
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from math import prod
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
+from shapecalc.core.errors import ArgumentError
 from shapecalc.core.inputs import DTYPE_BYTES, Inputs
 from shapecalc.core.layers import RF, Layer, Shape
 from shapecalc.core.notes import Note, NoteKind
@@ -19,6 +21,30 @@ from shapecalc.core.registry import render
 if TYPE_CHECKING:
     from shapecalc.core.graph import Graph
 
+
+
+class Mode(StrEnum):
+    """The mode an ``nn.Module`` is read in: ``eval`` (as torchinfo) or ``train`` (training-only
+    branches such as auxiliary heads included)."""
+
+    EVAL = "eval"
+    TRAIN = "train"
+
+    @classmethod
+    def of(cls, value: object, param: str = "mode") -> "Mode":
+        """``value`` (a Mode or its name) as a Mode; anything else an error naming ``param``."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise ArgumentError(param, f"choose 'eval' or 'train', got {value!r}") from None
+
+    @property
+    def training(self) -> bool:
+        return self is Mode.TRAIN
+
+    @classmethod
+    def of_training(cls, training: bool) -> "Mode":
+        return cls.TRAIN if training else cls.EVAL
 
 
 @dataclass(slots=True)
@@ -36,7 +62,6 @@ class Record:
     depth: int
     is_block: bool = False
     layer: Layer | None = None  # resolved: inferred sizes filled in
-    origin: str = "derived"
     shared: bool = False  # weights shared with an earlier node (counted once)
     label: str | None = None  # blocks: what kind of block ("Residual", "Inception")
     #: Blocks returning several values (a tuple, HRNet's list of branches): each one's shape.
@@ -50,13 +75,26 @@ class Record:
         return self.layer.describe()
 
     @property
+    def measured(self) -> bool:
+        """The shape came from running torch (the layer's type says so), not from a formula."""
+        return self.layer is not None and self.layer.measured
+
+    @property
+    def origin(self) -> str:
+        """``measured`` or ``derived``, as the JSON document and the table say it."""
+        return "measured" if self.measured else "derived"
+
+    @property
     def input_shape(self) -> Shape:
         return self.input_shapes[0] if self.input_shapes else ()
 
     def explain(self) -> list[str]:
+        """The arithmetic behind this row: its output size, or, for a row whose size needs none
+        (a Linear, a norm layer), its parameters and MACs."""
         if self.layer is None:
             return []
-        return self.layer.explain(self.output_shape, *self.input_shapes)
+        return (self.layer.explain(self.output_shape, *self.input_shapes)
+                or self.layer.explain_cost(self.output_shape, *self.input_shapes))
 
 
 @dataclass
@@ -79,7 +117,10 @@ class Analysis:
     notes: list = field(default_factory=list)
     #: Of ``total_params``, those with ``requires_grad`` False (a frozen backbone).
     frozen_params: int = 0
-    mode: str | None = None  # "eval" / "train" for an nn.Module; None for a spec
+    mode: Mode | None = None  # how an nn.Module was read; None for a spec
+    #: Measures the tensors autograd saves for a layer without a rule (``Layer.saved`` is
+    #: None): set by the torch bridge for a model that came from torch; ``None`` for a spec.
+    saved_measure: Any = field(default=None, repr=False, compare=False)
     #: Nodes whose MACs are unknown; ``total_macs`` is then a lower bound (the known part).
     uncounted: list[str] = field(default_factory=list)
 
@@ -121,6 +162,28 @@ class Analysis:
     def input_bytes(self) -> int:
         """Every input at its own element type (token ids are int64 whatever ``dtype`` says)."""
         return sum(prod(i.shape) * DTYPE_BYTES[i.dtype] for i in self.inputs)
+
+    def memory(self, batch: int | None = None, optimizer: str = "adam", dtype: str | None = None,
+               amp: bool = False, mode: str = "train", device: str | None = None) -> Any:
+        """What one training step holds (:class:`shapecalc.core.memory.MemoryReport`): per
+        layer the parameter, gradient and optimizer-state bytes and the activations autograd
+        saves for backward; totals and the peaks of a training step and of inference.
+
+        ``batch`` sets every input's first dimension (default: as analysed); ``dtype``
+        (float32, bfloat16, float16; default this analysis's if it is one of them) is the
+        parameters' and activations'; ``amp`` is bfloat16 autocast over float32 weights;
+        ``mode`` is the module mode of the step (eval: dropout off, batch norm on running
+        statistics); ``device`` (a name of :data:`shapecalc.core.roofline.DEVICES`, default
+        ``h100`` as ``shapecalc memory``) says whether the step runs on a GPU, where dropout
+        and norms keep other tensors than on a CPU.
+        """
+        from shapecalc.core import memory, roofline
+
+        kind = dtype if dtype is not None else (self.dtype if self.dtype in memory.TRAIN_DTYPES
+                                                else "float32")
+        cuda = roofline.device(device or roofline.DEFAULT_DEVICE).cuda
+        setup = memory.settings(kind, amp, optimizer, mode, cuda)
+        return memory.estimate(memory.at_batch(self, batch), setup, self.saved_measure)
 
     def record(self, name: str) -> Record:
         for r in self.records:
@@ -237,4 +300,4 @@ class Analysis:
         return self.render("markdown")
 
 
-__all__ = ["DTYPE_BYTES", "Analysis", "Record"]
+__all__ = ["DTYPE_BYTES", "Analysis", "Mode", "Record"]

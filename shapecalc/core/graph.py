@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 # Record and Analysis (the pass's results) live in analysis.py; they are imported from here too.
-from shapecalc.core.analysis import DTYPE_BYTES, Analysis, Record  # noqa: F401  (re-exported)
+from shapecalc.core.analysis import DTYPE_BYTES, Analysis, Mode, Record  # noqa: F401  (re-exported)
 from shapecalc.core.inputs import Inputs, as_inputs, dtype_name
 from shapecalc.core.arithmetic import AxisRF
 from shapecalc.core.errors import ArgumentError, LayerError, ShapeError
@@ -30,18 +30,21 @@ class Node:
     inputs: tuple[str, ...]
     module: str | None = None
     param_key: str | None = None
-    origin: str = "derived"  # "measured" when the shape came from running torch
     #: Parameters this node is the first user of, counted from the real module (torch imports);
     #: ``None``: the layer's own formula. ``frozen``: how many of them have requires_grad False.
     params: int | None = None
     frozen: int = 0
     notes: tuple = ()  # typed Notes the importer attached (how a parameter was used, …)
+    #: Trainable parameter tensors among ``params`` (an optimizer keeps a step per tensor);
+    #: ``None``: the layer's own formula.
+    param_tensors: int | None = None
 
-    def counted(self, params: int, frozen: int, notes: tuple, param_key: str) -> "Node":
+    def counted(self, params: int, frozen: int, notes: tuple, param_key: str,
+                param_tensors: int | None = None) -> "Node":
         """This node with the parameters an importer found it to own (``dataclasses.replace``
         is several times slower, and deep models have thousands of nodes)."""
-        return Node(self.name, self.layer, self.inputs, self.module, param_key, self.origin,
-                    params, frozen, notes)
+        return Node(self.name, self.layer, self.inputs, self.module, param_key, params, frozen, notes,
+                    param_tensors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,7 @@ class Graph:
     #: Parameters no node owns (used by no forward, or used where hooks cannot see): counted once.
     loose_params: int = 0
     loose_frozen: int = 0
-    mode: str | None = None  # "eval"/"train" for a traced nn.Module; None for a spec
+    mode: Mode | None = None  # how a traced nn.Module was read; None for a spec
     input_labels: tuple[str, ...] = ()  # the forward's argument names (``x``, ``tokens``)
     #: Node/block path → enclosing blocks, filled by :func:`ancestry` on first use (repeated
     #: analyses of one graph, as in size scans, then share it).
@@ -125,6 +128,11 @@ class Graph:
                 inside[path].append(node.name)
         return inside
 
+    def analyze(self, inputs: Inputs, dtype: str = "float32") -> Analysis:
+        """:func:`analyze_graph` of this graph: for the modules that hold an analysis and want
+        it at other inputs without importing this one (``core.memory``'s batch)."""
+        return analyze_graph(self, inputs, dtype)
+
     def node(self, name: str) -> Node:
         """The node called ``name``, by an index kept with the node list it was built from, so
         walking a 200,000-node graph by names is linear, not quadratic."""
@@ -152,11 +160,11 @@ class GraphBuilder:
         self.extra_inputs: list[str] = []
 
     def add(self, name: str, layer: Layer, inputs: tuple[str, ...], module: str | None = None,
-            param_key: str | None = None, origin: str = "derived") -> str:
+            param_key: str | None = None) -> str:
         if name in self._names:
             raise ValueError(f"duplicate node name {name!r}")
         self._names.add(name)
-        self.nodes.append(Node(name, layer, inputs, module, param_key or name, origin))
+        self.nodes.append(Node(name, layer, inputs, module, param_key or name))
         return name
 
     def add_input(self, name: str) -> str:
@@ -276,7 +284,7 @@ def analyze_graph(graph: Graph, inputs: Inputs | Shape | list[Shape], dtype: str
         fields[node.name] = rf
         records.append(
             Record(node.name, layer.type_name, ins, out, params, macs, rf,
-                   notes, len(parents[node.name]), False, resolved, node.origin, shared)
+                   notes, len(parents[node.name]), False, resolved, shared)
         )
     block_records = _block_records(graph, records, shapes, fields)
     outputs = [(label, shapes[name]) for label, name in graph.outputs] or [

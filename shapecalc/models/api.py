@@ -12,7 +12,7 @@ from typing import Any, Sequence
 from shapecalc.core.blocks import Block
 from shapecalc.core.collector import paused_collector
 from shapecalc.core.errors import ArgumentError, ConfigError, ShapeError, SpecError
-from shapecalc.core.graph import Analysis, Graph, analyze_graph, smallest_input
+from shapecalc.core.graph import Analysis, Graph, Mode, analyze_graph, smallest_input
 from shapecalc.core.inputs import Inputs, dtype_name
 from shapecalc.core.layers import Shape
 from shapecalc.models.build_options import build_options
@@ -63,18 +63,20 @@ def analyze(model: Any, input_shape: Any = None, dtype: str = "float32", *,
     ``diagnose``, ``summary()`` and the CLI build at their edge (``input_dtypes`` is then unused).
     """
     dtype = dtype_name(dtype, "dtype")
-    if mode not in ("eval", "train"):
-        raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
+    mode = Mode.of(mode)
     src = load_model(model)
     inputs = input_shape if isinstance(input_shape, Inputs) else src.inputs(input_shape, input_dtypes)
     if src.torch_import is not None:  # torch is already imported: the module came from it
         from shapecalc.torch_bridge.fx_import import analyze_import
 
+        from shapecalc.torch_bridge.saved import measure_layer
+
         result = analyze_import(src.torch_import, inputs, dtype, mode)
+        result.saved_measure = measure_layer  # layers without a saved-tensor rule: measured
     else:
         result = analyze_graph(src.graph_at(inputs.first), inputs, dtype)
-        if mode == "train":
-            result.mode = "train"  # a spec has no training-only branches: same graph
+        if mode is Mode.TRAIN:
+            result.mode = mode  # a spec has no training-only branches: same graph
     result.model = src.name
     return result
 

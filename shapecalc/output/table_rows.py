@@ -13,12 +13,10 @@ from typing import Any, Iterable, Sequence
 from shapecalc.output import header_lines, mode_text, record_kind, shape_text
 from shapecalc.output.columns import CellContext, frozen_params
 from shapecalc.output.formats import footer_lines
+from shapecalc.output.palette import PALETTE
 
-#: Row styles by layer kind: the same grouping the graph colours use.
-KIND_STYLES = {
-    "conv": "cyan", "pool": "magenta", "norm": "yellow", "activation": "green",
-    "linear": "blue", "reshape": "white", "merge": "bright_white", "dropout": "bright_black",
-}
+#: Row styles by layer kind: the terminal shades of the one palette (:mod:`.palette`).
+KIND_STYLES = {kind: colour.terminal for kind, colour in PALETTE.items() if colour.terminal}
 
 
 def tree_labels(rows: Sequence, analysis) -> list[str]:

@@ -9,6 +9,7 @@ spec-file entry without a per-layer table.
 from __future__ import annotations
 
 import dataclasses
+from enum import StrEnum
 from math import prod
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
@@ -17,6 +18,7 @@ from shapecalc.core.errors import ConfigError, ShapeError
 from shapecalc.core.layers.fields import above, at_least, at_most, between, check_fields, one_of  # noqa: F401  (shared helpers)
 
 if TYPE_CHECKING:  # imported where notes are made: `shapecalc layer` asks for none
+    from shapecalc.core.layers.saved import Backward, Saved
     from shapecalc.core.notes import Note
 
 Shape = tuple[int, ...]
@@ -65,6 +67,20 @@ def format_shape(shape: Shape | None) -> str:
 LAYER_TYPES: dict[str, type["Layer"]] = {}
 
 
+class LayerKind(StrEnum):
+    """What a layer does, as tables and drawings colour it and diagnoses read through it."""
+
+    CONV = "conv"
+    POOL = "pool"
+    NORM = "norm"
+    ACTIVATION = "activation"
+    LINEAR = "linear"
+    RESHAPE = "reshape"
+    MERGE = "merge"
+    DROPOUT = "dropout"
+    OTHER = "other"
+
+
 class Layer:
     """Base of all layer specs (subclasses are frozen dataclasses).
 
@@ -75,8 +91,10 @@ class Layer:
     ``__post_init__`` runs (see :mod:`.fields`), so that hook only checks values.
     """
 
-    kind: ClassVar[str] = "other"
+    kind: ClassVar[LayerKind] = LayerKind.OTHER
     arity: ClassVar[int] = 1
+    #: True for layers whose shape comes from running torch, not from a formula of their own.
+    measured: ClassVar[bool] = False
     #: Fields that are inferred from the input when left ``None`` (torch's lazy modules).
     inferred: ClassVar[tuple[str, ...]] = ()
     #: Float fields that may be ±inf or NaN (``F.pad``'s fill ``value=-inf``); others must be finite.
@@ -128,6 +146,22 @@ class Layer:
         """This layer with every inferred field filled from the input shape."""
         return self
 
+    # ---- what a training step keeps (shapecalc.core.memory) ------------------------------
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...] | None:
+        """The tensors autograd keeps for this layer's backward (:mod:`.saved`); ``None``
+        where no rule is known, which the memory account shows as unknown, never as 0."""
+        return None
+
+    def output_is_view(self, training: bool) -> bool:
+        """Whether the output shares its input's storage (a view, an in-place op, an eval
+        dropout): a tensor kept through both is one tensor."""
+        return False
+
+    def param_tensors(self, *inputs: Shape) -> int | None:
+        """How many parameter tensors the layer holds (an optimizer keeps a step count per
+        tensor); ``None`` where the layer does not know."""
+        return 0 if self.param_count(*inputs) == 0 else None
+
     def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         """Remarks worth a user's attention (dropped pixels, inferred sizes), as typed notes."""
         return []
@@ -135,6 +169,20 @@ class Layer:
     def explain(self, output: Shape, *inputs: Shape) -> list[str]:
         """The arithmetic behind the output shape, with the numbers substituted."""
         return []
+
+    def explain_cost(self, output: Shape, *inputs: Shape) -> list[str]:
+        """The arithmetic behind the parameters and MACs, for a row with no size arithmetic to
+        show (a Linear, a norm layer): every number as the table prints it. Here the MACs as
+        applications × parameters where that is how they arise; layers that know their
+        parameters' formula say more."""
+        params = self.param_count(*inputs)
+        if params <= 0:
+            return []
+        macs = self.mac_count(output, *inputs)
+        if macs and macs % params == 0:
+            return [f"params = {params:,}",
+                    f"MACs = applications · params = {macs // params:,} · {params:,} = {macs:,}"]
+        return [f"params = {params:,}", f"MACs = {macs:,}"]
 
     # ---- identity ------------------------------------------------------------------------
     @property

@@ -74,7 +74,7 @@
     } else {
       make("p", { class: "sc-caption" }, details, rec.is_block
         ? "A block: its layers' rows hold the arithmetic; its row sums their costs."
-        : "No size arithmetic: this layer keeps the spatial size or flattens it.");
+        : "Nothing to work out: no parameters, and the output shape follows from the input's (see the notes).");
     }
     make("h3", {}, details, "Notes");
     if (rec.notes.length) {
@@ -129,14 +129,15 @@
       const [fh, fw] = [field(axes[0], o[0]), field(axes[1], o[1])];
       const total = axes[0].size * axes[1].size;
       const padding = Math.round(total - fh.inside * fw.inside);
+      const c = count;  // every number with its thousands separators: "21,125 of them padding"
       caption.textContent = oneAxis
-        ? `output position ${o[1]} sees input positions ${fw.lo}…${fw.hi} of ${axes[1].n}: ` +
-          `${axes[1].size} positions, ${padding} of them padding; neighbouring outputs are ` +
-          `${axes[1].jump} positions apart.`
-        : `output pixel (${o[0]}, ${o[1]}) sees input rows ${fh.lo}…${fh.hi} and ` +
-        `columns ${fw.lo}…${fw.hi} of ${axes[0].n}×${axes[1].n}: ${axes[0].size}×${axes[1].size} ` +
-        `pixels, ${padding} of them padding; neighbouring outputs are ${axes[0].jump}×${axes[1].jump} ` +
-        "pixels apart.";
+        ? `output position ${c(o[1])} sees input positions ${c(fw.lo)}…${c(fw.hi)} of ${c(axes[1].n)}: ` +
+          `${c(axes[1].size)} positions, ${c(padding)} of them padding; neighbouring outputs are ` +
+          `${c(axes[1].jump)} positions apart.`
+        : `output pixel (${c(o[0])}, ${c(o[1])}) sees input rows ${c(fh.lo)}…${c(fh.hi)} and ` +
+        `columns ${c(fw.lo)}…${c(fw.hi)} of ${c(axes[0].n)}×${c(axes[1].n)}: ` +
+        `${c(axes[0].size)}×${c(axes[1].size)} pixels, ${c(padding)} of them padding; ` +
+        `neighbouring outputs are ${c(axes[0].jump)}×${c(axes[1].jump)} pixels apart.`;
       views.replaceChildren();
       view(axes, [fh, fw], "closeup", "close-up, to scale (hatched: padding)", views);
       view(axes, [fh, fw], "whole", "the whole input, to scale", views);
