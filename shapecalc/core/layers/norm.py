@@ -12,6 +12,15 @@ from shapecalc.core.notes import Note
 from shapecalc.core.layers.base import Layer, LayerKind, Shape, at_least, format_shape, inferred_note
 
 
+def _affine_cost(rule: str, terms: str, params: int, samples: int) -> list[str]:
+    """A norm layer's parameters (its affine weight and bias) and MACs, each parameter once per
+    sample (torchinfo's convention, kept so that CNN totals agree)."""
+    if params == 0:
+        return []
+    return [f"params = {rule} = {terms} = {params:,}",
+            f"MACs = samples · params = {samples:,} · {params:,} = {samples * params:,}"]
+
+
 @dataclass(frozen=True)
 class _BatchNormNd(Layer):
     num_features: int | None = None
@@ -65,6 +74,11 @@ class _BatchNormNd(Layer):
 
     def _unbatched(self, shape: Shape) -> bool:
         return self.type_name.startswith("InstanceNorm") and len(shape) == self.ranks[-1]
+
+    def explain_cost(self, output: Shape, *inputs: Shape) -> list[str]:
+        c = self._channels(inputs[0])
+        return _affine_cost("2·num_features", f"2·{c:,}", self.param_count(*inputs),
+                            1 if self._unbatched(output) else output[0])
 
     def describe(self) -> str:
         return f"{self.type_name}({'?' if self.num_features is None else self.num_features})"
@@ -141,6 +155,10 @@ class GroupNorm(Layer):
     def mac_count(self, output: Shape, *inputs: Shape) -> int:
         return output[0] * self.param_count(*inputs)
 
+    def explain_cost(self, output: Shape, *inputs: Shape) -> list[str]:
+        c = self._channels(inputs[0])
+        return _affine_cost("2·num_channels", f"2·{c:,}", self.param_count(*inputs), output[0])
+
 
 class _TrailingNorm(Layer):
     """LayerNorm and RMSNorm: normalise over the input's trailing ``normalized_shape`` dims;
@@ -162,6 +180,14 @@ class _TrailingNorm(Layer):
 
     def mac_count(self, output: Shape, *inputs: Shape) -> int:
         return output[0] * self.param_count(*inputs)
+
+    def explain_cost(self, output: Shape, *inputs: Shape) -> list[str]:
+        params = self.param_count(*inputs)
+        size = "·".join(f"{n:,}" for n in self._norm_shape())
+        per = params // prod(self._norm_shape()) if params else 0
+        rule = "normalized_shape" if per == 1 else f"{per}·normalized_shape"
+        terms = size if per == 1 else f"{per}·{size}"
+        return _affine_cost(rule, terms, params, output[0])
 
 
 @dataclass(frozen=True)
