@@ -53,6 +53,7 @@ COMMANDS = {
     "graph": "graph:graph",
     "report": "report:report",
     "check": "check:check",
+    "memory": "memory:memory",
     "train": "train:train",
 }
 

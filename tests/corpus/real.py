@@ -201,7 +201,7 @@ def check(entry: Entry, model: Any | None = None) -> Outcome:
     except Exception as err:  # a corpus model must never fail: record it as a problem
         outcome.problems.append(f"analyze raised {type(err).__name__}: {err}"[:300])
         return outcome
-    outcome.route = shapecalc.load_model(model).torch_import.mode
+    outcome.route = str(shapecalc.load_model(model).torch_import.route)
     outcome.params, outcome.macs = result.total_params, result.total_macs
     outcome.uncounted = len(result.uncounted)
     outcome.torch_params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
