@@ -118,6 +118,9 @@ class Analysis:
     #: Of ``total_params``, those with ``requires_grad`` False (a frozen backbone).
     frozen_params: int = 0
     mode: Mode | None = None  # how an nn.Module was read; None for a spec
+    #: Measures the tensors autograd saves for a layer without a rule (``Layer.saved`` is
+    #: None): set by the torch bridge for a model that came from torch; ``None`` for a spec.
+    saved_measure: Any = field(default=None, repr=False, compare=False)
     #: Nodes whose MACs are unknown; ``total_macs`` is then a lower bound (the known part).
     uncounted: list[str] = field(default_factory=list)
 
@@ -159,6 +162,28 @@ class Analysis:
     def input_bytes(self) -> int:
         """Every input at its own element type (token ids are int64 whatever ``dtype`` says)."""
         return sum(prod(i.shape) * DTYPE_BYTES[i.dtype] for i in self.inputs)
+
+    def memory(self, batch: int | None = None, optimizer: str = "adam", dtype: str | None = None,
+               amp: bool = False, mode: str = "train", device: str | None = None) -> Any:
+        """What one training step holds (:class:`shapecalc.core.memory.MemoryReport`): per
+        layer the parameter, gradient and optimizer-state bytes and the activations autograd
+        saves for backward; totals and the peaks of a training step and of inference.
+
+        ``batch`` sets every input's first dimension (default: as analysed); ``dtype``
+        (float32, bfloat16, float16; default this analysis's if it is one of them) is the
+        parameters' and activations'; ``amp`` is bfloat16 autocast over float32 weights;
+        ``mode`` is the module mode of the step (eval: dropout off, batch norm on running
+        statistics); ``device`` (a name of :data:`shapecalc.core.roofline.DEVICES`, default
+        ``h100`` as ``shapecalc memory``) says whether the step runs on a GPU, where dropout
+        and norms keep other tensors than on a CPU.
+        """
+        from shapecalc.core import memory, roofline
+
+        kind = dtype if dtype is not None else (self.dtype if self.dtype in memory.TRAIN_DTYPES
+                                                else "float32")
+        cuda = roofline.device(device or roofline.DEFAULT_DEVICE).cuda
+        setup = memory.settings(kind, amp, optimizer, mode, cuda)
+        return memory.estimate(memory.at_batch(self, batch), setup, self.saved_measure)
 
     def record(self, name: str) -> Record:
         for r in self.records:

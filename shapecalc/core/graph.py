@@ -35,11 +35,16 @@ class Node:
     params: int | None = None
     frozen: int = 0
     notes: tuple = ()  # typed Notes the importer attached (how a parameter was used, …)
+    #: Trainable parameter tensors among ``params`` (an optimizer keeps a step per tensor);
+    #: ``None``: the layer's own formula.
+    param_tensors: int | None = None
 
-    def counted(self, params: int, frozen: int, notes: tuple, param_key: str) -> "Node":
+    def counted(self, params: int, frozen: int, notes: tuple, param_key: str,
+                param_tensors: int | None = None) -> "Node":
         """This node with the parameters an importer found it to own (``dataclasses.replace``
         is several times slower, and deep models have thousands of nodes)."""
-        return Node(self.name, self.layer, self.inputs, self.module, param_key, params, frozen, notes)
+        return Node(self.name, self.layer, self.inputs, self.module, param_key, params, frozen, notes,
+                    param_tensors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +127,11 @@ class Graph:
             for path in self.blocks_of(node.name):
                 inside[path].append(node.name)
         return inside
+
+    def analyze(self, inputs: Inputs, dtype: str = "float32") -> Analysis:
+        """:func:`analyze_graph` of this graph: for the modules that hold an analysis and want
+        it at other inputs without importing this one (``core.memory``'s batch)."""
+        return analyze_graph(self, inputs, dtype)
 
     def node(self, name: str) -> Node:
         """The node called ``name``, by an index kept with the node list it was built from, so

@@ -69,7 +69,10 @@ def analyze(model: Any, input_shape: Any = None, dtype: str = "float32", *,
     if src.torch_import is not None:  # torch is already imported: the module came from it
         from shapecalc.torch_bridge.fx_import import analyze_import
 
+        from shapecalc.torch_bridge.saved import measure_layer
+
         result = analyze_import(src.torch_import, inputs, dtype, mode)
+        result.saved_measure = measure_layer  # layers without a saved-tensor rule: measured
     else:
         result = analyze_graph(src.graph_at(inputs.first), inputs, dtype)
         if mode is Mode.TRAIN:

@@ -129,7 +129,7 @@ def _graph_section(analysis, rankdir: str, depth: int | None, expand: bool,
 @renderer("report", summary="one self-contained interactive HTML page", suffixes=("html", "htm"),
           commands=("report",))
 def to_report(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False,
-              graph: bool = True, dot_timeout: float = DOT_TIMEOUT) -> str:
+              graph: bool = True, dot_timeout: float = DOT_TIMEOUT, memory: bool = True) -> str:
     """The report: header and totals, a filter box, the table, the Graphviz drawing (unless
     ``graph`` is false) and a details panel; clicking a row or a node shows that layer's
     arithmetic, notes and receptive field drawn to scale on the input grid. Graphviz's ``dot``
@@ -148,10 +148,18 @@ def to_report(analysis, rankdir: str = "TB", depth: int | None = None, expand: b
         + '</section><aside id="sc-details" class="sc-details"><p class="sc-hint">Click a row or a '
         "graph node to see its arithmetic, notes and receptive field.</p></aside></div>"
         + graph_part
+        + (_memory_section(analysis) if memory else "")
         + f'<script type="application/json" id="sc-data">{data}</script>'
         + f"<script>{_asset('report.js')}</script>"
     )
     return _page(f"{analysis.model} · shapecalc report", table_css() + _asset("report.css"), body)
+
+
+def _memory_section(analysis) -> str:
+    """``shapecalc memory``'s figures at the analysed batch (Adam, float32, the default device)."""
+    from shapecalc.output.memory import memory_html, view
+
+    return memory_html(view(analysis))
 
 
 __all__ = ["PAGE_COLUMNS", "header_html", "report_data", "table_css", "table_html", "to_html", "to_report"]

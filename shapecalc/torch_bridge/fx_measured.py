@@ -60,8 +60,9 @@ def measured(values: FxValues, node: Any, count_macs: bool = True) -> tuple[Meas
                 value = root
                 for part in str(n.target).split("."):
                     value = getattr(value, part)
-                if isinstance(value, torch.Tensor):
-                    value = torch.empty_like(value, device="meta")
+                if isinstance(value, torch.Tensor):  # a weight keeps wanting its gradient
+                    value = torch.empty_like(value, device="meta").requires_grad_(value.requires_grad)
+                    value.shapecalc_state = True  # a parameter or buffer: never an activation
             elif n.op == "placeholder":
                 value = n.args[0] if n.args else None
             else:
@@ -83,7 +84,10 @@ def measured(values: FxValues, node: Any, count_macs: bool = True) -> tuple[Meas
 
     run = measured_runner(evaluate, name, dtypes)
     runner: Callable = run if count_macs else (lambda *shapes: (run(*shapes)[0], 0))
-    return MeasuredLayer(name, op_type, 0, "", runner=runner), frontier
+    # A module call runs through call_on_meta (no autograd); an op can be rerun recording.
+    forward = evaluate if node.op != "call_module" else None
+    return MeasuredLayer(name, op_type, 0, "", runner=runner, forward=forward,
+                         input_dtypes=dtypes), frontier
 
 
 def _short(value: Any) -> str:

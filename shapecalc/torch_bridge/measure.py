@@ -225,6 +225,11 @@ class MeasuredLayer(Layer):
     note: str = "shape measured on the meta device"
     runner: Callable[..., tuple[Shape, int]] | None = field(default=None, compare=False, repr=False)
     cache: dict = field(default_factory=dict, compare=False, repr=False)
+    #: ``forward(*meta_tensors)``: the op itself, run with autograd recording to see what it
+    #: saves (:func:`shapecalc.torch_bridge.saved.measure_layer`); ``input_dtypes()`` the
+    #: torch dtype of each input (``None``: the activations'). ``None``: not measurable so.
+    forward: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    input_dtypes: Callable[[], list[Any]] | None = field(default=None, compare=False, repr=False)
 
     kind: ClassVar[LayerKind] = LayerKind.OTHER
     arity: ClassVar[int] = 0
@@ -243,6 +248,11 @@ class MeasuredLayer(Layer):
 
     def param_count(self, *inputs: Shape) -> int:
         return self.params
+
+    def output_is_view(self, training: bool) -> bool:
+        """Known once :func:`~shapecalc.torch_bridge.saved.measure_layer` ran the op (``chunk``,
+        ``getitem`` give views): until then, a storage of its own."""
+        return bool(self.cache.get("view"))
 
     def mac_count(self, output: Shape, *inputs: Shape) -> int | None:
         return self._run(inputs)[1]

@@ -18,6 +18,7 @@ from shapecalc.core.errors import ConfigError, ShapeError
 from shapecalc.core.layers.fields import above, at_least, at_most, between, check_fields, one_of  # noqa: F401  (shared helpers)
 
 if TYPE_CHECKING:  # imported where notes are made: `shapecalc layer` asks for none
+    from shapecalc.core.layers.saved import Backward, Saved
     from shapecalc.core.notes import Note
 
 Shape = tuple[int, ...]
@@ -144,6 +145,22 @@ class Layer:
     def resolve(self, *inputs: Shape) -> "Layer":
         """This layer with every inferred field filled from the input shape."""
         return self
+
+    # ---- what a training step keeps (shapecalc.core.memory) ------------------------------
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...] | None:
+        """The tensors autograd keeps for this layer's backward (:mod:`.saved`); ``None``
+        where no rule is known, which the memory account shows as unknown, never as 0."""
+        return None
+
+    def output_is_view(self, training: bool) -> bool:
+        """Whether the output shares its input's storage (a view, an in-place op, an eval
+        dropout): a tensor kept through both is one tensor."""
+        return False
+
+    def param_tensors(self, *inputs: Shape) -> int | None:
+        """How many parameter tensors the layer holds (an optimizer keeps a step count per
+        tensor); ``None`` where the layer does not know."""
+        return 0 if self.param_count(*inputs) == 0 else None
 
     def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         """Remarks worth a user's attention (dropped pixels, inferred sizes), as typed notes."""

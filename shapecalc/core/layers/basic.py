@@ -14,12 +14,28 @@ from shapecalc.core.notes import Note, NoteKind
 from shapecalc.core.layers.base import (
     RF, Layer, LayerKind, Shape, above, at_least, between, format_shape, one_of,
 )
+from shapecalc.core.layers.saved import (INPUT, OUTPUT, Backward, Saved, keeps_input_if_active,
+                                         keeps_output_if_active, new)
 
 
 # ------------------------------------------------------------------ element-wise
 @dataclass(frozen=True)
 class _Activation(Layer):
     kind: ClassVar[LayerKind] = LayerKind.ACTIVATION
+
+    #: In place, torch differentiates these from the overwritten result (SELU, LeakyReLU,
+    #: ELU); the others keep a copy of the input taken before it is overwritten.
+    inplace_keeps_result: ClassVar[bool] = False
+
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        # Most activations differentiate from their input (GELU, SiLU, ReLU6, LeakyReLU …);
+        # those that can from their output say so (_FromOutput).
+        if grad.active and getattr(self, "inplace", False):
+            return (OUTPUT,) if self.inplace_keeps_result else (new(inputs[0]),)
+        return keeps_input_if_active(grad)
+
+    def output_is_view(self, training: bool) -> bool:
+        return bool(getattr(self, "inplace", False))
 
     def describe(self) -> str:
         args = {k: v for k, v in self.arguments().items() if k != "inplace"}
@@ -34,7 +50,15 @@ class _InplaceActivation(_Activation):
     inplace: bool = False
 
 
-class ReLU(_InplaceActivation):
+class _FromOutput:
+    """Activations whose backward reads the output only (threshold_backward, sigmoid_backward,
+    tanh_backward, softmax's): an in-place one keeps the overwritten tensor, and no copy."""
+
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return keeps_output_if_active(grad)
+
+
+class ReLU(_FromOutput, _InplaceActivation):
     pass
 
 
@@ -59,14 +83,14 @@ class Mish(_InplaceActivation):
 
 
 class SELU(_InplaceActivation):
+    inplace_keeps_result: ClassVar[bool] = True
+
+
+class Sigmoid(_FromOutput, _Activation):
     pass
 
 
-class Sigmoid(_Activation):
-    pass
-
-
-class Tanh(_Activation):
+class Tanh(_FromOutput, _Activation):
     pass
 
 
@@ -83,11 +107,15 @@ class LeakyReLU(_Activation):
     negative_slope: float = 0.01
     inplace: bool = False
 
+    inplace_keeps_result: ClassVar[bool] = True
+
 
 @dataclass(frozen=True)
 class ELU(_Activation):
     alpha: float = 1.0
     inplace: bool = False
+
+    inplace_keeps_result: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -101,14 +129,17 @@ class PReLU(_Activation):
     def param_count(self, *inputs: Shape) -> int:
         return self.num_parameters
 
+    def param_tensors(self, *inputs: Shape) -> int:
+        return 1
+
 
 @dataclass(frozen=True)
-class Softmax(_Activation):
+class Softmax(_FromOutput, _Activation):
     dim: int | None = None
 
 
 @dataclass(frozen=True)
-class LogSoftmax(_Activation):
+class LogSoftmax(_FromOutput, _Activation):
     dim: int | None = None
 
 
@@ -118,6 +149,12 @@ class Identity(Layer):
 
     def describe(self) -> str:
         return "Identity()"
+
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return ()
+
+    def output_is_view(self, training: bool) -> bool:
+        return True
 
 
 # ------------------------------------------------------------------ dropout
@@ -133,6 +170,27 @@ class _Dropout(Layer):
 
     def describe(self) -> str:
         return f"{self.type_name}(p={self.p:g})"
+
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        """The mask: one per element, or one per channel for the feature (2d/3d) dropouts.
+        On a GPU nn.Dropout runs ``native_dropout`` (a bool mask); elsewhere, and always for
+        the feature dropouts, the mask is a tensor of the input's type."""
+        if not (self.training_active(grad) and grad.active):
+            return ()
+        inp = inputs[0]
+        if self.type_name in ("Dropout1d", "Dropout2d", "Dropout3d"):
+            spatial = {"Dropout1d": 1, "Dropout2d": 2, "Dropout3d": 3}[self.type_name]
+            batched = len(inp) == spatial + 2
+            lead = inp[:2] if batched else inp[:1]
+            return (new(lead + (1,) * spatial),)
+        fused = grad.cuda and self.type_name == "Dropout"
+        return (new(inp, "bool" if fused else None),)
+
+    def training_active(self, grad: Backward) -> bool:
+        return grad.training and self.p > 0
+
+    def output_is_view(self, training: bool) -> bool:
+        return not training or self.p == 0
 
 
 class Dropout(_Dropout):
@@ -185,6 +243,12 @@ class Flatten(Layer):
         if len(inp) > 2 and self.start_dim == 1 and self.end_dim == -1:
             return [Note.of(NoteKind.FLATTENS, factors=tuple(inp[1:]), total=output[1])]
         return []
+
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return ()
+
+    def output_is_view(self, training: bool) -> bool:
+        return True
 
     def describe(self) -> str:
         if (self.start_dim, self.end_dim) == (1, -1):
@@ -239,6 +303,13 @@ class Linear(Layer):
 
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
         return None
+
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        # The weight's gradient needs the input; the input's needs only the weight (a parameter).
+        return (INPUT,) if grad.weights_grad else ()
+
+    def param_tensors(self, *inputs: Shape) -> int:
+        return 2 if self.bias else 1
 
     def explain_cost(self, output: Shape, *inputs: Shape) -> list[str]:
         f = self.in_features if self.in_features is not None else self._features(inputs[0])
@@ -297,6 +368,9 @@ class Upsample(Layer):
             raise ConfigError(f"size has {len(out)} values for {n} spatial axes",
                               layer=self.describe(), numbers={"size": self.size})
         return inp[:2] + out
+
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return ()  # every interpolation mode's backward needs the sizes only
 
 
 def _scaled(size: int, factor: float, layer: Layer) -> int:

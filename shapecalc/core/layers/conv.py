@@ -161,6 +161,22 @@ class _ConvBase(_WindowLayer):
     def _axis(self, i: int) -> str:
         return AXIS_NAMES[self.ndim][i]
 
+    def saved(self, grad, output: Shape, *inputs: Shape):
+        """The input (the weight, also kept, is a parameter). A padding mode other than zeros
+        pads a copy first (``F.pad``), and that copy is what the convolution keeps."""
+        from shapecalc.core.layers.saved import INPUT, new  # `shapecalc layer` loads conv alone
+
+        if not grad.active:
+            return ()
+        if self.padding_mode == "zeros":
+            return (INPUT,)
+        inp = inputs[0]
+        lead = len(inp) - self.ndim
+        return (new(inp[:lead] + tuple(n + p for n, p in zip(inp[lead:], self._p))),)
+
+    def param_tensors(self, *inputs: Shape) -> int:
+        return 2 if self.bias else 1
+
 
 class _ConvNd(_ConvBase):  # no new fields: _ConvBase's generated methods serve (and import faster)
     def output_shape(self, *inputs: Shape) -> Shape:

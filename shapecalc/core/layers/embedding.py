@@ -50,6 +50,15 @@ class Embedding(Layer):
     def param_count(self, *inputs: Shape) -> int:
         return self.num_embeddings * self.embedding_dim
 
+    def param_tensors(self, *inputs: Shape) -> int:
+        return 1
+
+    def saved(self, grad, output: Shape, *inputs: Shape):
+        """The indices (in their own integer type), for the weight's gradient."""
+        from shapecalc.core.layers.saved import INPUT
+
+        return (INPUT,) if grad.weights_grad else ()
+
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
         return None
 

@@ -13,7 +13,18 @@ from typing import ClassVar
 
 from shapecalc.core.errors import ConfigError, Reason, ShapeError
 from shapecalc.core.layers.base import RF, Layer, LayerKind, Shape, format_shape, one_of
-from shapecalc.core.layers.merge import Add
+from shapecalc.core.layers.merge import Add, product_saved
+from shapecalc.core.layers.saved import Backward, Kept, Saved
+
+
+class _View:
+    """Reshaping ops return a view of their input and keep nothing: backward needs sizes."""
+
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return ()
+
+    def output_is_view(self, training: bool) -> bool:
+        return True
 
 
 def _dim(dim: int, rank: int, layer: Layer) -> int:
@@ -24,7 +35,7 @@ def _dim(dim: int, rank: int, layer: Layer) -> int:
 
 
 @dataclass(frozen=True)
-class Reshape(Layer):
+class Reshape(_View, Layer):
     """``x.view(*shape)`` / ``x.reshape(*shape)``: ``-1`` is inferred, ``0`` copies that input dim.
 
     The ``0`` convention is ONNX's; it is how ``x.view(x.size(0), -1)`` is written without a
@@ -84,7 +95,7 @@ def _fmt_shape(dims: list[int]) -> str:
 
 
 @dataclass(frozen=True)
-class Permute(Layer):
+class Permute(_View, Layer):
     """``x.permute(*dims)``."""
 
     dims: tuple[int, ...]
@@ -106,7 +117,7 @@ class Permute(Layer):
 
 
 @dataclass(frozen=True)
-class Transpose(Layer):
+class Transpose(_View, Layer):
     """``x.transpose(dim0, dim1)``."""
 
     dim0: int
@@ -145,6 +156,9 @@ class Mean(Layer):
 
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
         return None
+
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return ()  # the gradient is spread evenly: sizes alone
 
 
 @dataclass(frozen=True)
@@ -185,6 +199,9 @@ class Pad(Layer):
             out[axis] = type(a)(a.size, a.jump, a.start - self.pad[2 * i] * a.jump)
         return tuple(out)
 
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return ()  # every mode's backward needs the paddings alone
+
     def describe(self) -> str:
         mode = "" if self.mode == "constant" else f", {self.mode}"
         return f"Pad({', '.join(map(str, self.pad))}{mode})"
@@ -195,6 +212,20 @@ class Elementwise(Add):
     """An element-wise op other than add/mul (``x - y``, ``x / 2``, ``x * 0.5``): shapes broadcast."""
 
     op: str = "sub"
+
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        """A difference keeps nothing; a product keeps as :class:`Mul` does; a quotient
+        ``a / b`` keeps ``b`` (for ``a``'s gradient) and ``a`` for ``b``'s. A number operand
+        is no tensor: ``x / 2`` keeps nothing, ``x / self.scale`` keeps ``x``."""
+        if self.op in ("add", "sub") or not grad.active:
+            return ()
+        if self.op == "mul":
+            return product_saved(grad, len(inputs))
+        if self.op == "div":
+            if len(inputs) == 1:
+                return (Saved(Kept.INPUT, 0),) if grad.weights_grad else ()
+            return (Saved(Kept.INPUT, 1),) + ((Saved(Kept.INPUT, 0),) if grad.input_grad(1) else ())
+        return None
 
     def describe(self) -> str:
         return f"Elementwise({self.op})"

@@ -8,6 +8,7 @@ from typing import ClassVar
 from shapecalc.core.arithmetic import AxisRF
 from shapecalc.core.errors import Reason, ShapeError
 from shapecalc.core.layers.base import RF, Layer, LayerKind, Shape, format_shape
+from shapecalc.core.layers.saved import Backward, Kept, Saved
 
 
 def merge_rf(fields: list[RF]) -> RF:
@@ -64,8 +65,22 @@ class Add(Layer):
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
         return rf
 
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return ()  # a sum's gradient is the incoming one, reduced to each shape
+
     def describe(self) -> str:
         return "Add()"
+
+
+def product_saved(grad: Backward, count: int) -> tuple[Saved, ...]:
+    """``a * b``: each factor's gradient needs the other one, so ``b`` is kept when ``a``
+    needs a gradient and ``a`` when ``b`` does. One tensor times a trainable weight read in
+    the forward (a layer scale) keeps the tensor for the weight's gradient."""
+    if count == 1:
+        return (Saved(Kept.INPUT, 0),) if grad.weights_grad else ()
+    kept = [Saved(Kept.INPUT, j) for j in range(count)
+            if any(grad.input_grad(i) for i in range(count) if i != j) or grad.weights_grad]
+    return tuple(kept)
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,9 @@ class Mul(Add):
 
     def describe(self) -> str:
         return "Mul()"
+
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return product_saved(grad, len(inputs))
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,9 @@ class Concat(Layer):
                 )
             total += shape[dim]
         return first[:dim] + (total,) + first[dim + 1 :]
+
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return ()  # the gradient is sliced back by the sizes alone
 
     def describe(self) -> str:
         return f"Concat(dim={self.dim})"

@@ -103,6 +103,11 @@ class _Recurrent(Layer):
         rest = (self.num_layers - 1) * self.layer_params(1) if self.num_layers > 1 else 0
         return self.directions * (self.layer_params(0) + rest)
 
+    def param_tensors(self, *inputs: Shape) -> int:
+        """weight_ih, weight_hh (and two biases, and an LSTM's weight_hr) per layer and direction."""
+        each = 2 + (2 if self.bias else 0) + (1 if self.output_size != self.hidden_size else 0)
+        return self.directions * self.num_layers * each
+
     def mac_count(self, output: Shape, *inputs: Shape) -> int:
         seq = self._sequence(inputs)
         return self.param_count() * seq.length * seq.samples
