@@ -364,10 +364,6 @@ def batch_positions(output: Shape, ndim: int) -> int:
     return batch * spatial
 
 
-def batch_size(shape: Shape, ndim_after_batch: int) -> int:
-    return shape[0] if len(shape) > ndim_after_batch else 1
-
-
 def dropped_notes(dropped: list[tuple[str, int]]) -> list[Note]:
     """``[("H", 3), ("W", 3)]`` → one DROPS note, "drops 3 px (H, W)": one per distinct count."""
     from shapecalc.core.notes import Note, NoteKind
