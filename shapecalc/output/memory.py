@@ -168,7 +168,7 @@ def memory_text(view: MemoryView) -> str:
             f"optimizer state    {size(m.optimizer_state)}",
             f"saved activations  {size(m.saved_activations)}",
             f"peak, training     {size(m.peak_train)}"
-            + (f"  (at the {m.peak_train_at})" if m.peak_train_at else ""),
+            + (f"  (reached in the {m.peak_train_at})" if m.peak_train_at else ""),
             f"peak, inference    {size(m.peak_eval)}  (parameters + the activations alive at once)",
             f"forward time       {seconds(r.forward_seconds)}   training step {seconds(r.train_seconds)}"
             f"   (roofline lower bound)"]
