@@ -163,3 +163,80 @@ def test_verify_builds_the_spec_on_the_meta_device():
     assert code == 0
     # vgg16's weights are 553 MB; torch's import alone is ~250 MB. Was 753 MB in all.
     assert peak_kib < 500 * 1024, peak_kib
+
+
+DEEP_PY = textwrap.dedent("""
+    import time
+    import torch.nn as nn
+
+    def deep():
+        m = nn.ReLU()
+        for _ in range(3000):
+            m = nn.Sequential(m)
+        return m
+
+    class Nested(nn.Module):
+        def forward(self, x):
+            out = x
+            for _ in range(2000):
+                out = [out]
+            return out
+
+    class ReadsValues(nn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else x * 2
+
+    class Hangs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            open("started", "w").close()
+            time.sleep(600)
+
+    class HangsInForward(nn.Module):
+        def forward(self, x):
+            open("started", "w").close()
+            time.sleep(600)
+""")
+
+
+@pytest.mark.parametrize("target, words", [
+    ("deep.py:deep", "recursion limit"),
+    ("deep.py:Nested", "recursion limit"),
+])
+def test_models_nested_past_the_recursion_limit_are_one_line(tmp_path, target, words):
+    (tmp_path / "deep.py").write_text(DEEP_PY)
+    outcome = shapecalc("show", target, "--input", "1x3", cwd=tmp_path, timeout=120)
+    assert_one_line(outcome, 2, words)
+
+
+def test_a_real_run_above_the_limit_is_refused_before_allocating(tmp_path):
+    (tmp_path / "deep.py").write_text(DEEP_PY)
+    outcome = shapecalc("show", "deep.py:ReadsValues", "--input", "1x1x20000x20000",
+                        cwd=tmp_path, timeout=120)
+    assert_one_line(outcome, 2, "1,526 MiB", "--max-run-mb")
+    raised = shapecalc("show", "deep.py:ReadsValues", "--input", "1x1x9000x9000",
+                       "--max-run-mb", "400", cwd=tmp_path, timeout=120)
+    assert raised.code == 0 and "input 1×1×9000×9000 → output 1×1×9000×9000" in raised.stdout
+
+
+@pytest.mark.parametrize("target", ["deep.py:Hangs", "deep.py:HangsInForward"])
+def test_ctrl_c_in_user_code_exits_130(tmp_path, target):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "deep.py").write_text(DEEP_PY)
+    proc = subprocess.Popen([sys.executable, "-m", "shapecalc", "show", target, "--input", "1x3"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):
+            if (tmp_path / "started").exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err

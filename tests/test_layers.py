@@ -357,3 +357,44 @@ def test_every_layer_kind_is_a_layer_kind_and_only_measured_layers_say_measured(
 
     assert LAYER_TYPES and all(isinstance(cls.kind, LayerKind) for cls in LAYER_TYPES.values())
     assert not any(cls.measured for cls in LAYER_TYPES.values())
+
+
+# ------------------------------------------------------- the arithmetic of parameters and MACs
+def _last_number(line: str) -> int:
+    import re
+
+    return int(re.findall(r"\d+(?:,\d{3})*", line)[-1].replace(",", ""))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 4), f=st.integers(1, 5000), o=st.integers(1, 5000), bias=st.booleans(),
+       tokens=st.integers(0, 3))
+def test_linear_explains_its_parameters_and_macs(n, f, o, bias, tokens):
+    from shapecalc.core.layers import Linear
+
+    layer = Linear(f, o, bias=bias)
+    inp = (n, *([7] * tokens), f)
+    out = layer.output_shape(inp)
+    params_line, macs_line = layer.explain_cost(out, inp)
+    assert _last_number(params_line) == layer.param_count(inp) == torch_params(layer)
+    assert f"{f:,}·{o:,}" in params_line and (f" + {o:,}" in params_line) == bias
+    assert _last_number(macs_line) == layer.mac_count(out, inp)
+    assert f"= {prod(out[:-1]):,} · " in macs_line
+
+
+@pytest.mark.parametrize("model", ["alexnet", "resnet18", "lenet-bn", "densenet"])
+def test_every_row_without_size_arithmetic_explains_its_costs(model):
+    """Rows whose size needs no arithmetic (Linear, norm layers) work out their parameters and
+    MACs instead, and the numbers they end on are the row's own."""
+    import shapecalc
+
+    for rec in shapecalc.analyze(model).records:
+        lines = rec.explain()
+        if rec.layer is None or rec.layer.explain(rec.output_shape, *rec.input_shapes):
+            continue
+        if rec.params:
+            assert lines and lines[0].startswith("params = "), (rec.name, lines)
+            assert _last_number(lines[0]) == rec.params
+            assert _last_number(lines[1]) == rec.macs
+        else:
+            assert lines == [], (rec.name, lines)

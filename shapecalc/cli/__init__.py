@@ -185,6 +185,11 @@ def _run(args: list[str]) -> int:
         fail(_one_line(str(err)), 1)
     except ShapecalcError as err:
         fail(_one_line(str(err)), 1)
+    except RecursionError:  # a last resort: where the model is read, it is a SpecError already
+        fail(f"the model is nested deeper than Python's recursion limit "
+             f"({sys.getrecursionlimit():,} calls); shapecalc cannot read it", 1)
+    except MemoryError:
+        fail("out of memory", 1)
     except SystemExit:
         # click answers a closed pipe during its own output (``--help | head -1``) with exit 1
         # after swapping stdout for a wrapper that ignores flush errors (``PacifyFlushWrapper``,

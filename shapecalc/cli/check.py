@@ -16,7 +16,7 @@ import re
 import click
 
 from shapecalc.core.errors import UsageError
-from shapecalc.cli.common import build_options, max_nodes_option
+from shapecalc.cli.common import build_options, max_nodes_option, max_run_option
 from shapecalc.cli.model_input import input_option, input_text, inputs_as_flag, model_inputs, parse_inputs
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:\.\.|-|:)\s*(\d+)\s*$")
@@ -51,6 +51,7 @@ def one_input_for_range(src, given: int) -> None:
 @click.command(epilog="\b\nExample: shapecalc check alexnet --input 1x1x64x64")
 @click.argument("model")
 @input_option()
+@max_run_option()
 @max_nodes_option()
 @build_options()
 @click.option("--input-range", "input_range", metavar="LOW..HIGH", default=None,

@@ -113,6 +113,21 @@ class AsciiFloat(click.ParamType):
         return number
 
 
+def max_run_option() -> click.Option:
+    """``--max-run-mb N``: the largest input a forward that reads tensor values may be run on
+    for real (see :data:`~shapecalc.core.bounds.MAX_RUN_BYTES`), set for this run."""
+    from shapecalc.core.bounds import DEFAULT_MAX_RUN_BYTES, MAX_RUN_BYTES
+
+    def remember(ctx: click.Context, param: click.Parameter, value: int) -> int:
+        MAX_RUN_BYTES.set(value * 2**20)
+        return value
+
+    return click.option(
+        "--max-run-mb", type=AsciiInt(1, 2**30), default=DEFAULT_MAX_RUN_BYTES // 2**20,
+        show_default=True, metavar="MB", expose_value=False, is_eager=True, callback=remember,
+        help="Largest input (MiB) a forward that reads tensor values is run on for real.")
+
+
 def max_nodes_option() -> click.Option:
     """``--max-nodes N``: the node budget for spec expansion, set for this run (it is a bound on
     what a data file may make shapecalc build, so it is not passed through every call)."""

@@ -14,7 +14,7 @@ import click
 
 from shapecalc.core.errors import UsageError
 from shapecalc.output.registry import names
-from shapecalc.cli.common import AsciiInt, build_options, max_nodes_option
+from shapecalc.cli.common import AsciiInt, build_options, max_nodes_option, max_run_option
 from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_option
 from shapecalc.cli.model_input import input_option, load_and_analyze, params_as_flags
 
@@ -27,6 +27,7 @@ def binary_to_terminal(fmt) -> bool:
 @click.command(epilog="\b\nExample: shapecalc graph resnet18 --depth 1 -o resnet18.svg")
 @click.argument("model")
 @input_option()
+@max_run_option()
 @max_nodes_option()
 @build_options()
 @click.option("-o", "--output", "output", metavar="FILE", default=None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from shapecalc.core.errors import UsageError
-from shapecalc.cli.common import AsciiInt, build_options, dtype_option
+from shapecalc.cli.common import AsciiInt, build_options, dtype_option, max_run_option
 from shapecalc.cli.model_input import input_option
 from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_option
 
@@ -18,6 +18,7 @@ from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_opt
 @click.command(epilog="\b\nExample: shapecalc report alexnet -o alexnet.html")
 @click.argument("model")
 @input_option()
+@max_run_option()
 @build_options()
 @dtype_option()
 @click.option("-o", "--output", "output", metavar="FILE", required=True,

@@ -15,7 +15,7 @@ import click
 
 from shapecalc.core.errors import ShapeError
 from shapecalc.output.registry import names
-from shapecalc.cli.common import AsciiInt, build_options, dtype_option, max_nodes_option
+from shapecalc.cli.common import AsciiInt, build_options, dtype_option, max_nodes_option, max_run_option
 from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_option
 from shapecalc.cli.model_input import input_option, load_and_analyze, params_as_flags, too_small_message
 
@@ -63,6 +63,7 @@ def _write_graph(analysis, path: str, depth: int | None, dot_timeout: float) -> 
 @click.command(epilog="\b\nExample: shapecalc show resnet18 --depth 1")
 @click.argument("model")
 @input_option()
+@max_run_option()
 @click.option("--train-mode", is_flag=True,
               help="Analyse an nn.Module in train mode (training-only branches such as auxiliary "
                    "heads); the default is eval mode, as torchinfo.")

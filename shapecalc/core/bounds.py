@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -25,6 +26,13 @@ from shapecalc.core.safetext import preview
 _DIGITS = re.compile(r"[0-9]+")
 #: Longest integer text read: 19 digits hold every 64-bit size; more is refused before ``int()``.
 MAX_DIGITS = 19
+
+
+#: Largest input (bytes) a forward that reads tensor values (``if x.sum() > 0``) is run on for
+#: real, on zeros: above it the run is refused rather than allocated (1×1×20000×20000 float32
+#: is 1.5 GiB). The command line's ``--max-run-mb`` raises it for one run.
+DEFAULT_MAX_RUN_BYTES = 256 * 2**20
+MAX_RUN_BYTES: ContextVar[int] = ContextVar("shapecalc_max_run_bytes", default=DEFAULT_MAX_RUN_BYTES)
 
 
 def ascii_int(text: str, param: str, *, negative: bool = False) -> int:
@@ -106,4 +114,4 @@ def check_all(bounds: Mapping[str, Bound], values: Mapping[str, Any]) -> None:
             bound.check(name, values[name])
 
 
-__all__ = ["Bound", "MAX_DIGITS", "ascii_int", "check_all"]
+__all__ = ["Bound", "DEFAULT_MAX_RUN_BYTES", "MAX_DIGITS", "MAX_RUN_BYTES", "ascii_int", "check_all"]

@@ -238,6 +238,26 @@ def _output_nodes(out: Any, produced: dict[int, str], glue: Any, last: str) -> l
     return found
 
 
+def _refuse_a_large_real_run(given: Inputs) -> None:
+    """A real run allocates its inputs and every activation: above ``MAX_RUN_BYTES`` of input
+    it is refused, naming the flag that raises the limit, before anything is allocated."""
+    from shapecalc.core.bounds import MAX_RUN_BYTES
+    from shapecalc.core.inputs import DTYPE_BYTES
+
+    limit = MAX_RUN_BYTES.get()
+    total = 0
+    for item in given:
+        count = 1
+        for size in item.shape:
+            count *= size
+        total += count * DTYPE_BYTES[item.dtype]
+    if total > limit:
+        shown = " and ".join("×".join(map(str, s)) for s in given.shapes)
+        raise SpecError(f"the forward reads tensor values, so it must run for real on zeros; "
+                        f"input {shown} is {total / 2**20:,.0f} MiB, more than the "
+                        f"{limit / 2**20:,.0f} MiB allowed for a real run (--max-run-mb raises it)")
+
+
 def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False,
                   inputs: list | None = None) -> tuple[list, Any]:
     """Meta first (free); a forward that reads tensor values (``if x.sum() > 0``) cannot run
@@ -256,6 +276,7 @@ def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False
             raise
     reset()
     device = next((p.device for p in module.parameters()), torch.device("cpu"))
+    _refuse_a_large_real_run(given)
     xs = [meta_input(i.shape, i.dtype, device) for i in given]
     if inputs is not None:
         inputs[:] = xs

@@ -13,6 +13,15 @@ from shapecalc.core.layers.base import Layer, LayerKind, Shape, at_least, format
 from shapecalc.core.layers.saved import INPUT, Backward, Saved, new
 
 
+def _affine_cost(rule: str, terms: str, params: int, samples: int) -> list[str]:
+    """A norm layer's parameters (its affine weight and bias) and MACs, each parameter once per
+    sample (torchinfo's convention, kept so that CNN totals agree)."""
+    if params == 0:
+        return []
+    return [f"params = {rule} = {terms} = {params:,}",
+            f"MACs = samples · params = {samples:,} · {params:,} = {samples * params:,}"]
+
+
 @dataclass(frozen=True)
 class _BatchNormNd(Layer):
     num_features: int | None = None
@@ -66,6 +75,11 @@ class _BatchNormNd(Layer):
 
     def _unbatched(self, shape: Shape) -> bool:
         return self.type_name.startswith("InstanceNorm") and len(shape) == self.ranks[-1]
+
+    def explain_cost(self, output: Shape, *inputs: Shape) -> list[str]:
+        c = self._channels(inputs[0])
+        return _affine_cost("2·num_features", f"2·{c:,}", self.param_count(*inputs),
+                            1 if self._unbatched(output) else output[0])
 
     def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
         """The input and, when it normalises with batch statistics, their mean and inverse
@@ -162,6 +176,10 @@ class GroupNorm(Layer):
     def mac_count(self, output: Shape, *inputs: Shape) -> int:
         return output[0] * self.param_count(*inputs)
 
+    def explain_cost(self, output: Shape, *inputs: Shape) -> list[str]:
+        c = self._channels(inputs[0])
+        return _affine_cost("2·num_channels", f"2·{c:,}", self.param_count(*inputs), output[0])
+
     def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
         """The input, and a mean and an inverse standard deviation per sample and group."""
         if not grad.active:
@@ -193,6 +211,14 @@ class _TrailingNorm(Layer):
 
     def mac_count(self, output: Shape, *inputs: Shape) -> int:
         return output[0] * self.param_count(*inputs)
+
+    def explain_cost(self, output: Shape, *inputs: Shape) -> list[str]:
+        params = self.param_count(*inputs)
+        size = "·".join(f"{n:,}" for n in self._norm_shape())
+        per = params // prod(self._norm_shape()) if params else 0
+        rule = "normalized_shape" if per == 1 else f"{per}·normalized_shape"
+        terms = size if per == 1 else f"{per}·{size}"
+        return _affine_cost(rule, terms, params, output[0])
 
 
 @dataclass(frozen=True)
