@@ -28,7 +28,7 @@ def _positive(flag: str):
     return check
 
 
-@click.command()
+@click.command(epilog="\b\nExample: shapecalc memory alexnet --batch 128 --optimizer adam --device a100")
 @click.argument("model")
 @input_option()
 @max_nodes_option()
@@ -54,8 +54,6 @@ def memory(model: str, input_shape: tuple[str, ...], batch: int | None, dtype: s
            bandwidth: float | None, as_json: bool) -> int:
     """Training memory of MODEL per layer (parameters, gradients, optimizer state, activations
     saved for backward), the peaks of a training step and of inference, and a roofline.
-
-    Example: `shapecalc memory alexnet --batch 128 --optimizer adam --device a100`.
     """
     from shapecalc.core import memory as core_memory
     from shapecalc.core import roofline as core_roofline
