@@ -359,6 +359,23 @@ def test_every_layer_kind_is_a_layer_kind_and_only_measured_layers_say_measured(
     assert not any(cls.measured for cls in LAYER_TYPES.values())
 
 
+@given(st.integers(1, 6), st.integers(1, 8), st.integers(1, 9))
+def test_every_norm_layer_charges_its_affine_parameters_once_per_sample(n, c, size):
+    from shapecalc.core.layers import (
+        BatchNorm2d, GroupNorm, InstanceNorm2d, LayerKind, LayerNorm, RMSNorm,
+    )
+
+    batched = (n, c, size, size)
+    for layer in (BatchNorm2d(c), GroupNorm(1, c), InstanceNorm2d(c, affine=True),
+                  LayerNorm(size), RMSNorm(size)):
+        assert layer.kind is LayerKind.NORM
+        out = layer.output_shape(batched)
+        assert layer.mac_count(out, batched) == n * layer.param_count(batched)
+    unbatched = (c, size, size)  # InstanceNorm2d alone takes an input without a batch dimension
+    norm = InstanceNorm2d(c, affine=True)
+    assert norm.mac_count(norm.output_shape(unbatched), unbatched) == 2 * c
+
+
 # ------------------------------------------------------- the arithmetic of parameters and MACs
 def _last_number(line: str) -> int:
     import re

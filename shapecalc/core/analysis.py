@@ -181,9 +181,9 @@ class Analysis:
 
         kind = dtype if dtype is not None else (self.dtype if self.dtype in memory.TRAIN_DTYPES
                                                 else "float32")
-        cuda = roofline.device(device or roofline.DEFAULT_DEVICE).cuda
-        setup = memory.settings(kind, amp, optimizer, mode, cuda)
-        return memory.estimate(memory.at_batch(self, batch), setup, self.saved_measure)
+        dev = roofline.device(device or roofline.DEFAULT_DEVICE)
+        setup = memory.settings(kind, amp, optimizer, mode, dev.cuda)
+        return memory.estimate(memory.at_batch(self, batch), setup, self.saved_measure, dev.name)
 
     def record(self, name: str) -> Record:
         for r in self.records:

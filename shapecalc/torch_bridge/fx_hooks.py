@@ -67,7 +67,8 @@ def hook_graph(module: Any, name: str, inputs: Inputs, training: bool = False,
 
     failure: Exception | None = None
     given: list = []
-    recording = Recording(module, recorded_modules(module))
+    recorded = recorded_modules(module)
+    recording = Recording(module, recorded, {id(m) for _, m in recorded if module_to_layer(m) is None})
     try:
         with recording:
             xs, out = run_for_hooks(module, inputs, recording.clear, training, given)
