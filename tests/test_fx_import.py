@@ -182,7 +182,7 @@ def test_inputs_and_outputs_of_the_forward():
 
     src = shapecalc.load_model(Pair())
     assert [str(n) for n in src.torch_import.notes] == [
-        "forward returns 2 values: output[0], output[1]"]
+        "forward returns 2 outputs: output[0], output[1]"]
     result = shapecalc.analyze(Pair(), (1, 3))
     assert result.output_shape == (1, 2)
     assert result.outputs == [("output[0]", (1, 2)), ("output[1]", (1, 5))]

@@ -18,9 +18,9 @@ from typing import Any
 from shapecalc.core.errors import SpecError
 from shapecalc.core.graph import Graph, GraphBuilder, Mode
 from shapecalc.core.inputs import Inputs
-from shapecalc.core.layers import Shape
+from shapecalc.core.layers import Shape, format_shape
 from shapecalc.core.notes import Note, NoteKind
-from shapecalc.torch_bridge.fx_common import labelled_leaves, module_to_layer
+from shapecalc.torch_bridge.fx_common import blocks_for, labelled_leaves, module_to_layer
 from shapecalc.torch_bridge.fx_params import ParamLedger, attribute, loose_notes
 from shapecalc.torch_bridge.measure import MeasuredLayer, call_on_meta, meta_input, run_mode, torch_module
 
@@ -139,7 +139,7 @@ def _hook_nodes(module: Any, name: str, recording: Any, xs: list, out: Any,
     def glue(node_name: str, tensor: Any, source: str) -> str:
         # A module may read several tensors no recorded node made (CondConv's input and its
         # routing weights): each gets its own node, numbered like repeated calls.
-        layer = _fixed(f"ops → {tuple(tensor.shape)}", "Functional", tuple(tensor.shape), 0,
+        layer = _fixed(f"ops → {format_shape(tuple(tensor.shape))}", "Functional", tuple(tensor.shape), 0,
                        "shape measured between modules (forward not traceable by fx)")
         return builder.add(unique(node_name), layer, (source,))
 
@@ -191,6 +191,11 @@ def _hook_nodes(module: Any, name: str, recording: Any, xs: list, out: Any,
             graph.notes.append(Note.of(NoteKind.OUTPUTS, count=len(outputs),
                                        labels=tuple(label for label, _ in outputs)))
     graph.input_labels = tuple(labels)
+    # The module tree the forward ran through: every module that is not itself a recorded
+    # node becomes a block, so the table reads as a tree (12 BertLayer rows at --depth 2).
+    leaves = {path for path, _ in recording.recorded}
+    containers = {path: sub for path, sub in module.named_modules() if path and path not in leaves}
+    graph.blocks = blocks_for(graph.nodes, containers, graph.output)
     graph.nodes = attribute(ledger, graph.nodes, uses)
     graph.loose_params, graph.loose_frozen, loose = loose_notes(ledger, unplaced=True)
     graph.notes.extend(loose)
