@@ -135,3 +135,26 @@ def test_a_layer_without_a_rule_is_unknown_not_zero():
 def test_the_largest_batch_is_quick_and_exact(alexnet):
     report = alexnet.memory(batch=memory.MAX_BATCH)
     assert report.saved_activations == memory.MAX_BATCH * alexnet.memory(batch=1).saved_activations
+
+
+def test_what_dominates_alexnet_answers_d2ls_three_questions():
+    """d2l's AlexNet exercise: the memory footprint (the first fully connected layer holds most
+    weights), the computation (convolutions), the bandwidth (batch 1 versus 128)."""
+    from shapecalc.output.memory import view
+
+    lines = view(shapecalc.analyze("alexnet"), batch=128, device="a100").dominates()
+    text = "\n".join(lines)
+    assert "parameters: 14 (Linear) holds 56 %" in text
+    assert "conv layers do 9" in text  # 95 %
+    at_one = next(x for x in lines if x.startswith("bandwidth at batch 1:"))
+    at_128 = next(x for x in lines if x.startswith("bandwidth at batch 128:"))
+    assert "14 (Linear)" in at_one and "14 (Linear)" not in at_128
+
+
+def test_a_memory_report_displays_itself(alexnet):
+    report = alexnet.memory(batch=8)
+    assert report.text().startswith("alexnet: batch 8, float32, adam")
+    html = report._repr_html_()
+    computing = sum(1 for r in alexnet.records if r.macs)  # zero FLOPs sit off a log axis
+    assert "Training memory and roofline" in html and html.count("<circle") == computing
+    assert report.svg().startswith("<svg")

@@ -11,7 +11,7 @@ import json
 import click
 
 from shapecalc.core.errors import ArgumentError, UsageError
-from shapecalc.cli.common import max_nodes_option
+from shapecalc.cli.common import build_options, max_nodes_option
 from shapecalc.cli.model_input import input_option, load_and_analyze
 
 #: Library parameters → this command's flags (an error names what the user typed).
@@ -28,10 +28,11 @@ def _positive(flag: str):
     return check
 
 
-@click.command()
+@click.command(epilog="\b\nExample: shapecalc memory alexnet --batch 128 --optimizer adam --device a100")
 @click.argument("model")
 @input_option()
 @max_nodes_option()
+@build_options()
 @click.option("--batch", type=int, default=None, metavar="N",
               help="Batch size of every input (default: the input's own).")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32",
@@ -53,8 +54,6 @@ def memory(model: str, input_shape: tuple[str, ...], batch: int | None, dtype: s
            bandwidth: float | None, as_json: bool) -> int:
     """Training memory of MODEL per layer (parameters, gradients, optimizer state, activations
     saved for backward), the peaks of a training step and of inference, and a roofline.
-
-    Example: `shapecalc memory alexnet --batch 128 --optimizer adam --device a100`.
     """
     from shapecalc.core import memory as core_memory
     from shapecalc.core import roofline as core_roofline

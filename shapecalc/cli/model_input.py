@@ -36,7 +36,7 @@ def params_as_flags(flags: dict[str, str]) -> Iterator[None]:
 def too_small_message(src, shape: tuple[int, ...], err: ShapeError) -> str:
     """Turn a shape failure into one line; when the input is merely too small, say how small
     it may be (the smallest square spatial size the whole model accepts)."""
-    from shapecalc.models.api import minimum_input
+    from shapecalc.diagnose.size_search import minimum_input
     from shapecalc.core.errors import ShapecalcError
 
     if len(shape) <= 2:

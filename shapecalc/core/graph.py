@@ -15,7 +15,7 @@ from typing import Iterator
 from shapecalc.core.analysis import DTYPE_BYTES, Analysis, Mode, Record  # noqa: F401  (re-exported)
 from shapecalc.core.inputs import Inputs, as_inputs, dtype_name
 from shapecalc.core.arithmetic import AxisRF
-from shapecalc.core.errors import ArgumentError, LayerError, ShapeError
+from shapecalc.core.errors import ArgumentError, LayerError
 from shapecalc.core.layers import RF, Layer, Shape, format_shape, merge_rf
 from shapecalc.core.notes import NoteKind
 
@@ -318,20 +318,3 @@ def _block_records(graph: Graph, records: list[Record], shapes: dict[str, Shape]
             output_shapes=tuple(shapes[o] for o in info.outputs),
         )
     return out
-
-
-def smallest_input(graph: Graph, template: Shape, limit: int = 4096) -> int | None:
-    """The smallest square (cubic, …) spatial size that the whole graph accepts.
-
-    Scans upwards rather than bisecting: validity need not be monotone in the size once
-    branches must agree, and the engine is fast enough that a scan costs milliseconds.
-    """
-    head = tuple(template[:2])
-    ndim = len(template) - 2
-    for n in range(1, limit + 1):
-        try:
-            analyze_graph(graph, head + (n,) * ndim)
-            return n
-        except ShapeError:
-            continue
-    return None

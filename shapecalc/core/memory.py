@@ -107,6 +107,28 @@ class MemoryReport:
     #: Nodes whose saved tensors are unknown (no rule, nothing measured).
     unknown: tuple[str, ...] = ()
     assumptions: tuple[str, ...] = field(default=())
+    #: The roofline device these figures assume (its name in ``core.roofline.DEVICES``).
+    device: str = "h100"
+    #: The analysis (at this batch) the figures are of: what the displays name rows after.
+    analysis: Any = field(default=None, repr=False, compare=False)
+
+    # Displays come from the renderer registry (shapecalc.output.memory registers them).
+    def text(self) -> str:
+        """The table, totals, what dominates and the assumptions, as ``shapecalc memory``."""
+        from shapecalc.core.registry import MEMORY, show
+
+        return show(MEMORY, self, "text")
+
+    def svg(self) -> str:
+        """The roofline plot, one dot per layer."""
+        from shapecalc.core.registry import MEMORY, show
+
+        return show(MEMORY, self, "svg")
+
+    def _repr_html_(self) -> str:
+        from shapecalc.core.registry import MEMORY, show
+
+        return show(MEMORY, self, "html")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON keys of ``shapecalc memory --json`` (bytes; ``null`` is unknown)."""
@@ -196,7 +218,7 @@ def _bytes(shape: Shape, dtype: str) -> int:
 
 
 def estimate(analysis: Analysis, setup: Settings = Settings(),
-             measure: SavedMeasure | None = None) -> MemoryReport:
+             measure: SavedMeasure | None = None, device: str = "h100") -> MemoryReport:
     """The memory of one training step of ``analysis``'s model (see the module docstring)."""
     graph = analysis.graph
     nodes = graph.nodes if graph is not None else [None] * len(analysis.records)
@@ -313,7 +335,7 @@ def estimate(analysis: Analysis, setup: Settings = Settings(),
                         peak_eval, analysis.input_shape[0] if analysis.input_shape else 1,
                         setup.dtype, setup.optimizer, setup.amp,
                         "train" if setup.training else "eval", setup.cuda, peak_at,
-                        tuple(unknown), _assumptions(setup))
+                        tuple(unknown), _assumptions(setup), device, analysis)
 
 
 def _param_tensors(node: Any, layer: Layer | None, rec: Record) -> int | None:

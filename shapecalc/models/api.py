@@ -12,7 +12,7 @@ from typing import Any, Sequence
 from shapecalc.core.blocks import Block
 from shapecalc.core.collector import paused_collector
 from shapecalc.core.errors import ArgumentError, ConfigError, ShapeError, SpecError
-from shapecalc.core.graph import Analysis, Graph, Mode, analyze_graph, smallest_input
+from shapecalc.core.graph import Analysis, Graph, Mode, analyze_graph
 from shapecalc.core.inputs import Inputs, dtype_name
 from shapecalc.core.layers import Shape
 from shapecalc.models.build_options import build_options
@@ -81,17 +81,4 @@ def analyze(model: Any, input_shape: Any = None, dtype: str = "float32", *,
     return result
 
 
-def minimum_input(model: Any, input_shape: Shape | None = None) -> int | None:
-    """Smallest square spatial size the model accepts (``None`` if none up to 4096).
-
-    Raises :class:`~shapecalc.core.errors.ConfigError` when a layer's own arguments are invalid
-    (no size can help) and :class:`~shapecalc.core.errors.SpecError` for a model recorded at one size.
-    """
-    src = load_model(model)
-    shape = src.input_shape(input_shape)
-    src.require_scannable("other input sizes")
-    return smallest_input(src.graph_at(shape), shape)
-
-
-__all__ = ["ConfigError", "ModelSource", "ShapeError", "SpecError", "analyze", "load_model",
-           "minimum_input"]
+__all__ = ["ConfigError", "ModelSource", "ShapeError", "SpecError", "analyze", "load_model"]

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from math import log10
 from typing import TYPE_CHECKING, Any
 
+from shapecalc.core.registry import MEMORY, renderer
+
 if TYPE_CHECKING:
     from shapecalc.core.analysis import Analysis
     from shapecalc.core.memory import MemoryReport
@@ -20,11 +22,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class MemoryView:
-    """A model's training-step memory and roofline; displays as a table (text and Jupyter)."""
+    """A model's training-step memory and roofline; displays as a table (text and Jupyter).
+    ``at_one``: the roofline at batch 1 too, when the batch is another (what dominates compares)."""
 
     analysis: Analysis
     memory: MemoryReport
     roofline: Roofline
+    at_one: Roofline | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return memory_dict(self)
@@ -59,9 +63,49 @@ def view(analysis: Analysis, batch: int | None = None, optimizer: str = "adam",
                                             else "float32")
     setup = core_memory.settings(kind, amp, optimizer, mode, base.cuda)
     batched = core_memory.at_batch(analysis, batch)
-    report = core_memory.estimate(batched, setup, batched.saved_measure)
+    report = core_memory.estimate(batched, setup, batched.saved_measure, base.name)
     dev = core_roofline.custom(base, peak_flops, bandwidth, "bfloat16" if amp else kind)
-    return MemoryView(batched, report, core_roofline.roofline(batched, report, dev))
+    return _with_batch_one(batched, report, dev, setup)
+
+
+def _with_batch_one(analysis: Analysis, report: MemoryReport, dev, setup) -> MemoryView:
+    from shapecalc.core import memory as core_memory
+    from shapecalc.core import roofline as core_roofline
+
+    at_one = None
+    if report.batch != 1 and analysis.graph is not None:
+        try:
+            one = core_memory.at_batch(analysis, 1)
+        except Exception:  # a graph recorded at one batch: no comparison, not a failure
+            one = None
+        if one is not None:
+            at_one = core_roofline.roofline(one, core_memory.estimate(one, setup), dev)
+    return MemoryView(analysis, report, core_roofline.roofline(analysis, report, dev), at_one)
+
+
+def of_report(report: MemoryReport) -> MemoryView:
+    """The view of an ``Analysis.memory(...)`` result, on the device it was computed for."""
+    from shapecalc.core import memory as core_memory
+    from shapecalc.core import roofline as core_roofline
+
+    setup = core_memory.Settings(report.dtype, report.amp, report.optimizer,
+                                 report.mode == "train", report.cuda)
+    return _with_batch_one(report.analysis, report, core_roofline.device(report.device), setup)
+
+
+@renderer("text", summary="the table, totals, what dominates, assumptions", subject=MEMORY)
+def report_text(report: MemoryReport) -> str:
+    return memory_text(of_report(report))
+
+
+@renderer("html", summary="an HTML section with the roofline plot", subject=MEMORY)
+def report_html(report: MemoryReport) -> str:
+    return memory_html(of_report(report))
+
+
+@renderer("svg", summary="the roofline plot", subject=MEMORY)
+def report_svg(report: MemoryReport) -> str:
+    return roofline_svg(of_report(report).roofline)
 
 
 def size(n: int | None) -> str:
@@ -124,7 +168,7 @@ def memory_text(view: MemoryView) -> str:
             f"optimizer state    {size(m.optimizer_state)}",
             f"saved activations  {size(m.saved_activations)}",
             f"peak, training     {size(m.peak_train)}"
-            + (f"  (at the {m.peak_train_at})" if m.peak_train_at else ""),
+            + (f"  (reached in the {m.peak_train_at})" if m.peak_train_at else ""),
             f"peak, inference    {size(m.peak_eval)}  (parameters + the activations alive at once)",
             f"forward time       {seconds(r.forward_seconds)}   training step {seconds(r.train_seconds)}"
             f"   (roofline lower bound)"]
@@ -153,9 +197,9 @@ def dominates(view: MemoryView) -> list[str]:
     known = [(x.flops, x.name) for x in r.layers if x.flops is not None]
     flops = sum(f for f, _ in known)
     if flops:
-        ranked = sorted(known, reverse=True)
-        top3 = ranked[:3]
-        names = ", ".join(f"{n} {_share(f, flops)}" for f, n in top3)
+        types = {rec.name: rec.type for rec in recs}
+        ranked = sorted(known, key=lambda fn: -fn[0])[:3]
+        names = ", ".join(f"{n} ({types[n]}) {_share(f, flops)}" for f, n in ranked)
         lines.append(f"compute: {names} of the FLOPs ({len(known)} layers counted"
                      + (f"; {len(r.layers) - len(known)} with unknown MACs" if len(known) < len(r.layers) else "")
                      + ")")
@@ -175,15 +219,27 @@ def dominates(view: MemoryView) -> list[str]:
         state = m.parameters + m.gradients + (m.optimizer_state or 0)
         lines.append(f"training peak: weights, gradients and optimizer state are "
                      f"{_share(state, m.peak_train)} of it, activations the rest")
-    memory_bound = [x for x in r.layers if x.bound == "memory"]
-    timed = [x for x in r.layers if x.seconds is not None]
-    if timed:
-        total = sum(x.seconds for x in timed)
-        mb_time = sum(x.seconds for x in memory_bound)
-        lines.append(f"bandwidth: {len(memory_bound)} of {len(timed)} layers are memory-bound on "
-                     f"{r.device.label} at batch {m.batch}, {_share(mb_time, total)} of the forward "
-                     f"time; the ridge is {r.ridge:.3g} FLOP/byte")
+    for batch, roof in ((1, view.at_one), (m.batch, r)):
+        if roof is None:
+            continue
+        lines.append(_bandwidth(roof, batch, recs))
     return lines
+
+
+def _bandwidth(roof: Roofline, batch: int, recs) -> str:
+    """Which layers are memory-bound at this batch, and what share of the time they take."""
+    timed = [(x, rec) for x, rec in zip(roof.layers, recs) if x.seconds is not None]
+    if not timed:
+        return f"bandwidth: unknown on {roof.device.label} in {roof.dtype} (no peak or no MACs)"
+    bound = [(x, rec) for x, rec in timed if x.bound == "memory"]
+    total = sum(x.seconds for x, _ in timed)
+    weighted = [f"{x.name} ({rec.type})" for x, rec in bound if x.flops and x.flops > 0.01 * max(
+        y.flops or 0 for y, _ in timed)]
+    named = (": the layers with weights among them are " + ", ".join(weighted[:6])
+             + (" …" if len(weighted) > 6 else "")) if weighted else ""
+    return (f"bandwidth at batch {batch}: {len(bound)} of {len(timed)} layers are memory-bound on "
+            f"{roof.device.label} (ridge {roof.ridge:.3g} FLOP/byte), "
+            f"{_share(sum(x.seconds for x, _ in bound), total)} of the forward time{named}")
 
 
 def memory_html(view: MemoryView) -> str:
@@ -207,7 +263,8 @@ def memory_html(view: MemoryView) -> str:
 
 
 def roofline_svg(roof: Roofline, width: int = 560, height: int = 360) -> str:
-    """The roofline (log-log: FLOP/byte → FLOP/s) with one dot per layer of known MACs."""
+    """The roofline (log-log: FLOP/byte → FLOP/s) with one dot per layer of known, non-zero
+    FLOPs (a layer that only moves data has intensity 0, off a log axis)."""
     peak = roof.device.peak(roof.dtype)
     pad = 50
     points = [(x.intensity, x.flops / x.seconds, x) for x in roof.layers

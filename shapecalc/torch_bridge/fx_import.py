@@ -185,7 +185,7 @@ def _tracer_class(known: set[int]):
         def __init__(self) -> None:
             super().__init__()
             self.module_stack = ModuleStack()
-            self.param_names: dict[int, str] | None = None  # id(parameter) → its first path
+            self.attr_names: dict[int, str] | None = None  # id(parameter/buffer) → first path
 
         def is_leaf_module(self, m, qualname: str) -> bool:
             return id(m) in known or super().is_leaf_module(m, qualname)
@@ -211,21 +211,36 @@ def _tracer_class(known: set[int]):
                 out = self.call_module(m.norm, m.norm.forward, (out,), {})
             return out
 
+        # fx finds a parameter's or buffer's name by walking every one of the root's, at each
+        # use (reading ``self.weight``, passing it to ``F.batch_norm``): quadratic in depth on
+        # timm's norm layers (13 s of ghostnetv3's trace). One walk each gives the same first
+        # names fx would find.
+        def attr_name(self, a) -> str | None:
+            if self.attr_names is None:
+                self.attr_names = {}
+                for path, t in list(self.root.named_parameters()) + list(self.root.named_buffers()):
+                    self.attr_names.setdefault(id(t), path)
+            return self.attr_names.get(id(a))
+
         def create_arg(self, a):
             if type(a) in plain:
                 return TracerBase.create_arg(self, a)
-            if isinstance(a, torch.nn.Parameter):
-                # fx looks a parameter up by walking every parameter of the root, at each use:
-                # a timm norm layer calling F.batch_norm(x, self.weight, …) made that quadratic
-                # in depth. One walk gives the same first name fx would find.
-                if self.param_names is None:
-                    self.param_names = {}
-                    for path, p in self.root.named_parameters():
-                        self.param_names.setdefault(id(p), path)
-                path = self.param_names.get(id(a))
+            if isinstance(a, torch.Tensor):
+                path = self.attr_name(a)
                 if path is not None:
                     return self.create_node("get_attr", path, (), {})
             return super().create_arg(a)
+
+        def getattr(self, attr, attr_val, parameter_proxy_cache):
+            if not isinstance(attr_val, torch.nn.Parameter) or self.param_shapes_constant \
+                    or self.proxy_buffer_attributes:
+                return super().getattr(attr, attr_val, parameter_proxy_cache)
+            path = self.attr_name(attr_val)
+            if path is None:
+                return attr_val
+            if path not in parameter_proxy_cache:
+                parameter_proxy_cache[path] = self.create_proxy("get_attr", path, (), {})
+            return parameter_proxy_cache[path]
 
     return KnownLeafTracer
 

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from shapecalc.models.api import analyze, load_model, minimum_input
+from shapecalc.diagnose.size_search import minimum_input
+from shapecalc.models.api import analyze, load_model
 from shapecalc.core.errors import ShapecalcError, ShapeError, SpecError, UsageError
 from shapecalc.core.graph import Analysis
 from shapecalc.models.model_source import ModelSource

@@ -13,15 +13,36 @@ from shapecalc.core.layers.base import Layer, LayerKind, Shape, at_least, format
 from shapecalc.core.layers.saved import INPUT, Backward, Saved, new
 
 
+def _affine_cost(rule: str, terms: str, params: int, samples: int) -> list[str]:
+    """A norm layer's parameters (its affine weight and bias) and MACs, each parameter once per
+    sample (torchinfo's convention, kept so that CNN totals agree)."""
+    if params == 0:
+        return []
+    return [f"params = {rule} = {terms} = {params:,}",
+            f"MACs = samples · params = {samples:,} · {params:,} = {samples * params:,}"]
+
+
+class _Norm(Layer):
+    """The norm layers' one MAC rule (torchinfo's convention): each affine parameter once per
+    sample. ``samples`` is the batch size, or 1 for an input without a batch dimension."""
+
+    kind: ClassVar[LayerKind] = LayerKind.NORM
+
+    def samples(self, output: Shape) -> int:
+        return output[0]
+
+    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+        return self.samples(output) * self.param_count(*inputs)
+
+
 @dataclass(frozen=True)
-class _BatchNormNd(Layer):
+class _BatchNormNd(_Norm):
     num_features: int | None = None
     eps: float = 1e-5
     momentum: float | None = 0.1
     affine: bool = True
     track_running_stats: bool = True
 
-    kind: ClassVar[LayerKind] = LayerKind.NORM
     inferred: ClassVar[tuple[str, ...]] = ("num_features",)
     #: accepted input ranks; the first is the batched (N, C, ...) form. Only InstanceNorm
     #: also takes an unbatched (C, ...) input; BatchNorm2d/3d insist on 4-D/5-D like torch.
@@ -59,13 +80,16 @@ class _BatchNormNd(Layer):
     def param_count(self, *inputs: Shape) -> int:
         return 2 * self._channels(inputs[0]) if self.affine else 0
 
-    def mac_count(self, output: Shape, *inputs: Shape) -> int:
-        # torchinfo's convention: each affine parameter once per sample.
-        params = self.param_count(*inputs)
-        return params if self._unbatched(output) else output[0] * params
+    def samples(self, output: Shape) -> int:
+        return 1 if self._unbatched(output) else output[0]
 
     def _unbatched(self, shape: Shape) -> bool:
         return self.type_name.startswith("InstanceNorm") and len(shape) == self.ranks[-1]
+
+    def explain_cost(self, output: Shape, *inputs: Shape) -> list[str]:
+        c = self._channels(inputs[0])
+        return _affine_cost("2·num_features", f"2·{c:,}", self.param_count(*inputs),
+                            self.samples(output))
 
     def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
         """The input and, when it normalises with batch statistics, their mean and inverse
@@ -116,13 +140,12 @@ class InstanceNorm2d(_BatchNormNd):
 
 
 @dataclass(frozen=True)
-class GroupNorm(Layer):
+class GroupNorm(_Norm):
     num_groups: int
     num_channels: int | None = None
     eps: float = 1e-5
     affine: bool = True
 
-    kind: ClassVar[LayerKind] = LayerKind.NORM
     inferred: ClassVar[tuple[str, ...]] = ("num_channels",)
 
     def __post_init__(self) -> None:
@@ -159,8 +182,10 @@ class GroupNorm(Layer):
     def param_count(self, *inputs: Shape) -> int:
         return 2 * self._channels(inputs[0]) if self.affine else 0
 
-    def mac_count(self, output: Shape, *inputs: Shape) -> int:
-        return output[0] * self.param_count(*inputs)
+
+    def explain_cost(self, output: Shape, *inputs: Shape) -> list[str]:
+        c = self._channels(inputs[0])
+        return _affine_cost("2·num_channels", f"2·{c:,}", self.param_count(*inputs), self.samples(output))
 
     def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
         """The input, and a mean and an inverse standard deviation per sample and group."""
@@ -173,12 +198,11 @@ class GroupNorm(Layer):
         return 2 if self.affine else 0
 
 
-class _TrailingNorm(Layer):
+class _TrailingNorm(_Norm):
     """LayerNorm and RMSNorm: normalise over the input's trailing ``normalized_shape`` dims;
     MACs are the affine parameters once per sample. Subclasses say how many parameters."""
 
     normalized_shape: int | tuple[int, ...]
-    kind: ClassVar[LayerKind] = LayerKind.NORM
 
     def __post_init__(self) -> None:
         at_least(self, "normalized_shape", 1)
@@ -191,8 +215,13 @@ class _TrailingNorm(Layer):
     def output_shape(self, *inputs: Shape) -> Shape:
         return _trailing_normalized(self, inputs[0], self._norm_shape())
 
-    def mac_count(self, output: Shape, *inputs: Shape) -> int:
-        return output[0] * self.param_count(*inputs)
+    def explain_cost(self, output: Shape, *inputs: Shape) -> list[str]:
+        params = self.param_count(*inputs)
+        size = "·".join(f"{n:,}" for n in self._norm_shape())
+        per = params // prod(self._norm_shape()) if params else 0
+        rule = "normalized_shape" if per == 1 else f"{per}·normalized_shape"
+        terms = size if per == 1 else f"{per}·{size}"
+        return _affine_cost(rule, terms, params, self.samples(output))
 
 
 @dataclass(frozen=True)
