@@ -1,4 +1,4 @@
-"""``diagnose`` on inputs no search could walk: answered by arithmetic, in well under a second.
+"""``diagnose`` on inputs no search could walk: answered by arithmetic and proof, not a scan.
 
 Two cases that tests check for the right answer and this script times (a timed assertion in a
 test fails on a loaded machine: the first took 43.8 s against a 10 s limit under load, 3.7 s
