@@ -27,6 +27,7 @@ from shapecalc.core.bounds import Bound
 from shapecalc.core.errors import ArgumentError, UsageError
 from shapecalc.core.fileio import NotRegularFile, OutputError, open_input, write_with
 from shapecalc.core.safetext import preview
+from shapecalc.train.config import is_cuda
 from shapecalc.train.errors import TrainError
 
 FORMAT = "shapecalc-train/3"  # /3: the weights' SHA-256 is stored and checked
@@ -75,14 +76,14 @@ def check_writable(out: Path) -> None:
 
 def rng_states(device: torch.device) -> dict[str, Any]:
     states: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
+    if is_cuda(device):
         states["cuda"] = torch.cuda.get_rng_state(device)
     return states
 
 
 def restore_rng(states: dict[str, Any], device: torch.device) -> None:
     torch.set_rng_state(states["torch"])
-    if device.type == "cuda" and "cuda" in states:
+    if is_cuda(device) and "cuda" in states:
         torch.cuda.set_rng_state(states["cuda"], device)
 
 
