@@ -21,7 +21,9 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import NoReturn
+import warnings
+from contextlib import contextmanager
+from typing import Iterator, NoReturn
 
 import click
 
@@ -124,7 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     sys.stdout = PrintableStream(sys.stdout or ClosedStream("<stdout>"))
     sys.stderr = PrintableStream(sys.stderr or ClosedStream("<stderr>"))
     try:
-        code = _run(args)
+        with _third_party_warnings_captured():
+            code = _run(args)
         sys.stdout.flush()
     except (ClosedPipe, BrokenPipeError):
         sys.stdout, sys.stderr = streams
@@ -135,6 +138,19 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         sys.stdout, sys.stderr = streams
     sys.exit(code)
+
+
+@contextmanager
+def _third_party_warnings_captured() -> Iterator[None]:
+    """Warnings torch, matplotlib or a user's module raise while the command runs are dropped
+    (not recorded: a warning in a loop must not grow memory), so stderr holds shapecalc's own
+    line and nothing else; ``python -W …`` or ``PYTHONWARNINGS`` shows them again."""
+    if sys.warnoptions:
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def _fill_closed_fds() -> None:
