@@ -26,6 +26,7 @@ from typing import NoReturn
 import click
 
 from shapecalc.core.errors import ArgumentError, LayerError, ShapecalcError, SpecError, UsageError
+from shapecalc.core.fileio import OutputError
 from shapecalc.core.safetext import ClosedStream, PrintableStream, StreamFailed, printable
 
 #: The status the running command has already decided on (``check``'s verdict), used when
@@ -179,6 +180,8 @@ def _run(args: list[str]) -> int:
         base, _, index = err.param.partition("[")  # input_shape[2] → --input (its 3rd size)
         flag = FLAGS.get(base, base) + (f" (size {int(index[:-1]) + 1})" if index[:-1].isdigit() else "")
         fail(_one_line(f"{flag}: {err.detail}"), 2)
+    except OutputError as err:  # a bad target is usage (2); a full disk while writing is not (1)
+        fail(_one_line(str(err)), 1 if err.while_writing else 2)
     except (UsageError, SpecError) as err:
         fail(_one_line(str(err)), 2)
     except LayerError as err:
