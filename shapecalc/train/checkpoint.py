@@ -57,8 +57,10 @@ def prepare_out(out: Path, force: bool) -> None:
 
 
 def check_writable(out: Path) -> None:
-    """Create ``out`` (and its parents) and write one probe file there: fail now, not after an epoch."""
-    from shapecalc.core.fileio import _why
+    """Create ``out`` (and its parents) and write one probe file there, and refuse an output
+    that must not be replaced (a symbolic link, a FIFO, a folder named ``checkpoint.pt``):
+    fail now, before training, not after an epoch with nothing saved."""
+    from shapecalc.core.fileio import _why, check_target
 
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -68,6 +70,8 @@ def check_writable(out: Path) -> None:
     except OSError as err:
         raise OutputError(f"--out {out}: cannot write there: {_why(err)}", param="--out",
                           path=str(out)) from None
+    for name in OUTPUTS:
+        check_target(out / name, "--out")
 
 
 def rng_states(device: torch.device) -> dict[str, Any]:
