@@ -140,7 +140,11 @@ def test_untraceable_forward_falls_back_to_hooks():
     result = shapecalc.analyze(model, (1, 3, 14, 14))
     # The forward's own torch calls are rows too; its `x.sum() >= 0` test feeds nothing: no row.
     assert [r.name for r in result.records] == ["conv", "relu", "extra", "max_pool2d", "flatten", "fc"]
-    assert result.record("flatten").origin == "measured"
+    # Calls the engine has a rule for take it (and keep the receptive field going).
+    assert {result.record(n).origin for n in ("relu", "max_pool2d", "flatten")} == {"derived"}
+    from shapecalc.output import rf_text
+
+    assert rf_text(result.record("max_pool2d").rf) == "4"
     assert result.record("conv").origin == "derived"
     with pytest.raises(shapecalc.ShapeError, match="mat1 and mat2 shapes cannot be multiplied") as err:
         shapecalc.analyze(model, (1, 3, 16, 16))
@@ -148,7 +152,7 @@ def test_untraceable_forward_falls_back_to_hooks():
     from shapecalc.diagnose import diagnose
 
     assert diagnose(model, (1, 3, 16, 16)).summary() == (
-        "Linear(288, 10) receives 392 features at input 16×16: set in_features=392")
+        "Linear(288, 10) receives 392 features (8×7×7) at input 16×16: set in_features=392")
     with pytest.raises(SpecError, match="cannot be scanned"):
         scan_inputs(model, (1, 3, 14, 14), 10, 20)
     with pytest.raises(SpecError, match="recorded at one input size"):
@@ -385,3 +389,25 @@ def test_fx_values_are_classified_once_as_typed_kinds():
     assert set(kinds.values()) <= set(ValueKind)
     assert kinds["x"] is ValueKind.TENSOR and kinds["lstm"] is ValueKind.TUPLE
     assert kinds["size"] is ValueKind.INT
+
+
+def test_a_mask_built_in_the_forward_keeps_its_element_type_when_measured():
+    # timm's EdgeNeXt builds a bool mask and inverts it: measured as float32 that failed, and
+    # the whole model fell back to hooks; measured with each value's own type it stays traced.
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 6)
+
+        def forward(self, x):
+            mask = torch.zeros_like(x[..., 0], dtype=torch.bool)
+            keep = (~mask).unsqueeze(-1).to(x.dtype)
+            return self.fc(x * keep)
+
+    model = Masked()
+    result = shapecalc.analyze(model, (2, 5, 6))
+    from shapecalc.core.notes import NoteKind
+
+    assert not any(n.kind is NoteKind.HOOK_FALLBACK for n in result.notes), result.notes
+    assert result.output_shape == (2, 5, 6)
+    assert [r.name for r in result.records if "invert" in r.name]

@@ -88,9 +88,10 @@ def load_spec(path: str | Path, *, max_nodes: int | None = None) -> SpecDocument
         raise SpecError(f"{p}: {err.strerror}; a spec is a .json/.yaml/.toml file", file=where) from None
     except (OSError, UnicodeDecodeError) as err:
         raise SpecError(f"{p}: cannot read: {err}", file=where) from None
-    data, find_line = decode(text, suffix, where)
+    budget = MAX_NODES.get() if max_nodes is None else max_nodes
+    data, find_line = decode(text, suffix, where, budget)
     try:
-        doc = _document(data, MAX_NODES.get() if max_nodes is None else max_nodes)
+        doc = _document(data, budget)
     except _Problem as problem:
         line = find_line(problem.path)
         raise _error(where, problem, line) from None
@@ -188,7 +189,7 @@ class _Builder:
             if count > 1:
                 self.spend((self.used - before) * (count - 1), sub + ("repeat",))
             for r in range(count):
-                key = str(len(out)) if base is None else (base if count == 1 else f"{base}_{r}")
+                key = _free_index(out) if base is None else (base if count == 1 else f"{base}_{r}")
                 if key in out:
                     raise _Problem(sub + ("name",), f"{key!r} is used twice in the same block")
                 out[key] = child
@@ -262,6 +263,17 @@ class _Builder:
             self.spend(1, path)
             return Sequential(self.children(value, path, depth))
         return self.entry(value, path, depth)
+
+
+def _free_index(taken: dict[str, Any]) -> str:
+    """An unnamed entry's name: its position, or (when an earlier entry was named that, as in
+    ``[{"type": "ReLU", "name": "1"}, {"type": "Tanh"}]``) its position with a suffix."""
+    key = str(len(taken))
+    suffix = 1
+    while key in taken:
+        key = f"{len(taken)}_{suffix}"
+        suffix += 1
+    return key
 
 
 def _repeat(entry: Any, path: KeyPath) -> int:

@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, fields
 from typing import Any, Iterable, Sequence
 
+from shapecalc.core.safetext import preview
 from shapecalc.core.errors import ArgumentError
 from shapecalc.core.graph import Analysis, Mode
 from shapecalc.core.inputs import FLOAT_DTYPES, Inputs, dtype_name, several_shapes
@@ -134,6 +135,9 @@ def summary(model: Any, input_size: Sequence[int] | Sequence[Sequence[int]] | No
     if col_names is not None:
         from shapecalc.output.columns import parse_columns
 
+        if isinstance(col_names, (str, bytes)) or not hasattr(col_names, "__iter__"):
+            raise ArgumentError("col_names", f"expected a list of column names like "
+                                f"('output_size', 'num_params'), got {preview(col_names)}")
         columns = parse_columns(list(col_names), "col_names")
     src = load_model(model)
     inputs = _inputs(src, input_size, input_data, dtypes)
