@@ -155,3 +155,19 @@ def test_without_transformers_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(MissingDependency, match="needs transformers, which is not installed: pip install"):
         load_model("hf:bert")
+
+
+@pytest.mark.parametrize("args", [
+    ["check", "{m}"],
+    ["graph", "{m}", "-o", "{tmp}/g.dot", "--depth", "2"],
+    ["report", "{m}", "-o", "{tmp}/r.html", "--no-graph"],
+    ["memory", "{m}", "--json"],
+    ["show", "{m}", "--meta", "--seq-len", "16", "--json"],
+])
+def test_every_command_takes_an_hf_model(capsys, tmp_path, args):
+    argv = [a.format(m=f"hf:{DATA / 'bert-tiny'}", tmp=tmp_path) for a in args]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    captured = capsys.readouterr()
+    assert exit_.value.code == 0, captured.err
+    assert "Traceback" not in captured.err
