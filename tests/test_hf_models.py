@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 from shapecalc import SpecError, analyze, load_model  # noqa: E402
 from shapecalc.cli import main  # noqa: E402
 from shapecalc.core.extras import MissingDependency  # noqa: E402
+from shapecalc.models.build_options import BUILD_OPTIONS, BuildOptions  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data" / "hf"
 REPO = Path(__file__).resolve().parents[1]
@@ -171,3 +172,4 @@ def test_every_command_takes_an_hf_model(capsys, tmp_path, args):
     captured = capsys.readouterr()
     assert exit_.value.code == 0, captured.err
     assert "Traceback" not in captured.err
+    assert BUILD_OPTIONS.get() == BuildOptions()  # the flags held for that command only
