@@ -369,6 +369,8 @@ def _rule(layer: Layer | None, grad: Backward, rec: Record, measure: SavedMeasur
           ) -> tuple[Saved, ...] | None:
     if layer is None:
         return None
+    if not grad.active:
+        return ()  # nothing wants a gradient: autograd records nothing, whatever the layer
     rule = layer.saved(grad, rec.output_shape, *rec.input_shapes)
     if rule is None and measure is not None and grad.active:
         rule = measure(layer, grad, rec.output_shape, *rec.input_shapes)
