@@ -226,7 +226,7 @@ def test_flatten_notes_the_product():
     flat = Flatten()
     assert flat.output_shape((1, 256, 5, 5)) == (1, 6400)
     [note] = flat.notes((1, 6400), (1, 256, 5, 5))
-    assert note.kind is NoteKind.FLATTENS and str(note) == "256×5×5 = 6400"
+    assert note.kind is NoteKind.FLATTENS and str(note) == "256×5×5 = 6,400"
 
 
 @given(case=st.one_of(convs(), convs(transposed=True)))
@@ -415,3 +415,26 @@ def test_every_row_without_size_arithmetic_explains_its_costs(model):
             assert _last_number(lines[1]) == rec.macs
         else:
             assert lines == [], (rec.name, lines)
+
+
+@given(st.integers(8, 300), st.integers(1, 7), st.integers(1, 3))
+def test_a_window_layer_solves_its_own_padding_for_a_target(n, k, s):
+    from shapecalc.core.layers import Conv2d
+
+    layer = Conv2d(1, 1, k, stride=s)
+    target = (n - 1) // s + 1  # 'same'-like output: always reachable with enough padding
+    padded, solutions = layer.padded_for((n, n), (target, target))
+    assert padded.output_shape((1, 1, n, n))[2:] == (target, target)
+    total = padded.window(0).p
+    assert total in solutions[0] and (total % 2 == 0 or all(p % 2 for p in solutions[0]))
+    assert total == min((p for p in solutions[0] if p % 2 == 0), default=solutions[0].start)
+
+
+def test_a_padding_no_window_layer_can_reach_says_why():
+    from shapecalc.core.layers import ConvTranspose2d, MaxPool2d
+
+    with pytest.raises(ShapeError, match="no padding gives 20 on axis H: with padding 0 the transposed "
+                                         "convolution already gives 17, and padding only shrinks it"):
+        ConvTranspose2d(1, 1, 3, stride=2).padded_for((8, 8), (20, 15))
+    with pytest.raises(ShapeError, match=r"no padding gives 9 within torch's limit .* 1 for kernel 3\)$"):
+        MaxPool2d(3).padded_for((9, 9), (9, 9), name_axes=False)

@@ -44,13 +44,13 @@ def parse_ints(text: str, param: str, minimum: int = 1, allow_zero: bool = False
             raise _too_large(param, part)
         lowest = 0 if allow_zero else minimum
         if value < lowest:
-            raise UsageError(f"{param}: must be {'≥ ' + str(lowest)}, got {value}")
+            raise UsageError(f"{param}: must be ≥ {lowest}, got {value}")
         values.append(value)
     return tuple(values)
 
 
 def parse_shape(text: str, param: str = "--input") -> tuple[int, ...]:
-    """An input shape ``N×C×H×W`` (also ``NxCxL``, ``NxCxDxHxW``): 3 to 5 positive integers."""
+    """An input shape ``N×C×H×W`` (also ``N×F``, ``N×C×L``, ``N×C×D×H×W``): 2 to 5 positive integers."""
     values = parse_ints(text, param)
     if not 2 <= len(values) <= 5:
         raise UsageError(

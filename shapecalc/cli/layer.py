@@ -191,15 +191,15 @@ def compute(q: Query) -> list[Axis]:
 def _compute(q: Query) -> list[Axis]:
     spatial = q.spatial
     solutions: list[range] | None = None
-    totals = q.totals
-    if q.targets is not None:
-        base = build(q, (0,) * q.layer_ndim)
-        solutions = [base.padding_solutions(i, n, t) for i, (n, t) in enumerate(zip(spatial, q.targets))]
-        for i, found in enumerate(solutions):
-            if not found:
-                raise ShapeError(_no_solution(q, base, i))
-        totals = tuple(_preferred(found) for found in solutions)
-    layer = build(q, totals)
+    if q.targets is None:
+        layer = build(q, q.totals)
+    else:  # the layer solves its own padding
+        try:
+            layer, solutions = build(q, (0,) * q.layer_ndim).padded_for(spatial, q.targets, q.shown > 1)
+        except ShapeError as err:
+            raise ShapeError(f"--target {err.numbers['target']}: {err.message}") from None
+        except ConfigError as err:
+            raise _for_flags(q, err, None) from None
     try:
         out = layer.output_shape((1, 1, *spatial))[2:]
     except (ShapeError, ConfigError) as err:  # output_padding too large is a ConfigError
@@ -212,31 +212,6 @@ def _compute(q: Query) -> list[Axis]:
              layer.explain_uncovered(i, n), solutions[i] if solutions is not None else None)
         for i, n in enumerate(spatial[: q.shown])
     ]
-
-
-def _preferred(found: range) -> int:
-    """The smallest even total (torch's symmetric ``padding=``) if any, else the smallest."""
-    first_even = found.start + found.start % 2
-    return first_even if first_even < found.stop else found.start
-
-
-def _no_solution(q: Query, base: Any, i: int) -> str:
-    name = AXES[q.layer_ndim][i] if q.shown > 1 else ""
-    where = f" on axis {name}" if name else ""
-    target = q.targets[i]
-    try:
-        at_zero: int | None = base.output_shape((1, 1, *q.spatial))[2 + i]
-    except (ShapeError, ConfigError):
-        at_zero = None
-    if q.op == "conv-transpose":
-        return (f"--target {target}: no padding gives {target}{where}: with padding 0 the "
-                f"transposed convolution already gives {at_zero}, and padding only shrinks it")
-    if at_zero is not None and at_zero > target:
-        return (f"--target {target}: no padding gives {target}{where}: with p = 0 the output is "
-                f"already {at_zero} and padding only makes it larger; use a larger stride or kernel")
-    limit = base.padding_limit(i)
-    return (f"--target {target}: no padding gives {target}{where} within torch's limit for "
-            f"pooling (at most half the kernel per side: {limit} for kernel {base.window(i).k})")
 
 
 STYLES = {"": "", "result": "bold green", "note": "yellow", "dim": "dim"}

@@ -11,7 +11,7 @@ import json
 import click
 
 from shapecalc.core.errors import ArgumentError, UsageError
-from shapecalc.cli.common import max_nodes_option
+from shapecalc.cli.common import build_options, max_nodes_option
 from shapecalc.cli.model_input import input_option, load_and_analyze
 
 #: Library parameters → this command's flags (an error names what the user typed).
@@ -32,6 +32,7 @@ def _positive(flag: str):
 @click.argument("model")
 @input_option()
 @max_nodes_option()
+@build_options()
 @click.option("--batch", type=int, default=None, metavar="N",
               help="Batch size of every input (default: the input's own).")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32",

@@ -30,9 +30,12 @@ from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_opt
 @click.option("--expand", is_flag=True, help="Draw every layer in the graph, however big the model.")
 @click.option("--no-graph", "no_graph", is_flag=True,
               help="Leave the graph out (needs no Graphviz).")
+@click.option("--ops", is_flag=True,
+              help="Also give the functional glue of an imported module (adds, views, masks) "
+                   "table rows; by default its module's row counts it.")
 @dot_timeout_option()
 def report(model: str, input_shape: tuple[str, ...], dtype: str, output: str, rankdir: str,
-           depth: int | None, expand: bool, no_graph: bool, dot_timeout: float) -> int:
+           depth: int | None, expand: bool, no_graph: bool, ops: bool, dot_timeout: float) -> int:
     """Write an interactive HTML report of MODEL: click a row or a graph node to see that
     layer's arithmetic, its notes and its receptive field drawn on the input grid.
 
@@ -51,7 +54,7 @@ def report(model: str, input_shape: tuple[str, ...], dtype: str, output: str, ra
         with params_as_flags({"path": "-o"}), dot_timeout_as_flags(
                 "--depth N collapses nested blocks; --no-graph leaves the graph out"):
             written = write(analysis, chosen, output, rankdir=rankdir.upper(), depth=depth,
-                            expand=expand, graph=not no_graph, dot_timeout=dot_timeout)
+                            expand=expand, graph=not no_graph, dot_timeout=dot_timeout, ops=ops)
     except GraphvizNotFound:
         raise GraphvizNotFound(f"the report's graph needs {NO_DOT}, or pass --no-graph") from None
     if written != "-":

@@ -75,6 +75,9 @@ def _write_graph(analysis, path: str, depth: int | None, dot_timeout: float) -> 
 @click.option("--explain", is_flag=True, help="Show the arithmetic behind every output size.")
 @click.option("--depth", type=AsciiInt(0), default=None, metavar="N",
               help="Collapse blocks nested deeper than N (0: top-level rows only).")
+@click.option("--ops", is_flag=True,
+              help="Also show the functional glue of an imported module (adds, views, masks) as "
+                   "rows; by default it is folded into its module's row, which counts its MACs.")
 @dtype_option()
 @click.option("--graph", "graph_path", metavar="FILE", default=None,
               help="Also draw the model with graphviz (format from the suffix: .dot/.svg/.png/.pdf).")
@@ -89,7 +92,7 @@ def _write_graph(analysis, path: str, depth: int | None, dot_timeout: float) -> 
               help="Fit the table to N columns (default: the terminal's width; piped output is "
                    "the full table, whatever the terminal).")
 def show(model: str, input_shape: tuple[str, ...], train_mode: bool, fmt: str, as_json: bool,
-         explain: bool, depth: int | None, dtype: str, graph_path: str | None, verify: bool,
+         explain: bool, depth: int | None, ops: bool, dtype: str, graph_path: str | None, verify: bool,
          columns_text: str | None, width: int | None, dot_timeout: float) -> int:
     """Every layer of MODEL: output shape, parameters, MACs, receptive field and notes.
 
@@ -111,12 +114,12 @@ def show(model: str, input_shape: tuple[str, ...], train_mode: bool, fmt: str, a
 
         emit(lambda console: print_analysis(analysis, console, depth=depth, explain=explain,
                                             checks=checks, columns=columns,
-                                            width=width or console.width))
+                                            width=width or console.width, ops=ops))
     else:  # every other format, and the table when piped: one function in the registry
         from shapecalc.output.registry import get, write
 
         write(analysis, get(fmt, "show"), "-", param="output", depth=depth, explain=explain,
-              checks=checks, columns=columns, width=width)
+              checks=checks, columns=columns, width=width, ops=ops)
     if checks is not None:
         wrong = [c for c in checks if not c.ok]
         if wrong:

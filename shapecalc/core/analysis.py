@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 from shapecalc.core.errors import ArgumentError
 from shapecalc.core.inputs import DTYPE_BYTES, Inputs
 from shapecalc.core.layers import RF, Layer, Shape
-from shapecalc.core.notes import Note
+from shapecalc.core.notes import Note, NoteKind
 from shapecalc.core.registry import render
 
 if TYPE_CHECKING:
@@ -201,8 +201,28 @@ class Analysis:
         """The innermost block holding ``name`` (``None`` at the top level)."""
         return self.graph.parent(name) if self.graph is not None else None
 
-    def rows(self, depth: int | None = None) -> Iterator[Record]:
-        """Blocks and layers in tree order (a block's row before its children's), cut at ``depth``."""
+    def is_glue(self, record: Record) -> bool:
+        """Whether ``record`` is an imported module's functional glue: an add, a view, a mask
+        that the forward's own code computes, with no weights of its own, inside a module
+        (whose block row already counts its MACs) or anywhere in a forward recorded with
+        hooks (where it is what torch ran, not a step the user wrote). A traced model's own
+        top-level steps (``torch.cat`` of two branches) and a spec's merges stay rows."""
+        graph = self.graph
+        if record.is_block or record.params or graph is None or graph.mode is None:
+            return False
+        if record.macs is None or (record.macs and not self.blocks_of(record.name)):
+            return False  # unknown MACs show as "?", and work outside any block has no other row
+        try:
+            if graph.node(record.name).module is not None:
+                return False
+        except KeyError:
+            return False
+        return bool(self.blocks_of(record.name)) or any(
+            n.kind is NoteKind.HOOK_FALLBACK for n in graph.notes)
+
+    def rows(self, depth: int | None = None, ops: bool = True) -> Iterator[Record]:
+        """Blocks and layers in tree order (a block's row before its children's), cut at
+        ``depth``; ``ops=False`` leaves out functional glue (:meth:`is_glue`)."""
         opened: set[str] = set()
         for rec in self.records:
             for prefix in self.blocks_of(rec.name):
@@ -211,7 +231,7 @@ class Analysis:
                     block = self.blocks[prefix]
                     if depth is None or block.depth <= depth:
                         yield block
-            if depth is None or rec.depth <= depth:
+            if (depth is None or rec.depth <= depth) and (ops or not self.is_glue(rec)):
                 yield rec
 
     # Output formats live in the registry (core/registry.py, filled by the renderers of

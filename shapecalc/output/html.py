@@ -16,6 +16,7 @@ from typing import Any, Iterable, Sequence
 from shapecalc.output.registry import renderer
 from shapecalc.output import record_kind, record_notes, rf_text, shape_text, total_macs_text
 from shapecalc.output.dot_runner import DOT_TIMEOUT
+from shapecalc.output.columns import default_columns
 from shapecalc.output.html_table import escape
 
 ASSETS = Path(__file__).parent / "assets"
@@ -32,7 +33,7 @@ def _asset(name: str) -> str:
 
 def table_html(analysis, depth: int | None = None, explain: bool = False,
                columns: Sequence[str] | None = PAGE_COLUMNS, checks: Iterable | None = None,
-               table_id: str = "") -> str:
+               table_id: str = "", ops: bool = False) -> str:
     """The page's table (``<table class="sc-table">``), drawn by the one HTML table writer
     (:func:`.html_table.table_html`): one row per layer and per block (blocks cut at ``depth``),
     each carrying ``data-row`` and ``data-name``; ``explain`` adds each layer's arithmetic under
@@ -40,7 +41,13 @@ def table_html(analysis, depth: int | None = None, explain: bool = False,
     from shapecalc.output.html_table import table_html as write_table
 
     return write_table(analysis, depth, explain, columns, checks, table_class="sc-table",
-                       table_id=table_id, caption=False, explain_rows=False)
+                       table_id=table_id, caption=False, explain_rows=False, ops=ops)
+
+
+def page_columns(analysis) -> tuple[str, ...]:
+    """:data:`PAGE_COLUMNS`, without the receptive field when no input has spatial axes."""
+    shown = default_columns(analysis)
+    return tuple(c for c in PAGE_COLUMNS if c != "receptive_field" or c in shown)
 
 
 def table_css() -> str:
@@ -73,11 +80,14 @@ def _page(title: str, css: str, body: str) -> str:
 
 @renderer("html", summary="the table as an HTML page", suffixes=("html", "htm"), commands=("show",))
 def to_html(analysis, depth: int | None = None, explain: bool = False,
-            columns: Sequence[str] | None = None, checks: Iterable | None = None) -> str:
+            columns: Sequence[str] | None = None, checks: Iterable | None = None,
+            ops: bool = False) -> str:
     """``show --format html``: header, totals and the table as one self-contained page;
-    ``columns`` (default :data:`PAGE_COLUMNS`) and ``checks`` (``--verify``) as for the table."""
+    ``columns`` (default :data:`PAGE_COLUMNS`), ``checks`` (``--verify``) and ``ops`` as for
+    the table."""
     body = header_html(analysis) + table_html(analysis, depth, explain,
-                                              PAGE_COLUMNS if columns is None else columns, checks)
+                                              page_columns(analysis) if columns is None else columns,
+                                              checks, ops=ops)
     return _page(f"{analysis.model} · shapecalc", table_css(), body)
 
 
@@ -88,7 +98,7 @@ def _rf_geometry(rf) -> list[dict[str, float]] | None:
     return [{"size": float(a.size), "jump": float(a.jump), "start": float(a.start)} for a in rf]
 
 
-def report_data(analysis, graph_ids: dict[str, str] | None = None) -> dict[str, Any]:
+def report_data(analysis, graph_ids: dict[str, str] | None = None, ops: bool = False) -> dict[str, Any]:
     """What the report's script needs: per layer and block its shapes, costs, notes, the
     arithmetic (``explain``) and the receptive-field geometry; and graph node id → name."""
     records = list(analysis.records) + list(analysis.blocks.values())
@@ -104,7 +114,7 @@ def report_data(analysis, graph_ids: dict[str, str] | None = None) -> dict[str, 
         }
     return {"model": analysis.model, "input_shape": list(analysis.input_shape),
             "output_shape": list(analysis.output_shape), "layers": layers,
-            "rows": [rec.name for rec in analysis.rows()], "graph_ids": graph_ids or {}}
+            "rows": [rec.name for rec in analysis.rows(ops=ops)], "graph_ids": graph_ids or {}}
 
 
 def _script_json(data: Any) -> str:
@@ -129,14 +139,16 @@ def _graph_section(analysis, rankdir: str, depth: int | None, expand: bool,
 @renderer("report", summary="one self-contained interactive HTML page", suffixes=("html", "htm"),
           commands=("report",))
 def to_report(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False,
-              graph: bool = True, dot_timeout: float = DOT_TIMEOUT, memory: bool = True) -> str:
+              graph: bool = True, dot_timeout: float = DOT_TIMEOUT, memory: bool = True,
+              ops: bool = False) -> str:
     """The report: header and totals, a filter box, the table, the Graphviz drawing (unless
     ``graph`` is false) and a details panel; clicking a row or a node shows that layer's
     arithmetic, notes and receptive field drawn to scale on the input grid. Graphviz's ``dot``
-    is stopped after ``dot_timeout`` seconds (``render.dot_runner.GraphvizTimeout``)."""
+    is stopped after ``dot_timeout`` seconds (``render.dot_runner.GraphvizTimeout``); ``ops``
+    adds table rows for an imported module's functional glue."""
     svg, graph_ids = (_graph_section(analysis, rankdir, depth, expand, dot_timeout) if graph
                       else ("", {}))
-    data = _script_json(report_data(analysis, graph_ids))
+    data = _script_json(report_data(analysis, graph_ids, ops))
     graph_part = (f'<section class="sc-graph-box"><h2>Graph <button type="button" id="sc-fit">fit width'
                   f'</button></h2><div id="sc-graph">{svg}</div></section>' if graph else "")
     body = (
@@ -144,7 +156,7 @@ def to_report(analysis, rankdir: str = "TB", depth: int | None = None, expand: b
         + '<div class="sc-main"><section class="sc-table-box"><label class="sc-filter">Filter '
         '<input type="search" id="sc-filter" placeholder="name, layer, note…" autocomplete="off">'
         '</label><span id="sc-count"></span>'
-        + table_html(analysis, table_id="sc-table")
+        + table_html(analysis, columns=page_columns(analysis), table_id="sc-table", ops=ops)
         + '</section><aside id="sc-details" class="sc-details"><p class="sc-hint">Click a row or a '
         "graph node to see its arithmetic, notes and receptive field.</p></aside></div>"
         + graph_part
@@ -162,4 +174,4 @@ def _memory_section(analysis) -> str:
     return memory_html(view(analysis))
 
 
-__all__ = ["PAGE_COLUMNS", "header_html", "report_data", "table_css", "table_html", "to_html", "to_report"]
+__all__ = ["PAGE_COLUMNS", "header_html", "page_columns", "report_data", "table_css", "table_html", "to_html", "to_report"]

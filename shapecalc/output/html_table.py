@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 from shapecalc.output.registry import DIAGNOSIS, renderer
 from shapecalc.output import BLOCK_KIND, macs_cell, record_kind, visible_text
 from shapecalc.output.palette import BLOCK, PALETTE
-from shapecalc.output.columns import BY_KEY, DEFAULT_COLUMNS, cell, note_texts, parse_columns
+from shapecalc.output.columns import BY_KEY, cell, default_columns, note_texts, parse_columns
 from shapecalc.output.table_rows import row_description, table_model, torch_cell
 
 #: Kind markers: the palette's mid-tone shades, which stand out on white and on near-black alike.
@@ -82,7 +82,7 @@ def _data_cell(key: str, rec, ctx) -> str:
 def table_html(analysis, depth: int | None = None, explain: bool = False,
                columns: Sequence[str] | None = None, checks: Iterable | None = None, *,
                table_class: str = "", table_id: str = "", caption: bool = True,
-               explain_rows: bool = True) -> str:
+               explain_rows: bool = True, ops: bool = False) -> str:
     """The ``<table>``: optional caption, header, one ``<tr>`` per row (blocks cut at ``depth``).
 
     ``columns`` are :mod:`.columns` keys (default: :data:`.columns.DEFAULT_COLUMNS`); HTML has
@@ -92,10 +92,10 @@ def table_html(analysis, depth: int | None = None, explain: bool = False,
     the exact name (an HTML parser may alter control characters in ``data-name``); expanded
     blocks (their children carry the numbers) add ``sc-expanded``. ``explain`` puts each layer's
     arithmetic in a row of its own under it (``explain_rows``), or in a ``<pre>`` inside its
-    layer cell.
+    layer cell. ``ops`` adds the rows of an imported module's functional glue.
     """
-    model = table_model(analysis, depth, explain, checks)
-    keys = list(parse_columns(columns, "columns") if columns is not None else DEFAULT_COLUMNS)
+    model = table_model(analysis, depth, explain, checks, ops)
+    keys = list(parse_columns(columns, "columns") if columns is not None else default_columns(analysis))
     ctx = model.context()
     # (title, CSS class, key): the identity columns first, then the data columns.
     heads = [("#", "num", "#")] + ([("name", "name", "name")] if model.has_name else [])

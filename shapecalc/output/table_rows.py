@@ -85,9 +85,10 @@ class TableModel:
 
 
 def table_model(analysis, depth: int | None = None, explain: bool = False,
-                checks: Iterable | None = None) -> TableModel:
-    """The table's rows (tree order, cut at ``depth``), independent of columns and width."""
-    records = list(analysis.rows(depth))
+                checks: Iterable | None = None, ops: bool = False) -> TableModel:
+    """The table's rows (tree order, cut at ``depth``; an imported module's functional glue
+    only with ``ops``), independent of columns and width."""
+    records = list(analysis.rows(depth, ops))
     labels = tree_labels(records, analysis)
     index = {r.name: i for i, r in enumerate(analysis.records)}
     rows = []

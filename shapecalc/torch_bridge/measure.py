@@ -51,13 +51,6 @@ def meta_state(module) -> dict[str, Any]:
 
 
 @contextmanager
-def eval_mode(module) -> Iterator[None]:
-    """Eval mode for one measurement, then every submodule's own flag back."""
-    with run_mode(module, training=False):
-        yield
-
-
-@contextmanager
 def run_mode(module, training: bool) -> Iterator[None]:
     """Eval (default, as torchinfo) or train mode for one trace or run, then every flag back.
 

@@ -61,6 +61,13 @@ def solve_pool_padding(
     return found
 
 
+def preferred_padding(found: range) -> int:
+    """Of the TOTAL paddings that work, the one to use: the smallest even total (torch's
+    symmetric ``padding=total // 2``) if there is one, else the smallest."""
+    first_even = found.start + found.start % 2
+    return first_even if first_even < found.stop else found.start
+
+
 def first_true(low: int, high: int, ok: Callable[[int], bool],
                give_up: Callable[[], bool] | None = None) -> int | None:
     """The smallest ``x`` in ``[low, high)`` with ``ok(x)``, else ``high``, by bisection: ``ok``
@@ -101,4 +108,4 @@ def solve_input_sizes(out: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> r
     return range(max(low, 1), max(low + s, 1))
 
 
-__all__ = ["first_true", "solve_input_sizes", "solve_padding", "solve_pool_padding", "solve_transposed_padding"]
+__all__ = ["first_true", "preferred_padding", "solve_input_sizes", "solve_padding", "solve_pool_padding", "solve_transposed_padding"]

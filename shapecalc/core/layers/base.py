@@ -14,6 +14,7 @@ from math import prod
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from shapecalc.core.arithmetic import AxisRF, effective_kernel
+from shapecalc.core.arithmetic.inverse import preferred_padding
 from shapecalc.core.errors import ConfigError, ShapeError
 from shapecalc.core.layers.fields import above, at_least, at_most, between, check_fields, one_of  # noqa: F401  (shared helpers)
 
@@ -256,6 +257,8 @@ class _WindowLayer(Layer):
     """
 
     ndim: ClassVar[int] = 2
+    #: Padding makes the output smaller (a transposed convolution) rather than larger.
+    padding_shrinks: ClassVar[bool] = False
 
     def window(self, i: int) -> Window:
         op = getattr(self, "_op", None)
@@ -281,6 +284,34 @@ class _WindowLayer(Layer):
         """Every TOTAL padding of axis ``i`` that turns size ``n`` into ``target``, this layer's
         other arguments (not its padding) kept, within what torch accepts: a ``range``."""
         raise NotImplementedError
+
+    def padded_for(self, spatial: Sequence[int], targets: Sequence[int],
+                   name_axes: bool = True) -> tuple["_WindowLayer", list[range]]:
+        """This layer with the TOTAL padding per axis that turns input ``spatial`` into
+        ``targets`` (the preferred one: :func:`~shapecalc.core.arithmetic.inverse.preferred_padding`),
+        and every total that works, per axis. An axis that no padding serves is a
+        :class:`ShapeError` saying why (``name_axes``: name the axis in it)."""
+        solutions = [self.padding_solutions(i, n, t) for i, (n, t) in enumerate(zip(spatial, targets))]
+        for i, found in enumerate(solutions):
+            if not found:
+                raise ShapeError(self._no_padding(i, spatial, targets[i], name_axes),
+                                 layer=self.describe(), numbers={"target": targets[i]})
+        return self.with_total_padding(tuple(preferred_padding(f) for f in solutions)), solutions
+
+    def _no_padding(self, i: int, spatial: Sequence[int], target: int, name_axes: bool) -> str:
+        where = f" on axis {AXIS_NAMES[self.ndim][i]}" if name_axes else ""
+        try:
+            at_zero: int | None = self.with_total_padding(0).output_shape((1, 1, *spatial))[2 + i]
+        except (ShapeError, ConfigError):
+            at_zero = None
+        if self.padding_shrinks:
+            return (f"no padding gives {target}{where}: with padding 0 the transposed convolution "
+                    f"already gives {at_zero}, and padding only shrinks it")
+        if at_zero is not None and at_zero > target:
+            return (f"no padding gives {target}{where}: with p = 0 the output is already {at_zero} "
+                    "and padding only makes it larger; use a larger stride or kernel")
+        return (f"no padding gives {target}{where} within torch's limit for pooling (at most half "
+                f"the kernel per side: {self.padding_limit(i)} for kernel {self._k[i]})")
 
     def with_total_padding(self, totals: int | Sequence[int]) -> "_WindowLayer":
         """This layer with a TOTAL padding per axis (both sides together), as the CLI counts it.
@@ -362,10 +393,6 @@ def batch_positions(output: Shape, ndim: int) -> int:
     spatial = prod(output[-ndim:]) if ndim else 1
     batch = output[0] if len(output) == ndim + 2 else 1
     return batch * spatial
-
-
-def batch_size(shape: Shape, ndim_after_batch: int) -> int:
-    return shape[0] if len(shape) > ndim_after_batch else 1
 
 
 def dropped_notes(dropped: list[tuple[str, int]]) -> list[Note]:

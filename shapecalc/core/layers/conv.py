@@ -243,6 +243,7 @@ class Conv3d(_ConvNd):
 @dataclass(frozen=True)
 class _ConvTransposeNd(_ConvBase):
     output_padding: IntOrTuple = 0
+    padding_shrinks: ClassVar[bool] = True
 
     _op: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
