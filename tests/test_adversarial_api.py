@@ -62,3 +62,24 @@ def test_a_named_entry_and_an_unnamed_one_do_not_clash():
     # issue 21: the valid [{"type": "ReLU", "name": "1"}, {"type": "Tanh"}] was refused
     doc = parse_spec([{"type": "ReLU", "name": "1"}, {"type": "Tanh"}])
     assert [name for name, _ in doc.block.children()] == ["1", "1_1"]
+
+
+def _alias_bomb() -> list:
+    bomb: list = ["lol"] * 9
+    for _ in range(30):
+        bomb = [bomb] * 9  # 9**31 leaves if any message quoted it in full
+    return bomb
+
+
+@pytest.mark.parametrize("call", [
+    lambda b: shapecalc.analyze("lenet", input_dtypes=b),
+    lambda b: shapecalc.analyze("lenet", input_shape=[1, 1, b, 28]),
+    lambda b: shapecalc.summary("lenet", depth=b),
+    lambda b: shapecalc.summary("lenet", col_names=b),
+    lambda b: shapecalc.summary("lenet", verbose=b),
+    lambda b: arithmetic.conv_output_size(b, 3),
+])
+def test_an_alias_bomb_passed_to_the_api_is_quoted_briefly(call):
+    with pytest.raises(ValueError) as caught:  # every shapecalc error is a ValueError
+        call(_alias_bomb())
+    assert len(str(caught.value)) < 300
