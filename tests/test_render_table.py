@@ -80,11 +80,11 @@ def test_receptive_field_and_notes_columns():
 
 
 def test_rf_text_per_axis():
-    from shapecalc.core.arithmetic import AxisRF
+    from shapecalc.core.arithmetic import AxisRF, FieldRule
 
     assert rf_text(None) == "global"
-    assert rf_text((AxisRF(11, 4, 0), AxisRF(7, 2, 0))) == "11×7"
-    assert rf_text((AxisRF(2.5, 1, 0),)) == "2.5"
+    assert rf_text((AxisRF.uniform(11, 4, 0), AxisRF.uniform(7, 2, 0))) == "11×7"
+    assert rf_text(FieldRule.UNKNOWN) == "?"  # a layer on the way without a rule: never a guess
 
 
 def test_explain_rows_and_verify_column():

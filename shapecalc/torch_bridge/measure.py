@@ -14,7 +14,7 @@ from typing import Any, Callable, ClassVar, Iterator
 
 from shapecalc.core.errors import ShapeError, SpecError
 from shapecalc.core.inputs import torch_dtype_name
-from shapecalc.core.layers import RF, Layer, Shape
+from shapecalc.core.layers import Layer, Shape
 from shapecalc.core.notes import Note, text_note
 
 
@@ -245,9 +245,6 @@ class MeasuredLayer(Layer):
 
     def mac_count(self, output: Shape, *inputs: Shape) -> int | None:
         return self._run(inputs)[1]
-
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        return None  # unknown op: no claim about what it sees
 
     def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         # The note is a sentence chosen by the importer (why this node is measured).

@@ -5,24 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from shapecalc.core.arithmetic import AxisRF
+from shapecalc.core.arithmetic import FieldRule
 from shapecalc.core.errors import Reason, ShapeError
-from shapecalc.core.layers.base import RF, Layer, Shape, format_shape
-
-
-def merge_rf(fields: list[RF]) -> RF:
-    """A merge sees everything any branch sees: the widest field, the coarsest jump."""
-    known = [f for f in fields if f is not None]
-    if len(known) < len(fields) or not known:
-        return None
-    return tuple(
-        AxisRF(
-            size=max(f[i].size for f in known),
-            jump=max(f[i].jump for f in known),
-            start=min(f[i].start for f in known),
-        )
-        for i in range(len(known[0]))
-    )
+from shapecalc.core.layers.base import FieldSteps, Layer, Shape, format_shape, spatial_dims
 
 
 def broadcast_shapes(a: Shape, b: Shape) -> Shape | None:
@@ -61,8 +46,8 @@ class Add(Layer):
     def mac_count(self, output: Shape, *inputs: Shape) -> int:
         return 0
 
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        return rf
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return FieldRule.POINTWISE  # position by position, what any operand reads
 
     def describe(self) -> str:
         return "Add()"
@@ -102,6 +87,12 @@ class Concat(Layer):
                 )
             total += shape[dim]
         return first[:dim] + (total,) + first[dim + 1 :]
+
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        """Along the channels, position by position; along a spatial axis the positions of
+        the later inputs move, which no per-axis rule here follows."""
+        rank = len(inputs[0])
+        return FieldRule.UNKNOWN if self.dim % rank in spatial_dims(rank) else FieldRule.POINTWISE
 
     def describe(self) -> str:
         return f"Concat(dim={self.dim})"

@@ -9,7 +9,8 @@ from typing import ClassVar
 
 from shapecalc.core.errors import FieldError, Reason, ShapeError
 from shapecalc.core.notes import Note
-from shapecalc.core.layers.base import Layer, Shape, at_least, format_shape, inferred_note
+from shapecalc.core.arithmetic import FieldRule
+from shapecalc.core.layers.base import FieldSteps, Layer, Shape, at_least, format_shape, inferred_note, spatial_dims
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,11 @@ class _BatchNormNd(Layer):
 
     def _unbatched(self, shape: Shape) -> bool:
         return self.type_name.startswith("InstanceNorm") and len(shape) == self.ranks[-1]
+
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        """With running statistics (BatchNorm in eval mode, as analysed) each value is scaled on
+        its own; statistics of the sample itself (InstanceNorm) come from every position."""
+        return FieldRule.POINTWISE if self.track_running_stats else FieldRule.GLOBAL
 
     def describe(self) -> str:
         return f"{self.type_name}({'?' if self.num_features is None else self.num_features})"
@@ -141,6 +147,9 @@ class GroupNorm(Layer):
     def mac_count(self, output: Shape, *inputs: Shape) -> int:
         return output[0] * self.param_count(*inputs)
 
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return FieldRule.GLOBAL  # each group's mean and variance come from every position
+
 
 class _TrailingNorm(Layer):
     """LayerNorm and RMSNorm: normalise over the input's trailing ``normalized_shape`` dims;
@@ -162,6 +171,12 @@ class _TrailingNorm(Layer):
 
     def mac_count(self, output: Shape, *inputs: Shape) -> int:
         return output[0] * self.param_count(*inputs)
+
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        """Statistics over the trailing dims: over a spatial axis they mix its positions."""
+        rank = len(inputs[0])
+        normalised = range(rank - len(self._norm_shape()), rank)
+        return FieldRule.GLOBAL if set(normalised) & set(spatial_dims(rank)) else FieldRule.POINTWISE
 
 
 @dataclass(frozen=True)
@@ -211,6 +226,9 @@ class LocalResponseNorm(Layer):
 
     def __post_init__(self) -> None:
         at_least(self, "size", 1)
+
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return FieldRule.POINTWISE  # its window runs across the channels of one position
 
     def describe(self) -> str:
         return f"LocalResponseNorm({self.size}, α={self.alpha:g}, β={self.beta:g}, k={self.k:g})"
