@@ -47,12 +47,10 @@ def fields_in_image(analysis: "Analysis") -> dict[str, ImageField]:
 
 
 def _through(sources: list[ImageField], steps, ins, out) -> ImageField:
-    if steps is FieldRule.GLOBAL:
+    if steps is FieldRule.GLOBAL or any(s is None for s in sources):
         return None
     if steps is FieldRule.UNKNOWN or any(s is FieldRule.UNKNOWN for s in sources):
         return FieldRule.UNKNOWN
-    if any(s is None for s in sources):
-        return None
     axes = len(out) - 2
     if steps is FieldRule.POINTWISE:
         spatial = [s for s in sources if len(s) == axes]  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from shapecalc.core.layers.attention import ScaledDotProductAttention
 from shapecalc.core.layers.embedding import Embedding
 from shapecalc.core.layers.functional import Elementwise, Mean, Pad, Permute, Transpose
 from shapecalc.core.layers.norm import GroupNorm, LayerNorm, RMSNorm
+from shapecalc.core.layers.shuffle import PixelShuffle, PixelUnshuffle
 from shapecalc.core.layers.basic import Linear
 
 #: op name → (argument names after the input tensor, layer factory taking those arguments).
@@ -62,6 +63,8 @@ OPS: dict[str, tuple[tuple[str, ...], Callable[..., Layer]]] = {
                      "antialias"),
                     lambda size=None, scale_factor=None, mode="nearest", align_corners=None, **_:
                     Upsample(size, scale_factor, mode, align_corners)),
+    "pixel_shuffle": (("upscale_factor",), PixelShuffle),
+    "pixel_unshuffle": (("downscale_factor",), PixelUnshuffle),
     "pad": (("pad", "mode", "value"),
             lambda pad, mode="constant", value=None: Pad(tuple(pad), mode, value)),
     "mean": (("dim", "keepdim", "dtype"), lambda dim, keepdim=False, dtype=None: Mean(dim, keepdim)),

@@ -73,6 +73,11 @@ class AxisStep:
         return cls(1, 1, lambda o: (o - left,))
 
     @classmethod
+    def spread(cls, r: int) -> "AxisStep":
+        """Each input pixel spread over ``r`` outputs (PixelShuffle): output ``o`` reads ``o // r``."""
+        return cls(r, 1, lambda o: (o // r,))
+
+    @classmethod
     def whole(cls, n: int) -> "AxisStep":
         """Every output reads all ``n`` positions (a Linear along this axis)."""
         return cls(1, 0, lambda o: range(n))

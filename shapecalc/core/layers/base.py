@@ -178,12 +178,13 @@ class Layer:
 
 def next_field(rf: RF, steps: FieldSteps) -> RF:
     """A field carried through a layer's steps. A layer that mixes every position makes it
-    global whatever came before; anything unknown on the way stays unknown."""
-    if steps is FieldRule.GLOBAL:
+    global whatever came before, and a global field stays global (whatever an output reads,
+    each of those positions read everything); anything else unknown on the way stays unknown."""
+    if steps is FieldRule.GLOBAL or rf is None:
         return None
     if steps is FieldRule.UNKNOWN or rf is FieldRule.UNKNOWN:
         return FieldRule.UNKNOWN
-    if steps is FieldRule.POINTWISE or rf is None:
+    if steps is FieldRule.POINTWISE:
         return rf
     if len(steps) != len(rf):  # the layer's spatial axes are not the field's
         return FieldRule.UNKNOWN
@@ -194,12 +195,10 @@ def next_field(rf: RF, steps: FieldSteps) -> RF:
 def merge_fields(fields: Sequence[RF], steps: FieldSteps) -> RF:
     """The field of a node with several inputs: for a position-wise merge (add, concatenation
     along the channels) what any input reads, position by position."""
-    if steps is FieldRule.GLOBAL:
+    if steps is FieldRule.GLOBAL or any(f is None for f in fields):
         return None
     if steps is not FieldRule.POINTWISE or any(f is FieldRule.UNKNOWN for f in fields):
         return FieldRule.UNKNOWN
-    if any(f is None for f in fields):
-        return None
     axes = max(len(f) for f in fields)  # type: ignore[arg-type]
     spatial = [f for f in fields if len(f) == axes]  # type: ignore[arg-type]  # (N, C) gates broadcast
     merged = list(spatial[0])  # type: ignore[index]
