@@ -38,7 +38,8 @@ def _find_renderers() -> None:
 _registry.find_renderers_with(_find_renderers)
 
 if TYPE_CHECKING:
-    from shapecalc.models.api import analyze, load_model, minimum_input
+    from shapecalc.diagnose.size_search import minimum_input
+    from shapecalc.models.api import analyze, load_model
     from shapecalc.models.model_source import ModelSource
     from shapecalc.output.summary import ModelSummary, summary
     from shapecalc.train.trained import load_trained
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 #: Loaded on first use (PEP 562): ``shapecalc layer`` needs only the arithmetic, and building
 #: the ~80 layer dataclasses behind the model API is most of the package's import time.
 _LAZY = {"ModelSource": "models.model_source", "analyze": "models.api", "load_model": "models.api",
-         "minimum_input": "models.api", "ModelSummary": "output.summary", "summary": "output.summary",
+         "minimum_input": "diagnose.size_search", "ModelSummary": "output.summary", "summary": "output.summary",
          "load_trained": "train.trained"}
 
 

@@ -47,3 +47,38 @@ def console_script() -> str:
     if found is None:
         pytest.skip("the shapecalc console script is not installed")
     return found
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+#: Flags for a headless chromium that reaches nothing but the page it is given.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+def chromium_missing() -> str | None:
+    """Why Debian's chromium cannot be driven here (``None`` when it can)."""
+    if not CHROMIUM.exists():
+        return f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[test]')"
+    return None
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's chromium, headless, driven by Playwright (its own browser download is never
+    used). Skips where it is missing, except under CI=true, where `.ci/run` installs it and a
+    missing browser must fail rather than pass silently."""
+    missing = chromium_missing()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests cannot run in CI: {missing}")
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

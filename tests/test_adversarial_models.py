@@ -121,3 +121,122 @@ def test_a_yaml_alias_bomb_in_a_layer_field_is_quoted_briefly(key):
     with pytest.raises(SpecError) as caught:
         parse_spec({"layers": [entry]})
     assert len(str(caught.value)) < 400
+
+
+def test_a_huge_rnn_num_layers_is_counted_in_closed_form(tmp_path):
+    from shapecalc.core.layers import LSTM
+
+    big = LSTM(input_size=3, hidden_size=4, num_layers=2**63 - 1)
+    first, rest = big.layer_params(0), big.layer_params(1)
+    assert big.param_count() == first + (2**63 - 2) * rest
+    assert LSTM(input_size=3, hidden_size=4, num_layers=3).param_count() == first + 2 * rest
+    (tmp_path / "rnn.json").write_text(
+        '{"input": [1, 5, 3], "layers": [{"type": "LSTM", "input_size": 3, "hidden_size": 4, '
+        '"num_layers": 9223372036854775807}]}')
+    outcome = shapecalc("show", "rnn.json", cwd=tmp_path, timeout=60)
+    assert outcome.code == 0 and "layers=9223372036854775807" in outcome.stdout
+
+
+def test_check_on_a_100000_node_misfit_is_linear(tmp_path):
+    # Was quadratic (a name lookup scanned every node): 199,999 nodes ran past 180 s.
+    (tmp_path / "misfit.json").write_text(
+        '{"input": [1, 4], "layers": [{"type": "ReLU", "repeat": 99998}, '
+        '{"type": "Linear", "in_features": 5, "out_features": 2}]}')
+    outcome = shapecalc("check", "misfit.json", cwd=tmp_path, timeout=150)
+    assert outcome.code == 1 and "set in_features=4" in outcome.stdout
+
+
+def test_verify_builds_the_spec_on_the_meta_device():
+    import subprocess
+    import sys
+
+    from shapecalc.models.torch_models import build_module
+
+    module = build_module("vgg16", device="meta")
+    assert {p.device.type for p in module.parameters()} == {"meta"}
+    # A fresh parent, so the peak it reports is this run's alone.
+    probe = ("import resource, subprocess, sys; done = subprocess.run([sys.executable, '-m', "
+             "'shapecalc', 'show', 'vgg16', '--verify'], capture_output=True); "
+             "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    code, peak_kib = map(int, proc.stdout.split())
+    assert code == 0
+    # vgg16's weights are 553 MB; torch's import alone is ~250 MB. Was 753 MB in all.
+    assert peak_kib < 500 * 1024, peak_kib
+
+
+DEEP_PY = textwrap.dedent("""
+    import time
+    import torch.nn as nn
+
+    def deep():
+        m = nn.ReLU()
+        for _ in range(3000):
+            m = nn.Sequential(m)
+        return m
+
+    class Nested(nn.Module):
+        def forward(self, x):
+            out = x
+            for _ in range(2000):
+                out = [out]
+            return out
+
+    class ReadsValues(nn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else x * 2
+
+    class Hangs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            open("started", "w").close()
+            time.sleep(600)
+
+    class HangsInForward(nn.Module):
+        def forward(self, x):
+            open("started", "w").close()
+            time.sleep(600)
+""")
+
+
+@pytest.mark.parametrize("target, words", [
+    ("deep.py:deep", "recursion limit"),
+    ("deep.py:Nested", "recursion limit"),
+])
+def test_models_nested_past_the_recursion_limit_are_one_line(tmp_path, target, words):
+    (tmp_path / "deep.py").write_text(DEEP_PY)
+    outcome = shapecalc("show", target, "--input", "1x3", cwd=tmp_path, timeout=120)
+    assert_one_line(outcome, 2, words)
+
+
+def test_a_real_run_above_the_limit_is_refused_before_allocating(tmp_path):
+    (tmp_path / "deep.py").write_text(DEEP_PY)
+    outcome = shapecalc("show", "deep.py:ReadsValues", "--input", "1x1x20000x20000",
+                        cwd=tmp_path, timeout=120)
+    assert_one_line(outcome, 2, "1,526 MiB", "--max-run-mb")
+    raised = shapecalc("show", "deep.py:ReadsValues", "--input", "1x1x9000x9000",
+                       "--max-run-mb", "400", cwd=tmp_path, timeout=120)
+    assert raised.code == 0 and "input 1×1×9000×9000 → output 1×1×9000×9000" in raised.stdout
+
+
+@pytest.mark.parametrize("target", ["deep.py:Hangs", "deep.py:HangsInForward"])
+def test_ctrl_c_in_user_code_exits_130(tmp_path, target):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "deep.py").write_text(DEEP_PY)
+    proc = subprocess.Popen([sys.executable, "-m", "shapecalc", "show", target, "--input", "1x3"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):
+            if (tmp_path / "started").exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err

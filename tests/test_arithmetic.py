@@ -232,7 +232,7 @@ def test_ceil_mode_uncovered_rows_are_what_no_window_reads(n, k, s, half, d):
             break
         unread_at_end += 1
     assert ar.dropped_pixels(n, k, s, p, d, ceil_mode=True) == unread_at_end
-    assert ar.explain_dropped(n, k, s, p, d, True).endswith(f"= {unread_at_end}")
+    assert ar.explain_dropped(n, k, s, p, d, True).endswith(f"= {unread_at_end:,}")
 
 
 def test_ceil_mode_maxpool_2_3_at_9_never_reads_row_8():
@@ -254,7 +254,8 @@ def test_seed_get_output_size_checks():
 
 # ------------------------------------------------------------------ explanations
 def _last_number(line: str) -> int:
-    return int(re.findall(r"-?\d+", line)[-1])
+    """The last number of an explanation line, thousands separators and all (``1,234``)."""
+    return int(re.findall(r"-?\d+(?:,\d{3})*", line)[-1].replace(",", ""))
 
 
 @given(n=sizes, k=kernels, s=strides, p=paddings, d=dilations)
@@ -266,7 +267,7 @@ def test_explain_conv_substitutes_the_numbers_and_ends_at_the_result(n, k, s, p,
     assert f"({n} − {span} + {p} + {s}) / {s}" in text
     assert f"floor({n - span + p + s} / {s})" in text
     assert _last_number(lines[-1]) == ar.conv_output_size(n, k, s, p, d)
-    assert (f"{d}·({k} − 1) + 1 = {span}" in text) == (d != 1)
+    assert (f"{d:,}·({k:,} − 1) + 1 = {span:,}" in text) == (d != 1)
 
 
 def test_explain_conv_seed_example():
@@ -283,7 +284,7 @@ def test_explain_pool_ends_at_the_result(n, k, s, half, d, ceil):
     lines = ar.explain_pool(n, k, s, p, d, ceil)
     out = ar.pool_output_size(n, k, s, p, d, ceil)
     assert _last_number(lines[-1]) == out
-    assert f"({n} − {ar.effective_kernel(k, d)} + {p}" in "\n".join(lines)
+    assert f"({n:,} − {ar.effective_kernel(k, d):,} + {p:,}" in "\n".join(lines)
     if ceil and out != -(-(n - ar.effective_kernel(k, d) + p) // s) + 1:
         assert "drops it" in lines[-1]
 
@@ -296,7 +297,7 @@ def test_explain_transposed_ends_at_the_result(n, k, s, p, d, op):
     except ShapeError:
         return
     lines = ar.explain_transposed(n, k, s, p, d, op)
-    assert f"({n} − 1)·{s} − {p} + {d}·({k} − 1) + {op} + 1" in lines[-1]
+    assert f"({n:,} − 1)·{s:,} − {p:,} + {d:,}·({k:,} − 1) + {op:,} + 1" in lines[-1]
     assert _last_number(lines[-1]) == out
 
 
@@ -358,4 +359,4 @@ def test_numpy_integers_are_plain_ints():
 def test_sizes_up_to_torchs_64_bit_limit_still_work():
     big = ar.LARGEST
     assert ar.conv_output_size(big, 3) == big - 2
-    assert ar.explain_conv(big, 3)[-1].endswith(f"= {big - 2}")
+    assert ar.explain_conv(big, 3)[-1].endswith(f"= {big - 2:,}")

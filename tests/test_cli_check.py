@@ -282,3 +282,14 @@ def test_a_forward_that_raises_is_one_line_with_exit_1(capsys, tmp_path):
         f"shapecalc: error: the forward raised ValueError: input too wide for this net (raised at {path}:{line})"]
     code, out, _ = run(capsys, "check", f"{path}:Refuses", "--input", "1x3x6x6")  # 2×2: no raise
     assert code == 0 and out.startswith("✓ Refuses fits input 1×3×6×6 → 1×16×2×2")
+
+
+@pytest.mark.parametrize("model, shape", [("alexnet", "1x1x224x224"), ("alexnet", "1x1x64x64"),
+                                          ("lenet", "1x1x28x28"), ("resnet18", "1x3x31x31")])
+def test_check_prints_the_verdict_the_notebook_shows(capsys, model, shape):
+    """One wording of the verdict: ``check`` prints what ``str(diagnose(...))`` says."""
+    from shapecalc.diagnose import diagnose
+
+    code, out, _ = run(capsys, "check", model, "--input", shape)
+    diag = diagnose(model, tuple(int(v) for v in shape.split("x")))
+    assert out == str(diag) + "\n" and code == (0 if diag.fits else 1)

@@ -53,7 +53,9 @@ def test_spec_file_report_to_stdout(tmp_path, capfd):
     out, err = capfd.readouterr()
     assert exc.value.code == 0 and err == ""
     layers = layers_of(out)
-    assert layers["0"]["output_shape"] == [1, 8, 14, 14] and "<svg" not in out
+    assert layers["0"]["output_shape"] == [1, 8, 14, 14]
+    # --no-graph: no graph drawing; the memory section's roofline is the only picture
+    assert out.count("<svg") == 1 and 'aria-label="roofline"' in out
 
 
 @needs_dot

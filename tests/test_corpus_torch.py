@@ -60,7 +60,7 @@ def case(request):
 
 def test_import_mode(case):
     src = shapecalc.load_model(case.build())
-    assert src.torch_import.mode == case.mode
+    assert src.torch_import.route == case.route
 
 
 def test_shapes_match_real_forward(case):
@@ -86,7 +86,7 @@ def test_verify_agrees_on_every_node(case):
     checks = verify(case.build(), case.input_shape)
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
     measured = [c for c in checks if c.torch is not None]
-    if case.mode == "fx":  # the fx interpreter sees functional nodes too
+    if case.route == "fx":  # the fx interpreter sees functional nodes too
         assert len(measured) == len(checks)
 
 

@@ -301,3 +301,14 @@ def test_errors_carry_their_reason():
         with pytest.raises(ShapeError) as err:
             analyze(model, shape)
         assert err.value.reason is reason, (model, err.value)
+
+
+@pytest.mark.parametrize("name, n0", [("alexnet", 8), ("alexnet", 40), ("lenet", 2)])
+def test_growing_finds_the_smallest_size_the_scan_finds(name, n0):
+    """Below the smallest size, the search for a fix and ``minimum_input`` agree."""
+    from shapecalc.diagnose.size_search import SizeSearch, sized, smallest_input
+
+    src = load_model(name)
+    template = sized(src.input_shape(), n0)
+    assert SizeSearch(src.graph, template).grow(n0) == smallest_input(src.graph, template)
+    assert smallest_input(src.graph, template) == minimum_input(name)

@@ -91,3 +91,12 @@ def test_the_broken_model_is_diagnosed_with_its_fix(executed):
     html = outputs(cell_with(executed, "diagnose(broken"), "text/html")
     assert "does not fit" in html and "set in_features=6400" in html
     assert "use input 2" in html  # a checked input size that makes 9216 features
+
+
+def test_the_memory_cell_answers_what_dominates(executed):
+    html = outputs(cell_with(executed, "memory = shapecalc.analyze"), "text/html")
+    assert "Training memory and roofline" in html and "<svg" in html and "<circle" in html
+    assert "14 (Linear) holds 56 %" in html  # the first fully connected layer: most weights
+    assert "bandwidth at batch 1" in html and "bandwidth at batch 128" in html
+    totals = outputs(cell_with(executed, "memory.parameters,"), "text/plain")
+    assert totals.startswith("(187058984, 187058984, ")  # 46,764,746 float32 parameters

@@ -135,7 +135,7 @@ def test_untraceable_forward_falls_back_to_hooks():
 
     model = special.DataDependent()
     src = shapecalc.load_model(model)
-    assert src.torch_import.mode == "hooks" and src.graph is None
+    assert src.torch_import.route == "hooks" and src.graph is None
     assert "could not trace" in src.description and "control flow" in src.description
     result = shapecalc.analyze(model, (1, 3, 14, 14))
     # The forward's own torch calls are rows too; its `x.sum() >= 0` test feeds nothing: no row.
@@ -182,7 +182,7 @@ def test_inputs_and_outputs_of_the_forward():
 
     src = shapecalc.load_model(Pair())
     assert [str(n) for n in src.torch_import.notes] == [
-        "forward returns 2 values: output[0], output[1]"]
+        "forward returns 2 outputs: output[0], output[1]"]
     result = shapecalc.analyze(Pair(), (1, 3))
     assert result.output_shape == (1, 2)
     assert result.outputs == [("output[0]", (1, 2)), ("output[1]", (1, 5))]
@@ -339,3 +339,49 @@ def test_a_block_returning_a_list_shows_every_item():
     assert "[1×4×8×8, 1×8×4×4]" in result.table(depth=0)
     layer = next(b for b in result.to_dict()["blocks"] if b["name"] == "stage")
     assert layer["output_shapes"] == [[1, 4, 8, 8], [1, 8, 4, 4]]
+
+
+def test_the_read_mode_and_the_import_route_are_two_typed_values():
+    from shapecalc.core.analysis import Mode
+    from shapecalc.torch_bridge.fx_import import Route
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
+    src = shapecalc.load_model(model)
+    assert src.torch_import.route is Route.CHAIN and src.torch_import.training is False
+    result = shapecalc.analyze(model, (1, 1, 8, 8), mode="train")
+    assert result.mode is Mode.TRAIN and result.to_dict()["mode"] == "train"
+    assert shapecalc.analyze("lenet", mode=Mode.TRAIN).mode is Mode.TRAIN
+    for call in (lambda: shapecalc.analyze(model, (1, 1, 8, 8), mode="fx"),
+                 lambda: shapecalc.summary(model, (1, 1, 8, 8), mode="chain", verbose=0)):
+        with pytest.raises(ArgumentError, match="^mode: choose 'eval' or 'train', got "):
+            call()
+
+
+def test_measured_is_read_from_the_layer_type():
+    from shapecalc.torch_bridge.measure import MeasuredLayer
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Hardshrink(), nn.Flatten())
+    result = shapecalc.analyze(model, (1, 1, 8, 8))
+    for record in result.records:
+        assert record.measured == isinstance(record.layer, MeasuredLayer)
+        assert record.origin == ("measured" if record.measured else "derived")
+    assert [r.origin for r in result.records] == ["derived", "measured", "derived"]
+
+
+def test_fx_values_are_classified_once_as_typed_kinds():
+    from shapecalc.torch_bridge.fx_values import ValueKind
+
+    class Split(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = nn.LSTM(4, 6, batch_first=True)
+
+        def forward(self, x):
+            out, _ = self.lstm(x)
+            return out.reshape(x.size(0), -1)
+
+    imp = shapecalc.load_model(Split()).torch_import
+    kinds = {node.name: kind for node, kind in imp.converter.values.kind.items()}
+    assert set(kinds.values()) <= set(ValueKind)
+    assert kinds["x"] is ValueKind.TENSOR and kinds["lstm"] is ValueKind.TUPLE
+    assert kinds["size"] is ValueKind.INT

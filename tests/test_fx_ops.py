@@ -191,3 +191,27 @@ def test_equal_arguments_of_other_types_never_share_a_layer():
     assert plain is not None and plain.start_dim == 1
     assert module_to_layer(nn.Flatten(True), made) is None  # a bool dim is refused, not reused
     assert module_to_layer(nn.Flatten(1), made) is plain  # equal arguments do share
+
+
+@pytest.mark.parametrize("shape", [(2, 6), (2, 6, 5), (2, 6, 4, 4), (2, 6, 3, 3, 3)])
+def test_functional_batch_norm_takes_batchnorm_s_rule_at_any_rank(shape):
+    # timm's BatchNormAct2d calls F.batch_norm itself: a rule, not a meta run per norm.
+    class NormAct(nn.BatchNorm1d):
+        def forward(self, x):
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                self.training, 0.1, self.eps).relu()
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = NormAct(6)
+
+        def forward(self, x):
+            return self.norm(x)
+
+    model = Net()
+    result = shapecalc.analyze(model, shape)
+    [norm] = [r for r in result.records if r.type == "batch_norm"]
+    assert norm.origin == "derived" and norm.macs == 2 * 2 * 6  # affine once per sample
+    assert result.total_params == sum(p.numel() for p in model.parameters())
+    assert result.output_shape == tuple(model(torch.randn(shape)).shape)

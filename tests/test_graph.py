@@ -10,7 +10,8 @@ import shapecalc
 
 from shapecalc.core.blocks import Branches, Residual, Sequential
 from shapecalc.core.errors import ShapeError
-from shapecalc.core.graph import GraphBuilder, analyze_graph, smallest_input
+from shapecalc.core.graph import GraphBuilder, analyze_graph
+from shapecalc.diagnose.size_search import smallest_input
 from shapecalc.core.layers import (
     Add, AvgPool2d, BatchNorm2d, Concat, Conv2d, Flatten, Linear, MaxPool2d, ReLU,
 )

@@ -350,3 +350,91 @@ def test_padding_solutions_are_ranges_within_the_layers_limit():
     assert MaxPool2d(3, 2).padding_solutions(0, 54, 27) == range(1, 3)  # at most 1 per side
     assert not MaxPool2d(3, 2).padding_solutions(0, 54, 40)
     assert ConvTranspose2d(1, 1, 3, stride=2).padding_solutions(0, 28, 56) == range(1, 2)
+
+
+def test_every_layer_kind_is_a_layer_kind_and_only_measured_layers_say_measured():
+    from shapecalc.core.layers import LAYER_TYPES, LayerKind
+
+    assert LAYER_TYPES and all(isinstance(cls.kind, LayerKind) for cls in LAYER_TYPES.values())
+    assert not any(cls.measured for cls in LAYER_TYPES.values())
+
+
+@given(st.integers(1, 6), st.integers(1, 8), st.integers(1, 9))
+def test_every_norm_layer_charges_its_affine_parameters_once_per_sample(n, c, size):
+    from shapecalc.core.layers import (
+        BatchNorm2d, GroupNorm, InstanceNorm2d, LayerKind, LayerNorm, RMSNorm,
+    )
+
+    batched = (n, c, size, size)
+    for layer in (BatchNorm2d(c), GroupNorm(1, c), InstanceNorm2d(c, affine=True),
+                  LayerNorm(size), RMSNorm(size)):
+        assert layer.kind is LayerKind.NORM
+        out = layer.output_shape(batched)
+        assert layer.mac_count(out, batched) == n * layer.param_count(batched)
+    unbatched = (c, size, size)  # InstanceNorm2d alone takes an input without a batch dimension
+    norm = InstanceNorm2d(c, affine=True)
+    assert norm.mac_count(norm.output_shape(unbatched), unbatched) == 2 * c
+
+
+# ------------------------------------------------------- the arithmetic of parameters and MACs
+def _last_number(line: str) -> int:
+    import re
+
+    return int(re.findall(r"\d+(?:,\d{3})*", line)[-1].replace(",", ""))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 4), f=st.integers(1, 5000), o=st.integers(1, 5000), bias=st.booleans(),
+       tokens=st.integers(0, 3))
+def test_linear_explains_its_parameters_and_macs(n, f, o, bias, tokens):
+    from shapecalc.core.layers import Linear
+
+    layer = Linear(f, o, bias=bias)
+    inp = (n, *([7] * tokens), f)
+    out = layer.output_shape(inp)
+    params_line, macs_line = layer.explain_cost(out, inp)
+    assert _last_number(params_line) == layer.param_count(inp) == torch_params(layer)
+    assert f"{f:,}·{o:,}" in params_line and (f" + {o:,}" in params_line) == bias
+    assert _last_number(macs_line) == layer.mac_count(out, inp)
+    assert f"= {prod(out[:-1]):,} · " in macs_line
+
+
+@pytest.mark.parametrize("model", ["alexnet", "resnet18", "lenet-bn", "densenet"])
+def test_every_row_without_size_arithmetic_explains_its_costs(model):
+    """Rows whose size needs no arithmetic (Linear, norm layers) work out their parameters and
+    MACs instead, and the numbers they end on are the row's own."""
+    import shapecalc
+
+    for rec in shapecalc.analyze(model).records:
+        lines = rec.explain()
+        if rec.layer is None or rec.layer.explain(rec.output_shape, *rec.input_shapes):
+            continue
+        if rec.params:
+            assert lines and lines[0].startswith("params = "), (rec.name, lines)
+            assert _last_number(lines[0]) == rec.params
+            assert _last_number(lines[1]) == rec.macs
+        else:
+            assert lines == [], (rec.name, lines)
+
+
+@given(st.integers(8, 300), st.integers(1, 7), st.integers(1, 3))
+def test_a_window_layer_solves_its_own_padding_for_a_target(n, k, s):
+    from shapecalc.core.layers import Conv2d
+
+    layer = Conv2d(1, 1, k, stride=s)
+    target = (n - 1) // s + 1  # 'same'-like output: always reachable with enough padding
+    padded, solutions = layer.padded_for((n, n), (target, target))
+    assert padded.output_shape((1, 1, n, n))[2:] == (target, target)
+    total = padded.window(0).p
+    assert total in solutions[0] and (total % 2 == 0 or all(p % 2 for p in solutions[0]))
+    assert total == min((p for p in solutions[0] if p % 2 == 0), default=solutions[0].start)
+
+
+def test_a_padding_no_window_layer_can_reach_says_why():
+    from shapecalc.core.layers import ConvTranspose2d, MaxPool2d
+
+    with pytest.raises(ShapeError, match="no padding gives 20 on axis H: with padding 0 the transposed "
+                                         "convolution already gives 17, and padding only shrinks it"):
+        ConvTranspose2d(1, 1, 3, stride=2).padded_for((8, 8), (20, 15))
+    with pytest.raises(ShapeError, match=r"no padding gives 9 within torch's limit .* 1 for kernel 3\)$"):
+        MaxPool2d(3).padded_for((9, 9), (9, 9), name_axes=False)

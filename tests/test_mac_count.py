@@ -62,7 +62,7 @@ class Branchy(Spectral):
 @pytest.mark.parametrize("model, route", [(Spectral(), "fx"), (Branchy(), "hooks")])
 def test_unknown_macs_show_as_question_marks_and_lower_bounds(model, route):
     result = shapecalc.analyze(model, (2, 8))
-    assert shapecalc.load_model(model).torch_import.mode == route
+    assert shapecalc.load_model(model).torch_import.route == route
     [fft] = [r for r in result.records if "rfft" in r.name]
     assert fft.macs is None and result.uncounted == [fft.name]
     known = 2 * 16 * 8 + 2 * 16 + 2 * 4 * 9 + 2 * 4  # both linears, with their biases
@@ -124,7 +124,7 @@ class HookNet(nn.Module):
 def test_hook_import_counts_functional_convolutions_and_attention_where_they_happen():
     model = HookNet()
     result = shapecalc.analyze(model, (1, 3, 8, 8))
-    assert shapecalc.load_model(model).torch_import.mode == "hooks"
+    assert shapecalc.load_model(model).torch_import.route == "hooks"
     conv = result.record("conv")
     assert conv.origin == "measured" and conv.macs == 8 * 8 * 8 * 27  # torch's, no bias
     matmuls = [r for r in result.records if r.name.startswith("attn.matmul")]

@@ -34,7 +34,7 @@ EXAMPLES = {
                              "torch.fx could not trace Net (TraceError: control flow); its modules "
                              "and the torch functions between them were recorded in one run at the "
                              "requested input, so shapes and MACs outside known layers are measured"),
-    NoteKind.OUTPUTS: (dict(count=2, labels=("logits", "boxes")), "forward returns 2 values: logits, boxes"),
+    NoteKind.OUTPUTS: (dict(count=2, labels=("logits", "boxes")), "forward returns 2 outputs: logits, boxes"),
     NoteKind.TUPLE_ITEM: (dict(index="[1][-1]", owner="gru"),
                           "item [1][-1] of the tuple computed (and counted) at 'gru'"),
 }

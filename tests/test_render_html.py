@@ -128,11 +128,23 @@ def test_report_without_graph_needs_no_graphviz(monkeypatch, tmp_path):
     assert data["graph_ids"] == {}
 
 
+def test_report_has_the_memory_section_with_the_figures_of_memory():
+    from shapecalc.output.memory import size
+
+    a = analyze("alexnet")
+    text = to_report(a, graph=False)
+    report = a.memory(device="h100")
+    assert "Training memory and roofline" in text and "What dominates" in text
+    assert f"peak, training: {size(report.peak_train)}" in text
+    assert f"saved activations: {size(report.saved_activations)}" in text
+
+
 @needs_dot
 def test_report_embeds_the_graph_and_maps_its_nodes():
     a = analyze("resnet18")
     text = to_report(a)
-    assert "<?xml" not in text and text.count("<svg") == 1
+    # the graph and the memory section's roofline, each once, inline (no XML prolog)
+    assert "<?xml" not in text and text.count("<svg") == 2 and text.count('aria-label="roofline"') == 1
     page = Page(text)
     data = json.loads(next(body for attrs, body in page.scripts if attrs.get("id") == "sc-data"))
     svg_ids = {a_["id"] for t, a_ in page.tags if t == "g" and a_.get("class") == "node"}

@@ -144,7 +144,7 @@ def test_module_instances_are_detected_without_importing_torch():
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU())
     assert is_torch_module(net)
     src = load_model(net)
-    assert src.torch_import.mode == "chain" and src.spec is not None
+    assert src.torch_import.route == "chain" and src.spec is not None
     assert analyze(net, (1, 1, 5, 5)).output_shape == (1, 2, 3, 3)
     with pytest.raises(ArgumentError, match="^model: cannot analyse a dict"):
         load_model({"layers": []})

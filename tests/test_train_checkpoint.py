@@ -60,9 +60,16 @@ def copy_run(run_dir, tmp_path):
     return target
 
 
-def tamper(path, change) -> None:
+def tamper(path, change, redigest: bool = True) -> None:
+    """Change a saved file; like a forger who knows the format, recompute the weights' digest
+    (unless ``redigest`` is False), so that each check below is reached on its own."""
+    from shapecalc.train.checkpoint import DIGEST, weights_digest
+
     state = torch.load(path, weights_only=True)
     change(state)
+    weights = state.get("weights")
+    if redigest and isinstance(weights, dict) and all(isinstance(v, torch.Tensor) for v in weights.values()):
+        state[DIGEST] = weights_digest(weights)
     torch.save(state, path)
 
 
@@ -158,6 +165,22 @@ MALFORMED = [
     (lambda s: s["model"].update(spec={"layers": "bad"}), "model spec"),
     (lambda s: s.update(format="shapecalc-train/1"), "written by another shapecalc version"),
     (lambda s: s.update(format=7), "not a shapecalc training checkpoint"),
+    # forged values are checked like the flags they stand for (issue 21)
+    (lambda s: s["optimizer"]["param_groups"][0].update(lr=-10.0), "param_groups[0].lr"),
+    (lambda s: s["optimizer"]["param_groups"][0].update(lr=float("nan")), "param_groups[0].lr"),
+    (lambda s: s["config"].update(lr="x"), "stored setting 'lr' should be"),
+    (lambda s: s["config"].update(seed=2**70), "--seed"),
+    (lambda s: s["config"].update(threads=2**62), "--threads"),
+    (lambda s: s["config"].update(threads=1_000_000), "--threads"),
+    (lambda s: s["config"].update(image_size=2**40), "--image-size"),
+    (lambda s: s["history"][0].update(loss=float("nan")), "entry 'history[0].loss'"),
+    (lambda s: s["history"][0].update(test_acc=float("inf")), "entry 'history[0].test_acc'"),
+    (lambda s: s.update(batch=1, partial={"loss_sum": float("nan"), "correct": 0, "seen": 1,
+                                          "seconds": 1.0}), "entry 'partial.loss_sum'"),
+    (lambda s: s.update(batch=1, partial={"loss_sum": 1.0, "correct": -1, "seen": 1,
+                                          "seconds": 1.0}), "entry 'partial.correct'"),
+    (lambda s: s.update(batch=1, partial={"loss_sum": 1.0, "correct": 0, "seen": 1,
+                                          "seconds": float("inf")}), "entry 'partial.seconds'"),
 ]
 
 
@@ -169,6 +192,33 @@ def test_malformed_checkpoints_are_one_line(run_dir, tmp_path, capsys, change, m
     code, _printed, err = cli(["--resume", str(run / "checkpoint.pt"), "--epochs", "2"], capsys)
     assert code in (1, 2) and err.count("\n") == 1 and err.startswith("shapecalc: error: "), err
     assert message in err and "--resume" in err, err
+
+
+def test_a_flipped_byte_in_the_weights_is_refused(run_dir, tmp_path, capsys):
+    out, _ = run_dir
+    run = copy_run(out, tmp_path)
+
+    def flip(state):
+        weight = state["weights"]["0.weight"]
+        weight.view(-1).view(torch.uint8)[5] ^= 0x10
+
+    tamper(run / "checkpoint.pt", flip, redigest=False)
+    code, _printed, err = cli(["--resume", str(run / "checkpoint.pt"), "--epochs", "2"], capsys)
+    assert code == 1 and err.count("\n") == 1, err
+    assert "do not match the digest" in err
+
+
+def test_a_checkpoint_zip_bomb_is_refused_before_loading(tmp_path):
+    import zipfile
+
+    from shapecalc.train.checkpoint import load
+
+    bomb = tmp_path / "checkpoint.pt"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", b"\0" * (64 * 2**20))  # 64 MiB in ~64 KB
+    assert bomb.stat().st_size < 2**20
+    with pytest.raises(TrainError, match="unpacks to more than the file holds"):
+        load(bomb)
 
 
 # -- outputs that cannot be damaged ---------------------------------------------------------

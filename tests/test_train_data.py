@@ -313,3 +313,25 @@ def test_header_announcing_too_much_is_refused_before_decompressing(tmp_path):
     with pytest.raises(DataError, match=r"header says 1000000x28x28 = 784,000,000 bytes of data, "
                                         r"more than any Fashion-MNIST file \(47,040,000\)"):
         load_file(path, FILES[0], verify=False)
+
+
+def test_a_huge_data_file_is_refused_by_its_size_before_hashing(tmp_path):
+    # issue 21: an 8 GiB file was hashed for 65 s before its header was read. A sparse file
+    # of that size costs no disk and is refused from its size alone.
+    from shapecalc.train.data import FILES, load_file
+
+    big = tmp_path / "train-images-idx3-ubyte"
+    with open(big, "wb") as fh:
+        fh.truncate(8 * 2**30)
+    with pytest.raises(DataError, match="8,589,934,592 bytes, more than any Fashion-MNIST file"):
+        load_file(big, FILES[0])
+
+
+def test_a_fifo_given_as_a_data_file_is_refused(tmp_path):
+    import os
+
+    from shapecalc.train.data import FILES, read_idx
+
+    os.mkfifo(tmp_path / "train-images-idx3-ubyte.gz")
+    with pytest.raises(DataError, match="FIFO"):
+        read_idx(tmp_path / "train-images-idx3-ubyte.gz", FILES[0].magic, 3)

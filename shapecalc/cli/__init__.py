@@ -26,7 +26,7 @@ from typing import NoReturn
 import click
 
 from shapecalc.core.errors import ArgumentError, LayerError, ShapecalcError, SpecError, UsageError
-from shapecalc.core.safetext import PrintableStream
+from shapecalc.core.safetext import ClosedStream, PrintableStream, StreamFailed, printable
 
 #: The status the running command has already decided on (``check``'s verdict), used when
 #: stdout is closed before it finishes printing; see :func:`set_answer`.
@@ -53,6 +53,7 @@ COMMANDS = {
     "graph": "graph:graph",
     "report": "report:report",
     "check": "check:check",
+    "memory": "memory:memory",
     "train": "train:train",
 }
 
@@ -90,7 +91,8 @@ class LazyGroup(click.Group):
         return super().resolve_command(ctx, args)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="\b\nExample: shapecalc show alexnet")
 @click.version_option(package_name="shapecalc", prog_name="shapecalc")
 def cli() -> None:
     """Shapes, parameters and costs of every tensor in a convolutional network.
@@ -115,18 +117,52 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the group and turn every error into one line (statuses above)."""
     args = sys.argv[1:] if argv is None else list(argv)
     set_answer(0)
+    _fill_closed_fds()
     streams = sys.stdout, sys.stderr
     # Everything printed passes one filter: names from files cannot drive the terminal.
-    sys.stdout, sys.stderr = PrintableStream(sys.stdout), PrintableStream(sys.stderr)
+    sys.stdout = PrintableStream(sys.stdout or ClosedStream("<stdout>"))
+    sys.stderr = PrintableStream(sys.stderr or ClosedStream("<stderr>"))
     try:
         code = _run(args)
         sys.stdout.flush()
     except (ClosedPipe, BrokenPipeError):
         sys.stdout, sys.stderr = streams
         _closed_pipe()
+    except StreamFailed as err:  # stdout full or closed: one line, exit 1, nothing left to flush
+        sys.stdout, sys.stderr = streams
+        _stdout_failed(err)
     finally:
         sys.stdout, sys.stderr = streams
     sys.exit(code)
+
+
+def _fill_closed_fds() -> None:
+    """Point a closed standard descriptor (``>&-``) at /dev/null, so that no file shapecalc opens
+    later gets descriptor 1 or 2 and receives output or a child's stderr by accident."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: this one
+            except OSError:
+                pass
+
+
+def _stdout_failed(err: StreamFailed) -> NoReturn:
+    """One line on stderr (when stderr itself works), exit 1; stdout is pointed at /dev/null so
+    the interpreter's final flush of what it still holds cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        sys.stderr.write(f"shapecalc: error: {printable(str(err))}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+    sys.exit(1)
 
 
 def _run(args: list[str]) -> int:
@@ -149,6 +185,11 @@ def _run(args: list[str]) -> int:
         fail(_one_line(str(err)), 1)
     except ShapecalcError as err:
         fail(_one_line(str(err)), 1)
+    except RecursionError:  # a last resort: where the model is read, it is a SpecError already
+        fail(f"the model is nested deeper than Python's recursion limit "
+             f"({sys.getrecursionlimit():,} calls); shapecalc cannot read it", 1)
+    except MemoryError:
+        fail("out of memory", 1)
     except SystemExit:
         # click answers a closed pipe during its own output (``--help | head -1``) with exit 1
         # after swapping stdout for a wrapper that ignores flush errors (``PacifyFlushWrapper``,

@@ -16,8 +16,7 @@ import re
 import click
 
 from shapecalc.core.errors import UsageError
-from shapecalc.diagnose.fixes import FixKind, fixed_input
-from shapecalc.cli.common import max_nodes_option
+from shapecalc.cli.common import build_options, max_nodes_option, max_run_option
 from shapecalc.cli.model_input import input_option, input_text, inputs_as_flag, model_inputs, parse_inputs
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:\.\.|-|:)\s*(\d+)\s*$")
@@ -49,10 +48,12 @@ def one_input_for_range(src, given: int) -> None:
                          "check several inputs without --input-range, one --input per input")
 
 
-@click.command()
+@click.command(epilog="\b\nExample: shapecalc check alexnet --input 1x1x64x64")
 @click.argument("model")
 @input_option()
+@max_run_option()
 @max_nodes_option()
+@build_options()
 @click.option("--input-range", "input_range", metavar="LOW..HIGH", default=None,
               help="Scan square input sizes LOW..HIGH: which fit, which are exact (no remainder); "
                    "for a model with one input.")
@@ -74,63 +75,66 @@ def check(ctx: click.Context, model: str, input_shape: tuple[str, ...], input_ra
     Exit status: 0 fits, 1 does not fit, 2 usage error or the model could not be loaded.
     """
     from shapecalc.models.api import load_model
-    from shapecalc.diagnose.diagnosis import compact, diagnose, runs, scan_inputs
-    from shapecalc.diagnose.input_scan import SCAN_SECONDS
-    from shapecalc.cli import set_answer
 
     parsed = parse_inputs(input_shape)
     span = parse_range(input_range) if input_range is not None else None
     src = load_model(model)
     if span is not None:
         one_input_for_range(src, len(parsed))
-        low, high = span
-        scan = scan_inputs(src, src.input_shape(parsed[0].shape if parsed else None, "--input"), low, high)
-        set_answer(0 if scan.fits else 1)
-        if as_json:
-            click.echo(json.dumps(scan.to_dict(), indent=2))
-        else:
-            head = "×".join(str(v) for v in scan.template[:2]) + "×" + "×".join(
-                "N" for _ in scan.template[2:])
-            click.echo(f"{scan.model}: input {head}, N = {low}..{high}")
-            click.echo(f"  fits       {compact(scan.fits)}  ({len(scan.fits)} sizes)")
-            click.echo(f"  exact      {compact(scan.exact)}  (no remainder at any layer)")
-            drops = runs(scan.drops)
-            text = compact(scan.drops) if len(drops) <= 6 else f"the other {len(scan.drops)} fitting sizes"
-            click.echo(f"  drops px   {text}")
-            for node, sizes in scan.fails.items():
-                click.echo(f"  fails at '{node}'  {compact(sizes)}")
-            for node, sizes in scan.folds.items():
-                click.echo(f"  '{node}' does not keep the batch at  {compact(sizes)}")
-            if scan.stopped_at is not None:
-                click.echo(f"  stopped    at N = {scan.stopped_at} after {SCAN_SECONDS:g} s; "
-                           f"sizes {scan.stopped_at}..{high} were not scanned (give a narrower range)")
-        ctx.exit(0 if scan.fits else 1)
+        fits = _scan_range(src, parsed[0].shape if parsed else None, span, as_json)
+    else:
+        fits = _diagnose_inputs(src, parsed, as_json)
+    ctx.exit(0 if fits else 1)
+
+
+def _scan_range(src, shape, span: tuple[int, int], as_json: bool) -> bool:
+    """``--input-range``: which square sizes of the only input fit, are exact, drop pixels or
+    fail where; True when any size fits."""
+    from shapecalc.cli import set_answer
+    from shapecalc.diagnose.diagnosis import compact, runs, scan_inputs
+    from shapecalc.diagnose.input_scan import SCAN_SECONDS
+
+    low, high = span
+    scan = scan_inputs(src, src.input_shape(shape, "--input"), low, high)
+    set_answer(0 if scan.fits else 1)  # before printing: a closed pipe keeps the verdict
+    if as_json:
+        click.echo(json.dumps(scan.to_dict(), indent=2))
+        return bool(scan.fits)
+    head = "×".join(str(v) for v in scan.template[:2]) + "×" + "×".join("N" for _ in scan.template[2:])
+    click.echo(f"{scan.model}: input {head}, N = {low}..{high}")
+    click.echo(f"  fits       {compact(scan.fits)}  ({len(scan.fits)} sizes)")
+    click.echo(f"  exact      {compact(scan.exact)}  (no remainder at any layer)")
+    drops = runs(scan.drops)
+    text = compact(scan.drops) if len(drops) <= 6 else f"the other {len(scan.drops)} fitting sizes"
+    click.echo(f"  drops px   {text}")
+    for node, sizes in scan.fails.items():
+        click.echo(f"  fails at '{node}'  {compact(sizes)}")
+    for node, sizes in scan.folds.items():
+        click.echo(f"  '{node}' does not keep the batch at  {compact(sizes)}")
+    if scan.stopped_at is not None:
+        click.echo(f"  stopped    at N = {scan.stopped_at} after {SCAN_SECONDS:g} s; "
+                   f"sizes {scan.stopped_at}..{high} were not scanned (give a narrower range)")
+    return bool(scan.fits)
+
+
+def _diagnose_inputs(src, parsed: list, as_json: bool) -> bool:
+    """One set of inputs: the verdict, worded by the diagnosis renderer the notebook and the
+    report share; True when the model fits."""
+    from shapecalc.cli import set_answer
+    from shapecalc.diagnose.diagnosis import diagnose
+    from shapecalc.output.notebook import diagnosis_lines
+
     with inputs_as_flag():
         diag = diagnose(src, model_inputs(src, parsed))
-    set_answer(0 if diag.fits else 1)
+    set_answer(0 if diag.fits else 1)  # before printing: a closed pipe keeps the verdict
     if as_json:
         click.echo(json.dumps(diag.to_dict(), indent=2, default=list))
-        ctx.exit(0 if diag.fits else 1)
-    if diag.fits:
-        click.echo(f"✓ {diag.summary()}")
-        if diag.dropping:
-            shown = ", ".join(f"'{n}'" for n in diag.dropping[:6])
-            more = f" and {len(diag.dropping) - 6} more" if len(diag.dropping) > 6 else ""
-            click.echo(f"  note: pixels are dropped at {shown}{more} (input size not exact)")
-        ctx.exit(0)
-    click.echo(diag.headline())
-    if diag.node:  # a forward that raised in its own code has no node to name
-        click.echo(f"  at node   '{diag.node}'  {diag.layer or ''}".rstrip())
-    if diag.expected:
-        click.echo(f"  expected  {diag.expected}")
-        click.echo(f"  got       {diag.got}")
-    click.echo(f"  {diag.problem}")
-    for i, fix in enumerate(diag.fixes, 1):
-        click.echo(f"  fix {i}: {fix}")
-        if fix.kind is FixKind.INPUT and len(diag.input_shapes) > 1:  # the flags to type
-            fixed = fixed_input(list(diag.input_shapes), fix)
-            click.echo("          " + " ".join(f"--input {input_text(s, k)}"
-                                               for s, k in zip(fixed, diag.input_dtypes)))
-    if diag.searched:
-        click.echo(f"  searched  {diag.searched}")
-    ctx.exit(1)
+    else:
+        for line in diagnosis_lines(diag, inputs_hint=_input_flags):
+            click.echo(line)
+    return diag.fits
+
+
+def _input_flags(shapes: list, dtypes: tuple) -> str:
+    """The ``--input`` flags that give these inputs (a fix's resized inputs, ready to type)."""
+    return " ".join(f"--input {input_text(s, k)}" for s, k in zip(shapes, dtypes))

@@ -14,7 +14,7 @@ import click
 
 from shapecalc.core.errors import UsageError
 from shapecalc.output.registry import names
-from shapecalc.cli.common import max_nodes_option
+from shapecalc.cli.common import AsciiInt, build_options, max_nodes_option, max_run_option
 from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_option
 from shapecalc.cli.model_input import input_option, load_and_analyze, params_as_flags
 
@@ -24,10 +24,12 @@ def binary_to_terminal(fmt) -> bool:
     return fmt.binary and sys.stdout.isatty()
 
 
-@click.command()
+@click.command(epilog="\b\nExample: shapecalc graph resnet18 --depth 1 -o resnet18.svg")
 @click.argument("model")
 @input_option()
+@max_run_option()
 @max_nodes_option()
+@build_options()
 @click.option("-o", "--output", "output", metavar="FILE", default=None,
               help="Write to FILE (format from its suffix: .dot/.gv/.svg/.png/.pdf); '-' writes any "
                    "format to standard output. Default: DOT on stdout.")
@@ -35,7 +37,7 @@ def binary_to_terminal(fmt) -> bool:
               help="Output format (default: from -o's suffix, else dot).")
 @click.option("--rankdir", type=click.Choice(("TB", "LR"), case_sensitive=False), default="TB",
               show_default=True, help="Layout direction: top to bottom, or left to right.")
-@click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
+@click.option("--depth", type=AsciiInt(0), default=None, metavar="N",
               help="Draw blocks nested deeper than N as single nodes (0: top-level only).")
 @click.option("--expand", is_flag=True,
               help="Draw every layer (by default big models are collapsed to ≤80 nodes).")
@@ -43,11 +45,8 @@ def binary_to_terminal(fmt) -> bool:
 def graph(model: str, input_shape: tuple[str, ...], output: str | None, fmt: str | None, rankdir: str,
           depth: int | None, expand: bool, dot_timeout: float) -> int:
     """Draw MODEL: one node per layer with its arguments, output shape and parameters; edges
-    carry tensor shapes; blocks are boxes; colours mark the layer kind.
-
-    Examples: `shapecalc graph resnet18 -o resnet18.svg`,
-    `shapecalc graph resnet50 --depth 1 --rankdir LR -o r50.png`,
-    `shapecalc graph lenet | dot -Tpdf -o lenet.pdf`.
+    carry tensor shapes; blocks are boxes; colours mark the layer kind. DOT goes to stdout
+    unless -o names a file, whose suffix picks the format (.svg, .png, .pdf, .dot).
     """
     from shapecalc.output.registry import for_output, write
 

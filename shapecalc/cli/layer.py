@@ -121,8 +121,7 @@ def _for_flags(q: Query, err: ConfigError, totals: tuple[int, ...] | None) -> Sh
 
 def _located(q: Query, err: ShapeError | ConfigError) -> ShapeError | ConfigError:
     """The error under the torch name of the layer; a square query names no axis."""
-    return type(err)(err.message, layer=q.module[3:], axis=err.axis if q.shown > 1 else None,
-                     numbers=err.numbers)
+    return err.replace(layer=q.module[3:], axis=err.axis if q.shown > 1 else None)
 
 
 def _options(size: str, kernel: str | None, stride: str | None, p: str | None, padding: str | None,
@@ -192,15 +191,15 @@ def compute(q: Query) -> list[Axis]:
 def _compute(q: Query) -> list[Axis]:
     spatial = q.spatial
     solutions: list[range] | None = None
-    totals = q.totals
-    if q.targets is not None:
-        base = build(q, (0,) * q.layer_ndim)
-        solutions = [base.padding_solutions(i, n, t) for i, (n, t) in enumerate(zip(spatial, q.targets))]
-        for i, found in enumerate(solutions):
-            if not found:
-                raise ShapeError(_no_solution(q, base, i))
-        totals = tuple(_preferred(found) for found in solutions)
-    layer = build(q, totals)
+    if q.targets is None:
+        layer = build(q, q.totals)
+    else:  # the layer solves its own padding
+        try:
+            layer, solutions = build(q, (0,) * q.layer_ndim).padded_for(spatial, q.targets, q.shown > 1)
+        except ShapeError as err:
+            raise ShapeError(f"--target {err.numbers['target']}: {err.message}") from None
+        except ConfigError as err:
+            raise _for_flags(q, err, None) from None
     try:
         out = layer.output_shape((1, 1, *spatial))[2:]
     except (ShapeError, ConfigError) as err:  # output_padding too large is a ConfigError
@@ -215,31 +214,6 @@ def _compute(q: Query) -> list[Axis]:
     ]
 
 
-def _preferred(found: range) -> int:
-    """The smallest even total (torch's symmetric ``padding=``) if any, else the smallest."""
-    first_even = found.start + found.start % 2
-    return first_even if first_even < found.stop else found.start
-
-
-def _no_solution(q: Query, base: Any, i: int) -> str:
-    name = AXES[q.layer_ndim][i] if q.shown > 1 else ""
-    where = f" on axis {name}" if name else ""
-    target = q.targets[i]
-    try:
-        at_zero: int | None = base.output_shape((1, 1, *q.spatial))[2 + i]
-    except (ShapeError, ConfigError):
-        at_zero = None
-    if q.op == "conv-transpose":
-        return (f"--target {target}: no padding gives {target}{where}: with padding 0 the "
-                f"transposed convolution already gives {at_zero}, and padding only shrinks it")
-    if at_zero is not None and at_zero > target:
-        return (f"--target {target}: no padding gives {target}{where}: with p = 0 the output is "
-                f"already {at_zero} and padding only makes it larger; use a larger stride or kernel")
-    limit = base.padding_limit(i)
-    return (f"--target {target}: no padding gives {target}{where} within torch's limit for "
-            f"pooling (at most half the kernel per side: {limit} for kernel {base.window(i).k})")
-
-
 STYLES = {"": "", "result": "bold green", "note": "yellow", "dim": "dim"}
 
 
@@ -248,7 +222,7 @@ def is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-@click.command()
+@click.command(epilog="\b\nExample: shapecalc layer --k 11 --s 4 --p 2 224")
 @click.argument("size")
 @click.option("--k", "--kernel", "kernel", metavar="K", help="Kernel size (per axis: 3x5).")
 @click.option("--s", "--stride", "stride", metavar="S",
@@ -264,10 +238,7 @@ def is_terminal() -> bool:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (output = sizes per axis).")
 def layer(size: str, kernel, stride, p, padding, dilation, op, output_padding, ceil_mode, same,
           target, as_json) -> int:
-    """Output size of one conv/pool layer on input SIZE (like 224 or 224x200), with the arithmetic.
-
-    Example: `shapecalc layer --k 11 --s 4 --p 2 224` → 54.
-    """
+    """Output size of one conv/pool layer on input SIZE (like 224 or 224x200), with the arithmetic."""
     q = _options(size, kernel, stride, p, padding, dilation, op, output_padding, ceil_mode, same, target)
     axes = compute(q)
     lines = report_lines(q, axes)

@@ -28,34 +28,35 @@ def report_lines(q: Query, axes: list[Axis]) -> list[tuple[str, str]]:
             lines.append((f"{prefix}same as {seen[key]}", "dim"))
             continue
         seen[key] = a.name
-        lines.append((f"{prefix}{q.op}  n = {a.n}, k = {w.k}, s = {w.s}, p = {w.p}, d = {w.d}"
-                      + (f", output_padding = {w.output_padding}" if q.op == "conv-transpose" else "")
+        lines.append((f"{prefix}{q.op}  n = {a.n:,}, k = {w.k:,}, s = {w.s:,}, p = {w.p:,}, d = {w.d:,}"
+                      + (f", output_padding = {w.output_padding:,}" if q.op == "conv-transpose" else "")
                       + (", ceil_mode" if q.ceil_mode else ""), "dim"))
         if a.solutions is not None:
             lines.extend(_target_lines(a, q.module))
         lines.extend((("   " if prefix else "") + line, "") for line in a.explain)
-    lines.append((f"output: {'x'.join(str(a.output) for a in axes)}", "result"))
+    lines.append((f"output: {'x'.join(_count(a.output) for a in axes)}", "result"))
     lines.extend((note, "note") for note in _notes(q, axes))
     return lines
 
 
 def _count(x: int) -> str:
-    return f"{x:,}" if x >= 10_000 else str(x)
+    """A number as every line prints one: with thousands separators (``21,125``)."""
+    return f"{x:,}"
 
 
 def _target_lines(a: Axis, module: str) -> list[tuple[str, str]]:
     sols = a.solutions or range(0)
     last = sols.stop - 1  # never len(): a range of 10^20 paddings has no len()
     if last - sols.start < LISTED:
-        out = [(f"   total paddings p giving {a.output}: {', '.join(map(str, sols))}", "")]
+        out = [(f"   total paddings p giving {a.output:,}: {', '.join(map(_count, sols))}", "")]
     else:
-        out = [(f"   total paddings p from {_count(sols.start)} to {_count(last)} all give {a.output}", "")]
+        out = [(f"   total paddings p from {_count(sols.start)} to {_count(last)} all give {a.output:,}", "")]
     first_even = sols.start + sols.start % 2
     last_even = last - last % 2
     if first_even > last:
         p = sols.start
         out.append((f"   none is symmetric, so torch's padding= cannot give it; pad first with "
-                    f"nn.ZeroPad2d: {p // 2} before, {p - p // 2} after (p = {p})", "note"))
+                    f"nn.ZeroPad2d: {p // 2:,} before, {p - p // 2:,} after (p = {p:,})", "note"))
     elif (last_even - first_even) // 2 < LISTED:
         out.append(("   torch-expressible (symmetric): "
                     + ", ".join(f"p = {p} → {module}(padding={p // 2})"
@@ -99,12 +100,12 @@ def _notes(q: Query, axes: list[Axis]) -> list[str]:
             elif a.dropped == 1:
                 of_pad = "; it is padding, so no input pixel is lost"
             else:
-                of_pad = f"; {a.dropped - real} of them padding"
+                of_pad = f"; {a.dropped - real:,} of them padding"
             rows, verb = ("row/column", "is") if a.dropped == 1 else ("rows/columns", "are")
-            notes.append(f"{a.dropped} {rows} at the bottom/right {verb} never covered by a "
+            notes.append(f"{a.dropped:,} {rows} at the bottom/right {verb} never covered by a "
                          f"window{where}: {a.dropped_explain}{of_pad}.")
         if q.op != "conv-transpose" and w.s > w.span:
-            notes.append(f"stride {w.s} > kernel span {w.span}{where}: {w.s - w.span} of every {w.s} "
+            notes.append(f"stride {w.s:,} > kernel span {w.span:,}{where}: {w.s - w.span:,} of every {w.s:,} "
                          "rows/columns fall between windows and are never read.")
     return notes
 

@@ -36,7 +36,7 @@ def params_as_flags(flags: dict[str, str]) -> Iterator[None]:
 def too_small_message(src, shape: tuple[int, ...], err: ShapeError) -> str:
     """Turn a shape failure into one line; when the input is merely too small, say how small
     it may be (the smallest square spatial size the whole model accepts)."""
-    from shapecalc.models.api import minimum_input
+    from shapecalc.diagnose.size_search import minimum_input
     from shapecalc.core.errors import ShapecalcError
 
     if len(shape) <= 2:
@@ -84,10 +84,14 @@ def parse_inputs(given: str | Sequence[str] | None) -> list[Input]:
 
 
 def model_inputs(src, parsed: Sequence[Input]) -> Inputs:
-    """The ``--input`` values as :class:`Inputs`, or the model's own input when none was given."""
-    if parsed:
+    """The ``--input`` values as :class:`Inputs`, or the model's own inputs when none was given.
+    Shapes given without element types take the model's own (``--input 1x256`` for a text
+    model stays token ids)."""
+    if parsed and (not all(p.dtype == DEFAULT_DTYPE for p in parsed) or src.default_dtypes is None):
         return Inputs(tuple(parsed))
-    return src.inputs(None, shape_param="--input")
+    shapes = [p.shape for p in parsed]
+    return src.inputs((shapes[0] if len(shapes) == 1 else shapes) if shapes else None,
+                      shape_param="--input")
 
 
 def input_text(shape: Sequence[int], kind: str = "float32") -> str:

@@ -10,32 +10,36 @@ from __future__ import annotations
 import click
 
 from shapecalc.core.errors import UsageError
-from shapecalc.cli.common import dtype_option
+from shapecalc.cli.common import AsciiInt, build_options, dtype_option, max_run_option
 from shapecalc.cli.model_input import input_option
 from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_option
 
 
-@click.command()
+@click.command(epilog="\b\nExample: shapecalc report alexnet -o alexnet.html")
 @click.argument("model")
 @input_option()
+@max_run_option()
+@build_options()
 @dtype_option()
 @click.option("-o", "--output", "output", metavar="FILE", required=True,
               help="Write the page to FILE (.html); '-' writes it to standard output.")
 @click.option("--rankdir", type=click.Choice(("TB", "LR"), case_sensitive=False), default="TB",
               show_default=True, help="Graph layout: top to bottom, or left to right.")
-@click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
+@click.option("--depth", type=AsciiInt(0), default=None, metavar="N",
               help="Draw blocks nested deeper than N as single graph nodes (the table keeps every row).")
 @click.option("--expand", is_flag=True, help="Draw every layer in the graph, however big the model.")
 @click.option("--no-graph", "no_graph", is_flag=True,
               help="Leave the graph out (needs no Graphviz).")
+@click.option("--ops", is_flag=True,
+              help="Also give the functional glue of an imported module (adds, views, masks) "
+                   "table rows; by default its module's row counts it.")
 @dot_timeout_option()
 def report(model: str, input_shape: tuple[str, ...], dtype: str, output: str, rankdir: str,
-           depth: int | None, expand: bool, no_graph: bool, dot_timeout: float) -> int:
+           depth: int | None, expand: bool, no_graph: bool, ops: bool, dot_timeout: float) -> int:
     """Write an interactive HTML report of MODEL: click a row or a graph node to see that
     layer's arithmetic, its notes and its receptive field drawn on the input grid.
 
     MODEL is a built-in name, a spec file or path/to/file.py:Net (as for `show`).
-    Example: `shapecalc report resnet18 -o resnet18.html`.
     """
     from shapecalc.output.dot import NO_DOT, GraphvizNotFound
     from shapecalc.output.registry import for_output, write
@@ -50,7 +54,7 @@ def report(model: str, input_shape: tuple[str, ...], dtype: str, output: str, ra
         with params_as_flags({"path": "-o"}), dot_timeout_as_flags(
                 "--depth N collapses nested blocks; --no-graph leaves the graph out"):
             written = write(analysis, chosen, output, rankdir=rankdir.upper(), depth=depth,
-                            expand=expand, graph=not no_graph, dot_timeout=dot_timeout)
+                            expand=expand, graph=not no_graph, dot_timeout=dot_timeout, ops=ops)
     except GraphvizNotFound:
         raise GraphvizNotFound(f"the report's graph needs {NO_DOT}, or pass --no-graph") from None
     if written != "-":

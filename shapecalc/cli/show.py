@@ -15,7 +15,7 @@ import click
 
 from shapecalc.core.errors import ShapeError
 from shapecalc.output.registry import names
-from shapecalc.cli.common import dtype_option, max_nodes_option
+from shapecalc.cli.common import AsciiInt, build_options, dtype_option, max_nodes_option, max_run_option
 from shapecalc.cli.graphviz_options import dot_timeout_as_flags, dot_timeout_option
 from shapecalc.cli.model_input import input_option, load_and_analyze, params_as_flags, too_small_message
 
@@ -60,19 +60,24 @@ def _write_graph(analysis, path: str, depth: int | None, dot_timeout: float) -> 
         click.echo(f"graph written to {written}", err=True)
 
 
-@click.command()
+@click.command(epilog="\b\nExample: shapecalc show resnet18 --depth 1")
 @click.argument("model")
 @input_option()
+@max_run_option()
 @click.option("--train-mode", is_flag=True,
               help="Analyse an nn.Module in train mode (training-only branches such as auxiliary "
                    "heads); the default is eval mode, as torchinfo.")
 @max_nodes_option()
+@build_options()
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Output format.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--explain", is_flag=True, help="Show the arithmetic behind every output size.")
-@click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
+@click.option("--depth", type=AsciiInt(0), default=None, metavar="N",
               help="Collapse blocks nested deeper than N (0: top-level rows only).")
+@click.option("--ops", is_flag=True,
+              help="Also show the functional glue of an imported module (adds, views, masks) as "
+                   "rows; by default it is folded into its module's row, which counts its MACs.")
 @dtype_option()
 @click.option("--graph", "graph_path", metavar="FILE", default=None,
               help="Also draw the model with graphviz (format from the suffix: .dot/.svg/.png/.pdf).")
@@ -83,16 +88,15 @@ def _write_graph(analysis, path: str, depth: int | None, dot_timeout: float) -> 
               help="Table columns, in order, comma-separated: input_size, output_size, num_params, "
                    "params_percent, kernel_size, mult_adds, trainable, receptive_field, notes "
                    "(short names: input, output, params, percent, kernel, macs, rf).")
-@click.option("--width", type=click.IntRange(min=20), default=None, metavar="N",
+@click.option("--width", type=AsciiInt(20), default=None, metavar="N",
               help="Fit the table to N columns (default: the terminal's width; piped output is "
                    "the full table, whatever the terminal).")
 def show(model: str, input_shape: tuple[str, ...], train_mode: bool, fmt: str, as_json: bool,
-         explain: bool, depth: int | None, dtype: str, graph_path: str | None, verify: bool,
+         explain: bool, depth: int | None, ops: bool, dtype: str, graph_path: str | None, verify: bool,
          columns_text: str | None, width: int | None, dot_timeout: float) -> int:
     """Every layer of MODEL: output shape, parameters, MACs, receptive field and notes.
 
     MODEL is a built-in name (see `shapecalc models`), a spec file or path/to/file.py:Net.
-    Example: `shapecalc show alexnet --input 1x1x227x227 --explain`.
     """
     columns = None
     if columns_text is not None:  # checked before the model is loaded: a typo fails fast
@@ -110,12 +114,12 @@ def show(model: str, input_shape: tuple[str, ...], train_mode: bool, fmt: str, a
 
         emit(lambda console: print_analysis(analysis, console, depth=depth, explain=explain,
                                             checks=checks, columns=columns,
-                                            width=width or console.width))
+                                            width=width or console.width, ops=ops))
     else:  # every other format, and the table when piped: one function in the registry
         from shapecalc.output.registry import get, write
 
         write(analysis, get(fmt, "show"), "-", param="output", depth=depth, explain=explain,
-              checks=checks, columns=columns, width=width)
+              checks=checks, columns=columns, width=width, ops=ops)
     if checks is not None:
         wrong = [c for c in checks if not c.ok]
         if wrong:
@@ -150,7 +154,7 @@ def zoo_rows() -> list[dict[str, Any]]:
     return rows
 
 
-@click.command()
+@click.command(epilog="\b\nExample: shapecalc models --json")
 @click.option("--json", "as_json", is_flag=True, help="One JSON list instead of a table.")
 def models(as_json: bool) -> int:
     """The built-in models: name, default input, parameters, MACs and what each one is."""

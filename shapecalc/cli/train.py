@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from shapecalc.cli.common import AsciiFloat, AsciiInt
 from shapecalc.core.errors import UsageError
 
 # Options a resumed run takes from its checkpoint; giving a different value is an error.
@@ -22,31 +23,32 @@ FIXED_ON_RESUME = ("model", "batch_size", "lr", "image_size", "data_dir", "limit
 RUNS = "runs"
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"]},
+               epilog="\b\nExample: shapecalc train --model lenet --epochs 5 --out runs/lenet")
 @click.option("--model", default="alexnet", show_default=True, metavar="MODEL",
               help="A zoo name, a spec file (.json/.yaml/.toml) or a Python target "
                    "(path/to/file.py:Net, package.module:make(...)), as for `show`. A Python "
                    "target runs that code, as `python file.py` would.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--lr", type=float, default=0.01, show_default=True, help="SGD learning rate.")
-@click.option("--image-size", type=int, default=None, metavar="SIZE",
+@click.option("--epochs", type=AsciiInt(), default=10, show_default=True)
+@click.option("--batch-size", type=AsciiInt(), default=128, show_default=True)
+@click.option("--lr", type=AsciiFloat(), default=0.01, show_default=True, help="SGD learning rate.")
+@click.option("--image-size", type=AsciiInt(), default=None, metavar="SIZE",
               help="Resize images to SIZE×SIZE on the device (default: the model's own input "
                    "size, 224 for alexnet, 28 for lenet; 224 when the model has none).")
 @click.option("--data-dir", default=None, metavar="DIR",
               help="Folder with the four Fashion-MNIST .gz files (else $SHAPECALC_DATA, the cache, Debian's).")
-@click.option("--limit-train", type=int, default=None, metavar="N", help="Use the first N training images.")
-@click.option("--limit-test", type=int, default=None, metavar="N", help="Use the first N test images.")
+@click.option("--limit-train", type=AsciiInt(), default=None, metavar="N", help="Use the first N training images.")
+@click.option("--limit-test", type=AsciiInt(), default=None, metavar="N", help="Use the first N test images.")
 @click.option("--amp/--no-amp", default=None, help="bf16 autocast (default: on for CUDA only).")
 @click.option("--channels-last/--no-channels-last", default=None,
               help="NHWC memory format (default: on for CUDA only).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
-@click.option("--threads", type=int, default=None, metavar="N",
+@click.option("--threads", type=AsciiInt(), default=None, metavar="N",
               help="CPU threads (default: torch's, usually the core count). Recorded in the "
                    "checkpoint: a resumed run uses the same, so it continues bit-for-bit.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=AsciiInt(), default=0, show_default=True)
 @click.option("--out", default=None, metavar="DIR",
               help="Write metrics.json, curves.png, model.pt and a checkpoint per epoch here "
                    "(default: runs/<model>-<UTC time>/).")

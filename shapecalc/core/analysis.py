@@ -8,17 +8,43 @@ output format reaches them through the renderer registry (this module imports no
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from math import prod
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
+from shapecalc.core.errors import ArgumentError
 from shapecalc.core.inputs import DTYPE_BYTES, Inputs
 from shapecalc.core.layers import RF, Layer, Shape
-from shapecalc.core.notes import Note
+from shapecalc.core.notes import Note, NoteKind
 from shapecalc.core.registry import render
 
 if TYPE_CHECKING:
     from shapecalc.core.graph import Graph
 
+
+
+class Mode(StrEnum):
+    """The mode an ``nn.Module`` is read in: ``eval`` (as torchinfo) or ``train`` (training-only
+    branches such as auxiliary heads included)."""
+
+    EVAL = "eval"
+    TRAIN = "train"
+
+    @classmethod
+    def of(cls, value: object, param: str = "mode") -> "Mode":
+        """``value`` (a Mode or its name) as a Mode; anything else an error naming ``param``."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise ArgumentError(param, f"choose 'eval' or 'train', got {value!r}") from None
+
+    @property
+    def training(self) -> bool:
+        return self is Mode.TRAIN
+
+    @classmethod
+    def of_training(cls, training: bool) -> "Mode":
+        return cls.TRAIN if training else cls.EVAL
 
 
 @dataclass(slots=True)
@@ -36,7 +62,6 @@ class Record:
     depth: int
     is_block: bool = False
     layer: Layer | None = None  # resolved: inferred sizes filled in
-    origin: str = "derived"
     shared: bool = False  # weights shared with an earlier node (counted once)
     label: str | None = None  # blocks: what kind of block ("Residual", "Inception")
     #: Blocks returning several values (a tuple, HRNet's list of branches): each one's shape.
@@ -50,13 +75,26 @@ class Record:
         return self.layer.describe()
 
     @property
+    def measured(self) -> bool:
+        """The shape came from running torch (the layer's type says so), not from a formula."""
+        return self.layer is not None and self.layer.measured
+
+    @property
+    def origin(self) -> str:
+        """``measured`` or ``derived``, as the JSON document and the table say it."""
+        return "measured" if self.measured else "derived"
+
+    @property
     def input_shape(self) -> Shape:
         return self.input_shapes[0] if self.input_shapes else ()
 
     def explain(self) -> list[str]:
+        """The arithmetic behind this row: its output size, or, for a row whose size needs none
+        (a Linear, a norm layer), its parameters and MACs."""
         if self.layer is None:
             return []
-        return self.layer.explain(self.output_shape, *self.input_shapes)
+        return (self.layer.explain(self.output_shape, *self.input_shapes)
+                or self.layer.explain_cost(self.output_shape, *self.input_shapes))
 
 
 @dataclass
@@ -79,7 +117,10 @@ class Analysis:
     notes: list = field(default_factory=list)
     #: Of ``total_params``, those with ``requires_grad`` False (a frozen backbone).
     frozen_params: int = 0
-    mode: str | None = None  # "eval" / "train" for an nn.Module; None for a spec
+    mode: Mode | None = None  # how an nn.Module was read; None for a spec
+    #: Measures the tensors autograd saves for a layer without a rule (``Layer.saved`` is
+    #: None): set by the torch bridge for a model that came from torch; ``None`` for a spec.
+    saved_measure: Any = field(default=None, repr=False, compare=False)
     #: Nodes whose MACs are unknown; ``total_macs`` is then a lower bound (the known part).
     uncounted: list[str] = field(default_factory=list)
 
@@ -122,6 +163,28 @@ class Analysis:
         """Every input at its own element type (token ids are int64 whatever ``dtype`` says)."""
         return sum(prod(i.shape) * DTYPE_BYTES[i.dtype] for i in self.inputs)
 
+    def memory(self, batch: int | None = None, optimizer: str = "adam", dtype: str | None = None,
+               amp: bool = False, mode: str = "train", device: str | None = None) -> Any:
+        """What one training step holds (:class:`shapecalc.core.memory.MemoryReport`): per
+        layer the parameter, gradient and optimizer-state bytes and the activations autograd
+        saves for backward; totals and the peaks of a training step and of inference.
+
+        ``batch`` sets every input's first dimension (default: as analysed); ``dtype``
+        (float32, bfloat16, float16; default this analysis's if it is one of them) is the
+        parameters' and activations'; ``amp`` is bfloat16 autocast over float32 weights;
+        ``mode`` is the module mode of the step (eval: dropout off, batch norm on running
+        statistics); ``device`` (a name of :data:`shapecalc.core.roofline.DEVICES`, default
+        ``h100`` as ``shapecalc memory``) says whether the step runs on a GPU, where dropout
+        and norms keep other tensors than on a CPU.
+        """
+        from shapecalc.core import memory, roofline
+
+        kind = dtype if dtype is not None else (self.dtype if self.dtype in memory.TRAIN_DTYPES
+                                                else "float32")
+        dev = roofline.device(device or roofline.DEFAULT_DEVICE)
+        setup = memory.settings(kind, amp, optimizer, mode, dev.cuda)
+        return memory.estimate(memory.at_batch(self, batch), setup, self.saved_measure, dev.name)
+
     def record(self, name: str) -> Record:
         for r in self.records:
             if r.name == name:
@@ -138,8 +201,26 @@ class Analysis:
         """The innermost block holding ``name`` (``None`` at the top level)."""
         return self.graph.parent(name) if self.graph is not None else None
 
-    def rows(self, depth: int | None = None) -> Iterator[Record]:
-        """Blocks and layers in tree order (a block's row before its children's), cut at ``depth``."""
+    def is_glue(self, record: Record) -> bool:
+        """Whether ``record`` is an imported module's functional glue: an add, a view, a mask
+        that the forward's own code computes, with no weights of its own, inside a module
+        (whose block row already counts its MACs) or anywhere in a forward recorded with
+        hooks (where it is what torch ran, not a step the user wrote). A traced model's own
+        top-level steps (``torch.cat`` of two branches) and a spec's merges stay rows."""
+        graph = self.graph
+        if record.is_block or record.params or graph is None or graph.mode is None:
+            return False
+        try:
+            if graph.node(record.name).module is not None:
+                return False
+        except KeyError:
+            return False
+        return bool(self.blocks_of(record.name)) or any(
+            n.kind is NoteKind.HOOK_FALLBACK for n in graph.notes)
+
+    def rows(self, depth: int | None = None, ops: bool = True) -> Iterator[Record]:
+        """Blocks and layers in tree order (a block's row before its children's), cut at
+        ``depth``; ``ops=False`` leaves out functional glue (:meth:`is_glue`)."""
         opened: set[str] = set()
         for rec in self.records:
             for prefix in self.blocks_of(rec.name):
@@ -148,7 +229,7 @@ class Analysis:
                     block = self.blocks[prefix]
                     if depth is None or block.depth <= depth:
                         yield block
-            if depth is None or rec.depth <= depth:
+            if (depth is None or rec.depth <= depth) and (ops or not self.is_glue(rec)):
                 yield rec
 
     # Output formats live in the registry (core/registry.py, filled by the renderers of
@@ -219,4 +300,4 @@ class Analysis:
         return self.render("markdown")
 
 
-__all__ = ["DTYPE_BYTES", "Analysis", "Record"]
+__all__ = ["DTYPE_BYTES", "Analysis", "Mode", "Record"]

@@ -158,14 +158,22 @@ class ArgumentError(ShapecalcError):
 def user_code(what: str) -> Iterator[None]:
     """Turn what the user's code raises outside ``Exception`` (``what``: "importing net.py") into
     one-line errors: ``SystemExit``, ``GeneratorExit`` and any other ``BaseException`` subclass
-    would otherwise end the run silently or with a traceback. ``KeyboardInterrupt`` passes on,
-    so Ctrl-C is exit 130 wherever it lands."""
+    would otherwise end the run silently or with a traceback, and a ``RecursionError`` or
+    ``MemoryError`` would read as a bug. ``KeyboardInterrupt`` passes on, so Ctrl-C is exit
+    130 wherever it lands."""
     try:
         yield
     except SystemExit as err:
         code = f" {preview(err.code)}" if err.code is not None else ""
         raise SpecError(f"{what} raised SystemExit{code}; a model file must build a model, "
                         "not exit") from None
+    except RecursionError:  # a 3,000-deep nn.Sequential, a forward returning a 2,000-deep list
+        import sys
+
+        raise SpecError(f"{what}: nested deeper than Python's recursion limit "
+                        f"({sys.getrecursionlimit():,} calls); shapecalc cannot read it") from None
+    except MemoryError:
+        raise SpecError(f"{what}: ran out of memory") from None
     except (KeyboardInterrupt, Exception):
         raise
     except BaseException as err:  # GeneratorExit, a user's own BaseException subclass

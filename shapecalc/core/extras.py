@@ -1,4 +1,4 @@
-"""What to install when an optional dependency (torch, matplotlib, PyYAML) is missing: one place.
+"""What to install when an optional dependency (torch, matplotlib, PyYAML, timm, transformers) is missing: one place.
 
 The hint depends on where the user is. In a source checkout (``pyproject.toml`` beside the
 package) the project's own extra installs everything at pinned-compatible versions:
@@ -23,9 +23,11 @@ EXTRAS = {
     "torch": ("torch", "numpy"),
     "train": ("torch", "numpy", "matplotlib"),
     "yaml": ("pyyaml",),
+    "models": ("torch", "numpy", "timm", "transformers"),
 }
 #: import name → the distribution to install when it is missing.
-DISTRIBUTIONS = {"torch": "torch", "matplotlib": "matplotlib", "yaml": "pyyaml", "numpy": "numpy"}
+DISTRIBUTIONS = {"torch": "torch", "matplotlib": "matplotlib", "yaml": "pyyaml", "numpy": "numpy",
+                 "timm": "timm", "transformers": "transformers"}
 
 
 class MissingDependency(SpecError):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
 from shapecalc.core.errors import UsageError
-from shapecalc.core.safetext import printable
+from shapecalc.core.safetext import StreamFailed, printable
 
 
 class OutputError(UsageError):
@@ -135,7 +135,8 @@ def write_text(path: str | os.PathLike, text: str, param: str = "output") -> Pat
 def write_stdout(data: str | bytes, param: str = "output") -> None:
     """Write ``data`` to standard output (the ``-`` target) now, text made
     :func:`~shapecalc.core.safetext.printable`, so that a full disk
-    (``> /dev/full``) is one :class:`OutputError` line rather than a traceback at exit.
+    (``> /dev/full``) or a closed stdout is one
+    :class:`~shapecalc.core.safetext.StreamFailed` line rather than a traceback at exit.
 
     The bytes go straight to the file descriptor: nothing is left in Python's buffer to fail
     again at interpreter exit. A closed pipe stays a :class:`BrokenPipeError`, for the command
@@ -162,10 +163,10 @@ def write_stdout(data: str | bytes, param: str = "output") -> None:
         view = memoryview(data.encode("utf-8") if isinstance(data, str) else data)
         while view:
             view = view[os.write(fd, view):]
-    except BrokenPipeError:
+    except (BrokenPipeError, StreamFailed):
         raise
-    except OSError as err:
-        raise OutputError.of(param, f"cannot write to standard output: {_why(err)}", "-") from None
+    except OSError as err:  # full (/dev/full) or closed (>&-): the work failed, exit 1
+        raise StreamFailed(stream, err) from None
 
 
 class NotRegularFile(OSError):

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 # Record and Analysis (the pass's results) live in analysis.py; they are imported from here too.
-from shapecalc.core.analysis import DTYPE_BYTES, Analysis, Record  # noqa: F401  (re-exported)
+from shapecalc.core.analysis import DTYPE_BYTES, Analysis, Mode, Record  # noqa: F401  (re-exported)
 from shapecalc.core.inputs import Inputs, as_inputs, dtype_name
 from shapecalc.core.arithmetic import AxisRF
-from shapecalc.core.errors import ArgumentError, LayerError, ShapeError
+from shapecalc.core.errors import ArgumentError, LayerError
 from shapecalc.core.layers import RF, Layer, Shape, format_shape, merge_fields
 from shapecalc.core.notes import NoteKind
 
@@ -30,18 +30,21 @@ class Node:
     inputs: tuple[str, ...]
     module: str | None = None
     param_key: str | None = None
-    origin: str = "derived"  # "measured" when the shape came from running torch
     #: Parameters this node is the first user of, counted from the real module (torch imports);
     #: ``None``: the layer's own formula. ``frozen``: how many of them have requires_grad False.
     params: int | None = None
     frozen: int = 0
     notes: tuple = ()  # typed Notes the importer attached (how a parameter was used, …)
+    #: Trainable parameter tensors among ``params`` (an optimizer keeps a step per tensor);
+    #: ``None``: the layer's own formula.
+    param_tensors: int | None = None
 
-    def counted(self, params: int, frozen: int, notes: tuple, param_key: str) -> "Node":
+    def counted(self, params: int, frozen: int, notes: tuple, param_key: str,
+                param_tensors: int | None = None) -> "Node":
         """This node with the parameters an importer found it to own (``dataclasses.replace``
         is several times slower, and deep models have thousands of nodes)."""
-        return Node(self.name, self.layer, self.inputs, self.module, param_key, self.origin,
-                    params, frozen, notes)
+        return Node(self.name, self.layer, self.inputs, self.module, param_key, params, frozen, notes,
+                    param_tensors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +73,14 @@ class Graph:
     #: Parameters no node owns (used by no forward, or used where hooks cannot see): counted once.
     loose_params: int = 0
     loose_frozen: int = 0
-    mode: str | None = None  # "eval"/"train" for a traced nn.Module; None for a spec
+    mode: Mode | None = None  # how a traced nn.Module was read; None for a spec
     input_labels: tuple[str, ...] = ()  # the forward's argument names (``x``, ``tokens``)
     #: Node/block path → enclosing blocks, filled by :func:`ancestry` on first use (repeated
     #: analyses of one graph, as in size scans, then share it).
     ancestry_cache: dict[str, tuple[str, ...]] | None = field(
+        default=None, init=False, repr=False, compare=False)
+    #: (node list, its length, name → node) for :meth:`node`; rebuilt when the list changes.
+    node_index: tuple[list, int, dict[str, Node]] | None = field(
         default=None, init=False, repr=False, compare=False)
     #: Block path ("" for the top) → its direct children, filled by :meth:`children` on first use.
     children_cache: dict[str, list[str]] | None = field(
@@ -122,11 +128,22 @@ class Graph:
                 inside[path].append(node.name)
         return inside
 
+    def analyze(self, inputs: Inputs, dtype: str = "float32") -> Analysis:
+        """:func:`analyze_graph` of this graph: for the modules that hold an analysis and want
+        it at other inputs without importing this one (``core.memory``'s batch)."""
+        return analyze_graph(self, inputs, dtype)
+
     def node(self, name: str) -> Node:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(name)
+        """The node called ``name``, by an index kept with the node list it was built from, so
+        walking a 200,000-node graph by names is linear, not quadratic."""
+        index = self.node_index
+        if index is None or index[0] is not self.nodes or index[1] != len(self.nodes):
+            first = {n.name: n for n in reversed(self.nodes)}  # a repeated name: its first node
+            index = self.node_index = (self.nodes, len(self.nodes), first)
+        found = index[2].get(name)
+        if found is None:
+            raise KeyError(name)
+        return found
 
 
 class GraphBuilder:
@@ -143,11 +160,11 @@ class GraphBuilder:
         self.extra_inputs: list[str] = []
 
     def add(self, name: str, layer: Layer, inputs: tuple[str, ...], module: str | None = None,
-            param_key: str | None = None, origin: str = "derived") -> str:
+            param_key: str | None = None) -> str:
         if name in self._names:
             raise ValueError(f"duplicate node name {name!r}")
         self._names.add(name)
-        self.nodes.append(Node(name, layer, inputs, module, param_key or name, origin))
+        self.nodes.append(Node(name, layer, inputs, module, param_key or name))
         return name
 
     def add_input(self, name: str) -> str:
@@ -267,7 +284,7 @@ def analyze_graph(graph: Graph, inputs: Inputs | Shape | list[Shape], dtype: str
         fields[node.name] = rf
         records.append(
             Record(node.name, layer.type_name, ins, out, params, macs, rf,
-                   notes, len(parents[node.name]), False, resolved, node.origin, shared)
+                   notes, len(parents[node.name]), False, resolved, shared)
         )
     block_records = _block_records(graph, records, shapes, fields)
     outputs = [(label, shapes[name]) for label, name in graph.outputs] or [
@@ -301,20 +318,3 @@ def _block_records(graph: Graph, records: list[Record], shapes: dict[str, Shape]
             output_shapes=tuple(shapes[o] for o in info.outputs),
         )
     return out
-
-
-def smallest_input(graph: Graph, template: Shape, limit: int = 4096) -> int | None:
-    """The smallest square (cubic, …) spatial size that the whole graph accepts.
-
-    Scans upwards rather than bisecting: validity need not be monotone in the size once
-    branches must agree, and the engine is fast enough that a scan costs milliseconds.
-    """
-    head = tuple(template[:2])
-    ndim = len(template) - 2
-    for n in range(1, limit + 1):
-        try:
-            analyze_graph(graph, head + (n,) * ndim)
-            return n
-        except ShapeError:
-            continue
-    return None

@@ -69,7 +69,7 @@ def _through(sources: list[ImageField], steps, ins, out) -> ImageField:
     result = []
     for a, (step, spans) in enumerate(zip(steps, source)):  # type: ignore[arg-type]
         n = len(spans)
-        result.append(tuple(_union(spans[i] for i in step.reads(o) if 0 <= i < n)
+        result.append(tuple(_union(spans[i] for i in step.in_image(o) if 0 <= i < n)
                             for o in range(out[2 + a])))
     return tuple(result)
 

@@ -96,7 +96,8 @@ _TEXT: dict[NoteKind, Callable[[Mapping[str, Any]], str]] = {
                                        "its modules and the torch functions between them were "
                                        "recorded in one run at the requested input, so shapes "
                                        "and MACs outside known layers are measured"),
-    NoteKind.OUTPUTS: lambda d: f"forward returns {d['count']} values: {', '.join(d['labels'])}",
+    NoteKind.OUTPUTS: lambda d: (f"forward returns {d['count']} output{'' if d['count'] == 1 else 's'}: "
+                                 f"{', '.join(d['labels'])}"),
     NoteKind.TUPLE_ITEM: lambda d: (f"item {d['index']} of the tuple computed (and counted) at "
                                     f"'{d['owner']}'"),
 }

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 ANALYSIS = "analysis"
 DIAGNOSIS = "diagnosis"
+MEMORY = "memory"  # a training step's memory (shapecalc.core.memory.MemoryReport)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ class Renderer:
 
 #: The analysis formats by name (``_REGISTRY``), and every subject's table.
 _REGISTRY: dict[str, Renderer] = {}
-_SUBJECTS: dict[str, dict[str, Renderer]] = {ANALYSIS: _REGISTRY, DIAGNOSIS: {}}
+_SUBJECTS: dict[str, dict[str, Renderer]] = {ANALYSIS: _REGISTRY, DIAGNOSIS: {}, MEMORY: {}}
 _finders: list[Callable[[], None]] = []
 _found = False
 
@@ -119,5 +120,5 @@ def show(subject: str, value: Any, name: str) -> Any:
     return all_renderers(subject)[name](value)
 
 
-__all__ = ["ANALYSIS", "DIAGNOSIS", "Renderer", "all_renderers", "find_renderers_with", "get",
+__all__ = ["ANALYSIS", "DIAGNOSIS", "MEMORY", "Renderer", "all_renderers", "find_renderers_with", "get",
            "names", "render", "renderer", "show"]

@@ -68,6 +68,41 @@ def _is_number(text: str) -> bool:
     return True
 
 
+class StreamFailed(OSError):
+    """Writing to standard output or error failed for another reason than a closed pipe: the
+    disk is full (``> /dev/full``) or the stream was closed (``>&-``)."""
+
+    def __init__(self, stream: Any, err: BaseException) -> None:
+        why = "no space left on the device" if getattr(err, "errno", None) == 28 else (
+            getattr(err, "strerror", None) or str(err) or type(err).__name__)
+        name = getattr(unfiltered(stream), "name", "the stream")
+        super().__init__(getattr(err, "errno", None), why)
+        self.stream_name = {"<stdout>": "standard output", "<stderr>": "standard error"}.get(name, str(name))
+
+    def __str__(self) -> str:
+        return f"cannot write to {self.stream_name}: {self.strerror}"
+
+
+class ClosedStream(io.TextIOBase):
+    """Stands for a standard stream the caller closed (``shapecalc show lenet >&-``): any
+    write fails with one clear error instead of ``'NoneType' object has no attribute``."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def write(self, text: str) -> int:
+        if not text:
+            return 0
+        raise OSError(9, "it is closed")
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+
 class PrintableStream(io.TextIOBase):
     """A text stream that passes everything written through :func:`printable`: the command
     line puts one over stdout and stderr, so no message or table can reach the terminal raw.
@@ -81,11 +116,21 @@ class PrintableStream(io.TextIOBase):
         self.unfiltered = inner
 
     def write(self, text: str) -> int:
-        self.unfiltered.write(printable(text))
+        try:
+            self.unfiltered.write(printable(text))
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as err:  # a full disk (/dev/full), a closed stream
+            raise StreamFailed(self.unfiltered, err) from None
         return len(text)
 
     def flush(self) -> None:
-        self.unfiltered.flush()
+        try:
+            self.unfiltered.flush()
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as err:
+            raise StreamFailed(self.unfiltered, err) from None
 
     def fileno(self) -> int:
         return self.unfiltered.fileno()
@@ -150,5 +195,5 @@ def preview(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-__all__ = ["FORMULA_START", "PrintableStream", "UNSAFE", "csv_cell", "one_line", "preview",
+__all__ = ["ClosedStream", "FORMULA_START", "PrintableStream", "StreamFailed", "UNSAFE", "csv_cell", "one_line", "preview",
            "printable", "unfiltered"]

@@ -24,7 +24,7 @@ from shapecalc.diagnose.fixes import Fix, FixKind, apply_fix
 from shapecalc.core.graph import Graph, analyze_graph
 from shapecalc.diagnose.input_scan import InputScan, compact, runs, scan_inputs
 from shapecalc.diagnose.layer_repairs import local_repairs, merge_fixes
-from shapecalc.core.layers import Shape, format_shape
+from shapecalc.core.layers import LayerKind, Shape, format_shape
 from shapecalc.models.model_source import ModelSource
 from shapecalc.core.notes import NoteKind, has_kind
 from shapecalc.core.registry import DIAGNOSIS, show
@@ -117,7 +117,7 @@ def _labelled(shapes: Sequence[Shape], labels: Sequence[str], dtypes: Sequence[s
     return ", ".join(parts)
 
 
-_SEE_THROUGH = frozenset({"reshape", "dropout", "activation"})
+_SEE_THROUGH = frozenset({LayerKind.RESHAPE, LayerKind.DROPOUT, LayerKind.ACTIVATION})
 
 
 def _feature_source(graph: Graph, name: str) -> str:

@@ -4,8 +4,9 @@
 it: for a merge whose inputs disagree, single-argument edits (stride, padding, out_channels)
 of the layers on one branch only, or a 1×1 projection on an identity shortcut; for a layer
 that cannot take its input, edits of its own padding or stride. ``case`` is the failure being
-explained (``diagnose._Case``): every candidate goes through ``case.verified``, so a fix
-printed is one with which the WHOLE model fits, never one that fails further down.
+explained (:class:`~shapecalc.diagnose.failure_case.FailureCase`): every candidate goes through
+``case.verified``, so a fix printed is one with which the WHOLE model fits, never one that
+fails further down.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Which square input size makes a whole model fit, found in bounded time.
+"""Which square input sizes make a whole model fit: the one module that answers it.
+
+:func:`minimum_input` (the smallest size, the library's ``shapecalc.minimum_input``) scans
+sizes one by one: fit need not be monotone in the size once branches must agree or a Linear
+wants one exact count, so no bisection is trusted there, and the engine makes a scan cheap.
 
 ``shapecalc check`` proposes an input size when a model does not fit. Trying sizes one by one
 is fine near the given size, but a kernel of 10,000,000 or a Linear that no size can satisfy
@@ -8,7 +12,8 @@ that failed):
 
 1. **near**: sizes n0 ± 1, n0 ± 2, … (the smallest change first), for part of the budget;
 2. **grow**: while the model refuses because a window does not fit (``Reason.TOO_SMALL``),
-   double the size, then bisect back to the smallest size that fits;
+   double the size, then scan the last doubling for the smallest size that fits (bisect it
+   only when it spans more than :data:`SCAN_SPAN` sizes, where every window is far past fitting);
 3. **features**: a Linear that receives the wrong number of features gets that number from a
    non-decreasing function of the size, so bisection finds the sizes that give exactly the
    expected count, or proves that none does.
@@ -21,12 +26,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
-from shapecalc.core.errors import LayerError, Reason
+from shapecalc.core.arithmetic.inverse import first_true
+from shapecalc.core.errors import LayerError, Reason, ShapeError
 from shapecalc.core.graph import Analysis, Graph, analyze_graph, input_list
 from shapecalc.core.layers import Shape
 from shapecalc.diagnose.batch import BatchFold, keeps_batch
+from shapecalc.models.api import load_model
 
 #: Budget of each analytic part (grow, features), in seconds of this process's CPU time: CPU
 #: time, not wall-clock, so that a busy machine changes how long the search takes but not what
@@ -36,6 +43,8 @@ SEARCH_SECONDS = 2.0
 NEAR_SHARE = 0.5
 #: Largest size the search considers (a size is a Python int; this keeps bisection short).
 MAX_SIZE = 1 << 40
+#: Most sizes scanned one by one (``minimum_input``'s limit, ``grow``'s last doubling).
+SCAN_SPAN = 4096
 
 
 def sized(template: Shape, n: int) -> Shape:
@@ -47,6 +56,29 @@ def sized_inputs(shapes: Sequence[Shape], which: Iterable[int], n: int) -> list[
     """Every input's shape, those numbered ``which`` (0-based) resized to ``n`` (:func:`sized`)."""
     chosen = set(which)
     return [sized(s, n) if i in chosen else tuple(s) for i, s in enumerate(shapes)]
+
+
+def smallest_input(graph: Graph, template: Shape, limit: int = SCAN_SPAN) -> int | None:
+    """The smallest square (cubic, …) spatial size that the whole graph accepts, scanning up."""
+    for n in range(1, limit + 1):
+        try:
+            analyze_graph(graph, sized(template, n))
+            return n
+        except ShapeError:
+            continue
+    return None
+
+
+def minimum_input(model: Any, input_shape: Shape | None = None) -> int | None:
+    """Smallest square spatial size the model accepts (``None`` if none up to 4096).
+
+    Raises :class:`~shapecalc.core.errors.ConfigError` when a layer's own arguments are invalid
+    (no size can help) and :class:`~shapecalc.core.errors.SpecError` for a model recorded at one size.
+    """
+    src = load_model(model)
+    shape = src.input_shape(input_shape)
+    src.require_scannable("other input sizes")
+    return smallest_input(src.graph_at(shape), shape)
 
 
 @dataclass
@@ -137,7 +169,8 @@ class SizeSearch:
         return None
 
     def grow(self, n0: int) -> int | None:
-        """Double while windows do not fit, then bisect to the smallest size that fits."""
+        """Double while windows do not fit, then find the smallest size that fits in the last
+        doubling: scanned when short, bisected when longer than :data:`SCAN_SPAN`."""
         self._part()
         low, high = max(n0, 1), max(2 * n0, 2)
         while not self.fits(high):
@@ -147,6 +180,12 @@ class SizeSearch:
             if high > MAX_SIZE or self.out_of_time():
                 return None
             low, high = high, 2 * high
+        if high - low <= SCAN_SPAN:
+            for n in range(low + 1, high + 1):
+                if self.out_of_time():
+                    return None
+                if self.fits(n):
+                    return n
         return self._first(low, high, self.fits)
 
     def matching(self, n0: int, measure: Callable[[int], int | None], target: int) -> tuple[int, int] | None:
@@ -196,16 +235,9 @@ class SizeSearch:
         return SizeRun(n, low, high, open_ended)
 
     def _first(self, low: int, high: int, ok: Callable[[int], bool]) -> int | None:
-        """Smallest size in ``(low, high]`` with ``ok``, given ``ok(high)`` (bisection)."""
-        while high - low > 1:
-            if self.out_of_time():
-                return None
-            mid = (low + high) // 2
-            if ok(mid):
-                high = mid
-            else:
-                low = mid
-        return high
+        """Smallest size in ``(low, high]`` with ``ok``, given ``ok(high)``, within the budget."""
+        return first_true(low + 1, high, ok, self.out_of_time)
 
 
-__all__ = ["MAX_SIZE", "SEARCH_SECONDS", "SizeRun", "SizeSearch", "sized", "sized_inputs"]
+__all__ = ["MAX_SIZE", "SCAN_SPAN", "SEARCH_SECONDS", "SizeRun", "SizeSearch", "minimum_input", "sized",
+           "sized_inputs", "smallest_input"]

@@ -12,15 +12,17 @@ from typing import Any, Sequence
 from shapecalc.core.blocks import Block
 from shapecalc.core.collector import paused_collector
 from shapecalc.core.errors import ArgumentError, ConfigError, ShapeError, SpecError
-from shapecalc.core.graph import Analysis, Graph, analyze_graph, smallest_input
+from shapecalc.core.graph import Analysis, Graph, Mode, analyze_graph
 from shapecalc.core.inputs import Inputs, dtype_name
 from shapecalc.core.layers import Shape
+from shapecalc.models.build_options import build_options
 from shapecalc.models.model_source import ModelSource, module_source
 from shapecalc.models.sources import is_torch_module, resolve
 
 
 @paused_collector()
-def load_model(model: Any, **kwargs: Any) -> ModelSource:
+def load_model(model: Any, *, meta: bool | None = None, seq_len: int | None = None,
+               **kwargs: Any) -> ModelSource:
     """Accept a MODEL string (zoo name, spec file, ``file.py:Net``, ``module:make(...)``), a spec
     :class:`Block`, a :class:`Graph`, an ``nn.Module`` instance or a :class:`ModelSource`.
 
@@ -36,7 +38,8 @@ def load_model(model: Any, **kwargs: Any) -> ModelSource:
     if isinstance(model, Block):  # max_nodes= raises the node budget, as for spec files
         return ModelSource("model", model.to_graph("model", **kwargs), None, model)
     if isinstance(model, str):
-        return resolve(model, **kwargs)
+        with build_options(meta=meta, seq_len=seq_len):
+            return resolve(model, **kwargs)
     if is_torch_module(model):  # decided without importing torch
         return module_source(model)
     raise ArgumentError("model", f"cannot analyse a {type(model).__name__}; give a zoo name, a spec "
@@ -60,33 +63,22 @@ def analyze(model: Any, input_shape: Any = None, dtype: str = "float32", *,
     ``diagnose``, ``summary()`` and the CLI build at their edge (``input_dtypes`` is then unused).
     """
     dtype = dtype_name(dtype, "dtype")
-    if mode not in ("eval", "train"):
-        raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
+    mode = Mode.of(mode)
     src = load_model(model)
     inputs = input_shape if isinstance(input_shape, Inputs) else src.inputs(input_shape, input_dtypes)
     if src.torch_import is not None:  # torch is already imported: the module came from it
         from shapecalc.torch_bridge.fx_import import analyze_import
 
+        from shapecalc.torch_bridge.saved import measure_layer
+
         result = analyze_import(src.torch_import, inputs, dtype, mode)
+        result.saved_measure = measure_layer  # layers without a saved-tensor rule: measured
     else:
         result = analyze_graph(src.graph_at(inputs.first), inputs, dtype)
-        if mode == "train":
-            result.mode = "train"  # a spec has no training-only branches: same graph
+        if mode is Mode.TRAIN:
+            result.mode = mode  # a spec has no training-only branches: same graph
     result.model = src.name
     return result
 
 
-def minimum_input(model: Any, input_shape: Shape | None = None) -> int | None:
-    """Smallest square spatial size the model accepts (``None`` if none up to 4096).
-
-    Raises :class:`~shapecalc.core.errors.ConfigError` when a layer's own arguments are invalid
-    (no size can help) and :class:`~shapecalc.core.errors.SpecError` for a model recorded at one size.
-    """
-    src = load_model(model)
-    shape = src.input_shape(input_shape)
-    src.require_scannable("other input sizes")
-    return smallest_input(src.graph_at(shape), shape)
-
-
-__all__ = ["ConfigError", "ModelSource", "ShapeError", "SpecError", "analyze", "load_model",
-           "minimum_input"]
+__all__ = ["ConfigError", "ModelSource", "ShapeError", "SpecError", "analyze", "load_model"]

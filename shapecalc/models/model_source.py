@@ -16,7 +16,7 @@ from typing import Any
 from shapecalc.core.blocks import Block
 from shapecalc.core.errors import ArgumentError, SpecError, user_code
 from shapecalc.core.graph import Graph
-from shapecalc.core.inputs import SHAPE_RANKS, Inputs, shape_arg, size_arg
+from shapecalc.core.inputs import SHAPE_RANKS, Inputs, several_shapes, shape_arg, size_arg
 from shapecalc.core.layers import Shape
 
 
@@ -38,6 +38,11 @@ class ModelSource:
     #: False when the graph was recorded by running the model at one input size (a forward
     #: torch.fx cannot trace): other sizes give other graphs, so sizes cannot be scanned.
     scannable: bool = True
+    #: Element types of the default inputs (``("int64",)`` for token ids); ``None``: float32.
+    #: Shapes given without types take these too, so ``input_shape=(1, 256)`` stays token ids.
+    default_dtypes: tuple[str, ...] | None = None
+    #: Default shapes of the forward's further inputs (an encoder-decoder's decoder tokens).
+    more_inputs: tuple[Shape, ...] = ()
 
     def input_shape(self, given: Any = None, param: str = "input_shape") -> Shape:
         """``given`` (validated, numpy integers made ``int``), else the model's default input."""
@@ -52,8 +57,16 @@ class ModelSource:
         """The checked :class:`Inputs` for one shape or one per input (``None``: the model's
         default) and their element types (see :meth:`Inputs.of`); errors name the parameters."""
         if shapes is None:
-            shapes = self.input_shape(None, shape_param)
+            shapes = self.default_shapes(shape_param)
+            shapes = shapes[0] if len(shapes) == 1 else shapes
+        count = len(list(shapes)) if several_shapes(shapes) else 1
+        if dtypes is None and self.default_dtypes is not None and len(self.default_dtypes) == count:
+            dtypes = self.default_dtypes
         return Inputs.of(shapes, dtypes, shape_param=shape_param, dtype_param=dtype_param)
+
+    def default_shapes(self, param: str = "input_shape") -> list[Shape]:
+        """Every input's default shape, in the forward's order."""
+        return [self.input_shape(None, param), *self.more_inputs]
 
     def graph_at(self, shape: Shape) -> Graph:
         """The graph to analyse at ``shape``: the one graph, or one recorded at that size."""

@@ -7,6 +7,10 @@ Accepted forms (the same wherever a MODEL is: ``show``, ``graph``, ``check``, ``
     path/to/file.py:Net                  a class (instantiated with no arguments) in a file
     package.module:Net                   the same, from an importable module
     module:make_net(num_classes=10)      a factory or class called with literal arguments
+    timm:resnet50 / timm:vit_small_patch16_224(num_classes=10)
+                                         an architecture in timm's registry (no weights)
+    hf:config.json / hf:folder / hf:llama / hf:llama:causal-lm / hf:org/name
+                                         a Hugging Face configuration (no weights)
 
 Zoo names and spec files never run code: a spec is data (``yaml.safe_load``, ``json``,
 ``tomllib``), and a name with a spec suffix is only ever a spec file, even when it has a ``:``
@@ -28,7 +32,6 @@ The check guards against mistakes; it is not a sandbox. Exceptions raised by the
 
 from __future__ import annotations
 
-import ast
 import importlib
 import importlib.util
 import inspect
@@ -40,9 +43,13 @@ from typing import Any, Iterator
 
 from shapecalc.core.blocks import Block
 from shapecalc.core.errors import SpecError, user_code
+from shapecalc.models.hf_config import PREFIX as HF_PREFIX
 from shapecalc.models.model_source import ModelSource, module_source
+from shapecalc.models.target_syntax import parse_target
+from shapecalc.models.timm_models import PREFIX as TIMM_PREFIX
 
-FORMS = "a zoo name, a spec file (.json/.yaml/.toml), path/to/file.py:Net or package.module:Net"
+FORMS = ("a zoo name, a spec file (.json/.yaml/.toml), path/to/file.py:Net, package.module:Net, "
+         "timm:NAME or hf:CONFIG")
 
 
 def is_torch_module_class(cls: type) -> bool:
@@ -71,6 +78,17 @@ def resolve(text: str, *, max_nodes: int | None = None, **zoo_kwargs: Any) -> Mo
         spec = entry.spec(**zoo_kwargs)
         return ModelSource(entry.name, spec.to_graph(entry.name), entry.default_input, spec,
                            entry.description, entry.source)
+    # hf:path/config.json names a configuration, not a spec file.
+    if raw.startswith(HF_PREFIX):
+        from shapecalc.models.hf_models import hf_source
+
+        return hf_source(raw)
+    if raw.startswith(TIMM_PREFIX):
+        from shapecalc.models.timm_models import timm_source
+
+        found = timm_source(raw)
+        if found is not None:
+            return found
     from shapecalc.models.specfile import is_spec_path, load_spec
 
     # A name with a spec suffix is only ever a spec file, whatever else it holds: "net:v3.json"
@@ -89,48 +107,6 @@ def resolve(text: str, *, max_nodes: int | None = None, **zoo_kwargs: Any) -> Mo
     except SpecError as err:
         raise SpecError(f"{err}; MODEL can also be {FORMS}") from None
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def parse_target(target: str) -> tuple[list[str], list[Any], dict[str, Any], bool]:
-    """``"make_net(3, num_classes=10)"`` → (["make_net"], [3], {"num_classes": 10}, called=True)."""
-    try:
-        tree = ast.parse(target.strip(), mode="eval").body
-    except SyntaxError as err:
-        raise SpecError(f"cannot parse {target!r}: {err.msg}; expected Name or name(arg=value, ...)") from None
-    called = isinstance(tree, ast.Call)
-    func = tree.func if called else tree
-    path = _dotted(func)
-    if path is None:
-        raise SpecError(f"{target!r}: expected a name like Net or make_net(num_classes=10)")
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    if called:
-        for i, node in enumerate(tree.args):
-            args.append(_literal(node, f"argument {i + 1}", target))
-        for kw in tree.keywords:
-            if kw.arg is None:
-                raise SpecError(f"{target!r}: **kwargs is not allowed; write name=value")
-            kwargs[kw.arg] = _literal(kw.value, kw.arg, target)
-    return path, args, kwargs, called
-
-
-def _dotted(node: ast.AST) -> list[str] | None:
-    if isinstance(node, ast.Name):
-        return [node.id]
-    if isinstance(node, ast.Attribute):
-        head = _dotted(node.value)
-        return None if head is None else head + [node.attr]
-    return None
-
-
-def _literal(node: ast.AST, what: str, target: str) -> Any:
-    try:
-        return ast.literal_eval(node)
-    except (ValueError, SyntaxError, TypeError):
-        raise SpecError(
-            f"{target!r}: {what} must be a literal (number, string, tuple, list, dict, True/False/None), "
-            f"got {ast.unparse(node)!r}"
-        ) from None
 
 
 @contextmanager

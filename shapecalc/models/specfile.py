@@ -203,6 +203,9 @@ class _Builder:
         if kind is None:
             raise _Problem(path, "missing 'type' (a torch layer name like \"Conv2d\" "
                            f"or one of {', '.join(BLOCK_TYPES)})")
+        if not isinstance(kind, str):
+            raise _Problem(path + ("type",), f"expected a layer name like \"Conv2d\", got "
+                           f"{_kind(kind)} {short_repr(kind)}")
         if kind == "Concat" and "branches" in entry:
             kind = "Branches"
         if isinstance(kind, str) and kind in BLOCK_TYPES:

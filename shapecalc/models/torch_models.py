@@ -17,11 +17,12 @@ from shapecalc.models.model_source import ModelSource
 from shapecalc.torch_bridge.build import NodeCheck, spec_module, trace_shapes
 
 
-def build_module(model: Any, input_shape: Shape | None = None):
+def build_module(model: Any, input_shape: Shape | None = None, device: str | None = None):
     """The ``nn.Module`` of a spec (zoo name or :class:`Block`), sized for ``input_shape``.
 
     Inferred sizes (``in_channels``, ``in_features``) come from the engine's analysis at that
-    input, so the module built is exactly the one the table describes.
+    input, so the module built is exactly the one the table describes. ``device="meta"``
+    allocates no weights (for checking shapes).
     """
     src = load_model(model)
     if src.torch_import is not None:  # the user's own nn.Module: train/run that one, not a copy
@@ -30,7 +31,7 @@ def build_module(model: Any, input_shape: Shape | None = None):
         raise SpecError(f"{src.name} has no spec tree to build a torch module from")
     result = analyze(src, input_shape)
     resolved = {r.name: r.layer for r in result.records}
-    return spec_module(src.spec, resolved)
+    return spec_module(src.spec, resolved, device=device)
 
 
 def verify(model: Any, input_shape: Any = None, device: str = "meta",
@@ -49,7 +50,8 @@ def verify(model: Any, input_shape: Any = None, device: str = "meta",
         measured = measure_nodes(src.torch_import, result.inputs)
     else:
         if module is None:
-            module = build_module(src, result.input_shape)
+            module = build_module(src, result.input_shape,
+                                  device="meta" if str(device) == "meta" else None)
         measured = trace_shapes(module, result.input_shape, device=device)
     checks = [NodeCheck(r.name, r.output_shape, measured.get(r.name)) for r in result.records]
     checks += [NodeCheck(name, b.output_shape, measured.get(name)) for name, b in result.blocks.items()]

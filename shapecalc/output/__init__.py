@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from shapecalc.core.layers.base import LayerKind
 from shapecalc.core.notes import Note, NoteKind
 from shapecalc.core.arithmetic import FieldRule
 
@@ -35,7 +36,7 @@ def macs_convention(analysis) -> str:
     and what ``?`` means, where it has such rows (so the line is true for the model above it)."""
     line = MACS_CONVENTION
     records = getattr(analysis, "records", ()) or ()
-    if any(r.origin == "measured" and r.macs for r in records):
+    if any(r.measured and r.macs for r in records):
         line += _MEASURED_CONVENTION
     if getattr(analysis, "uncounted", None):
         line += _UNCOUNTED_CONVENTION
@@ -157,7 +158,7 @@ def record_notes(record) -> list[Note]:
     notes = list(record.notes)
     if getattr(record, "shared", False):
         notes.append(Note.of(NoteKind.SHARED))
-    if getattr(record, "origin", "derived") == "measured":
+    if getattr(record, "measured", False):
         notes.append(Note.of(NoteKind.MEASURED))
     return notes
 
@@ -223,11 +224,15 @@ def note_dict(note) -> dict:
     return {"kind": "text", "text": str(note)}
 
 
+#: A block's row kind, beside the layers' :class:`~shapecalc.core.layers.LayerKind`.
+BLOCK_KIND = "block"
+
+
 def record_kind(record) -> str:
     """A row's kind, as every renderer colours it: ``block``, the layer's ``kind``, or ``other``."""
     if getattr(record, "is_block", False):
-        return "block"
-    return record.layer.kind if record.layer is not None else "other"
+        return BLOCK_KIND
+    return record.layer.kind if record.layer is not None else LayerKind.OTHER
 
 
 #: Characters that would vanish or break a one-line label: C0 and C1 controls (line breaks
@@ -258,7 +263,7 @@ def notes_text(record, sep: str = "; ") -> str:
 
 
 __all__ = [
-    "MACS_CONVENTION", "header_lines", "macs_cell", "macs_convention", "output_text", "total_macs_text",
+    "BLOCK_KIND", "MACS_CONVENTION", "header_lines", "macs_cell", "macs_convention", "output_text", "total_macs_text",
     "uncounted_text", "mode_text", "human_bytes", "human_count", "note_dict", "notes_text",
     "params_line", "record_kind", "record_notes", "rf_sizes", "rf_text", "shape_text", "visible_text",
 ]

@@ -44,6 +44,13 @@ BY_KEY: dict[str, Column] = {c.key: c for c in COLUMNS}
 _LOOKUP: dict[str, str] = {name: c.key for c in COLUMNS for name in (c.key, *c.aliases)}
 
 #: What ``shapecalc show`` prints when no columns are chosen, and what pipes always get.
+def default_columns(analysis) -> list[str]:
+    """:data:`DEFAULT_COLUMNS`, without the receptive field when no input has spatial axes
+    (token ids, feature vectors): every row's would read "global"."""
+    spatial = any(len(shape) > 2 for shape in getattr(analysis, "input_shapes", ()) or ())
+    return [c for c in DEFAULT_COLUMNS if spatial or c != "receptive_field"]
+
+
 DEFAULT_COLUMNS: tuple[str, ...] = (
     "output_size", "num_params", "mult_adds", "receptive_field", "notes",
 )
@@ -184,6 +191,7 @@ def column_titles(keys: Sequence[str]) -> list[str]:
 
 __all__ = [
     "BY_KEY", "COLUMNS", "CellContext", "Column", "DEFAULT_COLUMNS", "WIDE_EXTRAS", "cell",
+    "default_columns",
     "column_titles", "frozen_params", "kernel_text", "note_texts", "parse_columns", "short_count",
     "trainable_text",
 ]

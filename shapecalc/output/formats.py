@@ -96,11 +96,12 @@ def to_json(analysis, indent: int | None = 2, explain: bool = False, checks=None
     return json.dumps(data, indent=indent, ensure_ascii=False)
 
 
-def table_rows(analysis, depth: int | None = None) -> list[dict[str, Any]]:
-    """One dict per table row (blocks and layers in tree order, cut at ``depth``)."""
+def table_rows(analysis, depth: int | None = None, ops: bool = False) -> list[dict[str, Any]]:
+    """One dict per table row (blocks and layers in tree order, cut at ``depth``; an imported
+    module's functional glue only with ``ops``)."""
     index = {r.name: i for i, r in enumerate(analysis.records)}
     rows = []
-    for rec in analysis.rows(depth):
+    for rec in analysis.rows(depth, ops):
         rows.append({
             "index": "" if rec.is_block else index[rec.name],
             "name": rec.name,
@@ -116,13 +117,13 @@ def table_rows(analysis, depth: int | None = None) -> list[dict[str, Any]]:
 
 
 @renderer("csv", summary="the table as CSV", suffixes=("csv",), commands=("show",))
-def to_csv(analysis, depth: int | None = None) -> str:
+def to_csv(analysis, depth: int | None = None, ops: bool = False) -> str:
     """The table as CSV with a header row; shapes as ``1x96x54x54`` so spreadsheets keep them."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows({key: csv_cell(value) if isinstance(value, str) else value
-                      for key, value in row.items()} for row in table_rows(analysis, depth))
+                      for key, value in row.items()} for row in table_rows(analysis, depth, ops))
     return buf.getvalue()
 
 
@@ -132,11 +133,11 @@ def _md_cell(value: Any) -> str:
 
 @renderer("markdown", summary="a Markdown table and totals", suffixes=("md", "markdown"),
           commands=("show",))
-def to_markdown(analysis, depth: int | None = None) -> str:
+def to_markdown(analysis, depth: int | None = None, ops: bool = False) -> str:
     """A GitHub-flavoured Markdown table plus the totals, ready to paste into a README."""
     head = ["#", "name", "layer", "output shape", "params", "MACs", "RF", "notes"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
-    for row in table_rows(analysis, depth):
+    for row in table_rows(analysis, depth, ops):
         name = row["name"] if row["kind"] == "layer" else f"**{row['name']}**"
         cells = [row["index"], name, row["layer"], row["output_shape"].replace("x", "×"),
                  f"{row['params']:,}", macs_cell(row['macs']), row["rf"].replace("x", "×"),

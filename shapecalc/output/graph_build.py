@@ -13,9 +13,11 @@ functions: discovering the output formats must not cost its import.
 from __future__ import annotations
 
 from shapecalc.core.errors import ArgumentError
+from shapecalc.core.layers.base import LayerKind
 from shapecalc.output import (
     input_parts, macs_cell, record_kind, several_inputs, shape_text, total_macs_text, visible_text,
 )
+from shapecalc.output.palette import BLOCK, PALETTE
 
 RANKDIRS = ("TB", "LR")
 #: Without ``depth``/``expand``, collapse blocks until at most this many nodes are drawn.
@@ -27,19 +29,9 @@ PNG_DPI = 110
 MAX_TEXT = 1000
 
 FONT = "Helvetica"
-#: Fill colours by ``Layer.kind``; the legend lists them in this order.
-KIND_COLOURS = {
-    "conv": ("#cfe2ff", "convolution"),
-    "pool": ("#e2d9f3", "pooling"),
-    "norm": ("#fff3cd", "normalisation"),
-    "activation": ("#d1e7dd", "activation"),
-    "linear": ("#f8d7da", "linear"),
-    "reshape": ("#e9ecef", "reshape / flatten"),
-    "dropout": ("#f8f9fa", "dropout"),
-    "merge": ("#ffffff", "add / concat"),
-    "other": ("#f8f9fa", "other"),
-}
-BLOCK_COLOUR = ("#dee2e6", "collapsed block")
+#: Fill colours by ``Layer.kind`` (the palette's pale shades); the legend lists them in this order.
+KIND_COLOURS = {kind: (colour.fill, colour.label) for kind, colour in PALETTE.items()}
+BLOCK_COLOUR = (BLOCK.fill, BLOCK.label)
 
 
 def printable(text: object) -> str:
@@ -179,8 +171,8 @@ def build_graph(analysis, rankdir: str = "TB", depth: int | None = None, expand:
             kind = record_kind(rec)
             kinds.add(kind)
             attrs = {"label": _layer_label(rec),
-                     "fillcolor": KIND_COLOURS.get(kind, KIND_COLOURS["other"])[0],
-                     "style": "rounded,filled,bold" if kind == "merge" else "rounded,filled"}
+                     "fillcolor": KIND_COLOURS.get(kind, KIND_COLOURS[LayerKind.OTHER])[0],
+                     "style": "rounded,filled,bold" if kind is LayerKind.MERGE else "rounded,filled"}
         attrs.update(id=node_id, tooltip=_plain(rep))
         nodes.append((rep, node_id, attrs))
 

@@ -18,6 +18,7 @@ from shapecalc.core.image_fields import fields_in_image
 from shapecalc.output.registry import renderer
 from shapecalc.output import record_kind, record_notes, rf_text, shape_text, total_macs_text
 from shapecalc.output.dot_runner import DOT_TIMEOUT
+from shapecalc.output.columns import default_columns
 from shapecalc.output.html_table import escape
 
 ASSETS = Path(__file__).parent / "assets"
@@ -34,7 +35,7 @@ def _asset(name: str) -> str:
 
 def table_html(analysis, depth: int | None = None, explain: bool = False,
                columns: Sequence[str] | None = PAGE_COLUMNS, checks: Iterable | None = None,
-               table_id: str = "") -> str:
+               table_id: str = "", ops: bool = False) -> str:
     """The page's table (``<table class="sc-table">``), drawn by the one HTML table writer
     (:func:`.html_table.table_html`): one row per layer and per block (blocks cut at ``depth``),
     each carrying ``data-row`` and ``data-name``; ``explain`` adds each layer's arithmetic under
@@ -42,12 +43,21 @@ def table_html(analysis, depth: int | None = None, explain: bool = False,
     from shapecalc.output.html_table import table_html as write_table
 
     return write_table(analysis, depth, explain, columns, checks, table_class="sc-table",
-                       table_id=table_id, caption=False, explain_rows=False)
+                       table_id=table_id, caption=False, explain_rows=False, ops=ops)
+
+
+def page_columns(analysis) -> tuple[str, ...]:
+    """:data:`PAGE_COLUMNS`, without the receptive field when no input has spatial axes."""
+    shown = default_columns(analysis)
+    return tuple(c for c in PAGE_COLUMNS if c != "receptive_field" or c in shown)
 
 
 def table_css() -> str:
-    """The table's CSS: readable in light and dark themes (``prefers-color-scheme``)."""
-    return _asset("table.css")
+    """The table's CSS: readable in light and dark themes (``prefers-color-scheme``), each layer
+    kind in its palette colour."""
+    from shapecalc.output.palette import page_css
+
+    return _asset("table.css") + page_css()
 
 
 def header_html(analysis) -> str:
@@ -72,11 +82,14 @@ def _page(title: str, css: str, body: str) -> str:
 
 @renderer("html", summary="the table as an HTML page", suffixes=("html", "htm"), commands=("show",))
 def to_html(analysis, depth: int | None = None, explain: bool = False,
-            columns: Sequence[str] | None = None, checks: Iterable | None = None) -> str:
+            columns: Sequence[str] | None = None, checks: Iterable | None = None,
+            ops: bool = False) -> str:
     """``show --format html``: header, totals and the table as one self-contained page;
-    ``columns`` (default :data:`PAGE_COLUMNS`) and ``checks`` (``--verify``) as for the table."""
+    ``columns`` (default :data:`PAGE_COLUMNS`), ``checks`` (``--verify``) and ``ops`` as for
+    the table."""
     body = header_html(analysis) + table_html(analysis, depth, explain,
-                                              PAGE_COLUMNS if columns is None else columns, checks)
+                                              page_columns(analysis) if columns is None else columns,
+                                              checks, ops=ops)
     return _page(f"{analysis.model} · shapecalc", table_css(), body)
 
 
@@ -95,7 +108,7 @@ def _rf_geometry(rf, inside) -> list[dict[str, Any]] | str | None:
             for a, spans in zip(rf, inside)]
 
 
-def report_data(analysis, graph_ids: dict[str, str] | None = None) -> dict[str, Any]:
+def report_data(analysis, graph_ids: dict[str, str] | None = None, ops: bool = False) -> dict[str, Any]:
     """What the report's script needs: per layer and block its shapes, costs, notes, the
     arithmetic (``explain``) and the receptive-field geometry; and graph node id → name."""
     records = list(analysis.records) + list(analysis.blocks.values())
@@ -114,7 +127,7 @@ def report_data(analysis, graph_ids: dict[str, str] | None = None) -> dict[str, 
         }
     return {"model": analysis.model, "input_shape": list(analysis.input_shape),
             "output_shape": list(analysis.output_shape), "layers": layers,
-            "rows": [rec.name for rec in analysis.rows()], "graph_ids": graph_ids or {}}
+            "rows": [rec.name for rec in analysis.rows(ops=ops)], "graph_ids": graph_ids or {}}
 
 
 def _script_json(data: Any) -> str:
@@ -139,14 +152,16 @@ def _graph_section(analysis, rankdir: str, depth: int | None, expand: bool,
 @renderer("report", summary="one self-contained interactive HTML page", suffixes=("html", "htm"),
           commands=("report",))
 def to_report(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False,
-              graph: bool = True, dot_timeout: float = DOT_TIMEOUT) -> str:
+              graph: bool = True, dot_timeout: float = DOT_TIMEOUT, memory: bool = True,
+              ops: bool = False) -> str:
     """The report: header and totals, a filter box, the table, the Graphviz drawing (unless
     ``graph`` is false) and a details panel; clicking a row or a node shows that layer's
     arithmetic, notes and receptive field drawn to scale on the input grid. Graphviz's ``dot``
-    is stopped after ``dot_timeout`` seconds (``render.dot_runner.GraphvizTimeout``)."""
+    is stopped after ``dot_timeout`` seconds (``render.dot_runner.GraphvizTimeout``); ``ops``
+    adds table rows for an imported module's functional glue."""
     svg, graph_ids = (_graph_section(analysis, rankdir, depth, expand, dot_timeout) if graph
                       else ("", {}))
-    data = _script_json(report_data(analysis, graph_ids))
+    data = _script_json(report_data(analysis, graph_ids, ops))
     graph_part = (f'<section class="sc-graph-box"><h2>Graph <button type="button" id="sc-fit">fit width'
                   f'</button></h2><div id="sc-graph">{svg}</div></section>' if graph else "")
     body = (
@@ -154,14 +169,22 @@ def to_report(analysis, rankdir: str = "TB", depth: int | None = None, expand: b
         + '<div class="sc-main"><section class="sc-table-box"><label class="sc-filter">Filter '
         '<input type="search" id="sc-filter" placeholder="name, layer, note…" autocomplete="off">'
         '</label><span id="sc-count"></span>'
-        + table_html(analysis, table_id="sc-table")
+        + table_html(analysis, columns=page_columns(analysis), table_id="sc-table", ops=ops)
         + '</section><aside id="sc-details" class="sc-details"><p class="sc-hint">Click a row or a '
         "graph node to see its arithmetic, notes and receptive field.</p></aside></div>"
         + graph_part
+        + (_memory_section(analysis) if memory else "")
         + f'<script type="application/json" id="sc-data">{data}</script>'
         + f"<script>{_asset('report.js')}</script>"
     )
     return _page(f"{analysis.model} · shapecalc report", table_css() + _asset("report.css"), body)
 
 
-__all__ = ["PAGE_COLUMNS", "header_html", "report_data", "table_css", "table_html", "to_html", "to_report"]
+def _memory_section(analysis) -> str:
+    """``shapecalc memory``'s figures at the analysed batch (Adam, float32, the default device)."""
+    from shapecalc.output.memory import memory_html, view
+
+    return memory_html(view(analysis))
+
+
+__all__ = ["PAGE_COLUMNS", "header_html", "page_columns", "report_data", "table_css", "table_html", "to_html", "to_report"]

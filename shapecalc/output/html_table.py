@@ -16,36 +16,38 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from shapecalc.output.registry import DIAGNOSIS, renderer
-from shapecalc.output import macs_cell, record_kind, visible_text
-from shapecalc.output.columns import BY_KEY, DEFAULT_COLUMNS, cell, note_texts, parse_columns
+from shapecalc.output import BLOCK_KIND, macs_cell, record_kind, visible_text
+from shapecalc.output.palette import BLOCK, PALETTE
+from shapecalc.output.columns import BY_KEY, cell, default_columns, note_texts, parse_columns
 from shapecalc.output.table_rows import row_description, table_model, torch_cell
 
-#: Kind markers: mid-tone colours that stand out on white and on near-black alike.
-KIND_COLOURS = {
-    "conv": "#06b6d4", "pool": "#d946ef", "norm": "#eab308", "activation": "#22c55e",
-    "linear": "#3b82f6", "reshape": "#a3a3a3", "merge": "#f97316", "dropout": "#737373",
-    "block": "#8b5cf6",
-}
+#: Kind markers: the palette's mid-tone shades, which stand out on white and on near-black alike.
+KIND_COLOURS = {**{kind: colour.marker for kind, colour in PALETTE.items()}, BLOCK_KIND: BLOCK.marker}
 
-STYLE = """<style>
-.shapecalc-table{color:inherit;background:transparent;margin:4px 0}
-.shapecalc-table table{border-collapse:collapse;color:inherit;background:transparent;
- font-family:var(--jp-code-font-family,ui-monospace,SFMono-Regular,Menlo,Consolas,monospace);
- font-size:12px}
-.shapecalc-table caption{caption-side:top;text-align:left;font-weight:bold;padding:2px 0 6px}
-.shapecalc-table th,.shapecalc-table td{padding:2px 10px 2px 4px;text-align:left;
- white-space:nowrap;color:inherit;border-bottom:1px solid rgba(127,127,127,.28)}
-.shapecalc-table th{border-bottom:1px solid rgba(127,127,127,.6)}
-.shapecalc-table .num{text-align:right;font-variant-numeric:tabular-nums}
-.shapecalc-table .name{white-space:pre}
-.shapecalc-table td.layer{border-left:3px solid transparent}
-.shapecalc-table tr.sc-block td.layer{font-weight:bold}
-.shapecalc-table tr.sc-expanded td{opacity:.6}
-.shapecalc-table td.sc-explain{white-space:pre;font-style:italic;opacity:.75;border-bottom:none}
-.shapecalc-table td.notes{white-space:normal;min-width:12em}
-.shapecalc-table ul{margin:6px 0 0;padding-left:1.2em;font-size:12px}
-""" + "".join(f".shapecalc-table tr.sc-{kind} td.layer{{border-left-color:{colour}}}\n"
-              for kind, colour in KIND_COLOURS.items()) + "</style>"
+#: Every rule starts with the class twice and names the table: Jupyter styles output tables
+#: with rules as specific as ``:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td`` (JupyterLab,
+#: Notebook 7: right-aligned cells) or ``.rendered_html td`` (classic Notebook), and these must
+#: win wherever the page puts its own sheet (tests/test_notebook_css.py checks both).
+_S = ".shapecalc-table.shapecalc-table"
+STYLE = ("<style>\n" + f"""{_S}{{color:inherit;background:transparent;margin:4px 0}}
+{_S} table{{border-collapse:collapse;color:inherit;background:transparent;margin:0;
+ table-layout:auto;font-family:var(--jp-code-font-family,ui-monospace,SFMono-Regular,Menlo,Consolas,monospace);
+ font-size:12px}}
+{_S} caption{{caption-side:top;text-align:left;font-weight:bold;padding:2px 0 6px}}
+{_S} table tr{{background:transparent}}
+{_S} table th,{_S} table td{{padding:2px 10px 2px 4px;text-align:left;vertical-align:top;
+ white-space:nowrap;color:inherit;border:none;border-bottom:1px solid rgba(127,127,127,.28)}}
+{_S} table th{{border-bottom:1px solid rgba(127,127,127,.6)}}
+{_S} table .num{{text-align:right;font-variant-numeric:tabular-nums}}
+{_S} table .name{{white-space:pre}}
+{_S} table td.layer{{border-left:3px solid transparent}}
+{_S} table tr.sc-block td.layer{{font-weight:bold}}
+{_S} table tr.sc-expanded td{{opacity:.6}}
+{_S} table td.sc-explain{{white-space:pre;font-style:italic;opacity:.75;border-bottom:none}}
+{_S} table td.notes{{white-space:normal;min-width:12em}}
+{_S} ul{{margin:6px 0 0;padding-left:1.2em;font-size:12px}}
+""" + "".join(f"{_S} table tr.sc-{kind} td.layer{{border-left-color:{colour}}}\n"
+              for kind, colour in KIND_COLOURS.items()) + "</style>")
 
 
 def escape(text: object) -> str:
@@ -80,7 +82,7 @@ def _data_cell(key: str, rec, ctx) -> str:
 def table_html(analysis, depth: int | None = None, explain: bool = False,
                columns: Sequence[str] | None = None, checks: Iterable | None = None, *,
                table_class: str = "", table_id: str = "", caption: bool = True,
-               explain_rows: bool = True) -> str:
+               explain_rows: bool = True, ops: bool = False) -> str:
     """The ``<table>``: optional caption, header, one ``<tr>`` per row (blocks cut at ``depth``).
 
     ``columns`` are :mod:`.columns` keys (default: :data:`.columns.DEFAULT_COLUMNS`); HTML has
@@ -90,10 +92,10 @@ def table_html(analysis, depth: int | None = None, explain: bool = False,
     the exact name (an HTML parser may alter control characters in ``data-name``); expanded
     blocks (their children carry the numbers) add ``sc-expanded``. ``explain`` puts each layer's
     arithmetic in a row of its own under it (``explain_rows``), or in a ``<pre>`` inside its
-    layer cell.
+    layer cell. ``ops`` adds the rows of an imported module's functional glue.
     """
-    model = table_model(analysis, depth, explain, checks)
-    keys = list(parse_columns(columns, "columns") if columns is not None else DEFAULT_COLUMNS)
+    model = table_model(analysis, depth, explain, checks, ops)
+    keys = list(parse_columns(columns, "columns") if columns is not None else default_columns(analysis))
     ctx = model.context()
     # (title, CSS class, key): the identity columns first, then the data columns.
     heads = [("#", "num", "#")] + ([("name", "name", "name")] if model.has_name else [])

@@ -8,7 +8,9 @@ table is ``str()``, ``table()`` or the notebook display, so a list of analyses s
 from __future__ import annotations
 
 import shutil
+from typing import Callable
 
+from shapecalc.diagnose.fixes import FixKind, fixed_input
 from shapecalc.output.registry import DIAGNOSIS, renderer
 from shapecalc.output import human_count, shape_text, total_macs_text
 
@@ -40,21 +42,33 @@ def diagnosis_repr(diagnosis) -> str:
             f"{fixes} fix{'es' if fixes != 1 else ''}>")
 
 
-def diagnosis_lines(diagnosis) -> list[str]:
-    """The verdict as ``shapecalc check`` words it: headline, where, what, numbered fixes."""
+#: Dropping nodes named in a verdict; more are counted, not listed.
+SHOWN_DROPPING = 6
+
+
+def diagnosis_lines(diagnosis, inputs_hint: Callable[[list, tuple], str] | None = None) -> list[str]:
+    """The verdict, worded once for ``shapecalc check``, the notebook and the report: headline,
+    where, what, numbered fixes. ``inputs_hint(shapes, dtypes)``, when given, words the inputs
+    a fix resizes for a model with several (``check`` writes them as ``--input`` flags)."""
     if diagnosis.fits:
         lines = [f"✓ {diagnosis.summary()}"]
         if diagnosis.dropping:
-            lines.append(f"  note: pixels are dropped at {', '.join(map(repr, diagnosis.dropping))}"
-                         " (input size not exact)")
+            shown = ", ".join(f"'{n}'" for n in diagnosis.dropping[:SHOWN_DROPPING])
+            extra = len(diagnosis.dropping) - SHOWN_DROPPING
+            more = f" and {extra} more" if extra > 0 else ""
+            lines.append(f"  note: pixels are dropped at {shown}{more} (input size not exact)")
         return lines
     lines = [diagnosis.headline()]
-    if diagnosis.node:
+    if diagnosis.node:  # a forward that raised in its own code has no node to name
         lines.append(f"  at node   '{diagnosis.node}'  {diagnosis.layer or ''}".rstrip())
     if diagnosis.expected:
         lines += [f"  expected  {diagnosis.expected}", f"  got       {diagnosis.got}"]
     lines.append(f"  {diagnosis.problem}")
-    lines += [f"  fix {i}: {fix}" for i, fix in enumerate(diagnosis.fixes, 1)]
+    for i, fix in enumerate(diagnosis.fixes, 1):
+        lines.append(f"  fix {i}: {fix}")
+        if inputs_hint is not None and fix.kind is FixKind.INPUT and len(diagnosis.input_shapes) > 1:
+            fixed = fixed_input(list(diagnosis.input_shapes), fix)
+            lines.append("          " + inputs_hint(fixed, diagnosis.input_dtypes))
     if getattr(diagnosis, "searched", ""):
         lines.append(f"  searched  {diagnosis.searched}")
     return lines

@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Iterable, Sequence
 
 from shapecalc.core.errors import ArgumentError
-from shapecalc.core.graph import Analysis
+from shapecalc.core.graph import Analysis, Mode
 from shapecalc.core.inputs import FLOAT_DTYPES, Inputs, dtype_name, several_shapes
 
 
@@ -125,8 +125,7 @@ def summary(model: Any, input_size: Sequence[int] | Sequence[Sequence[int]] | No
     """
     from shapecalc.models.api import analyze, load_model
 
-    if mode not in ("eval", "train"):
-        raise ArgumentError("mode", f"choose 'eval' or 'train', got {mode!r}")
+    mode = Mode.of(mode)
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
         raise ArgumentError("depth", f"expected an integer ≥ 0, got {depth!r}")
     if verbose is not None and verbose not in (0, 1, 2):

@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 from shapecalc.core.safetext import printable
 from shapecalc.output.registry import renderer
-from shapecalc.output.columns import BY_KEY, DEFAULT_COLUMNS, WIDE_EXTRAS, cell, note_texts, parse_columns
+from shapecalc.output.columns import BY_KEY, WIDE_EXTRAS, cell, default_columns, note_texts, parse_columns
 from shapecalc.output.table_rows import (  # re-exported: the rows are part of this module's public face
     KIND_STYLES, Row, TableModel, row_description, table_model, torch_cell, tree_labels,
 )
@@ -154,9 +154,9 @@ def choose_layout(model: TableModel, width: int | None = None,
     Chosen ``columns`` are kept as given (only their form changes); otherwise a terminal
     starts from the defaults plus :data:`WIDE_EXTRAS` and walks down :data:`LADDER`.
     """
-    wanted = list(columns) if columns is not None else list(DEFAULT_COLUMNS)
+    wanted = list(columns) if columns is not None else default_columns(model.analysis)
     if columns is None and model.frozen:
-        wanted.insert(wanted.index("receptive_field"), "trainable")
+        wanted.insert(wanted.index("mult_adds") + 1, "trainable")
     if columns is None and width is not None:
         order = [c for c in BY_KEY]
         wanted = sorted(set(wanted) | set(WIDE_EXTRAS), key=order.index)
@@ -241,9 +241,9 @@ def _wrap(text: str, width: int | None, indent: int) -> list[str]:
 
 def layout_table(analysis, depth: int | None = None, explain: bool = False,
                  checks: Iterable | None = None, columns: Sequence[str] | None = None,
-                 width: int | None = None) -> Drawn:
+                 width: int | None = None, ops: bool = False) -> Drawn:
     """Build, fit and lay out the table of ``analysis`` in one call."""
-    model = table_model(analysis, depth, explain, checks)
+    model = table_model(analysis, depth, explain, checks, ops)
     return draw(model, choose_layout(model, width, columns), width)
 
 
@@ -254,11 +254,11 @@ def plain_lines(drawn: Drawn) -> list[str]:
 
 def print_analysis(analysis, console, depth: int | None = None, explain: bool = False,
                    checks: Iterable | None = None, columns: Sequence[str] | None = None,
-                   width: int | None = None) -> None:
+                   width: int | None = None, ops: bool = False) -> None:
     """The table on a rich ``console`` in colour; the same lines :func:`plain_lines` gives."""
     from rich.text import Text
 
-    drawn = layout_table(analysis, depth, explain, checks, columns, width)
+    drawn = layout_table(analysis, depth, explain, checks, columns, width, ops)
     for line in drawn.lines:
         text = Text()
         for part, style in line:
@@ -282,14 +282,15 @@ def capture_text(draw_on, width: int = 240) -> str:
 @renderer("table", summary="the table as plain text", suffixes=("txt",), commands=("show",))
 def render_table_text(analysis, depth: int | None = None, explain: bool = False,
                       checks: Iterable | None = None, columns: Sequence[str] | None = None,
-                      width: int | None = None) -> str:
+                      width: int | None = None, ops: bool = False) -> str:
     """The table as plain text (no colours, no rich); fitted to ``width`` when one is given.
 
-    ``columns``: :mod:`.columns` keys or short names, in the order to show them.
+    ``columns``: :mod:`.columns` keys or short names, in the order to show them; ``ops``: also
+    the rows of an imported module's functional glue (adds, views, masks).
     """
     if columns is not None:
         columns = parse_columns(columns, "columns")
-    drawn = layout_table(analysis, depth, explain, checks, columns, width)
+    drawn = layout_table(analysis, depth, explain, checks, columns, width, ops)
     return "\n".join(plain_lines(drawn)) + "\n"
 
 

@@ -16,12 +16,10 @@ from shapecalc.core.layers.base import AXIS_NAMES
 from shapecalc.output import header_lines, mode_text, record_kind, shape_text
 from shapecalc.output.columns import CellContext, frozen_params
 from shapecalc.output.formats import footer_lines
+from shapecalc.output.palette import PALETTE
 
-#: Row styles by layer kind: the same grouping the graph colours use.
-KIND_STYLES = {
-    "conv": "cyan", "pool": "magenta", "norm": "yellow", "activation": "green",
-    "linear": "blue", "reshape": "white", "merge": "bright_white", "dropout": "bright_black",
-}
+#: Row styles by layer kind: the terminal shades of the one palette (:mod:`.palette`).
+KIND_STYLES = {kind: colour.terminal for kind, colour in PALETTE.items() if colour.terminal}
 
 
 def tree_labels(rows: Sequence, analysis) -> list[str]:
@@ -90,9 +88,10 @@ class TableModel:
 
 
 def table_model(analysis, depth: int | None = None, explain: bool = False,
-                checks: Iterable | None = None) -> TableModel:
-    """The table's rows (tree order, cut at ``depth``), independent of columns and width."""
-    records = list(analysis.rows(depth))
+                checks: Iterable | None = None, ops: bool = False) -> TableModel:
+    """The table's rows (tree order, cut at ``depth``; an imported module's functional glue
+    only with ``ops``), independent of columns and width."""
+    records = list(analysis.rows(depth, ops))
     fields = field_lines(analysis) if explain else {}
     labels = tree_labels(records, analysis)
     index = {r.name: i for i, r in enumerate(analysis.records)}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from shapecalc.core.blocks import Block, Branches, Residual, Sequential
 from shapecalc.core.errors import SpecError
 from shapecalc.core.layers import Layer, Shape
-from shapecalc.torch_bridge.measure import record_module_shapes
+from shapecalc.torch_bridge.measure import call_on_meta, record_module_shapes
 
 
 def _torch():
@@ -79,9 +79,15 @@ def layer_to_module(layer: Layer):
     return cls(**layer.torch_kwargs())
 
 
-def spec_module(block: Block, resolved: dict[str, Layer], path: str = ""):
+def spec_module(block: Block, resolved: dict[str, Layer], path: str = "", device: str | None = None):
     """The ``nn.Module`` of spec tree ``block``, each layer as ``resolved`` (node name → layer
-    with inferred sizes filled in) has it; module paths equal the spec's node names."""
+    with inferred sizes filled in) has it; module paths equal the spec's node names.
+
+    ``device="meta"`` builds it without memory for weights (what ``--verify`` needs: vgg16's
+    553 MB of weights are never allocated), whatever sizes a spec file declares."""
+    if device is not None:
+        with _torch().device(device):
+            return spec_module(block, resolved, path)
     nn = _torch().nn
     residual_cls, branches_cls = _module_classes()
 
@@ -124,6 +130,8 @@ def trace_shapes(module, input_shape: Shape, device: str = "cpu") -> dict[str, S
     torch = _torch()
 
     def forward(mod, shape, _reset):
+        if str(device) == "meta":  # meta stand-ins for the weights: free, and mod is untouched
+            return call_on_meta(mod, torch.zeros(tuple(shape), device="meta"))
         was_training = mod.training
         mod.eval()
         try:

@@ -22,7 +22,7 @@ from shapecalc.torch_bridge import fx_ops
 from shapecalc.torch_bridge.fx_common import ModuleIndex, blocks_for, labelled_leaves, module_to_layer, shared_layer
 from shapecalc.torch_bridge.fx_measured import measured
 from shapecalc.torch_bridge.fx_params import ParamLedger, attribute, loose_notes
-from shapecalc.torch_bridge.fx_values import FxValues
+from shapecalc.torch_bridge.fx_values import FxValues, ValueKind
 from shapecalc.torch_bridge.measure import torch_module
 
 _INT_METHODS = {"size", "dim", "numel", "nelement"}
@@ -38,7 +38,7 @@ _SCALAR = _ARITH | {"eq", "ne", "lt", "le", "gt", "ge", "and_", "or_", "not_", "
 _CHECKS = {"assert", "check", "assert_async", "check_is_size", "assert_scalar"}
 
 
-class FxConverter(FxValues):
+class FxConverter:
     def __init__(self, fx_graph: Any, root: Any, name: str,
                  layers: dict[int, Layer | None] | None = None,
                  index: ModuleIndex | None = None) -> None:
@@ -47,18 +47,18 @@ class FxConverter(FxValues):
         self.root = root  # the traced module: fx targets are paths in it, its classes label blocks
         self.layers = layers if layers is not None else {}  # id(module) → its layer, decided once
         index = index or ModuleIndex.of(root)
-        # fx targets are module paths: one table instead of a walk per call
+        # What the measured nodes share with the converter: passed to them, never reached into.
+        self.values = FxValues(self.torch, root, index.modules)
         self.submodules: dict[str, Any] = index.modules
         self.made: dict[tuple, Layer] = {}  # op and arguments → its one layer (shared_layer)
         self.builder = GraphBuilder(name)
-        self.kind: dict[Any, str] = {}
+        self.kind = self.values.kind  # fx node → ValueKind
         self.engine: dict[Any, str] = {}
         self.used: set[str] = {self.builder.input_name}
         self.calls: dict[str, int] = {}
         self.fx_names: dict[str, str] = {}
         self.notes: list[Note] = []
         self.inputs: list[Any] = []  # placeholders that are graph inputs, in order
-        self.dtypes: dict[str, Any] = {}  # fx node name → torch dtype, for non-float inputs
         self.measured_layers: list = []
         self.uses: dict[str, list] = {}  # engine node → [(parameter ids, how they are used)]
         self.tuple_owner: dict[Any, str] = {}  # fx tuple value → engine node that counted it
@@ -71,12 +71,12 @@ class FxConverter(FxValues):
         out_node = next((n for n in nodes if n.op == "output"), None)
         if out_node is None:
             raise SpecError("the traced forward returns nothing")
-        self.live = self._live(out_node)
+        self.live = self.values.live(out_node)
         for node in nodes:
             if node.op == "output":
                 continue
             self.kind[node] = self._classify(node)
-            if self.kind[node] == "tensor" and node.op != "placeholder" and self._wanted(node):
+            if self.kind[node] is ValueKind.TENSOR and node.op != "placeholder" and self._wanted(node):
                 self._emit(node)
         outputs = self._outputs(out_node)
         graph = self.builder.finish(outputs[0][1])
@@ -90,8 +90,8 @@ class FxConverter(FxValues):
 
     def set_dtypes(self, dtypes: dict[str, Any]) -> None:
         """Element types of the fx values for the next analysis; measurements redone if changed."""
-        if dtypes != self.dtypes:
-            self.dtypes = dtypes
+        if dtypes != self.values.dtypes:
+            self.values.dtypes = dtypes
             for layer in self.measured_layers:
                 layer.cache.clear()
 
@@ -108,7 +108,7 @@ class FxConverter(FxValues):
         Node = self.torch.fx.Node
 
         def expand(value: Any) -> Any:  # a node that builds a namedtuple/tuple: its items
-            if not (isinstance(value, Node) and self.kind.get(value) == "struct"):
+            if not (isinstance(value, Node) and self.kind.get(value) is ValueKind.STRUCT):
                 return None
             fields = getattr(value.target, "_fields", None) or range(len(value.args))
             items = list(value.args) + [value.kwargs[f] for f in fields[len(value.args):]] \
@@ -117,7 +117,7 @@ class FxConverter(FxValues):
 
         value = node.args[0]
         found = [(label or "output", self.engine[leaf]) for label, leaf in labelled_leaves(value, expand)
-                 if isinstance(leaf, Node) and self.kind.get(leaf) == "tensor" and leaf in self.engine]
+                 if self.values.is_tensor(leaf) and leaf in self.engine]
         if not found:
             raise SpecError("the forward does not return a tensor")
         if len(found) > 1 or not isinstance(value, self.torch.fx.Node):
@@ -126,10 +126,10 @@ class FxConverter(FxValues):
         return found
 
     # ---------------------------------------------------------------- classification
-    def _classify(self, node: Any) -> str:
+    def _classify(self, node: Any) -> ValueKind:
         if node.op == "placeholder":
             if node.args:  # an argument with a default value
-                return "const"
+                return ValueKind.CONST
             if not self.inputs:
                 self.engine[node] = self.builder.input_name
             else:
@@ -137,37 +137,37 @@ class FxConverter(FxValues):
                 self.engine[node] = self.builder.add_input(name)
             self.inputs.append(node)
             self.fx_names[self.engine[node]] = node.name
-            return "tensor"
+            return ValueKind.TENSOR
         if node.op == "get_attr":
-            return "const"
+            return ValueKind.CONST
         if node.op == "call_function" and isinstance(node.target, type) and issubclass(node.target, tuple):
-            return "struct"  # a namedtuple of results (GoogLeNet's outputs): its fields are outputs
+            return ValueKind.STRUCT  # a namedtuple of results (GoogLeNet's outputs): its fields are outputs
         name = fx_ops.op_name(node)
-        arg_kinds = [self.kind.get(a) for a in self._arg_nodes(node)]
+        arg_kinds = [self.kind.get(a) for a in self.values.arg_nodes(node)]
         if node.op == "call_method" and name in _INT_METHODS:
-            return "int"
+            return ValueKind.INT
         if name == "getattr" or name in _CHECKS:
-            return "int"
+            return ValueKind.INT
         if name == "getitem":
             base = node.args[0]
             base_kind = self.kind.get(base) if isinstance(base, self.torch.fx.Node) else None
-            if base_kind in ("int", "const"):
+            if base_kind in (ValueKind.INT, ValueKind.CONST):
                 return base_kind
-        elif node.op in ("call_function", "call_method") and "tensor" not in arg_kinds:
-            if name in _SCALAR and "const" not in arg_kinds:
-                return "int"
-            if "const" in arg_kinds and "tuple" not in arg_kinds:
-                return "const"  # computed from parameters/buffers alone (a bias-table lookup)
+        elif node.op in ("call_function", "call_method") and ValueKind.TENSOR not in arg_kinds:
+            if name in _SCALAR and ValueKind.CONST not in arg_kinds:
+                return ValueKind.INT
+            if ValueKind.CONST in arg_kinds and ValueKind.TUPLE not in arg_kinds:
+                return ValueKind.CONST  # computed from parameters/buffers alone (a bias-table lookup)
         users = list(node.users)
         indexed = bool(users) and all(
             u.op == "call_function" and fx_ops.op_name(u) == "getitem" and isinstance(u.args[1], int)
             for u in users)
         # x[0] on a tensor is indexing too: only ops known to return tuples (modules such as
         # LSTM whose results are only ever indexed, and the items of such tuples) make tuples.
-        nested = name == "getitem" and self.kind.get(node.args[0]) == "tuple"
+        nested = name == "getitem" and self.kind.get(node.args[0]) is ValueKind.TUPLE
         if indexed and (node.op == "call_module" or name in _TUPLE_OPS or nested):
-            return "tuple"
-        return "tensor"
+            return ValueKind.TUPLE
+        return ValueKind.TENSOR
 
     # ---------------------------------------------------------------- emission
     def _unique(self, name: str) -> str:
@@ -195,7 +195,7 @@ class FxConverter(FxValues):
         return self._unique(name)
 
     def _emit(self, node: Any) -> None:
-        root = self._tuple_root(node) if fx_ops.op_name(node) == "getitem" else node
+        root = self.values.tuple_root(node) if fx_ops.op_name(node) == "getitem" else node
         item_of = root if root is not node else None
         module = str(root.target) if root.op == "call_module" else None
         first_item = item_of is not None and item_of not in self.tuple_owner
@@ -207,14 +207,13 @@ class FxConverter(FxValues):
             first_item and node.args[1] == 0 and node.args[0] is item_of) else None
         if mapped is not None:
             layer, inputs = mapped
-            origin = "derived"
         else:
-            layer, inputs = measured(self, node, count_macs=item_of is None or first_item)
-            origin = "measured"
+            layer, inputs = measured(self.values, node, count_macs=item_of is None or first_item)
+            self.measured_layers.append(layer)
         uses = []
         if module is not None and (item_of is None or first_item):
-            uses.append((self.ledger.module_params(self._submodule(module)), None))
-        reads = self._param_reads(node)
+            uses.append((self.ledger.module_params(self.values.submodule(module)), None))
+        reads = self.values.param_reads(node)
         if reads:
             uses.append((reads, f"through {fx_ops.op_name(node)}"))
         notes: tuple = ()
@@ -227,7 +226,7 @@ class FxConverter(FxValues):
         if uses:
             self.uses[name] = uses
         self.builder.add(name, layer, tuple(self.engine[i] for i in inputs), module=module,
-                         param_key=name, origin=origin)
+                         param_key=name)
         if notes:
             import dataclasses
 
@@ -239,7 +238,7 @@ class FxConverter(FxValues):
     def _item_path(self, node: Any) -> str:
         """``[1][-2]`` for ``gru(x)[1][-2]``: where in the tuple an item sits."""
         path = ""
-        while fx_ops.op_name(node) == "getitem" and self.kind.get(node.args[0]) == "tuple":
+        while fx_ops.op_name(node) == "getitem" and self.values.is_tuple(node.args[0]):
             path = f"[{node.args[1]!r}]" + path
             node = node.args[0]
         return path
@@ -253,8 +252,8 @@ class FxConverter(FxValues):
         layer, inputs = mapped
         name = self._name(call)
         self.builder.add(name, layer, tuple(self.engine[i] for i in inputs), module=str(call.target),
-                         param_key=name, origin="derived")
-        self.uses[name] = [(self.ledger.module_params(self._submodule(call.target)), None)]
+                         param_key=name)
+        self.uses[name] = [(self.ledger.module_params(self.values.submodule(call.target)), None)]
         self.tuple_owner[call] = name
         self.fx_names[name] = call.name
         return True
@@ -262,10 +261,10 @@ class FxConverter(FxValues):
     def _mapped(self, node: Any) -> tuple[Layer, list[Any]] | None:
         Node = self.torch.fx.Node
         call = node
-        if fx_ops.op_name(node) == "getitem" and self.kind.get(node.args[0]) == "tuple":
+        if fx_ops.op_name(node) == "getitem" and self.values.is_tuple(node.args[0]):
             call = node.args[0]  # item 0 of a module's tuple: the layer describes that item
         if call.op == "call_module":
-            sub = self._submodule(call.target)
+            sub = self.values.submodule(call.target)
             layer = self.layers[id(sub)] if id(sub) in self.layers else module_to_layer(sub)
             if layer is None or not call.args or not all(self._is_tensor(a) for a in call.args):
                 return None
@@ -312,7 +311,7 @@ class FxConverter(FxValues):
                 rest = (kwargs.pop("shape", rest[0] if rest else ()),)
             if kwargs:
                 return None
-            shape = self._shape_args(source, rest)
+            shape = self.values.shape_args(source, rest)
             return (Reshape(shape), [source]) if shape is not None else None
         if name == "permute":
             dims = rest[0] if len(rest) == 1 and isinstance(rest[0], (list, tuple)) else rest
@@ -346,10 +345,6 @@ class FxConverter(FxValues):
             obj = getattr(obj, part, None)
         return tuple(obj.shape) if isinstance(obj, self.torch.Tensor) else None
 
-    def _submodule(self, path: str) -> Any:
-        found = self.submodules.get(path)
-        return found if found is not None else self.root.get_submodule(path)
-
     def _flat(self, values: Any) -> list[Any]:
         out: list[Any] = []
         for v in values:
@@ -360,4 +355,4 @@ class FxConverter(FxValues):
         return out
 
     def _is_tensor(self, value: Any) -> bool:
-        return isinstance(value, self.torch.fx.Node) and self.kind.get(value) == "tensor"
+        return self.values.is_tensor(value)

@@ -16,11 +16,11 @@ import inspect
 from typing import Any
 
 from shapecalc.core.errors import SpecError
-from shapecalc.core.graph import Graph, GraphBuilder
+from shapecalc.core.graph import Graph, GraphBuilder, Mode
 from shapecalc.core.inputs import Inputs
-from shapecalc.core.layers import Shape
+from shapecalc.core.layers import Shape, format_shape
 from shapecalc.core.notes import Note, NoteKind
-from shapecalc.torch_bridge.fx_common import labelled_leaves, module_to_layer
+from shapecalc.torch_bridge.fx_common import blocks_for, labelled_leaves, module_to_layer
 from shapecalc.torch_bridge.fx_params import ParamLedger, attribute, loose_notes
 from shapecalc.torch_bridge.measure import MeasuredLayer, call_on_meta, meta_input, run_mode, torch_module
 
@@ -67,7 +67,8 @@ def hook_graph(module: Any, name: str, inputs: Inputs, training: bool = False,
 
     failure: Exception | None = None
     given: list = []
-    recording = Recording(module, recorded_modules(module))
+    recorded = recorded_modules(module)
+    recording = Recording(module, recorded, {id(m) for _, m in recorded if module_to_layer(m) is None})
     try:
         with recording:
             xs, out = run_for_hooks(module, inputs, recording.clear, training, given)
@@ -84,7 +85,7 @@ def hook_graph(module: Any, name: str, inputs: Inputs, training: bool = False,
     if reason is not None:
         graph.notes.insert(0, Note.of(NoteKind.HOOK_FALLBACK, model=type(module).__name__,
                                       reason=reason))
-    graph.mode = "train" if training else "eval"
+    graph.mode = Mode.of_training(training)
     if failure is None:
         return graph
     shown = " and ".join("×".join(map(str, s)) for s in inputs.shapes)
@@ -138,9 +139,9 @@ def _hook_nodes(module: Any, name: str, recording: Any, xs: list, out: Any,
     def glue(node_name: str, tensor: Any, source: str) -> str:
         # A module may read several tensors no recorded node made (CondConv's input and its
         # routing weights): each gets its own node, numbered like repeated calls.
-        layer = _fixed(f"ops → {tuple(tensor.shape)}", "Functional", tuple(tensor.shape), 0,
+        layer = _fixed(f"ops → {format_shape(tuple(tensor.shape))}", "Functional", tuple(tensor.shape), 0,
                        "shape measured between modules (forward not traceable by fx)")
-        return builder.add(unique(node_name), layer, (source,), origin="measured")
+        return builder.add(unique(node_name), layer, (source,))
 
     running = recording.running() if failed else None
     calls = recording.calls + ([running] if running is not None else [])
@@ -152,18 +153,17 @@ def _hook_nodes(module: Any, name: str, recording: Any, xs: list, out: Any,
         node_name = unique(call.path)
         if call.module is None:  # a torch function the forward's own code called
             sources = tuple(produced[id(t)] for t in call.inputs if id(t) in produced)
-            layer, origin = _fixed(call.label, call.label, tuple(output.shape), call.macs), "measured"
+            layer = _fixed(call.label, call.label, tuple(output.shape), call.macs)
         else:
             sources = tuple(produced.get(id(t)) or glue(f"{node_name}.input", t, last)
                             for t in call.inputs)
-            layer, origin = module_to_layer(call.module), "derived"
+            layer = module_to_layer(call.module)
             if layer is None or (len(sources) != 1 and layer.arity != 0):
-                layer, origin = _fixed(type(call.module).__name__, type(call.module).__name__,
-                                       None if output is None else tuple(output.shape),
-                                       call.macs), "measured"
+                layer = _fixed(type(call.module).__name__, type(call.module).__name__,
+                               None if output is None else tuple(output.shape), call.macs)
             uses[node_name] = [(ledger.module_params(call.module), None)]
         builder.add(node_name, layer, sources or (last,), module=call.path if call.module is not None
-                    else None, param_key=node_name, origin=origin)
+                    else None, param_key=node_name)
         for i, (suffix, item) in enumerate(items):
             keep.append(item)
             if i == 0:
@@ -175,7 +175,7 @@ def _hook_nodes(module: Any, name: str, recording: Any, xs: list, out: Any,
             note = Note.of(NoteKind.TUPLE_ITEM, index=int(key) if key.isdigit() else key,
                            owner=node_name)
             builder.add(item_name, _fixed(f"{call.label}{suffix}", "getitem", tuple(item.shape), 0),
-                        (node_name,), origin="measured")
+                        (node_name,))
             builder.nodes[-1] = builder.nodes[-1].counted(0, 0, (note,), item_name)
             produced[id(item)] = item_name
         last = node_name
@@ -191,6 +191,11 @@ def _hook_nodes(module: Any, name: str, recording: Any, xs: list, out: Any,
             graph.notes.append(Note.of(NoteKind.OUTPUTS, count=len(outputs),
                                        labels=tuple(label for label, _ in outputs)))
     graph.input_labels = tuple(labels)
+    # The module tree the forward ran through: every module that is not itself a recorded
+    # node becomes a block, so the table reads as a tree (12 BertLayer rows at --depth 2).
+    leaves = {path for path, _ in recording.recorded}
+    containers = {path: sub for path, sub in module.named_modules() if path and path not in leaves}
+    graph.blocks = blocks_for(graph.nodes, containers, graph.output)
     graph.nodes = attribute(ledger, graph.nodes, uses)
     graph.loose_params, graph.loose_frozen, loose = loose_notes(ledger, unplaced=True)
     graph.notes.extend(loose)
@@ -239,6 +244,26 @@ def _output_nodes(out: Any, produced: dict[int, str], glue: Any, last: str) -> l
     return found
 
 
+def _refuse_a_large_real_run(given: Inputs) -> None:
+    """A real run allocates its inputs and every activation: above ``MAX_RUN_BYTES`` of input
+    it is refused, naming the flag that raises the limit, before anything is allocated."""
+    from shapecalc.core.bounds import MAX_RUN_BYTES
+    from shapecalc.core.inputs import DTYPE_BYTES
+
+    limit = MAX_RUN_BYTES.get()
+    total = 0
+    for item in given:
+        count = 1
+        for size in item.shape:
+            count *= size
+        total += count * DTYPE_BYTES[item.dtype]
+    if total > limit:
+        shown = " and ".join("×".join(map(str, s)) for s in given.shapes)
+        raise SpecError(f"the forward reads tensor values, so it must run for real on zeros; "
+                        f"input {shown} is {total / 2**20:,.0f} MiB, more than the "
+                        f"{limit / 2**20:,.0f} MiB allowed for a real run (--max-run-mb raises it)")
+
+
 def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False,
                   inputs: list | None = None) -> tuple[list, Any]:
     """Meta first (free); a forward that reads tensor values (``if x.sum() > 0``) cannot run
@@ -257,6 +282,7 @@ def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False
             raise
     reset()
     device = next((p.device for p in module.parameters()), torch.device("cpu"))
+    _refuse_a_large_real_run(given)
     xs = [meta_input(i.shape, i.dtype, device) for i in given]
     if inputs is not None:
         inputs[:] = xs

@@ -21,12 +21,13 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from shapecalc.core.collector import paused_collector
 from shapecalc.core.blocks import Block, Sequential
-from shapecalc.core.errors import ArgumentError, LayerError, SpecError, user_code
-from shapecalc.core.graph import Analysis, Graph, analyze_graph
+from shapecalc.core.errors import LayerError, SpecError, user_code
+from shapecalc.core.graph import Analysis, Graph, Mode, analyze_graph
 from shapecalc.core.inputs import Inputs
 from shapecalc.core.layers import Layer, Shape
 from shapecalc.torch_bridge.fx_common import ModuleIndex, module_to_layer
@@ -34,7 +35,12 @@ from shapecalc.torch_bridge.measure import (
     call_on_meta, meta_input, record_module_shapes, run_mode, torch_module, user_line,
 )
 
-MODES = ("eval", "train")
+class Route(StrEnum):
+    """How a module was read (see the module docstring)."""
+
+    CHAIN = "chain"
+    FX = "fx"
+    HOOKS = "hooks"
 
 
 @dataclass
@@ -44,7 +50,7 @@ class TorchImport:
     measure the same nodes."""
 
     module: Any
-    mode: str  # "chain", "fx" or "hooks"
+    route: Route
     fx_graph: Any = None  # the traced torch.fx Graph; its targets are paths in ``module``
     fx_names: dict[str, str] = field(default_factory=dict)  # engine node → fx node
     notes: list = field(default_factory=list)
@@ -61,14 +67,14 @@ class TorchImport:
     @property
     def scannable(self) -> bool:
         """False for a graph recorded by running the forward at one size (other sizes, other graphs)."""
-        return self.mode != "hooks"
+        return self.route is not Route.HOOKS
 
     def graph_at(self, shape: Shape) -> Graph:
         """The graph at ``shape``; only "hooks" imports depend on the size (they are recorded)."""
         from shapecalc.torch_bridge.fx_hooks import hook_graph
 
-        if self.mode != "hooks":
-            raise SpecError(f"{self.name}: a {self.mode} import has one graph for every size")
+        if self.route is not Route.HOOKS:
+            raise SpecError(f"{self.name}: a {self.route} import has one graph for every size")
         return hook_graph(self.module, self.name or type(self.module).__name__,
                           Inputs.from_checked([tuple(shape)]), self.training, self.reason)
 
@@ -101,11 +107,10 @@ def _default_input(module: Any) -> Shape | None:
 
 # ------------------------------------------------------------------ entry point
 @paused_collector()
-def import_module(module: Any, name: str | None = None, mode: str = "eval") -> TorchImport:
+def import_module(module: Any, name: str | None = None, mode: Mode | str = Mode.EVAL) -> TorchImport:
     """Import ``module`` (chain, else fx, else hooks) with its graph."""
-    if mode not in MODES:
-        raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
-    training = mode == "train"
+    mode = Mode.of(mode)
+    training = mode.training
     name = name or type(module).__name__
     default = _default_input(module)
     index = ModuleIndex.of(module)
@@ -114,7 +119,7 @@ def import_module(module: Any, name: str | None = None, mode: str = "eval") -> T
         graph = spec.to_graph(name)
         _attribute_chain(graph, module)
         graph.mode = mode
-        return TorchImport(module, "chain", training=training, name=name, graph=graph, spec=spec,
+        return TorchImport(module, Route.CHAIN, training=training, name=name, graph=graph, spec=spec,
                            default_input=default,
                            description=f"nn.Module {type(module).__name__} (a chain of known layers)")
     try:
@@ -132,7 +137,7 @@ def hooks_import(module: Any, name: str, default: Shape | None, reason: str,
     from shapecalc.core.notes import Note, NoteKind
 
     note = Note.of(NoteKind.HOOK_FALLBACK, model=type(module).__name__, reason=reason)
-    imp = TorchImport(module, "hooks", notes=[note], training=training, reason=reason, name=name,
+    imp = TorchImport(module, Route.HOOKS, notes=[note], training=training, reason=reason, name=name,
                       default_input=default, description=str(note))
     imp.graph = imp.graph_at(default) if default is not None else None
     return imp
@@ -180,6 +185,7 @@ def _tracer_class(known: set[int]):
         def __init__(self) -> None:
             super().__init__()
             self.module_stack = ModuleStack()
+            self.attr_names: dict[int, str] | None = None  # id(parameter/buffer) → first path
 
         def is_leaf_module(self, m, qualname: str) -> bool:
             return id(m) in known or super().is_leaf_module(m, qualname)
@@ -205,10 +211,36 @@ def _tracer_class(known: set[int]):
                 out = self.call_module(m.norm, m.norm.forward, (out,), {})
             return out
 
+        # fx finds a parameter's or buffer's name by walking every one of the root's, at each
+        # use (reading ``self.weight``, passing it to ``F.batch_norm``): quadratic in depth on
+        # timm's norm layers (13 s of ghostnetv3's trace). One walk each gives the same first
+        # names fx would find.
+        def attr_name(self, a) -> str | None:
+            if self.attr_names is None:
+                self.attr_names = {}
+                for path, t in list(self.root.named_parameters()) + list(self.root.named_buffers()):
+                    self.attr_names.setdefault(id(t), path)
+            return self.attr_names.get(id(a))
+
         def create_arg(self, a):
             if type(a) in plain:
                 return TracerBase.create_arg(self, a)
+            if isinstance(a, torch.Tensor):
+                path = self.attr_name(a)
+                if path is not None:
+                    return self.create_node("get_attr", path, (), {})
             return super().create_arg(a)
+
+        def getattr(self, attr, attr_val, parameter_proxy_cache):
+            if not isinstance(attr_val, torch.nn.Parameter) or self.param_shapes_constant \
+                    or self.proxy_buffer_attributes:
+                return super().getattr(attr, attr_val, parameter_proxy_cache)
+            path = self.attr_name(attr_val)
+            if path is None:
+                return attr_val
+            if path not in parameter_proxy_cache:
+                parameter_proxy_cache[path] = self.create_proxy("get_attr", path, (), {})
+            return parameter_proxy_cache[path]
 
     return KnownLeafTracer
 
@@ -254,8 +286,8 @@ def trace_graph(module: Any, name: str, training: bool = False,
     for path, info in graph.blocks.items():  # a block's value is its output node's
         if info.output in converter.fx_names:
             converter.fx_names[path] = converter.fx_names[info.output]
-    graph.mode = "train" if training else "eval"
-    imp = TorchImport(module, "fx", fx_graph, converter.fx_names, converter.notes, converter, training,
+    graph.mode = Mode.of_training(training)
+    imp = TorchImport(module, Route.FX, fx_graph, converter.fx_names, converter.notes, converter, training,
                       name=name, graph=graph)
     return graph, imp
 
@@ -270,7 +302,7 @@ def source_line(imp: TorchImport, node: str) -> str | None:
     trace; so the module is traced again with that record, for the one node a diagnosis names.
     """
     fx_name = imp.fx_names.get(node)
-    if imp.mode != "fx" or fx_name is None:
+    if imp.route is not Route.FX or fx_name is None:
         return None
     index = ModuleIndex.of(imp.module)
     known = {id(m) for m in index.modules.values() if module_to_layer(m, {}) is not None}
@@ -289,19 +321,18 @@ def source_line(imp: TorchImport, node: str) -> str | None:
 
 
 # ------------------------------------------------------------------ analysis
-def in_mode(imp: TorchImport, mode: str) -> TorchImport:
+def in_mode(imp: TorchImport, mode: Mode | str) -> TorchImport:
     """``imp``, or the module imported again when another mode is asked for (a train-mode
     forward may take other branches, so its graph is another one)."""
-    if mode not in MODES:
-        raise ArgumentError("mode", f"expected 'eval' or 'train', got {mode!r}")
-    if imp.training == (mode == "train"):
+    mode = Mode.of(mode)
+    if imp.training == mode.training:
         return imp
     return import_module(imp.module, imp.name, mode)
 
 
 @paused_collector()
 def analyze_import(imp: TorchImport, inputs: Inputs, dtype: str = "float32",
-                   mode: str = "eval") -> Analysis:
+                   mode: Mode | str = Mode.EVAL) -> Analysis:
     """Analyse an imported module at ``inputs``, re-importing it if another mode is asked for.
 
     A traced graph that cannot take inputs which the real forward takes was read wrongly
@@ -312,11 +343,11 @@ def analyze_import(imp: TorchImport, inputs: Inputs, dtype: str = "float32",
 
     imp = in_mode(imp, mode)
     training = imp.training
-    if imp.mode == "hooks":
+    if imp.route is Route.HOOKS:
         with user_code(f"running {imp.name}.forward"):
             graph = hook_graph(imp.module, imp.name, inputs, training, imp.reason)
         return analyze_graph(graph, inputs, dtype)
-    if imp.mode == "fx":
+    if imp.route is Route.FX:
         imp.converter.set_dtypes({} if inputs.all_default else _fx_dtypes(imp, inputs))
     try:
         return analyze_graph(imp.graph, inputs, dtype)
@@ -369,14 +400,14 @@ def _runner(imp: TorchImport, interpreter: Any) -> Any:
 # ------------------------------------------------------------------ verify support
 def measure_nodes(imp: TorchImport, inputs: Inputs) -> dict[str, Shape]:
     """What torch says every engine node's output shape is, from one meta forward."""
-    if imp.mode == "hooks":
+    if imp.route is Route.HOOKS:
         from shapecalc.torch_bridge.fx_hooks import run_for_hooks
 
         def run(module: Any, _shape: Shape, reset: Any) -> Any:
             return run_for_hooks(module, inputs, reset, imp.training)[1]
 
         return record_module_shapes(imp.module, inputs.first, run)
-    if imp.mode != "fx":
+    if imp.route is not Route.FX:
         return record_module_shapes(imp.module, inputs.first)
     torch = torch_module()
     recorded: dict[str, Shape] = {}

@@ -11,21 +11,21 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from shapecalc.core.layers import Layer
 from shapecalc.torch_bridge import fx_ops
+from shapecalc.torch_bridge.fx_values import FxValues
 from shapecalc.torch_bridge.measure import MeasuredLayer, call_on_meta, measured_runner
 
 
-def label(conv: Any, node: Any) -> str:
+def label(values: FxValues, node: Any) -> str:
     """``chunk(2, 1)[0]``: the call with its constant arguments, tensors left out."""
-    Node = conv.torch.fx.Node
+    Node = values.torch.fx.Node
     name = fx_ops.op_name(node)
-    if name == "getitem" and isinstance(node.args[0], Node) and conv.kind.get(node.args[0]) == "tuple":
+    if name == "getitem" and values.is_tuple(node.args[0]):
         base = node.args[0]
-        inner = (repr(conv._submodule(base.target)) if base.op == "call_module"
-                 else label(conv, base))
+        inner = (repr(values.submodule(base.target)) if base.op == "call_module"
+                 else label(values, base))
         if "\n" in inner or len(inner) > 60:
-            inner = type(conv._submodule(base.target)).__name__ if base.op == "call_module" \
+            inner = type(values.submodule(base.target)).__name__ if base.op == "call_module" \
                 else fx_ops.op_name(base)
         return f"{inner}[{node.args[1]!r}]"
     if name == "getitem":
@@ -35,19 +35,20 @@ def label(conv: Any, node: Any) -> str:
     return f"{name}({', '.join(parts)})"
 
 
-def measured(conv: Any, node: Any, count_macs: bool = True) -> tuple[Layer, list[Any]]:
-    """A :class:`MeasuredLayer` for ``node`` and the tensor nodes it reads."""
-    frontier = conv.frontier(node)
-    torch = conv.torch
-    root = conv.root
+def measured(values: FxValues, node: Any, count_macs: bool = True) -> tuple[MeasuredLayer, list[Any]]:
+    """A :class:`MeasuredLayer` for ``node`` and the tensor nodes it reads; it measures with the
+    element types ``values.dtypes`` holds when it runs."""
+    frontier = values.frontier(node)
+    torch = values.torch
+    root = values.root
     if node.op == "call_module":
-        sub = conv._submodule(node.target)
+        sub = values.submodule(node.target)
         text = repr(sub)
         name = text if "\n" not in text and len(text) <= 60 else type(sub).__name__
         op_type = type(sub).__name__
     else:
         op_type = fx_ops.op_name(node)
-        name = label(conv, node)
+        name = label(values, node)
 
     def evaluate(*tensors: Any) -> Any:
         env = dict(zip(frontier, tensors))
@@ -59,8 +60,9 @@ def measured(conv: Any, node: Any, count_macs: bool = True) -> tuple[Layer, list
                 value = root
                 for part in str(n.target).split("."):
                     value = getattr(value, part)
-                if isinstance(value, torch.Tensor):
-                    value = torch.empty_like(value, device="meta")
+                if isinstance(value, torch.Tensor):  # a weight keeps wanting its gradient
+                    value = torch.empty_like(value, device="meta").requires_grad_(value.requires_grad)
+                    value.shapecalc_state = True  # a parameter or buffer: never an activation
             elif n.op == "placeholder":
                 value = n.args[0] if n.args else None
             else:
@@ -71,20 +73,21 @@ def measured(conv: Any, node: Any, count_macs: bool = True) -> tuple[Layer, list
                 elif n.op == "call_method":
                     value = getattr(args[0], n.target)(*args[1:], **kwargs)
                 else:
-                    value = call_on_meta(conv._submodule(n.target), *args, **kwargs)
+                    value = call_on_meta(values.submodule(n.target), *args, **kwargs)
             env[n] = value
             return value
 
         return ev(node)
 
     def dtypes() -> list[Any]:
-        return [conv.dtypes.get(f.name) for f in frontier]
+        return [values.dtypes.get(f.name) for f in frontier]
 
     run = measured_runner(evaluate, name, dtypes)
     runner: Callable = run if count_macs else (lambda *shapes: (run(*shapes)[0], 0))
-    layer = MeasuredLayer(name, op_type, 0, "", runner=runner)
-    conv.measured_layers.append(layer)
-    return layer, frontier
+    # A module call runs through call_on_meta (no autograd); an op can be rerun recording.
+    forward = evaluate if node.op != "call_module" else None
+    return MeasuredLayer(name, op_type, 0, "", runner=runner, forward=forward,
+                         input_dtypes=dtypes), frontier
 
 
 def _short(value: Any) -> str:

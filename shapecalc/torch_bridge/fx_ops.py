@@ -8,7 +8,7 @@ measured. Anything not listed here is measured on the meta device instead: nothi
 from __future__ import annotations
 
 import operator
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from shapecalc.core.layers import (
     ELU, GELU, SELU, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d,
@@ -20,7 +20,7 @@ from shapecalc.core.layers import (
 from shapecalc.core.layers.attention import ScaledDotProductAttention
 from shapecalc.core.layers.embedding import Embedding
 from shapecalc.core.layers.functional import Elementwise, Mean, Pad, Permute, Transpose
-from shapecalc.core.layers.norm import GroupNorm, LayerNorm, RMSNorm
+from shapecalc.core.layers.norm import GroupNorm, LayerNorm, RMSNorm, _BatchNormNd
 from shapecalc.core.layers.shuffle import PixelShuffle, PixelUnshuffle
 from shapecalc.core.layers.basic import Linear
 
@@ -206,6 +206,29 @@ def _group_norm(num_groups, weight=None, bias=None, eps=1e-5) -> Layer | None:
     return GroupNorm(num_groups, None, eps, weight is not None)
 
 
+class FunctionalBatchNorm(_BatchNormNd):
+    """``F.batch_norm(x, running_mean, running_var, weight, bias, …)`` as a norm layer wrapping
+    module calls it (timm's ``BatchNormAct2d``): BatchNorm's rule at whatever rank it gets, as
+    the function takes any (N, C, …) input. Defined here, not among the spec layers: no spec
+    names it."""
+
+    ranks: ClassVar[tuple[int, ...]] = (2, 3, 4, 5)
+
+    @property
+    def type_name(self) -> str:
+        return "batch_norm"
+
+
+def _batch_norm(running_mean=None, running_var=None, weight=None, bias=None, training=False,
+                momentum=0.1, eps=1e-5) -> Layer | None:
+    if (weight is None) != (bias is None) or (weight is not None and len(weight) != 1):
+        return None
+    if not isinstance(training, bool) or not isinstance(eps, float):
+        return None
+    return FunctionalBatchNorm(weight[0] if weight is not None else None, eps, momentum,
+                               weight is not None, running_mean is not None)
+
+
 WEIGHTED_OPS: dict[str, tuple[tuple[str, ...], tuple[str, ...], Callable[..., Layer | None]]] = {
     "linear": (("weight", "bias"), ("weight", "bias"), _linear),
     "embedding": (("weight", "padding_idx", "max_norm", "norm_type", "scale_grad_by_freq", "sparse"),
@@ -213,7 +236,12 @@ WEIGHTED_OPS: dict[str, tuple[tuple[str, ...], tuple[str, ...], Callable[..., La
     "layer_norm": (("normalized_shape", "weight", "bias", "eps"), ("weight", "bias"), _layer_norm),
     "rms_norm": (("normalized_shape", "weight", "eps"), ("weight",), _rms_norm),
     "group_norm": (("num_groups", "weight", "bias", "eps"), ("weight", "bias"), _group_norm),
+    "batch_norm": (("running_mean", "running_var", "weight", "bias", "training", "momentum", "eps"),
+                   ("weight", "bias"), _batch_norm),
 }
+#: Buffers an op reads (running statistics): they must be module attributes, not computed
+#: in the forward; the layer's rule does not depend on them beyond being there.
+_READ_BUFFERS = {"batch_norm": ("running_mean", "running_var")}
 
 #: Ops on several tensors: op → (names of the tensor arguments, in order; the first ones are
 #: required, ``optional`` trailing ones may be absent), the other argument names, factory.
@@ -247,6 +275,12 @@ def map_call(name: str, args: tuple, kwargs: dict, is_tensor: Callable[[Any], bo
     bound = bind(names, tuple(args[1:]), kwargs)
     if bound is None:
         return None
+    for key in _READ_BUFFERS.get(name, ()):
+        value = bound.get(key)
+        if value is not None:
+            if weight_shape(value) is None:
+                return None
+            bound[key] = True  # present; its values are torch's business
     weights = []
     for key in weight_names:
         value = bound.get(key)

@@ -33,6 +33,7 @@ class Claim:
     frozen: int
     notes: tuple[Note, ...]
     shared_with: str | None  # every parameter it uses is counted at this earlier node
+    tensors: int = 0  # trainable parameter tensors counted here (an optimizer's step per tensor)
 
 
 class ParamLedger:
@@ -88,13 +89,17 @@ class ParamLedger:
         if old and not new:  # all counted earlier: a repeated call or a fully tied layer
             owners = {self.owner[i] for i in old}
             if len(owners) == 1:
-                return Claim(self._count(old), self._frozen(old), tuple(notes), owners.pop())
+                return Claim(self._count(old), self._frozen(old), tuple(notes), owners.pop(),
+                             self._trainable(old))
         if old:
             for owner in dict.fromkeys(self.owner[i] for i in old):
                 mine = [i for i in old if self.owner[i] == owner]
                 notes.append(Note.of(NoteKind.PARAM_TIED, names=self._names(mine),
                                      count=self._count(mine), owner=owner))
-        return Claim(self._count(new), self._frozen(new), tuple(notes), None)
+        return Claim(self._count(new), self._frozen(new), tuple(notes), None, self._trainable(new))
+
+    def _trainable(self, ids: list[int]) -> int:
+        return sum(1 for i in ids if not self.info[i].frozen)
 
     def unclaimed(self) -> tuple[int, int, tuple[str, ...]]:
         """Parameters no node claimed: count, frozen count, names."""
@@ -132,7 +137,7 @@ def attribute(ledger: ParamLedger, nodes: list, uses: dict[str, list]) -> list:
         key = ledger.key.get(shared, shared) if shared else node.name
         ledger.key[node.name] = key
         out.append(node.counted(sum(c.params for c in claims), sum(c.frozen for c in claims),
-                                node.notes + notes, key))
+                                node.notes + notes, key, sum(c.tensors for c in claims)))
     return out
 
 

@@ -3,26 +3,52 @@ dims of a tensor a ``view(x.size(0), -1)`` copies.
 
 Shared by the converter (which tensors feed a node, which parameters it reads, which tuple an
 item comes from, which values the output depends on) and by measured nodes, which re-evaluate
-a node from exactly the tensors :meth:`FxValues.frontier` names.
+a node from exactly the tensors :meth:`FxValues.frontier` names. The converter hands it to them
+explicitly (no mixin, no reach into the converter).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from shapecalc.torch_bridge import fx_ops
 
 
+class ValueKind(Enum):
+    """What an fx value is, as the converter classifies each node once."""
+
+    TENSOR = "tensor"  # a tensor: a row of its own when the output depends on it
+    TUPLE = "tuple"  # a module's or op's tuple of results, only ever indexed
+    STRUCT = "struct"  # a namedtuple of results (GoogLeNet's outputs): its fields are outputs
+    CONST = "const"  # computed from parameters, buffers and defaults alone
+    INT = "int"  # a Python number (``x.size(0)``, a check)
+
+
+@dataclass
 class FxValues:
-    """Mixin over ``self.torch``, ``self.root`` (the traced module), ``self.kind`` (fx node →
-    kind) and ``self.ledger``."""
+    """What is known about one traced graph's values, shared by the converter and the measured
+    nodes it makes: the traced module, its modules by path, each node's kind, and the element
+    type of each value for the current analysis."""
 
     torch: Any
-    root: Any
-    kind: dict
-    ledger: Any
+    root: Any  # the traced module: fx targets are paths in it
+    submodules: dict[str, Any]  # module path → module (one table instead of a walk per call)
+    kind: dict[Any, ValueKind] = field(default_factory=dict)
+    dtypes: dict[str, Any] = field(default_factory=dict)  # fx node name → torch dtype
 
-    def _arg_nodes(self, node: Any) -> list[Any]:
+    def submodule(self, path: str) -> Any:
+        found = self.submodules.get(path)
+        return found if found is not None else self.root.get_submodule(path)
+
+    def is_tensor(self, value: Any) -> bool:
+        return isinstance(value, self.torch.fx.Node) and self.kind.get(value) is ValueKind.TENSOR
+
+    def is_tuple(self, value: Any) -> bool:
+        return isinstance(value, self.torch.fx.Node) and self.kind.get(value) is ValueKind.TUPLE
+
+    def arg_nodes(self, node: Any) -> list[Any]:
         """The fx nodes ``node`` reads, each once, in argument order (fx keeps this list)."""
         return node.all_input_nodes
 
@@ -32,52 +58,52 @@ class FxValues:
         """Tensor nodes this node reads, looking through int/tuple/const values."""
         out: list[Any] = []
         seen: set[Any] = set()
-        stack = list(reversed(self._arg_nodes(node)))
+        stack = list(reversed(self.arg_nodes(node)))
         while stack:
             n = stack.pop()
             if n in seen:
                 continue
             seen.add(n)
-            if self.kind.get(n) == "tensor":
+            if self.kind.get(n) is ValueKind.TENSOR:
                 out.append(n)
                 continue
-            stack.extend(reversed(self._arg_nodes(n)))
+            stack.extend(reversed(self.arg_nodes(n)))
         return out
 
-    def _param_reads(self, node: Any) -> list[int]:
+    def param_reads(self, node: Any) -> list[int]:
         """Ids of the parameters a node reads through ``get_attr`` (directly or via consts)."""
         found: list[int] = []
         seen: set[Any] = set()
         Parameter = self.torch.nn.Parameter
-        stack = list(reversed(self._arg_nodes(node)))
+        stack = list(reversed(self.arg_nodes(node)))
         while stack:
             n = stack.pop()
-            if n in seen or self.kind.get(n) == "tensor":
+            if n in seen or self.kind.get(n) is ValueKind.TENSOR:
                 continue
             seen.add(n)
             if n.op == "get_attr":
-                value = self._attr(str(n.target))
+                value = self.attr(str(n.target))
                 if isinstance(value, Parameter):
                     found.append(id(value))
                 continue
             if n.op == "call_module":  # a module's tuple: its weights go with its first item
                 continue
-            stack.extend(reversed(self._arg_nodes(n)))
+            stack.extend(reversed(self.arg_nodes(n)))
         return found
 
-    def _attr(self, target: str) -> Any:
+    def attr(self, target: str) -> Any:
         value = self.root
         for part in target.split("."):
             value = getattr(value, part, None)
         return value
 
-    def _tuple_root(self, node: Any) -> Any:
+    def tuple_root(self, node: Any) -> Any:
         """The value a tuple item comes from: ``lstm`` for ``lstm(x)[1][0]``."""
-        while fx_ops.op_name(node) == "getitem" and self.kind.get(node.args[0]) == "tuple":
+        while fx_ops.op_name(node) == "getitem" and self.is_tuple(node.args[0]):
             node = node.args[0]
         return node
 
-    def _live(self, out_node: Any) -> set[Any]:
+    def live(self, out_node: Any) -> set[Any]:
         """fx nodes the output depends on (a dead value, such as an unused LSTM state, gets no row)."""
         live: set[Any] = set()
         stack = [out_node]
@@ -86,10 +112,10 @@ class FxValues:
             if n in live:
                 continue
             live.add(n)
-            stack.extend(self._arg_nodes(n))
+            stack.extend(self.arg_nodes(n))
         return live
 
-    def _shape_args(self, source: Any, rest: tuple) -> tuple[int, ...] | None:
+    def shape_args(self, source: Any, rest: tuple) -> tuple[int, ...] | None:
         """``view(x.size(0), -1)`` → ``(0, -1)``: a dim read from the same input at the same place."""
         if len(rest) == 1 and isinstance(rest[0], (list, tuple)):
             rest = tuple(rest[0])
@@ -99,13 +125,13 @@ class FxValues:
                 if value == 0:
                     return None  # a literal 0 would mean "copy" to Reshape; let torch decide
                 shape.append(value)
-            elif self._dim_of(value, source) == pos:
+            elif self.dim_of(value, source) == pos:
                 shape.append(0)
             else:
                 return None
         return tuple(shape) if shape else None
 
-    def _dim_of(self, value: Any, source: Any) -> int | None:
+    def dim_of(self, value: Any, source: Any) -> int | None:
         """Which dim of ``source`` a value reads (``x.size(1)``, ``x.shape[1]``), else None."""
         Node = self.torch.fx.Node
         if not isinstance(value, Node):
@@ -124,3 +150,6 @@ class FxValues:
                     and base.args[1] == "shape":
                 return index
         return None
+
+
+__all__ = ["FxValues", "ValueKind"]

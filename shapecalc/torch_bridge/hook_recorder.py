@@ -5,8 +5,9 @@ does between its modules (attention's ``q @ k.transpose(-2, -1)``, timm's ``F.co
 "same" padding, a ``torch.cat``) happens in no leaf module. As torchview does, a
 ``TorchFunctionMode`` sees every torch function the forward's own code calls; calls made
 inside a recorded module belong to that module and are not recorded again. Below it, a
-dispatch-level :func:`~shapecalc.torch_bridge.mac_count.mac_counter` gives every recorded call
-torch's own count of its multiply-accumulates (``None`` where torch has no formula).
+dispatch-level :func:`~shapecalc.torch_bridge.mac_count.mac_counter` gives torch's own count of
+the multiply-accumulates (``None`` where torch has no formula) of every call whose MACs no rule
+gives; it is entered for those calls only, as a dispatch mode slows every op it sees.
 """
 
 from __future__ import annotations
@@ -51,14 +52,35 @@ def function_label(func: Any) -> str:
     return name.strip("_") or name
 
 
-class Recording:
-    """``with Recording(root, recorded): root(x)`` leaves :attr:`calls` in call order."""
+#: Torch functions that only move, view or combine values element by element: no matrix
+#: product can run inside them, so they are not counted (the counter slows meta runs down).
+_NO_WORK = frozenset({
+    "view", "reshape", "transpose", "permute", "contiguous", "expand", "expand_as", "unsqueeze",
+    "squeeze", "flatten", "unflatten", "getitem", "T", "mT", "split", "chunk", "unbind", "narrow",
+    "select", "to", "float", "half", "type_as", "cat", "stack", "add", "sub", "mul", "div",
+    "truediv", "neg", "pow", "sqrt", "rsqrt", "exp", "tanh", "sigmoid", "relu", "gelu", "silu",
+    "softmax", "log_softmax", "masked_fill", "dropout", "where", "clone", "detach", "zeros",
+    "ones", "arange", "full", "zeros_like", "ones_like", "empty", "tensor", "repeat", "roll",
+    "pad", "mean", "sum", "amax", "max", "min", "abs", "clamp", "eq", "ne", "gt", "lt", "ge",
+    "le", "and", "or", "invert", "long", "int", "bool", "iadd", "imul", "radd", "rmul", "rsub",
+})
 
-    def __init__(self, root: Any, recorded: list[tuple[str, Any]]) -> None:
+
+class Recording:
+    """``with Recording(root, recorded, counted): root(x)`` leaves :attr:`calls` in call order.
+
+    ``counted`` holds the ids of recorded modules the engine has no rule for: only their calls
+    (and those with several tensor inputs) run under the MAC counter; the others' MACs come
+    from the rule, and their ``macs`` stay ``None``."""
+
+    def __init__(self, root: Any, recorded: list[tuple[str, Any]], counted: set[int]) -> None:
         self.root = root
         self.recorded = recorded
+        self.counted = counted
+        self.counting = False  # the counter is entered for the module call now running
         self.calls: list[Call] = []
         self.started: list[Call] = []  # recorded module calls, in the order they began
+        self.finished = 0  # how many of them returned (recorded modules never nest)
         self.owners: list[str] = []  # paths of the unrecorded modules now running
         self.depth = 0  # recorded modules now running (their insides are theirs)
         self.forward = False  # the root's forward is running (not the meta set-up around it)
@@ -67,31 +89,44 @@ class Recording:
 
     def clear(self) -> None:
         """Forget a run (the forward is retried for real after meta refused it)."""
+        self._stop_counting()
         self.calls.clear()
         self.started.clear()
+        self.finished = 0
         self.owners.clear()
         self.depth = 0
         self.forward = False
 
     def running(self) -> Call | None:
         """The recorded module torch was running when it raised, if any."""
-        finished = sum(1 for c in self.calls if c.module is not None)
-        return self.started[finished] if len(self.started) > finished else None
+        return self.started[self.finished] if len(self.started) > self.finished else None
 
     # ------------------------------------------------------------------ hooks
     def _pre(self, m: Any, args: tuple, kwargs: dict, path: str) -> None:
         torch = torch_module()
-        call = Call(path, m, type(m).__name__, tuple(_tensors(args, torch, 0))
-                    + tuple(_tensors(kwargs.values(), torch, 0)), mark=self.counter.mark())
+        inputs = tuple(_tensors(args, torch, 0)) + tuple(_tensors(kwargs.values(), torch, 0))
+        call = Call(path, m, type(m).__name__, inputs, macs=None)
+        if id(m) in self.counted or len(inputs) != 1:
+            self.counter.__enter__()
+            self.counting = True
+            call.mark = self.counter.mark()
         self.started.append(call)
         self.depth += 1
 
     def _post(self, m: Any, args: tuple, kwargs: dict, out: Any) -> None:
         self.depth -= 1
-        call = self.started[sum(1 for c in self.calls if c.module is not None)]
+        call = self.started[self.finished]
+        self.finished += 1
         call.output = out
-        call.macs = self.counter.since(call.mark)
+        if self.counting:
+            call.macs = self.counter.since(call.mark)
+            self._stop_counting()
         self.calls.append(call)
+
+    def _stop_counting(self) -> None:
+        if self.counting:
+            self.counter.__exit__(None, None, None)
+            self.counting = False
 
     # A hook that returns a value replaces the module's input or output: these return None.
     def _enter_owner(self, path: str) -> None:
@@ -108,15 +143,20 @@ class Recording:
         if self.depth or not self.forward:
             return func(*args, **kwargs)
         torch = torch_module()
-        mark = self.counter.mark()
-        out = func(*args, **kwargs)
+        label = function_label(func)
+        if label in _NO_WORK:
+            out, macs = func(*args, **kwargs), 0
+        else:
+            with self.counter:
+                mark = self.counter.mark()
+                out = func(*args, **kwargs)
+                macs = self.counter.since(mark)
         if isinstance(out, torch.Tensor) or (isinstance(out, (tuple, list)) and any(
                 isinstance(v, torch.Tensor) for v in out)):
-            label = function_label(func)
             owner = self.owners[-1] if self.owners else ""
             inputs = tuple(_tensors(args, torch)) + tuple(_tensors(kwargs.values(), torch))
             self.calls.append(Call(f"{owner}.{label}" if owner else label, None, label, inputs,
-                                   out, self.counter.since(mark)))
+                                   out, macs))
         return out
 
     def __enter__(self) -> "Recording":
@@ -144,16 +184,12 @@ class Recording:
                 self.handles.append(sub.register_forward_pre_hook(
                     lambda m, a, path=path: self._enter_owner(path)))
                 self.handles.append(sub.register_forward_hook(self._leave_owner))
-        try:
-            for mode in (self.counter, FunctionMode()):
-                mode.__enter__()
-                self.modes.append(mode)
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
+        self.modes = [FunctionMode()]
+        self.modes[0].__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._stop_counting()  # a module torch refused never reached its post-hook
         for mode in reversed(self.modes):
             mode.__exit__(None, None, None)
         self.modes = []

@@ -14,7 +14,7 @@ from typing import Any, Callable, ClassVar, Iterator
 
 from shapecalc.core.errors import ShapeError, SpecError
 from shapecalc.core.inputs import torch_dtype_name
-from shapecalc.core.layers import Layer, Shape
+from shapecalc.core.layers import Layer, LayerKind, Shape
 from shapecalc.core.notes import Note, text_note
 
 
@@ -48,13 +48,6 @@ def meta_state(module) -> dict[str, Any]:
             made[id(value)] = torch.empty_like(value, device="meta")
         state[name] = made[id(value)]
     return state
-
-
-@contextmanager
-def eval_mode(module) -> Iterator[None]:
-    """Eval mode for one measurement, then every submodule's own flag back."""
-    with run_mode(module, training=False):
-        yield
 
 
 @contextmanager
@@ -225,9 +218,15 @@ class MeasuredLayer(Layer):
     note: str = "shape measured on the meta device"
     runner: Callable[..., tuple[Shape, int]] | None = field(default=None, compare=False, repr=False)
     cache: dict = field(default_factory=dict, compare=False, repr=False)
+    #: ``forward(*meta_tensors)``: the op itself, run with autograd recording to see what it
+    #: saves (:func:`shapecalc.torch_bridge.saved.measure_layer`); ``input_dtypes()`` the
+    #: torch dtype of each input (``None``: the activations'). ``None``: not measurable so.
+    forward: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    input_dtypes: Callable[[], list[Any]] | None = field(default=None, compare=False, repr=False)
 
-    kind: ClassVar[str] = "other"
+    kind: ClassVar[LayerKind] = LayerKind.OTHER
     arity: ClassVar[int] = 0
+    measured: ClassVar[bool] = True
 
     def _run(self, inputs: tuple[Shape, ...]) -> tuple[Shape, int]:
         key = tuple(tuple(s) for s in inputs)
@@ -242,6 +241,11 @@ class MeasuredLayer(Layer):
 
     def param_count(self, *inputs: Shape) -> int:
         return self.params
+
+    def output_is_view(self, training: bool) -> bool:
+        """Known once :func:`~shapecalc.torch_bridge.saved.measure_layer` ran the op (``chunk``,
+        ``getitem`` give views): until then, a storage of its own."""
+        return bool(self.cache.get("view"))
 
     def mac_count(self, output: Shape, *inputs: Shape) -> int | None:
         return self._run(inputs)[1]

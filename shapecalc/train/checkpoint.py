@@ -23,12 +23,17 @@ from typing import Any, Callable
 
 import torch
 
-from shapecalc.core.errors import UsageError
-from shapecalc.core.fileio import OutputError, write_with
+from shapecalc.core.bounds import Bound
+from shapecalc.core.errors import ArgumentError, UsageError
+from shapecalc.core.fileio import NotRegularFile, OutputError, open_input, write_with
+from shapecalc.core.safetext import preview
 from shapecalc.train.errors import TrainError
 
-FORMAT = "shapecalc-train/2"
-MODEL_FORMAT = "shapecalc-model/1"
+FORMAT = "shapecalc-train/3"  # /3: the weights' SHA-256 is stored and checked
+MODEL_FORMAT = "shapecalc-model/2"
+#: Entry holding the SHA-256 of the weights as saved; a file whose weights do not match it (a
+#: flipped byte, an edited tensor) is refused instead of trained on.
+DIGEST = "weights_sha256"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 MODEL = "model.pt"
@@ -88,9 +93,39 @@ def to_cpu(value: Any) -> Any:
     return value
 
 
+def weights_digest(weights: dict[str, Any]) -> str:
+    """SHA-256 over every weight's name, dtype, shape and bytes, in name order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(weights):
+        tensor = weights[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        if tensor.numel():
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save(path: Path, state: dict[str, Any], fmt: str = FORMAT) -> None:
-    """``torch.save`` through a temporary file in the same folder, renamed when complete."""
-    write_with(path, lambda tmp: torch.save({"format": fmt, **state}, tmp), param="--out")
+    """``torch.save`` through a temporary file in the same folder, renamed when complete, with
+    the weights' digest. torch reports a failed write (a full disk) as a ``RuntimeError``; it
+    becomes an ``OSError`` here, so it is one line and the previous file stays whole."""
+    full = {"format": fmt, **state}
+    if "weights" in state:
+        full[DIGEST] = weights_digest(state["weights"])
+
+    def write(tmp: Path) -> None:
+        try:
+            torch.save(full, tmp)
+        except RuntimeError as err:
+            import errno
+            import shutil
+
+            free = shutil.disk_usage(tmp.parent).free
+            code = errno.ENOSPC if free < 1 << 20 else errno.EIO
+            raise OSError(code, f"torch.save failed: {str(err).splitlines()[0][:200]}") from None
+
+    write_with(path, write, param="--out")
 
 
 class BackgroundWriter:
@@ -136,10 +171,16 @@ def load(path: str | Path, what: str = "--resume", fmt: str = FORMAT) -> dict[st
     """Read a checkpoint (or ``model.pt`` with ``fmt=MODEL_FORMAT``); one line for any bad file."""
     path = Path(path)
     where = f"{what} {path}"
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"{where}: no such {'checkpoint' if fmt == FORMAT else 'model'} file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with open_input(path) as handle:
+            _check_archive(handle, where)
+            state = torch.load(handle, map_location="cpu", weights_only=True)
+    except TrainError:
+        raise
+    except NotRegularFile as err:
+        raise UsageError(f"{where}: {err.strerror}") from None
     except Exception as err:  # torch raises many types for a bad file; all mean "not readable"
         raise TrainError(f"{where}: not a readable checkpoint ({type(err).__name__})") from None
     if not isinstance(state, dict) or not isinstance(state.get("format"), str) \
@@ -149,7 +190,31 @@ def load(path: str | Path, what: str = "--resume", fmt: str = FORMAT) -> dict[st
         raise TrainError(f"{where}: written by another shapecalc version ({state['format']}, "
                          f"this one reads {fmt}); start a new run")
     (check_state if fmt == FORMAT else check_model_file)(state, where)
+    if not isinstance(state.get(DIGEST), str) or state[DIGEST] != weights_digest(state["weights"]):
+        raise TrainError(f"{where}: the weights do not match the digest saved with them (the file "
+                         "was changed or damaged after it was written)")
     return state
+
+
+def _check_archive(handle: Any, where: str) -> None:
+    """Before ``torch.load`` decompresses anything: the file is a zip archive as ``torch.save``
+    writes it (entries stored, not compressed), so what it unpacks to is at most its own size.
+    A compressed entry is how a 3 MB file unpacks to gigabytes; torch never writes one."""
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(handle)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise TrainError(f"{where}: not a readable checkpoint (not a zip archive as torch.save "
+                         "writes)") from None
+    size = os.fstat(handle.fileno()).st_size
+    total = 0
+    for info in archive.infolist():
+        total += info.file_size
+        if info.compress_type != zipfile.ZIP_STORED or total > size:
+            raise TrainError(f"{where}: entry {preview(info.filename, 60)} unpacks to more than "
+                             "the file holds (torch.save stores entries uncompressed); refusing it")
+    handle.seek(0)
 
 
 def _need(state: dict, key: str, types: type | tuple, what: str, where: str) -> Any:
@@ -176,7 +241,9 @@ def check_state(state: dict[str, Any], where: str) -> None:
     """Every entry a resume reads is present and of the right type (values checked later)."""
     from shapecalc.train.metrics import EpochMetrics
 
-    _need(state, "config", dict, "the run's settings, a mapping", where)
+    from shapecalc.train.config import TrainConfig
+
+    TrainConfig.from_json(_need(state, "config", dict, "the run's settings, a mapping", where), where)
     _need(state, "model", dict, "the model's spec, a mapping", where)
     _check_weights(_need(state, "weights", dict, "the model's weights, a mapping", where), where)
     optimizer = _need(state, "optimizer", dict, "the optimiser state, a mapping", where)
@@ -195,27 +262,71 @@ def check_state(state: dict[str, Any], where: str) -> None:
     history = _need(state, "history", list, "the finished epochs' metrics, a list", where)
     fields = set(EpochMetrics.__dataclass_fields__)
     for i, item in enumerate(history):
-        if not isinstance(item, dict) or set(item) != fields or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in item.values()):
+        if not isinstance(item, dict) or set(item) != fields:
             raise TrainError(f"{where}: entry 'history[{i}]' should hold the numbers "
                              f"{', '.join(sorted(fields))}")
+        _values(HISTORY_LIMITS, item, f"history[{i}]", where)
+        if item["epoch"] != i + 1:
+            raise TrainError(f"{where}: entry 'history[{i}].epoch' should be {i + 1}, got "
+                             f"{preview(item['epoch'])}")
     if len(history) != state["epoch"]:
         raise TrainError(f"{where}: 'history' lists {len(history)} epochs but 'epoch' says "
                          f"{state['epoch']} are done")
     partial = state.get("partial")
-    if partial is not None and (not isinstance(partial, dict) or set(partial) != {
-            "loss_sum", "correct", "seen", "seconds"} or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in partial.values())):
-        raise TrainError(f"{where}: entry 'partial' should be null or hold the numbers "
-                         "loss_sum, correct, seen, seconds")
+    if partial is not None:
+        if not isinstance(partial, dict) or set(partial) != set(PARTIAL_LIMITS):
+            raise TrainError(f"{where}: entry 'partial' should be null or hold the numbers "
+                             "loss_sum, correct, seen, seconds")
+        _values(PARTIAL_LIMITS, partial, "partial", where)
+        if partial["correct"] > partial["seen"]:
+            raise TrainError(f"{where}: entry 'partial' counts more correct images than it saw")
+    for key in ("epoch", "batch"):
+        _values({key: COUNT}, state, key, where)
+    groups = optimizer["param_groups"]
+    lr = state["config"].get("lr")
+    for i, group in enumerate(groups):
+        if not isinstance(group, dict):
+            raise TrainError(f"{where}: entry 'optimizer.param_groups[{i}]' should be a mapping")
+        _values(GROUP_LIMITS, group, f"optimizer.param_groups[{i}]", where)
+        if group.get("lr") != lr:  # SGD at a constant rate: the group's is the run's --lr
+            raise TrainError(f"{where}: entry 'optimizer.param_groups[{i}].lr' is "
+                             f"{preview(group.get('lr'))}, but the run's lr is {preview(lr)}")
+
+
+#: What a stored epoch, a partial epoch and an optimiser group may hold (checked like flags).
+COUNT = Bound(int, 0, 2**40)
+_SECONDS = Bound(float, 0, 1e9)
+HISTORY_LIMITS = {
+    "epoch": Bound(int, 1, 100_000), "loss": Bound(float, 0, 1e30),
+    "train_acc": Bound(float, 0, 1), "test_loss": Bound(float, 0, 1e30),
+    "test_acc": Bound(float, 0, 1), "images_per_s": Bound(float, 0, 1e12),
+    "seconds": _SECONDS, "eval_seconds": _SECONDS,
+}
+PARTIAL_LIMITS = {"loss_sum": Bound(float, 0, 1e30), "correct": COUNT, "seen": COUNT,
+                  "seconds": _SECONDS}
+GROUP_LIMITS = {"lr": Bound(float, 0, 1e3, above_low=True), "momentum": Bound(float, 0, 1),
+                "dampening": Bound(float, 0, 1), "weight_decay": Bound(float, 0, 1e3)}
+
+
+def _values(limits: dict[str, Bound], values: dict, key: str, where: str) -> None:
+    """Each value ``limits`` declares, as a flag would be checked; one line naming the entry."""
+    for name, bound in limits.items():
+        if name not in values:
+            continue
+        try:
+            bound.check(name, values[name])
+        except ArgumentError as err:
+            entry = key if key == name else f"{key}.{name}"
+            raise TrainError(f"{where}: entry {entry!r} {err.detail}") from None
 
 
 def check_model_file(state: dict[str, Any], where: str) -> None:
     _need(state, "model", dict, "the model's spec, a mapping", where)
     _check_weights(_need(state, "weights", dict, "the model's weights, a mapping", where), where)
-    size = _need(state, "image_size", int, "the input size, an integer", where)
-    if size < 1:
-        raise TrainError(f"{where}: entry 'image_size' should be ≥ 1, got {size}")
+    _need(state, "image_size", int, "the input size, an integer", where)
+    from shapecalc.train.config import LIMITS
+
+    _values({"image_size": LIMITS["image_size"]}, state, "image_size", where)
 
 
 def load_weights(module: torch.nn.Module, weights: dict[str, Any], where: str) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from shapecalc.core.errors import UsageError
+from shapecalc.core.bounds import Bound, check_all
+from shapecalc.core.errors import ArgumentError, UsageError
 from shapecalc.train.errors import TrainError
 
 
@@ -36,15 +37,16 @@ class TrainConfig:
     threads: int | None = None  # CPU threads; None: torch's default, recorded when the run starts
 
     def validate(self) -> "TrainConfig":
-        for name in ("epochs", "batch_size"):
-            _at_least(name, getattr(self, name), 1)
-        for name in ("image_size", "limit_train", "limit_test", "threads"):
-            if getattr(self, name) is not None:
-                _at_least(name, getattr(self, name), 1)
-        if not (self.lr > 0 and self.lr < float("inf")):
-            raise UsageError(f"--lr: must be a positive finite number, got {self.lr}")
-        if self.seed < 0:
-            raise UsageError(f"--seed: must be ≥ 0, got {self.seed}")
+        """Every field against :data:`LIMITS`, whether it came from the command line or a
+        checkpoint; one :class:`UsageError` naming the flag otherwise."""
+        try:
+            check_all(LIMITS, {f.name: getattr(self, f.name) for f in fields(self)})
+        except ArgumentError as err:
+            raise UsageError(f"--{err.param.replace('_', '-')}: {err.detail}") from None
+        if self.image_size is not None and self.batch_size * self.image_size ** 2 > MAX_BATCH_PIXELS:
+            raise UsageError(f"--batch-size {self.batch_size} × --image-size {self.image_size}²: "
+                             f"more than {MAX_BATCH_PIXELS:,} pixels a batch (16 GiB as float32); "
+                             "lower one of them")
         return self
 
     def to_json(self) -> dict[str, Any]:
@@ -74,17 +76,37 @@ class TrainConfig:
             raise TrainError(f"{where}: stored setting {err}") from None
 
 
+#: Pixels one batch may hold (batch × size²): 2**32 float32 values is 16 GiB before the model.
+MAX_BATCH_PIXELS = 2**32
+
+#: What every setting may be, from the command line and from a stored run alike. Each maximum
+#: keeps a typo or a forged file from costing hours or terabytes; the reason is said when hit.
+LIMITS: dict[str, Bound] = {
+    "model": Bound(str, high=4096),
+    "device": Bound(str, high=64),
+    "epochs": Bound(int, 1, 100_000, why="a run of more epochs is a typo"),
+    "batch_size": Bound(int, 1, 2**20, why="a million images a batch"),
+    "lr": Bound(float, 0, 1e3, above_low=True, why="SGD diverges at once above that"),
+    "image_size": Bound(int, 1, 8192, optional=True, why="8192×8192 is 256 MiB an image"),
+    "data_dir": Bound(str, high=4096, optional=True),
+    "limit_train": Bound(int, 1, 2**40, optional=True),
+    "limit_test": Bound(int, 1, 2**40, optional=True),
+    "amp": Bound(bool, optional=True),
+    "channels_last": Bound(bool, optional=True),
+    "compile": Bound(bool),
+    "seed": Bound(int, 0, 2**63 - 1, why="torch.manual_seed takes a 64-bit seed"),
+    "out": Bound(str, high=4096, optional=True),
+    "synthetic": Bound(bool),
+    "force": Bound(bool),
+    "threads": Bound(int, 1, 1024, optional=True, why="more threads abort the OpenMP runtime"),
+}
+
 #: Field annotation → the JSON types a stored value may have (ints are accepted for floats).
 _TYPES = {
     "str": (str,), "int": (int,), "float": (float, int), "bool": (bool,),
     "int | None": (int, type(None)), "str | None": (str, type(None)),
     "bool | None": (bool, type(None)),
 }
-
-
-def _at_least(name: str, value: int, low: int) -> None:
-    if value < low:
-        raise UsageError(f"--{name.replace('_', '-')}: must be ≥ {low}, got {value}")
 
 
 def resolve_device(requested: str, local_rank: int | None = None):

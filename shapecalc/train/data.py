@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from shapecalc.core.fileio import NotRegularFile, open_input
 from shapecalc.train.errors import DataError
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
@@ -67,14 +69,17 @@ def file_path(directory: Path, spec: IdxFile) -> Path | None:
 #: 28×28). A header asking for more is refused before anything is decompressed, and no file
 #: is ever decompressed past what its header announces (plus one byte, to see it ends there).
 MAX_PAYLOAD = 60000 * 28 * 28
+#: The largest file read at all: an uncompressed copy of the largest official file, with room
+#: for its header (a gzip of it is smaller). Checked on the open file before anything is read.
+MAX_FILE_BYTES = MAX_PAYLOAD + (1 << 16)
 CHUNK = 1 << 20
 
 
-def _md5_of_file(path: Path) -> str:
+def _md5_of(handle) -> str:
+    handle.seek(0)
     digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(block)
+    for block in iter(lambda: handle.read(CHUNK), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 
@@ -91,49 +96,68 @@ def _read(stream, n: int, path: Path) -> bytes:
 def read_idx(path: Path, expected_magic: int, expected_dims: int) -> tuple[tuple[int, ...], bytes, bool]:
     """(dims, data bytes, matched an official md5) of one IDX file, ``.gz`` or not.
 
-    The header is checked on the first decompressed bytes and the data read only up to the
-    size it announces (at most :data:`MAX_PAYLOAD`), so a gzip bomb costs nothing.
+    The file must be a regular file of at most :data:`MAX_FILE_BYTES` (an 8 GiB file is
+    refused by its size, not hashed first); the header is checked on the first decompressed
+    bytes and the data read only up to the size it announces (at most :data:`MAX_PAYLOAD`),
+    so a gzip bomb costs nothing; the md5 is taken last, of a file already known to be small.
     """
     try:
-        with open(path, "rb") as fh:
-            start = fh.read(4)
+        handle = open_input(path)
+    except NotRegularFile as err:
+        raise DataError(f"{path}: {err.strerror}") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > MAX_FILE_BYTES:
+            raise DataError(f"{path}: {size:,} bytes, more than any Fashion-MNIST file "
+                            f"({MAX_FILE_BYTES:,}); not reading it")
+        try:
+            start = handle.read(4)
+        except OSError as err:
+            raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
+        handle.seek(0)
         compressed = start[:2] == b"\x1f\x8b"
         if not compressed and path.suffix == ".gz":
             raise DataError(f"{path}: not a gzip file (starts with {start.hex()})")
         spec = next((f for f in FILES if path.name in (f.name, f.name + ".gz")), None)
-        official = spec is not None and _md5_of_file(path) == spec.md5_gz
-        stream = gzip.open(path, "rb") if compressed else open(path, "rb")
-    except OSError as err:
-        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
-    with stream:
-        header = _read(stream, 4 + 4 * expected_dims, path)
-        if len(header) >= 4:
-            (magic,) = struct.unpack(">I", header[:4])
-            if magic != expected_magic:
-                raise DataError(
-                    f"{path}: wrong magic number {magic} (expected {expected_magic} for an IDX "
-                    f"{'image' if expected_magic == IMAGES_MAGIC else 'label'} file)"
-                )
-        if len(header) < 4 + 4 * expected_dims:
-            raise DataError(f"{path}: truncated IDX header ({len(header)} bytes)")
-        dims = struct.unpack(f">{expected_dims}I", header[4:])
-        payload = 1
-        for d in dims:
-            payload *= d
-        shape = "x".join(map(str, dims))
-        if payload > MAX_PAYLOAD:
-            raise DataError(f"{path}: IDX header says {shape} = {payload:,} bytes of data, more "
-                            f"than any Fashion-MNIST file ({MAX_PAYLOAD:,}); not reading it")
-        data = _read(stream, payload, path)
-        if len(data) != payload:
-            raise DataError(f"{path}: IDX size mismatch: header says {shape} = {payload} bytes "
-                            f"of data, file holds {len(data)}")
-        if _read(stream, 1, path):
-            raise DataError(f"{path}: IDX size mismatch: header says {shape} = {payload} bytes "
-                            "of data, file holds more")
+        stream = gzip.GzipFile(fileobj=handle, mode="rb") if compressed else handle
+        dims, header, data = _idx_payload(stream, path, expected_magic, expected_dims)
+        official = spec is not None and _md5_of(handle) == spec.md5_gz
     if spec is not None and not official:
         official = hashlib.md5(header + data).hexdigest() == spec.md5_raw
     return dims, data, official
+
+
+def _idx_payload(stream, path: Path, expected_magic: int, expected_dims: int
+                 ) -> tuple[tuple[int, ...], bytes, bytes]:
+    """(dims, header bytes, data bytes) read from ``stream``, the header checked first."""
+    header = _read(stream, 4 + 4 * expected_dims, path)
+    if len(header) >= 4:
+        (magic,) = struct.unpack(">I", header[:4])
+        if magic != expected_magic:
+            raise DataError(
+                f"{path}: wrong magic number {magic} (expected {expected_magic} for an IDX "
+                f"{'image' if expected_magic == IMAGES_MAGIC else 'label'} file)"
+            )
+    if len(header) < 4 + 4 * expected_dims:
+        raise DataError(f"{path}: truncated IDX header ({len(header)} bytes)")
+    dims = struct.unpack(f">{expected_dims}I", header[4:])
+    payload = 1
+    for d in dims:
+        payload *= d
+    shape = "x".join(map(str, dims))
+    if payload > MAX_PAYLOAD:
+        raise DataError(f"{path}: IDX header says {shape} = {payload:,} bytes of data, more "
+                        f"than any Fashion-MNIST file ({MAX_PAYLOAD:,}); not reading it")
+    data = _read(stream, payload, path)
+    if len(data) != payload:
+        raise DataError(f"{path}: IDX size mismatch: header says {shape} = {payload} bytes "
+                        f"of data, file holds {len(data)}")
+    if _read(stream, 1, path):
+        raise DataError(f"{path}: IDX size mismatch: header says {shape} = {payload} bytes "
+                        "of data, file holds more")
+    return dims, header, data
 
 
 @dataclass

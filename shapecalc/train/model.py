@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from shapecalc.models.api import analyze, load_model, minimum_input
+from shapecalc.diagnose.size_search import minimum_input
+from shapecalc.models.api import analyze, load_model
 from shapecalc.core.errors import ShapecalcError, ShapeError, SpecError, UsageError
 from shapecalc.core.graph import Analysis
 from shapecalc.models.model_source import ModelSource
@@ -31,8 +32,9 @@ SIZE_HINTS = (28, 32, 64, 96, 128, 224)
 
 
 def resolve(model: Any) -> ModelSource:
-    """A zoo name, spec file, Python target, spec Block or nn.Module → its ModelSource (once)."""
-    return load_model(model)
+    """A zoo name, spec file, Python target, spec Block or nn.Module → its ModelSource (once);
+    a ``timm:``/``hf:`` architecture with real weights, whatever its size: it is to train."""
+    return load_model(model, meta=False)
 
 
 def default_image_size(src: ModelSource) -> int:

@@ -18,7 +18,7 @@ class CorpusModel:
     name: str
     build: Callable
     input_shape: tuple[int, ...]
-    mode: str  # how shapecalc imports it: chain, fx or hooks
+    route: str  # how shapecalc imports it: chain, fx or hooks
     bug: bool = False
 
 

@@ -19,9 +19,9 @@ def explain_dropped(
     n, k, s, p, d = _int("n", n), _int("k", k), _int("s", s), _int("p", p), _int("d", d)
     span = effective_kernel(k, d)
     if not ceil_mode:
-        return f"({n} − {span} + {p}) mod {s} = {dropped}"
+        return f"({n:,} − {span:,} + {p:,}) mod {s:,} = {dropped:,}"
     out = pool_output_size(n, k, s, p, d, ceil_mode=True)
-    return f"{n} + {p} − (({out} − 1)·{s} + {span}) = {dropped}"
+    return f"{n:,} + {p:,} − (({out:,} − 1)·{s:,} + {span:,}) = {dropped:,}"
 
 
 def explain_conv(n: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> list[str]:
@@ -30,13 +30,13 @@ def explain_conv(n: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> list[str
     n, k, s, p, d = _int("n", n), _int("k", k), _int("s", s), _int("p", p), _int("d", d)
     lines = []
     if d != 1:
-        lines.append(f"k_eff = d·(k − 1) + 1 = {d}·({k} − 1) + 1 = {effective_kernel(k, d)}")
+        lines.append(f"k_eff = d·(k − 1) + 1 = {d:,}·({k:,} − 1) + 1 = {effective_kernel(k, d):,}")
     span = effective_kernel(k, d)
     total = n - span + p + s
     k_name = "k_eff" if d != 1 else "k"
     lines.append(f"out = floor((n − {k_name} + p + s) / s)")
     lines.append(
-        f"    = floor(({n} − {span} + {p} + {s}) / {s}) = floor({total} / {s}) = {out}"
+        f"    = floor(({n:,} − {span:,} + {p:,} + {s:,}) / {s:,}) = floor({total:,} / {s:,}) = {out:,}"
     )
     return lines
 
@@ -53,12 +53,12 @@ def explain_pool(
     raw = -(-(n - span + p) // s) + 1
     lines = [
         "out = ceil((n − k_eff + p) / s) + 1",
-        f"    = ceil(({n} − {span} + {p}) / {s}) + 1 = {raw}",
+        f"    = ceil(({n:,} − {span:,} + {p:,}) / {s:,}) + 1 = {raw:,}",
     ]
     if out != raw:
         lines.append(
-            f"last window would start at ({raw} − 1)·{s} = {(raw - 1) * s} ≥ n + p_left = "
-            f"{n + p // 2}, inside the right padding only: torch drops it → {out}"
+            f"last window would start at ({raw:,} − 1)·{s:,} = {(raw - 1) * s:,} ≥ n + p_left = "
+            f"{n + p // 2:,}, inside the right padding only: torch drops it → {out:,}"
         )
     return lines
 
@@ -72,7 +72,7 @@ def explain_transposed(
     output_padding = _int("output_padding", output_padding)
     return [
         "out = (n − 1)·s − p + d·(k − 1) + output_padding + 1",
-        f"    = ({n} − 1)·{s} − {p} + {d}·({k} − 1) + {output_padding} + 1 = {out}",
+        f"    = ({n:,} − 1)·{s:,} − {p:,} + {d:,}·({k:,} − 1) + {output_padding:,} + 1 = {out:,}",
     ]
 
 

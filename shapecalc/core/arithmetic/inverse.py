@@ -5,6 +5,8 @@ closed form or by binary search over the forward rule, so a stride of 10⁸ cost
 
 from __future__ import annotations
 
+from typing import Callable
+
 from shapecalc.core.errors import ShapeError
 from shapecalc.core.arithmetic.forward import checked_int as _int
 from shapecalc.core.arithmetic.forward import effective_kernel, pool_output_size
@@ -51,17 +53,29 @@ def solve_pool_padding(
             except ShapeError:  # the window does not fit yet: no output at all
                 return 0
 
-        low = _first(0, limit + 1, lambda p: out(p) >= target)
-        high = _first(low, limit + 1, lambda p: out(p) > target)
+        low = first_true(0, limit + 1, lambda p: out(p) >= target)
+        high = first_true(low, limit + 1, lambda p: out(p) > target)
         found = range(low, high)
     if max_total is not None:
         found = range(found.start, max(found.start, min(found.stop, max_total + 1)))
     return found
 
 
-def _first(low: int, high: int, ok) -> int:
-    """The smallest ``x`` in ``[low, high)`` with ``ok(x)`` (``ok`` monotone), else ``high``."""
+def preferred_padding(found: range) -> int:
+    """Of the TOTAL paddings that work, the one to use: the smallest even total (torch's
+    symmetric ``padding=total // 2``) if there is one, else the smallest."""
+    first_even = found.start + found.start % 2
+    return first_even if first_even < found.stop else found.start
+
+
+def first_true(low: int, high: int, ok: Callable[[int], bool],
+               give_up: Callable[[], bool] | None = None) -> int | None:
+    """The smallest ``x`` in ``[low, high)`` with ``ok(x)``, else ``high``, by bisection: ``ok``
+    must be monotone (False then True) over the range. ``give_up()``, asked before each probe,
+    ends the search with ``None`` (a time budget). The one bisection of the package."""
     while low < high:
+        if give_up is not None and give_up():
+            return None
         mid = (low + high) // 2
         if ok(mid):
             high = mid
@@ -94,4 +108,4 @@ def solve_input_sizes(out: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> r
     return range(max(low, 1), max(low + s, 1))
 
 
-__all__ = ["solve_input_sizes", "solve_padding", "solve_pool_padding", "solve_transposed_padding"]
+__all__ = ["first_true", "preferred_padding", "solve_input_sizes", "solve_padding", "solve_pool_padding", "solve_transposed_padding"]

@@ -11,7 +11,9 @@ an upsampling, a transposed conv, an adaptive pool) that is the most any output 
 autograd's gradient of that output would show.
 
 The part of a field inside the image (borders clip every layer on the way) is worked out from
-the same steps at the real sizes, by :func:`shapecalc.core.fields.field_in_image`.
+the same steps at the real sizes, by :func:`shapecalc.core.image_fields.fields_in_image`.
+The theoretical field is exact arithmetic; where torch's floating point reads another pixel
+(nearest at a scale that is no power of two) the part inside the image follows torch.
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ class AxisStep:
     q: int
     r: int
     reads: Callable[[int], Sequence[int]]
+    #: The indices torch computes at the real sizes, where its floating point differs from the
+    #: exact rule ``reads`` (nearest at a scale like 28/46: float32 ``o·scale`` falls just below
+    #: a whole number, and torch reads the pixel before); ``None``: the same as ``reads``.
+    torch_reads: Callable[[int], Sequence[int]] | None = None
+
+    def in_image(self, o: int) -> Sequence[int]:
+        """What torch reads for output ``o`` (the part of a field inside the image follows it)."""
+        return (self.torch_reads or self.reads)(o)
 
     @classmethod
     def window(cls, k: int, s: int, p_left: int, d: int = 1) -> "AxisStep":
@@ -112,7 +122,11 @@ class AxisStep:
             return None
         q, r = den // g, num // g
         if mode in ("nearest", "nearest-exact"):
-            return cls(q, r, _nearest(n, m, scale, mode == "nearest-exact"))
+            half = 1 if mode == "nearest-exact" else 0
+            exact = lambda o: (((2 * o + half) * num) // (2 * den),)  # noqa: E731
+            emulated = _nearest(n, m, scale, bool(half))
+            differs = any(exact(o) != emulated(o) for o in range(4 * q))
+            return cls(q, r, exact, emulated if differs else None)
         if mode not in ("linear", "bilinear", "bicubic", "trilinear"):
             return None
         first, last = (-1, 2) if mode == "bicubic" else (0, 1)

@@ -18,7 +18,7 @@ import pkgutil
 from typing import Any
 
 from shapecalc.core.layers.base import LAYER_TYPES as _DEFINED
-from shapecalc.core.layers.base import RF, Layer, Shape, format_shape, merge_fields, next_field
+from shapecalc.core.layers.base import RF, Layer, LayerKind, Shape, format_shape, merge_fields, next_field
 
 #: Merge nodes exist in the graph but not as torch modules: the blocks that hold them do.
 MERGE_TYPES = frozenset({"Add", "Mul", "Concat"})
@@ -126,6 +126,6 @@ def layer_to_dict(layer: Layer) -> dict:
 
 
 def _public(registry: dict[str, type[Layer]]) -> list[str]:
-    return [*registry, "LAYER_TYPES", "MERGE_TYPES", "Layer", "LazyConv2d", "LazyLinear", "RF",
+    return [*registry, "LAYER_TYPES", "MERGE_TYPES", "Layer", "LayerKind", "LazyConv2d", "LazyLinear", "RF",
             "Shape", "broadcast_shapes", "format_shape", "layer_from_dict", "layer_to_dict",
             "merge_fields", "next_field"]

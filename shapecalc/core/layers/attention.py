@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from shapecalc.core.errors import ConfigError, ShapeError
 from shapecalc.core.arithmetic import FieldRule
-from shapecalc.core.layers.base import FieldSteps, Layer, Shape, format_shape
+from shapecalc.core.layers.base import FieldSteps, Layer, LayerKind, Shape, format_shape
 from shapecalc.core.layers.basic import Linear
 from shapecalc.core.layers.merge import broadcast_shapes
 from shapecalc.core.layers.norm import LayerNorm
@@ -36,7 +36,7 @@ class MultiheadAttention(Layer):
     vdim: int | None = None
     batch_first: bool = False
 
-    kind: ClassVar[str] = "linear"
+    kind: ClassVar[LayerKind] = LayerKind.LINEAR
     arity: ClassVar[int] = 0  # one input (self-attention) or three
 
     def __post_init__(self) -> None:
@@ -97,6 +97,10 @@ class MultiheadAttention(Layer):
         s = self.attended_length(k.length)
         return (("attn_output_weights", (q.length, s) if q.batch is None else (q.batch, q.length, s)),)
 
+    def param_tensors(self, *inputs: Shape) -> int:
+        projections = 1 if self.key_dim == self.value_dim == self.embed_dim else 3
+        return projections + 1 + 2 * int(self.bias) + 2 * int(self.add_bias_kv)
+
     def param_count(self, *inputs: Shape) -> int:
         e, b = self.embed_dim, int(self.bias)
         in_proj = e * (e + self.key_dim + self.value_dim) + 3 * e * b
@@ -150,7 +154,7 @@ class ScaledDotProductAttention(Layer):
     scale: float | None = None
     enable_gqa: bool = False
 
-    kind: ClassVar[str] = "linear"
+    kind: ClassVar[LayerKind] = LayerKind.LINEAR
     arity: ClassVar[int] = 0  # query, key, value and an optional attn_mask
 
     def __post_init__(self) -> None:
@@ -194,6 +198,20 @@ class ScaledDotProductAttention(Layer):
         q, k, v = self._qkv(inputs)
         return self._batch(q, k, v) + (q[-2], v[-1])
 
+    def saved(self, grad, output: Shape, *inputs: Shape):
+        """Without a mask or dropout torch runs a flash kernel (CPU and GPU): it keeps query,
+        key, value, the output and a float32 log-sum-exp per query row. A mask or dropout
+        may pick the math path, which keeps the attention matrix: no rule here."""
+        from shapecalc.core.layers.saved import OUTPUT, Kept, Saved, new
+
+        if not grad.active:
+            return ()
+        if len(inputs) > 3 or self.dropout_p:
+            return None
+        q = inputs[0]
+        return (Saved(Kept.INPUT, 0), Saved(Kept.INPUT, 1), Saved(Kept.INPUT, 2), OUTPUT,
+                new(q[:-1], "float32"))
+
     def mac_count(self, output: Shape, *inputs: Shape) -> int:
         q, k, v = self._qkv(inputs)
         batch = prod(self._batch(q, k, v))
@@ -225,7 +243,7 @@ class TransformerEncoderLayer(Layer):
     norm_first: bool = False
     bias: bool = True
 
-    kind: ClassVar[str] = "linear"
+    kind: ClassVar[LayerKind] = LayerKind.LINEAR
     ACTIVATIONS: ClassVar[tuple[str, ...]] = ("relu", "gelu")
 
     def __post_init__(self) -> None:
@@ -253,6 +271,11 @@ class TransformerEncoderLayer(Layer):
         attn, linear1, linear2, norm = self.parts()
         return (attn.param_count(*inputs) + linear1.param_count() + linear2.param_count()
                 + 2 * norm.param_count())
+
+    def param_tensors(self, *inputs: Shape) -> int:
+        attn, linear1, linear2, norm = self.parts()
+        return (attn.param_tensors() + linear1.param_tensors() + linear2.param_tensors()
+                + 2 * norm.param_tensors())
 
     def mac_count(self, output: Shape, *inputs: Shape) -> int:
         attn, linear1, linear2, norm = self.parts()

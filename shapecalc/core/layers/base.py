@@ -9,14 +9,17 @@ spec-file entry without a per-layer table.
 from __future__ import annotations
 
 import dataclasses
+from enum import StrEnum
 from math import prod
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from shapecalc.core.arithmetic import AxisRF, AxisStep, FieldRule, effective_kernel
+from shapecalc.core.arithmetic.inverse import preferred_padding
 from shapecalc.core.errors import ConfigError, ShapeError
 from shapecalc.core.layers.fields import above, at_least, at_most, between, check_fields, one_of  # noqa: F401  (shared helpers)
 
 if TYPE_CHECKING:  # imported where notes are made: `shapecalc layer` asks for none
+    from shapecalc.core.layers.saved import Backward, Saved
     from shapecalc.core.notes import Note
 
 Shape = tuple[int, ...]
@@ -68,6 +71,20 @@ def format_shape(shape: Shape | None) -> str:
 LAYER_TYPES: dict[str, type["Layer"]] = {}
 
 
+class LayerKind(StrEnum):
+    """What a layer does, as tables and drawings colour it and diagnoses read through it."""
+
+    CONV = "conv"
+    POOL = "pool"
+    NORM = "norm"
+    ACTIVATION = "activation"
+    LINEAR = "linear"
+    RESHAPE = "reshape"
+    MERGE = "merge"
+    DROPOUT = "dropout"
+    OTHER = "other"
+
+
 class Layer:
     """Base of all layer specs (subclasses are frozen dataclasses).
 
@@ -78,8 +95,10 @@ class Layer:
     ``__post_init__`` runs (see :mod:`.fields`), so that hook only checks values.
     """
 
-    kind: ClassVar[str] = "other"
+    kind: ClassVar[LayerKind] = LayerKind.OTHER
     arity: ClassVar[int] = 1
+    #: True for layers whose shape comes from running torch, not from a formula of their own.
+    measured: ClassVar[bool] = False
     #: Fields that are inferred from the input when left ``None`` (torch's lazy modules).
     inferred: ClassVar[tuple[str, ...]] = ()
     #: Float fields that may be ±inf or NaN (``F.pad``'s fill ``value=-inf``); others must be finite.
@@ -138,6 +157,22 @@ class Layer:
         """This layer with every inferred field filled from the input shape."""
         return self
 
+    # ---- what a training step keeps (shapecalc.core.memory) ------------------------------
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...] | None:
+        """The tensors autograd keeps for this layer's backward (:mod:`.saved`); ``None``
+        where no rule is known, which the memory account shows as unknown, never as 0."""
+        return None
+
+    def output_is_view(self, training: bool) -> bool:
+        """Whether the output shares its input's storage (a view, an in-place op, an eval
+        dropout): a tensor kept through both is one tensor."""
+        return False
+
+    def param_tensors(self, *inputs: Shape) -> int | None:
+        """How many parameter tensors the layer holds (an optimizer keeps a step count per
+        tensor); ``None`` where the layer does not know."""
+        return 0 if self.param_count(*inputs) == 0 else None
+
     def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         """Remarks worth a user's attention (dropped pixels, inferred sizes), as typed notes."""
         return []
@@ -145,6 +180,20 @@ class Layer:
     def explain(self, output: Shape, *inputs: Shape) -> list[str]:
         """The arithmetic behind the output shape, with the numbers substituted."""
         return []
+
+    def explain_cost(self, output: Shape, *inputs: Shape) -> list[str]:
+        """The arithmetic behind the parameters and MACs, for a row with no size arithmetic to
+        show (a Linear, a norm layer): every number as the table prints it. Here the MACs as
+        applications × parameters where that is how they arise; layers that know their
+        parameters' formula say more."""
+        params = self.param_count(*inputs)
+        if params <= 0:
+            return []
+        macs = self.mac_count(output, *inputs)
+        if macs and macs % params == 0:
+            return [f"params = {params:,}",
+                    f"MACs = applications · params = {macs // params:,} · {params:,} = {macs:,}"]
+        return [f"params = {params:,}", f"MACs = {macs:,}"]
 
     # ---- identity ------------------------------------------------------------------------
     @property
@@ -257,6 +306,8 @@ class _WindowLayer(Layer):
     """
 
     ndim: ClassVar[int] = 2
+    #: Padding makes the output smaller (a transposed convolution) rather than larger.
+    padding_shrinks: ClassVar[bool] = False
 
     def window(self, i: int) -> Window:
         op = getattr(self, "_op", None)
@@ -282,6 +333,34 @@ class _WindowLayer(Layer):
         """Every TOTAL padding of axis ``i`` that turns size ``n`` into ``target``, this layer's
         other arguments (not its padding) kept, within what torch accepts: a ``range``."""
         raise NotImplementedError
+
+    def padded_for(self, spatial: Sequence[int], targets: Sequence[int],
+                   name_axes: bool = True) -> tuple["_WindowLayer", list[range]]:
+        """This layer with the TOTAL padding per axis that turns input ``spatial`` into
+        ``targets`` (the preferred one: :func:`~shapecalc.core.arithmetic.inverse.preferred_padding`),
+        and every total that works, per axis. An axis that no padding serves is a
+        :class:`ShapeError` saying why (``name_axes``: name the axis in it)."""
+        solutions = [self.padding_solutions(i, n, t) for i, (n, t) in enumerate(zip(spatial, targets))]
+        for i, found in enumerate(solutions):
+            if not found:
+                raise ShapeError(self._no_padding(i, spatial, targets[i], name_axes),
+                                 layer=self.describe(), numbers={"target": targets[i]})
+        return self.with_total_padding(tuple(preferred_padding(f) for f in solutions)), solutions
+
+    def _no_padding(self, i: int, spatial: Sequence[int], target: int, name_axes: bool) -> str:
+        where = f" on axis {AXIS_NAMES[self.ndim][i]}" if name_axes else ""
+        try:
+            at_zero: int | None = self.with_total_padding(0).output_shape((1, 1, *spatial))[2 + i]
+        except (ShapeError, ConfigError):
+            at_zero = None
+        if self.padding_shrinks:
+            return (f"no padding gives {target}{where}: with padding 0 the transposed convolution "
+                    f"already gives {at_zero}, and padding only shrinks it")
+        if at_zero is not None and at_zero > target:
+            return (f"no padding gives {target}{where}: with p = 0 the output is already {at_zero} "
+                    "and padding only makes it larger; use a larger stride or kernel")
+        return (f"no padding gives {target}{where} within torch's limit for pooling (at most half "
+                f"the kernel per side: {self.padding_limit(i)} for kernel {self._k[i]})")
 
     def with_total_padding(self, totals: int | Sequence[int]) -> "_WindowLayer":
         """This layer with a TOTAL padding per axis (both sides together), as the CLI counts it.
@@ -368,10 +447,6 @@ def batch_positions(output: Shape, ndim: int) -> int:
     spatial = prod(output[-ndim:]) if ndim else 1
     batch = output[0] if len(output) == ndim + 2 else 1
     return batch * spatial
-
-
-def batch_size(shape: Shape, ndim_after_batch: int) -> int:
-    return shape[0] if len(shape) > ndim_after_batch else 1
 
 
 def dropped_notes(dropped: list[tuple[str, int]]) -> list[Note]:

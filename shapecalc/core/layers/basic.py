@@ -15,14 +15,30 @@ from fractions import Fraction
 
 from shapecalc.core.arithmetic import AxisStep, FieldRule
 from shapecalc.core.layers.base import (
-    FieldSteps, Layer, Shape, above, at_least, between, format_shape, one_of, spatial_dims,
+    FieldSteps, Layer, LayerKind, Shape, above, at_least, between, format_shape, one_of, spatial_dims,
 )
+from shapecalc.core.layers.saved import (INPUT, OUTPUT, Backward, Saved, keeps_input_if_active,
+                                         keeps_output_if_active, new)
 
 
 # ------------------------------------------------------------------ element-wise
 @dataclass(frozen=True)
 class _Activation(Layer):
-    kind: ClassVar[str] = "activation"
+    kind: ClassVar[LayerKind] = LayerKind.ACTIVATION
+
+    #: In place, torch differentiates these from the overwritten result (SELU, LeakyReLU,
+    #: ELU); the others keep a copy of the input taken before it is overwritten.
+    inplace_keeps_result: ClassVar[bool] = False
+
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        # Most activations differentiate from their input (GELU, SiLU, ReLU6, LeakyReLU …);
+        # those that can from their output say so (_FromOutput).
+        if grad.active and getattr(self, "inplace", False):
+            return (OUTPUT,) if self.inplace_keeps_result else (new(inputs[0]),)
+        return keeps_input_if_active(grad)
+
+    def output_is_view(self, training: bool) -> bool:
+        return bool(getattr(self, "inplace", False))
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
         return FieldRule.POINTWISE
@@ -40,7 +56,15 @@ class _InplaceActivation(_Activation):
     inplace: bool = False
 
 
-class ReLU(_InplaceActivation):
+class _FromOutput:
+    """Activations whose backward reads the output only (threshold_backward, sigmoid_backward,
+    tanh_backward, softmax's): an in-place one keeps the overwritten tensor, and no copy."""
+
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return keeps_output_if_active(grad)
+
+
+class ReLU(_FromOutput, _InplaceActivation):
     pass
 
 
@@ -65,14 +89,14 @@ class Mish(_InplaceActivation):
 
 
 class SELU(_InplaceActivation):
+    inplace_keeps_result: ClassVar[bool] = True
+
+
+class Sigmoid(_FromOutput, _Activation):
     pass
 
 
-class Sigmoid(_Activation):
-    pass
-
-
-class Tanh(_Activation):
+class Tanh(_FromOutput, _Activation):
     pass
 
 
@@ -89,11 +113,15 @@ class LeakyReLU(_Activation):
     negative_slope: float = 0.01
     inplace: bool = False
 
+    inplace_keeps_result: ClassVar[bool] = True
+
 
 @dataclass(frozen=True)
 class ELU(_Activation):
     alpha: float = 1.0
     inplace: bool = False
+
+    inplace_keeps_result: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -107,9 +135,12 @@ class PReLU(_Activation):
     def param_count(self, *inputs: Shape) -> int:
         return self.num_parameters
 
+    def param_tensors(self, *inputs: Shape) -> int:
+        return 1
+
 
 @dataclass(frozen=True)
-class Softmax(_Activation):
+class Softmax(_FromOutput, _Activation):
     dim: int | None = None
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
@@ -117,8 +148,11 @@ class Softmax(_Activation):
 
 
 @dataclass(frozen=True)
-class LogSoftmax(Softmax):
+class LogSoftmax(_FromOutput, _Activation):
     dim: int | None = None
+
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return softmax_steps(self.dim, len(inputs[0]))
 
 
 def softmax_steps(dim: int | None, rank: int) -> FieldSteps:
@@ -131,13 +165,19 @@ def softmax_steps(dim: int | None, rank: int) -> FieldSteps:
 
 @dataclass(frozen=True)
 class Identity(Layer):
-    kind: ClassVar[str] = "other"
+    kind: ClassVar[LayerKind] = LayerKind.OTHER
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
         return FieldRule.POINTWISE
 
     def describe(self) -> str:
         return "Identity()"
+
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return ()
+
+    def output_is_view(self, training: bool) -> bool:
+        return True
 
 
 # ------------------------------------------------------------------ dropout
@@ -146,7 +186,7 @@ class _Dropout(Layer):
     p: float = 0.5
     inplace: bool = False
 
-    kind: ClassVar[str] = "dropout"
+    kind: ClassVar[LayerKind] = LayerKind.DROPOUT
 
     def __post_init__(self) -> None:
         between(self, "p", 0.0, 1.0)
@@ -156,6 +196,27 @@ class _Dropout(Layer):
 
     def describe(self) -> str:
         return f"{self.type_name}(p={self.p:g})"
+
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        """The mask: one per element, or one per channel for the feature (2d/3d) dropouts.
+        On a GPU nn.Dropout runs ``native_dropout`` (a bool mask); elsewhere, and always for
+        the feature dropouts, the mask is a tensor of the input's type."""
+        if not (self.training_active(grad) and grad.active):
+            return ()
+        inp = inputs[0]
+        if self.type_name in ("Dropout1d", "Dropout2d", "Dropout3d"):
+            spatial = {"Dropout1d": 1, "Dropout2d": 2, "Dropout3d": 3}[self.type_name]
+            batched = len(inp) == spatial + 2
+            lead = inp[:2] if batched else inp[:1]
+            return (new(lead + (1,) * spatial),)
+        fused = grad.cuda and self.type_name == "Dropout"
+        return (new(inp, "bool" if fused else None),)
+
+    def training_active(self, grad: Backward) -> bool:
+        return grad.training and self.p > 0
+
+    def output_is_view(self, training: bool) -> bool:
+        return not training or self.p == 0
 
 
 class Dropout(_Dropout):
@@ -184,7 +245,7 @@ class Flatten(Layer):
     start_dim: int = 1
     end_dim: int = -1
 
-    kind: ClassVar[str] = "reshape"
+    kind: ClassVar[LayerKind] = LayerKind.RESHAPE
 
     def output_shape(self, *inputs: Shape) -> Shape:
         inp = inputs[0]
@@ -216,6 +277,12 @@ class Flatten(Layer):
             return [Note.of(NoteKind.FLATTENS, factors=tuple(inp[1:]), total=output[1])]
         return []
 
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return ()
+
+    def output_is_view(self, training: bool) -> bool:
+        return True
+
     def describe(self) -> str:
         if (self.start_dim, self.end_dim) == (1, -1):
             return "Flatten()"
@@ -228,7 +295,7 @@ class Linear(Layer):
     out_features: int
     bias: bool = True
 
-    kind: ClassVar[str] = "linear"
+    kind: ClassVar[LayerKind] = LayerKind.LINEAR
     inferred: ClassVar[tuple[str, ...]] = ("in_features",)
 
     def __post_init__(self) -> None:
@@ -275,6 +342,23 @@ class Linear(Layer):
             return FieldRule.GLOBAL
         return tuple(AxisStep.offset(0) for _ in spatial_dims(len(inp))[:-1]) + (AxisStep.whole(inp[-1]),)
 
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        # The weight's gradient needs the input; the input's needs only the weight (a parameter).
+        return (INPUT,) if grad.weights_grad else ()
+
+    def param_tensors(self, *inputs: Shape) -> int:
+        return 2 if self.bias else 1
+
+    def explain_cost(self, output: Shape, *inputs: Shape) -> list[str]:
+        f = self.in_features if self.in_features is not None else self._features(inputs[0])
+        o = self.out_features
+        params = self.param_count(*inputs)
+        rule, terms = ("in_features·out_features + out_features", f"{f:,}·{o:,} + {o:,}") if self.bias \
+            else ("in_features·out_features", f"{f:,}·{o:,}")
+        positions = prod(output[:-1])
+        return [f"params = {rule} = {terms} = {params:,}",
+                f"MACs = positions · params = {positions:,} · {params:,} = {positions * params:,}"]
+
     def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         if self.in_features is None:
             return [Note.of(NoteKind.DERIVED, field="in_features", value=inputs[0][-1])]
@@ -293,7 +377,7 @@ class Upsample(Layer):
     mode: str = "nearest"
     align_corners: bool | None = None
 
-    kind: ClassVar[str] = "reshape"
+    kind: ClassVar[LayerKind] = LayerKind.RESHAPE
 
     def __post_init__(self) -> None:
         at_least(self, "size", 1)
@@ -341,6 +425,8 @@ class Upsample(Layer):
                 return FieldRule.UNKNOWN
             steps.append(step)
         return tuple(steps)
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return ()  # every interpolation mode's backward needs the sizes only
 
 
 def _scaled(size: int, factor: float, layer: Layer) -> int:

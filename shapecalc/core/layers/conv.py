@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, ClassVar
 from shapecalc.core import arithmetic as ar
 from shapecalc.core.errors import ConfigError, LayerError, Reason, ShapeError
 from shapecalc.core.layers.base import (
-    AXIS_NAMES, FieldSteps, Shape, _WindowLayer, window_steps, batch_positions, compact, dropped_notes, explain_axes,
+    AXIS_NAMES, FieldSteps, LayerKind, Shape, _WindowLayer, window_steps, batch_positions, compact,
+    dropped_notes, explain_axes,
     inferred_note, one_of, per_axis, spatial_of,
 )
 
@@ -33,7 +34,7 @@ class _ConvBase(_WindowLayer):
     padding_mode: str = "zeros"
 
     ndim: ClassVar[int] = 2
-    kind: ClassVar[str] = "conv"
+    kind: ClassVar[LayerKind] = LayerKind.CONV
     inferred: ClassVar[tuple[str, ...]] = ("in_channels",)
 
     # Normalised per-axis values, computed once: the graph pass asks for them per node.
@@ -161,6 +162,22 @@ class _ConvBase(_WindowLayer):
     def _axis(self, i: int) -> str:
         return AXIS_NAMES[self.ndim][i]
 
+    def saved(self, grad, output: Shape, *inputs: Shape):
+        """The input (the weight, also kept, is a parameter). A padding mode other than zeros
+        pads a copy first (``F.pad``), and that copy is what the convolution keeps."""
+        from shapecalc.core.layers.saved import INPUT, new  # `shapecalc layer` loads conv alone
+
+        if not grad.active:
+            return ()
+        if self.padding_mode == "zeros":
+            return (INPUT,)
+        inp = inputs[0]
+        lead = len(inp) - self.ndim
+        return (new(inp[:lead] + tuple(n + p for n, p in zip(inp[lead:], self._p))),)
+
+    def param_tensors(self, *inputs: Shape) -> int:
+        return 2 if self.bias else 1
+
 
 class _ConvNd(_ConvBase):  # no new fields: _ConvBase's generated methods serve (and import faster)
     def output_shape(self, *inputs: Shape) -> Shape:
@@ -223,6 +240,7 @@ class Conv3d(_ConvNd):
 @dataclass(frozen=True)
 class _ConvTransposeNd(_ConvBase):
     output_padding: IntOrTuple = 0
+    padding_shrinks: ClassVar[bool] = True
 
     _op: tuple[int, ...] = field(init=False, repr=False, compare=False)
 

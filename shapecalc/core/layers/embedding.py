@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from shapecalc.core.errors import ConfigError, ShapeError
 from shapecalc.core.arithmetic import FieldRule
-from shapecalc.core.layers.base import FieldSteps, Layer, Shape, format_shape
+from shapecalc.core.layers.base import FieldSteps, Layer, LayerKind, Shape, format_shape
 from shapecalc.core.layers.sequence import check_positive
 
 
@@ -39,7 +39,7 @@ class Embedding(Layer):
     scale_grad_by_freq: bool = False
     sparse: bool = False
 
-    kind: ClassVar[str] = "linear"
+    kind: ClassVar[LayerKind] = LayerKind.LINEAR
 
     def __post_init__(self) -> None:
         check_positive(self, num_embeddings=self.num_embeddings, embedding_dim=self.embedding_dim)
@@ -50,6 +50,15 @@ class Embedding(Layer):
 
     def param_count(self, *inputs: Shape) -> int:
         return self.num_embeddings * self.embedding_dim
+
+    def param_tensors(self, *inputs: Shape) -> int:
+        return 1
+
+    def saved(self, grad, output: Shape, *inputs: Shape):
+        """The indices (in their own integer type), for the weight's gradient."""
+        from shapecalc.core.layers.saved import INPUT
+
+        return (INPUT,) if grad.weights_grad else ()
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
         return FieldRule.POINTWISE  # each index picks its own row
@@ -77,7 +86,7 @@ class EmbeddingBag(Layer):
     include_last_offset: bool = False
     padding_idx: int | None = None
 
-    kind: ClassVar[str] = "linear"
+    kind: ClassVar[LayerKind] = LayerKind.LINEAR
     arity: ClassVar[int] = 0  # input, then optionally offsets (and per_sample_weights)
     MODES: ClassVar[tuple[str, ...]] = ("sum", "mean", "max")
 

@@ -13,8 +13,19 @@ from typing import ClassVar
 
 from shapecalc.core.errors import ConfigError, Reason, ShapeError
 from shapecalc.core.arithmetic import AxisStep, FieldRule
-from shapecalc.core.layers.base import FieldSteps, Layer, Shape, format_shape, one_of, spatial_dims
-from shapecalc.core.layers.merge import Add
+from shapecalc.core.layers.base import FieldSteps, Layer, LayerKind, Shape, format_shape, one_of, spatial_dims
+from shapecalc.core.layers.merge import Add, product_saved
+from shapecalc.core.layers.saved import Backward, Kept, Saved
+
+
+class _View:
+    """Reshaping ops return a view of their input and keep nothing: backward needs sizes."""
+
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return ()
+
+    def output_is_view(self, training: bool) -> bool:
+        return True
 
 
 def _dim(dim: int, rank: int, layer: Layer) -> int:
@@ -25,7 +36,7 @@ def _dim(dim: int, rank: int, layer: Layer) -> int:
 
 
 @dataclass(frozen=True)
-class Reshape(Layer):
+class Reshape(_View, Layer):
     """``x.view(*shape)`` / ``x.reshape(*shape)``: ``-1`` is inferred, ``0`` copies that input dim.
 
     The ``0`` convention is ONNX's; it is how ``x.view(x.size(0), -1)`` is written without a
@@ -34,7 +45,7 @@ class Reshape(Layer):
 
     shape: tuple[int, ...]
 
-    kind: ClassVar[str] = "reshape"
+    kind: ClassVar[LayerKind] = LayerKind.RESHAPE
 
     def __post_init__(self) -> None:
         if sum(1 for v in self.shape if v == -1) > 1:
@@ -94,12 +105,12 @@ def _fmt_shape(dims: list[int]) -> str:
 
 
 @dataclass(frozen=True)
-class Permute(Layer):
+class Permute(_View, Layer):
     """``x.permute(*dims)``."""
 
     dims: tuple[int, ...]
 
-    kind: ClassVar[str] = "reshape"
+    kind: ClassVar[LayerKind] = LayerKind.RESHAPE
 
     def output_shape(self, *inputs: Shape) -> Shape:
         inp = inputs[0]
@@ -118,13 +129,13 @@ class Permute(Layer):
 
 
 @dataclass(frozen=True)
-class Transpose(Layer):
+class Transpose(_View, Layer):
     """``x.transpose(dim0, dim1)``."""
 
     dim0: int
     dim1: int
 
-    kind: ClassVar[str] = "reshape"
+    kind: ClassVar[LayerKind] = LayerKind.RESHAPE
 
     def output_shape(self, *inputs: Shape) -> Shape:
         inp = list(inputs[0])
@@ -155,7 +166,7 @@ class Mean(Layer):
     dim: int | tuple[int, ...]
     keepdim: bool = False
 
-    kind: ClassVar[str] = "pool"
+    kind: ClassVar[LayerKind] = LayerKind.POOL
 
     def output_shape(self, *inputs: Shape) -> Shape:
         inp = inputs[0]
@@ -175,6 +186,9 @@ class Mean(Layer):
             return FieldRule.GLOBAL
         return FieldRule.POINTWISE if self.keepdim else FieldRule.UNKNOWN
 
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return ()  # the gradient is spread evenly: sizes alone
+
 
 @dataclass(frozen=True)
 class Pad(Layer):
@@ -184,7 +198,7 @@ class Pad(Layer):
     mode: str = "constant"
     value: float | None = None
 
-    kind: ClassVar[str] = "other"
+    kind: ClassVar[LayerKind] = LayerKind.OTHER
     non_finite: ClassVar[tuple[str, ...]] = ("value",)  # F.pad(x, p, value=-inf) before a max
 
     def __post_init__(self) -> None:
@@ -213,6 +227,9 @@ class Pad(Layer):
             steps.append(AxisStep.offset(self.pad[2 * i] if 2 * i < len(self.pad) else 0))
         return tuple(steps)
 
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return ()  # every mode's backward needs the paddings alone
+
     def describe(self) -> str:
         mode = "" if self.mode == "constant" else f", {self.mode}"
         return f"Pad({', '.join(map(str, self.pad))}{mode})"
@@ -223,6 +240,20 @@ class Elementwise(Add):
     """An element-wise op other than add/mul (``x - y``, ``x / 2``, ``x * 0.5``): shapes broadcast."""
 
     op: str = "sub"
+
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        """A difference keeps nothing; a product keeps as :class:`Mul` does; a quotient
+        ``a / b`` keeps ``b`` (for ``a``'s gradient) and ``a`` for ``b``'s. A number operand
+        is no tensor: ``x / 2`` keeps nothing, ``x / self.scale`` keeps ``x``."""
+        if self.op in ("add", "sub") or not grad.active:
+            return ()
+        if self.op == "mul":
+            return product_saved(grad, len(inputs))
+        if self.op == "div":
+            if len(inputs) == 1:
+                return (Saved(Kept.INPUT, 0),) if grad.weights_grad else ()
+            return (Saved(Kept.INPUT, 1),) + ((Saved(Kept.INPUT, 0),) if grad.input_grad(1) else ())
+        return None
 
     def describe(self) -> str:
         return f"Elementwise({self.op})"

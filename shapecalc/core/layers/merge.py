@@ -7,7 +7,8 @@ from typing import ClassVar
 
 from shapecalc.core.arithmetic import FieldRule
 from shapecalc.core.errors import Reason, ShapeError
-from shapecalc.core.layers.base import FieldSteps, Layer, Shape, format_shape, spatial_dims
+from shapecalc.core.layers.base import FieldSteps, Layer, LayerKind, Shape, format_shape, spatial_dims
+from shapecalc.core.layers.saved import Backward, Kept, Saved
 
 
 def broadcast_shapes(a: Shape, b: Shape) -> Shape | None:
@@ -27,7 +28,7 @@ def broadcast_shapes(a: Shape, b: Shape) -> Shape | None:
 class Add(Layer):
     """``a + b (+ …)``: shapes must be equal, or broadcast as torch broadcasts them."""
 
-    kind: ClassVar[str] = "merge"
+    kind: ClassVar[LayerKind] = LayerKind.MERGE
     arity: ClassVar[int] = 0
 
     def output_shape(self, *inputs: Shape) -> Shape:
@@ -49,8 +50,22 @@ class Add(Layer):
     def field_steps(self, *inputs: Shape) -> FieldSteps:
         return FieldRule.POINTWISE  # position by position, what any operand reads
 
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return ()  # a sum's gradient is the incoming one, reduced to each shape
+
     def describe(self) -> str:
         return "Add()"
+
+
+def product_saved(grad: Backward, count: int) -> tuple[Saved, ...]:
+    """``a * b``: each factor's gradient needs the other one, so ``b`` is kept when ``a``
+    needs a gradient and ``a`` when ``b`` does. One tensor times a trainable weight read in
+    the forward (a layer scale) keeps the tensor for the weight's gradient."""
+    if count == 1:
+        return (Saved(Kept.INPUT, 0),) if grad.weights_grad else ()
+    kept = [Saved(Kept.INPUT, j) for j in range(count)
+            if any(grad.input_grad(i) for i in range(count) if i != j) or grad.weights_grad]
+    return tuple(kept)
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,9 @@ class Mul(Add):
     def describe(self) -> str:
         return "Mul()"
 
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return product_saved(grad, len(inputs))
+
 
 @dataclass(frozen=True)
 class Concat(Layer):
@@ -67,7 +85,7 @@ class Concat(Layer):
 
     dim: int = 1
 
-    kind: ClassVar[str] = "merge"
+    kind: ClassVar[LayerKind] = LayerKind.MERGE
     arity: ClassVar[int] = 0
 
     def output_shape(self, *inputs: Shape) -> Shape:
@@ -93,6 +111,8 @@ class Concat(Layer):
         the later inputs move, which no per-axis rule here follows."""
         rank = len(inputs[0])
         return FieldRule.UNKNOWN if self.dim % rank in spatial_dims(rank) else FieldRule.POINTWISE
+    def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
+        return ()  # the gradient is sliced back by the sizes alone
 
     def describe(self) -> str:
         return f"Concat(dim={self.dim})"

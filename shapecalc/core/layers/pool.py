@@ -9,7 +9,8 @@ from shapecalc.core import arithmetic as ar
 from shapecalc.core.arithmetic import AxisStep
 from shapecalc.core.errors import ConfigError, LayerError, Reason, ShapeError
 from shapecalc.core.layers.base import (
-    AXIS_NAMES, FieldSteps, Layer, Shape, _WindowLayer, window_steps, at_most, compact, dropped_notes, explain_axes,
+    AXIS_NAMES, FieldSteps, Layer, LayerKind, Shape, _WindowLayer, window_steps, at_most, compact,
+    dropped_notes, explain_axes,
     per_axis, spatial_of,
 )
 
@@ -29,7 +30,7 @@ class _PoolNd(_WindowLayer):
     padding: IntOrTuple = 0
 
     ndim: ClassVar[int] = 2
-    kind: ClassVar[str] = "pool"
+    kind: ClassVar[LayerKind] = LayerKind.POOL
 
     _k: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _s: tuple[int, ...] = field(init=False, repr=False, compare=False)
@@ -148,11 +149,19 @@ class _MaxPoolNd(_PoolNd):
     def _dilation(self) -> tuple[int, ...]:
         return per_axis("dilation", self.dilation, self.ndim)
 
+    def saved(self, grad, output: Shape, *inputs: Shape):
+        return _input_and_indices(grad, output)
+
 
 @dataclass(frozen=True)
 class _AvgPoolNd(_PoolNd):
     ceil_mode: bool = False
     count_include_pad: bool = True
+
+    def saved(self, grad, output: Shape, *inputs: Shape):
+        from shapecalc.core.layers.saved import keeps_input_if_active  # `shapecalc layer`: pool alone
+
+        return keeps_input_if_active(grad)
 
 
 class MaxPool1d(_MaxPoolNd):
@@ -204,7 +213,7 @@ class _AdaptivePoolNd(Layer):
     output_size: int | None | tuple[int | None, ...]
 
     ndim: ClassVar[int] = 2
-    kind: ClassVar[str] = "pool"
+    kind: ClassVar[LayerKind] = LayerKind.POOL
 
     def __post_init__(self) -> None:
         self._targets()  # refuse a malformed output_size up front (torch does at the first forward)
@@ -270,21 +279,41 @@ class _AdaptivePoolNd(Layer):
         return f"{self.type_name}({compact(self._targets()) if None not in self._targets() else self.output_size})"
 
 
-class AdaptiveAvgPool1d(_AdaptivePoolNd):
+def _input_and_indices(grad, output: Shape):
+    """Max pooling keeps its input and the argmax of every window (int64, output-sized)."""
+    from shapecalc.core.layers.saved import INPUT, new
+
+    return (INPUT, new(output, "int64")) if grad.active else ()
+
+
+class _AdaptiveAvgPoolNd(_AdaptivePoolNd):
+    def saved(self, grad, output: Shape, *inputs: Shape):
+        """A 1×1 (×1) output is computed as ``mean`` (nothing kept); others keep the input."""
+        from shapecalc.core.layers.saved import keeps_input_if_active
+
+        if all(n == 1 for n in output[len(output) - self.ndim:]):
+            return ()
+        return keeps_input_if_active(grad)
+
+
+class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
     ndim: ClassVar[int] = 1
 
 
-class AdaptiveAvgPool2d(_AdaptivePoolNd):
+class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
     ndim: ClassVar[int] = 2
 
 
-class AdaptiveAvgPool3d(_AdaptivePoolNd):
+class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
     ndim: ClassVar[int] = 3
 
 
 @dataclass(frozen=True)
 class _AdaptiveMaxPoolNd(_AdaptivePoolNd):
     return_indices: bool = False
+
+    def saved(self, grad, output: Shape, *inputs: Shape):
+        return _input_and_indices(grad, output)
 
 
 class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):

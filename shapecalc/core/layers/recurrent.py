@@ -18,14 +18,14 @@ from typing import ClassVar
 
 from shapecalc.core.errors import ConfigError, ShapeError
 from shapecalc.core.arithmetic import FieldRule
-from shapecalc.core.layers.base import FieldSteps, Layer, Shape, format_shape
+from shapecalc.core.layers.base import FieldSteps, Layer, LayerKind, Shape, format_shape
 from shapecalc.core.layers.sequence import SequenceDims, check_positive, check_probability, split_sequence
 
 
 class _Recurrent(Layer):
     """What RNN, LSTM and GRU share; subclasses declare torch's fields in torch's order."""
 
-    kind: ClassVar[str] = "linear"
+    kind: ClassVar[LayerKind] = LayerKind.LINEAR
     arity: ClassVar[int] = 0  # the sequence, then optionally the initial state(s)
     gates: ClassVar[int] = 1
     #: names of the final states ``forward`` returns after the sequence output
@@ -99,7 +99,15 @@ class _Recurrent(Layer):
         return count
 
     def param_count(self, *inputs: Shape) -> int:
-        return self.directions * sum(self.layer_params(i) for i in range(self.num_layers))
+        # Every layer after the first has the same size: a closed form, so a hostile
+        # num_layers (2**63 - 1) costs one multiplication, not 2**63 loop turns.
+        rest = (self.num_layers - 1) * self.layer_params(1) if self.num_layers > 1 else 0
+        return self.directions * (self.layer_params(0) + rest)
+
+    def param_tensors(self, *inputs: Shape) -> int:
+        """weight_ih, weight_hh (and two biases, and an LSTM's weight_hr) per layer and direction."""
+        each = 2 + (2 if self.bias else 0) + (1 if self.output_size != self.hidden_size else 0)
+        return self.directions * self.num_layers * each
 
     def mac_count(self, output: Shape, *inputs: Shape) -> int:
         seq = self._sequence(inputs)

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from shapecalc.core.arithmetic import AxisStep
 from shapecalc.core.errors import ShapeError
-from shapecalc.core.layers.base import FieldSteps, Layer, Shape, at_least, format_shape, spatial_dims
+from shapecalc.core.layers.base import FieldSteps, Layer, LayerKind, Shape, at_least, format_shape, spatial_dims
 
 
 def _three_d(layer: Layer, inp: Shape) -> None:
@@ -33,7 +33,7 @@ def _steps(rank: int, step: AxisStep) -> FieldSteps:
 class PixelShuffle(Layer):
     upscale_factor: int
 
-    kind: ClassVar[str] = "reshape"
+    kind: ClassVar[LayerKind] = LayerKind.RESHAPE
 
     def __post_init__(self) -> None:
         at_least(self, "upscale_factor", 1)
@@ -55,6 +55,9 @@ class PixelShuffle(Layer):
         r, (c, h, w) = self.upscale_factor, inputs[0][-3:]
         return [f"C: {c} / {r}² = {c // (r * r)};  H: {h}·{r} = {h * r};  W: {w}·{r} = {w * r}"]
 
+    def saved(self, grad, output: Shape, *inputs: Shape) -> tuple:
+        return ()  # its backward is a pixel_unshuffle of the gradient: sizes only
+
     def describe(self) -> str:
         return f"PixelShuffle({self.upscale_factor})"
 
@@ -63,7 +66,7 @@ class PixelShuffle(Layer):
 class PixelUnshuffle(Layer):
     downscale_factor: int
 
-    kind: ClassVar[str] = "reshape"
+    kind: ClassVar[LayerKind] = LayerKind.RESHAPE
 
     def __post_init__(self) -> None:
         at_least(self, "downscale_factor", 1)
@@ -87,6 +90,9 @@ class PixelUnshuffle(Layer):
     def explain(self, output: Shape, *inputs: Shape) -> list[str]:
         r, (c, h, w) = self.downscale_factor, inputs[0][-3:]
         return [f"C: {c}·{r}² = {c * r * r};  H: {h} / {r} = {h // r};  W: {w} / {r} = {w // r}"]
+
+    def saved(self, grad, output: Shape, *inputs: Shape) -> tuple:
+        return ()  # its backward is a pixel_shuffle of the gradient: sizes only
 
     def describe(self) -> str:
         return f"PixelUnshuffle({self.downscale_factor})"

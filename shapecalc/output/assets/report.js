@@ -74,7 +74,7 @@
     } else {
       make("p", { class: "sc-caption" }, details, rec.is_block
         ? "A block: its layers' rows hold the arithmetic; its row sums their costs."
-        : "No size arithmetic: this layer keeps the spatial size or flattens it.");
+        : "Nothing to work out: no parameters, and the output shape follows from the input's (see the notes).");
     }
     make("h3", {}, details, "Notes");
     if (rec.notes.length) {
@@ -111,7 +111,6 @@
   }
 
   const span = (f) => (f ? f.hi - f.lo + 1 : 0);
-  const range = (f) => (f ? `${f.lo}…${f.hi}` : "none");
 
   function receptiveField(rec, parent) {
     if (rec.rf === null) {
@@ -142,19 +141,21 @@
       const [fh, fw] = [field(axes[0], o[0]), field(axes[1], o[1])];
       const theory = span(fh.theory) * span(fw.theory), inside = span(fh.inside) * span(fw.inside);
       const rest = theory - inside;
+      const c = count;  // every number with its thousands separators: "21,125 of them padding"
+      const r = (f) => (f ? `${c(f.lo)}…${c(f.hi)}` : "none");
       caption.textContent = oneAxis
-        ? `output position ${o[1]} reads input positions ${range(fw.theory)} in theory ` +
-          `(${span(fw.theory)} positions; at most ${axes[1].size} for any output); inside the ` +
-          `${axes[1].n} positions of the input it reads ${range(fw.inside)} (${span(fw.inside)}), ` +
-          `${rest} of the field being padding or cut off by earlier layers' borders; ` +
-          `neighbouring outputs are ${axes[1].jump} positions apart.`
-        : `output pixel (${o[0]}, ${o[1]}) reads input rows ${range(fh.theory)} and columns ` +
-          `${range(fw.theory)} in theory (${span(fh.theory)}×${span(fw.theory)} pixels; at most ` +
-          `${axes[0].size}×${axes[1].size} for any output); inside the ${axes[0].n}×${axes[1].n} ` +
-          `image it reads rows ${range(fh.inside)} and columns ${range(fw.inside)} ` +
-          `(${span(fh.inside)}×${span(fw.inside)}), ${rest} of the field's pixels being padding ` +
-          `or cut off by earlier layers' borders; neighbouring outputs are ` +
-          `${axes[0].jump}×${axes[1].jump} pixels apart.`;
+        ? `output position ${c(o[1])} reads input positions ${r(fw.theory)} in theory ` +
+          `(${c(span(fw.theory))} positions; at most ${c(axes[1].size)} for any output); inside the ` +
+          `${c(axes[1].n)} positions of the input it reads ${r(fw.inside)} (${c(span(fw.inside))}), ` +
+          `${c(rest)} of the field being padding or cut off by earlier layers' borders; ` +
+          `neighbouring outputs are ${c(axes[1].jump)} positions apart.`
+        : `output pixel (${c(o[0])}, ${c(o[1])}) reads input rows ${r(fh.theory)} and columns ` +
+          `${r(fw.theory)} in theory (${c(span(fh.theory))}×${c(span(fw.theory))} pixels; at most ` +
+          `${c(axes[0].size)}×${c(axes[1].size)} for any output); inside the ` +
+          `${c(axes[0].n)}×${c(axes[1].n)} image it reads rows ${r(fh.inside)} and columns ` +
+          `${r(fw.inside)} (${c(span(fh.inside))}×${c(span(fw.inside))}), ${c(rest)} of the ` +
+          `field's pixels being padding or cut off by earlier layers' borders; neighbouring ` +
+          `outputs are ${c(axes[0].jump)}×${c(axes[1].jump)} pixels apart.`;
       views.replaceChildren();
       if (!fh.theory || !fw.theory) return;  // an output no input reaches (a transposed conv's gap)
       view(axes, [fh, fw], "closeup", "close-up, to scale (hatched: outside the image; " +

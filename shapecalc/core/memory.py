@@ -1,0 +1,518 @@
+"""What one training step holds, layer by layer: parameters, gradients, optimizer state and the
+activations autograd saves for backward, and the peaks of a training step and of inference.
+
+Each layer kind states what it saves (``Layer.saved``, :mod:`shapecalc.core.layers.saved`); this
+module follows the values through the graph: which need a gradient (the image does not; what a
+trainable weight touched does), which storage each value lives in (a view or an in-place op
+shares its input's), and counts every kept storage once, at the first layer that keeps it.
+
+The peaks come from replaying the step in execution order, as PyTorch frees memory:
+
+* forward: a value lives until its last consumer ran, or until the backward of the layers that
+  keep it; the model's outputs live until backward starts;
+* backward, in reverse order: each layer's output gradient and its inputs' new gradients are
+  alive together; parameter gradients appear as their layer's backward runs and stay; the
+  storages a layer kept are freed once every layer keeping them ran backward;
+* optimizer step: parameters, gradients and state, plus the update's temporaries.
+
+Assumptions (also listed in :attr:`MemoryReport.assumptions`): the usual loop
+``zero_grad(set_to_none=True)`` → forward → backward → ``step()`` after the first step (the
+optimizer state exists already), the batch is alive through the step, and kernels' private
+workspaces (cuDNN, oneDNN) are not counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from math import prod
+from typing import TYPE_CHECKING, Any, Callable
+
+from shapecalc.core.inputs import DTYPE_BYTES
+from shapecalc.core.errors import ArgumentError
+from shapecalc.core.layers.base import LayerKind
+from shapecalc.core.layers.saved import Backward, Kept, Saved
+
+if TYPE_CHECKING:
+    from shapecalc.core.analysis import Analysis, Record
+    from shapecalc.core.layers import Layer, Shape
+
+
+class Optimizer(str, Enum):
+    """The optimizers whose state is counted: how many copies of each trainable parameter they
+    keep, and the bytes of the per-tensor step count (Adam's ``state['step']``, a float32
+    scalar tensor)."""
+
+    SGD = "sgd"
+    MOMENTUM = "momentum"
+    ADAM = "adam"
+    ADAMW = "adamw"
+
+    @property
+    def copies(self) -> int:
+        return {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}[self.value]
+
+    @property
+    def step_bytes(self) -> int:
+        return 4 if self in (Optimizer.ADAM, Optimizer.ADAMW) else 0
+
+
+#: Element types a training step can run in (``--dtype``).
+TRAIN_DTYPES = ("float32", "bfloat16", "float16")
+#: Layer kinds autocast runs in bfloat16 (matrix products); the rest follow their input.
+_AUTOCAST_LOWER = frozenset({LayerKind.CONV, LayerKind.LINEAR})
+#: Layers autocast runs in float32 (torch's autocast fp32 list).
+_AUTOCAST_FP32 = frozenset({"LayerNorm", "GroupNorm", "Softmax", "LogSoftmax", "RMSNorm"})
+#: A bound far beyond any real batch that keeps every figure a plain, fast integer.
+MAX_BATCH = 2**31 - 1
+
+#: ``measure(layer, grad, output, *inputs)``: saved tensors measured with torch for a layer
+#: without a rule (set by the torch bridge for models that came from torch).
+SavedMeasure = Callable[..., "tuple[Saved, ...] | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class LayerMemory:
+    """One node's share of a training step, in bytes. ``saved`` counts the storages this node
+    is the first to keep (``None``: unknown); ``output`` is its output's size."""
+
+    name: str
+    saved: int | None
+    params: int
+    grads: int
+    optimizer: int | None
+    output: int
+    dtype: str
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    """A training step's memory, per layer and in total, in bytes; ``None`` is unknown."""
+
+    layers: tuple[LayerMemory, ...]
+    parameters: int
+    gradients: int
+    optimizer_state: int | None
+    saved_activations: int | None
+    peak_train: int | None
+    peak_eval: int
+    batch: int
+    dtype: str
+    optimizer: Optimizer
+    amp: bool
+    mode: str
+    cuda: bool
+    #: Where the training peak falls: "forward", "backward of <node>", "optimizer step".
+    peak_train_at: str | None
+    #: Nodes whose saved tensors are unknown (no rule, nothing measured).
+    unknown: tuple[str, ...] = ()
+    assumptions: tuple[str, ...] = field(default=())
+    #: The roofline device these figures assume (its name in ``core.roofline.DEVICES``).
+    device: str = "h100"
+    #: The analysis (at this batch) the figures are of: what the displays name rows after.
+    analysis: Any = field(default=None, repr=False, compare=False)
+
+    # Displays come from the renderer registry (shapecalc.output.memory registers them).
+    def text(self) -> str:
+        """The table, totals, what dominates and the assumptions, as ``shapecalc memory``."""
+        from shapecalc.core.registry import MEMORY, show
+
+        return show(MEMORY, self, "text")
+
+    def svg(self) -> str:
+        """The roofline plot, one dot per layer."""
+        from shapecalc.core.registry import MEMORY, show
+
+        return show(MEMORY, self, "svg")
+
+    def _repr_html_(self) -> str:
+        from shapecalc.core.registry import MEMORY, show
+
+        return show(MEMORY, self, "html")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON keys of ``shapecalc memory --json`` (bytes; ``null`` is unknown)."""
+        return {
+            "batch": self.batch, "dtype": self.dtype, "amp": self.amp,
+            "optimizer": self.optimizer.value, "mode": self.mode,
+            "memory": {"parameters": self.parameters, "gradients": self.gradients,
+                       "optimizer_state": self.optimizer_state,
+                       "saved_activations": self.saved_activations,
+                       "peak_train": self.peak_train, "peak_eval": self.peak_eval,
+                       "peak_train_at": self.peak_train_at},
+            "assumptions": list(self.assumptions),
+            "layers": [{"name": m.name, "memory": {"saved": m.saved, "params": m.params,
+                                                    "grads": m.grads, "optimizer": m.optimizer}}
+                       for m in self.layers],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How the step runs. ``dtype``: parameters and activations (``model.to(dtype)``);
+    ``amp``: bfloat16 autocast over float32 weights; ``training``: module mode."""
+
+    dtype: str = "float32"
+    amp: bool = False
+    optimizer: Optimizer = Optimizer.ADAM
+    training: bool = True
+    cuda: bool = False
+
+    @property
+    def param_dtype(self) -> str:
+        return "float32" if self.amp else self.dtype
+
+
+def settings(dtype: str = "float32", amp: bool = False, optimizer: str | Optimizer = "adam",
+             mode: str = "train", cuda: bool = False) -> Settings:
+    """Checked :class:`Settings`; errors name the parameter."""
+    if dtype not in TRAIN_DTYPES:
+        raise ArgumentError("dtype", f"expected one of {', '.join(TRAIN_DTYPES)}, got {dtype!r}")
+    if amp and dtype != "float32":
+        raise ArgumentError("amp", f"autocast keeps float32 weights; it cannot be combined with "
+                                   f"dtype {dtype!r}")
+    try:
+        opt = Optimizer(optimizer)
+    except ValueError:
+        raise ArgumentError("optimizer", f"expected one of {', '.join(o.value for o in Optimizer)}"
+                                         f", got {optimizer!r}") from None
+    if mode not in ("train", "eval"):
+        raise ArgumentError("mode", f"expected 'train' or 'eval', got {mode!r}")
+    return Settings(dtype, bool(amp), opt, mode == "train", bool(cuda))
+
+
+def check_batch(batch: Any) -> int | None:
+    if batch is None:
+        return None
+    if isinstance(batch, bool) or not isinstance(batch, int):
+        raise ArgumentError("batch", f"expected a positive integer, got {batch!r}")
+    if not 1 <= batch <= MAX_BATCH:
+        raise ArgumentError("batch", f"expected 1 to {MAX_BATCH:,}, got {batch:,}")
+    return batch
+
+
+def at_batch(analysis: Analysis, batch: int | None) -> Analysis:
+    """The same model analysed with every input's first dimension set to ``batch``."""
+    batch = check_batch(batch)
+    if batch is None or analysis.graph is None:
+        return analysis
+    shapes = [(batch,) + tuple(s[1:]) if s else s for s in analysis.input_shapes]
+    if shapes == [tuple(s) for s in analysis.input_shapes]:
+        return analysis
+    again = analysis.graph.analyze(analysis.inputs.with_shapes(shapes), analysis.dtype)
+    again.model, again.mode, again.saved_measure = analysis.model, analysis.mode, analysis.saved_measure
+    return again
+
+
+# ------------------------------------------------------------------ values and storages
+@dataclass(slots=True)
+class _Value:
+    storage: int
+    shape: Shape
+    dtype: str
+    needs_grad: bool
+
+
+def _bytes(shape: Shape, dtype: str) -> int:
+    return prod(shape) * DTYPE_BYTES[dtype]
+
+
+def estimate(analysis: Analysis, setup: Settings = Settings(),
+             measure: SavedMeasure | None = None, device: str = "h100") -> MemoryReport:
+    """The memory of one training step of ``analysis``'s model (see the module docstring)."""
+    graph = analysis.graph
+    nodes = graph.nodes if graph is not None else [None] * len(analysis.records)
+    act = "bfloat16" if setup.amp else setup.dtype
+    pbytes = DTYPE_BYTES[setup.param_dtype]
+    storages: list[int] = []  # storage id → bytes
+    values: dict[str, _Value] = {}
+
+    def storage(nbytes: int) -> int:
+        storages.append(nbytes)
+        return len(storages) - 1
+
+    input_names = graph.input_names if graph is not None else ("input",)
+    for name, shape, kind in zip(input_names, analysis.input_shapes, analysis.input_dtypes):
+        kind = kind if kind not in TRAIN_DTYPES or setup.amp else setup.dtype
+        values[name] = _Value(storage(_bytes(shape, kind)), shape, kind, False)
+    inputs_storages = [v.storage for v in values.values()]
+
+    layers: list[LayerMemory] = []
+    keepers: dict[int, list[int]] = {}  # storage → indices of the nodes that keep it
+    created: list[list[int]] = []  # per node: storages it creates (output, NEW tensors)
+    reads: list[list[int]] = []  # per node: storages of its inputs
+    grads_at: list[int] = []  # per node: parameter-gradient bytes it creates
+    largest_param = 0
+    unknown: list[str] = []
+    counted_params: set[str] = set()
+    total_params = total_grads = 0
+    step_tensors = 0
+    step_known = True
+    saved_known = True
+    for i, rec in enumerate(analysis.records):
+        node = nodes[i]
+        ins = [values[n] for n in node.inputs] if node is not None else [values["input"]]
+        layer = rec.layer
+        frozen = node.frozen if node is not None else 0
+        trainable = max(rec.params - frozen, 0)
+        first_use = not rec.shared and (node is None or (node.param_key or node.name) not in counted_params)
+        if node is not None:
+            counted_params.add(node.param_key or node.name)
+        params = rec.params * pbytes if first_use else 0
+        grads = trainable * pbytes if first_use else 0
+        tensors = _param_tensors(node, layer, rec) if first_use and trainable else 0
+        if tensors is None:
+            step_known = False
+        optimizer = grads * setup.optimizer.copies + (
+            tensors * setup.optimizer.step_bytes if tensors is not None else 0)
+        if tensors is None and setup.optimizer.step_bytes:
+            optimizer_known: int | None = None
+        else:
+            optimizer_known = optimizer
+        total_params += params
+        total_grads += grads
+        step_tensors += tensors or 0
+        largest_param = max(largest_param, grads)
+        grads_at.append(grads)
+
+        out_dtype = _output_dtype(layer, ins, act, setup)
+        names = node.inputs if node is not None else ("input",)
+        grad = Backward(tuple(v.needs_grad for v in ins), trainable > 0, setup.training,
+                        setup.cuda, act, tuple(names.index(n) for n in names))
+        needs = grad.active and out_dtype in TRAIN_DTYPES
+        rule = _rule(layer, grad, rec, measure)  # first: a measured op learns if it is a view
+        view = layer is not None and ins and layer.output_is_view(setup.training)
+        if view:
+            out_store = ins[0].storage
+        else:
+            out_store = storage(_bytes(rec.output_shape, out_dtype))
+        mine = [] if view else [out_store]
+        out = _Value(out_store, rec.output_shape, out_dtype, needs)
+        values[rec.name] = out
+
+        kept_bytes: int | None = 0
+        if rule is None:
+            kept_bytes = None
+            saved_known = False
+            unknown.append(rec.name)
+        else:
+            for item in _autocast(rule, layer, ins, setup, rec):
+                if item.kept is Kept.INPUT:
+                    store = ins[item.index].storage
+                elif item.kept is Kept.OUTPUT:
+                    store = out_store
+                else:
+                    store = storage(_bytes(item.shape, item.dtype or out_dtype))
+                    mine.append(store)
+                holders = keepers.setdefault(store, [])
+                if not holders:
+                    kept_bytes += storages[store]
+                if i not in holders:
+                    holders.append(i)
+        created.append(mine)
+        reads.append([v.storage for v in ins])
+        layers.append(LayerMemory(rec.name, kept_bytes, params, grads, optimizer_known,
+                                  _bytes(rec.output_shape, out_dtype), out_dtype))
+
+    if graph is not None and graph.loose_params:  # parameters no node owns: counted, tensors unknown
+        loose = graph.loose_params - graph.loose_frozen
+        total_params += graph.loose_params * pbytes
+        total_grads += loose * pbytes
+        step_known = step_known and not loose
+    state = (total_grads * setup.optimizer.copies + step_tensors * setup.optimizer.step_bytes
+             if step_known or not setup.optimizer.step_bytes else None)
+    saved_total = sum(storages[s] for s in keepers) if saved_known else None
+    outputs = {values[n].storage for _, n in (graph.outputs if graph is not None and graph.outputs
+                                              else (("output", graph.output if graph else
+                                                     analysis.records[-1].name),))}
+    peak_eval = total_params + _inference_peak(storages, created, reads, outputs, inputs_storages)
+    peak_train, peak_at = (None, None)
+    if saved_known and state is not None:
+        peak_train, peak_at = _training_peak(
+            analysis, storages, created, reads, keepers, outputs, inputs_storages, grads_at,
+            total_params + state, total_grads, largest_param, setup, values, nodes)
+    return MemoryReport(tuple(layers), total_params, total_grads, state, saved_total, peak_train,
+                        peak_eval, analysis.input_shape[0] if analysis.input_shape else 1,
+                        setup.dtype, setup.optimizer, setup.amp,
+                        "train" if setup.training else "eval", setup.cuda, peak_at,
+                        tuple(unknown), _assumptions(setup), device, analysis)
+
+
+def _param_tensors(node: Any, layer: Layer | None, rec: Record) -> int | None:
+    if node is not None and node.param_tensors is not None:
+        return node.param_tensors
+    if layer is None or (node is not None and node.params is not None and node.params != rec.params):
+        return None
+    try:
+        return layer.param_tensors(*rec.input_shapes)
+    except Exception:  # a layer whose formula cannot count without more: unknown
+        return None
+
+
+def _output_dtype(layer: Layer | None, ins: list[_Value], act: str, setup: Settings) -> str:
+    """Integer values stay integer through views (token ids reshaped); under autocast matrix
+    products give bfloat16, the fp32-list layers float32, the rest their input's type."""
+    first = ins[0].dtype if ins else act
+    if layer is not None and ins and first not in TRAIN_DTYPES and layer.output_is_view(setup.training):
+        return first
+    if not setup.amp or layer is None:
+        return act
+    if layer.kind in _AUTOCAST_LOWER:
+        return "bfloat16"
+    if layer.type_name in _AUTOCAST_FP32:
+        return "float32"
+    floats = [v.dtype for v in ins if v.dtype in TRAIN_DTYPES]
+    return "float32" if "float32" in floats else (floats[0] if floats else act)
+
+
+def _rule(layer: Layer | None, grad: Backward, rec: Record, measure: SavedMeasure | None
+          ) -> tuple[Saved, ...] | None:
+    if layer is None:
+        return None
+    rule = layer.saved(grad, rec.output_shape, *rec.input_shapes)
+    if rule is None and measure is not None and grad.active:
+        rule = measure(layer, grad, rec.output_shape, *rec.input_shapes)
+    return rule
+
+
+def _autocast(rule: tuple[Saved, ...], layer: Layer | None, ins: list[_Value], setup: Settings,
+              rec: Record) -> tuple[Saved, ...]:
+    """Under autocast a matrix product keeps bfloat16 copies: of a float32 input it casts, and
+    of its float32 weights (cast once per forward)."""
+    if not setup.amp or layer is None or layer.kind not in _AUTOCAST_LOWER:
+        return rule
+    out: list[Saved] = []
+    for item in rule:
+        if item.kept is Kept.INPUT and ins[item.index].dtype == "float32":
+            out.append(Saved(Kept.NEW, 0, ins[item.index].shape, "bfloat16"))
+        else:
+            out.append(item)
+    weights = rec.params - _bias(layer)
+    if rule and weights > 0 and not rec.shared:
+        out.append(Saved(Kept.NEW, 0, (weights,), "bfloat16"))
+    return tuple(out)
+
+
+def _bias(layer: Layer) -> int:
+    """Bias elements of a convolution or linear layer: autocast casts them, backward never
+    needs them, so they are not kept."""
+    if not getattr(layer, "bias", False):
+        return 0
+    return getattr(layer, "out_channels", None) or getattr(layer, "out_features", 0)
+
+
+def _inference_peak(storages: list[int], created: list[list[int]], reads: list[list[int]],
+                    outputs: set[int], inputs: list[int]) -> int:
+    """Activations alive at once without autograd: each value from its layer until its last
+    reader (for a chain, one layer's input and output), the model's outputs to the end."""
+    last = _last_reads(reads, outputs, len(created))
+    alive = {s: storages[s] for s in inputs}
+    peak = sum(alive.values())
+    for i, made in enumerate(created):
+        for s in made:
+            alive[s] = storages[s]
+        peak = max(peak, sum(alive.values()))
+        for s in reads[i] + made:
+            if last.get(s, -1) <= i and s not in outputs and s not in inputs:
+                alive.pop(s, None)
+    return peak
+
+
+def _last_reads(reads: list[list[int]], outputs: set[int], n: int) -> dict[int, int]:
+    last: dict[int, int] = {}
+    for i, used in enumerate(reads):
+        for s in used:
+            last[s] = i
+    for s in outputs:
+        last[s] = n
+    return last
+
+
+def _training_peak(analysis, storages, created, reads, keepers, outputs, inputs, grads_at,
+                   persistent, total_grads, largest_param, setup, values, nodes):
+    """Replay forward, backward and the optimizer step; return the peak and where it is."""
+    n = len(created)
+    last = _last_reads(reads, outputs, n)
+    release = {s: min(held) for s, held in keepers.items()}  # freed at the earliest keeper's backward
+    alive: dict[int, int] = {s: storages[s] for s in inputs}
+    peak, where = persistent + sum(alive.values()), "forward"
+    for i in range(n):
+        for s in created[i]:
+            alive[s] = storages[s]
+        now = persistent + sum(alive.values())
+        if now > peak:
+            peak, where = now, "forward"
+        for s in reads[i] + created[i]:
+            if last.get(s, -1) <= i and s not in release and s not in outputs and s not in inputs:
+                alive.pop(s, None)
+    # backward: output gradients flow in reverse; names of values → their gradient bytes
+    recs = analysis.records
+    pending: dict[int, int] = {}  # storage whose gradient is alive → bytes
+    for s in outputs:
+        if s in alive:
+            pending[s] = storages[s]
+    param_grads = 0
+    for i in range(n - 1, -1, -1):
+        rec, node = recs[i], nodes[i]
+        out = values[rec.name]
+        if not out.needs_grad and not grads_at[i]:
+            continue
+        ins = [values[x] for x in node.inputs] if node is not None else []
+        param_grads += grads_at[i]
+        fresh = 0
+        for v in ins:
+            if v.needs_grad and v.storage not in pending:
+                size = _bytes(v.shape, v.dtype)
+                if rec.layer is not None and rec.layer.output_is_view(setup.training) and v.storage == out.storage:
+                    size = 0  # a view's gradient is a view of its output's
+                pending[v.storage] = size
+                fresh += size
+        now = persistent + sum(alive.values()) + sum(pending.values()) + param_grads
+        if now > peak:
+            peak, where = now, f"backward of {rec.name}"
+        if out.storage not in [v.storage for v in ins]:
+            pending.pop(out.storage, None)
+        for s, first in release.items():
+            if first == i:
+                alive.pop(s, None)
+        for s in outputs:
+            if i == n - 1:
+                alive.pop(s, None)
+    step = _step_transient(setup, total_grads, largest_param)
+    now = persistent + total_grads + step + sum(storages[s] for s in inputs)
+    if now > peak:
+        peak, where = now, "optimizer step"
+    return peak, where
+
+
+def _step_transient(setup: Settings, total_grads: int, largest: int) -> int:
+    """Adam's update makes ``sqrt(exp_avg_sq)`` and its quotient: on a GPU (foreach kernels)
+    for every parameter at once, on a CPU (one tensor at a time) two of the largest tensor.
+    SGD, with or without momentum, updates in place."""
+    if setup.optimizer.copies < 2:
+        return 0
+    return total_grads if setup.cuda else 2 * largest
+
+
+def _assumptions(setup: Settings) -> tuple[str, ...]:
+    where = "GPU" if setup.cuda else "CPU"
+    lines = [
+        "one step of zero_grad(set_to_none=True), forward, backward, optimizer.step(), after "
+        "the first step (optimizer state already allocated)",
+        "the input batch stays alive through the step; labels and the loss are not counted",
+        f"saved tensors as autograd keeps them on a {where} (dropout masks and norm "
+        "statistics differ by device), each storage counted once",
+        "kernel workspaces (cuDNN, oneDNN) and the allocator's caching are not counted",
+    ]
+    if setup.amp:
+        lines.append("bfloat16 autocast: matrix products in bfloat16 and each keeps a bfloat16 "
+                     "copy of its weight; float32 master weights, gradients and optimizer state")
+    if setup.optimizer.copies == 2:
+        lines.append(f"{setup.optimizer.value}: two state tensors per parameter and a float32 step "
+                     f"count per parameter tensor; the update's temporaries are "
+                     f"{'all parameters at once (foreach)' if setup.cuda else 'two of the largest layer'}")
+    return tuple(lines)
+
+
+__all__ = ["LayerMemory", "MAX_BATCH", "MemoryReport", "Optimizer", "Settings", "TRAIN_DTYPES",
+           "at_batch", "check_batch", "estimate", "settings"]

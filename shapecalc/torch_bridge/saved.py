@@ -1,0 +1,156 @@
+"""What autograd saves for backward, seen through ``torch.autograd.graph.saved_tensors_hooks``.
+
+Two uses. :func:`measure_layer` answers for a layer the engine has no rule for (an attention
+or recurrent module, an op measured on the meta device): it runs that one layer on meta
+tensors with autograd recording and names each saved tensor as an input, the output or a new
+tensor, so the memory account can still count shared storages once. :func:`autograd_saved`
+runs a real model on the CPU and attributes every saved storage to the module that saved it
+first: the reference the tests hold the engine's rules to.
+
+Parameters and buffers are never activations: storages that belong to them are left out.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from shapecalc.core.layers import Layer, Shape
+from shapecalc.core.layers.saved import Backward, Kept, Saved
+from shapecalc.torch_bridge.measure import MeasuredLayer, torch_module
+
+
+def _storage(t: Any) -> int:
+    return t.untyped_storage()._cdata
+
+
+@contextmanager
+def _recording(into: list) -> Iterator[None]:
+    torch = torch_module()
+
+    def pack(t: Any) -> Any:
+        into.append(t)  # holding the tensor keeps its storage (and so its id) unique
+        return t
+
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield
+
+
+def measure_layer(layer: Layer, grad: Backward, output: Shape, *inputs: Shape
+                  ) -> tuple[Saved, ...] | None:
+    """The tensors ``layer`` saves at these shapes, measured without real memory; ``None`` when
+    it cannot be run here (a module call recorded by hooks, a layer with no torch module)."""
+    torch = torch_module()
+    act = getattr(torch, grad.dtype)
+    if isinstance(layer, MeasuredLayer):
+        if layer.forward is None:
+            return None
+        # an op of the user's forward, rerun on the meta device with its weights as stand-ins
+        return _run_and_name(layer, layer.forward, grad, inputs, "meta", set(),
+                             list(layer.input_dtypes()) if layer.input_dtypes else [], False)
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from shapecalc.torch_bridge.build import layer_to_module
+
+    # A module built from the spec, on fake CPU tensors: no memory, and torch picks the kernel
+    # it would pick on a CPU (meta tensors would send attention down the math path).
+    default = torch.get_default_dtype()
+    with FakeTensorMode():
+        try:  # built in the step's dtype (moving a fake module with .to() is refused)
+            torch.set_default_dtype(act)
+            module = layer_to_module(layer)
+        except Exception:  # no torch module for this layer: unknown
+            return None
+        finally:
+            torch.set_default_dtype(default)
+        module.train(grad.training)
+        for p in module.parameters():
+            p.requires_grad_(grad.weights_grad)
+        skip = {_storage(t) for t in list(module.parameters()) + list(module.buffers())}
+        return _run_and_name(layer, module, grad, inputs, "cpu", skip, [], True)
+
+
+def _run_and_name(layer: Layer, fn: Callable, grad: Backward, inputs: tuple[Shape, ...],
+                  device: str, skip: set[int], kinds: list, distinct_args: bool
+                  ) -> tuple[Saved, ...] | None:
+    """Run ``fn`` on zero tensors of ``inputs``' shapes with autograd recording; name what it
+    saves as inputs, the output or new tensors. ``distinct_args``: pass each value once."""
+    torch = torch_module()
+    act = getattr(torch, grad.dtype)
+    kinds = kinds + [None] * (len(inputs) - len(kinds))
+    same = grad.same_as or tuple(range(len(inputs)))
+    xs: list[Any] = []
+    for i, (shape, kind, need) in enumerate(zip(inputs, kinds, grad.needs_grad)):
+        if same[i] != i:  # one value passed twice (self-attention): one tensor, as in the model
+            xs.append(xs[same[i]])
+            continue
+        t = torch.zeros(tuple(shape), device=device, dtype=kind or act)
+        if need and t.is_floating_point():
+            t = t.requires_grad_().clone()  # not a leaf: an in-place op may write it
+        xs.append(t)
+    # A spec layer's module takes each distinct value once (MultiheadAttention as self-attention)
+    args = [x for i, x in enumerate(xs) if same[i] == i] if distinct_args else xs
+    saved: list[Any] = []
+    try:
+        with _recording(saved):
+            out = fn(*args)
+    except Exception:
+        return None
+    while isinstance(out, (tuple, list)) and out:
+        out = out[0]
+    where = {_storage(x): i for i, x in reversed(list(enumerate(xs)))}
+    out_id = _storage(out) if isinstance(out, torch.Tensor) else None
+    if isinstance(layer, MeasuredLayer) and xs:
+        layer.cache["view"] = out_id == _storage(xs[0])
+    kept: dict[int, Saved] = {}
+    for t in saved:
+        sid = _storage(t)
+        base = t._base if t._base is not None else t  # F.linear keeps weight.t(), a view
+        state = getattr(base, "shapecalc_state", False) or (base.is_leaf and base.requires_grad)
+        if sid in kept or sid in skip or (state and sid not in where):
+            continue  # a parameter or buffer, not an activation
+        if sid in where:
+            kept[sid] = Saved(Kept.INPUT, where[sid])
+        elif sid == out_id:
+            kept[sid] = Saved(Kept.OUTPUT)
+        else:
+            size = t.untyped_storage().nbytes() // t.element_size()
+            kept[sid] = Saved(Kept.NEW, 0, (size,), str(t.dtype).removeprefix("torch."))
+    return tuple(kept.values())
+
+
+def autograd_saved(module: Any, inputs: list[Any]) -> tuple[dict[str, int], int, Any]:
+    """Run ``module(*inputs)`` with autograd recording; return the bytes each module saved
+    first (by its path, the innermost running module; ``""`` for the top level), their total
+    (every storage once) and the output. Parameters and buffers are not counted."""
+    torch = torch_module()
+    own = {_storage(t) for t in list(module.parameters()) + list(module.buffers())}
+    stack: list[str] = [""]
+    per: dict[str, int] = {}
+    seen: set[int] = set()
+    keep: list[Any] = []
+
+    def pack(t: Any) -> Any:
+        keep.append(t)
+        sid = _storage(t)
+        if sid not in own and sid not in seen:
+            seen.add(sid)
+            per[stack[-1]] = per.get(stack[-1], 0) + t.untyped_storage().nbytes()
+        return t
+
+    handles = []
+    for name, sub in module.named_modules():
+        if not name:
+            continue
+        handles.append(sub.register_forward_pre_hook(lambda m, a, name=name: stack.append(name)))
+        handles.append(sub.register_forward_hook(lambda m, a, o: stack.pop() and None))
+    try:
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = module(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return per, sum(per.values()), out
+
+
+__all__ = ["autograd_saved", "measure_layer"]

@@ -1,0 +1,36 @@
+"""Adversarial suite, command line: values that used to end in a traceback, a hang or a
+gigabyte end in one line and a known exit status (issue 21)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from adversarial_helpers import assert_one_line, shapecalc
+
+
+@pytest.mark.parametrize("args", [["show", "lenet"], ["layer", "--k", "3", "224"],
+                                  ["check", "lenet"]])
+def test_a_closed_stdout_is_one_line_and_exit_1(args):
+    def close_stdout() -> None:
+        os.close(1)
+
+    proc = subprocess.run(["python", "-m", "shapecalc", *args], stdin=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, timeout=120, preexec_fn=close_stdout)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip() == "shapecalc: error: cannot write to standard output: it is closed"
+
+
+def test_a_layer_type_that_is_a_list_is_one_line(tmp_path):
+    (tmp_path / "t.json").write_text(json.dumps({"input": [1, 3, 8, 8],
+                                                 "layers": [{"type": ["Conv2d"]}]}))
+    outcome = shapecalc("show", "t.json", cwd=tmp_path)
+    assert_one_line(outcome, 2, "layers[0].type", "expected a layer name")
+
+
+def test_a_huge_stride_and_target_is_one_line():
+    outcome = shapecalc("layer", "--k", "3", "--s", "10000000000", "--target", "10000000000", "224")
+    assert_one_line(outcome, 1, "padding", "too large")
