@@ -10,7 +10,9 @@ from __future__ import annotations
 import operator
 from typing import Any, Callable, ClassVar
 
+from shapecalc.core.errors import LayerError
 from shapecalc.core.layers import (
+    LayerKind,
     ELU, GELU, SELU, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d,
     AdaptiveMaxPool2d, AdaptiveMaxPool3d, Add, AvgPool1d, AvgPool2d, AvgPool3d, Concat, Dropout,
     Dropout1d, Dropout2d, Dropout3d, Flatten, Hardsigmoid, Hardswish, Identity, Layer, LeakyReLU,
@@ -73,6 +75,19 @@ OPS: dict[str, tuple[tuple[str, ...], Callable[..., Layer]]] = {
     "clone": (("memory_format",), lambda **_: Identity()),
     "detach": ((), lambda: Identity()),
 }
+
+def elementwise_op(name: str) -> bool:
+    """Whether torch function ``name`` is an activation or a dropout whatever its arguments
+    (``relu``, ``gelu``, ``dropout``; not ``softmax``, whose ``dim`` decides)."""
+    entry = OPS.get(name)
+    if entry is None:
+        return False
+    try:
+        layer = entry[1]()
+    except (TypeError, ValueError, LayerError):
+        return False
+    return layer.kind in (LayerKind.ACTIVATION, LayerKind.DROPOUT) and not hasattr(layer, "dim")
+
 
 #: Element-wise binary ops: both operands tensors → Add/Mul (broadcasting); one a number → Elementwise.
 BINARY = {"add": "add", "iadd": "add", "add_": "add", "mul": "mul", "imul": "mul", "mul_": "mul",

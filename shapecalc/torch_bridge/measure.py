@@ -228,6 +228,14 @@ class MeasuredLayer(Layer):
     arity: ClassVar[int] = 0
     measured: ClassVar[bool] = True
 
+    def field_steps(self, *inputs: Shape) -> Any:
+        """A recorded torch function that is an activation or a dropout (``relu``) treats each
+        position alone whatever its arguments; any other measured op has no rule here."""
+        from shapecalc.core.arithmetic import FieldRule
+        from shapecalc.torch_bridge.fx_ops import elementwise_op
+
+        return FieldRule.POINTWISE if elementwise_op(self.op_type) else FieldRule.UNKNOWN
+
     def _run(self, inputs: tuple[Shape, ...]) -> tuple[Shape, int]:
         key = tuple(tuple(s) for s in inputs)
         if key not in self.cache:
