@@ -240,3 +240,34 @@ def test_ctrl_c_in_user_code_exits_130(tmp_path, target):
         proc.kill()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
+
+
+def test_a_yaml_spec_past_the_node_budget_stops_while_it_is_read(tmp_path):
+    # issue 21: a 31 MB YAML spec (under the 32 MiB cap) reached 3.56 GB and a MemoryError.
+    # The data is now built from the event stream (no node tree) and the events are counted.
+    (tmp_path / "big.yaml").write_text("input: [1, 3, 8, 8]\nlayers:\n" + "  - {type: ReLU}\n" * 30_000)
+    outcome = shapecalc("show", "big.yaml", "--max-nodes", "1000", cwd=tmp_path, timeout=120,
+                        memory=2 * 2**30)
+    assert_one_line(outcome, 2, "YAML values", "--max-nodes")
+
+
+def test_yaml_merge_keys_anchors_and_line_numbers_survive_the_event_reader(tmp_path):
+    from shapecalc.models.specfile import load_spec
+
+    (tmp_path / "m.yaml").write_text(
+        "input: [1, 1, 8, 8]\nlayers:\n"
+        "  - &b {type: Conv2d, out_channels: 2, kernel_size: 3}\n"
+        "  - {<<: *b, kernel_size: 1}\n"
+        "  - *b\n")
+    layers = list(load_spec(tmp_path / "m.yaml").block.children())
+    assert [layer.kernel_size for _, layer in layers] == [3, 1, 3]
+    (tmp_path / "bad.yaml").write_text(
+        "layers:\n  - type: ReLU\n  - type: Conv2d\n    out_channels: 2\n    kernel_size: x\n")
+    with pytest.raises(SpecError, match=r"bad.yaml:5: layers\[1\].kernel_size"):
+        load_spec(tmp_path / "bad.yaml")
+
+
+def test_a_dotted_toml_key_of_40000_parts_is_refused_before_parsing(tmp_path):
+    (tmp_path / "d.toml").write_text("layers = []\n" + ".".join(["a"] * 40_000) + " = 1\n")
+    outcome = shapecalc("show", "d.toml", cwd=tmp_path, timeout=60, memory=2 * 2**30)
+    assert_one_line(outcome, 2, "d.toml:2", "dotted key")

@@ -136,3 +136,26 @@ def test_a_model_without_an_input_size_gets_an_image_size_hint(tmp_path, monkeyp
     code, out, err = run(args + ["--image-size", "28"], capsys)
     assert code == 0, err
     assert out.startswith("shapecalc train: make at 28x28 on cpu")
+
+
+def test_every_run_setting_is_an_option_of_the_same_name():
+    from dataclasses import fields
+
+    from shapecalc.cli.train import train
+    from shapecalc.train.config import TrainConfig
+
+    options = {p.name for p in train.params} - {"no_save", "resume"}
+    assert options == {f.name for f in fields(TrainConfig)}
+
+
+def test_stored_settings_are_checked_by_their_declared_type():
+    from shapecalc.train.config import TrainConfig
+    from shapecalc.train.errors import TrainError
+
+    assert TrainConfig.from_json({"lr": 1, "image_size": None}, "x").lr == 1
+    for bad, words in (({"epochs": "3"}, "'epochs' should be int, got str"),
+                       ({"lr": True}, "'lr' should be float or int, got bool"),
+                       ({"amp": 1}, "'amp' should be bool or null, got int"),
+                       ({"seed": None}, "'seed' should be int, got NoneType")):
+        with pytest.raises(TrainError, match=words):
+            TrainConfig.from_json(bad, "x")

@@ -140,7 +140,11 @@ def test_untraceable_forward_falls_back_to_hooks():
     result = shapecalc.analyze(model, (1, 3, 14, 14))
     # The forward's own torch calls are rows too; its `x.sum() >= 0` test feeds nothing: no row.
     assert [r.name for r in result.records] == ["conv", "relu", "extra", "max_pool2d", "flatten", "fc"]
-    assert result.record("flatten").origin == "measured"
+    # Calls the engine has a rule for take it (and keep the receptive field going).
+    assert {result.record(n).origin for n in ("relu", "max_pool2d", "flatten")} == {"derived"}
+    from shapecalc.output import rf_text
+
+    assert rf_text(result.record("max_pool2d").rf) == "4"
     assert result.record("conv").origin == "derived"
     with pytest.raises(shapecalc.ShapeError, match="mat1 and mat2 shapes cannot be multiplied") as err:
         shapecalc.analyze(model, (1, 3, 16, 16))
@@ -148,7 +152,7 @@ def test_untraceable_forward_falls_back_to_hooks():
     from shapecalc.diagnose import diagnose
 
     assert diagnose(model, (1, 3, 16, 16)).summary() == (
-        "Linear(288, 10) receives 392 features at input 16×16: set in_features=392")
+        "Linear(288, 10) receives 392 features (8×7×7) at input 16×16: set in_features=392")
     with pytest.raises(SpecError, match="cannot be scanned"):
         scan_inputs(model, (1, 3, 14, 14), 10, 20)
     with pytest.raises(SpecError, match="recorded at one input size"):

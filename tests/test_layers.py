@@ -226,7 +226,7 @@ def test_flatten_notes_the_product():
     flat = Flatten()
     assert flat.output_shape((1, 256, 5, 5)) == (1, 6400)
     [note] = flat.notes((1, 6400), (1, 256, 5, 5))
-    assert note.kind is NoteKind.FLATTENS and str(note) == "256×5×5 = 6400"
+    assert note.kind is NoteKind.FLATTENS and str(note) == "256×5×5 = 6,400"
 
 
 @given(case=st.one_of(convs(), convs(transposed=True)))

@@ -16,7 +16,7 @@ EXAMPLES = {
     NoteKind.INFERRED: (dict(field="in_channels", value=5), "in_channels=5 inferred"),
     NoteKind.DERIVED: (dict(field="in_features", value=9216), "in_features=9216 derived from the input"),
     NoteKind.UPSAMPLES: (dict(size=3, target=7), "upsamples 3→7 (windows overlap)"),
-    NoteKind.FLATTENS: (dict(factors=(256, 5, 5), total=6400), "256×5×5 = 6400"),
+    NoteKind.FLATTENS: (dict(factors=(256, 5, 5), total=6400), "256×5×5 = 6,400"),
     NoteKind.MEASURED: ({}, "shape and MACs measured by running torch"),
     NoteKind.SHARED: ({}, "weights shared with an earlier node (counted once)"),
     NoteKind.TEXT: (dict(text="anything"), "anything"),

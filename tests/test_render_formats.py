@@ -58,7 +58,7 @@ def test_notes_are_text_for_old_readers_and_typed_in_note_details(alexnet):
         {"kind": "drops", "text": "drops 3 px (H, W)", "px": 3, "axes": ["H", "W"]}]
     flatten = layers[13]
     assert [d["kind"] for d in flatten["note_details"]] == ["flattens"]
-    assert flatten["note_details"][0]["total"] == 6400 and flatten["notes"] == ["256×5×5 = 6400"]
+    assert flatten["note_details"][0]["total"] == 6400 and flatten["notes"] == ["256×5×5 = 6,400"]
     for layer in layers:  # one detail per text note, in the same order
         assert [d["text"] for d in layer["note_details"]] == layer["notes"]
 

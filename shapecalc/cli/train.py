@@ -11,6 +11,7 @@ import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -44,7 +45,7 @@ RUNS = "runs"
 @click.option("--amp/--no-amp", default=None, help="bf16 autocast (default: on for CUDA only).")
 @click.option("--channels-last/--no-channels-last", default=None,
               help="NHWC memory format (default: on for CUDA only).")
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
+@click.option("--compile", "compile", is_flag=True, help="torch.compile the model.")
 @click.option("--threads", type=AsciiInt(), default=None, metavar="N",
               help="CPU threads (default: torch's, usually the core count). Recorded in the "
                    "checkpoint: a resumed run uses the same, so it continues bit-for-bit.")
@@ -57,9 +58,7 @@ RUNS = "runs"
 @click.option("--synthetic", is_flag=True, help="Random data of Fashion-MNIST's shape (no files needed).")
 @click.option("--force", is_flag=True, help="Overwrite an earlier run's files in --out.")
 @click.pass_context
-def train(ctx: click.Context, model, device, epochs, batch_size, lr, image_size, data_dir,
-          limit_train, limit_test, amp, channels_last, compile_, threads, seed, out, no_save,
-          resume, synthetic, force) -> None:
+def train(ctx: click.Context, no_save: bool, resume: str | None, **settings: Any) -> None:
     """Train MODEL on Fashion-MNIST, checking every layer's shape on the device first.
 
     Defaults are d2l's AlexNet setup: 224×224, batch 128, SGD lr 0.01, 10 epochs. Results go to
@@ -68,15 +67,12 @@ def train(ctx: click.Context, model, device, epochs, batch_size, lr, image_size,
     """
     from shapecalc.train.config import TrainConfig
 
-    if no_save and out is not None:
+    # Every other option is a TrainConfig field of the same name: the run's settings.
+    config = TrainConfig(**settings)
+    if no_save and config.out is not None:
         raise UsageError("--no-save: cannot be combined with --out (choose one)")
     if no_save and resume is not None:
         raise UsageError("--no-save: a resumed run writes into its own folder; drop --no-save")
-    config = TrainConfig(model=model, device=device, epochs=epochs, batch_size=batch_size, lr=lr,
-                         image_size=image_size, data_dir=data_dir, limit_train=limit_train,
-                         limit_test=limit_test, amp=amp, channels_last=channels_last,
-                         compile=compile_, seed=seed, out=out, synthetic=synthetic, force=force,
-                         threads=threads)
     config.validate()
     from shapecalc.core.extras import require
 
@@ -89,10 +85,10 @@ def train(ctx: click.Context, model, device, epochs, batch_size, lr, image_size,
     if resume is not None:
         state = _check_resume_options(ctx, config, resume)
         if explicit_model:  # the user asks for this model to be loaded (it may run code)
-            source = resolve(model)
+            source = resolve(config.model)
     else:
-        source = resolve(model)
-        if out is None and not no_save:
+        source = resolve(config.model)
+        if config.out is None and not no_save:
             config.out = str(default_run_dir(source.name))
     try:
         run_training(config, resume_path=resume, model=source, resume_state=state)

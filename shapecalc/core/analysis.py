@@ -210,6 +210,8 @@ class Analysis:
         graph = self.graph
         if record.is_block or record.params or graph is None or graph.mode is None:
             return False
+        if record.macs is None or (record.macs and not self.blocks_of(record.name)):
+            return False  # unknown MACs show as "?", and work outside any block has no other row
         try:
             if graph.node(record.name).module is not None:
                 return False

@@ -76,11 +76,11 @@ def _axes(axes: Iterable[str]) -> str:
 
 
 _TEXT: dict[NoteKind, Callable[[Mapping[str, Any]], str]] = {
-    NoteKind.DROPS: lambda d: f"drops {d['px']} px ({_axes(d['axes'])})",
+    NoteKind.DROPS: lambda d: f"drops {d['px']:,} px ({_axes(d['axes'])})",
     NoteKind.INFERRED: lambda d: f"{d['field']}={d['value']} inferred",
     NoteKind.DERIVED: lambda d: f"{d['field']}={d['value']} derived from the input",
     NoteKind.UPSAMPLES: lambda d: f"upsamples {d['size']}→{d['target']} (windows overlap)",
-    NoteKind.FLATTENS: lambda d: f"{'×'.join(str(f) for f in d['factors'])} = {d['total']}",
+    NoteKind.FLATTENS: lambda d: f"{'×'.join(str(f) for f in d['factors'])} = {d['total']:,}",
     NoteKind.MEASURED: lambda d: "shape and MACs measured by running torch",
     NoteKind.SHARED: lambda d: "weights shared with an earlier node (counted once)",
     NoteKind.TEXT: _plain,

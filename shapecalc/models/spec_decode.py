@@ -48,14 +48,15 @@ def check_nesting(text: str, where: str) -> None:
                         "(the nesting limit for spec files)", file=where)
 
 
-def decode(text: str, suffix: str, where: str) -> tuple[Any, LineFinder]:
-    """The data in ``text`` and a function that finds the line of a key path in it."""
+def decode(text: str, suffix: str, where: str, max_nodes: int = 200_000) -> tuple[Any, LineFinder]:
+    """The data in ``text`` and a function that finds the line of a key path in it; a YAML file
+    of more values than ``max_nodes`` can hold stops while it is read."""
     check_nesting(text, where)
     try:
         if suffix == ".json":
             return _json(text, where)
         if suffix in (".yaml", ".yml"):
-            return _yaml(text, where)
+            return _yaml(text, where, max_nodes)
         return _toml(text, where)
     except RecursionError:
         raise SpecError(f"{where}: nested too deeply to parse (the nesting limit for spec files)",
@@ -134,7 +135,13 @@ def _json_element(decoder: json.JSONDecoder, text: str, pos: int, index: int) ->
     return None if text[pos:pos + 1] in ("]", "") else pos
 
 
-def _yaml(text: str, where: str) -> tuple[Any, LineFinder]:
+#: YAML events (scalars, mapping and sequence starts and ends, aliases) allowed per node of the
+#: node budget: a layer entry with six keys is 14 events. Counted while parsing, so a file that
+#: would exceed what the analysis can hold stops before it is built.
+EVENTS_PER_NODE = 16
+
+
+def _yaml(text: str, where: str, max_nodes: int) -> tuple[Any, LineFinder]:
     try:
         import yaml
     except ImportError:
@@ -142,13 +149,13 @@ def _yaml(text: str, where: str) -> tuple[Any, LineFinder]:
 
         raise missing(f"{where}: reading YAML spec files (or use a .json or .toml spec)",
                       "yaml", "yaml") from None
-    # One parse that keeps the node tree (for line numbers) and builds the data from it, with
-    # the safe constructor only (data never becomes code); libyaml when installed, for speed.
+    # Built from the event stream, one value at a time, with the safe constructor for every
+    # scalar (data never becomes code): no node tree is kept (it costs ~1.8 KB a node, 3.5 GB
+    # for a 31 MB file), and events are counted against the budget as they are read.
     loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     loader = loader_cls(text)
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        data = _build_from_events(yaml, loader, where, max_nodes * EVENTS_PER_NODE)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
@@ -157,29 +164,173 @@ def _yaml(text: str, where: str) -> tuple[Any, LineFinder]:
                         line=mark.line + 1 if mark is not None else None) from None
     finally:
         loader.dispose()
-    return data, lambda path: _yaml_line(yaml, node, path)
+    return data, lambda path: _yaml_line(yaml, loader_cls, text, path)
 
 
-def _yaml_line(yaml: Any, node: Any, path: KeyPath) -> int | None:
-    if node is None:
-        return None
-    line = node.start_mark.line + 1
-    for part in path:
-        if isinstance(part, str) and isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
-        elif isinstance(part, int) and isinstance(node, yaml.SequenceNode) and part < len(node.value):
-            node = node.value[part]
+def _build_from_events(yaml: Any, loader: Any, where: str, budget: int) -> Any:
+    """The document's data, from ``loader``'s events; anchors are shared, not copied."""
+    anchors: dict[str, Any] = {}
+    stack: list[list] = []  # [container, pending key (mappings), is_mapping]
+    root: list = []
+    count = 0
+
+    def place(value: Any, mark: Any) -> None:
+        if not stack:
+            root.append(value)
+            return
+        frame = stack[-1]
+        if not frame[2]:
+            frame[0].append(value)
+        elif frame[1] is _NO_KEY:
+            try:
+                hash(value)
+            except TypeError:
+                raise _yaml_problem(yaml, "a mapping key must be a plain value", mark) from None
+            frame[1] = value
         else:
-            node = None
-        if node is None:
+            key, frame[1] = frame[1], _NO_KEY
+            if key == "<<" and isinstance(value, (dict, list)):  # YAML merge keys
+                for part in (value if isinstance(value, list) else [value]):
+                    if not isinstance(part, dict):
+                        raise _yaml_problem(yaml, "'<<' merges mappings only", mark)
+                    for k, v in part.items():
+                        frame[0].setdefault(k, v)
+            else:
+                frame[0][key] = value
+
+    while True:
+        event = loader.get_event()
+        if event is None or isinstance(event, yaml.StreamEndEvent):
             break
-        line = node.start_mark.line + 1
-    return line
+        count += 1
+        if count > budget:
+            raise SpecError(f"{where}: more than {budget:,} YAML values, more than a spec within "
+                            f"the node budget holds (raise it with --max-nodes)", file=where)
+        mark = event.start_mark
+        if isinstance(event, yaml.ScalarEvent):
+            tag = event.tag if event.tag not in (None, "!") else loader.resolve(
+                yaml.ScalarNode, event.value, event.implicit)
+            if tag == "tag:yaml.org,2002:merge":
+                value = "<<"
+            else:
+                value = loader.construct_object(yaml.ScalarNode(
+                    tag, event.value, mark, event.end_mark, style=event.style), deep=True)
+                loader.constructed_objects.clear()
+                loader.recursive_objects.clear()
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor not in anchors:
+                raise _yaml_problem(yaml, f"found undefined alias {event.anchor!r}", mark)
+            value = anchors[event.anchor]
+        elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            if event.tag not in (None, "!", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"):
+                raise _yaml_problem(yaml, f"unsupported tag {event.tag!r}", mark)
+            mapping = isinstance(event, yaml.MappingStartEvent)
+            container: Any = {} if mapping else []
+            if event.anchor is not None:
+                anchors[event.anchor] = container
+            place(container, mark)
+            stack.append([container, _NO_KEY, mapping])
+            continue
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            stack.pop()
+            continue
+        elif isinstance(event, yaml.DocumentStartEvent) and root:
+            raise _yaml_problem(yaml, "expected a single document in the stream", mark)
+        else:
+            continue
+        if getattr(event, "anchor", None) is not None:
+            anchors[event.anchor] = value
+        place(value, mark)
+    return root[0] if root else None
+
+
+_NO_KEY = object()
+
+
+def _yaml_problem(yaml: Any, problem: str, mark: Any) -> Exception:
+    return yaml.MarkedYAMLError(problem=problem, problem_mark=mark)
+
+
+def _yaml_line(yaml: Any, loader_cls: Any, text: str, path: KeyPath) -> int | None:
+    """The line where ``path`` starts, found by walking the events again (only on an error):
+    O(depth) memory, stopping at the first event past the deepest part of ``path`` found."""
+    loader = loader_cls(text)
+    stack: list[list] = []  # [is_mapping, index or key, expecting key, matched depth]
+    best = None
+    try:
+        while True:
+            event = loader.get_event()
+            if event is None or isinstance(event, yaml.StreamEndEvent):
+                break
+            line = event.start_mark.line + 1
+            here = _current_path(stack)
+            is_key = bool(stack) and stack[-1][0] and stack[-1][2]
+            if not is_key and here is not None and here == tuple(path[:len(here)]):
+                best = line
+                if len(here) == len(path):
+                    return line
+            if isinstance(event, yaml.ScalarEvent) and is_key:
+                stack[-1][1] = event.value
+                stack[-1][2] = False
+                continue
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                stack.append([isinstance(event, yaml.MappingStartEvent), -1, True, None])
+                if not stack[-1][0]:
+                    stack[-1][1] = -1
+                _advance(stack, inner=True)
+                continue
+            if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                stack.pop()
+            _advance(stack)
+    except yaml.YAMLError:
+        pass
+    finally:
+        loader.dispose()
+    return best
+
+
+def _current_path(stack: list[list]) -> tuple | None:
+    parts = []
+    for frame in stack:
+        if frame[0] and (frame[2] and frame is stack[-1]):
+            return tuple(parts)
+        parts.append(frame[1])
+    return tuple(parts)
+
+
+def _advance(stack: list[list], inner: bool = False) -> None:
+    """After a value: a sequence moves to its next index, a mapping expects its next key."""
+    if not stack:
+        return
+    frame = stack[-1]
+    if inner:  # a container just opened: a sequence's first item is index 0
+        if not frame[0]:
+            frame[1] = 0
+        return
+    if frame[0]:
+        frame[2] = True
+    else:
+        frame[1] += 1
+
+
+_TOML_KEY = re.compile(r"^[ \t]*(?:\[\[?([^\]\n]*)|([^=\n#]*)=)", re.MULTILINE)
+
+
+def check_dotted_keys(text: str, where: str) -> None:
+    """Refuse a TOML key of more parts than the nesting limit (``a.b.c…`` with 40,000 parts
+    made tomllib build 40,000 nested tables: 3.8 GB from an 80 KB file), naming the line."""
+    for match in _TOML_KEY.finditer(text):
+        key = match.group(1) if match.group(1) is not None else match.group(2)
+        if key.count(".") >= MAX_TEXT_NESTING:
+            line = text.count("\n", 0, match.start()) + 1
+            raise SpecError(f"{where}:{line}: a dotted key of more than {MAX_TEXT_NESTING:,} parts "
+                            "(the nesting limit for spec files)", file=where, line=line)
 
 
 def _toml(text: str, where: str) -> tuple[Any, LineFinder]:
     import tomllib
 
+    check_dotted_keys(text, where)
     try:
         return tomllib.loads(text), _no_lines
     except tomllib.TOMLDecodeError as err:

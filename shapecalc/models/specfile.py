@@ -88,9 +88,10 @@ def load_spec(path: str | Path, *, max_nodes: int | None = None) -> SpecDocument
         raise SpecError(f"{p}: {err.strerror}; a spec is a .json/.yaml/.toml file", file=where) from None
     except (OSError, UnicodeDecodeError) as err:
         raise SpecError(f"{p}: cannot read: {err}", file=where) from None
-    data, find_line = decode(text, suffix, where)
+    budget = MAX_NODES.get() if max_nodes is None else max_nodes
+    data, find_line = decode(text, suffix, where, budget)
     try:
-        doc = _document(data, MAX_NODES.get() if max_nodes is None else max_nodes)
+        doc = _document(data, budget)
     except _Problem as problem:
         line = find_line(problem.path)
         raise _error(where, problem, line) from None

@@ -20,6 +20,7 @@ from shapecalc.core.graph import Graph, GraphBuilder, Mode
 from shapecalc.core.inputs import Inputs
 from shapecalc.core.layers import Shape, format_shape
 from shapecalc.core.notes import Note, NoteKind
+from shapecalc.torch_bridge import fx_ops
 from shapecalc.torch_bridge.fx_common import blocks_for, labelled_leaves, module_to_layer
 from shapecalc.torch_bridge.fx_params import ParamLedger, attribute, loose_notes
 from shapecalc.torch_bridge.measure import MeasuredLayer, call_on_meta, meta_input, run_mode, torch_module
@@ -153,7 +154,8 @@ def _hook_nodes(module: Any, name: str, recording: Any, xs: list, out: Any,
         node_name = unique(call.path)
         if call.module is None:  # a torch function the forward's own code called
             sources = tuple(produced[id(t)] for t in call.inputs if id(t) in produced)
-            layer = _fixed(call.label, call.label, tuple(output.shape), call.macs)
+            layer = _function_layer(call, sources, output, torch) or \
+                _fixed(call.label, call.label, tuple(output.shape), call.macs)
         else:
             sources = tuple(produced.get(id(t)) or glue(f"{node_name}.input", t, last)
                             for t in call.inputs)
@@ -202,6 +204,22 @@ def _hook_nodes(module: Any, name: str, recording: Any, xs: list, out: Any,
     return graph, (last if running is not None else None)
 
 
+def _function_layer(call: Any, sources: tuple, output: Any, torch: Any) -> Any:
+    """The engine's layer for a recorded one-tensor call it has a rule for (``F.relu``,
+    ``x.flatten(1)``), if that rule gives the shape torch gave; else ``None`` (measured)."""
+    if len(sources) != 1 or len(call.inputs) != 1:
+        return None
+    layer = fx_ops.plain_call_layer(call.label, call.args, call.kwargs,
+                                    lambda v: isinstance(v, torch.Tensor))
+    if layer is None:
+        return None
+    try:
+        same = layer.output_shape(tuple(call.inputs[0].shape)) == tuple(output.shape)
+    except Exception:  # the rule refuses what torch took: torch's measurement stands
+        return None
+    return layer if same else None
+
+
 def _prune(builder: GraphBuilder, kept: set[str]) -> None:
     """Drop function calls whose result nothing used and that did no counted work: the
     ``x.sum() > 0`` of a data-dependent branch, a shape computed with tensors. Every item of
@@ -209,8 +227,8 @@ def _prune(builder: GraphBuilder, kept: set[str]) -> None:
     used = set(kept)
     nodes = []
     for node in reversed(builder.nodes):
-        if node.name in used or node.module is not None or node.notes or \
-                node.layer.mac_count(()) != 0:
+        if node.name in used or node.module is not None or node.notes or (
+                isinstance(node.layer, MeasuredLayer) and node.layer.mac_count(()) != 0):
             used.update(node.inputs)
             nodes.append(node)
     builder.nodes = nodes[::-1]

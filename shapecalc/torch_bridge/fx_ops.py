@@ -96,6 +96,24 @@ BINARY = {"add": "add", "iadd": "add", "add_": "add", "mul": "mul", "imul": "mul
 ALIASES = {"relu_": "relu", "sigmoid_": "sigmoid", "tanh_": "tanh", "concat": "cat", "concatenate": "cat"}
 
 
+def plain_call_layer(name: str, args: tuple, kwargs: dict, is_tensor: Callable[[Any], bool]
+                     ) -> Layer | None:
+    """The layer for a one-tensor call of :data:`OPS` whose other arguments are plain values
+    (``F.relu(x)``, ``x.flatten(1)``, ``F.max_pool2d(x, 2)``), as a recorded run sees it;
+    ``None`` for anything else."""
+    entry = OPS.get(ALIASES.get(name, name))
+    if entry is None or not args or not is_tensor(args[0]):
+        return None
+    names, factory = entry
+    bound = bind(names, tuple(args[1:]), kwargs)
+    if bound is None or any(is_tensor(v) for v in bound.values()):
+        return None
+    try:
+        return factory(**{k: tupled(v) for k, v in bound.items()})
+    except Exception:  # arguments the layer refuses: the call stays measured
+        return None
+
+
 #: op_name per (op kind, target) for functions and methods: a model calls few distinct ones
 #: many times. Module paths are not kept (they are many, and cheap to name).
 _OP_NAMES: dict[tuple[str, Any], str] = {}

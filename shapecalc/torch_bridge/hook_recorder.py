@@ -29,6 +29,8 @@ class Call:
     output: Any = None  # None while the call runs (or when torch refused it)
     macs: int | None = 0
     mark: tuple = field(default=(0, 0), repr=False)
+    args: tuple = field(default=(), repr=False)  # a function's own arguments (its layer's)
+    kwargs: dict = field(default_factory=dict, repr=False)
 
 
 def _tensors(values: Any, torch: Any, depth: int = 2) -> list:
@@ -156,7 +158,7 @@ class Recording:
             owner = self.owners[-1] if self.owners else ""
             inputs = tuple(_tensors(args, torch)) + tuple(_tensors(kwargs.values(), torch))
             self.calls.append(Call(f"{owner}.{label}" if owner else label, None, label, inputs,
-                                   out, macs))
+                                   out, macs, args=args, kwargs=kwargs))
         return out
 
     def __enter__(self) -> "Recording":

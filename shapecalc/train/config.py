@@ -59,12 +59,11 @@ class TrainConfig:
         """A stored configuration (checkpoint, metrics), every key and type checked: one line if not."""
         if not isinstance(data, dict):
             raise TrainError(f"{where}: the stored settings are not a mapping")
-        kinds = {f.name: f.type for f in fields(cls)}
         values = {}
         for key, value in data.items():
-            if key not in kinds or key == "force":
+            if key not in LIMITS or key == "force":
                 raise TrainError(f"{where}: unknown setting {key!r} in the stored settings")
-            allowed = _TYPES[kinds[key]]
+            allowed = _json_types(LIMITS[key])
             if type(value) not in allowed:
                 names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
                 raise TrainError(f"{where}: stored setting {key!r} should be {names}, "
@@ -101,12 +100,11 @@ LIMITS: dict[str, Bound] = {
     "threads": Bound(int, 1, 1024, optional=True, why="more threads abort the OpenMP runtime"),
 }
 
-#: Field annotation → the JSON types a stored value may have (ints are accepted for floats).
-_TYPES = {
-    "str": (str,), "int": (int,), "float": (float, int), "bool": (bool,),
-    "int | None": (int, type(None)), "str | None": (str, type(None)),
-    "bool | None": (bool, type(None)),
-}
+def _json_types(bound: Bound) -> tuple[type, ...]:
+    """The JSON types a stored value of a field declared ``bound`` may have (JSON writes a
+    whole float such as 1.0 as it is, but an int is accepted for a float field)."""
+    kinds = (float, int) if bound.kind is float else (bound.kind,)
+    return kinds + ((type(None),) if bound.optional else ())
 
 
 def resolve_device(requested: str, local_rank: int | None = None):
