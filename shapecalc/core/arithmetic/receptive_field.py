@@ -72,8 +72,19 @@ class AxisStep:
         """A transposed conv: output ``o`` gets input ``i`` through tap ``t`` when
         ``o = i·s + t·d − p_left``; an output no tap reaches reads nothing (``s > k``)."""
 
+        g = gcd(d, s)
+        cycle, step = s // g, d // g  # taps meeting one output are `cycle` apart, inputs `step`
+        inverse = pow(step, -1, cycle) if cycle > 1 else 0
+
         def reads(o: int) -> Sequence[int]:
-            return sorted({(o + p_left - t * d) // s for t in range(k) if (o + p_left - t * d) % s == 0})
+            x = o + p_left
+            if x % g:
+                return ()
+            first = (x // g * inverse) % cycle if cycle > 1 else 0  # smallest tap t with t·d ≡ x (mod s)
+            if first >= k:
+                return ()
+            last = first + (k - 1 - first) // cycle * cycle
+            return range((x - last * d) // s, (x - first * d) // s + 1, step)
 
         return cls(s, 1, reads)
 
@@ -125,7 +136,8 @@ class AxisStep:
             half = 1 if mode == "nearest-exact" else 0
             exact = lambda o: (((2 * o + half) * num) // (2 * den),)  # noqa: E731
             emulated = _nearest(n, m, scale, bool(half))
-            differs = any(exact(o) != emulated(o) for o in range(4 * q))
+            # Beyond MAX_PERIOD outputs the theory is unknown anyway: torch's own indices then.
+            differs = q > MAX_PERIOD or any(exact(o) != emulated(o) for o in range(4 * q))
             return cls(q, r, exact, emulated if differs else None)
         if mode not in ("linear", "bilinear", "bicubic", "trilinear"):
             return None
@@ -229,7 +241,12 @@ class AxisRF:
         lo: list[int | None] = []
         hi: list[int | None] = []
         for o in range(period):
-            spans = [b for b in map(self.bounds, step.reads(o)) if b is not None]
+            read = step.reads(o)
+            # Inputs a period apart read alike, moved by `shift` ≥ 0: the first and the last
+            # period of what is read hold the lowest and the highest pixel (a window of a
+            # million pixels costs two periods, not a million).
+            ends = read if len(read) <= 2 * p else [*read[:p], *read[-p:]]
+            spans = [b for b in map(self.bounds, ends) if b is not None]
             lo.append(min(b[0] for b in spans) if spans else None)
             hi.append(max(b[1] for b in spans) if spans else None)
         if all(v is None for v in lo):
