@@ -7,6 +7,7 @@ import runpy
 import shutil
 import sys
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -47,6 +48,39 @@ def console_script() -> str:
     if found is None:
         pytest.skip("the shapecalc console script is not installed")
     return found
+
+
+class CliResult(NamedTuple):
+    """What one in-process run of the console entry point gave: exit status, stdout, stderr."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli() -> Callable[..., CliResult]:
+    """``cli("check", "alexnet", ...)``: the console entry point (``shapecalc.cli.main``, with its
+    one-line errors and exit statuses) run in-process inside click's ``CliRunner`` isolation.
+    A Python traceback on stderr fails the test: every error must be one line."""
+    from click.testing import CliRunner
+
+    from shapecalc.cli import main
+
+    def run(*argv: str) -> CliResult:
+        with CliRunner().isolation() as (out, err, _):
+            try:
+                main(list(argv))
+                code = 0
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            result = CliResult(code, out.getvalue().decode("utf-8"), err.getvalue().decode("utf-8"))
+        assert "Traceback" not in result.err, result.err
+        return result
+
+    return run
 
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -34,3 +34,14 @@ def test_a_layer_type_that_is_a_list_is_one_line(tmp_path):
 def test_a_huge_stride_and_target_is_one_line():
     outcome = shapecalc("layer", "--k", "3", "--s", "10000000000", "--target", "10000000000", "224")
     assert_one_line(outcome, 1, "padding", "too large")
+
+
+def test_third_party_warnings_do_not_reach_stderr(tmp_path):
+    (tmp_path / "warn.py").write_text(
+        "import warnings\nimport torch.nn as nn\n\n"
+        "def make():\n    warnings.warn('third party noise', UserWarning)\n    return nn.Linear(4, 2)\n")
+    outcome = shapecalc("show", "warn.py:make", "--input", "1x4", cwd=tmp_path, timeout=120)
+    assert outcome.code == 0 and outcome.stderr == ""
+    shown = shapecalc("show", "warn.py:make", "--input", "1x4", cwd=tmp_path, timeout=120,
+                      env={"PYTHONWARNINGS": "default"})
+    assert "third party noise" in shown.stderr

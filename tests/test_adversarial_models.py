@@ -271,3 +271,17 @@ def test_a_dotted_toml_key_of_40000_parts_is_refused_before_parsing(tmp_path):
     (tmp_path / "d.toml").write_text("layers = []\n" + ".".join(["a"] * 40_000) + " = 1\n")
     outcome = shapecalc("show", "d.toml", cwd=tmp_path, timeout=60, memory=2 * 2**30)
     assert_one_line(outcome, 2, "d.toml:2", "dotted key")
+
+
+@pytest.mark.parametrize("layer, code", [
+    ('{"type": "Linear", "out_features": 4000000000000}', 0),
+    ('{"type": "Embedding", "num_embeddings": 4000000000000, "embedding_dim": 100000}', 1),
+])
+def test_verify_on_a_huge_layer_is_bounded_and_one_line(tmp_path, layer, code):
+    # A 16 TB weight is built on the meta device; torch refusing a float index is one line.
+    (tmp_path / "huge.json").write_text('{"input": [1, 4], "layers": [' + layer + ']}')
+    outcome = shapecalc("show", "huge.json", "--verify", cwd=tmp_path, timeout=180)
+    assert outcome.code == code, outcome.stderr[-2000:]
+    assert "Traceback" not in outcome.stderr
+    if code:
+        assert_one_line(outcome, code, "torch's forward refused")

@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import shapecalc
-from shapecalc.cli import main
 from shapecalc.core.blocks import Sequential
 from shapecalc.core.graph import analyze_graph
 from shapecalc.core.layers import Conv2d, Linear, ReLU
@@ -48,13 +47,6 @@ def folding_file(tmp_path):
     return path
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
-
-
 def torch_output(path, size: int, batch: int, flatten: bool = False, features: int = 400):
     """The real model's output at ``batch`` images of ``size``×``size``; ``flatten`` runs the
     code fix (``x.flatten(1)`` instead of ``x.view(-1, 400)``)."""
@@ -68,9 +60,9 @@ def torch_output(path, size: int, batch: int, flatten: bool = False, features: i
         return tuple(model(torch.zeros(batch, 3, size, size)).shape)
 
 
-def test_the_issue_example_at_32_proposes_only_what_keeps_the_batch(capsys, folding_file):
+def test_the_issue_example_at_32_proposes_only_what_keeps_the_batch(cli, folding_file):
     line = FOLDING_NET.splitlines().index("        x = x.view(-1, 400)") + 1
-    code, out, err = run(capsys, "check", f"{folding_file}:Net", "--input", "1x3x32x32")
+    code, out, err = cli("check", f"{folding_file}:Net", "--input", "1x3x32x32")
     assert code == 1 and err == ""
     lines = out.splitlines()
     assert lines[0] == "✗ Net does not fit input 1×3×32×32"
@@ -88,10 +80,10 @@ def test_the_issue_example_at_32_proposes_only_what_keeps_the_batch(capsys, fold
     assert torch_output(folding_file, 34, 1) == (9, 10)  # what the old proposal did
 
 
-def test_sizes_that_fit_by_folding_the_batch_are_a_finding_with_exit_1(capsys, folding_file):
+def test_sizes_that_fit_by_folding_the_batch_are_a_finding_with_exit_1(cli, folding_file):
     line = FOLDING_NET.splitlines().index("        x = x.view(-1, 400)") + 1
     assert torch_output(folding_file, 64, 1) == (36, 10)  # torch runs it: the sizes "fit"
-    code, out, err = run(capsys, "check", f"{folding_file}:Net", "--input", "1x3x64x64")
+    code, out, err = cli("check", f"{folding_file}:Net", "--input", "1x3x64x64")
     assert code == 1 and err == ""
     assert out.splitlines() == [
         "✗ Net does not keep the batch at input 1×3×64×64",
@@ -104,14 +96,14 @@ def test_sizes_that_fit_by_folding_the_batch_are_a_finding_with_exit_1(capsys, f
         "the reshape to (-1, 400), and set in_features=14400 on 'fc'",
         "  fix 2: use input 15×15 (gives 1×400; sizes 14 to 15 all work)"]
     assert torch_output(folding_file, 64, 2, flatten=True, features=14400) == (2, 10)
-    code, out, _ = run(capsys, "check", f"{folding_file}:Net", "--input", "1x3x64x64", "--json")
+    code, out, _ = cli("check", f"{folding_file}:Net", "--input", "1x3x64x64", "--json")
     data = json.loads(out)
     assert code == 1 and data["fits"] is False and data["output_shape"] == [36, 10]
     assert data["batch_fold"] == {"node": "view", "layer": "Reshape(-1, 400)", "where": f"{folding_file}:{line}",
                                   "before": [1, 16, 30, 30], "after": [36, 400], "output": [36, 10],
                                   "batch": 1}
     assert data["fix_details"][0]["also"][0]["value"] == 14400
-    code, out, _ = run(capsys, "check", f"{folding_file}:Net", "--input", "1x3x14x14")
+    code, out, _ = cli("check", f"{folding_file}:Net", "--input", "1x3x14x14")
     assert code == 0 and out.startswith("✓ Net fits input 1×3×14×14 → 1×10")
 
 

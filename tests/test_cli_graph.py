@@ -16,47 +16,38 @@ from shapecalc.cli import main
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    """The console entry point in-process: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exc:
-        main(["graph", *args])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return exc.value.code, out, err
-
-
-def test_dot_goes_to_stdout(capsys):
-    code, out, err = run(capsys, "lenet")
+def test_dot_goes_to_stdout(cli):
+    code, out, err = cli("graph", "lenet")
     assert code == 0 and err == ""
     assert out.startswith('digraph lenet {') and out.rstrip().endswith("}")
     assert "1×6×28×28" in out and "rankdir=TB" in out
 
 
-def test_options_reach_the_drawing(capsys):
-    _, out, _ = run(capsys, "resnet18", "--input", "2x3x64x64", "--rankdir", "lr", "--depth", "0")
+def test_options_reach_the_drawing(cli):
+    _, out, _ = cli("graph", "resnet18", "--input", "2x3x64x64", "--rankdir", "lr", "--depth", "0")
     assert "rankdir=LR" in out
     assert "input 2×3×64×64" in out and "output 2×10" in out
     assert "subgraph" not in out  # depth 0: every top-level block is one node
 
 
-def test_expand_draws_every_layer(capsys):
-    _, out, _ = run(capsys, "resnet50", "--expand")
+def test_expand_draws_every_layer(cli):
+    _, out, _ = cli("graph", "resnet50", "--expand")
     assert "layer3.1.body.conv2" in out and out.count("tooltip=") == 175
 
 
-def test_dot_file(tmp_path, capsys):
+def test_dot_file(tmp_path, cli):
     target = tmp_path / "lenet.dot"
-    code, out, err = run(capsys, "lenet", "-o", str(target))
+    code, out, err = cli("graph", "lenet", "-o", str(target))
     assert code == 0 and out == ""
     assert f"written to {target}" in err
     assert target.read_text(encoding="utf-8").startswith('digraph lenet {')
 
 
 @needs_dot
-def test_svg_file_overwrites_what_the_user_named(tmp_path, capsys):
+def test_svg_file_overwrites_what_the_user_named(tmp_path, cli):
     target = tmp_path / "googlenet.svg"
     target.write_text("old")
-    code, _, _ = run(capsys, "googlenet", "-o", str(target))
+    code, _, _ = cli("graph", "googlenet", "-o", str(target))
     assert code == 0
     root = ET.parse(target).getroot()
     assert root.tag.endswith("svg")
@@ -64,9 +55,9 @@ def test_svg_file_overwrites_what_the_user_named(tmp_path, capsys):
 
 
 @needs_dot
-def test_png_with_explicit_format(tmp_path, capsys):
+def test_png_with_explicit_format(tmp_path, cli):
     target = tmp_path / "vgg11"
-    code, _, _ = run(capsys, "vgg11", "-o", str(target), "--format", "png")
+    code, _, _ = cli("graph", "vgg11", "-o", str(target), "--format", "png")
     assert code == 0 and target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -82,15 +73,15 @@ def test_png_with_explicit_format(tmp_path, capsys):
     (["lenet", "--input", "1x1x2x2"], 1, "too small"),
     (["resnet5"], 2, "did you mean"),
 ])
-def test_bad_input_is_one_line(capsys, args, code, words):
-    got, out, err = run(capsys, *args)
+def test_bad_input_is_one_line(cli, args, code, words):
+    got, out, err = cli("graph", *args)
     assert got == code
     assert len(err.strip().splitlines()) == 1, err
     assert words in err
 
 
-def test_mismatched_input_channels_are_one_line(capsys):
-    got, _, err = run(capsys, "resnet50", "--input", "1x1x224x224")
+def test_mismatched_input_channels_are_one_line(cli):
+    got, _, err = cli("graph", "resnet50", "--input", "1x1x224x224")
     assert got == 1
     assert "node 'conv1'" in err and "expects 3 input channels, got 1" in err
 
@@ -126,25 +117,25 @@ def test_dash_pipes_binary_formats(tmp_path):
     assert proc.returncode == 0 and proc.stdout[:8] == b"\x89PNG\r\n\x1a\n", proc.stderr
 
 
-def _refused(capsys, target, words):
-    code, out, err = run(capsys, "lenet", "-o", str(target))
+def _refused(cli, target, words):
+    code, out, err = cli("graph", "lenet", "-o", str(target))
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and err.startswith("shapecalc: error: -o: ") and words in err
 
 
-def test_a_fifo_is_refused_not_replaced(tmp_path, capsys):
+def test_a_fifo_is_refused_not_replaced(tmp_path, cli):
     fifo = tmp_path / "g.dot"
     os.mkfifo(fifo)
-    _refused(capsys, fifo, "not a regular file")
+    _refused(cli, fifo, "not a regular file")
     assert fifo.is_fifo()
 
 
-def test_a_symlink_is_refused_and_its_target_kept(tmp_path, capsys):
+def test_a_symlink_is_refused_and_its_target_kept(tmp_path, cli):
     real = tmp_path / "real.dot"
     real.write_text("keep")
     link = tmp_path / "g.dot"
     link.symlink_to(real)
-    _refused(capsys, link, "symbolic link")
+    _refused(cli, link, "symbolic link")
     assert link.is_symlink() and real.read_text() == "keep"
 
 
@@ -157,35 +148,35 @@ def _as_non_root(monkeypatch, read_only):
         False if Path(p) == read_only and mode & os.W_OK else real(p, mode, **kw)))
 
 
-def test_a_read_only_file_stays_read_only_and_unchanged(tmp_path, capsys, monkeypatch):
+def test_a_read_only_file_stays_read_only_and_unchanged(tmp_path, cli, monkeypatch):
     target = tmp_path / "g.dot"
     target.write_text("keep")
     target.chmod(0o444)
     _as_non_root(monkeypatch, target)
-    _refused(capsys, target, "read-only")
+    _refused(cli, target, "read-only")
     assert target.read_text() == "keep" and (target.stat().st_mode & 0o777) == 0o444
 
 
-def test_a_folder_and_a_missing_folder_are_refused(tmp_path, capsys):
-    _refused(capsys, tmp_path, "is a folder")
-    _refused(capsys, tmp_path / "missing" / "g.dot", "does not exist")
+def test_a_folder_and_a_missing_folder_are_refused(tmp_path, cli):
+    _refused(cli, tmp_path, "is a folder")
+    _refused(cli, tmp_path / "missing" / "g.dot", "does not exist")
     (tmp_path / "file.dot").write_text("")
-    _refused(capsys, tmp_path / "file.dot" / "g.dot", "is a file, not a folder")
+    _refused(cli, tmp_path / "file.dot" / "g.dot", "is a file, not a folder")
 
 
-def test_a_read_only_folder_is_refused(tmp_path, capsys, monkeypatch):
+def test_a_read_only_folder_is_refused(tmp_path, cli, monkeypatch):
     folder = tmp_path / "ro"
     folder.mkdir()
     folder.chmod(0o555)
     _as_non_root(monkeypatch, folder)
     try:
-        _refused(capsys, folder / "g.dot", "not writable")
+        _refused(cli, folder / "g.dot", "not writable")
         assert list(folder.iterdir()) == []
     finally:
         folder.chmod(0o755)
 
 
-def test_disk_full_while_writing_keeps_the_old_file(tmp_path, capsys, monkeypatch):
+def test_disk_full_while_writing_keeps_the_old_file(tmp_path, cli, monkeypatch):
     import errno
 
     import shapecalc.core.fileio as fileio
@@ -196,8 +187,8 @@ def test_disk_full_while_writing_keeps_the_old_file(tmp_path, capsys, monkeypatc
     target = tmp_path / "g.dot"
     target.write_text("keep")
     monkeypatch.setattr(fileio.os, "fsync", full)
-    code, _, err = run(capsys, "lenet", "-o", str(target))
-    assert code == 2 and len(err.strip().splitlines()) == 1
+    code, _, err = cli("graph", "lenet", "-o", str(target))
+    assert code == 1 and len(err.strip().splitlines()) == 1  # the work failed, not the usage
     assert "-o: cannot write" in err and "no space left on the device" in err
     assert target.read_text() == "keep" and [p.name for p in tmp_path.iterdir()] == ["g.dot"]
 
@@ -229,25 +220,25 @@ def test_a_closed_pipe_ends_quietly():
     assert len(codes) == 1
 
 
-def test_dot_rejecting_the_drawing_fails_the_command(tmp_path, capsys, monkeypatch):
+def test_dot_rejecting_the_drawing_fails_the_command(tmp_path, cli, monkeypatch):
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "dot").write_text("#!/bin/sh\nwhile read -r line; do :; done\n"
                               "echo 'Error: <stdin>: syntax error in line 3' >&2\nexit 1\n")
     (fake / "dot").chmod(0o755)
     monkeypatch.setenv("PATH", str(fake))
-    code, out, err = run(capsys, "lenet", "-o", str(tmp_path / "l.svg"))
+    code, out, err = cli("graph", "lenet", "-o", str(tmp_path / "l.svg"))
     assert code == 1 and out == ""
     assert err.strip() == "shapecalc: error: Graphviz `dot` failed: Error: <stdin>: syntax error in line 3"
     assert not (tmp_path / "l.svg").exists()
 
 
 @needs_dot
-def test_dot_running_too_long_is_stopped_with_one_line(tmp_path, capsys):
+def test_dot_running_too_long_is_stopped_with_one_line(tmp_path, cli):
     # ResNet-50 drawn layer by layer keeps a real `dot` busy far longer than a millisecond.
     target = tmp_path / "r50.svg"
     target.write_text("keep me")
-    code, out, err = run(capsys, "resnet50", "--expand", "--dot-timeout", "0.001", "-o", str(target))
+    code, out, err = cli("graph", "resnet50", "--expand", "--dot-timeout", "0.001", "-o", str(target))
     assert code == 1 and out == ""
     assert err.count("\n") == 1 and "`dot -Tsvg` did not finish within 0.001 s" in err
     assert "--depth N" in err and "raise --dot-timeout" in err
@@ -255,12 +246,12 @@ def test_dot_running_too_long_is_stopped_with_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "soon"])
-def test_dot_timeout_must_be_positive_seconds(capsys, value):
-    code, out, err = run(capsys, "lenet", "--format", "svg", "--dot-timeout", value)
+def test_dot_timeout_must_be_positive_seconds(cli, value):
+    code, out, err = cli("graph", "lenet", "--format", "svg", "--dot-timeout", value)
     assert code == 2 and err.count("\n") == 1 and "--dot-timeout" in err
 
 
-def test_a_two_input_model_draws_both_inputs(tmp_path, capsys):
+def test_a_two_input_model_draws_both_inputs(tmp_path, cli):
     pytest.importorskip("torch")
     source = tmp_path / "two.py"
     source.write_text(
@@ -272,9 +263,9 @@ def test_a_two_input_model_draws_both_inputs(tmp_path, capsys):
         "        self.emb = nn.Embedding(10, 4)\n"
         "    def forward(self, img, tokens):\n"
         "        return self.conv(img).mean(dim=(2, 3)) + self.emb(tokens).mean(dim=1)\n")
-    code, out, err = run(capsys, f"{source}:Net", "--input", "1x3x8x8", "--input", "1x5:int64")
+    code, out, err = cli("graph", f"{source}:Net", "--input", "1x3x8x8", "--input", "1x5:int64")
     assert code == 0, err
     assert 'label="tokens 1×5 int64"' in out and 'label="img 1×3×8×8"' in out
     assert "inputs img 1×3×8×8, tokens 1×5 int64" in out  # the title names both
-    code, out, err = run(capsys, f"{source}:Net", "--input", "1x5:complex")
+    code, out, err = cli("graph", f"{source}:Net", "--input", "1x5:complex")
     assert code == 2 and out == "" and "--input: element type 'complex'" in err

@@ -19,23 +19,15 @@ from shapecalc.cli import main
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(["report", *args])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return exc.value.code, out, err
-
-
 def layers_of(page: str) -> dict:
     data = re.search(r'<script type="application/json" id="sc-data">(.*?)</script>', page, re.S)
     return json.loads(data.group(1))["layers"]
 
 
 @needs_dot
-def test_zoo_model_report(tmp_path, capsys):
+def test_zoo_model_report(tmp_path, cli):
     target = tmp_path / "alexnet.html"
-    code, out, err = run(capsys, "alexnet", "-o", str(target))
+    code, out, err = cli("report", "alexnet", "-o", str(target))
     assert code == 0 and out == "" and f"written to {target}" in err
     page = target.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page
@@ -59,7 +51,7 @@ def test_spec_file_report_to_stdout(tmp_path, capfd):
 
 
 @needs_dot
-def test_own_module_report(tmp_path, capsys):
+def test_own_module_report(tmp_path, cli):
     pytest.importorskip("torch")
     source = tmp_path / "mynet.py"
     source.write_text(textwrap.dedent("""
@@ -73,7 +65,7 @@ def test_own_module_report(tmp_path, capsys):
                 return self.head(self.features(x).flatten(1))
     """))
     target = tmp_path / "mynet.html"
-    code, _, err = run(capsys, f"{source}:Net", "--input", "1x1x28x28", "-o", str(target))
+    code, _, err = cli("report", f"{source}:Net", "--input", "1x1x28x28", "-o", str(target))
     assert code == 0, err
     layers = layers_of(target.read_text(encoding="utf-8"))
     conv = next(v for v in layers.values() if v["type"] == "Conv2d")
@@ -87,16 +79,16 @@ def test_own_module_report(tmp_path, capsys):
     (["alexnet", "-o", "r.html", "--depth", "1", "--expand"], 2, "--depth and --expand"),
     (["resnet5", "-o", "r.html"], 2, "did you mean"),  # could not be loaded: 2
 ])
-def test_bad_input_is_one_line(capsys, args, code, words):
-    got, out, err = run(capsys, *args)
+def test_bad_input_is_one_line(cli, args, code, words):
+    got, out, err = cli("report", *args)
     assert got == code and out == ""
     assert len(err.strip().splitlines()) == 1 and words in err
 
 
-def test_an_existing_report_is_replaced_whole_or_kept(tmp_path, capsys):
+def test_an_existing_report_is_replaced_whole_or_kept(tmp_path, cli):
     target = tmp_path / "r.html"
     target.write_text("old")
-    code, _, err = run(capsys, "alexnet", "--input", "1x1x2x2", "-o", str(target), "--no-graph")
+    code, _, err = cli("report", "alexnet", "--input", "1x1x2x2", "-o", str(target), "--no-graph")
     assert code == 1 and "too small" in err
     assert target.read_text() == "old"
 
@@ -119,9 +111,9 @@ def test_show_format_html(capfd):
 
 
 @needs_dot
-def test_dot_running_too_long_is_stopped_with_one_line(tmp_path, capsys):
+def test_dot_running_too_long_is_stopped_with_one_line(tmp_path, cli):
     target = tmp_path / "r50.html"
-    code, out, err = run(capsys, "resnet50", "--expand", "--dot-timeout", "0.001", "-o", str(target))
+    code, out, err = cli("report", "resnet50", "--expand", "--dot-timeout", "0.001", "-o", str(target))
     assert code == 1 and out == "" and not target.exists()
     assert err.count("\n") == 1 and "`dot -Tsvg` did not finish within 0.001 s" in err
     assert "--depth N" in err and "--no-graph" in err and "raise --dot-timeout" in err
@@ -139,17 +131,17 @@ TWO_INPUTS = textwrap.dedent("""
 """)
 
 
-def test_a_two_input_model_takes_one_input_flag_each(tmp_path, capsys):
+def test_a_two_input_model_takes_one_input_flag_each(tmp_path, cli):
     pytest.importorskip("torch")
     source = tmp_path / "two.py"
     source.write_text(TWO_INPUTS)
     target = tmp_path / "two.html"
-    code, _, err = run(capsys, f"{source}:Net", "--input", "1x3x8x8", "--input", "1x5:int64",
+    code, _, err = cli("report", f"{source}:Net", "--input", "1x3x8x8", "--input", "1x5:int64",
                        "-o", str(target), "--no-graph")
     assert code == 0, err
     layers = layers_of(target.read_text(encoding="utf-8"))
     emb = next(v for v in layers.values() if v["type"] == "Embedding")
     assert emb["output_shape"] == [1, 5, 4]
-    code, out, err = run(capsys, f"{source}:Net", "--input", "1x3x8x8", "-o", str(target))
+    code, out, err = cli("report", f"{source}:Net", "--input", "1x3x8x8", "-o", str(target))
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "--input: Net takes 2 input(s) (img, tokens), got 1 shape(s)" in err

@@ -10,17 +10,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from shapecalc.cli import main  # noqa: E402
 
 TINY = ["--synthetic", "--device", "cpu", "--epochs", "1", "--batch-size", "64",
         "--limit-train", "64", "--limit-test", "32", "--image-size", "65", "--threads", "2"]
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", *args])
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 @pytest.mark.parametrize("args, message", [
@@ -46,53 +38,53 @@ def run(args, capsys):
     (["--no-save", "--out", "x"], "--no-save: cannot be combined with --out"),
     (["--model", "alexnot"], "unknown model 'alexnot' (did you mean 'alexnet'"),
 ])
-def test_bad_options_are_one_line(args, message, capsys):
-    code, out, err = run(TINY + args, capsys)
+def test_bad_options_are_one_line(args, message, cli):
+    code, out, err = cli("train", *TINY + args)
     assert code in (1, 2)
     assert err.count("\n") == 1 and err.startswith("shapecalc: error: ") and message in err, err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_cuda_without_cuda_is_one_line(capsys):
-    code, _out, err = run(TINY + ["--device", "cuda"], capsys)
+def test_cuda_without_cuda_is_one_line(cli):
+    code, _out, err = cli("train", *TINY + ["--device", "cuda"])
     assert code == 1 and err.count("\n") == 1 and "--device cuda: CUDA is not available" in err
 
 
-def test_data_dir_without_data_is_one_line(tmp_path, capsys):
+def test_data_dir_without_data_is_one_line(tmp_path, cli):
     args = [a for a in TINY if a != "--synthetic"] + ["--data-dir", str(tmp_path)]
-    code, _out, err = run(args, capsys)
+    code, _out, err = cli("train", *args)
     assert code == 1 and err.count("\n") == 1
     assert f"--data-dir {tmp_path}: missing train-images-idx3-ubyte.gz" in err
 
 
-def test_tiny_run_writes_its_outputs_and_refuses_to_overwrite(tmp_path, capsys):
+def test_tiny_run_writes_its_outputs_and_refuses_to_overwrite(tmp_path, cli):
     out_dir = tmp_path / "run"
-    code, out, err = run(TINY + ["--out", str(out_dir)], capsys)
+    code, out, err = cli("train", *TINY + ["--out", str(out_dir)])
     assert code == 0, err
     lines = out.splitlines()  # not a terminal: plain lines, no bars
     assert lines[0] == "shapecalc train: alexnet at 65x65 on cpu (amp off, channels-last off, 2 CPU threads)"
     assert lines[2] == "shape check: 21 layers on cpu match the engine's table"
     assert any(line.startswith("epoch 1/1  loss ") and "images/s" in line for line in lines)
     assert json.loads((out_dir / "metrics.json").read_text())["status"] == "complete"
-    code, _out, err = run(TINY + ["--out", str(out_dir)], capsys)
+    code, _out, err = cli("train", *TINY + ["--out", str(out_dir)])
     assert code == 2 and "metrics.json from an earlier run is there" in err and err.count("\n") == 1
     checkpoint = str(out_dir / "checkpoint.pt")
-    code, _out, err = run(["--resume", checkpoint, "--lr", "0.5"], capsys)
+    code, _out, err = cli("train", *["--resume", checkpoint, "--lr", "0.5"])
     assert code == 2 and "--lr: the run in" in err and "used 0.01" in err
-    code, out, err = run(["--resume", checkpoint, "--epochs", "2"], capsys)
+    code, out, err = cli("train", *["--resume", checkpoint, "--epochs", "2"])
     assert code == 0, err
     assert "resumed at epoch 2, batch 0" in out
     assert len(json.loads((out_dir / "metrics.json").read_text())["epochs"]) == 2
 
 
-def test_interrupt_exits_130_with_one_line(monkeypatch, capsys):
+def test_interrupt_exits_130_with_one_line(monkeypatch, cli):
     from shapecalc.train import loop
 
     def interrupted(*_a, **_k):
         raise loop.Interrupted("interrupted at epoch 1, batch 3; no --out, so no checkpoint was written")
 
     monkeypatch.setattr(loop, "train", interrupted)
-    code, _out, err = run(TINY, capsys)
+    code, _out, err = cli("train", *TINY)
     assert code == 130 and err == "shapecalc: interrupted at epoch 1, batch 3; no --out, so no checkpoint was written\n"
 
 
@@ -104,7 +96,7 @@ def test_help_does_not_import_torch():
     assert "--image-size" in out and out.strip().endswith("False")
 
 
-def test_the_model_is_resolved_once(monkeypatch, tmp_path, capsys):
+def test_the_model_is_resolved_once(monkeypatch, tmp_path, cli):
     import shapecalc.models.api
     import shapecalc.models.sources
 
@@ -117,23 +109,23 @@ def test_the_model_is_resolved_once(monkeypatch, tmp_path, capsys):
 
     for module in (shapecalc.models.api, shapecalc.models.sources):
         monkeypatch.setattr(module, "resolve", counting)
-    code, _out, err = run(TINY + ["--out", str(tmp_path / "run")], capsys)
+    code, _out, err = cli("train", *TINY + ["--out", str(tmp_path / "run")])
     assert code == 0, err
     assert calls == ["alexnet"]
 
 
-def test_a_model_without_an_input_size_gets_an_image_size_hint(tmp_path, monkeypatch, capsys):
+def test_a_model_without_an_input_size_gets_an_image_size_hint(tmp_path, monkeypatch, cli):
     (tmp_path / "mlp.py").write_text(
         "from torch import nn\n"
         "def make():\n"
         "    return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))\n")
     monkeypatch.chdir(tmp_path)
     args = [a for a in TINY if a not in ("--image-size", "65")] + ["--model", "mlp.py:make", "--no-save"]
-    code, _out, err = run(args, capsys)  # no input_shape: 224, which the Linear cannot take
+    code, _out, err = cli("train", *args)  # no input_shape: 224, which the Linear cannot take
     assert code == 1 and err.count("\n") == 1, err
     assert "--model make cannot take Fashion-MNIST batches of 1x224x224" in err
     assert err.rstrip().endswith("; try --image-size 28"), err
-    code, out, err = run(args + ["--image-size", "28"], capsys)
+    code, out, err = cli("train", *args + ["--image-size", "28"])
     assert code == 0, err
     assert out.startswith("shapecalc train: make at 28x28 on cpu")
 

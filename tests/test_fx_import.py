@@ -389,3 +389,25 @@ def test_fx_values_are_classified_once_as_typed_kinds():
     assert set(kinds.values()) <= set(ValueKind)
     assert kinds["x"] is ValueKind.TENSOR and kinds["lstm"] is ValueKind.TUPLE
     assert kinds["size"] is ValueKind.INT
+
+
+def test_a_mask_built_in_the_forward_keeps_its_element_type_when_measured():
+    # timm's EdgeNeXt builds a bool mask and inverts it: measured as float32 that failed, and
+    # the whole model fell back to hooks; measured with each value's own type it stays traced.
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 6)
+
+        def forward(self, x):
+            mask = torch.zeros_like(x[..., 0], dtype=torch.bool)
+            keep = (~mask).unsqueeze(-1).to(x.dtype)
+            return self.fc(x * keep)
+
+    model = Masked()
+    result = shapecalc.analyze(model, (2, 5, 6))
+    from shapecalc.core.notes import NoteKind
+
+    assert not any(n.kind is NoteKind.HOOK_FALLBACK for n in result.notes), result.notes
+    assert result.output_shape == (2, 5, 6)
+    assert [r.name for r in result.records if "invert" in r.name]

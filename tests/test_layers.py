@@ -438,3 +438,14 @@ def test_a_padding_no_window_layer_can_reach_says_why():
         ConvTranspose2d(1, 1, 3, stride=2).padded_for((8, 8), (20, 15))
     with pytest.raises(ShapeError, match=r"no padding gives 9 within torch's limit .* 1 for kernel 3\)$"):
         MaxPool2d(3).padded_for((9, 9), (9, 9), name_axes=False)
+
+
+@pytest.mark.parametrize("case", ["conv", "pool", "conv total", "pool total"])
+def test_every_window_layer_refuses_negative_padding_in_one_place(case):
+    from shapecalc.core.layers import AvgPool1d, Conv2d, MaxPool2d
+
+    make = {"conv": lambda: Conv2d(1, 1, 3, padding=-1), "pool": lambda: MaxPool2d(3, padding=-1),
+            "conv total": lambda: Conv2d(1, 1, 3).with_total_padding(-1),
+            "pool total": lambda: AvgPool1d(3).with_total_padding(-2)}[case]
+    with pytest.raises(ConfigError, match="padding must be non-negative, got -1"):
+        make()

@@ -247,6 +247,39 @@ def test_disk_full_leaves_no_temporary_and_is_one_line(tmp_path, monkeypatch):
     assert "checkpoint.pt" not in left and "model.pt" not in left
 
 
+def test_torch_save_failing_on_a_full_disk_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
+    # torch.save reports a failed write as a RuntimeError, not an OSError (issue 21)
+    def full_disk(obj, f, *a, **k):
+        with open(f, "wb") as fh:
+            fh.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . PytorchStreamWriter failed "
+                           "writing file data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    code, _printed, err = cli(["--synthetic", "--device", "cpu", "--image-size", "65",
+                               "--limit-train", "64", "--limit-test", "64", "--batch-size", "64",
+                               "--epochs", "1", "--threads", "2", "--out", str(tmp_path / "run")],
+                              capsys)
+    assert code == 1 and err.count("\n") == 1, err
+    assert "--out: cannot write" in err and "torch.save failed" in err
+    left = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert not [n for n in left if n.endswith(".tmp")] and "checkpoint.pt" not in left
+
+
+def test_a_resume_whose_checkpoint_is_a_symlink_fails_before_training(run_dir, tmp_path, capsys):
+    out, _ = run_dir
+    run = copy_run(out, tmp_path)
+    real = tmp_path / "elsewhere.pt"
+    (run / "checkpoint.pt").rename(real)
+    (run / "checkpoint.pt").symlink_to(real)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and not p.is_symlink()}
+    code, printed, err = cli(["--resume", str(run / "checkpoint.pt"), "--epochs", "3"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "symbolic link" in err, err
+    assert "epoch" not in printed
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and not p.is_symlink()}
+    assert after == before and (run / "checkpoint.pt").is_symlink()
+
+
 class _CtrlC(Reporter):
     """Sends real SIGINTs (``times`` of them) once ``steps`` batches of epoch ``epoch`` are done."""
 

@@ -241,3 +241,17 @@ def test_warm_up_changes_nothing():
     assert same_weights(before, trainer.module.state_dict())
     assert torch.equal(rng, torch.get_rng_state()) and trainer.module.training
     assert all(p.grad is None for p in trainer.module.parameters())
+
+
+def test_the_device_policy_decides_once_and_explicit_flags_win():
+    from shapecalc.train.config import DevicePolicy, TrainConfig, is_cuda
+
+    cpu = torch.device("cpu")
+    policy = DevicePolicy.of(cpu, TrainConfig())
+    assert not is_cuda(cpu) and not policy.cuda
+    assert (policy.amp, policy.channels_last, policy.warms_up, policy.pad_eval) == (False,) * 4
+    assert policy.eval_batch(128) == 128
+    chosen = DevicePolicy.of(cpu, TrainConfig(amp=True, channels_last=True))
+    assert chosen.amp and chosen.channels_last and not chosen.warms_up
+    cuda = DevicePolicy.of(torch.device("cuda", 0), TrainConfig(amp=False))
+    assert cuda.cuda and cuda.channels_last and not cuda.amp and cuda.eval_batch(1024) == 2048

@@ -21,11 +21,14 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import NoReturn
+import warnings
+from contextlib import contextmanager
+from typing import Iterator, NoReturn
 
 import click
 
 from shapecalc.core.errors import ArgumentError, LayerError, ShapecalcError, SpecError, UsageError
+from shapecalc.core.fileio import OutputError
 from shapecalc.core.safetext import ClosedStream, PrintableStream, StreamFailed, printable
 
 #: The status the running command has already decided on (``check``'s verdict), used when
@@ -123,7 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     sys.stdout = PrintableStream(sys.stdout or ClosedStream("<stdout>"))
     sys.stderr = PrintableStream(sys.stderr or ClosedStream("<stderr>"))
     try:
-        code = _run(args)
+        with _third_party_warnings_captured():
+            code = _run(args)
         sys.stdout.flush()
     except (ClosedPipe, BrokenPipeError):
         sys.stdout, sys.stderr = streams
@@ -134,6 +138,19 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         sys.stdout, sys.stderr = streams
     sys.exit(code)
+
+
+@contextmanager
+def _third_party_warnings_captured() -> Iterator[None]:
+    """Warnings torch, matplotlib or a user's module raise while the command runs are dropped
+    (not recorded: a warning in a loop must not grow memory), so stderr holds shapecalc's own
+    line and nothing else; ``python -W …`` or ``PYTHONWARNINGS`` shows them again."""
+    if sys.warnoptions:
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def _fill_closed_fds() -> None:
@@ -179,6 +196,8 @@ def _run(args: list[str]) -> int:
         base, _, index = err.param.partition("[")  # input_shape[2] → --input (its 3rd size)
         flag = FLAGS.get(base, base) + (f" (size {int(index[:-1]) + 1})" if index[:-1].isdigit() else "")
         fail(_one_line(f"{flag}: {err.detail}"), 2)
+    except OutputError as err:  # a bad target is usage (2); a full disk while writing is not (1)
+        fail(_one_line(str(err)), 1 if err.while_writing else 2)
     except (UsageError, SpecError) as err:
         fail(_one_line(str(err)), 2)
     except LayerError as err:

@@ -12,19 +12,21 @@ from typing import Iterator
 
 import click
 
+from shapecalc.cli.common import AsciiFloat
+
 #: The library's default, repeated here so that ``--help`` needs no import of the renderer.
 DEFAULT_DOT_TIMEOUT = 60.0
 
 
 def _seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    if value != value:  # NaN passes every range comparison
-        raise click.BadParameter("expected a number of seconds > 0, got nan", ctx, param)
+    if not 0 < value <= 1e9:  # AsciiFloat already refused NaN, inf and non-ASCII digits
+        raise click.BadParameter(f"expected a number of seconds > 0 and ≤ 1e9, got {value:g}", ctx, param)
     return value
 
 
 def dot_timeout_option() -> click.Option:
     return click.option(
-        "--dot-timeout", "dot_timeout", type=click.FloatRange(min=0, min_open=True, max=1e9),
+        "--dot-timeout", "dot_timeout", type=AsciiFloat(),
         default=DEFAULT_DOT_TIMEOUT, show_default=True, metavar="SECONDS", callback=_seconds,
         help="Stop Graphviz's dot after SECONDS (drawing thousands of layers can take minutes).")
 

@@ -9,6 +9,7 @@ inside, a NaN result, or a crash when the number is printed. numpy integers beco
 from __future__ import annotations
 
 from shapecalc.core.errors import ArgumentError
+from shapecalc.core.safetext import preview
 
 #: Torch stores sizes as 64-bit integers; a larger argument is refused (its arithmetic would be
 #: exact, but its text may pass Python's 4,300-digit limit and its float form overflow).
@@ -20,12 +21,12 @@ def exact_int(param: str, value: object, meaning: str) -> int:
     what it is: "the kernel size") and what it got."""
     if type(value) is not int:
         if is_bool(value):
-            raise ArgumentError(param, f"expected an integer ({meaning}), got the bool {value!r}")
+            raise ArgumentError(param, f"expected an integer ({meaning}), got the bool {preview(value)}")
         if isinstance(value, float):
-            raise ArgumentError(param, f"expected an integer ({meaning}), got the float {value!r}")
+            raise ArgumentError(param, f"expected an integer ({meaning}), got the float {preview(value)}")
         index = getattr(type(value), "__index__", None)  # numpy integers and other exact ints
         if index is None:
-            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"
+            shown = preview(value, 40)
             raise ArgumentError(param, f"expected an integer ({meaning}), "
                                        f"got {shown} ({type(value).__name__})")
         value = index(value)
@@ -46,7 +47,7 @@ def flag(param: str, value: object) -> bool:
     """``value`` as True/False (numpy bools too); anything else, truthy or not, is refused."""
     if is_bool(value):
         return bool(value)
-    raise ArgumentError(param, f"expected True or False, got {value!r}"[:120])
+    raise ArgumentError(param, f"expected True or False, got {preview(value)}")
 
 
 __all__ = ["LARGEST", "exact_int", "flag", "is_bool"]

@@ -30,20 +30,25 @@ class OutputError(UsageError):
     """
 
     def __init__(self, message: str, *, param: str | None = None, path: str | None = None,
-                 reason: str | None = None) -> None:
+                 reason: str | None = None, while_writing: bool = False) -> None:
         super().__init__(message)
         self.param = param
         self.path = path
         self.reason = reason if reason is not None else message
+        #: True when the target was fine and the write itself failed (a full disk): the work
+        #: failed (exit 1), the command line did not (exit 2)
+        self.while_writing = while_writing
 
     @classmethod
-    def of(cls, param: str, reason: str, path: str | None = None) -> "OutputError":
+    def of(cls, param: str, reason: str, path: str | None = None,
+           while_writing: bool = False) -> "OutputError":
         """The error ``"{param}: {reason}"``."""
-        return cls(f"{param}: {reason}", param=param, path=path, reason=reason)
+        return cls(f"{param}: {reason}", param=param, path=path, reason=reason,
+                   while_writing=while_writing)
 
     def for_param(self, param: str) -> "OutputError":
         """The same error naming ``param`` (a command-line flag) instead."""
-        return OutputError.of(param, self.reason, self.path)
+        return OutputError.of(param, self.reason, self.path, self.while_writing)
 
 
 def _why(err: OSError) -> str:
@@ -111,7 +116,8 @@ def atomic_path(path: str | os.PathLike, param: str = "output") -> Iterator[Path
         os.replace(tmp, target)
     except OSError as err:
         tmp.unlink(missing_ok=True)
-        raise OutputError.of(param, f"cannot write {str(target)!r}: {_why(err)}", str(target)) from None
+        raise OutputError.of(param, f"cannot write {str(target)!r}: {_why(err)}", str(target),
+                             while_writing=True) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -12,6 +12,7 @@ from typing import Any, Iterator, Sequence
 
 from shapecalc.core.argcheck import exact_int
 from shapecalc.core.errors import ArgumentError
+from shapecalc.core.safetext import preview
 
 Shape = tuple[int, ...]
 
@@ -37,7 +38,7 @@ def dtype_name(value: Any, param: str) -> str:
     without importing torch) → its name; anything else an :class:`ArgumentError` naming ``param``."""
     name = str(value).removeprefix("torch.") if type(value).__name__ == "dtype" else value
     if not isinstance(name, str) or name not in DTYPE_BYTES:
-        raise ArgumentError(param, f"expected one of {', '.join(DTYPE_BYTES)}, got {value!r}")
+        raise ArgumentError(param, f"expected one of {', '.join(DTYPE_BYTES)}, got {preview(value)}")
     return name
 
 
@@ -60,7 +61,7 @@ def shape_arg(value: Any, param: str = "input_shape") -> Shape:
     """An input shape given to the library → a tuple of ``int`` (2 to 5 positive sizes)."""
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         raise ArgumentError(param, f"expected a tuple of 2 to 5 positive integers like (1, 3, 224, 224), "
-                                   f"got {value!r}")
+                                   f"got {preview(value)}")
     items = list(value)
     low, high = SHAPE_RANKS
     if not low <= len(items) <= high:
@@ -152,12 +153,12 @@ def _dtypes_arg(values: Any, count: int, param: str) -> tuple[str, ...] | None:
     elif hasattr(values, "__iter__"):
         names = tuple(values)
     else:
-        raise ArgumentError(param, f"expected an element type or one per input, got {values!r}")
+        raise ArgumentError(param, f"expected an element type or one per input, got {preview(values)}")
     if len(names) == 1 and count > 1:
         names = names * count
     if len(names) != count:
         raise ArgumentError(param, f"give one element type for each of the {count} input(s), "
-                                   f"got {len(names)}: {list(names)}")
+                                   f"got {len(names)}: {preview(list(names))}")
     return tuple(dtype_name(n, param) for n in names)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from shapecalc.core.bounds import Bound
 from shapecalc.core.blocks import Block
 from shapecalc.core.collector import paused_collector
 from shapecalc.core.errors import ArgumentError, ConfigError, ShapeError, SpecError
@@ -18,6 +19,10 @@ from shapecalc.core.layers import Shape
 from shapecalc.models.build_options import build_options
 from shapecalc.models.model_source import ModelSource, module_source
 from shapecalc.models.sources import is_torch_module, resolve
+
+
+#: ``max_nodes=``: a positive integer, at most what a 64-bit count holds.
+NODE_BUDGET = Bound(int, 1, 2**63 - 1)
 
 
 @paused_collector()
@@ -31,6 +36,8 @@ def load_model(model: Any, *, meta: bool | None = None, seq_len: int | None = No
     the bound on how many layers and blocks a spec file or Block may expand to (default
     :data:`~shapecalc.core.blocks.DEFAULT_MAX_NODES`).
     """
+    if "max_nodes" in kwargs and kwargs["max_nodes"] is not None:
+        kwargs["max_nodes"] = NODE_BUDGET.check("max_nodes", kwargs["max_nodes"])
     if isinstance(model, ModelSource):
         return model
     if isinstance(model, Graph):

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 from shapecalc.core.argcheck import exact_int
 from shapecalc.core.errors import ArgumentError
+from shapecalc.core.safetext import preview
 
 #: Above this many parameters a model is built on the meta device even without ``--meta``:
 #: 100 M float32 weights are 400 MB the analysis never reads.
@@ -38,7 +39,7 @@ class BuildOptions:
 
     def __post_init__(self) -> None:
         if self.meta is not None and not isinstance(self.meta, bool):
-            raise ArgumentError("meta", f"expected True, False or None, got {self.meta!r}")
+            raise ArgumentError("meta", f"expected True, False or None, got {preview(self.meta)}")
         seq_len = exact_int("seq_len", self.seq_len, "a token count")
         if not 1 <= seq_len <= MAX_SEQ_LEN:
             raise ArgumentError("seq_len", f"expected 1 to {MAX_SEQ_LEN:,} tokens, got {seq_len}")

@@ -189,7 +189,7 @@ class _Builder:
             if count > 1:
                 self.spend((self.used - before) * (count - 1), sub + ("repeat",))
             for r in range(count):
-                key = str(len(out)) if base is None else (base if count == 1 else f"{base}_{r}")
+                key = _free_index(out) if base is None else (base if count == 1 else f"{base}_{r}")
                 if key in out:
                     raise _Problem(sub + ("name",), f"{key!r} is used twice in the same block")
                 out[key] = child
@@ -263,6 +263,17 @@ class _Builder:
             self.spend(1, path)
             return Sequential(self.children(value, path, depth))
         return self.entry(value, path, depth)
+
+
+def _free_index(taken: dict[str, Any]) -> str:
+    """An unnamed entry's name: its position, or (when an earlier entry was named that, as in
+    ``[{"type": "ReLU", "name": "1"}, {"type": "Tanh"}]``) its position with a suffix."""
+    key = str(len(taken))
+    suffix = 1
+    while key in taken:
+        key = f"{len(taken)}_{suffix}"
+        suffix += 1
+    return key
 
 
 def _repeat(entry: Any, path: KeyPath) -> int:

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from shapecalc.core.errors import UsageError
 from shapecalc.output import macs_cell, output_text, record_notes, rf_text, shape_text
+from shapecalc.core.safetext import preview
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,7 @@ def parse_columns(names: str | Iterable[str], option: str = "--columns") -> tupl
     keys: list[str] = []
     for raw in items:
         if not isinstance(raw, str):
-            raise UsageError(f"{option}: column names are strings, got {raw!r}")
+            raise UsageError(f"{option}: column names are strings, got {preview(raw)}")
         name = raw.strip().lower()
         if not name:  # "a,,b" or a trailing comma
             continue

@@ -8,6 +8,7 @@ minutes, so it is stopped after :data:`DOT_TIMEOUT` seconds unless the caller ra
 from __future__ import annotations
 
 from shapecalc.core.errors import ArgumentError, ShapecalcError
+from shapecalc.core.safetext import preview
 
 #: Seconds ``dot`` may take before it is stopped: ResNet-50 expanded draws in a few seconds, but
 #: a model of thousands of layers drawn with ``expand`` can keep ``dot`` busy for many minutes.
@@ -50,7 +51,7 @@ def check_timeout(seconds: float, param: str = "dot_timeout") -> float:
     from numbers import Real
 
     if isinstance(seconds, bool) or not isinstance(seconds, Real) or not 0 < seconds < float("inf"):
-        raise ArgumentError(param, f"expected a number of seconds > 0, got {seconds!r}")
+        raise ArgumentError(param, f"expected a number of seconds > 0, got {preview(seconds)}")
     return float(seconds)
 
 

@@ -18,6 +18,7 @@ from shapecalc.output import (
     input_parts, macs_cell, record_kind, several_inputs, shape_text, total_macs_text, visible_text,
 )
 from shapecalc.output.palette import BLOCK, PALETTE
+from shapecalc.core.safetext import preview
 
 RANKDIRS = ("TB", "LR")
 #: Without ``depth``/``expand``, collapse blocks until at most this many nodes are drawn.
@@ -143,7 +144,7 @@ def build_graph(analysis, rankdir: str = "TB", depth: int | None = None, expand:
     import graphviz
 
     if rankdir not in RANKDIRS:
-        raise ArgumentError("rankdir", f"expected one of {', '.join(RANKDIRS)}, got {rankdir!r}")
+        raise ArgumentError("rankdir", f"expected one of {', '.join(RANKDIRS)}, got {preview(rankdir)}")
     if depth is not None and depth < 0:
         raise ArgumentError("depth", f"must be ≥ 0, got {depth}")
     if expand:

@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, fields
 from typing import Any, Iterable, Sequence
 
+from shapecalc.core.safetext import preview
 from shapecalc.core.errors import ArgumentError
 from shapecalc.core.graph import Analysis, Mode
 from shapecalc.core.inputs import FLOAT_DTYPES, Inputs, dtype_name, several_shapes
@@ -90,7 +91,7 @@ def _inputs(src: Any, input_size: Any, input_data: Any, dtypes: Any) -> Inputs:
         shapes, shape_param, dtype_param = input_size, "input_size", "dtypes"
     if dtypes is not None:
         if isinstance(dtypes, (str, bytes)) or not hasattr(dtypes, "__iter__"):
-            raise ArgumentError("dtypes", f"expected a list with one dtype per input, got {dtypes!r}")
+            raise ArgumentError("dtypes", f"expected a list with one dtype per input, got {preview(dtypes)}")
         kinds, dtype_param = [dtype_name(d, "dtypes") for d in dtypes], "dtypes"
         count = len(shapes) if several_shapes(shapes) else 1
         if shapes is not None and len(kinds) != count:
@@ -127,13 +128,16 @@ def summary(model: Any, input_size: Sequence[int] | Sequence[Sequence[int]] | No
 
     mode = Mode.of(mode)
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-        raise ArgumentError("depth", f"expected an integer ≥ 0, got {depth!r}")
+        raise ArgumentError("depth", f"expected an integer ≥ 0, got {preview(depth)}")
     if verbose is not None and verbose not in (0, 1, 2):
-        raise ArgumentError("verbose", f"choose 0, 1 or 2, got {verbose!r}")
+        raise ArgumentError("verbose", f"choose 0, 1 or 2, got {preview(verbose)}")
     columns = None
     if col_names is not None:
         from shapecalc.output.columns import parse_columns
 
+        if isinstance(col_names, (str, bytes)) or not hasattr(col_names, "__iter__"):
+            raise ArgumentError("col_names", f"expected a list of column names like "
+                                f"('output_size', 'num_params'), got {preview(col_names)}")
         columns = parse_columns(list(col_names), "col_names")
     src = load_model(model)
     inputs = _inputs(src, input_size, input_data, dtypes)

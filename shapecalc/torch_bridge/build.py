@@ -11,9 +11,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from shapecalc.core.blocks import Block, Branches, Residual, Sequential
-from shapecalc.core.errors import SpecError
+from shapecalc.core.errors import ShapecalcError, SpecError
 from shapecalc.core.layers import Layer, Shape
-from shapecalc.torch_bridge.measure import call_on_meta, record_module_shapes
+from shapecalc.torch_bridge.measure import call_on_meta, record_module_shapes, torch_error
 
 
 def _torch():
@@ -140,7 +140,14 @@ def trace_shapes(module, input_shape: Shape, device: str = "cpu") -> dict[str, S
         finally:
             mod.train(was_training)
 
-    return record_module_shapes(module, input_shape, forward)
+    try:
+        return record_module_shapes(module, input_shape, forward)
+    except (ShapecalcError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # torch refused what the engine accepted: say so in one line
+        shown = "×".join(map(str, input_shape))
+        raise ShapecalcError(f"verify: torch's forward refused input {shown}: "
+                             f"{type(err).__name__}: {torch_error(err)[:300]}") from None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ token used by the forward's own code) are named in a note and still counted.
 from __future__ import annotations
 
 import inspect
+from functools import lru_cache
 from typing import Any
 
 from shapecalc.core.errors import SpecError
@@ -102,10 +103,12 @@ def hook_graph(module: Any, name: str, inputs: Inputs, training: bool = False,
     raise error
 
 
+@lru_cache(maxsize=4096)
 def _fixed(label: str, op_type: str, shape: Shape | None, macs: int | None,
            note: str = "") -> MeasuredLayer:
     """A node whose shape and MACs were measured in the recorded run (``shape`` None: the
-    module torch refused)."""
+    module torch refused). Layers are frozen values: the 126 layers of a big transformer
+    record the same few thousand calls, which share one checked layer each."""
 
     def runner(*_s: Shape) -> tuple[Shape, int | None]:
         if shape is None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from shapecalc.core.collector import paused_collector
 from shapecalc.core.blocks import Block, Sequential
-from shapecalc.core.errors import LayerError, SpecError, user_code
+from shapecalc.core.errors import LayerError, ShapecalcError, SpecError, user_code
 from shapecalc.core.graph import Analysis, Graph, Mode, analyze_graph
 from shapecalc.core.inputs import Inputs
 from shapecalc.core.layers import Layer, Shape
@@ -63,6 +63,9 @@ class TorchImport:
     spec: Block | None = None  # a chain's spec tree
     default_input: Shape | None = None  # the module's own ``input_shape`` attribute
     description: str = ""
+    #: Measured fx nodes need every value's element type even for float inputs (a bool mask
+    #: built in the forward): found when they failed without it, kept for later analyses.
+    typed_values: bool = False
 
     @property
     def scannable(self) -> bool:
@@ -339,7 +342,7 @@ def analyze_import(imp: TorchImport, inputs: Inputs, dtype: str = "float32",
     by fx: the analysis then falls back to hooks, saying so, instead of reporting a shape
     error the model does not have.
     """
-    from shapecalc.torch_bridge.fx_hooks import hook_graph, run_for_hooks
+    from shapecalc.torch_bridge.fx_hooks import hook_graph
 
     imp = in_mode(imp, mode)
     training = imp.training
@@ -348,17 +351,26 @@ def analyze_import(imp: TorchImport, inputs: Inputs, dtype: str = "float32",
             graph = hook_graph(imp.module, imp.name, inputs, training, imp.reason)
         return analyze_graph(graph, inputs, dtype)
     if imp.route is Route.FX:
-        imp.converter.set_dtypes({} if inputs.all_default else _fx_dtypes(imp, inputs))
+        typed = imp.typed_values or not inputs.all_default
+        imp.converter.set_dtypes(_fx_dtypes(imp, inputs) if typed else {})
     try:
         return analyze_graph(imp.graph, inputs, dtype)
     except LayerError as err:
-        with user_code(f"running {imp.name}.forward"):
+        if imp.route is Route.FX and not imp.typed_values and inputs.all_default:
+            # Measured nodes took every value for float32; a mask the forward builds is not.
+            imp.converter.set_dtypes(_fx_dtypes(imp, inputs))
             try:
-                run_for_hooks(imp.module, inputs, lambda: None, training)
-            except Exception:
-                raise err from None  # torch refuses these inputs too: a real shape error
+                result = analyze_graph(imp.graph, inputs, dtype)
+                imp.typed_values = True
+                return result
+            except LayerError:
+                pass
+        with user_code(f"running {imp.name}.forward"):
             reason = f"the traced graph fails where torch does not: {err}"[:200]
-            graph = hook_graph(imp.module, imp.name, inputs, training, reason)
+            try:  # one recorded run: if torch refuses these inputs too, the error is real
+                graph = hook_graph(imp.module, imp.name, inputs, training, reason)
+            except ShapecalcError:
+                raise err from None
         return analyze_graph(graph, inputs, dtype)
 
 

@@ -140,7 +140,16 @@ def call_on_meta(module, *args: Any, training: bool = False, **kwargs: Any) -> A
             with run_mode(clone, training):
                 return clone(*args, **kwargs)
         with run_mode(module, training):
+            if _all_meta(module):  # built on the meta device: nothing to stand in for
+                return module(*args, **kwargs)
             return functional_call(module, meta_state(module), args, kwargs)
+
+
+def _all_meta(module) -> bool:
+    """Whether every parameter and buffer of ``module`` is already a meta tensor."""
+    from itertools import chain
+
+    return all(t.device.type == "meta" for t in chain(module.parameters(), module.buffers()))
 
 
 def torch_dtype(dtype: Any):

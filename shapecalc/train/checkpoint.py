@@ -27,6 +27,7 @@ from shapecalc.core.bounds import Bound
 from shapecalc.core.errors import ArgumentError, UsageError
 from shapecalc.core.fileio import NotRegularFile, OutputError, open_input, write_with
 from shapecalc.core.safetext import preview
+from shapecalc.train.config import is_cuda
 from shapecalc.train.errors import TrainError
 
 FORMAT = "shapecalc-train/3"  # /3: the weights' SHA-256 is stored and checked
@@ -56,8 +57,10 @@ def prepare_out(out: Path, force: bool) -> None:
 
 
 def check_writable(out: Path) -> None:
-    """Create ``out`` (and its parents) and write one probe file there: fail now, not after an epoch."""
-    from shapecalc.core.fileio import _why
+    """Create ``out`` (and its parents) and write one probe file there, and refuse an output
+    that must not be replaced (a symbolic link, a FIFO, a folder named ``checkpoint.pt``):
+    fail now, before training, not after an epoch with nothing saved."""
+    from shapecalc.core.fileio import _why, check_target
 
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -67,18 +70,20 @@ def check_writable(out: Path) -> None:
     except OSError as err:
         raise OutputError(f"--out {out}: cannot write there: {_why(err)}", param="--out",
                           path=str(out)) from None
+    for name in OUTPUTS:
+        check_target(out / name, "--out")
 
 
 def rng_states(device: torch.device) -> dict[str, Any]:
     states: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
+    if is_cuda(device):
         states["cuda"] = torch.cuda.get_rng_state(device)
     return states
 
 
 def restore_rng(states: dict[str, Any], device: torch.device) -> None:
     torch.set_rng_state(states["torch"])
-    if device.type == "cuda" and "cuda" in states:
+    if is_cuda(device) and "cuda" in states:
         torch.cuda.set_rng_state(states["cuda"], device)
 
 

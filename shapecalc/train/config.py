@@ -107,6 +107,62 @@ def _json_types(bound: Bound) -> tuple[type, ...]:
     return kinds + ((type(None),) if bound.optional else ())
 
 
+def is_cuda(device: Any) -> bool:
+    """Whether ``device`` (a ``torch.device``) is a CUDA GPU: the one place that asks."""
+    return device.type == "cuda"
+
+
+@dataclass(frozen=True)
+class DevicePolicy:
+    """What the device decides for a run, decided once. On CUDA: bf16 autocast and NHWC
+    (channels-last), cuDNN autotuning with TF32, a warm-up before the clock starts, and larger
+    evaluation batches padded to one shape; elsewhere all of it is off, being slower on the CPU
+    and changing the numbers for no gain. An explicit ``--amp``/``--channels-last`` wins."""
+
+    device: Any
+    amp: bool
+    channels_last: bool
+
+    @classmethod
+    def of(cls, device: Any, config: TrainConfig) -> "DevicePolicy":
+        cuda = is_cuda(device)
+        return cls(device, cuda if config.amp is None else config.amp,
+                   cuda if config.channels_last is None else config.channels_last)
+
+    @property
+    def cuda(self) -> bool:
+        return is_cuda(self.device)
+
+    def tune(self) -> None:
+        """cuDNN picks the fastest kernels for the run's shapes; matmuls and convolutions use TF32."""
+        if self.cuda:
+            import torch
+
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+
+    @property
+    def warms_up(self) -> bool:
+        """cuDNN's autotuning runs before epoch 1's clock starts (it only costs on the CPU)."""
+        return self.cuda
+
+    def eval_batch(self, batch_size: int) -> int:
+        return min(4 * batch_size, 2048) if self.cuda else batch_size
+
+    @property
+    def pad_eval(self) -> bool:
+        """One evaluation batch shape for cuDNN (on the CPU, padding only costs)."""
+        return self.cuda
+
+    def synchronize(self) -> None:
+        """Wait for the device's queued work (before a clock is read)."""
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize(self.device)
+
+
 def resolve_device(requested: str, local_rank: int | None = None):
     """``auto`` → cuda > mps > cpu; an explicit device that does not exist is one clear line."""
     import torch

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from shapecalc.train.config import is_cuda
+
 
 @dataclass(frozen=True)
 class World:
@@ -41,8 +43,8 @@ def from_env() -> World:
 def init(world: World, device: torch.device) -> None:
     if not world.distributed or dist.is_initialized():
         return
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    if device.type == "cuda":
+    backend = "nccl" if is_cuda(device) else "gloo"
+    if is_cuda(device):
         torch.cuda.set_device(device)
     dist.init_process_group(backend, rank=world.rank, world_size=world.size)
 
@@ -58,7 +60,7 @@ def wrap(model: torch.nn.Module, world: World, device: torch.device) -> torch.nn
         return model
     from torch.nn.parallel import DistributedDataParallel
 
-    ids = [device.index] if device.type == "cuda" else None
+    ids = [device.index] if is_cuda(device) else None
     return DistributedDataParallel(model, device_ids=ids)
 
 

@@ -173,8 +173,7 @@ class Trainer(RunSetup):
                 last_sync = time.perf_counter()
                 self._progress(epoch, i + 1 - start, i + 1, batches, loss_sum, correct, seen,
                                seen - part.get("seen", 0), last_sync - began)
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
+        self.policy.synchronize()
         seconds = elapsed_before + time.perf_counter() - began
         loss_sum, correct, seen = totals.read(distributed.all_reduce_sum)
         eval_began = time.perf_counter()

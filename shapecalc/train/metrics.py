@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from shapecalc.train.config import is_cuda
+
 
 @dataclass
 class EpochMetrics:
@@ -80,7 +82,7 @@ def environment(device: torch.device, world: int) -> dict[str, Any]:
 
     info: dict[str, Any] = {"device": str(device), "torch": torch.__version__,
                             "shapecalc": __version__, "world_size": world}
-    if device.type == "cuda":
+    if is_cuda(device):
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
 

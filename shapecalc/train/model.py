@@ -25,6 +25,7 @@ from shapecalc.core.graph import Analysis
 from shapecalc.models.model_source import ModelSource
 from shapecalc.models.torch_models import build_module
 from shapecalc.torch_bridge import trace_shapes
+from shapecalc.train.config import is_cuda
 from shapecalc.train.errors import TrainError
 
 #: Sizes tried, smallest first, when the chosen one does not fit: Fashion-MNIST's own 28 first.
@@ -156,7 +157,7 @@ def warm_up(module: nn.Module, optimizer, train_x: torch.Tensor, test_x: torch.T
         for k, v in module.named_buffers():
             v.copy_(buffers[k])
     restore_rng(rng, dev)
-    if dev.type == "cuda":
+    if is_cuda(dev):
         torch.cuda.synchronize(dev)
 
 

@@ -16,7 +16,7 @@ import torch
 
 from shapecalc.train import checkpoint as ckpt
 from shapecalc.train import distributed
-from shapecalc.train.config import resolve_device
+from shapecalc.train.config import DevicePolicy, resolve_device
 from shapecalc.train.locate import load_for
 from shapecalc.train.errors import TrainError
 from shapecalc.train.metrics import EpochMetrics
@@ -40,9 +40,8 @@ class RunSetup:
         if cfg.batch_size % world.size:
             raise TrainError(f"--batch-size {cfg.batch_size} must divide evenly over {world.size} ranks")
         self.device = resolve_device(cfg.device, world.local_rank if world.distributed else None)
-        cuda = self.device.type == "cuda"
-        self.amp = cuda if cfg.amp is None else cfg.amp
-        self.channels_last = cuda if cfg.channels_last is None else cfg.channels_last
+        self.policy = DevicePolicy.of(self.device, cfg)
+        self.amp, self.channels_last = self.policy.amp, self.policy.channels_last
         self.out = Path(cfg.out) if cfg.out else None
         if self.out is not None and world.is_main:
             if self.resume is None:
@@ -50,10 +49,7 @@ class RunSetup:
             else:
                 ckpt.check_writable(self.out)
         distributed.init(world, self.device)
-        if cuda:
-            torch.backends.cudnn.benchmark = True
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+        self.policy.tune()
 
         data, data_source = load_for(cfg)
         self.train_data = DeviceSplit.from_split(data.train, self.device, cfg.limit_train)
@@ -73,7 +69,7 @@ class RunSetup:
         self.batches = num_batches(len(self.train_data) // world.size, local)
         if self.resume is not None:
             self._restore(self.resume)
-        if cuda and not world.distributed:  # (under DDP a bare backward would upset its reducer)
+        if self.policy.warms_up and not world.distributed:  # (under DDP a bare backward would upset its reducer)
             self.warm_up()
         r = self.reporter
         r.info(f"shapecalc train: {src.name} at {cfg.image_size}x{cfg.image_size} on {self.device}"
@@ -120,13 +116,11 @@ class RunSetup:
 
     @property
     def eval_batch(self) -> int:
-        if self.device.type == "cuda":
-            return min(4 * self.config.batch_size, 2048)
-        return self.config.batch_size
+        return self.policy.eval_batch(self.config.batch_size)
 
     @property
     def pad_eval(self) -> bool:
-        return self.device.type == "cuda"  # one batch shape for cuDNN; on the CPU it only costs
+        return self.policy.pad_eval
 
 
 __all__ = ["RunSetup"]

@@ -10,8 +10,12 @@ This module imports torch only when called, after checking it is installed.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
+
+from shapecalc.core.errors import ArgumentError, ShapecalcError
+from shapecalc.core.safetext import preview
 
 
 def load_trained(run_dir: str | Path, model: Any = None, device: str = "cpu"):
@@ -28,6 +32,11 @@ def load_trained(run_dir: str | Path, model: Any = None, device: str = "cpu"):
     from shapecalc.train.model import from_stored, resolve
     from shapecalc.models.torch_models import build_module
 
+    if not isinstance(run_dir, (str, os.PathLike)):
+        raise ArgumentError("run_dir", f"expected a folder or model.pt path, got {preview(run_dir)}")
+    if not isinstance(device, str) or not device.strip():
+        raise ArgumentError("device", f"expected a device name like 'cpu' or 'cuda:0', got "
+                                      f"{preview(device)}")
     path = Path(run_dir)
     if path.is_dir():
         path = path / ckpt.MODEL
@@ -38,7 +47,13 @@ def load_trained(run_dir: str | Path, model: Any = None, device: str = "cpu"):
     size = state["image_size"]
     module = build_module(source, (1, 1, size, size))
     ckpt.load_weights(module, state["weights"], where)
-    return module.to(device).eval()
+    from shapecalc.train.config import resolve_device
+
+    try:
+        target = resolve_device(device)
+    except ShapecalcError as err:
+        raise ArgumentError("device", str(err).split(": ", 1)[-1]) from None
+    return module.to(target).eval()
 
 
 __all__ = ["load_trained"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from shapecalc.core.argcheck import exact_int
 from shapecalc.core.argcheck import flag as _flag
-from shapecalc.core.errors import ConfigError, Reason, ShapeError
+from shapecalc.core.errors import ArgumentError, ConfigError, Reason, ShapeError
 
 _MEANING = {
     "n": "the input size", "k": "the kernel size", "s": "the stride", "p": "the total padding",
@@ -27,9 +27,19 @@ def checked_int(param: str, value: object) -> int:
 _int = checked_int
 
 
+def checked_at_least(param: str, value: object, low: int) -> int:
+    """:func:`checked_int`, and at least ``low``: an :class:`ArgumentError` naming ``param``
+    otherwise (``dropped_pixels(s=0)`` was a ``ZeroDivisionError``, ``effective_kernel(-1)``
+    a span of −1)."""
+    number = checked_int(param, value)
+    if number < low:
+        raise ArgumentError(param, f"{_MEANING[param]} must be ≥ {low}, got {number}")
+    return number
+
+
 def effective_kernel(k: int, d: int = 1) -> int:
     """Span of a dilated kernel: ``d·(k−1)+1`` (a 3-tap kernel at dilation 2 covers 5 pixels)."""
-    return _int("d", d) * (_int("k", k) - 1) + 1
+    return checked_at_least("d", d, 1) * (checked_at_least("k", k, 1) - 1) + 1
 
 
 def _check_positive(name: str, value: int) -> None:
@@ -165,7 +175,7 @@ def dropped_pixels(
     in the right padding only, and what it would have read stays unread: ``MaxPool2d(2, 3,
     ceil_mode=True)`` at 9 gives 3 windows ending at row 8, so row 8 is never read.
     """
-    n, s, p = _int("n", n), _int("s", s), _int("p", p)
+    n, s, p = checked_at_least("n", n, 1), checked_at_least("s", s, 1), checked_at_least("p", p, 0)
     span = effective_kernel(k, d)
     if not _flag("ceil_mode", ceil_mode):
         return (n - span + p) % s
@@ -179,7 +189,8 @@ def ceil_div(a: int, b: int) -> int:
 
 
 __all__ = [
-    "adaptive_output_size", "adaptive_windows", "ceil_div", "checked_int", "conv_output_size",
+    "adaptive_output_size", "adaptive_windows", "ceil_div", "checked_at_least", "checked_int",
+    "conv_output_size",
     "dropped_pixels", "effective_kernel", "pool_output_size", "same_padding",
     "transposed_conv_output_size",
 ]

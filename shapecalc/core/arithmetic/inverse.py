@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Callable
 
 from shapecalc.core.errors import ShapeError
+from shapecalc.core.arithmetic.forward import checked_at_least
 from shapecalc.core.arithmetic.forward import checked_int as _int
 from shapecalc.core.arithmetic.forward import effective_kernel, pool_output_size
 
@@ -20,7 +21,7 @@ def solve_padding(n: int, k: int, s: int, target: int, d: int = 1) -> range:
     empty range means no padding gives ``target`` (the input is already too large, or
     ``target < 1``).
     """
-    n, s, target = _int("n", n), _int("s", s), _int("target", target)
+    n, s, target = checked_at_least("n", n, 1), checked_at_least("s", s, 1), _int("target", target)
     if target < 1:
         return range(0)
     low = s * (target - 1) - n + effective_kernel(k, d)

@@ -317,6 +317,24 @@ class _WindowLayer(Layer):
         """The largest padding per side torch accepts on axis ``i`` (``None``: no limit)."""
         return None
 
+    @staticmethod
+    def _check_axes(k: tuple[int, ...], s: tuple[int, ...], d: tuple[int, ...], label: str) -> None:
+        """Kernel, stride and dilation of every window layer: at least 1 on each axis."""
+        for name, vals in (("kernel_size", k), ("stride", s), ("dilation", d)):
+            if min(vals) < 1:
+                raise ConfigError(f"{name} must be positive, got {compact(vals)}", layer=label)
+
+    def _set_axes(self, k: tuple[int, ...], s: tuple[int, ...], d: tuple[int, ...],
+                  left: tuple[int, ...], total: tuple[int, ...], label: str) -> None:
+        """Store the per-axis window (kernel, stride, dilation, padding before the input and in
+        total, as :meth:`_check_axes` allowed them), the padding checked here once for every
+        window layer: at least 0. ``label`` names the layer in the error."""
+        if min(left) < 0 or min(total) < 0:
+            raise ConfigError(f"padding must be non-negative, got {compact(left if min(left) < 0 else total)}",
+                              layer=label, numbers={"padding": left})
+        for name, vals in (("_k", k), ("_s", s), ("_d", d), ("_pl", left), ("_p", total)):
+            object.__setattr__(self, name, vals)
+
     def explain_axis(self, i: int, n: int) -> list[str]:
         """The output-size arithmetic of axis ``i`` for input size ``n``, numbers substituted."""
         raise NotImplementedError
@@ -370,10 +388,7 @@ class _WindowLayer(Layer):
         ``padding=`` cannot express it, and a pool's half-kernel limit applies to the larger side.
         """
         totals = per_axis("padding", totals, self.ndim)
-        if min(totals) < 0:
-            raise ConfigError(f"padding must be non-negative, got {compact(totals)}",
-                              layer=self.describe(), numbers={"padding": totals})
-        left = tuple(t // 2 for t in totals)
+        left = tuple(t // 2 for t in totals)  # a negative total gives a negative side: refused
         same = all(x == left[0] for x in left)  # torch's int form where it fits, like a user writes
         layer = dataclasses.replace(self, padding=left[0] if same else left)  # type: ignore[type-var]
         if tuple(2 * x for x in left) != totals:

@@ -58,9 +58,7 @@ class _ConvBase(_WindowLayer):
             )
         s = per_axis("stride", self.stride, n)
         d = per_axis("dilation", self.dilation, n)
-        for name, vals in (("kernel_size", k), ("stride", s), ("dilation", d)):
-            if min(vals) < 1:
-                raise ConfigError(f"{name} must be positive, got {compact(vals)}", layer=self.describe())
+        self._check_axes(k, s, d, self.describe())
         if self.out_channels < 1 or (self.in_channels is not None and self.in_channels < 1):
             raise ConfigError(
                 f"channels must be positive, got in={self.in_channels} out={self.out_channels}",
@@ -99,15 +97,9 @@ class _ConvBase(_WindowLayer):
                     layer=self.describe(),
                 )
         else:
-            per_side = per_axis("padding", self.padding, n)
-            if min(per_side) < 0:
-                raise ConfigError(f"padding must be non-negative, got {compact(per_side)}", layer=self.describe())
-            left, total = per_side, tuple(2 * x for x in per_side)
-        object.__setattr__(self, "_k", k)
-        object.__setattr__(self, "_s", s)
-        object.__setattr__(self, "_d", d)
-        object.__setattr__(self, "_p", total)
-        object.__setattr__(self, "_pl", left)
+            left = per_axis("padding", self.padding, n)
+            total = tuple(2 * x for x in left)
+        self._set_axes(k, s, d, left, total, self.describe())
 
     # ---- shared ----------------------------------------------------------------------
     def _channels_in(self, inp: Shape) -> int:

@@ -53,21 +53,9 @@ class _PoolNd(_WindowLayer):
         n = self.ndim
         k = per_axis("kernel_size", self.kernel_size, n)
         s = k if self.stride is None else per_axis("stride", self.stride, n)
-        pl = per_axis("padding", self.padding, n)
-        if min(k) < 1:
-            raise ConfigError(f"kernel_size must be positive, got {compact(k)}", layer=self._short())
-        if min(s) < 1:
-            raise ConfigError(f"stride must be positive, got {compact(s)}", layer=self._short())
-        if min(pl) < 0:
-            raise ConfigError(f"padding must be non-negative, got {compact(pl)}", layer=self._short())
-        object.__setattr__(self, "_k", k)
-        object.__setattr__(self, "_s", s)
-        object.__setattr__(self, "_pl", pl)
-        object.__setattr__(self, "_p", tuple(2 * x for x in pl))
-        d = self._dilation()
-        object.__setattr__(self, "_d", d)
-        if min(d) < 1:
-            raise ConfigError(f"dilation must be positive, got {compact(d)}", layer=self._short())
+        pl, d = per_axis("padding", self.padding, n), self._dilation()
+        self._check_axes(k, s, d, self._short())
+        self._set_axes(k, s, d, pl, tuple(2 * x for x in pl), self._short())
         for i in range(n):
             self._check_padding(i, pl[i])
         if getattr(self, "divisor_override", None) == 0:
