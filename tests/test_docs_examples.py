@@ -150,7 +150,13 @@ def run_page(page: Path, tmp: Path) -> PageRun:
             if block.needs_gpu:
                 continue
             if block.lang == "python":
-                exec(compile(block.body, block.where, "exec"), namespace)  # noqa: S102 - our docs
+                try:
+                    exec(compile(block.body, block.where, "exec"), namespace)  # noqa: S102 - our docs
+                except Exception:
+                    if not outcome.without_data:  # a block after a training run that could not run
+                        raise
+                    outcome.without_data.append(f"the Python block at {block.where}")
+                    continue
                 outcome.python_blocks_run += 1
             for command in block.commands:
                 if DATA_DIR in command.line and not (cwd / DATA_DIR).exists():
