@@ -4,6 +4,7 @@ counted and shaped as torch has them; the 405B shape on the meta device within i
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -125,8 +126,10 @@ def test_the_405b_shape_stays_within_its_memory_bound():
         f"result = analyze('hf:{DATA / 'llama-3.1-405b'}')\n"
         "print(result.total_params, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )
+    # A clean environment: the whole suite's session leaves variables that are not the user's.
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "PYTHONPATH") if key in os.environ}
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
-                          cwd=REPO)
+                          cwd=REPO, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     params, rss_kib = map(int, done.stdout.split()[-2:])
     assert params == 405_853_388_800
