@@ -266,3 +266,27 @@ def test_numbers_in_the_field_caption_have_thousands_separators(browser, tmp_pat
     assert any("," in n for n in numbers), caption
     assert all(re.fullmatch(r"\d{1,3}(,\d{3})*", n) for n in numbers), caption
     report.page.close()
+
+
+def test_block_rows_fold_their_layers(browser, tmp_path):
+    """A double-click folds a block's rows away and back, as --depth does in the text table."""
+    report = Report(browser, tmp_path, "resnet18")
+    try:
+        a = report.analysis
+        block = "b2"
+        inside = [r.name for r in a.rows() if r.name.startswith(block + ".")]
+        visible = "() => Array.from(document.querySelectorAll('#sc-table tbody tr.sc-row'))" \
+                  ".filter(r => getComputedStyle(r).display !== 'none').length"
+        before = report.page.evaluate(visible)
+        index = [r.name for r in a.rows(ops=False)].index(block)
+        row = report.page.locator(f"#sc-table tr.sc-row[data-row='{index}']")
+        row.dblclick()
+        assert report.page.evaluate(visible) == before - len(inside)
+        row.dblclick()
+        assert report.page.evaluate(visible) == before
+        row.focus()
+        report.page.keyboard.press("ArrowLeft")
+        assert report.page.evaluate(visible) == before - len(inside)
+        assert report.problems == []
+    finally:
+        report.page.close()

@@ -23,8 +23,30 @@
     row.addEventListener("click", () => select(nameOf(row)));
     row.addEventListener("keydown", (event) => {
       if (event.key === "Enter" || event.key === " ") { event.preventDefault(); select(nameOf(row)); }
+      if (event.key === "ArrowLeft" || event.key === "ArrowRight") fold(row, event.key === "ArrowLeft");
     });
+    const rec = data.layers[nameOf(row)];
+    if (rec && rec.is_block) {
+      row.classList.add("sc-foldable");
+      row.addEventListener("dblclick", () => fold(row, !row.classList.contains("sc-folded")));
+    }
   });
+
+  // A block row folds its descendants away (double-click, or the left and right arrow keys),
+  // as --depth does in the text table: 12 BertLayer rows instead of every layer inside them.
+  function fold(row, folded) {
+    const name = nameOf(row);
+    if (!data.layers[name] || !data.layers[name].is_block) return;
+    row.classList.toggle("sc-folded", folded);
+    const inside = name + ".";
+    rows.forEach((r) => {
+      const other = nameOf(r);
+      if (!other.startsWith(inside)) return;
+      const hidden = rows.some((b) => b.classList.contains("sc-folded")
+        && other.startsWith(nameOf(b) + "."));
+      r.classList.toggle("sc-folded-away", hidden);
+    });
+  }
 
   function make(tag, attrs, parent, text) {
     const node = tag.startsWith("svg:") ? document.createElementNS(NS, tag.slice(4))
