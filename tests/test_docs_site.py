@@ -80,6 +80,8 @@ class Visit:
 
 
 def test_every_page_link_search_and_console(chromium, served):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     visit = Visit(chromium, served)
     pages: dict[str, set[str]] = {}  # page URL → ids on it
     links: list[tuple[str, str, str]] = []  # (from page, target URL, fragment)
@@ -114,9 +116,21 @@ def test_every_page_link_search_and_console(chromium, served):
 
     # Search: type into the box, and a result about padding appears.
     visit.open(served)
-    visit.page.fill("input.md-search__input", "padding")  # the header's box, as a reader types
+    # Material builds its index in a worker and says "Initializing search" until it is ready;
+    # a query typed before that is dropped, so wait for it, as a reader would, then type.
+    visit.page.focus("input.md-search__input")
+    visit.page.wait_for_function(
+        "() => { const m = document.querySelector('.md-search-result__meta');"
+        " return m && !/initializ/i.test(m.textContent); }")
     results = visit.page.locator(".md-search-result__item")
-    results.first.wait_for()
+    for attempt in range(3):
+        visit.page.fill("input.md-search__input", "")
+        visit.page.type("input.md-search__input", "padding")  # key by key, as a reader types
+        try:
+            results.first.wait_for(timeout=20_000)
+            break
+        except PlaywrightTimeout:  # type again; after the last try the assertion below says so
+            continue
     assert results.count() >= 1
     assert "padding" in visit.page.inner_text(".md-search-result").lower()
 

@@ -47,7 +47,7 @@ def test_module_to_layer_matches_torch(module, shape):
 
 
 def test_unknown_and_lazy_modules():
-    assert module_to_layer(nn.PixelShuffle(2)) is None
+    assert module_to_layer(nn.ChannelShuffle(2)) is None
 
     class MyConv(nn.Conv2d):  # a user's subclass may change forward: never assumed
         pass
@@ -56,7 +56,7 @@ def test_unknown_and_lazy_modules():
     lazy = module_to_layer(nn.LazyConv2d(8, 3))
     assert lazy.type_name == "Conv2d" and lazy.in_channels is None
     assert module_to_layer(nn.LazyLinear(4)).in_features is None
-    assert module_to_spec(nn.Sequential(nn.ReLU(), nn.PixelShuffle(2))) is None
+    assert module_to_spec(nn.Sequential(nn.ReLU(), nn.ChannelShuffle(2))) is None
 
 
 class Functional(nn.Module):

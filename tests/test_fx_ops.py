@@ -215,3 +215,13 @@ def test_functional_batch_norm_takes_batchnorm_s_rule_at_any_rank(shape):
     assert norm.origin == "derived" and norm.macs == 2 * 2 * 6  # affine once per sample
     assert result.total_params == sum(p.numel() for p in model.parameters())
     assert result.output_shape == tuple(model(torch.randn(shape)).shape)
+
+
+def test_recorded_activations_keep_the_receptive_field():
+    """A hook recording's measured ``relu`` treats each position alone (its field passes on);
+    ``softmax`` (its dim decides) and ``flatten`` (its dims decide) have no rule unmeasured."""
+    from shapecalc.torch_bridge.fx_ops import elementwise_op
+
+    assert elementwise_op("relu") and elementwise_op("gelu") and elementwise_op("dropout")
+    assert not elementwise_op("softmax") and not elementwise_op("flatten")
+    assert not elementwise_op("my_own_function")

@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 from shapecalc import SpecError, analyze, load_model  # noqa: E402
 from shapecalc.cli import main  # noqa: E402
 from shapecalc.core.extras import MissingDependency  # noqa: E402
+from shapecalc.models.build_options import BUILD_OPTIONS, BuildOptions  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data" / "hf"
 REPO = Path(__file__).resolve().parents[1]
@@ -155,3 +156,20 @@ def test_without_transformers_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(MissingDependency, match="needs transformers, which is not installed: pip install"):
         load_model("hf:bert")
+
+
+@pytest.mark.parametrize("args", [
+    ["check", "{m}"],
+    ["graph", "{m}", "-o", "{tmp}/g.dot", "--depth", "2"],
+    ["report", "{m}", "-o", "{tmp}/r.html", "--no-graph"],
+    ["memory", "{m}", "--json"],
+    ["show", "{m}", "--meta", "--seq-len", "16", "--json"],
+])
+def test_every_command_takes_an_hf_model(capsys, tmp_path, args):
+    argv = [a.format(m=f"hf:{DATA / 'bert-tiny'}", tmp=tmp_path) for a in args]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    captured = capsys.readouterr()
+    assert exit_.value.code == 0, captured.err
+    assert "Traceback" not in captured.err
+    assert BUILD_OPTIONS.get() == BuildOptions()  # the flags held for that command only

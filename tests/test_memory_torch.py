@@ -227,3 +227,20 @@ def test_cpu_training_peak_within_ten_percent_of_the_profiler(name):
         peak = measured_peak(model, torch.randn(shape), torch.optim.Adam(model.parameters()))
     ratio = report.peak_train / peak
     assert abs(ratio - 1) <= PEAK_WITHIN.get(name, PEAK_TOLERANCE), (name, report.peak_train, peak, ratio)
+
+
+TORCHVISION_PEAKS = {
+    "mobilenet_v3_small": (tv.mobilenet_v3_small, (16, 3, 112, 112)),
+    "efficientnet_b0": (tv.efficientnet_b0, (8, 3, 112, 112)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION_PEAKS))
+def test_cpu_training_peak_of_imported_models_within_ten_percent(name):
+    """The same for modules read by the fx importer (in-place activations, squeeze-excitation)."""
+    build, shape = TORCHVISION_PEAKS[name]
+    torch.manual_seed(0)
+    model = build().train()
+    report = shapecalc.analyze(model, shape, mode="train").memory(optimizer="adam", device="laptop-cpu")
+    peak = measured_peak(model, torch.randn(shape), torch.optim.Adam(model.parameters()))
+    assert abs(report.peak_train / peak - 1) <= PEAK_TOLERANCE, (name, report.peak_train, peak)

@@ -7,6 +7,7 @@ import pytest
 from shapecalc import analyze
 from shapecalc.core.blocks import Branches, Residual, Sequential
 from shapecalc.core.layers import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, ReLU
+from shapecalc.core.arithmetic import FieldRule
 from shapecalc.output import human_bytes, human_count, rf_text
 from shapecalc.output.table import render_table_text, tree_labels
 
@@ -80,11 +81,11 @@ def test_receptive_field_and_notes_columns():
 
 
 def test_rf_text_per_axis():
-    from shapecalc.core.arithmetic import AxisRF
+    from shapecalc.core.arithmetic import AxisRF, FieldRule
 
     assert rf_text(None) == "global"
-    assert rf_text((AxisRF(11, 4, 0), AxisRF(7, 2, 0))) == "11×7"
-    assert rf_text((AxisRF(2.5, 1, 0),)) == "2.5"
+    assert rf_text((AxisRF.uniform(11, 4, 0), AxisRF.uniform(7, 2, 0))) == "11×7"
+    assert rf_text(FieldRule.UNKNOWN) == "?"  # a layer on the way without a rule: never a guess
 
 
 def test_explain_rows_and_verify_column():
@@ -231,3 +232,23 @@ def test_explain_lines_sit_under_their_row_at_the_layer_column():
     at = lines.index(next(l for l in lines if "Conv2d(1→96" in l))
     assert lines[at + 1].strip().startswith("H: out = floor(")
     assert lines[at + 1].index("H:") == lines[at].index("Conv2d")
+
+
+def test_explain_says_the_field_in_theory_and_inside_the_image():
+    """--explain: per axis the theoretical field and what the first and last outputs read of
+    the image (AlexNet's '5': output 11 reads rows 159…217 of 159…225; autograd agrees, see
+    tests/test_receptive_field.py); element-wise rows add nothing; an unknown field says where
+    it starts."""
+    from shapecalc.core.blocks import Sequential
+    from shapecalc.core.layers import Conv2d, ReLU
+    from shapecalc.core.layers.functional import Permute
+
+    text = analyze("alexnet").table(explain=True)
+    assert ("RF H: 67 in theory, outputs 16 apart; inside the image 50 to 67: output 0 reads "
+            "0…49 of -17…49, output 11 159…217 of 159…225") in text
+    assert text.count("RF W: same as H") == 8  # 5 convs and 3 pools, not the ReLUs
+    odd = analyze(Sequential(Conv2d(1, 2, 3), Permute((0, 2, 3, 1)), ReLU()), (1, 1, 8, 8))
+    lines = odd.table(explain=True)
+    assert lines.count("RF: unknown from here: Permute has no receptive-field rule") == 1
+    assert [r.rf for r in odd.records][1:] == [FieldRule.UNKNOWN] * 2
+    assert table_row(lines, "2")[-1] == "?"

@@ -94,7 +94,7 @@ def test_alexnet_first_conv_shows_its_arithmetic_and_field(alexnet, tmp_path):
     assert field["cell"] >= 4  # a close-up: every pixel visible
     assert alexnet.page.locator("#sc-table tr.sc-selected").get_attribute("data-name") == first.name
     caption = alexnet.page.inner_text(".sc-rf-caption")
-    assert "rows -1…9" in caption and "21 of them padding" in caption  # p=1: one padded row/col
+    assert "rows -1…9" in caption and "21 of the field's pixels being padding" in caption  # p=1
     shot = tmp_path / "alexnet.png"
     alexnet.page.screenshot(path=str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -114,6 +114,24 @@ def test_rows_select_layers_and_the_field_follows_the_output_pixel(alexnet):
     caption = alexnet.page.inner_text(".sc-rf-caption")
     assert f"rows {centre - 25}…{centre + 25}" in caption
     assert alexnet.field()["h"] == 51
+    assert alexnet.problems == []
+
+
+def test_the_field_inside_the_image_is_what_autograd_reaches(alexnet):
+    """AlexNet's '5' (pool after conv2), output pixel (11, 5): rows 159…225 in theory, 159…217
+    inside the image (tests/test_receptive_field.py checks those rows against autograd)."""
+    alexnet.click_row("5")
+    alexnet.page.fill(".sc-pick input >> nth=0", "11")
+    alexnet.page.fill(".sc-pick input >> nth=1", "5")
+    caption = alexnet.page.inner_text(".sc-rf-caption")
+    assert "reads input rows 159…225 and columns 63…129 in theory (67×67 pixels" in caption
+    assert "inside the 224×224 image it reads rows 159…217 and columns 63…129 (59×67)" in caption
+    inside = alexnet.page.eval_on_selector(
+        "svg.sc-rf-closeup .sc-rf-inside",
+        "e => { const cell = +e.ownerSVGElement.dataset.cell, box = e.getBBox();"
+        " return {w: box.width / cell, h: box.height / cell}; }")
+    assert (inside["h"], inside["w"]) == (59, 67)
+    assert alexnet.field()["h"] == 67
     assert alexnet.problems == []
 
 
@@ -190,9 +208,10 @@ def test_a_sequence_model_draws_positions(browser, tmp_path):
         page.goto(path.as_uri())
         page.locator("#sc-table tr.sc-row").nth(0).click()
         axis = analysis.records[0].rf[0]
-        lo, hi = int(axis.start - (axis.size - 1) / 2), int(axis.start + (axis.size - 1) / 2)
+        lo, hi = axis.bounds(0)
         caption = page.inner_text(".sc-rf-caption")
-        assert f"input positions {lo}…{hi} of 50: {int(axis.size)} positions, {-lo} of them padding" in caption
+        assert f"reads input positions {lo}…{hi} in theory ({axis.size} positions" in caption
+        assert f"it reads 0…{hi} ({hi + 1}), {-lo} of the field being padding" in caption
         box = page.eval_on_selector("svg.sc-rf-closeup .sc-rf-field",
                                     "e => e.getBBox().width / +e.ownerSVGElement.dataset.cell")
         assert box == axis.size == 5
@@ -247,3 +266,27 @@ def test_numbers_in_the_field_caption_have_thousands_separators(browser, tmp_pat
     assert any("," in n for n in numbers), caption
     assert all(re.fullmatch(r"\d{1,3}(,\d{3})*", n) for n in numbers), caption
     report.page.close()
+
+
+def test_block_rows_fold_their_layers(browser, tmp_path):
+    """A double-click folds a block's rows away and back, as --depth does in the text table."""
+    report = Report(browser, tmp_path, "resnet18")
+    try:
+        a = report.analysis
+        block = "b2"
+        inside = [r.name for r in a.rows() if r.name.startswith(block + ".")]
+        visible = "() => Array.from(document.querySelectorAll('#sc-table tbody tr.sc-row'))" \
+                  ".filter(r => getComputedStyle(r).display !== 'none').length"
+        before = report.page.evaluate(visible)
+        index = [r.name for r in a.rows(ops=False)].index(block)
+        row = report.page.locator(f"#sc-table tr.sc-row[data-row='{index}']")
+        row.dblclick()
+        assert report.page.evaluate(visible) == before - len(inside)
+        row.dblclick()
+        assert report.page.evaluate(visible) == before
+        row.focus()
+        report.page.keyboard.press("ArrowLeft")
+        assert report.page.evaluate(visible) == before - len(inside)
+        assert report.problems == []
+    finally:
+        report.page.close()

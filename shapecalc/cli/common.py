@@ -150,12 +150,17 @@ def build_options() -> Callable[[Callable], Callable]:
     from shapecalc.models.build_options import (BUILD_OPTIONS, DEFAULT_SEQ_LEN, MAX_SEQ_LEN,
                                                 BuildOptions)
 
+    def remember(ctx: click.Context, options: BuildOptions) -> None:
+        # For this command only: an in-process caller (a test, a notebook) keeps its own.
+        token = BUILD_OPTIONS.set(options)
+        ctx.call_on_close(lambda: BUILD_OPTIONS.reset(token))
+
     def remember_meta(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
-        BUILD_OPTIONS.set(BuildOptions(True if value else None, BUILD_OPTIONS.get().seq_len))
+        remember(ctx, BuildOptions(True if value else None, BUILD_OPTIONS.get().seq_len))
         return value
 
     def remember_seq_len(ctx: click.Context, param: click.Parameter, value: int) -> int:
-        BUILD_OPTIONS.set(BuildOptions(BUILD_OPTIONS.get().meta, value))
+        remember(ctx, BuildOptions(BUILD_OPTIONS.get().meta, value))
         return value
 
     meta = click.option(

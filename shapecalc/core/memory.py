@@ -6,14 +6,8 @@ module follows the values through the graph: which need a gradient (the image do
 trainable weight touched does), which storage each value lives in (a view or an in-place op
 shares its input's), and counts every kept storage once, at the first layer that keeps it.
 
-The peaks come from replaying the step in execution order, as PyTorch frees memory:
-
-* forward: a value lives until its last consumer ran, or until the backward of the layers that
-  keep it; the model's outputs live until backward starts;
-* backward, in reverse order: each layer's output gradient and its inputs' new gradients are
-  alive together; parameter gradients appear as their layer's backward runs and stay; the
-  storages a layer kept are freed once every layer keeping them ran backward;
-* optimizer step: parameters, gradients and state, plus the update's temporaries.
+The peaks come from replaying the step in execution order, freeing memory as PyTorch does
+(:mod:`shapecalc.core.step_replay`).
 
 Assumptions (also listed in :attr:`MemoryReport.assumptions`): the usual loop
 ``zero_grad(set_to_none=True)`` → forward → backward → ``step()`` after the first step (the
@@ -32,6 +26,7 @@ from shapecalc.core.inputs import DTYPE_BYTES
 from shapecalc.core.errors import ArgumentError
 from shapecalc.core.layers.base import LayerKind
 from shapecalc.core.layers.saved import Backward, Kept, Saved
+from shapecalc.core.step_replay import Step, Timeline
 
 if TYPE_CHECKING:
     from shapecalc.core.analysis import Analysis, Record
@@ -224,24 +219,15 @@ def estimate(analysis: Analysis, setup: Settings = Settings(),
     nodes = graph.nodes if graph is not None else [None] * len(analysis.records)
     act = "bfloat16" if setup.amp else setup.dtype
     pbytes = DTYPE_BYTES[setup.param_dtype]
-    storages: list[int] = []  # storage id → bytes
+    line = Timeline()
     values: dict[str, _Value] = {}
-
-    def storage(nbytes: int) -> int:
-        storages.append(nbytes)
-        return len(storages) - 1
-
     input_names = graph.input_names if graph is not None else ("input",)
     for name, shape, kind in zip(input_names, analysis.input_shapes, analysis.input_dtypes):
         kind = kind if kind not in TRAIN_DTYPES or setup.amp else setup.dtype
-        values[name] = _Value(storage(_bytes(shape, kind)), shape, kind, False)
-    inputs_storages = [v.storage for v in values.values()]
+        values[name] = _Value(line.storage(_bytes(shape, kind)), shape, kind, False)
+    line.inputs = tuple(v.storage for v in values.values())
 
     layers: list[LayerMemory] = []
-    keepers: dict[int, list[int]] = {}  # storage → indices of the nodes that keep it
-    created: list[list[int]] = []  # per node: storages it creates (output, NEW tensors)
-    reads: list[list[int]] = []  # per node: storages of its inputs
-    grads_at: list[int] = []  # per node: parameter-gradient bytes it creates
     largest_param = 0
     unknown: list[str] = []
     counted_params: set[str] = set()
@@ -273,7 +259,6 @@ def estimate(analysis: Analysis, setup: Settings = Settings(),
         total_grads += grads
         step_tensors += tensors or 0
         largest_param = max(largest_param, grads)
-        grads_at.append(grads)
 
         out_dtype = _output_dtype(layer, ins, act, setup)
         names = node.inputs if node is not None else ("input",)
@@ -285,7 +270,7 @@ def estimate(analysis: Analysis, setup: Settings = Settings(),
         if view:
             out_store = ins[0].storage
         else:
-            out_store = storage(_bytes(rec.output_shape, out_dtype))
+            out_store = line.storage(_bytes(rec.output_shape, out_dtype))
         mine = [] if view else [out_store]
         out = _Value(out_store, rec.output_shape, out_dtype, needs)
         values[rec.name] = out
@@ -302,15 +287,17 @@ def estimate(analysis: Analysis, setup: Settings = Settings(),
                 elif item.kept is Kept.OUTPUT:
                     store = out_store
                 else:
-                    store = storage(_bytes(item.shape, item.dtype or out_dtype))
+                    store = line.storage(_bytes(item.shape, item.dtype or out_dtype))
                     mine.append(store)
-                holders = keepers.setdefault(store, [])
+                holders = line.keepers.setdefault(store, [])
                 if not holders:
-                    kept_bytes += storages[store]
+                    kept_bytes += line.sizes[store]
                 if i not in holders:
                     holders.append(i)
-        created.append(mine)
-        reads.append([v.storage for v in ins])
+        input_grads = tuple((v.storage, 0 if view and v.storage == out_store else _bytes(v.shape, v.dtype))
+                            for v in {v.storage: v for v in ins}.values() if v.needs_grad)
+        line.steps.append(Step(rec.name, tuple(mine), tuple(v.storage for v in ins), out_store,
+                               input_grads, needs or grads > 0, grads))
         layers.append(LayerMemory(rec.name, kept_bytes, params, grads, optimizer_known,
                                   _bytes(rec.output_shape, out_dtype), out_dtype))
 
@@ -321,16 +308,15 @@ def estimate(analysis: Analysis, setup: Settings = Settings(),
         step_known = step_known and not loose
     state = (total_grads * setup.optimizer.copies + step_tensors * setup.optimizer.step_bytes
              if step_known or not setup.optimizer.step_bytes else None)
-    saved_total = sum(storages[s] for s in keepers) if saved_known else None
-    outputs = {values[n].storage for _, n in (graph.outputs if graph is not None and graph.outputs
-                                              else (("output", graph.output if graph else
-                                                     analysis.records[-1].name),))}
-    peak_eval = total_params + _inference_peak(storages, created, reads, outputs, inputs_storages)
+    saved_total = sum(line.sizes[s] for s in line.keepers) if saved_known else None
+    returned = (graph.outputs if graph is not None and graph.outputs
+                else (("output", graph.output if graph else analysis.records[-1].name),))
+    line.outputs = frozenset(values[n].storage for _, n in returned)
+    peak_eval = total_params + line.inference_peak()
     peak_train, peak_at = (None, None)
     if saved_known and state is not None:
-        peak_train, peak_at = _training_peak(
-            analysis, storages, created, reads, keepers, outputs, inputs_storages, grads_at,
-            total_params + state, total_grads, largest_param, setup, values, nodes)
+        peak_train, peak_at = line.training_peak(
+            total_params + state, total_grads, _step_transient(setup, total_grads, largest_param))
     return MemoryReport(tuple(layers), total_params, total_grads, state, saved_total, peak_train,
                         peak_eval, analysis.input_shape[0] if analysis.input_shape else 1,
                         setup.dtype, setup.optimizer, setup.amp,
@@ -369,6 +355,8 @@ def _rule(layer: Layer | None, grad: Backward, rec: Record, measure: SavedMeasur
           ) -> tuple[Saved, ...] | None:
     if layer is None:
         return None
+    if not grad.active:
+        return ()  # nothing wants a gradient: autograd records nothing, whatever the layer
     rule = layer.saved(grad, rec.output_shape, *rec.input_shapes)
     if rule is None and measure is not None and grad.active:
         rule = measure(layer, grad, rec.output_shape, *rec.input_shapes)
@@ -399,90 +387,6 @@ def _bias(layer: Layer) -> int:
     if not getattr(layer, "bias", False):
         return 0
     return getattr(layer, "out_channels", None) or getattr(layer, "out_features", 0)
-
-
-def _inference_peak(storages: list[int], created: list[list[int]], reads: list[list[int]],
-                    outputs: set[int], inputs: list[int]) -> int:
-    """Activations alive at once without autograd: each value from its layer until its last
-    reader (for a chain, one layer's input and output), the model's outputs to the end."""
-    last = _last_reads(reads, outputs, len(created))
-    alive = {s: storages[s] for s in inputs}
-    peak = sum(alive.values())
-    for i, made in enumerate(created):
-        for s in made:
-            alive[s] = storages[s]
-        peak = max(peak, sum(alive.values()))
-        for s in reads[i] + made:
-            if last.get(s, -1) <= i and s not in outputs and s not in inputs:
-                alive.pop(s, None)
-    return peak
-
-
-def _last_reads(reads: list[list[int]], outputs: set[int], n: int) -> dict[int, int]:
-    last: dict[int, int] = {}
-    for i, used in enumerate(reads):
-        for s in used:
-            last[s] = i
-    for s in outputs:
-        last[s] = n
-    return last
-
-
-def _training_peak(analysis, storages, created, reads, keepers, outputs, inputs, grads_at,
-                   persistent, total_grads, largest_param, setup, values, nodes):
-    """Replay forward, backward and the optimizer step; return the peak and where it is."""
-    n = len(created)
-    last = _last_reads(reads, outputs, n)
-    release = {s: min(held) for s, held in keepers.items()}  # freed at the earliest keeper's backward
-    alive: dict[int, int] = {s: storages[s] for s in inputs}
-    peak, where = persistent + sum(alive.values()), "forward"
-    for i in range(n):
-        for s in created[i]:
-            alive[s] = storages[s]
-        now = persistent + sum(alive.values())
-        if now > peak:
-            peak, where = now, "forward"
-        for s in reads[i] + created[i]:
-            if last.get(s, -1) <= i and s not in release and s not in outputs and s not in inputs:
-                alive.pop(s, None)
-    # backward: output gradients flow in reverse; names of values → their gradient bytes
-    recs = analysis.records
-    pending: dict[int, int] = {}  # storage whose gradient is alive → bytes
-    for s in outputs:
-        if s in alive:
-            pending[s] = storages[s]
-    param_grads = 0
-    for i in range(n - 1, -1, -1):
-        rec, node = recs[i], nodes[i]
-        out = values[rec.name]
-        if not out.needs_grad and not grads_at[i]:
-            continue
-        ins = [values[x] for x in node.inputs] if node is not None else []
-        param_grads += grads_at[i]
-        fresh = 0
-        for v in ins:
-            if v.needs_grad and v.storage not in pending:
-                size = _bytes(v.shape, v.dtype)
-                if rec.layer is not None and rec.layer.output_is_view(setup.training) and v.storage == out.storage:
-                    size = 0  # a view's gradient is a view of its output's
-                pending[v.storage] = size
-                fresh += size
-        now = persistent + sum(alive.values()) + sum(pending.values()) + param_grads
-        if now > peak:
-            peak, where = now, f"backward of {rec.name}"
-        if out.storage not in [v.storage for v in ins]:
-            pending.pop(out.storage, None)
-        for s, first in release.items():
-            if first == i:
-                alive.pop(s, None)
-        for s in outputs:
-            if i == n - 1:
-                alive.pop(s, None)
-    step = _step_transient(setup, total_grads, largest_param)
-    now = persistent + total_grads + step + sum(storages[s] for s in inputs)
-    if now > peak:
-        peak, where = now, "optimizer step"
-    return peak, where
 
 
 def _step_transient(setup: Settings, total_grads: int, largest: int) -> int:

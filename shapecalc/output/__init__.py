@@ -12,6 +12,7 @@ from typing import Iterable
 
 from shapecalc.core.layers.base import LayerKind
 from shapecalc.core.notes import Note, NoteKind
+from shapecalc.core.arithmetic import FieldRule
 
 #: Stated once in every table footer and JSON document, so nobody has to guess.
 #: The rule itself lives in the layers (``layers/``); the README's "The MACs convention"
@@ -124,18 +125,24 @@ def human_bytes(n: int | float) -> str:
     return f"{int(n)} B" if n == n and abs(n) != float("inf") else f"{n} B"
 
 
-def rf_sizes(rf) -> list[float] | None:
-    """Receptive-field sizes per axis, or ``None`` once every output sees the whole input."""
+def rf_sizes(rf) -> list[int] | str | None:
+    """Receptive-field sizes per axis (the most pixels any output reads), ``None`` once every
+    output sees the whole input, ``"unknown"`` after a layer with no rule for it."""
     if rf is None:
         return None
-    return [int(a.size) if float(a.size).is_integer() else round(float(a.size), 2) for a in rf]
+    if isinstance(rf, FieldRule):
+        return "unknown"
+    return [a.size for a in rf]
 
 
 def rf_text(rf) -> str:
-    """``11`` for a square field, ``11×7`` per axis otherwise, ``global`` after Flatten/Linear."""
+    """``11`` for a square field, ``11×7`` per axis otherwise, ``global`` after Flatten/Linear,
+    ``?`` where a layer on the way has no rule for it."""
     sizes = rf_sizes(rf)
     if sizes is None:
         return "global"
+    if isinstance(sizes, str):
+        return "?"
     if not sizes:
         return "-"
     if all(s == sizes[0] for s in sizes):

@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from shapecalc.core.arithmetic import FieldRule
+from shapecalc.core.image_fields import fields_in_image
 from shapecalc.output.registry import renderer
 from shapecalc.output import record_kind, record_notes, rf_text, shape_text, total_macs_text
 from shapecalc.output.dot_runner import DOT_TIMEOUT
@@ -92,23 +94,34 @@ def to_html(analysis, depth: int | None = None, explain: bool = False,
 
 
 # ---------------------------------------------------------------- the interactive report
-def _rf_geometry(rf) -> list[dict[str, float]] | None:
+def _rf_geometry(rf, inside) -> list[dict[str, Any]] | str | None:
+    """Per axis, what the report draws for any output pixel: the theoretical field (first and
+    last pixel of one period of outputs, and the shift per period) and the part inside the
+    image for every output index (``null`` where it reads none). ``"unknown"`` where a layer
+    on the way has no rule; ``None`` for a global field."""
     if rf is None:
         return None
-    return [{"size": float(a.size), "jump": float(a.jump), "start": float(a.start)} for a in rf]
+    if isinstance(rf, FieldRule) or not isinstance(inside, tuple):
+        return "unknown"
+    return [{"size": a.size, "jump": float(a.jump), "lo": list(a.lo), "hi": list(a.hi),
+             "shift": a.shift, "inside": [list(s) if s else None for s in spans]}
+            for a, spans in zip(rf, inside)]
 
 
 def report_data(analysis, graph_ids: dict[str, str] | None = None, ops: bool = False) -> dict[str, Any]:
     """What the report's script needs: per layer and block its shapes, costs, notes, the
     arithmetic (``explain``) and the receptive-field geometry; and graph node id → name."""
     records = list(analysis.records) + list(analysis.blocks.values())
+    inside = fields_in_image(analysis)
+    blocks = analysis.graph.blocks if analysis.graph is not None else {}
     layers = {}
     for rec in records:
+        node = blocks[rec.name].output if rec.is_block and rec.name in blocks else rec.name
         layers[rec.name] = {
             "name": rec.name, "type": rec.type, "description": rec.description, "kind": record_kind(rec),
             "is_block": rec.is_block, "depth": rec.depth,
             "input_shapes": [list(s) for s in rec.input_shapes], "output_shape": list(rec.output_shape),
-            "params": rec.params, "macs": rec.macs, "rf": _rf_geometry(rec.rf),
+            "params": rec.params, "macs": rec.macs, "rf": _rf_geometry(rec.rf, inside.get(node)),
             "rf_text": rf_text(rec.rf), "notes": [str(n) for n in record_notes(rec)],
             "explain": [] if rec.is_block else rec.explain(),
         }

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from shapecalc.core.arithmetic import FieldRule
+from shapecalc.core.image_fields import fields_in_image
+from shapecalc.core.layers.base import AXIS_NAMES
 from shapecalc.output import header_lines, mode_text, record_kind, shape_text
 from shapecalc.output.columns import CellContext, frozen_params
 from shapecalc.output.formats import footer_lines
@@ -89,6 +92,7 @@ def table_model(analysis, depth: int | None = None, explain: bool = False,
     """The table's rows (tree order, cut at ``depth``; an imported module's functional glue
     only with ``ops``), independent of columns and width."""
     records = list(analysis.rows(depth, ops))
+    fields = field_lines(analysis) if explain else {}
     labels = tree_labels(records, analysis)
     index = {r.name: i for i, r in enumerate(analysis.records)}
     rows = []
@@ -102,7 +106,7 @@ def table_model(analysis, depth: int | None = None, explain: bool = False,
             rec, number, label,
             "bold" if rec.is_block else KIND_STYLES.get(kind, ""),
             "dim" if rec.is_block and not collapsed else "",
-            rec.explain() if explain and not rec.is_block else [], collapsed,
+            rec.explain() + fields.get(rec.name, []) if explain and not rec.is_block else [], collapsed,
         ))
     return TableModel(
         analysis, rows, has_name,
@@ -114,6 +118,55 @@ def table_model(analysis, depth: int | None = None, explain: bool = False,
         checks=None if checks is None else {c.name: c for c in checks},
         frozen=frozen_params(analysis),
     )
+
+
+def field_lines(analysis) -> dict[str, list[str]]:
+    """``--explain``'s receptive-field lines per node: per axis the most pixels an output reads
+    in theory and how far apart outputs are, and what the first and last outputs read inside
+    the image (:func:`~shapecalc.core.image_fields.fields_in_image`), e.g. AlexNet's '5': rows
+    −20…46 in theory but 0…42 of the image for output 0. The node where the field becomes
+    unknown says so; a global field adds nothing (the RF column says it)."""
+    inside = fields_in_image(analysis)
+    graph = analysis.graph
+    sources = {n.name: n.inputs for n in graph.nodes} if graph is not None else {}
+    rfs = {r.name: r.rf for r in analysis.records}
+    lines: dict[str, list[str]] = {}
+    for rec in analysis.records:
+        rf = rec.rf
+        if rf is FieldRule.UNKNOWN:
+            if all(rfs.get(s) is not FieldRule.UNKNOWN for s in sources.get(rec.name, ())):
+                lines[rec.name] = [f"RF: unknown from here: {rec.type} has no receptive-field rule"]
+            continue
+        spans = inside.get(rec.name)
+        if not rf or not isinstance(spans, tuple):
+            continue
+        before = sources.get(rec.name, ())
+        if len(before) == 1 and rfs.get(before[0], rf) == rf and inside.get(before[0]) == spans:
+            continue  # an element-wise layer: the same field as the row before
+        names = AXIS_NAMES.get(len(rf), tuple(f"axis {i}" for i in range(len(rf))))
+        out, seen = [], {}
+        for axis, a, s in zip(names, rf, spans):
+            key = (a, s)
+            if key in seen:
+                out.append(f"RF {axis}: same as {seen[key]}")
+                continue
+            seen[key] = axis
+            read = [b - f + 1 for f, b in (x for x in s if x)]
+            first, last = a.bounds(0), a.bounds(len(s) - 1)
+            out.append(f"RF {axis}: {a.size} in theory, outputs {a.jump:g} apart; inside the image "
+                       f"{_range(read)}: output 0 reads {_span(s[0])} of {_span(first)}, "
+                       f"output {len(s) - 1} {_span(s[-1])} of {_span(last)}")
+        lines[rec.name] = out
+    return lines
+
+
+def _span(span) -> str:
+    return "nothing" if span is None else f"{span[0]}…{span[1]}"
+
+
+def _range(sizes: list[int]) -> str:
+    low, high = min(sizes, default=0), max(sizes, default=0)
+    return str(low) if low == high else f"{low} to {high}"
 
 
 def row_description(row: Row) -> str:

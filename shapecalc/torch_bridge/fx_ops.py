@@ -10,7 +10,9 @@ from __future__ import annotations
 import operator
 from typing import Any, Callable, ClassVar
 
+from shapecalc.core.errors import LayerError
 from shapecalc.core.layers import (
+    LayerKind,
     ELU, GELU, SELU, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d,
     AdaptiveMaxPool2d, AdaptiveMaxPool3d, Add, AvgPool1d, AvgPool2d, AvgPool3d, Concat, Dropout,
     Dropout1d, Dropout2d, Dropout3d, Flatten, Hardsigmoid, Hardswish, Identity, Layer, LeakyReLU,
@@ -21,6 +23,7 @@ from shapecalc.core.layers.attention import ScaledDotProductAttention
 from shapecalc.core.layers.embedding import Embedding
 from shapecalc.core.layers.functional import Elementwise, Mean, Pad, Permute, Transpose
 from shapecalc.core.layers.norm import GroupNorm, LayerNorm, RMSNorm, _BatchNormNd
+from shapecalc.core.layers.shuffle import PixelShuffle, PixelUnshuffle
 from shapecalc.core.layers.basic import Linear
 
 #: op name → (argument names after the input tensor, layer factory taking those arguments).
@@ -62,6 +65,8 @@ OPS: dict[str, tuple[tuple[str, ...], Callable[..., Layer]]] = {
                      "antialias"),
                     lambda size=None, scale_factor=None, mode="nearest", align_corners=None, **_:
                     Upsample(size, scale_factor, mode, align_corners)),
+    "pixel_shuffle": (("upscale_factor",), PixelShuffle),
+    "pixel_unshuffle": (("downscale_factor",), PixelUnshuffle),
     "pad": (("pad", "mode", "value"),
             lambda pad, mode="constant", value=None: Pad(tuple(pad), mode, value)),
     "mean": (("dim", "keepdim", "dtype"), lambda dim, keepdim=False, dtype=None: Mean(dim, keepdim)),
@@ -70,6 +75,19 @@ OPS: dict[str, tuple[tuple[str, ...], Callable[..., Layer]]] = {
     "clone": (("memory_format",), lambda **_: Identity()),
     "detach": ((), lambda: Identity()),
 }
+
+def elementwise_op(name: str) -> bool:
+    """Whether torch function ``name`` is an activation or a dropout whatever its arguments
+    (``relu``, ``gelu``, ``dropout``; not ``softmax``, whose ``dim`` decides)."""
+    entry = OPS.get(name)
+    if entry is None:
+        return False
+    try:
+        layer = entry[1]()
+    except (TypeError, ValueError, LayerError):
+        return False
+    return layer.kind in (LayerKind.ACTIVATION, LayerKind.DROPOUT) and not hasattr(layer, "dim")
+
 
 #: Element-wise binary ops: both operands tensors → Add/Mul (broadcasting); one a number → Elementwise.
 BINARY = {"add": "add", "iadd": "add", "add_": "add", "mul": "mul", "imul": "mul", "mul_": "mul",

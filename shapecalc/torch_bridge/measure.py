@@ -14,7 +14,7 @@ from typing import Any, Callable, ClassVar, Iterator
 
 from shapecalc.core.errors import ShapeError, SpecError
 from shapecalc.core.inputs import torch_dtype_name
-from shapecalc.core.layers import RF, Layer, LayerKind, Shape
+from shapecalc.core.layers import Layer, LayerKind, Shape
 from shapecalc.core.notes import Note, text_note
 
 
@@ -237,6 +237,14 @@ class MeasuredLayer(Layer):
     arity: ClassVar[int] = 0
     measured: ClassVar[bool] = True
 
+    def field_steps(self, *inputs: Shape) -> Any:
+        """A recorded torch function that is an activation or a dropout (``relu``) treats each
+        position alone whatever its arguments; any other measured op has no rule here."""
+        from shapecalc.core.arithmetic import FieldRule
+        from shapecalc.torch_bridge.fx_ops import elementwise_op
+
+        return FieldRule.POINTWISE if elementwise_op(self.op_type) else FieldRule.UNKNOWN
+
     def _run(self, inputs: tuple[Shape, ...]) -> tuple[Shape, int]:
         key = tuple(tuple(s) for s in inputs)
         if key not in self.cache:
@@ -258,9 +266,6 @@ class MeasuredLayer(Layer):
 
     def mac_count(self, output: Shape, *inputs: Shape) -> int | None:
         return self._run(inputs)[1]
-
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        return None  # unknown op: no claim about what it sees
 
     def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         # The note is a sentence chosen by the importer (why this node is measured).

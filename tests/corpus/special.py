@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 
 class MeasuredOps(nn.Module):
-    """PixelShuffle and chunk have no formula in shapecalc: their shapes are measured on meta."""
+    """chunk has no formula in shapecalc: its shapes are measured on meta (PixelShuffle is derived)."""
 
     def __init__(self):
         super().__init__()

@@ -26,11 +26,13 @@ from shapecalc.core.arithmetic.forward import (
     effective_kernel, pool_output_size, same_padding, transposed_conv_output_size,
 )
 from shapecalc.core.arithmetic.inverse import solve_input_sizes, solve_padding, solve_pool_padding, solve_transposed_padding
-from shapecalc.core.arithmetic.receptive_field import AxisRF
+from shapecalc.core.arithmetic.receptive_field import AxisRF, AxisStep, FieldRule
 
 __all__ = [
     "LARGEST",
     "AxisRF",
+    "AxisStep",
+    "FieldRule",
     "adaptive_output_size",
     "adaptive_windows",
     "ceil_div",

@@ -5,7 +5,7 @@ the CLI look layers up there. Adding a layer is adding a public :class:`Layer` s
 module of this package: every module is scanned, so there is no list to keep in sync.
 
 The modules load on the first access to a name not defined here (``LAYER_TYPES``, ``Conv2d``,
-``merge_rf`` …, PEP 562): building ~100 frozen dataclasses is most of the package's import
+``broadcast_shapes`` …, PEP 562): building ~100 frozen dataclasses is most of the package's import
 time, and ``shapecalc layer`` needs only ``layers.conv`` or ``layers.pool``
 (``tests/test_cli_layer.py`` checks that it imports nothing else).
 """
@@ -18,7 +18,7 @@ import pkgutil
 from typing import Any
 
 from shapecalc.core.layers.base import LAYER_TYPES as _DEFINED
-from shapecalc.core.layers.base import RF, Layer, LayerKind, Shape, format_shape
+from shapecalc.core.layers.base import RF, Layer, LayerKind, Shape, format_shape, merge_fields, next_field
 
 #: Merge nodes exist in the graph but not as torch modules: the blocks that hold them do.
 MERGE_TYPES = frozenset({"Add", "Mul", "Concat"})
@@ -33,10 +33,10 @@ def _registry() -> dict[str, type[Layer]]:
         # Every public Layer subclass defined in these modules registered itself as it was
         # defined (Layer.__init_subclass__); the same dict, so a class defined later joins it.
         registry = _DEFINED
-        from shapecalc.core.layers.merge import broadcast_shapes, merge_rf
+        from shapecalc.core.layers.merge import broadcast_shapes
 
         namespace.update(registry)  # ``from shapecalc.core.layers import Conv2d`` for every layer
-        namespace.update(broadcast_shapes=broadcast_shapes, merge_rf=merge_rf,
+        namespace.update(broadcast_shapes=broadcast_shapes,
                          __all__=_public(registry))
         namespace["LAYER_TYPES"] = registry  # last: its presence means "all loaded"
     return namespace["LAYER_TYPES"]
@@ -128,4 +128,4 @@ def layer_to_dict(layer: Layer) -> dict:
 def _public(registry: dict[str, type[Layer]]) -> list[str]:
     return [*registry, "LAYER_TYPES", "MERGE_TYPES", "Layer", "LayerKind", "LazyConv2d", "LazyLinear", "RF",
             "Shape", "broadcast_shapes", "format_shape", "layer_from_dict", "layer_to_dict",
-            "merge_rf"]
+            "merge_fields", "next_field"]

@@ -14,7 +14,8 @@ from math import prod
 from typing import ClassVar
 
 from shapecalc.core.errors import ConfigError, ShapeError
-from shapecalc.core.layers.base import RF, Layer, LayerKind, Shape, format_shape
+from shapecalc.core.arithmetic import FieldRule
+from shapecalc.core.layers.base import FieldSteps, Layer, LayerKind, Shape, format_shape
 from shapecalc.core.layers.basic import Linear
 from shapecalc.core.layers.merge import broadcast_shapes
 from shapecalc.core.layers.norm import LayerNorm
@@ -116,8 +117,8 @@ class MultiheadAttention(Layer):
         out_proj = n * q.length * (e + b) * e
         return projections + attention + out_proj
 
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        return None
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return FieldRule.GLOBAL  # every query attends to every key (a mask is not a layer argument)
 
     def describe(self) -> str:
         extra = [f"{name}={value}" for name, value in (("kdim", self.kdim), ("vdim", self.vdim))
@@ -216,8 +217,9 @@ class ScaledDotProductAttention(Layer):
         batch = prod(self._batch(q, k, v))
         return batch * q[-2] * k[-2] * (q[-1] + v[-1])  # QKᵀ + A·V
 
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        return None
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        # A causal mask lets query i read keys up to i only: no position-wise rule here.
+        return FieldRule.UNKNOWN if self.is_causal else FieldRule.GLOBAL
 
     def explain(self, output: Shape, *inputs: Shape) -> list[str]:
         q, k, v = self._qkv(inputs)
@@ -282,8 +284,8 @@ class TransformerEncoderLayer(Layer):
         return (attn.mac_count(output, x) + linear1.mac_count(hidden, x)
                 + linear2.mac_count(output, hidden) + 2 * norm.mac_count(output, output))
 
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        return None
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return FieldRule.GLOBAL  # self-attention over the whole sequence
 
     def describe(self) -> str:
         extra = [] if self.activation == "relu" else [self.activation]

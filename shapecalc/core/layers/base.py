@@ -13,7 +13,7 @@ from enum import StrEnum
 from math import prod
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
-from shapecalc.core.arithmetic import AxisRF, effective_kernel
+from shapecalc.core.arithmetic import AxisRF, AxisStep, FieldRule, effective_kernel
 from shapecalc.core.arithmetic.inverse import preferred_padding
 from shapecalc.core.errors import ConfigError, ShapeError
 from shapecalc.core.layers.fields import above, at_least, at_most, between, check_fields, one_of  # noqa: F401  (shared helpers)
@@ -23,8 +23,11 @@ if TYPE_CHECKING:  # imported where notes are made: `shapecalc layer` asks for n
     from shapecalc.core.notes import Note
 
 Shape = tuple[int, ...]
-#: Receptive field per spatial axis, or ``None`` once a layer mixes every position (Linear).
-RF = tuple[AxisRF, ...] | None
+#: Receptive field per spatial axis, ``None`` once a layer mixes every position (Linear), or
+#: ``FieldRule.UNKNOWN`` after a layer that has no rule (shown as unknown, never guessed).
+RF = tuple[AxisRF, ...] | FieldRule | None
+#: How a layer reads positions: one step per spatial axis, or a rule for all of them.
+FieldSteps = tuple[AxisStep, ...] | FieldRule
 
 AXIS_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
@@ -135,8 +138,15 @@ class Layer:
     def mac_count(self, output: Shape, *inputs: Shape) -> int:
         return 0
 
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        """How each output position reads input positions, per spatial axis (:class:`AxisStep`),
+        or one :class:`FieldRule` for all. A layer without a rule says ``UNKNOWN``: there is no
+        default that passes a field on unchanged."""
+        return FieldRule.UNKNOWN
+
     def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        return rf
+        """The field after this layer, from what its input's field was (:func:`next_field`)."""
+        return next_field(rf, self.field_steps(*inputs))
 
     def extra_outputs(self, *inputs: Shape) -> tuple[tuple[str, Shape], ...]:
         """Named shapes of what ``forward`` returns besides the main output (an LSTM's ``h_n``
@@ -213,6 +223,45 @@ class Layer:
     def describe(self) -> str:
         args = ", ".join(f"{k}={_fmt(v)}" for k, v in self.arguments().items())
         return f"{self.type_name}({args})"
+
+
+def next_field(rf: RF, steps: FieldSteps) -> RF:
+    """A field carried through a layer's steps. A layer that mixes every position makes it
+    global whatever came before, and a global field stays global (whatever an output reads,
+    each of those positions read everything); anything else unknown on the way stays unknown."""
+    if steps is FieldRule.GLOBAL or rf is None:
+        return None
+    if steps is FieldRule.UNKNOWN or rf is FieldRule.UNKNOWN:
+        return FieldRule.UNKNOWN
+    if steps is FieldRule.POINTWISE:
+        return rf
+    if len(steps) != len(rf):  # the layer's spatial axes are not the field's
+        return FieldRule.UNKNOWN
+    out = tuple(a.through(s) for a, s in zip(rf, steps))
+    return FieldRule.UNKNOWN if any(a is None for a in out) else out  # type: ignore[return-value]
+
+
+def merge_fields(fields: Sequence[RF], steps: FieldSteps) -> RF:
+    """The field of a node with several inputs: for a position-wise merge (add, concatenation
+    along the channels) what any input reads, position by position."""
+    if steps is FieldRule.GLOBAL or any(f is None for f in fields):
+        return None
+    if steps is not FieldRule.POINTWISE or any(f is FieldRule.UNKNOWN for f in fields):
+        return FieldRule.UNKNOWN
+    axes = max(len(f) for f in fields)  # type: ignore[arg-type]
+    spatial = [f for f in fields if len(f) == axes]  # type: ignore[arg-type]  # (N, C) gates broadcast
+    merged = list(spatial[0])  # type: ignore[index]
+    for f in spatial[1:]:
+        for i, a in enumerate(f):  # type: ignore[union-attr]
+            union = merged[i].union(a) if merged[i] is not None else None
+            merged[i] = union
+    return FieldRule.UNKNOWN if any(a is None for a in merged) else tuple(merged)
+
+
+def window_steps(layer: "_WindowLayer") -> tuple[AxisStep, ...]:
+    """One :meth:`AxisStep.window` per axis of a conv or pool."""
+    return tuple(AxisStep.window(layer._k[i], layer._s[i], layer._pl[i], layer._d[i])
+                 for i in range(layer.ndim))
 
 
 class Window:
@@ -384,6 +433,11 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return repr(value) if isinstance(value, str) else str(value)
+
+
+def spatial_dims(rank: int) -> range:
+    """The axes of a ``rank``-D tensor that receptive fields follow: all after batch and channels."""
+    return range(2, max(rank, 2))
 
 
 def spatial_of(layer: Layer, shape: Shape, ndim: int) -> tuple[int, tuple[int, ...], bool]:

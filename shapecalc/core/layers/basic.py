@@ -11,8 +11,11 @@ from typing import ClassVar
 
 from shapecalc.core.errors import ConfigError, Reason, ShapeError
 from shapecalc.core.notes import Note, NoteKind
+from fractions import Fraction
+
+from shapecalc.core.arithmetic import AxisStep, FieldRule
 from shapecalc.core.layers.base import (
-    RF, Layer, LayerKind, Shape, above, at_least, between, format_shape, one_of,
+    FieldSteps, Layer, LayerKind, Shape, above, at_least, between, format_shape, one_of, spatial_dims,
 )
 from shapecalc.core.layers.saved import (INPUT, OUTPUT, Backward, Saved, keeps_input_if_active,
                                          keeps_output_if_active, new)
@@ -36,6 +39,9 @@ class _Activation(Layer):
 
     def output_is_view(self, training: bool) -> bool:
         return bool(getattr(self, "inplace", False))
+
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return FieldRule.POINTWISE
 
     def describe(self) -> str:
         args = {k: v for k, v in self.arguments().items() if k != "inplace"}
@@ -137,15 +143,32 @@ class PReLU(_Activation):
 class Softmax(_FromOutput, _Activation):
     dim: int | None = None
 
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return softmax_steps(self.dim, len(inputs[0]))
+
 
 @dataclass(frozen=True)
 class LogSoftmax(_FromOutput, _Activation):
     dim: int | None = None
 
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return softmax_steps(self.dim, len(inputs[0]))
+
+
+def softmax_steps(dim: int | None, rank: int) -> FieldSteps:
+    """A softmax along a spatial axis mixes that axis; along the channels it is position-wise
+    (``dim=None`` is torch's legacy choice: 0 for 0-, 1- and 3-D inputs, else 1)."""
+    if dim is None:
+        dim = 0 if rank in (0, 1, 3) else 1
+    return FieldRule.GLOBAL if rank and dim % rank in spatial_dims(rank) else FieldRule.POINTWISE
+
 
 @dataclass(frozen=True)
 class Identity(Layer):
     kind: ClassVar[LayerKind] = LayerKind.OTHER
+
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return FieldRule.POINTWISE
 
     def describe(self) -> str:
         return "Identity()"
@@ -167,6 +190,9 @@ class _Dropout(Layer):
 
     def __post_init__(self) -> None:
         between(self, "p", 0.0, 1.0)
+
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return FieldRule.POINTWISE  # the analysis is of eval mode, where dropout passes values on
 
     def describe(self) -> str:
         return f"{self.type_name}(p={self.p:g})"
@@ -235,8 +261,15 @@ class Flatten(Layer):
             )
         return inp[:start] + (prod(inp[start : end + 1]),) + inp[end + 1 :]
 
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        return None
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        """Flattening every axis from the channels on leaves one position that reads all;
+        flattening nothing keeps the positions; anything else renumbers the spatial axes and
+        has no per-axis rule."""
+        rank = len(inputs[0])
+        start, end = (self.start_dim % rank, self.end_dim % rank) if rank else (0, 0)
+        if start == end:
+            return FieldRule.POINTWISE
+        return FieldRule.GLOBAL if start <= 1 and end == rank - 1 else FieldRule.UNKNOWN
 
     def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         inp = inputs[0]
@@ -301,8 +334,13 @@ class Linear(Layer):
     def mac_count(self, output: Shape, *inputs: Shape) -> int:
         return prod(output[:-1]) * self.param_count(*inputs)
 
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        return None
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        """A Linear mixes its last axis only: on a (N, C, H, W) map each output reads its whole
+        row, and nothing of the other rows."""
+        inp = inputs[0]
+        if len(inp) <= 2:
+            return FieldRule.GLOBAL
+        return tuple(AxisStep.offset(0) for _ in spatial_dims(len(inp))[:-1]) + (AxisStep.whole(inp[-1]),)
 
     def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
         # The weight's gradient needs the input; the input's needs only the weight (a parameter).
@@ -369,6 +407,24 @@ class Upsample(Layer):
                               layer=self.describe(), numbers={"size": self.size})
         return inp[:2] + out
 
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        """Per axis, which input pixels each output interpolates from (``AxisStep.resample``):
+        torch's source position uses ``1/scale_factor`` when a factor was given, else in/out."""
+        inp = inputs[0]
+        out = self.output_shape(inp)
+        sf = self.scale_factor
+        factors = (sf,) * len(inp[2:]) if isinstance(sf, (int, float)) else sf
+        steps = []
+        for i, (n, m) in enumerate(zip(inp[2:], out[2:])):
+            if self.mode == "area":  # torch's area mode is adaptive average pooling
+                steps.append(AxisStep.adaptive(n, m))
+                continue
+            scale = 1 / Fraction(factors[i]) if factors is not None else None
+            step = AxisStep.resample(n, m, self.mode, bool(self.align_corners), scale)
+            if step is None:
+                return FieldRule.UNKNOWN
+            steps.append(step)
+        return tuple(steps)
     def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
         return ()  # every interpolation mode's backward needs the sizes only
 

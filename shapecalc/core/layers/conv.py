@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, ClassVar
 from shapecalc.core import arithmetic as ar
 from shapecalc.core.errors import ConfigError, LayerError, Reason, ShapeError
 from shapecalc.core.layers.base import (
-    AXIS_NAMES, RF, LayerKind, Shape, _WindowLayer, batch_positions, compact, dropped_notes, explain_axes,
+    AXIS_NAMES, FieldSteps, LayerKind, Shape, _WindowLayer, window_steps, batch_positions, compact,
+    dropped_notes, explain_axes,
     inferred_note, one_of, per_axis, spatial_of,
 )
 
@@ -188,12 +189,8 @@ class _ConvNd(_ConvBase):  # no new fields: _ConvBase's generated methods serve 
         # torchinfo's convention: every weight and bias once per output position and sample.
         return self.param_count(*inputs) * batch_positions(output, self.ndim)
 
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        if rf is None:
-            return None
-        return tuple(
-            a.through_window(self._k[i], self._s[i], self._pl[i], self._d[i]) for i, a in enumerate(rf)
-        )
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return window_steps(self)
 
     def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
@@ -274,12 +271,9 @@ class _ConvTransposeNd(_ConvBase):
         bias = self.out_channels * batch_positions(output, self.ndim) if self.bias else 0
         return weights + bias
 
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        if rf is None:
-            return None
-        return tuple(
-            a.through_transposed(self._k[i], self._s[i], self._pl[i], self._d[i]) for i, a in enumerate(rf)
-        )
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return tuple(ar.AxisStep.transposed(self._k[i], self._s[i], self._pl[i], self._d[i])
+                     for i in range(self.ndim))
 
     def explain(self, output: Shape, *inputs: Shape) -> list[str]:
         _, spatial, _ = spatial_of(self, inputs[0], self.ndim)

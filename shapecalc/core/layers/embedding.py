@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from shapecalc.core.errors import ConfigError, ShapeError
-from shapecalc.core.layers.base import RF, Layer, LayerKind, Shape, format_shape
+from shapecalc.core.arithmetic import FieldRule
+from shapecalc.core.layers.base import FieldSteps, Layer, LayerKind, Shape, format_shape
 from shapecalc.core.layers.sequence import check_positive
 
 
@@ -59,8 +60,8 @@ class Embedding(Layer):
 
         return (INPUT,) if grad.weights_grad else ()
 
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        return None
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return FieldRule.POINTWISE  # each index picks its own row
 
     def explain(self, output: Shape, *inputs: Shape) -> list[str]:
         return [f"each of the {format_shape(inputs[0])} indices (< {self.num_embeddings}) "
@@ -115,8 +116,8 @@ class EmbeddingBag(Layer):
     def param_count(self, *inputs: Shape) -> int:
         return self.num_embeddings * self.embedding_dim
 
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        return None
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return FieldRule.GLOBAL  # a bag's row reduces every index of the bag
 
     def describe(self) -> str:
         return f"EmbeddingBag({self.num_embeddings}, {self.embedding_dim}, mode={self.mode!r})"

@@ -12,7 +12,8 @@ from math import prod
 from typing import ClassVar
 
 from shapecalc.core.errors import ConfigError, Reason, ShapeError
-from shapecalc.core.layers.base import RF, Layer, LayerKind, Shape, format_shape, one_of
+from shapecalc.core.arithmetic import AxisStep, FieldRule
+from shapecalc.core.layers.base import FieldSteps, Layer, LayerKind, Shape, format_shape, one_of, spatial_dims
 from shapecalc.core.layers.merge import Add, product_saved
 from shapecalc.core.layers.saved import Backward, Kept, Saved
 
@@ -83,8 +84,17 @@ class Reshape(_View, Layer):
             )
         return tuple(dims)
 
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        return None
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        """To (N, features) every feature reads the whole map; a reshape that leaves the
+        spatial sizes where they were only regroups channels; any other renumbers positions."""
+        inp = inputs[0]
+        out = self.output_shape(inp)
+        if len(out) <= 2:
+            return FieldRule.GLOBAL
+        k = len(spatial_dims(len(inp)))
+        if len(out) == len(inp) and out[len(out) - k:] == inp[len(inp) - k:]:
+            return FieldRule.POINTWISE
+        return FieldRule.UNKNOWN
 
     def describe(self) -> str:
         return f"Reshape({', '.join('N' if v == 0 else str(v) for v in self.shape)})"
@@ -112,8 +122,10 @@ class Permute(_View, Layer):
             raise ConfigError(f"dims {self.dims} are not a permutation", layer=self.describe())
         return tuple(inp[d] for d in order)
 
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        return None
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        rank = len(inputs[0])
+        order = [d % rank for d in self.dims]
+        return _moves_spatial(order, rank)
 
 
 @dataclass(frozen=True)
@@ -131,8 +143,20 @@ class Transpose(_View, Layer):
         inp[a], inp[b] = inp[b], inp[a]
         return tuple(inp)
 
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        return None
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        rank = len(inputs[0])
+        order = list(range(rank))
+        a, b = self.dim0 % rank, self.dim1 % rank
+        order[a], order[b] = order[b], order[a]
+        return _moves_spatial(order, rank)
+
+
+def _moves_spatial(order: list[int], rank: int) -> FieldSteps:
+    """A permutation that keeps every spatial axis in place keeps positions (N and C swapped);
+    one that moves a spatial axis (channels-last) leaves no per-axis rule."""
+    if all(order[d] == d for d in spatial_dims(rank)):
+        return FieldRule.POINTWISE
+    return FieldRule.UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -154,8 +178,13 @@ class Mean(Layer):
             return tuple(1 if i in drop else n for i, n in enumerate(inp))
         return tuple(n for i, n in enumerate(inp) if i not in drop)
 
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        return None
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        """A mean over a spatial axis reads all of it; over the channels (kept dims) none moves."""
+        rank = len(inputs[0])
+        dims = {d % rank for d in ((self.dim,) if isinstance(self.dim, int) else self.dim)}
+        if dims & set(spatial_dims(rank)):
+            return FieldRule.GLOBAL
+        return FieldRule.POINTWISE if self.keepdim else FieldRule.UNKNOWN
 
     def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
         return ()  # the gradient is spread evenly: sizes alone
@@ -188,16 +217,15 @@ class Pad(Layer):
             inp[axis] = size
         return tuple(inp)
 
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        if rf is None:
-            return None
-        pairs = len(self.pad) // 2
-        out = list(rf)
-        for i in range(min(pairs, len(rf))):
-            axis = len(rf) - 1 - i
-            a = rf[axis]
-            out[axis] = type(a)(a.size, a.jump, a.start - self.pad[2 * i] * a.jump)
-        return tuple(out)
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        """Each position moves by the padding before it (``pad`` lists the last axis first);
+        a padded border reads nothing, or a mirrored pixel, which only the image's edge sees."""
+        spatial = spatial_dims(len(inputs[0]))
+        steps = []
+        for axis in spatial:
+            i = len(inputs[0]) - 1 - axis  # pairs count from the last axis
+            steps.append(AxisStep.offset(self.pad[2 * i] if 2 * i < len(self.pad) else 0))
+        return tuple(steps)
 
     def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
         return ()  # every mode's backward needs the paddings alone

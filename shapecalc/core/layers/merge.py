@@ -5,25 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from shapecalc.core.arithmetic import AxisRF
+from shapecalc.core.arithmetic import FieldRule
 from shapecalc.core.errors import Reason, ShapeError
-from shapecalc.core.layers.base import RF, Layer, LayerKind, Shape, format_shape
+from shapecalc.core.layers.base import FieldSteps, Layer, LayerKind, Shape, format_shape, spatial_dims
 from shapecalc.core.layers.saved import Backward, Kept, Saved
-
-
-def merge_rf(fields: list[RF]) -> RF:
-    """A merge sees everything any branch sees: the widest field, the coarsest jump."""
-    known = [f for f in fields if f is not None]
-    if len(known) < len(fields) or not known:
-        return None
-    return tuple(
-        AxisRF(
-            size=max(f[i].size for f in known),
-            jump=max(f[i].jump for f in known),
-            start=min(f[i].start for f in known),
-        )
-        for i in range(len(known[0]))
-    )
 
 
 def broadcast_shapes(a: Shape, b: Shape) -> Shape | None:
@@ -62,8 +47,8 @@ class Add(Layer):
     def mac_count(self, output: Shape, *inputs: Shape) -> int:
         return 0
 
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        return rf
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return FieldRule.POINTWISE  # position by position, what any operand reads
 
     def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
         return ()  # a sum's gradient is the incoming one, reduced to each shape
@@ -121,6 +106,11 @@ class Concat(Layer):
             total += shape[dim]
         return first[:dim] + (total,) + first[dim + 1 :]
 
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        """Along the channels, position by position; along a spatial axis the positions of
+        the later inputs move, which no per-axis rule here follows."""
+        rank = len(inputs[0])
+        return FieldRule.UNKNOWN if self.dim % rank in spatial_dims(rank) else FieldRule.POINTWISE
     def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
         return ()  # the gradient is sliced back by the sizes alone
 

@@ -9,7 +9,8 @@ from typing import ClassVar
 
 from shapecalc.core.errors import FieldError, Reason, ShapeError
 from shapecalc.core.notes import Note
-from shapecalc.core.layers.base import Layer, LayerKind, Shape, at_least, format_shape, inferred_note
+from shapecalc.core.arithmetic import FieldRule
+from shapecalc.core.layers.base import FieldSteps, Layer, LayerKind, Shape, at_least, format_shape, inferred_note, spatial_dims
 from shapecalc.core.layers.saved import INPUT, Backward, Saved, new
 
 
@@ -85,6 +86,11 @@ class _BatchNormNd(_Norm):
 
     def _unbatched(self, shape: Shape) -> bool:
         return self.type_name.startswith("InstanceNorm") and len(shape) == self.ranks[-1]
+
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        """With running statistics (BatchNorm in eval mode, as analysed) each value is scaled on
+        its own; statistics of the sample itself (InstanceNorm) come from every position."""
+        return FieldRule.POINTWISE if self.track_running_stats else FieldRule.GLOBAL
 
     def explain_cost(self, output: Shape, *inputs: Shape) -> list[str]:
         c = self._channels(inputs[0])
@@ -197,6 +203,9 @@ class GroupNorm(_Norm):
     def param_tensors(self, *inputs: Shape) -> int:
         return 2 if self.affine else 0
 
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return FieldRule.GLOBAL  # each group's mean and variance come from every position
+
 
 class _TrailingNorm(_Norm):
     """LayerNorm and RMSNorm: normalise over the input's trailing ``normalized_shape`` dims;
@@ -222,6 +231,12 @@ class _TrailingNorm(_Norm):
         rule = "normalized_shape" if per == 1 else f"{per}·normalized_shape"
         terms = size if per == 1 else f"{per}·{size}"
         return _affine_cost(rule, terms, params, self.samples(output))
+
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        """Statistics over the trailing dims: over a spatial axis they mix its positions."""
+        rank = len(inputs[0])
+        normalised = range(rank - len(self._norm_shape()), rank)
+        return FieldRule.GLOBAL if set(normalised) & set(spatial_dims(rank)) else FieldRule.POINTWISE
 
 
 @dataclass(frozen=True)
@@ -301,6 +316,9 @@ class LocalResponseNorm(Layer):
 
     def __post_init__(self) -> None:
         at_least(self, "size", 1)
+
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return FieldRule.POINTWISE  # its window runs across the channels of one position
 
     def describe(self) -> str:
         return f"LocalResponseNorm({self.size}, α={self.alpha:g}, β={self.beta:g}, k={self.k:g})"

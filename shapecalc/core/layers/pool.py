@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from shapecalc.core import arithmetic as ar
-from shapecalc.core.arithmetic import AxisRF
+from shapecalc.core.arithmetic import AxisStep
 from shapecalc.core.errors import ConfigError, LayerError, Reason, ShapeError
 from shapecalc.core.layers.base import (
-    AXIS_NAMES, RF, Layer, LayerKind, Shape, _WindowLayer, at_most, compact, dropped_notes, explain_axes,
+    AXIS_NAMES, FieldSteps, Layer, LayerKind, Shape, _WindowLayer, window_steps, at_most, compact,
+    dropped_notes, explain_axes,
     per_axis, spatial_of,
 )
 
@@ -84,10 +85,8 @@ class _PoolNd(_WindowLayer):
                 raise err.replace(layer=self.describe(), axis=AXIS_NAMES[self.ndim][i]) from None
         return inp[: len(inp) - self.ndim] + tuple(out)
 
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        if rf is None:
-            return None
-        return tuple(a.through_window(self._k[i], self._s[i], self._pl[i], self._d[i]) for i, a in enumerate(rf))
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return window_steps(self)
 
     # ---- per-axis answers (_WindowLayer) ----------------------------------------------
     def explain_axis(self, i: int, n: int) -> list[str]:
@@ -235,23 +234,9 @@ class _AdaptivePoolNd(Layer):
                 raise err.replace(layer=self.describe(), axis=AXIS_NAMES[self.ndim][i]) from None
         return inp[: len(inp) - self.ndim] + tuple(out)
 
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        if rf is None:
-            return None
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
         _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
-        result = []
-        for a, n, t in zip(rf, spatial, self._targets()):
-            t = n if t is None else t
-            if t < 1:
-                result.append(a)
-                continue
-            windows = ar.adaptive_windows(n, t)
-            widest = max(e - s for s, e in windows)
-            result.append(
-                AxisRF(size=a.size + (widest - 1) * a.jump, jump=a.jump * n / t,
-                       start=a.start + (windows[0][1] - 1) / 2 * a.jump)
-            )
-        return tuple(result)
+        return tuple(AxisStep.adaptive(n, n if t is None else t) for n, t in zip(spatial, self._targets()))
 
     def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         _, spatial, _ = spatial_of(self, inputs[0], self.ndim)

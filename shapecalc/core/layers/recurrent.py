@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from shapecalc.core.errors import ConfigError, ShapeError
-from shapecalc.core.layers.base import RF, Layer, LayerKind, Shape, format_shape
+from shapecalc.core.arithmetic import FieldRule
+from shapecalc.core.layers.base import FieldSteps, Layer, LayerKind, Shape, format_shape
 from shapecalc.core.layers.sequence import SequenceDims, check_positive, check_probability, split_sequence
 
 
@@ -112,8 +113,10 @@ class _Recurrent(Layer):
         seq = self._sequence(inputs)
         return self.param_count() * seq.length * seq.samples
 
-    def receptive_field(self, rf: RF, *inputs: Shape) -> RF:
-        return None
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        """Both directions: every step reads the whole sequence; one direction reads the steps
+        before it only, which the (N, C, …) axes a field follows do not describe."""
+        return FieldRule.GLOBAL if self.bidirectional else FieldRule.UNKNOWN
 
     def describe(self) -> str:
         extra = [f"layers={self.num_layers}"] if self.num_layers != 1 else []

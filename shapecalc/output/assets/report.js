@@ -23,8 +23,30 @@
     row.addEventListener("click", () => select(nameOf(row)));
     row.addEventListener("keydown", (event) => {
       if (event.key === "Enter" || event.key === " ") { event.preventDefault(); select(nameOf(row)); }
+      if (event.key === "ArrowLeft" || event.key === "ArrowRight") fold(row, event.key === "ArrowLeft");
     });
+    const rec = data.layers[nameOf(row)];
+    if (rec && rec.is_block) {
+      row.classList.add("sc-foldable");
+      row.addEventListener("dblclick", () => fold(row, !row.classList.contains("sc-folded")));
+    }
   });
+
+  // A block row folds its descendants away (double-click, or the left and right arrow keys),
+  // as --depth does in the text table: 12 BertLayer rows instead of every layer inside them.
+  function fold(row, folded) {
+    const name = nameOf(row);
+    if (!data.layers[name] || !data.layers[name].is_block) return;
+    row.classList.toggle("sc-folded", folded);
+    const inside = name + ".";
+    rows.forEach((r) => {
+      const other = nameOf(r);
+      if (!other.startsWith(inside)) return;
+      const hidden = rows.some((b) => b.classList.contains("sc-folded")
+        && other.startsWith(nameOf(b) + "."));
+      r.classList.toggle("sc-folded-away", hidden);
+    });
+  }
 
   function make(tag, attrs, parent, text) {
     const node = tag.startsWith("svg:") ? document.createElementNS(NS, tag.slice(4))
@@ -87,28 +109,40 @@
     receptiveField(rec, details);
   }
 
-  // Per drawn axis (rows, columns): field size, jump, centre of output 0, input and output size.
+  // Per drawn axis (rows, columns): the field's period tables, its part inside the image per
+  // output index, input and output size.
   function axesOf(rec) {
     const spatial = data.input_shape.slice(2);
     let axes = rec.rf.map((a, i) => Object.assign({}, a, {
       n: spatial[i], out: rec.output_shape[2 + i] || 1 }));
     if (axes.length > 2) axes = axes.slice(-2);
-    if (axes.length === 1) axes = [{ size: 1, jump: 1, start: 0, n: 1, out: 1 }, axes[0]];
+    if (axes.length === 1) {
+      axes = [{ size: 1, jump: 1, lo: [0], hi: [0], shift: 1, inside: [[0, 0]], n: 1, out: 1 }, axes[0]];
+    }
     return axes;
   }
 
+  // Output o along one axis: the pixels it reads in theory (on an unbounded input) and the part
+  // inside the image (borders clip every layer on the way); null where it reads none.
   function field(axis, o) {
-    const centre = axis.start + o * axis.jump;
-    const lo = centre - (axis.size - 1) / 2;
-    const hi = centre + (axis.size - 1) / 2;
-    const inside = Math.max(0, Math.min(hi, axis.n - 1) - Math.max(lo, 0) + 1);
-    return { lo, hi, centre, inside };
+    const period = axis.lo.length, turns = Math.floor(o / period), i = o % period;
+    const theory = axis.lo[i] === null ? null
+      : { lo: axis.lo[i] + turns * axis.shift, hi: axis.hi[i] + turns * axis.shift };
+    const inside = axis.inside[o] ? { lo: axis.inside[o][0], hi: axis.inside[o][1] } : null;
+    return { theory, inside };
   }
+
+  const span = (f) => (f ? f.hi - f.lo + 1 : 0);
 
   function receptiveField(rec, parent) {
     if (rec.rf === null) {
       make("p", { class: "sc-caption" }, parent,
         "global: every output value sees the whole input (after a flatten, linear or global pool).");
+      return;
+    }
+    if (rec.rf === "unknown") {
+      make("p", { class: "sc-caption" }, parent,
+        "unknown: a layer on the way has no receptive-field rule (shown as ? in the table).");
       return;
     }
     if (rec.rf.length === 0) { make("p", { class: "sc-caption" }, parent, "no spatial axes"); return; }
@@ -127,19 +161,27 @@
     function redraw() {
       const o = inputs.map((box, i) => Math.max(0, Math.min(axes[i].out - 1, Math.floor(+box.value || 0))));
       const [fh, fw] = [field(axes[0], o[0]), field(axes[1], o[1])];
-      const total = axes[0].size * axes[1].size;
-      const padding = Math.round(total - fh.inside * fw.inside);
+      const theory = span(fh.theory) * span(fw.theory), inside = span(fh.inside) * span(fw.inside);
+      const rest = theory - inside;
       const c = count;  // every number with its thousands separators: "21,125 of them padding"
+      const r = (f) => (f ? `${c(f.lo)}…${c(f.hi)}` : "none");
       caption.textContent = oneAxis
-        ? `output position ${c(o[1])} sees input positions ${c(fw.lo)}…${c(fw.hi)} of ${c(axes[1].n)}: ` +
-          `${c(axes[1].size)} positions, ${c(padding)} of them padding; neighbouring outputs are ` +
-          `${c(axes[1].jump)} positions apart.`
-        : `output pixel (${c(o[0])}, ${c(o[1])}) sees input rows ${c(fh.lo)}…${c(fh.hi)} and ` +
-        `columns ${c(fw.lo)}…${c(fw.hi)} of ${c(axes[0].n)}×${c(axes[1].n)}: ` +
-        `${c(axes[0].size)}×${c(axes[1].size)} pixels, ${c(padding)} of them padding; ` +
-        `neighbouring outputs are ${c(axes[0].jump)}×${c(axes[1].jump)} pixels apart.`;
+        ? `output position ${c(o[1])} reads input positions ${r(fw.theory)} in theory ` +
+          `(${c(span(fw.theory))} positions; at most ${c(axes[1].size)} for any output); inside the ` +
+          `${c(axes[1].n)} positions of the input it reads ${r(fw.inside)} (${c(span(fw.inside))}), ` +
+          `${c(rest)} of the field being padding or cut off by earlier layers' borders; ` +
+          `neighbouring outputs are ${c(axes[1].jump)} positions apart.`
+        : `output pixel (${c(o[0])}, ${c(o[1])}) reads input rows ${r(fh.theory)} and columns ` +
+          `${r(fw.theory)} in theory (${c(span(fh.theory))}×${c(span(fw.theory))} pixels; at most ` +
+          `${c(axes[0].size)}×${c(axes[1].size)} for any output); inside the ` +
+          `${c(axes[0].n)}×${c(axes[1].n)} image it reads rows ${r(fh.inside)} and columns ` +
+          `${r(fw.inside)} (${c(span(fh.inside))}×${c(span(fw.inside))}), ${c(rest)} of the ` +
+          `field's pixels being padding or cut off by earlier layers' borders; neighbouring ` +
+          `outputs are ${c(axes[0].jump)}×${c(axes[1].jump)} pixels apart.`;
       views.replaceChildren();
-      view(axes, [fh, fw], "closeup", "close-up, to scale (hatched: padding)", views);
+      if (!fh.theory || !fw.theory) return;  // an output no input reaches (a transposed conv's gap)
+      view(axes, [fh, fw], "closeup", "close-up, to scale (hatched: outside the image; " +
+        "outline: the field in theory; filled: what it reads in the image)", views);
       view(axes, [fh, fw], "whole", "the whole input, to scale", views);
     }
     inputs.forEach((box) => box.addEventListener("input", redraw));
@@ -149,10 +191,10 @@
   // One drawing: the window of input pixels around the field (close-up) or the whole input.
   function view(axes, fields, mode, title, parent) {
     const windows = axes.map((axis, i) => {
-      const f = fields[i];
+      const f = fields[i].theory;
       return mode === "closeup"
-        ? [Math.floor(f.lo) - 2, Math.ceil(f.hi) + 2]
-        : [Math.min(Math.floor(f.lo), 0) - 1, Math.max(Math.ceil(f.hi), axis.n - 1) + 1];
+        ? [f.lo - 2, f.hi + 2]
+        : [Math.min(f.lo, 0) - 1, Math.max(f.hi, axis.n - 1) + 1];
     });
     const cells = Math.max(windows[0][1] - windows[0][0] + 1, windows[1][1] - windows[1][0] + 1);
     const cell = mode === "closeup" ? Math.max(2, Math.min(18, Math.floor(300 / cells))) : 300 / cells;
@@ -179,13 +221,19 @@
       make("svg:rect", { x: x0, y: y0, width: axes[1].n * cell, height: axes[0].n * cell,
         fill: `url(#${id}-grid)` }, svg);
     }
-    const [fh, fw] = fields;
+    const [fh, fw] = fields.map((f) => f.theory);
+    const [ih, iw] = fields.map((f) => f.inside);
+    if (ih && iw) {
+      make("svg:rect", { class: "sc-rf-inside", x: x0 + iw.lo * cell, y: y0 + ih.lo * cell,
+        width: span(iw) * cell, height: span(ih) * cell, fill: "rgba(214, 51, 108, 0.25)",
+        "data-pixels-h": span(ih), "data-pixels-w": span(iw) }, svg);
+    }
     make("svg:rect", { class: "sc-rf-field", x: x0 + fw.lo * cell, y: y0 + fh.lo * cell,
-      width: axes[1].size * cell, height: axes[0].size * cell, fill: "rgba(214, 51, 108, 0.25)",
+      width: span(fw) * cell, height: span(fh) * cell, fill: "none",
       stroke: "#d6336c", "stroke-width": Math.min(2, Math.max(1, cell / 4)),
-      "data-pixels-h": axes[0].size, "data-pixels-w": axes[1].size }, svg);
-    make("svg:rect", { class: "sc-rf-centre", x: x0 + (fw.centre - 0.5) * cell + cell / 4,
-      y: y0 + (fh.centre - 0.5) * cell + cell / 4, width: cell / 2, height: cell / 2,
+      "data-pixels-h": span(fh), "data-pixels-w": span(fw) }, svg);
+    make("svg:rect", { class: "sc-rf-centre", x: x0 + ((fw.lo + fw.hi) / 2) * cell + cell / 4,
+      y: y0 + ((fh.lo + fh.hi) / 2) * cell + cell / 4, width: cell / 2, height: cell / 2,
       fill: "#d6336c" }, svg);
     make("figcaption", {}, figure, `${title}: 1 pixel = ${+cell.toFixed(2)} px`);
   }
