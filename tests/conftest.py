@@ -83,6 +83,27 @@ def cli() -> Callable[..., CliResult]:
     return run
 
 
+#: A training run small enough for the CPU: 3 steps of 64 an epoch at 65×65 on synthetic data.
+TINY_RUN = dict(device="cpu", epochs=2, batch_size=64, lr=0.01, image_size=65, limit_train=192,
+                limit_test=64, synthetic=True, threads=2)
+
+
+def tiny_config(out=None, **changes):
+    """The ``TrainConfig`` of a tiny run (:data:`TINY_RUN`), writing to ``out`` if given."""
+    from shapecalc.train.config import TrainConfig
+
+    return TrainConfig(**{**TINY_RUN, "out": str(out) if out else None, **changes})
+
+
+def quiet_reporter():
+    """A training reporter that prints nowhere."""
+    import io
+
+    from shapecalc.train.report import Reporter
+
+    return Reporter(io.StringIO())
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 #: Flags for a headless chromium that reaches nothing but the page it is given.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -18,40 +18,21 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import shapecalc  # noqa: E402
-from shapecalc.cli import main  # noqa: E402
 from shapecalc.core.errors import UsageError  # noqa: E402
 from shapecalc.core.fileio import OutputError  # noqa: E402
 from shapecalc.train import TrainError  # noqa: E402
 from shapecalc.train import checkpoint as ckpt  # noqa: E402
-from shapecalc.train.config import TrainConfig  # noqa: E402
 from shapecalc.train.loop import Interrupted, train  # noqa: E402
 from shapecalc.train.model import resolve, stored_model  # noqa: E402
 from shapecalc.train.report import Reporter  # noqa: E402
-
-
-def tiny(out=None, **kw) -> TrainConfig:
-    base = dict(device="cpu", epochs=1, batch_size=64, lr=0.01, image_size=65, limit_train=192,
-                limit_test=64, synthetic=True, out=str(out) if out else None, threads=2)
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-def quiet() -> Reporter:
-    return Reporter(io.StringIO())
-
-
-def cli(args, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", *args])
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
+from conftest import quiet_reporter, tiny_config  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A finished 1-epoch run: its folder and its result."""
     out = tmp_path_factory.mktemp("run") / "alexnet"
-    return out, train(tiny(out), reporter=quiet())
+    return out, train(tiny_config(out, epochs=1), reporter=quiet_reporter())
 
 
 def copy_run(run_dir, tmp_path):
@@ -75,7 +56,7 @@ def tamper(path, change, redigest: bool = True) -> None:
 
 # -- data is never code ---------------------------------------------------------------------
 def test_resume_rebuilds_from_the_stored_spec_and_never_runs_a_named_callable(run_dir, tmp_path,
-                                                                             monkeypatch, capsys):
+                                                                             monkeypatch, cli):
     out, _ = run_dir
     run = copy_run(out, tmp_path)
     marker = tmp_path / "pwned"
@@ -94,12 +75,12 @@ def test_resume_rebuilds_from_the_stored_spec_and_never_runs_a_named_callable(ru
 
     for module in (shapecalc.models.api, shapecalc.models.sources):
         monkeypatch.setattr(module, "resolve", no_resolving)
-    code, printed, err = cli(["--resume", str(run / "checkpoint.pt"), "--epochs", "2"], capsys)
+    code, printed, err = cli("train", "--resume", str(run / "checkpoint.pt"), "--epochs", "2")
     assert code == 0, err
     assert "resumed at epoch 2, batch 0" in printed and not marker.exists()
 
 
-def test_a_python_model_without_a_spec_needs_model_again_to_resume(tmp_path, capsys, monkeypatch):
+def test_a_python_model_without_a_spec_needs_model_again_to_resume(tmp_path, cli, monkeypatch):
     (tmp_path / "net.py").write_text(textwrap.dedent("""
         import torch
         from torch import nn
@@ -118,14 +99,14 @@ def test_a_python_model_without_a_spec_needs_model_again_to_resume(tmp_path, cap
     monkeypatch.chdir(tmp_path)
     base = ["--synthetic", "--device", "cpu", "--epochs", "1", "--batch-size", "32",
             "--limit-train", "64", "--limit-test", "32", "--threads", "2"]
-    code, printed, err = cli(base + ["--model", "net.py:Net", "--out", "run"], capsys)
+    code, printed, err = cli("train", *(base + ["--model", "net.py:Net", "--out", "run"]))
     assert code == 0, err
     assert printed.startswith("shapecalc train: Net at 28x28 on cpu")  # the model's own size
-    code, _printed, err = cli(["--resume", "run/checkpoint.pt", "--epochs", "2"], capsys)
+    code, _printed, err = cli("train", "--resume", "run/checkpoint.pt", "--epochs", "2")
     assert code == 1 and err.count("\n") == 1
     assert "has no spec form; pass --model net.py:Net again to resume it (that runs its code)" in err
-    code, printed, err = cli(["--resume", "run/checkpoint.pt", "--epochs", "2", "--model", "net.py:Net"],
-                             capsys)
+    code, printed, err = cli("train", "--resume", "run/checkpoint.pt", "--epochs", "2",
+                             "--model", "net.py:Net")
     assert code == 0, err
     assert "resumed at epoch 2, batch 0" in printed
     with pytest.raises(TrainError, match=r"pass model='net.py:Net' to load_trained"):
@@ -185,16 +166,16 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize("change, message", MALFORMED)
-def test_malformed_checkpoints_are_one_line(run_dir, tmp_path, capsys, change, message):
+def test_malformed_checkpoints_are_one_line(run_dir, tmp_path, cli, change, message):
     out, _ = run_dir
     run = copy_run(out, tmp_path)
     tamper(run / "checkpoint.pt", change)
-    code, _printed, err = cli(["--resume", str(run / "checkpoint.pt"), "--epochs", "2"], capsys)
+    code, _printed, err = cli("train", "--resume", str(run / "checkpoint.pt"), "--epochs", "2")
     assert code in (1, 2) and err.count("\n") == 1 and err.startswith("shapecalc: error: "), err
     assert message in err and "--resume" in err, err
 
 
-def test_a_flipped_byte_in_the_weights_is_refused(run_dir, tmp_path, capsys):
+def test_a_flipped_byte_in_the_weights_is_refused(run_dir, tmp_path, cli):
     out, _ = run_dir
     run = copy_run(out, tmp_path)
 
@@ -203,7 +184,7 @@ def test_a_flipped_byte_in_the_weights_is_refused(run_dir, tmp_path, capsys):
         weight.view(-1).view(torch.uint8)[5] ^= 0x10
 
     tamper(run / "checkpoint.pt", flip, redigest=False)
-    code, _printed, err = cli(["--resume", str(run / "checkpoint.pt"), "--epochs", "2"], capsys)
+    code, _printed, err = cli("train", "--resume", str(run / "checkpoint.pt"), "--epochs", "2")
     assert code == 1 and err.count("\n") == 1, err
     assert "do not match the digest" in err
 
@@ -222,10 +203,10 @@ def test_a_checkpoint_zip_bomb_is_refused_before_loading(tmp_path):
 
 
 # -- outputs that cannot be damaged ---------------------------------------------------------
-def test_unwritable_out_fails_before_training(tmp_path, capsys):
+def test_unwritable_out_fails_before_training(tmp_path, cli):
     (tmp_path / "file").write_text("x")
-    code, printed, err = cli(["--synthetic", "--device", "cpu", "--image-size", "65",
-                              "--out", str(tmp_path / "file" / "run")], capsys)
+    code, printed, err = cli("train", "--synthetic", "--device", "cpu", "--image-size", "65",
+                              "--out", str(tmp_path / "file" / "run"))
     assert code == 2 and err.count("\n") == 1 and "--out" in err, err
     assert "shape check" not in printed and "epoch" not in printed
 
@@ -240,14 +221,14 @@ def test_disk_full_leaves_no_temporary_and_is_one_line(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", full_disk)
     with pytest.raises(OutputError, match="no space left on the device"):
-        train(tiny(tmp_path / "run"), reporter=quiet())
+        train(tiny_config(tmp_path / "run", epochs=1), reporter=quiet_reporter())
     monkeypatch.setattr(torch, "save", real_save)
     left = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert not [n for n in left if n.endswith(".tmp") or n.startswith(".")], left
     assert "checkpoint.pt" not in left and "model.pt" not in left
 
 
-def test_torch_save_failing_on_a_full_disk_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
+def test_torch_save_failing_on_a_full_disk_is_one_line_and_exit_1(tmp_path, monkeypatch, cli):
     # torch.save reports a failed write as a RuntimeError, not an OSError (issue 21)
     def full_disk(obj, f, *a, **k):
         with open(f, "wb") as fh:
@@ -256,24 +237,23 @@ def test_torch_save_failing_on_a_full_disk_is_one_line_and_exit_1(tmp_path, monk
                            "writing file data/0: file write failed")
 
     monkeypatch.setattr(torch, "save", full_disk)
-    code, _printed, err = cli(["--synthetic", "--device", "cpu", "--image-size", "65",
+    code, _printed, err = cli("train", "--synthetic", "--device", "cpu", "--image-size", "65",
                                "--limit-train", "64", "--limit-test", "64", "--batch-size", "64",
-                               "--epochs", "1", "--threads", "2", "--out", str(tmp_path / "run")],
-                              capsys)
+                               "--epochs", "1", "--threads", "2", "--out", str(tmp_path / "run"))
     assert code == 1 and err.count("\n") == 1, err
     assert "--out: cannot write" in err and "torch.save failed" in err
     left = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert not [n for n in left if n.endswith(".tmp")] and "checkpoint.pt" not in left
 
 
-def test_a_resume_whose_checkpoint_is_a_symlink_fails_before_training(run_dir, tmp_path, capsys):
+def test_a_resume_whose_checkpoint_is_a_symlink_fails_before_training(run_dir, tmp_path, cli):
     out, _ = run_dir
     run = copy_run(out, tmp_path)
     real = tmp_path / "elsewhere.pt"
     (run / "checkpoint.pt").rename(real)
     (run / "checkpoint.pt").symlink_to(real)
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and not p.is_symlink()}
-    code, printed, err = cli(["--resume", str(run / "checkpoint.pt"), "--epochs", "3"], capsys)
+    code, printed, err = cli("train", "--resume", str(run / "checkpoint.pt"), "--epochs", "3")
     assert code == 2 and err.count("\n") == 1 and "symbolic link" in err, err
     assert "epoch" not in printed
     after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and not p.is_symlink()}
@@ -307,7 +287,7 @@ def test_second_ctrl_c_during_the_save_finishes_it(tmp_path, monkeypatch):
     monkeypatch.setattr(ckpt, "save", interrupted_save)
     reporter = _CtrlC(1, 1)
     with pytest.raises(Interrupted, match="interrupted at epoch 1, batch 1; checkpoint written"):
-        train(tiny(tmp_path), reporter=reporter, sync_every=1)
+        train(tiny_config(tmp_path, epochs=1), reporter=reporter, sync_every=1)
     assert "second Ctrl-C: finishing the checkpoint being written" in reporter.stream.getvalue()
     state = ckpt.load(tmp_path / "checkpoint.pt")
     assert (state["epoch"], state["batch"]) == (0, 1)
@@ -317,27 +297,27 @@ def test_second_ctrl_c_during_the_save_finishes_it(tmp_path, monkeypatch):
 def test_second_ctrl_c_outside_a_save_keeps_the_last_checkpoint(tmp_path):
     with pytest.raises(Interrupted, match=r"stopped by a second Ctrl-C; the last checkpoint "
                                           r"\(after epoch 1\) is kept: --resume"):
-        train(tiny(tmp_path, epochs=2), reporter=_CtrlC(2, 1, times=2), sync_every=1)
+        train(tiny_config(tmp_path, epochs=2), reporter=_CtrlC(2, 1, times=2), sync_every=1)
     state = ckpt.load(tmp_path / "checkpoint.pt")
     assert (state["epoch"], state["batch"]) == (1, 0)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 # -- run folders and load_trained -------------------------------------------------------------
-def test_without_out_a_run_folder_is_made_and_named(tmp_path, monkeypatch, capsys):
+def test_without_out_a_run_folder_is_made_and_named(tmp_path, monkeypatch, cli):
     monkeypatch.chdir(tmp_path)
-    code, printed, err = cli(["--synthetic", "--device", "cpu", "--epochs", "1", "--batch-size", "64",
+    code, printed, err = cli("train", "--synthetic", "--device", "cpu", "--epochs", "1", "--batch-size", "64",
                               "--limit-train", "64", "--limit-test", "32", "--image-size", "65",
-                              "--threads", "2"], capsys)
+                              "--threads", "2")
     assert code == 0, err
     (folder,) = (tmp_path / "runs").iterdir()
     assert folder.name.startswith("alexnet-") and folder.name.endswith("Z")
     assert f"saved in runs/{folder.name}/: metrics.json, model.pt, checkpoint.pt" in printed
     module = shapecalc.load_trained(folder)
     assert not module.training and tuple(module(torch.zeros(1, 1, 65, 65)).shape) == (1, 10)
-    code, printed, err = cli(["--synthetic", "--device", "cpu", "--epochs", "1", "--batch-size", "64",
+    code, printed, err = cli("train", "--synthetic", "--device", "cpu", "--epochs", "1", "--batch-size", "64",
                               "--limit-train", "64", "--limit-test", "32", "--image-size", "65",
-                              "--no-save"], capsys)
+                              "--no-save")
     assert code == 0, err
     assert "not saved (--no-save)" in printed and len(list((tmp_path / "runs").iterdir())) == 1
 

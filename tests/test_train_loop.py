@@ -26,6 +26,7 @@ from shapecalc.train.pipeline import (  # noqa: E402
     MEAN, STD, DeviceSplit, epoch_order, eval_batches, to_inputs, train_batches,
 )
 from shapecalc.train.report import Reporter  # noqa: E402
+from conftest import quiet_reporter as quiet, tiny_config as tiny  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -34,18 +35,6 @@ def _threads():
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
-
-
-def tiny(out=None, **kw) -> TrainConfig:
-    """3 steps of 64 per epoch at 65×65 on synthetic data: seconds on the CPU."""
-    base = dict(device="cpu", epochs=2, batch_size=64, lr=0.01, image_size=65, limit_train=192,
-                limit_test=64, synthetic=True, out=str(out) if out else None, threads=2)
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-def quiet() -> Reporter:
-    return Reporter(io.StringIO())
 
 
 def same_weights(a: dict, b: dict) -> bool:

@@ -16,7 +16,7 @@ from shapecalc.core.analysis import DTYPE_BYTES, Analysis, Mode, Record  # noqa:
 from shapecalc.core.inputs import Inputs, as_inputs, dtype_name
 from shapecalc.core.arithmetic import AxisRF
 from shapecalc.core.errors import ArgumentError, LayerError
-from shapecalc.core.layers import RF, Layer, Shape, format_shape, merge_fields
+from shapecalc.core.layers import RF, Layer, Shape, format_shape, merge_fields, next_field
 from shapecalc.core.notes import NoteKind
 
 
@@ -256,14 +256,15 @@ def analyze_graph(graph: Graph, inputs: Inputs | Shape | list[Shape], dtype: str
             if answer is None:
                 out = layer.output_shape(*ins)
                 resolved = layer.resolve(*ins) if layer.inferred else layer
-                answer = (out, resolved, resolved.mac_count(out, *ins), tuple(layer.notes(out, *ins)))
+                answer = (out, resolved, resolved.mac_count(out, *ins), tuple(layer.notes(out, *ins)),
+                          layer.field_steps(*ins))
                 known[(id(layer), ins)] = answer
-            out, resolved, macs, layer_notes = answer
+            out, resolved, macs, layer_notes, steps = answer
             params = resolved.param_count(*ins) if node.params is None else node.params
             if len(ins) == 1:
-                rf = layer.receptive_field(fields[node.inputs[0]], *ins)
+                rf = next_field(fields[node.inputs[0]], steps)
             else:
-                rf = merge_fields([fields[i] for i in node.inputs], layer.field_steps(*ins))
+                rf = merge_fields([fields[i] for i in node.inputs], steps)
             notes = list(layer_notes) + list(node.notes)
         except LayerError as err:
             located = err.located(node.name, layer.describe())

@@ -14,7 +14,7 @@ from shapecalc.core.graph import Analysis
 from shapecalc.core.layers import Shape
 from shapecalc.models.api import analyze, load_model
 from shapecalc.models.model_source import ModelSource
-from shapecalc.torch_bridge.build import NodeCheck, spec_module, trace_shapes
+from shapecalc.torch_bridge.build import NodeCheck, spec_module, verify_shapes
 
 
 def build_module(model: Any, input_shape: Shape | None = None, device: str | None = None):
@@ -52,7 +52,7 @@ def verify(model: Any, input_shape: Any = None, device: str = "meta",
         if module is None:
             module = build_module(src, result.input_shape,
                                   device="meta" if str(device) == "meta" else None)
-        measured = trace_shapes(module, result.input_shape, device=device)
+        measured = verify_shapes(module, result.input_shape, device=device)
     checks = [NodeCheck(r.name, r.output_shape, measured.get(r.name)) for r in result.records]
     checks += [NodeCheck(name, b.output_shape, measured.get(name)) for name, b in result.blocks.items()]
     checks.append(NodeCheck("", result.output_shape, measured.get("")))

@@ -140,11 +140,17 @@ def trace_shapes(module, input_shape: Shape, device: str = "cpu") -> dict[str, S
         finally:
             mod.train(was_training)
 
+    return record_module_shapes(module, input_shape, forward)
+
+
+def verify_shapes(module, input_shape: Shape, device: str = "meta") -> dict[str, Shape]:
+    """:func:`trace_shapes` for ``--verify``: torch refusing what the engine accepted (a float
+    index into an Embedding) is one line, not a traceback."""
     try:
-        return record_module_shapes(module, input_shape, forward)
+        return trace_shapes(module, input_shape, device)
     except (ShapecalcError, KeyboardInterrupt):
         raise
-    except Exception as err:  # torch refused what the engine accepted: say so in one line
+    except Exception as err:
         shown = "×".join(map(str, input_shape))
         raise ShapecalcError(f"verify: torch's forward refused input {shown}: "
                              f"{type(err).__name__}: {torch_error(err)[:300]}") from None
