@@ -30,10 +30,10 @@ def test_does_not_fit_exit_1(cli, buggy_spec):
     lines = out.splitlines()
     assert lines[0] == "✗ buggy does not fit input 1×1×224×224"
     assert lines[1] == "  at node   '14'  Linear(9216→4096)"
-    assert lines[2:4] == ["  expected  9216 input features", "  got       6400 features (256×5×5)"]
-    assert lines[4] == "  Linear(9216, 4096) receives 6400 features (256×5×5) at input 224×224"
+    assert lines[2:4] == ["  expected  9,216 input features", "  got       6,400 features (256×5×5)"]
+    assert lines[4] == "  Linear(9216, 4096) receives 6,400 features (256×5×5) at input 224×224"
     assert lines[5:] == ["  fix 1: set in_features=6400",
-                         "  fix 2: use input 225×225 (gives 256×6×6 = 9216; sizes 225 to 256 all work)"]
+                         "  fix 2: use input 225×225 (gives 256×6×6 = 9,216; sizes 225 to 256 all work)"]
     code, _, _ = cli("check", buggy_spec, "--input", "1x1x227x227")
     assert code == 0
 
@@ -126,7 +126,7 @@ def test_unfixable_sizes_say_what_was_searched(cli, tmp_path):
                     '"out_channels": 8, "kernel_size": 3}, {"type": "MaxPool2d", "kernel_size": 2}, '
                     '{"type": "Flatten"}, {"type": "Linear", "in_features": 9215, "out_features": 10}]}')
     code, out, _ = cli("check", str(spec))
-    assert code == 1 and out.splitlines()[-1] == "  searched  no square input size gives 9215 features here"
+    assert code == 1 and out.splitlines()[-1] == "  searched  no square input size gives 9,215 features here"
 
 
 def test_configuration_errors_stop_the_range_scan(cli, tmp_path):
@@ -205,11 +205,11 @@ def test_two_inputs_do_not_fit_and_the_fix_names_the_inputs(cli, two_inputs):
     assert out.splitlines() == [
         "✗ Net does not fit inputs left 1×3×32×32, right 1×3×32×32",
         "  at node   'head'  Linear(1152→10)",
-        "  expected  1152 input features",
-        "  got       6272 features",
-        "  Linear(1152, 10) receives 6272 features at inputs left 1×3×32×32, right 1×3×32×32",
+        "  expected  1,152 input features",
+        "  got       6,272 features",
+        "  Linear(1152, 10) receives 6,272 features at inputs left 1×3×32×32, right 1×3×32×32",
         "  fix 1: set in_features=6272",
-        "  fix 2: use 17×17 for inputs 1 and 2 ('left', 'right') (gives 1152; sizes 16 to 17 all work)",
+        "  fix 2: use 17×17 for inputs 1 and 2 ('left', 'right') (gives 1,152; sizes 16 to 17 all work)",
         "          --input 1x3x17x17 --input 1x3x17x17",
     ]
     # The proposed inputs, given back to check: the model fits them.

@@ -35,10 +35,10 @@ def test_linear_features_word_for_word():
     d = diagnose(alexnet_with(9216), (1, 1, 224, 224))
     assert not d.fits and d.node == "14"
     assert d.summary() == (
-        "Linear(9216, 4096) receives 6400 features (256×5×5) at input 224×224: set in_features=6400, "
-        "or use input 225×225 (gives 256×6×6 = 9216; sizes 225 to 256 all work)"
+        "Linear(9216, 4096) receives 6,400 features (256×5×5) at input 224×224: set in_features=6400, "
+        "or use input 225×225 (gives 256×6×6 = 9,216; sizes 225 to 256 all work)"
     )
-    assert (d.expected, d.got) == ("9216 input features", "6400 features (256×5×5)")
+    assert (d.expected, d.got) == ("9,216 input features", "6,400 features (256×5×5)")
 
 
 def test_suggested_fixes_really_fit():
@@ -168,8 +168,8 @@ def test_corpus_bugs_word_for_word():
     d = diagnose(special.AlexNetBug(), (1, 1, 224, 224))
     assert d.node == "classifier.1"
     assert d.summary() == (
-        "Linear(9216, 4096) receives 6400 features (256×5×5) at input 224×224: set in_features=6400, "
-        "or use input 225×225 (gives 256×6×6 = 9216; sizes 225 to 256 all work)"
+        "Linear(9216, 4096) receives 6,400 features (256×5×5) at input 224×224: set in_features=6400, "
+        "or use input 225×225 (gives 256×6×6 = 9,216; sizes 225 to 256 all work)"
     )
     d = diagnose(special.ResidualStrideBug(), (1, 16, 32, 32))
     assert d.summary() == (
@@ -259,7 +259,7 @@ def test_unsatisfiable_linear_at_a_huge_input_is_proved_not_searched():
     # took 43.8 s against a 10 s limit (issue 21).
     model = Sequential(Conv2d(3, 8, 3), MaxPool2d(2), Flatten(), Linear(9215, 10))  # 9215 is not 8·k²
     d = diagnose(model, (1, 3, 100_000, 100_000))
-    assert d.searched == "no square input size gives 9215 features here"
+    assert d.searched == "no square input size gives 9,215 features here"
     assert not any(f.startswith("use input") for f in d.fixes)
 
 

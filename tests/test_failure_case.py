@@ -84,10 +84,10 @@ def test_broken_pair_gets_fixes_that_make_torch_run():
     assert not runs_in_torch(model, PAIR)
     d = diagnose(model, PAIR)
     assert not d.fits and d.node == "head"
-    assert d.problem == ("Linear(1152, 10) receives 6272 features at inputs left 1×3×32×32, "
+    assert d.problem == ("Linear(1152, 10) receives 6,272 features at inputs left 1×3×32×32, "
                          "right 1×3×32×32")
     assert d.fixes == ["set in_features=6272",
-                       "use 17×17 for inputs 1 and 2 ('left', 'right') (gives 1152; sizes 16 to 17 all work)"]
+                       "use 17×17 for inputs 1 and 2 ('left', 'right') (gives 1,152; sizes 16 to 17 all work)"]
     set_fix, size_fix = d.fixes
     assert (size_fix.kind, size_fix.value, size_fix.size) == (FixKind.INPUT, (0, 1), 17)
     assert runs_in_torch(PairNet(set_fix.value), PAIR)

@@ -1,7 +1,7 @@
 """Why a model does not fit its input, in the user's terms, and the smallest changes that fix it.
 
 torch says ``mat1 and mat2 shapes cannot be multiplied (1x6400 and 9216x4096)``; this module
-says ``Linear(9216, 4096) receives 6400 features (256×5×5) at input 224×224: set
+says ``Linear(9216, 4096) receives 6,400 features (256×5×5) at input 224×224: set
 in_features=6400, or use input 225×225 (gives 256×6×6 = 9216)``. Every suggested fix is
 checked by re-running the engine with the change applied, so a fix is never a guess.
 """
@@ -315,14 +315,14 @@ def _linear(diag: Diagnosis, case: FailureCase, numbers: dict) -> None:
     features, expected = numbers["features"], numbers["in_features"]
     src = _feature_source(graph, node.name)
     pre = shapes_until(graph, case.shapes, node.name)[src]
-    shown = f"{features} features ({_per_sample(pre)})" if len(pre) > 2 else f"{features} features"
+    shown = f"{features:,} features ({_per_sample(pre)})" if len(pre) > 2 else f"{features:,} features"
     diag.problem = f"Linear({expected}, {layer.out_features}) receives {shown} {case.at}"
-    diag.expected, diag.got = f"{expected} input features", shown
+    diag.expected, diag.got = f"{expected:,} input features", shown
     case.propose(diag, Fix(f"set in_features={features}", FixKind.SET, node.name, "in_features", features))
 
     def gives(shapes: dict[str, Shape]) -> str:
         p = shapes[src]
-        return f"{_per_sample(p)} = {expected}" if len(p) > 2 else str(expected)
+        return f"{_per_sample(p)} = {expected:,}" if len(p) > 2 else f"{expected:,}"
 
     def features_at(inputs: list[Shape]) -> int | None:
         shapes = node_ok_before(graph, inputs, node)

@@ -168,7 +168,7 @@ def _size_fix(case: FailureCase, which: tuple[int, ...], gives, measure) -> Fix 
         found = search.grow(n0)
     if found is None:
         if measure is not None and exact_run is None and not search.stopped:
-            return f"no square input size gives {measure[1]} features here"
+            return f"no square input size gives {measure[1]:,} features here"
         return f"no square input size fits the whole model: {search.searched}"
     run = search.run_around(found, 2 * limit)
     shapes = shapes_until(case.graph, search.at(found))
