@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from shapecalc.core.errors import SpecError
+from shapecalc.models.model_source import HF_PREFIX
 
-PREFIX = HF_PREFIX = "hf:"
+PREFIX = HF_PREFIX
 
 #: Largest config.json read: real ones are kilobytes (a 21,843-label id2label is under 1 MiB).
 MAX_CONFIG_BYTES = 4 << 20

@@ -20,6 +20,13 @@ from shapecalc.core.inputs import SHAPE_RANKS, Inputs, several_shapes, shape_arg
 from shapecalc.core.layers import Shape
 
 
+#: The MODEL forms that name an architecture rather than a file or a target. Here, low in the
+#: package, so that resolving ``alexnet`` tells them apart without importing the timm and
+#: Hugging Face modules (``shapecalc show`` stays quick).
+TIMM_PREFIX = "timm:"
+HF_PREFIX = "hf:"
+
+
 @dataclass
 class ModelSource:
     """A model ready for analysis: its graph, the spec tree (when it has one) and its default input."""

@@ -43,10 +43,8 @@ from typing import Any, Iterator
 
 from shapecalc.core.blocks import Block
 from shapecalc.core.errors import SpecError, user_code
-from shapecalc.models.hf_config import PREFIX as HF_PREFIX
-from shapecalc.models.model_source import ModelSource, module_source
+from shapecalc.models.model_source import HF_PREFIX, TIMM_PREFIX, ModelSource, module_source
 from shapecalc.models.target_syntax import parse_target
-from shapecalc.models.timm_models import PREFIX as TIMM_PREFIX
 
 FORMS = ("a zoo name, a spec file (.json/.yaml/.toml), path/to/file.py:Net, package.module:Net, "
          "timm:NAME or hf:CONFIG")

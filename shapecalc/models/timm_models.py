@@ -15,10 +15,10 @@ from typing import Any
 
 from shapecalc.core.errors import SpecError, user_code
 from shapecalc.models.build_options import BUILD_OPTIONS, META_THRESHOLD
-from shapecalc.models.model_source import ModelSource, module_source
+from shapecalc.models.model_source import TIMM_PREFIX, ModelSource, module_source
 from shapecalc.models.target_syntax import parse_target
 
-PREFIX = "timm:"
+PREFIX = TIMM_PREFIX
 #: create_model arguments that would fetch or read weights: a MODEL names an architecture only.
 WEIGHT_ARGUMENTS = ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path",
                     "cache_dir")
