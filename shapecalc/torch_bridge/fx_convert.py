@@ -91,7 +91,7 @@ class FxConverter:
     def set_dtypes(self, dtypes: dict[str, Any]) -> None:
         """Element types of the fx values for the next analysis; measurements redone if changed."""
         if dtypes != self.values.dtypes:
-            self.values.dtypes = dtypes
+            self.values.reset_dtypes(dtypes)
             for layer in self.measured_layers:
                 layer.cache.clear()
 

@@ -19,6 +19,7 @@ once (``fx_params``), so ``total_params`` equals ``sum(p.numel())`` of the disti
 from __future__ import annotations
 
 import re
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -163,7 +164,7 @@ class _Untraceable(Exception):
 # ------------------------------------------------------------------ fx
 def _tracer_class(known: set[int]):
     torch = torch_module()
-    from torch.fx.proxy import Proxy, TracerBase
+    from torch.fx.proxy import Attribute, Proxy, TracerBase
 
     # Argument types that Tracer.create_arg only hands on to TracerBase.create_arg after its
     # searches for parameters, buffers and modules (which they never are): skipping those
@@ -177,6 +178,23 @@ def _tracer_class(known: set[int]):
         def __copy__(self) -> "ModuleStack":
             return ModuleStack(self)
 
+    class UnpackingProxy(Proxy):
+        """fx's ``Proxy.__iter__`` decides whether ``a, b = proxy`` unpacks by disassembling
+        the calling function's whole bytecode at every unpacking (a third of a ViT's trace).
+        This one reads the same instruction from a table made once per function."""
+
+        def __iter__(self):
+            return _unpack(self, sys._getframe(1))
+
+        def __getattr__(self, k: str):
+            return UnpackingAttribute(self, k)
+
+    class UnpackingAttribute(Attribute):  # ``B, N, C = x.shape``
+        __iter__ = UnpackingProxy.__iter__
+        __getattr__ = UnpackingProxy.__getattr__
+
+    plain.add(UnpackingProxy)
+
     class KnownLeafTracer(torch.fx.Tracer):
         """Stops at modules the engine knows, wherever they are defined.
 
@@ -189,6 +207,10 @@ def _tracer_class(known: set[int]):
             super().__init__()
             self.module_stack = ModuleStack()
             self.attr_names: dict[int, str] | None = None  # id(parameter/buffer) → first path
+            self.instructions: dict[Any, tuple[list[int], list[Any]]] = {}  # code → offsets, ops
+
+        def proxy(self, node):
+            return UnpackingProxy(node, self)
 
         def is_leaf_module(self, m, qualname: str) -> bool:
             return id(m) in known or super().is_leaf_module(m, qualname)
@@ -246,6 +268,25 @@ def _tracer_class(known: set[int]):
             return parameter_proxy_cache[path]
 
     return KnownLeafTracer
+
+
+def _unpack(proxy: Any, frame: Any) -> Any:
+    """What fx's ``Proxy.__iter__`` gives for the instruction ``frame`` is at: the items when
+    it unpacks a fixed count (``UNPACK_SEQUENCE``), else the tracer's ``iter``."""
+    import bisect
+    import dis
+
+    tracer = proxy.tracer
+    code = frame.f_code
+    table = tracer.instructions.get(code)
+    if table is None:
+        found = list(dis.get_instructions(code))
+        table = tracer.instructions[code] = ([i.offset for i in found], found)
+    offsets, found = table
+    inst = found[bisect.bisect_left(offsets, frame.f_lasti)]
+    if inst.opname == "UNPACK_SEQUENCE":
+        return (proxy[i] for i in range(inst.argval))
+    return tracer.iter(proxy)
 
 
 def _stack_inputs(m: Any, args: tuple, kwargs: dict) -> tuple | None:

@@ -283,12 +283,14 @@ class MeasuredLayer(Layer):
 
 
 def measured_runner(fn: Callable[..., Any], label: str,
-                    dtypes: Callable[[], list[Any]] | None = None) -> Callable[..., tuple[Shape, int]]:
+                    dtypes: Callable[[], list[Any]] | None = None,
+                    seen: Callable[[Any], None] | None = None) -> Callable[..., tuple[Shape, int]]:
     """Wrap ``fn(*meta_tensors)`` as a runner: shape of the result, MACs from torch's FLOP counter
     (``None`` where torch ran work it has no formula for, see :mod:`mac_count`).
 
     ``dtypes()`` gives each input's torch dtype (``None``: float32), read when the runner runs
-    so that an analysis with int64 token ids measures with int64 tensors."""
+    so that an analysis with int64 token ids measures with int64 tensors; ``seen(dtype)`` is
+    told the result's element type, so that the nodes reading it can measure with it too."""
 
     def run(*shapes: Shape) -> tuple[Shape, int | None]:
         torch = torch_module()
@@ -307,6 +309,8 @@ def measured_runner(fn: Callable[..., Any], label: str,
             out = out[0]
         if not isinstance(out, torch.Tensor):
             raise ShapeError(f"returns a {type(out).__name__}, not a tensor", layer=label)
+        if seen is not None:
+            seen(out.dtype)
         return tuple(out.shape), macs
 
     return run
