@@ -177,10 +177,11 @@ class FxValues:
             node = node.args[0]
         return node
 
-    def live(self, out_node: Any) -> set[Any]:
-        """fx nodes the output depends on (a dead value, such as an unused LSTM state, gets no row)."""
+    def live(self, *ends: Any) -> set[Any]:
+        """fx nodes that ``ends`` (the output, the items modules return) depend on: a dead
+        value, such as an unused LSTM state, gets no row."""
         live: set[Any] = set()
-        stack = [out_node]
+        stack = list(ends)
         while stack:
             n = stack.pop()
             if n in live:
