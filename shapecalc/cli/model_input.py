@@ -114,20 +114,25 @@ def load_and_analyze(model: str, input_shape: str | tuple[str, ...] | None, dtyp
                      mode: str = "eval"):
     """Resolve MODEL and --input (one or several, each ``SHAPE[:DTYPE]``), run the engine;
     errors come back as one-line exceptions."""
-    from shapecalc.models.api import analyze, load_model
+    from shapecalc.models.api import load_model
 
-    parsed = parse_inputs(input_shape)
     src = load_model(model)
-    inputs = model_inputs(src, parsed)
+    return src, analyze_inputs(src, model_inputs(src, parse_inputs(input_shape)), dtype, mode)
+
+
+def analyze_inputs(src, inputs, dtype: str = "float32", mode: str = "eval"):
+    """Run the engine on a resolved model's inputs; a model that does not fit one input says
+    how small that input may be (:func:`too_small_message`)."""
+    from shapecalc.models.api import analyze
+
     try:
         with inputs_as_flag():
-            analysis = analyze(src, inputs, dtype, mode=mode)
+            return analyze(src, inputs, dtype, mode=mode)
     except ShapeError as err:
         if len(inputs) > 1:
             raise
         raise ShapeError(too_small_message(src, inputs.first, err)) from None
-    return src, analysis
 
 
-__all__ = ["input_option", "input_text", "inputs_as_flag", "load_and_analyze", "model_inputs",
+__all__ = ["analyze_inputs", "input_option", "input_text", "inputs_as_flag", "load_and_analyze", "model_inputs",
            "params_as_flags", "parse_input", "parse_inputs", "too_small_message"]
