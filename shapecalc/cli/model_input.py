@@ -113,7 +113,10 @@ def inputs_as_flag() -> Iterator[None]:
 def load_and_analyze(model: str, input_shape: str | tuple[str, ...] | None, dtype: str = "float32",
                      mode: str = "eval"):
     """Resolve MODEL and --input (one or several, each ``SHAPE[:DTYPE]``), run the engine;
-    errors come back as one-line exceptions."""
+    errors come back as one-line exceptions. A model whose sizes fit but which folds the batch
+    (``view(-1, 400)`` at the wrong size) gets that as a model-wide note, naming the operation,
+    its line and the code fix, so every format and the report say it."""
+    from shapecalc.diagnose.batch import find_fold
     from shapecalc.models.api import analyze, load_model
 
     parsed = parse_inputs(input_shape)
@@ -126,6 +129,9 @@ def load_and_analyze(model: str, input_shape: str | tuple[str, ...] | None, dtyp
         if len(inputs) > 1:
             raise
         raise ShapeError(too_small_message(src, inputs.first, err)) from None
+    fold = find_fold(src, inputs, analysis)
+    if fold is not None:
+        analysis.notes.append(fold.note())
     return src, analysis
 
 
