@@ -138,20 +138,22 @@ def _per_sample(shape: Shape) -> str:
 
 # ------------------------------------------------------------------ the diagnosis
 def diagnose(model: Any, input_shape: Any = None, *,
-             input_dtypes: Sequence[str] | str | None = None) -> Diagnosis:
+             input_dtypes: Sequence[str] | str | None = None, analysis: Any = None) -> Diagnosis:
     """Analyse ``model`` at ``input_shape``; when it breaks, say where, why and how to fix it.
 
     ``input_shape`` and ``input_dtypes`` as :func:`shapecalc.analyze` takes them: one shape, or
     one per input of a forward that takes several (``[(1, 3, 32, 32), (1, 77)]`` with
     ``input_dtypes=["float32", "int64"]``), or :class:`~shapecalc.core.inputs.Inputs`. A fix
     that changes an input size names the inputs it changes (``Fix.value``: their numbers).
+    ``analysis``, the caller's own analysis of these very inputs (``shapecalc report`` has one),
+    saves analysing them again.
     """
     src: ModelSource = load_model(model)
     inputs = input_shape if isinstance(input_shape, Inputs) else src.inputs(input_shape, input_dtypes)
     shapes = list(inputs.shapes)
     verdict = _Verdict(src, inputs.shapes, inputs.dtypes)
     try:
-        result = analyze(src, inputs)
+        result = analysis if analysis is not None else analyze(src, inputs)
     except ConfigError as err:  # the layer's own arguments: no input size or neighbour can fix it
         return verdict(src.graph, False, node=err.node, layer=err.layer,
                        problem=f"{err} (whatever the input)")
