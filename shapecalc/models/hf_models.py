@@ -35,13 +35,15 @@ TASK_ALIASES = {
 def task_classes() -> dict[str, Any]:
     """Task name → transformers' Auto class: ``model`` (AutoModel) and one per ``AutoModelFor…``
     (``causal-lm``, ``masked-lm``, ``seq2seq-lm``, ``sequence-classification``, …)."""
-    import transformers
+    # The Auto classes' own module: ``dir(transformers)`` lists every lazy name of the
+    # package (0.5-0.8 s), where this is a plain module's dictionary.
+    from transformers.models.auto import modeling_auto
 
-    found = {"model": transformers.AutoModel}
-    for name in dir(transformers):
+    found = {"model": modeling_auto.AutoModel}
+    for name in dir(modeling_auto):
         if name.startswith("AutoModelFor"):
             task = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", name[len("AutoModelFor"):]).lower()
-            found[task.replace("2-", "2")] = getattr(transformers, name)
+            found[task.replace("2-", "2")] = getattr(modeling_auto, name)
     return found
 
 

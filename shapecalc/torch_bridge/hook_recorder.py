@@ -165,6 +165,7 @@ class Recording:
         from torch.overrides import TorchFunctionMode
 
         from shapecalc.torch_bridge.mac_count import mac_counter
+        from shapecalc.torch_bridge.meta_memo import meta_memo
 
         recording = self
 
@@ -186,8 +187,10 @@ class Recording:
                 self.handles.append(sub.register_forward_pre_hook(
                     lambda m, a, path=path: self._enter_owner(path)))
                 self.handles.append(sub.register_forward_hook(self._leave_owner))
-        self.modes = [FunctionMode()]
-        self.modes[0].__enter__()
+        # The memo sits below the counter, which is entered and left within the forward.
+        self.modes = [meta_memo(), FunctionMode()]
+        for mode in self.modes:
+            mode.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
