@@ -405,9 +405,13 @@ def _rule(layer: Layer | None, grad: Backward, rec: Record, measure: SavedMeasur
     """What the node keeps: its layer's rule, or what a recorded run measured (storages), or
     what ``measure`` measures for the layer alone; ``None``: unknown.
 
-    A recorded run is a CPU run in the step's element type: it is exact there, so it wins on
-    a CPU; on a GPU a layer's rule (dropout masks and norm statistics differ by device) comes
-    first. Under autocast it knows nothing (it did not run in bfloat16)."""
+    A recorded run is a CPU run in the step's element type: it wins on a CPU, where it also
+    sees what rules cannot (an embedding's positions sliced from a buffer are not an
+    activation; a copy made of a non-contiguous operand is). Its one difference from a CPU
+    kernel: in bfloat16/float16 a layer norm's statistics come out float32 on meta, in the
+    activation type on a CPU (+0.4 % on BERT, tests/test_memory_hf.py). On a GPU a layer's rule
+    (dropout masks and norm statistics differ by device) comes first. Under autocast it knows
+    nothing (it did not run in bfloat16)."""
     if layer is None:
         return None
     if not grad.active:

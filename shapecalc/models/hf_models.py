@@ -134,8 +134,11 @@ def named_forward(model: Any, names: tuple[str, ...]) -> None:
         given = dict(zip(names, tensors))
         if mask:  # (batch, 1, 1, tokens): broadcasts over heads and queries
             ids = tensors[0]
-            given["attention_mask"] = torch.ones((ids.shape[0], 1, 1, ids.shape[-1]),
-                                                 dtype=torch.bool, device=ids.device)
+            # Made out of sight of torch-function modes: the hook recorder would show it as
+            # the model's first row, and it is this wrapper's, not the model's.
+            with torch._C.DisableTorchFunction():
+                given["attention_mask"] = torch.ones((ids.shape[0], 1, 1, ids.shape[-1]),
+                                                     dtype=torch.bool, device=ids.device)
         return cls.forward(self, **given)
 
     self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
