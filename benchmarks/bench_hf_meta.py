@@ -3,7 +3,9 @@
 For each configuration (tests/data/hf: the Llama-3-70B and Llama-3.1-405B shapes), every tool
 runs in a fresh process, interleaved run by run so machine load hits all alike; each child
 reports the time its imports took, the time its analysis took after them, the parameters it
-counted and its own peak resident memory (``ru_maxrss``):
+counted and its own peak resident memory (``VmHWM`` from ``/proc/self/status``: not
+``ru_maxrss``, which Linux carries from the parent across fork and exec, so a child started
+by a large process would report the parent's peak):
 
 - shapecalc: ``shapecalc.analyze("hf:CONFIG")`` (builds on the meta device by itself);
 - calflops: ``calculate_flops`` on the model built from the same config under accelerate's
@@ -34,9 +36,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "hf"
 
+#: Every child's own peak resident memory, in MiB (Linux).
+PEAK = "int(re.search(r'VmHWM:\\s*(\\d+) kB', open('/proc/self/status').read()).group(1)) / 1024"
+
 #: Each child prints one JSON line: imports_s, analysis_s, params, macs (or None), rss_mib.
 SHAPECALC = """
-import json, resource, sys, time
+import json, re, sys, time
 t0 = time.perf_counter()
 import torch, transformers, shapecalc
 from shapecalc.models.api import analyze
@@ -45,12 +50,11 @@ t1 = time.perf_counter()
 result = analyze("hf:" + sys.argv[1])
 t2 = time.perf_counter()
 print(json.dumps({"imports_s": t1 - t0, "analysis_s": t2 - t1, "params": result.total_params,
-                  "macs": result.total_macs,
-                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
+                  "macs": result.total_macs, "rss_mib": PEAK}))
+""".replace("PEAK", PEAK)
 
 EMPTY_MODEL = """
-import json, resource, sys, time
+import json, re, sys, time
 t0 = time.perf_counter()
 import torch, transformers
 from accelerate import init_empty_weights
@@ -65,8 +69,8 @@ with init_empty_weights():
 {measure}
 t2 = time.perf_counter()
 print(json.dumps({{"imports_s": t1 - t0, "analysis_s": t2 - t1, "params": params, "macs": macs,
-                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
-"""
+                  "rss_mib": PEAK}}))
+""".replace("PEAK", PEAK)
 
 CALFLOPS = EMPTY_MODEL.format(imports="from calflops import calculate_flops", measure="""
 ids = torch.zeros(1, 128, dtype=torch.long, device="meta")

@@ -57,6 +57,19 @@ class CliResult(NamedTuple):
     out: str
     err: str
 
+    @property
+    def stdout(self) -> str:
+        """The output of a run that must succeed (exit 0)."""
+        assert self.code == 0, self.err
+        return self.out
+
+    @property
+    def error(self) -> tuple[int, str]:
+        """(exit status, the one stderr line) of a run that must fail with exactly one line."""
+        assert self.code != 0, self.out
+        assert len(self.err.strip().splitlines()) == 1, self.err
+        return self.code, self.err.strip()
+
 
 @pytest.fixture
 def cli() -> Callable[..., CliResult]:

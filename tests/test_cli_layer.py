@@ -6,35 +6,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from shapecalc.core import arithmetic as ar
-from shapecalc.cli import cli, main
 from shapecalc.cli import layer as layer_mod
-
-
-def invoke(*args: str) -> str:
-    result = CliRunner().invoke(cli, ["layer", *args])
-    assert result.exit_code == 0, result.output
-    return result.stdout
-
-
-def fails(capsys, *args: str) -> tuple[int, str]:
-    """Run the console entry point; return (exit code, the one stderr line)."""
-    with pytest.raises(SystemExit) as exc:
-        main(["layer", *args])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1, err
-    return exc.value.code, err.strip()
 
 
 def output_line(text: str) -> str:
     return next(line for line in text.splitlines() if line.startswith("output:"))
 
 
-def test_alexnet_first_layer_shows_substituted_arithmetic():
-    out = invoke("--k", "11", "--s", "4", "--p", "2", "224")
+def test_alexnet_first_layer_shows_substituted_arithmetic(cli):
+    out = cli("layer", "--k", "11", "--s", "4", "--p", "2", "224").stdout
     assert output_line(out) == "output: 54"
     assert "floor((224 − 11 + 2 + 4) / 4) = floor(219 / 4) = 54" in out
     assert "p is the TOTAL padding of both sides: nn.Conv2d(padding=1) is p = 2." in out
@@ -44,18 +26,18 @@ def test_alexnet_first_layer_shows_substituted_arithmetic():
         assert line.strip() in out
 
 
-def test_padding_per_side_equals_total_doubled():
-    assert output_line(invoke("--k", "11", "--s", "4", "--padding", "1", "224")) == "output: 54"
+def test_padding_per_side_equals_total_doubled(cli):
+    assert output_line(cli("layer", "--k", "11", "--s", "4", "--padding", "1", "224").stdout) == "output: 54"
 
 
-def test_long_option_names():
-    out = invoke("--kernel", "3", "--stride", "2", "--dilation", "2", "--p", "0", "15")
+def test_long_option_names(cli):
+    out = cli("layer", "--kernel", "3", "--stride", "2", "--dilation", "2", "--p", "0", "15").stdout
     assert output_line(out) == f"output: {ar.conv_output_size(15, 3, 2, 0, 2)}"
     assert "k_eff = d·(k − 1) + 1 = 2·(3 − 1) + 1 = 5" in out
 
 
-def test_json_has_per_axis_output_and_echoes_inputs():
-    data = json.loads(invoke("--k", "11", "--s", "4", "--p", "2", "224x224", "--json"))
+def test_json_has_per_axis_output_and_echoes_inputs(cli):
+    data = json.loads(cli("layer", "--k", "11", "--s", "4", "--p", "2", "224x224", "--json").stdout)
     assert data["output"] == [54, 54]
     assert data["input"] == [224, 224] and data["kernel"] == [11, 11] and data["stride"] == [4, 4]
     assert data["padding_total"] == [2, 2] and data["padding_per_side"] == [1, 1]
@@ -63,71 +45,74 @@ def test_json_has_per_axis_output_and_echoes_inputs():
     assert data["op"] == "conv"
 
 
-def test_per_axis_sizes_and_kernels():
-    data = json.loads(invoke("--k", "3x5", "--p", "2x4", "224x200", "--json"))
+def test_per_axis_sizes_and_kernels(cli):
+    data = json.loads(cli("layer", "--k", "3x5", "--p", "2x4", "224x200", "--json").stdout)
     assert data["output"] == [ar.conv_output_size(224, 3, 1, 2), ar.conv_output_size(200, 5, 1, 4)]
     assert data["output"] == [224, 200]
-    text = invoke("--k", "3x5", "224")
+    text = cli("layer", "--k", "3x5", "224").stdout
     assert output_line(text) == "output: 222x220"
     assert text.startswith("H: ") and "\nW: " in text
 
 
-def test_pool_stride_defaults_to_kernel_like_torch():
-    data = json.loads(invoke("--op", "maxpool", "--k", "3", "54", "--json"))
+def test_pool_stride_defaults_to_kernel_like_torch(cli):
+    data = json.loads(cli("layer", "--op", "maxpool", "--k", "3", "54", "--json").stdout)
     assert data["stride"] == [3] and data["output"] == [18]
-    assert json.loads(invoke("--op", "maxpool", "--k", "3", "--s", "2", "54", "--json"))["output"] == [26]
+    data = json.loads(cli("layer", "--op", "maxpool", "--k", "3", "--s", "2", "54", "--json").stdout)
+    assert data["output"] == [26]
 
 
-def test_ceil_mode_uses_torch_rule():
-    data = json.loads(invoke("--op", "maxpool", "--k", "3", "--s", "2", "--ceil-mode", "54", "--json"))
+def test_ceil_mode_uses_torch_rule(cli):
+    data = json.loads(cli("layer", "--op", "maxpool", "--k", "3", "--s", "2", "--ceil-mode", "54",
+                          "--json").stdout)
     assert data["output"] == [ar.pool_output_size(54, 3, 2, 0, 1, True)] == [27]
     # torch drops a last window that would start inside the right padding only
-    data = json.loads(invoke("--op", "avgpool", "--k", "2", "--s", "2", "--p", "2", "--ceil-mode", "5", "--json"))
+    data = json.loads(cli("layer", "--op", "avgpool", "--k", "2", "--s", "2", "--p", "2", "--ceil-mode", "5",
+                          "--json").stdout)
     assert data["output"] == [ar.pool_output_size(5, 2, 2, 2, 1, True)] == [3]
 
 
-def test_conv_transpose_with_output_padding():
-    data = json.loads(invoke("--op", "conv-transpose", "--k", "3", "--s", "2", "--padding", "1",
-                             "--output-padding", "1", "28", "--json"))
+def test_conv_transpose_with_output_padding(cli):
+    data = json.loads(cli("layer", "--op", "conv-transpose", "--k", "3", "--s", "2", "--padding", "1",
+                          "--output-padding", "1", "28", "--json").stdout)
     assert data["output"] == [56]
     assert data["output_padding"] == [1]
 
 
-def test_same_padding_keeps_the_size():
-    data = json.loads(invoke("--k", "4", "--same", "31", "--json"))
+def test_same_padding_keeps_the_size(cli):
+    data = json.loads(cli("layer", "--k", "4", "--same", "31", "--json").stdout)
     assert data["output"] == [31] and data["padding_total"] == [3]
     assert data["padding_per_side"] == [None]  # odd total: torch puts the extra pixel right
-    assert "padding='same' pads 1 before and 2 after" in invoke("--k", "4", "--same", "31")
-    assert "p = 3 is odd" in invoke("--k", "4", "--p", "3", "31")
+    assert "padding='same' pads 1 before and 2 after" in cli("layer", "--k", "4", "--same", "31").stdout
+    assert "p = 3 is odd" in cli("layer", "--k", "4", "--p", "3", "31").stdout
 
 
-def test_target_lists_paddings_and_symmetric_ones():
-    out = invoke("--k", "11", "--s", "4", "--target", "56", "224")
+def test_target_lists_paddings_and_symmetric_ones(cli):
+    out = cli("layer", "--k", "11", "--s", "4", "--target", "56", "224").stdout
     assert "total paddings p giving 56: 7, 8, 9, 10" in out
     assert "p = 8 → nn.Conv2d(padding=4)" in out and "p = 10 → nn.Conv2d(padding=5)" in out
     assert output_line(out) == "output: 56"
-    data = json.loads(invoke("--k", "11", "--s", "4", "--target", "56", "224", "--json"))
+    data = json.loads(cli("layer", "--k", "11", "--s", "4", "--target", "56", "224", "--json").stdout)
     found = ar.solve_padding(224, 11, 4, 56)
     assert data["solutions"][0]["paddings"] == {"from": found[0], "to": found[-1], "step": 1}
     assert data["solutions"][0]["symmetric"] == {"from": 8, "to": 10, "step": 2}
 
 
-def test_target_with_only_asymmetric_padding_says_so():
-    out = invoke("--k", "4", "--target", "32", "32")  # p must be 3: odd
+def test_target_with_only_asymmetric_padding_says_so(cli):
+    out = cli("layer", "--k", "4", "--target", "32", "32").stdout  # p must be 3: odd
     assert "total paddings p giving 32: 3" in out
     assert "none is symmetric" in out and "1 before, 2 after" in out
 
 
-def test_target_without_any_padding_is_one_line_error(capsys):
-    code, err = fails(capsys, "--k", "3", "--s", "2", "--target", "200", "--op", "maxpool", "224")
+def test_target_without_any_padding_is_one_line_error(cli):
+    code, err = cli("layer", "--k", "3", "--s", "2", "--target", "200", "--op", "maxpool", "224").error
     assert code == 1 and "--target 200: no padding gives 200" in err
-    code, err = fails(capsys, "--k", "3", "--target", "100", "224")
+    code, err = cli("layer", "--k", "3", "--target", "100", "224").error
     assert code == 1 and "already 222" in err
 
 
-def test_terminal_output_uses_rich(monkeypatch):
+def test_terminal_output_uses_rich(monkeypatch, cli):
     monkeypatch.setattr(layer_mod, "is_terminal", lambda: True)
-    out = invoke("--k", "11", "--s", "4", "--p", "2", "224")
+    out = cli("layer", "--k", "11", "--s", "4", "--p", "2", "224").stdout
     assert "output: 54" in out and "floor(219 / 4) = 54" in out
 
 
@@ -157,70 +142,71 @@ def test_terminal_output_uses_rich(monkeypatch):
         (["--op", "sum", "--k", "3", "20"], 2, "--op"),
     ],
 )
-def test_bad_inputs_give_one_line(capsys, args, code, words):
-    got, err = fails(capsys, *args)
+def test_bad_inputs_give_one_line(args, code, words, cli):
+    got, err = cli("layer", *args).error
     assert got == code
     assert err.startswith("shapecalc: error: ")
     assert words in err
 
 
 # ------------------------------------------------------------------ the layer classes answer
-def test_pool_padding_limit_is_the_layers_for_a_single_size_and_per_axis(capsys):
+def test_pool_padding_limit_is_the_layers_for_a_single_size_and_per_axis(cli):
     # torch: nn.MaxPool2d(2, 2, 2, dilation=3) raises "pad should be smaller than or equal to
     # half of kernel size"; `5` is the square 5x5, so both are refused alike.
     for size in ("5x5", "5"):
-        code, err = fails(capsys, "--op", "maxpool", "--k", "2", "--s", "2", "--padding", "2",
-                          "--d", "3", size)
+        code, err = cli("layer", "--op", "maxpool", "--k", "2", "--s", "2", "--padding", "2",
+                        "--d", "3", size).error
         assert code == 1 and "allows at most 1 per side" in err
 
 
-def test_ceil_mode_uncovered_row_matches_the_layer_note():
+def test_ceil_mode_uncovered_row_matches_the_layer_note(cli):
     from shapecalc.core.layers import MaxPool2d
     from shapecalc.core.notes import NoteKind
 
-    data = json.loads(invoke("--op", "maxpool", "--k", "2", "--s", "3", "--ceil-mode", "9", "--json"))
+    data = json.loads(cli("layer", "--op", "maxpool", "--k", "2", "--s", "3", "--ceil-mode", "9",
+                          "--json").stdout)
     assert data["output"] == [3] and data["dropped"] == [1]
     pool = MaxPool2d(2, 3, ceil_mode=True)
     out = pool.output_shape((1, 1, 9, 9))
     [note] = pool.notes(out, (1, 1, 9, 9))
     assert note.kind is NoteKind.DROPS and note.get("px") == 1
-    assert "9 + 0 − ((3 − 1)·3 + 2) = 1" in invoke("--op", "maxpool", "--k", "2", "--s", "3",
-                                                    "--ceil-mode", "9")
+    assert "9 + 0 − ((3 − 1)·3 + 2) = 1" in cli("layer", "--op", "maxpool", "--k", "2", "--s", "3",
+                                                 "--ceil-mode", "9").stdout
 
 
-def test_target_with_a_huge_stride_prints_ranges_at_once():
+def test_target_with_a_huge_stride_prints_ranges_at_once(cli):
     import time
 
     start = time.perf_counter()
-    out = invoke("--k", "3", "--s", "100000000", "--target", "1", "5")
+    out = cli("layer", "--k", "3", "--s", "100000000", "--target", "1", "5").stdout
     assert "total paddings p from 0 to 99,999,997 all give 1" in out
     assert "every even p from 0 to 99,999,996" in out
-    data = json.loads(invoke("--k", "3", "--s", "100000000", "--target", "1", "5", "--json"))
+    data = json.loads(cli("layer", "--k", "3", "--s", "100000000", "--target", "1", "5", "--json").stdout)
     assert data["solutions"][0]["paddings"] == {"from": 0, "to": 99_999_997, "step": 1}
     assert data["solutions"][0]["symmetric"] == {"from": 0, "to": 99_999_996, "step": 2}
-    out = invoke("--op", "maxpool", "--k", "100000000", "--ceil-mode", "--target", "1", "5")
+    out = cli("layer", "--op", "maxpool", "--k", "100000000", "--ceil-mode", "--target", "1", "5").stdout
     assert "p from 0 to 100,000,000 all give 1" in out
     assert time.perf_counter() - start < 5
 
 
 @pytest.mark.parametrize("size", ["1" + "0" * 5000, "99999999999999999999"])
-def test_oversized_numbers_are_one_line(capsys, size):
-    code, err = fails(capsys, "--k", "3", size)
+def test_oversized_numbers_are_one_line(size, cli):
+    code, err = cli("layer", "--k", "3", size).error
     assert code == 2 and "SIZE: " in err and "is too large; at most 9,223,372,036,854,775,807" in err
     assert len(err) < 200
 
 
-def test_odd_total_padding_on_a_pool_limits_the_larger_side(capsys):
-    code, err = fails(capsys, "--op", "avgpool", "--k", "3", "--p", "3", "10")
+def test_odd_total_padding_on_a_pool_limits_the_larger_side(cli):
+    code, err = cli("layer", "--op", "avgpool", "--k", "3", "--p", "3", "10").error
     assert code == 1 and "--p: padding 2 per side (p = 3 total)" in err
-    data = json.loads(invoke("--op", "avgpool", "--k", "3", "--p", "1", "10", "--json"))
+    data = json.loads(cli("layer", "--op", "avgpool", "--k", "3", "--p", "1", "10", "--json").stdout)
     assert data["output"] == [ar.pool_output_size(10, 3, 3, 1)] and data["padding_total"] == [1]
 
 
-def test_a_padding_past_64_bits_names_the_option(capsys):
-    code, err = fails(capsys, "--k", "3", "--padding", str(2**63 - 1), "5")
+def test_a_padding_past_64_bits_names_the_option(cli):
+    code, err = cli("layer", "--k", "3", "--padding", str(2**63 - 1), "5").error
     assert code == 2 and err.startswith("shapecalc: error: --padding: the total padding has about 20 digits")
-    code, err = fails(capsys, "--k", "3", "--s", str(2**63 - 1), "--target", "3", "5")
+    code, err = cli("layer", "--k", "3", "--s", str(2**63 - 1), "--target", "3", "5").error
     assert code == 2 and "--target: the total padding" in err
 
 

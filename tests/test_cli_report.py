@@ -3,6 +3,7 @@ written atomically; one-line errors. What the page does in a browser: test_repor
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -88,9 +89,72 @@ def test_bad_input_is_one_line(cli, args, code, words):
 def test_an_existing_report_is_replaced_whole_or_kept(tmp_path, cli):
     target = tmp_path / "r.html"
     target.write_text("old")
-    code, _, err = cli("report", "alexnet", "--input", "1x1x2x2", "-o", str(target), "--no-graph")
-    assert code == 1 and "too small" in err
+    code, _, err = cli("report", "alexnet", "--input", "1x1xax2", "-o", str(target), "--no-graph")
+    assert code == 2 and "--input" in err
     assert target.read_text() == "old"
+    code, _, err = cli("report", "alexnet", "--input", "1x1x2x2", "-o", str(target), "--no-graph")
+    assert code == 1 and "too small" in err and err.count("\n") == 1
+    assert target.read_text().startswith("<!DOCTYPE html>") and [p.name for p in tmp_path.iterdir()] == ["r.html"]
+
+
+def verdict_of(page: str) -> list[str]:
+    """The report's diagnosis section as the lines a reader sees: the verdict, then each field
+    or fix."""
+    section = re.search(r'<section class="sc-diagnosis[^"]*">(.*?)</section>', page, re.S).group(1)
+    texts = re.findall(r"<(?:p|caption|li|th|td)[^>]*>(.*?)</(?:p|caption|li|th|td)>", section, re.S)
+    return [html.unescape(re.sub(r"<[^>]+>", "", t)) for t in texts]
+
+
+def test_the_report_gives_checks_verdict_for_a_model_that_fits(tmp_path, cli):
+    target = tmp_path / "a.html"
+    assert cli("report", "alexnet", "-o", str(target), "--no-graph").code == 0
+    code, out, _ = cli("check", "alexnet")
+    assert code == 0
+    verdict = verdict_of(target.read_text(encoding="utf-8"))
+    assert verdict == [line.strip() for line in out.splitlines()]
+    assert verdict[0] == "✓ alexnet fits input 1×1×224×224 → 1×10"
+
+
+def test_the_report_of_a_model_that_does_not_fit_gives_the_verdict_and_the_fixes(tmp_path, cli):
+    target = tmp_path / "small.html"
+    code, out, err = cli("report", "alexnet", "--input", "1x1x32x32", "-o", str(target), "--no-graph")
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert err.rstrip().endswith(f"the report in {target} gives the verdict and 1 verified fix")
+    page = target.read_text(encoding="utf-8")
+    assert 'class="sc-table' not in page and 'id="sc-data"' not in page  # no table: nothing to draw
+    verdict = verdict_of(page)
+    _, checked, _ = cli("check", "alexnet", "--input", "1x1x32x32")
+    lines = checked.splitlines()
+    assert verdict[0] == lines[0] == "✗ alexnet does not fit input 1×1×32×32"
+    assert verdict[-1] == lines[-1].removeprefix("  fix 1: ")
+    assert verdict[-1] == "use input 65×65 (gives 1×256×3×3; any size from 65 up works)"
+    assert ["at node", "'5'  MaxPool2d(k=3, s=2)"] == verdict[verdict.index("at node"):verdict.index("at node") + 2]
+
+
+def test_the_report_of_a_model_that_folds_the_batch_says_so(tmp_path, cli):
+    pytest.importorskip("torch")
+    source = tmp_path / "folding.py"
+    source.write_text(textwrap.dedent("""
+        import torch.nn as nn
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 16, 5)
+                self.pool = nn.MaxPool2d(2)
+                self.fc = nn.Linear(400, 10)
+            def forward(self, x):
+                return self.fc(self.pool(self.conv(x)).view(-1, 400))
+    """))
+    target = tmp_path / "fold.html"
+    code, _, err = cli("report", f"{source}:Net", "--input", "1x3x64x64", "-o", str(target), "--no-graph")
+    assert code == 0, err
+    page = target.read_text(encoding="utf-8")
+    verdict = verdict_of(page)
+    _, checked, _ = cli("check", f"{source}:Net", "--input", "1x3x64x64")
+    fixes = [line.split(": ", 1)[1] for line in checked.splitlines() if line.startswith("  fix ")]
+    assert verdict[0] == checked.splitlines()[0] == "✗ Net does not keep the batch at input 1×3×64×64"
+    assert len(fixes) == 2 and verdict[-2:] == fixes
+    assert layers_of(page)  # the table is there too: the model runs, at 36 samples for one
 
 
 def test_missing_dot_names_the_way_round_it(tmp_path):

@@ -11,6 +11,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path, monkeypatch):
+    """A run without --out writes runs/<model>-<time>/ in the working folder: keep it in tmp_path."""
+    monkeypatch.chdir(tmp_path)
+
+
 TINY = ["--synthetic", "--device", "cpu", "--epochs", "1", "--batch-size", "64",
         "--limit-train", "64", "--limit-test", "32", "--image-size", "65", "--threads", "2"]
 
@@ -55,6 +61,21 @@ def test_data_dir_without_data_is_one_line(tmp_path, cli):
     code, _out, err = cli("train", *args)
     assert code == 1 and err.count("\n") == 1
     assert f"--data-dir {tmp_path}: missing train-images-idx3-ubyte.gz" in err
+    assert not (tmp_path / "runs").exists()  # the failed run takes its empty folder away again
+
+
+def test_a_failed_run_keeps_what_was_in_out(tmp_path, cli):
+    out_dir = tmp_path / "mine"
+    out_dir.mkdir()
+    (out_dir / "notes.txt").write_text("the user's")
+    data_dir = tmp_path / "no-data"
+    data_dir.mkdir()
+    args = [a for a in TINY if a != "--synthetic"] + ["--data-dir", str(data_dir), "--out", str(out_dir)]
+    code, _out, err = cli("train", *args)
+    assert code == 1 and "missing train-images-idx3-ubyte.gz" in err
+    assert (out_dir / "notes.txt").read_text() == "the user's"
+    code, _out, err = cli("train", *args[:-1] + [str(tmp_path / "new" / "run")])
+    assert code == 1 and not (tmp_path / "new").exists()
 
 
 def test_tiny_run_writes_its_outputs_and_refuses_to_overwrite(tmp_path, cli):

@@ -220,16 +220,16 @@ def test_alexnet_learns_fashion_mnist_subset(fashion_mnist_dir):
 
 def test_warm_up_changes_nothing():
     """The CUDA warm-up (run here on the CPU) leaves weights, BatchNorm buffers, RNG alone."""
-    from shapecalc.train.loop import Trainer
+    from shapecalc.train.distributed import World
+    from shapecalc.train.run_setup import prepare_run
 
-    trainer = Trainer(tiny(model="lenet-bn", image_size=28), reporter=quiet())
-    trainer.setup()
-    before = {k: v.clone() for k, v in trainer.module.state_dict().items()}
+    run = prepare_run(tiny(model="lenet-bn", image_size=28), World(), quiet())
+    before = {k: v.clone() for k, v in run.module.state_dict().items()}
     rng = torch.get_rng_state()
-    trainer.warm_up()
-    assert same_weights(before, trainer.module.state_dict())
-    assert torch.equal(rng, torch.get_rng_state()) and trainer.module.training
-    assert all(p.grad is None for p in trainer.module.parameters())
+    run.warm_up()
+    assert same_weights(before, run.module.state_dict())
+    assert torch.equal(rng, torch.get_rng_state()) and run.module.training
+    assert all(p.grad is None for p in run.module.parameters())
 
 
 def test_the_device_policy_decides_once_and_explicit_flags_win():

@@ -91,8 +91,8 @@ def _scan_range(src, shape, span: tuple[int, int], as_json: bool) -> bool:
     """``--input-range``: which square sizes of the only input fit, are exact, drop pixels or
     fail where; True when any size fits."""
     from shapecalc.cli import set_answer
-    from shapecalc.diagnose.diagnosis import compact, runs, scan_inputs
-    from shapecalc.diagnose.input_scan import SCAN_SECONDS
+    from shapecalc.diagnose.diagnosis import scan_inputs
+    from shapecalc.output.diagnosis import scan_lines
 
     low, high = span
     scan = scan_inputs(src, src.input_shape(shape, "--input"), low, high)
@@ -100,20 +100,8 @@ def _scan_range(src, shape, span: tuple[int, int], as_json: bool) -> bool:
     if as_json:
         click.echo(json.dumps(scan.to_dict(), indent=2))
         return bool(scan.fits)
-    head = "×".join(str(v) for v in scan.template[:2]) + "×" + "×".join("N" for _ in scan.template[2:])
-    click.echo(f"{scan.model}: input {head}, N = {low}..{high}")
-    click.echo(f"  fits       {compact(scan.fits)}  ({len(scan.fits)} sizes)")
-    click.echo(f"  exact      {compact(scan.exact)}  (no remainder at any layer)")
-    drops = runs(scan.drops)
-    text = compact(scan.drops) if len(drops) <= 6 else f"the other {len(scan.drops)} fitting sizes"
-    click.echo(f"  drops px   {text}")
-    for node, sizes in scan.fails.items():
-        click.echo(f"  fails at '{node}'  {compact(sizes)}")
-    for node, sizes in scan.folds.items():
-        click.echo(f"  '{node}' does not keep the batch at  {compact(sizes)}")
-    if scan.stopped_at is not None:
-        click.echo(f"  stopped    at N = {scan.stopped_at} after {SCAN_SECONDS:g} s; "
-                   f"sizes {scan.stopped_at}..{high} were not scanned (give a narrower range)")
+    for line in scan_lines(scan):
+        click.echo(line)
     return bool(scan.fits)
 
 
@@ -122,7 +110,7 @@ def _diagnose_inputs(src, parsed: list, as_json: bool) -> bool:
     report share; True when the model fits."""
     from shapecalc.cli import set_answer
     from shapecalc.diagnose.diagnosis import diagnose
-    from shapecalc.output.notebook import diagnosis_lines
+    from shapecalc.output.diagnosis import diagnosis_lines
 
     with inputs_as_flag():
         diag = diagnose(src, model_inputs(src, parsed))

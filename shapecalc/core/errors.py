@@ -20,14 +20,21 @@ from contextlib import contextmanager
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Iterator
 
-from shapecalc.core.safetext import preview
+from shapecalc.core.safetext import preview, printable
 
 if TYPE_CHECKING:
     from shapecalc.core.graph import Graph
 
 
 class ShapecalcError(ValueError):
-    """Base of every error this package raises on purpose (bad input, bad model, bad shape)."""
+    """Base of every error this package raises on purpose (bad input, bad model, bad shape).
+
+    Its text is made printable (:func:`~shapecalc.core.safetext.printable`) when it is built:
+    a Python caller who prints ``str(err)`` sees ``\\u001b`` for an ESC in a layer's name, not
+    a rewritten terminal, and a lone surrogate cannot make the print itself fail."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(printable(a) if isinstance(a, str) else a for a in args))
 
 
 class Reason(str, Enum):
@@ -61,8 +68,11 @@ class LayerError(ShapecalcError):
         reason: Reason = Reason.OTHER,
         partial_graph: "Graph | None" = None,
     ) -> None:
+        message = printable(message)
         super().__init__(message)
         self.message = message
+        # node and layer stay as the model spells them (tools look nodes up by name); __str__
+        # makes them printable
         self.layer = layer
         self.node = node
         self.axis = axis
@@ -88,7 +98,7 @@ class LayerError(ShapecalcError):
             where.append(f"node '{self.node}'")
         if self.layer is not None:
             where.append(self.layer)
-        prefix = " ".join(where)
+        prefix = printable(" ".join(where))
         axis = f" (axis {self.axis})" if self.axis else ""
         return f"{prefix}{axis}: {self.message}" if prefix else f"{self.message}{axis}"
 
@@ -113,7 +123,7 @@ class FieldError(ConfigError):
     def __init__(self, field: str, detail: str, **kwargs: Any) -> None:
         super().__init__(f"{field}: {detail}", **kwargs)
         self.field = field
-        self.detail = detail
+        self.detail = printable(detail)
 
     def replace(self, **changes: Any) -> "FieldError":
         changes.pop("message", None)  # the message is made from field and detail
@@ -137,7 +147,7 @@ class SpecError(ShapecalcError):
         self.line = line
         self.key_path = key_path
         #: what is wrong, without the place (``expected an integer, got '3'``)
-        self.detail = detail if detail is not None else message
+        self.detail = printable(detail) if detail is not None else self.args[0]
 
 
 class UsageError(ShapecalcError):
@@ -151,7 +161,7 @@ class ArgumentError(ShapecalcError):
     def __init__(self, param: str, message: str) -> None:
         super().__init__(f"{param}: {message}")
         self.param = param
-        self.detail = message
+        self.detail = printable(message)
 
 
 @contextmanager

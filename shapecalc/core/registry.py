@@ -7,8 +7,9 @@ registry on first lookup is handed in from above by :func:`find_renderers_with` 
 ``__init__`` passes a function that imports every renderer module), so no module of this layer
 imports a renderer, not even lazily.
 
-A subject is what a format shows: ``"analysis"`` (``show --format``, ``Analysis.render``) or
-``"diagnosis"`` (``check``, the notebook's display of a ``Diagnosis``). Each has its own names.
+A subject is what a format shows: ``"analysis"`` (``show --format``, ``Analysis.render``),
+``"diagnosis"`` (``check``, the notebook's display of a ``Diagnosis``), ``"scan"`` (``check
+--input-range``, an ``InputScan``) or ``"memory"``. Each has its own names.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Callable
 ANALYSIS = "analysis"
 DIAGNOSIS = "diagnosis"
 MEMORY = "memory"  # a training step's memory (shapecalc.core.memory.MemoryReport)
+SCAN = "scan"  # which input sizes fit (shapecalc.diagnose.input_scan.InputScan)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,7 @@ class Renderer:
 
 #: The analysis formats by name (``_REGISTRY``), and every subject's table.
 _REGISTRY: dict[str, Renderer] = {}
-_SUBJECTS: dict[str, dict[str, Renderer]] = {ANALYSIS: _REGISTRY, DIAGNOSIS: {}, MEMORY: {}}
+_SUBJECTS: dict[str, dict[str, Renderer]] = {ANALYSIS: _REGISTRY, DIAGNOSIS: {}, MEMORY: {}, SCAN: {}}
 _finders: list[Callable[[], None]] = []
 _found = False
 
@@ -120,5 +122,5 @@ def show(subject: str, value: Any, name: str) -> Any:
     return all_renderers(subject)[name](value)
 
 
-__all__ = ["ANALYSIS", "DIAGNOSIS", "MEMORY", "Renderer", "all_renderers", "find_renderers_with", "get",
-           "names", "render", "renderer", "show"]
+__all__ = ["ANALYSIS", "DIAGNOSIS", "MEMORY", "SCAN", "Renderer", "all_renderers", "find_renderers_with",
+           "get", "names", "render", "renderer", "show"]

@@ -18,6 +18,7 @@ from shapecalc.core.graph import analyze_graph
 from shapecalc.core.layers import Shape
 from shapecalc.models.model_source import size_arg
 from shapecalc.core.notes import NoteKind, has_kind
+from shapecalc.core.registry import SCAN, show
 from shapecalc.diagnose.batch import BatchFold, keeps_batch
 from shapecalc.diagnose.size_search import sized
 
@@ -41,6 +42,8 @@ class InputScan:
     #: Sizes that run but do not keep the batch (``view(-1, 400)``): the folding node → sizes.
     #: They are not among ``fits``.
     folds: dict[str, list[int]] = field(default_factory=dict)
+    #: The wall-clock budget the scan ran under, in seconds.
+    budget_seconds: float = SCAN_SECONDS
 
     @property
     def fits(self) -> list[int]:
@@ -56,6 +59,13 @@ class InputScan:
             "folds_batch": {k: runs(v) for k, v in self.folds.items()},
             "stopped_at": self.stopped_at,
         }
+
+    # Display: worded by the diagnosis renderer (shapecalc.output.diagnosis), as check prints it.
+    def __str__(self) -> str:
+        return show(SCAN, self, "text")
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(repr(self) if cycle else str(self))
 
 
 def scan_inputs(model: Any, template: Shape | None, low: int, high: int) -> InputScan:
@@ -94,7 +104,7 @@ def scan_inputs(model: Any, template: Shape | None, low: int, high: int) -> Inpu
             drops.append(n)
         else:
             exact.append(n)
-    return InputScan(src.name, template, low, high, exact, drops, fails, stopped_at, folds)
+    return InputScan(src.name, template, low, high, exact, drops, fails, stopped_at, folds, SCAN_SECONDS)
 
 
 def runs(values: list[int]) -> list[list[int]]:

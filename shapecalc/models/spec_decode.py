@@ -51,6 +51,8 @@ def check_nesting(text: str, where: str) -> None:
 def decode(text: str, suffix: str, where: str, max_nodes: int = 200_000) -> tuple[Any, LineFinder]:
     """The data in ``text`` and a function that finds the line of a key path in it; a YAML file
     of more values than ``max_nodes`` can hold stops while it is read."""
+    if suffix in (".yaml", ".yml"):
+        check_yaml_size(text, where, max_nodes)
     check_nesting(text, where)
     try:
         if suffix == ".json":
@@ -139,6 +141,32 @@ def _json_element(decoder: json.JSONDecoder, text: str, pos: int, index: int) ->
 #: node budget: a layer entry with six keys is 14 events. Counted while parsing, so a file that
 #: would exceed what the analysis can hold stops before it is built.
 EVENTS_PER_NODE = 16
+#: Characters of YAML allowed per node of the node budget (12.8 MB at the default 200,000), and
+#: never fewer than :data:`MIN_YAML_CHARS`. YAML is read one event at a time at Python speed,
+#: ~2 µs an event, so a 31 MB file under :data:`MAX_SPEC_BYTES` took 46 s under load just to
+#: reach the event budget; the cap refuses it before parsing. A hand-written block-style layer
+#: (``- type: Conv2d`` and four fields) is about 90 characters, a flow one 20-60, and a spec
+#: near the budget repeats blocks (``repeat:``) rather than writing every layer.
+YAML_CHARS_PER_NODE = 64
+MIN_YAML_CHARS = 1 << 20
+#: Distinct plain scalars whose constructed value is remembered while one file is read (keys,
+#: layer types and small numbers repeat; resolving each again is most of the reading time).
+SCALAR_CACHE = 4096
+
+
+def yaml_char_limit(max_nodes: int) -> int:
+    """Most characters of YAML read for a spec within a node budget of ``max_nodes``."""
+    return max(MIN_YAML_CHARS, max_nodes * YAML_CHARS_PER_NODE)
+
+
+def check_yaml_size(text: str, where: str, max_nodes: int) -> None:
+    """Refuse, before parsing, YAML longer than :func:`yaml_char_limit` allows."""
+    limit = yaml_char_limit(max_nodes)
+    if len(text) > limit:
+        raise SpecError(f"{where}: {len(text):,} characters of YAML; within the node budget of "
+                        f"{max_nodes:,} a YAML spec is at most {limit:,} (raise it with "
+                        "--max-nodes, or write the spec as JSON, which is read at C speed)",
+                        file=where)
 
 
 def _yaml(text: str, where: str, max_nodes: int) -> tuple[Any, LineFinder]:
@@ -155,7 +183,10 @@ def _yaml(text: str, where: str, max_nodes: int) -> tuple[Any, LineFinder]:
     loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     loader = loader_cls(text)
     try:
-        data = _build_from_events(yaml, loader, where, max_nodes * EVENTS_PER_NODE)
+        data = _build_from_events(yaml, loader, where, max_nodes)
+    except _TooMuch as err:
+        line = err.mark.line + 1
+        raise SpecError(f"{where}:{line}: {err.problem}", file=where, line=line) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
@@ -167,12 +198,21 @@ def _yaml(text: str, where: str, max_nodes: int) -> tuple[Any, LineFinder]:
     return data, lambda path: _yaml_line(yaml, loader_cls, text, path)
 
 
-def _build_from_events(yaml: Any, loader: Any, where: str, budget: int) -> Any:
-    """The document's data, from ``loader``'s events; anchors are shared, not copied."""
+def _build_from_events(yaml: Any, loader: Any, where: str, max_nodes: int) -> Any:
+    """The document's data, from ``loader``'s events; anchors are shared, not copied.
+
+    Reading stops, with one line, as soon as the file holds what no spec within ``max_nodes``
+    can: more events than :data:`EVENTS_PER_NODE` a node, more mappings than nodes (every layer
+    or block entry is a mapping and costs a node, plus the document itself), a mapping of more
+    than :data:`MAX_KEYS` keys, or a list of more than :data:`MAX_LIST_VALUES` entries holding
+    a plain value (a layer field holds at most that many; a list of layers holds mappings)."""
+    budget = max_nodes * EVENTS_PER_NODE
+    mappings = 0
     anchors: dict[str, Any] = {}
     stack: list[list] = []  # [container, pending key (mappings), is_mapping]
     root: list = []
     count = 0
+    scalars: dict[tuple, Any] = {}  # (tag, text, implicit) → the constructed (immutable) value
 
     def place(value: Any, mark: Any) -> None:
         if not stack:
@@ -180,8 +220,14 @@ def _build_from_events(yaml: Any, loader: Any, where: str, budget: int) -> Any:
             return
         frame = stack[-1]
         if not frame[2]:
+            if len(frame[0]) >= MAX_LIST_VALUES and not isinstance(value, (dict, list)):
+                raise _TooMuch(f"a list of more than {MAX_LIST_VALUES} entries holding a plain "
+                                f"value; a layer field holds at most {MAX_LIST_VALUES} values", mark)
             frame[0].append(value)
         elif frame[1] is _NO_KEY:
+            if len(frame[0]) >= MAX_KEYS:
+                raise _TooMuch(f"a mapping of more than {MAX_KEYS} keys; a layer entry has a "
+                                "few", mark)
             try:
                 hash(value)
             except TypeError:
@@ -208,15 +254,12 @@ def _build_from_events(yaml: Any, loader: Any, where: str, budget: int) -> Any:
                             f"the node budget holds (raise it with --max-nodes)", file=where)
         mark = event.start_mark
         if isinstance(event, yaml.ScalarEvent):
-            tag = event.tag if event.tag not in (None, "!") else loader.resolve(
-                yaml.ScalarNode, event.value, event.implicit)
-            if tag == "tag:yaml.org,2002:merge":
-                value = "<<"
-            else:
-                value = loader.construct_object(yaml.ScalarNode(
-                    tag, event.value, mark, event.end_mark, style=event.style), deep=True)
-                loader.constructed_objects.clear()
-                loader.recursive_objects.clear()
+            key = (event.tag, event.value, event.implicit)
+            value = scalars.get(key, _NO_KEY)
+            if value is _NO_KEY:
+                value = _scalar(yaml, loader, event)
+                if len(scalars) < SCALAR_CACHE:
+                    scalars[key] = value
         elif isinstance(event, yaml.AliasEvent):
             if event.anchor not in anchors:
                 raise _yaml_problem(yaml, f"found undefined alias {event.anchor!r}", mark)
@@ -225,6 +268,11 @@ def _build_from_events(yaml: Any, loader: Any, where: str, budget: int) -> Any:
             if event.tag not in (None, "!", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"):
                 raise _yaml_problem(yaml, f"unsupported tag {event.tag!r}", mark)
             mapping = isinstance(event, yaml.MappingStartEvent)
+            if mapping:
+                mappings += 1
+                if mappings > max_nodes + 1:
+                    raise _TooMuch(f"more than {max_nodes:,} layer or block entries, the node "
+                                    "budget (raise it with --max-nodes)", mark)
             container: Any = {} if mapping else []
             if event.anchor is not None:
                 anchors[event.anchor] = container
@@ -245,6 +293,31 @@ def _build_from_events(yaml: Any, loader: Any, where: str, budget: int) -> Any:
 
 
 _NO_KEY = object()
+#: Keys in one YAML mapping, and plain values in one list, beyond which no spec is valid.
+MAX_KEYS = 64
+MAX_LIST_VALUES = 64
+
+
+class _TooMuch(SpecError):
+    """Raised inside the event loop; :func:`_yaml` adds the file and line."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.mark = mark
+
+
+def _scalar(yaml: Any, loader: Any, event: Any) -> Any:
+    """A scalar event's value, by the safe constructor (``<<`` for a merge key)."""
+    tag = event.tag if event.tag not in (None, "!") else loader.resolve(
+        yaml.ScalarNode, event.value, event.implicit)
+    if tag == "tag:yaml.org,2002:merge":
+        return "<<"
+    value = loader.construct_object(yaml.ScalarNode(
+        tag, event.value, event.start_mark, event.end_mark, style=event.style), deep=True)
+    loader.constructed_objects.clear()
+    loader.recursive_objects.clear()
+    return value
 
 
 def _yaml_problem(yaml: Any, problem: str, mark: Any) -> Exception:

@@ -15,7 +15,8 @@ from typing import Any, Iterable, Sequence
 
 from shapecalc.core.arithmetic import FieldRule
 from shapecalc.core.image_fields import fields_in_image
-from shapecalc.output.registry import renderer
+from shapecalc.core.notes import NoteKind
+from shapecalc.output.registry import DIAGNOSIS, renderer
 from shapecalc.output import record_kind, record_notes, rf_text, shape_text, total_macs_text
 from shapecalc.output.dot_runner import DOT_TIMEOUT
 from shapecalc.output.columns import default_columns
@@ -68,7 +69,19 @@ def header_html(analysis) -> str:
     return (f'<header class="sc-header"><h1>{escape(analysis.model)}</h1>'
             f'<p class="sc-io">input {escape(shape_text(analysis.input_shape))} → output '
             f'{escape(shape_text(analysis.output_shape))} · {analysis.total_params:,} params · '
-            f'{escape(total_macs_text(analysis, human=False))} MACs</p><ul class="sc-totals">{totals}</ul></header>')
+            f'{escape(total_macs_text(analysis, human=False))} MACs</p>{_notes_html(analysis)}'
+            f'<ul class="sc-totals">{totals}</ul></header>')
+
+
+def _notes_html(analysis) -> str:
+    """The model-wide notes (hook fallback, a folded batch), as the text table's header says
+    them; a folded batch is a finding, so it stands out (``sc-finding``)."""
+    items = []
+    for note in getattr(analysis, "notes", []) or []:
+        finding = getattr(note, "kind", None) is NoteKind.BATCH_FOLD
+        attrs = ' class="sc-finding"' if finding else ""
+        items.append(f"<li{attrs}>{escape(str(note))}</li>")
+    return f'<ul class="sc-notes">{"".join(items)}</ul>' if items else ""
 
 
 def _page(title: str, css: str, body: str) -> str:
@@ -153,12 +166,15 @@ def _graph_section(analysis, rankdir: str, depth: int | None, expand: bool,
           commands=("report",))
 def to_report(analysis, rankdir: str = "TB", depth: int | None = None, expand: bool = False,
               graph: bool = True, dot_timeout: float = DOT_TIMEOUT, memory: bool = True,
-              ops: bool = False) -> str:
-    """The report: header and totals, a filter box, the table, the Graphviz drawing (unless
-    ``graph`` is false) and a details panel; clicking a row or a node shows that layer's
+              ops: bool = False, diagnosis=None) -> str:
+    """The report: header and totals, the verdict (when a ``diagnosis`` of the same inputs is
+    given, as ``shapecalc report`` gives it), a filter box, the table, the Graphviz drawing
+    (unless ``graph`` is false) and a details panel; clicking a row or a node shows that layer's
     arithmetic, notes and receptive field drawn to scale on the input grid. Graphviz's ``dot``
     is stopped after ``dot_timeout`` seconds (``render.dot_runner.GraphvizTimeout``); ``ops``
     adds table rows for an imported module's functional glue."""
+    from shapecalc.output.diagnosis import report_section
+
     svg, graph_ids = (_graph_section(analysis, rankdir, depth, expand, dot_timeout) if graph
                       else ("", {}))
     data = _script_json(report_data(analysis, graph_ids, ops))
@@ -166,6 +182,7 @@ def to_report(analysis, rankdir: str = "TB", depth: int | None = None, expand: b
                   f'</button></h2><div id="sc-graph">{svg}</div></section>' if graph else "")
     body = (
         header_html(analysis)
+        + (report_section(diagnosis) if diagnosis is not None else "")
         + '<div class="sc-main"><section class="sc-table-box"><label class="sc-filter">Filter '
         '<input type="search" id="sc-filter" placeholder="name, layer, note…" autocomplete="off">'
         '</label><span id="sc-count"></span>'
@@ -180,6 +197,19 @@ def to_report(analysis, rankdir: str = "TB", depth: int | None = None, expand: b
     return _page(f"{analysis.model} · shapecalc report", table_css() + _asset("report.css"), body)
 
 
+@renderer("report", summary="the verdict and its verified fixes as a page, for a model that does not fit",
+          suffixes=("html", "htm"), commands=("report",), subject=DIAGNOSIS)
+def diagnosis_report(diagnosis) -> str:
+    """``shapecalc report`` of a model that does not fit its input: there is no table to draw,
+    so the page holds the model, its inputs and the verdict with the fixes (each verified
+    through the whole model), worded as ``check`` words them."""
+    from shapecalc.output.diagnosis import report_section
+
+    body = (f'<header class="sc-header"><h1>{escape(diagnosis.model)}</h1>'
+            f'<p class="sc-io">{escape(diagnosis.inputs_text())}</p></header>' + report_section(diagnosis))
+    return _page(f"{diagnosis.model} · shapecalc report", table_css() + _asset("report.css"), body)
+
+
 def _memory_section(analysis) -> str:
     """``shapecalc memory``'s figures at the analysed batch (Adam, float32, the default device)."""
     from shapecalc.output.memory import memory_html, view
@@ -187,4 +217,5 @@ def _memory_section(analysis) -> str:
     return memory_html(view(analysis))
 
 
-__all__ = ["PAGE_COLUMNS", "header_html", "page_columns", "report_data", "table_css", "table_html", "to_html", "to_report"]
+__all__ = ["PAGE_COLUMNS", "diagnosis_report", "header_html", "page_columns", "report_data", "table_css", "table_html",
+           "to_html", "to_report"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from shapecalc.output.registry import DIAGNOSIS, renderer
+from shapecalc.output.registry import renderer
 from shapecalc.output import BLOCK_KIND, macs_cell, record_kind, visible_text
 from shapecalc.output.palette import BLOCK, PALETTE
 from shapecalc.output.columns import BY_KEY, cell, default_columns, note_texts, parse_columns
@@ -156,44 +156,4 @@ def analysis_html(analysis, depth: int | None = None, explain: bool = False,
             f"{table_html(analysis, depth, explain, columns, checks)}\n<ul>{totals}</ul></div>")
 
 
-@renderer("html", summary="the verdict, the failing node and the fixes as HTML, Jupyter's display",
-          subject=DIAGNOSIS)
-def diagnosis_html(diagnosis) -> str:
-    """A :class:`~shapecalc.diagnose.diagnosis.Diagnosis` as a short verdict, the failing node and fixes."""
-    from shapecalc.output.notebook import diagnosis_lines
-
-    lines = diagnosis_lines(diagnosis)
-    mark = "✓" if diagnosis.fits else "✗"
-    head = escape(lines[0].removeprefix(mark).strip())
-    rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>"
-                   for k, v in diagnosis_fields(diagnosis))
-    fixes = "".join(f"<li><code>{escape(f)}</code></li>" for f in diagnosis.fixes)
-    return (f'<div class="shapecalc-table shapecalc-diagnosis">{STYLE}\n'
-            f'<table><caption>{mark} {head}</caption><tbody>{rows}</tbody></table>'
-            + (f"<p>Fixes, each checked by re-running the engine:</p><ol>{fixes}</ol>" if fixes else "")
-            + "</div>")
-
-
-def diagnosis_fields(diagnosis) -> list[tuple[str, str]]:
-    """(label, text) pairs shown under a diagnosis' headline, in reading order."""
-    from shapecalc.output import shape_text
-
-    inputs = diagnosis.inputs_text()  # "input 1×3×224×224" or "inputs left …, right …"
-    fields = [("model", diagnosis.model), tuple(inputs.split(" ", 1))]
-    if diagnosis.fits:
-        fields.append(("output", shape_text(diagnosis.output_shape)))
-        if diagnosis.dropping:
-            fields.append(("drops pixels at", ", ".join(diagnosis.dropping)))
-        return fields
-    if diagnosis.node:
-        fields.append(("at node", f"'{diagnosis.node}'  {diagnosis.layer or ''}".rstrip()))
-    if diagnosis.expected:
-        fields += [("expected", diagnosis.expected), ("got", diagnosis.got)]
-    fields.append(("problem", diagnosis.problem))
-    if getattr(diagnosis, "searched", ""):
-        fields.append(("searched", diagnosis.searched))
-    return fields
-
-
-__all__ = ["KIND_COLOURS", "STYLE", "analysis_html", "diagnosis_fields", "diagnosis_html", "escape",
-           "escape_lines", "table_html"]
+__all__ = ["KIND_COLOURS", "STYLE", "analysis_html", "escape", "escape_lines", "table_html"]

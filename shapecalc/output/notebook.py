@@ -1,5 +1,5 @@
-"""How analyses and diagnoses present themselves in Python: short ``repr``, IPython's pretty
-printer, and the text of a diagnosis (Jupyter's HTML lives in :mod:`.html_table`).
+"""How analyses present themselves in Python: short ``repr`` and IPython's pretty printer
+(Jupyter's HTML lives in :mod:`.html_table`; a diagnosis's text in :mod:`.diagnosis`).
 
 A ``repr`` is one line a reader can take in at a glance (model, input → output, totals); the
 table is ``str()``, ``table()`` or the notebook display, so a list of analyses stays readable.
@@ -8,10 +8,8 @@ table is ``str()``, ``table()`` or the notebook display, so a list of analyses s
 from __future__ import annotations
 
 import shutil
-from typing import Callable
 
-from shapecalc.diagnose.fixes import FixKind, fixed_input
-from shapecalc.output.registry import DIAGNOSIS, renderer
+from shapecalc.output.registry import renderer
 from shapecalc.output import human_count, shape_text, total_macs_text
 
 
@@ -29,63 +27,4 @@ def terminal_width() -> int:
     return shutil.get_terminal_size((80, 24)).columns
 
 
-@renderer("repr", summary="one line: model, inputs, verdict, number of fixes", subject=DIAGNOSIS)
-def diagnosis_repr(diagnosis) -> str:
-    """``<Diagnosis alexnet 1×1×28×28: does not fit at '3' Conv2d(…); 2 fixes>``."""
-    where = " + ".join(shape_text(s) for s in getattr(diagnosis, "input_shapes", ()) or (diagnosis.input_shape,))
-    if diagnosis.fits:
-        return f"<Diagnosis {diagnosis.model} {where}: fits → {shape_text(diagnosis.output_shape)}>"
-    at = f" at '{diagnosis.node}' {diagnosis.layer}" if diagnosis.node else ""
-    fixes = len(diagnosis.fixes)
-    verdict = "does not keep the batch" if getattr(diagnosis, "batch_fold", None) else "does not fit"
-    return (f"<Diagnosis {diagnosis.model} {where}: {verdict}{at}; "
-            f"{fixes} fix{'es' if fixes != 1 else ''}>")
-
-
-#: Dropping nodes named in a verdict; more are counted, not listed.
-SHOWN_DROPPING = 6
-
-
-def diagnosis_lines(diagnosis, inputs_hint: Callable[[list, tuple], str] | None = None) -> list[str]:
-    """The verdict, worded once for ``shapecalc check``, the notebook and the report: headline,
-    where, what, numbered fixes. ``inputs_hint(shapes, dtypes)``, when given, words the inputs
-    a fix resizes for a model with several (``check`` writes them as ``--input`` flags)."""
-    if diagnosis.fits:
-        lines = [f"✓ {diagnosis.summary()}"]
-        if diagnosis.dropping:
-            shown = ", ".join(f"'{n}'" for n in diagnosis.dropping[:SHOWN_DROPPING])
-            extra = len(diagnosis.dropping) - SHOWN_DROPPING
-            more = f" and {extra} more" if extra > 0 else ""
-            lines.append(f"  note: pixels are dropped at {shown}{more} (input size not exact)")
-        return lines
-    lines = [diagnosis.headline()]
-    if diagnosis.node:  # a forward that raised in its own code has no node to name
-        lines.append(f"  at node   '{diagnosis.node}'  {diagnosis.layer or ''}".rstrip())
-    if diagnosis.expected:
-        lines += [f"  expected  {diagnosis.expected}", f"  got       {diagnosis.got}"]
-    lines.append(f"  {diagnosis.problem}")
-    for i, fix in enumerate(diagnosis.fixes, 1):
-        lines.append(f"  fix {i}: {fix}")
-        if inputs_hint is not None and fix.kind is FixKind.INPUT and len(diagnosis.input_shapes) > 1:
-            fixed = fixed_input(list(diagnosis.input_shapes), fix)
-            lines.append("          " + inputs_hint(fixed, diagnosis.input_dtypes))
-    if getattr(diagnosis, "searched", ""):
-        lines.append(f"  searched  {diagnosis.searched}")
-    return lines
-
-
-@renderer("text", summary="the verdict as shapecalc check prints it", subject=DIAGNOSIS)
-def diagnosis_text(diagnosis) -> str:
-    return "\n".join(diagnosis_lines(diagnosis))
-
-
-@renderer("markdown", summary="the verdict as a Markdown list", subject=DIAGNOSIS)
-def diagnosis_markdown(diagnosis) -> str:
-    lines = diagnosis_lines(diagnosis)
-    body = [f"**{lines[0]}**", ""]
-    body += [f"- {line.strip()}" for line in lines[1:]]
-    return "\n".join(body) + "\n"
-
-
-__all__ = ["analysis_repr", "diagnosis_lines", "diagnosis_markdown", "diagnosis_repr", "diagnosis_text",
-           "terminal_width"]
+__all__ = ["analysis_repr", "terminal_width"]

@@ -20,7 +20,7 @@ from typing import Any
 from shapecalc.core.safetext import printable
 from shapecalc.core.fileio import OutputError, check_target, write_bytes, write_stdout, write_text
 from shapecalc.core.registry import (  # noqa: F401  (_REGISTRY: tests add and remove formats)
-    _REGISTRY, DIAGNOSIS, Renderer, all_renderers, get, names, render, renderer,
+    _REGISTRY, DIAGNOSIS, SCAN, Renderer, all_renderers, get, names, render, renderer,
 )
 
 
@@ -85,5 +85,5 @@ def write(analysis, fmt: Renderer, path: str | None, *, param: str = "path",
     return str(path)
 
 
-__all__ = ["DIAGNOSIS", "Renderer", "all_renderers", "discover", "for_output", "get", "names", "render",
+__all__ = ["DIAGNOSIS", "Renderer", "SCAN", "all_renderers", "discover", "for_output", "get", "names", "render",
            "renderer", "write"]

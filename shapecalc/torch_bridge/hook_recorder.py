@@ -184,6 +184,7 @@ class Recording:
         from torch.overrides import TorchFunctionMode
 
         from shapecalc.torch_bridge.mac_count import mac_counter
+        from shapecalc.torch_bridge.meta_memo import meta_memo
 
         recording = self
 
@@ -205,7 +206,8 @@ class Recording:
                 self.handles.append(sub.register_forward_pre_hook(
                     lambda m, a, path=path: self._enter_owner(path)))
                 self.handles.append(sub.register_forward_hook(self._leave_owner))
-        self.modes = [FunctionMode()]
+        # The memo sits below the counter, which is entered and left within the forward.
+        self.modes = [meta_memo(), FunctionMode()]
         if self.saving:
             self.modes.insert(0, torch_module().autograd.graph.saved_tensors_hooks(
                 self._pack, lambda t: t))

@@ -31,10 +31,11 @@ from shapecalc.train.errors import TrainError
 from shapecalc.train.estimate import SMALL_SIZE, RunShape, advice, run_seconds
 from shapecalc.train.metrics import EpochMetrics, Totals, environment, summary
 from shapecalc.train.model import _fits, from_stored, resolve, stored_model
-from shapecalc.train.outputs import metrics_document, save_model_file, write_plot
+from shapecalc.train.outputs import (metrics_document, missing_folders, remove_empty, save_model_file,
+                                     write_plot)
 from shapecalc.train.pipeline import epoch_order, eval_batches, num_batches, train_batches
 from shapecalc.train.report import Progress, Reporter, make_reporter
-from shapecalc.train.run_setup import RunSetup
+from shapecalc.train.run_setup import PreparedRun, prepare_run
 
 SYNC_SECONDS = 1.0  # at most about one device sync a second for progress and NaN checks
 
@@ -56,9 +57,10 @@ class RunResult:
     model: torch.nn.Module = field(repr=False, default=None)
 
 
-class Trainer(RunSetup):
-    """One training run: :class:`RunSetup` prepares it; this class runs the epochs, evaluates,
-    and saves (checkpoints, Ctrl-C, the final files)."""
+class Trainer:
+    """One training run: :func:`~shapecalc.train.run_setup.prepare_run` prepares it and hands
+    back a :class:`~shapecalc.train.run_setup.PreparedRun`; this class runs the epochs on it,
+    evaluates, and saves (checkpoints, Ctrl-C, the final files)."""
 
     def __init__(self, config: TrainConfig, reporter: Reporter | None = None,
                  resume: dict[str, Any] | None = None, sync_every: int = 20,
@@ -69,6 +71,7 @@ class Trainer(RunSetup):
         self.resume = resume
         self.sync_every = max(1, sync_every)
         self.source = source
+        self.prepared: PreparedRun | None = None
         self.stop_requested = False
         self.saving = False
         self.writer = ckpt.BackgroundWriter()
@@ -78,11 +81,12 @@ class Trainer(RunSetup):
     def _state(self, epoch: int, batch: int, data_rng: torch.Tensor,
                partial: dict[str, Any] | None) -> dict[str, Any]:
         """A snapshot on the CPU: the background writer may save it while training goes on."""
+        run = self.prepared
         return ckpt.to_cpu({
-            "config": self.config.to_json(), "model": stored_model(self.source, self.config.model),
-            "epoch": epoch, "batch": batch, "data_rng": data_rng, "rng": ckpt.rng_states(self.device),
-            "weights": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "history": [m.to_json() for m in self.history], "partial": partial,
+            "config": self.config.to_json(), "model": stored_model(run.source, self.config.model),
+            "epoch": epoch, "batch": batch, "data_rng": data_rng, "rng": ckpt.rng_states(run.device),
+            "weights": run.module.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "history": [m.to_json() for m in run.history], "partial": partial,
         })
 
     # -- the run -------------------------------------------------------------------------
@@ -93,12 +97,17 @@ class Trainer(RunSetup):
                 and threading.current_thread() is threading.main_thread()):
             previous = signal.signal(signal.SIGINT, self._on_sigint)
         self.run_began = time.perf_counter()
+        # Folders this run creates for --out; a run that fails before writing into them
+        # takes them away again, rather than leaving an empty runs/<model>-<time>/ behind.
+        made = missing_folders(self.config.out) if self.world.is_main else []
+        finished = False
         try:
-            self.setup()
+            self.prepared = prepare_run(self.config, self.world, self.reporter, self.resume, self.source)
             self.run_began = time.perf_counter()  # training wall time starts at epoch 1
-            for epoch in range(self.start_epoch, self.config.epochs):
+            for epoch in range(self.prepared.start_epoch, self.config.epochs):
                 self._epoch(epoch)
             self._finish()
+            finished = True
         except torch.cuda.OutOfMemoryError:
             raise TrainError(f"CUDA out of memory at --batch-size {self.config.batch_size} and "
                              f"--image-size {self.config.image_size}; try a smaller --batch-size") from None
@@ -113,7 +122,10 @@ class Trainer(RunSetup):
                 signal.signal(signal.SIGINT, previous)
             torch.set_num_threads(threads_before)
             distributed.shutdown()
-        return RunResult(self.history, summary(self.history), self.out, str(self.device), self.module)
+            if not finished:
+                remove_empty(made)
+        run = self.prepared
+        return RunResult(run.history, summary(run.history), run.out, str(run.device), run.module)
 
     def _wait_writer(self, quiet: bool = False) -> None:
         try:
@@ -123,12 +135,14 @@ class Trainer(RunSetup):
                 raise
 
     def _stopped_message(self) -> str:
-        if self.out is None:
+        if self.prepared is None:
+            return "stopped by a second Ctrl-C before training began; nothing is saved"
+        if self.prepared.out is None:
             return "stopped by a second Ctrl-C; nothing is saved (--no-save)"
         if self.saved_epoch is None:
             return "stopped by a second Ctrl-C before the first checkpoint; nothing to resume"
         return (f"stopped by a second Ctrl-C; the last checkpoint (after epoch {self.saved_epoch}) "
-                f"is kept: --resume {self.out / ckpt.CHECKPOINT}")
+                f"is kept: --resume {self.prepared.out / ckpt.CHECKPOINT}")
 
     def _on_sigint(self, signum, frame) -> None:
         if self.stop_requested and not self.saving:  # a second Ctrl-C: stop right now
@@ -138,31 +152,32 @@ class Trainer(RunSetup):
         self.stop_requested = True
 
     def _epoch(self, epoch: int) -> None:
-        cfg, world, dev = self.config, self.world, self.device
-        rng_at_start = self.data_rng.get_state()
-        order = epoch_order(len(self.train_data), self.data_rng, world.rank, world.size)
+        run = self.prepared
+        cfg, world, dev = self.config, self.world, run.device
+        rng_at_start = run.data_rng.get_state()
+        order = epoch_order(len(run.train_data), run.data_rng, world.rank, world.size)
         local_batch = cfg.batch_size // world.size
         batches = num_batches(len(order), local_batch)
-        start = self.start_batch if epoch == self.start_epoch else 0
-        part = self.partial if epoch == self.start_epoch and self.partial else {}
+        start = run.start_batch if epoch == run.start_epoch else 0
+        part = run.partial if epoch == run.start_epoch and run.partial else {}
         totals = Totals(dev, part.get("loss_sum", 0.0), part.get("correct", 0), part.get("seen", 0))
         elapsed_before = part.get("seconds", 0.0)
         step_losses = torch.zeros(batches, device=dev)
-        self.model.train()
+        run.model.train()
         self.reporter.epoch_start(epoch + 1, cfg.epochs, batches, start)
-        autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.amp)
+        autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=run.amp)
         checked = start
         began = last_sync = time.perf_counter()
-        for i, (x, y) in enumerate(train_batches(self.train_data, order, local_batch, cfg.image_size,
-                                                 self.channels_last, start), start=start):
+        for i, (x, y) in enumerate(train_batches(run.train_data, order, local_batch, cfg.image_size,
+                                                 run.channels_last, start), start=start):
             if self.stop_requested:
                 self._interrupt(epoch, i, rng_at_start, totals, elapsed_before + time.perf_counter() - began)
             with autocast:
-                logits = self.model(x)
+                logits = run.model(x)
                 loss = F.cross_entropy(logits, y)
-            self.optimizer.zero_grad(set_to_none=True)
+            run.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
+            run.optimizer.step()
             step_losses[i] = loss.detach()
             totals.add(loss, logits, y)
             now = time.perf_counter()
@@ -173,33 +188,34 @@ class Trainer(RunSetup):
                 last_sync = time.perf_counter()
                 self._progress(epoch, i + 1 - start, i + 1, batches, loss_sum, correct, seen,
                                seen - part.get("seen", 0), last_sync - began)
-        self.policy.synchronize()
+        run.policy.synchronize()
         seconds = elapsed_before + time.perf_counter() - began
         loss_sum, correct, seen = totals.read(distributed.all_reduce_sum)
         eval_began = time.perf_counter()
         test_loss, test_acc = self.evaluate()
         metrics = EpochMetrics(epoch + 1, loss_sum / seen, correct / seen, test_loss, test_acc,
                                seen / max(seconds, 1e-9), seconds, time.perf_counter() - eval_began)
-        self.history.append(metrics)
+        run.history.append(metrics)
         self.reporter.epoch_end(metrics)
-        if self.out is not None and world.is_main:
-            state = self._state(epoch + 1, 0, self.data_rng.get_state(), None)
+        if run.out is not None and world.is_main:
+            state = self._state(epoch + 1, 0, run.data_rng.get_state(), None)
             status = "running" if epoch + 1 < cfg.epochs else "complete"
             text = self._metrics_text(status)
-            self.writer.submit(lambda: ckpt.save(self.out / ckpt.CHECKPOINT, state),
-                               lambda: write_text(self.out / ckpt.METRICS, text, param="--out"),
+            self.writer.submit(lambda: ckpt.save(run.out / ckpt.CHECKPOINT, state),
+                               lambda: write_text(run.out / ckpt.METRICS, text, param="--out"),
                                lambda: setattr(self, "saved_epoch", epoch + 1))
         if self.stop_requested:  # Ctrl-C during the evaluation: this epoch's checkpoint is it
-            self._interrupt(epoch + 1, 0, self.data_rng.get_state(), None, 0.0,
-                            written=self.out is not None and world.is_main)
+            self._interrupt(epoch + 1, 0, run.data_rng.get_state(), None, 0.0,
+                            written=run.out is not None and world.is_main)
 
     def _progress(self, epoch: int, steps: int, done: int, batches: int, loss_sum: float,
                   correct: int, seen: int, seen_here: int, elapsed: float) -> None:
         """Rates and ETAs from device-synced sums; the long-run estimate once, early."""
+        run = self.prepared
         world = self.world.size
         per_batch = elapsed / max(steps, 1)
-        eval_share = 0.1 if not self.history else min(
-            self.history[-1].eval_seconds / max(self.history[-1].seconds, 1e-9), 1.0)
+        eval_share = 0.1 if not run.history else min(
+            run.history[-1].eval_seconds / max(run.history[-1].seconds, 1e-9), 1.0)
         eta_epoch = per_batch * (batches - done)
         epochs_after = self.config.epochs - epoch - 1
         eta_run = eta_epoch + run_seconds(per_batch, batches, epochs_after, eval_share) \
@@ -210,9 +226,9 @@ class Trainer(RunSetup):
         self.reporter.step(p)
         if not self.estimated and steps >= 3 and self.world.is_main:
             self.estimated = True
-            shape = RunShape(self.device.type, self.config.image_size, self.config.epochs,
-                             epochs_after + (batches - done) / batches, len(self.train_data),
-                             _fits(self.source, SMALL_SIZE), self.out is not None)
+            shape = RunShape(run.device.type, self.config.image_size, self.config.epochs,
+                             epochs_after + (batches - done) / batches, len(run.train_data),
+                             _fits(run.source, SMALL_SIZE), run.out is not None)
             line = advice(eta_run, per_batch * batches * (1 + eval_share), shape)
             if line is not None:
                 self.reporter.info(line)
@@ -236,14 +252,15 @@ class Trainer(RunSetup):
         The bare module is evaluated (no DDP wrapper: no gradients to average; no compiled
         graph: eval mode would only trigger a recompile for one pass over 10k images).
         """
-        model = self.module.eval()
-        dev, world = self.device, self.world
+        run = self.prepared
+        model = run.module.eval()
+        dev, world = run.device, self.world
         loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
         correct = torch.zeros((), dtype=torch.int64, device=dev)
         seen = 0
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.amp):
-            for x, y, n in eval_batches(self.test_data, self.eval_batch, self.config.image_size,
-                                        self.channels_last, world.rank, world.size, pad=self.pad_eval):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=run.amp):
+            for x, y, n in eval_batches(run.test_data, run.eval_batch, self.config.image_size,
+                                        run.channels_last, world.rank, world.size, pad=run.pad_eval):
                 logits, y = model(x)[:n], y[:n]
                 loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
                 correct += (logits.argmax(1) == y).sum()
@@ -256,46 +273,49 @@ class Trainer(RunSetup):
 
     def _interrupt(self, epoch: int, batch: int, data_rng: torch.Tensor, totals: Totals | None,
                    seconds: float, written: bool = False) -> None:
+        run = self.prepared
         partial = None
         if totals is not None:
             loss_sum, correct, seen = totals.read()
             partial = {"loss_sum": loss_sum, "correct": correct, "seen": seen, "seconds": seconds}
-        if self.out is None:
+        if run.out is None:
             raise Interrupted(f"interrupted at epoch {epoch + 1}, batch {batch}; "
                               "nothing is saved (--no-save)")
-        path = self.out / ckpt.CHECKPOINT
+        path = run.out / ckpt.CHECKPOINT
         self.saving = True  # a second Ctrl-C now waits for this write instead of tearing it
         try:
             self.writer.wait()
             if not written:
                 ckpt.save(path, self._state(epoch, batch, data_rng, partial))
-            write_text(self.out / ckpt.METRICS, self._metrics_text("interrupted"), param="--out")
+            write_text(run.out / ckpt.METRICS, self._metrics_text("interrupted"), param="--out")
         finally:
             self.saving = False
         raise Interrupted(f"interrupted at epoch {epoch + 1}, batch {batch}; checkpoint written, "
                           f"continue with --resume {path}")
 
     def _metrics_text(self, status: str) -> str:
+        run = self.prepared
         return metrics_document(status, self.config.to_json(),
-                                stored_model(self.source, self.config.model),
-                                environment(self.device, self.world.size), self.amp,
-                                self.channels_last, self.history,
+                                stored_model(run.source, self.config.model),
+                                environment(run.device, self.world.size), run.amp,
+                                run.channels_last, run.history,
                                 time.perf_counter() - self.run_began)
 
     def _finish(self) -> None:
+        run = self.prepared
         if self.world.is_main:
-            self.reporter.table(self.history)
-        if self.out is None or not self.world.is_main:
+            self.reporter.table(run.history)
+        if run.out is None or not self.world.is_main:
             if self.world.is_main:
                 self.reporter.info("not saved (--no-save)")
             return
         self.saving = True
         try:
             self.writer.wait()
-            save_model_file(self.out / ckpt.MODEL, stored_model(self.source, self.config.model),
-                            self.config.image_size, self.module)
-            title = f"{self.source.name} on Fashion-MNIST at {self.config.image_size}x{self.config.image_size}"
-            plotted = write_plot(self.history, self.out / ckpt.PLOT, title)
+            save_model_file(run.out / ckpt.MODEL, stored_model(run.source, self.config.model),
+                            self.config.image_size, run.module)
+            title = f"{run.source.name} on Fashion-MNIST at {self.config.image_size}x{self.config.image_size}"
+            plotted = write_plot(run.history, run.out / ckpt.PLOT, title)
         finally:
             self.saving = False
         if not plotted:
@@ -303,8 +323,8 @@ class Trainer(RunSetup):
 
             self.reporter.info(f"matplotlib is not installed: no curves.png ({install_command('train')})")
         names = [ckpt.METRICS, ckpt.MODEL, ckpt.CHECKPOINT] + ([ckpt.PLOT] if plotted else [])
-        self.reporter.info(f"saved in {self.out}/: {', '.join(names)}")
-        self.reporter.info(f"load it with shapecalc.load_trained({str(self.out)!r})")
+        self.reporter.info(f"saved in {run.out}/: {', '.join(names)}")
+        self.reporter.info(f"load it with shapecalc.load_trained({str(run.out)!r})")
 
 
 def train(config: TrainConfig, resume_path: str | None = None, reporter: Reporter | None = None,

@@ -50,4 +50,25 @@ def write_plot(history: list[EpochMetrics], path: Path, title: str) -> bool:
     return True
 
 
-__all__ = ["metrics_document", "save_model_file", "write_plot"]
+def missing_folders(out: str | Path | None) -> list[Path]:
+    """The folders that creating ``out`` would make, deepest first (none when it exists)."""
+    if out is None:
+        return []
+    made, path = [], Path(out).absolute()
+    while not path.exists() and path != path.parent:
+        made.append(path)
+        path = path.parent
+    return made
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Take away, deepest first, the folders a failed run made and wrote nothing into; a folder
+    that holds anything (a checkpoint, a file of the user's) is left as it is."""
+    for folder in folders:
+        try:
+            folder.rmdir()  # only ever removes an empty folder
+        except OSError:
+            return
+
+
+__all__ = ["metrics_document", "missing_folders", "remove_empty", "save_model_file", "write_plot"]
