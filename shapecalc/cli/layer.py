@@ -174,8 +174,10 @@ def _options(size: str, kernel: str | None, stride: str | None, p: str | None, p
     if same and op != "conv":
         raise UsageError("--same: PyTorch's padding='same' exists only for --op conv")
 
+    from shapecalc.core.arithmetic.window import total_padding
+
     totals = None if same else (
-        tuple(2 * x for x in vals["--padding"]) if vals["--padding"] is not None
+        tuple(total_padding(x) for x in vals["--padding"]) if vals["--padding"] is not None
         else vals["--p"] or (0,) * axes)
     sizes = vals["SIZE"][:1] if ndim == 1 else vals["SIZE"]
     return Query(op, sizes, vals["--k"], vals["--s"], vals["--d"], totals, vals["--output-padding"],
