@@ -66,6 +66,8 @@ class TorchImport:
     spec: Block | None = None  # a chain's spec tree
     default_input: Shape | None = None  # the module's own ``input_shape`` attribute
     description: str = ""
+    #: Notes about the model itself (how a mixture of experts is counted), on every graph read.
+    model_notes: tuple = ()
     #: Measured fx nodes need every value's element type even for float inputs (a bool mask
     #: built in the forward): found when they failed without it, kept for later analyses.
     typed_values: bool = False
@@ -77,12 +79,18 @@ class TorchImport:
 
     def graph_at(self, shape: Shape) -> Graph:
         """The graph at ``shape``; only "hooks" imports depend on the size (they are recorded)."""
-        from shapecalc.torch_bridge.fx_hooks import hook_graph
-
         if self.route is not Route.HOOKS:
             raise SpecError(f"{self.name}: a {self.route} import has one graph for every size")
-        return hook_graph(self.module, self.name or type(self.module).__name__,
-                          Inputs.from_checked([tuple(shape)]), self.training, self.reason)
+        return self.recorded(Inputs.from_checked([tuple(shape)]), self.training, self.reason)
+
+    def recorded(self, inputs: Inputs, training: bool, reason: str | None) -> Graph:
+        """The graph one recorded run at ``inputs`` gives, with the model's own notes."""
+        from shapecalc.torch_bridge.fx_hooks import hook_graph
+
+        graph = hook_graph(self.module, self.name or type(self.module).__name__, inputs,
+                           training, reason)
+        graph.notes.extend(self.model_notes)
+        return graph
 
 
 # ------------------------------------------------------------------ modules → layers
@@ -394,7 +402,9 @@ def in_mode(imp: TorchImport, mode: Mode | str) -> TorchImport:
     mode = Mode.of(mode)
     if imp.training == mode.training:
         return imp
-    return import_module(imp.module, imp.name, mode)
+    again = import_module(imp.module, imp.name, mode)
+    again.model_notes = imp.model_notes
+    return again
 
 
 @paused_collector()
@@ -406,13 +416,11 @@ def analyze_import(imp: TorchImport, inputs: Inputs, dtype: str = "float32",
     by fx: the analysis then falls back to hooks, saying so, instead of reporting a shape
     error the model does not have.
     """
-    from shapecalc.torch_bridge.fx_hooks import hook_graph
-
     imp = in_mode(imp, mode)
     training = imp.training
     if imp.route is Route.HOOKS:
         with user_code(f"running {imp.name}.forward"):
-            graph = hook_graph(imp.module, imp.name, inputs, training, imp.reason)
+            graph = imp.recorded(inputs, training, imp.reason)
         return analyze_graph(graph, inputs, dtype)
     if imp.route is Route.FX:
         typed = imp.typed_values or not inputs.all_default
@@ -432,7 +440,7 @@ def analyze_import(imp: TorchImport, inputs: Inputs, dtype: str = "float32",
         with user_code(f"running {imp.name}.forward"):
             reason = clipped(f"the traced graph fails where torch does not: {err}", 200)
             try:  # one recorded run: if torch refuses these inputs too, the error is real
-                graph = hook_graph(imp.module, imp.name, inputs, training, reason)
+                graph = imp.recorded(inputs, training, reason)
             except ShapecalcError:
                 raise err from None
         return analyze_graph(graph, inputs, dtype)

@@ -28,12 +28,14 @@ def torch_module():
     return torch
 
 
-def meta_state(module) -> dict[str, Any]:
-    """Meta stand-ins for every parameter and buffer (shared ones under each of their names)."""
-    return state_on(module, "meta")
+def meta_state(module, dtype: Any = None, grad: bool = False) -> dict[str, Any]:
+    """Meta stand-ins for every parameter and buffer (shared ones under each of their names).
+    ``dtype``: floating ones in this element type (a bfloat16 step); ``grad``: trainable
+    parameters' stand-ins require a gradient, so that autograd records what it saves."""
+    return state_on(module, "meta", dtype, grad)
 
 
-def state_on(module, device: Any) -> dict[str, Any]:
+def state_on(module, device: Any, dtype: Any = None, grad: bool = False) -> dict[str, Any]:
     """Every parameter and buffer on ``device`` for :func:`torch.func.functional_call`: empty
     stand-ins on meta, copies elsewhere, so the caller's module is never moved (shared tensors
     stay one tensor under each of their names)."""
@@ -53,8 +55,16 @@ def state_on(module, device: Any) -> dict[str, Any]:
             )
         # Tied weights (one tensor under two names) must stay one tensor for functional_call.
         if id(value) not in made:
-            made[id(value)] = (torch.empty_like(value, device="meta") if on_meta
-                               else value.detach().to(device))
+            kind = dtype if dtype is not None and value.is_floating_point() else value.dtype
+            if on_meta:
+                made[id(value)] = stand_in = torch.empty_like(value, device="meta", dtype=kind)
+                if grad and isinstance(value, torch.nn.Parameter) and value.requires_grad:
+                    stand_in.requires_grad_()
+                # A forward's own code may read it (``self.gate_up_proj[ids]``): the hook
+                # recorder sees the stand-in and names the parameter it stands for by this id.
+                stand_in.shapecalc_stands_for = id(value)
+            else:
+                made[id(value)] = value.detach().to(device)
         state[name] = made[id(value)]
     return state
 
