@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 import shapecalc
 from shapecalc.core.blocks import Sequential
 from shapecalc.core.graph import analyze_graph
-from shapecalc.core.layers import Conv2d, Linear, ReLU
-from shapecalc.core.layers.functional import Reshape
+from shapecalc.core.layers import Conv2d, Flatten, Linear, ReLU
+from shapecalc.core.layers.functional import Permute, Reshape, Transpose
 from shapecalc.diagnose import FixKind, diagnose, scan_inputs
 from shapecalc.diagnose.batch import batch_fold, keeps_batch
 
@@ -101,7 +101,7 @@ def test_sizes_that_fit_by_folding_the_batch_are_a_finding_with_exit_1(cli, fold
     assert code == 1 and data["fits"] is False and data["output_shape"] == [36, 10]
     assert data["batch_fold"] == {"node": "view", "layer": "Reshape(-1, 400)", "where": f"{folding_file}:{line}",
                                   "before": [1, 16, 30, 30], "after": [36, 400], "output": [36, 10],
-                                  "batch": 1}
+                                  "batch": 1, "fix": "x.flatten(1) (or x.view(x.size(0), -1))"}
     assert data["fix_details"][0]["also"][0]["value"] == 14400
     code, out, _ = cli("check", f"{folding_file}:Net", "--input", "1x3x14x14")
     assert code == 0 and out.startswith("✓ Net fits input 1×3×14×14 → 1×10")
@@ -211,3 +211,87 @@ def test_every_input_fix_keeps_the_non_spatial_dims(folding_file):
 
     assert fixed_input((2, 3, 64, 64), size_fix) == (2, 3, 15, 15)
     assert shapecalc.analyze(f"{folding_file}:Net", (2, 3, 15, 15)).output_shape == (2, 10)
+
+
+def test_show_and_the_report_name_the_fold(cli, folding_file, tmp_path):
+    """``show`` and ``report`` say what ``check`` says: the operation, its line, the code fix."""
+    line = FOLDING_NET.splitlines().index("        x = x.view(-1, 400)") + 1
+    fix = "x.flatten(1) (or x.view(x.size(0), -1))"
+    note = (f"Reshape(-1, 400) at 'view' ({folding_file}:{line}) does not keep the batch: "
+            f"1×16×30×30 becomes 36×400, so 1 sample in gives 36×10 out; write {fix} there "
+            "instead (shapecalc check verifies it and finds the sizes that work)")
+    code, out, err = cli("show", f"{folding_file}:Net", "--input", "1x3x64x64")
+    assert code == 0 and err == "" and out.splitlines()[1] == f"note: {note}"
+    code, out, _ = cli("show", f"{folding_file}:Net", "--input", "1x3x64x64", "--json")
+    data = json.loads(out)
+    assert data["batch_fold"]["text"] == note and data["batch_fold"]["fix"] == fix
+    assert (data["batch_fold"]["after"], data["output_shape"]) == ([36, 400], [36, 10])
+    assert torch_output(folding_file, 64, 1) == (36, 10)  # what torch does, as the note says
+    page = tmp_path / "fold.html"
+    assert cli("report", f"{folding_file}:Net", "--input", "1x3x64x64", "--no-graph", "-o", str(page))[0] == 0
+    html = page.read_text()
+    assert '<li class="sc-finding">Reshape(-1, 400) at &#x27;view&#x27; (' in html
+    assert f"{line}) does not keep the batch" in html and "x.flatten(1)" in html
+    code, out, _ = cli("show", f"{folding_file}:Net", "--input", "1x3x14x14", "--json")
+    assert code == 0 and json.loads(out)["batch_fold"] is None  # 1×400: the batch is kept
+    code, out, err = cli("show", f"{folding_file}:Net", "--input", "1x3x32x32")
+    assert code == 1 and "3136 is not divisible by 400" in err and len(err.splitlines()) == 1
+
+
+def test_a_recorded_model_names_the_fold_too(cli, tmp_path):
+    """A forward fx cannot trace is recorded with hooks: the fold is found by recording it
+    again at the next batch size, and named with its code fix (no line: hooks do not know it)."""
+    path = tmp_path / "recorded.py"
+    path.write_text(FOLDING_NET.replace("        x = x.view(-1, 400)",
+                                        "        if x.sum() >= 0 or True:  # fx cannot trace this\n"
+                                        "            x = x.view(-1, 400)"))
+    code, out, _ = cli("show", f"{path}:Net", "--input", "2x3x64x64", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["output_shape"] == [72, 10]
+    assert data["note_details"][0]["kind"] == "hook_fallback"
+    assert data["batch_fold"]["node"] == "view" and data["batch_fold"]["after"] == [72, 400]
+    assert data["batch_fold"]["fix"] == "x.flatten(1) (or x.view(x.size(0), -1))"
+
+
+def test_models_that_keep_the_batch_are_analysed_once():
+    """:func:`may_fold` follows the batch's axis: the zoo, and torchvision's and timm's ViTs
+    (their attention permutes the batch to axis 1 and back), need no second analysis; Swin's
+    windows fold into the batch and out again, so it is checked, and kept."""
+    from shapecalc.diagnose.batch import find_fold, may_fold
+    from shapecalc.models.api import load_model
+    from shapecalc.models.zoo import ZOO
+
+    assert not [name for name in ZOO if may_fold(shapecalc.analyze(name))]
+    timm = pytest.importorskip("timm")
+    tvm = pytest.importorskip("torchvision.models")
+    for model, folds_inside in [(tvm.vit_b_16(), False), (timm.create_model("vit_small_patch16_224"), False),
+                                (timm.create_model("swin_tiny_patch4_window7_224"), True)]:
+        src = load_model(model)
+        inputs = src.inputs((1, 3, 224, 224))
+        result = shapecalc.analyze(src, inputs)
+        assert may_fold(result) is folds_inside
+        assert find_fold(src, inputs, result) is None
+
+
+_OPS = st.sampled_from([Permute((0, 2, 3, 1)), Permute((1, 0, 2, 3)), Permute((2, 3, 0, 1)),
+                        Transpose(0, 1), Transpose(1, 3), Flatten(1), Flatten(0, 1), Flatten(2),
+                        Reshape((-1, 72)), Reshape((0, -1)), Reshape((1, -1)), Reshape((-1, 6, 6)),
+                        ReLU()])
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=st.lists(_OPS, min_size=1, max_size=4), batch=st.integers(1, 3))
+def test_may_fold_misses_no_fold(ops, batch):
+    """Random chains of permutes, transposes, flattens and reshapes: whenever the batch is
+    lost (the two-batch comparison says so), :func:`may_fold` said it might be."""
+    from shapecalc.core.errors import LayerError
+    from shapecalc.diagnose.batch import may_fold
+
+    graph = Sequential(Conv2d(3, 2, 1), *ops).to_graph()
+    try:
+        result = analyze_graph(graph, (batch, 3, 6, 6))
+    except LayerError:
+        return
+    fold = keeps_batch(graph, (batch, 3, 6, 6), result)
+    if fold is not None:  # a fold, or a batch written into the chain (fails at batch + 1)
+        assert may_fold(result)

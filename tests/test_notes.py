@@ -37,6 +37,18 @@ EXAMPLES = {
     NoteKind.OUTPUTS: (dict(count=2, labels=("logits", "boxes")), "forward returns 2 outputs: logits, boxes"),
     NoteKind.TUPLE_ITEM: (dict(index="[1][-1]", owner="gru"),
                           "item [1][-1] of the tuple computed (and counted) at 'gru'"),
+    NoteKind.BATCH_FOLD: (dict(node="view", layer="Reshape(-1, 400)", where="net.py:14",
+                               before=(1, 16, 30, 30), after=(36, 400), output=(36, 10), batch=1,
+                               fix="x.flatten(1)"),
+                          "Reshape(-1, 400) at 'view' (net.py:14) does not keep the batch: "
+                          "1×16×30×30 becomes 36×400, so 1 sample in gives 36×10 out; write "
+                          "x.flatten(1) there instead (shapecalc check verifies it and finds the "
+                          "sizes that work)"),
+    NoteKind.EXPERTS: (dict(top_k=2, experts=8),
+                       "mixture of experts: every token runs 2 of 8 experts, whatever the router "
+                       "picks (transformers' batched_mm experts kernel: the chosen experts' "
+                       "weights gathered per token), so MACs count those experts per token and "
+                       "activations include the gathered weights"),
 }
 
 

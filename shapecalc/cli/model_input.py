@@ -113,11 +113,24 @@ def inputs_as_flag() -> Iterator[None]:
 def load_and_analyze(model: str, input_shape: str | tuple[str, ...] | None, dtype: str = "float32",
                      mode: str = "eval"):
     """Resolve MODEL and --input (one or several, each ``SHAPE[:DTYPE]``), run the engine;
-    errors come back as one-line exceptions."""
+    errors come back as one-line exceptions. A model whose sizes fit but which folds the batch
+    (``view(-1, 400)`` at the wrong size) gets that as a model-wide note, naming the operation,
+    its line and the code fix, so every format says it (:func:`note_fold`)."""
+    from shapecalc.diagnose.batch import find_fold
     from shapecalc.models.api import load_model
 
     src = load_model(model)
-    return src, analyze_inputs(src, model_inputs(src, parse_inputs(input_shape)), dtype, mode)
+    inputs = model_inputs(src, parse_inputs(input_shape))
+    analysis = analyze_inputs(src, inputs, dtype, mode)
+    note_fold(analysis, find_fold(src, inputs, analysis))
+    return src, analysis
+
+
+def note_fold(analysis, fold) -> None:
+    """A batch fold (:class:`~shapecalc.diagnose.batch.BatchFold`, or ``None``) as the
+    analysis's model-wide note, which the table header, JSON and the report's header show."""
+    if fold is not None:
+        analysis.notes.append(fold.note())
 
 
 def analyze_inputs(src, inputs, dtype: str = "float32", mode: str = "eval"):
@@ -134,5 +147,5 @@ def analyze_inputs(src, inputs, dtype: str = "float32", mode: str = "eval"):
         raise ShapeError(too_small_message(src, inputs.first, err)) from None
 
 
-__all__ = ["analyze_inputs", "input_option", "input_text", "inputs_as_flag", "load_and_analyze", "model_inputs",
+__all__ = ["analyze_inputs", "input_option", "input_text", "inputs_as_flag", "load_and_analyze", "model_inputs", "note_fold",
            "params_as_flags", "parse_input", "parse_inputs", "too_small_message"]

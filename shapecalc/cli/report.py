@@ -41,7 +41,7 @@ def report(model: str, input_shape: tuple[str, ...], dtype: str, output: str, ra
 
     MODEL is a built-in name, a spec file or path/to/file.py:Net (as for `show`).
     """
-    from shapecalc.cli.model_input import analyze_inputs, model_inputs, params_as_flags, parse_inputs
+    from shapecalc.cli.model_input import analyze_inputs, model_inputs, note_fold, params_as_flags, parse_inputs
     from shapecalc.models.api import load_model
     from shapecalc.output.dot import NO_DOT, GraphvizNotFound
     from shapecalc.output.registry import for_output, write
@@ -58,6 +58,7 @@ def report(model: str, input_shape: tuple[str, ...], dtype: str, output: str, ra
     except ShapeError as err:
         _report_the_verdict(src, inputs, output, err)
     diagnosis = _diagnose(src, inputs, analysis)
+    note_fold(analysis, diagnosis.batch_fold)  # the header says it too, as show's does
     try:
         with params_as_flags({"path": "-o"}), dot_timeout_as_flags(
                 "--depth N collapses nested blocks; --no-graph leaves the graph out"):

@@ -32,6 +32,8 @@ class NoteKind(str, Enum):
     HOOK_FALLBACK = "hook_fallback"  # data: model, reason — fx failed, recorded with hooks
     OUTPUTS = "outputs"              # data: count, labels — a forward with several outputs
     TUPLE_ITEM = "tuple_item"        # data: index, owner — one more item of a module's tuple
+    EXPERTS = "experts"              # data: top_k, experts — a mixture of experts, how it is counted
+    BATCH_FOLD = "batch_fold"        # data: node, layer, where, before, after, output, batch, fix
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +98,32 @@ _TEXT: dict[NoteKind, Callable[[Mapping[str, Any]], str]] = {
                                        "its modules and the torch functions between them were "
                                        "recorded in one run at the requested input, so shapes "
                                        "and MACs outside known layers are measured"),
+    NoteKind.EXPERTS: lambda d: (f"mixture of experts: every token runs {d['top_k']} of "
+                                 f"{d['experts']} experts, whatever the router picks (transformers' "
+                                 "batched_mm experts kernel: the chosen experts' weights gathered "
+                                 "per token), so MACs count those experts per token and activations "
+                                 "include the gathered weights"),
     NoteKind.OUTPUTS: lambda d: (f"forward returns {d['count']} output{'' if d['count'] == 1 else 's'}: "
                                  f"{', '.join(d['labels'])}"),
     NoteKind.TUPLE_ITEM: lambda d: (f"item {d['index']} of the tuple computed (and counted) at "
                                     f"'{d['owner']}'"),
+    NoteKind.BATCH_FOLD: lambda d: _batch_fold(d),
 }
+
+
+def _batch_fold(d: Mapping[str, Any]) -> str:
+    """``Reshape(-1, 400) at 'view' (net.py:14) does not keep the batch: …`` and, when there
+    is one, the batch-keeping code to write there."""
+    def shape(s: Iterable[int]) -> str:
+        return "×".join(map(str, s))
+
+    at = f"'{d['node']}'" + (f" ({d['where']})" if d.get("where") else "")
+    samples = "1 sample" if d["batch"] == 1 else f"a batch of {d['batch']}"
+    text = (f"{d['layer']} at {at} does not keep the batch: {shape(d['before'])} becomes "
+            f"{shape(d['after'])}, so {samples} in gives {shape(d['output'])} out")
+    if d.get("fix"):
+        text += f"; write {d['fix']} there instead (shapecalc check verifies it and finds the sizes that work)"
+    return text
 
 
 def _names(names: Iterable[str], limit: int = 6) -> str:

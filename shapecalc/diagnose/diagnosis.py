@@ -19,7 +19,7 @@ from shapecalc.core.errors import ConfigError, LayerError, Reason, ShapeError
 from shapecalc.diagnose.failure_case import (
     FailureCase, input_fix, node_ok_before, resizable, shapes_until,
 )
-from shapecalc.diagnose.batch import BatchFold, batch_fold, batch_keeping_layer, next_batch
+from shapecalc.diagnose.batch import FLATTEN_FIX, BatchFold, batch_keeping_layer, find_fold, line_of
 from shapecalc.diagnose.fixes import Fix, FixKind, apply_fix
 from shapecalc.core.graph import Graph, analyze_graph
 from shapecalc.diagnose.input_scan import InputScan, compact, runs, scan_inputs
@@ -166,36 +166,11 @@ def diagnose(model: Any, input_shape: Any = None, *,
                 or len(graph.input_names) != len(shapes)):
             return verdict(graph, False, node=err.node, layer=err.layer, problem=str(err))
         return _explain(verdict, graph, err, scan_sizes=src.scannable)
-    fold = _fold_of(src, inputs, result)
+    fold = find_fold(src, inputs, result)
     if fold is not None:
         return _explain_fold(verdict, result, fold, scan_sizes=src.scannable)
     dropping = [r.name for r in result.records if has_kind(r.notes, NoteKind.DROPS)]
     return verdict(result.graph, True, result.output_shape, dropping=dropping)
-
-
-def _fold_of(src: ModelSource, inputs: Inputs, result) -> BatchFold | None:
-    """The batch fold of a model that fits, found by analysing it at the next batch size too
-    (a recorded model is recorded again there), with the line of the forward that made it."""
-    shapes = inputs.shapes
-    more = next_batch(shapes)
-    if more is None:
-        return None
-    try:
-        second = analyze(src, inputs.with_shapes(more))
-    except LayerError:  # a batch size written into the model: no proof either way
-        return None
-    fold = batch_fold(result, second, shapes[0][0])
-    if fold is not None:
-        fold = dataclasses.replace(fold, where=_line_of(src, fold.node))
-    return fold
-
-
-def _line_of(src: ModelSource, node: str) -> str | None:
-    if src.torch_import is None:
-        return None
-    from shapecalc.torch_bridge.fx_import import source_line
-
-    return source_line(src.torch_import, node)
 
 
 def _explain_fold(verdict: _Verdict, result, fold: BatchFold, scan_sizes: bool) -> Diagnosis:
@@ -223,7 +198,7 @@ def _batch_code_fix(diag: Diagnosis, case: FailureCase, where: str | None) -> No
     if keeping is None:
         return
     at = f" at {where}" if where else ""
-    text = f"write x.flatten(1) (or x.view(x.size(0), -1)){at} instead of the reshape to ({', '.join(map(str, node.layer.shape))})"
+    text = f"write {FLATTEN_FIX}{at} instead of the reshape to ({', '.join(map(str, node.layer.shape))})"
     also: list[Fix] = []
     for _ in range(4):  # each Linear on the way may need its in_features set
         fix = Fix(text + "".join(f", and {f}" for f in also), FixKind.SET, node.name, "shape",
@@ -284,7 +259,7 @@ def _explain(verdict: _Verdict, graph: Graph, err: ShapeError, scan_sizes: bool 
                        resizable(graph, shapes, node) if scan_sizes else [], diag)
     numbers, inputs, at = err.numbers, case.inputs, case.at
     if err.reason is Reason.FEATURES:
-        _linear(diag, case, numbers)
+        _linear(diag, case, numbers, ins)
     elif err.reason is Reason.CHANNELS:
         _channels(diag, case, numbers)
     elif err.reason is Reason.MERGE:
@@ -295,7 +270,7 @@ def _explain(verdict: _Verdict, graph: Graph, err: ShapeError, scan_sizes: bool 
         per = prod(inputs[0][1:])
         diag.expected = f"{numbers['known']} elements"
         diag.got = f"{numbers['elements']} elements ({format_shape(inputs[0])})"
-        where = _line_of(verdict.src, name)
+        where = line_of(verdict.src, name)
         diag.problem = (f"{node.layer.describe()} at '{name}'{f' ({where})' if where else ''} "
                         f"receives {format_shape(inputs[0])} ({per} per sample) {at}")
         if batch_keeping_layer(node.layer) is not None:
@@ -311,12 +286,12 @@ def _explain(verdict: _Verdict, graph: Graph, err: ShapeError, scan_sizes: bool 
     return diag
 
 
-def _linear(diag: Diagnosis, case: FailureCase, numbers: dict) -> None:
+def _linear(diag: Diagnosis, case: FailureCase, numbers: dict, before: dict[str, Shape]) -> None:
     graph, node = case.graph, case.node
     layer = node.layer
     features, expected = numbers["features"], numbers["in_features"]
     src = _feature_source(graph, node.name)
-    pre = shapes_until(graph, case.shapes, node.name)[src]
+    pre = before[src]
     shown = f"{features:,} features ({_per_sample(pre)})" if len(pre) > 2 else f"{features:,} features"
     diag.problem = f"Linear({expected}, {layer.out_features}) receives {shown} {case.at}"
     diag.expected, diag.got = f"{expected:,} input features", shown

@@ -80,6 +80,12 @@ def analyze(model: Any, input_shape: Any = None, dtype: str = "float32", *,
 
         result = analyze_import(src.torch_import, inputs, dtype, mode)
         result.saved_measure = measure_layer  # layers without a saved-tensor rule: measured
+        if not src.torch_import.scannable:  # recorded with hooks: functions have no rules
+            from functools import partial
+
+            from shapecalc.torch_bridge.saved import recorded_saved
+
+            result.saved_run = partial(recorded_saved, src.torch_import.module, result.graph.name)
     else:
         result = analyze_graph(src.graph_at(inputs.first), inputs, dtype)
         if mode is Mode.TRAIN:

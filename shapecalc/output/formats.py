@@ -13,6 +13,7 @@ import io
 import json
 from typing import Any
 
+from shapecalc.core.notes import NoteKind
 from shapecalc.core.safetext import csv_cell
 from shapecalc.output.registry import renderer
 from shapecalc.output import (
@@ -66,6 +67,11 @@ def to_dict(analysis, explain: bool = False) -> dict[str, Any]:
         "mode": analysis.mode,
         "notes": [str(n) for n in analysis.notes],
         "note_details": [note_dict(n) for n in analysis.notes],
+        # Where the sizes fit but one sample in does not give one sample out: the operation,
+        # its line and the code fix (null: the batch is kept, or was not checked — the API's
+        # analyze() does not check it; show, report and check do).
+        "batch_fold": next((n.to_dict() for n in analysis.notes
+                            if getattr(n, "kind", None) is NoteKind.BATCH_FOLD), None),
         "total_params": analysis.total_params,
         "trainable_params": analysis.trainable_params,
         "frozen_params": analysis.frozen_params,

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Sequence
 
 from shapecalc.core.arithmetic import FieldRule
 from shapecalc.core.image_fields import fields_in_image
+from shapecalc.core.notes import NoteKind
 from shapecalc.output.registry import DIAGNOSIS, renderer
 from shapecalc.output import record_kind, record_notes, rf_text, shape_text, total_macs_text
 from shapecalc.output.dot_runner import DOT_TIMEOUT
@@ -68,7 +69,19 @@ def header_html(analysis) -> str:
     return (f'<header class="sc-header"><h1>{escape(analysis.model)}</h1>'
             f'<p class="sc-io">input {escape(shape_text(analysis.input_shape))} → output '
             f'{escape(shape_text(analysis.output_shape))} · {analysis.total_params:,} params · '
-            f'{escape(total_macs_text(analysis, human=False))} MACs</p><ul class="sc-totals">{totals}</ul></header>')
+            f'{escape(total_macs_text(analysis, human=False))} MACs</p>{_notes_html(analysis)}'
+            f'<ul class="sc-totals">{totals}</ul></header>')
+
+
+def _notes_html(analysis) -> str:
+    """The model-wide notes (hook fallback, a folded batch), as the text table's header says
+    them; a folded batch is a finding, so it stands out (``sc-finding``)."""
+    items = []
+    for note in getattr(analysis, "notes", []) or []:
+        finding = getattr(note, "kind", None) is NoteKind.BATCH_FOLD
+        attrs = ' class="sc-finding"' if finding else ""
+        items.append(f"<li{attrs}>{escape(str(note))}</li>")
+    return f'<ul class="sc-notes">{"".join(items)}</ul>' if items else ""
 
 
 def _page(title: str, css: str, body: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from shapecalc.core.blocks import Block, Branches, Residual, Sequential
 from shapecalc.core.errors import ShapecalcError, SpecError
 from shapecalc.core.layers import Layer, Shape
-from shapecalc.torch_bridge.measure import call_on_meta, record_module_shapes, torch_error
+from shapecalc.torch_bridge.measure import call_on_device, record_module_shapes, torch_error
 
 
 def _torch():
@@ -126,19 +126,12 @@ def _refuse_clashes(empty_module, block: Block, path: str) -> None:
 
 def trace_shapes(module, input_shape: Shape, device: str = "cpu") -> dict[str, Shape]:
     """Output shape of every named submodule in a real forward on ``device`` (``"meta"`` costs
-    no memory), in eval mode and without gradients; the module's training flag is restored."""
+    no memory), in eval mode and without gradients; ``module`` itself is left as it was (its
+    device, weights and every training flag)."""
     torch = _torch()
 
     def forward(mod, shape, _reset):
-        if str(device) == "meta":  # meta stand-ins for the weights: free, and mod is untouched
-            return call_on_meta(mod, torch.zeros(tuple(shape), device="meta"))
-        was_training = mod.training
-        mod.eval()
-        try:
-            with torch.no_grad():
-                return mod.to(device)(torch.zeros(tuple(shape), device=device))
-        finally:
-            mod.train(was_training)
+        return call_on_device(mod, device, torch.zeros(tuple(shape), device=device))
 
     return record_module_shapes(module, input_shape, forward)
 

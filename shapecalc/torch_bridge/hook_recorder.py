@@ -32,6 +32,9 @@ class Call:
     mark: tuple = field(default=(0, 0), repr=False)
     args: tuple = field(default=(), repr=False)  # a function's own arguments (its layer's)
     kwargs: dict = field(default_factory=dict, repr=False)
+    #: Tensors autograd saved while the call ran (a run with ``Recording(saving=True)``).
+    saved: list = field(default_factory=list, repr=False)
+    node: str = ""  # the graph node made of it
 
 
 def _tensors(values: Any, torch: Any, depth: int = 2) -> list:
@@ -76,8 +79,11 @@ class Recording:
     (and those with several tensor inputs) run under the MAC counter; the others' MACs come
     from the rule, and their ``macs`` stay ``None``."""
 
-    def __init__(self, root: Any, recorded: list[tuple[str, Any]], counted: set[int]) -> None:
+    def __init__(self, root: Any, recorded: list[tuple[str, Any]], counted: set[int],
+                 saving: bool = False) -> None:
         self.root = root
+        self.saving = saving  # attribute what autograd saves to the call running
+        self.saved_by_function: list | None = None  # a torch function's, while it runs
         self.recorded = recorded
         self.counted = counted
         self.counting = False  # the counter is entered for the module call now running
@@ -147,22 +153,35 @@ class Recording:
             return func(*args, **kwargs)
         torch = torch_module()
         label = function_label(func)
-        if label in _NO_WORK:
-            out, macs = func(*args, **kwargs), 0
-        else:
-            self.memo.observer, mark = self.counter.count, self.counter.mark()
-            try:
-                out = func(*args, **kwargs)
-            finally:
-                self.memo.observer = None
-            macs = self.counter.since(mark)
+        saved = self.saved_by_function = [] if self.saving else None
+        try:
+            if label in _NO_WORK:
+                out, macs = func(*args, **kwargs), 0
+            else:
+                self.memo.observer, mark = self.counter.count, self.counter.mark()
+                try:
+                    out = func(*args, **kwargs)
+                finally:
+                    self.memo.observer = None
+                macs = self.counter.since(mark)
+        finally:
+            self.saved_by_function = None
         if isinstance(out, torch.Tensor) or (isinstance(out, (tuple, list)) and any(
                 isinstance(v, torch.Tensor) for v in out)):
             owner = self.owners[-1] if self.owners else ""
             inputs = tuple(_tensors(args, torch)) + tuple(_tensors(kwargs.values(), torch))
             self.calls.append(Call(f"{owner}.{label}" if owner else label, None, label, inputs,
-                                   out, macs, args=args, kwargs=kwargs))
+                                   out, macs, args=args, kwargs=kwargs, saved=saved or []))
         return out
+
+    def _pack(self, tensor: Any) -> Any:
+        """autograd's pack hook: the tensor goes to the call running (held, so its storage
+        stays unique); saved by the forward's own code outside any call, nowhere."""
+        if self.saved_by_function is not None:
+            self.saved_by_function.append(tensor)
+        elif self.depth and len(self.started) > self.finished:
+            self.started[self.finished].saved.append(tensor)
+        return tensor
 
     def __enter__(self) -> "Recording":
         from torch.overrides import TorchFunctionMode
@@ -193,6 +212,9 @@ class Recording:
                     lambda m, a, path=path: self._enter_owner(path)))
                 self.handles.append(sub.register_forward_hook(self._leave_owner))
         self.modes = [self.memo, FunctionMode()]
+        if self.saving:
+            self.modes.insert(0, torch_module().autograd.graph.saved_tensors_hooks(
+                self._pack, lambda t: t))
         for mode in self.modes:
             mode.__enter__()
         return self

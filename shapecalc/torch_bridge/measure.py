@@ -28,9 +28,19 @@ def torch_module():
     return torch
 
 
-def meta_state(module) -> dict[str, Any]:
-    """Meta stand-ins for every parameter and buffer (shared ones under each of their names)."""
+def meta_state(module, dtype: Any = None, grad: bool = False) -> dict[str, Any]:
+    """Meta stand-ins for every parameter and buffer (shared ones under each of their names).
+    ``dtype``: floating ones in this element type (a bfloat16 step); ``grad``: trainable
+    parameters' stand-ins require a gradient, so that autograd records what it saves."""
+    return state_on(module, "meta", dtype, grad)
+
+
+def state_on(module, device: Any, dtype: Any = None, grad: bool = False) -> dict[str, Any]:
+    """Every parameter and buffer on ``device`` for :func:`torch.func.functional_call`: empty
+    stand-ins on meta, copies elsewhere, so the caller's module is never moved (shared tensors
+    stay one tensor under each of their names)."""
     torch = torch_module()
+    on_meta = torch.device(device).type == "meta"
     state: dict[str, Any] = {}
     made: dict[int, Any] = {}
     items = list(module.named_parameters(remove_duplicate=False)) + list(
@@ -45,7 +55,16 @@ def meta_state(module) -> dict[str, Any]:
             )
         # Tied weights (one tensor under two names) must stay one tensor for functional_call.
         if id(value) not in made:
-            made[id(value)] = torch.empty_like(value, device="meta")
+            kind = dtype if dtype is not None and value.is_floating_point() else value.dtype
+            if on_meta:
+                made[id(value)] = stand_in = torch.empty_like(value, device="meta", dtype=kind)
+                if grad and isinstance(value, torch.nn.Parameter) and value.requires_grad:
+                    stand_in.requires_grad_()
+                # A forward's own code may read it (``self.gate_up_proj[ids]``): the hook
+                # recorder sees the stand-in and names the parameter it stands for by this id.
+                stand_in.shapecalc_stands_for = id(value)
+            else:
+                made[id(value)] = value.detach().to(device)
         state[name] = made[id(value)]
     return state
 
@@ -145,11 +164,35 @@ def call_on_meta(module, *args: Any, training: bool = False, **kwargs: Any) -> A
             return functional_call(module, meta_state(module), args, kwargs)
 
 
+def call_on_device(module, device: Any, *args: Any) -> Any:
+    """``module(*args)`` in eval mode without gradients on ``device``, leaving the caller's
+    module as it was: weights held elsewhere run as copies on ``device`` (never ``module.to``,
+    which would move the user's model), and every training flag is restored."""
+    torch = torch_module()
+    if torch.device(device).type == "meta":
+        return call_on_meta(module, *args)
+    from torch.func import functional_call
+
+    with torch.no_grad(), run_mode(module, False):
+        if _all_on(module, torch.device(device)):
+            return module(*args)
+        return functional_call(module, state_on(module, device), args)
+
+
 def _all_meta(module) -> bool:
     """Whether every parameter and buffer of ``module`` is already a meta tensor."""
+    return _all_on(module, torch_module().device("meta"))
+
+
+def _all_on(module, device) -> bool:
+    """Whether every parameter and buffer of ``module`` is on ``device`` (``cuda`` matches the
+    current ``cuda:N``, as torch places a tensor moved there)."""
     from itertools import chain
 
-    return all(t.device.type == "meta" for t in chain(module.parameters(), module.buffers()))
+    def same(at) -> bool:
+        return at.type == device.type and (device.index is None or at.index == device.index)
+
+    return all(same(t.device) for t in chain(module.parameters(), module.buffers()))
 
 
 def torch_dtype(dtype: Any):
@@ -283,12 +326,14 @@ class MeasuredLayer(Layer):
 
 
 def measured_runner(fn: Callable[..., Any], label: str,
-                    dtypes: Callable[[], list[Any]] | None = None) -> Callable[..., tuple[Shape, int]]:
+                    dtypes: Callable[[], list[Any]] | None = None,
+                    seen: Callable[[Any], None] | None = None) -> Callable[..., tuple[Shape, int]]:
     """Wrap ``fn(*meta_tensors)`` as a runner: shape of the result, MACs from torch's FLOP counter
     (``None`` where torch ran work it has no formula for, see :mod:`mac_count`).
 
     ``dtypes()`` gives each input's torch dtype (``None``: float32), read when the runner runs
-    so that an analysis with int64 token ids measures with int64 tensors."""
+    so that an analysis with int64 token ids measures with int64 tensors; ``seen(dtype)`` is
+    told the result's element type, so that the nodes reading it can measure with it too."""
 
     def run(*shapes: Shape) -> tuple[Shape, int | None]:
         torch = torch_module()
@@ -307,6 +352,8 @@ def measured_runner(fn: Callable[..., Any], label: str,
             out = out[0]
         if not isinstance(out, torch.Tensor):
             raise ShapeError(f"returns a {type(out).__name__}, not a tensor", layer=label)
+        if seen is not None:
+            seen(out.dtype)
         return tuple(out.shape), macs
 
     return run

@@ -1,6 +1,8 @@
 """What autograd saves for backward, seen through ``torch.autograd.graph.saved_tensors_hooks``.
 
-Two uses. :func:`measure_layer` answers for a layer the engine has no rule for (an attention
+Three uses. :func:`recorded_saved` answers for a model recorded with hooks (a Hugging Face
+transformer): one meta forward with autograd saving, each saved tensor attributed to the
+node that was running. :func:`measure_layer` answers for a layer the engine has no rule for (an attention
 or recurrent module, an op measured on the meta device): it runs that one layer on meta
 tensors with autograd recording and names each saved tensor as an input, the output or a new
 tensor, so the memory account can still count shared storages once. :func:`autograd_saved`
@@ -13,11 +15,17 @@ Parameters and buffers are never activations: storages that belong to them are l
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from shapecalc.core.inputs import Inputs
 from shapecalc.core.layers import Layer, Shape
 from shapecalc.core.layers.saved import Backward, Kept, Saved
+from shapecalc.core.memory import TRAIN_DTYPES
 from shapecalc.torch_bridge.measure import MeasuredLayer, torch_module
+
+if TYPE_CHECKING:
+    from shapecalc.core.memory import MeasuredRun, Settings
 
 
 def _storage(t: Any) -> int:
@@ -119,6 +127,50 @@ def _run_and_name(layer: Layer, fn: Callable, grad: Backward, inputs: tuple[Shap
     return tuple(kept.values())
 
 
+def recorded_saved(module: Any, name: str, inputs: Inputs, setup: Settings) -> MeasuredRun | None:
+    """What autograd saves in one training-mode forward of ``module`` at ``inputs``, per node of
+    the graph the hook recorder makes of that forward (:func:`~.fx_hooks.recorded_run`): each
+    node's output storage, and the storages saved while it ran, parameters and buffers left
+    out. It runs on the meta device in the step's element type (no memory, no compute);
+    ``None`` when the forward cannot run there (it reads tensor values): unknown."""
+    torch = torch_module()
+    from torch.func import functional_call
+
+    from shapecalc.core.memory import MeasuredNode, MeasuredRun
+    from shapecalc.torch_bridge.fx_hooks import recorded_run
+    from shapecalc.torch_bridge.measure import meta_input, meta_state
+
+    act = getattr(torch, setup.param_dtype)
+    state = meta_state(module, act, grad=True)
+    xs = [meta_input(i.shape, act if i.dtype in TRAIN_DTYPES else i.dtype) for i in inputs]
+
+    def forward() -> tuple[list, Any]:
+        with torch.enable_grad():
+            return xs, functional_call(module, state, tuple(xs))
+
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        for m, _ in modes:
+            m.training = setup.training
+        _, calls, values = recorded_run(module, name, forward)
+    except Exception:  # a forward that reads tensor values cannot run on meta: unknown
+        return None
+    finally:
+        for m, flag in modes:
+            m.training = flag
+    nodes = {node: MeasuredNode(_storage(t), t.untyped_storage().nbytes())
+             for node, t in values.items()}
+    for call in calls:
+        if call.node in nodes and call.saved:
+            kept: dict[int, int] = {}
+            for t in call.saved:
+                base = t._base if t._base is not None else t  # F.linear keeps weight.t()
+                if getattr(base, "shapecalc_stands_for", None) is None:
+                    kept.setdefault(_storage(t), t.untyped_storage().nbytes())
+            nodes[call.node] = replace(nodes[call.node], saved=tuple(kept.items()))
+    return MeasuredRun(nodes)
+
+
 def autograd_saved(module: Any, inputs: list[Any]) -> tuple[dict[str, int], int, Any]:
     """Run ``module(*inputs)`` with autograd recording; return the bytes each module saved
     first (by its path, the innermost running module; ``""`` for the top level), their total
@@ -153,4 +205,4 @@ def autograd_saved(module: Any, inputs: list[Any]) -> tuple[dict[str, int], int,
     return per, sum(per.values()), out
 
 
-__all__ = ["autograd_saved", "measure_layer"]
+__all__ = ["autograd_saved", "measure_layer", "recorded_saved"]
