@@ -6,6 +6,12 @@ module follows the values through the graph: which need a gradient (the image do
 trainable weight touched does), which storage each value lives in (a view or an in-place op
 shares its input's), and counts every kept storage once, at the first layer that keeps it.
 
+For a model that came from torch, one forward on the meta device with autograd saving
+(``Analysis.saved_run``, :class:`MeasuredRun`) says instead which storage every value lives in
+and what each node saved: a transformer read with hooks runs functions no rule covers, and
+an op's strides (a matmul on a permuted view keeps a contiguous copy) show only in the
+model's own forward.
+
 The peaks come from replaying the step in execution order, freeing memory as PyTorch does
 (:mod:`shapecalc.core.step_replay`).
 
@@ -407,7 +413,7 @@ def _rule(layer: Layer | None, grad: Backward, rec: Record, measure: SavedMeasur
 
     A recorded run is a CPU run in the step's element type: it wins on a CPU, where it also
     sees what rules cannot (an embedding's positions sliced from a buffer are not an
-    activation; a copy made of a non-contiguous operand is). Its one difference from a CPU
+    activation; a copy torch.matmul makes of a non-contiguous operand is). Its one difference from a CPU
     kernel: in bfloat16/float16 a layer norm's statistics come out float32 on meta, in the
     activation type on a CPU (+0.4 % on BERT, tests/test_memory_hf.py). On a GPU a layer's rule
     (dropout masks and norm statistics differ by device) comes first. Under autocast it knows
