@@ -95,7 +95,10 @@ def _field_hints(cls: type) -> tuple[tuple[str, Any, frozenset, frozenset, Bound
     cached = _hints.get(cls)
     if cached is None:
         resolved = typing.get_type_hints(cls)
-        hints = [(f.name, resolved.get(f.name, Any)) for f in dataclasses.fields(cls) if f.init]
+        # A field left out of comparisons (a measured layer's runner and cache) is machinery
+        # the importer sets, not part of the layer's value: no spec or user ever gives it.
+        hints = [(f.name, resolved.get(f.name, Any)) for f in dataclasses.fields(cls)
+                 if f.init and f.compare]
         cached = tuple((name, hint, *_fast_types(hint), FIELD_LIMITS.get(name)) for name, hint in hints)
         _hints[cls] = cached
     return cached
