@@ -33,7 +33,11 @@ def test_a_layer_type_that_is_a_list_is_one_line(tmp_path):
 
 def test_a_huge_stride_and_target_is_one_line():
     outcome = shapecalc("layer", "--k", "3", "--s", "10000000000", "--target", "10000000000", "224")
-    assert_one_line(outcome, 1, "padding", "too large")
+    assert_one_line(outcome, 2, "--s/--stride: stride must be ≤ 2,147,483,647", "10000000000")
+    outcome = shapecalc("layer", "--k", "3", "--s", "2147483647", "--target", "2147483647", "224")
+    assert_one_line(outcome, 2, "--target: padding must be ≤ 2,147,483,647")
+    outcome = shapecalc("layer", "--k", "3000000000", "224")
+    assert_one_line(outcome, 2, "--k/--kernel: kernel size must be ≤ 2,147,483,647")
 
 
 def test_third_party_warnings_do_not_reach_stderr(tmp_path):

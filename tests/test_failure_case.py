@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import shapecalc
@@ -206,3 +206,40 @@ def test_an_input_without_spatial_size_is_shown_whole():
     model = nn.Sequential(nn.Linear(7, 3))
     d = diagnose(model, (2, 6))
     assert d.problem == "Linear(7, 3) receives 6 features at input 2×6"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 6), min_size=3, max_size=6), st.integers(1, 6),
+       st.integers(0, 5), st.integers(1, 6))
+def test_a_fix_checked_from_the_failing_node_agrees_with_a_whole_analysis(widths, first, at, value):
+    # FailureCase.fits analyses only from the first node that changed, when the nodes before
+    # it are the case's own and come before the failure (checked by the verdict's analysis)
+    from shapecalc.core.blocks import Sequential
+    from shapecalc.core.errors import LayerError
+    from shapecalc.core.graph import analyze_graph
+    from shapecalc.core.layers import Linear, ReLU
+    from shapecalc.diagnose.batch import BatchFold, keeps_batch
+    from shapecalc.diagnose.failure_case import FailureCase
+    from shapecalc.diagnose.fixes import Fix
+
+    layers = []
+    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+        layers += [Linear(a, b), ReLU()]
+    graph = Sequential(*layers).to_graph("m")
+    shape = (2, first)
+    try:
+        analyze_graph(graph, shape)
+        assume(False)  # fits: nothing to explain
+    except LayerError as err:
+        failing = graph.node(err.node)
+    diag = diagnose(Sequential(*layers), shape)
+    case = FailureCase(graph, [shape], failing, [], [], diag)
+    linears = [n for n in graph.nodes if isinstance(n.layer, Linear)]
+    node = linears[at % len(linears)]
+    fix = Fix(f"set in_features={value}", FixKind.SET, node.name, "in_features", value)
+    fixed, shapes = apply_fix(graph, [shape], fix)
+    try:
+        whole = not isinstance(keeps_batch(fixed, shapes, analyze_graph(fixed, shapes[0])), BatchFold)
+    except LayerError:
+        whole = False
+    assert case.verified(fix) is whole

@@ -411,3 +411,65 @@ def test_a_mask_built_in_the_forward_keeps_its_element_type_when_measured():
     assert not any(n.kind is NoteKind.HOOK_FALLBACK for n in result.notes), result.notes
     assert result.output_shape == (2, 5, 6)
     assert [r.name for r in result.records if "invert" in r.name]
+
+
+def test_a_long_fx_failure_is_cut_at_a_word():
+    # The reason fx gave up goes into the table's header note: cut at a word, with an ellipsis.
+    words = "the traced forward met a value it cannot express " * 8
+
+    class Refuses(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            if isinstance(x, torch.fx.Proxy):
+                raise RuntimeError(words.strip())
+            return self.fc(x)
+
+    src = shapecalc.load_model(Refuses())
+    reason = src.torch_import.reason
+    assert src.torch_import.route == "hooks" and reason.endswith("…") and len(reason) <= 200
+    assert ("RuntimeError: " + words).startswith(reason[:-1] + " ")
+    result = shapecalc.analyze(Refuses(), (1, 4))
+    assert reason in result.table()
+
+
+def test_a_block_returning_an_item_the_caller_drops_shows_it():
+    # PiT's stages return (tokens, class token) and the model keeps only the class token: fx
+    # drops the other as dead code, yet the module returns it, so its row shows both.
+    class Stage(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 8, 3, stride=2, padding=1)
+            self.cls = nn.Linear(4, 8)
+
+        def forward(self, pair):
+            x, cls = pair
+            cls = self.cls(cls)
+            x = self.conv(x)
+            return x.flatten(2).transpose(1, 2), cls
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stage = Stage()
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, x):
+            _, cls = self.stage((x, x.mean((2, 3))[:, None]))
+            return self.head(cls)
+
+    model = Net().eval()
+    seen = {}
+    hook = model.stage.register_forward_hook(
+        lambda m, i, out: seen.update(stage=[tuple(t.shape) for t in out]))
+    with torch.no_grad():
+        out = model(torch.randn(1, 4, 8, 8))
+    hook.remove()
+    result = shapecalc.analyze(model, (1, 4, 8, 8))
+    assert seen["stage"] == [(1, 16, 8), (1, 1, 8)]
+    assert list(result.blocks["stage"].output_shapes) == seen["stage"]
+    assert "[1×16×8, 1×1×8]" in result.table(depth=0)
+    assert result.output_shape == tuple(out.shape)
+    assert result.total_params == sum(p.numel() for p in model.parameters())

@@ -148,7 +148,7 @@ def test_frozen_and_trainable_are_counted_apart():
     assert (chain.total_params, chain.frozen_params) == (240, 240)
 
 
-def test_hook_fallback_names_parameters_outside_recorded_modules():
+def test_hook_fallback_counts_a_parameter_the_forwards_code_reads_at_that_op():
     class Branchy(nn.Module):
         def __init__(self):
             super().__init__()
@@ -163,7 +163,10 @@ def test_hook_fallback_names_parameters_outside_recorded_modules():
     model = Branchy()
     result = shapecalc.analyze(model, (2, 4))
     assert result.total_params == distinct(model)[0] == 24
-    assert kinds(result.notes) >= {NoteKind.HOOK_FALLBACK, NoteKind.PARAMS_UNPLACED}
+    assert NoteKind.HOOK_FALLBACK in kinds(result.notes)
+    assert NoteKind.PARAMS_UNPLACED not in kinds(result.notes)
+    mul = next(r for r in result.records if r.name == "mul")
+    assert mul.params == 4 and "uses parameter scale (4) through mul" in map(str, mul.notes)
 
 
 # ---------------------------------------------------------------- property

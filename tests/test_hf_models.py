@@ -182,3 +182,42 @@ def test_every_command_takes_an_hf_model(capsys, tmp_path, args):
     assert exit_.value.code == 0, captured.err
     assert "Traceback" not in captured.err
     assert BUILD_OPTIONS.get() == BuildOptions()  # the flags held for that command only
+
+
+# ------------------------------------------------------------------ mixtures of experts
+def test_a_mixture_of_experts_is_counted_as_k_experts_per_token():
+    """Mixtral (4 experts, 2 per token): parameters and output shapes as the real model's,
+    MACs as torch's FLOP counter on a real forward through the experts each token picked."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    for meta in (False, True):  # built for real (small) and on the meta device
+        src = load_model(f"hf:{DATA / 'mixtral-tiny'}", seq_len=16, meta=meta)
+        result = analyze(src)
+        doc = json.loads((DATA / "mixtral-tiny" / "config.json").read_text())
+        config = transformers.AutoConfig.for_model(**doc)
+        config.use_cache = False
+        torch.manual_seed(0)
+        # eager experts and attention: a loop over the experts the router picked, each a counted
+        # F.linear, and attention as plain matmuls (FlopCounterMode counts no CPU sdpa kernel)
+        model = transformers.MixtralForCausalLM._from_config(config, attn_implementation="eager",
+                                                              experts_implementation="eager")
+        ids = torch.randint(0, 1000, (1, 16))
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            out = model(input_ids=ids)
+        assert result.total_params == sum(p.numel() for p in model.parameters())
+        assert dict(result.outputs) == {"logits": tuple(out.logits.shape)}
+        real = counter.get_total_flops() // 2
+        assert result.total_macs == real  # the corpus bound is -1 %/+5 %; here it is exact
+        notes = [str(n) for n in result.graph.notes]
+        assert any("every token runs 2 of 4 experts" in n for n in notes), notes
+        # every expert weight is counted at the op that reads it, none left unplaced
+        assert not any("no recorded module" in n for n in notes), notes
+        experts = [r for r in result.records if ".experts." in r.name and r.params]
+        assert sum(r.params for r in experts) == 2 * (4 * 2 * 96 * 64 + 4 * 64 * 96)
+
+
+def test_the_mixtral_defaults_analyse_on_the_meta_device():
+    result = analyze(load_model("hf:mixtral", seq_len=16))
+    # Mixtral-8x7B's published size less its 131,072,000-weight language-model head
+    assert result.total_params == 46_702_792_704 - 32000 * 4096
+    assert result.total_macs is not None

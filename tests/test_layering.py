@@ -124,6 +124,22 @@ def test_the_readme_describes_the_declared_layers_in_order():
     assert tuple(rows) == shapecalc.LAYERS
 
 
+def test_every_module_is_named_with_its_job():
+    """``docs/how-it-is-built.md`` names every module of every layer, each on its own line with
+    what it does, and names no module that is gone."""
+    text = (ROOT / "docs" / "how-it-is-built.md").read_text()
+    section = text[text.index("## Every module and its one job"):]
+    section = section[:section.index("\n## ", 1)]
+    package = ROOT / "shapecalc"
+    modules = {str(p.relative_to(package)) for p in package.rglob("*.py")
+               if p.parent != package and p.name != "__init__.py" and "zoo" not in p.parts}
+    named = set(re.findall(r"`((?:core|torch_bridge|models|diagnose|output|train|cli)/[\w/]+\.py)`", section))
+    assert not modules - named, f"not named in docs/how-it-is-built.md: {sorted(modules - named)}"
+    gone = {m for m in named if not (package / m).exists()}
+    assert not gone, f"named there but gone: {sorted(gone)}"
+    assert "`models/zoo/`" in section
+
+
 def test_the_checker_sees_an_upward_lazy_import(tmp_path):
     pkg = tmp_path / "shapecalc"
     (pkg / "core").mkdir(parents=True)

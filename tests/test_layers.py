@@ -235,7 +235,7 @@ def test_dict_round_trip_and_torch_kwargs(case):
     entry = layer_to_dict(layer)
     assert layer_from_dict(entry) == layer
     module = getattr(torch.nn, layer.type_name)(**layer.torch_kwargs())
-    assert module.kernel_size == tuple(layer._k)
+    assert module.kernel_size == tuple(w.k for w in layer.windows)
 
 
 def test_layer_from_dict_errors_are_spec_errors():

@@ -44,6 +44,11 @@ EXAMPLES = {
                           "1×16×30×30 becomes 36×400, so 1 sample in gives 36×10 out; write "
                           "x.flatten(1) there instead (shapecalc check verifies it and finds the "
                           "sizes that work)"),
+    NoteKind.EXPERTS: (dict(top_k=2, experts=8),
+                       "mixture of experts: every token runs 2 of 8 experts, whatever the router "
+                       "picks (transformers' batched_mm experts kernel: the chosen experts' "
+                       "weights gathered per token), so MACs count those experts per token and "
+                       "activations include the gathered weights"),
 }
 
 

@@ -6,7 +6,7 @@ import json
 
 from hypothesis import given, strategies as st
 
-from shapecalc.core.safetext import UNSAFE, csv_cell, one_line, preview, printable
+from shapecalc.core.safetext import UNSAFE, clipped, csv_cell, one_line, preview, printable
 
 
 @given(st.text())
@@ -56,3 +56,26 @@ def test_csv_cells_that_start_a_formula_are_guarded():
     assert csv_cell("+cmd") == "'+cmd"
     assert csv_cell("-3") == "-3" and csv_cell("-1.5e3") == "-1.5e3"
     assert csv_cell("conv1") == "conv1"
+
+
+@given(st.text(alphabet=st.sampled_from("ab .,\n"), max_size=80), st.integers(2, 60))
+def test_clipped_ends_at_a_word_with_an_ellipsis(text, limit):
+    out = clipped(text, limit)
+    assert len(out) <= limit
+    if len(text) <= limit:
+        assert out == text
+        return
+    assert out.endswith("…") and text.startswith(out[:-1])
+    # The cut falls where a word ends, unless no space leaves anything before it.
+    if any(c.isspace() for c in text[1:limit]):
+        assert text[len(out) - 1].isspace()
+
+
+def test_clipped_torch_message():
+    # hf:bert's fx failure, once cut at 200 characters mid-word ("for a more detaile").
+    text = ("TraceError: symbolically traced variables cannot be used as inputs to control flow; "
+            "see the torch.fx documentation for a more detailed explanation of what is happening")
+    assert clipped(text, 120) == ("TraceError: symbolically traced variables cannot be used as "
+                                  "inputs to control flow; see the torch.fx documentation for…")
+    assert clipped(text, 500) == text
+    assert clipped("abcdefghij", 5) == "abcd…"  # one word longer than the limit

@@ -121,6 +121,10 @@ class Analysis:
     #: Measures the tensors autograd saves for a layer without a rule (``Layer.saved`` is
     #: None): set by the torch bridge for a model that came from torch; ``None`` for a spec.
     saved_measure: Any = field(default=None, repr=False, compare=False)
+    #: ``saved_run(inputs, settings)``: one recorded forward's storages and saved tensors per
+    #: node (:class:`~shapecalc.core.memory.MeasuredRun`), for a graph recorded with hooks,
+    #: whose functions have no rules; ``None`` for other graphs.
+    saved_run: Any = field(default=None, repr=False, compare=False)
     #: Nodes whose MACs are unknown; ``total_macs`` is then a lower bound (the known part).
     uncounted: list[str] = field(default_factory=list)
 

@@ -6,6 +6,12 @@ module follows the values through the graph: which need a gradient (the image do
 trainable weight touched does), which storage each value lives in (a view or an in-place op
 shares its input's), and counts every kept storage once, at the first layer that keeps it.
 
+For a model that came from torch, one forward on the meta device with autograd saving
+(``Analysis.saved_run``, :class:`MeasuredRun`) says instead which storage every value lives in
+and what each node saved: a transformer read with hooks runs functions no rule covers, and
+an op's strides (a matmul on a permuted view keeps a contiguous copy) show only in the
+model's own forward.
+
 The peaks come from replaying the step in execution order, freeing memory as PyTorch does
 (:mod:`shapecalc.core.step_replay`).
 
@@ -26,6 +32,7 @@ from shapecalc.core.inputs import DTYPE_BYTES
 from shapecalc.core.errors import ArgumentError
 from shapecalc.core.layers.base import LayerKind
 from shapecalc.core.layers.saved import Backward, Kept, Saved
+from shapecalc.core.notes import NoteKind
 from shapecalc.core.step_replay import Step, Timeline
 
 if TYPE_CHECKING:
@@ -64,6 +71,25 @@ MAX_BATCH = 2**31 - 1
 #: ``measure(layer, grad, output, *inputs)``: saved tensors measured with torch for a layer
 #: without a rule (set by the torch bridge for models that came from torch).
 SavedMeasure = Callable[..., "tuple[Saved, ...] | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuredNode:
+    """What a recorded forward measured for one node. Storages are keys (one key, one
+    storage: a view or an in-place op keeps its input's) with their bytes."""
+
+    output: int  # the storage the node's output lives in
+    output_bytes: int
+    #: (storage, bytes) of each tensor autograd saved while the node ran, parameters excluded
+    saved: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class MeasuredRun:
+    """One forward, recorded with autograd saving (``Analysis.saved_run``): per node name
+    (the graph's inputs too), its :class:`MeasuredNode`."""
+
+    nodes: dict[str, MeasuredNode]
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +221,8 @@ def at_batch(analysis: Analysis, batch: int | None) -> Analysis:
     if shapes == [tuple(s) for s in analysis.input_shapes]:
         return analysis
     again = analysis.graph.analyze(analysis.inputs.with_shapes(shapes), analysis.dtype)
-    again.model, again.mode, again.saved_measure = analysis.model, analysis.mode, analysis.saved_measure
+    again.model, again.mode = analysis.model, analysis.mode
+    again.saved_measure, again.saved_run = analysis.saved_measure, analysis.saved_run
     return again
 
 
@@ -220,11 +247,24 @@ def estimate(analysis: Analysis, setup: Settings = Settings(),
     act = "bfloat16" if setup.amp else setup.dtype
     pbytes = DTYPE_BYTES[setup.param_dtype]
     line = Timeline()
+    run = _recorded_run(analysis, setup)
+    keys: dict[int, int] = {}  # a measured storage → its timeline storage
+
+    def measured_store(key: int, nbytes: int) -> tuple[int, bool]:
+        """The timeline storage of a measured one, and whether it is new here."""
+        if key in keys:
+            return keys[key], False
+        keys[key] = line.storage(nbytes)
+        return keys[key], True
+
     values: dict[str, _Value] = {}
     input_names = graph.input_names if graph is not None else ("input",)
     for name, shape, kind in zip(input_names, analysis.input_shapes, analysis.input_dtypes):
         kind = kind if kind not in TRAIN_DTYPES or setup.amp else setup.dtype
-        values[name] = _Value(line.storage(_bytes(shape, kind)), shape, kind, False)
+        seen = run.nodes.get(name) if run is not None else None
+        store = (measured_store(seen.output, seen.output_bytes)[0] if seen is not None
+                 else line.storage(_bytes(shape, kind)))
+        values[name] = _Value(store, shape, kind, False)
     line.inputs = tuple(v.storage for v in values.values())
 
     layers: list[LayerMemory] = []
@@ -265,12 +305,14 @@ def estimate(analysis: Analysis, setup: Settings = Settings(),
         grad = Backward(tuple(v.needs_grad for v in ins), trainable > 0, setup.training,
                         setup.cuda, act, tuple(names.index(n) for n in names))
         needs = grad.active and out_dtype in TRAIN_DTYPES
-        rule = _rule(layer, grad, rec, measure)  # first: a measured op learns if it is a view
-        view = layer is not None and ins and layer.output_is_view(setup.training)
-        if view:
-            out_store = ins[0].storage
+        seen = run.nodes.get(rec.name) if run is not None else None
+        rule = _rule(layer, grad, rec, measure, seen, setup)  # first: a measured op learns if it is a view
+        if seen is not None:  # the recorded run says which storage it is
+            out_store, fresh = measured_store(seen.output, seen.output_bytes)
+            view = not fresh
         else:
-            out_store = line.storage(_bytes(rec.output_shape, out_dtype))
+            view = layer is not None and ins and layer.output_is_view(setup.training)
+            out_store = ins[0].storage if view else line.storage(_bytes(rec.output_shape, out_dtype))
         mine = [] if view else [out_store]
         out = _Value(out_store, rec.output_shape, out_dtype, needs)
         values[rec.name] = out
@@ -282,7 +324,11 @@ def estimate(analysis: Analysis, setup: Settings = Settings(),
             unknown.append(rec.name)
         else:
             for item in _autocast(rule, layer, ins, setup, rec):
-                if item.kept is Kept.INPUT:
+                if isinstance(item, tuple):  # a measured storage
+                    store, fresh = measured_store(*item)
+                    if fresh:
+                        mine.append(store)
+                elif item.kept is Kept.INPUT:
                     store = ins[item.index].storage
                 elif item.kept is Kept.OUTPUT:
                     store = out_store
@@ -321,7 +367,8 @@ def estimate(analysis: Analysis, setup: Settings = Settings(),
                         peak_eval, analysis.input_shape[0] if analysis.input_shape else 1,
                         setup.dtype, setup.optimizer, setup.amp,
                         "train" if setup.training else "eval", setup.cuda, peak_at,
-                        tuple(unknown), _assumptions(setup), device, analysis)
+                        tuple(unknown), _assumptions(setup) + _model_assumptions(graph), device,
+                        analysis)
 
 
 def _param_tensors(node: Any, layer: Layer | None, rec: Record) -> int | None:
@@ -351,13 +398,37 @@ def _output_dtype(layer: Layer | None, ins: list[_Value], act: str, setup: Setti
     return "float32" if "float32" in floats else (floats[0] if floats else act)
 
 
-def _rule(layer: Layer | None, grad: Backward, rec: Record, measure: SavedMeasure | None
-          ) -> tuple[Saved, ...] | None:
+def _recorded_run(analysis: Analysis, setup: Settings) -> MeasuredRun | None:
+    if analysis.saved_run is None or analysis.graph is None:
+        return None
+    run = analysis.saved_run(analysis.inputs, setup)
+    if run is None or any(rec.name not in run.nodes for rec in analysis.records):
+        return None  # another graph than the one analysed: its storages say nothing here
+    return run
+
+
+def _rule(layer: Layer | None, grad: Backward, rec: Record, measure: SavedMeasure | None,
+          seen: MeasuredNode | None = None, setup: Settings = Settings()
+          ) -> tuple[Saved | tuple[int, int], ...] | None:
+    """What the node keeps: its layer's rule, or what a recorded run measured (storages), or
+    what ``measure`` measures for the layer alone; ``None``: unknown.
+
+    A recorded run is a CPU run in the step's element type: it wins on a CPU, where it also
+    sees what rules cannot (an embedding's positions sliced from a buffer are not an
+    activation; a copy torch.matmul makes of a non-contiguous operand is). Its one difference from a CPU
+    kernel: in bfloat16/float16 a layer norm's statistics come out float32 on meta, in the
+    activation type on a CPU (+0.4 % on BERT, tests/test_memory_hf.py). On a GPU a layer's rule
+    (dropout masks and norm statistics differ by device) comes first. Under autocast it knows
+    nothing (it did not run in bfloat16)."""
     if layer is None:
         return None
     if not grad.active:
         return ()  # nothing wants a gradient: autograd records nothing, whatever the layer
+    if seen is not None and not setup.cuda and not setup.amp:
+        return seen.saved
     rule = layer.saved(grad, rec.output_shape, *rec.input_shapes)
+    if rule is None and seen is not None and not setup.amp:
+        return seen.saved
     if rule is None and measure is not None and grad.active:
         rule = measure(layer, grad, rec.output_shape, *rec.input_shapes)
     return rule
@@ -368,7 +439,7 @@ def _autocast(rule: tuple[Saved, ...], layer: Layer | None, ins: list[_Value], s
     """Under autocast a matrix product keeps bfloat16 copies: of a float32 input it casts, and
     of its float32 weights (cast once per forward)."""
     if not setup.amp or layer is None or layer.kind not in _AUTOCAST_LOWER:
-        return rule
+        return rule  # (a measured rule never comes here under autocast)
     out: list[Saved] = []
     for item in rule:
         if item.kept is Kept.INPUT and ins[item.index].dtype == "float32":
@@ -398,6 +469,18 @@ def _step_transient(setup: Settings, total_grads: int, largest: int) -> int:
     return total_grads if setup.cuda else 2 * largest
 
 
+def _model_assumptions(graph: Any) -> tuple[str, ...]:
+    """What the model's own notes change in these figures (a mixture of experts' kernel)."""
+    experts = [n for n in (graph.notes if graph is not None else ()) if n.kind is NoteKind.EXPERTS]
+    if not experts:
+        return ()
+    note = experts[0]
+    return (f"mixture of experts run with transformers' batched_mm kernel ({note.get('top_k')} "
+            f"of {note.get('experts')} experts per token): each token's experts' weights are "
+            "gathered and kept for backward, which transformers' default grouped_mm kernel "
+            "does not keep; the saved activations and peaks are batched_mm's",)
+
+
 def _assumptions(setup: Settings) -> tuple[str, ...]:
     where = "GPU" if setup.cuda else "CPU"
     lines = [
@@ -418,5 +501,5 @@ def _assumptions(setup: Settings) -> tuple[str, ...]:
     return tuple(lines)
 
 
-__all__ = ["LayerMemory", "MAX_BATCH", "MemoryReport", "Optimizer", "Settings", "TRAIN_DTYPES",
+__all__ = ["LayerMemory", "MAX_BATCH", "MeasuredNode", "MeasuredRun", "MemoryReport", "Optimizer", "Settings", "TRAIN_DTYPES",
            "at_batch", "check_batch", "estimate", "settings"]

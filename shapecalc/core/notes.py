@@ -32,6 +32,7 @@ class NoteKind(str, Enum):
     HOOK_FALLBACK = "hook_fallback"  # data: model, reason — fx failed, recorded with hooks
     OUTPUTS = "outputs"              # data: count, labels — a forward with several outputs
     TUPLE_ITEM = "tuple_item"        # data: index, owner — one more item of a module's tuple
+    EXPERTS = "experts"              # data: top_k, experts — a mixture of experts, how it is counted
     BATCH_FOLD = "batch_fold"        # data: node, layer, where, before, after, output, batch, fix
 
 
@@ -97,6 +98,11 @@ _TEXT: dict[NoteKind, Callable[[Mapping[str, Any]], str]] = {
                                        "its modules and the torch functions between them were "
                                        "recorded in one run at the requested input, so shapes "
                                        "and MACs outside known layers are measured"),
+    NoteKind.EXPERTS: lambda d: (f"mixture of experts: every token runs {d['top_k']} of "
+                                 f"{d['experts']} experts, whatever the router picks (transformers' "
+                                 "batched_mm experts kernel: the chosen experts' weights gathered "
+                                 "per token), so MACs count those experts per token and activations "
+                                 "include the gathered weights"),
     NoteKind.OUTPUTS: lambda d: (f"forward returns {d['count']} output{'' if d['count'] == 1 else 's'}: "
                                  f"{', '.join(d['labels'])}"),
     NoteKind.TUPLE_ITEM: lambda d: (f"item {d['index']} of the tuple computed (and counted) at "

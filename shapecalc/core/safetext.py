@@ -183,6 +183,20 @@ _PREVIEW.maxother = 50
 _PREVIEW.fillvalue = "…"
 
 
+def clipped(text: str, limit: int) -> str:
+    """``text`` if it has at most ``limit`` characters, else its longest start that ends at a
+    word and fits with the ``…`` after it: a reader sees where it stops, never half a word (a
+    first word longer than the limit is cut inside, as nothing shorter is left)."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1]
+    if not text[limit - 1].isspace():
+        space = max(cut.rfind(" "), cut.rfind("\n"), cut.rfind("\t"))
+        if space > 0:
+            cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
 def preview(value: Any, limit: int = 60) -> str:
     """A short, printable ``repr`` of ``value`` for a message: at most ``limit`` characters,
     and bounded work whatever ``value`` is (at most 3 levels and 6 items per level are read)."""
@@ -195,5 +209,5 @@ def preview(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-__all__ = ["ClosedStream", "FORMULA_START", "PrintableStream", "StreamFailed", "UNSAFE", "csv_cell", "one_line", "preview",
-           "printable", "unfiltered"]
+__all__ = ["ClosedStream", "FORMULA_START", "PrintableStream", "StreamFailed", "UNSAFE", "clipped", "csv_cell",
+           "one_line", "preview", "printable", "unfiltered"]

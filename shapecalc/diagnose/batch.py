@@ -84,14 +84,18 @@ def _follows(first: Shape, second: Shape, n: int) -> bool:
 def batch_fold(first: Analysis, second: Analysis, batch: int) -> BatchFold | None:
     """The fold between the analyses of one graph at batch ``batch`` and ``batch + 1``, or
     ``None`` when every output keeps the batch (or does not depend on it at all)."""
-    graph = first.graph
-    at_first = {r.name: r.output_shape for r in first.records}
-    at_second = {r.name: r.output_shape for r in second.records}
-    for name, shape in zip(graph.input_names, first.input_shapes or (first.input_shape,)):
-        at_first[name] = shape
-    for name, shape in zip(graph.input_names, second.input_shapes or (second.input_shape,)):
-        at_second[name] = shape
+    return _fold(first.graph, _shapes_of(first), _shapes_of(second), batch)
 
+
+def _shapes_of(result: Analysis) -> dict[str, Shape]:
+    """Every node's and input's output shape in ``result``."""
+    shapes = {r.name: r.output_shape for r in result.records}
+    shapes.update(zip(result.graph.input_names, result.input_shapes or (result.input_shape,)))
+    return shapes
+
+
+def _fold(graph: Graph, at_first: dict[str, Shape], at_second: dict[str, Shape],
+          batch: int) -> BatchFold | None:
     def lost(name: str) -> bool:  # depends on the batch, but no axis follows it
         a, b = at_first.get(name), at_second.get(name)
         return a is not None and b is not None and a != b and not _follows(a, b, batch)
@@ -123,15 +127,44 @@ def keeps_batch(graph: Graph, shapes: Any, first: Analysis | None = None) -> Bat
     else ``None``. ``False`` when the graph fails at the next batch size although it fits this
     one (a batch size written into the model) — also no proof that it keeps the batch."""
     shapes = input_list(shapes)
+    if next_batch(shapes) is None:
+        return None
+    try:
+        first = first or analyze_graph(graph, shapes if len(shapes) > 1 else shapes[0])
+    except LayerError:
+        return False
+    return fold_at(graph, shapes, _shapes_of(first))
+
+
+def fold_at(graph: Graph, shapes: list[Shape], at_first: dict[str, Shape]) -> BatchFold | None | bool:
+    """:func:`keeps_batch` for a graph whose every shape at ``shapes`` is known (``at_first``,
+    inputs included). The second batch is worked out as shapes alone: the fold is read from
+    them, and a full analysis (fields, MACs, notes) would cost a whole pass more on every
+    verified fix."""
     more = next_batch(shapes)
     if more is None:
         return None
     try:
-        first = first or analyze_graph(graph, shapes if len(shapes) > 1 else shapes[0])
-        second = analyze_graph(graph, more if len(more) > 1 else more[0])
+        second = shapes_until(graph, more)
     except LayerError:
         return False
-    return batch_fold(first, second, shapes[0][0])
+    return _fold(graph, at_first, second, shapes[0][0])
+
+
+def shapes_until(graph: Graph, input_shape: Any, stop: str | None = None) -> dict[str, Shape]:
+    """Output shapes of every node before ``stop`` (all nodes when ``None``); raises ShapeError.
+
+    ``input_shape`` is the input's shape, or every input's (``graph.input_names``) as a list.
+    """
+    shapes: dict[str, Shape] = dict(zip(graph.input_names, input_list(input_shape)))
+    for node in graph.nodes:
+        if node.name == stop:
+            return shapes
+        try:
+            shapes[node.name] = node.layer.output_shape(*(shapes[i] for i in node.inputs))
+        except LayerError as err:
+            raise err.located(node.name, node.layer.describe()) from None
+    return shapes
 
 
 def _to_features(layer: Any, out: Shape) -> bool:
@@ -234,5 +267,5 @@ def batch_keeping_layer(layer: Any) -> Reshape | None:
     return None
 
 
-__all__ = ["FLATTEN_FIX", "BatchFold", "batch_fold", "batch_keeping_layer", "find_fold", "keeps_batch",
-           "line_of", "may_fold", "next_batch"]
+__all__ = ["FLATTEN_FIX", "BatchFold", "batch_fold", "batch_keeping_layer", "find_fold", "fold_at",
+           "keeps_batch", "line_of", "may_fold", "next_batch", "shapes_until"]

@@ -259,7 +259,7 @@ def _explain(verdict: _Verdict, graph: Graph, err: ShapeError, scan_sizes: bool 
                        resizable(graph, shapes, node) if scan_sizes else [], diag)
     numbers, inputs, at = err.numbers, case.inputs, case.at
     if err.reason is Reason.FEATURES:
-        _linear(diag, case, numbers)
+        _linear(diag, case, numbers, ins)
     elif err.reason is Reason.CHANNELS:
         _channels(diag, case, numbers)
     elif err.reason is Reason.MERGE:
@@ -286,12 +286,12 @@ def _explain(verdict: _Verdict, graph: Graph, err: ShapeError, scan_sizes: bool 
     return diag
 
 
-def _linear(diag: Diagnosis, case: FailureCase, numbers: dict) -> None:
+def _linear(diag: Diagnosis, case: FailureCase, numbers: dict, before: dict[str, Shape]) -> None:
     graph, node = case.graph, case.node
     layer = node.layer
     features, expected = numbers["features"], numbers["in_features"]
     src = _feature_source(graph, node.name)
-    pre = shapes_until(graph, case.shapes, node.name)[src]
+    pre = before[src]
     shown = f"{features:,} features ({_per_sample(pre)})" if len(pre) > 2 else f"{features:,} features"
     diag.problem = f"Linear({expected}, {layer.out_features}) receives {shown} {case.at}"
     diag.expected, diag.got = f"{expected:,} input features", shown

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from shapecalc.core.errors import LayerError
-from shapecalc.diagnose.batch import BatchFold, keeps_batch
+from shapecalc.diagnose.batch import BatchFold, fold_at, keeps_batch, shapes_until
 from shapecalc.diagnose.fixes import Fix, FixKind, apply_fix
 from shapecalc.core.graph import Graph, Node, analyze_graph, input_list
 from shapecalc.diagnose.layer_repairs import ancestors
@@ -22,22 +22,6 @@ from shapecalc.diagnose.size_search import SEARCH_SECONDS, SizeSearch
 
 #: How far from the given size the input-size search looks (×, either way).
 SEARCH_FACTOR = 4
-
-
-def shapes_until(graph: Graph, input_shape: Any, stop: str | None = None) -> dict[str, Shape]:
-    """Output shapes of every node before ``stop`` (all nodes when ``None``); raises ShapeError.
-
-    ``input_shape`` is the input's shape, or every input's (``graph.input_names``) as a list.
-    """
-    shapes: dict[str, Shape] = dict(zip(graph.input_names, input_list(input_shape)))
-    for node in graph.nodes:
-        if node.name == stop:
-            return shapes
-        try:
-            shapes[node.name] = node.layer.output_shape(*(shapes[i] for i in node.inputs))
-        except LayerError as err:
-            raise err.located(node.name, node.layer.describe()) from None
-    return shapes
 
 
 def square(shape: Shape) -> bool:
@@ -81,15 +65,56 @@ class FailureCase:
         self.labels = diag.input_labels or tuple(f"input_{i}" for i in range(len(shapes)))
         self.at = (f"at input {size_text(shapes[0])}" if len(shapes) == 1
                    else f"at {diag.inputs_text()}")
+        self._failing_at: int | None = None
         self.deadline = time.process_time() + SEARCH_SECONDS  # CPU time: same answer on a busy machine
 
     def fits(self, graph: Graph, shapes: Any = None) -> bool:
         """Whether ``graph`` fits ``shapes`` (default: the given inputs) and keeps the batch."""
+        if shapes is None or shapes is self.shapes:
+            cut = self._unchanged_prefix(graph)
+            if cut:
+                return self._fits_after(graph, cut)
         try:
             result = analyze_graph(graph, shapes or self.shapes)
         except LayerError:
             return False
         return not isinstance(keeps_batch(graph, shapes or self.shapes, result), BatchFold)
+
+    def _unchanged_prefix(self, graph: Graph) -> int:
+        """How many of ``graph``'s first nodes are this case's own nodes (the same objects) AND
+        come before the failing node: the analysis that found the failure already checked them
+        at these inputs, so a fix further on need not analyse them again (a ReLU × 199,998
+        misfit is checked from its last node, not its first)."""
+        if self._failing_at is None:
+            self._failing_at = next(i for i, n in enumerate(self.graph.nodes) if n is self.node)
+        cut = 0
+        for old, new in zip(self.graph.nodes[:self._failing_at], graph.nodes):
+            if old is not new:
+                break
+            cut += 1
+        return cut
+
+    def _fits_after(self, graph: Graph, cut: int) -> bool:
+        """:meth:`fits` at the given inputs for a graph whose first ``cut`` nodes are checked:
+        every shape by the shape rules alone, then the full analysis of the nodes from ``cut``
+        on, fed the shapes their inputs have."""
+        try:
+            shapes = shapes_until(graph, self.shapes)
+        except LayerError:
+            return False
+        rest = graph.nodes[cut:]
+        made = {n.name for n in rest}
+        feeds = list(dict.fromkeys(i for n in rest for i in n.inputs if i not in made))
+        # the rest as a graph of its own, its inputs the values it reads from before the cut
+        # (nodes that read nothing, such as constants, cannot be cut off: the whole graph then)
+        tail, at = ((Graph(graph.name, rest, rest[-1].name, input_name=feeds[0],
+                           extra_inputs=tuple(feeds[1:])), [shapes[name] for name in feeds])
+                    if feeds else (graph, self.shapes))
+        try:
+            analyze_graph(tail, at)
+        except LayerError:
+            return False
+        return not isinstance(fold_at(graph, input_list(self.shapes), shapes), BatchFold)
 
     def verified(self, fix: Fix) -> bool:
         """Whether the whole model fits once ``fix`` is applied."""

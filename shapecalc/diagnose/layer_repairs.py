@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 from shapecalc.diagnose.fixes import Fix, FixKind
 from shapecalc.core.graph import Graph
+from shapecalc.core.arithmetic import Window
 from shapecalc.core.layers import LAYER_TYPES, Layer, Shape, format_shape
 
 
@@ -107,14 +108,15 @@ MAX_PADDING_TRIES = 32
 def _variants(layer: Layer, other: Shape | None) -> Iterator[_Variant]:
     """Single-argument edits of a conv/pool layer, cheapest first."""
     fields = {f.name for f in dataclasses.fields(layer) if f.init} if dataclasses.is_dataclass(layer) else set()
+    windows = getattr(layer, "windows", None)  # a conv or pool: its first axis's window
+    window = windows[0] if windows else Window(3)
     if "stride" in fields and getattr(layer, "stride", None) is not None:
-        current = getattr(layer, "_s", (1,))[0]
+        current = window.s
         for s in range(1, 5):
             if s != current:
                 yield _Variant(abs(s - current), "stride", s)
     if "padding" in fields and not isinstance(getattr(layer, "padding", 0), str):
-        current = getattr(layer, "_pl", (0,))[0]
-        k = getattr(layer, "_k", (3,))[0]
+        current, k = window.p_left, window.k
         for p in range(0, min(k, MAX_PADDING_TRIES) + 1):
             if p != current:
                 yield _Variant(abs(p - current), "padding", p)

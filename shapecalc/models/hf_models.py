@@ -20,6 +20,7 @@ import re
 from typing import Any
 
 from shapecalc.core.errors import SpecError, user_code
+from shapecalc.core.notes import Note, NoteKind
 from shapecalc.models.build_options import BUILD_OPTIONS, META_THRESHOLD
 from shapecalc.models.hf_config import HfForm, HfReference, config_document, parse_reference
 from shapecalc.models.model_source import ModelSource, module_source
@@ -135,8 +136,11 @@ def named_forward(model: Any, names: tuple[str, ...]) -> None:
         given = dict(zip(names, tensors))
         if mask:  # (batch, 1, 1, tokens): broadcasts over heads and queries
             ids = tensors[0]
-            given["attention_mask"] = torch.ones((ids.shape[0], 1, 1, ids.shape[-1]),
-                                                 dtype=torch.bool, device=ids.device)
+            # Made out of sight of torch-function modes: the hook recorder would show it as
+            # the model's first row, and it is this wrapper's, not the model's.
+            with torch._C.DisableTorchFunction():
+                given["attention_mask"] = torch.ones((ids.shape[0], 1, 1, ids.shape[-1]),
+                                                     dtype=torch.bool, device=ids.device)
         return cls.forward(self, **given)
 
     self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
@@ -144,6 +148,29 @@ def named_forward(model: Any, names: tuple[str, ...]) -> None:
         [self_param] + [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
     model.__class__ = type(cls.__name__, (cls,), {"forward": forward, "__module__": cls.__module__,
                                                   "__qualname__": cls.__qualname__})
+
+
+def cls_has_experts(cls: Any) -> bool:
+    """Whether transformers lets this class choose its experts kernel (a mixture of experts)."""
+    can_set = getattr(cls, "_can_set_experts_implementation", None)  # transformers >= 5
+    return can_set is not None and bool(can_set())
+
+
+def experts_note(config: Any) -> Note:
+    """How a mixture of experts is run and counted.
+
+    On meta, transformers' default experts kernel (``grouped_mm``) fails (torch's meta
+    grouped_mm takes bfloat16 only, and torch's FLOP counter has no formula for it), and
+    ``eager`` loops over the experts the router picked, reading values the meta device does not
+    have. ``batched_mm`` gathers each token's top-k
+    experts' weights and multiplies them in one batch: the same products for any routing, so
+    shapes and MACs do not depend on the values, and they equal eager's (k experts per token)."""
+    top_k = getattr(config, "num_experts_per_tok", None) or getattr(config, "moe_topk", None)
+    experts = next((getattr(config, name) for name in ("num_local_experts", "num_experts",
+                                                        "n_routed_experts")
+                    if isinstance(getattr(config, name, None), int)), None)
+    return Note.of(NoteKind.EXPERTS, top_k=top_k if isinstance(top_k, int) else "k",
+                   experts=experts if experts is not None else "its")
 
 
 def hf_source(text: str) -> ModelSource:
@@ -159,6 +186,9 @@ def hf_source(text: str) -> ModelSource:
     # Eager attention writes its masks with tensor operations the meta device can run; the
     # fused kernels' mask helpers read tensor values first. Training keeps the default kernels.
     attention = {} if options.meta is False else {"attn_implementation": "eager"}
+    experts = experts_note(config) if cls_has_experts(cls) else None
+    if experts is not None:
+        attention["experts_implementation"] = "batched_mm"
 
     def create() -> Any:
         return cls._from_config(config, **attention)
@@ -176,11 +206,15 @@ def hf_source(text: str) -> ModelSource:
     with user_code(f"tracing {cls.__name__}"):
         src = module_source(model, name=ref.name if ref.form is not HfForm.MODEL_TYPE else cls.__name__,
                             source=text)
+    if experts is not None and src.torch_import is not None:
+        src.torch_import.model_notes = (experts,)  # on every graph recorded from now on
+        if src.graph is not None:
+            src.graph.notes.append(experts)
     src.default_input, src.more_inputs, src.default_dtypes = shapes[0], tuple(shapes[1:]), kinds
     src.description = (f"transformers {cls.__name__} from {ref.form.value} {ref.location}"
                        + (" (built on the meta device: no weights)" if meta else ""))
     return src
 
 
-__all__ = ["TASK_ALIASES", "default_inputs", "heads_of", "hf_source", "model_class", "named_forward",
-           "task_classes"]
+__all__ = ["TASK_ALIASES", "cls_has_experts", "default_inputs", "experts_note", "heads_of",
+           "hf_source", "model_class", "named_forward", "task_classes"]

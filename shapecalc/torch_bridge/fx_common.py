@@ -132,8 +132,12 @@ def _build(spec_cls: type, kwargs: dict[str, Any], made: dict | None) -> Layer:
     return shared_layer(made, (spec_cls, *kwargs.items()), spec_cls, **kwargs)
 
 
-def blocks_for(graph_nodes: list, submodules: dict[str, Any], output: str) -> dict[str, BlockInfo]:
+def blocks_for(graph_nodes: list, submodules: dict[str, Any], output: str,
+               returned: dict[str, tuple[str, ...]] | None = None) -> dict[str, BlockInfo]:
     """Module containers become blocks, so the table can fold a ResNet stage into one row.
+
+    ``returned`` names, for a module whose call returned a tuple or list, the node of each item
+    in the order returned; other blocks return what is used after them.
 
     One pass over the nodes (each credited to every module path above it): O(nodes × depth),
     so deep models trace in time linear in depth (it was quadratic).
@@ -155,8 +159,9 @@ def blocks_for(graph_nodes: list, submodules: dict[str, Any], output: str) -> di
         source = next((i for i in inside[0].inputs if i not in names), "input")
         # What the module returns: values used after it, and values nothing uses (PiT's
         # stage returns (x, cls_token) and the model keeps only the class token).
-        outs = [m.name for m in inside if m.name == output or m.name not in consumers
-                or consumers[m.name] - names]
+        outs = list((returned or {}).get(path, ())) or [
+            m.name for m in inside if m.name == output or m.name not in consumers
+            or consumers[m.name] - names]
         out = outs[-1] if outs else inside[-1].name
         blocks[path] = BlockInfo(path, type(sub).__name__, source, out,
                                  tuple(outs) if len(outs) > 1 else ())

@@ -41,8 +41,11 @@ _CHECKS = {"assert", "check", "assert_async", "check_is_size", "assert_scalar"}
 class FxConverter:
     def __init__(self, fx_graph: Any, root: Any, name: str,
                  layers: dict[int, Layer | None] | None = None,
-                 index: ModuleIndex | None = None) -> None:
+                 index: ModuleIndex | None = None,
+                 returned: dict[str, list[Any]] | None = None) -> None:
         self.torch = torch_module()
+        #: module path → the fx values of the items its call returned (a tuple, a list)
+        self.returned = returned or {}
         self.fx_graph = fx_graph
         self.root = root  # the traced module: fx targets are paths in it, its classes label blocks
         self.layers = layers if layers is not None else {}  # id(module) → its layer, decided once
@@ -71,7 +74,7 @@ class FxConverter:
         out_node = next((n for n in nodes if n.op == "output"), None)
         if out_node is None:
             raise SpecError("the traced forward returns nothing")
-        self.live = self.values.live(out_node)
+        self.live = self.values.live(out_node, *(n for items in self.returned.values() for n in items))
         for node in nodes:
             if node.op == "output":
                 continue
@@ -85,13 +88,15 @@ class FxConverter:
         graph.nodes = attribute(self.ledger, graph.nodes, self.uses)
         graph.loose_params, graph.loose_frozen, loose = loose_notes(self.ledger)
         graph.notes = list(self.notes) + loose
-        graph.blocks = blocks_for(graph.nodes, self.submodules, graph.output)
+        returned = {path: tuple(self.engine[n] for n in items if n in self.engine)
+                    for path, items in self.returned.items()}
+        graph.blocks = blocks_for(graph.nodes, self.submodules, graph.output, returned)
         return graph
 
     def set_dtypes(self, dtypes: dict[str, Any]) -> None:
         """Element types of the fx values for the next analysis; measurements redone if changed."""
         if dtypes != self.values.dtypes:
-            self.values.dtypes = dtypes
+            self.values.reset_dtypes(dtypes)
             for layer in self.measured_layers:
                 layer.cache.clear()
 
@@ -158,15 +163,14 @@ class FxConverter:
                 return ValueKind.INT
             if ValueKind.CONST in arg_kinds and ValueKind.TUPLE not in arg_kinds:
                 return ValueKind.CONST  # computed from parameters/buffers alone (a bias-table lookup)
-        users = list(node.users)
-        indexed = bool(users) and all(
-            u.op == "call_function" and fx_ops.op_name(u) == "getitem" and isinstance(u.args[1], int)
-            for u in users)
         # x[0] on a tensor is indexing too: only ops known to return tuples (modules such as
         # LSTM whose results are only ever indexed, and the items of such tuples) make tuples.
         nested = name == "getitem" and self.kind.get(node.args[0]) is ValueKind.TUPLE
-        if indexed and (node.op == "call_module" or name in _TUPLE_OPS or nested):
-            return ValueKind.TUPLE
+        if node.op == "call_module" or name in _TUPLE_OPS or nested:
+            users = node.users
+            if users and all(u.op == "call_function" and fx_ops.op_name(u) == "getitem"
+                             and isinstance(u.args[1], int) for u in users):
+                return ValueKind.TUPLE
         return ValueKind.TENSOR
 
     # ---------------------------------------------------------------- emission
@@ -340,9 +344,7 @@ class FxConverter:
         """Shape of a parameter/buffer read (``get_attr``) passed to a call; else ``None``."""
         if not isinstance(value, self.torch.fx.Node) or value.op != "get_attr":
             return None
-        obj = self.root
-        for part in str(value.target).split("."):
-            obj = getattr(obj, part, None)
+        obj = self.values.attr(str(value.target))
         return tuple(obj.shape) if isinstance(obj, self.torch.Tensor) else None
 
     def _flat(self, values: Any) -> list[Any]:

@@ -120,16 +120,33 @@ def _fixed(label: str, op_type: str, shape: Shape | None, macs: int | None,
     return MeasuredLayer(label, op_type, 0, note, runner=runner)
 
 
+def recorded_run(module: Any, name: str, run: Any) -> tuple[Graph, list, dict[str, Any]]:
+    """``run()`` (returning the inputs and the output) recorded as :func:`hook_graph` records
+    a forward, with what autograd saved during each call: the graph, the calls (``call.node``
+    names the node each made, ``call.saved`` holds what it saved) and every node's tensor."""
+    from shapecalc.torch_bridge.hook_recorder import Recording
+
+    recording = Recording(module, recorded_modules(module), set(), saving=True)
+    with recording:
+        xs, out = run()
+    values: dict[str, Any] = {}
+    graph, _ = _hook_nodes(module, name, recording, xs, out, False, values)
+    return graph, recording.calls, values
+
+
 def _hook_nodes(module: Any, name: str, recording: Any, xs: list, out: Any,
-                failed: bool) -> tuple[Graph, str | None]:
+                failed: bool, values: dict | None = None) -> tuple[Graph, str | None]:
     """Nodes for the recorded calls: modules (a rule where the engine has one, else torch's
-    measurement) and the torch functions the forward's own code ran between them."""
+    measurement) and the torch functions the forward's own code ran between them.
+    ``values``, if given, receives every node's tensor by node name."""
     torch = torch_module()
     builder = GraphBuilder(name)
     labels = input_names(module, len(xs))
     produced: dict[int, str] = {}
     for i, x in enumerate(xs):
         produced[id(x)] = builder.input_name if i == 0 else builder.add_input(labels[i])
+        if values is not None:
+            values[produced[id(x)]] = x
     keep = list(xs)  # ids stay unique only while the tensors live
     counts: dict[str, int] = {}
     last = builder.input_name
@@ -145,7 +162,10 @@ def _hook_nodes(module: Any, name: str, recording: Any, xs: list, out: Any,
         # routing weights): each gets its own node, numbered like repeated calls.
         layer = _fixed(f"ops → {format_shape(tuple(tensor.shape))}", "Functional", tuple(tensor.shape), 0,
                        "shape measured between modules (forward not traceable by fx)")
-        return builder.add(unique(node_name), layer, (source,))
+        glued = builder.add(unique(node_name), layer, (source,))
+        if values is not None:
+            values[glued] = tensor
+        return glued
 
     running = recording.running() if failed else None
     calls = recording.calls + ([running] if running is not None else [])
@@ -154,11 +174,16 @@ def _hook_nodes(module: Any, name: str, recording: Any, xs: list, out: Any,
         if call.output is not None and not items:
             continue
         output = items[0][1] if items else None
-        node_name = unique(call.path)
+        node_name = call.node = unique(call.path)
         if call.module is None:  # a torch function the forward's own code called
             sources = tuple(produced[id(t)] for t in call.inputs if id(t) in produced)
             layer = _function_layer(call, sources, output, torch) or \
                 _fixed(call.label, call.label, tuple(output.shape), call.macs)
+            # A parameter the forward's own code reads (a mixture of experts' stacked weights
+            # indexed by the router's choice) is counted at the op that reads it first.
+            reads = [getattr(t, "shapecalc_stands_for", id(t)) for t in call.inputs]
+            if any(i in ledger.info for i in reads):
+                uses[node_name] = [(reads, f"through {call.label}")]
         else:
             sources = tuple(produced.get(id(t)) or glue(f"{node_name}.input", t, last)
                             for t in call.inputs)
@@ -173,6 +198,8 @@ def _hook_nodes(module: Any, name: str, recording: Any, xs: list, out: Any,
             keep.append(item)
             if i == 0:
                 produced[id(item)] = node_name
+                if values is not None:
+                    values[node_name] = item
                 continue
             # Every further item of a tuple, list or dict a call returns is a row of its own.
             item_name = unique(f"{node_name}{suffix}")
@@ -183,6 +210,8 @@ def _hook_nodes(module: Any, name: str, recording: Any, xs: list, out: Any,
                         (node_name,))
             builder.nodes[-1] = builder.nodes[-1].counted(0, 0, (note,), item_name)
             produced[id(item)] = item_name
+            if values is not None:
+                values[item_name] = item
         last = node_name
     if running is not None:
         _prune(builder, {last})
@@ -265,19 +294,25 @@ def _output_nodes(out: Any, produced: dict[int, str], glue: Any, last: str) -> l
     return found
 
 
-def _refuse_a_large_real_run(given: Inputs) -> None:
-    """A real run allocates its inputs and every activation: above ``MAX_RUN_BYTES`` of input
-    it is refused, naming the flag that raises the limit, before anything is allocated."""
-    from shapecalc.core.bounds import MAX_RUN_BYTES
+def _input_bytes(given: Inputs) -> int:
     from shapecalc.core.inputs import DTYPE_BYTES
 
-    limit = MAX_RUN_BYTES.get()
     total = 0
     for item in given:
         count = 1
         for size in item.shape:
             count *= size
         total += count * DTYPE_BYTES[item.dtype]
+    return total
+
+
+def _refuse_a_large_real_run(given: Inputs) -> None:
+    """A real run allocates its inputs and every activation: above ``MAX_RUN_BYTES`` of input
+    it is refused, naming the flag that raises the limit, before anything is allocated."""
+    from shapecalc.core.bounds import MAX_RUN_BYTES
+
+    limit = MAX_RUN_BYTES.get()
+    total = _input_bytes(given)
     if total > limit:
         shown = " and ".join("×".join(map(str, s)) for s in given.shapes)
         raise SpecError(f"the forward reads tensor values, so it must run for real on zeros; "
@@ -292,7 +327,22 @@ def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False
     given, holds the input tensors of the last run, even when torch refuses them."""
     from shapecalc.torch_bridge.mac_count import math_attention
 
+    from shapecalc.core.bounds import MAX_RUN_BYTES
+    from shapecalc.torch_bridge.real_run import cheaper_for_real, real_run_guard
+
     torch = torch_module()
+    if cheaper_for_real(module, _input_bytes(given), MAX_RUN_BYTES.get()):
+        # A small model's real forward costs less than torch's Python meta kernels; where it
+        # would write into the model's tensors, run long, or fails at all, meta answers.
+        xs = [meta_input(i.shape, i.dtype, "cpu") for i in given]
+        if inputs is not None:
+            inputs[:] = xs
+        try:
+            with real_run_guard(module, MAX_RUN_BYTES.get()), run_mode(module, training), \
+                    torch.no_grad(), math_attention():
+                return xs, module(*xs)
+        except Exception:  # GaveUp, or anything torch refused: meta says it as before
+            reset()
     xs = [meta_input(i.shape, i.dtype) for i in given]
     if inputs is not None:
         inputs[:] = xs

@@ -19,6 +19,7 @@ once (``fx_params``), so ``total_params`` equals ``sum(p.numel())`` of the disti
 from __future__ import annotations
 
 import re
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -30,7 +31,9 @@ from shapecalc.core.errors import LayerError, ShapecalcError, SpecError, user_co
 from shapecalc.core.graph import Analysis, Graph, Mode, analyze_graph
 from shapecalc.core.inputs import Inputs
 from shapecalc.core.layers import Layer, Shape
+from shapecalc.core.safetext import clipped
 from shapecalc.torch_bridge.fx_common import ModuleIndex, module_to_layer
+from shapecalc.torch_bridge.fx_forwards import recorded_forwards
 from shapecalc.torch_bridge.measure import (
     call_on_meta, meta_input, record_module_shapes, run_mode, torch_module, user_line,
 )
@@ -63,6 +66,8 @@ class TorchImport:
     spec: Block | None = None  # a chain's spec tree
     default_input: Shape | None = None  # the module's own ``input_shape`` attribute
     description: str = ""
+    #: Notes about the model itself (how a mixture of experts is counted), on every graph read.
+    model_notes: tuple = ()
     #: Measured fx nodes need every value's element type even for float inputs (a bool mask
     #: built in the forward): found when they failed without it, kept for later analyses.
     typed_values: bool = False
@@ -74,12 +79,18 @@ class TorchImport:
 
     def graph_at(self, shape: Shape) -> Graph:
         """The graph at ``shape``; only "hooks" imports depend on the size (they are recorded)."""
-        from shapecalc.torch_bridge.fx_hooks import hook_graph
-
         if self.route is not Route.HOOKS:
             raise SpecError(f"{self.name}: a {self.route} import has one graph for every size")
-        return hook_graph(self.module, self.name or type(self.module).__name__,
-                          Inputs.from_checked([tuple(shape)]), self.training, self.reason)
+        return self.recorded(Inputs.from_checked([tuple(shape)]), self.training, self.reason)
+
+    def recorded(self, inputs: Inputs, training: bool, reason: str | None) -> Graph:
+        """The graph one recorded run at ``inputs`` gives, with the model's own notes."""
+        from shapecalc.torch_bridge.fx_hooks import hook_graph
+
+        graph = hook_graph(self.module, self.name or type(self.module).__name__, inputs,
+                           training, reason)
+        graph.notes.extend(self.model_notes)
+        return graph
 
 
 # ------------------------------------------------------------------ modules → layers
@@ -161,9 +172,9 @@ class _Untraceable(Exception):
 
 
 # ------------------------------------------------------------------ fx
-def _tracer_class(known: set[int]):
+def _tracer_class(known: set[int], recorded: dict[int, Any] | None = None):
     torch = torch_module()
-    from torch.fx.proxy import Proxy, TracerBase
+    from torch.fx.proxy import Attribute, Proxy, TracerBase
 
     # Argument types that Tracer.create_arg only hands on to TracerBase.create_arg after its
     # searches for parameters, buffers and modules (which they never are): skipping those
@@ -177,6 +188,23 @@ def _tracer_class(known: set[int]):
         def __copy__(self) -> "ModuleStack":
             return ModuleStack(self)
 
+    class UnpackingProxy(Proxy):
+        """fx's ``Proxy.__iter__`` decides whether ``a, b = proxy`` unpacks by disassembling
+        the calling function's whole bytecode at every unpacking (a third of a ViT's trace).
+        This one reads the same instruction from a table made once per function."""
+
+        def __iter__(self):
+            return _unpack(self, sys._getframe(1))
+
+        def __getattr__(self, k: str):
+            return UnpackingAttribute(self, k)
+
+    class UnpackingAttribute(Attribute):  # ``B, N, C = x.shape``
+        __iter__ = UnpackingProxy.__iter__
+        __getattr__ = UnpackingProxy.__getattr__
+
+    plain.add(UnpackingProxy)
+
     class KnownLeafTracer(torch.fx.Tracer):
         """Stops at modules the engine knows, wherever they are defined.
 
@@ -189,6 +217,11 @@ def _tracer_class(known: set[int]):
             super().__init__()
             self.module_stack = ModuleStack()
             self.attr_names: dict[int, str] | None = None  # id(parameter/buffer) → first path
+            self.instructions: dict[Any, tuple[list[int], list[Any]]] = {}  # code → offsets, ops
+            self.returned: dict[str, list[Any]] = {}  # module path → fx nodes of its tuple's items
+
+        def proxy(self, node):
+            return UnpackingProxy(node, self)
 
         def is_leaf_module(self, m, qualname: str) -> bool:
             return id(m) in known or super().is_leaf_module(m, qualname)
@@ -201,7 +234,17 @@ def _tracer_class(known: set[int]):
             inputs = _stack_inputs(m, args, kwargs)
             if inputs is not None:
                 return self.call_stack(m, inputs)
-            return super().call_module(m, forward, args, kwargs)
+            record = (recorded or {}).get(id(m))
+            if record is not None and len(args) == 1 and not kwargs:  # see fx_forwards
+                return super().call_module(m, lambda x: record(self, m, x), args, kwargs)
+            out = super().call_module(m, forward, args, kwargs)
+            if isinstance(out, (tuple, list)) and len(out) > 1:
+                # Every item a module returns is its result, even one the caller drops (PiT's
+                # stage returns its tokens and the class token; the model keeps only the
+                # latter): fx would discard the other as dead code, and the block's row with it.
+                returned = [leaf.node for leaf in _proxies(out)]
+                self.returned.setdefault(self.path_of_module(m), returned)
+            return out
 
         def call_stack(self, m, inputs):
             """``nn.TransformerEncoder``/``Decoder`` without masks, layer by layer, as their
@@ -248,6 +291,35 @@ def _tracer_class(known: set[int]):
     return KnownLeafTracer
 
 
+def _proxies(value: Any) -> list[Any]:
+    """The proxies in a module's result (nested tuples, lists and dicts), in order."""
+    from torch.fx.proxy import Proxy
+
+    if isinstance(value, Proxy):
+        return [value]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (tuple, list)) else ()
+    return [p for v in items for p in _proxies(v)]
+
+
+def _unpack(proxy: Any, frame: Any) -> Any:
+    """What fx's ``Proxy.__iter__`` gives for the instruction ``frame`` is at: the items when
+    it unpacks a fixed count (``UNPACK_SEQUENCE``), else the tracer's ``iter``."""
+    import bisect
+    import dis
+
+    tracer = proxy.tracer
+    code = frame.f_code
+    table = tracer.instructions.get(code)
+    if table is None:
+        found = list(dis.get_instructions(code))
+        table = tracer.instructions[code] = ([i.offset for i in found], found)
+    offsets, found = table
+    inst = found[bisect.bisect_left(offsets, frame.f_lasti)]
+    if inst.opname == "UNPACK_SEQUENCE":
+        return (proxy[i] for i in range(inst.argval))
+    return tracer.iter(proxy)
+
+
 def _stack_inputs(m: Any, args: tuple, kwargs: dict) -> tuple | None:
     """The tensors a torch transformer stack passes to each layer when called without masks
     (``src``; ``tgt, memory``), or ``None`` for anything else (masks, subclasses)."""
@@ -279,13 +351,13 @@ def trace_graph(module: Any, name: str, training: bool = False,
     known = {key for key, layer in layers.items() if layer is not None}
     try:
         with run_mode(module, training):
-            tracer = _tracer_class(known)()
+            tracer = _tracer_class(known, recorded_forwards(index.modules.values(), training))()
             fx_graph = tracer.trace(module)
-        converter = FxConverter(fx_graph, tracer.root, name, layers, index)
+        converter = FxConverter(fx_graph, tracer.root, name, layers, index, tracer.returned)
         graph = converter.run()
     except Exception as err:  # control flow on tensors, an op fx cannot express
         first = (str(err).strip().splitlines() or [""])[0]
-        raise _Untraceable(f"{type(err).__name__}: {first}"[:200]) from None
+        raise _Untraceable(clipped(f"{type(err).__name__}: {first}", 200)) from None
     for path, info in graph.blocks.items():  # a block's value is its output node's
         if info.output in converter.fx_names:
             converter.fx_names[path] = converter.fx_names[info.output]
@@ -310,8 +382,8 @@ def source_line(imp: TorchImport, node: str) -> str | None:
     index = ModuleIndex.of(imp.module)
     known = {id(m) for m in index.modules.values() if module_to_layer(m, {}) is not None}
     try:
-        with run_mode(imp.module, imp.training):
-            tracer = _tracer_class(known)()
+        with run_mode(imp.module, imp.training):  # the same nodes, so the same node names
+            tracer = _tracer_class(known, recorded_forwards(index.modules.values(), imp.training))()
             tracer.record_stack_traces = True
             traced = tracer.trace(imp.module)
     except Exception:  # it traced once; should a second trace fail, the line is not known
@@ -330,7 +402,9 @@ def in_mode(imp: TorchImport, mode: Mode | str) -> TorchImport:
     mode = Mode.of(mode)
     if imp.training == mode.training:
         return imp
-    return import_module(imp.module, imp.name, mode)
+    again = import_module(imp.module, imp.name, mode)
+    again.model_notes = imp.model_notes
+    return again
 
 
 @paused_collector()
@@ -342,13 +416,11 @@ def analyze_import(imp: TorchImport, inputs: Inputs, dtype: str = "float32",
     by fx: the analysis then falls back to hooks, saying so, instead of reporting a shape
     error the model does not have.
     """
-    from shapecalc.torch_bridge.fx_hooks import hook_graph
-
     imp = in_mode(imp, mode)
     training = imp.training
     if imp.route is Route.HOOKS:
         with user_code(f"running {imp.name}.forward"):
-            graph = hook_graph(imp.module, imp.name, inputs, training, imp.reason)
+            graph = imp.recorded(inputs, training, imp.reason)
         return analyze_graph(graph, inputs, dtype)
     if imp.route is Route.FX:
         typed = imp.typed_values or not inputs.all_default
@@ -366,9 +438,9 @@ def analyze_import(imp: TorchImport, inputs: Inputs, dtype: str = "float32",
             except LayerError:
                 pass
         with user_code(f"running {imp.name}.forward"):
-            reason = f"the traced graph fails where torch does not: {err}"[:200]
+            reason = clipped(f"the traced graph fails where torch does not: {err}", 200)
             try:  # one recorded run: if torch refuses these inputs too, the error is real
-                graph = hook_graph(imp.module, imp.name, inputs, training, reason)
+                graph = imp.recorded(inputs, training, reason)
             except ShapecalcError:
                 raise err from None
         return analyze_graph(graph, inputs, dtype)

@@ -80,14 +80,38 @@ def measured(values: FxValues, node: Any, count_macs: bool = True) -> tuple[Meas
         return ev(node)
 
     def dtypes() -> list[Any]:
-        return [values.dtypes.get(f.name) for f in frontier]
+        return [values.dtype_of(f.name) for f in frontier]
 
-    run = measured_runner(evaluate, name, dtypes)
+    def seen(dtype: Any) -> None:
+        values.seen_dtypes[node.name] = dtype
+
+    run = shared(values, values.signature(node, frontier), node.name,
+                 measured_runner(evaluate, name, dtypes, seen), dtypes)
     runner: Callable = run if count_macs else (lambda *shapes: (run(*shapes)[0], 0))
     # A module call runs through call_on_meta (no autograd); an op can be rerun recording.
     forward = evaluate if node.op != "call_module" else None
     return MeasuredLayer(name, op_type, 0, "", runner=runner, forward=forward,
                          input_dtypes=dtypes), frontier
+
+
+def shared(values: FxValues, signature: tuple | None, node_name: str,
+           run: Callable[..., tuple], dtypes: Callable[[], list[Any]]) -> Callable[..., tuple]:
+    """``run``, answered from an earlier node's measurement when that node has the same
+    ``signature`` and read inputs of the same shapes and element types."""
+    if signature is None:
+        return run
+
+    def run_shared(*shapes: Any) -> tuple:
+        key = (signature, shapes, tuple(dtypes()))
+        hit = values.measured_memo.get(key)
+        if hit is None:
+            shape, macs = run(*shapes)
+            hit = values.measured_memo[key] = (shape, macs, values.seen_dtypes.get(node_name))
+        else:
+            values.seen_dtypes[node_name] = hit[2]
+        return hit[0], hit[1]
+
+    return run_shared
 
 
 def _short(value: Any) -> str:

@@ -26,6 +26,13 @@ class ValueKind(Enum):
     INT = "int"  # a Python number (``x.size(0)``, a check)
 
 
+class _Unshareable(Exception):
+    """A node reads a value that :meth:`FxValues.signature` cannot compare."""
+
+
+_PLAIN = (bool, int, float, complex, str)
+
+
 @dataclass
 class FxValues:
     """What is known about one traced graph's values, shared by the converter and the measured
@@ -37,6 +44,74 @@ class FxValues:
     submodules: dict[str, Any]  # module path → module (one table instead of a walk per call)
     kind: dict[Any, ValueKind] = field(default_factory=dict)
     dtypes: dict[str, Any] = field(default_factory=dict)  # fx node name → torch dtype
+    #: Element types that measured nodes gave in this analysis (fx node name → torch dtype):
+    #: a mask a measured op builds (``zeros(...).to(torch.bool)``) reaches the op that reads it
+    #: as torch made it, with no meta run of the whole graph to find it.
+    seen_dtypes: dict[str, Any] = field(default_factory=dict)
+    #: Measurements by (:meth:`signature`, input shapes, input dtypes): the same op on the same
+    #: shapes in every block of a ViT runs once on the meta device.
+    measured_memo: dict[tuple, tuple] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)  # get_attr target → its value
+
+    def dtype_of(self, node_name: str) -> Any:
+        """The element type of a value: the whole-graph run's if there was one, else what the
+        measured node that made it gave, else ``None`` (float32, the activations' default)."""
+        found = self.dtypes.get(node_name)
+        return found if found is not None else self.seen_dtypes.get(node_name)
+
+    def reset_dtypes(self, dtypes: dict[str, Any]) -> None:
+        self.dtypes = dtypes
+        self.seen_dtypes = {}
+
+    def signature(self, node: Any, frontier: list[Any]) -> tuple | None:
+        """A value equal for two nodes that torch computes alike from inputs of equal shapes and
+        types: the same calls with the same constants, weights of the same shapes, the same
+        module object; ``None`` when the node reads something not compared so (then it is
+        measured on its own)."""
+        place = {n: i for i, n in enumerate(frontier)}
+        made: dict[Any, tuple] = {}
+        try:
+            return self._node_signature(node, place, made)
+        except _Unshareable:
+            return None
+
+    def _node_signature(self, n: Any, place: dict[Any, int], made: dict[Any, tuple]) -> tuple:
+        if n in place:
+            return ("input", place[n])
+        if n in made:
+            return made[n]
+        torch = self.torch
+        if n.op == "get_attr":
+            value = self.attr(str(n.target))
+            if not isinstance(value, torch.Tensor):
+                raise _Unshareable
+            sig: tuple = ("attr", tuple(value.shape), tuple(value.stride()), value.dtype,
+                          value.requires_grad)
+        elif n.op in ("call_function", "call_method", "call_module"):
+            target = id(self.submodule(n.target)) if n.op == "call_module" else n.target
+            sig = (n.op, target, self._constant(n.args, place, made),
+                   self._constant(n.kwargs, place, made))
+        else:
+            raise _Unshareable
+        made[n] = sig
+        return sig
+
+    def _constant(self, value: Any, place: dict[Any, int], made: dict[Any, tuple]) -> Any:
+        torch = self.torch
+        if isinstance(value, torch.fx.Node):
+            return self._node_signature(value, place, made)
+        if isinstance(value, (tuple, list)):
+            return (type(value).__name__, tuple(self._constant(v, place, made) for v in value))
+        if isinstance(value, dict):
+            return ("dict", tuple((k, self._constant(v, place, made)) for k, v in value.items()))
+        if isinstance(value, slice):
+            return ("slice", self._constant(value.start, place, made),
+                    self._constant(value.stop, place, made), self._constant(value.step, place, made))
+        # bool and int compare equal (True == 1): the type keeps them apart
+        if value is None or value is Ellipsis or isinstance(value, _PLAIN) or isinstance(
+                value, (torch.dtype, torch.device, torch.layout, torch.memory_format)):
+            return (type(value), value)
+        raise _Unshareable
 
     def submodule(self, path: str) -> Any:
         found = self.submodules.get(path)
@@ -92,10 +167,16 @@ class FxValues:
         return found
 
     def attr(self, target: str) -> Any:
-        value = self.root
-        for part in target.split("."):
-            value = getattr(value, part, None)
-        return value
+        """The parameter, buffer or constant at ``target`` (``None`` if there is none); each
+        path is walked once (``nn.Module.__getattr__`` is slow, and every weight is read
+        twice: for its shape and for who owns it)."""
+        found = self.attrs.get(target, self)
+        if found is self:
+            found = self.root
+            for part in target.split("."):
+                found = getattr(found, part, None)
+            self.attrs[target] = found
+        return found
 
     def tuple_root(self, node: Any) -> Any:
         """The value a tuple item comes from: ``lstm`` for ``lstm(x)[1][0]``."""
@@ -103,10 +184,11 @@ class FxValues:
             node = node.args[0]
         return node
 
-    def live(self, out_node: Any) -> set[Any]:
-        """fx nodes the output depends on (a dead value, such as an unused LSTM state, gets no row)."""
+    def live(self, *ends: Any) -> set[Any]:
+        """fx nodes that ``ends`` (the output, the items modules return) depend on: a dead
+        value, such as an unused LSTM state, gets no row."""
         live: set[Any] = set()
-        stack = [out_node]
+        stack = list(ends)
         while stack:
             n = stack.pop()
             if n in live:

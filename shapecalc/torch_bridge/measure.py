@@ -28,12 +28,14 @@ def torch_module():
     return torch
 
 
-def meta_state(module) -> dict[str, Any]:
-    """Meta stand-ins for every parameter and buffer (shared ones under each of their names)."""
-    return state_on(module, "meta")
+def meta_state(module, dtype: Any = None, grad: bool = False) -> dict[str, Any]:
+    """Meta stand-ins for every parameter and buffer (shared ones under each of their names).
+    ``dtype``: floating ones in this element type (a bfloat16 step); ``grad``: trainable
+    parameters' stand-ins require a gradient, so that autograd records what it saves."""
+    return state_on(module, "meta", dtype, grad)
 
 
-def state_on(module, device: Any) -> dict[str, Any]:
+def state_on(module, device: Any, dtype: Any = None, grad: bool = False) -> dict[str, Any]:
     """Every parameter and buffer on ``device`` for :func:`torch.func.functional_call`: empty
     stand-ins on meta, copies elsewhere, so the caller's module is never moved (shared tensors
     stay one tensor under each of their names)."""
@@ -53,8 +55,16 @@ def state_on(module, device: Any) -> dict[str, Any]:
             )
         # Tied weights (one tensor under two names) must stay one tensor for functional_call.
         if id(value) not in made:
-            made[id(value)] = (torch.empty_like(value, device="meta") if on_meta
-                               else value.detach().to(device))
+            kind = dtype if dtype is not None and value.is_floating_point() else value.dtype
+            if on_meta:
+                made[id(value)] = stand_in = torch.empty_like(value, device="meta", dtype=kind)
+                if grad and isinstance(value, torch.nn.Parameter) and value.requires_grad:
+                    stand_in.requires_grad_()
+                # A forward's own code may read it (``self.gate_up_proj[ids]``): the hook
+                # recorder sees the stand-in and names the parameter it stands for by this id.
+                stand_in.shapecalc_stands_for = id(value)
+            else:
+                made[id(value)] = value.detach().to(device)
         state[name] = made[id(value)]
     return state
 
@@ -340,12 +350,14 @@ class MeasuredLayer(Layer):
 
 
 def measured_runner(fn: Callable[..., Any], label: str,
-                    dtypes: Callable[[], list[Any]] | None = None) -> Callable[..., tuple[Shape, int]]:
+                    dtypes: Callable[[], list[Any]] | None = None,
+                    seen: Callable[[Any], None] | None = None) -> Callable[..., tuple[Shape, int]]:
     """Wrap ``fn(*meta_tensors)`` as a runner: shape of the result, MACs from torch's FLOP counter
     (``None`` where torch ran work it has no formula for, see :mod:`mac_count`).
 
     ``dtypes()`` gives each input's torch dtype (``None``: float32), read when the runner runs
-    so that an analysis with int64 token ids measures with int64 tensors."""
+    so that an analysis with int64 token ids measures with int64 tensors; ``seen(dtype)`` is
+    told the result's element type, so that the nodes reading it can measure with it too."""
 
     def run(*shapes: Shape) -> tuple[Shape, int | None]:
         torch = torch_module()
@@ -364,6 +376,8 @@ def measured_runner(fn: Callable[..., Any], label: str,
             out = out[0]
         if not isinstance(out, torch.Tensor):
             raise ShapeError(f"returns a {type(out).__name__}, not a tensor", layer=label)
+        if seen is not None:
+            seen(out.dtype)
         return tuple(out.shape), macs
 
     return run

@@ -13,7 +13,9 @@ become ``int``.
 
 The rules are split by job: :mod:`.forward` (output sizes, dropped pixels, the shared argument
 checks), :mod:`.inverse` (paddings and input sizes that give a target), :mod:`.receptive_field`
-(:class:`AxisRF`) and :mod:`.explain` (the substituted arithmetic). Everything is re-exported
+(:class:`AxisRF`), :mod:`.explain` (the substituted arithmetic) and :mod:`.window` (one axis
+of a layer's window, normalised once: the one place where torch's per-side padding becomes
+the total ``p``). Everything is re-exported
 here: ``from shapecalc.core import arithmetic as ar; ar.conv_output_size(…)``.
 """
 
@@ -27,12 +29,14 @@ from shapecalc.core.arithmetic.forward import (
 )
 from shapecalc.core.arithmetic.inverse import solve_input_sizes, solve_padding, solve_pool_padding, solve_transposed_padding
 from shapecalc.core.arithmetic.receptive_field import AxisRF, AxisStep, FieldRule
+from shapecalc.core.arithmetic.window import Window, total_padding
 
 __all__ = [
     "LARGEST",
     "AxisRF",
     "AxisStep",
     "FieldRule",
+    "Window",
     "adaptive_output_size",
     "adaptive_windows",
     "ceil_div",
@@ -49,5 +53,6 @@ __all__ = [
     "solve_padding",
     "solve_pool_padding",
     "solve_transposed_padding",
+    "total_padding",
     "transposed_conv_output_size",
 ]

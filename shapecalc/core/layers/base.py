@@ -13,7 +13,7 @@ from enum import StrEnum
 from math import prod
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
-from shapecalc.core.arithmetic import AxisRF, AxisStep, FieldRule, effective_kernel
+from shapecalc.core.arithmetic import AxisRF, AxisStep, FieldRule, Window, total_padding
 from shapecalc.core.arithmetic.field_axes import (
     AxisMoves, Joined, Mixed, Permuted, Placed, Read, Reshaped, follow, placed, where_of,
 )
@@ -303,80 +303,61 @@ def merge_fields(fields: Sequence[RF], steps: FieldSteps) -> RF:
 
 def window_steps(layer: "_WindowLayer") -> tuple[AxisStep, ...]:
     """One :meth:`AxisStep.window` per axis of a conv or pool."""
-    return tuple(AxisStep.window(layer._k[i], layer._s[i], layer._pl[i], layer._d[i])
-                 for i in range(layer.ndim))
-
-
-class Window:
-    """One spatial axis of a sliding-window layer (conv, pool), in the arithmetic's terms.
-
-    ``p`` is the TOTAL padding of both sides and ``p_left`` the part before the input, as
-    ``arithmetic`` counts them; ``span`` is the dilated kernel's extent. The CLI prints
-    these rather than its own reading of the options, so it shows what the layer holds
-    (a pool's stride defaulting to its kernel, ``padding='same'``'s odd pixel on the right).
-    """
-
-    __slots__ = ("k", "s", "p", "p_left", "d", "output_padding")
-
-    def __init__(self, k: int, s: int, p: int, p_left: int, d: int, output_padding: int = 0):
-        self.k, self.s, self.p, self.p_left, self.d = k, s, p, p_left, d
-        self.output_padding = output_padding
-
-    @property
-    def span(self) -> int:
-        return effective_kernel(self.k, self.d)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Window) and self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def _key(self) -> tuple[int, ...]:
-        return (self.k, self.s, self.p, self.p_left, self.d, self.output_padding)
-
-    def __repr__(self) -> str:
-        return "Window(k={}, s={}, p={}, p_left={}, d={}, output_padding={})".format(*self._key())
+    return tuple(w.step() for w in layer._windows)
 
 
 class _WindowLayer(Layer):
     """A layer that slides a window along each spatial axis (convolutions, pooling).
 
-    Subclasses hold their per-axis values normalised in ``_k``, ``_s``, ``_p`` (total),
-    ``_pl`` (left) and ``_d`` and answer, per axis, the questions ``shapecalc layer`` prints:
-    the substituted arithmetic, the rows no window reads, the paddings that reach a target
-    size and the largest padding torch allows. The rules themselves live in ``arithmetic``.
+    Subclasses hold one :class:`~shapecalc.core.arithmetic.Window` per axis (``windows``), built
+    once from torch's arguments when the layer is made, and answer, per axis, the questions
+    ``shapecalc layer`` prints: the substituted arithmetic, the rows no window reads, the
+    paddings that reach a target size and the largest padding torch allows. The rules
+    themselves live in ``arithmetic``.
     """
 
     ndim: ClassVar[int] = 2
     #: Padding makes the output smaller (a transposed convolution) rather than larger.
     padding_shrinks: ClassVar[bool] = False
 
+    @property
+    def windows(self) -> tuple[Window, ...]:
+        """Kernel, stride, dilation and padding (total and before the input) per axis."""
+        return self._windows
+
     def window(self, i: int) -> Window:
-        op = getattr(self, "_op", None)
-        return Window(self._k[i], self._s[i], self._p[i], self._pl[i], self._d[i], op[i] if op else 0)
+        return self._windows[i]
 
     def padding_limit(self, i: int) -> int | None:
         """The largest padding per side torch accepts on axis ``i`` (``None``: no limit)."""
         return None
 
-    @staticmethod
-    def _check_axes(k: tuple[int, ...], s: tuple[int, ...], d: tuple[int, ...], label: str) -> None:
-        """Kernel, stride and dilation of every window layer: at least 1 on each axis."""
-        for name, vals in (("kernel_size", k), ("stride", s), ("dilation", d)):
-            if min(vals) < 1:
-                raise ConfigError(f"{name} must be positive, got {compact(vals)}", layer=label)
+    def _set_windows(self, windows: Sequence[Window]) -> None:
+        """Store the per-axis windows (and the kernel's volume, which every parameter count
+        multiplies by)."""
+        object.__setattr__(self, "_windows", tuple(windows))
+        object.__setattr__(self, "_kernel_volume", prod(w.k for w in windows))
 
-    def _set_axes(self, k: tuple[int, ...], s: tuple[int, ...], d: tuple[int, ...],
-                  left: tuple[int, ...], total: tuple[int, ...], label: str) -> None:
-        """Store the per-axis window (kernel, stride, dilation, padding before the input and in
-        total, as :meth:`_check_axes` allowed them), the padding checked here once for every
-        window layer: at least 0. ``label`` names the layer in the error."""
-        if min(left) < 0 or min(total) < 0:
-            raise ConfigError(f"padding must be non-negative, got {compact(left if min(left) < 0 else total)}",
-                              layer=label, numbers={"padding": left})
-        for name, vals in (("_k", k), ("_s", s), ("_d", d), ("_pl", left), ("_p", total)):
-            object.__setattr__(self, name, vals)
+    def _windows_of(self, label: str, k: Sequence[int], s: Sequence[int], d: Sequence[int],
+                    output_padding: Sequence[int] | None = None,
+                    ceil_mode: bool = False) -> tuple[Window, ...]:
+        """Unpadded windows from per-axis kernel, stride and dilation (and a transposed
+        convolution's output padding, a pool's ceil mode); a value below 1 is a
+        :class:`ConfigError` naming the layer (``label``)."""
+        try:
+            return tuple(Window(k[i], s[i], 0, 0, d[i], output_padding[i] if output_padding else 0, ceil_mode)
+                         for i in range(self.ndim))
+        except ConfigError as err:
+            raise err.replace(layer=label) from None
+
+    @staticmethod
+    def _padded(windows: Sequence[Window], left: Sequence[int], total: Sequence[int],
+                label: str) -> tuple[Window, ...]:
+        """``windows`` with their padding: ``left`` before the input, ``total`` in all."""
+        try:
+            return tuple(dataclasses.replace(w, p=t, p_left=pl) for w, pl, t in zip(windows, left, total))
+        except ConfigError as err:
+            raise err.replace(layer=label, numbers={"padding": tuple(left)}) from None
 
     def explain_axis(self, i: int, n: int) -> list[str]:
         """The output-size arithmetic of axis ``i`` for input size ``n``, numbers substituted."""
@@ -421,7 +402,7 @@ class _WindowLayer(Layer):
             return (f"no padding gives {target}{where}: with p = 0 the output is already {at_zero} "
                     "and padding only makes it larger; use a larger stride or kernel")
         return (f"no padding gives {target}{where} within torch's limit for pooling (at most half "
-                f"the kernel per side: {self.padding_limit(i)} for kernel {self._k[i]})")
+                f"the kernel per side: {self.padding_limit(i)} for kernel {self._windows[i].k})")
 
     def with_total_padding(self, totals: int | Sequence[int]) -> "_WindowLayer":
         """This layer with a TOTAL padding per axis (both sides together), as the CLI counts it.
@@ -434,10 +415,10 @@ class _WindowLayer(Layer):
         left = tuple(t // 2 for t in totals)  # a negative total gives a negative side: refused
         same = all(x == left[0] for x in left)  # torch's int form where it fits, like a user writes
         layer = dataclasses.replace(self, padding=left[0] if same else left)  # type: ignore[type-var]
-        if tuple(2 * x for x in left) != totals:
+        if tuple(total_padding(x) for x in left) != totals:
             for i, total in enumerate(totals):
                 layer._check_padding(i, total - left[i])
-            object.__setattr__(layer, "_p", totals)
+            layer._set_windows([w.with_total(t) for w, t in zip(layer._windows, totals)])
         return layer
 
     def _check_padding(self, i: int, per_side: int) -> None:
@@ -445,10 +426,10 @@ class _WindowLayer(Layer):
         if limit is not None and per_side > limit:
             raise ConfigError(
                 f"padding {per_side} is more than half the kernel: torch allows at most "
-                f"{limit} for kernel {self._k[i]}",
+                f"{limit} for kernel {self._windows[i].k}",
                 layer=self.describe(),
                 axis=AXIS_NAMES[self.ndim][i],
-                numbers={"padding": per_side, "kernel": self._k[i], "limit": limit},
+                numbers={"padding": per_side, "kernel": self._windows[i].k, "limit": limit},
             )
 
 

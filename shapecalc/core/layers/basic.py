@@ -4,7 +4,6 @@ Normalisation layers live in :mod:`.norm`."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from math import prod
 from typing import ClassVar
@@ -15,6 +14,7 @@ from fractions import Fraction
 
 from shapecalc.core.arithmetic import AxisStep, FieldRule
 from shapecalc.core.arithmetic.field_axes import Mixed, Reshaped
+from shapecalc.core.layers.fields import derived
 from shapecalc.core.layers.base import (
     FieldSteps, Layer, LayerKind, Shape, above, at_least, between, format_shape, one_of, spatial_dims,
 )
@@ -331,7 +331,7 @@ class Linear(Layer):
     def resolve(self, *inputs: Shape) -> Layer:
         if self.in_features is not None:
             return self
-        return dataclasses.replace(self, in_features=self._features(inputs[0]))
+        return derived(self, in_features=self._features(inputs[0]))
 
     def param_count(self, *inputs: Shape) -> int:
         f = self.in_features if self.in_features is not None else self._features(inputs[0])

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from math import prod
 from typing import TYPE_CHECKING, ClassVar
 
 from shapecalc.core import arithmetic as ar
 from shapecalc.core.errors import ConfigError, LayerError, Reason, ShapeError
+from shapecalc.core.layers.fields import derived
 from shapecalc.core.layers.base import (
     AXIS_NAMES, FieldSteps, LayerKind, Shape, _WindowLayer, window_steps, batch_positions, compact,
     dropped_notes, explain_axes,
@@ -37,12 +36,9 @@ class _ConvBase(_WindowLayer):
     kind: ClassVar[LayerKind] = LayerKind.CONV
     inferred: ClassVar[tuple[str, ...]] = ("in_channels",)
 
-    # Normalised per-axis values, computed once: the graph pass asks for them per node.
-    _k: tuple[int, ...] = field(init=False, repr=False, compare=False)
-    _s: tuple[int, ...] = field(init=False, repr=False, compare=False)
-    _d: tuple[int, ...] = field(init=False, repr=False, compare=False)
-    _p: tuple[int, ...] = field(init=False, repr=False, compare=False)  # total per axis
-    _pl: tuple[int, ...] = field(init=False, repr=False, compare=False)  # left per axis
+    # One window per axis, built once: the graph pass asks for them per node.
+    _windows: tuple[ar.Window, ...] = field(init=False, repr=False, compare=False)
+    _kernel_volume: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         one_of(self, "padding_mode", ("zeros", "reflect", "replicate", "circular"))
@@ -58,7 +54,7 @@ class _ConvBase(_WindowLayer):
             )
         s = per_axis("stride", self.stride, n)
         d = per_axis("dilation", self.dilation, n)
-        self._check_axes(k, s, d, self.describe())
+        windows = self._windows_of(self.describe(), k, s, d, output_padding=self._output_padding(n))
         if self.out_channels < 1 or (self.in_channels is not None and self.in_channels < 1):
             raise ConfigError(
                 f"channels must be positive, got in={self.in_channels} out={self.out_channels}",
@@ -98,8 +94,12 @@ class _ConvBase(_WindowLayer):
                 )
         else:
             left = per_axis("padding", self.padding, n)
-            total = tuple(2 * x for x in left)
-        self._set_axes(k, s, d, left, total, self.describe())
+            total = tuple(ar.total_padding(x) for x in left)
+        self._set_windows(self._padded(windows, left, total, self.describe()))
+
+    def _output_padding(self, n: int) -> tuple[int, ...] | None:
+        """A transposed convolution's ``output_padding`` per axis (``None``: not one)."""
+        return None
 
     # ---- shared ----------------------------------------------------------------------
     def _channels_in(self, inp: Shape) -> int:
@@ -122,29 +122,29 @@ class _ConvBase(_WindowLayer):
     def resolve(self, *inputs: Shape) -> "_WindowLayer":
         if self.in_channels is not None:
             return self
-        return dataclasses.replace(self, in_channels=self._channels_in(inputs[0]))
+        return derived(self, in_channels=self._channels_in(inputs[0]))
 
     def _weights(self, c_in: int) -> int:
-        return self.out_channels * (c_in // self.groups) * prod(self._k)
+        return self.out_channels * (c_in // self.groups) * self._kernel_volume
 
     def param_count(self, *inputs: Shape) -> int:
         c_in = self.in_channels if self.in_channels is not None else self._channels_in(inputs[0])
         return self._weights(c_in) + (self.out_channels if self.bias else 0)
 
     def describe(self) -> str:
-        k = getattr(self, "_k", None)
-        if k is None:  # called from __post_init__ before normalisation
+        windows = getattr(self, "_windows", None)
+        if windows is None:  # called from __post_init__ before normalisation
             return f"{type(self).__name__}(kernel_size={self.kernel_size})"
         parts = [f"{'?' if self.in_channels is None else self.in_channels}→{self.out_channels}"]
-        parts.append(f"k={compact(self._k)}")
-        if max(self._s) != 1:
-            parts.append(f"s={compact(self._s)}")
+        parts.append(f"k={compact(tuple(w.k for w in windows))}")
+        if max(w.s for w in windows) != 1:
+            parts.append(f"s={compact(tuple(w.s for w in windows))}")
         if isinstance(self.padding, str):
             parts.append(f"p={self.padding}")
-        elif max(self._pl) != 0:
-            parts.append(f"p={compact(self._pl)}")
-        if max(self._d) != 1:
-            parts.append(f"d={compact(self._d)}")
+        elif max(w.p_left for w in windows) != 0:
+            parts.append(f"p={compact(tuple(w.p_left for w in windows))}")
+        if max(w.d for w in windows) != 1:
+            parts.append(f"d={compact(tuple(w.d for w in windows))}")
         if self.groups != 1:
             parts.append(f"g={self.groups}")
         if not self.bias:
@@ -165,7 +165,7 @@ class _ConvBase(_WindowLayer):
             return (INPUT,)
         inp = inputs[0]
         lead = len(inp) - self.ndim
-        return (new(inp[:lead] + tuple(n + p for n, p in zip(inp[lead:], self._p))),)
+        return (new(inp[:lead] + tuple(n + w.p for n, w in zip(inp[lead:], self._windows))),)
 
     def param_tensors(self, *inputs: Shape) -> int:
         return 2 if self.bias else 1
@@ -178,8 +178,9 @@ class _ConvNd(_ConvBase):  # no new fields: _ConvBase's generated methods serve 
         _, spatial, batched = spatial_of(self, inp, self.ndim)
         out = []
         for i, n in enumerate(spatial):
+            w = self._windows[i]
             try:
-                out.append(ar.conv_output_size(n, self._k[i], self._s[i], self._p[i], self._d[i]))
+                out.append(ar.conv_output_size(n, w.k, w.s, w.p, w.d))
             except LayerError as err:
                 raise err.replace(layer=self.describe(), axis=self._axis(i)) from None
         head = (inp[0], self.out_channels) if batched else (self.out_channels,)
@@ -205,16 +206,20 @@ class _ConvNd(_ConvBase):  # no new fields: _ConvBase's generated methods serve 
 
     # ---- per-axis answers (_WindowLayer) ----------------------------------------------
     def explain_axis(self, i: int, n: int) -> list[str]:
-        return ar.explain_conv(n, self._k[i], self._s[i], self._p[i], self._d[i])
+        w = self._windows[i]
+        return ar.explain_conv(n, w.k, w.s, w.p, w.d)
 
     def uncovered(self, i: int, n: int) -> int:
-        return ar.dropped_pixels(n, self._k[i], self._s[i], self._p[i], self._d[i])
+        w = self._windows[i]
+        return ar.dropped_pixels(n, w.k, w.s, w.p, w.d)
 
     def explain_uncovered(self, i: int, n: int) -> str:
-        return ar.explain_dropped(n, self._k[i], self._s[i], self._p[i], self._d[i])
+        w = self._windows[i]
+        return ar.explain_dropped(n, w.k, w.s, w.p, w.d)
 
     def padding_solutions(self, i: int, n: int, target: int) -> range:
-        return ar.solve_padding(n, self._k[i], self._s[i], target, self._d[i])
+        w = self._windows[i]
+        return ar.solve_padding(n, w.k, w.s, target, w.d)
 
 
 class Conv1d(_ConvNd):
@@ -234,13 +239,13 @@ class _ConvTransposeNd(_ConvBase):
     output_padding: IntOrTuple = 0
     padding_shrinks: ClassVar[bool] = True
 
-    _op: tuple[int, ...] = field(init=False, repr=False, compare=False)
-
     def __post_init__(self) -> None:
         if isinstance(self.padding, str):
             raise ConfigError("transposed convolutions take an int or tuple padding, not a string")
         super().__post_init__()
-        object.__setattr__(self, "_op", per_axis("output_padding", self.output_padding, self.ndim))
+
+    def _output_padding(self, n: int) -> tuple[int, ...]:
+        return per_axis("output_padding", self.output_padding, n)
 
     def output_shape(self, *inputs: Shape) -> Shape:
         inp = inputs[0]
@@ -248,19 +253,16 @@ class _ConvTransposeNd(_ConvBase):
         _, spatial, batched = spatial_of(self, inp, self.ndim)
         out = []
         for i, n in enumerate(spatial):
+            w = self._windows[i]
             try:
-                out.append(
-                    ar.transposed_conv_output_size(
-                        n, self._k[i], self._s[i], self._p[i], self._d[i], self._op[i]
-                    )
-                )
+                out.append(ar.transposed_conv_output_size(n, w.k, w.s, w.p, w.d, w.output_padding))
             except LayerError as err:
                 raise err.replace(layer=self.describe(), axis=self._axis(i)) from None
         head = (inp[0], self.out_channels) if batched else (self.out_channels,)
         return head + tuple(out)
 
     def _weights(self, c_in: int) -> int:
-        return c_in * (self.out_channels // self.groups) * prod(self._k)
+        return c_in * (self.out_channels // self.groups) * self._kernel_volume
 
     def mac_count(self, output: Shape, *inputs: Shape) -> int:
         # Each input position scatters through every weight once (exact count; torchinfo
@@ -272,8 +274,7 @@ class _ConvTransposeNd(_ConvBase):
         return weights + bias
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
-        return tuple(ar.AxisStep.transposed(self._k[i], self._s[i], self._pl[i], self._d[i])
-                     for i in range(self.ndim))
+        return tuple(w.transposed_step() for w in self._windows)
 
     def explain(self, output: Shape, *inputs: Shape) -> list[str]:
         _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
@@ -281,10 +282,12 @@ class _ConvTransposeNd(_ConvBase):
 
     # ---- per-axis answers (_WindowLayer); every input pixel is scattered, none left over ---
     def explain_axis(self, i: int, n: int) -> list[str]:
-        return ar.explain_transposed(n, self._k[i], self._s[i], self._p[i], self._d[i], self._op[i])
+        w = self._windows[i]
+        return ar.explain_transposed(n, w.k, w.s, w.p, w.d, w.output_padding)
 
     def padding_solutions(self, i: int, n: int, target: int) -> range:
-        return ar.solve_transposed_padding(n, self._k[i], self._s[i], target, self._d[i], self._op[i])
+        w = self._windows[i]
+        return ar.solve_transposed_padding(n, w.k, w.s, target, w.d, w.output_padding)
 
     def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         if self.in_channels is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from math import prod
 from typing import ClassVar
@@ -11,6 +10,7 @@ from shapecalc.core.errors import FieldError, Reason, ShapeError
 from shapecalc.core.notes import Note
 from shapecalc.core.arithmetic import FieldRule
 from shapecalc.core.arithmetic.field_axes import Mixed
+from shapecalc.core.layers.fields import derived
 from shapecalc.core.layers.base import FieldSteps, Layer, LayerKind, Shape, at_least, format_shape, inferred_note, spatial_dims
 from shapecalc.core.layers.saved import INPUT, Backward, Saved, new
 
@@ -77,7 +77,7 @@ class _BatchNormNd(_Norm):
     def resolve(self, *inputs: Shape) -> Layer:
         if self.num_features is not None:
             return self
-        return dataclasses.replace(self, num_features=self._channels(inputs[0]))
+        return derived(self, num_features=self._channels(inputs[0]))
 
     def param_count(self, *inputs: Shape) -> int:
         return 2 * self._channels(inputs[0]) if self.affine else 0
@@ -184,7 +184,7 @@ class GroupNorm(_Norm):
     def resolve(self, *inputs: Shape) -> Layer:
         if self.num_channels is not None:
             return self
-        return dataclasses.replace(self, num_channels=self._channels(inputs[0]))
+        return derived(self, num_channels=self._channels(inputs[0]))
 
     def param_count(self, *inputs: Shape) -> int:
         return 2 * self._channels(inputs[0]) if self.affine else 0

@@ -32,11 +32,9 @@ class _PoolNd(_WindowLayer):
     ndim: ClassVar[int] = 2
     kind: ClassVar[LayerKind] = LayerKind.POOL
 
-    _k: tuple[int, ...] = field(init=False, repr=False, compare=False)
-    _s: tuple[int, ...] = field(init=False, repr=False, compare=False)
-    _p: tuple[int, ...] = field(init=False, repr=False, compare=False)  # total per axis
-    _pl: tuple[int, ...] = field(init=False, repr=False, compare=False)  # left per axis
-    _d: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    # One window per axis, built once: the graph pass asks for them per node.
+    _windows: tuple[ar.Window, ...] = field(init=False, repr=False, compare=False)
+    _kernel_volume: int = field(init=False, repr=False, compare=False)
 
     def _dilation(self) -> tuple[int, ...]:
         return (1,) * self.ndim
@@ -47,15 +45,15 @@ class _PoolNd(_WindowLayer):
         max_pool2d/3d also compare with half the dilated span (``pooling_output_shape``), but
         their ``pool2d/3d_shape_check`` demands ``k // 2 >= pad`` as well, which is stricter.
         """
-        return self._k[i] // 2
+        return self._windows[i].k // 2
 
     def __post_init__(self) -> None:
         n = self.ndim
         k = per_axis("kernel_size", self.kernel_size, n)
         s = k if self.stride is None else per_axis("stride", self.stride, n)
         pl, d = per_axis("padding", self.padding, n), self._dilation()
-        self._check_axes(k, s, d, self._short())
-        self._set_axes(k, s, d, pl, tuple(2 * x for x in pl), self._short())
+        windows = self._windows_of(self._short(), k, s, d, ceil_mode=self._ceil())
+        self._set_windows(self._padded(windows, pl, tuple(ar.total_padding(x) for x in pl), self._short()))
         for i in range(n):
             self._check_padding(i, pl[i])
         if getattr(self, "divisor_override", None) == 0:
@@ -77,10 +75,9 @@ class _PoolNd(_WindowLayer):
         self._check_input(spatial)
         out = []
         for i, n in enumerate(spatial):
+            w = self._windows[i]
             try:
-                out.append(
-                    ar.pool_output_size(n, self._k[i], self._s[i], self._p[i], self._d[i], self._ceil())
-                )
+                out.append(ar.pool_output_size(n, w.k, w.s, w.p, w.d, w.ceil_mode))
             except LayerError as err:
                 raise err.replace(layer=self.describe(), axis=AXIS_NAMES[self.ndim][i]) from None
         return inp[: len(inp) - self.ndim] + tuple(out)
@@ -90,18 +87,22 @@ class _PoolNd(_WindowLayer):
 
     # ---- per-axis answers (_WindowLayer) ----------------------------------------------
     def explain_axis(self, i: int, n: int) -> list[str]:
-        return ar.explain_pool(n, self._k[i], self._s[i], self._p[i], self._d[i], self._ceil())
+        w = self._windows[i]
+        return ar.explain_pool(n, w.k, w.s, w.p, w.d, w.ceil_mode)
 
     def uncovered(self, i: int, n: int) -> int:
         # Ceil mode included: a last window torch drops leaves what it would have read unread.
-        return ar.dropped_pixels(n, self._k[i], self._s[i], self._p[i], self._d[i], self._ceil())
+        w = self._windows[i]
+        return ar.dropped_pixels(n, w.k, w.s, w.p, w.d, w.ceil_mode)
 
     def explain_uncovered(self, i: int, n: int) -> str:
-        return ar.explain_dropped(n, self._k[i], self._s[i], self._p[i], self._d[i], self._ceil())
+        w = self._windows[i]
+        return ar.explain_dropped(n, w.k, w.s, w.p, w.d, w.ceil_mode)
 
     def padding_solutions(self, i: int, n: int, target: int) -> range:
-        return ar.solve_pool_padding(n, self._k[i], self._s[i], target, self._d[i], self._ceil(),
-                                     max_total=2 * self.padding_limit(i))
+        w = self._windows[i]
+        return ar.solve_pool_padding(n, w.k, w.s, target, w.d, w.ceil_mode,
+                                     max_total=ar.total_padding(self.padding_limit(i)))
 
     def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
@@ -112,17 +113,17 @@ class _PoolNd(_WindowLayer):
         return explain_axes(self, spatial)
 
     def describe(self) -> str:
-        k = getattr(self, "_k", None)
-        if k is None:
+        windows = getattr(self, "_windows", None)
+        if windows is None:
             return self._short()
-        parts = [f"k={compact(self._k)}"]
-        if self._s != self._k:
-            parts.append(f"s={compact(self._s)}")
-        if max(self._pl):
-            parts.append(f"p={compact(self._pl)}")
-        d = self._dilation()
-        if max(d) != 1:
-            parts.append(f"d={compact(d)}")
+        k = tuple(w.k for w in windows)
+        parts = [f"k={compact(k)}"]
+        if any(w.s != w.k for w in windows):
+            parts.append(f"s={compact(tuple(w.s for w in windows))}")
+        if max(w.p_left for w in windows):
+            parts.append(f"p={compact(tuple(w.p_left for w in windows))}")
+        if max(w.d for w in windows) != 1:
+            parts.append(f"d={compact(tuple(w.d for w in windows))}")
         if self._ceil():
             parts.append("ceil")
         return f"{self.type_name}({', '.join(parts)})"
@@ -180,19 +181,19 @@ class AvgPool3d(_AvgPoolNd):
     divisor_override: int | None = None
 
     def padding_solutions(self, i: int, n: int, target: int) -> range:
-        return super().padding_solutions(i, n, target) if n >= self._k[i] else range(0)
+        return super().padding_solutions(i, n, target) if n >= self._windows[i].k else range(0)
 
     def _check_input(self, spatial: tuple[int, ...]) -> None:
         # avg_pool3d alone checks the UNPADDED input against the kernel (pool3d_shape_check
         # with check_input_size), so padding cannot rescue a too-small input as in 2-D.
-        for i, n in enumerate(spatial):
-            if 1 <= n < self._k[i]:
+        for i, (n, w) in enumerate(zip(spatial, self._windows)):
+            if 1 <= n < w.k:
                 raise ShapeError(
-                    f"input size {n} is smaller than the kernel {self._k[i]} "
+                    f"input size {n} is smaller than the kernel {w.k} "
                     "(avg_pool3d does not count padding here)",
                     layer=self.describe(),
                     axis=AXIS_NAMES[3][i],
-                    numbers={"input": n, "kernel": self._k[i]}, reason=Reason.TOO_SMALL,
+                    numbers={"input": n, "kernel": w.k}, reason=Reason.TOO_SMALL,
                 )
 
 
