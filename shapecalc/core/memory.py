@@ -32,6 +32,7 @@ from shapecalc.core.inputs import DTYPE_BYTES
 from shapecalc.core.errors import ArgumentError
 from shapecalc.core.layers.base import LayerKind
 from shapecalc.core.layers.saved import Backward, Kept, Saved
+from shapecalc.core.notes import NoteKind
 from shapecalc.core.step_replay import Step, Timeline
 
 if TYPE_CHECKING:
@@ -366,7 +367,8 @@ def estimate(analysis: Analysis, setup: Settings = Settings(),
                         peak_eval, analysis.input_shape[0] if analysis.input_shape else 1,
                         setup.dtype, setup.optimizer, setup.amp,
                         "train" if setup.training else "eval", setup.cuda, peak_at,
-                        tuple(unknown), _assumptions(setup), device, analysis)
+                        tuple(unknown), _assumptions(setup) + _model_assumptions(graph), device,
+                        analysis)
 
 
 def _param_tensors(node: Any, layer: Layer | None, rec: Record) -> int | None:
@@ -465,6 +467,18 @@ def _step_transient(setup: Settings, total_grads: int, largest: int) -> int:
     if setup.optimizer.copies < 2:
         return 0
     return total_grads if setup.cuda else 2 * largest
+
+
+def _model_assumptions(graph: Any) -> tuple[str, ...]:
+    """What the model's own notes change in these figures (a mixture of experts' kernel)."""
+    experts = [n for n in (graph.notes if graph is not None else ()) if n.kind is NoteKind.EXPERTS]
+    if not experts:
+        return ()
+    note = experts[0]
+    return (f"mixture of experts run with transformers' batched_mm kernel ({note.get('top_k')} "
+            f"of {note.get('experts')} experts per token): each token's experts' weights are "
+            "gathered and kept for backward, which transformers' default grouped_mm kernel "
+            "does not keep; the saved activations and peaks are batched_mm's",)
 
 
 def _assumptions(setup: Settings) -> tuple[str, ...]:
