@@ -124,17 +124,20 @@ def test_a_yaml_alias_bomb_in_a_layer_field_is_quoted_briefly(key):
 
 
 def test_a_huge_rnn_num_layers_is_counted_in_closed_form(tmp_path):
+    # 2**63 - 1 layers never finished; the count is closed-form, and past the declared maximum
+    # (FIELD_LIMITS, 1,024) the value is refused in one line before anything is built
     from shapecalc.core.layers import LSTM
+    from shapecalc.core.layers.fields import MAX_RECURRENT_LAYERS
 
-    big = LSTM(input_size=3, hidden_size=4, num_layers=2**63 - 1)
+    big = LSTM(input_size=3, hidden_size=4, num_layers=MAX_RECURRENT_LAYERS)
     first, rest = big.layer_params(0), big.layer_params(1)
-    assert big.param_count() == first + (2**63 - 2) * rest
+    assert big.param_count() == first + (MAX_RECURRENT_LAYERS - 1) * rest
     assert LSTM(input_size=3, hidden_size=4, num_layers=3).param_count() == first + 2 * rest
     (tmp_path / "rnn.json").write_text(
         '{"input": [1, 5, 3], "layers": [{"type": "LSTM", "input_size": 3, "hidden_size": 4, '
         '"num_layers": 9223372036854775807}]}')
     outcome = shapecalc("show", "rnn.json", cwd=tmp_path, timeout=60)
-    assert outcome.code == 0 and "layers=9223372036854775807" in outcome.stdout
+    assert_one_line(outcome, 2, "layers[0].num_layers", "must be ≤ 1,024")
 
 
 def test_check_on_a_100000_node_misfit_is_linear(tmp_path):
@@ -275,8 +278,9 @@ def test_a_dotted_toml_key_of_40000_parts_is_refused_before_parsing(tmp_path):
 
 
 @pytest.mark.parametrize("layer, code", [
-    ('{"type": "Linear", "out_features": 4000000000000}', 0),
-    ('{"type": "Embedding", "num_embeddings": 4000000000000, "embedding_dim": 100000}', 1),
+    ('{"type": "Linear", "out_features": 2147483647}', 0),
+    ('{"type": "Embedding", "num_embeddings": 2147483647, "embedding_dim": 100000}', 1),
+    ('{"type": "Linear", "out_features": 4000000000000}', 2),  # past its declared maximum
 ])
 def test_verify_on_a_huge_layer_is_bounded_and_one_line(tmp_path, layer, code):
     # A 16 TB weight is built on the meta device; torch refusing a float index is one line.
@@ -284,5 +288,7 @@ def test_verify_on_a_huge_layer_is_bounded_and_one_line(tmp_path, layer, code):
     outcome = shapecalc("show", "huge.json", "--verify", cwd=tmp_path, timeout=180)
     assert outcome.code == code, outcome.stderr[-2000:]
     assert "Traceback" not in outcome.stderr
-    if code:
+    if code == 2:
+        assert_one_line(outcome, code, "out_features: must be ≤ 2,147,483,647")
+    elif code:
         assert_one_line(outcome, code, "torch's forward refused")
