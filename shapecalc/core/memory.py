@@ -306,7 +306,7 @@ def estimate(analysis: Analysis, setup: Settings = Settings(),
                         setup.cuda, act, tuple(names.index(n) for n in names))
         needs = grad.active and out_dtype in TRAIN_DTYPES
         seen = run.nodes.get(rec.name) if run is not None else None
-        rule = _rule(layer, grad, rec, measure, seen, setup)  # first: a measured op learns if it is a view
+        rule = _rule(layer, grad, rec, measure, seen, setup)  # first: a measured op learns its view
         if seen is not None:  # the recorded run says which storage it is
             out_store, fresh = measured_store(seen.output, seen.output_bytes)
             view = not fresh
@@ -399,8 +399,8 @@ def _output_dtype(layer: Layer | None, ins: list[_Value], act: str, setup: Setti
 
 
 def _recorded_run(analysis: Analysis, setup: Settings) -> MeasuredRun | None:
-    if analysis.saved_run is None or analysis.graph is None:
-        return None
+    if analysis.saved_run is None or analysis.graph is None or setup.amp:
+        return None  # (the run is not an autocast run: its sizes are not autocast's)
     run = analysis.saved_run(analysis.inputs, setup)
     if run is None or any(rec.name not in run.nodes for rec in analysis.records):
         return None  # another graph than the one analysed: its storages say nothing here
@@ -413,21 +413,21 @@ def _rule(layer: Layer | None, grad: Backward, rec: Record, measure: SavedMeasur
     """What the node keeps: its layer's rule, or what a recorded run measured (storages), or
     what ``measure`` measures for the layer alone; ``None``: unknown.
 
-    A recorded run is a CPU run in the step's element type: it wins on a CPU, where it also
-    sees what rules cannot (an embedding's positions sliced from a buffer are not an
-    activation; a copy torch.matmul makes of a non-contiguous operand is). Its one difference from a CPU
-    kernel: in bfloat16/float16 a layer norm's statistics come out float32 on meta, in the
-    activation type on a CPU (+0.4 % on BERT, tests/test_memory_hf.py). On a GPU a layer's rule
-    (dropout masks and norm statistics differ by device) comes first. Under autocast it knows
-    nothing (it did not run in bfloat16)."""
+    A recorded run (never under autocast: it did not run in bfloat16) is a CPU run in the
+    step's element type: it wins on a CPU, where it also sees what rules cannot (an
+    embedding's positions sliced from a buffer are not an activation; a copy torch.matmul
+    makes of a non-contiguous operand is). Its one difference from a CPU kernel: in
+    bfloat16/float16 a layer norm's statistics come out float32 on meta, in the activation
+    type on a CPU (+0.4 % on BERT, tests/test_memory_hf.py). On a GPU a layer's rule (dropout
+    masks and norm statistics differ by device) comes first."""
     if layer is None:
         return None
     if not grad.active:
         return ()  # nothing wants a gradient: autograd records nothing, whatever the layer
-    if seen is not None and not setup.cuda and not setup.amp:
+    if seen is not None and not setup.cuda:
         return seen.saved
     rule = layer.saved(grad, rec.output_shape, *rec.input_shapes)
-    if rule is None and seen is not None and not setup.amp:
+    if rule is None and seen is not None:
         return seen.saved
     if rule is None and measure is not None and grad.active:
         rule = measure(layer, grad, rec.output_shape, *rec.input_shapes)
@@ -439,7 +439,7 @@ def _autocast(rule: tuple[Saved, ...], layer: Layer | None, ins: list[_Value], s
     """Under autocast a matrix product keeps bfloat16 copies: of a float32 input it casts, and
     of its float32 weights (cast once per forward)."""
     if not setup.amp or layer is None or layer.kind not in _AUTOCAST_LOWER:
-        return rule  # (a measured rule never comes here under autocast)
+        return rule  # (no recorded run under autocast: no measured storages here)
     out: list[Saved] = []
     for item in rule:
         if item.kept is Kept.INPUT and ins[item.index].dtype == "float32":
@@ -501,5 +501,6 @@ def _assumptions(setup: Settings) -> tuple[str, ...]:
     return tuple(lines)
 
 
-__all__ = ["LayerMemory", "MAX_BATCH", "MeasuredNode", "MeasuredRun", "MemoryReport", "Optimizer", "Settings", "TRAIN_DTYPES",
+__all__ = ["LayerMemory", "MAX_BATCH", "MeasuredNode", "MeasuredRun", "MemoryReport", "Optimizer",
+           "Settings", "TRAIN_DTYPES",
            "at_batch", "check_batch", "estimate", "settings"]
