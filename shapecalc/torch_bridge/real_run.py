@@ -35,9 +35,14 @@ class GaveUp(Exception):
 
 def cheaper_for_real(module: Any, input_bytes: int, budget: int) -> bool:
     """Whether ``module``'s forward is worth trying for real first: real weights on the CPU,
-    few of them, and inputs well inside the real-run budget."""
+    few of them, and inputs well inside the real-run budget. A lazy module that never ran is
+    not: a real forward would give the user's module its weights."""
+    from shapecalc.torch_bridge.measure import has_uninitialized
+
+    if input_bytes * 4 > budget or has_uninitialized(module):
+        return False
     params = list(module.parameters())
-    return (input_bytes * 4 <= budget and all(p.device.type == "cpu" for p in params)
+    return (all(p.device.type == "cpu" for p in params)
             and sum(p.numel() for p in params) <= REAL_FIRST_PARAMETERS)
 
 
