@@ -39,17 +39,19 @@ DATA = REPO / "tests" / "data" / "hf"
 #: Every child's own peak resident memory, in MiB (Linux).
 PEAK = "int(re.search(r'VmHWM:\\s*(\\d+) kB', open('/proc/self/status').read()).group(1)) / 1024"
 
-#: Each child prints one JSON line: imports_s, analysis_s, params, macs (or None), rss_mib.
+#: Each child prints one JSON line: imports_s, analysis_s (wall clock), cpu_s (the process's own
+#: CPU time for the analysis: what the wall clock reads on a quiet machine, as this 2-core
+#: machine is shared), params, macs (or None), rss_mib.
 SHAPECALC = """
 import json, re, sys, time
 t0 = time.perf_counter()
 import torch, transformers, shapecalc
 from shapecalc.models.api import analyze
 from transformers import AutoConfig, LlamaConfig, LlamaForCausalLM  # the same imports for all
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 result = analyze("hf:" + sys.argv[1])
-t2 = time.perf_counter()
-print(json.dumps({"imports_s": t1 - t0, "analysis_s": t2 - t1, "params": result.total_params,
+t2, c2 = time.perf_counter(), time.process_time()
+print(json.dumps({"imports_s": t1 - t0, "analysis_s": t2 - t1, "cpu_s": c2 - c1, "params": result.total_params,
                   "macs": result.total_macs, "rss_mib": PEAK}))
 """.replace("PEAK", PEAK)
 
@@ -60,15 +62,15 @@ import torch, transformers
 from accelerate import init_empty_weights
 from transformers import AutoConfig, LlamaConfig, LlamaForCausalLM  # the same imports for all
 {imports}
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 doc = json.load(open(sys.argv[1] + "/config.json"))
 config = transformers.AutoConfig.for_model(**{{k: v for k, v in doc.items() if k != "architectures"}})
 config.use_cache = False
 with init_empty_weights():
     model = getattr(transformers, doc["architectures"][0])._from_config(config, attn_implementation="eager")
 {measure}
-t2 = time.perf_counter()
-print(json.dumps({{"imports_s": t1 - t0, "analysis_s": t2 - t1, "params": params, "macs": macs,
+t2, c2 = time.perf_counter(), time.process_time()
+print(json.dumps({{"imports_s": t1 - t0, "analysis_s": t2 - t1, "cpu_s": c2 - c1, "params": params, "macs": macs,
                   "rss_mib": PEAK}}))
 """.replace("PEAK", PEAK)
 
@@ -105,7 +107,7 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["llama-3.1-405b", "llama-3-70b"])
     parser.add_argument("--tools", nargs="+", default=list(TOOLS), choices=list(TOOLS))
     args = parser.parse_args()
-    print(f"{'config':16} {'tool':11} {'imports s':>10} {'analysis s':>11} {'peak MiB':>9} "
+    print(f"{'config':16} {'tool':11} {'imports s':>10} {'analysis s':>11} {'cpu s':>6} {'peak MiB':>9} "
           f"{'params':>19} {'MACs':>24}")
     for name in args.configs:
         config = DATA / name
@@ -118,9 +120,10 @@ def main() -> None:
             if not good:
                 print(f"{name:16} {tool:11} fails: {runs[0]['error']}")
                 continue
-            med = {k: statistics.median(r[k] for r in good) for k in ("imports_s", "analysis_s", "rss_mib")}
+            med = {k: statistics.median(r[k] for r in good)
+                   for k in ("imports_s", "analysis_s", "cpu_s", "rss_mib")}
             macs = good[0]["macs"]
-            print(f"{name:16} {tool:11} {med['imports_s']:10.2f} {med['analysis_s']:11.2f} "
+            print(f"{name:16} {tool:11} {med['imports_s']:10.2f} {med['analysis_s']:11.2f} {med['cpu_s']:6.2f} "
                   f"{med['rss_mib']:9.0f} {good[0]['params']:19,} "
                   f"{'-' if macs is None else format(int(macs), ','):>24}")
 

@@ -6,6 +6,8 @@ import json
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import shapecalc
 from shapecalc.core.errors import FieldError, ShapecalcError
@@ -72,3 +74,77 @@ def test_api_accepts_numpy_sizes_everywhere_and_json_works():
     conv = Conv2d(np.int8(3), np.int64(8), np.int16(3), padding=np.int32(1))
     assert layer_to_dict(conv) == {"type": "Conv2d", "in_channels": 3, "out_channels": 8, "kernel_size": 3,
                                    "padding": 1}
+
+
+# ------------------------------------------------------------------ declared maxima (issue 21)
+def _number_fields() -> list[tuple[str, str]]:
+    import dataclasses
+    import typing
+
+    from shapecalc.core.layers import LAYER_TYPES
+
+    out = []
+    for type_name, cls in sorted(LAYER_TYPES.items()):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            text = str(hints.get(f.name))
+            if f.init and ("int" in text.replace("Literal", "")) and "bool" not in text.split("|")[0]:
+                out.append((type_name, f.name))
+    return out
+
+
+NUMBER_FIELDS = _number_fields()
+
+
+def test_every_integer_field_of_every_layer_has_a_declared_maximum():
+    from shapecalc.core.layers.fields import FIELD_LIMITS
+
+    missing = sorted({name for _, name in NUMBER_FIELDS} - set(FIELD_LIMITS))
+    assert not missing, missing
+    assert all(bound.high is not None for bound in FIELD_LIMITS.values())
+
+
+def _minimal(cls) -> dict:
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            out[f.name] = None if f.name in cls.inferred else (1 if "int" in str(hints[f.name]).split("tuple")[0] else (1,))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(NUMBER_FIELDS), st.integers(1, 2**70), st.booleans())
+def test_a_field_past_its_maximum_is_one_line_naming_it_and_the_range(case, over, as_tuple):
+    from shapecalc.core.layers import LAYER_TYPES, layer_from_dict
+    from shapecalc.core.layers.fields import FIELD_LIMITS
+
+    type_name, name = case
+    cls = LAYER_TYPES[type_name]
+    bound = FIELD_LIMITS[name]
+    value = int(bound.high) + over
+    kwargs = {**_minimal(cls), name: (value,) if as_tuple else value}
+    for build in (lambda: cls(**kwargs), lambda: layer_from_dict({"type": type_name, **kwargs})):
+        with pytest.raises(ShapecalcError) as err:
+            build()
+        text = str(err.value)
+        assert "\n" not in text and name in text, text
+        if isinstance(err.value, FieldError) and err.value.field == name:
+            assert f"≤ {int(bound.high):,}" in text or "too large" in text or "expected" in text, text
+
+
+def test_a_field_at_its_maximum_is_accepted_and_analysed():
+    from shapecalc import analyze
+    from shapecalc.core.blocks import Sequential
+    from shapecalc.core.layers import LSTM
+    from shapecalc.core.layers.fields import MAX_FIELD_SIZE, MAX_RECURRENT_LAYERS
+
+    assert analyze(Sequential(Conv2d(3, 8, 3, stride=MAX_FIELD_SIZE)), (1, 3, 8, 8)).output_shape == (1, 8, 1, 1)
+    lstm = LSTM(4, 8, num_layers=MAX_RECURRENT_LAYERS)
+    assert analyze(Sequential(lstm), (5, 1, 4)).total_params > 0
+    with pytest.raises(FieldError, match=r"^LSTM: num_layers: must be ≤ 1,024 \(torch builds one module "
+                                         r"per layer\), got 1025$"):
+        LSTM(4, 8, num_layers=MAX_RECURRENT_LAYERS + 1)

@@ -59,11 +59,14 @@ BASE = {"model_type": "llama", "hidden_size": 64}
     ({**BASE, "auto_map": {"AutoModel": "modeling_evil.Evil"}}, "auto_map names Python code"),
     ({**BASE, "trust_remote_code": True}, "trust_remote_code names Python code"),
     ({**BASE, "text_config": {"auto_map": {"AutoConfig": "x.Y"}}}, "text_config.auto_map"),
-    ({**BASE, "hidden_size": "big"}, 'hidden_size must be a whole number, got "big"'),
-    ({**BASE, "hidden_size": True}, "hidden_size must be a whole number, got true"),
-    ({**BASE, "hidden_size": 2**40}, "out of range for a size"),
-    ({**BASE, "num_hidden_layers": 10**6}, "out of range for a count of layers"),
-    ({**BASE, "vocab_size": -1}, "out of range"),
+    ({**BASE, "hidden_size": "big"}, "hidden_size: expected an integer, got 'big'"),
+    ({**BASE, "hidden_size": True}, "hidden_size: expected an integer, got True"),
+    ({**BASE, "hidden_size": 2**40}, "hidden_size: must be ≤ 2,147,483,647 (every real dimension"),
+    ({**BASE, "num_hidden_layers": 10**6}, "num_hidden_layers: must be ≤ 512 (a count of layers"),
+    ({**BASE, "num_experts": 10**6}, "num_experts: must be ≤ 65,536 (a count of experts)"),
+    ({**BASE, "vocab_size": -1}, "vocab_size: must be ≥ 0, got -1"),
+    ({**BASE, "vision_config": {"hidden_size": 2.5}}, "vision_config.hidden_size: expected an integer"),
+    ({**BASE, "model_type": "x" * 101}, "model_type: longer than 100 characters"),
     ({**BASE, "vision_config": {"image_size": [224, "x"]}}, "vision_config.image_size"),
     ({"hidden_size": 64}, "no model_type"),
     ([1, 2], "expected a JSON object"),
@@ -161,3 +164,18 @@ def test_a_cached_config_is_checked_like_a_file(offline_cache):
     fake_cache(offline_cache, "acme/evil", {**BASE, "auto_map": {"AutoModel": "evil.Evil"}})
     with pytest.raises(SpecError, match="auto_map names Python code"):
         config_document(parse_reference("hf:acme/evil"))
+
+
+def test_every_size_entry_is_checked_through_its_declared_bound(tmp_path):
+    # issue 21: config.json entries pass the same declared Bound set as flags and checkpoints
+    from shapecalc.core.bounds import Bound
+    from shapecalc.models.hf_config import CONFIG_LIMITS, LAYER_KEYS, SIZE_KEYS
+
+    assert set(CONFIG_LIMITS) == SIZE_KEYS and all(isinstance(b, Bound) for b in CONFIG_LIMITS.values())
+    for key, bound in sorted(CONFIG_LIMITS.items()):
+        fits = {**BASE, key: [int(bound.high), None, 64.0]}
+        assert read_config_file(write(tmp_path, fits), "config.json")[key][0] == bound.high
+        with pytest.raises(SpecError, match=rf"^config.json: text_config.{key}: must be ≤ {int(bound.high):,}"):
+            read_config_file(write(tmp_path, {**BASE, "text_config": {key: int(bound.high) + 1}}),
+                             "config.json")
+    assert CONFIG_LIMITS["num_hidden_layers"].high == 512 and "num_hidden_layers" in LAYER_KEYS

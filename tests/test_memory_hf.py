@@ -99,6 +99,13 @@ def test_cpu_training_peak_within_ten_percent_of_the_profiler(folder):
     assert abs(report.peak_train / peak - 1) <= PEAK_TOLERANCE, (report.peak_train, peak)
 
 
+def test_a_mixture_of_experts_says_which_kernel_its_figures_are():
+    analysis, _, _ = _model("mixtral-tiny", 1, 16)
+    report = analysis.memory(device="laptop-cpu")
+    assert any("batched_mm kernel (2 of 4 experts per token)" in a for a in report.assumptions)
+    assert not any("experts" in a for a in _model("llama-tiny", 1, 16)[0].memory().assumptions)
+
+
 @pytest.mark.parametrize("folder", ["bert-tiny", "llama-tiny"])
 def test_the_wrappers_attention_mask_is_not_a_row(folder):
     analysis, _, _ = _model(folder, 1, 16)

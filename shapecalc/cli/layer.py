@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from shapecalc.core.errors import ArgumentError, ConfigError, ShapecalcError, ShapeError, UsageError
+from shapecalc.core.errors import ArgumentError, ConfigError, FieldError, ShapecalcError, ShapeError, UsageError
 from shapecalc.cli.common import broadcast_axes, parse_ints
 from shapecalc.cli.layer_report import report_lines, to_json
 
@@ -116,7 +116,15 @@ def _for_flags(q: Query, err: ConfigError, totals: tuple[int, ...] | None) -> Sh
         )
     if "output_padding" in numbers:
         return ConfigError(f"--output-padding: {err.message}", numbers=numbers)
+    if isinstance(err, FieldError) and err.field in FIELD_FLAGS:  # past a field's maximum
+        flag = FIELD_FLAGS[err.field] or ("--target" if q.targets is not None else q.pad_flag)
+        return UsageError(f"{flag}: {err.field.replace('_', ' ')} {err.detail}")
     return _located(q, err)
+
+
+#: The layer's fields → the options that set them (``None``: the padding option in use).
+FIELD_FLAGS = {"kernel_size": "--k/--kernel", "stride": "--s/--stride", "dilation": "--d/--dilation",
+               "padding": None, "output_padding": "--output-padding"}
 
 
 def _located(q: Query, err: ShapeError | ConfigError) -> ShapeError | ConfigError:

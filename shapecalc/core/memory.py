@@ -6,6 +6,12 @@ module follows the values through the graph: which need a gradient (the image do
 trainable weight touched does), which storage each value lives in (a view or an in-place op
 shares its input's), and counts every kept storage once, at the first layer that keeps it.
 
+For a model that came from torch, one forward on the meta device with autograd saving
+(``Analysis.saved_run``, :class:`MeasuredRun`) says instead which storage every value lives in
+and what each node saved: a transformer read with hooks runs functions no rule covers, and
+an op's strides (a matmul on a permuted view keeps a contiguous copy) show only in the
+model's own forward.
+
 The peaks come from replaying the step in execution order, freeing memory as PyTorch does
 (:mod:`shapecalc.core.step_replay`).
 
@@ -26,6 +32,7 @@ from shapecalc.core.inputs import DTYPE_BYTES
 from shapecalc.core.errors import ArgumentError
 from shapecalc.core.layers.base import LayerKind
 from shapecalc.core.layers.saved import Backward, Kept, Saved
+from shapecalc.core.notes import NoteKind
 from shapecalc.core.step_replay import Step, Timeline
 
 if TYPE_CHECKING:
@@ -360,7 +367,8 @@ def estimate(analysis: Analysis, setup: Settings = Settings(),
                         peak_eval, analysis.input_shape[0] if analysis.input_shape else 1,
                         setup.dtype, setup.optimizer, setup.amp,
                         "train" if setup.training else "eval", setup.cuda, peak_at,
-                        tuple(unknown), _assumptions(setup), device, analysis)
+                        tuple(unknown), _assumptions(setup) + _model_assumptions(graph), device,
+                        analysis)
 
 
 def _param_tensors(node: Any, layer: Layer | None, rec: Record) -> int | None:
@@ -407,7 +415,7 @@ def _rule(layer: Layer | None, grad: Backward, rec: Record, measure: SavedMeasur
 
     A recorded run is a CPU run in the step's element type: it wins on a CPU, where it also
     sees what rules cannot (an embedding's positions sliced from a buffer are not an
-    activation; a copy made of a non-contiguous operand is). Its one difference from a CPU
+    activation; a copy torch.matmul makes of a non-contiguous operand is). Its one difference from a CPU
     kernel: in bfloat16/float16 a layer norm's statistics come out float32 on meta, in the
     activation type on a CPU (+0.4 % on BERT, tests/test_memory_hf.py). On a GPU a layer's rule
     (dropout masks and norm statistics differ by device) comes first. Under autocast it knows
@@ -459,6 +467,18 @@ def _step_transient(setup: Settings, total_grads: int, largest: int) -> int:
     if setup.optimizer.copies < 2:
         return 0
     return total_grads if setup.cuda else 2 * largest
+
+
+def _model_assumptions(graph: Any) -> tuple[str, ...]:
+    """What the model's own notes change in these figures (a mixture of experts' kernel)."""
+    experts = [n for n in (graph.notes if graph is not None else ()) if n.kind is NoteKind.EXPERTS]
+    if not experts:
+        return ()
+    note = experts[0]
+    return (f"mixture of experts run with transformers' batched_mm kernel ({note.get('top_k')} "
+            f"of {note.get('experts')} experts per token): each token's experts' weights are "
+            "gathered and kept for backward, which transformers' default grouped_mm kernel "
+            "does not keep; the saved activations and peaks are batched_mm's",)
 
 
 def _assumptions(setup: Settings) -> tuple[str, ...]:

@@ -74,18 +74,19 @@ def analyze(model: Any, input_shape: Any = None, dtype: str = "float32", *,
     src = load_model(model)
     inputs = input_shape if isinstance(input_shape, Inputs) else src.inputs(input_shape, input_dtypes)
     if src.torch_import is not None:  # torch is already imported: the module came from it
-        from shapecalc.torch_bridge.fx_import import analyze_import
+        from functools import partial
 
-        from shapecalc.torch_bridge.saved import measure_layer
+        from shapecalc.torch_bridge.fx_import import Route, analyze_import, in_mode
+        from shapecalc.torch_bridge.saved import measure_layer, recorded_saved, traced_saved
 
-        result = analyze_import(src.torch_import, inputs, dtype, mode)
+        imp = in_mode(src.torch_import, mode)
+        result = analyze_import(imp, inputs, dtype, mode)
         result.saved_measure = measure_layer  # layers without a saved-tensor rule: measured
-        if not src.torch_import.scannable:  # recorded with hooks: functions have no rules
-            from functools import partial
-
-            from shapecalc.torch_bridge.saved import recorded_saved
-
-            result.saved_run = partial(recorded_saved, src.torch_import.module, result.graph.name)
+        # One forward recorded with autograd saving: storages and saved tensors per node
+        if imp.route is Route.HOOKS:
+            result.saved_run = partial(recorded_saved, imp.module, result.graph.name)
+        elif imp.route is Route.FX:
+            result.saved_run = partial(traced_saved, imp)
     else:
         result = analyze_graph(src.graph_at(inputs.first), inputs, dtype)
         if mode is Mode.TRAIN:

@@ -25,7 +25,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from shapecalc.core.errors import SpecError
+from shapecalc.core.bounds import MAX_DIGITS, Bound
+from shapecalc.core.errors import ArgumentError, SpecError
 from shapecalc.models.model_source import HF_PREFIX
 
 PREFIX = HF_PREFIX
@@ -60,6 +61,17 @@ SIZE_KEYS = COUNT_KEYS | frozenset({
     "num_experts_per_tok", "kv_lora_rank", "q_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim",
     "v_head_dim", "image_size", "patch_size", "num_channels", "projection_dim",
 })
+#: The declared check of every entry that sizes a model (:class:`~shapecalc.core.bounds.Bound`,
+#: as for flags, checkpoint fields and API arguments): a whole number or null (transformers
+#: derives it), from 0 to the entry's maximum.
+_SIZE = Bound(int, 0, MAX_SIZE, optional=True, why="every real dimension fits in 31 bits")
+_LAYERS = Bound(int, 0, MAX_LAYERS, optional=True,
+                why="a count of layers: even a meta build takes time in proportion")
+_EXPERTS = Bound(int, 0, MAX_EXPERTS, optional=True, why="a count of experts")
+CONFIG_LIMITS: dict[str, Bound] = {**dict.fromkeys(SIZE_KEYS, _SIZE), **dict.fromkeys(LAYER_KEYS, _LAYERS),
+                                   **dict.fromkeys(EXPERT_KEYS, _EXPERTS)}
+#: The model type names a transformers configuration class; real ones are a few words.
+MODEL_TYPE = Bound(str, high=100)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")
 
 
@@ -143,7 +155,7 @@ def _reject_constant(name: str) -> Any:
 
 
 def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > 19:  # beyond 64 bits: refuse before converting (digit bombs)
+    if len(text.lstrip("-")) > MAX_DIGITS:  # beyond 64 bits: refuse before converting (digit bombs)
         raise ValueError(f"the number {text[:12]}… ({len(text)} digits) is too large")
     return int(text)
 
@@ -189,22 +201,17 @@ def _where(path: tuple[str, ...]) -> str:
 
 
 def _check_size(key: str, value: Any, path: tuple[str, ...], shown: str) -> None:
-    """A size entry is a whole number or null, or a list or object of them (one per stage, per
-    tower), within :data:`MAX_SIZE`; a count of layers or experts within its own bound."""
-    limit, what = ((MAX_LAYERS, "a count of layers") if key in LAYER_KEYS else
-                   (MAX_EXPERTS, "a count of experts") if key in EXPERT_KEYS else (MAX_SIZE, "a size"))
+    """A size entry, or a list or object of them (one per stage, per tower), against its
+    declared :data:`CONFIG_LIMITS` bound; ``64.0`` counts as the whole number it is."""
+    bound = CONFIG_LIMITS[key]
     items = list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else [value]
     for item in items:
-        if item is None:
-            continue  # transformers derives it (head_dim: null)
-        if isinstance(item, float) and item.is_integer():
+        if type(item) is float and item.is_integer():
             item = int(item)
-        if isinstance(item, bool) or not isinstance(item, int):
-            raise SpecError(f"{shown}: {_where(path)} must be a whole number, got "
-                            f"{json.dumps(item)[:40]}")
-        if not 0 <= item <= limit:
-            raise SpecError(f"{shown}: {_where(path)} = {item:,} is out of range for {what} "
-                            f"(0 to {limit:,})")
+        try:
+            bound.check(_where(path), item)
+        except ArgumentError as err:
+            raise SpecError(f"{shown}: {err}") from None
 
 
 def check_config(doc: Any, shown: str) -> None:
@@ -236,6 +243,10 @@ def check_config(doc: Any, shown: str) -> None:
     if not isinstance(model_type, str) or not model_type:
         raise SpecError(f"{shown}: no model_type entry (a string such as \"llama\"); it says "
                         "which architecture the configuration is for")
+    try:
+        MODEL_TYPE.check("model_type", model_type)
+    except ArgumentError as err:
+        raise SpecError(f"{shown}: {err}") from None
 
 
 # ------------------------------------------------------------------ the hub
@@ -296,5 +307,5 @@ def config_document(ref: HfReference) -> dict[str, Any] | None:
     return read_config_file(path, f"{HF_PREFIX}{ref.location}")
 
 
-__all__ = ["CODE_ENTRIES", "COUNT_KEYS", "PREFIX", "SIZE_KEYS", "HfForm", "HfReference", "MAX_CONFIG_BYTES", "MAX_EXPERTS", "MAX_LAYERS", "MAX_SIZE",
+__all__ = ["CODE_ENTRIES", "CONFIG_LIMITS", "COUNT_KEYS", "PREFIX", "SIZE_KEYS", "HfForm", "HfReference", "MAX_CONFIG_BYTES", "MAX_EXPERTS", "MAX_LAYERS", "MAX_SIZE",
            "check_config", "config_document", "hub_config", "parse_reference", "read_config_file"]

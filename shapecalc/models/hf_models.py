@@ -159,9 +159,10 @@ def cls_has_experts(cls: Any) -> bool:
 def experts_note(config: Any) -> Note:
     """How a mixture of experts is run and counted.
 
-    transformers' default experts kernel (``grouped_mm``) sorts tokens by expert and wants
-    bfloat16 weights, and ``eager`` loops over the experts a batch hits: both read the router's
-    choice, which the meta device cannot give. ``batched_mm`` gathers each token's top-k
+    On meta, transformers' default experts kernel (``grouped_mm``) fails (torch's meta
+    grouped_mm takes bfloat16 only, and torch's FLOP counter has no formula for it), and
+    ``eager`` loops over the experts the router picked, reading values the meta device does not
+    have. ``batched_mm`` gathers each token's top-k
     experts' weights and multiplies them in one batch: the same products for any routing, so
     shapes and MACs do not depend on the values, and they equal eager's (k experts per token)."""
     top_k = getattr(config, "num_experts_per_tok", None) or getattr(config, "moe_topk", None)

@@ -163,15 +163,14 @@ class FxConverter:
                 return ValueKind.INT
             if ValueKind.CONST in arg_kinds and ValueKind.TUPLE not in arg_kinds:
                 return ValueKind.CONST  # computed from parameters/buffers alone (a bias-table lookup)
-        users = list(node.users)
-        indexed = bool(users) and all(
-            u.op == "call_function" and fx_ops.op_name(u) == "getitem" and isinstance(u.args[1], int)
-            for u in users)
         # x[0] on a tensor is indexing too: only ops known to return tuples (modules such as
         # LSTM whose results are only ever indexed, and the items of such tuples) make tuples.
         nested = name == "getitem" and self.kind.get(node.args[0]) is ValueKind.TUPLE
-        if indexed and (node.op == "call_module" or name in _TUPLE_OPS or nested):
-            return ValueKind.TUPLE
+        if node.op == "call_module" or name in _TUPLE_OPS or nested:
+            users = node.users
+            if users and all(u.op == "call_function" and fx_ops.op_name(u) == "getitem"
+                             and isinstance(u.args[1], int) for u in users):
+                return ValueKind.TUPLE
         return ValueKind.TENSOR
 
     # ---------------------------------------------------------------- emission
@@ -345,9 +344,7 @@ class FxConverter:
         """Shape of a parameter/buffer read (``get_attr``) passed to a call; else ``None``."""
         if not isinstance(value, self.torch.fx.Node) or value.op != "get_attr":
             return None
-        obj = self.root
-        for part in str(value.target).split("."):
-            obj = getattr(obj, part, None)
+        obj = self.values.attr(str(value.target))
         return tuple(obj.shape) if isinstance(obj, self.torch.Tensor) else None
 
     def _flat(self, values: Any) -> list[Any]:

@@ -294,19 +294,25 @@ def _output_nodes(out: Any, produced: dict[int, str], glue: Any, last: str) -> l
     return found
 
 
-def _refuse_a_large_real_run(given: Inputs) -> None:
-    """A real run allocates its inputs and every activation: above ``MAX_RUN_BYTES`` of input
-    it is refused, naming the flag that raises the limit, before anything is allocated."""
-    from shapecalc.core.bounds import MAX_RUN_BYTES
+def _input_bytes(given: Inputs) -> int:
     from shapecalc.core.inputs import DTYPE_BYTES
 
-    limit = MAX_RUN_BYTES.get()
     total = 0
     for item in given:
         count = 1
         for size in item.shape:
             count *= size
         total += count * DTYPE_BYTES[item.dtype]
+    return total
+
+
+def _refuse_a_large_real_run(given: Inputs) -> None:
+    """A real run allocates its inputs and every activation: above ``MAX_RUN_BYTES`` of input
+    it is refused, naming the flag that raises the limit, before anything is allocated."""
+    from shapecalc.core.bounds import MAX_RUN_BYTES
+
+    limit = MAX_RUN_BYTES.get()
+    total = _input_bytes(given)
     if total > limit:
         shown = " and ".join("×".join(map(str, s)) for s in given.shapes)
         raise SpecError(f"the forward reads tensor values, so it must run for real on zeros; "
@@ -321,7 +327,22 @@ def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False
     given, holds the input tensors of the last run, even when torch refuses them."""
     from shapecalc.torch_bridge.mac_count import math_attention
 
+    from shapecalc.core.bounds import MAX_RUN_BYTES
+    from shapecalc.torch_bridge.real_run import cheaper_for_real, real_run_guard
+
     torch = torch_module()
+    if cheaper_for_real(module, _input_bytes(given), MAX_RUN_BYTES.get()):
+        # A small model's real forward costs less than torch's Python meta kernels; where it
+        # would write into the model's tensors, run long, or fails at all, meta answers.
+        xs = [meta_input(i.shape, i.dtype, "cpu") for i in given]
+        if inputs is not None:
+            inputs[:] = xs
+        try:
+            with real_run_guard(module, MAX_RUN_BYTES.get()), run_mode(module, training), \
+                    torch.no_grad(), math_attention():
+                return xs, module(*xs)
+        except Exception:  # GaveUp, or anything torch refused: meta says it as before
+            reset()
     xs = [meta_input(i.shape, i.dtype) for i in given]
     if inputs is not None:
         inputs[:] = xs

@@ -33,6 +33,7 @@ from shapecalc.core.inputs import Inputs
 from shapecalc.core.layers import Layer, Shape
 from shapecalc.core.safetext import clipped
 from shapecalc.torch_bridge.fx_common import ModuleIndex, module_to_layer
+from shapecalc.torch_bridge.fx_forwards import recorded_forwards
 from shapecalc.torch_bridge.measure import (
     call_on_meta, meta_input, record_module_shapes, run_mode, torch_module, user_line,
 )
@@ -171,7 +172,7 @@ class _Untraceable(Exception):
 
 
 # ------------------------------------------------------------------ fx
-def _tracer_class(known: set[int]):
+def _tracer_class(known: set[int], recorded: dict[int, Any] | None = None):
     torch = torch_module()
     from torch.fx.proxy import Attribute, Proxy, TracerBase
 
@@ -233,6 +234,9 @@ def _tracer_class(known: set[int]):
             inputs = _stack_inputs(m, args, kwargs)
             if inputs is not None:
                 return self.call_stack(m, inputs)
+            record = (recorded or {}).get(id(m))
+            if record is not None and len(args) == 1 and not kwargs:  # see fx_forwards
+                return super().call_module(m, lambda x: record(self, m, x), args, kwargs)
             out = super().call_module(m, forward, args, kwargs)
             if isinstance(out, (tuple, list)) and len(out) > 1:
                 # Every item a module returns is its result, even one the caller drops (PiT's
@@ -347,7 +351,7 @@ def trace_graph(module: Any, name: str, training: bool = False,
     known = {key for key, layer in layers.items() if layer is not None}
     try:
         with run_mode(module, training):
-            tracer = _tracer_class(known)()
+            tracer = _tracer_class(known, recorded_forwards(index.modules.values(), training))()
             fx_graph = tracer.trace(module)
         converter = FxConverter(fx_graph, tracer.root, name, layers, index, tracer.returned)
         graph = converter.run()
@@ -378,8 +382,8 @@ def source_line(imp: TorchImport, node: str) -> str | None:
     index = ModuleIndex.of(imp.module)
     known = {id(m) for m in index.modules.values() if module_to_layer(m, {}) is not None}
     try:
-        with run_mode(imp.module, imp.training):
-            tracer = _tracer_class(known)()
+        with run_mode(imp.module, imp.training):  # the same nodes, so the same node names
+            tracer = _tracer_class(known, recorded_forwards(index.modules.values(), imp.training))()
             tracer.record_stack_traces = True
             traced = tracer.trace(imp.module)
     except Exception:  # it traced once; should a second trace fail, the line is not known

@@ -51,6 +51,7 @@ class FxValues:
     #: Measurements by (:meth:`signature`, input shapes, input dtypes): the same op on the same
     #: shapes in every block of a ViT runs once on the meta device.
     measured_memo: dict[tuple, tuple] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)  # get_attr target → its value
 
     def dtype_of(self, node_name: str) -> Any:
         """The element type of a value: the whole-graph run's if there was one, else what the
@@ -166,10 +167,16 @@ class FxValues:
         return found
 
     def attr(self, target: str) -> Any:
-        value = self.root
-        for part in target.split("."):
-            value = getattr(value, part, None)
-        return value
+        """The parameter, buffer or constant at ``target`` (``None`` if there is none); each
+        path is walked once (``nn.Module.__getattr__`` is slow, and every weight is read
+        twice: for its shape and for who owns it)."""
+        found = self.attrs.get(target, self)
+        if found is self:
+            found = self.root
+            for part in target.split("."):
+                found = getattr(found, part, None)
+            self.attrs[target] = found
+        return found
 
     def tuple_root(self, node: Any) -> Any:
         """The value a tuple item comes from: ``lstm`` for ``lstm(x)[1][0]``."""

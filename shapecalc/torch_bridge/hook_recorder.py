@@ -4,10 +4,11 @@ The hook fallback (``fx_hooks``) needs more than module hooks can see: work a mo
 does between its modules (attention's ``q @ k.transpose(-2, -1)``, timm's ``F.conv2d`` with
 "same" padding, a ``torch.cat``) happens in no leaf module. As torchview does, a
 ``TorchFunctionMode`` sees every torch function the forward's own code calls; calls made
-inside a recorded module belong to that module and are not recorded again. Below it, a
-dispatch-level :func:`~shapecalc.torch_bridge.mac_count.mac_counter` gives torch's own count of
-the multiply-accumulates (``None`` where torch has no formula) of every call whose MACs no rule
-gives; it is entered for those calls only, as a dispatch mode slows every op it sees.
+inside a recorded module belong to that module and are not recorded again. Below it, one
+dispatch mode, :mod:`~shapecalc.torch_bridge.meta_memo`, answers meta ops it has seen (a deep
+model repeats its layers' ops) and hands the ops of every call whose MACs no rule gives to a
+:func:`~shapecalc.torch_bridge.mac_count.mac_counter`: torch's own count of the
+multiply-accumulates (``None`` where torch has no formula).
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ class Recording:
         inputs = tuple(_tensors(args, torch, 0)) + tuple(_tensors(kwargs.values(), torch, 0))
         call = Call(path, m, type(m).__name__, inputs, macs=None)
         if id(m) in self.counted or len(inputs) != 1:
-            self.counter.__enter__()
+            self.memo.observer = self.counter.count
             self.counting = True
             call.mark = self.counter.mark()
         self.started.append(call)
@@ -133,7 +134,7 @@ class Recording:
 
     def _stop_counting(self) -> None:
         if self.counting:
-            self.counter.__exit__(None, None, None)
+            self.memo.observer = None
             self.counting = False
 
     # A hook that returns a value replaces the module's input or output: these return None.
@@ -157,10 +158,12 @@ class Recording:
             if label in _NO_WORK:
                 out, macs = func(*args, **kwargs), 0
             else:
-                with self.counter:
-                    mark = self.counter.mark()
+                self.memo.observer, mark = self.counter.count, self.counter.mark()
+                try:
                     out = func(*args, **kwargs)
-                    macs = self.counter.since(mark)
+                finally:
+                    self.memo.observer = None
+                macs = self.counter.since(mark)
         finally:
             self.saved_by_function = None
         if isinstance(out, torch.Tensor) or (isinstance(out, (tuple, list)) and any(
@@ -192,7 +195,9 @@ class Recording:
             def __torch_function__(self, func, types, args=(), kwargs=None):
                 return recording._function(func, args, kwargs or {})
 
-        self.counter = mac_counter()
+        # The counter is not a mode of its own: the memo (a dispatch mode on every op anyway)
+        # hands it each op while a call is counted.
+        self.counter, self.memo = mac_counter(), meta_memo()
         recorded = {id(m) for _, m in self.recorded}
         for path, sub in self.recorded:
             self.handles.append(sub.register_forward_pre_hook(
@@ -206,8 +211,7 @@ class Recording:
                 self.handles.append(sub.register_forward_pre_hook(
                     lambda m, a, path=path: self._enter_owner(path)))
                 self.handles.append(sub.register_forward_hook(self._leave_owner))
-        # The memo sits below the counter, which is entered and left within the forward.
-        self.modes = [meta_memo(), FunctionMode()]
+        self.modes = [self.memo, FunctionMode()]
         if self.saving:
             self.modes.insert(0, torch_module().autograd.graph.saved_tensors_hooks(
                 self._pack, lambda t: t))

@@ -127,47 +127,118 @@ def _run_and_name(layer: Layer, fn: Callable, grad: Backward, inputs: tuple[Shap
     return tuple(kept.values())
 
 
+@contextmanager
+def _step_on_meta(module: Any, inputs: Inputs, setup: Settings) -> Iterator[tuple[dict, list]]:
+    """Meta stand-ins for ``module``'s weights (trainable ones wanting a gradient) and meta
+    inputs, floats in the step's element type; every module in the step's mode, autograd on.
+    Every flag is restored after."""
+    torch = torch_module()
+    from shapecalc.torch_bridge.measure import meta_input, meta_state
+
+    act = getattr(torch, setup.param_dtype)
+    state = meta_state(module, act, grad=True)
+    xs = [meta_input(i.shape, act if i.dtype in TRAIN_DTYPES else i.dtype) for i in inputs]
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        for m, _ in modes:
+            m.training = setup.training
+        with torch.enable_grad():
+            yield state, xs
+    finally:
+        for m, flag in modes:
+            m.training = flag
+
+
 def recorded_saved(module: Any, name: str, inputs: Inputs, setup: Settings) -> MeasuredRun | None:
     """What autograd saves in one training-mode forward of ``module`` at ``inputs``, per node of
     the graph the hook recorder makes of that forward (:func:`~.fx_hooks.recorded_run`): each
     node's output storage, and the storages saved while it ran, parameters and buffers left
     out. It runs on the meta device in the step's element type (no memory, no compute);
     ``None`` when the forward cannot run there (it reads tensor values): unknown."""
+    from torch.func import functional_call
+
+    from shapecalc.torch_bridge.fx_hooks import recorded_run
+
+    try:
+        with _step_on_meta(module, inputs, setup) as (state, xs):
+            _, calls, values = recorded_run(
+                module, name, lambda: (xs, functional_call(module, state, tuple(xs))))
+    except Exception:  # a forward that reads tensor values cannot run on meta: unknown
+        return None
+    return _measured_run(values, {call.node: call.saved for call in calls if call.saved})
+
+
+def traced_saved(imp: Any, inputs: Inputs, setup: Settings) -> MeasuredRun | None:
+    """The same for a model traced by torch.fx (``imp``, a ``TorchImport``): its traced graph
+    run on meta with autograd saving, each saved tensor attributed to the fx node running and
+    so to its engine node. Rules and per-op measurements see each op alone, on contiguous
+    inputs; this run sees the strides the model gives them (a matmul on a permuted view keeps
+    a contiguous copy). ``None`` (the rules stand) when a node's tensors are not all known."""
     torch = torch_module()
     from torch.func import functional_call
 
-    from shapecalc.core.memory import MeasuredNode, MeasuredRun
-    from shapecalc.torch_bridge.fx_hooks import recorded_run
-    from shapecalc.torch_bridge.measure import meta_input, meta_state
+    from shapecalc.torch_bridge.fx_import import _runner
 
-    act = getattr(torch, setup.param_dtype)
-    state = meta_state(module, act, grad=True)
-    xs = [meta_input(i.shape, act if i.dtype in TRAIN_DTYPES else i.dtype) for i in inputs]
+    outputs: dict[str, Any] = {}
+    saved: dict[str, list] = {}
+    running: list[str] = [""]
 
-    def forward() -> tuple[list, Any]:
-        with torch.enable_grad():
-            return xs, functional_call(module, state, tuple(xs))
+    class Recorder(torch.fx.Interpreter):
+        def run_node(self, n: Any) -> Any:
+            running[0] = n.name
+            out = super().run_node(n)
+            if n.op == "get_attr" and isinstance(out, torch.Tensor) and not out.is_meta:
+                # a tensor constant fx made of a buffer (no stand-in swapped it in): state too
+                out = torch.empty_like(out, device="meta")
+                out.shapecalc_stands_for = id(out)
+            outputs[n.name] = out
+            return out
 
-    modes = [(m, m.training) for m in module.modules()]
+    def pack(t: Any) -> Any:
+        saved.setdefault(running[0], []).append(t)
+        return t
+
+    runner = _runner(imp, Recorder)
     try:
-        for m, _ in modes:
-            m.training = setup.training
-        _, calls, values = recorded_run(module, name, forward)
-    except Exception:  # a forward that reads tensor values cannot run on meta: unknown
+        with _step_on_meta(runner, inputs, setup) as (state, xs), \
+                torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            functional_call(runner, state, tuple(xs))
+    except Exception:  # a forward meta cannot run: the rules stand
         return None
-    finally:
-        for m, flag in modes:
-            m.training = flag
-    nodes = {node: MeasuredNode(_storage(t), t.untyped_storage().nbytes())
-             for node, t in values.items()}
-    for call in calls:
-        if call.node in nodes and call.saved:
-            kept: dict[int, int] = {}
-            for t in call.saved:
-                base = t._base if t._base is not None else t  # F.linear keeps weight.t()
-                if getattr(base, "shapecalc_stands_for", None) is None:
-                    kept.setdefault(_storage(t), t.untyped_storage().nbytes())
-            nodes[call.node] = replace(nodes[call.node], saved=tuple(kept.items()))
+    nodes = {n.name for n in imp.graph.nodes} if imp.graph is not None else set()
+    # engine node → fx node; a block's name maps to its last node's fx node too: nodes only
+    engine_of = {fx: node for node, fx in reversed(imp.fx_names.items()) if node in nodes}
+    placeholders = [n.name for n in imp.fx_graph.nodes if n.op == "placeholder"]
+    engine_of.update(zip(placeholders, imp.graph.input_names if imp.graph is not None else ()))
+    if any(_kept(tensors) for fx, tensors in saved.items() if fx not in engine_of):
+        return None  # saved by an fx node no engine node stands for: not attributable
+    return _measured_run({node: outputs.get(fx) for fx, node in engine_of.items()},
+                         {engine_of[fx]: tensors for fx, tensors in saved.items() if fx in engine_of})
+
+
+def _kept(tensors: list) -> dict[int, int]:
+    """(storage → bytes) of saved tensors that are activations: not a parameter or buffer's
+    stand-in, nor a view of one (F.linear keeps ``weight.t()``)."""
+    kept: dict[int, int] = {}
+    for t in tensors:
+        base = t._base if t._base is not None else t
+        if getattr(base, "shapecalc_stands_for", None) is None:
+            kept.setdefault(_storage(t), t.untyped_storage().nbytes())
+    return kept
+
+
+def _measured_run(values: dict[str, Any], saved: dict[str, list]) -> MeasuredRun:
+    """Per node, its output's storage and the storages saved while it ran."""
+    torch = torch_module()
+    from shapecalc.core.memory import MeasuredNode, MeasuredRun
+
+    nodes = {}
+    for node, value in values.items():
+        while isinstance(value, (tuple, list)) and value:
+            value = value[0]
+        if isinstance(value, torch.Tensor):
+            nodes[node] = MeasuredNode(_storage(value), value.untyped_storage().nbytes(),
+                                       tuple(_kept(saved.get(node, [])).items()))
     return MeasuredRun(nodes)
 
 
@@ -205,4 +276,4 @@ def autograd_saved(module: Any, inputs: list[Any]) -> tuple[dict[str, int], int,
     return per, sum(per.values()), out
 
 
-__all__ = ["autograd_saved", "measure_layer", "recorded_saved"]
+__all__ = ["autograd_saved", "measure_layer", "recorded_saved", "traced_saved"]

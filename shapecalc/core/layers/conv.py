@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from shapecalc.core import arithmetic as ar
 from shapecalc.core.errors import ConfigError, LayerError, Reason, ShapeError
+from shapecalc.core.layers.fields import derived
 from shapecalc.core.layers.base import (
     AXIS_NAMES, FieldSteps, LayerKind, Shape, _WindowLayer, window_steps, batch_positions, compact,
     dropped_notes, explain_axes,
@@ -122,7 +122,7 @@ class _ConvBase(_WindowLayer):
     def resolve(self, *inputs: Shape) -> "_WindowLayer":
         if self.in_channels is not None:
             return self
-        return dataclasses.replace(self, in_channels=self._channels_in(inputs[0]))
+        return derived(self, in_channels=self._channels_in(inputs[0]))
 
     def _weights(self, c_in: int) -> int:
         return self.out_channels * (c_in // self.groups) * self._kernel_volume

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from contextvars import ContextVar
 import numbers
 import types
 import typing
 from typing import Any, Iterable
 
-from shapecalc.core.errors import FieldError
+from shapecalc.core.bounds import Bound
+from shapecalc.core.errors import ArgumentError, FieldError
 from shapecalc.core.safetext import preview
 
 #: Torch sizes and indices are 64-bit integers: nothing larger can describe a real tensor.
@@ -30,8 +32,38 @@ MAX_INT = 2**63 - 1
 #: More entries than any tensor has dimensions (torch allows 64 at most).
 MAX_TUPLE = 64
 
+#: Largest size a layer field may hold: every real tensor dimension fits in 31 bits, and a
+#: weight sized by two such fields is already beyond any machine (``Linear(2**31, 2**31)`` is
+#: 16 EiB of float32). The one-line refusal names the field and the range.
+MAX_FIELD_SIZE = 2**31 - 1
+#: Stacked recurrent layers: torch builds one module per layer (a meta build of 10⁷ took minutes).
+MAX_RECURRENT_LAYERS = 1024
+
+_SIZE = Bound(int, high=MAX_FIELD_SIZE, why="every real tensor dimension fits in 31 bits")
+_AXIS = Bound(int, -MAX_TUPLE, MAX_TUPLE - 1, why=f"a tensor has at most {MAX_TUPLE} dimensions")
+#: Every field name's declared maximum (:class:`~shapecalc.core.bounds.Bound`), checked for
+#: every layer kind in :func:`check_fields`, whether the value came from Python, a spec file or
+#: the command line. Lower limits are each layer's own (padding may be 0, a dim negative).
+#: Fields the engine infers from the input (``in_features=None``) are exempt when derived: a
+#: 100,000×100,000 input gives a Linear more features than any bound, exactly.
+FIELD_LIMITS: dict[str, Bound] = {
+    **dict.fromkeys((
+        "kernel_size", "stride", "padding", "dilation", "output_padding", "pad", "output_size",
+        "size", "shape", "divisor_override", "in_channels", "out_channels", "groups",
+        "in_features", "out_features", "num_features", "num_channels", "num_groups",
+        "normalized_shape", "num_parameters", "num_embeddings", "embedding_dim", "padding_idx",
+        "input_size", "hidden_size", "proj_size", "embed_dim", "kdim", "vdim", "num_heads",
+        "d_model", "nhead", "dim_feedforward", "upscale_factor", "downscale_factor"), _SIZE),
+    **dict.fromkeys(("dim", "dim0", "dim1", "dims", "start_dim", "end_dim"), _AXIS),
+    "num_layers": Bound(int, high=MAX_RECURRENT_LAYERS, why="torch builds one module per layer"),
+    "scale_factor": Bound(float, high=MAX_FIELD_SIZE, why="it multiplies a tensor dimension"),
+}
+
+#: Set while the engine fills an inferred field from an input shape (:func:`derived`).
+_DERIVING: ContextVar[bool] = ContextVar("shapecalc_deriving", default=False)
+
 _NONE = type(None)
-_hints: dict[type, tuple[tuple[str, Any, frozenset, frozenset], ...]] = {}
+_hints: dict[type, tuple[tuple[str, Any, frozenset, frozenset, Bound | None], ...]] = {}
 
 
 def short_repr(value: Any, limit: int = 60) -> str:
@@ -59,12 +91,15 @@ def _fast_types(hint: Any) -> tuple[frozenset, frozenset]:
     return frozenset(scalars), frozenset(elements)
 
 
-def _field_hints(cls: type) -> tuple[tuple[str, Any, frozenset, frozenset], ...]:
+def _field_hints(cls: type) -> tuple[tuple[str, Any, frozenset, frozenset, Bound | None], ...]:
     cached = _hints.get(cls)
     if cached is None:
         resolved = typing.get_type_hints(cls)
-        hints = [(f.name, resolved.get(f.name, Any)) for f in dataclasses.fields(cls) if f.init]
-        cached = tuple((name, hint, *_fast_types(hint)) for name, hint in hints)
+        # A field left out of comparisons (a measured layer's runner and cache) is machinery
+        # the importer sets, not part of the layer's value: no spec or user ever gives it.
+        hints = [(f.name, resolved.get(f.name, Any)) for f in dataclasses.fields(cls)
+                 if f.init and f.compare]
+        cached = tuple((name, hint, *_fast_types(hint), FIELD_LIMITS.get(name)) for name, hint in hints)
         _hints[cls] = cached
     return cached
 
@@ -84,24 +119,51 @@ def check_fields(layer: Any) -> None:
     """Check every init field of ``layer`` against its annotation; normalise NumPy scalars and
     lists in place (the layer is frozen, so through ``object.__setattr__``)."""
     allow = getattr(type(layer), "non_finite", ())
-    derived = getattr(type(layer), "inferred", ())
-    for name, hint, scalars, elements in _field_hints(type(layer)):
+    derived = getattr(type(layer), "inferred", ()) if _DERIVING.get() else ()
+    for name, hint, scalars, elements, limit in _field_hints(type(layer)):
         value = getattr(layer, name)
         if name in derived and type(value) is int and value >= 0 and value.bit_length() < 3000:
             # in_features of a huge input is derived by the engine and exact beyond torch's
             # int64 (the numbers still print: Python's digit limit is far above 3,000 bits)
             continue
         free = name in allow
-        if _plain(value, scalars, free) or (
+        if not (_plain(value, scalars, free) or (
                 type(value) is tuple and elements and len(value) <= MAX_TUPLE
-                and all(_plain(v, elements, free) for v in value)):
-            continue  # already a plain Python value of a declared type
-        try:
-            fixed = conform(value, hint, name, free)
-        except FieldError as err:
-            raise FieldError(err.field, err.detail, layer=type(layer).__name__, numbers=err.numbers) from None
-        if fixed is not value:
-            object.__setattr__(layer, name, fixed)
+                and all(_plain(v, elements, free) for v in value))):
+            try:
+                fixed = conform(value, hint, name, free)
+            except FieldError as err:
+                raise FieldError(err.field, err.detail, layer=type(layer).__name__, numbers=err.numbers) from None
+            if fixed is not value:
+                object.__setattr__(layer, name, fixed)
+                value = fixed
+        if limit is not None:
+            within(layer, name, value, limit)
+
+
+def derived(layer: Any, **values: Any) -> Any:
+    """``layer`` with inferred fields set to ``values`` the engine worked out from an input
+    shape. Such a value is exempt from the field's maximum and from int64 (a 100,000×100,000
+    input gives a Linear more features than either, exactly); the same value written by a
+    user is checked like any other."""
+    token = _DERIVING.set(True)
+    try:
+        return dataclasses.replace(layer, **values)
+    finally:
+        _DERIVING.reset(token)
+
+
+def within(layer: Any, name: str, value: Any, limit: Bound) -> None:
+    """Every number in field ``name``'s ``value`` (None, a number, text or a tuple of them) is
+    in ``limit``'s range; else one :class:`FieldError` naming the field and the range."""
+    for v in (value if type(value) is tuple else (value,)):
+        if type(v) in (int, float) and not (
+                (limit.high is None or v <= limit.high) and (limit.low is None or v >= limit.low)):
+            try:
+                limit.check(name, v)
+            except ArgumentError as err:
+                raise FieldError(name, err.detail, layer=type(layer).__name__,
+                                 numbers={name: preview(value)}) from None
 
 
 class _Mismatch(Exception):

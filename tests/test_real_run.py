@@ -1,0 +1,118 @@
+"""A small model's hook recording may run for real: same answer as on meta, nothing of the user's changed."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import shapecalc
+from shapecalc.torch_bridge import real_run
+from shapecalc.torch_bridge.real_run import GaveUp, real_run_guard
+
+nn = torch.nn
+
+
+class Counting(nn.Module):
+    """Not traceable by fx (a Python branch on a tensor's size) and writes into its own buffer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = nn.LayerNorm(8)
+        self.fc = nn.Linear(8, 4)
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x):
+        if x.shape[-1] > 4:  # fx cannot trace a branch on a size it was not given
+            self.calls.add_(1)
+        y = self.conv(x).mean((2, 3))
+        return self.fc(self.norm(y) @ torch.eye(8))
+
+
+class Plain(Counting):
+    def forward(self, x):
+        if x.shape[-1] > 4:
+            x = x * 2
+        y = self.conv(x).mean((2, 3))
+        return self.fc(self.norm(y) @ torch.eye(8))
+
+
+def analysed(model, shape, real_first: bool, monkeypatch) -> str:
+    monkeypatch.setattr(real_run, "REAL_FIRST_PARAMETERS", 5_000_000 if real_first else -1)
+    result = shapecalc.analyze(model, shape)
+    return result.to_json(explain=True)
+
+
+@pytest.mark.parametrize("kind, ran_for_real", [(Plain, True), (Counting, False)])
+def test_real_first_gives_what_meta_gives_and_changes_nothing(kind, ran_for_real, monkeypatch):
+    model = kind().eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    guards = []
+    made = real_run.real_run_guard
+    monkeypatch.setattr(real_run, "real_run_guard", lambda *a, **k: guards.append(made(*a, **k))
+                        or guards[-1])
+    real_first = analysed(model, (1, 3, 16, 16), True, monkeypatch)
+    # Counting gives up at its first op, the write into its buffer, before it runs.
+    assert len(guards) == 1 and (guards[0].made > 0) is ran_for_real
+    assert real_first == analysed(model, (1, 3, 16, 16), False, monkeypatch)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the buffer never counted
+
+
+def test_a_write_into_the_models_own_tensor_is_refused_before_it_runs():
+    model = Counting().eval()
+    with pytest.raises(GaveUp), real_run_guard(model, 2**30), torch.no_grad():
+        model(torch.zeros(1, 3, 8, 8))
+    assert model.calls.item() == 0
+
+
+def test_the_byte_and_work_budgets_stop_a_real_run():
+    model = Plain().eval()
+    x = torch.zeros(1, 3, 64, 64)
+    with torch.no_grad():
+        with pytest.raises(GaveUp, match="tensors"), real_run_guard(model, 1000):
+            model(x)
+        with pytest.raises(GaveUp, match="computes"), real_run_guard(model, 2**30, macs=10_000):
+            model(x)
+        with real_run_guard(model, 2**30):  # within both budgets it just runs
+            assert model(x).shape == (1, 4)
+
+
+def test_a_transformer_recorded_for_real_equals_its_meta_recording(monkeypatch):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=64, vocab_size=100)
+    model = transformers.BertModel(config).eval()
+    monkeypatch.setattr(real_run, "REAL_FIRST_PARAMETERS", 5_000_000)
+    real = shapecalc.analyze(model, (1, 12), input_dtypes=["int64"])
+    monkeypatch.setattr(real_run, "REAL_FIRST_PARAMETERS", -1)
+    meta = shapecalc.analyze(model, (1, 12), input_dtypes=["int64"])
+    assert real.to_json(explain=True) == meta.to_json(explain=True)
+    assert real.total_macs is not None and real.total_macs > 0
+
+
+def test_a_lazy_module_stays_lazy(monkeypatch):
+    """A real forward would give the user's lazy module its weights: it is recorded on meta."""
+
+    class Lazy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.LazyLinear(4)
+
+        def forward(self, x):
+            if x.shape[-1] > 2:
+                x = x * 2
+            return self.fc(x)
+
+    def outcome(real_first: bool) -> str:
+        monkeypatch.setattr(real_run, "REAL_FIRST_PARAMETERS", 5_000_000 if real_first else -1)
+        try:
+            return shapecalc.analyze(model, (1, 8)).to_json()
+        except shapecalc.ShapecalcError as err:
+            return str(err)
+
+    model = Lazy()
+    assert not real_run.cheaper_for_real(model, 32, 2**30)
+    assert outcome(True) == outcome(False)
+    assert isinstance(model.fc.weight, nn.parameter.UninitializedParameter)
