@@ -9,7 +9,10 @@ ops at the same shapes, so the hook recorder may run a small CPU model for real 
 :class:`RealRunGuard` (a dispatch mode) keeps that run from costing what the meta run would
 not: before any op that writes into one of its arguments runs, it gives up if the argument
 shares storage with one of the model's parameters or buffers (nothing the user owns is
-changed), and after each op it gives up once the run has made more than ``budget`` bytes of
+changed), before any op that reads a tensor's values (``.item()``, ``if mask.all()``,
+``nonzero``): code that branches on values could take another branch for real than on meta,
+where such an op raises and the forward is recorded for real anyway; and after each op it
+gives up once the run has made more than ``budget`` bytes of
 tensors or done more than :data:`REAL_FIRST_MACS` multiply-accumulates (estimated from the
 shapes, so the choice does not depend on the machine's load). The caller then runs the
 forward on meta.
@@ -68,6 +71,13 @@ def _guard_class() -> type:
     products = {aten.mm: 0, aten.bmm: 0, aten.addmm: 1, aten.baddbmm: 1}
     convolutions = {aten.convolution, aten._convolution}
     writes: dict[Any, tuple[int, ...]] = {}  # op overload → the arguments it writes into
+    # Ops whose result depends on values, which the meta device cannot run (a Python scalar,
+    # or an output size that depends on values).
+    reads = {getattr(aten, name) for name in (
+        "_local_scalar_dense", "item", "is_nonzero", "equal", "allclose", "nonzero",
+        "masked_select", "argwhere", "bincount", "_unique", "_unique2", "unique_dim",
+        "unique_consecutive", "unique_dim_consecutive") if hasattr(aten, name)}
+    reads_overloads = {aten.repeat_interleave.Tensor, aten.repeat_interleave.self_Tensor}
 
     class RealRunGuard(TorchDispatchMode):
         def __init__(self, module: Any, budget: int, macs: int) -> None:
@@ -87,6 +97,8 @@ def _guard_class() -> type:
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
+            if func._overloadpacket in reads or func in reads_overloads:
+                raise GaveUp(f"the forward reads tensor values ({func})")
             written = self._written(func)
             if written:
                 schema = func._schema.arguments
