@@ -49,3 +49,18 @@ def test_third_party_warnings_do_not_reach_stderr(tmp_path):
     shown = shapecalc("show", "warn.py:make", "--input", "1x4", cwd=tmp_path, timeout=120,
                       env={"PYTHONWARNINGS": "default"})
     assert "third party noise" in shown.stderr
+
+
+@pytest.mark.parametrize("args", [("show", "lenet", "--input", "0x10"),
+                                  ("layer", "--k", "3", "0x10")])
+def test_a_hexadecimal_looking_size_is_refused_saying_how_it_was_read(args):
+    # issue 21: "0x10" is the two sizes 0 and 10 ('x' separates sizes), never 16; 0 is refused
+    outcome = shapecalc(*args)
+    flag = "--input" if "--input" in args else "SIZE"
+    assert_one_line(outcome, 2, f"{flag}: must be ≥ 1, got 0", "is read as the sizes 0 and 10",
+                    "'x' separates sizes")
+
+
+def test_an_upper_case_hexadecimal_size_is_not_an_integer():
+    assert_one_line(shapecalc("show", "lenet", "--input", "0X10"), 2,
+                    "--input: '0X10' is not an integer written with the digits 0-9")

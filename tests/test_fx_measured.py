@@ -78,3 +78,21 @@ def test_a_mask_made_by_a_measured_op_reaches_its_reader_without_a_whole_graph_r
     with torch.no_grad():
         assert result.output_shape == tuple(model(torch.randn(2, 5, 6)).shape)
     assert any("invert" in r.name and r.measured for r in result.records)
+
+
+def test_signatures_compare_calls_constants_and_weights():
+    from shapecalc.torch_bridge.fx_values import FxValues
+
+    root = nn.Module()
+    root.a = nn.Parameter(torch.ones(3))
+    root.b = nn.Parameter(torch.ones(3))
+    root.c = nn.Parameter(torch.ones(1, 3))
+    graph = torch.fx.Graph()
+    x = graph.placeholder("x")
+    calls = [graph.call_function(torch.mul, (x, graph.get_attr(w))) for w in ("a", "b", "c")]
+    rolls = [graph.call_method("roll", (x, k, -1)) for k in (1, True, 1.0)]
+    values = FxValues(torch, root, {})
+    sig = [values.signature(n, [x]) for n in calls + rolls]
+    assert sig[0] == sig[1] != sig[2]  # same weight shape; another shape
+    assert sig[3] != sig[4] and sig[3] != sig[5]  # 1, True and 1.0 are three constants
+    assert values.signature(graph.call_function(torch.mul, (x, object())), [x]) is None

@@ -22,6 +22,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from shapecalc.core.arithmetic import AxisRF, AxisStep, FieldRule
+from shapecalc.core.arithmetic.field_axes import Permuted
 from shapecalc.core.blocks import Sequential
 from shapecalc.core.graph import analyze_graph
 from shapecalc.core.image_fields import fields_in_image
@@ -227,16 +228,20 @@ def test_two_d_field_is_per_axis() -> None:
 def test_layers_say_how_they_treat_positions():
     """No silent 'unchanged': element-wise layers say so; statistics over positions (GroupNorm,
     LayerNorm over the spatial dims) and Linear after Flatten read everything; a layer with no
-    rule, or a permutation that moves a spatial axis, leaves the field unknown."""
+    rule leaves the field unknown; a permutation moves the fields with their axes."""
     shape = (1, 4, 8, 8)
     assert ReLU().field_steps(shape) is FieldRule.POINTWISE
     assert BatchNorm2d(4).field_steps(shape) is FieldRule.POINTWISE
     assert GroupNorm(2, 4).field_steps(shape) is FieldRule.GLOBAL
     assert Flatten().field_steps(shape) is FieldRule.GLOBAL
     assert Layer().field_steps(shape) is FieldRule.UNKNOWN
-    assert Permute((0, 2, 3, 1)).field_steps(shape) is FieldRule.UNKNOWN
-    result = analyze_graph(Sequential(Conv2d(4, 4, 3), Permute((0, 2, 3, 1)), ReLU()).to_graph(), shape)
-    assert [r.rf for r in result.records][1:] == [FieldRule.UNKNOWN, FieldRule.UNKNOWN]
+    assert Permute((0, 2, 3, 1)).field_steps(shape) == Permuted(shape, (0, 2, 3, 1))
+    result = analyze_graph(Sequential(Conv2d(4, 4, 3), Permute((0, 2, 3, 1)), ReLU(),
+                                      Conv2d(6, 4, 3)).to_graph(), shape)
+    permuted, relu, conv_nhwc = (r.rf for r in result.records[1:])
+    assert permuted == relu == result.records[0].rf and [a.size for a in relu] == [3, 3]
+    assert [w.axis for w in relu.where] == [1, 2]  # H and W now sit on axes 1 and 2
+    assert conv_nhwc is FieldRule.UNKNOWN  # a conv reads axes 2 and 3: W and the channels
     result = analyze_graph(Sequential(Conv2d(4, 4, 3), Flatten(), Linear(144, 2)).to_graph(), shape)
     assert result.records[-1].rf is None
 

@@ -247,8 +247,10 @@ def test_explain_says_the_field_in_theory_and_inside_the_image():
     assert ("RF H: 67 in theory, outputs 16 apart; inside the image 50 to 67: output 0 reads "
             "0…49 of -17…49, output 11 159…217 of 159…225") in text
     assert text.count("RF W: same as H") == 8  # 5 convs and 3 pools, not the ReLUs
-    odd = analyze(Sequential(Conv2d(1, 2, 3), Permute((0, 2, 3, 1)), ReLU()), (1, 1, 8, 8))
+    odd = analyze(Sequential(Conv2d(1, 2, 3), Permute((0, 2, 3, 1)), ReLU(), Conv2d(6, 2, (3, 1)), ReLU()),
+                  (1, 1, 8, 8))
     lines = odd.table(explain=True)
-    assert lines.count("RF: unknown from here: Permute has no receptive-field rule") == 1
-    assert [r.rf for r in odd.records][1:] == [FieldRule.UNKNOWN] * 2
-    assert table_row(lines, "2")[-1] == "?"
+    assert lines.count("RF: unknown from here: Conv2d reads the last axes, but the fields sit on "
+                       "axes 1, 2 (channels-last)") == 1
+    assert [r.rf for r in odd.records][3:] == [FieldRule.UNKNOWN] * 2
+    assert table_row(lines, "2")[-1] == "3" and table_row(lines, "4")[-1] == "?"

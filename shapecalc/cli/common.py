@@ -44,7 +44,10 @@ def parse_ints(text: str, param: str, minimum: int = 1, allow_zero: bool = False
             raise _too_large(param, part)
         lowest = 0 if allow_zero else minimum
         if value < lowest:
-            raise UsageError(f"{param}: must be ≥ {lowest}, got {value}")
+            # name how the text was read: "0x10" is the sizes 0 and 10, not hexadecimal 16
+            read = (f" ({preview(raw, 40)} is read as the sizes {', '.join(parts[:-1])[:60]} and "
+                    f"{parts[-1][:20]}: 'x' separates sizes, each ≥ {lowest})" if len(parts) > 1 else "")
+            raise UsageError(f"{param}: must be ≥ {lowest}, got {value}{read}")
         values.append(value)
     return tuple(values)
 

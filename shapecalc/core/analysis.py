@@ -12,11 +12,13 @@ from enum import StrEnum
 from math import prod
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
-from shapecalc.core.errors import ArgumentError
+from shapecalc.core.argcheck import flag
+from shapecalc.core.errors import ArgumentError, UnknownName
 from shapecalc.core.inputs import DTYPE_BYTES, Inputs
 from shapecalc.core.layers import RF, Layer, Shape
 from shapecalc.core.notes import Note, NoteKind
-from shapecalc.core.registry import render
+from shapecalc.core.registry import check_options, render
+from shapecalc.core.safetext import preview
 
 if TYPE_CHECKING:
     from shapecalc.core.graph import Graph
@@ -185,17 +187,17 @@ class Analysis:
 
         kind = dtype if dtype is not None else (self.dtype if self.dtype in memory.TRAIN_DTYPES
                                                 else "float32")
-        dev = roofline.device(device or roofline.DEFAULT_DEVICE)
-        setup = memory.settings(kind, amp, optimizer, mode, dev.cuda)
+        dev = roofline.device(roofline.DEFAULT_DEVICE if device is None else device)
+        setup = memory.settings(kind, flag("amp", amp), optimizer, mode, dev.cuda)
         return memory.estimate(memory.at_batch(self, batch), setup, self.saved_measure, dev.name)
 
     def record(self, name: str) -> Record:
         for r in self.records:
             if r.name == name:
                 return r
-        if name in self.blocks:
+        if isinstance(name, str) and name in self.blocks:
             return self.blocks[name]
-        raise KeyError(name)
+        raise UnknownName("name", f"no node or block named {preview(name)} in {preview(self.model)}")
 
     def blocks_of(self, name: str) -> tuple[str, ...]:
         """The blocks enclosing node or block ``name``, outermost first (the graph's tree)."""
@@ -227,6 +229,7 @@ class Analysis:
     def rows(self, depth: int | None = None, ops: bool = True) -> Iterator[Record]:
         """Blocks and layers in tree order (a block's row before its children's), cut at
         ``depth``; ``ops=False`` leaves out functional glue (:meth:`is_glue`)."""
+        check_options({"depth": depth, "ops": ops})
         opened: set[str] = set()
         for rec in self.records:
             for prefix in self.blocks_of(rec.name):

@@ -164,6 +164,14 @@ class ArgumentError(ShapecalcError):
         self.detail = printable(message)
 
 
+class UnknownName(ArgumentError, KeyError):
+    """A name looked up (a node, a block) that is not there: an :class:`ArgumentError` naming
+    the parameter, and still a ``KeyError`` for code that caught one."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 @contextmanager
 def user_code(what: str) -> Iterator[None]:
     """Turn what the user's code raises outside ``Exception`` (``what``: "importing net.py") into

@@ -17,6 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from shapecalc.core.bounds import Bound
+from shapecalc.core.errors import ArgumentError
+from shapecalc.core.safetext import preview
+
 ANALYSIS = "analysis"
 DIAGNOSIS = "diagnosis"
 MEMORY = "memory"  # a training step's memory (shapecalc.core.memory.MemoryReport)
@@ -112,9 +116,36 @@ def get(name: str, command: str | None = None, param: str = "format") -> Rendere
     return found
 
 
+#: The options formats share, declared once (:class:`~shapecalc.core.bounds.Bound`): a wrong
+#: type or a value out of range is an :class:`ArgumentError` naming the option, before any
+#: renderer compares or multiplies it (``table(width=float("nan"))`` never returned).
+OPTION_LIMITS: dict[str, Bound] = {
+    "depth": Bound(int, 0, 2**31 - 1, optional=True),
+    "width": Bound(int, 1, 100_000, optional=True, why="wider than any screen or page"),
+    "indent": Bound(int, 0, 64, optional=True),
+    "explain": Bound(bool), "expand": Bound(bool), "ops": Bound(bool),
+    "dot_timeout": Bound(float, 0, 86_400, optional=True, above_low=True, why="a day"),
+}
+
+
+def check_options(options: dict[str, Any]) -> None:
+    """Every option of :data:`OPTION_LIMITS` in ``options`` within its bound; ``columns`` a list
+    of names."""
+    for name, value in options.items():
+        bound = OPTION_LIMITS.get(name)
+        if bound is not None:
+            bound.check(name, value)
+    columns = options.get("columns")
+    if columns is not None and (not isinstance(columns, (list, tuple))
+                                or not all(isinstance(c, str) for c in columns)):
+        raise ArgumentError("columns", f"expected a list of column names, got {preview(columns)}")
+
+
 def render(analysis, name: str, **options: Any) -> Any:
-    """``analysis`` in format ``name``; options the format does not take are a ``TypeError``."""
-    return get(name)(analysis, **options)
+    """``analysis`` in format ``name`` (an unknown one names ``fmt``); options are checked by
+    :func:`check_options`, and options the format does not take are a ``TypeError``."""
+    check_options(options)
+    return get(name, param="fmt")(analysis, **options)
 
 
 def show(subject: str, value: Any, name: str) -> Any:
@@ -122,5 +153,5 @@ def show(subject: str, value: Any, name: str) -> Any:
     return all_renderers(subject)[name](value)
 
 
-__all__ = ["ANALYSIS", "DIAGNOSIS", "MEMORY", "SCAN", "Renderer", "all_renderers", "find_renderers_with",
+__all__ = ["ANALYSIS", "DIAGNOSIS", "MEMORY", "OPTION_LIMITS", "SCAN", "Renderer", "check_options", "all_renderers", "find_renderers_with",
            "get", "names", "render", "renderer", "show"]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from shapecalc.core.arithmetic import FieldRule
+from shapecalc.core.arithmetic.field_axes import Placed
 from shapecalc.core.image_fields import fields_in_image
 from shapecalc.core.layers.base import AXIS_NAMES
 from shapecalc.output import header_lines, mode_text, record_kind, shape_text
@@ -134,8 +135,13 @@ def field_lines(analysis) -> dict[str, list[str]]:
     for rec in analysis.records:
         rf = rec.rf
         if rf is FieldRule.UNKNOWN:
-            if all(rfs.get(s) is not FieldRule.UNKNOWN for s in sources.get(rec.name, ())):
-                lines[rec.name] = [f"RF: unknown from here: {rec.type} has no receptive-field rule"]
+            before = [rfs.get(s) for s in sources.get(rec.name, ())]
+            if all(b is not FieldRule.UNKNOWN for b in before):
+                moved = next((b.where for b in before if isinstance(b, Placed)), None)
+                why = (f"{rec.type} reads the last axes, but the fields sit on axes "
+                       f"{', '.join(str(w.axis) for w in moved)} (channels-last)" if moved
+                       else f"{rec.type} has no receptive-field rule")
+                lines[rec.name] = [f"RF: unknown from here: {why}"]
             continue
         spans = inside.get(rec.name)
         if not rf or not isinstance(spans, tuple):

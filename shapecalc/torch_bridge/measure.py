@@ -255,6 +255,16 @@ def forward_error(err: BaseException) -> str:
     return f"{type(err).__name__}: {torch_error(err)}" + (f" (raised at {where})" if where else "")
 
 
+#: Measured ops that read each position alone, whatever their arguments (eval-mode stochastic
+#: depth is the identity; in training it scales whole samples).
+_POSITIONWISE_OPS = frozenset({"stochastic_depth", "drop_path", "contiguous", "clone", "to", "float",
+                               "type_as", "neg", "abs", "exp", "log", "sqrt", "rsqrt", "pow",
+                               "reciprocal", "clamp", "square"})
+#: Reshapes: their output is the input's elements in the same (row-major) order.
+_RESHAPE_OPS = frozenset({"view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze"})
+_PERMUTE_OPS = frozenset({"permute", "transpose", "swapaxes", "movedim", "moveaxis"})
+
+
 @dataclass(frozen=True)
 class MeasuredLayer(Layer):
     """A node whose output shape comes from running torch on the meta device.
@@ -281,12 +291,28 @@ class MeasuredLayer(Layer):
     measured: ClassVar[bool] = True
 
     def field_steps(self, *inputs: Shape) -> Any:
-        """A recorded torch function that is an activation or a dropout (``relu``) treats each
-        position alone whatever its arguments; any other measured op has no rule here."""
+        """What a measured op's name and shapes alone prove: an activation, a dropout, an
+        element-wise arithmetic op or a stochastic depth (``relu``, ``mul`` by a layer scale)
+        treats each position alone whatever its arguments; a reshape (``view``, ``flatten``)
+        is row-major by definition, so its sizes say where each field goes; a ``permute`` of
+        axes of distinct sizes is read from the sizes. Any other measured op has no rule here."""
         from shapecalc.core.arithmetic import FieldRule
-        from shapecalc.torch_bridge.fx_ops import elementwise_op
+        from shapecalc.core.arithmetic.field_axes import Permuted, Reshaped
+        from shapecalc.torch_bridge.fx_ops import BINARY, elementwise_op
 
-        return FieldRule.POINTWISE if elementwise_op(self.op_type) else FieldRule.UNKNOWN
+        name = self.op_type
+        if elementwise_op(name) or name in BINARY or name in _POSITIONWISE_OPS:
+            return FieldRule.POINTWISE
+        if not inputs or name not in _RESHAPE_OPS | _PERMUTE_OPS:
+            return FieldRule.UNKNOWN
+        # A reshape's other inputs only lend sizes (x.reshape(B, N, -1) with B, N from a tensor's
+        # shape): the values, and the fields, are the first input's.
+        before, after = tuple(inputs[0]), tuple(self.output_shape(*inputs))
+        if name in _RESHAPE_OPS:
+            return Reshaped(before, after)
+        if len(set(before)) == len(before) and sorted(before) == sorted(after):
+            return Permuted(before, tuple(before.index(n) for n in after))
+        return FieldRule.UNKNOWN
 
     def _run(self, inputs: tuple[Shape, ...]) -> tuple[Shape, int]:
         key = tuple(tuple(s) for s in inputs)

@@ -9,7 +9,10 @@ ops at the same shapes, so the hook recorder may run a small CPU model for real 
 :class:`RealRunGuard` (a dispatch mode) keeps that run from costing what the meta run would
 not: before any op that writes into one of its arguments runs, it gives up if the argument
 shares storage with one of the model's parameters or buffers (nothing the user owns is
-changed), and after each op it gives up once the run has made more than ``budget`` bytes of
+changed), before any op that reads a tensor's values (``.item()``, ``if mask.all()``,
+``nonzero``): code that branches on values could take another branch for real than on meta,
+where such an op raises and the forward is recorded for real anyway; and after each op it
+gives up once the run has made more than ``budget`` bytes of
 tensors or done more than :data:`REAL_FIRST_MACS` multiply-accumulates (estimated from the
 shapes, so the choice does not depend on the machine's load). The caller then runs the
 forward on meta.
@@ -23,10 +26,13 @@ from shapecalc.torch_bridge.measure import torch_module
 
 #: The most parameters a model may have for its forward to be tried for real first: above
 #: it, a real forward's compute, not Python, is what costs.
-REAL_FIRST_PARAMETERS = 5_000_000
-#: The most multiply-accumulates a real first try may do: about 20 ms of one CPU core, what
-#: the recorded meta forward of a model of 100-200 ops costs.
-REAL_FIRST_MACS = 50_000_000
+REAL_FIRST_PARAMETERS = 40_000_000
+#: The most multiply-accumulates a real first try may do (10-20 ms of one CPU core). Measured
+#: on the corpus's hook-route timm models at 224×224 (CPU ms, real first → meta only):
+#: efficientvit_b0 (0.1 G MACs) 140 → 279; at a 0.5 G budget the 0.24-0.41 G models gained
+#: 0-15 %, and the models that gave up lost 20-45 % (crossvit_tiny_240 343 → 261): what a
+#: try that gives up costs grows with this budget.
+REAL_FIRST_MACS = 150_000_000
 
 
 class GaveUp(Exception):
@@ -35,15 +41,21 @@ class GaveUp(Exception):
 
 def cheaper_for_real(module: Any, input_bytes: int, budget: int) -> bool:
     """Whether ``module``'s forward is worth trying for real first: real weights on the CPU,
-    few of them, and inputs well inside the real-run budget."""
+    few of them, and inputs well inside the real-run budget. A lazy module that never ran is
+    not: a real forward would give the user's module its weights."""
+    from shapecalc.torch_bridge.measure import has_uninitialized
+
+    if input_bytes * 4 > budget or has_uninitialized(module):
+        return False
     params = list(module.parameters())
-    return (input_bytes * 4 <= budget and all(p.device.type == "cpu" for p in params)
+    return (all(p.device.type == "cpu" for p in params)
             and sum(p.numel() for p in params) <= REAL_FIRST_PARAMETERS)
 
 
-def real_run_guard(module: Any, budget: int, macs: int = REAL_FIRST_MACS) -> Any:
-    """A :class:`RealRunGuard` for one forward of ``module`` (``with guard: module(*xs)``)."""
-    return _guard_class()(module, budget, macs)
+def real_run_guard(module: Any, budget: int, macs: int | None = None) -> Any:
+    """A :class:`RealRunGuard` for one forward of ``module`` (``with guard: module(*xs)``);
+    ``macs`` defaults to :data:`REAL_FIRST_MACS`."""
+    return _guard_class()(module, budget, REAL_FIRST_MACS if macs is None else macs)
 
 
 def _guard_class() -> type:
@@ -59,6 +71,13 @@ def _guard_class() -> type:
     products = {aten.mm: 0, aten.bmm: 0, aten.addmm: 1, aten.baddbmm: 1}
     convolutions = {aten.convolution, aten._convolution}
     writes: dict[Any, tuple[int, ...]] = {}  # op overload → the arguments it writes into
+    # Ops whose result depends on values, which the meta device cannot run (a Python scalar,
+    # or an output size that depends on values).
+    reads = {getattr(aten, name) for name in (
+        "_local_scalar_dense", "item", "is_nonzero", "equal", "allclose", "nonzero",
+        "masked_select", "argwhere", "bincount", "_unique", "_unique2", "unique_dim",
+        "unique_consecutive", "unique_dim_consecutive") if hasattr(aten, name)}
+    reads_overloads = {aten.repeat_interleave.Tensor, aten.repeat_interleave.self_Tensor}
 
     class RealRunGuard(TorchDispatchMode):
         def __init__(self, module: Any, budget: int, macs: int) -> None:
@@ -78,6 +97,8 @@ def _guard_class() -> type:
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
+            if func._overloadpacket in reads or func in reads_overloads:
+                raise GaveUp(f"the forward reads tensor values ({func})")
             written = self._written(func)
             if written:
                 schema = func._schema.arguments

@@ -15,6 +15,7 @@ _MEANING = {
     "n": "the input size", "k": "the kernel size", "s": "the stride", "p": "the total padding",
     "d": "the dilation", "output_padding": "the output padding", "target": "the target size",
     "out": "the output size", "max_total": "the largest total padding",
+    "per_side": "the padding on each side",
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from shapecalc.core.argcheck import flag
 from shapecalc.core.errors import ShapeError
 from shapecalc.core.arithmetic.forward import checked_at_least
 from shapecalc.core.arithmetic.forward import checked_int as _int
@@ -39,8 +40,8 @@ def solve_pool_padding(
     step ``p`` just added), so the answers are one run as well: two binary searches find its
     ends in ``O(log max_total)`` evaluations of :func:`pool_output_size`.
     """
-    target = _int("target", target)
-    max_total = None if max_total is None else _int("max_total", max_total)
+    target, ceil_mode = _int("target", target), flag("ceil_mode", ceil_mode)
+    max_total = None if max_total is None else checked_at_least("max_total", max_total, 0)
     if target < 1:
         return range(0)
     if not ceil_mode:
@@ -92,8 +93,8 @@ def solve_transposed_padding(
 
     Padding removes pixels one for one: ``p = (n − 1)·s + d·(k − 1) + output_padding + 1 − target``.
     """
-    n, s, target = _int("n", n), _int("s", s), _int("target", target)
-    output_padding = _int("output_padding", output_padding)
+    n, s, target = checked_at_least("n", n, 1), checked_at_least("s", s, 1), _int("target", target)
+    output_padding = checked_at_least("output_padding", output_padding, 0)
     if target < 1:
         return range(0)
     p = (n - 1) * s + effective_kernel(k, d) + output_padding - target
@@ -102,7 +103,7 @@ def solve_transposed_padding(
 
 def solve_input_sizes(out: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> range:
     """The input sizes ``n`` a convolution maps to ``out`` (the inverse of the forward formula)."""
-    out, s, p = _int("out", out), _int("s", s), _int("p", p)
+    out, s, p = _int("out", out), checked_at_least("s", s, 1), checked_at_least("p", p, 0)
     if out < 1:
         return range(0)
     low = s * (out - 1) + effective_kernel(k, d) - p

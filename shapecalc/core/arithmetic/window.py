@@ -14,14 +14,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from shapecalc.core.arithmetic.forward import effective_kernel
+from shapecalc.core.arithmetic.forward import checked_int, effective_kernel
 from shapecalc.core.arithmetic.receptive_field import AxisStep
 from shapecalc.core.errors import ConfigError
 
 
 def total_padding(per_side: int) -> int:
-    """Torch's ``padding=`` (each side) as the formulas count it: both sides together."""
-    return 2 * per_side
+    """Torch's ``padding=`` (each side) as the formulas count it: both sides together. An exact
+    int of any sign (a negative one is refused by the layer, in one place for every kind)."""
+    return 2 * checked_int("per_side", per_side)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,9 @@ from math import prod
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from shapecalc.core.arithmetic import AxisRF, AxisStep, FieldRule, Window, total_padding
+from shapecalc.core.arithmetic.field_axes import (
+    AxisMoves, Joined, Mixed, Permuted, Placed, Read, Reshaped, follow, placed, where_of,
+)
 from shapecalc.core.arithmetic.inverse import preferred_padding
 from shapecalc.core.errors import ConfigError, ShapeError
 from shapecalc.core.layers.fields import above, at_least, at_most, between, check_fields, one_of  # noqa: F401  (shared helpers)
@@ -26,8 +29,9 @@ Shape = tuple[int, ...]
 #: Receptive field per spatial axis, ``None`` once a layer mixes every position (Linear), or
 #: ``FieldRule.UNKNOWN`` after a layer that has no rule (shown as unknown, never guessed).
 RF = tuple[AxisRF, ...] | FieldRule | None
-#: How a layer reads positions: one step per spatial axis, or a rule for all of them.
-FieldSteps = tuple[AxisStep, ...] | FieldRule
+#: How a layer reads positions: one step per spatial axis, a rule for all of them, or how it
+#: moves, merges or mixes whole axes (:mod:`~shapecalc.core.arithmetic.field_axes`).
+FieldSteps = tuple[AxisStep, ...] | FieldRule | AxisMoves
 
 AXIS_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
@@ -228,25 +232,73 @@ class Layer:
 def next_field(rf: RF, steps: FieldSteps) -> RF:
     """A field carried through a layer's steps. A layer that mixes every position makes it
     global whatever came before, and a global field stays global (whatever an output reads,
-    each of those positions read everything); anything else unknown on the way stays unknown."""
+    each of those positions read everything); anything else unknown on the way stays unknown.
+    A layer that moves axes (:data:`AxisMoves`) moves the fields with them
+    (:mod:`~shapecalc.core.arithmetic.field_axes`); per-axis steps read the trailing axes, so a
+    field held elsewhere (channels-last) meets them as unknown."""
     if steps is FieldRule.GLOBAL or rf is None:
+        return None
+    if rf is FieldRule.UNKNOWN and _mixes_the_map(steps):
         return None
     if steps is FieldRule.UNKNOWN or rf is FieldRule.UNKNOWN:
         return FieldRule.UNKNOWN
     if steps is FieldRule.POINTWISE:
         return rf
-    if len(steps) != len(rf):  # the layer's spatial axes are not the field's
+    if isinstance(steps, Joined):
+        return merge_fields([rf], steps)
+    if isinstance(steps, AxisMoves):
+        return _moved(rf, steps)
+    if len(steps) != len(rf) or isinstance(rf, Placed):  # the layer's spatial axes are not the field's
         return FieldRule.UNKNOWN
     out = tuple(a.through(s) for a, s in zip(rf, steps))
     return FieldRule.UNKNOWN if any(a is None for a in out) else out  # type: ignore[return-value]
 
 
+def _mixes_the_map(steps: FieldSteps) -> bool:
+    """Whether ``steps`` read every position of an (N, C, H, W…) map's spatial axes (a mean
+    over (2, 3), an SE block's squeeze): global, however unknown the way there. Not for 3-D
+    values, where the last axis is as likely a token's channels (a LayerNorm over them)."""
+    return (isinstance(steps, Mixed) and len(steps.before) >= 4
+            and set(spatial_dims(len(steps.before))) <= steps.axes)
+
+
+def _moved(rf: tuple, moves: Permuted | Reshaped | Mixed) -> RF:
+    """``rf`` through a layer that permutes, reshapes or mixes whole axes."""
+    where = where_of(rf, moves.before)
+    followed = follow(where, moves) if where is not None else None
+    if followed is None:
+        return FieldRule.UNKNOWN
+    if all(r is Read.WHOLE for r in followed.reads):
+        return None  # every field read whole: global, as a Linear on a flattened map
+    fields = []
+    for a, read, f in zip(rf, followed.reads, where):
+        a = a.through(AxisStep.whole(f.size)) if read is Read.WHOLE else a
+        if a is None:
+            return FieldRule.UNKNOWN
+        fields.append(a)
+    after = moves.after if not isinstance(moves, Permuted) else tuple(moves.before[i] for i in moves.order)
+    return placed(fields, followed.where, after)
+
+
 def merge_fields(fields: Sequence[RF], steps: FieldSteps) -> RF:
     """The field of a node with several inputs: for a position-wise merge (add, concatenation
-    along the channels) what any input reads, position by position."""
+    along the channels) what any input reads, position by position. Inputs whose fields sit on
+    other axes (channels-last) merge only when they sit alike; a concatenation (:class:`Joined`)
+    along an axis that holds a field moves the later inputs' positions, which no rule follows."""
+    if isinstance(steps, AxisMoves) and not isinstance(steps, Joined):
+        return next_field(fields[0], steps)  # the others only lend sizes (x.view(B, N, -1))
     if steps is FieldRule.GLOBAL or any(f is None for f in fields):
         return None
+    if isinstance(steps, Joined):
+        if any(isinstance(f, Placed) and any(w.axis == steps.axis for w in f.where) for f in fields):
+            return FieldRule.UNKNOWN
+        if not any(isinstance(f, Placed) for f in fields) and steps.axis >= 2:
+            return FieldRule.UNKNOWN  # along a trailing (spatial) axis
+        steps = FieldRule.POINTWISE
     if steps is not FieldRule.POINTWISE or any(f is FieldRule.UNKNOWN for f in fields):
+        return FieldRule.UNKNOWN
+    placements = {f.where if isinstance(f, Placed) else None for f in fields}  # type: ignore[union-attr]
+    if len(placements) > 1:
         return FieldRule.UNKNOWN
     axes = max(len(f) for f in fields)  # type: ignore[arg-type]
     spatial = [f for f in fields if len(f) == axes]  # type: ignore[arg-type]  # (N, C) gates broadcast
@@ -255,7 +307,10 @@ def merge_fields(fields: Sequence[RF], steps: FieldSteps) -> RF:
         for i, a in enumerate(f):  # type: ignore[union-attr]
             union = merged[i].union(a) if merged[i] is not None else None
             merged[i] = union
-    return FieldRule.UNKNOWN if any(a is None for a in merged) else tuple(merged)
+    if any(a is None for a in merged):
+        return FieldRule.UNKNOWN
+    first = spatial[0]
+    return Placed(merged, first.where) if isinstance(first, Placed) else tuple(merged)
 
 
 def window_steps(layer: "_WindowLayer") -> tuple[AxisStep, ...]:

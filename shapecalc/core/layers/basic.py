@@ -13,6 +13,7 @@ from shapecalc.core.notes import Note, NoteKind
 from fractions import Fraction
 
 from shapecalc.core.arithmetic import AxisStep, FieldRule
+from shapecalc.core.arithmetic.field_axes import Mixed, Reshaped
 from shapecalc.core.layers.fields import derived
 from shapecalc.core.layers.base import (
     FieldSteps, Layer, LayerKind, Shape, above, at_least, between, format_shape, one_of, spatial_dims,
@@ -144,7 +145,7 @@ class Softmax(_FromOutput, _Activation):
     dim: int | None = None
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
-        return softmax_steps(self.dim, len(inputs[0]))
+        return softmax_steps(self.dim, inputs[0])
 
 
 @dataclass(frozen=True)
@@ -152,15 +153,18 @@ class LogSoftmax(_FromOutput, _Activation):
     dim: int | None = None
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
-        return softmax_steps(self.dim, len(inputs[0]))
+        return softmax_steps(self.dim, inputs[0])
 
 
-def softmax_steps(dim: int | None, rank: int) -> FieldSteps:
-    """A softmax along a spatial axis mixes that axis; along the channels it is position-wise
-    (``dim=None`` is torch's legacy choice: 0 for 0-, 1- and 3-D inputs, else 1)."""
+def softmax_steps(dim: int | None, shape: Shape) -> FieldSteps:
+    """A softmax mixes the axis it runs along, whichever holds a field; along the channels it
+    is position-wise (``dim=None`` is torch's legacy choice: 0 for 0-, 1- and 3-D inputs, else 1)."""
+    rank = len(shape)
     if dim is None:
         dim = 0 if rank in (0, 1, 3) else 1
-    return FieldRule.GLOBAL if rank and dim % rank in spatial_dims(rank) else FieldRule.POINTWISE
+    if not rank:
+        return FieldRule.POINTWISE
+    return Mixed(tuple(shape), tuple(shape), frozenset({dim % rank}))
 
 
 @dataclass(frozen=True)
@@ -262,14 +266,16 @@ class Flatten(Layer):
         return inp[:start] + (prod(inp[start : end + 1]),) + inp[end + 1 :]
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
-        """Flattening every axis from the channels on leaves one position that reads all;
-        flattening nothing keeps the positions; anything else renumbers the spatial axes and
-        has no per-axis rule."""
+        """Flattening every axis from the channels on leaves one position that reads all (the
+        Linear after it does); flattening nothing keeps the positions; flattening (H, W) into
+        tokens keeps each token's field, held on the token axis."""
         rank = len(inputs[0])
         start, end = (self.start_dim % rank, self.end_dim % rank) if rank else (0, 0)
         if start == end:
             return FieldRule.POINTWISE
-        return FieldRule.GLOBAL if start <= 1 and end == rank - 1 else FieldRule.UNKNOWN
+        if start <= 1 and end == rank - 1:
+            return FieldRule.GLOBAL
+        return Reshaped(tuple(inputs[0]), self.output_shape(*inputs))  # (H, W) to tokens: per token
 
     def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         inp = inputs[0]
@@ -336,11 +342,11 @@ class Linear(Layer):
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
         """A Linear mixes its last axis only: on a (N, C, H, W) map each output reads its whole
-        row, and nothing of the other rows."""
+        row, and nothing of the other rows; on a channels-last map, its position alone."""
         inp = inputs[0]
         if len(inp) <= 2:
             return FieldRule.GLOBAL
-        return tuple(AxisStep.offset(0) for _ in spatial_dims(len(inp))[:-1]) + (AxisStep.whole(inp[-1]),)
+        return Mixed(tuple(inp), self.output_shape(inp), frozenset({len(inp) - 1}))
 
     def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
         # The weight's gradient needs the input; the input's needs only the weight (a parameter).

@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from shapecalc.core.errors import ConfigError, Reason, ShapeError
 from shapecalc.core.arithmetic import AxisStep, FieldRule
+from shapecalc.core.arithmetic.field_axes import Mixed, Permuted, Reshaped
 from shapecalc.core.layers.base import FieldSteps, Layer, LayerKind, Shape, format_shape, one_of, spatial_dims
 from shapecalc.core.layers.merge import Add, product_saved
 from shapecalc.core.layers.saved import Backward, Kept, Saved
@@ -85,16 +86,14 @@ class Reshape(_View, Layer):
         return tuple(dims)
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
-        """To (N, features) every feature reads the whole map; a reshape that leaves the
-        spatial sizes where they were only regroups channels; any other renumbers positions."""
+        """To (N, features) every feature reads the whole map (the Linear after it does); any
+        other reshape carries each field to the axis that holds it, or leaves it unknown where
+        it splits one (:class:`~shapecalc.core.arithmetic.field_axes.Reshaped`)."""
         inp = inputs[0]
         out = self.output_shape(inp)
         if len(out) <= 2:
             return FieldRule.GLOBAL
-        k = len(spatial_dims(len(inp)))
-        if len(out) == len(inp) and out[len(out) - k:] == inp[len(inp) - k:]:
-            return FieldRule.POINTWISE
-        return FieldRule.UNKNOWN
+        return Reshaped(tuple(inp), tuple(out))
 
     def describe(self) -> str:
         return f"Reshape({', '.join('N' if v == 0 else str(v) for v in self.shape)})"
@@ -123,9 +122,9 @@ class Permute(_View, Layer):
         return tuple(inp[d] for d in order)
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
+        """Fields move with their axes (channels-last and back: ConvNeXt, Swin)."""
         rank = len(inputs[0])
-        order = [d % rank for d in self.dims]
-        return _moves_spatial(order, rank)
+        return Permuted(tuple(inputs[0]), tuple(d % rank for d in self.dims))
 
 
 @dataclass(frozen=True)
@@ -144,19 +143,12 @@ class Transpose(_View, Layer):
         return tuple(inp)
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
+        """Fields move with their axes (tokens to (N, L, C) and back)."""
         rank = len(inputs[0])
         order = list(range(rank))
         a, b = self.dim0 % rank, self.dim1 % rank
         order[a], order[b] = order[b], order[a]
-        return _moves_spatial(order, rank)
-
-
-def _moves_spatial(order: list[int], rank: int) -> FieldSteps:
-    """A permutation that keeps every spatial axis in place keeps positions (N and C swapped);
-    one that moves a spatial axis (channels-last) leaves no per-axis rule."""
-    if all(order[d] == d for d in spatial_dims(rank)):
-        return FieldRule.POINTWISE
-    return FieldRule.UNKNOWN
+        return Permuted(tuple(inputs[0]), tuple(order))
 
 
 @dataclass(frozen=True)
@@ -179,12 +171,11 @@ class Mean(Layer):
         return tuple(n for i, n in enumerate(inp) if i not in drop)
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
-        """A mean over a spatial axis reads all of it; over the channels (kept dims) none moves."""
+        """A mean reads all of each axis it averages; the other axes keep their positions
+        (the channels of a channels-last map averaged: each position alone)."""
         rank = len(inputs[0])
-        dims = {d % rank for d in ((self.dim,) if isinstance(self.dim, int) else self.dim)}
-        if dims & set(spatial_dims(rank)):
-            return FieldRule.GLOBAL
-        return FieldRule.POINTWISE if self.keepdim else FieldRule.UNKNOWN
+        dims = frozenset(d % rank for d in ((self.dim,) if isinstance(self.dim, int) else self.dim))
+        return Mixed(tuple(inputs[0]), self.output_shape(*inputs), dims, drop=not self.keepdim)
 
     def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
         return ()  # the gradient is spread evenly: sizes alone

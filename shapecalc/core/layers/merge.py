@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from shapecalc.core.arithmetic import FieldRule
+from shapecalc.core.arithmetic.field_axes import Joined
 from shapecalc.core.errors import Reason, ShapeError
 from shapecalc.core.layers.base import FieldSteps, Layer, LayerKind, Shape, format_shape, spatial_dims
 from shapecalc.core.layers.saved import Backward, Kept, Saved
@@ -107,10 +108,9 @@ class Concat(Layer):
         return first[:dim] + (total,) + first[dim + 1 :]
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
-        """Along the channels, position by position; along a spatial axis the positions of
-        the later inputs move, which no per-axis rule here follows."""
-        rank = len(inputs[0])
-        return FieldRule.UNKNOWN if self.dim % rank in spatial_dims(rank) else FieldRule.POINTWISE
+        """Along the channels, position by position; along an axis that holds a field the
+        positions of the later inputs move, which no per-axis rule here follows."""
+        return Joined(self.dim % len(inputs[0]))
     def saved(self, grad: Backward, output: Shape, *inputs: Shape) -> tuple[Saved, ...]:
         return ()  # the gradient is sliced back by the sizes alone
 

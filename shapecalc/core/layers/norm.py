@@ -9,6 +9,7 @@ from typing import ClassVar
 from shapecalc.core.errors import FieldError, Reason, ShapeError
 from shapecalc.core.notes import Note
 from shapecalc.core.arithmetic import FieldRule
+from shapecalc.core.arithmetic.field_axes import Mixed
 from shapecalc.core.layers.fields import derived
 from shapecalc.core.layers.base import FieldSteps, Layer, LayerKind, Shape, at_least, format_shape, inferred_note, spatial_dims
 from shapecalc.core.layers.saved import INPUT, Backward, Saved, new
@@ -233,10 +234,11 @@ class _TrailingNorm(_Norm):
         return _affine_cost(rule, terms, params, self.samples(output))
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
-        """Statistics over the trailing dims: over a spatial axis they mix its positions."""
+        """Statistics over the trailing dims mix the positions of those axes: a spatial one's
+        on an (N, C, H, W) map, none on a channels-last map normalised over its channels."""
         rank = len(inputs[0])
-        normalised = range(rank - len(self._norm_shape()), rank)
-        return FieldRule.GLOBAL if set(normalised) & set(spatial_dims(rank)) else FieldRule.POINTWISE
+        return Mixed(tuple(inputs[0]), tuple(inputs[0]),
+                     frozenset(range(rank - len(self._norm_shape()), rank)))
 
 
 @dataclass(frozen=True)
