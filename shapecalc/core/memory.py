@@ -15,7 +15,7 @@ model's own forward.
 The peaks come from replaying the step in execution order, freeing memory as PyTorch does
 (:mod:`shapecalc.core.step_replay`).
 
-Assumptions (also listed in :attr:`MemoryReport.assumptions`): the usual loop
+Assumptions (listed in :attr:`MemoryReport.assumptions`, worded in :mod:`.memory_setup`): the usual loop
 ``zero_grad(set_to_none=True)`` → forward → backward → ``step()`` after the first step (the
 optimizer state exists already), the batch is alive through the step, and kernels' private
 workspaces (cuDNN, oneDNN) are not counted.
@@ -24,14 +24,14 @@ workspaces (cuDNN, oneDNN) are not counted.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from math import prod
 from typing import TYPE_CHECKING, Any, Callable
 
 from shapecalc.core.inputs import DTYPE_BYTES
-from shapecalc.core.errors import ArgumentError
 from shapecalc.core.layers.base import LayerKind
 from shapecalc.core.layers.saved import Backward, Kept, Saved
+from shapecalc.core.memory_setup import (MAX_BATCH, TRAIN_DTYPES, Optimizer, Settings,
+                                         assumptions, check_batch, settings, step_transient)
 from shapecalc.core.notes import NoteKind
 from shapecalc.core.step_replay import Step, Timeline
 
@@ -40,34 +40,10 @@ if TYPE_CHECKING:
     from shapecalc.core.layers import Layer, Shape
 
 
-class Optimizer(str, Enum):
-    """The optimizers whose state is counted: how many copies of each trainable parameter they
-    keep, and the bytes of the per-tensor step count (Adam's ``state['step']``, a float32
-    scalar tensor)."""
-
-    SGD = "sgd"
-    MOMENTUM = "momentum"
-    ADAM = "adam"
-    ADAMW = "adamw"
-
-    @property
-    def copies(self) -> int:
-        return {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}[self.value]
-
-    @property
-    def step_bytes(self) -> int:
-        return 4 if self in (Optimizer.ADAM, Optimizer.ADAMW) else 0
-
-
-#: Element types a training step can run in (``--dtype``).
-TRAIN_DTYPES = ("float32", "bfloat16", "float16")
 #: Layer kinds autocast runs in bfloat16 (matrix products); the rest follow their input.
 _AUTOCAST_LOWER = frozenset({LayerKind.CONV, LayerKind.LINEAR})
 #: Layers autocast runs in float32 (torch's autocast fp32 list).
 _AUTOCAST_FP32 = frozenset({"LayerNorm", "GroupNorm", "Softmax", "LogSoftmax", "RMSNorm"})
-#: A bound far beyond any real batch that keeps every figure a plain, fast integer.
-MAX_BATCH = 2**31 - 1
-
 #: ``measure(layer, grad, output, *inputs)``: saved tensors measured with torch for a layer
 #: without a rule (set by the torch bridge for models that came from torch).
 SavedMeasure = Callable[..., "tuple[Saved, ...] | None"]
@@ -166,50 +142,6 @@ class MemoryReport:
                                                     "grads": m.grads, "optimizer": m.optimizer}}
                        for m in self.layers],
         }
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """How the step runs. ``dtype``: parameters and activations (``model.to(dtype)``);
-    ``amp``: bfloat16 autocast over float32 weights; ``training``: module mode."""
-
-    dtype: str = "float32"
-    amp: bool = False
-    optimizer: Optimizer = Optimizer.ADAM
-    training: bool = True
-    cuda: bool = False
-
-    @property
-    def param_dtype(self) -> str:
-        return "float32" if self.amp else self.dtype
-
-
-def settings(dtype: str = "float32", amp: bool = False, optimizer: str | Optimizer = "adam",
-             mode: str = "train", cuda: bool = False) -> Settings:
-    """Checked :class:`Settings`; errors name the parameter."""
-    if dtype not in TRAIN_DTYPES:
-        raise ArgumentError("dtype", f"expected one of {', '.join(TRAIN_DTYPES)}, got {dtype!r}")
-    if amp and dtype != "float32":
-        raise ArgumentError("amp", f"autocast keeps float32 weights; it cannot be combined with "
-                                   f"dtype {dtype!r}")
-    try:
-        opt = Optimizer(optimizer)
-    except ValueError:
-        raise ArgumentError("optimizer", f"expected one of {', '.join(o.value for o in Optimizer)}"
-                                         f", got {optimizer!r}") from None
-    if mode not in ("train", "eval"):
-        raise ArgumentError("mode", f"expected 'train' or 'eval', got {mode!r}")
-    return Settings(dtype, bool(amp), opt, mode == "train", bool(cuda))
-
-
-def check_batch(batch: Any) -> int | None:
-    if batch is None:
-        return None
-    if isinstance(batch, bool) or not isinstance(batch, int):
-        raise ArgumentError("batch", f"expected a positive integer, got {batch!r}")
-    if not 1 <= batch <= MAX_BATCH:
-        raise ArgumentError("batch", f"expected 1 to {MAX_BATCH:,}, got {batch:,}")
-    return batch
 
 
 def at_batch(analysis: Analysis, batch: int | None) -> Analysis:
@@ -362,12 +294,12 @@ def estimate(analysis: Analysis, setup: Settings = Settings(),
     peak_train, peak_at = (None, None)
     if saved_known and state is not None:
         peak_train, peak_at = line.training_peak(
-            total_params + state, total_grads, _step_transient(setup, total_grads, largest_param))
+            total_params + state, total_grads, step_transient(setup, total_grads, largest_param))
     return MemoryReport(tuple(layers), total_params, total_grads, state, saved_total, peak_train,
                         peak_eval, analysis.input_shape[0] if analysis.input_shape else 1,
                         setup.dtype, setup.optimizer, setup.amp,
                         "train" if setup.training else "eval", setup.cuda, peak_at,
-                        tuple(unknown), _assumptions(setup) + _model_assumptions(graph), device,
+                        tuple(unknown), assumptions(setup) + _model_assumptions(graph), device,
                         analysis)
 
 
@@ -460,15 +392,6 @@ def _bias(layer: Layer) -> int:
     return getattr(layer, "out_channels", None) or getattr(layer, "out_features", 0)
 
 
-def _step_transient(setup: Settings, total_grads: int, largest: int) -> int:
-    """Adam's update makes ``sqrt(exp_avg_sq)`` and its quotient: on a GPU (foreach kernels)
-    for every parameter at once, on a CPU (one tensor at a time) two of the largest tensor.
-    SGD, with or without momentum, updates in place."""
-    if setup.optimizer.copies < 2:
-        return 0
-    return total_grads if setup.cuda else 2 * largest
-
-
 def _model_assumptions(graph: Any) -> tuple[str, ...]:
     """What the model's own notes change in these figures (a mixture of experts' kernel)."""
     experts = [n for n in (graph.notes if graph is not None else ()) if n.kind is NoteKind.EXPERTS]
@@ -481,26 +404,6 @@ def _model_assumptions(graph: Any) -> tuple[str, ...]:
             "does not keep; the saved activations and peaks are batched_mm's",)
 
 
-def _assumptions(setup: Settings) -> tuple[str, ...]:
-    where = "GPU" if setup.cuda else "CPU"
-    lines = [
-        "one step of zero_grad(set_to_none=True), forward, backward, optimizer.step(), after "
-        "the first step (optimizer state already allocated)",
-        "the input batch stays alive through the step; labels and the loss are not counted",
-        f"saved tensors as autograd keeps them on a {where} (dropout masks and norm "
-        "statistics differ by device), each storage counted once",
-        "kernel workspaces (cuDNN, oneDNN) and the allocator's caching are not counted",
-    ]
-    if setup.amp:
-        lines.append("bfloat16 autocast: matrix products in bfloat16 and each keeps a bfloat16 "
-                     "copy of its weight; float32 master weights, gradients and optimizer state")
-    if setup.optimizer.copies == 2:
-        lines.append(f"{setup.optimizer.value}: two state tensors per parameter and a float32 step "
-                     f"count per parameter tensor; the update's temporaries are "
-                     f"{'all parameters at once (foreach)' if setup.cuda else 'two of the largest layer'}")
-    return tuple(lines)
-
-
+# How a step runs lives in memory_setup; it is named here too, where callers look for it.
 __all__ = ["LayerMemory", "MAX_BATCH", "MeasuredNode", "MeasuredRun", "MemoryReport", "Optimizer",
-           "Settings", "TRAIN_DTYPES",
-           "at_batch", "check_batch", "estimate", "settings"]
+           "Settings", "TRAIN_DTYPES", "at_batch", "check_batch", "estimate", "settings"]
