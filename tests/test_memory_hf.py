@@ -72,6 +72,13 @@ def test_saved_activations_follow_the_mode_and_the_element_type():
     assert engine - total == 26 * 64 * 2 * 2, (engine, total)
 
 
+def test_another_batch_is_measured_at_that_batch():
+    analysis, module, _ = _model("gpt2-tiny", 1, 32)
+    report = analysis.memory(batch=4, device="laptop-cpu")
+    _, total, _ = autograd_saved(module, [torch.randint(0, 100, (4, 32))])
+    assert report.batch == 4 and report.saved_activations == total
+
+
 def test_under_autocast_the_functions_are_unknown_not_guessed():
     """The recorded run is not an autocast run: what its functions keep there is unknown."""
     analysis, _, _ = _model("gpt2-tiny", 1, 16)
