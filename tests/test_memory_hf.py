@@ -23,7 +23,7 @@ from shapecalc.torch_bridge.saved import autograd_saved  # noqa: E402
 from test_memory_torch import PEAK_TOLERANCE, measured_peak  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data" / "hf"
-MODELS = ["bert-tiny", "gpt2-tiny", "llama-tiny", "t5-tiny", "mixtral-tiny"]
+MODELS = ["bert-tiny", "gpt2-tiny", "llama-tiny", "t5-tiny", "mixtral-tiny", "qwen2-moe-tiny"]
 
 
 def _model(folder: str, batch: int, seq_len: int):
