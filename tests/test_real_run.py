@@ -138,5 +138,9 @@ def test_a_forward_that_reads_values_is_recorded_as_on_meta(monkeypatch):
 
     model = Masked().eval()
     assert analysed(model, (2, 8), True, monkeypatch) == analysed(model, (2, 8), False, monkeypatch)
+    # It gave up for a reason its code gives at every size: it is not tried for real again.
+    monkeypatch.setattr(real_run, "REAL_FIRST_PARAMETERS", 5_000_000)
+    assert not real_run.cheaper_for_real(model, 64, 2**30)
+    assert real_run.cheaper_for_real(Masked().eval(), 64, 2**30)
     with pytest.raises(GaveUp, match="values"), real_run_guard(model, 2**30), torch.no_grad():
         model(torch.zeros(2, 8))

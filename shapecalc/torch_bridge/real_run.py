@@ -20,6 +20,7 @@ forward on meta.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from shapecalc.torch_bridge.measure import torch_module
@@ -36,7 +37,28 @@ REAL_FIRST_MACS = 150_000_000
 
 
 class GaveUp(Exception):
-    """The real run would write into the model's own tensors, or cost more than it saves."""
+    """The real run would write into the model's own tensors, read values, or cost more than
+    it saves. ``every_time``: the reason does not depend on the input's size (the model's own
+    code reads values or writes its tensors), so the same module is not tried for real again."""
+
+    def __init__(self, message: str, every_time: bool = False) -> None:
+        super().__init__(message)
+        self.every_time = every_time
+
+
+#: Modules whose real try gave up for a reason their code gives at any size (weakly held:
+#: the user's model is never kept alive by this): analysing one again goes to meta at once,
+#: not through a real try that stops at the same value read (2-20 ms on a small seq2seq).
+_NOT_FOR_REAL: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def remember(module: Any, err: Exception) -> None:
+    """Note ``module`` as not worth a real try when ``err`` says so for every input."""
+    if isinstance(err, GaveUp) and err.every_time:
+        try:
+            _NOT_FOR_REAL.add(module)
+        except TypeError:  # a module that cannot be weakly referenced is simply tried again
+            pass
 
 
 def cheaper_for_real(module: Any, input_bytes: int, budget: int) -> bool:
@@ -45,7 +67,7 @@ def cheaper_for_real(module: Any, input_bytes: int, budget: int) -> bool:
     not: a real forward would give the user's module its weights."""
     from shapecalc.torch_bridge.measure import has_uninitialized
 
-    if input_bytes * 4 > budget or has_uninitialized(module):
+    if input_bytes * 4 > budget or module in _NOT_FOR_REAL or has_uninitialized(module):
         return False
     params = list(module.parameters())
     return (all(p.device.type == "cpu" for p in params)
@@ -98,7 +120,7 @@ def _guard_class() -> type:
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
             if func._overloadpacket in reads or func in reads_overloads:
-                raise GaveUp(f"the forward reads tensor values ({func})")
+                raise GaveUp(f"the forward reads tensor values ({func})", every_time=True)
             written = self._written(func)
             if written:
                 schema = func._schema.arguments
@@ -107,7 +129,8 @@ def _guard_class() -> type:
                     for t in value if isinstance(value, (tuple, list)) else (value,):
                         if isinstance(t, torch.Tensor) and \
                                 t.untyped_storage().data_ptr() in self.owned:
-                            raise GaveUp(f"the forward writes into the model's own tensors ({func})")
+                            raise GaveUp(f"the forward writes into the model's own tensors ({func})",
+                                         every_time=True)
             out = func(*args, **kwargs)
             for o in out if isinstance(out, (tuple, list)) else (out,):
                 if isinstance(o, torch.Tensor) and not o._is_view():
@@ -134,4 +157,4 @@ def _guard_class() -> type:
 
 _GUARD: type | None = None
 
-__all__ = ["GaveUp", "REAL_FIRST_PARAMETERS", "cheaper_for_real", "real_run_guard"]
+__all__ = ["GaveUp", "REAL_FIRST_PARAMETERS", "cheaper_for_real", "real_run_guard", "remember"]
