@@ -53,6 +53,10 @@ def test_input_range(cli):
     assert lines[1] == "  fits       65–512  (448 sizes)"
     assert lines[2] == "  exact      65, 97, …, 481 (every 32)  (no remainder at any layer)"
     assert lines[-2:] == ["  fails at '5'  32", "  fails at '12'  33–64"]
+    # The wording is the diagnosis renderer's: the library's scan prints the very same lines.
+    from shapecalc.diagnose import scan_inputs
+
+    assert str(scan_inputs("alexnet", None, 32, 512)) == out.rstrip("\n")
 
 
 def test_input_range_json_and_no_fit(cli, buggy_spec):

@@ -285,3 +285,19 @@ def test_a_recorded_channels_last_block_keeps_its_field():
         reached = ((int(hit[:, 0].min()), int(hit[:, 0].max())), (int(hit[:, 1].min()), int(hit[:, 1].max())))
         assert (rows[i], cols[j]) == reached
         assert all(a.bounds(o)[0] <= lo and hi <= a.bounds(o)[1] for (lo, hi), a, o in zip(reached, last.rf, (i, j)))
+
+
+def test_sizes_lent_by_another_tensor_and_a_squeeze_after_an_unknown_field():
+    """``x.reshape(B, N, -1)`` with B, N read from another tensor's shape has that tensor as an
+    input for its sizes only: the field is x's. A mean over (H, W) reads the whole map however
+    unknown the way there (an SE block after a measured norm); a LayerNorm over the last axis
+    of a 3-D value (a token's channels) stays unknown."""
+    from shapecalc.core.arithmetic import AxisRF
+    from shapecalc.core.layers.base import merge_fields, next_field
+
+    field = (AxisRF.uniform(3, 1, -1), AxisRF.uniform(3, 1, -1))
+    lent = merge_fields([field, None], Reshaped((1, 4, 5, 6), (1, 4, 30)))
+    assert isinstance(lent, Placed) and [a.size for a in lent] == [3, 3]
+    squeeze = Mean((2, 3), keepdim=True).field_steps((1, 4, 5, 6))
+    assert next_field(FieldRule.UNKNOWN, squeeze) is None
+    assert next_field(FieldRule.UNKNOWN, LayerNorm(8).field_steps((1, 30, 8))) is FieldRule.UNKNOWN

@@ -23,7 +23,7 @@ from shapecalc.torch_bridge.saved import autograd_saved  # noqa: E402
 from test_memory_torch import PEAK_TOLERANCE, measured_peak  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data" / "hf"
-MODELS = ["bert-tiny", "gpt2-tiny", "llama-tiny", "t5-tiny", "mixtral-tiny"]
+MODELS = ["bert-tiny", "gpt2-tiny", "llama-tiny", "t5-tiny", "mixtral-tiny", "qwen2-moe-tiny"]
 
 
 def _model(folder: str, batch: int, seq_len: int):
@@ -70,6 +70,13 @@ def test_saved_activations_follow_the_mode_and_the_element_type():
     # CPU kernel bfloat16 ones (26 layer norms × 64 rows × 2 statistics × 2 bytes = 6,656 B over).
     engine = analysis.memory(device="laptop-cpu", dtype="bfloat16").saved_activations
     assert engine - total == 26 * 64 * 2 * 2, (engine, total)
+
+
+def test_another_batch_is_measured_at_that_batch():
+    analysis, module, _ = _model("gpt2-tiny", 1, 32)
+    report = analysis.memory(batch=4, device="laptop-cpu")
+    _, total, _ = autograd_saved(module, [torch.randint(0, 100, (4, 32))])
+    assert report.batch == 4 and report.saved_activations == total
 
 
 def test_under_autocast_the_functions_are_unknown_not_guessed():

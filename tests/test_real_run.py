@@ -116,3 +116,31 @@ def test_a_lazy_module_stays_lazy(monkeypatch):
     assert not real_run.cheaper_for_real(model, 32, 2**30)
     assert outcome(True) == outcome(False)
     assert isinstance(model.fc.weight, nn.parameter.UninitializedParameter)
+
+
+def test_a_forward_that_reads_values_is_recorded_as_on_meta(monkeypatch):
+    """On real values code may take a branch meta never takes (here: skip an all-ones mask);
+    the real run gives up at the first value read, so the recording is meta's."""
+
+    class Masked(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x):
+            if x.shape[-1] > 2:
+                x = x * 1
+            mask = torch.ones(x.shape[0], x.shape[-1], dtype=torch.bool, device=x.device)
+            if mask.device.type != "meta" and bool(mask.all()):
+                mask = None  # what transformers' mask helpers do with real values
+            y = self.fc(x)
+            return y if mask is None else y.masked_fill(~mask, 0.0)
+
+    model = Masked().eval()
+    assert analysed(model, (2, 8), True, monkeypatch) == analysed(model, (2, 8), False, monkeypatch)
+    # It gave up for a reason its code gives at every size: it is not tried for real again.
+    monkeypatch.setattr(real_run, "REAL_FIRST_PARAMETERS", 5_000_000)
+    assert not real_run.cheaper_for_real(model, 64, 2**30)
+    assert real_run.cheaper_for_real(Masked().eval(), 64, 2**30)
+    with pytest.raises(GaveUp, match="values"), real_run_guard(model, 2**30), torch.no_grad():
+        model(torch.zeros(2, 8))

@@ -53,6 +53,8 @@ def fields_in_image(analysis: "Analysis") -> dict[str, ImageField]:
 
 
 def _through(sources: list[ImageField], wheres: list, steps, ins, out) -> ImageField:
+    if isinstance(steps, AxisMoves) and not isinstance(steps, Joined):
+        sources, wheres = sources[:1], wheres[:1]  # the others only lend sizes (view(B, N, -1))
     if steps is FieldRule.GLOBAL or any(s is None for s in sources):
         return None
     if steps is FieldRule.UNKNOWN or any(s is FieldRule.UNKNOWN for s in sources):

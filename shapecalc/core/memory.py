@@ -15,7 +15,7 @@ model's own forward.
 The peaks come from replaying the step in execution order, freeing memory as PyTorch does
 (:mod:`shapecalc.core.step_replay`).
 
-Assumptions (also listed in :attr:`MemoryReport.assumptions`): the usual loop
+Assumptions (listed in :attr:`MemoryReport.assumptions`, worded in :mod:`.memory_setup`): the usual loop
 ``zero_grad(set_to_none=True)`` → forward → backward → ``step()`` after the first step (the
 optimizer state exists already), the batch is alive through the step, and kernels' private
 workspaces (cuDNN, oneDNN) are not counted.
@@ -24,14 +24,14 @@ workspaces (cuDNN, oneDNN) are not counted.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from math import prod
 from typing import TYPE_CHECKING, Any, Callable
 
 from shapecalc.core.inputs import DTYPE_BYTES
-from shapecalc.core.errors import ArgumentError
 from shapecalc.core.layers.base import LayerKind
 from shapecalc.core.layers.saved import Backward, Kept, Saved
+from shapecalc.core.memory_setup import (MAX_BATCH, TRAIN_DTYPES, Optimizer, Settings,
+                                         assumptions, check_batch, settings, step_transient)
 from shapecalc.core.notes import NoteKind
 from shapecalc.core.step_replay import Step, Timeline
 
@@ -40,34 +40,10 @@ if TYPE_CHECKING:
     from shapecalc.core.layers import Layer, Shape
 
 
-class Optimizer(str, Enum):
-    """The optimizers whose state is counted: how many copies of each trainable parameter they
-    keep, and the bytes of the per-tensor step count (Adam's ``state['step']``, a float32
-    scalar tensor)."""
-
-    SGD = "sgd"
-    MOMENTUM = "momentum"
-    ADAM = "adam"
-    ADAMW = "adamw"
-
-    @property
-    def copies(self) -> int:
-        return {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}[self.value]
-
-    @property
-    def step_bytes(self) -> int:
-        return 4 if self in (Optimizer.ADAM, Optimizer.ADAMW) else 0
-
-
-#: Element types a training step can run in (``--dtype``).
-TRAIN_DTYPES = ("float32", "bfloat16", "float16")
 #: Layer kinds autocast runs in bfloat16 (matrix products); the rest follow their input.
 _AUTOCAST_LOWER = frozenset({LayerKind.CONV, LayerKind.LINEAR})
 #: Layers autocast runs in float32 (torch's autocast fp32 list).
 _AUTOCAST_FP32 = frozenset({"LayerNorm", "GroupNorm", "Softmax", "LogSoftmax", "RMSNorm"})
-#: A bound far beyond any real batch that keeps every figure a plain, fast integer.
-MAX_BATCH = 2**31 - 1
-
 #: ``measure(layer, grad, output, *inputs)``: saved tensors measured with torch for a layer
 #: without a rule (set by the torch bridge for models that came from torch).
 SavedMeasure = Callable[..., "tuple[Saved, ...] | None"]
@@ -168,50 +144,6 @@ class MemoryReport:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """How the step runs. ``dtype``: parameters and activations (``model.to(dtype)``);
-    ``amp``: bfloat16 autocast over float32 weights; ``training``: module mode."""
-
-    dtype: str = "float32"
-    amp: bool = False
-    optimizer: Optimizer = Optimizer.ADAM
-    training: bool = True
-    cuda: bool = False
-
-    @property
-    def param_dtype(self) -> str:
-        return "float32" if self.amp else self.dtype
-
-
-def settings(dtype: str = "float32", amp: bool = False, optimizer: str | Optimizer = "adam",
-             mode: str = "train", cuda: bool = False) -> Settings:
-    """Checked :class:`Settings`; errors name the parameter."""
-    if dtype not in TRAIN_DTYPES:
-        raise ArgumentError("dtype", f"expected one of {', '.join(TRAIN_DTYPES)}, got {dtype!r}")
-    if amp and dtype != "float32":
-        raise ArgumentError("amp", f"autocast keeps float32 weights; it cannot be combined with "
-                                   f"dtype {dtype!r}")
-    try:
-        opt = Optimizer(optimizer)
-    except ValueError:
-        raise ArgumentError("optimizer", f"expected one of {', '.join(o.value for o in Optimizer)}"
-                                         f", got {optimizer!r}") from None
-    if mode not in ("train", "eval"):
-        raise ArgumentError("mode", f"expected 'train' or 'eval', got {mode!r}")
-    return Settings(dtype, bool(amp), opt, mode == "train", bool(cuda))
-
-
-def check_batch(batch: Any) -> int | None:
-    if batch is None:
-        return None
-    if isinstance(batch, bool) or not isinstance(batch, int):
-        raise ArgumentError("batch", f"expected a positive integer, got {batch!r}")
-    if not 1 <= batch <= MAX_BATCH:
-        raise ArgumentError("batch", f"expected 1 to {MAX_BATCH:,}, got {batch:,}")
-    return batch
-
-
 def at_batch(analysis: Analysis, batch: int | None) -> Analysis:
     """The same model analysed with every input's first dimension set to ``batch``."""
     batch = check_batch(batch)
@@ -306,7 +238,7 @@ def estimate(analysis: Analysis, setup: Settings = Settings(),
                         setup.cuda, act, tuple(names.index(n) for n in names))
         needs = grad.active and out_dtype in TRAIN_DTYPES
         seen = run.nodes.get(rec.name) if run is not None else None
-        rule = _rule(layer, grad, rec, measure, seen, setup)  # first: a measured op learns if it is a view
+        rule = _rule(layer, grad, rec, measure, seen, setup)  # first: a measured op learns its view
         if seen is not None:  # the recorded run says which storage it is
             out_store, fresh = measured_store(seen.output, seen.output_bytes)
             view = not fresh
@@ -362,12 +294,12 @@ def estimate(analysis: Analysis, setup: Settings = Settings(),
     peak_train, peak_at = (None, None)
     if saved_known and state is not None:
         peak_train, peak_at = line.training_peak(
-            total_params + state, total_grads, _step_transient(setup, total_grads, largest_param))
+            total_params + state, total_grads, step_transient(setup, total_grads, largest_param))
     return MemoryReport(tuple(layers), total_params, total_grads, state, saved_total, peak_train,
                         peak_eval, analysis.input_shape[0] if analysis.input_shape else 1,
                         setup.dtype, setup.optimizer, setup.amp,
                         "train" if setup.training else "eval", setup.cuda, peak_at,
-                        tuple(unknown), _assumptions(setup) + _model_assumptions(graph), device,
+                        tuple(unknown), assumptions(setup) + _model_assumptions(graph), device,
                         analysis)
 
 
@@ -399,8 +331,8 @@ def _output_dtype(layer: Layer | None, ins: list[_Value], act: str, setup: Setti
 
 
 def _recorded_run(analysis: Analysis, setup: Settings) -> MeasuredRun | None:
-    if analysis.saved_run is None or analysis.graph is None:
-        return None
+    if analysis.saved_run is None or analysis.graph is None or setup.amp:
+        return None  # (the run is not an autocast run: its sizes are not autocast's)
     run = analysis.saved_run(analysis.inputs, setup)
     if run is None or any(rec.name not in run.nodes for rec in analysis.records):
         return None  # another graph than the one analysed: its storages say nothing here
@@ -413,21 +345,21 @@ def _rule(layer: Layer | None, grad: Backward, rec: Record, measure: SavedMeasur
     """What the node keeps: its layer's rule, or what a recorded run measured (storages), or
     what ``measure`` measures for the layer alone; ``None``: unknown.
 
-    A recorded run is a CPU run in the step's element type: it wins on a CPU, where it also
-    sees what rules cannot (an embedding's positions sliced from a buffer are not an
-    activation; a copy torch.matmul makes of a non-contiguous operand is). Its one difference from a CPU
-    kernel: in bfloat16/float16 a layer norm's statistics come out float32 on meta, in the
-    activation type on a CPU (+0.4 % on BERT, tests/test_memory_hf.py). On a GPU a layer's rule
-    (dropout masks and norm statistics differ by device) comes first. Under autocast it knows
-    nothing (it did not run in bfloat16)."""
+    A recorded run (never under autocast: it did not run in bfloat16) is a CPU run in the
+    step's element type: it wins on a CPU, where it also sees what rules cannot (an
+    embedding's positions sliced from a buffer are not an activation; a copy torch.matmul
+    makes of a non-contiguous operand is). Its one difference from a CPU kernel: in
+    bfloat16/float16 a layer norm's statistics come out float32 on meta, in the activation
+    type on a CPU (+0.4 % on BERT, tests/test_memory_hf.py). On a GPU a layer's rule (dropout
+    masks and norm statistics differ by device) comes first."""
     if layer is None:
         return None
     if not grad.active:
         return ()  # nothing wants a gradient: autograd records nothing, whatever the layer
-    if seen is not None and not setup.cuda and not setup.amp:
+    if seen is not None and not setup.cuda:
         return seen.saved
     rule = layer.saved(grad, rec.output_shape, *rec.input_shapes)
-    if rule is None and seen is not None and not setup.amp:
+    if rule is None and seen is not None:
         return seen.saved
     if rule is None and measure is not None and grad.active:
         rule = measure(layer, grad, rec.output_shape, *rec.input_shapes)
@@ -439,7 +371,7 @@ def _autocast(rule: tuple[Saved, ...], layer: Layer | None, ins: list[_Value], s
     """Under autocast a matrix product keeps bfloat16 copies: of a float32 input it casts, and
     of its float32 weights (cast once per forward)."""
     if not setup.amp or layer is None or layer.kind not in _AUTOCAST_LOWER:
-        return rule  # (a measured rule never comes here under autocast)
+        return rule  # (no recorded run under autocast: no measured storages here)
     out: list[Saved] = []
     for item in rule:
         if item.kept is Kept.INPUT and ins[item.index].dtype == "float32":
@@ -460,15 +392,6 @@ def _bias(layer: Layer) -> int:
     return getattr(layer, "out_channels", None) or getattr(layer, "out_features", 0)
 
 
-def _step_transient(setup: Settings, total_grads: int, largest: int) -> int:
-    """Adam's update makes ``sqrt(exp_avg_sq)`` and its quotient: on a GPU (foreach kernels)
-    for every parameter at once, on a CPU (one tensor at a time) two of the largest tensor.
-    SGD, with or without momentum, updates in place."""
-    if setup.optimizer.copies < 2:
-        return 0
-    return total_grads if setup.cuda else 2 * largest
-
-
 def _model_assumptions(graph: Any) -> tuple[str, ...]:
     """What the model's own notes change in these figures (a mixture of experts' kernel)."""
     experts = [n for n in (graph.notes if graph is not None else ()) if n.kind is NoteKind.EXPERTS]
@@ -481,25 +404,6 @@ def _model_assumptions(graph: Any) -> tuple[str, ...]:
             "does not keep; the saved activations and peaks are batched_mm's",)
 
 
-def _assumptions(setup: Settings) -> tuple[str, ...]:
-    where = "GPU" if setup.cuda else "CPU"
-    lines = [
-        "one step of zero_grad(set_to_none=True), forward, backward, optimizer.step(), after "
-        "the first step (optimizer state already allocated)",
-        "the input batch stays alive through the step; labels and the loss are not counted",
-        f"saved tensors as autograd keeps them on a {where} (dropout masks and norm "
-        "statistics differ by device), each storage counted once",
-        "kernel workspaces (cuDNN, oneDNN) and the allocator's caching are not counted",
-    ]
-    if setup.amp:
-        lines.append("bfloat16 autocast: matrix products in bfloat16 and each keeps a bfloat16 "
-                     "copy of its weight; float32 master weights, gradients and optimizer state")
-    if setup.optimizer.copies == 2:
-        lines.append(f"{setup.optimizer.value}: two state tensors per parameter and a float32 step "
-                     f"count per parameter tensor; the update's temporaries are "
-                     f"{'all parameters at once (foreach)' if setup.cuda else 'two of the largest layer'}")
-    return tuple(lines)
-
-
-__all__ = ["LayerMemory", "MAX_BATCH", "MeasuredNode", "MeasuredRun", "MemoryReport", "Optimizer", "Settings", "TRAIN_DTYPES",
-           "at_batch", "check_batch", "estimate", "settings"]
+# How a step runs lives in memory_setup; it is named here too, where callers look for it.
+__all__ = ["LayerMemory", "MAX_BATCH", "MeasuredNode", "MeasuredRun", "MemoryReport", "Optimizer",
+           "Settings", "TRAIN_DTYPES", "at_batch", "check_batch", "estimate", "settings"]

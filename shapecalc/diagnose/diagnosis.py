@@ -89,7 +89,7 @@ class Diagnosis:
         out["fix_details"] = [f.details() for f in self.fixes]
         return out
 
-    # Display: the diagnosis renderers of shapecalc.output (notebook.py, html_table.py), looked
+    # Display: the diagnosis renderers of shapecalc.output (output/diagnosis.py), looked
     # up in the registry by name.
     def __repr__(self) -> str:
         return show(DIAGNOSIS, self, "repr")

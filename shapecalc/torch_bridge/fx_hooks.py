@@ -328,7 +328,7 @@ def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False
     from shapecalc.torch_bridge.mac_count import math_attention
 
     from shapecalc.core.bounds import MAX_RUN_BYTES
-    from shapecalc.torch_bridge.real_run import cheaper_for_real, real_run_guard
+    from shapecalc.torch_bridge.real_run import cheaper_for_real, real_run_guard, remember
 
     torch = torch_module()
     if cheaper_for_real(module, _input_bytes(given), MAX_RUN_BYTES.get()):
@@ -341,7 +341,8 @@ def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False
             with real_run_guard(module, MAX_RUN_BYTES.get()), run_mode(module, training), \
                     torch.no_grad(), math_attention():
                 return xs, module(*xs)
-        except Exception:  # GaveUp, or anything torch refused: meta says it as before
+        except Exception as err:  # GaveUp, or anything torch refused: meta says it as before
+            remember(module, err)
             reset()
     xs = [meta_input(i.shape, i.dtype) for i in given]
     if inputs is not None:

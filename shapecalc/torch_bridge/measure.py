@@ -303,8 +303,10 @@ class MeasuredLayer(Layer):
         name = self.op_type
         if elementwise_op(name) or name in BINARY or name in _POSITIONWISE_OPS:
             return FieldRule.POINTWISE
-        if len(inputs) != 1 or name not in _RESHAPE_OPS | _PERMUTE_OPS:
+        if not inputs or name not in _RESHAPE_OPS | _PERMUTE_OPS:
             return FieldRule.UNKNOWN
+        # A reshape's other inputs only lend sizes (x.reshape(B, N, -1) with B, N from a tensor's
+        # shape): the values, and the fields, are the first input's.
         before, after = tuple(inputs[0]), tuple(self.output_shape(*inputs))
         if name in _RESHAPE_OPS:
             return Reshaped(before, after)

@@ -9,7 +9,10 @@ ops at the same shapes, so the hook recorder may run a small CPU model for real 
 :class:`RealRunGuard` (a dispatch mode) keeps that run from costing what the meta run would
 not: before any op that writes into one of its arguments runs, it gives up if the argument
 shares storage with one of the model's parameters or buffers (nothing the user owns is
-changed), and after each op it gives up once the run has made more than ``budget`` bytes of
+changed), before any op that reads a tensor's values (``.item()``, ``if mask.all()``,
+``nonzero``): code that branches on values could take another branch for real than on meta,
+where such an op raises and the forward is recorded for real anyway; and after each op it
+gives up once the run has made more than ``budget`` bytes of
 tensors or done more than :data:`REAL_FIRST_MACS` multiply-accumulates (estimated from the
 shapes, so the choice does not depend on the machine's load). The caller then runs the
 forward on meta.
@@ -17,20 +20,45 @@ forward on meta.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from shapecalc.torch_bridge.measure import torch_module
 
 #: The most parameters a model may have for its forward to be tried for real first: above
 #: it, a real forward's compute, not Python, is what costs.
-REAL_FIRST_PARAMETERS = 5_000_000
-#: The most multiply-accumulates a real first try may do: about 20 ms of one CPU core, what
-#: the recorded meta forward of a model of 100-200 ops costs.
-REAL_FIRST_MACS = 50_000_000
+REAL_FIRST_PARAMETERS = 40_000_000
+#: The most multiply-accumulates a real first try may do (10-20 ms of one CPU core). Measured
+#: on the corpus's hook-route timm models at 224×224 (CPU ms, real first → meta only):
+#: efficientvit_b0 (0.1 G MACs) 140 → 279; at a 0.5 G budget the 0.24-0.41 G models gained
+#: 0-15 %, and the models that gave up lost 20-45 % (crossvit_tiny_240 343 → 261): what a
+#: try that gives up costs grows with this budget.
+REAL_FIRST_MACS = 150_000_000
 
 
 class GaveUp(Exception):
-    """The real run would write into the model's own tensors, or cost more than it saves."""
+    """The real run would write into the model's own tensors, read values, or cost more than
+    it saves. ``every_time``: the reason does not depend on the input's size (the model's own
+    code reads values or writes its tensors), so the same module is not tried for real again."""
+
+    def __init__(self, message: str, every_time: bool = False) -> None:
+        super().__init__(message)
+        self.every_time = every_time
+
+
+#: Modules whose real try gave up for a reason their code gives at any size (weakly held:
+#: the user's model is never kept alive by this): analysing one again goes to meta at once,
+#: not through a real try that stops at the same value read (2-20 ms on a small seq2seq).
+_NOT_FOR_REAL: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def remember(module: Any, err: Exception) -> None:
+    """Note ``module`` as not worth a real try when ``err`` says so for every input."""
+    if isinstance(err, GaveUp) and err.every_time:
+        try:
+            _NOT_FOR_REAL.add(module)
+        except TypeError:  # a module that cannot be weakly referenced is simply tried again
+            pass
 
 
 def cheaper_for_real(module: Any, input_bytes: int, budget: int) -> bool:
@@ -39,16 +67,17 @@ def cheaper_for_real(module: Any, input_bytes: int, budget: int) -> bool:
     not: a real forward would give the user's module its weights."""
     from shapecalc.torch_bridge.measure import has_uninitialized
 
-    if input_bytes * 4 > budget or has_uninitialized(module):
+    if input_bytes * 4 > budget or module in _NOT_FOR_REAL or has_uninitialized(module):
         return False
     params = list(module.parameters())
     return (all(p.device.type == "cpu" for p in params)
             and sum(p.numel() for p in params) <= REAL_FIRST_PARAMETERS)
 
 
-def real_run_guard(module: Any, budget: int, macs: int = REAL_FIRST_MACS) -> Any:
-    """A :class:`RealRunGuard` for one forward of ``module`` (``with guard: module(*xs)``)."""
-    return _guard_class()(module, budget, macs)
+def real_run_guard(module: Any, budget: int, macs: int | None = None) -> Any:
+    """A :class:`RealRunGuard` for one forward of ``module`` (``with guard: module(*xs)``);
+    ``macs`` defaults to :data:`REAL_FIRST_MACS`."""
+    return _guard_class()(module, budget, REAL_FIRST_MACS if macs is None else macs)
 
 
 def _guard_class() -> type:
@@ -64,6 +93,13 @@ def _guard_class() -> type:
     products = {aten.mm: 0, aten.bmm: 0, aten.addmm: 1, aten.baddbmm: 1}
     convolutions = {aten.convolution, aten._convolution}
     writes: dict[Any, tuple[int, ...]] = {}  # op overload → the arguments it writes into
+    # Ops whose result depends on values, which the meta device cannot run (a Python scalar,
+    # or an output size that depends on values).
+    reads = {getattr(aten, name) for name in (
+        "_local_scalar_dense", "item", "is_nonzero", "equal", "allclose", "nonzero",
+        "masked_select", "argwhere", "bincount", "_unique", "_unique2", "unique_dim",
+        "unique_consecutive", "unique_dim_consecutive") if hasattr(aten, name)}
+    reads_overloads = {aten.repeat_interleave.Tensor, aten.repeat_interleave.self_Tensor}
 
     class RealRunGuard(TorchDispatchMode):
         def __init__(self, module: Any, budget: int, macs: int) -> None:
@@ -83,6 +119,8 @@ def _guard_class() -> type:
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
+            if func._overloadpacket in reads or func in reads_overloads:
+                raise GaveUp(f"the forward reads tensor values ({func})", every_time=True)
             written = self._written(func)
             if written:
                 schema = func._schema.arguments
@@ -91,7 +129,8 @@ def _guard_class() -> type:
                     for t in value if isinstance(value, (tuple, list)) else (value,):
                         if isinstance(t, torch.Tensor) and \
                                 t.untyped_storage().data_ptr() in self.owned:
-                            raise GaveUp(f"the forward writes into the model's own tensors ({func})")
+                            raise GaveUp(f"the forward writes into the model's own tensors ({func})",
+                                         every_time=True)
             out = func(*args, **kwargs)
             for o in out if isinstance(out, (tuple, list)) else (out,):
                 if isinstance(o, torch.Tensor) and not o._is_view():
@@ -118,4 +157,4 @@ def _guard_class() -> type:
 
 _GUARD: type | None = None
 
-__all__ = ["GaveUp", "REAL_FIRST_PARAMETERS", "cheaper_for_real", "real_run_guard"]
+__all__ = ["GaveUp", "REAL_FIRST_PARAMETERS", "cheaper_for_real", "real_run_guard", "remember"]

@@ -1,13 +1,15 @@
 """What autograd saves for backward, seen through ``torch.autograd.graph.saved_tensors_hooks``.
 
-Three uses. :func:`recorded_saved` answers for a model recorded with hooks (a Hugging Face
-transformer): one meta forward with autograd saving, each saved tensor attributed to the
-node that was running. :func:`measure_layer` answers for a layer the engine has no rule for (an attention
-or recurrent module, an op measured on the meta device): it runs that one layer on meta
-tensors with autograd recording and names each saved tensor as an input, the output or a new
-tensor, so the memory account can still count shared storages once. :func:`autograd_saved`
-runs a real model on the CPU and attributes every saved storage to the module that saved it
-first: the reference the tests hold the engine's rules to.
+Three uses. :func:`recorded_saved` and :func:`traced_saved` answer for a model that came from
+torch: one meta forward with autograd saving (recorded with hooks for a Hugging Face
+transformer, through its fx graph for a traced model), each saved tensor attributed to the
+node that was running, so the memory account knows every value's storage and what each node
+keeps, strides and all. :func:`measure_layer` answers for a layer the engine has no rule for
+(an attention or recurrent module, an op measured on the meta device) where no such run is
+at hand: it runs that one layer on meta tensors with autograd recording and names each saved
+tensor as an input, the output or a new tensor, so the memory account can still count shared
+storages once. :func:`autograd_saved` runs a real model on the CPU and attributes every saved
+storage to the module that saved it first: the reference the tests hold the engine to.
 
 Parameters and buffers are never activations: storages that belong to them are left out.
 """
@@ -15,7 +17,6 @@ Parameters and buffers are never activations: storages that belong to them are l
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from shapecalc.core.inputs import Inputs

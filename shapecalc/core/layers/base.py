@@ -238,6 +238,8 @@ def next_field(rf: RF, steps: FieldSteps) -> RF:
     field held elsewhere (channels-last) meets them as unknown."""
     if steps is FieldRule.GLOBAL or rf is None:
         return None
+    if rf is FieldRule.UNKNOWN and _mixes_the_map(steps):
+        return None
     if steps is FieldRule.UNKNOWN or rf is FieldRule.UNKNOWN:
         return FieldRule.UNKNOWN
     if steps is FieldRule.POINTWISE:
@@ -250,6 +252,14 @@ def next_field(rf: RF, steps: FieldSteps) -> RF:
         return FieldRule.UNKNOWN
     out = tuple(a.through(s) for a, s in zip(rf, steps))
     return FieldRule.UNKNOWN if any(a is None for a in out) else out  # type: ignore[return-value]
+
+
+def _mixes_the_map(steps: FieldSteps) -> bool:
+    """Whether ``steps`` read every position of an (N, C, H, W…) map's spatial axes (a mean
+    over (2, 3), an SE block's squeeze): global, however unknown the way there. Not for 3-D
+    values, where the last axis is as likely a token's channels (a LayerNorm over them)."""
+    return (isinstance(steps, Mixed) and len(steps.before) >= 4
+            and set(spatial_dims(len(steps.before))) <= steps.axes)
 
 
 def _moved(rf: tuple, moves: Permuted | Reshaped | Mixed) -> RF:
@@ -275,6 +285,8 @@ def merge_fields(fields: Sequence[RF], steps: FieldSteps) -> RF:
     along the channels) what any input reads, position by position. Inputs whose fields sit on
     other axes (channels-last) merge only when they sit alike; a concatenation (:class:`Joined`)
     along an axis that holds a field moves the later inputs' positions, which no rule follows."""
+    if isinstance(steps, AxisMoves) and not isinstance(steps, Joined):
+        return next_field(fields[0], steps)  # the others only lend sizes (x.view(B, N, -1))
     if steps is FieldRule.GLOBAL or any(f is None for f in fields):
         return None
     if isinstance(steps, Joined):
