@@ -230,8 +230,12 @@ def test_ctrl_c_in_user_code_exits_130(tmp_path, target):
     import time
 
     (tmp_path / "deep.py").write_text(DEEP_PY)
+    # The child gets Ctrl-C's default disposition: a suite started in the background by a
+    # non-interactive shell runs with SIGINT ignored, children inherit that, and Python then
+    # installs no handler, so the signal would never arrive (what a user's terminal delivers).
     proc = subprocess.Popen([sys.executable, "-m", "shapecalc", "show", target, "--input", "1x3"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for _ in range(1200):
             if (tmp_path / "started").exists() or proc.poll() is not None:
