@@ -233,10 +233,12 @@ def _bandwidth(roof: Roofline, batch: int, recs) -> str:
         return f"bandwidth: unknown on {roof.device.label} in {roof.dtype} (no peak or no MACs)"
     bound = [(x, rec) for x, rec in timed if x.bound == "memory"]
     total = sum(x.seconds for x, _ in timed)
-    weighted = [f"{x.name} ({rec.type})" for x, rec in bound if x.flops and x.flops > 0.01 * max(
+    working = [f"{x.name} ({rec.type})" for x, rec in bound if x.flops and x.flops > 0.01 * max(
         y.flops or 0 for y, _ in timed)]
-    named = (": the layers with weights among them are " + ", ".join(weighted[:6])
-             + (" …" if len(weighted) > 6 else "")) if weighted else ""
+    # Not "layers with weights": attention's matmuls (QKᵀ, A·V) do real work and hold none.
+    named = (": those among them doing real work (≥ 1 % of the busiest layer's FLOPs) are "
+             + ", ".join(working[:6])
+             + (" …" if len(working) > 6 else "")) if working else ""
     return (f"bandwidth at batch {batch}: {len(bound)} of {len(timed)} layers are memory-bound on "
             f"{roof.device.label} (ridge {roof.ridge:.3g} FLOP/byte), "
             f"{_share(sum(x.seconds for x, _ in bound), total)} of the forward time{named}")
