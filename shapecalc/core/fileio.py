@@ -51,7 +51,7 @@ class OutputError(UsageError):
         return OutputError.of(param, self.reason, self.path, self.while_writing)
 
 
-def _why(err: OSError) -> str:
+def os_error_reason(err: OSError) -> str:
     if err.errno == errno.ENOSPC:
         return "no space left on the device"
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -76,7 +76,7 @@ def check_target(path: str | os.PathLike, param: str = "output") -> Path:
     except FileNotFoundError:
         st = None
     except OSError as err:
-        raise OutputError.of(param, f"{path}: {_why(err)}", str(path)) from None
+        raise OutputError.of(param, f"{path}: {os_error_reason(err)}", str(path)) from None
     if st is not None:
         if stat.S_ISDIR(st.st_mode):
             raise OutputError.of(param, f"{str(path)!r} is a folder; give a file name", str(path))
@@ -105,7 +105,7 @@ def atomic_path(path: str | os.PathLike, param: str = "output") -> Iterator[Path
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     except OSError as err:
-        raise OutputError.of(param, f"cannot write in {str(parent)!r}: {_why(err)}", str(target)) from None
+        raise OutputError.of(param, f"cannot write in {str(parent)!r}: {os_error_reason(err)}", str(target)) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -116,7 +116,7 @@ def atomic_path(path: str | os.PathLike, param: str = "output") -> Iterator[Path
         os.replace(tmp, target)
     except OSError as err:
         tmp.unlink(missing_ok=True)
-        raise OutputError.of(param, f"cannot write {str(target)!r}: {_why(err)}", str(target),
+        raise OutputError.of(param, f"cannot write {str(target)!r}: {os_error_reason(err)}", str(target),
                              while_writing=True) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -226,4 +226,4 @@ def write_with(path: str | os.PathLike, writer: Callable[[Path], None], param: s
     return Path(path)
 
 
-__all__ = ["NotRegularFile", "OutputError", "check_input", "open_input", "atomic_path", "check_target", "write_bytes", "write_stdout", "write_text", "write_with"]
+__all__ = ["NotRegularFile", "OutputError", "check_input", "open_input", "atomic_path", "check_target", "os_error_reason", "write_bytes", "write_stdout", "write_text", "write_with"]

@@ -23,7 +23,7 @@ import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Callable
 
 from shapecalc.core.collector import paused_collector
 from shapecalc.core.blocks import Block, Sequential
@@ -451,24 +451,32 @@ def _fx_dtypes(imp: TorchImport, inputs: Inputs) -> dict[str, Any]:
     torch = torch_module()
     found: dict[str, Any] = {}
 
-    class Recorder(torch.fx.Interpreter):
-        def run_node(self, n):
-            out = super().run_node(n)
-            if isinstance(out, torch.Tensor):
-                found[n.name] = out.dtype
-            return out
+    def note_dtype(n: Any, out: Any) -> Any:
+        if isinstance(out, torch.Tensor):
+            found[n.name] = out.dtype
+        return out
 
     xs = [meta_input(i.shape, i.dtype) for i in inputs]
     try:
-        call_on_meta(_runner(imp, Recorder), *xs, training=imp.training)
+        call_on_meta(fx_runner(imp, note_dtype), *xs, training=imp.training)
     except Exception:  # measuring then says what torch refuses, node by node
         pass
     return found
 
 
-def _runner(imp: TorchImport, interpreter: Any) -> Any:
-    """The traced graph run through an Interpreter, wrapped as a module (so weights become meta)."""
+def fx_runner(imp: TorchImport, on_node: Callable[[Any, Any], Any],
+              on_start: Callable[[Any], None] | None = None) -> Any:
+    """The traced graph run node by node, wrapped as a module (so weights become meta):
+    ``on_start(fx_node)`` is told before a node runs (what autograd saves meanwhile is its),
+    ``on_node(fx_node, output)`` sees its output and returns what the graph goes on with (the
+    output itself, or a stand-in for it)."""
     torch = torch_module()
+
+    class Watched(torch.fx.Interpreter):
+        def run_node(self, n: Any) -> Any:
+            if on_start is not None:
+                on_start(n)
+            return on_node(n, super().run_node(n))
 
     class Runner(torch.nn.Module):
         def __init__(self) -> None:
@@ -476,7 +484,7 @@ def _runner(imp: TorchImport, interpreter: Any) -> Any:
             self.traced = imp.module
 
         def forward(self, *xs):
-            return interpreter(self.traced, graph=imp.fx_graph).run(*xs)
+            return Watched(self.traced, graph=imp.fx_graph).run(*xs)
 
     return Runner()
 
@@ -496,14 +504,12 @@ def measure_nodes(imp: TorchImport, inputs: Inputs) -> dict[str, Shape]:
     torch = torch_module()
     recorded: dict[str, Shape] = {}
 
-    class Recorder(torch.fx.Interpreter):
-        def run_node(self, n):
-            out = super().run_node(n)
-            if isinstance(out, torch.Tensor) and n.op != "get_attr":
-                recorded[n.name] = tuple(out.shape)
-            return out
+    def note_shape(n: Any, out: Any) -> Any:
+        if isinstance(out, torch.Tensor) and n.op != "get_attr":
+            recorded[n.name] = tuple(out.shape)
+        return out
 
-    out = call_on_meta(_runner(imp, Recorder), *(meta_input(i.shape, i.dtype) for i in inputs),
+    out = call_on_meta(fx_runner(imp, note_shape), *(meta_input(i.shape, i.dtype) for i in inputs),
                        training=imp.training)
     shapes_of = {engine: recorded[fx] for engine, fx in imp.fx_names.items() if fx in recorded}
     first = first_tensor(out)

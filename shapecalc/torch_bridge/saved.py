@@ -178,28 +178,28 @@ def traced_saved(imp: Any, inputs: Inputs, setup: Settings) -> MeasuredRun | Non
     torch = torch_module()
     from torch.func import functional_call
 
-    from shapecalc.torch_bridge.fx_import import _runner
+    from shapecalc.torch_bridge.fx_import import fx_runner
 
     outputs: dict[str, Any] = {}
     saved: dict[str, list] = {}
     running: list[str] = [""]
 
-    class Recorder(torch.fx.Interpreter):
-        def run_node(self, n: Any) -> Any:
-            running[0] = n.name
-            out = super().run_node(n)
-            if n.op == "get_attr" and isinstance(out, torch.Tensor) and not out.is_meta:
-                # a tensor constant fx made of a buffer (no stand-in swapped it in): state too
-                out = torch.empty_like(out, device="meta")
-                out.shapecalc_stands_for = id(out)
-            outputs[n.name] = out
-            return out
+    def start(n: Any) -> None:
+        running[0] = n.name
+
+    def keep(n: Any, out: Any) -> Any:
+        if n.op == "get_attr" and isinstance(out, torch.Tensor) and not out.is_meta:
+            # a tensor constant fx made of a buffer (no stand-in swapped it in): state too
+            out = torch.empty_like(out, device="meta")
+            out.shapecalc_stands_for = id(out)
+        outputs[n.name] = out
+        return out
 
     def pack(t: Any) -> Any:
         saved.setdefault(running[0], []).append(t)
         return t
 
-    runner = _runner(imp, Recorder)
+    runner = fx_runner(imp, keep, start)
     try:
         with _step_on_meta(runner, inputs, setup) as (state, xs), \
                 torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):

@@ -60,7 +60,7 @@ def check_writable(out: Path) -> None:
     """Create ``out`` (and its parents) and write one probe file there, and refuse an output
     that must not be replaced (a symbolic link, a FIFO, a folder named ``checkpoint.pt``):
     fail now, before training, not after an epoch with nothing saved."""
-    from shapecalc.core.fileio import _why, check_target
+    from shapecalc.core.fileio import os_error_reason, check_target
 
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -68,7 +68,7 @@ def check_writable(out: Path) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        raise OutputError(f"--out {out}: cannot write there: {_why(err)}", param="--out",
+        raise OutputError(f"--out {out}: cannot write there: {os_error_reason(err)}", param="--out",
                           path=str(out)) from None
     for name in OUTPUTS:
         check_target(out / name, "--out")

@@ -30,7 +30,7 @@ from shapecalc.train.config import TrainConfig
 from shapecalc.train.errors import TrainError
 from shapecalc.train.estimate import SMALL_SIZE, RunShape, advice, run_seconds
 from shapecalc.train.metrics import EpochMetrics, Totals, environment, summary
-from shapecalc.train.model import _fits, from_stored, resolve, stored_model
+from shapecalc.train.model import answers_ten_classes, from_stored, resolve, stored_model
 from shapecalc.train.outputs import (metrics_document, missing_folders, remove_empty, save_model_file,
                                      write_plot)
 from shapecalc.train.pipeline import epoch_order, eval_batches, num_batches, train_batches
@@ -228,7 +228,7 @@ class Trainer:
             self.estimated = True
             shape = RunShape(run.device.type, self.config.image_size, self.config.epochs,
                              epochs_after + (batches - done) / batches, len(run.train_data),
-                             _fits(run.source, SMALL_SIZE), run.out is not None)
+                             answers_ten_classes(run.source, SMALL_SIZE), run.out is not None)
             line = advice(eta_run, per_batch * batches * (1 + eval_share), shape)
             if line is not None:
                 self.reporter.info(line)

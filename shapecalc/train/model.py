@@ -46,7 +46,9 @@ def default_image_size(src: ModelSource) -> int:
     return 224
 
 
-def _fits(src: ModelSource, size: int) -> bool:
+def answers_ten_classes(src: ModelSource, size: int) -> bool:
+    """Whether the model turns one 1-channel ``size``×``size`` image into 10 class scores
+    (what Fashion-MNIST training needs), by the engine alone."""
     try:
         return tuple(analyze(src, (1, 1, size, size)).output_shape) == (1, 10)
     except ShapecalcError:
@@ -71,7 +73,7 @@ def check_image_size(src: ModelSource | str, size: int) -> Analysis:
                 f"--image-size: {src.name} needs at least {smallest}x{smallest} "
                 f"(the smallest input its layers accept), got {size}"
             ) from None
-        fitting = next((s for s in SIZE_HINTS if s != size and _fits(src, s)), None)
+        fitting = next((s for s in SIZE_HINTS if s != size and answers_ten_classes(src, s)), None)
         hint = (f"; try --image-size {fitting}" if fitting is not None else
                 "; --image-size sets the size Fashion-MNIST's 28x28 images are resized to")
         raise TrainError(f"--model {src.name} cannot take Fashion-MNIST batches of "
