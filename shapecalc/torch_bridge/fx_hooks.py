@@ -55,12 +55,13 @@ def input_names(module: Any, count: int) -> list[str]:
 
 
 def hook_graph(module: Any, name: str, inputs: Inputs, training: bool = False,
-               reason: str | None = None) -> Graph:
+               why: Note | None = None) -> Graph:
     """A flat graph of the modules and torch functions one forward at ``inputs`` ran, in call order.
 
     When torch refuses the input, the graph is cut at the module that was running and the
     engine is asked about it with the input it received, so the error carries the engine's
-    numbers (and ``err.partial_graph`` lets ``diagnose`` explain it).
+    numbers (and ``err.partial_graph`` lets ``diagnose`` explain it). ``why``, the note saying
+    why the forward is recorded rather than traced, comes first among the graph's notes.
     """
     from shapecalc.core.errors import ShapeError
     from shapecalc.core.graph import analyze_graph
@@ -84,9 +85,8 @@ def hook_graph(module: Any, name: str, inputs: Inputs, training: bool = False,
         error = ShapeError(f"the forward raised {forward_error(failure)}", node=None)
         raise error from None
     graph, running = _hook_nodes(module, name, recording, xs, out, failure is not None)
-    if reason is not None:
-        graph.notes.insert(0, Note.of(NoteKind.HOOK_FALLBACK, model=type(module).__name__,
-                                      reason=reason))
+    if why is not None:
+        graph.notes.insert(0, why)
     graph.mode = Mode.of_training(training)
     if failure is None:
         return graph

@@ -87,6 +87,8 @@ class FxValues:
                 raise _Unshareable
             sig: tuple = ("attr", tuple(value.shape), tuple(value.stride()), value.dtype,
                           value.requires_grad)
+        elif n.op == "placeholder" and n.args:  # a forward parameter left at its default
+            sig = ("default", self._constant(n.args[0], place, made))
         elif n.op in ("call_function", "call_method", "call_module"):
             target = id(self.submodule(n.target)) if n.op == "call_module" else n.target
             sig = (n.op, target, self._constant(n.args, place, made),

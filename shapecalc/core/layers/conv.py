@@ -9,9 +9,9 @@ from shapecalc.core import arithmetic as ar
 from shapecalc.core.errors import ConfigError, LayerError, Reason, ShapeError
 from shapecalc.core.layers.fields import derived
 from shapecalc.core.layers.base import (
-    AXIS_NAMES, FieldSteps, LayerKind, Shape, _WindowLayer, window_steps, batch_positions, compact,
+    AXIS_NAMES, TF_SAME, FieldSteps, LayerKind, Shape, _WindowLayer, window_steps, batch_positions, compact,
     dropped_notes, explain_axes,
-    inferred_note, one_of, per_axis, spatial_of,
+    inferred_note, one_of, padded_input, per_axis, spatial_of, tf_same_line,
 )
 
 if TYPE_CHECKING:  # notes are built in base.py; `shapecalc layer` never imports them
@@ -75,7 +75,7 @@ class _ConvBase(_WindowLayer):
                 numbers={"in_channels": self.in_channels, "groups": self.groups},
             )
         if isinstance(self.padding, str):
-            if self.padding == "valid":
+            if self.padding in ("valid", TF_SAME):  # TF 'SAME': each window pads per input size
                 left = total = (0,) * n
             elif self.padding == "same":
                 if max(s) != 1:
@@ -89,7 +89,7 @@ class _ConvBase(_WindowLayer):
                 total = tuple(a + b for a, b in pairs)
             else:
                 raise ConfigError(
-                    f"padding must be an int, a tuple, 'same' or 'valid', got {self.padding!r}",
+                    f"padding must be an int, a tuple, 'same', 'valid' or {TF_SAME!r}, got {self.padding!r}",
                     layer=self.describe(),
                 )
         else:
@@ -161,11 +161,9 @@ class _ConvBase(_WindowLayer):
 
         if not grad.active:
             return ()
-        if self.padding_mode == "zeros":
+        if self.padding_mode == "zeros" and self.padding != TF_SAME:
             return (INPUT,)
-        inp = inputs[0]
-        lead = len(inp) - self.ndim
-        return (new(inp[:lead] + tuple(n + w.p for n, w in zip(inp[lead:], self._windows))),)
+        return (new(padded_input(self, inputs[0])),)
 
     def param_tensors(self, *inputs: Shape) -> int:
         return 2 if self.bias else 1
@@ -178,7 +176,7 @@ class _ConvNd(_ConvBase):  # no new fields: _ConvBase's generated methods serve 
         _, spatial, batched = spatial_of(self, inp, self.ndim)
         out = []
         for i, n in enumerate(spatial):
-            w = self._windows[i]
+            w = self._windows[i].at(n)
             try:
                 out.append(ar.conv_output_size(n, w.k, w.s, w.p, w.d))
             except LayerError as err:
@@ -191,7 +189,7 @@ class _ConvNd(_ConvBase):  # no new fields: _ConvBase's generated methods serve 
         return self.param_count(*inputs) * batch_positions(output, self.ndim)
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
-        return window_steps(self)
+        return window_steps(self, spatial_of(self, inputs[0], self.ndim)[1])
 
     def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
@@ -206,15 +204,15 @@ class _ConvNd(_ConvBase):  # no new fields: _ConvBase's generated methods serve 
 
     # ---- per-axis answers (_WindowLayer) ----------------------------------------------
     def explain_axis(self, i: int, n: int) -> list[str]:
-        w = self._windows[i]
-        return ar.explain_conv(n, w.k, w.s, w.p, w.d)
+        w = self.window_at(i, n)
+        return tf_same_line(self, i, n) + ar.explain_conv(n, w.k, w.s, w.p, w.d)
 
     def uncovered(self, i: int, n: int) -> int:
-        w = self._windows[i]
+        w = self.window_at(i, n)
         return ar.dropped_pixels(n, w.k, w.s, w.p, w.d)
 
     def explain_uncovered(self, i: int, n: int) -> str:
-        w = self._windows[i]
+        w = self.window_at(i, n)
         return ar.explain_dropped(n, w.k, w.s, w.p, w.d)
 
     def padding_solutions(self, i: int, n: int, target: int) -> range:
