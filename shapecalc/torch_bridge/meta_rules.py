@@ -29,6 +29,8 @@ from typing import Any, Callable
 Rule = Callable[[tuple, dict], Any]
 
 _RULES: dict[Any, Rule] | None = None
+#: (shape, strides) → :func:`dense_strides`' answer: a network asks about the same few layouts.
+_DENSE: dict[tuple, Any] = {}
 
 
 def _contiguous_strides(shape: tuple) -> tuple:
@@ -62,7 +64,17 @@ def dense_strides(value: Any) -> tuple | None:
     a channels-last one, and its layout is not both at once: then torch's element-wise kernels
     lay their output out the same way. ``None`` otherwise (an ambiguous or other layout, where
     torch's choice depends on more than this rule knows)."""
-    shape, stride = tuple(value.shape), value.stride()
+    shape, stride = value.shape, value.stride()
+    known = _DENSE.get((shape, stride), _DENSE)
+    if known is not _DENSE:
+        return known
+    if len(_DENSE) > 4096:  # a long session's many sizes: start again rather than grow
+        _DENSE.clear()
+    known = _DENSE[shape, stride] = _dense_strides(tuple(shape), stride)
+    return known
+
+
+def _dense_strides(shape: tuple, stride: tuple) -> tuple | None:
     if 0 in shape:
         return None
     contiguous = _contiguous_strides(shape)
