@@ -14,10 +14,12 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 timm_layers = pytest.importorskip("timm.layers")
 pool2d_same = pytest.importorskip("timm.layers.pool2d_same")
+cond_conv2d = pytest.importorskip("timm.layers.cond_conv2d")
 
 import shapecalc  # noqa: E402
 from shapecalc.core.arithmetic import FieldRule  # noqa: E402
-from shapecalc.core.layers import AvgPool2d, Conv2d, MaxPool2d  # noqa: E402
+from shapecalc.core.errors import ShapeError  # noqa: E402
+from shapecalc.core.layers import AvgPool2d, CondConv2d, Conv2d, MaxPool2d  # noqa: E402
 from shapecalc.core.layers.saved import Backward  # noqa: E402
 from shapecalc.torch_bridge import layer_to_module  # noqa: E402
 from shapecalc.torch_bridge.fx_common import module_to_layer  # noqa: E402
@@ -99,6 +101,35 @@ def _sizes(saved):
     return sorted((s.kept.value, s.index, math.prod(s.shape), s.dtype or "float32") for s in saved)
 
 
+@settings(max_examples=40, deadline=None)
+@given(h=sizes, w=sizes, k=kernels, s=strides, d=st.integers(1, 2), groups=st.sampled_from([1, 2]),
+       bias=st.booleans(), experts=st.integers(1, 4), padding=st.sampled_from(["", "same", "valid"]))
+def test_cond_conv_equals_the_timm_module(h, w, k, s, d, groups, bias, experts, padding):
+    """Per-sample kernels mixed from the experts by the routing weights: a conv's sizes, every
+    expert's parameters, the mix's and the convolutions' MACs (FlopCounterMode's matmul and
+    grouped conv; the conv's bias per position as torchinfo counts it)."""
+    module = cond_conv2d.CondConv2d(4, 6, k, stride=s, padding=padding, dilation=d, groups=groups,
+                                    bias=bias, num_experts=experts)
+    layer = module_to_layer(module)
+    assert isinstance(layer, CondConv2d) and layer.num_experts == experts
+    assert (layer.padding == "tf_same") == module.dynamic_padding
+    x, routing = torch.randn(3, 4, h, w), torch.rand(3, experts)
+    try:
+        with torch.no_grad():
+            out = module(x, routing)
+    except RuntimeError:  # a static padding too small for the kernel: torch refuses, so must we
+        with pytest.raises(ShapeError):
+            layer.output_shape(tuple(x.shape), tuple(routing.shape))
+        return
+    shape = layer.output_shape(tuple(x.shape), tuple(routing.shape))
+    assert shape == tuple(out.shape)
+    assert layer.param_count(tuple(x.shape), tuple(routing.shape)) == sum(p.numel() for p in module.parameters())
+    macs = layer.mac_count(shape, tuple(x.shape), tuple(routing.shape))
+    assert macs == _flop_macs(lambda t: module(t, routing), x) + (out.numel() if bias else 0)
+    with pytest.raises(ShapeError, match="routing weights must be"):
+        layer.output_shape(tuple(x.shape), (3, experts + 1))
+
+
 def test_only_timm_s_own_classes_are_read():
     """A class that only looks like timm's (its module and name), or a subclass, whose forward
     may differ, is not read as a TF-'SAME' layer; timm is never imported to find out."""
@@ -144,3 +175,23 @@ def test_a_model_of_same_layers_traces_with_every_row_and_field():
         assert rf is not None and rf is not FieldRule.UNKNOWN, name
     # each window adds (k − 1) × the jump so far: k3 s2, k3 s2, k4 s2, k2 s2 → 3, 7, 19, 27
     assert [a.size for a in rows["avg"].rf] == [3 + 2 * 2 + 3 * 4 + 1 * 8] * 2
+
+
+def test_a_cond_conv_block_traces_and_its_field_is_global():
+    """timm's CondConvResidual (routing from a pooled map, then three CondConvs, one strided with
+    TF 'SAME' padding) traces as one row per CondConv; the routing reads the whole map, so the
+    fields after it are global, as autograd would find every output reaching every pixel."""
+    blocks = pytest.importorskip("timm.models._efficientnet_blocks")
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        blocks.CondConvResidual(8, 16, stride=2, pad_type="same", num_experts=3, exp_ratio=2.0)).eval()
+    x = torch.randn(2, 3, 21, 30)
+    assert shapecalc.load_model(model).torch_import.route == "fx"
+    result = shapecalc.analyze(model, tuple(x.shape))
+    assert result.output_shape == tuple(model(x).shape)
+    conds = [r for r in result.records if isinstance(r.layer, CondConv2d)]
+    assert [r.name for r in conds] == ["1.conv_pw", "1.conv_dw", "1.conv_pwl"]
+    assert conds[1].layer.padding == "tf_same" and conds[1].output_shape[2:] == (11, 15)
+    assert [r.rf for r in conds] == [None, None, None]  # global
+    assert result.records[0].rf[0].size == 3
+    assert result.total_params == sum(p.numel() for p in model.parameters())

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from shapecalc.core.graph import BlockInfo, path_prefixes
-from shapecalc.core.layers import LAYER_TYPES, MERGE_TYPES, AvgPool2d, Conv2d, Layer, MaxPool2d
+from shapecalc.core.layers import LAYER_TYPES, MERGE_TYPES, AvgPool2d, CondConv2d, Conv2d, Layer, MaxPool2d
 from shapecalc.core.layers.base import TF_SAME
 from shapecalc.torch_bridge.fx_ops import MODULE_ARGUMENTS
 
@@ -112,6 +112,15 @@ def _std_conv2d_same(m: Any) -> tuple[type, dict[str, Any]] | None:
                         dilation=tuple(m.dilation), groups=m.groups, bias=m.bias is not None)
 
 
+def _cond_conv2d(m: Any) -> tuple[type, dict[str, Any]] | None:
+    # Dynamic padding runs conv2d_same (TF 'SAME'), else F.conv2d with the static padding.
+    padding = TF_SAME if m.dynamic_padding else tuple(m.padding)
+    return CondConv2d, dict(in_channels=m.in_channels, out_channels=m.out_channels,
+                            kernel_size=tuple(m.kernel_size), stride=tuple(m.stride), padding=padding,
+                            dilation=tuple(m.dilation), groups=m.groups, bias=m.bias is not None,
+                            num_experts=m.num_experts)
+
+
 def _max_pool2d_same(m: Any) -> tuple[type, dict[str, Any]] | None:
     # max_pool2d_same pads with -inf, then F.max_pool2d(padding 0) without indices.
     return MaxPool2d, dict(kernel_size=m.kernel_size, stride=m.stride, padding=TF_SAME,
@@ -126,14 +135,15 @@ def _avg_pool2d_same(m: Any) -> tuple[type, dict[str, Any]] | None:
                            ceil_mode=m.ceil_mode, count_include_pad=m.count_include_pad)
 
 
-#: timm modules that are a known layer with TensorFlow 'SAME' padding: their forward computes
-#: the padding from the input size in Python, which torch.fx cannot trace. (module, class) →
-#: reader; timm's ScaledStdConv2dSame is not here: its ``gain`` parameter is not a conv's.
+#: timm modules that are a known layer whose forward torch.fx cannot trace: TensorFlow 'SAME'
+#: padding computed from the input size in Python, CondConv's per-sample kernels. (module,
+#: class) → reader; timm's ScaledStdConv2dSame is not here: its ``gain`` parameter is not a conv's.
 _TIMM_LAYERS: dict[tuple[str, str], Callable[[Any], tuple[type, dict[str, Any]] | None]] = {
     ("timm.layers.conv2d_same", "Conv2dSame"): _conv2d_same,
     ("timm.layers.std_conv", "StdConv2dSame"): _std_conv2d_same,
     ("timm.layers.pool2d_same", "MaxPool2dSame"): _max_pool2d_same,
     ("timm.layers.pool2d_same", "AvgPool2dSame"): _avg_pool2d_same,
+    ("timm.layers.cond_conv2d", "CondConv2d"): _cond_conv2d,
 }
 
 

@@ -73,6 +73,9 @@ class TorchImport:
     #: Measured fx nodes need every value's element type even for float inputs (a bool mask
     #: built in the forward): found when they failed without it, kept for later analyses.
     typed_values: bool = False
+    #: Functions traced as one call each (:func:`_failed_in_notrace_function`): a trace again
+    #: (``source_line``) must wrap them too to make the same nodes.
+    wrapped: tuple = ()
 
     @property
     def reason(self) -> str | None:
@@ -253,8 +256,8 @@ def _tracer_class(known: set[int], recorded: dict[int, Any] | None = None):
         root's parameters, so asking per call made tracing quadratic in depth.
         """
 
-        def __init__(self) -> None:
-            super().__init__()
+        def __init__(self, wrapped: tuple = ()) -> None:
+            super().__init__(autowrap_functions=wrapped)
             self.module_stack = ModuleStack()
             self.attr_names: dict[int, str] | None = None  # id(parameter/buffer) → first path
             self.instructions: dict[Any, tuple[list[int], list[Any]]] = {}  # code → offsets, ops
@@ -371,6 +374,32 @@ def _stack_inputs(m: Any, args: tuple, kwargs: dict) -> tuple | None:
     return tuple(args)
 
 
+#: Most functions a trace wraps after failing in them (each costs a trace up to the failure).
+MAX_WRAPPED = 4
+
+
+def _failed_in_notrace_function(err: BaseException) -> Callable | None:
+    """The outermost function that timm registers as not traceable (``register_notrace_function``:
+    a resize, a window partition, a mask built in Python) inside which a trace failed, if any.
+
+    Such a function is then traced as one call, a measured node. Only where the trace failed
+    inside it: one that traces keeps its ops as rows. Modules timm registers are not taken:
+    many are whole blocks, whose rows one measured row would replace. timm is not imported
+    here; its registry is read only if it is loaded.
+    """
+    registry = sys.modules.get("timm.layers._fx")
+    if registry is None:
+        return None
+    codes = {getattr(f, "__code__", None): f for f in registry.get_notrace_functions()}
+    tb = err.__traceback__
+    while tb is not None:
+        fn = codes.get(tb.tb_frame.f_code)
+        if fn is not None:
+            return fn
+        tb = tb.tb_next
+    return None
+
+
 def trace_graph(module: Any, name: str, training: bool = False,
                 index: ModuleIndex | None = None) -> tuple[Graph, TorchImport]:
     """fx trace and conversion; any failure at all becomes :class:`_Untraceable` (→ hooks).
@@ -389,21 +418,27 @@ def trace_graph(module: Any, name: str, training: bool = False,
         if id(m) not in layers:
             layers[id(m)] = module_to_layer(m, made)
     known = {key for key, layer in layers.items() if layer is not None}
-    try:
-        with run_mode(module, training):
-            tracer = _tracer_class(known, recorded_forwards(index.modules.values(), training))()
-            fx_graph = tracer.trace(module)
-        converter = FxConverter(fx_graph, tracer.root, name, layers, index, tracer.returned)
-        graph = converter.run()
-    except Exception as err:  # control flow on tensors, an op fx cannot express
-        first = (str(err).strip().splitlines() or [""])[0]
-        raise _Untraceable(clipped(f"{type(err).__name__}: {first}", 200)) from None
+    wrapped: tuple = ()
+    while True:
+        try:
+            with run_mode(module, training):
+                tracer = _tracer_class(known, recorded_forwards(index.modules.values(), training))(wrapped)
+                fx_graph = tracer.trace(module)
+            converter = FxConverter(fx_graph, tracer.root, name, layers, index, tracer.returned)
+            graph = converter.run()
+            break
+        except Exception as err:  # control flow on tensors, an op fx cannot express
+            inside = _failed_in_notrace_function(err)
+            if inside is None or inside in wrapped or len(wrapped) >= MAX_WRAPPED:
+                first = (str(err).strip().splitlines() or [""])[0]
+                raise _Untraceable(clipped(f"{type(err).__name__}: {first}", 200)) from None
+            wrapped += (inside,)
     for path, info in graph.blocks.items():  # a block's value is its output node's
         if info.output in converter.fx_names:
             converter.fx_names[path] = converter.fx_names[info.output]
     graph.mode = Mode.of_training(training)
     imp = TorchImport(module, Route.FX, fx_graph, converter.fx_names, converter.notes, converter, training,
-                      name=name, graph=graph)
+                      name=name, graph=graph, wrapped=wrapped)
     return graph, imp
 
 
@@ -423,7 +458,7 @@ def source_line(imp: TorchImport, node: str) -> str | None:
     known = {id(m) for m in index.modules.values() if module_to_layer(m, {}) is not None}
     try:
         with run_mode(imp.module, imp.training):  # the same nodes, so the same node names
-            tracer = _tracer_class(known, recorded_forwards(index.modules.values(), imp.training))()
+            tracer = _tracer_class(known, recorded_forwards(index.modules.values(), imp.training))(imp.wrapped)
             tracer.record_stack_traces = True
             traced = tracer.trace(imp.module)
     except Exception:  # it traced once; should a second trace fail, the line is not known

@@ -258,7 +258,7 @@ def _mixes_the_map(steps: FieldSteps) -> bool:
     """Whether ``steps`` read every position of an (N, C, H, W…) map's spatial axes (a mean
     over (2, 3), an SE block's squeeze): global, however unknown the way there. Not for 3-D
     values, where the last axis is as likely a token's channels (a LayerNorm over them)."""
-    return (isinstance(steps, Mixed) and len(steps.before) >= 4
+    return (isinstance(steps, Mixed) and not steps.attends and len(steps.before) >= 4
             and set(spatial_dims(len(steps.before))) <= steps.axes)
 
 
@@ -285,6 +285,8 @@ def merge_fields(fields: Sequence[RF], steps: FieldSteps) -> RF:
     along the channels) what any input reads, position by position. Inputs whose fields sit on
     other axes (channels-last) merge only when they sit alike; a concatenation (:class:`Joined`)
     along an axis that holds a field moves the later inputs' positions, which no rule follows."""
+    if isinstance(steps, Mixed) and steps.attends:
+        return _attended(fields, steps)
     if isinstance(steps, AxisMoves) and not isinstance(steps, Joined):
         return next_field(fields[0], steps)  # the others only lend sizes (x.view(B, N, -1))
     if steps is FieldRule.GLOBAL or any(f is None for f in fields):
@@ -317,6 +319,20 @@ def merge_fields(fields: Sequence[RF], steps: FieldSteps) -> RF:
 #: ``Conv2dSame``, ``MaxPool2dSame`` …: ``F.pad`` first, then the layer with padding 0). Torch's
 #: own ``padding='same'`` is a fixed padding and exists for stride 1 only.
 TF_SAME = "tf_same"
+
+
+def _attended(fields: Sequence[RF], steps: Mixed) -> RF:
+    """Attention's field: each output reads its query's row and every key and value row of
+    its batch, so the query's field read whole along ``steps.axes`` is the answer only when the
+    keys, values and mask have the very same fields in the same places; a global input makes
+    it global; anything else is unknown."""
+    if any(f is None for f in fields):
+        return None
+    first = fields[0]
+    if any(f != first or getattr(f, "where", None) != getattr(first, "where", None)
+           for f in fields[1:]):
+        return FieldRule.UNKNOWN
+    return next_field(first, steps)
 
 
 def window_steps(layer: "_WindowLayer", spatial: Sequence[int]) -> tuple[AxisStep, ...]:

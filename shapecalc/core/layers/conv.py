@@ -233,6 +233,67 @@ class Conv3d(_ConvNd):
 
 
 @dataclass(frozen=True)
+class CondConv2d(_ConvNd):
+    """A conditionally parameterised convolution (timm's ``CondConv2d``, CondConv, Yang et al.
+    2019): each sample's kernel is its own mix of ``num_experts`` kernels, ``routing @ experts``,
+    so it takes two inputs, the (N, C, H, W) map and the (N, num_experts) routing weights.
+
+    Sizes are a convolution's. Parameters are every expert's. MACs are the mix (a matmul of
+    N × num_experts by num_experts × one kernel, bias included) plus each sample's convolution,
+    counted as :class:`Conv2d` counts. The field is the convolution's window; the routing
+    weights, computed from a pooled map, make it global (``merge_fields``).
+    """
+
+    num_experts: int = 4
+
+    arity: ClassVar[int] = 0  # the map and the routing weights (fx maps a 1-input call otherwise)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_experts < 1:
+            raise ConfigError(f"num_experts must be positive, got {self.num_experts}",
+                              layer=self.describe(), numbers={"num_experts": self.num_experts})
+
+    def _inputs(self, inputs: tuple[Shape, ...]) -> Shape:
+        """The map, once the routing weights are checked to be (N, num_experts) for its N."""
+        if len(inputs) != 2 or len(inputs[0]) != 4:
+            raise ShapeError("takes a 4-D (N, C, H, W) map and (N, num_experts) routing weights, got "
+                             + ", ".join("×".join(map(str, s)) for s in inputs),
+                             layer=self.describe(), numbers={"inputs": len(inputs)})
+        x, routing = inputs
+        if tuple(routing) != (x[0], self.num_experts):
+            raise ShapeError(f"routing weights must be {x[0]}×{self.num_experts} (N × num_experts), "
+                             f"got {'×'.join(map(str, routing))}", layer=self.describe(),
+                             numbers={"routing": tuple(routing)})
+        return x
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        return super().output_shape(self._inputs(inputs))
+
+    def _kernel(self, inputs: tuple[Shape, ...]) -> int:
+        """One sample's kernel: its weights and bias."""
+        c_in = self.in_channels if self.in_channels is not None else self._channels_in(inputs[0])
+        return self._weights(c_in) + (self.out_channels if self.bias else 0)
+
+    def param_count(self, *inputs: Shape) -> int:
+        return self.num_experts * self._kernel(inputs)
+
+    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+        kernel = self._kernel(inputs)
+        mix = output[0] * self.num_experts * kernel
+        return mix + kernel * batch_positions(output, self.ndim)
+
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return super().field_steps(inputs[0])
+
+    def saved(self, grad, output: Shape, *inputs: Shape):
+        return None  # the mixed kernels and the reshaped map: no rule, so measured or unknown
+
+    def describe(self) -> str:
+        return f"{super().describe()[:-1]}, experts={self.num_experts})"
+
+
+@dataclass(frozen=True)
 class _ConvTransposeNd(_ConvBase):
     output_padding: IntOrTuple = 0
     padding_shrinks: ClassVar[bool] = True
