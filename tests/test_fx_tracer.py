@@ -105,6 +105,10 @@ def test_the_vetted_torch_takes_the_lean_paths():
         ("TracerBase.create_node", proxy.TracerBase.create_node))}
     assert (lean.trace is not None) == matches["Tracer.trace"]
     assert lean.nodes == (matches["Graph.create_node"] and matches["TracerBase.create_node"])
+    wrapped = nn.Module._wrapped_call_impl
+    matches["Module._wrapped_call_impl"] = nn.Module.__call__ is wrapped and \
+        fx_tracer.fx_fingerprint(wrapped) == fx_tracer.VETTED["Module._wrapped_call_impl"]
+    assert (lean.call_impl is nn.Module._call_impl) == matches["Module._wrapped_call_impl"]
     if torch.__version__.startswith("2.13."):  # the version vetted: a new one must be re-vetted
         assert all(matches.values())
 
@@ -117,6 +121,36 @@ def test_a_changed_fx_function_is_not_vetted(monkeypatch):
     finally:
         monkeypatch.undo()
         LeanFx.found.cache_clear()
+
+
+def test_module_calls_are_seen_through_call_impl_only_where_they_all_go_there():
+    """A compiled module, or one that overrides ``_call_impl``, keeps fx's ``__call__``."""
+    impl = LeanFx.found().call_impl
+    if impl is None:
+        pytest.skip("this torch's Module.__call__ is not the vetted one")
+    held = Held()
+    assert fx_tracer._calls_through_call_impl(ModuleIndex.of(held), impl)
+    held.conv._compiled_call_impl = held.conv._call_impl
+    assert not fx_tracer._calls_through_call_impl(ModuleIndex.of(held), impl)
+
+    class Own(nn.ReLU):
+        def _call_impl(self, *args, **kwargs):
+            return super()._call_impl(*args, **kwargs)
+
+    mixed = nn.Sequential(nn.Linear(2, 2), Own())
+    assert not fx_tracer._calls_through_call_impl(ModuleIndex.of(mixed), impl)
+    assert_same_trace(lambda: nn.Sequential(nn.Linear(2, 2), Own()))
+
+
+def test_a_module_made_in_the_forward_fails_both_ways():
+    """fx refuses a module that is not in the tree; so does the lean trace."""
+    class Inline(nn.Module):
+        def forward(self, x):
+            return nn.ReLU()(x)
+
+    for lean in (LeanFx.found(), FX_PATHS):
+        with pytest.raises(NameError, match="not installed as a submodule"):
+            _traced(Inline(), lean)
 
 
 def test_stack_traces_take_fx_path():

@@ -130,10 +130,16 @@ def typed_key(value: Any) -> Any:
     """``value`` as a dict key that also tells ``1``, ``1.0`` and ``True`` apart: they are
     equal and hash alike, but a layer may take one and refuse another. Raises ``TypeError``
     for an unhashable value (the caller then builds the layer afresh)."""
-    if type(value) in (tuple, list):
-        return type(value), tuple(typed_key(v) for v in value)
-    hash(value)
-    return type(value), value
+    kind = type(value)
+    if kind is tuple or kind is list:
+        return kind, tuple([typed_key(v) for v in value])
+    if kind not in _HASHABLE:
+        hash(value)
+    return kind, value
+
+
+#: Types whose values always hash: most layer arguments are of these.
+_HASHABLE = frozenset({int, float, bool, str, type(None), type})
 
 
 def shared_layer(made: dict | None, key: tuple, factory: Callable[..., Layer], *args: Any,

@@ -191,7 +191,7 @@ def trace_graph(module: Any, name: str, training: bool = False,
             layers[id(m)] = module_to_layer(m, made)
     known = {key for key, layer in layers.items() if layer is not None}
     try:
-        with run_mode(module, training):
+        with run_mode(module, training, index.unique):
             tracer = tracer_class(known, recorded_forwards(index.unique, training), index)()
             fx_graph = tracer.trace(module)
         converter = FxConverter(fx_graph, tracer.root, name, layers, index, tracer.returned)
@@ -223,7 +223,7 @@ def source_line(imp: TorchImport, node: str) -> str | None:
     index = ModuleIndex.of(imp.module)
     known = {id(m) for m in index.unique if module_to_layer(m, {}) is not None}
     try:
-        with run_mode(imp.module, imp.training):  # the same nodes, so the same node names
+        with run_mode(imp.module, imp.training, index.unique):  # the same nodes, the same names
             tracer = tracer_class(known, recorded_forwards(index.unique, imp.training), index)()
             tracer.record_stack_traces = True
             traced = tracer.trace(imp.module)

@@ -35,6 +35,7 @@ VETTED = {
     "Tracer.trace": "e485aebe9f68e63b",
     "Graph.create_node": "a8e7322561f1ac38",
     "TracerBase.create_node": "c3470184694edde8",
+    "Module._wrapped_call_impl": "c0398f1be4156c9d",
 }
 
 
@@ -57,6 +58,9 @@ class LeanFx:
 
     trace: Any  # torch.fx._symbolic_trace (the module), for its own trace's pieces
     nodes: bool  # Graph.create_node and TracerBase.create_node are the vetted ones
+    #: ``nn.Module._call_impl`` as torch defines it, where ``__call__`` is the vetted
+    #: ``_wrapped_call_impl`` that hands every call to it; else ``None``
+    call_impl: Any = None
 
     @staticmethod
     @functools.cache
@@ -75,7 +79,11 @@ class LeanFx:
         nodes = vetted("Graph.create_node", graph.Graph.create_node) \
             and vetted("TracerBase.create_node", proxy.TracerBase.create_node) \
             and all(hasattr(graph, part) for part in ("immutable_dict", "Node"))
-        return LeanFx(_symbolic_trace if own_trace else None, nodes)
+        Module = torch_module().nn.Module
+        wrapped = Module.__dict__.get("_wrapped_call_impl")
+        calls = Module.__call__ is wrapped and vetted("Module._wrapped_call_impl", wrapped)
+        return LeanFx(_symbolic_trace if own_trace else None, nodes,
+                      Module.__dict__.get("_call_impl") if calls else None)
 
 
 def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
@@ -220,7 +228,7 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
             if lean.trace is None or concrete_args is not None or index is None \
                     or index.root is not root or isinstance(root, torch.fx.GraphModule):
                 return super().trace(root, concrete_args)
-            return _lean_trace(self, lean.trace, root, index)
+            return _lean_trace(self, lean, root, index)
 
     return KnownLeafTracer
 
@@ -256,13 +264,14 @@ def _lean_node(graph: Any, target_names: dict[Any, str], kind: str, target: Any,
     return node
 
 
-def _lean_trace(tracer: Any, fx: Any, root: Any, index: ModuleIndex) -> Any:
+def _lean_trace(tracer: Any, lean: LeanFx, root: Any, index: ModuleIndex) -> Any:
     """``Tracer.trace(root)`` as the vetted torch does it, with the module paths taken from
     ``index`` (read once per import) and the search for tensors held as plain module
     attributes skipped when no module holds one (the same empty map fx would build)."""
     import inspect
 
     torch = torch_module()
+    fx = lean.trace
     was_tracing = fx._is_fx_tracing_flag
     fx._is_fx_tracing_flag = True
     try:
@@ -290,10 +299,18 @@ def _lean_trace(tracer: Any, fx: Any, root: Any, index: ModuleIndex) -> Any:
             attr_val = fx._orig_module_getattr(mod, attr)
             return tracer.getattr(attr, attr_val, parameter_proxy_cache)
 
-        @functools.wraps(fx._orig_module_call)
+        # fx intercepts module calls by replacing ``nn.Module.__call__``, a slot: setting it on
+        # a class with a thousand subclasses (timm and transformers loaded) updates each one,
+        # 0.5 ms each way. ``__call__`` hands every call to ``_call_impl``, an ordinary
+        # attribute, which costs nothing to replace; so that is replaced where it sees the
+        # same calls (see _calls_through_call_impl).
+        through_impl = lean.call_impl is not None and _calls_through_call_impl(index, lean.call_impl)
+        run_module = lean.call_impl if through_impl else fx._orig_module_call
+
+        @functools.wraps(run_module)
         def module_call_wrapper(mod: Any, *args: Any, **kwargs: Any) -> Any:
             def forward(*args: Any, **kwargs: Any) -> Any:
-                return fx._orig_module_call(mod, *args, **kwargs)
+                return run_module(mod, *args, **kwargs)
 
             fx._autowrap_check(patcher, getattr(getattr(mod, "forward", mod), "__globals__", {}),
                                tracer._autowrap_function_ids)
@@ -302,7 +319,8 @@ def _lean_trace(tracer: Any, fx: Any, root: Any, index: ModuleIndex) -> Any:
         with fx._new_patcher() as patcher:
             patcher.patch_method(torch.nn.Module, "__getattr__", module_getattr_wrapper,
                                  deduplicate=False)
-            patcher.patch_method(torch.nn.Module, "__call__", module_call_wrapper, deduplicate=False)
+            patcher.patch_method(torch.nn.Module, "_call_impl" if through_impl else "__call__",
+                                 module_call_wrapper, deduplicate=False)
             fx._patch_wrapped_functions(patcher)
             fx._autowrap_check(patcher, fn_globals, tracer._autowrap_function_ids)
             for module in tracer._autowrap_search:
@@ -318,6 +336,18 @@ def _lean_trace(tracer: Any, fx: Any, root: Any, index: ModuleIndex) -> Any:
     finally:
         fx._is_fx_tracing_flag = was_tracing
     return tracer.graph
+
+
+def _calls_through_call_impl(index: ModuleIndex, impl: Any) -> bool:
+    """Whether replacing ``nn.Module._call_impl`` intercepts every call of the modules in
+    ``index`` that replacing ``__call__`` would (given ``LeanFx.call_impl``: ``__call__`` is the
+    vetted ``_wrapped_call_impl``, which hands each call to ``self._call_impl`` unless the
+    module was compiled with ``module.compile()``): none was, and none overrides either. (A
+    module outside the tree, made in the forward, is intercepted either way unless compiled.)"""
+    wrapped = torch_module().nn.Module._wrapped_call_impl
+    return all(m._compiled_call_impl is None and type(m)._call_impl is impl
+               and type(m)._wrapped_call_impl is wrapped and "_call_impl" not in m.__dict__
+               for m in index.unique)
 
 
 def _tensor_attrs(root: Any, index: ModuleIndex, kinds: tuple) -> dict[Any, str]:
