@@ -110,7 +110,7 @@ def test_the_vetted_torch_takes_the_lean_paths():
         fx_tracer.fx_fingerprint(wrapped) == fx_tracer.VETTED["Module._wrapped_call_impl"]
     assert (lean.call_impl is nn.Module._call_impl) == matches["Module._wrapped_call_impl"]
     if torch.__version__.startswith("2.13."):  # the version vetted: a new one must be re-vetted
-        assert all(matches.values())
+        assert all(matches.values()) and lean.names
 
 
 def test_a_changed_fx_function_is_not_vetted(monkeypatch):
@@ -217,3 +217,29 @@ def test_module_index_is_what_torch_walks_give(root):
     assert index.first_paths == {m: p for p, m in root.named_modules()}
     firsts = fx_tracer._first_paths(root, index)
     assert firsts == fx_tracer._first_paths(root, None)
+
+
+# ------------------------------------------------------------------ node names
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="ab_.09Zé-", max_size=8), max_size=12))
+def test_plain_names_are_the_names_fx_gives(targets):
+    """A run of targets named by fx's own derivation and by plain_name (where it gives one)
+    gets the same unique names, numbering included."""
+    from torch.fx.graph import Graph, _Namespace
+
+    graph = Graph()
+    theirs, ours = _Namespace(), _Namespace()
+    for target in targets + targets:
+        if not target:
+            continue
+        plain = fx_tracer.plain_name(target)
+        expected = theirs.create_name(graph._target_to_str(target), None)
+        assert ours.create_name(plain if plain is not None else graph._target_to_str(target),
+                                None) == expected
+
+
+@pytest.mark.parametrize("target, name", [
+    ("blocks.0.conv_pw", "blocks_0_conv_pw"), ("0.weight", "_0_weight"), ("__getitem__", "getitem"),
+    ("size", "size"), ("convBlock.x", None), ("a..b", None), ("", None), ("__", None)])
+def test_plain_name_examples(target, name):
+    assert fx_tracer.plain_name(target) == name

@@ -195,7 +195,7 @@ class FxConverter:
             stack = node.meta.get("nn_module_stack") or {}
             prefix = ""
             if stack:
-                key, value = list(stack.items())[-1]
+                key, value = next(reversed(stack.items()))
                 prefix = value[0] if isinstance(value, tuple) else str(key)
             base = fx_ops.op_name(node)
             name = f"{prefix}.{base}" if prefix else base
@@ -220,7 +220,9 @@ class FxConverter:
         uses = []
         if module is not None and (item_of is None or first_item):
             uses.append((self.ledger.module_params(self.values.submodule(module)), None))
-        reads = self.values.param_reads(node)
+        # a node that reads only tensors (most: a module call on its input) reads no parameter
+        reads = self.values.param_reads(node) if any(
+            self.kind.get(a) is not ValueKind.TENSOR for a in node.all_input_nodes) else ()
         if reads:
             uses.append((reads, f"through {fx_ops.op_name(node)}"))
         notes: tuple = ()

@@ -36,7 +36,14 @@ VETTED = {
     "Graph.create_node": "a8e7322561f1ac38",
     "TracerBase.create_node": "c3470184694edde8",
     "Module._wrapped_call_impl": "c0398f1be4156c9d",
+    "Graph._target_to_str": "62a1d383b7d0b831",
+    "_Namespace.create_name": "dd5cff7833b96204",
+    "_snake_case": "456a3689ab6b29f1",
 }
+#: The patterns fx names nodes with (torch/fx/graph.py), as vetted.
+_NAME_PATTERNS = {"_name_regex": r"^([a-zA-Z_][0-9a-zA-Z_]*?)(?:_(\d+))?$",
+                  "_illegal_char_regex": "[^0-9a-zA-Z_]+"}
+_SNAKE_PATTERN = r"(?<=[a-z])([A-Z])"
 
 
 def fx_fingerprint(function: Callable[..., Any]) -> str:
@@ -58,6 +65,9 @@ class LeanFx:
 
     trace: Any  # torch.fx._symbolic_trace (the module), for its own trace's pieces
     nodes: bool  # Graph.create_node and TracerBase.create_node are the vetted ones
+    #: fx derives names from targets (``_target_to_str``) and makes them legal and unique
+    #: (``_Namespace.create_name``) as vetted: see :func:`plain_name`
+    names: bool = False
     #: ``nn.Module._call_impl`` as torch defines it, where ``__call__`` is the vetted
     #: ``_wrapped_call_impl`` that hands every call to it; else ``None``
     call_impl: Any = None
@@ -79,10 +89,17 @@ class LeanFx:
         nodes = vetted("Graph.create_node", graph.Graph.create_node) \
             and vetted("TracerBase.create_node", proxy.TracerBase.create_node) \
             and all(hasattr(graph, part) for part in ("immutable_dict", "Node"))
+        snake = getattr(getattr(graph, "_snake_case_sub", None), "func", None)
+        names = nodes and vetted("Graph._target_to_str", graph.Graph._target_to_str) \
+            and vetted("_Namespace.create_name", graph._Namespace.create_name) \
+            and vetted("_snake_case", graph._snake_case) \
+            and getattr(getattr(snake, "__self__", None), "pattern", None) == _SNAKE_PATTERN \
+            and all(getattr(getattr(graph, k, None), "pattern", None) == v
+                    for k, v in _NAME_PATTERNS.items())
         Module = torch_module().nn.Module
         wrapped = Module.__dict__.get("_wrapped_call_impl")
         calls = Module.__call__ is wrapped and vetted("Module._wrapped_call_impl", wrapped)
-        return LeanFx(_symbolic_trace if own_trace else None, nodes,
+        return LeanFx(_symbolic_trace if own_trace else None, nodes, names,
                       Module.__dict__.get("_call_impl") if calls else None)
 
 
@@ -217,6 +234,8 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
                     or self.graph.owning_module is not None \
                     or fx_traceback.has_preserved_node_meta() or fx_log.isEnabledFor(logging.DEBUG):
                 return super().create_node(kind, target, args, kwargs, name, type_expr)
+            if name is None and lean.names and type(target) is str:
+                name = plain_name(target)  # None where fx's own derivation is needed
             node = _lean_node(self.graph, self.target_names, kind, target, args, kwargs, name,
                               type_expr)
             self.node_name_to_scope[node.name] = (self.scope.module_path, self.scope.module_type)
@@ -234,6 +253,24 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
 
 
 # ------------------------------------------------------------------ fx's work, done leaner
+def plain_name(target: str) -> str | None:
+    """The name fx gives a node whose target is a module, attribute or method path such as
+    ``blocks.0.conv_pw``, already legal (``blocks_0_conv_pw``), so that fx's ``create_name``
+    takes it as it is; ``None`` for anything but lowercase ASCII with single dots (fx then
+    derives it). fx snake-cases the target, strips a dunder's underscores, and replaces each
+    run of characters not allowed in a Python name with ``_``, with regular expressions that
+    cost 2-3 µs a node; most of a CNN's nodes are module calls and weight reads, each path
+    met once."""
+    if not target or not target.isascii() or target.lower() != target or ".." in target:
+        return None
+    if target.startswith("__") and target.endswith("__"):
+        target = target[2:-2]
+    name = target.replace(".", "_")
+    if not name or not name.replace("_", "").isalnum() and name.replace("_", ""):
+        return None
+    return "_" + name if name[0].isdigit() else name
+
+
 def _lean_node(graph: Any, target_names: dict[Any, str], kind: str, target: Any, args: tuple,
                kwargs: dict, name: str | None, type_expr: Any) -> Any:
     """``Graph.create_node`` as the vetted torch does it, less the pytree walk over the
@@ -430,4 +467,4 @@ def _stack_inputs(m: Any, args: tuple, kwargs: dict) -> tuple | None:
     return tuple(args)
 
 
-__all__ = ["LeanFx", "VETTED", "fx_fingerprint", "tracer_class"]
+__all__ = ["LeanFx", "VETTED", "fx_fingerprint", "plain_name", "tracer_class"]
