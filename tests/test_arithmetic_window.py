@@ -90,3 +90,35 @@ def test_an_imported_module_gets_the_same_windows():
     result = analyze(net, (1, 1, 16, 16))
     got = [r.layer.windows for r in result.records]
     assert got == [(Window(3, 1, 2, 1),) * 2, (Window(3, 2, 2, 1, ceil_mode=True),) * 2, (Window(4, 1, 3, 1),) * 2]
+
+
+@given(n=st.integers(1, 200), k=kernels, s=strides, d=dilations)
+def test_tf_same_pads_each_size_to_ceil_n_over_s_and_no_more(n, k, s, d):
+    """TensorFlow's 'SAME' (timm's get_same_padding): the least total padding whose output is
+    ceil(n / s), the odd pixel after the input; none where the kernel already fits."""
+    w = Window(k, s, d=d, tf_same=True).at(n)
+    assert not w.tf_same and (w.k, w.s, w.d) == (k, s, d)
+    assert (w.p_left, w.p_right) == ar.tf_same_padding(n, k, s, d)
+    assert w.p_right - w.p_left in (0, 1)
+    assert ar.conv_output_size(n, k, s, w.p, d) == ar.pool_output_size(n, k, s, w.p, d, True) == -(-n // s)
+    if w.p and n + w.p - 1 >= w.span:  # one pixel less: one output less (or no fit at all)
+        assert ar.conv_output_size(n, k, s, w.p - 1, d) == -(-n // s) - 1
+        assert ar.dropped_pixels(n, k, s, w.p, d) == 0  # padded just to the last window's end
+    assert Window(k, s, d=d).at(n) == Window(k, s, d=d)  # a fixed padding is the same at every size
+
+
+def test_tf_same_layers_describe_explain_and_refuse():
+    conv = layers.Conv2d(3, 8, 3, stride=2, padding="tf_same")
+    assert conv.describe() == "Conv2d(3→8, k=3, s=2, p=tf_same)"
+    assert conv.output_shape((1, 3, 7, 8)) == (1, 8, 4, 4)
+    assert conv.explain((1, 8, 4, 4), (1, 3, 7, 8))[3:5] == [
+        "W: TF 'SAME': p = max((ceil(n / s) − 1)·s + k_eff − n, 0) = max((4 − 1)·2 + 3 − 8, 0) = 1"
+        " (0 before, 1 after)",
+        "   out = floor((n − k + p + s) / s)"]
+    assert layer_from_dict({"type": "MaxPool2d", "kernel_size": 3, "stride": 2, "padding": "tf_same"}
+                           ).output_shape((1, 3, 7, 8)) == (1, 3, 4, 4)
+    assert layers.AvgPool2d(2, padding="tf_same").describe() == "AvgPool2d(k=2, p=tf_same)"
+    with pytest.raises(ConfigError, match="padding must be an int, a tuple or 'tf_same', got 'same'"):
+        layers.MaxPool2d(3, padding="same")
+    with pytest.raises(ConfigError, match="not a string"):
+        layers.ConvTranspose2d(3, 8, 3, padding="tf_same")

@@ -68,9 +68,9 @@ def _to_torch(layer, generator):
         return lambda x: x.flatten(layer.start_dim, layer.end_dim)
     if isinstance(layer, Mean):
         return lambda x: x.mean(layer.dim, keepdim=layer.keepdim)
-    from shapecalc.torch_bridge import layer_to_module
+    from tf_same_helpers import reference_module
 
-    module = layer_to_module(layer).double()
+    module = reference_module(layer).double()
     with torch.no_grad():
         for p in module.parameters():
             p.copy_(torch.randn(p.shape, generator=generator, dtype=torch.float64))
@@ -155,6 +155,26 @@ def _build(pieces, shape):
 @settings(max_examples=30, deadline=None)
 @given(pieces=st.lists(_PIECES, min_size=1, max_size=4), n=st.integers(9, 16))
 def test_chains_with_channels_last_blocks_read_what_autograd_reaches(pieces, n):
+    _check_chain_against_autograd(pieces, n)
+
+
+#: TensorFlow 'SAME' windows (timm's Conv2dSame, AvgPool2dSame): the padding depends on each
+#: axis's size, odd totals put the extra pixel after the input, and H and W (n, n + 1) differ.
+_TF_SAME_PIECES = st.one_of(
+    st.builds(lambda k, s, d: [Conv2d(C, C, k, stride=s, padding="tf_same", dilation=d)],
+              st.integers(1, 5), st.integers(1, 3), st.integers(1, 2)),
+    st.builds(lambda k, s: [AvgPool2d(k, s, padding="tf_same")], st.integers(1, 3), st.integers(1, 3)),
+    _channels_last(C),
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(pieces=st.lists(_TF_SAME_PIECES, min_size=1, max_size=4), n=st.integers(5, 16))
+def test_tf_same_chains_read_what_autograd_reaches(pieces, n):
+    _check_chain_against_autograd(pieces, n)
+
+
+def _check_chain_against_autograd(pieces, n):
     shape = (1, C, n, n + 1)
     built = _build(pieces, shape)
     assume(built is not None)

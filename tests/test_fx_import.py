@@ -473,3 +473,44 @@ def test_a_block_returning_an_item_the_caller_drops_shows_it():
     assert "[1×16×8, 1×1×8]" in result.table(depth=0)
     assert result.output_shape == tuple(out.shape)
     assert result.total_params == sum(p.numel() for p in model.parameters())
+
+
+def resize_to(x, size: int):  # no leading _: fx wraps only public module-level names
+    """A shape-dependent branch: torch.fx cannot trace it (timm's scale_image does this)."""
+    if x.shape[-1] != size:
+        x = torch.nn.functional.interpolate(x, size=(size, size))
+    return x
+
+
+def to_tokens(x):
+    return x.flatten(2).transpose(1, 2)
+
+
+class _ResizeNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return to_tokens(self.conv(resize_to(x, 10)))
+
+
+def test_a_timm_notrace_function_the_trace_fails_in_becomes_one_call():
+    """timm registers such functions (register_notrace_function); the one the trace failed in is
+    traced again as one measured call, and fx is kept. A registered function that traces keeps
+    its ops as rows; without timm's registry the model goes the hook route as before."""
+    registry = pytest.importorskip("timm.layers._fx")
+    model, x = _ResizeNet().eval(), torch.randn(2, 3, 7, 7)
+    for fn in (resize_to, to_tokens):
+        registry.register_notrace_function(fn)
+    try:
+        src = shapecalc.load_model(model)
+        assert src.torch_import.route == "fx" and src.torch_import.wrapped == (resize_to,)
+        result = shapecalc.analyze(model, tuple(x.shape))
+        names = [r.name for r in result.records]
+        assert names[0] == "resize_to" and "flatten" in names and "transpose" in names
+        assert result.output_shape == tuple(model(x).shape)
+    finally:
+        for fn in (resize_to, to_tokens):
+            registry._autowrap_functions.discard(fn)
+    assert shapecalc.load_model(_ResizeNet().eval()).torch_import.route == "hooks"

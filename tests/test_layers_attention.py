@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shapecalc.core.arithmetic import FieldRule
 from shapecalc.core.errors import ConfigError, ShapeError
 from shapecalc.core.layers import (
     MultiheadAttention, ScaledDotProductAttention, TransformerEncoderLayer, layer_from_dict,
@@ -212,3 +213,54 @@ def test_vit_b16_parameter_total_from_its_layers():
     assert total == 86_567_656
     real = torch.nn.TransformerEncoderLayer(**block.torch_kwargs(), device="meta")
     assert block.param_count(tokens) == sum(p.numel() for p in real.parameters()) == 7_087_872
+
+
+# ------------------------------------------------------------------ receptive fields
+class _Tokens(torch.nn.Module):
+    """2×2 patches of an 8×8 image as 16 tokens; ``how`` attends over them."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+        self.embed = torch.nn.Conv2d(3, 8, 2, stride=2)
+        self.pool = torch.nn.AvgPool2d(2)
+
+    def forward(self, x):
+        F = torch.nn.functional
+        fmap = self.embed(x)  # (1, 8, 4, 4)
+        tokens = fmap.flatten(2).transpose(1, 2)  # (1, 16, 8)
+        if self.how == "self":
+            return F.scaled_dot_product_attention(tokens, tokens, tokens)
+        if self.how == "windows":  # 4 windows of 2×2 tokens, folded into the batch axis
+            w = fmap.permute(0, 2, 3, 1).reshape(1, 2, 2, 2, 2, 8).permute(0, 1, 3, 2, 4, 5)
+            w = w.reshape(4, 4, 8)
+            return F.scaled_dot_product_attention(w, w, w)
+        if self.how == "cross":  # keys and values from pooled tokens: other fields
+            pooled = self.pool(fmap).flatten(2).transpose(1, 2)  # (1, 4, 8)
+            return F.scaled_dot_product_attention(tokens, pooled, pooled)
+        return F.scaled_dot_product_attention(tokens, tokens, tokens, is_causal=True)
+
+
+def _pixels_read(model, out_index) -> int:
+    x = torch.randn(1, 3, 8, 8, requires_grad=True)
+    model(x)[out_index].sum().backward()
+    return int((x.grad[0].abs().sum(0) != 0).sum())
+
+
+@pytest.mark.parametrize("how, field, pixels", [
+    ("self", None, 64),  # every token reads every token: global, as autograd says
+    ("windows", FieldRule.UNKNOWN, 16),  # a window reads its window only: not global
+    ("cross", FieldRule.UNKNOWN, 64),  # keys from elsewhere: no rule claims their field
+    ("causal", FieldRule.UNKNOWN, 4),  # token 0 reads itself only
+])
+def test_attention_fields_are_global_only_where_every_output_reads_everything(how, field, pixels):
+    import shapecalc
+    from shapecalc.core.image_fields import fields_in_image
+
+    model = _Tokens(how).eval()
+    result = shapecalc.analyze(model, (1, 3, 8, 8))
+    last = result.records[-1]
+    assert isinstance(last.layer, ScaledDotProductAttention)
+    assert last.rf is field or last.rf == field
+    assert fields_in_image(result)[last.name] == field
+    assert _pixels_read(model, (0, 0)) == pixels

@@ -62,6 +62,18 @@ def test_every_kind_has_its_words_and_a_json_form(kind):
     assert json.loads(json.dumps(as_dict)) == as_dict
 
 
+def test_a_hook_fallback_says_whether_fx_was_tried():
+    skipped = Note.of(NoteKind.HOOK_FALLBACK, model="Head", reason="it runs a transformers 5 model",
+                      tried=False)
+    assert str(skipped) == ("torch.fx was not tried on Head (it runs a transformers 5 model); its "
+                            "modules and the torch functions between them were recorded in one run "
+                            "at the requested input, so shapes and MACs outside known layers are "
+                            "measured")
+    assert skipped.to_dict()["tried"] is False
+    failed = Note.of(NoteKind.HOOK_FALLBACK, model="Head", reason="TraceError: x", tried=True)
+    assert str(failed).startswith("torch.fx could not trace Head (TraceError: x); its modules")
+
+
 def test_has_kind_ignores_text_that_only_looks_like_a_note():
     assert has_kind([Note.of(NoteKind.DROPS, px=1, axes=("L",))], NoteKind.DROPS)
     assert not has_kind([text_note("drops 3 px (H, W)"), "drops 1 px (L)"], NoteKind.DROPS)

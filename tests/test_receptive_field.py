@@ -33,7 +33,7 @@ from shapecalc.core.layers import (
 from shapecalc.core.layers.functional import Pad, Permute
 
 torch = pytest.importorskip("torch")
-from shapecalc.torch_bridge import layer_to_module  # noqa: E402  (needs torch)
+from tf_same_helpers import reference_module  # noqa: E402
 
 
 def conv(k: int, s: int, p: int, d: int) -> Layer:
@@ -44,6 +44,10 @@ windows = st.one_of(
     st.builds(conv, st.integers(1, 5), st.integers(1, 3), st.integers(0, 2), st.integers(1, 3)),
     st.integers(1, 4).flatmap(lambda k: st.builds(
         AvgPool1d, st.just(k), st.integers(1, 3), st.integers(0, k // 2))),
+    # TensorFlow 'SAME' (timm's *Same layers): the padding, often odd, follows each input size
+    st.builds(lambda k, s, d: Conv1d(1, 1, k, stride=s, padding="tf_same", dilation=d, bias=False),
+              st.integers(1, 5), st.integers(1, 3), st.integers(1, 3)),
+    st.builds(lambda k, s: AvgPool1d(k, s, padding="tf_same"), st.integers(1, 4), st.integers(1, 3)),
 )
 scalings = st.one_of(
     st.builds(lambda k, s, p, d: ConvTranspose1d(1, 1, k, stride=s, padding=p, dilation=d, bias=False),
@@ -62,9 +66,9 @@ resizes = st.one_of(  # to a size, from the input size: scale in/out
 
 def ones_module(layers: list[Layer]):
     """The torch chain of ``layers`` with every weight 1: gradients never cancel."""
-    modules = [layer_to_module(layer) for layer in layers]
+    modules = [reference_module(layer) for layer in layers]
     with torch.no_grad():
-        for m in modules:
+        for m in (sub for top in modules for sub in top.modules()):
             if getattr(m, "weight", None) is not None:
                 m.weight.fill_(1.0)
     return torch.nn.Sequential(*modules).double().eval()

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shapecalc.core.arithmetic.field_axes import AxisMoves, Joined, Read, Where, follow, trailing, where_of
+from shapecalc.core.arithmetic.field_axes import (
+    AxisMoves, Joined, Mixed, Read, Where, follow, trailing, where_of,
+)
 from shapecalc.core.arithmetic.receptive_field import FieldRule, Span
 
 if TYPE_CHECKING:
@@ -53,6 +55,10 @@ def fields_in_image(analysis: "Analysis") -> dict[str, ImageField]:
 
 
 def _through(sources: list[ImageField], wheres: list, steps, ins, out) -> ImageField:
+    if isinstance(steps, Mixed) and steps.attends and (
+            any(s != sources[0] for s in sources[1:]) or any(w != wheres[0] for w in wheres[1:])):
+        # keys and values read elsewhere than the query (see base._attended)
+        return None if any(s is None for s in sources) else FieldRule.UNKNOWN
     if isinstance(steps, AxisMoves) and not isinstance(steps, Joined):
         sources, wheres = sources[:1], wheres[:1]  # the others only lend sizes (view(B, N, -1))
     if steps is FieldRule.GLOBAL or any(s is None for s in sources):

@@ -29,7 +29,8 @@ class NoteKind(str, Enum):
     PARAM_TIED = "param_tied"        # data: names, count, owner — a weight counted at another node
     PARAMS_UNUSED = "params_unused"  # data: names, count — parameters no forward uses
     PARAMS_UNPLACED = "params_unplaced"  # data: names, count — used outside the recorded modules
-    HOOK_FALLBACK = "hook_fallback"  # data: model, reason — fx failed, recorded with hooks
+    HOOK_FALLBACK = "hook_fallback"  # data: model, reason, tried — recorded with hooks because fx
+    #                                  failed (tried) or cannot work on this model (not tried)
     OUTPUTS = "outputs"              # data: count, labels — a forward with several outputs
     TUPLE_ITEM = "tuple_item"        # data: index, owner — one more item of a module's tuple
     EXPERTS = "experts"              # data: top_k, experts — a mixture of experts, how it is counted
@@ -94,10 +95,11 @@ _TEXT: dict[NoteKind, Callable[[Mapping[str, Any]], str]] = {
     NoteKind.PARAMS_UNPLACED: lambda d: (f"{d['count']:,} parameters in no recorded module (read "
                                          f"by the forward's own code, or by nothing; hooks cannot "
                                          f"tell): {_names(d['names'])} (counted in the total)"),
-    NoteKind.HOOK_FALLBACK: lambda d: (f"torch.fx could not trace {d['model']} ({d['reason']}); "
-                                       "its modules and the torch functions between them were "
-                                       "recorded in one run at the requested input, so shapes "
-                                       "and MACs outside known layers are measured"),
+    NoteKind.HOOK_FALLBACK: lambda d: (
+        (f"torch.fx could not trace {d['model']} ({d['reason']}); " if d.get("tried", True) else
+         f"torch.fx was not tried on {d['model']} ({d['reason']}); ") +
+        "its modules and the torch functions between them were recorded in one run at the "
+        "requested input, so shapes and MACs outside known layers are measured"),
     NoteKind.EXPERTS: lambda d: (f"mixture of experts: every token runs {d['top_k']} of "
                                  f"{d['experts']} experts, whatever the router picks (transformers' "
                                  "batched_mm experts kernel: the chosen experts' weights gathered "

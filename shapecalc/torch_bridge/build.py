@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from shapecalc.core.blocks import Block, Branches, Residual, Sequential
 from shapecalc.core.errors import ShapecalcError, SpecError
 from shapecalc.core.layers import Layer, Shape
+from shapecalc.core.layers.base import TF_SAME
 from shapecalc.torch_bridge.measure import call_on_device, record_module_shapes, torch_error
 
 
@@ -76,7 +77,37 @@ def layer_to_module(layer: Layer):
         from shapecalc.torch_bridge.single_output import single_output_class
 
         cls = single_output_class(cls)
-    return cls(**layer.torch_kwargs())
+    kwargs = layer.torch_kwargs()
+    if kwargs.get("padding") == TF_SAME:  # torch has no such padding: pad first, as timm does
+        module = _tf_same_class(cls)(**{**kwargs, "padding": 0})
+        module.tf_same_windows = layer.windows  # type: ignore[attr-defined]
+        return module
+    return cls(**kwargs)
+
+
+_TF_SAME_TWINS: dict[type, type] = {}
+
+
+def _tf_same_class(torch_cls: type) -> type:
+    """``torch_cls`` run on its input padded as TensorFlow's ``'SAME'`` pads it (``F.pad``,
+    ``-inf`` for max pooling, as timm's ``MaxPool2dSame``), the layer itself unpadded."""
+    twin = _TF_SAME_TWINS.get(torch_cls)
+    if twin is None:
+        functional = _torch().nn.functional
+        fill = float("-inf") if torch_cls.__name__.startswith("MaxPool") else 0.0
+
+        def forward(self, x):
+            sizes = x.shape[x.dim() - len(self.tf_same_windows):]
+            pads: list[int] = []
+            for w, n in zip(reversed(self.tf_same_windows), reversed(sizes)):  # F.pad: last axis first
+                at = w.at(int(n))
+                pads += [at.p_left, at.p_right]
+            return torch_cls.forward(self, functional.pad(x, pads, value=fill))
+
+        twin = _TF_SAME_TWINS[torch_cls] = type(f"{torch_cls.__name__}TfSame", (torch_cls,), {
+            "forward": forward, "__module__": __name__,
+            "__doc__": f"``nn.{torch_cls.__name__}`` with TensorFlow 'SAME' padding (built from a spec)."})
+    return twin
 
 
 def spec_module(block: Block, resolved: dict[str, Layer], path: str = "", device: str | None = None):

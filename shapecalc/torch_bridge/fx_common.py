@@ -7,11 +7,13 @@ It sits below both fx modules so that neither imports the other's private helper
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from shapecalc.core.graph import BlockInfo, path_prefixes
-from shapecalc.core.layers import LAYER_TYPES, MERGE_TYPES, Layer
+from shapecalc.core.layers import LAYER_TYPES, MERGE_TYPES, AvgPool2d, CondConv2d, Conv2d, Layer, MaxPool2d
+from shapecalc.core.layers.base import TF_SAME
 from shapecalc.torch_bridge.fx_ops import MODULE_ARGUMENTS
 from shapecalc.torch_bridge.measure import torch_module
 
@@ -75,7 +77,7 @@ def module_to_layer(module: Any, made: dict | None = None) -> Layer | None:
     if not cls.__module__.startswith("torch.nn"):
         name = cls.__dict__.get("shapecalc_type")  # a spec build's single-output twin (LSTM …)
         if name is None:
-            return None
+            return _timm_layer(module, made)
     lazy = name.startswith("Lazy")
     base = name[4:] if lazy else name
     spec_cls = LAYER_TYPES.get(base)
@@ -108,6 +110,78 @@ def module_to_layer(module: Any, made: dict | None = None) -> Layer | None:
     try:
         return _build(spec_cls, kwargs, made)
     except Exception:  # an argument combination the spec rejects: measure it instead
+        return None
+
+
+def _conv2d_same(m: Any) -> tuple[type, dict[str, Any]] | None:
+    # conv2d_same(x, weight, bias, stride, padding, dilation, groups) ignores padding and
+    # padding_mode and takes the kernel from the weight.
+    return Conv2d, dict(in_channels=m.in_channels, out_channels=m.out_channels,
+                        kernel_size=tuple(m.weight.shape[-2:]), stride=tuple(m.stride),
+                        padding=TF_SAME, dilation=tuple(m.dilation), groups=m.groups,
+                        bias=m.bias is not None)
+
+
+def _std_conv2d_same(m: Any) -> tuple[type, dict[str, Any]] | None:
+    # Weight standardisation rescales the weight (F.batch_norm on it, which FlopCounterMode
+    # does not count): no shape, parameter or MAC changes. ``same_pad`` pads first, then
+    # F.conv2d with ``padding`` (0 when same_pad, as the constructor sets it).
+    padding = tuple(m.padding) if isinstance(m.padding, (tuple, list)) else m.padding
+    if m.same_pad:
+        if padding not in ((0, 0), "valid"):
+            return None  # both paddings at once: no layer says that
+        padding = TF_SAME
+    return Conv2d, dict(in_channels=m.in_channels, out_channels=m.out_channels,
+                        kernel_size=tuple(m.kernel_size), stride=tuple(m.stride), padding=padding,
+                        dilation=tuple(m.dilation), groups=m.groups, bias=m.bias is not None)
+
+
+def _cond_conv2d(m: Any) -> tuple[type, dict[str, Any]] | None:
+    # Dynamic padding runs conv2d_same (TF 'SAME'), else F.conv2d with the static padding.
+    padding = TF_SAME if m.dynamic_padding else tuple(m.padding)
+    return CondConv2d, dict(in_channels=m.in_channels, out_channels=m.out_channels,
+                            kernel_size=tuple(m.kernel_size), stride=tuple(m.stride), padding=padding,
+                            dilation=tuple(m.dilation), groups=m.groups, bias=m.bias is not None,
+                            num_experts=m.num_experts)
+
+
+def _max_pool2d_same(m: Any) -> tuple[type, dict[str, Any]] | None:
+    # max_pool2d_same pads with -inf, then F.max_pool2d(padding 0) without indices.
+    return MaxPool2d, dict(kernel_size=m.kernel_size, stride=m.stride, padding=TF_SAME,
+                           dilation=m.dilation, ceil_mode=m.ceil_mode)
+
+
+def _avg_pool2d_same(m: Any) -> tuple[type, dict[str, Any]] | None:
+    # pad_same (no dilation), then F.avg_pool2d with the module's own padding (0 as built).
+    if tuple(m.padding) != (0, 0) if isinstance(m.padding, (tuple, list)) else m.padding != 0:
+        return None
+    return AvgPool2d, dict(kernel_size=m.kernel_size, stride=m.stride, padding=TF_SAME,
+                           ceil_mode=m.ceil_mode, count_include_pad=m.count_include_pad)
+
+
+#: timm modules that are a known layer whose forward torch.fx cannot trace: TensorFlow 'SAME'
+#: padding computed from the input size in Python, CondConv's per-sample kernels. (module,
+#: class) → reader; timm's ScaledStdConv2dSame is not here: its ``gain`` parameter is not a conv's.
+_TIMM_LAYERS: dict[tuple[str, str], Callable[[Any], tuple[type, dict[str, Any]] | None]] = {
+    ("timm.layers.conv2d_same", "Conv2dSame"): _conv2d_same,
+    ("timm.layers.std_conv", "StdConv2dSame"): _std_conv2d_same,
+    ("timm.layers.pool2d_same", "MaxPool2dSame"): _max_pool2d_same,
+    ("timm.layers.pool2d_same", "AvgPool2dSame"): _avg_pool2d_same,
+    ("timm.layers.cond_conv2d", "CondConv2d"): _cond_conv2d,
+}
+
+
+def _timm_layer(module: Any, made: dict | None) -> Layer | None:
+    """The layer of one of timm's :data:`_TIMM_LAYERS`, matched by the class itself (a subclass
+    may change ``forward``); timm is never imported here: a module of it exists only if it is."""
+    cls = type(module)
+    reader = _TIMM_LAYERS.get((cls.__module__, cls.__qualname__))
+    if reader is None or getattr(sys.modules.get(cls.__module__), cls.__qualname__, None) is not cls:
+        return None
+    try:
+        found = reader(module)
+        return None if found is None else _build(found[0], found[1], made)
+    except Exception:  # an argument the layer refuses (a None stride): measure it instead
         return None
 
 

@@ -70,6 +70,9 @@ class FxConverter:
         self.tuple_owner: dict[Any, str] = {}  # fx tuple value → engine node that counted it
         self.ledger = ParamLedger(self.root, index.params)
         self.live: set[Any] = set()
+        #: forward parameters the caller leaves at their defaults (``attn_mask=None``) → that
+        #: default: a call reading one is mapped as if the default were written in its place
+        self.defaults: dict[Any, Any] = {}
 
     # ---------------------------------------------------------------- driver
     def run(self) -> Graph:
@@ -136,7 +139,8 @@ class FxConverter:
     # ---------------------------------------------------------------- classification
     def _classify(self, node: Any) -> ValueKind:
         if node.op == "placeholder":
-            if node.args:  # an argument with a default value
+            if node.args:  # an argument with a default value: only the graph's inputs are given
+                self.defaults[node] = node.args[0]
                 return ValueKind.CONST
             if not self.inputs:
                 self.engine[node] = self.builder.input_name
@@ -267,6 +271,15 @@ class FxConverter:
         self.fx_names[name] = call.name
         return True
 
+    def _arguments(self, node: Any) -> tuple[tuple, dict]:
+        """A call's arguments, with each defaulted forward parameter read as its default."""
+        if not self.defaults or not any(a in self.defaults for a in node.all_input_nodes):
+            return node.args, dict(node.kwargs)
+        defaults = self.defaults
+        args, kwargs = self.torch.fx.node.map_arg(
+            (node.args, node.kwargs), lambda n: defaults[n] if n in defaults else n)
+        return tuple(args), dict(kwargs)
+
     def _mapped(self, node: Any) -> tuple[Layer, list[Any]] | None:
         Node = self.torch.fx.Node
         call = node
@@ -275,21 +288,22 @@ class FxConverter:
         if call.op == "call_module":
             sub = self.values.submodule(call.target)
             layer = self.layers[id(sub)] if id(sub) in self.layers else module_to_layer(sub)
-            if layer is None or not call.args or not all(self._is_tensor(a) for a in call.args):
+            call_args, call_kwargs = self._arguments(call)
+            if layer is None or not call_args or not all(self._is_tensor(a) for a in call_args):
                 return None
             variadic = layer.arity == 0  # attention: one input or query, key and value
-            if len(call.args) != 1 and not variadic:
+            if len(call_args) != 1 and not variadic:
                 return None
-            if call.kwargs and (not variadic or any(
-                    isinstance(v, Node) for v in self._flat(call.kwargs.values()))):
+            if call_kwargs and (not variadic or any(
+                    isinstance(v, Node) for v in self._flat(call_kwargs.values()))):
                 return None
-            return layer, list(call.args)
+            return layer, list(call_args)
         if node is not call:
             return None
         if node.op not in ("call_function", "call_method") or not fx_ops.is_torch_op(node):
             return None
         name = fx_ops.op_name(node)
-        args, kwargs = node.args, dict(node.kwargs)
+        args, kwargs = self._arguments(node)
         if name in fx_ops.BINARY:
             if len(args) != 2 or kwargs:
                 return None

@@ -55,12 +55,13 @@ def input_names(module: Any, count: int) -> list[str]:
 
 
 def hook_graph(module: Any, name: str, inputs: Inputs, training: bool = False,
-               reason: str | None = None) -> Graph:
+               why: Note | None = None) -> Graph:
     """A flat graph of the modules and torch functions one forward at ``inputs`` ran, in call order.
 
     When torch refuses the input, the graph is cut at the module that was running and the
     engine is asked about it with the input it received, so the error carries the engine's
-    numbers (and ``err.partial_graph`` lets ``diagnose`` explain it).
+    numbers (and ``err.partial_graph`` lets ``diagnose`` explain it). ``why``, the note saying
+    why the forward is recorded rather than traced, comes first among the graph's notes.
     """
     from shapecalc.core.errors import ShapeError
     from shapecalc.core.graph import analyze_graph
@@ -70,10 +71,12 @@ def hook_graph(module: Any, name: str, inputs: Inputs, training: bool = False,
     failure: Exception | None = None
     given: list = []
     recorded = recorded_modules(module)
-    recording = Recording(module, recorded, {id(m) for _, m in recorded if module_to_layer(m) is None})
+    layers = module_layers(recorded)
+    recording = Recording(module, recorded, {key for key, layer in layers.items() if layer is None})
     try:
         with recording:
-            xs, out = run_for_hooks(module, inputs, recording.clear, training, given)
+            xs, out = run_for_hooks(module, inputs, recording.clear, training, given,
+                                    recording.observing)
     except SpecError:
         raise
     except Exception as err:  # the graph so far starts from every input torch was given
@@ -83,10 +86,9 @@ def hook_graph(module: Any, name: str, inputs: Inputs, training: bool = False,
         # does not fit, a ``raise ValueError``). Its exception is the answer, where it was raised.
         error = ShapeError(f"the forward raised {forward_error(failure)}", node=None)
         raise error from None
-    graph, running = _hook_nodes(module, name, recording, xs, out, failure is not None)
-    if reason is not None:
-        graph.notes.insert(0, Note.of(NoteKind.HOOK_FALLBACK, model=type(module).__name__,
-                                      reason=reason))
+    graph, running = _hook_nodes(module, name, recording, layers, xs, out, failure is not None)
+    if why is not None:
+        graph.notes.insert(0, why)
     graph.mode = Mode.of_training(training)
     if failure is None:
         return graph
@@ -126,19 +128,27 @@ def recorded_run(module: Any, name: str, run: Any) -> tuple[Graph, list, dict[st
     names the node each made, ``call.saved`` holds what it saved) and every node's tensor."""
     from shapecalc.torch_bridge.hook_recorder import Recording
 
-    recording = Recording(module, recorded_modules(module), set(), saving=True)
-    with recording:
+    recorded = recorded_modules(module)
+    recording = Recording(module, recorded, set(), saving=True)
+    with recording, recording.observing():
         xs, out = run()
     values: dict[str, Any] = {}
-    graph, _ = _hook_nodes(module, name, recording, xs, out, False, values)
+    graph, _ = _hook_nodes(module, name, recording, module_layers(recorded), xs, out, False, values)
     return graph, recording.calls, values
 
 
-def _hook_nodes(module: Any, name: str, recording: Any, xs: list, out: Any,
-                failed: bool, values: dict | None = None) -> tuple[Graph, str | None]:
-    """Nodes for the recorded calls: modules (a rule where the engine has one, else torch's
-    measurement) and the torch functions the forward's own code ran between them.
-    ``values``, if given, receives every node's tensor by node name."""
+def module_layers(recorded: list[tuple[str, Any]]) -> dict[int, Any]:
+    """The engine's layer for each recorded module (``None``: none, torch measures it), by
+    ``id``, read once per analysis. (No ``made`` cache: keying the arguments cost more than
+    building the layer on the corpus's transformers, whose modules are mostly distinct.)"""
+    return {id(m): module_to_layer(m) for _, m in recorded}
+
+
+def _hook_nodes(module: Any, name: str, recording: Any, layers: dict[int, Any], xs: list,
+                out: Any, failed: bool, values: dict | None = None) -> tuple[Graph, str | None]:
+    """Nodes for the recorded calls: modules (``layers``: a rule where the engine has one,
+    else torch's measurement) and the torch functions the forward's own code ran between
+    them. ``values``, if given, receives every node's tensor by node name."""
     torch = torch_module()
     builder = GraphBuilder(name)
     labels = input_names(module, len(xs))
@@ -187,7 +197,7 @@ def _hook_nodes(module: Any, name: str, recording: Any, xs: list, out: Any,
         else:
             sources = tuple(produced.get(id(t)) or glue(f"{node_name}.input", t, last)
                             for t in call.inputs)
-            layer = module_to_layer(call.module)
+            layer = layers.get(id(call.module))
             if layer is None or (len(sources) != 1 and layer.arity != 0):
                 layer = _fixed(type(call.module).__name__, type(call.module).__name__,
                                None if output is None else tuple(output.shape), call.macs)
@@ -321,14 +331,19 @@ def _refuse_a_large_real_run(given: Inputs) -> None:
 
 
 def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False,
-                  inputs: list | None = None) -> tuple[list, Any]:
+                  inputs: list | None = None, observe: Any = None) -> tuple[list, Any]:
     """Meta first (free); a forward that reads tensor values (``if x.sum() > 0``) cannot run
     on meta, so it runs once for real on zeros, on the module's own device. ``inputs``, if
-    given, holds the input tensors of the last run, even when torch refuses them."""
+    given, holds the input tensors of the last run, even when torch refuses them.
+    ``observe(mode)`` (a recording's :meth:`~.hook_recorder.Recording.observing`; by default
+    the mode itself) is entered around each try with the one dispatch mode it runs under."""
     from shapecalc.torch_bridge.mac_count import math_attention
 
     from shapecalc.core.bounds import MAX_RUN_BYTES
+    from shapecalc.torch_bridge.meta_memo import meta_memo
     from shapecalc.torch_bridge.real_run import cheaper_for_real, real_run_guard, remember
+
+    observe = observe or (lambda mode: mode)
 
     torch = torch_module()
     if cheaper_for_real(module, _input_bytes(given), MAX_RUN_BYTES.get()):
@@ -338,7 +353,7 @@ def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False
         if inputs is not None:
             inputs[:] = xs
         try:
-            with real_run_guard(module, MAX_RUN_BYTES.get()), run_mode(module, training), \
+            with observe(real_run_guard(module, MAX_RUN_BYTES.get())), run_mode(module, training), \
                     torch.no_grad(), math_attention():
                 return xs, module(*xs)
         except Exception as err:  # GaveUp, or anything torch refused: meta says it as before
@@ -348,7 +363,8 @@ def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False
     if inputs is not None:
         inputs[:] = xs
     try:
-        return xs, call_on_meta(module, *xs, training=training)
+        with observe(meta_memo()):
+            return xs, call_on_meta(module, *xs, training=training)
     except Exception as err:
         if "meta" not in str(err) and "data-dependent" not in str(err):
             raise
@@ -358,5 +374,5 @@ def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False
     xs = [meta_input(i.shape, i.dtype, device) for i in given]
     if inputs is not None:
         inputs[:] = xs
-    with run_mode(module, training), torch.no_grad(), math_attention():
-        return xs, module(*xs)
+    with observe(meta_memo()), run_mode(module, training), torch.no_grad(), math_attention():
+        return xs, module(*xs)  # (the memo keeps nothing of real tensors: it only hands on ops)

@@ -8,7 +8,8 @@ Three ways in, best first:
    functional calls (``fx_convert``). Known modules and ops become derived layers; unknown ones
    are measured on the meta device (marked "measured") so that nothing fails silently.
 3. **hooks** (``fx_hooks``): whenever fx fails (at tracing, at conversion, or when the traced
-   graph cannot take an input that the real forward takes), the forward is run once at the
+   graph cannot take an input that the real forward takes), or is known not to work (a
+   transformers 5 model, :func:`untraceable_library_model`), the forward is run once at the
    requested inputs and its modules recorded, with a note saying so and why.
 
 Models are read in eval mode (as torchinfo does; ``mode="train"`` for training-only branches)
@@ -19,6 +20,7 @@ once (``fx_params``), so ``total_params`` equals ``sum(p.numel())`` of the disti
 from __future__ import annotations
 
 import re
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -30,6 +32,7 @@ from shapecalc.core.errors import LayerError, ShapecalcError, SpecError, user_co
 from shapecalc.core.graph import Analysis, Graph, Mode, analyze_graph
 from shapecalc.core.inputs import Inputs
 from shapecalc.core.layers import Layer, Shape
+from shapecalc.core.notes import Note, NoteKind
 from shapecalc.core.safetext import clipped
 from shapecalc.torch_bridge.fx_common import ModuleIndex, module_to_layer
 from shapecalc.torch_bridge.fx_forwards import recorded_forwards
@@ -59,7 +62,7 @@ class TorchImport:
     notes: list = field(default_factory=list)
     converter: Any = None  # the FxConverter (element types for measured nodes)
     training: bool = False  # traced in train mode (``--train-mode``)
-    reason: str | None = None  # why fx was not used (hooks)
+    why: Note | None = None  # why the forward is recorded with hooks (its first note there)
     name: str = ""  # the model's name: the graph's name when recorded again
     #: The graph read; ``None`` only for a hooks import with no default input to record it at.
     graph: Graph | None = None
@@ -71,6 +74,14 @@ class TorchImport:
     #: Measured fx nodes need every value's element type even for float inputs (a bool mask
     #: built in the forward): found when they failed without it, kept for later analyses.
     typed_values: bool = False
+    #: Functions traced as one call each (:func:`_failed_in_notrace_function`): a trace again
+    #: (``source_line``) must wrap them too to make the same nodes.
+    wrapped: tuple = ()
+
+    @property
+    def reason(self) -> str | None:
+        """Why fx was not used (hooks), in words."""
+        return None if self.why is None else self.why.get("reason")
 
     @property
     def scannable(self) -> bool:
@@ -81,14 +92,14 @@ class TorchImport:
         """The graph at ``shape``; only "hooks" imports depend on the size (they are recorded)."""
         if self.route is not Route.HOOKS:
             raise SpecError(f"{self.name}: a {self.route} import has one graph for every size")
-        return self.recorded(Inputs.from_checked([tuple(shape)]), self.training, self.reason)
+        return self.recorded(Inputs.from_checked([tuple(shape)]), self.training, self.why)
 
-    def recorded(self, inputs: Inputs, training: bool, reason: str | None) -> Graph:
+    def recorded(self, inputs: Inputs, training: bool, why: Note | None) -> Graph:
         """The graph one recorded run at ``inputs`` gives, with the model's own notes."""
         from shapecalc.torch_bridge.fx_hooks import hook_graph
 
         graph = hook_graph(self.module, self.name or type(self.module).__name__, inputs,
-                           training, reason)
+                           training, why)
         graph.notes.extend(self.model_notes)
         return graph
 
@@ -136,23 +147,56 @@ def import_module(module: Any, name: str | None = None, mode: Mode | str = Mode.
         return TorchImport(module, Route.CHAIN, training=training, name=name, graph=graph, spec=spec,
                            default_input=default,
                            description=f"nn.Module {type(module).__name__} (a chain of known layers)")
+    untraceable = untraceable_library_model(index)
+    if untraceable is not None:
+        return hooks_import(module, name, default, hook_note(module, untraceable, tried=False), training)
     try:
         _, imp = trace_graph(module, name, training, index)
     except _Untraceable as err:
-        return hooks_import(module, name, default, str(err), training)
+        return hooks_import(module, name, default, hook_note(module, str(err)), training)
     imp.default_input = default
     imp.description = f"nn.Module {type(module).__name__} (traced with torch.fx)"
     return imp
 
 
-def hooks_import(module: Any, name: str, default: Shape | None, reason: str,
+def hook_note(module: Any, reason: str, tried: bool = True) -> Note:
+    """Why ``module`` is recorded with hooks: torch.fx failed (``tried``), or was not tried."""
+    return Note.of(NoteKind.HOOK_FALLBACK, model=type(module).__name__, reason=reason, tried=tried)
+
+
+def untraceable_library_model(index: ModuleIndex) -> str | None:
+    """Why torch.fx need not be tried on this module tree, or ``None`` to try it.
+
+    transformers 5 dropped its own fx tracer (transformers 4's ``HFTracer``, which gave every
+    proxy a concrete shape and dtype), and its models' forwards read ``**kwargs`` through
+    decorators, branch on tensors and unpack shapes: of the 23 architectures tried with
+    transformers 5 (BERT, GPT-2, Llama, T5, BART, ViT, ConvNeXt, Whisper, Wav2Vec2, ResNet,
+    Swin, Segformer, …) none traces, and the failed attempt cost up to as much as the whole
+    recorded run. So a tree holding a transformers >= 5 ``PreTrainedModel`` goes to hooks at
+    once; the recorded run gives the same figures fx would (the corpus checks them against
+    torch). transformers is never imported here: a model of it exists only once it is.
+    """
+    modeling = sys.modules.get("transformers.modeling_utils")
+    library = sys.modules.get("transformers")
+    pretrained = getattr(modeling, "PreTrainedModel", None)
+    version = getattr(library, "__version__", "")
+    major = re.match(r"\d+", version)
+    if not isinstance(pretrained, type) or major is None or int(major.group()) < 5:
+        return None
+    for path, sub in index.modules.items():
+        if isinstance(sub, pretrained):
+            where = f" at '{path}'" if path else ""
+            return (f"it runs a transformers {version} model ({type(sub).__name__}{where}); "
+                    "transformers 5 models do not trace: their forwards branch on tensors and "
+                    "read **kwargs")
+    return None
+
+
+def hooks_import(module: Any, name: str, default: Shape | None, why: Note,
                  training: bool) -> TorchImport:
     """An import whose graph is recorded with hooks at each input asked for (not scannable)."""
-    from shapecalc.core.notes import Note, NoteKind
-
-    note = Note.of(NoteKind.HOOK_FALLBACK, model=type(module).__name__, reason=reason)
-    imp = TorchImport(module, Route.HOOKS, notes=[note], training=training, reason=reason, name=name,
-                      default_input=default, description=str(note))
+    imp = TorchImport(module, Route.HOOKS, notes=[why], training=training, why=why, name=name,
+                      default_input=default, description=str(why))
     imp.graph = imp.graph_at(default) if default is not None else None
     return imp
 
@@ -172,6 +216,32 @@ class _Untraceable(Exception):
 
 
 # ------------------------------------------------------------------ fx
+#: Most functions a trace wraps after failing in them (each costs a trace up to the failure).
+MAX_WRAPPED = 4
+
+
+def _failed_in_notrace_function(err: BaseException) -> Callable | None:
+    """The outermost function that timm registers as not traceable (``register_notrace_function``:
+    a resize, a window partition, a mask built in Python) inside which a trace failed, if any.
+
+    Such a function is then traced as one call, a measured node. Only where the trace failed
+    inside it: one that traces keeps its ops as rows. Modules timm registers are not taken:
+    many are whole blocks, whose rows one measured row would replace. timm is not imported
+    here; its registry is read only if it is loaded.
+    """
+    registry = sys.modules.get("timm.layers._fx")
+    if registry is None:
+        return None
+    codes = {getattr(f, "__code__", None): f for f in registry.get_notrace_functions()}
+    tb = err.__traceback__
+    while tb is not None:
+        fn = codes.get(tb.tb_frame.f_code)
+        if fn is not None:
+            return fn
+        tb = tb.tb_next
+    return None
+
+
 def trace_graph(module: Any, name: str, training: bool = False,
                 index: ModuleIndex | None = None) -> tuple[Graph, TorchImport]:
     """fx trace and conversion; any failure at all becomes :class:`_Untraceable` (→ hooks).
@@ -190,21 +260,27 @@ def trace_graph(module: Any, name: str, training: bool = False,
         if id(m) not in layers:
             layers[id(m)] = module_to_layer(m, made)
     known = {key for key, layer in layers.items() if layer is not None}
-    try:
-        with run_mode(module, training, index.unique):
-            tracer = tracer_class(known, recorded_forwards(index.unique, training), index)()
-            fx_graph = tracer.trace(module)
-        converter = FxConverter(fx_graph, tracer.root, name, layers, index, tracer.returned)
-        graph = converter.run()
-    except Exception as err:  # control flow on tensors, an op fx cannot express
-        first = (str(err).strip().splitlines() or [""])[0]
-        raise _Untraceable(clipped(f"{type(err).__name__}: {first}", 200)) from None
+    wrapped: tuple = ()
+    while True:
+        try:
+            with run_mode(module, training, index.unique):
+                tracer = tracer_class(known, recorded_forwards(index.unique, training), index)(wrapped)
+                fx_graph = tracer.trace(module)
+            converter = FxConverter(fx_graph, tracer.root, name, layers, index, tracer.returned)
+            graph = converter.run()
+            break
+        except Exception as err:  # control flow on tensors, an op fx cannot express
+            inside = _failed_in_notrace_function(err)
+            if inside is None or inside in wrapped or len(wrapped) >= MAX_WRAPPED:
+                first = (str(err).strip().splitlines() or [""])[0]
+                raise _Untraceable(clipped(f"{type(err).__name__}: {first}", 200)) from None
+            wrapped += (inside,)
     for path, info in graph.blocks.items():  # a block's value is its output node's
         if info.output in converter.fx_names:
             converter.fx_names[path] = converter.fx_names[info.output]
     graph.mode = Mode.of_training(training)
     imp = TorchImport(module, Route.FX, fx_graph, converter.fx_names, converter.notes, converter, training,
-                      name=name, graph=graph)
+                      name=name, graph=graph, wrapped=wrapped)
     return graph, imp
 
 
@@ -224,7 +300,7 @@ def source_line(imp: TorchImport, node: str) -> str | None:
     known = {id(m) for m in index.unique if module_to_layer(m, {}) is not None}
     try:
         with run_mode(imp.module, imp.training, index.unique):  # the same nodes, the same names
-            tracer = tracer_class(known, recorded_forwards(index.unique, imp.training), index)()
+            tracer = tracer_class(known, recorded_forwards(index.unique, imp.training), index)(imp.wrapped)
             tracer.record_stack_traces = True
             traced = tracer.trace(imp.module)
     except Exception:  # it traced once; should a second trace fail, the line is not known
@@ -261,7 +337,7 @@ def analyze_import(imp: TorchImport, inputs: Inputs, dtype: str = "float32",
     training = imp.training
     if imp.route is Route.HOOKS:
         with user_code(f"running {imp.name}.forward"):
-            graph = imp.recorded(inputs, training, imp.reason)
+            graph = imp.recorded(inputs, training, imp.why)
         return analyze_graph(graph, inputs, dtype)
     if imp.route is Route.FX:
         typed = imp.typed_values or not inputs.all_default
@@ -281,7 +357,7 @@ def analyze_import(imp: TorchImport, inputs: Inputs, dtype: str = "float32",
         with user_code(f"running {imp.name}.forward"):
             reason = clipped(f"the traced graph fails where torch does not: {err}", 200)
             try:  # one recorded run: if torch refuses these inputs too, the error is real
-                graph = imp.recorded(inputs, training, reason)
+                graph = imp.recorded(inputs, training, hook_note(imp.module, reason))
             except ShapecalcError:
                 raise err from None
         return analyze_graph(graph, inputs, dtype)

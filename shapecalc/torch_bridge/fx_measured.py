@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from shapecalc.torch_bridge import fx_ops
 from shapecalc.torch_bridge.fx_values import FxValues
+from shapecalc.torch_bridge.mac_count import MAC_FREE_OPS
 from shapecalc.torch_bridge.measure import MeasuredLayer, call_on_meta, measured_runner
 
 
@@ -86,12 +87,33 @@ def measured(values: FxValues, node: Any, count_macs: bool = True) -> tuple[Meas
         values.seen_dtypes[node.name] = dtype
 
     run = shared(values, values.signature(node, frontier), node.name,
-                 measured_runner(evaluate, name, dtypes, seen), dtypes)
+                 measured_runner(evaluate, name, dtypes, seen,
+                                 lambda: multiplies_nothing(values, node, frontier)), dtypes)
     runner: Callable = run if count_macs else (lambda *shapes: (run(*shapes)[0], 0))
     # A module call runs through call_on_meta (no autograd); an op can be rerun recording.
     forward = evaluate if node.op != "call_module" else None
     return MeasuredLayer(name, op_type, 0, "", runner=runner, forward=forward,
                          input_dtypes=dtypes), frontier
+
+
+def multiplies_nothing(values: FxValues, node: Any, frontier: list[Any]) -> bool:
+    """Whether re-running ``node`` from ``frontier`` runs only torch ops in
+    :data:`~shapecalc.torch_bridge.mac_count.MAC_FREE_OPS` (a view of ``x.size(0)`` rows, a
+    window shift): then its MACs are 0 with no counter. A module call never is."""
+    inputs = set(frontier)
+    stack, seen = [node], set()
+    while stack:
+        n = stack.pop()
+        if n in seen or n in inputs:
+            continue
+        seen.add(n)
+        if n.op in ("call_function", "call_method"):
+            if not fx_ops.is_torch_op(n) or fx_ops.op_name(n) not in MAC_FREE_OPS:
+                return False
+        elif n.op not in ("get_attr", "placeholder"):
+            return False
+        stack.extend(values.arg_nodes(n))
+    return True
 
 
 def shared(values: FxValues, signature: tuple | None, node_name: str,

@@ -155,8 +155,8 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
         root's parameters, so asking per call made tracing quadratic in depth.
         """
 
-        def __init__(self) -> None:
-            super().__init__()
+        def __init__(self, wrapped: tuple = ()) -> None:
+            super().__init__(autowrap_functions=wrapped)  # functions traced as one call each
             self.module_stack = ModuleStack()
             self.attr_names: dict[int, str] | None = None  # id(parameter/buffer) → first path
             self.instructions: dict[Any, tuple[list[int], list[Any]]] = {}  # code → offsets, ops

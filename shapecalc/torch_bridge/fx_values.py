@@ -31,6 +31,7 @@ class _Unshareable(Exception):
 
 
 _PLAIN = (bool, int, float, complex, str)
+_PLAIN_TYPES = frozenset({bool, int, float, complex, str, type(None), type(Ellipsis)})
 
 
 @dataclass
@@ -52,6 +53,10 @@ class FxValues:
     #: shapes in every block of a ViT runs once on the meta device.
     measured_memo: dict[tuple, tuple] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)  # get_attr target → its value
+    attr_signatures: dict[str, tuple] = field(default_factory=dict)  # get_attr target → its signature
+
+    def __post_init__(self) -> None:
+        self.node_type = self.torch.fx.Node
 
     def dtype_of(self, node_name: str) -> Any:
         """The element type of a value: the whole-graph run's if there was one, else what the
@@ -80,13 +85,10 @@ class FxValues:
             return ("input", place[n])
         if n in made:
             return made[n]
-        torch = self.torch
         if n.op == "get_attr":
-            value = self.attr(str(n.target))
-            if not isinstance(value, torch.Tensor):
-                raise _Unshareable
-            sig: tuple = ("attr", tuple(value.shape), tuple(value.stride()), value.dtype,
-                          value.requires_grad)
+            sig = self._attr_signature(str(n.target))
+        elif n.op == "placeholder" and n.args:  # a forward parameter left at its default
+            sig = ("default", self._constant(n.args[0], place, made))
         elif n.op in ("call_function", "call_method", "call_module"):
             target = id(self.submodule(n.target)) if n.op == "call_module" else n.target
             sig = (n.op, target, self._constant(n.args, place, made),
@@ -96,21 +98,38 @@ class FxValues:
         made[n] = sig
         return sig
 
+    def _attr_signature(self, target: str) -> tuple:
+        """A weight's part of a signature: its shape, strides, type and whether it is trained
+        (each weight is read once per analysis, though several blocks' nodes compare it)."""
+        sig = self.attr_signatures.get(target)
+        if sig is None:
+            value = self.attr(target)
+            if not isinstance(value, self.torch.Tensor):
+                raise _Unshareable
+            sig = self.attr_signatures[target] = (
+                "attr", tuple(value.shape), tuple(value.stride()), value.dtype, value.requires_grad)
+        return sig
+
     def _constant(self, value: Any, place: dict[Any, int], made: dict[Any, tuple]) -> Any:
-        torch = self.torch
-        if isinstance(value, torch.fx.Node):
+        kind = type(value)
+        # bool and int compare equal (True == 1): the type keeps them apart
+        if kind in _PLAIN_TYPES:
+            return (kind, value)
+        if kind is self.node_type:
             return self._node_signature(value, place, made)
         if isinstance(value, (tuple, list)):
-            return (type(value).__name__, tuple(self._constant(v, place, made) for v in value))
+            return (kind.__name__, tuple([self._constant(v, place, made) for v in value]))
         if isinstance(value, dict):
-            return ("dict", tuple((k, self._constant(v, place, made)) for k, v in value.items()))
-        if isinstance(value, slice):
+            return ("dict", tuple([(k, self._constant(v, place, made)) for k, v in value.items()]))
+        if kind is slice:
             return ("slice", self._constant(value.start, place, made),
                     self._constant(value.stop, place, made), self._constant(value.step, place, made))
-        # bool and int compare equal (True == 1): the type keeps them apart
-        if value is None or value is Ellipsis or isinstance(value, _PLAIN) or isinstance(
+        torch = self.torch
+        if isinstance(value, _PLAIN) or isinstance(
                 value, (torch.dtype, torch.device, torch.layout, torch.memory_format)):
-            return (type(value), value)
+            return (kind, value)
+        if isinstance(value, torch.fx.Node):
+            return self._node_signature(value, place, made)
         raise _Unshareable
 
     def submodule(self, path: str) -> Any:

@@ -5,16 +5,19 @@ does between its modules (attention's ``q @ k.transpose(-2, -1)``, timm's ``F.co
 "same" padding, a ``torch.cat``) happens in no leaf module. As torchview does, a
 ``TorchFunctionMode`` sees every torch function the forward's own code calls; calls made
 inside a recorded module belong to that module and are not recorded again. Below it, one
-dispatch mode, :mod:`~shapecalc.torch_bridge.meta_memo`, answers meta ops it has seen (a deep
-model repeats its layers' ops) and hands the ops of every call whose MACs no rule gives to a
+dispatch mode per run (:meth:`Recording.observing`: on meta the
+:mod:`~shapecalc.torch_bridge.meta_memo`, which answers meta ops it has seen, as a deep model
+repeats its layers' ops; in a real run the :mod:`~shapecalc.torch_bridge.real_run` guard)
+hands the ops of every call whose MACs no rule gives to a
 :func:`~shapecalc.torch_bridge.mac_count.mac_counter`: torch's own count of the
 multiply-accumulates (``None`` where torch has no formula).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from shapecalc.torch_bridge.measure import torch_module
 
@@ -73,7 +76,7 @@ _NO_WORK = frozenset({
 
 
 class Recording:
-    """``with Recording(root, recorded, counted): root(x)`` leaves :attr:`calls` in call order.
+    """``with recording, recording.observing(): root(x)`` leaves :attr:`calls` in call order.
 
     ``counted`` holds the ids of recorded modules the engine has no rule for: only their calls
     (and those with several tensor inputs) run under the MAC counter; the others' MACs come
@@ -95,6 +98,8 @@ class Recording:
         self.forward = False  # the root's forward is running (not the meta set-up around it)
         self.handles: list = []
         self.modes: list = []
+        #: The dispatch mode the forward now runs under (:meth:`observing`).
+        self.dispatch: Any = None
 
     def clear(self) -> None:
         """Forget a run (the forward is retried for real after meta refused it)."""
@@ -116,7 +121,7 @@ class Recording:
         inputs = tuple(_tensors(args, torch, 0)) + tuple(_tensors(kwargs.values(), torch, 0))
         call = Call(path, m, type(m).__name__, inputs, macs=None)
         if id(m) in self.counted or len(inputs) != 1:
-            self.memo.observer = self.counter.count
+            self.dispatch.observer = self.counter.count
             self.counting = True
             call.mark = self.counter.mark()
         self.started.append(call)
@@ -134,7 +139,7 @@ class Recording:
 
     def _stop_counting(self) -> None:
         if self.counting:
-            self.memo.observer = None
+            self.dispatch.observer = None
             self.counting = False
 
     # A hook that returns a value replaces the module's input or output: these return None.
@@ -158,11 +163,11 @@ class Recording:
             if label in _NO_WORK:
                 out, macs = func(*args, **kwargs), 0
             else:
-                self.memo.observer, mark = self.counter.count, self.counter.mark()
+                self.dispatch.observer, mark = self.counter.count, self.counter.mark()
                 try:
                     out = func(*args, **kwargs)
                 finally:
-                    self.memo.observer = None
+                    self.dispatch.observer = None
                 macs = self.counter.since(mark)
         finally:
             self.saved_by_function = None
@@ -183,11 +188,28 @@ class Recording:
             self.started[self.finished].saved.append(tensor)
         return tensor
 
+    @contextmanager
+    def observing(self, mode: Any = None) -> Iterator[Any]:
+        """One run of the forward under ``mode`` (a fresh meta memo if ``None``), a dispatch
+        mode with an ``observer`` slot: every op goes through it anyway, so it hands the
+        counter the ops of each counted call. One mode, not a counter or memo beside a
+        real run's guard: each dispatch mode costs ~10 µs on every op of a small model."""
+        if mode is None:
+            from shapecalc.torch_bridge.meta_memo import meta_memo
+
+            mode = meta_memo()
+        self.dispatch = mode
+        try:
+            with mode:
+                yield mode
+        finally:
+            self._stop_counting()  # a module torch refused never reached its post-hook
+            self.dispatch = None
+
     def __enter__(self) -> "Recording":
         from torch.overrides import TorchFunctionMode
 
         from shapecalc.torch_bridge.mac_count import mac_counter
-        from shapecalc.torch_bridge.meta_memo import meta_memo
 
         recording = self
 
@@ -195,9 +217,9 @@ class Recording:
             def __torch_function__(self, func, types, args=(), kwargs=None):
                 return recording._function(func, args, kwargs or {})
 
-        # The counter is not a mode of its own: the memo (a dispatch mode on every op anyway)
+        # The counter is not a mode of its own: the run's dispatch mode (:meth:`observing`)
         # hands it each op while a call is counted.
-        self.counter, self.memo = mac_counter(), meta_memo()
+        self.counter = mac_counter()
         recorded = {id(m) for _, m in self.recorded}
         for path, sub in self.recorded:
             self.handles.append(sub.register_forward_pre_hook(
@@ -211,7 +233,7 @@ class Recording:
                 self.handles.append(sub.register_forward_pre_hook(
                     lambda m, a, path=path: self._enter_owner(path)))
                 self.handles.append(sub.register_forward_hook(self._leave_owner))
-        self.modes = [self.memo, FunctionMode()]
+        self.modes = [FunctionMode()]
         if self.saving:
             self.modes.insert(0, torch_module().autograd.graph.saved_tensors_hooks(
                 self._pack, lambda t: t))
@@ -220,7 +242,6 @@ class Recording:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._stop_counting()  # a module torch refused never reached its post-hook
         for mode in reversed(self.modes):
             mode.__exit__(None, None, None)
         self.modes = []

@@ -32,6 +32,29 @@ _UNCOUNTED_WORK = (
     "_nested_tensor_from_mask", "conv_tbc",
 )
 _TORCH_NAMESPACES = ("aten", "prims", "prim", "profiler", "_c10d_functional")
+#: torch functions and tensor methods (by :func:`~shapecalc.torch_bridge.fx_ops.op_name`) that
+#: multiply-accumulate nothing whatever their arguments: they move, index, create or combine
+#: elements one by one, and torch's FLOP counter has no formula for any op they run (only
+#: matrix products, convolutions and attention kernels have one). Code made of these alone is
+#: run without the counter (:func:`mac_free`), which costs more than a view itself on meta.
+MAC_FREE_OPS = frozenset({
+    # shapes and Python scalars
+    "getattr", "getitem", "size", "dim", "numel", "assert", "eq", "ne", "lt", "le", "gt", "ge",
+    "floordiv", "mod", "neg", "int", "float", "bool", "len",
+    # views, copies, indexing, joins
+    "view", "view_as", "reshape", "reshape_as", "permute", "transpose", "swapaxes", "movedim",
+    "flatten", "unflatten", "squeeze", "unsqueeze", "expand", "expand_as", "contiguous", "clone",
+    "detach", "unbind", "split", "chunk", "tensor_split", "narrow", "select", "roll", "flip",
+    "cat", "stack", "repeat", "tile", "pad", "to", "type_as",
+    # creation
+    "arange", "zeros", "ones", "full", "empty", "zeros_like", "ones_like", "full_like",
+    "empty_like",
+    # element by element
+    "add", "sub", "mul", "truediv", "div", "pow", "iadd", "imul", "isub", "invert", "and_", "or_",
+    "sin", "cos", "exp", "sqrt", "rsqrt", "sigmoid", "tanh", "relu", "gelu", "silu", "softmax",
+    "cumsum", "normalize", "masked_fill", "where", "clamp", "abs",
+})
+
 _SCALARS = (int, float, bool, str, type(None))
 
 
@@ -141,3 +164,12 @@ def counted(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, int
     with counter, torch.no_grad():
         out = fn(*args, **kwargs)
     return out, counter.since((0, 0))
+
+
+def mac_free(fn: Callable[..., Any], *args: Any) -> tuple[Any, int]:
+    """``fn(*args)`` made of :data:`MAC_FREE_OPS` alone, and its MACs: 0, as torch's counter
+    would say, without running it."""
+    import torch
+
+    with torch.no_grad():
+        return fn(*args), 0

@@ -353,23 +353,26 @@ class MeasuredLayer(Layer):
 
 def measured_runner(fn: Callable[..., Any], label: str,
                     dtypes: Callable[[], list[Any]] | None = None,
-                    seen: Callable[[Any], None] | None = None) -> Callable[..., tuple[Shape, int]]:
+                    seen: Callable[[Any], None] | None = None,
+                    macs_free: Callable[[], bool] | None = None) -> Callable[..., tuple[Shape, int]]:
     """Wrap ``fn(*meta_tensors)`` as a runner: shape of the result, MACs from torch's FLOP counter
     (``None`` where torch ran work it has no formula for, see :mod:`mac_count`).
 
     ``dtypes()`` gives each input's torch dtype (``None``: float32), read when the runner runs
     so that an analysis with int64 token ids measures with int64 tensors; ``seen(dtype)`` is
-    told the result's element type, so that the nodes reading it can measure with it too."""
+    told the result's element type, so that the nodes reading it can measure with it too;
+    ``macs_free()`` says, when it runs, whether ``fn`` runs only ops that multiply nothing
+    (:data:`~shapecalc.torch_bridge.mac_count.MAC_FREE_OPS`): then no counter is needed."""
 
     def run(*shapes: Shape) -> tuple[Shape, int | None]:
         torch = torch_module()
-        from shapecalc.torch_bridge.mac_count import counted
+        from shapecalc.torch_bridge.mac_count import counted, mac_free
 
         kinds = dtypes() if dtypes is not None else []
         kinds = list(kinds) + [None] * (len(shapes) - len(kinds))
         tensors = [meta_input(s, k) for s, k in zip(shapes, kinds)]
         try:
-            out, macs = counted(fn, *tensors)
+            out, macs = (mac_free if macs_free is not None and macs_free() else counted)(fn, *tensors)
         except Exception as err:  # torch refused the shapes: that is the user's shape bug
             raise ShapeError(f"torch refused the input {' and '.join(_fmt(s) for s in shapes)}: "
                              f"{torch_error(err)}", layer=label,

@@ -108,6 +108,9 @@ def _guard_class() -> type:
             self.owned = {t.untyped_storage().data_ptr() for t in owned} - {0}  # 0: empty
             self.budget, self.made = budget, 0
             self.macs_left = macs
+            #: Called as ``observer(op, args, kwargs, output)`` after every op while set (the
+            #: hook recorder's MAC counter: one dispatch mode on every op instead of two).
+            self.observer: Any = None
 
         def _written(self, func: Any) -> tuple[int, ...]:
             found = writes.get(func)
@@ -140,6 +143,8 @@ def _guard_class() -> type:
             self.macs_left -= _work(func._overloadpacket, args, out)
             if self.macs_left < 0:
                 raise GaveUp("the forward computes more for real than the meta device costs")
+            if self.observer is not None:
+                self.observer(func, args, kwargs, out)
             return out
 
     def _work(packet: Any, args: tuple, out: Any) -> int:

@@ -22,10 +22,12 @@ here: ``from shapecalc.core import arithmetic as ar; ar.conv_output_size(…)``.
 from __future__ import annotations
 
 from shapecalc.core.argcheck import LARGEST
-from shapecalc.core.arithmetic.explain import explain_conv, explain_dropped, explain_pool, explain_transposed
+from shapecalc.core.arithmetic.explain import (
+    explain_conv, explain_dropped, explain_pool, explain_tf_same, explain_transposed,
+)
 from shapecalc.core.arithmetic.forward import (
     adaptive_output_size, adaptive_windows, ceil_div, conv_output_size, dropped_pixels,
-    effective_kernel, pool_output_size, same_padding, transposed_conv_output_size,
+    effective_kernel, pool_output_size, same_padding, tf_same_padding, transposed_conv_output_size,
 )
 from shapecalc.core.arithmetic.inverse import solve_input_sizes, solve_padding, solve_pool_padding, solve_transposed_padding
 from shapecalc.core.arithmetic.receptive_field import AxisRF, AxisStep, FieldRule
@@ -46,6 +48,7 @@ __all__ = [
     "explain_conv",
     "explain_dropped",
     "explain_pool",
+    "explain_tf_same",
     "explain_transposed",
     "pool_output_size",
     "same_padding",
@@ -53,6 +56,7 @@ __all__ = [
     "solve_padding",
     "solve_pool_padding",
     "solve_transposed_padding",
+    "tf_same_padding",
     "total_padding",
     "transposed_conv_output_size",
 ]

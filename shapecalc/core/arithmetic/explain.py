@@ -7,7 +7,8 @@ from __future__ import annotations
 from shapecalc.core.argcheck import flag as _flag
 from shapecalc.core.arithmetic.forward import checked_int as _int
 from shapecalc.core.arithmetic.forward import (
-    conv_output_size, dropped_pixels, effective_kernel, pool_output_size, transposed_conv_output_size,
+    ceil_div, conv_output_size, dropped_pixels, effective_kernel, pool_output_size, tf_same_padding,
+    transposed_conv_output_size,
 )
 
 
@@ -63,6 +64,16 @@ def explain_pool(
     return lines
 
 
+def explain_tf_same(n: int, k: int, s: int = 1, d: int = 1) -> str:
+    """How much TensorFlow ``'SAME'`` padding input size ``n`` gets (:func:`tf_same_padding`)."""
+    before, after = tf_same_padding(n, k, s, d)  # checks the arguments first
+    n, s = _int("n", n), _int("s", s)
+    span = effective_kernel(k, d)
+    return (f"TF 'SAME': p = max((ceil(n / s) − 1)·s + k_eff − n, 0) = "
+            f"max(({ceil_div(n, s):,} − 1)·{s:,} + {span:,} − {n:,}, 0) = {before + after:,}"
+            f" ({before:,} before, {after:,} after)")
+
+
 def explain_transposed(
     n: int, k: int, s: int = 1, p: int = 0, d: int = 1, output_padding: int = 0
 ) -> list[str]:
@@ -76,4 +87,4 @@ def explain_transposed(
     ]
 
 
-__all__ = ["explain_conv", "explain_dropped", "explain_pool", "explain_transposed"]
+__all__ = ["explain_conv", "explain_dropped", "explain_pool", "explain_tf_same", "explain_transposed"]

@@ -101,6 +101,9 @@ class Mixed:
     axes: frozenset[int]
     #: The mixed axes are gone from the output (a mean without ``keepdim``).
     drop: bool = False
+    #: An attention's mix (its tokens and features, whatever the tensor's rank): never taken
+    #: for a mean over an (N, C, H, W) map's H and W, so an unknown field stays unknown.
+    attends: bool = False
 
 
 @dataclass(frozen=True, slots=True)

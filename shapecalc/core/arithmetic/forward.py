@@ -165,6 +165,19 @@ def same_padding(k: int, d: int = 1) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def tf_same_padding(n: int, k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
+    """TensorFlow's ``'SAME'`` padding for input size ``n``, as (before, after) the input.
+
+    The total is what makes the output ``ceil(n / s)``: ``max((ceil(n/s) − 1)·s + d·(k − 1) + 1
+    − n, 0)``, the odd pixel after the input (timm's ``get_same_padding`` and ``pad_same``,
+    which pad with ``F.pad`` and then run the layer with padding 0). Unlike torch's
+    ``padding='same'`` it depends on the input's size, so a strided layer has it too.
+    """
+    n, s = checked_at_least("n", n, 1), checked_at_least("s", s, 1)
+    total = max((ceil_div(n, s) - 1) * s + effective_kernel(k, d) - n, 0)
+    return total // 2, total - total // 2
+
+
 def dropped_pixels(
     n: int, k: int, s: int = 1, p: int = 0, d: int = 1, ceil_mode: bool = False
 ) -> int:
@@ -192,6 +205,6 @@ def ceil_div(a: int, b: int) -> int:
 __all__ = [
     "adaptive_output_size", "adaptive_windows", "ceil_div", "checked_at_least", "checked_int",
     "conv_output_size",
-    "dropped_pixels", "effective_kernel", "pool_output_size", "same_padding",
+    "dropped_pixels", "effective_kernel", "pool_output_size", "same_padding", "tf_same_padding",
     "transposed_conv_output_size",
 ]

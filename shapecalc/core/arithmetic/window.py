@@ -7,14 +7,19 @@ both sides, and receptive fields need the part before the input on its own. :cla
 is the one place that turns one into the other (:meth:`Window.per_side`,
 :meth:`Window.from_total`) and checks the values, so a layer builds its windows once, when it
 is made, and every rule after that reads ``p`` (total) and ``p_left`` from the same value.
+
+TensorFlow's ``'SAME'`` padding (timm's ``Conv2dSame``, ``MaxPool2dSame`` …) depends on the
+input's size, so such a window holds no padding of its own but ``tf_same``, and
+:meth:`Window.at` gives the window a given input size meets; rules read that one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import lru_cache
 
-from shapecalc.core.arithmetic.forward import checked_int, effective_kernel
+from shapecalc.core.arithmetic.forward import checked_int, effective_kernel, tf_same_padding
 from shapecalc.core.arithmetic.receptive_field import AxisStep
 from shapecalc.core.errors import ConfigError
 
@@ -32,8 +37,9 @@ class Window:
     ``p`` is the TOTAL padding of both sides and ``p_left`` the part before the input (torch
     pads symmetrically; an odd total, as ``padding='same'`` or a solved padding gives, has its
     odd pixel after). ``output_padding`` is a transposed convolution's, ``ceil_mode`` a pool's.
-    Kernel, stride and dilation are at least 1 and the padding at least 0, checked here once
-    for every window layer.
+    ``tf_same``: the padding is TensorFlow's ``'SAME'`` for whatever size comes in (``p`` and
+    ``p_left`` are then 0 until :meth:`at` fills them in). Kernel, stride and dilation are at
+    least 1 and the padding at least 0, checked here once for every window layer.
     """
 
     k: int
@@ -43,6 +49,7 @@ class Window:
     d: int = 1
     output_padding: int = 0
     ceil_mode: bool = False
+    tf_same: bool = False
 
     def __post_init__(self) -> None:
         for name, value in (("kernel_size", self.k), ("stride", self.s), ("dilation", self.d)):
@@ -66,6 +73,13 @@ class Window:
         """This window with another TOTAL padding (the odd pixel after the input)."""
         return dataclasses.replace(self, p=total, p_left=total // 2)
 
+    def at(self, n: int) -> "Window":
+        """The window input size ``n`` meets: this one, or for ``tf_same`` the one padded as
+        TensorFlow's ``'SAME'`` pads ``n`` (timm pads first with ``F.pad``, then runs the layer
+        unpadded; sizes and positions are the same as padding inside, ceil mode included,
+        because a ``'SAME'``-padded axis has no partial last window)."""
+        return _padded_at(self, n) if self.tf_same else self
+
     @property
     def p_right(self) -> int:
         return self.p - self.p_left
@@ -82,6 +96,13 @@ class Window:
     def transposed_step(self) -> AxisStep:
         """The same for a transposed convolution, which scatters instead of gathering."""
         return AxisStep.transposed(self.k, self.s, self.p_left, self.d)
+
+
+@lru_cache(maxsize=4096)
+def _padded_at(window: Window, n: int) -> Window:
+    # A model meets few distinct (window, size) pairs and asks about each for many rows.
+    before, after = tf_same_padding(n, window.k, window.s, window.d)
+    return dataclasses.replace(window, p=before + after, p_left=before, tf_same=False)
 
 
 __all__ = ["Window", "total_padding"]

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from shapecalc.core.errors import ConfigError, ShapeError
 from shapecalc.core.arithmetic import FieldRule
+from shapecalc.core.arithmetic.field_axes import Mixed
 from shapecalc.core.layers.base import FieldSteps, Layer, LayerKind, Shape, format_shape
 from shapecalc.core.layers.basic import Linear
 from shapecalc.core.layers.merge import broadcast_shapes
@@ -218,8 +219,16 @@ class ScaledDotProductAttention(Layer):
         return batch * q[-2] * k[-2] * (q[-1] + v[-1])  # QKᵀ + A·V
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
-        # A causal mask lets query i read keys up to i only: no position-wise rule here.
-        return FieldRule.UNKNOWN if self.is_causal else FieldRule.GLOBAL
+        """Each output row reads its query row and every key and value row of its batch: the
+        query's last two axes (positions, features) are read whole, the batch axes position by
+        position (a window attention folds its windows there: global would be wrong). The
+        keys', values' and mask's fields must be the query's (``base._attended``). A causal
+        mask lets query i read keys up to i only: no rule."""
+        if self.is_causal:
+            return FieldRule.UNKNOWN
+        q = tuple(inputs[0])
+        return Mixed(q, tuple(self.output_shape(*inputs)), frozenset({len(q) - 2, len(q) - 1}),
+                     attends=True)
 
     def explain(self, output: Shape, *inputs: Shape) -> list[str]:
         q, k, v = self._qkv(inputs)

@@ -13,7 +13,7 @@ from enum import StrEnum
 from math import prod
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
-from shapecalc.core.arithmetic import AxisRF, AxisStep, FieldRule, Window, total_padding
+from shapecalc.core.arithmetic import AxisRF, AxisStep, FieldRule, Window, explain_tf_same, total_padding
 from shapecalc.core.arithmetic.field_axes import (
     AxisMoves, Joined, Mixed, Permuted, Placed, Read, Reshaped, follow, placed, where_of,
 )
@@ -258,7 +258,7 @@ def _mixes_the_map(steps: FieldSteps) -> bool:
     """Whether ``steps`` read every position of an (N, C, H, W…) map's spatial axes (a mean
     over (2, 3), an SE block's squeeze): global, however unknown the way there. Not for 3-D
     values, where the last axis is as likely a token's channels (a LayerNorm over them)."""
-    return (isinstance(steps, Mixed) and len(steps.before) >= 4
+    return (isinstance(steps, Mixed) and not steps.attends and len(steps.before) >= 4
             and set(spatial_dims(len(steps.before))) <= steps.axes)
 
 
@@ -285,6 +285,8 @@ def merge_fields(fields: Sequence[RF], steps: FieldSteps) -> RF:
     along the channels) what any input reads, position by position. Inputs whose fields sit on
     other axes (channels-last) merge only when they sit alike; a concatenation (:class:`Joined`)
     along an axis that holds a field moves the later inputs' positions, which no rule follows."""
+    if isinstance(steps, Mixed) and steps.attends:
+        return _attended(fields, steps)
     if isinstance(steps, AxisMoves) and not isinstance(steps, Joined):
         return next_field(fields[0], steps)  # the others only lend sizes (x.view(B, N, -1))
     if steps is FieldRule.GLOBAL or any(f is None for f in fields):
@@ -313,9 +315,29 @@ def merge_fields(fields: Sequence[RF], steps: FieldSteps) -> RF:
     return Placed(merged, first.where) if isinstance(first, Placed) else tuple(merged)
 
 
-def window_steps(layer: "_WindowLayer") -> tuple[AxisStep, ...]:
-    """One :meth:`AxisStep.window` per axis of a conv or pool."""
-    return tuple(w.step() for w in layer._windows)
+#: A conv's or pool's ``padding`` that is TensorFlow's ``'SAME'`` for each input size (timm's
+#: ``Conv2dSame``, ``MaxPool2dSame`` …: ``F.pad`` first, then the layer with padding 0). Torch's
+#: own ``padding='same'`` is a fixed padding and exists for stride 1 only.
+TF_SAME = "tf_same"
+
+
+def _attended(fields: Sequence[RF], steps: Mixed) -> RF:
+    """Attention's field: each output reads its query's row and every key and value row of
+    its batch, so the query's field read whole along ``steps.axes`` is the answer only when the
+    keys, values and mask have the very same fields in the same places; a global input makes
+    it global; anything else is unknown."""
+    if any(f is None for f in fields):
+        return None
+    first = fields[0]
+    if any(f != first or getattr(f, "where", None) != getattr(first, "where", None)
+           for f in fields[1:]):
+        return FieldRule.UNKNOWN
+    return next_field(first, steps)
+
+
+def window_steps(layer: "_WindowLayer", spatial: Sequence[int]) -> tuple[AxisStep, ...]:
+    """One :meth:`AxisStep.window` per axis of a conv or pool, for input sizes ``spatial``."""
+    return tuple(w.at(n).step() for w, n in zip(layer._windows, spatial))
 
 
 class _WindowLayer(Layer):
@@ -340,6 +362,10 @@ class _WindowLayer(Layer):
     def window(self, i: int) -> Window:
         return self._windows[i]
 
+    def window_at(self, i: int, n: int) -> Window:
+        """The window of axis ``i`` for input size ``n`` (TF ``'SAME'`` padding depends on it)."""
+        return self._windows[i].at(n)
+
     def padding_limit(self, i: int) -> int | None:
         """The largest padding per side torch accepts on axis ``i`` (``None``: no limit)."""
         return None
@@ -354,11 +380,13 @@ class _WindowLayer(Layer):
                     output_padding: Sequence[int] | None = None,
                     ceil_mode: bool = False) -> tuple[Window, ...]:
         """Unpadded windows from per-axis kernel, stride and dilation (and a transposed
-        convolution's output padding, a pool's ceil mode); a value below 1 is a
-        :class:`ConfigError` naming the layer (``label``)."""
+        convolution's output padding, a pool's ceil mode; TF ``'SAME'`` padding if the layer's
+        ``padding`` says so); a value below 1 is a :class:`ConfigError` naming the layer
+        (``label``)."""
+        tf_same = getattr(self, "padding", None) == TF_SAME
         try:
-            return tuple(Window(k[i], s[i], 0, 0, d[i], output_padding[i] if output_padding else 0, ceil_mode)
-                         for i in range(self.ndim))
+            return tuple(Window(k[i], s[i], 0, 0, d[i], output_padding[i] if output_padding else 0, ceil_mode,
+                                tf_same) for i in range(self.ndim))
         except ConfigError as err:
             raise err.replace(layer=label) from None
 
@@ -445,13 +473,26 @@ class _WindowLayer(Layer):
             )
 
 
+def padded_input(layer: _WindowLayer, inp: Shape) -> Shape:
+    """``inp`` padded as ``F.pad`` pads it before the layer (a padding mode other than zeros,
+    TF ``'SAME'``): the copy that the layer then reads and keeps for its backward."""
+    lead = len(inp) - layer.ndim
+    return inp[:lead] + tuple(n + layer.window_at(i, n).p for i, n in enumerate(inp[lead:]))
+
+
+def tf_same_line(layer: _WindowLayer, i: int, n: int) -> list[str]:
+    """How much TF ``'SAME'`` padding axis ``i`` gets at size ``n`` (no line for a fixed one)."""
+    w = layer.window(i)
+    return [explain_tf_same(n, w.k, w.s, w.d)] if w.tf_same else []
+
+
 def explain_axes(layer: _WindowLayer, spatial: tuple[int, ...]) -> list[str]:
     """Each axis's arithmetic under its name; an axis equal to an earlier one says so instead
     (a square input is explained once, not twice)."""
     lines: list[str] = []
     seen: dict[tuple, str] = {}
     for i, n in enumerate(spatial):
-        key = (n, layer.window(i))
+        key = (n, layer.window_at(i, n))
         axis = AXIS_NAMES[layer.ndim][i]
         if key in seen:
             lines.append(f"{axis}: same as {seen[key]}")

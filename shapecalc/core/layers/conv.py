@@ -9,9 +9,9 @@ from shapecalc.core import arithmetic as ar
 from shapecalc.core.errors import ConfigError, LayerError, Reason, ShapeError
 from shapecalc.core.layers.fields import derived
 from shapecalc.core.layers.base import (
-    AXIS_NAMES, FieldSteps, LayerKind, Shape, _WindowLayer, window_steps, batch_positions, compact,
+    AXIS_NAMES, TF_SAME, FieldSteps, LayerKind, Shape, _WindowLayer, window_steps, batch_positions, compact,
     dropped_notes, explain_axes,
-    inferred_note, one_of, per_axis, spatial_of,
+    inferred_note, one_of, padded_input, per_axis, spatial_of, tf_same_line,
 )
 
 if TYPE_CHECKING:  # notes are built in base.py; `shapecalc layer` never imports them
@@ -75,7 +75,7 @@ class _ConvBase(_WindowLayer):
                 numbers={"in_channels": self.in_channels, "groups": self.groups},
             )
         if isinstance(self.padding, str):
-            if self.padding == "valid":
+            if self.padding in ("valid", TF_SAME):  # TF 'SAME': each window pads per input size
                 left = total = (0,) * n
             elif self.padding == "same":
                 if max(s) != 1:
@@ -89,7 +89,7 @@ class _ConvBase(_WindowLayer):
                 total = tuple(a + b for a, b in pairs)
             else:
                 raise ConfigError(
-                    f"padding must be an int, a tuple, 'same' or 'valid', got {self.padding!r}",
+                    f"padding must be an int, a tuple, 'same', 'valid' or {TF_SAME!r}, got {self.padding!r}",
                     layer=self.describe(),
                 )
         else:
@@ -161,11 +161,9 @@ class _ConvBase(_WindowLayer):
 
         if not grad.active:
             return ()
-        if self.padding_mode == "zeros":
+        if self.padding_mode == "zeros" and self.padding != TF_SAME:
             return (INPUT,)
-        inp = inputs[0]
-        lead = len(inp) - self.ndim
-        return (new(inp[:lead] + tuple(n + w.p for n, w in zip(inp[lead:], self._windows))),)
+        return (new(padded_input(self, inputs[0])),)
 
     def param_tensors(self, *inputs: Shape) -> int:
         return 2 if self.bias else 1
@@ -178,7 +176,7 @@ class _ConvNd(_ConvBase):  # no new fields: _ConvBase's generated methods serve 
         _, spatial, batched = spatial_of(self, inp, self.ndim)
         out = []
         for i, n in enumerate(spatial):
-            w = self._windows[i]
+            w = self._windows[i].at(n)
             try:
                 out.append(ar.conv_output_size(n, w.k, w.s, w.p, w.d))
             except LayerError as err:
@@ -191,7 +189,7 @@ class _ConvNd(_ConvBase):  # no new fields: _ConvBase's generated methods serve 
         return self.param_count(*inputs) * batch_positions(output, self.ndim)
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
-        return window_steps(self)
+        return window_steps(self, spatial_of(self, inputs[0], self.ndim)[1])
 
     def notes(self, output: Shape, *inputs: Shape) -> list[Note]:
         _, spatial, _ = spatial_of(self, inputs[0], self.ndim)
@@ -206,15 +204,15 @@ class _ConvNd(_ConvBase):  # no new fields: _ConvBase's generated methods serve 
 
     # ---- per-axis answers (_WindowLayer) ----------------------------------------------
     def explain_axis(self, i: int, n: int) -> list[str]:
-        w = self._windows[i]
-        return ar.explain_conv(n, w.k, w.s, w.p, w.d)
+        w = self.window_at(i, n)
+        return tf_same_line(self, i, n) + ar.explain_conv(n, w.k, w.s, w.p, w.d)
 
     def uncovered(self, i: int, n: int) -> int:
-        w = self._windows[i]
+        w = self.window_at(i, n)
         return ar.dropped_pixels(n, w.k, w.s, w.p, w.d)
 
     def explain_uncovered(self, i: int, n: int) -> str:
-        w = self._windows[i]
+        w = self.window_at(i, n)
         return ar.explain_dropped(n, w.k, w.s, w.p, w.d)
 
     def padding_solutions(self, i: int, n: int, target: int) -> range:
@@ -232,6 +230,67 @@ class Conv2d(_ConvNd):
 
 class Conv3d(_ConvNd):
     ndim: ClassVar[int] = 3
+
+
+@dataclass(frozen=True)
+class CondConv2d(_ConvNd):
+    """A conditionally parameterised convolution (timm's ``CondConv2d``, CondConv, Yang et al.
+    2019): each sample's kernel is its own mix of ``num_experts`` kernels, ``routing @ experts``,
+    so it takes two inputs, the (N, C, H, W) map and the (N, num_experts) routing weights.
+
+    Sizes are a convolution's. Parameters are every expert's. MACs are the mix (a matmul of
+    N × num_experts by num_experts × one kernel, bias included) plus each sample's convolution,
+    counted as :class:`Conv2d` counts. The field is the convolution's window; the routing
+    weights, computed from a pooled map, make it global (``merge_fields``).
+    """
+
+    num_experts: int = 4
+
+    arity: ClassVar[int] = 0  # the map and the routing weights (fx maps a 1-input call otherwise)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_experts < 1:
+            raise ConfigError(f"num_experts must be positive, got {self.num_experts}",
+                              layer=self.describe(), numbers={"num_experts": self.num_experts})
+
+    def _inputs(self, inputs: tuple[Shape, ...]) -> Shape:
+        """The map, once the routing weights are checked to be (N, num_experts) for its N."""
+        if len(inputs) != 2 or len(inputs[0]) != 4:
+            raise ShapeError("takes a 4-D (N, C, H, W) map and (N, num_experts) routing weights, got "
+                             + ", ".join("×".join(map(str, s)) for s in inputs),
+                             layer=self.describe(), numbers={"inputs": len(inputs)})
+        x, routing = inputs
+        if tuple(routing) != (x[0], self.num_experts):
+            raise ShapeError(f"routing weights must be {x[0]}×{self.num_experts} (N × num_experts), "
+                             f"got {'×'.join(map(str, routing))}", layer=self.describe(),
+                             numbers={"routing": tuple(routing)})
+        return x
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        return super().output_shape(self._inputs(inputs))
+
+    def _kernel(self, inputs: tuple[Shape, ...]) -> int:
+        """One sample's kernel: its weights and bias."""
+        c_in = self.in_channels if self.in_channels is not None else self._channels_in(inputs[0])
+        return self._weights(c_in) + (self.out_channels if self.bias else 0)
+
+    def param_count(self, *inputs: Shape) -> int:
+        return self.num_experts * self._kernel(inputs)
+
+    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+        kernel = self._kernel(inputs)
+        mix = output[0] * self.num_experts * kernel
+        return mix + kernel * batch_positions(output, self.ndim)
+
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return super().field_steps(inputs[0])
+
+    def saved(self, grad, output: Shape, *inputs: Shape):
+        return None  # the mixed kernels and the reshaped map: no rule, so measured or unknown
+
+    def describe(self) -> str:
+        return f"{super().describe()[:-1]}, experts={self.num_experts})"
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from shapecalc.core import arithmetic as ar
 from shapecalc.core.arithmetic import AxisStep
 from shapecalc.core.errors import ConfigError, LayerError, Reason, ShapeError
 from shapecalc.core.layers.base import (
-    AXIS_NAMES, FieldSteps, Layer, LayerKind, Shape, _WindowLayer, window_steps, at_most, compact,
+    AXIS_NAMES, TF_SAME, FieldSteps, Layer, LayerKind, Shape, _WindowLayer, window_steps, at_most, compact,
     dropped_notes, explain_axes,
-    per_axis, spatial_of,
+    padded_input, per_axis, spatial_of, tf_same_line,
 )
 
 #: Largest adaptive-pooling output per axis (a window list of this length is still cheap).
@@ -27,7 +27,7 @@ IntOrTuple = int | tuple[int, ...]
 class _PoolNd(_WindowLayer):
     kernel_size: IntOrTuple
     stride: IntOrTuple | None = None
-    padding: IntOrTuple = 0
+    padding: IntOrTuple | str = 0  # or TF_SAME
 
     ndim: ClassVar[int] = 2
     kind: ClassVar[LayerKind] = LayerKind.POOL
@@ -51,14 +51,24 @@ class _PoolNd(_WindowLayer):
         n = self.ndim
         k = per_axis("kernel_size", self.kernel_size, n)
         s = k if self.stride is None else per_axis("stride", self.stride, n)
-        pl, d = per_axis("padding", self.padding, n), self._dilation()
-        windows = self._windows_of(self._short(), k, s, d, ceil_mode=self._ceil())
+        if isinstance(self.padding, str) and self.padding != TF_SAME:
+            raise ConfigError(f"padding must be an int, a tuple or {TF_SAME!r}, got {self.padding!r}",
+                              layer=self._short(), numbers={"padding": self.padding})
+        # TF 'SAME' pads with F.pad before the pool, so torch's half-kernel limit is not met.
+        pl = (0,) * n if self.padding == TF_SAME else per_axis("padding", self.padding, n)
+        windows = self._windows_of(self._short(), k, s, self._dilation(), ceil_mode=self._ceil())
         self._set_windows(self._padded(windows, pl, tuple(ar.total_padding(x) for x in pl), self._short()))
         for i in range(n):
             self._check_padding(i, pl[i])
         if getattr(self, "divisor_override", None) == 0:
             raise ConfigError("divisor_override must not be zero", layer=self.describe(),
                               numbers={"divisor_override": 0})
+
+    def _padded_copy(self, inp: Shape):
+        """What the pool reads and keeps: the input, or F.pad's copy of it (TF 'SAME')."""
+        from shapecalc.core.layers.saved import INPUT, new  # `shapecalc layer`: pool alone
+
+        return new(padded_input(self, inp)) if self.padding == TF_SAME else INPUT
 
     def _short(self) -> str:
         return f"{type(self).__name__}(kernel_size={self.kernel_size})"
@@ -75,7 +85,7 @@ class _PoolNd(_WindowLayer):
         self._check_input(spatial)
         out = []
         for i, n in enumerate(spatial):
-            w = self._windows[i]
+            w = self._windows[i].at(n)
             try:
                 out.append(ar.pool_output_size(n, w.k, w.s, w.p, w.d, w.ceil_mode))
             except LayerError as err:
@@ -83,20 +93,20 @@ class _PoolNd(_WindowLayer):
         return inp[: len(inp) - self.ndim] + tuple(out)
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
-        return window_steps(self)
+        return window_steps(self, spatial_of(self, inputs[0], self.ndim)[1])
 
     # ---- per-axis answers (_WindowLayer) ----------------------------------------------
     def explain_axis(self, i: int, n: int) -> list[str]:
-        w = self._windows[i]
-        return ar.explain_pool(n, w.k, w.s, w.p, w.d, w.ceil_mode)
+        w = self.window_at(i, n)
+        return tf_same_line(self, i, n) + ar.explain_pool(n, w.k, w.s, w.p, w.d, w.ceil_mode)
 
     def uncovered(self, i: int, n: int) -> int:
         # Ceil mode included: a last window torch drops leaves what it would have read unread.
-        w = self._windows[i]
+        w = self.window_at(i, n)
         return ar.dropped_pixels(n, w.k, w.s, w.p, w.d, w.ceil_mode)
 
     def explain_uncovered(self, i: int, n: int) -> str:
-        w = self._windows[i]
+        w = self.window_at(i, n)
         return ar.explain_dropped(n, w.k, w.s, w.p, w.d, w.ceil_mode)
 
     def padding_solutions(self, i: int, n: int, target: int) -> range:
@@ -120,7 +130,9 @@ class _PoolNd(_WindowLayer):
         parts = [f"k={compact(k)}"]
         if any(w.s != w.k for w in windows):
             parts.append(f"s={compact(tuple(w.s for w in windows))}")
-        if max(w.p_left for w in windows):
+        if self.padding == TF_SAME:
+            parts.append(f"p={TF_SAME}")
+        elif max(w.p_left for w in windows):
             parts.append(f"p={compact(tuple(w.p_left for w in windows))}")
         if max(w.d for w in windows) != 1:
             parts.append(f"d={compact(tuple(w.d for w in windows))}")
@@ -139,7 +151,7 @@ class _MaxPoolNd(_PoolNd):
         return per_axis("dilation", self.dilation, self.ndim)
 
     def saved(self, grad, output: Shape, *inputs: Shape):
-        return _input_and_indices(grad, output)
+        return _input_and_indices(grad, output, self._padded_copy(inputs[0]))
 
 
 @dataclass(frozen=True)
@@ -148,9 +160,7 @@ class _AvgPoolNd(_PoolNd):
     count_include_pad: bool = True
 
     def saved(self, grad, output: Shape, *inputs: Shape):
-        from shapecalc.core.layers.saved import keeps_input_if_active  # `shapecalc layer`: pool alone
-
-        return keeps_input_if_active(grad)
+        return (self._padded_copy(inputs[0]),) if grad.active else ()
 
 
 class MaxPool1d(_MaxPoolNd):
@@ -268,11 +278,12 @@ class _AdaptivePoolNd(Layer):
         return f"{self.type_name}({compact(self._targets()) if None not in self._targets() else self.output_size})"
 
 
-def _input_and_indices(grad, output: Shape):
-    """Max pooling keeps its input and the argmax of every window (int64, output-sized)."""
+def _input_and_indices(grad, output: Shape, read=None):
+    """Max pooling keeps what it read (its input, or ``read``) and the argmax of every window
+    (int64, output-sized)."""
     from shapecalc.core.layers.saved import INPUT, new
 
-    return (INPUT, new(output, "int64")) if grad.active else ()
+    return (INPUT if read is None else read, new(output, "int64")) if grad.active else ()
 
 
 class _AdaptiveAvgPoolNd(_AdaptivePoolNd):
