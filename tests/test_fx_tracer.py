@@ -142,6 +142,47 @@ def test_module_calls_are_seen_through_call_impl_only_where_they_all_go_there():
     assert_same_trace(lambda: nn.Sequential(nn.Linear(2, 2), Own()))
 
 
+class Delegating(nn.Module):
+    """A module with its own ``__getattr__`` that hands reads on to nn.Module's (as wrappers
+    around a model do): only fx's module-wide patch sees its parameter reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(3))
+        self.inner = nn.Linear(3, 3)
+
+    def __getattr__(self, name):
+        return super().__getattr__(name)
+
+    def forward(self, x):
+        return self.inner(x) * self.scale
+
+
+def test_reads_through_a_modules_own_getattr_are_seen():
+    assert fx_tracer._getattr_classes(ModuleIndex.of(Delegating())) is None
+    assert fx_tracer._getattr_classes(ModuleIndex.of(Held())) is not None
+    assert_same_trace(Delegating)
+    graph, _, _ = _traced(Delegating(), LeanFx.found())
+    assert [n.target for n in graph.nodes if n.op == "get_attr"] == ["scale"]
+
+
+def test_classes_are_restored_after_a_trace():
+    """Every class patched for the trace is as it was, whether the trace ends or fails."""
+    before = {cls: dict(vars(cls)) for cls in (Held, nn.Conv2d, nn.Linear, nn.Module)}
+    _traced(Held(), LeanFx.found())
+
+    class Failing(Held):
+        def forward(self, x):
+            if x.sum() > 0:  # control flow on a tensor: fx refuses
+                return x
+            return x
+
+    with pytest.raises(Exception):
+        _traced(Failing(), LeanFx.found())
+    for cls, attrs in before.items():
+        assert dict(vars(cls)) == attrs
+
+
 def test_a_module_made_in_the_forward_fails_both_ways():
     """fx refuses a module that is not in the tree; so does the lean trace."""
     class Inline(nn.Module):

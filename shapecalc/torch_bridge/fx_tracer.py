@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import sys
 import types
 from collections import OrderedDict
@@ -353,18 +354,37 @@ def _lean_trace(tracer: Any, lean: LeanFx, root: Any, index: ModuleIndex) -> Any
                                tracer._autowrap_function_ids)
             return tracer.call_module(mod, forward, args, kwargs)
 
-        with fx._new_patcher() as patcher:
-            patcher.patch_method(torch.nn.Module, "__getattr__", module_getattr_wrapper,
-                                 deduplicate=False)
-            patcher.patch_method(torch.nn.Module, "_call_impl" if through_impl else "__call__",
-                                 module_call_wrapper, deduplicate=False)
-            fx._patch_wrapped_functions(patcher)
-            fx._autowrap_check(patcher, fn_globals, tracer._autowrap_function_ids)
-            for module in tracer._autowrap_search:
-                fx._autowrap_check(patcher, module.__dict__, tracer._autowrap_function_ids)
-            annotations = inspect.get_annotations(inspect.unwrap(fn))
-            tracer.create_node("output", "output", (tracer.create_arg(fn(*args)),), {},
-                               type_expr=annotations.get("return", None))
+        # fx also replaces nn.Module.__getattr__ (a slot: 1 ms each way) to see parameters
+        # read in a forward. A parameter is read through the module holding it, and every
+        # module holding one of the root's is in the tree; a parameter that is not the root's
+        # gives itself either way (KnownLeafTracer.getattr). So patching each class in the
+        # tree sees the same reads, for a tenth of the cost (_getattr_classes says where).
+        patched: list[type] = []
+        try:
+            with fx._new_patcher() as patcher:
+                try:
+                    for cls in _getattr_classes(index) or ():
+                        setattr(cls, "__getattr__", module_getattr_wrapper)
+                        patched.append(cls)
+                except (TypeError, AttributeError):  # a class that refuses: fx's way for all
+                    for cls in reversed(patched):
+                        delattr(cls, "__getattr__")
+                    patched.clear()
+                if not patched:
+                    patcher.patch_method(torch.nn.Module, "__getattr__", module_getattr_wrapper,
+                                         deduplicate=False)
+                patcher.patch_method(torch.nn.Module, "_call_impl" if through_impl else "__call__",
+                                     module_call_wrapper, deduplicate=False)
+                fx._patch_wrapped_functions(patcher)
+                fx._autowrap_check(patcher, fn_globals, tracer._autowrap_function_ids)
+                for module in tracer._autowrap_search:
+                    fx._autowrap_check(patcher, module.__dict__, tracer._autowrap_function_ids)
+                annotations = inspect.get_annotations(inspect.unwrap(fn))
+                tracer.create_node("output", "output", (tracer.create_arg(fn(*args)),), {},
+                                   type_expr=annotations.get("return", None))
+        finally:
+            for cls in reversed(patched):
+                delattr(cls, "__getattr__")
         tracer.submodule_paths = None
     except RuntimeError as err:
         if err.args and isinstance(err.args[0], str) and "data-dependent" in err.args[0]:
@@ -387,6 +407,23 @@ def _calls_through_call_impl(index: ModuleIndex, impl: Any) -> bool:
                for m in index.unique)
 
 
+def _getattr_classes(index: ModuleIndex) -> list[type] | None:
+    """The classes of the modules in ``index``, where setting ``__getattr__`` on each sees what
+    setting it on ``nn.Module`` would; ``None`` where a class has its own ``__getattr__`` (it
+    may hand reads on to ``nn.Module``'s, which only the module-wide patch sees)."""
+    Module = torch_module().nn.Module
+    classes = list(dict.fromkeys(type(m) for m in index.unique))
+    for cls in classes:
+        for base in cls.__mro__:
+            if base is Module:
+                break
+            if "__getattr__" in base.__dict__:
+                return None
+        else:
+            return None
+    return classes
+
+
 def _tensor_attrs(root: Any, index: ModuleIndex, kinds: tuple) -> dict[Any, str]:
     """fx's map of the tensors (and script objects) modules hold as plain attributes to their
     paths. Almost no model has one, so the modules' attributes are first looked over by type
@@ -395,7 +432,7 @@ def _tensor_attrs(root: Any, index: ModuleIndex, kinds: tuple) -> dict[Any, str]
     classes = {type(m) for m in index.unique}
     if all(c.named_children is nn.Module.named_children and c.named_modules is nn.Module.named_modules
            for c in classes):
-        held = set(map(type, (v for m in index.unique for v in m.__dict__.values())))
+        held = set(map(type, itertools.chain.from_iterable(m.__dict__.values() for m in index.unique)))
         if not any(issubclass(t, kinds) for t in held):
             return {}
     found: dict[Any, str] = {}
