@@ -110,7 +110,7 @@ def test_the_vetted_torch_takes_the_lean_paths():
         fx_tracer.fx_fingerprint(wrapped) == fx_tracer.VETTED["Module._wrapped_call_impl"]
     assert (lean.call_impl is nn.Module._call_impl) == matches["Module._wrapped_call_impl"]
     if torch.__version__.startswith("2.13."):  # the version vetted: a new one must be re-vetted
-        assert all(matches.values()) and lean.names
+        assert all(matches.values()) and lean.names and lean.scopes
 
 
 def test_a_changed_fx_function_is_not_vetted(monkeypatch):

@@ -40,6 +40,9 @@ VETTED = {
     "Graph._target_to_str": "62a1d383b7d0b831",
     "_Namespace.create_name": "dd5cff7833b96204",
     "_snake_case": "456a3689ab6b29f1",
+    "Tracer.call_module": "40f82553f214eeda",
+    "ScopeContextManager.__init__": "c8e5fa8abc42d05e",
+    "ScopeContextManager.__exit__": "9e740ad65b478394",
 }
 #: The patterns fx names nodes with (torch/fx/graph.py), as vetted.
 _NAME_PATTERNS = {"_name_regex": r"^([a-zA-Z_][0-9a-zA-Z_]*?)(?:_(\d+))?$",
@@ -69,6 +72,8 @@ class LeanFx:
     #: fx derives names from targets (``_target_to_str``) and makes them legal and unique
     #: (``_Namespace.create_name``) as vetted: see :func:`plain_name`
     names: bool = False
+    #: Tracer.call_module and the scope it keeps are the vetted ones (see KnownLeafTracer.enter)
+    scopes: bool = False
     #: ``nn.Module._call_impl`` as torch defines it, where ``__call__`` is the vetted
     #: ``_wrapped_call_impl`` that hands every call to it; else ``None``
     call_impl: Any = None
@@ -97,10 +102,13 @@ class LeanFx:
             and getattr(getattr(snake, "__self__", None), "pattern", None) == _SNAKE_PATTERN \
             and all(getattr(getattr(graph, k, None), "pattern", None) == v
                     for k, v in _NAME_PATTERNS.items())
+        scopes = vetted("Tracer.call_module", _symbolic_trace.Tracer.call_module) \
+            and vetted("ScopeContextManager.__init__", proxy.ScopeContextManager.__init__) \
+            and vetted("ScopeContextManager.__exit__", proxy.ScopeContextManager.__exit__)
         Module = torch_module().nn.Module
         wrapped = Module.__dict__.get("_wrapped_call_impl")
         calls = Module.__call__ is wrapped and vetted("Module._wrapped_call_impl", wrapped)
-        return LeanFx(_symbolic_trace if own_trace else None, nodes, names,
+        return LeanFx(_symbolic_trace if own_trace else None, nodes, names, scopes,
                       Module.__dict__.get("_call_impl") if calls else None)
 
 
@@ -180,14 +188,40 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
                 return self.call_stack(m, inputs)
             record = (recorded or {}).get(id(m))
             if record is not None and len(args) == 1 and not kwargs:  # see fx_forwards
-                return super().call_module(m, lambda x: record(self, m, x), args, kwargs)
-            out = super().call_module(m, forward, args, kwargs)
+                return self.enter(m, lambda x: record(self, m, x), args, kwargs)
+            out = self.enter(m, forward, args, kwargs)
             if isinstance(out, (tuple, list)) and len(out) > 1:
                 # Every item a module returns is its result, even one the caller drops (PiT's
                 # stage returns its tokens and the class token; the model keeps only the
                 # latter): fx would discard the other as dead code, and the block's row with it.
                 returned = [leaf.node for leaf in _proxies(out)]
                 self.returned.setdefault(self.path_of_module(m), returned)
+            return out
+
+        def enter(self, m, forward, args, kwargs):
+            """fx's ``call_module`` for a module traced through, with its scope set and reset
+            directly: fx's ScopeContextManager copies the scope with ``copy.copy`` (through
+            ``__reduce_ex__``, 4 µs a call)."""
+            if not lean.scopes:
+                return super().call_module(m, forward, args, kwargs)
+            path = self.path_of_module(m)
+            scope = self.scope
+            before = scope.module_path, scope.module_type
+            scope.module_path, scope.module_type = path, type(m)
+            try:
+                num_calls = self.num_calls.get(path, 0)
+                key = f"{path}@{num_calls}" if num_calls > 0 else path
+                self.module_stack[key] = (path, type(m))
+                self.num_calls[path] = num_calls + 1
+                if not self.is_leaf_module(m, path):
+                    out = forward(*args, **kwargs)
+                else:
+                    out = self.create_proxy("call_module", path, args, kwargs)
+                popped, _ = self.module_stack.popitem(last=True)
+                if popped != key:
+                    raise AssertionError(f"Unexpected key {popped}, expected {key}")
+            finally:
+                scope.module_path, scope.module_type = before
             return out
 
         def call_stack(self, m, inputs):
