@@ -155,6 +155,7 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
         __getattr__ = UnpackingProxy.__getattr__
 
     plain.add(UnpackingProxy)
+    scalars = {int, float, bool, str, type(None)}  # TracerBase.create_arg gives them as they are
 
     class KnownLeafTracer(torch.fx.Tracer):
         """Stops at modules the engine knows, wherever they are defined.
@@ -245,7 +246,12 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
             return self.attr_names.get(id(a))
 
         def create_arg(self, a):
-            if type(a) in plain:
+            kind = type(a)
+            if kind is UnpackingProxy:  # what TracerBase.create_arg gives, without its lookups
+                return a.node
+            if kind in scalars:
+                return a
+            if kind in plain:
                 return TracerBase.create_arg(self, a)
             if isinstance(a, torch.Tensor):
                 path = self.attr_name(a)
@@ -254,8 +260,11 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
             return super().create_arg(a)
 
         def getattr(self, attr, attr_val, parameter_proxy_cache):
-            if not isinstance(attr_val, torch.nn.Parameter) or self.param_shapes_constant \
-                    or self.proxy_buffer_attributes:
+            if not isinstance(attr_val, torch.nn.Parameter):  # a submodule, buffer, number …
+                if not self.proxy_buffer_attributes:
+                    return attr_val  # what fx's getattr gives for it, less its closure
+                return super().getattr(attr, attr_val, parameter_proxy_cache)
+            if self.param_shapes_constant or self.proxy_buffer_attributes:
                 return super().getattr(attr, attr_val, parameter_proxy_cache)
             path = self.attr_name(attr_val)
             if path is None:
