@@ -56,8 +56,8 @@ def test_a_chain_of_ops_gives_what_torch_gives_without_the_memo(shape, dtype, op
     with memo:
         first, second = run(), run()
     assert first == expected and second == expected
-    if isinstance(expected[-1], tuple):  # the second run came from the memo
-        assert memo.hits > 0 and memo.misses > 0
+    if isinstance(expected[-1], tuple):  # the second run came from the memo or a rule
+        assert memo.hits + memo.ruled > 0
 
 
 def test_views_and_writes_always_run():

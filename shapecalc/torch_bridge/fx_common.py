@@ -15,24 +15,48 @@ from shapecalc.core.graph import BlockInfo, path_prefixes
 from shapecalc.core.layers import LAYER_TYPES, MERGE_TYPES, AvgPool2d, CondConv2d, Conv2d, Layer, MaxPool2d
 from shapecalc.core.layers.base import TF_SAME
 from shapecalc.torch_bridge.fx_ops import MODULE_ARGUMENTS
+from shapecalc.torch_bridge.measure import torch_module
 
 
 @dataclass(frozen=True)
 class ModuleIndex:
-    """Every module and parameter of a root under every path it has, read in one walk each.
+    """Every module, parameter and buffer of a root under every path it has, from one walk.
 
     Importing a model asks the same questions of its module tree several times (are modules
-    or weights shared? which module is at this path? which parameters are there?); on a deep
-    model each walk costs milliseconds, so they share one reading.
+    or weights shared? which module is at this path? which parameters are there? in which
+    modules does fx look for tensors?); on a deep model each walk costs milliseconds, so they
+    share one reading. Every list below is in the order torch's own ``named_*`` walks give.
     """
 
+    root: Any
     modules: dict[str, Any]  # path → module; a shared module appears under each of its paths
     params: list[tuple[str, Any]]  # (path, parameter) for every path, shared ones repeated
+    buffers: list[tuple[str, Any]]  # (path, buffer) likewise
+    unique: list[Any]  # every module once, in ``root.modules()`` order
+    first_paths: dict[Any, str]  # module → its first path (``root.named_modules()``)
 
     @classmethod
     def of(cls, root: Any) -> "ModuleIndex":
-        return cls(dict(root.named_modules(remove_duplicate=False)),
-                   list(root.named_parameters(remove_duplicate=False)))
+        pairs = list(root.named_modules(remove_duplicate=False))
+        nn = torch_module().nn
+        if type(root).named_parameters is nn.Module.named_parameters \
+                and type(root).named_buffers is nn.Module.named_buffers:
+            # what ``named_parameters(remove_duplicate=False)`` yields, from the same walk
+            params = [(f"{path}.{k}" if path else k, p) for path, m in pairs
+                      for k, p in m._parameters.items() if p is not None]
+            buffers = [(f"{path}.{k}" if path else k, b) for path, m in pairs
+                       for k, b in m._buffers.items() if b is not None]
+        else:
+            params = list(root.named_parameters(remove_duplicate=False))
+            buffers = list(root.named_buffers(remove_duplicate=False))
+        seen: set[Any] = set()
+        first: list[tuple[str, Any]] = []
+        for path, m in pairs:
+            if m not in seen:  # as named_modules() skips a module met before
+                seen.add(m)
+                first.append((path, m))
+        return cls(root, dict(pairs), params, buffers, [m for _, m in first],
+                   {m: path for path, m in first})
 
     @property
     def shares_nothing(self) -> bool:
@@ -180,10 +204,16 @@ def typed_key(value: Any) -> Any:
     """``value`` as a dict key that also tells ``1``, ``1.0`` and ``True`` apart: they are
     equal and hash alike, but a layer may take one and refuse another. Raises ``TypeError``
     for an unhashable value (the caller then builds the layer afresh)."""
-    if type(value) in (tuple, list):
-        return type(value), tuple(typed_key(v) for v in value)
-    hash(value)
-    return type(value), value
+    kind = type(value)
+    if kind is tuple or kind is list:
+        return kind, tuple([typed_key(v) for v in value])
+    if kind not in _HASHABLE:
+        hash(value)
+    return kind, value
+
+
+#: Types whose values always hash: most layer arguments are of these.
+_HASHABLE = frozenset({int, float, bool, str, type(None), type})
 
 
 def shared_layer(made: dict | None, key: tuple, factory: Callable[..., Layer], *args: Any,

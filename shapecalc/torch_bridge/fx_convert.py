@@ -51,7 +51,10 @@ class FxConverter:
         self.layers = layers if layers is not None else {}  # id(module) → its layer, decided once
         index = index or ModuleIndex.of(root)
         # What the measured nodes share with the converter: passed to them, never reached into.
-        self.values = FxValues(self.torch, root, index.modules)
+        # Every weight's value by path is known from the index: getattr along each path (through
+        # nn.Module.__getattr__ at every step) cost 5 µs a weight.
+        self.values = FxValues(self.torch, root, index.modules,
+                               attrs=dict(index.params + index.buffers))
         self.submodules: dict[str, Any] = index.modules
         self.made: dict[tuple, Layer] = {}  # op and arguments → its one layer (shared_layer)
         self.builder = GraphBuilder(name)
@@ -196,7 +199,7 @@ class FxConverter:
             stack = node.meta.get("nn_module_stack") or {}
             prefix = ""
             if stack:
-                key, value = list(stack.items())[-1]
+                key, value = next(reversed(stack.items()))
                 prefix = value[0] if isinstance(value, tuple) else str(key)
             base = fx_ops.op_name(node)
             name = f"{prefix}.{base}" if prefix else base
@@ -221,7 +224,9 @@ class FxConverter:
         uses = []
         if module is not None and (item_of is None or first_item):
             uses.append((self.ledger.module_params(self.values.submodule(module)), None))
-        reads = self.values.param_reads(node)
+        # a node that reads only tensors (most: a module call on its input) reads no parameter
+        reads = self.values.param_reads(node) if any(
+            self.kind.get(a) is not ValueKind.TENSOR for a in node.all_input_nodes) else ()
         if reads:
             uses.append((reads, f"through {fx_ops.op_name(node)}"))
         notes: tuple = ()

@@ -36,6 +36,7 @@ from shapecalc.core.notes import Note, NoteKind
 from shapecalc.core.safetext import clipped
 from shapecalc.torch_bridge.fx_common import ModuleIndex, module_to_layer
 from shapecalc.torch_bridge.fx_forwards import recorded_forwards
+from shapecalc.torch_bridge.fx_tracer import tracer_class
 from shapecalc.torch_bridge.measure import (
     call_on_meta, meta_input, record_module_shapes, run_mode, torch_module, user_line,
 )
@@ -215,165 +216,6 @@ class _Untraceable(Exception):
 
 
 # ------------------------------------------------------------------ fx
-def _tracer_class(known: set[int], recorded: dict[int, Any] | None = None):
-    torch = torch_module()
-    from torch.fx.proxy import Attribute, Proxy, TracerBase
-
-    # Argument types that Tracer.create_arg only hands on to TracerBase.create_arg after its
-    # searches for parameters, buffers and modules (which they never are): skipping those
-    # searches gives the same argument, and most arguments are of these types.
-    plain = {Proxy, tuple, list, dict, int, float, bool, str, type(None)}
-
-    class ModuleStack(OrderedDict):
-        """fx copies the module stack onto every node it records (``copy.copy``), which for
-        an OrderedDict goes through ``__reduce_ex__``; this copy gives the same dict directly."""
-
-        def __copy__(self) -> "ModuleStack":
-            return ModuleStack(self)
-
-    class UnpackingProxy(Proxy):
-        """fx's ``Proxy.__iter__`` decides whether ``a, b = proxy`` unpacks by disassembling
-        the calling function's whole bytecode at every unpacking (a third of a ViT's trace).
-        This one reads the same instruction from a table made once per function."""
-
-        def __iter__(self):
-            return _unpack(self, sys._getframe(1))
-
-        def __getattr__(self, k: str):
-            return UnpackingAttribute(self, k)
-
-    class UnpackingAttribute(Attribute):  # ``B, N, C = x.shape``
-        __iter__ = UnpackingProxy.__iter__
-        __getattr__ = UnpackingProxy.__getattr__
-
-    plain.add(UnpackingProxy)
-
-    class KnownLeafTracer(torch.fx.Tracer):
-        """Stops at modules the engine knows, wherever they are defined.
-
-        ``known`` is decided before tracing: while fx traces, every attribute read of a module
-        (``module.bias``) goes through fx's patched ``__getattr__``, which scans all of the
-        root's parameters, so asking per call made tracing quadratic in depth.
-        """
-
-        def __init__(self, wrapped: tuple = ()) -> None:
-            super().__init__(autowrap_functions=wrapped)
-            self.module_stack = ModuleStack()
-            self.attr_names: dict[int, str] | None = None  # id(parameter/buffer) → first path
-            self.instructions: dict[Any, tuple[list[int], list[Any]]] = {}  # code → offsets, ops
-            self.returned: dict[str, list[Any]] = {}  # module path → fx nodes of its tuple's items
-
-        def proxy(self, node):
-            return UnpackingProxy(node, self)
-
-        def is_leaf_module(self, m, qualname: str) -> bool:
-            return id(m) in known or super().is_leaf_module(m, qualname)
-
-        def call_module(self, m, forward, args, kwargs):
-            # A known module is one node: fx's scope and module-stack bookkeeping around it
-            # only label nodes recorded inside it, and there are none.
-            if id(m) in known:
-                return self.create_proxy("call_module", self.path_of_module(m), args, kwargs)
-            inputs = _stack_inputs(m, args, kwargs)
-            if inputs is not None:
-                return self.call_stack(m, inputs)
-            record = (recorded or {}).get(id(m))
-            if record is not None and len(args) == 1 and not kwargs:  # see fx_forwards
-                return super().call_module(m, lambda x: record(self, m, x), args, kwargs)
-            out = super().call_module(m, forward, args, kwargs)
-            if isinstance(out, (tuple, list)) and len(out) > 1:
-                # Every item a module returns is its result, even one the caller drops (PiT's
-                # stage returns its tokens and the class token; the model keeps only the
-                # latter): fx would discard the other as dead code, and the block's row with it.
-                returned = [leaf.node for leaf in _proxies(out)]
-                self.returned.setdefault(self.path_of_module(m), returned)
-            return out
-
-        def call_stack(self, m, inputs):
-            """``nn.TransformerEncoder``/``Decoder`` without masks, layer by layer, as their
-            ``forward`` runs it (fx cannot trace that forward: it tests tensors to choose a
-            fast path that gives the same values); the table then shows every layer."""
-            out, *rest = inputs
-            for layer in m.layers:
-                out = self.call_module(layer, layer.forward, (out, *rest), {})
-            if m.norm is not None:
-                out = self.call_module(m.norm, m.norm.forward, (out,), {})
-            return out
-
-        # fx finds a parameter's or buffer's name by walking every one of the root's, at each
-        # use (reading ``self.weight``, passing it to ``F.batch_norm``): quadratic in depth on
-        # timm's norm layers (13 s of ghostnetv3's trace). One walk each gives the same first
-        # names fx would find.
-        def attr_name(self, a) -> str | None:
-            if self.attr_names is None:
-                self.attr_names = {}
-                for path, t in list(self.root.named_parameters()) + list(self.root.named_buffers()):
-                    self.attr_names.setdefault(id(t), path)
-            return self.attr_names.get(id(a))
-
-        def create_arg(self, a):
-            if type(a) in plain:
-                return TracerBase.create_arg(self, a)
-            if isinstance(a, torch.Tensor):
-                path = self.attr_name(a)
-                if path is not None:
-                    return self.create_node("get_attr", path, (), {})
-            return super().create_arg(a)
-
-        def getattr(self, attr, attr_val, parameter_proxy_cache):
-            if not isinstance(attr_val, torch.nn.Parameter) or self.param_shapes_constant \
-                    or self.proxy_buffer_attributes:
-                return super().getattr(attr, attr_val, parameter_proxy_cache)
-            path = self.attr_name(attr_val)
-            if path is None:
-                return attr_val
-            if path not in parameter_proxy_cache:
-                parameter_proxy_cache[path] = self.create_proxy("get_attr", path, (), {})
-            return parameter_proxy_cache[path]
-
-    return KnownLeafTracer
-
-
-def _proxies(value: Any) -> list[Any]:
-    """The proxies in a module's result (nested tuples, lists and dicts), in order."""
-    from torch.fx.proxy import Proxy
-
-    if isinstance(value, Proxy):
-        return [value]
-    items = value.values() if isinstance(value, dict) else value if isinstance(value, (tuple, list)) else ()
-    return [p for v in items for p in _proxies(v)]
-
-
-def _unpack(proxy: Any, frame: Any) -> Any:
-    """What fx's ``Proxy.__iter__`` gives for the instruction ``frame`` is at: the items when
-    it unpacks a fixed count (``UNPACK_SEQUENCE``), else the tracer's ``iter``."""
-    import bisect
-    import dis
-
-    tracer = proxy.tracer
-    code = frame.f_code
-    table = tracer.instructions.get(code)
-    if table is None:
-        found = list(dis.get_instructions(code))
-        table = tracer.instructions[code] = ([i.offset for i in found], found)
-    offsets, found = table
-    inst = found[bisect.bisect_left(offsets, frame.f_lasti)]
-    if inst.opname == "UNPACK_SEQUENCE":
-        return (proxy[i] for i in range(inst.argval))
-    return tracer.iter(proxy)
-
-
-def _stack_inputs(m: Any, args: tuple, kwargs: dict) -> tuple | None:
-    """The tensors a torch transformer stack passes to each layer when called without masks
-    (``src``; ``tgt, memory``), or ``None`` for anything else (masks, subclasses)."""
-    nn = torch_module().nn
-    width = {nn.TransformerEncoder: 1, nn.TransformerDecoder: 2}.get(type(m))
-    if width is None or len(args) != width or any(
-            v is not None and v is not False for v in kwargs.values()):
-        return None
-    return tuple(args)
-
-
 #: Most functions a trace wraps after failing in them (each costs a trace up to the failure).
 MAX_WRAPPED = 4
 
@@ -421,8 +263,8 @@ def trace_graph(module: Any, name: str, training: bool = False,
     wrapped: tuple = ()
     while True:
         try:
-            with run_mode(module, training):
-                tracer = _tracer_class(known, recorded_forwards(index.modules.values(), training))(wrapped)
+            with run_mode(module, training, index.unique):
+                tracer = tracer_class(known, recorded_forwards(index.unique, training), index)(wrapped)
                 fx_graph = tracer.trace(module)
             converter = FxConverter(fx_graph, tracer.root, name, layers, index, tracer.returned)
             graph = converter.run()
@@ -455,10 +297,10 @@ def source_line(imp: TorchImport, node: str) -> str | None:
     if imp.route is not Route.FX or fx_name is None:
         return None
     index = ModuleIndex.of(imp.module)
-    known = {id(m) for m in index.modules.values() if module_to_layer(m, {}) is not None}
+    known = {id(m) for m in index.unique if module_to_layer(m, {}) is not None}
     try:
-        with run_mode(imp.module, imp.training):  # the same nodes, so the same node names
-            tracer = _tracer_class(known, recorded_forwards(index.modules.values(), imp.training))(imp.wrapped)
+        with run_mode(imp.module, imp.training, index.unique):  # the same nodes, the same names
+            tracer = tracer_class(known, recorded_forwards(index.unique, imp.training), index)(imp.wrapped)
             tracer.record_stack_traces = True
             traced = tracer.trace(imp.module)
     except Exception:  # it traced once; should a second trace fail, the line is not known

@@ -75,28 +75,37 @@ class ParamLedger:
         counted elsewhere shows them as shared; a node with some of each counts its own and
         names the others.
         """
-        if any(i in self.lazy for i in ids):
+        lazy, info, owner = self.lazy, self.info, self.owner
+        if lazy and any(i in lazy for i in ids):
             return Claim(None, 0, (), None)  # a lazy module: the layer formula knows its size
-        ids = list(dict.fromkeys(i for i in ids if i in self.info))
-        new = [i for i in ids if i not in self.owner]
-        old = [i for i in ids if i in self.owner and self.owner[i] != node]
+        ids = list(dict.fromkeys([i for i in ids if i in info]))
+        new = [i for i in ids if i not in owner]
+        old = [i for i in ids if i in owner and owner[i] != node]
         for i in new:
-            self.owner[i] = node
+            owner[i] = node
         notes: list[Note] = []
         if new and how is not None:
             notes.append(Note.of(NoteKind.PARAM_USED, names=self._names(new),
                                  count=self._count(new), how=how))
         if old and not new:  # all counted earlier: a repeated call or a fully tied layer
-            owners = {self.owner[i] for i in old}
+            owners = {owner[i] for i in old}
             if len(owners) == 1:
                 return Claim(self._count(old), self._frozen(old), tuple(notes), owners.pop(),
                              self._trainable(old))
         if old:
-            for owner in dict.fromkeys(self.owner[i] for i in old):
-                mine = [i for i in old if self.owner[i] == owner]
+            for first in dict.fromkeys(owner[i] for i in old):
+                mine = [i for i in old if owner[i] == first]
                 notes.append(Note.of(NoteKind.PARAM_TIED, names=self._names(mine),
-                                     count=self._count(mine), owner=owner))
-        return Claim(self._count(new), self._frozen(new), tuple(notes), None, self._trainable(new))
+                                     count=self._count(mine), owner=first))
+        count = frozen = trainable = 0  # _count, _frozen and _trainable of ``new`` in one pass
+        for i in new:
+            held = info[i]
+            count += held.numel
+            if held.frozen:
+                frozen += held.numel
+            else:
+                trainable += 1
+        return Claim(count, frozen, tuple(notes), None, trainable)
 
     def _trainable(self, ids: list[int]) -> int:
         return sum(1 for i in ids if not self.info[i].frozen)
@@ -125,19 +134,26 @@ def attribute(ledger: ParamLedger, nodes: list, uses: dict[str, list]) -> list:
     """
     out = []
     for node in nodes:
-        claims = [ledger.claim(node.name, ids, how) for ids, how in uses.get(node.name, ())]
-        if not claims:
+        used = uses.get(node.name)
+        if not used:
             out.append(node)
             continue
+        claims = [ledger.claim(node.name, ids, how) for ids, how in used]
         if any(c.params is None for c in claims):  # lazy: the layer formula counts it
             out.append(node)
             continue
+        if len(claims) == 1:  # most nodes: a module call's own weights
+            claim = claims[0]
+            shared = claim.shared_with
+            key = ledger.key.get(shared, shared) if shared else node.name
+            ledger.key[node.name] = key
+            out.append(node.counted(claim.params, claim.frozen, node.notes + claim.notes, key,
+                                    claim.tensors))
+            continue
         notes = tuple(n for c in claims for n in c.notes)
-        shared = claims[0].shared_with if len(claims) == 1 else None
-        key = ledger.key.get(shared, shared) if shared else node.name
-        ledger.key[node.name] = key
+        ledger.key[node.name] = node.name
         out.append(node.counted(sum(c.params for c in claims), sum(c.frozen for c in claims),
-                                node.notes + notes, key, sum(c.tensors for c in claims)))
+                                node.notes + notes, node.name, sum(c.tensors for c in claims)))
     return out
 
 

@@ -70,15 +70,15 @@ def state_on(module, device: Any, dtype: Any = None, grad: bool = False) -> dict
 
 
 @contextmanager
-def run_mode(module, training: bool) -> Iterator[None]:
+def run_mode(module, training: bool, modules: list | None = None) -> Iterator[None]:
     """Eval (default, as torchinfo) or train mode for one trace or run, then every flag back.
 
     Train mode is for the user's own branches (``if self.training: aux = ...``); torch's own
     modules stay in eval, as their shapes do not depend on it and BatchNorm refuses a batch of
-    one while training.
+    one while training. ``modules``: ``module.modules()``, where already read.
     """
     nn = torch_module().nn
-    flags = [(m, m.training) for m in module.modules()]
+    flags = [(m, m.training) for m in (module.modules() if modules is None else modules)]
 
     def set_flag(m: Any, flag: bool) -> None:
         # Module.__setattr__ ends in object.__setattr__ for a bool; going there directly saves
