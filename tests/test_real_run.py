@@ -118,29 +118,65 @@ def test_a_lazy_module_stays_lazy(monkeypatch):
     assert isinstance(model.fc.weight, nn.parameter.UninitializedParameter)
 
 
-def test_a_forward_that_reads_values_is_recorded_as_on_meta(monkeypatch):
-    """On real values code may take a branch meta never takes (here: skip an all-ones mask);
-    the real run gives up at the first value read, so the recording is meta's."""
+class Masked(nn.Module):
+    """Skips an all-ones mask as transformers' mask helpers do: a branch on tensor values."""
 
-    class Masked(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc = nn.Linear(8, 8)
+    def __init__(self, device_check: bool = False) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.device_check = device_check
 
-        def forward(self, x):
-            if x.shape[-1] > 2:
-                x = x * 1
-            mask = torch.ones(x.shape[0], x.shape[-1], dtype=torch.bool, device=x.device)
-            if mask.device.type != "meta" and bool(mask.all()):
-                mask = None  # what transformers' mask helpers do with real values
-            y = self.fc(x)
-            return y if mask is None else y.masked_fill(~mask, 0.0)
+    def forward(self, x):
+        if x.shape[-1] > 2:  # fx cannot trace a branch on a size it was not given
+            x = x * 1
+        mask = torch.ones(x.shape[0], x.shape[-1], dtype=torch.bool, device=x.device)
+        if (not self.device_check or mask.device.type != "meta") and bool(mask.all()):
+            mask = None
+        y = self.fc(x)
+        return y if mask is None else y.masked_fill(~mask, 0.0)
 
+
+def counting_forwards(model, monkeypatch) -> list:
+    """Every run of ``model``'s forward on tensors (real or meta, not fx's trace) appends its
+    input's device type."""
+    runs: list = []
+    forward = type(model).forward
+
+    def counted(self, x):
+        if isinstance(x, torch.Tensor):
+            runs.append(x.device.type)
+        return forward(self, x)
+
+    monkeypatch.setattr(type(model), "forward", counted)
+    return runs
+
+
+def test_a_forward_that_reads_values_is_recorded_in_one_real_run(monkeypatch):
+    """On meta the value read raises, and the forward is recorded for real on zeros: the real
+    first try is that run, so it goes on through the read instead of giving up there (which
+    cost a meta try that fails at the same read, then a third run)."""
     model = Masked().eval()
-    assert analysed(model, (2, 8), True, monkeypatch) == analysed(model, (2, 8), False, monkeypatch)
-    # It gave up for a reason its code gives at every size: it is not tried for real again.
+    runs = counting_forwards(model, monkeypatch)
+    real_first = analysed(model, (2, 8), True, monkeypatch)
+    assert runs == ["cpu"]
+    runs.clear()
+    assert real_first == analysed(model, (2, 8), False, monkeypatch)
+    assert runs == ["meta", "cpu"]  # meta refused the read; the real run answered
+    # Nothing about it is remembered: the next analysis tries for real again.
     monkeypatch.setattr(real_run, "REAL_FIRST_PARAMETERS", 5_000_000)
-    assert not real_run.cheaper_for_real(model, 64, 2**30)
-    assert real_run.cheaper_for_real(Masked().eval(), 64, 2**30)
-    with pytest.raises(GaveUp, match="values"), real_run_guard(model, 2**30), torch.no_grad():
-        model(torch.zeros(2, 8))
+    assert real_run.cheaper_for_real(model, 64, 2**30)
+    with real_run_guard(model, 2**30), torch.no_grad():
+        assert model(torch.zeros(2, 8)).shape == (2, 8)
+
+
+def test_a_forward_that_branches_on_the_device_is_recorded_as_it_runs_there(monkeypatch):
+    """Code that looks at the device itself may take another branch on meta than for real:
+    the real first try records what torch does on the module's own device (the mask skipped),
+    meta alone what it does there (the mask applied)."""
+    model = Masked(device_check=True).eval()
+    real_first = shapecalc.analyze(model, (2, 8))
+    monkeypatch.setattr(real_run, "REAL_FIRST_PARAMETERS", -1)
+    meta_only = shapecalc.analyze(model, (2, 8))
+    assert [r.name for r in real_first.records] == ["mul", "fc"]
+    assert [r.name for r in meta_only.records] == ["mul", "ones", "fc", "invert", "masked_fill"]
+    assert real_first.total_params == meta_only.total_params == 72

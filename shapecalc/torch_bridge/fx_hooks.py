@@ -332,8 +332,9 @@ def _refuse_a_large_real_run(given: Inputs) -> None:
 
 def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False,
                   inputs: list | None = None, observe: Any = None) -> tuple[list, Any]:
-    """Meta first (free); a forward that reads tensor values (``if x.sum() > 0``) cannot run
-    on meta, so it runs once for real on zeros, on the module's own device. ``inputs``, if
+    """A small CPU model for real first (``real_run``), else meta (free); a forward that reads
+    tensor values (``if x.sum() > 0``) cannot run on meta, so then it runs once for real on
+    zeros, on the module's own device. ``inputs``, if
     given, holds the input tensors of the last run, even when torch refuses them.
     ``observe(mode)`` (a recording's :meth:`~.hook_recorder.Recording.observing`; by default
     the mode itself) is entered around each try with the one dispatch mode it runs under."""
@@ -341,20 +342,22 @@ def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False
 
     from shapecalc.core.bounds import MAX_RUN_BYTES
     from shapecalc.torch_bridge.meta_memo import meta_memo
-    from shapecalc.torch_bridge.real_run import cheaper_for_real, real_run_guard, remember
+    from shapecalc.torch_bridge.real_run import (
+        cheaper_for_real, owned_tensors, real_run_guard, remember,
+    )
 
     observe = observe or (lambda mode: mode)
-
     torch = torch_module()
-    if cheaper_for_real(module, _input_bytes(given), MAX_RUN_BYTES.get()):
+    owned = owned_tensors(module)
+    if cheaper_for_real(module, _input_bytes(given), MAX_RUN_BYTES.get(), owned):
         # A small model's real forward costs less than torch's Python meta kernels; where it
         # would write into the model's tensors, run long, or fails at all, meta answers.
         xs = [meta_input(i.shape, i.dtype, "cpu") for i in given]
         if inputs is not None:
             inputs[:] = xs
         try:
-            with observe(real_run_guard(module, MAX_RUN_BYTES.get())), run_mode(module, training), \
-                    torch.no_grad(), math_attention():
+            with observe(real_run_guard(module, MAX_RUN_BYTES.get(), owned=owned)), \
+                    run_mode(module, training), torch.no_grad(), math_attention():
                 return xs, module(*xs)
         except Exception as err:  # GaveUp, or anything torch refused: meta says it as before
             remember(module, err)

@@ -2,17 +2,22 @@
 
 On the meta device torch computes most ops' output shapes in Python (0.1-4 ms an op, layer
 norm 4 ms): a two-layer transformer's recorded forward took 50-70 ms on meta, where its real
-CPU forward takes 1-4 ms. A forward that runs on meta gives the same shapes on real zeros (a
-forward that reads values cannot run on meta at all), and the MAC counter counts the same
-ops at the same shapes, so the hook recorder may run a small CPU model for real first.
+CPU forward takes 1-4 ms. A forward that runs on meta gives the same shapes on real zeros,
+and the MAC counter counts the same ops at the same shapes, so the hook recorder may run a
+small CPU model for real first.
+
+A forward that reads tensor values (``.item()``, ``if mask.all()``, ``nonzero``: transformers'
+mask helpers all do) cannot run on meta at all: there such an op raises, and the forward is
+then recorded by a real run on zeros. The real try on zeros *is* that run, so it goes on
+through value reads rather than giving up at the first one only for meta to fail at the same
+read (GPT-2, Llama, BART and Whisper were recorded three times on a first analysis, twice on
+every later one). Only code that branches on the device itself (``if x.is_meta``) could run
+another way on meta; this run records what torch does on the module's own device.
 
 :class:`RealRunGuard` (a dispatch mode) keeps that run from costing what the meta run would
 not: before any op that writes into one of its arguments runs, it gives up if the argument
 shares storage with one of the model's parameters or buffers (nothing the user owns is
-changed), before any op that reads a tensor's values (``.item()``, ``if mask.all()``,
-``nonzero``): code that branches on values could take another branch for real than on meta,
-where such an op raises and the forward is recorded for real anyway; and after each op it
-gives up once the run has made more than ``budget`` bytes of
+changed); and after each op it gives up once the run has made more than ``budget`` bytes of
 tensors or done more than :data:`REAL_FIRST_MACS` multiply-accumulates (estimated from the
 shapes, so the choice does not depend on the machine's load). The caller then runs the
 forward on meta.
@@ -37,9 +42,9 @@ REAL_FIRST_MACS = 150_000_000
 
 
 class GaveUp(Exception):
-    """The real run would write into the model's own tensors, read values, or cost more than
-    it saves. ``every_time``: the reason does not depend on the input's size (the model's own
-    code reads values or writes its tensors), so the same module is not tried for real again."""
+    """The real run would write into the model's own tensors or cost more than it saves.
+    ``every_time``: the reason does not depend on the input's size (the model's own code
+    writes its tensors), so the same module is not tried for real again."""
 
     def __init__(self, message: str, every_time: bool = False) -> None:
         super().__init__(message)
@@ -48,7 +53,7 @@ class GaveUp(Exception):
 
 #: Modules whose real try gave up for a reason their code gives at any size (weakly held:
 #: the user's model is never kept alive by this): analysing one again goes to meta at once,
-#: not through a real try that stops at the same value read (2-20 ms on a small seq2seq).
+#: not through a real try that stops at the same write.
 _NOT_FOR_REAL: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
@@ -61,23 +66,44 @@ def remember(module: Any, err: Exception) -> None:
             pass
 
 
-def cheaper_for_real(module: Any, input_bytes: int, budget: int) -> bool:
+def owned_tensors(module: Any) -> tuple[list, list]:
+    """``module``'s parameters and buffers, each once, read in one walk of its tree (the
+    real-first choice and the guard both need them; each ``parameters()`` walk costs about
+    as much as this whole one)."""
+    params: list = []
+    buffers: list = []
+    seen: set[int] = set()
+    for sub in module.modules():
+        for found, kept in ((sub._parameters, params), (sub._buffers, buffers)):
+            for t in found.values():
+                if t is not None and id(t) not in seen:
+                    seen.add(id(t))
+                    kept.append(t)
+    return params, buffers
+
+
+def cheaper_for_real(module: Any, input_bytes: int, budget: int,
+                     owned: tuple[list, list] | None = None) -> bool:
     """Whether ``module``'s forward is worth trying for real first: real weights on the CPU,
     few of them, and inputs well inside the real-run budget. A lazy module that never ran is
-    not: a real forward would give the user's module its weights."""
-    from shapecalc.torch_bridge.measure import has_uninitialized
-
-    if input_bytes * 4 > budget or module in _NOT_FOR_REAL or has_uninitialized(module):
+    not: a real forward would give the user's module its weights. ``owned``: its
+    :func:`owned_tensors`, if already read."""
+    if input_bytes * 4 > budget or module in _NOT_FOR_REAL:
         return False
-    params = list(module.parameters())
+    params, buffers = owned or owned_tensors(module)
+    lazy = torch_module().nn.parameter.UninitializedTensorMixin
+    if any(isinstance(t, lazy) for t in params) or any(isinstance(t, lazy) for t in buffers):
+        return False
     return (all(p.device.type == "cpu" for p in params)
             and sum(p.numel() for p in params) <= REAL_FIRST_PARAMETERS)
 
 
-def real_run_guard(module: Any, budget: int, macs: int | None = None) -> Any:
+def real_run_guard(module: Any, budget: int, macs: int | None = None,
+                   owned: tuple[list, list] | None = None) -> Any:
     """A :class:`RealRunGuard` for one forward of ``module`` (``with guard: module(*xs)``);
-    ``macs`` defaults to :data:`REAL_FIRST_MACS`."""
-    return _guard_class()(module, budget, REAL_FIRST_MACS if macs is None else macs)
+    ``macs`` defaults to :data:`REAL_FIRST_MACS`; ``owned``: its :func:`owned_tensors`."""
+    params, buffers = owned or owned_tensors(module)
+    return _guard_class()(params + buffers, budget, REAL_FIRST_MACS if macs is None else macs)
 
 
 def _guard_class() -> type:
@@ -93,18 +119,10 @@ def _guard_class() -> type:
     products = {aten.mm: 0, aten.bmm: 0, aten.addmm: 1, aten.baddbmm: 1}
     convolutions = {aten.convolution, aten._convolution}
     writes: dict[Any, tuple[int, ...]] = {}  # op overload → the arguments it writes into
-    # Ops whose result depends on values, which the meta device cannot run (a Python scalar,
-    # or an output size that depends on values).
-    reads = {getattr(aten, name) for name in (
-        "_local_scalar_dense", "item", "is_nonzero", "equal", "allclose", "nonzero",
-        "masked_select", "argwhere", "bincount", "_unique", "_unique2", "unique_dim",
-        "unique_consecutive", "unique_dim_consecutive") if hasattr(aten, name)}
-    reads_overloads = {aten.repeat_interleave.Tensor, aten.repeat_interleave.self_Tensor}
 
     class RealRunGuard(TorchDispatchMode):
-        def __init__(self, module: Any, budget: int, macs: int) -> None:
+        def __init__(self, owned: list, budget: int, macs: int) -> None:
             super().__init__()
-            owned = list(module.parameters()) + [b for b in module.buffers() if b is not None]
             self.owned = {t.untyped_storage().data_ptr() for t in owned} - {0}  # 0: empty
             self.budget, self.made = budget, 0
             self.macs_left = macs
@@ -122,8 +140,6 @@ def _guard_class() -> type:
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
-            if func._overloadpacket in reads or func in reads_overloads:
-                raise GaveUp(f"the forward reads tensor values ({func})", every_time=True)
             written = self._written(func)
             if written:
                 schema = func._schema.arguments
@@ -162,4 +178,5 @@ def _guard_class() -> type:
 
 _GUARD: type | None = None
 
-__all__ = ["GaveUp", "REAL_FIRST_PARAMETERS", "cheaper_for_real", "real_run_guard", "remember"]
+__all__ = ["GaveUp", "REAL_FIRST_PARAMETERS", "cheaper_for_real", "owned_tensors", "real_run_guard",
+           "remember"]
