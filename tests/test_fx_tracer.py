@@ -188,9 +188,23 @@ def test_reads_through_a_modules_own_getattr_are_seen():
 
 
 def test_classes_are_restored_after_a_trace():
-    """Every class patched for the trace is as it was, whether the trace ends or fails."""
+    """Every class patched for the trace is as it was, whether the trace ends or fails, and
+    nn.Module keeps its own __getattr__ when a plain nn.Module() is in the tree."""
     before = {cls: dict(vars(cls)) for cls in (Held, nn.Conv2d, nn.Linear, nn.Module)}
     _traced(Held(), LeanFx.found())
+
+    class Boxed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.box = nn.Module()  # a plain container
+            self.box.conv = nn.Conv2d(3, 3, 1)
+            self.gamma = nn.Parameter(torch.ones(1))
+
+        def forward(self, x):
+            return self.box.conv(x) * self.gamma
+
+    assert fx_tracer._getattr_classes(ModuleIndex.of(Boxed())) is None
+    assert_same_trace(Boxed)
 
     class Failing(Held):
         def forward(self, x):

@@ -464,12 +464,8 @@ def _getattr_classes(index: ModuleIndex) -> list[type] | None:
     Module = torch_module().nn.Module
     classes = list(dict.fromkeys(type(m) for m in index.unique))
     for cls in classes:
-        for base in cls.__mro__:
-            if base is Module:
-                break
-            if "__getattr__" in base.__dict__:
-                return None
-        else:
+        owner = next((base for base in cls.__mro__ if "__getattr__" in base.__dict__), None)
+        if owner is not Module or cls is Module:  # a plain nn.Module() holds Module's own
             return None
     return classes
 
