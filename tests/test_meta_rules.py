@@ -140,7 +140,7 @@ def test_activations(data, shape, name, in_place):
 
 @settings(max_examples=200, deadline=None)
 @given(data=st.data(), shape=shapes, name=st.sampled_from(["add", "sub", "mul", "div"]),
-       other=st.sampled_from(["tensor", "same", "int", "float", "broadcast"]),
+       other=st.sampled_from(["tensor", "same", "int", "float", "broadcast", "broadcast"]),
        alpha=st.sampled_from([None, 2, 0.5]))
 def test_arithmetic(data, shape, name, other, alpha):
     x = data.draw(tensors(shape))
@@ -148,8 +148,12 @@ def test_arithmetic(data, shape, name, other, alpha):
         y = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
     elif other == "tensor":
         y = data.draw(tensors(shape))
-    elif other == "broadcast":
-        y = torch.empty(shape[1:], dtype=x.dtype, device="meta")
+    elif other == "broadcast":  # a bias, a per-channel scale, or the other way round
+        small = [data.draw(st.sampled_from([n, 1])) for n in shape[data.draw(
+            st.integers(0, len(shape) - 1)):]]
+        y = data.draw(tensors(small, data.draw(st.sampled_from([x.dtype, torch.float32]))))
+        if data.draw(st.booleans()):
+            x, y = y, x
     else:
         y = 3 if other == "int" else 2.5
     op = getattr(getattr(aten, name), "Tensor" if isinstance(y, torch.Tensor) else "Scalar")
@@ -252,6 +256,9 @@ def test_the_rules_answer_for_what_real_models_run():
     t = torch.empty(2, 7, 16, device="meta")
     w = torch.empty(16, device="meta")
     assert same_as_torch(aten.native_layer_norm.default, (t, [16], w, w, 1e-6))
+    assert same_as_torch(aten.add.Tensor, (t, w)) and same_as_torch(aten.mul.Tensor, (w, t))
+    x = torch.empty(2, 8, 5, 5, device="meta")
+    assert same_as_torch(aten.mul.Tensor, (x, torch.empty(2, 8, 1, 1, device="meta")))
     assert same_as_torch(aten._safe_softmax.default, (t, -1))
     assert same_as_torch(aten.addmm.default, (torch.empty(24, device="meta"), t.view(14, 16),
                                               torch.empty(24, 16, device="meta").t()))

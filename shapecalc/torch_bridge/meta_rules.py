@@ -187,8 +187,26 @@ def _build() -> dict[Any, Rule]:
             return None
         return args[0]
 
+    def broadcast_contiguous(a: Any, b: Any) -> Any:
+        """``a op b`` (either order) where one is a contiguous tensor with no axis of size 1
+        but the first (a batch of one) and the other, contiguous too, broadcasts to it (a
+        bias, a per-channel scale): every stride torch compares orders the axes alike, so the
+        output is contiguous."""
+        if not (meta_float(a) and meta_float(b) and a.dtype == b.dtype):
+            return None
+        big, small = (a, b) if a.dim() >= b.dim() else (b, a)
+        shape = tuple(big.shape)
+        if (1 in shape[1:] or big.stride() != _contiguous_strides(shape) or small.numel() == 0
+                or small.stride() != _contiguous_strides(tuple(small.shape))):
+            return None
+        offset = len(shape) - small.dim()
+        if any(n != 1 and n != shape[offset + i] for i, n in enumerate(small.shape)):
+            return None
+        return empty(shape, big.stride(), big.dtype)
+
     def pointwise(args: tuple, kwargs: dict) -> Any:
-        """``a op b`` where ``b`` is a Python number or a tensor of ``a``'s shape, strides and type."""
+        """``a op b`` where ``b`` is a Python number, a tensor of ``a``'s shape, strides and
+        type, or (either way round) a contiguous tensor broadcast onto a contiguous one."""
         if len(args) != 2 or kwargs.keys() - {"alpha"} or not all(
                 type(v) in numbers for v in kwargs.values()):
             return None
@@ -197,7 +215,7 @@ def _build() -> dict[Any, Rule]:
             return like(a)
         if not (meta_float(b) and b.dtype == a.dtype and b.shape == a.shape
                 and b.stride() == a.stride()):
-            return None
+            return broadcast_contiguous(a, b)
         return like(a)
 
     def safe_softmax(args: tuple, kwargs: dict) -> Any:
