@@ -13,7 +13,7 @@ from shapecalc.core.errors import ArgumentError  # noqa: E402
 from shapecalc import SpecError  # noqa: E402
 from shapecalc.diagnose import scan_inputs  # noqa: E402
 from shapecalc.models.torch_models import verify  # noqa: E402
-from shapecalc.torch_bridge.fx_import import module_to_layer, module_to_spec  # noqa: E402
+from shapecalc.torch_bridge.fx_import import module_to_layer, module_to_spec, source_line  # noqa: E402
 
 MODULES = [
     (nn.Conv2d(3, 8, (3, 5), stride=2, padding=(1, 2), bias=False), (1, 3, 17, 19)),
@@ -510,6 +510,9 @@ def test_a_timm_notrace_function_the_trace_fails_in_becomes_one_call():
         names = [r.name for r in result.records]
         assert names[0] == "resize_to" and "flatten" in names and "transpose" in names
         assert result.output_shape == tuple(model(x).shape)
+        # a second trace (for a node's source line) wraps the same function, so it succeeds
+        line = source_line(src.torch_import, "flatten")
+        assert line is not None and line.endswith(f":{to_tokens.__code__.co_firstlineno + 1}")
     finally:
         for fn in (resize_to, to_tokens):
             registry._autowrap_functions.discard(fn)

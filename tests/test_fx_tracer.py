@@ -106,9 +106,9 @@ def test_the_vetted_torch_takes_the_lean_paths():
     assert (lean.trace is not None) == matches["Tracer.trace"]
     assert lean.nodes == (matches["Graph.create_node"] and matches["TracerBase.create_node"])
     wrapped = nn.Module._wrapped_call_impl
-    matches["Module._wrapped_call_impl"] = nn.Module.__call__ is wrapped and \
-        fx_tracer.fx_fingerprint(wrapped) == fx_tracer.VETTED["Module._wrapped_call_impl"]
-    assert (lean.call_impl is nn.Module._call_impl) == matches["Module._wrapped_call_impl"]
+    matches["_wrapped_call_impl"] = nn.Module.__call__ is wrapped and \
+        fx_tracer.fx_fingerprint(wrapped) == fx_tracer.VETTED["_wrapped_call_impl"]
+    assert (lean.call_impl is nn.Module._call_impl) == matches["_wrapped_call_impl"]
     if torch.__version__.startswith("2.13."):  # the version vetted: a new one must be re-vetted
         assert all(matches.values()) and lean.names and lean.scopes
 
@@ -121,6 +121,27 @@ def test_a_changed_fx_function_is_not_vetted(monkeypatch):
     finally:
         monkeypatch.undo()
         LeanFx.found.cache_clear()
+
+
+def test_an_older_fx_without_the_pieces_takes_fx_paths(monkeypatch):
+    """A torch without a piece a lean path needs (as older releases lack some) gets fx's own
+    path for it, and the same graph."""
+    from torch.fx import _symbolic_trace, graph, proxy
+
+    monkeypatch.delattr(proxy, "ScopeContextManager")
+    monkeypatch.delattr(_symbolic_trace, "_constant_attribute_types")
+    monkeypatch.delattr(graph, "_Namespace")
+    monkeypatch.delattr(nn.Module, "_wrapped_call_impl")
+    LeanFx.found.cache_clear()
+    try:
+        lean = LeanFx.found()
+        assert lean.trace is None and not lean.scopes and not lean.names and lean.call_impl is None
+    finally:
+        monkeypatch.undo()
+        LeanFx.found.cache_clear()
+    graph_, tracer, _ = _traced(Held(), lean)
+    fx_graph, fx_tracer_, _ = _traced(Held(), FX_PATHS)
+    assert _described(graph_, tracer)[0] == _described(fx_graph, fx_tracer_)[0]
 
 
 def test_module_calls_are_seen_through_call_impl_only_where_they_all_go_there():
@@ -167,9 +188,23 @@ def test_reads_through_a_modules_own_getattr_are_seen():
 
 
 def test_classes_are_restored_after_a_trace():
-    """Every class patched for the trace is as it was, whether the trace ends or fails."""
+    """Every class patched for the trace is as it was, whether the trace ends or fails, and
+    nn.Module keeps its own __getattr__ when a plain nn.Module() is in the tree."""
     before = {cls: dict(vars(cls)) for cls in (Held, nn.Conv2d, nn.Linear, nn.Module)}
     _traced(Held(), LeanFx.found())
+
+    class Boxed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.box = nn.Module()  # a plain container
+            self.box.conv = nn.Conv2d(3, 3, 1)
+            self.gamma = nn.Parameter(torch.ones(1))
+
+        def forward(self, x):
+            return self.box.conv(x) * self.gamma
+
+    assert fx_tracer._getattr_classes(ModuleIndex.of(Boxed())) is None
+    assert_same_trace(Boxed)
 
     class Failing(Held):
         def forward(self, x):

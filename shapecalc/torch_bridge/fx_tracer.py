@@ -4,11 +4,15 @@ records the same graph as ``torch.fx.Tracer`` at a lower cost per trace and per 
 torch.fx's trace had fixed costs that grew with the model and per-node costs that dwarfed the
 engine's own (about 50 µs a node on timm CNNs, as much as torchinfo's real forward):
 
+- it replaces ``nn.Module.__call__`` and ``__getattr__`` for the trace and puts them back:
+  slots, so each change updates every one of a thousand subclasses (timm and transformers
+  loaded), 2-4 ms a trace. Here calls are caught at ``nn.Module._call_impl`` (an ordinary
+  attribute) and parameter reads on the classes in the module tree;
 - at the start of every trace it walks every module twice, once for the module paths and once
   for tensors held as plain attributes, which almost no model has (5 ms on DenseNet-121);
 - every node's arguments are walked with pytree to warn about symbolic ints, which a trace
-  with proxies never makes; its name is snake-cased again with a regular expression; its
-  module stack is copied through ``copy.copy``.
+  with proxies never makes; its name goes through three regular expressions; its module stack
+  and each module's scope are copied through ``copy.copy``.
 
 :class:`LeanFx` holds the private pieces of ``torch.fx`` that the cheaper paths need. They are
 used only when the fx functions they stand in for are the ones vetted here (the attribute
@@ -36,7 +40,7 @@ VETTED = {
     "Tracer.trace": "e485aebe9f68e63b",
     "Graph.create_node": "a8e7322561f1ac38",
     "TracerBase.create_node": "c3470184694edde8",
-    "Module._wrapped_call_impl": "c0398f1be4156c9d",
+    "_wrapped_call_impl": "c0398f1be4156c9d",  # nn.Module's
     "Graph._target_to_str": "62a1d383b7d0b831",
     "_Namespace.create_name": "dd5cff7833b96204",
     "_snake_case": "456a3689ab6b29f1",
@@ -83,31 +87,34 @@ class LeanFx:
     def found() -> "LeanFx":
         from torch.fx import _symbolic_trace, graph, proxy
 
-        def vetted(qualname: str, function: Any) -> bool:
+        def vetted(owner: Any, qualname: str) -> bool:
+            """``owner.<qualname>`` exists and is the function vetted under that name."""
+            function = functools.reduce(lambda o, k: getattr(o, k, None), qualname.split("."), owner)
             return getattr(function, "__code__", None) is not None \
                 and fx_fingerprint(function) == VETTED[qualname]
+
+        def pattern(name: str) -> str | None:
+            return getattr(getattr(graph, name, None), "pattern", None)
 
         trace_parts = ("_is_fx_tracing_flag", "_orig_module_getattr", "_orig_module_call",
                        "_new_patcher", "_patch_wrapped_functions", "_autowrap_check",
                        "_constant_attribute_types", "Graph")
-        own_trace = vetted("Tracer.trace", _symbolic_trace.Tracer.trace) and all(
+        own_trace = vetted(_symbolic_trace, "Tracer.trace") and all(
             hasattr(_symbolic_trace, part) for part in trace_parts)
-        nodes = vetted("Graph.create_node", graph.Graph.create_node) \
-            and vetted("TracerBase.create_node", proxy.TracerBase.create_node) \
+        nodes = vetted(graph, "Graph.create_node") and vetted(proxy, "TracerBase.create_node") \
             and all(hasattr(graph, part) for part in ("immutable_dict", "Node"))
         snake = getattr(getattr(graph, "_snake_case_sub", None), "func", None)
-        names = nodes and vetted("Graph._target_to_str", graph.Graph._target_to_str) \
-            and vetted("_Namespace.create_name", graph._Namespace.create_name) \
-            and vetted("_snake_case", graph._snake_case) \
+        names = nodes and vetted(graph, "Graph._target_to_str") \
+            and vetted(graph, "_Namespace.create_name") and vetted(graph, "_snake_case") \
             and getattr(getattr(snake, "__self__", None), "pattern", None) == _SNAKE_PATTERN \
-            and all(getattr(getattr(graph, k, None), "pattern", None) == v
-                    for k, v in _NAME_PATTERNS.items())
-        scopes = vetted("Tracer.call_module", _symbolic_trace.Tracer.call_module) \
-            and vetted("ScopeContextManager.__init__", proxy.ScopeContextManager.__init__) \
-            and vetted("ScopeContextManager.__exit__", proxy.ScopeContextManager.__exit__)
+            and all(pattern(k) == v for k, v in _NAME_PATTERNS.items())
+        scopes = vetted(_symbolic_trace, "Tracer.call_module") \
+            and vetted(proxy, "ScopeContextManager.__init__") \
+            and vetted(proxy, "ScopeContextManager.__exit__")
         Module = torch_module().nn.Module
         wrapped = Module.__dict__.get("_wrapped_call_impl")
-        calls = Module.__call__ is wrapped and vetted("Module._wrapped_call_impl", wrapped)
+        calls = wrapped is not None and Module.__call__ is wrapped \
+            and vetted(Module, "_wrapped_call_impl") and callable(Module.__dict__.get("_call_impl"))
         return LeanFx(_symbolic_trace if own_trace else None, nodes, names, scopes,
                       Module.__dict__.get("_call_impl") if calls else None)
 
@@ -155,6 +162,7 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
         __getattr__ = UnpackingProxy.__getattr__
 
     plain.add(UnpackingProxy)
+    scalars = {int, float, bool, str, type(None)}  # TracerBase.create_arg gives them as they are
 
     class KnownLeafTracer(torch.fx.Tracer):
         """Stops at modules the engine knows, wherever they are defined.
@@ -245,7 +253,12 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
             return self.attr_names.get(id(a))
 
         def create_arg(self, a):
-            if type(a) in plain:
+            kind = type(a)
+            if kind is UnpackingProxy:  # what TracerBase.create_arg gives, without its lookups
+                return a.node
+            if kind in scalars:
+                return a
+            if kind in plain:
                 return TracerBase.create_arg(self, a)
             if isinstance(a, torch.Tensor):
                 path = self.attr_name(a)
@@ -254,8 +267,11 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
             return super().create_arg(a)
 
         def getattr(self, attr, attr_val, parameter_proxy_cache):
-            if not isinstance(attr_val, torch.nn.Parameter) or self.param_shapes_constant \
-                    or self.proxy_buffer_attributes:
+            if not isinstance(attr_val, torch.nn.Parameter):  # a submodule, buffer, number …
+                if not self.proxy_buffer_attributes:
+                    return attr_val  # what fx's getattr gives for it, less its closure
+                return super().getattr(attr, attr_val, parameter_proxy_cache)
+            if self.param_shapes_constant or self.proxy_buffer_attributes:
                 return super().getattr(attr, attr_val, parameter_proxy_cache)
             path = self.attr_name(attr_val)
             if path is None:
@@ -448,12 +464,8 @@ def _getattr_classes(index: ModuleIndex) -> list[type] | None:
     Module = torch_module().nn.Module
     classes = list(dict.fromkeys(type(m) for m in index.unique))
     for cls in classes:
-        for base in cls.__mro__:
-            if base is Module:
-                break
-            if "__getattr__" in base.__dict__:
-                return None
-        else:
+        owner = next((base for base in cls.__mro__ if "__getattr__" in base.__dict__), None)
+        if owner is not Module or cls is Module:  # a plain nn.Module() holds Module's own
             return None
     return classes
 
