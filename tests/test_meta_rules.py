@@ -217,6 +217,21 @@ def test_upsample(data, shape, size, mode, align_corners, scales):
     same_as_torch(getattr(aten, mode).default, (x, size, align_corners, *scales))
 
 
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), shape=st.lists(st.integers(0, 4), min_size=0, max_size=5),
+       on=st.sampled_from(["cpu", "meta"]), device=st.sampled_from(["meta", None, "cpu"]),
+       dtype=st.sampled_from([None, torch.float16, torch.int64]),
+       memory_format=st.sampled_from([None, torch.preserve_format, torch.contiguous_format]))
+def test_empty_like(data, shape, on, device, dtype, memory_format):
+    x = data.draw(tensors(shape))
+    if on == "cpu":
+        x = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype)
+    kwargs = {k: v for k, v in (("device", device), ("dtype", dtype),
+                                ("memory_format", memory_format)) if v is not None}
+    answered = same_as_torch(aten.empty_like.default, (x,), kwargs)
+    assert not answered or (device or on) == "meta"
+
+
 def test_the_rules_answer_for_what_real_models_run():
     """The layouts networks use (contiguous, channels-last, float and half) are answered."""
     for fmt in (torch.contiguous_format, torch.channels_last):
@@ -232,6 +247,8 @@ def test_the_rules_answer_for_what_real_models_run():
         assert same_as_torch(aten.convolution.default,
                              (x, w, None, [2, 2], [1, 1], [1, 1], False, [0, 0], 1))
         assert same_as_torch(aten.upsample_bicubic2d.default, (x, [7, 7], False))
+    for weight in (torch.empty(4, 8, 1, 1), torch.empty(4, 8, 3, 3).to(memory_format=torch.channels_last)):
+        assert same_as_torch(aten.empty_like.default, (weight,), {"device": torch.device("meta")})
     t = torch.empty(2, 7, 16, device="meta")
     w = torch.empty(16, device="meta")
     assert same_as_torch(aten.native_layer_norm.default, (t, [16], w, w, 1e-6))

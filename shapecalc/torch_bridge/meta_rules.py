@@ -11,7 +11,9 @@ not seen. For these ops the answer is a simple function of the inputs' metadata:
 - layer norm: a contiguous output, statistics over the leading axes;
 - element-wise ops on tensors of one shape, strides and type (activations, ``x * 2``, ``a + b``):
   laid out like the input; an in-place one returns its argument;
-- ``_safe_softmax`` on a contiguous input, ``addmm``: contiguous.
+- ``_safe_softmax`` on a contiguous input, ``addmm``, convolution: contiguous;
+- bicubic and bilinear resizing: laid out like the input;
+- ``empty_like`` onto meta (every weight's stand-in) of a contiguous tensor: its strides.
 
 Each rule answers only inside those conditions: a dense input (the strides a contiguous or
 channels-last tensor of its shape has), a floating element type, arguments of the sizes torch
@@ -273,7 +275,29 @@ def _build() -> dict[Any, Rule]:
         return empty(shape, contiguous if stride == _contiguous_strides(tuple(x.shape))
                      else channels_last, x.dtype)
 
+    meta = torch.device("meta")
+    like_settings = {"dtype", "layout", "device", "pin_memory", "memory_format"}
+
+    def empty_like_on_meta(args: tuple, kwargs: dict) -> Any:
+        """A meta stand-in for a contiguous or channels-last tensor on any device (every
+        weight, when a forward is recorded on meta): torch keeps a dense tensor's strides."""
+        if len(args) != 1 or kwargs.keys() - like_settings:
+            return None
+        x, dtype = args[0], kwargs.get("dtype")
+        if not (type(x) in plain and x.layout is torch.strided and not x.is_complex()
+                and x.numel()  # an empty tensor's strides are anyone's
+                and kwargs.get("device", x.device) == meta
+                and kwargs.get("layout") in (None, torch.strided)
+                and not kwargs.get("pin_memory")
+                and kwargs.get("memory_format") in (None, torch.preserve_format)
+                and (dtype is None or (isinstance(dtype, torch.dtype) and not dtype.is_complex))
+                and (x.stride() == _contiguous_strides(tuple(x.shape))
+                     or (x.dim() == 4 and dense_strides(x) is not None))):
+            return None
+        return empty(x.shape, x.stride(), dtype or x.dtype)
+
     table: dict[Any, Rule] = {
+        aten.empty_like.default: empty_like_on_meta,
         aten.convolution.default: convolution,
         aten.upsample_bicubic2d.default: upsample,
         aten.upsample_bilinear2d.default: upsample,
