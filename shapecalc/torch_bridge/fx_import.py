@@ -187,7 +187,7 @@ def untraceable_library_model(module: Any) -> str | None:
     for path, sub in module.named_modules():
         if isinstance(sub, pretrained):
             where = f" at '{path}'" if path else ""
-            return (f"it runs a transformers {version} model ({type(sub).__name__}{where}); "
+            return (f"it runs a transformers {major.group()} model ({type(sub).__name__}{where}); "
                     "transformers 5 models do not trace: their forwards branch on tensors and "
                     "read **kwargs")
     return None
