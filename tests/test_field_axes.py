@@ -309,9 +309,8 @@ def test_a_recorded_channels_last_block_keeps_its_field():
 
 def test_sizes_lent_by_another_tensor_and_a_squeeze_after_an_unknown_field():
     """``x.reshape(B, N, -1)`` with B, N read from another tensor's shape has that tensor as an
-    input for its sizes only: the field is x's. A mean over (H, W) reads the whole map however
-    unknown the way there (an SE block after a measured norm); a LayerNorm over the last axis
-    of a 3-D value (a token's channels) stays unknown."""
+    input for its sizes only: the field is x's. An unknown field stays unknown through a mean
+    over (H, W) (the batch axis may hold windows) and a LayerNorm over a token's channels."""
     from shapecalc.core.arithmetic import AxisRF
     from shapecalc.core.layers.base import merge_fields, next_field
 
@@ -319,5 +318,50 @@ def test_sizes_lent_by_another_tensor_and_a_squeeze_after_an_unknown_field():
     lent = merge_fields([field, None], Reshaped((1, 4, 5, 6), (1, 4, 30)))
     assert isinstance(lent, Placed) and [a.size for a in lent] == [3, 3]
     squeeze = Mean((2, 3), keepdim=True).field_steps((1, 4, 5, 6))
-    assert next_field(FieldRule.UNKNOWN, squeeze) is None
+    assert next_field(FieldRule.UNKNOWN, squeeze) is FieldRule.UNKNOWN
     assert next_field(FieldRule.UNKNOWN, LayerNorm(8).field_steps((1, 30, 8))) is FieldRule.UNKNOWN
+
+
+class _Pooled(torch.nn.Module):
+    """A conv over an 8×8 image, then a mean over (H, W): of the whole map, of 4×4 windows
+    folded into the batch axis (Swin's partition), or through a squeeze-excite gate."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.pool = torch.nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        fmap = self.conv(x)  # (1, 4, 8, 8)
+        if self.how == "adaptive":
+            return self.pool(fmap)
+        if self.how.startswith("windows"):
+            fmap = fmap.reshape(1, 4, 2, 4, 2, 4).permute(0, 2, 4, 1, 3, 5).reshape(4, 4, 4, 4)
+        pooled = fmap.mean((2, 3), keepdim=True)
+        return fmap * pooled.sigmoid() if self.how.endswith("gate") else pooled
+
+
+@pytest.mark.parametrize("how, global_, pixels", [
+    ("map", True, 64), ("adaptive", True, 64), ("gate", True, 64),
+    ("windows", False, 25),  # window 0's mean reads its 4×4 conv outputs' 5×5 pixels of 64
+    ("windows gate", False, 25),  # its pixel (0, 0) gated by that mean: the same 5×5
+])
+def test_a_mean_over_the_map_is_global_only_where_its_axes_hold_the_image(how, global_, pixels):
+    """Global only where the field axes say the mixed axes hold the whole image's positions;
+    a field the windows' reshape split is unknown, and stays so through the mean."""
+    import shapecalc
+
+    model = _Pooled(how).eval()
+    result = shapecalc.analyze(model, (1, 3, 8, 8))
+    last = result.records[-1]
+    inside = fields_in_image(result)[last.name]
+    x = torch.randn(1, 3, 8, 8, requires_grad=True)
+    out = model(x)[0, :, 0, 0]
+    (out * torch.randn(out.shape)).sum().backward()
+    assert int((x.grad[0].abs().sum(0) != 0).sum()) == pixels
+    if global_:  # the image's every pixel: said outright, or as the field of each axis
+        assert inside is None or inside == (((0, 7),), ((0, 7),))
+        assert last.rf is None or all(a.bounds(0) == (-1, 8) for a in last.rf)
+    else:
+        assert last.rf is FieldRule.UNKNOWN and inside is FieldRule.UNKNOWN

@@ -75,7 +75,7 @@ def test_a_transformers_5_model_is_recorded_without_trying_fx(traces, build, whe
     assert note.get("tried") is False
     text = str(note)
     assert text.startswith(f"torch.fx was not tried on {type(model).__name__} (it runs a "
-                           f"transformers {transformers.__version__} model (BertModel{where}); "
+                           f"transformers {major()} model (BertModel{where}); "
                            "transformers 5 models do not trace")
     assert "recorded in one run at the requested input" in text
     result = shapecalc.analyze(model, (1, 8), input_dtypes=["int64"])

@@ -225,3 +225,40 @@ def test_recorded_activations_keep_the_receptive_field():
     assert elementwise_op("relu") and elementwise_op("gelu") and elementwise_op("dropout")
     assert not elementwise_op("softmax") and not elementwise_op("flatten")
     assert not elementwise_op("my_own_function")
+
+
+class HandAttention(nn.Module):
+    """Attention as timm's ViT-family blocks write it: ``q @ kᵀ``, softmax, ``@ v`` and a bmm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(16, 48)
+        self.scale = nn.Parameter(torch.ones(16, 4))
+
+    def forward(self, x):  # x: (N, L, 16)
+        n, length, _ = x.shape
+        q, k, v = self.qkv(x).reshape(n, length, 3, 4, 4).permute(2, 0, 3, 1, 4).unbind(0)
+        attn = (q @ k.transpose(-2, -1)).softmax(-1)
+        y = torch.matmul(attn, v).transpose(1, 2).reshape(n, length, 16)
+        z = torch.bmm(y, y.transpose(1, 2)).matmul(y)
+        return z @ self.scale  # a weight read in the forward: stays as it was (measured)
+
+
+def test_hand_written_attention_products_are_derived_and_equal_torch():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    module = HandAttention()
+    table = shapecalc.analyze(module, (2, 5, 16))
+    products = [r for r in table.records if r.type in ("MatMul", "BatchMatMul")]
+    assert [r.type for r in products] == ["MatMul", "MatMul", "BatchMatMul", "MatMul"]
+    assert all(r.origin == "derived" and r.params == 0 for r in products)
+    assert [r.output_shape for r in products] == [(2, 4, 5, 5), (2, 4, 5, 4), (2, 5, 5), (2, 5, 16)]
+    assert [r.macs for r in products] == [2 * 4 * 5 * 4 * 5, 2 * 4 * 5 * 5 * 4, 2 * 5 * 16 * 5,
+                                          2 * 5 * 5 * 16]
+    with FlopCounterMode(display=False) as counter:
+        out = module(torch.randn(2, 5, 16))
+    assert table.output_shape == tuple(out.shape)
+    bias_adds = 2 * 5 * 48  # shapecalc counts qkv's bias once per position; torch's counter does not
+    assert sum(r.macs for r in table.records if not r.is_block) == counter.get_total_flops() // 2 + bias_adds
+    assert sum(r.params for r in table.records) == sum(p.numel() for p in module.parameters())
+    assert all(check.ok for check in verify(module, (2, 5, 16)))

@@ -217,50 +217,102 @@ def test_vit_b16_parameter_total_from_its_layers():
 
 # ------------------------------------------------------------------ receptive fields
 class _Tokens(torch.nn.Module):
-    """2×2 patches of an 8×8 image as 16 tokens; ``how`` attends over them."""
+    """2×2 patches of an 8×8 image as 16 tokens; ``how`` attends over them with ``op``
+    (``F.scaled_dot_product_attention``, ``nn.MultiheadAttention`` or
+    ``nn.TransformerEncoderLayer``), batch first or sequence first."""
 
-    def __init__(self, how: str) -> None:
+    def __init__(self, how: str, op: str = "sdpa", batch_first: bool = True) -> None:
         super().__init__()
-        self.how = how
+        self.how, self.op, self.batch_first = how, op, batch_first
         self.embed = torch.nn.Conv2d(3, 8, 2, stride=2)
         self.pool = torch.nn.AvgPool2d(2)
+        if op == "mha":
+            self.attend = torch.nn.MultiheadAttention(8, 2, batch_first=batch_first)
+        elif op == "encoder":
+            self.attend = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0,
+                                                           batch_first=batch_first)
+
+    def _attention(self, q, kv=None, causal=False):
+        """(N, L, E) in, (N, L, E) out; sequence first for the modules built so."""
+        if self.op == "sdpa":
+            kv = q if kv is None else kv
+            return torch.nn.functional.scaled_dot_product_attention(q, kv, kv, is_causal=causal)
+        length = q.shape[1]
+        if not self.batch_first:
+            q, kv = q.transpose(0, 1), None if kv is None else kv.transpose(0, 1)
+        if self.op == "encoder":
+            return self.attend(q)
+        if causal:
+            mask = torch.triu(torch.ones(length, length, dtype=torch.bool), 1)
+            return self.attend(q, q, q, attn_mask=mask, need_weights=False)[0]
+        if kv is None:
+            return self.attend(q, q, q, need_weights=False)[0]
+        return self.attend(q, kv, kv, need_weights=False)[0]
 
     def forward(self, x):
-        F = torch.nn.functional
         fmap = self.embed(x)  # (1, 8, 4, 4)
         tokens = fmap.flatten(2).transpose(1, 2)  # (1, 16, 8)
         if self.how == "self":
-            return F.scaled_dot_product_attention(tokens, tokens, tokens)
+            return self._attention(tokens)
         if self.how == "windows":  # 4 windows of 2×2 tokens, folded into the batch axis
             w = fmap.permute(0, 2, 3, 1).reshape(1, 2, 2, 2, 2, 8).permute(0, 1, 3, 2, 4, 5)
-            w = w.reshape(4, 4, 8)
-            return F.scaled_dot_product_attention(w, w, w)
+            return self._attention(w.reshape(4, 4, 8))
+        if self.how == "rows":  # axial: each row of 4 tokens a sequence, the rows the batch
+            return self._attention(fmap.permute(0, 2, 3, 1).reshape(4, 4, 8))
         if self.how == "cross":  # keys and values from pooled tokens: other fields
-            pooled = self.pool(fmap).flatten(2).transpose(1, 2)  # (1, 4, 8)
-            return F.scaled_dot_product_attention(tokens, pooled, pooled)
-        return F.scaled_dot_product_attention(tokens, tokens, tokens, is_causal=True)
+            return self._attention(tokens, self.pool(fmap).flatten(2).transpose(1, 2))
+        return self._attention(tokens, causal=True)
 
 
-def _pixels_read(model, out_index) -> int:
+def _pixel_reach(model, out_index) -> torch.Tensor:
+    """Which pixels of the 8×8 image output ``out_index`` reads (its gradient reaches). Its
+    features are summed with random weights: a LayerNorm's outputs sum to a constant."""
     x = torch.randn(1, 3, 8, 8, requires_grad=True)
-    model(x)[out_index].sum().backward()
-    return int((x.grad[0].abs().sum(0) != 0).sum())
+    out = model(x)[out_index]
+    (out * torch.randn(out.shape)).sum().backward()
+    return x.grad[0].abs().sum(0) != 0
 
 
-@pytest.mark.parametrize("how, field, pixels", [
+ROWS = "rows"  # a known field that is not global: each output reads its row of the image
+
+_ATTENTION_FIELDS = [
     ("self", None, 64),  # every token reads every token: global, as autograd says
     ("windows", FieldRule.UNKNOWN, 16),  # a window reads its window only: not global
+    ("rows", ROWS, 16),  # the rows in the batch axis: each output reads its own 2 pixel rows
     ("cross", FieldRule.UNKNOWN, 64),  # keys from elsewhere: no rule claims their field
     ("causal", FieldRule.UNKNOWN, 4),  # token 0 reads itself only
-])
-def test_attention_fields_are_global_only_where_every_output_reads_everything(how, field, pixels):
+]
+_OPS = [("sdpa", True), ("mha", True), ("mha", False), ("encoder", True), ("encoder", False)]
+
+
+@pytest.mark.parametrize("op, batch_first, how, field, pixels", [
+    (op, batch_first, *case) for op, batch_first in _OPS for case in _ATTENTION_FIELDS
+    if op != "encoder" or case[0] not in ("cross", "causal")])  # an encoder attends to itself
+def test_attention_fields_are_global_only_where_every_output_reads_everything(
+        op, batch_first, how, field, pixels):
+    """One rule for every attention (``attention_steps``), checked against autograd: output
+    (0, 0), token 0 of sequence 0 in either layout, reads ``pixels`` pixels."""
     import shapecalc
+    from shapecalc.core.arithmetic.field_axes import Placed
     from shapecalc.core.image_fields import fields_in_image
 
-    model = _Tokens(how).eval()
+    model = _Tokens(how, op, batch_first).eval()
     result = shapecalc.analyze(model, (1, 3, 8, 8))
     last = result.records[-1]
-    assert isinstance(last.layer, ScaledDotProductAttention)
+    reach = _pixel_reach(model, (0, 0))
+    assert int(reach.sum()) == pixels
+    inside = fields_in_image(result)[last.name]
+    if how == "causal" and op == "mha":  # a mask is no layer argument: the call is measured
+        assert last.rf is FieldRule.UNKNOWN and inside is FieldRule.UNKNOWN
+        return
+    kind = {"sdpa": ScaledDotProductAttention, "mha": MultiheadAttention,
+            "encoder": TransformerEncoderLayer}[op]
+    assert isinstance(last.layer, kind)
+    if field is ROWS:
+        assert isinstance(last.rf, Placed)  # the image's rows on the batch axis, columns read whole
+        rows, cols = reach.nonzero().T
+        assert (inside[0][0], inside[1][0]) == ((int(rows.min()), int(rows.max())),
+                                                (int(cols.min()), int(cols.max()))) == ((0, 1), (0, 7))
+        return
     assert last.rf is field or last.rf == field
-    assert fields_in_image(result)[last.name] == field
-    assert _pixels_read(model, (0, 0)) == pixels
+    assert inside == field

@@ -16,7 +16,7 @@ import inspect
 from functools import lru_cache
 from typing import Any
 
-from shapecalc.core.errors import SpecError
+from shapecalc.core.errors import LayerError, SpecError
 from shapecalc.core.graph import Graph, GraphBuilder, Mode
 from shapecalc.core.inputs import Inputs
 from shapecalc.core.layers import Shape, format_shape
@@ -198,7 +198,7 @@ def _hook_nodes(module: Any, name: str, recording: Any, layers: dict[int, Any], 
             sources = tuple(produced.get(id(t)) or glue(f"{node_name}.input", t, last)
                             for t in call.inputs)
             layer = layers.get(id(call.module))
-            if layer is None or (len(sources) != 1 and layer.arity != 0):
+            if layer is None or (len(sources) != 1 and not _takes_all(layer, call.inputs)):
                 layer = _fixed(type(call.module).__name__, type(call.module).__name__,
                                None if output is None else tuple(output.shape), call.macs)
             uses[node_name] = [(ledger.module_params(call.module), None)]
@@ -244,6 +244,19 @@ def _hook_nodes(module: Any, name: str, recording: Any, layers: dict[int, Any], 
     graph.loose_params, graph.loose_frozen, loose = loose_notes(ledger, unplaced=True)
     graph.notes.extend(loose)
     return graph, (last if running is not None else None)
+
+
+def _takes_all(layer: Any, tensors: tuple) -> bool:
+    """Whether a layer of several inputs (attention's query, key and value) describes a call
+    given ``tensors``: a mask passed too is no input of the layer, so such a call is measured
+    (as fx_convert does) rather than taken for a layer that would refuse it."""
+    if layer.arity != 0:
+        return False
+    try:
+        layer.output_shape(*(tuple(t.shape) for t in tensors))
+    except LayerError:
+        return False
+    return True
 
 
 def _function_layer(call: Any, sources: tuple, output: Any, torch: Any) -> Any:

@@ -138,6 +138,9 @@ def import_module(module: Any, name: str | None = None, mode: Mode | str = Mode.
     training = mode.training
     name = name or type(module).__name__
     default = _default_input(module)
+    untraceable = untraceable_library_model(module)
+    if untraceable is not None:  # (no chain either: a library model is no known layer)
+        return hooks_import(module, name, default, hook_note(module, untraceable, tried=False), training)
     index = ModuleIndex.of(module)
     spec = module_to_spec(module) if index.shares_nothing else None
     if isinstance(spec, Sequential):
@@ -147,9 +150,6 @@ def import_module(module: Any, name: str | None = None, mode: Mode | str = Mode.
         return TorchImport(module, Route.CHAIN, training=training, name=name, graph=graph, spec=spec,
                            default_input=default,
                            description=f"nn.Module {type(module).__name__} (a chain of known layers)")
-    untraceable = untraceable_library_model(index)
-    if untraceable is not None:
-        return hooks_import(module, name, default, hook_note(module, untraceable, tried=False), training)
     try:
         _, imp = trace_graph(module, name, training, index)
     except _Untraceable as err:
@@ -164,7 +164,7 @@ def hook_note(module: Any, reason: str, tried: bool = True) -> Note:
     return Note.of(NoteKind.HOOK_FALLBACK, model=type(module).__name__, reason=reason, tried=tried)
 
 
-def untraceable_library_model(index: ModuleIndex) -> str | None:
+def untraceable_library_model(module: Any) -> str | None:
     """Why torch.fx need not be tried on this module tree, or ``None`` to try it.
 
     transformers 5 dropped its own fx tracer (transformers 4's ``HFTracer``, which gave every
@@ -174,7 +174,8 @@ def untraceable_library_model(index: ModuleIndex) -> str | None:
     Swin, Segformer, …) none traces, and the failed attempt cost up to as much as the whole
     recorded run. So a tree holding a transformers >= 5 ``PreTrainedModel`` goes to hooks at
     once; the recorded run gives the same figures fx would (the corpus checks them against
-    torch). transformers is never imported here: a model of it exists only once it is.
+    torch). transformers is never imported here: a model of it exists only once it is. Asked
+    first, as the root is usually the model itself: one ``isinstance``, no walk of the tree.
     """
     modeling = sys.modules.get("transformers.modeling_utils")
     library = sys.modules.get("transformers")
@@ -183,10 +184,10 @@ def untraceable_library_model(index: ModuleIndex) -> str | None:
     major = re.match(r"\d+", version)
     if not isinstance(pretrained, type) or major is None or int(major.group()) < 5:
         return None
-    for path, sub in index.modules.items():
+    for path, sub in module.named_modules():
         if isinstance(sub, pretrained):
             where = f" at '{path}'" if path else ""
-            return (f"it runs a transformers {version} model ({type(sub).__name__}{where}); "
+            return (f"it runs a transformers {major.group()} model ({type(sub).__name__}{where}); "
                     "transformers 5 models do not trace: their forwards branch on tensors and "
                     "read **kwargs")
     return None

@@ -21,7 +21,7 @@ from shapecalc.core.layers import (
 )
 from shapecalc.core.layers.attention import ScaledDotProductAttention
 from shapecalc.core.layers.embedding import Embedding
-from shapecalc.core.layers.functional import Elementwise, Mean, Pad, Permute, Transpose
+from shapecalc.core.layers.functional import BatchMatMul, Elementwise, MatMul, Mean, Pad, Permute, Transpose
 from shapecalc.core.layers.norm import GroupNorm, LayerNorm, RMSNorm, _BatchNormNd
 from shapecalc.core.layers.shuffle import PixelShuffle, PixelUnshuffle
 from shapecalc.core.layers.basic import Linear
@@ -93,7 +93,8 @@ def elementwise_op(name: str) -> bool:
 BINARY = {"add": "add", "iadd": "add", "add_": "add", "mul": "mul", "imul": "mul", "mul_": "mul",
           "sub": "sub", "isub": "sub", "sub_": "sub", "truediv": "div", "div": "div", "div_": "div"}
 #: In-place twins that mean the same layer (``F.relu_``, ``x.relu_()``).
-ALIASES = {"relu_": "relu", "sigmoid_": "sigmoid", "tanh_": "tanh", "concat": "cat", "concatenate": "cat"}
+ALIASES = {"relu_": "relu", "sigmoid_": "sigmoid", "tanh_": "tanh", "concat": "cat", "concatenate": "cat",
+           "matmul__": "matmul"}
 
 
 def plain_call_layer(name: str, args: tuple, kwargs: dict, is_tensor: Callable[[Any], bool]
@@ -280,6 +281,10 @@ _READ_BUFFERS = {"batch_norm": ("running_mean", "running_var")}
 #: required, ``optional`` trailing ones may be absent), the other argument names, factory.
 _SDPA_TENSORS = ("query", "key", "value", "attn_mask")
 _SDPA_OPTIONS = ("dropout_p", "is_causal", "scale", "enable_gqa")
+#: Products of two activations (``q @ k.transpose(-2, -1)``, ``torch.bmm(a, b)``): the layers
+#: have no arguments, so one value each serves every call. A product with a parameter
+#: (``x @ self.w``) reads a constant, not two tensors, and stays measured.
+_PRODUCTS: dict[str, Layer] = {"matmul": MatMul(), "bmm": BatchMatMul()}
 
 
 def map_call(name: str, args: tuple, kwargs: dict, is_tensor: Callable[[Any], bool],
@@ -290,6 +295,11 @@ def map_call(name: str, args: tuple, kwargs: dict, is_tensor: Callable[[Any], bo
     ``weight_shape(value)`` is the shape of a parameter read (``get_attr``), else ``None``;
     a weight computed in the forward has no static shape, so that call is measured instead.
     """
+    product = _PRODUCTS.get(name)
+    if product is not None:  # positional operands only: an ``out=`` writes elsewhere
+        if len(args) != 2 or kwargs or not (is_tensor(args[0]) and is_tensor(args[1])):
+            return None
+        return product, list(args), []
     if name == "scaled_dot_product_attention":
         bound = bind(_SDPA_TENSORS + _SDPA_OPTIONS, tuple(args), kwargs)
         if bound is None or not all(is_tensor(bound.get(t)) for t in _SDPA_TENSORS[:3]):

@@ -101,8 +101,8 @@ class Mixed:
     axes: frozenset[int]
     #: The mixed axes are gone from the output (a mean without ``keepdim``).
     drop: bool = False
-    #: An attention's mix (its tokens and features, whatever the tensor's rank): never taken
-    #: for a mean over an (N, C, H, W) map's H and W, so an unknown field stays unknown.
+    #: An attention's mix (its query's tokens and features): the other inputs (keys, values,
+    #: a mask) are read too, so their fields must be the query's (``base.merge_fields``).
     attends: bool = False
 
 

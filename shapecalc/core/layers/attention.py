@@ -23,6 +23,19 @@ from shapecalc.core.layers.norm import LayerNorm
 from shapecalc.core.layers.sequence import SequenceDims, check_positive, check_probability, split_sequence
 
 
+def attention_steps(query: Shape, output: Shape, positions: int) -> Mixed:
+    """Every attention layer's field rule, in one place. Each output row reads its query row
+    and every key and value row of its batch: the query's positions (axis ``positions``) and
+    features (the last axis) are read whole, every other axis position by position. A window
+    attention folds its windows into the batch axis, so each output reads its window only:
+    "global" whatever came before would be wrong. The keys', values' and mask's fields must be
+    the query's (``attends``: :func:`~shapecalc.core.layers.base.merge_fields`, and the same in
+    :mod:`~shapecalc.core.image_fields`), else the field is unknown."""
+    query = tuple(query)
+    return Mixed(query, tuple(output), frozenset({positions % len(query), len(query) - 1}),
+                 attends=True)
+
+
 @dataclass(frozen=True)
 class MultiheadAttention(Layer):
     """``nn.MultiheadAttention``: inputs ``(query,)`` (self-attention) or ``(query, key, value)``."""
@@ -119,7 +132,10 @@ class MultiheadAttention(Layer):
         return projections + attention + out_proj
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
-        return FieldRule.GLOBAL  # every query attends to every key (a mask is not a layer argument)
+        """Every query attends to every key of its sequence (a mask is not a layer argument:
+        a call with one is measured, not this layer); see :func:`attention_steps`."""
+        q, _, _ = self._dims(inputs)
+        return attention_steps(inputs[0], self.output_shape(*inputs), q.length_axis)
 
     def describe(self) -> str:
         extra = [f"{name}={value}" for name, value in (("kdim", self.kdim), ("vdim", self.vdim))
@@ -219,16 +235,11 @@ class ScaledDotProductAttention(Layer):
         return batch * q[-2] * k[-2] * (q[-1] + v[-1])  # QKᵀ + A·V
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
-        """Each output row reads its query row and every key and value row of its batch: the
-        query's last two axes (positions, features) are read whole, the batch axes position by
-        position (a window attention folds its windows there: global would be wrong). The
-        keys', values' and mask's fields must be the query's (``base._attended``). A causal
+        """Positions on the query's second-to-last axis (:func:`attention_steps`). A causal
         mask lets query i read keys up to i only: no rule."""
         if self.is_causal:
             return FieldRule.UNKNOWN
-        q = tuple(inputs[0])
-        return Mixed(q, tuple(self.output_shape(*inputs)), frozenset({len(q) - 2, len(q) - 1}),
-                     attends=True)
+        return attention_steps(inputs[0], self.output_shape(*inputs), len(inputs[0]) - 2)
 
     def explain(self, output: Shape, *inputs: Shape) -> list[str]:
         q, k, v = self._qkv(inputs)
@@ -294,7 +305,9 @@ class TransformerEncoderLayer(Layer):
                 + linear2.mac_count(output, hidden) + 2 * norm.mac_count(output, output))
 
     def field_steps(self, *inputs: Shape) -> FieldSteps:
-        return FieldRule.GLOBAL  # self-attention over the whole sequence
+        """Its self-attention's: the feed-forward, the norms and the residuals read each
+        position alone."""
+        return self.parts()[0].field_steps(inputs[0])
 
     def describe(self) -> str:
         extra = [] if self.activation == "relu" else [self.activation]

@@ -232,13 +232,14 @@ class Layer:
 def next_field(rf: RF, steps: FieldSteps) -> RF:
     """A field carried through a layer's steps. A layer that mixes every position makes it
     global whatever came before, and a global field stays global (whatever an output reads,
-    each of those positions read everything); anything else unknown on the way stays unknown.
-    A layer that moves axes (:data:`AxisMoves`) moves the fields with them
-    (:mod:`~shapecalc.core.arithmetic.field_axes`); per-axis steps read the trailing axes, so a
-    field held elsewhere (channels-last) meets them as unknown."""
+    each of those positions read everything); anything else unknown on the way stays unknown,
+    even through a mix of whole axes: a mean over an (N, C, H, W) map's H and W is global only
+    where the fields are known to sit on H and W, for the batch axis may hold positions too
+    (windows folded there: each output reads its window). A layer that moves axes
+    (:data:`AxisMoves`) moves the fields with them (:mod:`~shapecalc.core.arithmetic.field_axes`);
+    per-axis steps read the trailing axes, so a field held elsewhere (channels-last) meets them
+    as unknown."""
     if steps is FieldRule.GLOBAL or rf is None:
-        return None
-    if rf is FieldRule.UNKNOWN and _mixes_the_map(steps):
         return None
     if steps is FieldRule.UNKNOWN or rf is FieldRule.UNKNOWN:
         return FieldRule.UNKNOWN
@@ -252,14 +253,6 @@ def next_field(rf: RF, steps: FieldSteps) -> RF:
         return FieldRule.UNKNOWN
     out = tuple(a.through(s) for a, s in zip(rf, steps))
     return FieldRule.UNKNOWN if any(a is None for a in out) else out  # type: ignore[return-value]
-
-
-def _mixes_the_map(steps: FieldSteps) -> bool:
-    """Whether ``steps`` read every position of an (N, C, H, W…) map's spatial axes (a mean
-    over (2, 3), an SE block's squeeze): global, however unknown the way there. Not for 3-D
-    values, where the last axis is as likely a token's channels (a LayerNorm over them)."""
-    return (isinstance(steps, Mixed) and not steps.attends and len(steps.before) >= 4
-            and set(spatial_dims(len(steps.before))) <= steps.axes)
 
 
 def _moved(rf: tuple, moves: Permuted | Reshaped | Mixed) -> RF:

@@ -15,7 +15,7 @@ from shapecalc.core.errors import ConfigError, Reason, ShapeError
 from shapecalc.core.arithmetic import AxisStep, FieldRule
 from shapecalc.core.arithmetic.field_axes import Mixed, Permuted, Reshaped
 from shapecalc.core.layers.base import FieldSteps, Layer, LayerKind, Shape, format_shape, one_of, spatial_dims
-from shapecalc.core.layers.merge import Add, product_saved
+from shapecalc.core.layers.merge import Add, broadcast_shapes, product_saved
 from shapecalc.core.layers.saved import Backward, Kept, Saved
 
 
@@ -251,3 +251,90 @@ class Elementwise(Add):
 
 
 FUNCTIONAL_LAYERS: tuple[type[Layer], ...] = (Reshape, Permute, Transpose, Mean, Pad, Elementwise)
+
+
+@dataclass(frozen=True)
+class MatMul(Layer):
+    """``a @ b`` / ``torch.matmul(a, b)`` between two activations (attention's ``q @ kᵀ`` and
+    ``attn @ v``), by torch.matmul's rules: a 1-D operand is a row (first) or column (second)
+    vector whose added axis is dropped again; otherwise the last two axes multiply as matrices
+    and the ones before them broadcast.
+
+    MACs are ``batch × n × k × m``, the products torch runs. Torch's FLOP counter agrees
+    wherever it has a formula (``mm``, ``bmm``); it has none for the ``dot`` and ``mv`` kernels
+    that a 1-D second operand runs, and counts those 0, which is not what they do.
+    """
+
+    kind: ClassVar[LayerKind] = LayerKind.LINEAR
+    arity: ClassVar[int] = 0  # two operands; a variadic layer takes them as separate inputs
+
+    def _operands(self, inputs: tuple[Shape, ...]) -> tuple[Shape, Shape]:
+        if len(inputs) != 2:
+            raise ShapeError(f"takes two tensors, got {len(inputs)} inputs", layer=self.describe())
+        a, b = inputs
+        if not a or not b:
+            raise ShapeError(f"both operands must be at least 1-D, got {format_shape(a) or 'a scalar'} "
+                             f"and {format_shape(b) or 'a scalar'}", layer=self.describe(),
+                             numbers={"first_rank": len(a), "second_rank": len(b)})
+        return a, b
+
+    def _dims(self, a: Shape, b: Shape) -> tuple[Shape, int, int, int]:
+        """``(batch, n, k, m)``: ``a`` is ``batch × n × k``, ``b`` ``batch × k × m`` once a 1-D
+        operand is read as a 1-row or 1-column matrix."""
+        a2 = (1,) + a if len(a) == 1 else a
+        b2 = b + (1,) if len(b) == 1 else b
+        if a2[-1] != b2[-2]:
+            raise ShapeError(
+                f"cannot multiply {format_shape(a)} by {format_shape(b)}: the first's last size "
+                f"{a2[-1]} must equal the second's {'only' if len(b) == 1 else 'second-to-last'} size {b2[-2]}",
+                layer=self.describe(), numbers={"first_inner": a2[-1], "second_inner": b2[-2]})
+        batch = self._batch(a2[:-2], b2[:-2], a, b)
+        return batch, a2[-2], a2[-1], b2[-1]
+
+    def _batch(self, a: Shape, b: Shape, first: Shape, second: Shape) -> Shape:
+        batch = broadcast_shapes(a, b)
+        if batch is None:
+            raise ShapeError(f"batch sizes {format_shape(a)} of {format_shape(first)} and "
+                             f"{format_shape(b)} of {format_shape(second)} do not broadcast",
+                             layer=self.describe(), numbers={"first_batch": list(a), "second_batch": list(b)})
+        return batch
+
+    def output_shape(self, *inputs: Shape) -> Shape:
+        a, b = self._operands(inputs)
+        batch, n, _, m = self._dims(a, b)
+        return batch + (n,) * (len(a) > 1) + (m,) * (len(b) > 1)
+
+    def mac_count(self, output: Shape, *inputs: Shape) -> int:
+        batch, n, k, m = self._dims(*self._operands(inputs))
+        return prod(batch) * n * k * m
+
+    def field_steps(self, *inputs: Shape) -> FieldSteps:
+        return FieldRule.UNKNOWN  # an output row reads a row of one operand and a column of the other: no axis rule yet
+
+    def describe(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def explain(self, output: Shape, *inputs: Shape) -> list[str]:
+        a, b = self._operands(inputs)
+        batch, n, k, m = self._dims(a, b)
+        over = f" for each of {format_shape(batch)}" if batch else ""
+        return [f"{n}×{k} · {k}×{m} → {n}×{m}{over} ({format_shape(a)} @ {format_shape(b)} → "
+                f"{format_shape(output) or 'a scalar'})"]
+
+
+@dataclass(frozen=True)
+class BatchMatMul(MatMul):
+    """``torch.bmm(a, b)``: both 3-D with the same batch size; no broadcasting."""
+
+    def _operands(self, inputs: tuple[Shape, ...]) -> tuple[Shape, Shape]:
+        a, b = super()._operands(inputs)
+        if len(a) != 3 or len(b) != 3:
+            raise ShapeError(f"both operands must be 3-D, got {format_shape(a)} and {format_shape(b)}",
+                             layer=self.describe(), numbers={"first_rank": len(a), "second_rank": len(b)})
+        return a, b
+
+    def _batch(self, a: Shape, b: Shape, first: Shape, second: Shape) -> Shape:
+        if a != b:
+            raise ShapeError(f"batch sizes {a[0]} and {b[0]} differ (bmm does not broadcast)",
+                             layer=self.describe(), numbers={"first_batch": a[0], "second_batch": b[0]})
+        return a

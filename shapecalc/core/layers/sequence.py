@@ -23,6 +23,11 @@ class SequenceDims:
     batch_first: bool
 
     @property
+    def length_axis(self) -> int:
+        """The tensor axis that holds the positions: 0 for ``(L, N, E)`` and ``(L, E)``."""
+        return 1 if self.batch_first and self.batch is not None else 0
+
+    @property
     def samples(self) -> int:
         """How many sequences: the batch size, 1 when unbatched."""
         return 1 if self.batch is None else self.batch
