@@ -34,10 +34,39 @@ def flop_counter_macs(model, *xs):
     (lambda x, w: F.conv2d(x, w), [(1, 3, 8, 8), (4, 3, 3, 3)], 4 * 6 * 6 * 27),
     (torch.add, [(4, 4), (4, 4)], 0),
     (torch.fft.rfft, [(2, 64)], None),  # work without a formula: unknown, not 0
+    # Products with a vector: torch's counter has no formula (it says 0); one MAC per element
+    # of the matrix, or of the vectors for a dot product, as its mm formula counts.
+    (torch.matmul, [(5,), (5,)], 5),
+    (torch.matmul, [(3, 5), (5,)], 3 * 5),
+    (torch.matmul, [(5,), (5, 7)], 5 * 7),
+    (torch.matmul, [(2, 3, 5), (5,)], 2 * 3 * 5),
+    (lambda b, a, v: torch.addmv(b, a, v), [(3,), (3, 5), (5,)], 3 * 5),
+    (torch.vdot, [(4,), (4,)], 4),
 ])
 def test_counted_is_torch_s_formula_or_unknown(fn, shapes, expected):
     _, macs = counted(fn, *[torch.zeros(s, device="meta") for s in shapes])
     assert macs == expected
+
+
+class VectorHead(nn.Module):
+    """A score from a learned vector (``x @ self.v``): a measured fx node made of ``mv``."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 16)
+        self.v = nn.Parameter(torch.ones(16))
+
+    def forward(self, x):
+        return self.lin(x) @ self.v
+
+
+def test_a_product_with_a_vector_is_counted_not_zero():
+    model = VectorHead()
+    result = shapecalc.analyze(model, (3, 8))
+    rows = {r.name: r for r in result.rows()}
+    product = [r for r in rows.values() if r.layer is not None and getattr(r.layer, "measured", False)]
+    assert [r.macs for r in product] == [3 * 16]
+    assert result.total_macs == 3 * 8 * 16 + 3 * 16 + 3 * 16  # linear weights + bias, then x @ v
 
 
 class Spectral(nn.Module):

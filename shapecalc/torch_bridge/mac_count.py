@@ -6,7 +6,9 @@ kernels; FLOPs / 2). That counter silently counts 0 for any op it has no formula
 right for element-wise ops and views but wrong for a recurrent kernel or a fused attention
 kernel. :class:`MacCounter` therefore also remembers every op that does such work without a
 formula (and every op outside torch's own namespaces): code that ran one has *unknown* MACs,
-shown as ``?``, never as a number.
+shown as ``?``, never as a number. Products with a vector (``dot``, ``mv``: ``x @ v``), which
+torch's counter has no formula for either, are counted here by the rule its ``mm`` formula
+follows.
 
 The counter is a dispatch mode, so it sees every op torch runs, whichever Python code (a
 ``Conv1D`` of transformers, ``F.conv2d`` in a timm layer, attention's matmuls) called it.
@@ -69,6 +71,17 @@ def _counter_class() -> type:
 
     uncounted = {getattr(torch.ops.aten, name) for name in _UNCOUNTED_WORK
                  if hasattr(torch.ops.aten, name)}
+    aten = torch.ops.aten
+    # Products with a vector, which torch's counter has no formula for (it would say 0 for
+    # ``x @ v``): one multiply-accumulate per element of the matrix (or of the vectors, for a
+    # dot product), as its formula for ``mm`` counts; ``addmv``'s added vector is not counted,
+    # as ``addmm``'s bias is not.
+    vector_products: dict[Any, Callable[[tuple], int]] = {
+        aten.dot: lambda args: args[0].numel(),
+        aten.vdot: lambda args: args[0].numel(),
+        aten.mv: lambda args: args[0].numel(),
+        aten.addmv: lambda args: args[1].numel(),
+    }
     #: FLOPs by (op, argument shapes): torch's formulas map every argument to its shape with
     #: pytree first (0.1-0.2 ms a call, more than a small op itself), and a model repeats its
     #: ops at the same shapes. Only formulas torch gives shapes alone (``__wrapped__`` by its
@@ -120,6 +133,8 @@ def _counter_class() -> type:
                             known.clear()
                         known[key] = flops
                 self.flops += flops
+            elif packet in vector_products:
+                self.flops += 2 * vector_products[packet](args)
             elif packet in uncounted or func.namespace not in _TORCH_NAMESPACES:
                 self.unknown.append(str(packet))
 
