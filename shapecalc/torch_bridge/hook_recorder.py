@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from shapecalc.torch_bridge.mac_count import MAC_FREE_OPS
 from shapecalc.torch_bridge.measure import torch_module
 
 
@@ -61,18 +62,6 @@ def function_label(func: Any) -> str:
     return name.strip("_") or name
 
 
-#: Torch functions that only move, view or combine values element by element: no matrix
-#: product can run inside them, so they are not counted (the counter slows meta runs down).
-_NO_WORK = frozenset({
-    "view", "reshape", "transpose", "permute", "contiguous", "expand", "expand_as", "unsqueeze",
-    "squeeze", "flatten", "unflatten", "getitem", "T", "mT", "split", "chunk", "unbind", "narrow",
-    "select", "to", "float", "half", "type_as", "cat", "stack", "add", "sub", "mul", "div",
-    "truediv", "neg", "pow", "sqrt", "rsqrt", "exp", "tanh", "sigmoid", "relu", "gelu", "silu",
-    "softmax", "log_softmax", "masked_fill", "dropout", "where", "clone", "detach", "zeros",
-    "ones", "arange", "full", "zeros_like", "ones_like", "empty", "tensor", "repeat", "roll",
-    "pad", "mean", "sum", "amax", "max", "min", "abs", "clamp", "eq", "ne", "gt", "lt", "ge",
-    "le", "and", "or", "invert", "long", "int", "bool", "iadd", "imul", "radd", "rmul", "rsub",
-})
 
 
 class Recording:
@@ -160,7 +149,7 @@ class Recording:
         label = function_label(func)
         saved = self.saved_by_function = [] if self.saving else None
         try:
-            if label in _NO_WORK:
+            if label in MAC_FREE_OPS:  # no matrix product can run inside: not counted
                 out, macs = func(*args, **kwargs), 0
             else:
                 self.dispatch.observer, mark = self.counter.count, self.counter.mark()

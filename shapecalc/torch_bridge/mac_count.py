@@ -34,27 +34,30 @@ _UNCOUNTED_WORK = (
     "_nested_tensor_from_mask", "conv_tbc",
 )
 _TORCH_NAMESPACES = ("aten", "prims", "prim", "profiler", "_c10d_functional")
-#: torch functions and tensor methods (by :func:`~shapecalc.torch_bridge.fx_ops.op_name`) that
-#: multiply-accumulate nothing whatever their arguments: they move, index, create or combine
-#: elements one by one, and torch's FLOP counter has no formula for any op they run (only
-#: matrix products, convolutions and attention kernels have one). Code made of these alone is
-#: run without the counter (:func:`mac_free`), which costs more than a view itself on meta.
+#: torch functions and tensor methods that multiply-accumulate nothing whatever their
+#: arguments: they move, index, create, reduce or combine elements one by one, and torch's FLOP
+#: counter has no formula for any op they run (only matrix products, convolutions and
+#: attention kernels have one). Code made of these alone runs without the counter, which costs
+#: more than a view itself on meta: a measured fx node (names from ``fx_ops.op_name``) and a
+#: torch function the hook recorder sees (names from ``hook_recorder.function_label``: ``and``
+#: for ``__and__``, ``T`` for the property), so both spellings are here.
 MAC_FREE_OPS = frozenset({
     # shapes and Python scalars
     "getattr", "getitem", "size", "dim", "numel", "assert", "eq", "ne", "lt", "le", "gt", "ge",
-    "floordiv", "mod", "neg", "int", "float", "bool", "len",
+    "floordiv", "mod", "neg", "int", "float", "bool", "long", "half", "len", "tensor",
     # views, copies, indexing, joins
     "view", "view_as", "reshape", "reshape_as", "permute", "transpose", "swapaxes", "movedim",
     "flatten", "unflatten", "squeeze", "unsqueeze", "expand", "expand_as", "contiguous", "clone",
     "detach", "unbind", "split", "chunk", "tensor_split", "narrow", "select", "roll", "flip",
-    "cat", "stack", "repeat", "tile", "pad", "to", "type_as",
+    "cat", "stack", "repeat", "tile", "pad", "to", "type_as", "T", "mT",
     # creation
     "arange", "zeros", "ones", "full", "empty", "zeros_like", "ones_like", "full_like",
     "empty_like",
-    # element by element
-    "add", "sub", "mul", "truediv", "div", "pow", "iadd", "imul", "isub", "invert", "and_", "or_",
-    "sin", "cos", "exp", "sqrt", "rsqrt", "sigmoid", "tanh", "relu", "gelu", "silu", "softmax",
-    "cumsum", "normalize", "masked_fill", "where", "clamp", "abs",
+    # element by element, and reductions
+    "add", "sub", "mul", "truediv", "div", "pow", "iadd", "imul", "isub", "radd", "rmul", "rsub",
+    "invert", "and_", "or_", "and", "or", "sin", "cos", "exp", "sqrt", "rsqrt", "sigmoid",
+    "tanh", "relu", "gelu", "silu", "softmax", "log_softmax", "dropout", "cumsum", "normalize",
+    "masked_fill", "where", "clamp", "abs", "mean", "sum", "amax", "max", "min",
 })
 
 _SCALARS = (int, float, bool, str, type(None))
