@@ -73,7 +73,11 @@ def _to_torch(layer, generator):
     module = reference_module(layer).double()
     with torch.no_grad():
         for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=generator, dtype=torch.float64))
+            # Scaled by the fan-in, so values stay near 1 through a chain: unscaled, two
+            # Linears along W made inputs to GELU of -40, where its gradient underflows to an
+            # exact 0 and autograd seemed to reach no pixel at all.
+            scale = p[0].numel() ** -0.5 if p.dim() > 1 else 1.0
+            p.copy_(torch.randn(p.shape, generator=generator, dtype=torch.float64) * scale)
     return module.eval()
 
 
