@@ -32,6 +32,21 @@ FASHION_MNIST = Path(os.environ.get("SHAPECALC_TEST_DATA")
                      or REPO.parent / "shared" / "data" / "fashion-mnist")
 
 
+@pytest.fixture
+def sigint_as_in_a_terminal():
+    """SIGINT with Python's own handler for the test, as in a terminal: a suite started in the
+    background by a non-interactive shell (``nohup … &``) inherits SIGINT ignored, and the
+    Ctrl-C tests check that training gives back the handler it found."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 @pytest.fixture(scope="session")
 def fashion_mnist_dir() -> Path:
     """The real Fashion-MNIST beside the checkout; tests that need it skip when it is absent."""

@@ -275,7 +275,7 @@ class _CtrlC(Reporter):
                 os.kill(os.getpid(), signal.SIGINT)
 
 
-def test_second_ctrl_c_during_the_save_finishes_it(tmp_path, monkeypatch):
+def test_second_ctrl_c_during_the_save_finishes_it(tmp_path, monkeypatch, sigint_as_in_a_terminal):
     real_save = ckpt.save
 
     def interrupted_save(path, state, fmt=ckpt.FORMAT):
@@ -292,7 +292,7 @@ def test_second_ctrl_c_during_the_save_finishes_it(tmp_path, monkeypatch):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_second_ctrl_c_outside_a_save_keeps_the_last_checkpoint(tmp_path):
+def test_second_ctrl_c_outside_a_save_keeps_the_last_checkpoint(tmp_path, sigint_as_in_a_terminal):
     with pytest.raises(Interrupted, match=r"stopped by a second Ctrl-C; the last checkpoint "
                                           r"\(after epoch 1\) is kept: --resume"):
         train(tiny_config(tmp_path, epochs=2), reporter=_CtrlC(2, 1, times=2), sync_every=1)

@@ -172,7 +172,7 @@ class _CtrlCAfter(Reporter):
             os.kill(os.getpid(), signal.SIGINT)
 
 
-def test_ctrl_c_checkpoints_mid_epoch_and_resumes_exactly(straight, tmp_path):
+def test_ctrl_c_checkpoints_mid_epoch_and_resumes_exactly(straight, tmp_path, sigint_as_in_a_terminal):
     _ref_out, ref = straight
     with pytest.raises(Interrupted, match=r"interrupted at epoch 2, batch 1; checkpoint written, continue with --resume"):
         train(tiny(tmp_path), reporter=_CtrlCAfter(2, 1), sync_every=1)
