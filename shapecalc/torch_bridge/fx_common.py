@@ -153,7 +153,8 @@ def _max_pool2d_same(m: Any) -> tuple[type, dict[str, Any]] | None:
 
 def _avg_pool2d_same(m: Any) -> tuple[type, dict[str, Any]] | None:
     # pad_same (no dilation), then F.avg_pool2d with the module's own padding (0 as built).
-    if tuple(m.padding) != (0, 0) if isinstance(m.padding, (tuple, list)) else m.padding != 0:
+    padding = tuple(m.padding) if isinstance(m.padding, (tuple, list)) else m.padding
+    if padding not in (0, (0, 0)):
         return None
     return AvgPool2d, dict(kernel_size=m.kernel_size, stride=m.stride, padding=TF_SAME,
                            ceil_mode=m.ceil_mode, count_include_pad=m.count_include_pad)

@@ -186,7 +186,7 @@ def counted(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, int
 
 def mac_free(fn: Callable[..., Any], *args: Any) -> tuple[Any, int]:
     """``fn(*args)`` made of :data:`MAC_FREE_OPS` alone, and its MACs: 0, as torch's counter
-    would say, without running it."""
+    would say, without running the counter."""
     import torch
 
     with torch.no_grad():

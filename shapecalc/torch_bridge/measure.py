@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 from shapecalc.core.errors import ShapeError, SpecError
 from shapecalc.core.inputs import torch_dtype_name
@@ -109,10 +109,14 @@ def run_mode(module, training: bool, modules: list | None = None) -> Iterator[No
                 set_flag(m, flag)
 
 
-def has_uninitialized(module) -> bool:
+def has_uninitialized(module, tensors: Iterable[Any] | None = None) -> bool:
+    """Whether a lazy module in ``module`` has not made its weights yet; ``tensors``: its
+    parameters and buffers, where the caller has already read them."""
     torch = torch_module()
     mixin = torch.nn.parameter.UninitializedTensorMixin
-    return any(isinstance(t, mixin) for t in list(module.parameters()) + list(module.buffers()))
+    if tensors is None:
+        tensors = list(module.parameters()) + list(module.buffers())
+    return any(isinstance(t, mixin) for t in tensors)
 
 
 def meta_clone(module):

@@ -28,7 +28,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from shapecalc.torch_bridge.measure import torch_module
+from shapecalc.torch_bridge.measure import has_uninitialized, torch_module
 
 #: The most parameters a model may have for its forward to be tried for real first: above
 #: it, a real forward's compute, not Python, is what costs.
@@ -91,8 +91,7 @@ def cheaper_for_real(module: Any, input_bytes: int, budget: int,
     if input_bytes * 4 > budget or module in _NOT_FOR_REAL:
         return False
     params, buffers = owned or owned_tensors(module)
-    lazy = torch_module().nn.parameter.UninitializedTensorMixin
-    if any(isinstance(t, lazy) for t in params) or any(isinstance(t, lazy) for t in buffers):
+    if has_uninitialized(module, params + buffers):
         return False
     return (all(p.device.type == "cpu" for p in params)
             and sum(p.numel() for p in params) <= REAL_FIRST_PARAMETERS)
