@@ -102,15 +102,18 @@ def test_the_vetted_torch_takes_the_lean_paths():
     matches = {name: fx_tracer.fx_fingerprint(f) == fx_tracer.VETTED[name] for name, f in (
         ("Tracer.trace", _symbolic_trace.Tracer.trace),
         ("Graph.create_node", graph.Graph.create_node),
-        ("TracerBase.create_node", proxy.TracerBase.create_node))}
+        ("TracerBase.create_node", proxy.TracerBase.create_node),
+        ("TracerBase.create_proxy", proxy.TracerBase.create_proxy),
+        ("TracerBase.create_arg", proxy.TracerBase.create_arg))}
     assert (lean.trace is not None) == matches["Tracer.trace"]
     assert lean.nodes == (matches["Graph.create_node"] and matches["TracerBase.create_node"])
+    assert lean.proxies == (matches["TracerBase.create_proxy"] and matches["TracerBase.create_arg"])
     wrapped = nn.Module._wrapped_call_impl
     matches["_wrapped_call_impl"] = nn.Module.__call__ is wrapped and \
         fx_tracer.fx_fingerprint(wrapped) == fx_tracer.VETTED["_wrapped_call_impl"]
     assert (lean.call_impl is nn.Module._call_impl) == matches["_wrapped_call_impl"]
     if torch.__version__.startswith("2.13."):  # the version vetted: a new one must be re-vetted
-        assert all(matches.values()) and lean.names and lean.scopes
+        assert all(matches.values()) and lean.names and lean.scopes and lean.proxies
 
 
 def test_a_changed_fx_function_is_not_vetted(monkeypatch):

@@ -23,6 +23,8 @@ piece is missing, the tracer takes fx's own paths, which give the same graph
 
 from __future__ import annotations
 
+import bisect
+import dis
 import functools
 import hashlib
 import itertools
@@ -40,6 +42,8 @@ VETTED = {
     "Tracer.trace": "e485aebe9f68e63b",
     "Graph.create_node": "a8e7322561f1ac38",
     "TracerBase.create_node": "c3470184694edde8",
+    "TracerBase.create_proxy": "8588878995f29ed4",
+    "TracerBase.create_arg": "86eb8949d367fcae",
     "_wrapped_call_impl": "c0398f1be4156c9d",  # nn.Module's
     "Graph._target_to_str": "62a1d383b7d0b831",
     "_Namespace.create_name": "dd5cff7833b96204",
@@ -78,6 +82,8 @@ class LeanFx:
     names: bool = False
     #: Tracer.call_module and the scope it keeps are the vetted ones (see KnownLeafTracer.enter)
     scopes: bool = False
+    #: TracerBase.create_proxy and create_arg are the vetted ones (see KnownLeafTracer.create_proxy)
+    proxies: bool = False
     #: ``nn.Module._call_impl`` as torch defines it, where ``__call__`` is the vetted
     #: ``_wrapped_call_impl`` that hands every call to it; else ``None``
     call_impl: Any = None
@@ -111,11 +117,12 @@ class LeanFx:
         scopes = vetted(_symbolic_trace, "Tracer.call_module") \
             and vetted(proxy, "ScopeContextManager.__init__") \
             and vetted(proxy, "ScopeContextManager.__exit__")
+        proxies = vetted(proxy, "TracerBase.create_proxy") and vetted(proxy, "TracerBase.create_arg")
         Module = torch_module().nn.Module
         wrapped = Module.__dict__.get("_wrapped_call_impl")
         calls = wrapped is not None and Module.__call__ is wrapped \
             and vetted(Module, "_wrapped_call_impl") and callable(Module.__dict__.get("_call_impl"))
-        return LeanFx(_symbolic_trace if own_trace else None, nodes, names, scopes,
+        return LeanFx(_symbolic_trace if own_trace else None, nodes, names, scopes, proxies,
                       Module.__dict__.get("_call_impl") if calls else None)
 
 
@@ -130,6 +137,8 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
     import logging
 
     import torch.fx.traceback as fx_traceback
+    from torch.fx.graph import immutable_dict
+    from torch.fx.node import Node
     from torch.fx.proxy import Attribute, Proxy, TracerBase
 
     lean = lean if lean is not None else LeanFx.found()
@@ -176,9 +185,9 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
             super().__init__(autowrap_functions=wrapped)  # functions traced as one call each
             self.module_stack = ModuleStack()
             self.attr_names: dict[int, str] | None = None  # id(parameter/buffer) → first path
-            self.instructions: dict[Any, tuple[list[int], list[Any]]] = {}  # code → offsets, ops
             self.returned: dict[str, list[Any]] = {}  # module path → fx nodes of its tuple's items
             self.target_names: dict[Any, str] = {}  # fx target → the name fx derives from it
+            self.plain_names: dict[str, str | None] = {}  # str target → its plain_name
 
         def proxy(self, node):
             return UnpackingProxy(node, self)
@@ -252,12 +261,38 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
                 self.attr_names = _first_paths(self.root, index)
             return self.attr_names.get(id(a))
 
+        def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None,
+                         proxy_factory_fn=None):
+            # fx's create_proxy lowers ``args`` and ``kwargs`` through create_arg, which hands a
+            # tuple to TracerBase.create_arg, its table of types and a generator calling
+            # create_arg again per item; most items are proxies and plain values, lowered here
+            # as that path lowers them (4 calls a node fewer). Anything else goes through it.
+            if not lean.proxies or type(args) is not tuple or type(kwargs) is not dict:
+                return super().create_proxy(kind, target, args, kwargs, name, type_expr,
+                                            proxy_factory_fn)
+            lower = self.create_arg
+            args_ = tuple([a.node if type(a) is UnpackingProxy else a if type(a) in scalars
+                           else lower(a) for a in args])
+            if kwargs:
+                if not all(type(k) is str for k in kwargs):  # fx checks such keys for nodes
+                    kwargs_ = lower(kwargs)
+                else:
+                    kwargs_ = {k: v.node if type(v) is UnpackingProxy else v if type(v) in scalars
+                               else lower(v) for k, v in kwargs.items()}
+            else:
+                kwargs_ = {}
+            node = self.create_node(kind, target, args_, kwargs_, name, type_expr)
+            return proxy_factory_fn(node) if proxy_factory_fn else self.proxy(node)
+
         def create_arg(self, a):
             kind = type(a)
             if kind is UnpackingProxy:  # what TracerBase.create_arg gives, without its lookups
                 return a.node
             if kind in scalars:
                 return a
+            if lean.proxies and (kind is tuple or kind is list):  # as TracerBase.create_arg does
+                lowered = [self.create_arg(item) for item in a]
+                return tuple(lowered) if kind is tuple else lowered
             if kind in plain:
                 return TracerBase.create_arg(self, a)
             if isinstance(a, torch.Tensor):
@@ -286,12 +321,19 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
                     or fx_traceback.has_preserved_node_meta() or fx_log.isEnabledFor(logging.DEBUG):
                 return super().create_node(kind, target, args, kwargs, name, type_expr)
             if name is None and lean.names and type(target) is str:
-                name = plain_name(target)  # None where fx's own derivation is needed
+                # None where fx's own derivation is needed; a target (a method, a module path
+                # called again) is named once per trace
+                name = self.plain_names.get(target, self)
+                if name is self:
+                    name = self.plain_names[target] = plain_name(target)
             node = _lean_node(self.graph, self.target_names, kind, target, args, kwargs, name,
-                              type_expr)
-            self.node_name_to_scope[node.name] = (self.scope.module_path, self.scope.module_type)
-            if self.module_stack:
-                node.meta["nn_module_stack"] = copy.copy(self.module_stack)
+                              type_expr, Node, immutable_dict)
+            scope = self.scope
+            self.node_name_to_scope[node.name] = (scope.module_path, scope.module_type)
+            stack = self.module_stack
+            if stack:
+                node.meta["nn_module_stack"] = stack.__copy__() if type(stack) is ModuleStack \
+                    else copy.copy(stack)
             return node
 
         def trace(self, root, concrete_args=None):
@@ -323,13 +365,13 @@ def plain_name(target: str) -> str | None:
 
 
 def _lean_node(graph: Any, target_names: dict[Any, str], kind: str, target: Any, args: tuple,
-               kwargs: dict, name: str | None, type_expr: Any) -> Any:
+               kwargs: dict, name: str | None, type_expr: Any, node_type: Any,
+               empty_kwargs: Any) -> Any:
     """``Graph.create_node`` as the vetted torch does it, less the pytree walk over the
     arguments that only warns about symbolic ints (a proxy trace makes none), and with each
-    target's name (``target_names``) derived once per trace rather than once per node."""
-    from torch.fx.graph import immutable_dict
-    from torch.fx.node import Node
-
+    target's name (``target_names``) derived once per trace rather than once per node.
+    ``node_type`` and ``empty_kwargs`` are fx's ``Node`` and ``immutable_dict``, imported once
+    per tracer class (an import statement here cost a microsecond a node)."""
     if name is None:
         try:
             name = target_names.get(target)
@@ -344,7 +386,7 @@ def _lean_node(graph: Any, target_names: dict[Any, str], kind: str, target: Any,
         raise AssertionError(f"kwargs must be a dict, got {type(kwargs)}")
     namespace = graph._graph_namespace
     name = namespace.create_name(name, None)
-    node = Node(graph, name, kind, target, args or (), kwargs or immutable_dict(), type_expr)
+    node = node_type(graph, name, kind, target, args or (), kwargs or empty_kwargs(), type_expr)
     namespace.associate_name_with_obj(name, node)
     graph._insert(node)
     graph._find_nodes_lookup_table.insert(node)
@@ -523,20 +565,24 @@ def _proxies(value: Any) -> list[Any]:
 def _unpack(proxy: Any, frame: Any) -> Any:
     """What fx's ``Proxy.__iter__`` gives for the instruction ``frame`` is at: the items when
     it unpacks a fixed count (``UNPACK_SEQUENCE``), else the tracer's ``iter``."""
-    import bisect
-    import dis
-
-    tracer = proxy.tracer
     code = frame.f_code
-    table = tracer.instructions.get(code)
+    table = _INSTRUCTIONS.get(code)
     if table is None:
+        if len(_INSTRUCTIONS) >= 1024:  # bounded: a process may trace many models' forwards
+            _INSTRUCTIONS.clear()
         found = list(dis.get_instructions(code))
-        table = tracer.instructions[code] = ([i.offset for i in found], found)
+        table = _INSTRUCTIONS[code] = ([i.offset for i in found], found)
     offsets, found = table
     inst = found[bisect.bisect_left(offsets, frame.f_lasti)]
     if inst.opname == "UNPACK_SEQUENCE":
         return (proxy[i] for i in range(inst.argval))
-    return tracer.iter(proxy)
+    return proxy.tracer.iter(proxy)
+
+
+#: code object → its instructions' offsets and the instructions (for :func:`_unpack`): a code
+#: object never changes, so its table is made once per process, not once per trace (the same
+#: forwards are disassembled at every trace of a model: a tenth of a ViT's trace).
+_INSTRUCTIONS: dict[Any, tuple[list[int], list[Any]]] = {}
 
 
 def _stack_inputs(m: Any, args: tuple, kwargs: dict) -> tuple | None:
