@@ -207,6 +207,9 @@ def typed_key(value: Any) -> Any:
     for an unhashable value (the caller then builds the layer afresh)."""
     kind = type(value)
     if kind is tuple or kind is list:
+        types = tuple(map(type, value))
+        if _HASHABLE.issuperset(types):  # flat (a kernel size): its items' types say the rest
+            return kind, tuple(value), types
         return kind, tuple([typed_key(v) for v in value])
     if kind not in _HASHABLE:
         hash(value)
@@ -216,11 +219,20 @@ def typed_key(value: Any) -> Any:
 #: Types whose values always hash: most layer arguments are of these.
 _HASHABLE = frozenset({int, float, bool, str, type(None), type})
 
+#: Layers already built in this process, by factory and :func:`typed_key` of its arguments:
+#: a model analysed again (each analysis traces it afresh) or one with the same convolutions
+#: as the last gets its layers without checking them again (a third of reading a CNN's
+#: modules). Layers are frozen values made only from these, so the one made first will do.
+_BUILT: dict[Any, Layer] = {}
+_BUILT_MAX = 8192  # bounded: a process may read many models
+
 
 def shared_layer(made: dict | None, key: tuple, factory: Callable[..., Layer], *args: Any,
                  **kwargs: Any) -> Layer:
     """``factory(*args, **kwargs)``, built once per distinct ``key`` in ``made``: a thousand
-    identical modules or ``x + y`` calls share one checked layer (layers are frozen values)."""
+    identical modules or ``x + y`` calls share one checked layer (layers are frozen values).
+    ``key`` must name everything ``args`` and ``kwargs`` hold; :data:`_BUILT` keeps the layer
+    for later graphs."""
     if made is None:
         return factory(*args, **kwargs)
     try:
@@ -229,7 +241,15 @@ def shared_layer(made: dict | None, key: tuple, factory: Callable[..., Layer], *
     except TypeError:  # an unhashable argument (a list the spec will refuse, say): build afresh
         return factory(*args, **kwargs)
     if layer is None:
-        layer = made[key] = factory(*args, **kwargs)
+        built = (factory, key)
+        layer = _BUILT.get(built)
+        if layer is None:
+            layer = factory(*args, **kwargs)
+            if layer is not None:
+                if len(_BUILT) >= _BUILT_MAX:
+                    _BUILT.clear()
+                _BUILT[built] = layer
+        made[key] = layer
     return layer
 
 
