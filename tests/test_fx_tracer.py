@@ -300,10 +300,14 @@ def test_module_index_is_what_torch_walks_give(root):
 
 # ------------------------------------------------------------------ node names
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.text(alphabet="ab_.09Zé-", max_size=8), max_size=12))
+@given(st.lists(st.text(alphabet="ab_.09Zé-", max_size=8)
+                | st.sampled_from(["input", "list", "for", "a_1", "a_01", "a__2", "_1", "x_"]),
+                max_size=12))
 def test_plain_names_are_the_names_fx_gives(targets):
-    """A run of targets named by fx's own derivation and by plain_name (where it gives one)
-    gets the same unique names, numbering included."""
+    """A run of targets named by fx's own derivation and by plain_name (where it gives one,
+    made unique by _fresh_name) gets the same unique names, numbering included; builtins and
+    keywords are numbered as fx numbers them."""
+    from torch.fx import graph as fx_graph
     from torch.fx.graph import Graph, _Namespace
 
     graph = Graph()
@@ -313,8 +317,10 @@ def test_plain_names_are_the_names_fx_gives(targets):
             continue
         plain = fx_tracer.plain_name(target)
         expected = theirs.create_name(graph._target_to_str(target), None)
-        assert ours.create_name(plain if plain is not None else graph._target_to_str(target),
-                                None) == expected
+        got = fx_tracer._fresh_name(ours, plain, fx_graph._illegal_names) if plain is not None \
+            else ours.create_name(graph._target_to_str(target), None)
+        assert got == expected
+    assert ours._base_count == theirs._base_count and ours._used_names == theirs._used_names
 
 
 @pytest.mark.parametrize("target, name", [

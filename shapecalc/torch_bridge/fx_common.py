@@ -37,8 +37,8 @@ class ModuleIndex:
 
     @classmethod
     def of(cls, root: Any) -> "ModuleIndex":
-        pairs = list(root.named_modules(remove_duplicate=False))
         nn = torch_module().nn
+        pairs = _named_modules(root, nn.Module.named_modules)
         if type(root).named_parameters is nn.Module.named_parameters \
                 and type(root).named_buffers is nn.Module.named_buffers:
             # what ``named_parameters(remove_duplicate=False)`` yields, from the same walk
@@ -63,6 +63,25 @@ class ModuleIndex:
         """No module and no parameter is reachable by two paths (tied weights, reused blocks)."""
         return (len({id(m) for m in self.modules.values()}) == len(self.modules)
                 and len({id(p) for _, p in self.params}) == len(self.params))
+
+
+def _named_modules(root: Any, walk: Any) -> list[tuple[str, Any]]:
+    """``root.named_modules(remove_duplicate=False)`` as a list, walked with a stack: torch's
+    nested generators hand each module up through every level above it. ``walk`` is
+    ``nn.Module.named_modules``; a module whose class walks otherwise, or a tree deeper than
+    Python's recursion limit (a module holding itself), is walked by torch."""
+    limit = sys.getrecursionlimit()
+    found: list[tuple[str, Any]] = []
+    stack = [("", root, 0)]
+    while stack:
+        prefix, m, depth = stack.pop()
+        if type(m).named_modules is not walk or depth > limit:
+            return list(root.named_modules(remove_duplicate=False))
+        found.append((prefix, m))
+        below = depth + 1
+        stack.extend(reversed([(f"{prefix}.{name}" if prefix else name, child, below)
+                               for name, child in m._modules.items() if child is not None]))
+    return found
 
 
 def module_to_layer(module: Any, made: dict | None = None) -> Layer | None:
@@ -254,7 +273,8 @@ def shared_layer(made: dict | None, key: tuple, factory: Callable[..., Layer], *
 
 
 def _build(spec_cls: type, kwargs: dict[str, Any], made: dict | None) -> Layer:
-    return shared_layer(made, (spec_cls, *kwargs.items()), spec_cls, **kwargs)
+    # the names once, then the values: no (name, value) pair to key one by one
+    return shared_layer(made, (spec_cls, tuple(kwargs), *kwargs.values()), spec_cls, **kwargs)
 
 
 def blocks_for(graph_nodes: list, submodules: dict[str, Any], output: str,

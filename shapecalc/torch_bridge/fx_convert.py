@@ -73,6 +73,7 @@ class FxConverter:
         #: forward parameters the caller leaves at their defaults (``attn_mask=None``) → that
         #: default: a call reading one is mapped as if the default were written in its place
         self.defaults: dict[Any, Any] = {}
+        self.default_users: set[Any] = set()  # the nodes that read one of ``defaults``
         #: fx node → its op's plain name (``fx_ops.op_name``): classifying, naming, mapping
         #: and counting a node each ask it, so it is found once per node
         self.op_names: dict[Any, str] = {}
@@ -148,6 +149,7 @@ class FxConverter:
         if op == "placeholder":
             if node.args:  # an argument with a default value: only the graph's inputs are given
                 self.defaults[node] = node.args[0]
+                self.default_users.update(node.users)
                 return ValueKind.CONST
             if not self.inputs:
                 self.engine[node] = self.builder.input_name
@@ -285,7 +287,7 @@ class FxConverter:
 
     def _arguments(self, node: Any) -> tuple[tuple, dict]:
         """A call's arguments, with each defaulted forward parameter read as its default."""
-        if not self.defaults or not any(a in self.defaults for a in node.all_input_nodes):
+        if node not in self.default_users:
             return node.args, dict(node.kwargs) if node.kwargs else {}
         defaults = self.defaults
         args, kwargs = self.torch.fx.node.map_arg(

@@ -78,7 +78,7 @@ class LeanFx:
     trace: Any  # torch.fx._symbolic_trace (the module), for its own trace's pieces
     nodes: bool  # Graph.create_node and TracerBase.create_node are the vetted ones
     #: fx derives names from targets (``_target_to_str``) and makes them legal and unique
-    #: (``_Namespace.create_name``) as vetted: see :func:`plain_name`
+    #: (``_Namespace.create_name``) as vetted: see :func:`plain_name` and :func:`_fresh_name`
     names: bool = False
     #: Tracer.call_module and the scope it keeps are the vetted ones (see KnownLeafTracer.enter)
     scopes: bool = False
@@ -113,7 +113,8 @@ class LeanFx:
         names = nodes and vetted(graph, "Graph._target_to_str") \
             and vetted(graph, "_Namespace.create_name") and vetted(graph, "_snake_case") \
             and getattr(getattr(snake, "__self__", None), "pattern", None) == _SNAKE_PATTERN \
-            and all(pattern(k) == v for k, v in _NAME_PATTERNS.items())
+            and all(pattern(k) == v for k, v in _NAME_PATTERNS.items()) \
+            and isinstance(getattr(graph, "_illegal_names", None), dict)
         scopes = vetted(_symbolic_trace, "Tracer.call_module") \
             and vetted(proxy, "ScopeContextManager.__init__") \
             and vetted(proxy, "ScopeContextManager.__exit__")
@@ -139,6 +140,9 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
     import torch.fx.traceback as fx_traceback
     from torch.fx.graph import immutable_dict
     from torch.fx.node import Node
+    from torch.fx import graph as fx_graph
+
+    illegal_names = getattr(fx_graph, "_illegal_names", None)  # used only where lean.names
     from torch.fx.proxy import Attribute, Proxy, TracerBase
 
     lean = lean if lean is not None else LeanFx.found()
@@ -150,7 +154,9 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
 
     class ModuleStack(OrderedDict):
         """fx copies the module stack onto every node it records (``copy.copy``), which for
-        an OrderedDict goes through ``__reduce_ex__``; this copy gives the same dict directly."""
+        an OrderedDict goes through ``__reduce_ex__``; this copy gives the same dict directly.
+        The lean path copies it once per change and lets the nodes recorded in between share
+        that copy: equal to fx's, and nothing here changes a node's stack once recorded."""
 
         def __copy__(self) -> "ModuleStack":
             return ModuleStack(self)
@@ -171,6 +177,7 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
         __getattr__ = UnpackingProxy.__getattr__
 
     plain.add(UnpackingProxy)
+    Module, Parameter = torch.nn.Module, torch.nn.Parameter
     scalars = {int, float, bool, str, type(None)}  # TracerBase.create_arg gives them as they are
 
     class KnownLeafTracer(torch.fx.Tracer):
@@ -188,6 +195,8 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
             self.returned: dict[str, list[Any]] = {}  # module path → fx nodes of its tuple's items
             self.target_names: dict[Any, str] = {}  # fx target → the name fx derives from it
             self.plain_names: dict[str, str | None] = {}  # str target → its plain_name
+            #: the module stack as nodes record it, until a module call changes it (``enter``)
+            self.stack_copy: ModuleStack | None = None
 
         def proxy(self, node):
             return UnpackingProxy(node, self)
@@ -229,12 +238,14 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
                 num_calls = self.num_calls.get(path, 0)
                 key = f"{path}@{num_calls}" if num_calls > 0 else path
                 self.module_stack[key] = (path, type(m))
+                self.stack_copy = None
                 self.num_calls[path] = num_calls + 1
                 if not self.is_leaf_module(m, path):
                     out = forward(*args, **kwargs)
                 else:
                     out = self.create_proxy("call_module", path, args, kwargs)
                 popped, _ = self.module_stack.popitem(last=True)
+                self.stack_copy = None
                 if popped != key:
                     raise AssertionError(f"Unexpected key {popped}, expected {key}")
             finally:
@@ -302,7 +313,11 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
             return super().create_arg(a)
 
         def getattr(self, attr, attr_val, parameter_proxy_cache):
-            if not isinstance(attr_val, torch.nn.Parameter):  # a submodule, buffer, number …
+            # Parameter's isinstance runs its metaclass's Python check: a submodule (most
+            # reads) is told apart first
+            if type(attr_val) is not Parameter and (isinstance(attr_val, Module)
+                                                    or not isinstance(attr_val, Parameter)):
+                # a submodule, buffer, number …
                 if not self.proxy_buffer_attributes:
                     return attr_val  # what fx's getattr gives for it, less its closure
                 return super().getattr(attr, attr_val, parameter_proxy_cache)
@@ -320,20 +335,25 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
                     or self.graph.owning_module is not None \
                     or fx_traceback.has_preserved_node_meta() or fx_log.isEnabledFor(logging.DEBUG):
                 return super().create_node(kind, target, args, kwargs, name, type_expr)
+            legal = None
             if name is None and lean.names and type(target) is str:
                 # None where fx's own derivation is needed; a target (a method, a module path
                 # called again) is named once per trace
-                name = self.plain_names.get(target, self)
-                if name is self:
-                    name = self.plain_names[target] = plain_name(target)
+                legal = self.plain_names.get(target, self)
+                if legal is self:
+                    legal = self.plain_names[target] = plain_name(target)
             node = _lean_node(self.graph, self.target_names, kind, target, args, kwargs, name,
-                              type_expr, Node, immutable_dict)
+                              type_expr, Node, immutable_dict, legal, illegal_names)
             scope = self.scope
             self.node_name_to_scope[node.name] = (scope.module_path, scope.module_type)
             stack = self.module_stack
             if stack:
-                node.meta["nn_module_stack"] = stack.__copy__() if type(stack) is ModuleStack \
-                    else copy.copy(stack)
+                if not lean.scopes or type(stack) is not ModuleStack:
+                    node.meta["nn_module_stack"] = copy.copy(stack)
+                else:  # every node recorded in the same module call shares one copy
+                    if self.stack_copy is None:
+                        self.stack_copy = ModuleStack(stack)
+                    node.meta["nn_module_stack"] = self.stack_copy
             return node
 
         def trace(self, root, concrete_args=None):
@@ -366,13 +386,17 @@ def plain_name(target: str) -> str | None:
 
 def _lean_node(graph: Any, target_names: dict[Any, str], kind: str, target: Any, args: tuple,
                kwargs: dict, name: str | None, type_expr: Any, node_type: Any,
-               empty_kwargs: Any) -> Any:
+               empty_kwargs: Any, legal: str | None = None, illegal: dict | None = None) -> Any:
     """``Graph.create_node`` as the vetted torch does it, less the pytree walk over the
     arguments that only warns about symbolic ints (a proxy trace makes none), and with each
     target's name (``target_names``) derived once per trace rather than once per node.
     ``node_type`` and ``empty_kwargs`` are fx's ``Node`` and ``immutable_dict``, imported once
-    per tracer class (an import statement here cost a microsecond a node)."""
-    if name is None:
+    per tracer class (an import statement here cost a microsecond a node). ``legal``: the
+    name :func:`plain_name` gave (made unique by :func:`_fresh_name`; ``illegal`` is fx's
+    table of names a node may not take)."""
+    if legal is not None:
+        name = legal
+    elif name is None:
         try:
             name = target_names.get(target)
         except TypeError:  # an unhashable target: derive its name every time
@@ -385,13 +409,37 @@ def _lean_node(graph: Any, target_names: dict[Any, str], kind: str, target: Any,
     if kwargs and not isinstance(kwargs, dict):
         raise AssertionError(f"kwargs must be a dict, got {type(kwargs)}")
     namespace = graph._graph_namespace
-    name = namespace.create_name(name, None)
+    name = _fresh_name(namespace, legal, illegal) if legal is not None \
+        else namespace.create_name(name, None)
     node = node_type(graph, name, kind, target, args or (), kwargs or empty_kwargs(), type_expr)
     namespace.associate_name_with_obj(name, node)
     graph._insert(node)
     graph._find_nodes_lookup_table.insert(node)
     graph._len += 1
     return node
+
+
+def _fresh_name(namespace: Any, candidate: str, illegal: dict) -> str:
+    """``namespace.create_name(candidate, None)`` as the vetted fx does it, for a candidate
+    that is already a legal name (:func:`plain_name`'s): fx's regular expression splits it
+    into a base and the number after its last ``_``, which ``rpartition`` does alike (the
+    base starts with a letter or ``_``, and the number is ASCII digits)."""
+    head, sep, tail = candidate.rpartition("_")
+    base, num = (head, tail) if sep and head and tail.isdigit() else (candidate, None)
+    used = namespace._used_names
+    if num is None or candidate in used:
+        num = namespace._base_count.get(base, 0)
+        if illegal.get(candidate) is not None:  # a keyword or builtin: fx numbers it
+            num += 1
+            candidate = f"{base}_{num}"
+    else:
+        num = int(num)
+    while candidate in used:
+        num += 1
+        candidate = f"{base}_{num}"
+    used.add(candidate)
+    namespace._base_count[base] = num
+    return candidate
 
 
 def _lean_trace(tracer: Any, lean: LeanFx, root: Any, index: ModuleIndex) -> Any:

@@ -177,7 +177,7 @@ class FxValues:
             seen.add(n)
             if n.op == "get_attr":
                 value = self.attr(str(n.target))
-                if isinstance(value, Parameter):
+                if type(value) is Parameter or isinstance(value, Parameter):
                     found.append(id(value))
                 continue
             if n.op == "call_module":  # a module's tuple: its weights go with its first item
