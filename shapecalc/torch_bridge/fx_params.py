@@ -18,14 +18,14 @@ from shapecalc.core.notes import Note, NoteKind
 from shapecalc.torch_bridge.measure import torch_module
 
 
-@dataclass
+@dataclass(slots=True)
 class ParamInfo:
     name: str  # first name under which the module holds it
     numel: int
     frozen: bool  # requires_grad is False
 
 
-@dataclass
+@dataclass(slots=True)
 class Claim:
     """What one node owns: parameters counted there, how many are frozen, notes on the rest."""
 
@@ -78,11 +78,26 @@ class ParamLedger:
         lazy, info, owner = self.lazy, self.info, self.owner
         if lazy and any(i in lazy for i in ids):
             return Claim(None, 0, (), None)  # a lazy module: the layer formula knows its size
-        ids = list(dict.fromkeys([i for i in ids if i in info]))
-        new = [i for i in ids if i not in owner]
-        old = [i for i in ids if i in owner and owner[i] != node]
-        for i in new:
-            owner[i] = node
+        # Each known id once, in order: ``new`` nobody counted yet, ``old`` counted elsewhere;
+        # one pass, with the counts of ``new`` (_count, _frozen, _trainable) taken on the way.
+        new: list[int] = []
+        old: list[int] = []
+        count = frozen = trainable = 0
+        for i in ids:
+            held = info.get(i)
+            if held is None:
+                continue
+            first = owner.get(i)
+            if first is None:
+                owner[i] = node
+                new.append(i)
+                count += held.numel
+                if held.frozen:
+                    frozen += held.numel
+                else:
+                    trainable += 1
+            elif first != node and i not in old:
+                old.append(i)
         notes: list[Note] = []
         if new and how is not None:
             notes.append(Note.of(NoteKind.PARAM_USED, names=self._names(new),
@@ -97,14 +112,6 @@ class ParamLedger:
                 mine = [i for i in old if owner[i] == first]
                 notes.append(Note.of(NoteKind.PARAM_TIED, names=self._names(mine),
                                      count=self._count(mine), owner=first))
-        count = frozen = trainable = 0  # _count, _frozen and _trainable of ``new`` in one pass
-        for i in new:
-            held = info[i]
-            count += held.numel
-            if held.frozen:
-                frozen += held.numel
-            else:
-                trainable += 1
         return Claim(count, frozen, tuple(notes), None, trainable)
 
     def _trainable(self, ids: list[int]) -> int:
