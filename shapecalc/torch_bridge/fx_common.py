@@ -229,7 +229,8 @@ def typed_key(value: Any) -> Any:
         types = tuple(map(type, value))
         if _HASHABLE.issuperset(types):  # flat (a kernel size): its items' types say the rest
             return kind, tuple(value), types
-        return kind, tuple([typed_key(v) for v in value])
+        return kind, tuple([(t, v) if t in _HASHABLE else typed_key(v)  # typed_key(v), inline
+                            for v, t in zip(value, types)])
     if kind not in _HASHABLE:
         hash(value)
     return kind, value
