@@ -73,6 +73,10 @@ class Held(nn.Module):
         v = self.head(v) * self.gamma + self.offset
         n, c = v.shape
         w = operator.mul(self.tail(v), c)
+        # torch functions on plain arguments (a list, keywords, a dtype) and on others (a
+        # torch.Size, a tuple to pytree): fx's __torch_function__ and the lean one
+        w = torch.cat([w, F.softmax(w, dim=-1, dtype=torch.float32)], dim=1)
+        w = torch.reshape(torch.reshape(w, (n, 2 * c)), torch.Size([1, -1]))
         return self.Out(a=v, b=w.softmax(dim=-1))
 
 
@@ -104,16 +108,21 @@ def test_the_vetted_torch_takes_the_lean_paths():
         ("Graph.create_node", graph.Graph.create_node),
         ("TracerBase.create_node", proxy.TracerBase.create_node),
         ("TracerBase.create_proxy", proxy.TracerBase.create_proxy),
-        ("TracerBase.create_arg", proxy.TracerBase.create_arg))}
+        ("TracerBase.create_arg", proxy.TracerBase.create_arg),
+        ("Proxy.__torch_function__", proxy.Proxy.__torch_function__.__func__),
+        ("is_tensor_method_or_property", torch.overrides.is_tensor_method_or_property.__wrapped__))}
     assert (lean.trace is not None) == matches["Tracer.trace"]
     assert lean.nodes == (matches["Graph.create_node"] and matches["TracerBase.create_node"])
     assert lean.proxies == (matches["TracerBase.create_proxy"] and matches["TracerBase.create_arg"])
+    assert lean.torch_functions == (lean.names and matches["Proxy.__torch_function__"]
+                                    and matches["is_tensor_method_or_property"])
     wrapped = nn.Module._wrapped_call_impl
     matches["_wrapped_call_impl"] = nn.Module.__call__ is wrapped and \
         fx_tracer.fx_fingerprint(wrapped) == fx_tracer.VETTED["_wrapped_call_impl"]
     assert (lean.call_impl is nn.Module._call_impl) == matches["_wrapped_call_impl"]
     if torch.__version__.startswith("2.13."):  # the version vetted: a new one must be re-vetted
-        assert all(matches.values()) and lean.names and lean.scopes and lean.proxies
+        assert all(matches.values()) and lean.names and lean.scopes and lean.proxies \
+            and lean.torch_functions
 
 
 def test_a_changed_fx_function_is_not_vetted(monkeypatch):

@@ -84,7 +84,8 @@ class FxConverter:
         out_node = next((n for n in nodes if n.op == "output"), None)
         if out_node is None:
             raise SpecError("the traced forward returns nothing")
-        self.live = self.values.live(out_node, *(n for items in self.returned.values() for n in items))
+        self.live = self.values.live(nodes, [out_node, *(n for items in self.returned.values()
+                                                         for n in items)])
         self.op_names = {n: fx_ops.op_name(n) for n in nodes}
         kinds, tensor = self.kind, ValueKind.TENSOR
         for node in nodes:

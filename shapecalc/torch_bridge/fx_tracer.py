@@ -44,6 +44,8 @@ VETTED = {
     "TracerBase.create_node": "c3470184694edde8",
     "TracerBase.create_proxy": "8588878995f29ed4",
     "TracerBase.create_arg": "86eb8949d367fcae",
+    "Proxy.__torch_function__": "db508af6ec731b56",
+    "is_tensor_method_or_property": "4ba6c33179a3971f",  # torch.overrides' (unwrapped)
     "_wrapped_call_impl": "c0398f1be4156c9d",  # nn.Module's
     "Graph._target_to_str": "62a1d383b7d0b831",
     "_Namespace.create_name": "dd5cff7833b96204",
@@ -84,6 +86,9 @@ class LeanFx:
     scopes: bool = False
     #: TracerBase.create_proxy and create_arg are the vetted ones (see KnownLeafTracer.create_proxy)
     proxies: bool = False
+    #: Proxy.__torch_function__ and what it asks of torch.overrides are the vetted ones (see
+    #: UnpackingProxy.__torch_function__)
+    torch_functions: bool = False
     #: ``nn.Module._call_impl`` as torch defines it, where ``__call__`` is the vetted
     #: ``_wrapped_call_impl`` that hands every call to it; else ``None``
     call_impl: Any = None
@@ -93,11 +98,12 @@ class LeanFx:
     def found() -> "LeanFx":
         from torch.fx import _symbolic_trace, graph, proxy
 
-        def vetted(owner: Any, qualname: str) -> bool:
-            """``owner.<qualname>`` exists and is the function vetted under that name."""
+        def vetted(owner: Any, qualname: str, name: str | None = None) -> bool:
+            """``owner.<qualname>`` exists and is the function vetted under that name (or
+            under ``name``)."""
             function = functools.reduce(lambda o, k: getattr(o, k, None), qualname.split("."), owner)
             return getattr(function, "__code__", None) is not None \
-                and fx_fingerprint(function) == VETTED[qualname]
+                and fx_fingerprint(function) == VETTED[name or qualname]
 
         def pattern(name: str) -> str | None:
             return getattr(getattr(graph, name, None), "pattern", None)
@@ -119,12 +125,18 @@ class LeanFx:
             and vetted(proxy, "ScopeContextManager.__init__") \
             and vetted(proxy, "ScopeContextManager.__exit__")
         proxies = vetted(proxy, "TracerBase.create_proxy") and vetted(proxy, "TracerBase.create_arg")
+        overrides = torch_module().overrides
+        torch_function = getattr(getattr(proxy, "Proxy", None), "__torch_function__", None)
+        torch_functions = names and getattr(torch_function, "__func__", None) is not None \
+            and fx_fingerprint(torch_function.__func__) == VETTED["Proxy.__torch_function__"] \
+            and vetted(getattr(overrides, "is_tensor_method_or_property", None), "__wrapped__",
+                       "is_tensor_method_or_property")
         Module = torch_module().nn.Module
         wrapped = Module.__dict__.get("_wrapped_call_impl")
         calls = wrapped is not None and Module.__call__ is wrapped \
             and vetted(Module, "_wrapped_call_impl") and callable(Module.__dict__.get("_call_impl"))
         return LeanFx(_symbolic_trace if own_trace else None, nodes, names, scopes, proxies,
-                      Module.__dict__.get("_call_impl") if calls else None)
+                      torch_functions, Module.__dict__.get("_call_impl") if calls else None)
 
 
 def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
@@ -164,10 +176,41 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
     class UnpackingProxy(Proxy):
         """fx's ``Proxy.__iter__`` decides whether ``a, b = proxy`` unpacks by disassembling
         the calling function's whole bytecode at every unpacking (a third of a ViT's trace).
-        This one reads the same instruction from a table made once per function."""
+        This one reads the same instruction from a table made once per function.
+
+        fx's ``__torch_function__`` (``F.gelu(x)``, ``torch.cat``) finds the tracer with two
+        pytree walks, asks torch.overrides whether the function is a tensor method under a
+        fresh warnings filter, and derives the node's name with regular expressions, at every
+        call; where the arguments are plain (proxies, numbers, tuples, lists and dicts of
+        them, so that pytree would find the same proxies), this one does the same with the
+        answers kept per function."""
 
         def __iter__(self):
             return _unpack(self, sys._getframe(1))
+
+        @classmethod
+        def __torch_function__(cls, orig_method, types, args=None, kwargs=None):
+            args = args if args else ()
+            kwargs = kwargs if kwargs else {}
+            tracer = _one_tracer(cls, args, kwargs, leaves, Proxy) if lean.torch_functions else None
+            if tracer is None or isinstance(orig_method, special_callables):
+                return fx_torch_function(cls, orig_method, types, args, kwargs)
+            try:
+                method = tensor_methods.get(orig_method)
+                if method is None:
+                    if len(tensor_methods) >= 4096:  # bounded: a user's own functions too
+                        tensor_methods.clear()
+                    method = tensor_methods[orig_method] = \
+                        torch.overrides.is_tensor_method_or_property(orig_method)
+            except TypeError:  # an unhashable callable
+                return fx_torch_function(cls, orig_method, types, args, kwargs)
+            if method:
+                return tracer.create_proxy("call_method", orig_method.__name__, args, kwargs)
+            function_name = orig_method.__name__
+            name = tracer.target_names.get(function_name)
+            if name is None:
+                name = tracer.target_names[function_name] = tracer.graph._target_to_str(function_name)
+            return tracer.create_proxy("call_function", orig_method, args, kwargs, name=name)
 
         def __getattr__(self, k: str):
             return UnpackingAttribute(self, k)
@@ -177,6 +220,12 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
         __getattr__ = UnpackingProxy.__getattr__
 
     plain.add(UnpackingProxy)
+    fx_torch_function = Proxy.__torch_function__.__func__
+    special_callables = (torch._C.ScriptMethod, torch._ops.HigherOrderOperator)  # fx's own way
+    tensor_methods = _TENSOR_METHODS
+    # pytree leaves that are never proxies (a torch.Size is a tuple to pytree: not here)
+    leaves = frozenset({int, float, bool, str, type(None), torch.dtype, torch.device,
+                        torch.layout, torch.memory_format})
     Module, Parameter = torch.nn.Module, torch.nn.Parameter
     scalars = {int, float, bool, str, type(None)}  # TracerBase.create_arg gives them as they are
 
@@ -631,6 +680,34 @@ def _unpack(proxy: Any, frame: Any) -> Any:
 #: object never changes, so its table is made once per process, not once per trace (the same
 #: forwards are disassembled at every trace of a model: a tenth of a ViT's trace).
 _INSTRUCTIONS: dict[Any, tuple[list[int], list[Any]]] = {}
+
+
+def _one_tracer(cls: type, args: tuple, kwargs: dict, leaves: frozenset, proxy_type: type) -> Any:
+    """The tracer of the ``cls`` proxies in ``args`` and ``kwargs``, as fx's
+    ``__torch_function__`` finds it, where they hold only proxies (``proxy_type``: fx's
+    ``Proxy``), values of ``leaves``, and tuples, lists and dicts of them (exactly, not
+    subclasses: pytree may take those apart otherwise); else ``None``, as when there is no
+    tracer or more than one (fx then says so)."""
+    tracers: dict[Any, None] = {}
+    stack = [*args, *kwargs.values()]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is tuple or kind is list:
+            stack.extend(value)
+        elif kind is dict:
+            stack.extend(value.values())
+        elif isinstance(value, proxy_type):
+            if isinstance(value, cls):
+                tracers[value.tracer] = None
+        elif kind not in leaves:
+            return None
+    return next(iter(tracers)) if len(tracers) == 1 else None
+
+
+#: function → whether torch.overrides calls it a tensor method or property (a fixed answer
+#: for a given function), for :class:`UnpackingProxy`'s ``__torch_function__``; bounded.
+_TENSOR_METHODS: dict[Any, bool] = {}
 
 
 def _stack_inputs(m: Any, args: tuple, kwargs: dict) -> tuple | None:
