@@ -110,19 +110,24 @@ def test_the_vetted_torch_takes_the_lean_paths():
         ("TracerBase.create_proxy", proxy.TracerBase.create_proxy),
         ("TracerBase.create_arg", proxy.TracerBase.create_arg),
         ("Proxy.__torch_function__", proxy.Proxy.__torch_function__.__func__),
-        ("is_tensor_method_or_property", torch.overrides.is_tensor_method_or_property.__wrapped__))}
+        ("is_tensor_method_or_property", torch.overrides.is_tensor_method_or_property.__wrapped__),
+        ("_patch_wrapped_functions", _symbolic_trace._patch_wrapped_functions),
+        ("_autowrap_check", _symbolic_trace._autowrap_check),
+        ("_create_wrapped_func", _symbolic_trace._create_wrapped_func))}
     assert (lean.trace is not None) == matches["Tracer.trace"]
     assert lean.nodes == (matches["Graph.create_node"] and matches["TracerBase.create_node"])
     assert lean.proxies == (matches["TracerBase.create_proxy"] and matches["TracerBase.create_arg"])
     assert lean.torch_functions == (lean.names and matches["Proxy.__torch_function__"]
                                     and matches["is_tensor_method_or_property"])
+    assert lean.wrappers == (matches["_patch_wrapped_functions"] and matches["_autowrap_check"]
+                             and matches["_create_wrapped_func"])
     wrapped = nn.Module._wrapped_call_impl
     matches["_wrapped_call_impl"] = nn.Module.__call__ is wrapped and \
         fx_tracer.fx_fingerprint(wrapped) == fx_tracer.VETTED["_wrapped_call_impl"]
     assert (lean.call_impl is nn.Module._call_impl) == matches["_wrapped_call_impl"]
     if torch.__version__.startswith("2.13."):  # the version vetted: a new one must be re-vetted
         assert all(matches.values()) and lean.names and lean.scopes and lean.proxies \
-            and lean.torch_functions
+            and lean.torch_functions and lean.wrappers
 
 
 def test_a_changed_fx_function_is_not_vetted(monkeypatch):

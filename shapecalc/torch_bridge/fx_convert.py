@@ -238,9 +238,11 @@ class FxConverter:
         if module is not None and (item_of is None or first_item):
             uses.append((self.ledger.module_params(self.values.submodule(module)), None))
         # a node that reads only tensors (most: a module call on its input) reads no parameter
-        kinds = self.kind
-        reads = self.values.param_reads(node) if any(
-            kinds.get(a) is not ValueKind.TENSOR for a in node.all_input_nodes) else ()
+        kinds, reads = self.kind, ()
+        for a in node.all_input_nodes:
+            if kinds.get(a) is not ValueKind.TENSOR:
+                reads = self.values.param_reads(node)
+                break
         if reads:
             uses.append((reads, f"through {self.op_names[node]}"))
         notes: tuple = ()

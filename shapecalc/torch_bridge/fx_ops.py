@@ -343,7 +343,7 @@ def map_call(name: str, args: tuple, kwargs: dict, is_tensor: Callable[[Any], bo
         return None
     try:
         layer = factory(**bound) if build is None \
-            else build(("weighted", name, *bound.items()), factory, **bound)
+            else build(("weighted", name, tuple(bound), *bound.values()), factory, **bound)
     except Exception:  # arguments the layer refuses: torch will say it when measured
         return None
     return (layer, [args[0]], weights) if layer is not None else None

@@ -45,6 +45,9 @@ VETTED = {
     "TracerBase.create_proxy": "8588878995f29ed4",
     "TracerBase.create_arg": "86eb8949d367fcae",
     "Proxy.__torch_function__": "db508af6ec731b56",
+    "_patch_wrapped_functions": "033712f37a3a3a51",
+    "_autowrap_check": "9f7ef3f9ce7bc65f",
+    "_create_wrapped_func": "038c62cfb6f61a06",
     "is_tensor_method_or_property": "4ba6c33179a3971f",  # torch.overrides' (unwrapped)
     "_wrapped_call_impl": "c0398f1be4156c9d",  # nn.Module's
     "Graph._target_to_str": "62a1d383b7d0b831",
@@ -89,6 +92,9 @@ class LeanFx:
     #: Proxy.__torch_function__ and what it asks of torch.overrides are the vetted ones (see
     #: UnpackingProxy.__torch_function__)
     torch_functions: bool = False
+    #: the functions that wrap fx's leaf functions for a trace are the vetted ones (see
+    #: :func:`_patch_wrapped` and :func:`_autowrap`)
+    wrappers: bool = False
     #: ``nn.Module._call_impl`` as torch defines it, where ``__call__`` is the vetted
     #: ``_wrapped_call_impl`` that hands every call to it; else ``None``
     call_impl: Any = None
@@ -125,18 +131,18 @@ class LeanFx:
             and vetted(proxy, "ScopeContextManager.__init__") \
             and vetted(proxy, "ScopeContextManager.__exit__")
         proxies = vetted(proxy, "TracerBase.create_proxy") and vetted(proxy, "TracerBase.create_arg")
-        overrides = torch_module().overrides
-        torch_function = getattr(getattr(proxy, "Proxy", None), "__torch_function__", None)
-        torch_functions = names and getattr(torch_function, "__func__", None) is not None \
-            and fx_fingerprint(torch_function.__func__) == VETTED["Proxy.__torch_function__"] \
-            and vetted(getattr(overrides, "is_tensor_method_or_property", None), "__wrapped__",
+        wrappers = all(vetted(_symbolic_trace, name) for name in (
+            "_patch_wrapped_functions", "_autowrap_check", "_create_wrapped_func"))
+        torch_functions = names and vetted(proxy, "Proxy.__torch_function__") \
+            and vetted(torch_module().overrides, "is_tensor_method_or_property.__wrapped__",
                        "is_tensor_method_or_property")
         Module = torch_module().nn.Module
         wrapped = Module.__dict__.get("_wrapped_call_impl")
         calls = wrapped is not None and Module.__call__ is wrapped \
             and vetted(Module, "_wrapped_call_impl") and callable(Module.__dict__.get("_call_impl"))
         return LeanFx(_symbolic_trace if own_trace else None, nodes, names, scopes, proxies,
-                      torch_functions, Module.__dict__.get("_call_impl") if calls else None)
+                      torch_functions, wrappers,
+                      Module.__dict__.get("_call_impl") if calls else None)
 
 
 def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
@@ -150,12 +156,12 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
     import logging
 
     import torch.fx.traceback as fx_traceback
+    from torch.fx import graph as fx_graph
     from torch.fx.graph import immutable_dict
     from torch.fx.node import Node
-    from torch.fx import graph as fx_graph
+    from torch.fx.proxy import Attribute, Proxy, TracerBase
 
     illegal_names = getattr(fx_graph, "_illegal_names", None)  # used only where lean.names
-    from torch.fx.proxy import Attribute, Proxy, TracerBase
 
     lean = lean if lean is not None else LeanFx.found()
     fx_log = logging.getLogger("torch.fx.proxy")  # fx logs every node it makes at debug level
@@ -532,6 +538,7 @@ def _lean_trace(tracer: Any, lean: LeanFx, root: Any, index: ModuleIndex) -> Any
         # attribute, which costs nothing to replace; so that is replaced where it sees the
         # same calls (see _calls_through_call_impl).
         through_impl = lean.call_impl is not None and _calls_through_call_impl(index, lean.call_impl)
+        autowrap_check = functools.partial(_autowrap, fx) if lean.wrappers else fx._autowrap_check
         run_module = lean.call_impl if through_impl else fx._orig_module_call
 
         @functools.wraps(run_module)
@@ -539,8 +546,8 @@ def _lean_trace(tracer: Any, lean: LeanFx, root: Any, index: ModuleIndex) -> Any
             def forward(*args: Any, **kwargs: Any) -> Any:
                 return run_module(mod, *args, **kwargs)
 
-            fx._autowrap_check(patcher, getattr(getattr(mod, "forward", mod), "__globals__", {}),
-                               tracer._autowrap_function_ids)
+            autowrap_check(patcher, getattr(getattr(mod, "forward", mod), "__globals__", {}),
+                           tracer._autowrap_function_ids)
             return tracer.call_module(mod, forward, args, kwargs)
 
         # fx also replaces nn.Module.__getattr__ (a slot: 1 ms each way) to see parameters
@@ -564,10 +571,13 @@ def _lean_trace(tracer: Any, lean: LeanFx, root: Any, index: ModuleIndex) -> Any
                                          deduplicate=False)
                 patcher.patch_method(torch.nn.Module, "_call_impl" if through_impl else "__call__",
                                      module_call_wrapper, deduplicate=False)
-                fx._patch_wrapped_functions(patcher)
-                fx._autowrap_check(patcher, fn_globals, tracer._autowrap_function_ids)
+                if lean.wrappers:
+                    _patch_wrapped(fx, patcher)
+                else:
+                    fx._patch_wrapped_functions(patcher)
+                autowrap_check(patcher, fn_globals, tracer._autowrap_function_ids)
                 for module in tracer._autowrap_search:
-                    fx._autowrap_check(patcher, module.__dict__, tracer._autowrap_function_ids)
+                    autowrap_check(patcher, module.__dict__, tracer._autowrap_function_ids)
                 annotations = inspect.get_annotations(inspect.unwrap(fn))
                 tracer.create_node("output", "output", (tracer.create_arg(fn(*args)),), {},
                                    type_expr=annotations.get("return", None))
@@ -582,6 +592,49 @@ def _lean_trace(tracer: Any, lean: LeanFx, root: Any, index: ModuleIndex) -> Any
     finally:
         fx._is_fx_tracing_flag = was_tracing
     return tracer.graph
+
+
+def _wrapped_func(fx: Any, function: Any) -> Any:
+    """``fx._create_wrapped_func(function)``: the wrapper that records a call of a leaf
+    function (``math.sqrt``, a function registered with ``torch.fx.wrap``) as one node. It
+    depends on the function alone, so it is made once per process rather than at every trace
+    (fx makes some ninety per trace of a timm model)."""
+    try:
+        found = _WRAPPERS.get(function)
+    except TypeError:  # an unhashable callable
+        return fx._create_wrapped_func(function)
+    if found is None:
+        if len(_WRAPPERS) >= 4096:  # bounded
+            _WRAPPERS.clear()
+        found = _WRAPPERS[function] = fx._create_wrapped_func(function)
+    return found
+
+
+_WRAPPERS: dict[Any, Any] = {}
+
+
+def _patch_wrapped(fx: Any, patcher: Any) -> None:
+    """``fx._patch_wrapped_functions(patcher)`` as the vetted fx does it, with each wrapper
+    from :func:`_wrapped_func`."""
+    import builtins
+
+    for (_, name), frame_dict in fx._wrapped_fns_to_patch.copy().items():
+        if name not in frame_dict and hasattr(builtins, name):
+            orig_fn = getattr(builtins, name)
+        else:
+            orig_fn = frame_dict[name]
+        patcher.patch(frame_dict, name, _wrapped_func(fx, orig_fn))
+    for cls, name in fx._wrapped_methods_to_patch:
+        patcher.patch_method(cls, name, fx._create_wrapped_method(cls, name))
+
+
+def _autowrap(fx: Any, patcher: Any, frame_dict: dict[str, Any], function_ids: set[int]) -> None:
+    """``fx._autowrap_check`` as the vetted fx does it, with each wrapper from
+    :func:`_wrapped_func`."""
+    if patcher.visit_once(frame_dict):
+        for name, value in frame_dict.items():
+            if not name.startswith("_") and callable(value) and id(value) in function_ids:
+                patcher.patch(frame_dict, name, _wrapped_func(fx, value))
 
 
 def _calls_through_call_impl(index: ModuleIndex, impl: Any) -> bool:
