@@ -145,17 +145,20 @@ def attribute(ledger: ParamLedger, nodes: list, uses: dict[str, list]) -> list:
         if not used:
             out.append(node)
             continue
-        claims = [ledger.claim(node.name, ids, how) for ids, how in used]
-        if any(c.params is None for c in claims):  # lazy: the layer formula counts it
-            out.append(node)
-            continue
-        if len(claims) == 1:  # most nodes: a module call's own weights
-            claim = claims[0]
+        if len(used) == 1:  # most nodes: a module call's own weights
+            claim = ledger.claim(node.name, *used[0])
+            if claim.params is None:  # lazy: the layer formula counts it
+                out.append(node)
+                continue
             shared = claim.shared_with
             key = ledger.key.get(shared, shared) if shared else node.name
             ledger.key[node.name] = key
             out.append(node.counted(claim.params, claim.frozen, node.notes + claim.notes, key,
                                     claim.tensors))
+            continue
+        claims = [ledger.claim(node.name, ids, how) for ids, how in used]
+        if any(c.params is None for c in claims):
+            out.append(node)
             continue
         notes = tuple(n for c in claims for n in c.notes)
         ledger.key[node.name] = node.name
