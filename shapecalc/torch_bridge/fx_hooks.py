@@ -356,25 +356,36 @@ def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False
     from shapecalc.core.bounds import MAX_RUN_BYTES
     from shapecalc.torch_bridge.meta_memo import meta_memo
     from shapecalc.torch_bridge.real_run import (
-        cheaper_for_real, owned_tensors, real_run_guard, remember,
+        Unseen, cheaper_for_real, owned_tensors, real_run_guard, remember,
     )
 
+    per_call = observe is not None  # a recording sees every call: the guard may wait for them
     observe = observe or (lambda mode: mode)
     torch = torch_module()
-    owned = owned_tensors(module)
-    if cheaper_for_real(module, _input_bytes(given), MAX_RUN_BYTES.get(), owned):
+    key = (tuple(given.shapes), tuple(i.dtype for i in given), training, MAX_RUN_BYTES.get())
+    with torch._C.DisableTorchFunction():  # the recording need not see shapecalc's own reads
+        owned = owned_tensors(module)
+        real_first = cheaper_for_real(module, _input_bytes(given), MAX_RUN_BYTES.get(), owned,
+                                      key)
+    while real_first:
         # A small model's real forward costs less than torch's Python meta kernels; where it
         # would write into the model's tensors, run long, or fails at all, meta answers.
         xs = [meta_input(i.shape, i.dtype, "cpu") for i in given]
         if inputs is not None:
             inputs[:] = xs
+        with torch._C.DisableTorchFunction():
+            guard = real_run_guard(module, MAX_RUN_BYTES.get(), owned=owned, per_call=per_call)
         try:
-            with observe(real_run_guard(module, MAX_RUN_BYTES.get(), owned=owned)), \
-                    run_mode(module, training), torch.no_grad(), math_attention():
+            with guard.unchanged(), observe(guard), run_mode(module, training), torch.no_grad(), \
+                    math_attention():
                 return xs, module(*xs)
-        except Exception as err:  # GaveUp, or anything torch refused: meta says it as before
-            remember(module, err)
+        except Unseen:  # watched again, every op: the work the recorder could not see counts
+            per_call = False
             reset()
+        except Exception as err:  # GaveUp, or anything torch refused: meta says it as before
+            remember(module, err, key)
+            reset()
+            break
     xs = [meta_input(i.shape, i.dtype) for i in given]
     if inputs is not None:
         inputs[:] = xs
