@@ -194,13 +194,16 @@ def test_hook_import_counts_functional_convolutions_and_attention_where_they_hap
 
 
 def test_transformers_conv1d_and_sdpa_are_counted():
+    """GPT-2's Conv1D is read as the linear layer it is (its weight stored transposed):
+    the engine's rule, bias included as for every Linear, where torch's count has none."""
     transformers = pytest.importorskip("transformers")
     config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=100, n_positions=32)
     model = transformers.GPT2LMHeadModel(config)
     ids = torch.zeros(1, 16, dtype=torch.long)
     result = shapecalc.analyze(model, (1, 16), input_dtypes=["int64"])
     conv1d = result.record("transformer.h.0.attn.c_attn")
-    assert conv1d.macs == 16 * 32 * 96 and conv1d.origin == "measured"
+    assert conv1d.type == "Linear" and conv1d.origin != "measured"
+    assert conv1d.macs == 16 * (32 * 96 + 96) and conv1d.params == 32 * 96 + 96
     torch_macs = flop_counter_macs(model, ids)
     assert torch_macs <= result.total_macs <= torch_macs * 1.05
     assert result.total_params == sum(p.numel() for p in model.parameters())
