@@ -26,6 +26,7 @@ from typing import Any, Iterator
 
 from shapecalc.torch_bridge.mac_count import MAC_FREE_OPS, attention_macs
 from shapecalc.torch_bridge.measure import torch_module
+from shapecalc.torch_bridge.real_run import Unseen, unwatched
 
 
 @dataclass
@@ -157,8 +158,6 @@ class Recording:
         torch = torch_module()
         for t in _tensors(values, torch, 3):
             if id(t) not in self.traced and id(t) not in self.unentered.ids:
-                from shapecalc.torch_bridge.real_run import Unseen
-
                 raise Unseen(f"a tensor of {tuple(t.shape)} came from code the recorder "
                              "cannot see")
 
@@ -182,8 +181,6 @@ class Recording:
     def _unwatched_or_not(self, func: Any, label: str, args: tuple, kwargs: dict) -> Any:
         """``func`` in a real run whose guard is not entered: directly, its outputs added to
         the guard's budgets, if it cannot write into an argument; else watched."""
-        from shapecalc.torch_bridge.real_run import unwatched
-
         if unwatched(func, label, args, kwargs):
             out = func(*args, **kwargs)
             self.unentered.account(label, args, out)
