@@ -12,10 +12,11 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-from shapecalc.torch_bridge import fx_tracer  # noqa: E402
+from shapecalc.torch_bridge import fx_lean  # noqa: E402
 from shapecalc.torch_bridge.fx_common import ModuleIndex, module_to_layer  # noqa: E402
 from shapecalc.torch_bridge.fx_forwards import recorded_forwards  # noqa: E402
-from shapecalc.torch_bridge.fx_tracer import LeanFx, tracer_class  # noqa: E402
+from shapecalc.torch_bridge.fx_lean import LeanFx  # noqa: E402
+from shapecalc.torch_bridge.fx_tracer import tracer_class  # noqa: E402
 from shapecalc.torch_bridge.measure import run_mode  # noqa: E402
 
 FX_PATHS = LeanFx(trace=None, nodes=False)  # every step as torch.fx does it
@@ -103,7 +104,7 @@ def test_the_vetted_torch_takes_the_lean_paths():
     from torch.fx import _symbolic_trace, graph, proxy
 
     lean = LeanFx.found()
-    matches = {name: fx_tracer.fx_fingerprint(f) == fx_tracer.VETTED[name] for name, f in (
+    matches = {name: fx_lean.fx_fingerprint(f) == fx_lean.VETTED[name] for name, f in (
         ("Tracer.trace", _symbolic_trace.Tracer.trace),
         ("Graph.create_node", graph.Graph.create_node),
         ("TracerBase.create_node", proxy.TracerBase.create_node),
@@ -123,7 +124,7 @@ def test_the_vetted_torch_takes_the_lean_paths():
                              and matches["_create_wrapped_func"])
     wrapped = nn.Module._wrapped_call_impl
     matches["_wrapped_call_impl"] = nn.Module.__call__ is wrapped and \
-        fx_tracer.fx_fingerprint(wrapped) == fx_tracer.VETTED["_wrapped_call_impl"]
+        fx_lean.fx_fingerprint(wrapped) == fx_lean.VETTED["_wrapped_call_impl"]
     assert (lean.call_impl is nn.Module._call_impl) == matches["_wrapped_call_impl"]
     if torch.__version__.startswith("2.13."):  # the version vetted: a new one must be re-vetted
         assert all(matches.values()) and lean.names and lean.scopes and lean.proxies \
@@ -131,7 +132,7 @@ def test_the_vetted_torch_takes_the_lean_paths():
 
 
 def test_a_changed_fx_function_is_not_vetted(monkeypatch):
-    monkeypatch.setitem(fx_tracer.VETTED, "Graph.create_node", "0" * 16)
+    monkeypatch.setitem(fx_lean.VETTED, "Graph.create_node", "0" * 16)
     LeanFx.found.cache_clear()
     try:
         assert not LeanFx.found().nodes
@@ -167,16 +168,16 @@ def test_module_calls_are_seen_through_call_impl_only_where_they_all_go_there():
     if impl is None:
         pytest.skip("this torch's Module.__call__ is not the vetted one")
     held = Held()
-    assert fx_tracer._calls_through_call_impl(ModuleIndex.of(held), impl)
+    assert fx_lean._calls_through_call_impl(ModuleIndex.of(held), impl)
     held.conv._compiled_call_impl = held.conv._call_impl
-    assert not fx_tracer._calls_through_call_impl(ModuleIndex.of(held), impl)
+    assert not fx_lean._calls_through_call_impl(ModuleIndex.of(held), impl)
 
     class Own(nn.ReLU):
         def _call_impl(self, *args, **kwargs):
             return super()._call_impl(*args, **kwargs)
 
     mixed = nn.Sequential(nn.Linear(2, 2), Own())
-    assert not fx_tracer._calls_through_call_impl(ModuleIndex.of(mixed), impl)
+    assert not fx_lean._calls_through_call_impl(ModuleIndex.of(mixed), impl)
     assert_same_trace(lambda: nn.Sequential(nn.Linear(2, 2), Own()))
 
 
@@ -197,8 +198,8 @@ class Delegating(nn.Module):
 
 
 def test_reads_through_a_modules_own_getattr_are_seen():
-    assert fx_tracer._getattr_classes(ModuleIndex.of(Delegating())) is None
-    assert fx_tracer._getattr_classes(ModuleIndex.of(Held())) is not None
+    assert fx_lean._getattr_classes(ModuleIndex.of(Delegating())) is None
+    assert fx_lean._getattr_classes(ModuleIndex.of(Held())) is not None
     assert_same_trace(Delegating)
     graph, _, _ = _traced(Delegating(), LeanFx.found())
     assert [n.target for n in graph.nodes if n.op == "get_attr"] == ["scale"]
@@ -220,7 +221,7 @@ def test_classes_are_restored_after_a_trace():
         def forward(self, x):
             return self.box.conv(x) * self.gamma
 
-    assert fx_tracer._getattr_classes(ModuleIndex.of(Boxed())) is None
+    assert fx_lean._getattr_classes(ModuleIndex.of(Boxed())) is None
     assert_same_trace(Boxed)
 
     class Failing(Held):
@@ -261,9 +262,9 @@ def test_tensor_attribute_map_is_fx_own():
     from torch.fx._symbolic_trace import _constant_attribute_types as kinds
 
     plain = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
-    assert fx_tracer._tensor_attrs(plain, ModuleIndex.of(plain), kinds) == {}
+    assert fx_lean._tensor_attrs(plain, ModuleIndex.of(plain), kinds) == {}
     held = Held()
-    found = fx_tracer._tensor_attrs(held, ModuleIndex.of(held), kinds)
+    found = fx_lean._tensor_attrs(held, ModuleIndex.of(held), kinds)
     assert found == {held.scale: "scale"}
 
 
@@ -308,8 +309,8 @@ def test_module_index_is_what_torch_walks_give(root):
         [(p, id(t)) for p, t in root.named_buffers(remove_duplicate=False)]
     assert [id(m) for m in index.unique] == [id(m) for m in root.modules()]
     assert index.first_paths == {m: p for p, m in root.named_modules()}
-    firsts = fx_tracer._first_paths(root, index)
-    assert firsts == fx_tracer._first_paths(root, None)
+    firsts = fx_lean.first_paths(root, index)
+    assert firsts == fx_lean.first_paths(root, None)
 
 
 # ------------------------------------------------------------------ node names
@@ -329,9 +330,9 @@ def test_plain_names_are_the_names_fx_gives(targets):
     for target in targets + targets:
         if not target:
             continue
-        plain = fx_tracer.plain_name(target)
+        plain = fx_lean.plain_name(target)
         expected = theirs.create_name(graph._target_to_str(target), None)
-        got = fx_tracer._fresh_name(ours, plain, fx_graph._illegal_names) if plain is not None \
+        got = fx_lean._fresh_name(ours, plain, fx_graph._illegal_names) if plain is not None \
             else ours.create_name(graph._target_to_str(target), None)
         assert got == expected
     assert ours._base_count == theirs._base_count and ours._used_names == theirs._used_names
@@ -341,4 +342,4 @@ def test_plain_names_are_the_names_fx_gives(targets):
     ("blocks.0.conv_pw", "blocks_0_conv_pw"), ("0.weight", "_0_weight"), ("__getitem__", "getitem"),
     ("size", "size"), ("convBlock.x", None), ("a..b", None), ("", None), ("__", None)])
 def test_plain_name_examples(target, name):
-    assert fx_tracer.plain_name(target) == name
+    assert fx_lean.plain_name(target) == name
