@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from shapecalc.core.graph import BlockInfo, path_prefixes
+from shapecalc.core.graph import BlockInfo, EnclosingPaths
 from shapecalc.core.layers import LAYER_TYPES, MERGE_TYPES, AvgPool2d, CondConv2d, Conv2d, Layer, MaxPool2d
 from shapecalc.core.layers.base import TF_SAME
 from shapecalc.torch_bridge.fx_ops import MODULE_ARGUMENTS
@@ -244,22 +244,22 @@ def blocks_for(graph_nodes: list, submodules: dict[str, Any], output: str,
     ``returned`` names, for a module whose call returned a tuple or list, the node of each item
     in the order returned; other blocks return what is used after them.
 
-    One pass over the nodes (each credited to every module path above it): O(nodes × depth),
-    so deep models trace in time linear in depth (it was quadratic).
+    One pass over the nodes (each credited to every module above it): O(nodes × depth), so
+    deep models trace in time linear in depth (it was quadratic). Only the prefixes that name a
+    module (``submodules``: module path → module, ModuleIndex.modules) collect members.
     """
     consumers: dict[str, set[str]] = {}
     for n in graph_nodes:
         for i in n.inputs:
             consumers.setdefault(i, set()).add(n.name)
-    members: dict[str, list] = {}  # prefix → its nodes in order; dict order = first appearance
+    enclosing = EnclosingPaths(submodules)
+    members: dict[str, list] = {}  # module path → its nodes in order; dict order = first appearance
     for n in graph_nodes:
-        for prefix in path_prefixes(n.name):
-            members.setdefault(prefix, []).append(n)
+        for path in enclosing(n.name):
+            members.setdefault(path, []).append(n)
     blocks: dict[str, BlockInfo] = {}
     for path, inside in members.items():
-        sub = submodules.get(path)  # module path → module (ModuleIndex.modules)
-        if sub is None:  # a prefix that names no module
-            continue
+        sub = submodules[path]
         names = {m.name for m in inside}
         source = next((i for i in inside[0].inputs if i not in names), "input")
         # What the module returns: values used after it, and values nothing uses (PiT's
