@@ -258,8 +258,11 @@ class AxisRF:
         channels). ``None`` when the two do not advance alike (no common period)."""
         if self == other:
             return self
-        if Fraction(self.shift, self.period) != Fraction(other.shift, other.period):
+        if self.shift * other.period != other.shift * self.period:  # jumps differ (no Fraction: hot)
             return None
+        if len(self.lo) == len(other.lo) == 1 and self.lo[0] is not None and other.lo[0] is not None:
+            # One field each, as after convs and pools: the wider span of the two.
+            return AxisRF((min(self.lo[0], other.lo[0]),), (max(self.hi[0], other.hi[0]),), self.shift)
         period = self.period * other.period // gcd(self.period, other.period)
         if period > MAX_PERIOD:
             return None

@@ -536,12 +536,14 @@ def batch_positions(output: Shape, ndim: int) -> int:
 
 def dropped_notes(dropped: list[tuple[str, int]]) -> list[Note]:
     """``[("H", 3), ("W", 3)]`` → one DROPS note, "drops 3 px (H, W)": one per distinct count."""
-    from shapecalc.core.notes import Note, NoteKind
-
     by_count: dict[int, list[str]] = {}
     for axis, count in dropped:
         if count:
             by_count.setdefault(count, []).append(axis)
+    if not by_count:  # most layers drop nothing: no import (a microsecond, every conv and pool)
+        return []
+    from shapecalc.core.notes import Note, NoteKind
+
     return [Note.of(NoteKind.DROPS, px=count, axes=tuple(axes)) for count, axes in by_count.items()]
 
 
