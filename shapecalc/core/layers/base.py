@@ -239,12 +239,12 @@ def next_field(rf: RF, steps: FieldSteps) -> RF:
     (:data:`AxisMoves`) moves the fields with them (:mod:`~shapecalc.core.arithmetic.field_axes`);
     per-axis steps read the trailing axes, so a field held elsewhere (channels-last) meets them
     as unknown."""
+    if steps is FieldRule.POINTWISE:  # most layers: the field passes on, global or unknown too
+        return rf
     if steps is FieldRule.GLOBAL or rf is None:
         return None
     if steps is FieldRule.UNKNOWN or rf is FieldRule.UNKNOWN:
         return FieldRule.UNKNOWN
-    if steps is FieldRule.POINTWISE:
-        return rf
     if isinstance(steps, Joined):
         return merge_fields([rf], steps)
     if isinstance(steps, AxisMoves):
@@ -278,6 +278,8 @@ def merge_fields(fields: Sequence[RF], steps: FieldSteps) -> RF:
     along the channels) what any input reads, position by position. Inputs whose fields sit on
     other axes (channels-last) merge only when they sit alike; a concatenation (:class:`Joined`)
     along an axis that holds a field moves the later inputs' positions, which no rule follows."""
+    if steps is FieldRule.POINTWISE and all(type(f) is tuple for f in fields):
+        return _united(fields)  # most merges (a residual add): known fields on the trailing axes
     if isinstance(steps, Mixed) and steps.attends:
         return _attended(fields, steps)
     if isinstance(steps, AxisMoves) and not isinstance(steps, Joined):
@@ -295,11 +297,18 @@ def merge_fields(fields: Sequence[RF], steps: FieldSteps) -> RF:
     placements = {f.where if isinstance(f, Placed) else None for f in fields}  # type: ignore[union-attr]
     if len(placements) > 1:
         return FieldRule.UNKNOWN
-    axes = max(len(f) for f in fields)  # type: ignore[arg-type]
-    spatial = [f for f in fields if len(f) == axes]  # type: ignore[arg-type]  # (N, C) gates broadcast
-    merged = list(spatial[0])  # type: ignore[index]
+    return _united(fields)  # type: ignore[arg-type]
+
+
+def _united(fields: Sequence[tuple]) -> RF:
+    """Known fields placed alike, merged position by position: what any input reads, axis by
+    axis (inputs with fewer axes, (N, C) gates, broadcast); unknown where two do not advance
+    alike."""
+    axes = max(len(f) for f in fields)
+    spatial = [f for f in fields if len(f) == axes]
+    merged = list(spatial[0])
     for f in spatial[1:]:
-        for i, a in enumerate(f):  # type: ignore[union-attr]
+        for i, a in enumerate(f):
             union = merged[i].union(a) if merged[i] is not None else None
             merged[i] = union
     if any(a is None for a in merged):
