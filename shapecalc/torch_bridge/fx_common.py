@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -248,15 +249,16 @@ def blocks_for(graph_nodes: list, submodules: dict[str, Any], output: str,
     deep models trace in time linear in depth (it was quadratic). Only the prefixes that name a
     module (``submodules``: module path → module, ModuleIndex.modules) collect members.
     """
-    consumers: dict[str, set[str]] = {}
+    consumers: defaultdict[str, set[str]] = defaultdict(set)
     for n in graph_nodes:
         for i in n.inputs:
-            consumers.setdefault(i, set()).add(n.name)
+            consumers[i].add(n.name)
     enclosing = EnclosingPaths(submodules)
-    members: dict[str, list] = {}  # module path → its nodes in order; dict order = first appearance
+    # module path → its nodes in order; dict order = first appearance
+    members: defaultdict[str, list] = defaultdict(list)
     for n in graph_nodes:
         for path in enclosing(n.name):
-            members.setdefault(path, []).append(n)
+            members[path].append(n)
     blocks: dict[str, BlockInfo] = {}
     for path, inside in members.items():
         sub = submodules[path]
@@ -266,7 +268,7 @@ def blocks_for(graph_nodes: list, submodules: dict[str, Any], output: str,
         # stage returns (x, cls_token) and the model keeps only the class token).
         outs = list((returned or {}).get(path, ())) or [
             m.name for m in inside if m.name == output or m.name not in consumers
-            or consumers[m.name] - names]
+            or not consumers[m.name] <= names]  # read outside the module
         out = outs[-1] if outs else inside[-1].name
         blocks[path] = BlockInfo(path, type(sub).__name__, source, out,
                                  tuple(outs) if len(outs) > 1 else ())
