@@ -397,7 +397,7 @@ class _WindowLayer(Layer):
                 label: str) -> tuple[Window, ...]:
         """``windows`` with their padding: ``left`` before the input, ``total`` in all."""
         try:
-            return tuple(dataclasses.replace(w, p=t, p_left=pl) for w, pl, t in zip(windows, left, total))
+            return tuple(w.with_padding(t, pl) for w, pl, t in zip(windows, left, total))
         except ConfigError as err:
             raise err.replace(layer=label, numbers={"padding": tuple(left)}) from None
 
