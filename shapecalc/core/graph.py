@@ -278,7 +278,8 @@ def analyze_graph(graph: Graph, inputs: Inputs | Shape | list[Shape], dtype: str
     # so far and are computed at every node.
     known: dict[tuple, tuple] = {}
     for node in graph.nodes:
-        ins = tuple([shapes[i] for i in node.inputs])
+        sources = node.inputs  # most nodes have one: no comprehension (a frame each, Python 3.11)
+        ins = (shapes[sources[0]],) if len(sources) == 1 else tuple([shapes[i] for i in sources])
         layer = node.layer
         try:
             answer = known.get((id(layer), ins))
@@ -291,9 +292,9 @@ def analyze_graph(graph: Graph, inputs: Inputs | Shape | list[Shape], dtype: str
             out, resolved, macs, layer_notes, steps, type_name = answer
             params = resolved.param_count(*ins) if node.params is None else node.params
             if len(ins) == 1:
-                rf = next_field(fields[node.inputs[0]], steps)
+                rf = next_field(fields[sources[0]], steps)
             else:
-                rf = merge_fields([fields[i] for i in node.inputs], steps)
+                rf = merge_fields([fields[i] for i in sources], steps)
             notes = [*layer_notes, *node.notes]
         except LayerError as err:
             located = err.located(node.name, layer.describe())
@@ -350,7 +351,7 @@ def _block_records(graph: Graph, records: list[Record], shapes: dict[str, Shape]
         out[path] = Record(
             path, info.label, (shapes[info.source],), shapes[info.output], params, macs,
             fields[info.output], sorted(notes, key=str), len(parents[path]), True, label=info.label,
-            output_shapes=tuple(shapes[o] for o in info.outputs),
+            output_shapes=tuple([shapes[o] for o in info.outputs]) if info.outputs else (),
         )
     return out
 
