@@ -251,8 +251,8 @@ def next_field(rf: RF, steps: FieldSteps) -> RF:
         return _moved(rf, steps)
     if len(steps) != len(rf) or isinstance(rf, Placed):  # the layer's spatial axes are not the field's
         return FieldRule.UNKNOWN
-    out = tuple(a.through(s) for a, s in zip(rf, steps))
-    return FieldRule.UNKNOWN if any(a is None for a in out) else out  # type: ignore[return-value]
+    out = tuple([a.through(s) for a, s in zip(rf, steps)])
+    return FieldRule.UNKNOWN if None in out else out  # type: ignore[return-value]
 
 
 def _moved(rf: tuple, moves: Permuted | Reshaped | Mixed) -> RF:
@@ -284,7 +284,7 @@ def merge_fields(fields: Sequence[RF], steps: FieldSteps) -> RF:
         return _attended(fields, steps)
     if isinstance(steps, AxisMoves) and not isinstance(steps, Joined):
         return next_field(fields[0], steps)  # the others only lend sizes (x.view(B, N, -1))
-    if steps is FieldRule.GLOBAL or any(f is None for f in fields):
+    if steps is FieldRule.GLOBAL or None in fields:
         return None
     if isinstance(steps, Joined):
         if any(isinstance(f, Placed) and any(w.axis == steps.axis for w in f.where) for f in fields):
@@ -292,7 +292,7 @@ def merge_fields(fields: Sequence[RF], steps: FieldSteps) -> RF:
         if not any(isinstance(f, Placed) for f in fields) and steps.axis >= 2:
             return FieldRule.UNKNOWN  # along a trailing (spatial) axis
         steps = FieldRule.POINTWISE
-    if steps is not FieldRule.POINTWISE or any(f is FieldRule.UNKNOWN for f in fields):
+    if steps is not FieldRule.POINTWISE or FieldRule.UNKNOWN in fields:
         return FieldRule.UNKNOWN
     placements = {f.where if isinstance(f, Placed) else None for f in fields}  # type: ignore[union-attr]
     if len(placements) > 1:
@@ -304,14 +304,14 @@ def _united(fields: Sequence[tuple]) -> RF:
     """Known fields placed alike, merged position by position: what any input reads, axis by
     axis (inputs with fewer axes, (N, C) gates, broadcast); unknown where two do not advance
     alike."""
-    axes = max(len(f) for f in fields)
+    axes = max(map(len, fields))
     spatial = [f for f in fields if len(f) == axes]
     merged = list(spatial[0])
     for f in spatial[1:]:
         for i, a in enumerate(f):
             union = merged[i].union(a) if merged[i] is not None else None
             merged[i] = union
-    if any(a is None for a in merged):
+    if None in merged:
         return FieldRule.UNKNOWN
     first = spatial[0]
     return Placed(merged, first.where) if isinstance(first, Placed) else tuple(merged)
