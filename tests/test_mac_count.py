@@ -14,7 +14,7 @@ F = nn.functional
 import shapecalc  # noqa: E402
 from shapecalc.output import MACS_CONVENTION  # noqa: E402
 from shapecalc.output.formats import to_markdown  # noqa: E402
-from shapecalc.torch_bridge.mac_count import counted  # noqa: E402
+from shapecalc.torch_bridge.mac_count import attention_macs, counted, math_attention  # noqa: E402
 
 
 def flop_counter_macs(model, *xs):
@@ -58,6 +58,30 @@ class VectorHead(nn.Module):
 
     def forward(self, x):
         return self.lin(x) @ self.v
+
+
+@pytest.mark.parametrize("q, k, v, kwargs", [
+    ((2, 4, 5, 8), (2, 4, 7, 8), (2, 4, 7, 16), {}),
+    ((1, 2, 9, 4), (1, 2, 9, 4), (1, 2, 9, 4), {"is_causal": True}),
+    ((3, 2, 6, 8), (3, 2, 6, 8), (3, 2, 6, 8), {"attn_mask": "mask"}),
+    ((1, 8, 5, 8), (1, 2, 7, 8), (1, 2, 7, 8), {"enable_gqa": True}),
+    ((4, 5, 8), (4, 7, 8), (4, 7, 8), {}),  # 3-D: no formula, the counter runs
+])
+def test_attention_from_torch_s_formula_is_what_its_math_path_counts(q, k, v, kwargs):
+    F = torch.nn.functional
+    tensors = [torch.randn(s) for s in (q, k, v)]
+    if kwargs.get("attn_mask") == "mask":
+        kwargs = {"attn_mask": torch.ones(q[-2], k[-2], dtype=torch.bool)}
+    try:
+        with math_attention():
+            _, expected = counted(F.scaled_dot_product_attention, *tensors, **kwargs)
+    except TypeError:  # a torch without grouped-query attention
+        pytest.skip("enable_gqa needs a newer torch")
+    formula = attention_macs(tuple(tensors))
+    if formula is None:  # not 4-D, or grouped heads on a torch whose formula has none
+        assert len(q) != 4 or q[1] != k[1]
+    else:
+        assert formula == expected > 0
 
 
 def test_a_product_with_a_vector_is_counted_not_zero():
@@ -170,13 +194,16 @@ def test_hook_import_counts_functional_convolutions_and_attention_where_they_hap
 
 
 def test_transformers_conv1d_and_sdpa_are_counted():
+    """GPT-2's Conv1D is read as the linear layer it is (its weight stored transposed):
+    the engine's rule, bias included as for every Linear, where torch's count has none."""
     transformers = pytest.importorskip("transformers")
     config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=100, n_positions=32)
     model = transformers.GPT2LMHeadModel(config)
     ids = torch.zeros(1, 16, dtype=torch.long)
     result = shapecalc.analyze(model, (1, 16), input_dtypes=["int64"])
     conv1d = result.record("transformer.h.0.attn.c_attn")
-    assert conv1d.macs == 16 * 32 * 96 and conv1d.origin == "measured"
+    assert conv1d.type == "Linear" and conv1d.origin != "measured"
+    assert conv1d.macs == 16 * (32 * 96 + 96) and conv1d.params == 32 * 96 + 96
     torch_macs = flop_counter_macs(model, ids)
     assert torch_macs <= result.total_macs <= torch_macs * 1.05
     assert result.total_params == sum(p.numel() for p in model.parameters())

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from shapecalc.core.graph import BlockInfo, EnclosingPaths
-from shapecalc.core.layers import LAYER_TYPES, MERGE_TYPES, AvgPool2d, CondConv2d, Conv2d, Layer, MaxPool2d
+from shapecalc.core.layers import (
+    LAYER_TYPES, MERGE_TYPES, AvgPool2d, CondConv2d, Conv2d, Layer, Linear, MaxPool2d,
+)
 from shapecalc.core.layers.base import TF_SAME
 from shapecalc.torch_bridge.fx_ops import MODULE_ARGUMENTS
 from shapecalc.torch_bridge.measure import torch_module
@@ -161,10 +163,18 @@ def _avg_pool2d_same(m: Any) -> tuple[type, dict[str, Any]] | None:
                            ceil_mode=m.ceil_mode, count_include_pad=m.count_include_pad)
 
 
-#: timm modules that are a known layer whose forward torch.fx cannot trace: TensorFlow 'SAME'
-#: padding computed from the input size in Python, CondConv's per-sample kernels. (module,
-#: class) → reader; timm's ScaledStdConv2dSame is not here: its ``gain`` parameter is not a conv's.
+def _transformers_conv1d(m: Any) -> tuple[type, dict[str, Any]] | None:
+    # GPT-2's linear layer: addmm(bias, x.view(-1, nx), weight) with the weight stored (nx, nf).
+    return Linear, dict(in_features=m.nx, out_features=m.nf, bias=m.bias is not None)
+
+
+#: Library modules that are a known layer: timm's whose forward torch.fx cannot trace
+#: (TensorFlow 'SAME' padding computed from the input size in Python, CondConv's per-sample
+#: kernels), and transformers' Conv1D (a linear layer with its weight transposed, measured op
+#: by op otherwise). (module, class) → reader; timm's ScaledStdConv2dSame is not here: its
+#: ``gain`` parameter is not a conv's.
 _TIMM_LAYERS: dict[tuple[str, str], Callable[[Any], tuple[type, dict[str, Any]] | None]] = {
+    ("transformers.pytorch_utils", "Conv1D"): _transformers_conv1d,
     ("timm.layers.conv2d_same", "Conv2dSame"): _conv2d_same,
     ("timm.layers.std_conv", "StdConv2dSame"): _std_conv2d_same,
     ("timm.layers.pool2d_same", "MaxPool2dSame"): _max_pool2d_same,

@@ -46,12 +46,25 @@ def recorded_modules(module: Any) -> list[tuple[str, Any]]:
 
 def input_names(module: Any, count: int) -> list[str]:
     """Names of the forward's tensor arguments (``x``, ``tokens``), for labelling the inputs."""
+    forward = module.forward
     try:
-        params = [p.name for p in inspect.signature(module.forward).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        params = []
+        params = _positional_names(getattr(forward, "__func__", None) or forward,
+                                   hasattr(forward, "__func__"))
+    except TypeError:  # an unhashable callable
+        params = _positional_names.__wrapped__(forward, False)
     return [params[i] if i < len(params) else f"input_{i}" for i in range(count)]
+
+
+@lru_cache(maxsize=1024)
+def _positional_names(forward: Any, bound: bool) -> tuple[str, ...]:
+    """The positional parameters of a forward, read once per function (``inspect.signature``
+    costs 0.1 ms a call); ``bound``: the function of a bound method, whose ``self`` is dropped."""
+    try:
+        names = [p.name for p in inspect.signature(forward).parameters.values()
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return ()
+    return tuple(names[1:] if bound else names)
 
 
 def hook_graph(module: Any, name: str, inputs: Inputs, training: bool = False,
@@ -356,25 +369,36 @@ def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False
     from shapecalc.core.bounds import MAX_RUN_BYTES
     from shapecalc.torch_bridge.meta_memo import meta_memo
     from shapecalc.torch_bridge.real_run import (
-        cheaper_for_real, owned_tensors, real_run_guard, remember,
+        Unseen, cheaper_for_real, owned_tensors, real_run_guard, remember,
     )
 
+    per_call = observe is not None  # a recording sees every call: the guard may wait for them
     observe = observe or (lambda mode: mode)
     torch = torch_module()
-    owned = owned_tensors(module)
-    if cheaper_for_real(module, _input_bytes(given), MAX_RUN_BYTES.get(), owned):
+    key = (tuple(given.shapes), tuple(i.dtype for i in given), training, MAX_RUN_BYTES.get())
+    with torch._C.DisableTorchFunction():  # the recording need not see shapecalc's own reads
+        owned = owned_tensors(module)
+        real_first = cheaper_for_real(module, _input_bytes(given), MAX_RUN_BYTES.get(), owned,
+                                      key)
+    while real_first:
         # A small model's real forward costs less than torch's Python meta kernels; where it
         # would write into the model's tensors, run long, or fails at all, meta answers.
         xs = [meta_input(i.shape, i.dtype, "cpu") for i in given]
         if inputs is not None:
             inputs[:] = xs
+        with torch._C.DisableTorchFunction():
+            guard = real_run_guard(module, MAX_RUN_BYTES.get(), owned=owned, per_call=per_call)
         try:
-            with observe(real_run_guard(module, MAX_RUN_BYTES.get(), owned=owned)), \
-                    run_mode(module, training), torch.no_grad(), math_attention():
+            with guard.unchanged(), observe(guard), run_mode(module, training), torch.no_grad(), \
+                    math_attention():
                 return xs, module(*xs)
-        except Exception as err:  # GaveUp, or anything torch refused: meta says it as before
-            remember(module, err)
+        except Unseen:  # watched again, every op: the work the recorder could not see counts
+            per_call = False
             reset()
+        except Exception as err:  # GaveUp, or anything torch refused: meta says it as before
+            remember(module, err, key)
+            reset()
+            break
     xs = [meta_input(i.shape, i.dtype) for i in given]
     if inputs is not None:
         inputs[:] = xs

@@ -11,6 +11,11 @@ repeats its layers' ops; in a real run the :mod:`~shapecalc.torch_bridge.real_ru
 hands the ops of every call whose MACs no rule gives to a
 :func:`~shapecalc.torch_bridge.mac_count.mac_counter`: torch's own count of the
 multiply-accumulates (``None`` where torch has no formula).
+
+A real run's guard may be *per call* (:attr:`~.real_run.RealRunGuard.per_call`): it is then
+entered only around what needs it, a call that may write or whose MACs are counted (attention's
+come from torch's formula for it instead), while a counted module's calls are traced so that
+work the function mode cannot see (TorchScript) sends the run back to the whole-run guard.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from shapecalc.torch_bridge.mac_count import MAC_FREE_OPS
+from shapecalc.torch_bridge.mac_count import MAC_FREE_OPS, attention_macs
 from shapecalc.torch_bridge.measure import torch_module
+from shapecalc.torch_bridge.real_run import Unseen, unwatched
 
 
 @dataclass
@@ -89,6 +95,12 @@ class Recording:
         self.modes: list = []
         #: The dispatch mode the forward now runs under (:meth:`observing`).
         self.dispatch: Any = None
+        #: A real run's guard while it is not entered: it is entered only around the calls
+        #: and counted modules that need it (``real_run``'s docstring says why).
+        self.unentered: Any = None
+        #: Under the per-call guard, the tensors a counted module was given or made by calls
+        #: the recorder saw (kept alive, so an id is never reused while it runs).
+        self.traced: dict[int, Any] | None = None
 
     def clear(self) -> None:
         """Forget a run (the forward is retried for real after meta refused it)."""
@@ -110,9 +122,13 @@ class Recording:
         inputs = tuple(_tensors(args, torch, 0)) + tuple(_tensors(kwargs.values(), torch, 0))
         call = Call(path, m, type(m).__name__, inputs, macs=None)
         if id(m) in self.counted or len(inputs) != 1:
+            # The counter counts every op the dispatch mode sees from now on; under the
+            # per-call guard, that is each call of this module that is not free of MACs.
             self.dispatch.observer = self.counter.count
             self.counting = True
             call.mark = self.counter.mark()
+            if self.unentered is not None:
+                self.traced = {id(t): t for t in _tensors((args, kwargs), torch, 3)}
         self.started.append(call)
         self.depth += 1
 
@@ -122,6 +138,8 @@ class Recording:
         self.finished += 1
         call.output = out
         if self.counting:
+            if self.traced is not None:
+                self._trace(out)
             call.macs = self.counter.since(call.mark)
             self._stop_counting()
         self.calls.append(call)
@@ -130,6 +148,44 @@ class Recording:
         if self.counting:
             self.dispatch.observer = None
             self.counting = False
+        self.traced = None
+
+    def _trace(self, *values: Any) -> None:
+        """Under the per-call guard, a counted module's work is counted only in the calls the
+        recorder sees: a tensor it uses or returns that none of them made, nor its input nor
+        the model's own, was made where no function mode looks (TorchScript, a C++
+        extension), whose work went uncounted."""
+        torch = torch_module()
+        for t in _tensors(values, torch, 3):
+            if id(t) not in self.traced and id(t) not in self.unentered.ids:
+                raise Unseen(f"a tensor of {tuple(t.shape)} came from code the recorder "
+                             "cannot see")
+
+    def _enter_guard(self) -> Any:
+        guard, self.unentered = self.unentered, None
+        guard.__enter__()
+        return guard
+
+    def _leave_guard(self, guard: Any) -> None:
+        guard.__exit__(None, None, None)
+        self.unentered = guard
+
+    def _watched(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        """``func`` in a real run whose guard is not entered: around it, the guard."""
+        guard = self._enter_guard()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            self._leave_guard(guard)
+
+    def _unwatched_or_not(self, func: Any, label: str, args: tuple, kwargs: dict) -> Any:
+        """``func`` in a real run whose guard is not entered: directly, its outputs added to
+        the guard's budgets, if it cannot write into an argument; else watched."""
+        if unwatched(func, label, args, kwargs):
+            out = func(*args, **kwargs)
+            self.unentered.account(label, args, out)
+            return out
+        return self._watched(func, args, kwargs)
 
     # A hook that returns a value replaces the module's input or output: these return None.
     def _enter_owner(self, path: str) -> None:
@@ -143,20 +199,45 @@ class Recording:
         self.forward = running
 
     def _function(self, func: Any, args: tuple, kwargs: dict) -> Any:
-        if self.depth or not self.forward:
+        if self.dispatch is None:  # outside a run (a forward that raised left ``forward`` set)
             return func(*args, **kwargs)
+        if self.depth or not self.forward:
+            if self.unentered is None:
+                return func(*args, **kwargs)
+            if not self.forward:  # hooks around the root's forward: rare, watched
+                return self._watched(func, args, kwargs)
+            label = function_label(func)
+            if self.traced is None:
+                return self._unwatched_or_not(func, label, args, kwargs)
+            # A counted module's call: traced, and counted unless free of MACs.
+            self._trace(args, kwargs)
+            out = self._unwatched_or_not(func, label, args, kwargs) if label in MAC_FREE_OPS \
+                else self._watched(func, args, kwargs)
+            for t in _tensors((out,), torch_module(), 3):
+                self.traced[id(t)] = t
+            return out
         torch = torch_module()
         label = function_label(func)
         saved = self.saved_by_function = [] if self.saving else None
         try:
-            if label in MAC_FREE_OPS:  # no matrix product can run inside: not counted
-                out, macs = func(*args, **kwargs), 0
+            # No matrix product can run inside these, nor in an attribute read (``x.shape``,
+            # ``x.dtype``: a third of the calls of a transformer's own code): not counted.
+            if label in MAC_FREE_OPS or getattr(func, "__name__", None) == "__get__":
+                out = func(*args, **kwargs) if self.unentered is None else \
+                    self._unwatched_or_not(func, label, args, kwargs)
+                macs = 0
+            elif label == "scaled_dot_product_attention" and self.unentered is not None and \
+                    len(args) >= 3 and (macs := attention_macs(args)) is not None:
+                out = self._unwatched_or_not(func, label, args, kwargs)
             else:
+                guard = self._enter_guard() if self.unentered is not None else None
                 self.dispatch.observer, mark = self.counter.count, self.counter.mark()
                 try:
                     out = func(*args, **kwargs)
                 finally:
                     self.dispatch.observer = None
+                    if guard is not None:
+                        self._leave_guard(guard)
                 macs = self.counter.since(mark)
         finally:
             self.saved_by_function = None
@@ -188,11 +269,19 @@ class Recording:
 
             mode = meta_memo()
         self.dispatch = mode
+        if getattr(mode, "per_call", False):  # a real run's guard: entered where needed
+            self.unentered = mode
+            try:
+                yield mode
+            finally:
+                self._stop_counting()  # a module torch refused never reached its post-hook
+                self.dispatch = self.unentered = None
+            return
         try:
             with mode:
                 yield mode
         finally:
-            self._stop_counting()  # a module torch refused never reached its post-hook
+            self._stop_counting()
             self.dispatch = None
 
     def __enter__(self) -> "Recording":

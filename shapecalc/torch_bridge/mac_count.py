@@ -174,6 +174,20 @@ def math_attention() -> Iterator[None]:
         yield
 
 
+def attention_macs(args: tuple) -> int | None:
+    """Torch's count for ``scaled_dot_product_attention(query, key, value, ...)`` from its own
+    formula (``sdpa_flop_count``: the two batched products the math path runs, which is what
+    the counter sees on that path), so a real run need not watch every op of the path; ``None``
+    where the formula does not apply (not 4-D, heads that do not divide) and the counter must
+    run."""
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    try:
+        return sdpa_flop_count(*(tuple(t.shape) for t in args[:3])) // 2
+    except (AssertionError, ValueError, TypeError, AttributeError):
+        return None
+
+
 def counted(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, int | None]:
     """``fn(*args, **kwargs)`` and torch's MACs for it (``None`` if it ran uncountable work)."""
     import torch
