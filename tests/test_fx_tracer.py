@@ -73,6 +73,10 @@ class Held(nn.Module):
         v = self.head(v) * self.gamma + self.offset
         n, c = v.shape
         w = operator.mul(self.tail(v), c)
+        # torch functions on plain arguments (a list, keywords, a dtype) and on others (a
+        # torch.Size, a tuple to pytree): fx's __torch_function__ and the lean one
+        w = torch.cat([w, F.softmax(w, dim=-1, dtype=torch.float32)], dim=1)
+        w = torch.reshape(torch.reshape(w, (n, 2 * c)), torch.Size([1, -1]))
         return self.Out(a=v, b=w.softmax(dim=-1))
 
 
@@ -102,15 +106,28 @@ def test_the_vetted_torch_takes_the_lean_paths():
     matches = {name: fx_tracer.fx_fingerprint(f) == fx_tracer.VETTED[name] for name, f in (
         ("Tracer.trace", _symbolic_trace.Tracer.trace),
         ("Graph.create_node", graph.Graph.create_node),
-        ("TracerBase.create_node", proxy.TracerBase.create_node))}
+        ("TracerBase.create_node", proxy.TracerBase.create_node),
+        ("TracerBase.create_proxy", proxy.TracerBase.create_proxy),
+        ("TracerBase.create_arg", proxy.TracerBase.create_arg),
+        ("Proxy.__torch_function__", proxy.Proxy.__torch_function__.__func__),
+        ("is_tensor_method_or_property", torch.overrides.is_tensor_method_or_property.__wrapped__),
+        ("_patch_wrapped_functions", _symbolic_trace._patch_wrapped_functions),
+        ("_autowrap_check", _symbolic_trace._autowrap_check),
+        ("_create_wrapped_func", _symbolic_trace._create_wrapped_func))}
     assert (lean.trace is not None) == matches["Tracer.trace"]
     assert lean.nodes == (matches["Graph.create_node"] and matches["TracerBase.create_node"])
+    assert lean.proxies == (matches["TracerBase.create_proxy"] and matches["TracerBase.create_arg"])
+    assert lean.torch_functions == (lean.names and matches["Proxy.__torch_function__"]
+                                    and matches["is_tensor_method_or_property"])
+    assert lean.wrappers == (matches["_patch_wrapped_functions"] and matches["_autowrap_check"]
+                             and matches["_create_wrapped_func"])
     wrapped = nn.Module._wrapped_call_impl
     matches["_wrapped_call_impl"] = nn.Module.__call__ is wrapped and \
         fx_tracer.fx_fingerprint(wrapped) == fx_tracer.VETTED["_wrapped_call_impl"]
     assert (lean.call_impl is nn.Module._call_impl) == matches["_wrapped_call_impl"]
     if torch.__version__.startswith("2.13."):  # the version vetted: a new one must be re-vetted
-        assert all(matches.values()) and lean.names and lean.scopes
+        assert all(matches.values()) and lean.names and lean.scopes and lean.proxies \
+            and lean.torch_functions and lean.wrappers
 
 
 def test_a_changed_fx_function_is_not_vetted(monkeypatch):
@@ -297,10 +314,14 @@ def test_module_index_is_what_torch_walks_give(root):
 
 # ------------------------------------------------------------------ node names
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.text(alphabet="ab_.09Zé-", max_size=8), max_size=12))
+@given(st.lists(st.text(alphabet="ab_.09Zé-", max_size=8)
+                | st.sampled_from(["input", "list", "for", "a_1", "a_01", "a__2", "_1", "x_"]),
+                max_size=12))
 def test_plain_names_are_the_names_fx_gives(targets):
-    """A run of targets named by fx's own derivation and by plain_name (where it gives one)
-    gets the same unique names, numbering included."""
+    """A run of targets named by fx's own derivation and by plain_name (where it gives one,
+    made unique by _fresh_name) gets the same unique names, numbering included; builtins and
+    keywords are numbered as fx numbers them."""
+    from torch.fx import graph as fx_graph
     from torch.fx.graph import Graph, _Namespace
 
     graph = Graph()
@@ -310,8 +331,10 @@ def test_plain_names_are_the_names_fx_gives(targets):
             continue
         plain = fx_tracer.plain_name(target)
         expected = theirs.create_name(graph._target_to_str(target), None)
-        assert ours.create_name(plain if plain is not None else graph._target_to_str(target),
-                                None) == expected
+        got = fx_tracer._fresh_name(ours, plain, fx_graph._illegal_names) if plain is not None \
+            else ours.create_name(graph._target_to_str(target), None)
+        assert got == expected
+    assert ours._base_count == theirs._base_count and ours._used_names == theirs._used_names
 
 
 @pytest.mark.parametrize("target, name", [

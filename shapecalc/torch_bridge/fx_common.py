@@ -40,8 +40,8 @@ class ModuleIndex:
 
     @classmethod
     def of(cls, root: Any) -> "ModuleIndex":
-        pairs = list(root.named_modules(remove_duplicate=False))
         nn = torch_module().nn
+        pairs = _named_modules(root, nn.Module.named_modules)
         if type(root).named_parameters is nn.Module.named_parameters \
                 and type(root).named_buffers is nn.Module.named_buffers:
             # what ``named_parameters(remove_duplicate=False)`` yields, from the same walk
@@ -66,6 +66,25 @@ class ModuleIndex:
         """No module and no parameter is reachable by two paths (tied weights, reused blocks)."""
         return (len({id(m) for m in self.modules.values()}) == len(self.modules)
                 and len({id(p) for _, p in self.params}) == len(self.params))
+
+
+def _named_modules(root: Any, walk: Any) -> list[tuple[str, Any]]:
+    """``root.named_modules(remove_duplicate=False)`` as a list, walked with a stack: torch's
+    nested generators hand each module up through every level above it. ``walk`` is
+    ``nn.Module.named_modules``; a module whose class walks otherwise, or a tree deeper than
+    Python's recursion limit (a module holding itself), is walked by torch."""
+    limit = sys.getrecursionlimit()
+    found: list[tuple[str, Any]] = []
+    stack = [("", root, 0)]
+    while stack:
+        prefix, m, depth = stack.pop()
+        if type(m).named_modules is not walk or depth > limit:
+            return list(root.named_modules(remove_duplicate=False))
+        found.append((prefix, m))
+        below = depth + 1
+        stack.extend(reversed([(f"{prefix}.{name}" if prefix else name, child, below)
+                               for name, child in m._modules.items() if child is not None]))
+    return found
 
 
 def module_to_layer(module: Any, made: dict | None = None) -> Layer | None:
@@ -218,7 +237,11 @@ def typed_key(value: Any) -> Any:
     for an unhashable value (the caller then builds the layer afresh)."""
     kind = type(value)
     if kind is tuple or kind is list:
-        return kind, tuple([typed_key(v) for v in value])
+        types = tuple(map(type, value))
+        if _HASHABLE.issuperset(types):  # flat (a kernel size): its items' types say the rest
+            return kind, tuple(value), types
+        return kind, tuple([(t, v) if t in _HASHABLE else typed_key(v)  # typed_key(v), inline
+                            for v, t in zip(value, types)])
     if kind not in _HASHABLE:
         hash(value)
     return kind, value
@@ -227,11 +250,20 @@ def typed_key(value: Any) -> Any:
 #: Types whose values always hash: most layer arguments are of these.
 _HASHABLE = frozenset({int, float, bool, str, type(None), type})
 
+#: Layers already built in this process, by factory and :func:`typed_key` of its arguments:
+#: a model analysed again (each analysis traces it afresh) or one with the same convolutions
+#: as the last gets its layers without checking them again (a third of reading a CNN's
+#: modules). Layers are frozen values made only from these, so the one made first will do.
+_BUILT: dict[Any, Layer] = {}
+_BUILT_MAX = 8192  # bounded: a process may read many models
+
 
 def shared_layer(made: dict | None, key: tuple, factory: Callable[..., Layer], *args: Any,
                  **kwargs: Any) -> Layer:
     """``factory(*args, **kwargs)``, built once per distinct ``key`` in ``made``: a thousand
-    identical modules or ``x + y`` calls share one checked layer (layers are frozen values)."""
+    identical modules or ``x + y`` calls share one checked layer (layers are frozen values).
+    ``key`` must name everything ``args`` and ``kwargs`` hold; :data:`_BUILT` keeps the layer
+    for later graphs."""
     if made is None:
         return factory(*args, **kwargs)
     try:
@@ -240,12 +272,21 @@ def shared_layer(made: dict | None, key: tuple, factory: Callable[..., Layer], *
     except TypeError:  # an unhashable argument (a list the spec will refuse, say): build afresh
         return factory(*args, **kwargs)
     if layer is None:
-        layer = made[key] = factory(*args, **kwargs)
+        built = (factory, key)
+        layer = _BUILT.get(built)
+        if layer is None:
+            layer = factory(*args, **kwargs)
+            if layer is not None:
+                if len(_BUILT) >= _BUILT_MAX:
+                    _BUILT.clear()
+                _BUILT[built] = layer
+        made[key] = layer
     return layer
 
 
 def _build(spec_cls: type, kwargs: dict[str, Any], made: dict | None) -> Layer:
-    return shared_layer(made, (spec_cls, *kwargs.items()), spec_cls, **kwargs)
+    # the names once, then the values: no (name, value) pair to key one by one
+    return shared_layer(made, (spec_cls, tuple(kwargs), *kwargs.values()), spec_cls, **kwargs)
 
 
 def blocks_for(graph_nodes: list, submodules: dict[str, Any], output: str,

@@ -73,6 +73,10 @@ class FxConverter:
         #: forward parameters the caller leaves at their defaults (``attn_mask=None``) → that
         #: default: a call reading one is mapped as if the default were written in its place
         self.defaults: dict[Any, Any] = {}
+        self.default_users: set[Any] = set()  # the nodes that read one of ``defaults``
+        #: fx node → its op's plain name (``fx_ops.op_name``): classifying, naming, mapping
+        #: and counting a node each ask it, so it is found once per node
+        self.op_names: dict[Any, str] = {}
 
     # ---------------------------------------------------------------- driver
     def run(self) -> Graph:
@@ -80,12 +84,16 @@ class FxConverter:
         out_node = next((n for n in nodes if n.op == "output"), None)
         if out_node is None:
             raise SpecError("the traced forward returns nothing")
-        self.live = self.values.live(out_node, *(n for items in self.returned.values() for n in items))
+        self.live = self.values.live(nodes, [out_node, *(n for items in self.returned.values()
+                                                         for n in items)])
+        self.op_names = {n: fx_ops.op_name(n) for n in nodes}
+        kinds, tensor = self.kind, ValueKind.TENSOR
         for node in nodes:
-            if node.op == "output":
+            op = node.op
+            if op == "output":
                 continue
-            self.kind[node] = self._classify(node)
-            if self.kind[node] is ValueKind.TENSOR and node.op != "placeholder" and self._wanted(node):
+            kind = kinds[node] = self._classify(node)
+            if kind is tensor and op != "placeholder" and self._wanted(node):
                 self._emit(node)
         outputs = self._outputs(out_node)
         graph = self.builder.finish(outputs[0][1])
@@ -110,7 +118,7 @@ class FxConverter:
         """Live values, and in-place ops (their effect lives on in the tensor they change)."""
         if node in self.live:
             return True
-        name = str(node.target) if node.op == "call_method" else fx_ops.op_name(node)
+        name = str(node.target) if node.op == "call_method" else self.op_names[node]
         return (name.endswith("_") and not name.startswith("_")) or node.kwargs.get("inplace") is True \
             or name in ("iadd", "imul", "isub")
 
@@ -138,9 +146,11 @@ class FxConverter:
 
     # ---------------------------------------------------------------- classification
     def _classify(self, node: Any) -> ValueKind:
-        if node.op == "placeholder":
+        op = node.op
+        if op == "placeholder":
             if node.args:  # an argument with a default value: only the graph's inputs are given
                 self.defaults[node] = node.args[0]
+                self.default_users.update(node.users)
                 return ValueKind.CONST
             if not self.inputs:
                 self.engine[node] = self.builder.input_name
@@ -150,32 +160,35 @@ class FxConverter:
             self.inputs.append(node)
             self.fx_names[self.engine[node]] = node.name
             return ValueKind.TENSOR
-        if node.op == "get_attr":
+        if op == "get_attr":
             return ValueKind.CONST
-        if node.op == "call_function" and isinstance(node.target, type) and issubclass(node.target, tuple):
+        if op == "call_function" and isinstance(node.target, type) and issubclass(node.target, tuple):
             return ValueKind.STRUCT  # a namedtuple of results (GoogLeNet's outputs): its fields are outputs
-        name = fx_ops.op_name(node)
-        arg_kinds = [self.kind.get(a) for a in self.values.arg_nodes(node)]
-        if node.op == "call_method" and name in _INT_METHODS:
+        name = self.op_names[node]
+        kinds = self.kind
+        if op == "call_method" and name in _INT_METHODS:
             return ValueKind.INT
         if name == "getattr" or name in _CHECKS:
             return ValueKind.INT
         if name == "getitem":
             base = node.args[0]
-            base_kind = self.kind.get(base) if isinstance(base, self.torch.fx.Node) else None
+            base_kind = kinds.get(base) if isinstance(base, self.torch.fx.Node) else None
             if base_kind in (ValueKind.INT, ValueKind.CONST):
                 return base_kind
-        elif node.op in ("call_function", "call_method") and ValueKind.TENSOR not in arg_kinds:
-            if name in _SCALAR and ValueKind.CONST not in arg_kinds:
-                return ValueKind.INT
-            if ValueKind.CONST in arg_kinds and ValueKind.TUPLE not in arg_kinds:
-                return ValueKind.CONST  # computed from parameters/buffers alone (a bias-table lookup)
+        elif op in ("call_function", "call_method"):
+            arg_kinds = {kinds.get(a) for a in node.all_input_nodes}
+            if ValueKind.TENSOR not in arg_kinds:
+                if name in _SCALAR and ValueKind.CONST not in arg_kinds:
+                    return ValueKind.INT
+                if ValueKind.CONST in arg_kinds and ValueKind.TUPLE not in arg_kinds:
+                    return ValueKind.CONST  # computed from parameters/buffers alone (a bias-table lookup)
         # x[0] on a tensor is indexing too: only ops known to return tuples (modules such as
         # LSTM whose results are only ever indexed, and the items of such tuples) make tuples.
-        nested = name == "getitem" and self.kind.get(node.args[0]) is ValueKind.TUPLE
-        if node.op == "call_module" or name in _TUPLE_OPS or nested:
+        nested = name == "getitem" and kinds.get(node.args[0]) is ValueKind.TUPLE
+        if op == "call_module" or name in _TUPLE_OPS or nested:
             users = node.users
-            if users and all(u.op == "call_function" and fx_ops.op_name(u) == "getitem"
+            op_names = self.op_names
+            if users and all(u.op == "call_function" and op_names[u] == "getitem"
                              and isinstance(u.args[1], int) for u in users):
                 return ValueKind.TUPLE
         return ValueKind.TENSOR
@@ -201,12 +214,12 @@ class FxConverter:
             if stack:
                 key, value = next(reversed(stack.items()))
                 prefix = value[0] if isinstance(value, tuple) else str(key)
-            base = fx_ops.op_name(node)
+            base = self.op_names[node]
             name = f"{prefix}.{base}" if prefix else base
         return self._unique(name)
 
     def _emit(self, node: Any) -> None:
-        root = self.values.tuple_root(node) if fx_ops.op_name(node) == "getitem" else node
+        root = self.values.tuple_root(node) if self.op_names[node] == "getitem" else node
         item_of = root if root is not node else None
         module = str(root.target) if root.op == "call_module" else None
         first_item = item_of is not None and item_of not in self.tuple_owner
@@ -225,10 +238,13 @@ class FxConverter:
         if module is not None and (item_of is None or first_item):
             uses.append((self.ledger.module_params(self.values.submodule(module)), None))
         # a node that reads only tensors (most: a module call on its input) reads no parameter
-        reads = self.values.param_reads(node) if any(
-            self.kind.get(a) is not ValueKind.TENSOR for a in node.all_input_nodes) else ()
+        kinds, reads = self.kind, ()
+        for a in node.all_input_nodes:
+            if kinds.get(a) is not ValueKind.TENSOR:
+                reads = self.values.param_reads(node)
+                break
         if reads:
-            uses.append((reads, f"through {fx_ops.op_name(node)}"))
+            uses.append((reads, f"through {self.op_names[node]}"))
         notes: tuple = ()
         if item_of is not None:
             if first_item:
@@ -238,7 +254,8 @@ class FxConverter:
                                  owner=self.tuple_owner[item_of]),)
         if uses:
             self.uses[name] = uses
-        self.builder.add(name, layer, tuple(self.engine[i] for i in inputs), module=module,
+        engine = self.engine
+        self.builder.add(name, layer, tuple([engine[i] for i in inputs]), module=module,
                          param_key=name)
         if notes:
             import dataclasses
@@ -273,8 +290,8 @@ class FxConverter:
 
     def _arguments(self, node: Any) -> tuple[tuple, dict]:
         """A call's arguments, with each defaulted forward parameter read as its default."""
-        if not self.defaults or not any(a in self.defaults for a in node.all_input_nodes):
-            return node.args, dict(node.kwargs)
+        if node not in self.default_users:
+            return node.args, dict(node.kwargs) if node.kwargs else {}
         defaults = self.defaults
         args, kwargs = self.torch.fx.node.map_arg(
             (node.args, node.kwargs), lambda n: defaults[n] if n in defaults else n)
@@ -283,13 +300,16 @@ class FxConverter:
     def _mapped(self, node: Any) -> tuple[Layer, list[Any]] | None:
         Node = self.torch.fx.Node
         call = node
-        if fx_ops.op_name(node) == "getitem" and self.values.is_tuple(node.args[0]):
+        name = self.op_names[node]
+        if name == "getitem" and self.values.is_tuple(node.args[0]):
             call = node.args[0]  # item 0 of a module's tuple: the layer describes that item
         if call.op == "call_module":
             sub = self.values.submodule(call.target)
             layer = self.layers[id(sub)] if id(sub) in self.layers else module_to_layer(sub)
+            if layer is None:
+                return None
             call_args, call_kwargs = self._arguments(call)
-            if layer is None or not call_args or not all(self._is_tensor(a) for a in call_args):
+            if not call_args or not self._all_tensors(call_args):
                 return None
             variadic = layer.arity == 0  # attention: one input or query, key and value
             if len(call_args) != 1 and not variadic:
@@ -302,7 +322,6 @@ class FxConverter:
             return None
         if node.op not in ("call_function", "call_method") or not fx_ops.is_torch_op(node):
             return None
-        name = fx_ops.op_name(node)
         args, kwargs = self._arguments(node)
         if name in fx_ops.BINARY:
             if len(args) != 2 or kwargs:
@@ -322,7 +341,8 @@ class FxConverter:
                     or not isinstance(dim, int):
                 return None
             return shared_layer(self.made, ("cat", dim), fx_ops.make_cat, dim), list(seq)
-        weighted = fx_ops.map_call(name, args, kwargs, self._is_tensor, self._weight_shape)
+        weighted = fx_ops.map_call(name, args, kwargs, self._is_tensor, self._weight_shape,
+                                   self._shared)
         if weighted is not None:  # F.linear(x, self.w), F.scaled_dot_product_attention(q, k, v)
             layer, tensors, _weights = weighted  # fx_params gives the weights to this node
             return layer, tensors
@@ -377,3 +397,15 @@ class FxConverter:
 
     def _is_tensor(self, value: Any) -> bool:
         return self.values.is_tensor(value)
+
+    def _all_tensors(self, values: Any) -> bool:
+        """Every value is a tensor node (as ``_is_tensor`` says, without a call per value)."""
+        Node, kinds, tensor = self.torch.fx.Node, self.kind, ValueKind.TENSOR
+        for value in values:
+            if not isinstance(value, Node) or kinds.get(value) is not tensor:
+                return False
+        return True
+
+    def _shared(self, key: tuple, factory: Any, **arguments: Any) -> Layer:
+        """``factory(**arguments)``, one layer per distinct key in this graph (shared_layer)."""
+        return shared_layer(self.made, key, factory, **arguments)

@@ -288,12 +288,15 @@ _PRODUCTS: dict[str, Layer] = {"matmul": MatMul(), "bmm": BatchMatMul()}
 
 
 def map_call(name: str, args: tuple, kwargs: dict, is_tensor: Callable[[Any], bool],
-             weight_shape: Callable[[Any], tuple[int, ...] | None]
+             weight_shape: Callable[[Any], tuple[int, ...] | None],
+             build: Callable[..., Layer | None] | None = None
              ) -> tuple[Layer, list[Any], list[Any]] | None:
     """Map a weighted or multi-tensor call: ``(layer, tensor inputs, weight nodes it counts)``.
 
     ``weight_shape(value)`` is the shape of a parameter read (``get_attr``), else ``None``;
     a weight computed in the forward has no static shape, so that call is measured instead.
+    ``build(key, factory, **arguments)``, if given, makes the layer (``fx_common.shared_layer``:
+    a CNN's fifty ``F.batch_norm`` calls of a few widths share a few checked layers).
     """
     product = _PRODUCTS.get(name)
     if product is not None:  # positional operands only: an ``out=`` writes elsewhere
@@ -339,7 +342,8 @@ def map_call(name: str, args: tuple, kwargs: dict, is_tensor: Callable[[Any], bo
     if any(isinstance(v, Node) for v in bound.values()):  # a size computed in the forward
         return None
     try:
-        layer = factory(**bound)
+        layer = factory(**bound) if build is None \
+            else build(("weighted", name, tuple(bound), *bound.values()), factory, **bound)
     except Exception:  # arguments the layer refuses: torch will say it when measured
         return None
     return (layer, [args[0]], weights) if layer is not None else None

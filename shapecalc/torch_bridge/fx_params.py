@@ -18,14 +18,14 @@ from shapecalc.core.notes import Note, NoteKind
 from shapecalc.torch_bridge.measure import torch_module
 
 
-@dataclass
+@dataclass(slots=True)
 class ParamInfo:
     name: str  # first name under which the module holds it
     numel: int
     frozen: bool  # requires_grad is False
 
 
-@dataclass
+@dataclass(slots=True)
 class Claim:
     """What one node owns: parameters counted there, how many are frozen, notes on the rest."""
 
@@ -78,11 +78,26 @@ class ParamLedger:
         lazy, info, owner = self.lazy, self.info, self.owner
         if lazy and any(i in lazy for i in ids):
             return Claim(None, 0, (), None)  # a lazy module: the layer formula knows its size
-        ids = list(dict.fromkeys([i for i in ids if i in info]))
-        new = [i for i in ids if i not in owner]
-        old = [i for i in ids if i in owner and owner[i] != node]
-        for i in new:
-            owner[i] = node
+        # Each known id once, in order: ``new`` nobody counted yet, ``old`` counted elsewhere;
+        # one pass, with the counts of ``new`` (_count, _frozen, _trainable) taken on the way.
+        new: list[int] = []
+        old: list[int] = []
+        count = frozen = trainable = 0
+        for i in ids:
+            held = info.get(i)
+            if held is None:
+                continue
+            first = owner.get(i)
+            if first is None:
+                owner[i] = node
+                new.append(i)
+                count += held.numel
+                if held.frozen:
+                    frozen += held.numel
+                else:
+                    trainable += 1
+            elif first != node and i not in old:
+                old.append(i)
         notes: list[Note] = []
         if new and how is not None:
             notes.append(Note.of(NoteKind.PARAM_USED, names=self._names(new),
@@ -97,14 +112,6 @@ class ParamLedger:
                 mine = [i for i in old if owner[i] == first]
                 notes.append(Note.of(NoteKind.PARAM_TIED, names=self._names(mine),
                                      count=self._count(mine), owner=first))
-        count = frozen = trainable = 0  # _count, _frozen and _trainable of ``new`` in one pass
-        for i in new:
-            held = info[i]
-            count += held.numel
-            if held.frozen:
-                frozen += held.numel
-            else:
-                trainable += 1
         return Claim(count, frozen, tuple(notes), None, trainable)
 
     def _trainable(self, ids: list[int]) -> int:
@@ -138,17 +145,20 @@ def attribute(ledger: ParamLedger, nodes: list, uses: dict[str, list]) -> list:
         if not used:
             out.append(node)
             continue
-        claims = [ledger.claim(node.name, ids, how) for ids, how in used]
-        if any(c.params is None for c in claims):  # lazy: the layer formula counts it
-            out.append(node)
-            continue
-        if len(claims) == 1:  # most nodes: a module call's own weights
-            claim = claims[0]
+        if len(used) == 1:  # most nodes: a module call's own weights
+            claim = ledger.claim(node.name, *used[0])
+            if claim.params is None:  # lazy: the layer formula counts it
+                out.append(node)
+                continue
             shared = claim.shared_with
             key = ledger.key.get(shared, shared) if shared else node.name
             ledger.key[node.name] = key
             out.append(node.counted(claim.params, claim.frozen, node.notes + claim.notes, key,
                                     claim.tensors))
+            continue
+        claims = [ledger.claim(node.name, ids, how) for ids, how in used]
+        if any(c.params is None for c in claims):
+            out.append(node)
             continue
         notes = tuple(n for c in claims for n in c.notes)
         ledger.key[node.name] = node.name

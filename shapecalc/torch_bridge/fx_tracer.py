@@ -23,6 +23,8 @@ piece is missing, the tracer takes fx's own paths, which give the same graph
 
 from __future__ import annotations
 
+import bisect
+import dis
 import functools
 import hashlib
 import itertools
@@ -40,6 +42,13 @@ VETTED = {
     "Tracer.trace": "e485aebe9f68e63b",
     "Graph.create_node": "a8e7322561f1ac38",
     "TracerBase.create_node": "c3470184694edde8",
+    "TracerBase.create_proxy": "8588878995f29ed4",
+    "TracerBase.create_arg": "86eb8949d367fcae",
+    "Proxy.__torch_function__": "db508af6ec731b56",
+    "_patch_wrapped_functions": "033712f37a3a3a51",
+    "_autowrap_check": "9f7ef3f9ce7bc65f",
+    "_create_wrapped_func": "038c62cfb6f61a06",
+    "is_tensor_method_or_property": "4ba6c33179a3971f",  # torch.overrides' (unwrapped)
     "_wrapped_call_impl": "c0398f1be4156c9d",  # nn.Module's
     "Graph._target_to_str": "62a1d383b7d0b831",
     "_Namespace.create_name": "dd5cff7833b96204",
@@ -74,10 +83,18 @@ class LeanFx:
     trace: Any  # torch.fx._symbolic_trace (the module), for its own trace's pieces
     nodes: bool  # Graph.create_node and TracerBase.create_node are the vetted ones
     #: fx derives names from targets (``_target_to_str``) and makes them legal and unique
-    #: (``_Namespace.create_name``) as vetted: see :func:`plain_name`
+    #: (``_Namespace.create_name``) as vetted: see :func:`plain_name` and :func:`_fresh_name`
     names: bool = False
     #: Tracer.call_module and the scope it keeps are the vetted ones (see KnownLeafTracer.enter)
     scopes: bool = False
+    #: TracerBase.create_proxy and create_arg are the vetted ones (see KnownLeafTracer.create_proxy)
+    proxies: bool = False
+    #: Proxy.__torch_function__ and what it asks of torch.overrides are the vetted ones (see
+    #: UnpackingProxy.__torch_function__)
+    torch_functions: bool = False
+    #: the functions that wrap fx's leaf functions for a trace are the vetted ones (see
+    #: :func:`_patch_wrapped` and :func:`_autowrap`)
+    wrappers: bool = False
     #: ``nn.Module._call_impl`` as torch defines it, where ``__call__`` is the vetted
     #: ``_wrapped_call_impl`` that hands every call to it; else ``None``
     call_impl: Any = None
@@ -87,11 +104,12 @@ class LeanFx:
     def found() -> "LeanFx":
         from torch.fx import _symbolic_trace, graph, proxy
 
-        def vetted(owner: Any, qualname: str) -> bool:
-            """``owner.<qualname>`` exists and is the function vetted under that name."""
+        def vetted(owner: Any, qualname: str, name: str | None = None) -> bool:
+            """``owner.<qualname>`` exists and is the function vetted under that name (or
+            under ``name``)."""
             function = functools.reduce(lambda o, k: getattr(o, k, None), qualname.split("."), owner)
             return getattr(function, "__code__", None) is not None \
-                and fx_fingerprint(function) == VETTED[qualname]
+                and fx_fingerprint(function) == VETTED[name or qualname]
 
         def pattern(name: str) -> str | None:
             return getattr(getattr(graph, name, None), "pattern", None)
@@ -107,15 +125,23 @@ class LeanFx:
         names = nodes and vetted(graph, "Graph._target_to_str") \
             and vetted(graph, "_Namespace.create_name") and vetted(graph, "_snake_case") \
             and getattr(getattr(snake, "__self__", None), "pattern", None) == _SNAKE_PATTERN \
-            and all(pattern(k) == v for k, v in _NAME_PATTERNS.items())
+            and all(pattern(k) == v for k, v in _NAME_PATTERNS.items()) \
+            and isinstance(getattr(graph, "_illegal_names", None), dict)
         scopes = vetted(_symbolic_trace, "Tracer.call_module") \
             and vetted(proxy, "ScopeContextManager.__init__") \
             and vetted(proxy, "ScopeContextManager.__exit__")
+        proxies = vetted(proxy, "TracerBase.create_proxy") and vetted(proxy, "TracerBase.create_arg")
+        wrappers = all(vetted(_symbolic_trace, name) for name in (
+            "_patch_wrapped_functions", "_autowrap_check", "_create_wrapped_func"))
+        torch_functions = names and vetted(proxy, "Proxy.__torch_function__") \
+            and vetted(torch_module().overrides, "is_tensor_method_or_property.__wrapped__",
+                       "is_tensor_method_or_property")
         Module = torch_module().nn.Module
         wrapped = Module.__dict__.get("_wrapped_call_impl")
         calls = wrapped is not None and Module.__call__ is wrapped \
             and vetted(Module, "_wrapped_call_impl") and callable(Module.__dict__.get("_call_impl"))
-        return LeanFx(_symbolic_trace if own_trace else None, nodes, names, scopes,
+        return LeanFx(_symbolic_trace if own_trace else None, nodes, names, scopes, proxies,
+                      torch_functions, wrappers,
                       Module.__dict__.get("_call_impl") if calls else None)
 
 
@@ -130,7 +156,12 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
     import logging
 
     import torch.fx.traceback as fx_traceback
+    from torch.fx import graph as fx_graph
+    from torch.fx.graph import immutable_dict
+    from torch.fx.node import Node
     from torch.fx.proxy import Attribute, Proxy, TracerBase
+
+    illegal_names = getattr(fx_graph, "_illegal_names", None)  # used only where lean.names
 
     lean = lean if lean is not None else LeanFx.found()
     fx_log = logging.getLogger("torch.fx.proxy")  # fx logs every node it makes at debug level
@@ -141,7 +172,9 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
 
     class ModuleStack(OrderedDict):
         """fx copies the module stack onto every node it records (``copy.copy``), which for
-        an OrderedDict goes through ``__reduce_ex__``; this copy gives the same dict directly."""
+        an OrderedDict goes through ``__reduce_ex__``; this copy gives the same dict directly.
+        The lean path copies it once per change and lets the nodes recorded in between share
+        that copy: equal to fx's, and nothing here changes a node's stack once recorded."""
 
         def __copy__(self) -> "ModuleStack":
             return ModuleStack(self)
@@ -149,10 +182,41 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
     class UnpackingProxy(Proxy):
         """fx's ``Proxy.__iter__`` decides whether ``a, b = proxy`` unpacks by disassembling
         the calling function's whole bytecode at every unpacking (a third of a ViT's trace).
-        This one reads the same instruction from a table made once per function."""
+        This one reads the same instruction from a table made once per function.
+
+        fx's ``__torch_function__`` (``F.gelu(x)``, ``torch.cat``) finds the tracer with two
+        pytree walks, asks torch.overrides whether the function is a tensor method under a
+        fresh warnings filter, and derives the node's name with regular expressions, at every
+        call; where the arguments are plain (proxies, numbers, tuples, lists and dicts of
+        them, so that pytree would find the same proxies), this one does the same with the
+        answers kept per function."""
 
         def __iter__(self):
             return _unpack(self, sys._getframe(1))
+
+        @classmethod
+        def __torch_function__(cls, orig_method, types, args=None, kwargs=None):
+            args = args if args else ()
+            kwargs = kwargs if kwargs else {}
+            tracer = _one_tracer(cls, args, kwargs, leaves, Proxy) if lean.torch_functions else None
+            if tracer is None or isinstance(orig_method, special_callables):
+                return fx_torch_function(cls, orig_method, types, args, kwargs)
+            try:
+                method = tensor_methods.get(orig_method)
+                if method is None:
+                    if len(tensor_methods) >= 4096:  # bounded: a user's own functions too
+                        tensor_methods.clear()
+                    method = tensor_methods[orig_method] = \
+                        torch.overrides.is_tensor_method_or_property(orig_method)
+            except TypeError:  # an unhashable callable
+                return fx_torch_function(cls, orig_method, types, args, kwargs)
+            if method:
+                return tracer.create_proxy("call_method", orig_method.__name__, args, kwargs)
+            function_name = orig_method.__name__
+            name = tracer.target_names.get(function_name)
+            if name is None:
+                name = tracer.target_names[function_name] = tracer.graph._target_to_str(function_name)
+            return tracer.create_proxy("call_function", orig_method, args, kwargs, name=name)
 
         def __getattr__(self, k: str):
             return UnpackingAttribute(self, k)
@@ -162,6 +226,13 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
         __getattr__ = UnpackingProxy.__getattr__
 
     plain.add(UnpackingProxy)
+    fx_torch_function = Proxy.__torch_function__.__func__
+    special_callables = (torch._C.ScriptMethod, torch._ops.HigherOrderOperator)  # fx's own way
+    tensor_methods = _TENSOR_METHODS
+    # pytree leaves that are never proxies (a torch.Size is a tuple to pytree: not here)
+    leaves = frozenset({int, float, bool, str, type(None), torch.dtype, torch.device,
+                        torch.layout, torch.memory_format})
+    Module, Parameter = torch.nn.Module, torch.nn.Parameter
     scalars = {int, float, bool, str, type(None)}  # TracerBase.create_arg gives them as they are
 
     class KnownLeafTracer(torch.fx.Tracer):
@@ -176,9 +247,11 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
             super().__init__(autowrap_functions=wrapped)  # functions traced as one call each
             self.module_stack = ModuleStack()
             self.attr_names: dict[int, str] | None = None  # id(parameter/buffer) → first path
-            self.instructions: dict[Any, tuple[list[int], list[Any]]] = {}  # code → offsets, ops
             self.returned: dict[str, list[Any]] = {}  # module path → fx nodes of its tuple's items
             self.target_names: dict[Any, str] = {}  # fx target → the name fx derives from it
+            self.plain_names: dict[str, str | None] = {}  # str target → its plain_name
+            #: the module stack as nodes record it, until a module call changes it (``enter``)
+            self.stack_copy: ModuleStack | None = None
 
         def proxy(self, node):
             return UnpackingProxy(node, self)
@@ -220,12 +293,14 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
                 num_calls = self.num_calls.get(path, 0)
                 key = f"{path}@{num_calls}" if num_calls > 0 else path
                 self.module_stack[key] = (path, type(m))
+                self.stack_copy = None
                 self.num_calls[path] = num_calls + 1
                 if not self.is_leaf_module(m, path):
                     out = forward(*args, **kwargs)
                 else:
                     out = self.create_proxy("call_module", path, args, kwargs)
                 popped, _ = self.module_stack.popitem(last=True)
+                self.stack_copy = None
                 if popped != key:
                     raise AssertionError(f"Unexpected key {popped}, expected {key}")
             finally:
@@ -252,12 +327,38 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
                 self.attr_names = _first_paths(self.root, index)
             return self.attr_names.get(id(a))
 
+        def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None,
+                         proxy_factory_fn=None):
+            # fx's create_proxy lowers ``args`` and ``kwargs`` through create_arg, which hands a
+            # tuple to TracerBase.create_arg, its table of types and a generator calling
+            # create_arg again per item; most items are proxies and plain values, lowered here
+            # as that path lowers them (4 calls a node fewer). Anything else goes through it.
+            if not lean.proxies or type(args) is not tuple or type(kwargs) is not dict:
+                return super().create_proxy(kind, target, args, kwargs, name, type_expr,
+                                            proxy_factory_fn)
+            lower = self.create_arg
+            args_ = tuple([a.node if type(a) is UnpackingProxy else a if type(a) in scalars
+                           else lower(a) for a in args])
+            if kwargs:
+                if not all(type(k) is str for k in kwargs):  # fx checks such keys for nodes
+                    kwargs_ = lower(kwargs)
+                else:
+                    kwargs_ = {k: v.node if type(v) is UnpackingProxy else v if type(v) in scalars
+                               else lower(v) for k, v in kwargs.items()}
+            else:
+                kwargs_ = {}
+            node = self.create_node(kind, target, args_, kwargs_, name, type_expr)
+            return proxy_factory_fn(node) if proxy_factory_fn else self.proxy(node)
+
         def create_arg(self, a):
             kind = type(a)
             if kind is UnpackingProxy:  # what TracerBase.create_arg gives, without its lookups
                 return a.node
             if kind in scalars:
                 return a
+            if lean.proxies and (kind is tuple or kind is list):  # as TracerBase.create_arg does
+                lowered = [self.create_arg(item) for item in a]
+                return tuple(lowered) if kind is tuple else lowered
             if kind in plain:
                 return TracerBase.create_arg(self, a)
             if isinstance(a, torch.Tensor):
@@ -267,7 +368,11 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
             return super().create_arg(a)
 
         def getattr(self, attr, attr_val, parameter_proxy_cache):
-            if not isinstance(attr_val, torch.nn.Parameter):  # a submodule, buffer, number …
+            # Parameter's isinstance runs its metaclass's Python check: a submodule (most
+            # reads) is told apart first
+            if type(attr_val) is not Parameter and (isinstance(attr_val, Module)
+                                                    or not isinstance(attr_val, Parameter)):
+                # a submodule, buffer, number …
                 if not self.proxy_buffer_attributes:
                     return attr_val  # what fx's getattr gives for it, less its closure
                 return super().getattr(attr, attr_val, parameter_proxy_cache)
@@ -285,13 +390,25 @@ def tracer_class(known: set[int], recorded: dict[int, Any] | None = None,
                     or self.graph.owning_module is not None \
                     or fx_traceback.has_preserved_node_meta() or fx_log.isEnabledFor(logging.DEBUG):
                 return super().create_node(kind, target, args, kwargs, name, type_expr)
+            legal = None
             if name is None and lean.names and type(target) is str:
-                name = plain_name(target)  # None where fx's own derivation is needed
+                # None where fx's own derivation is needed; a target (a method, a module path
+                # called again) is named once per trace
+                legal = self.plain_names.get(target, self)
+                if legal is self:
+                    legal = self.plain_names[target] = plain_name(target)
             node = _lean_node(self.graph, self.target_names, kind, target, args, kwargs, name,
-                              type_expr)
-            self.node_name_to_scope[node.name] = (self.scope.module_path, self.scope.module_type)
-            if self.module_stack:
-                node.meta["nn_module_stack"] = copy.copy(self.module_stack)
+                              type_expr, Node, immutable_dict, legal, illegal_names)
+            scope = self.scope
+            self.node_name_to_scope[node.name] = (scope.module_path, scope.module_type)
+            stack = self.module_stack
+            if stack:
+                if not lean.scopes or type(stack) is not ModuleStack:
+                    node.meta["nn_module_stack"] = copy.copy(stack)
+                else:  # every node recorded in the same module call shares one copy
+                    if self.stack_copy is None:
+                        self.stack_copy = ModuleStack(stack)
+                    node.meta["nn_module_stack"] = self.stack_copy
             return node
 
         def trace(self, root, concrete_args=None):
@@ -323,14 +440,18 @@ def plain_name(target: str) -> str | None:
 
 
 def _lean_node(graph: Any, target_names: dict[Any, str], kind: str, target: Any, args: tuple,
-               kwargs: dict, name: str | None, type_expr: Any) -> Any:
+               kwargs: dict, name: str | None, type_expr: Any, node_type: Any,
+               empty_kwargs: Any, legal: str | None = None, illegal: dict | None = None) -> Any:
     """``Graph.create_node`` as the vetted torch does it, less the pytree walk over the
     arguments that only warns about symbolic ints (a proxy trace makes none), and with each
-    target's name (``target_names``) derived once per trace rather than once per node."""
-    from torch.fx.graph import immutable_dict
-    from torch.fx.node import Node
-
-    if name is None:
+    target's name (``target_names``) derived once per trace rather than once per node.
+    ``node_type`` and ``empty_kwargs`` are fx's ``Node`` and ``immutable_dict``, imported once
+    per tracer class (an import statement here cost a microsecond a node). ``legal``: the
+    name :func:`plain_name` gave (made unique by :func:`_fresh_name`; ``illegal`` is fx's
+    table of names a node may not take)."""
+    if legal is not None:
+        name = legal
+    elif name is None:
         try:
             name = target_names.get(target)
         except TypeError:  # an unhashable target: derive its name every time
@@ -343,13 +464,37 @@ def _lean_node(graph: Any, target_names: dict[Any, str], kind: str, target: Any,
     if kwargs and not isinstance(kwargs, dict):
         raise AssertionError(f"kwargs must be a dict, got {type(kwargs)}")
     namespace = graph._graph_namespace
-    name = namespace.create_name(name, None)
-    node = Node(graph, name, kind, target, args or (), kwargs or immutable_dict(), type_expr)
+    name = _fresh_name(namespace, legal, illegal) if legal is not None \
+        else namespace.create_name(name, None)
+    node = node_type(graph, name, kind, target, args or (), kwargs or empty_kwargs(), type_expr)
     namespace.associate_name_with_obj(name, node)
     graph._insert(node)
     graph._find_nodes_lookup_table.insert(node)
     graph._len += 1
     return node
+
+
+def _fresh_name(namespace: Any, candidate: str, illegal: dict) -> str:
+    """``namespace.create_name(candidate, None)`` as the vetted fx does it, for a candidate
+    that is already a legal name (:func:`plain_name`'s): fx's regular expression splits it
+    into a base and the number after its last ``_``, which ``rpartition`` does alike (the
+    base starts with a letter or ``_``, and the number is ASCII digits)."""
+    head, sep, tail = candidate.rpartition("_")
+    base, num = (head, tail) if sep and head and tail.isdigit() else (candidate, None)
+    used = namespace._used_names
+    if num is None or candidate in used:
+        num = namespace._base_count.get(base, 0)
+        if illegal.get(candidate) is not None:  # a keyword or builtin: fx numbers it
+            num += 1
+            candidate = f"{base}_{num}"
+    else:
+        num = int(num)
+    while candidate in used:
+        num += 1
+        candidate = f"{base}_{num}"
+    used.add(candidate)
+    namespace._base_count[base] = num
+    return candidate
 
 
 def _lean_trace(tracer: Any, lean: LeanFx, root: Any, index: ModuleIndex) -> Any:
@@ -393,6 +538,7 @@ def _lean_trace(tracer: Any, lean: LeanFx, root: Any, index: ModuleIndex) -> Any
         # attribute, which costs nothing to replace; so that is replaced where it sees the
         # same calls (see _calls_through_call_impl).
         through_impl = lean.call_impl is not None and _calls_through_call_impl(index, lean.call_impl)
+        autowrap_check = functools.partial(_autowrap, fx) if lean.wrappers else fx._autowrap_check
         run_module = lean.call_impl if through_impl else fx._orig_module_call
 
         @functools.wraps(run_module)
@@ -400,8 +546,8 @@ def _lean_trace(tracer: Any, lean: LeanFx, root: Any, index: ModuleIndex) -> Any
             def forward(*args: Any, **kwargs: Any) -> Any:
                 return run_module(mod, *args, **kwargs)
 
-            fx._autowrap_check(patcher, getattr(getattr(mod, "forward", mod), "__globals__", {}),
-                               tracer._autowrap_function_ids)
+            autowrap_check(patcher, getattr(getattr(mod, "forward", mod), "__globals__", {}),
+                           tracer._autowrap_function_ids)
             return tracer.call_module(mod, forward, args, kwargs)
 
         # fx also replaces nn.Module.__getattr__ (a slot: 1 ms each way) to see parameters
@@ -425,10 +571,13 @@ def _lean_trace(tracer: Any, lean: LeanFx, root: Any, index: ModuleIndex) -> Any
                                          deduplicate=False)
                 patcher.patch_method(torch.nn.Module, "_call_impl" if through_impl else "__call__",
                                      module_call_wrapper, deduplicate=False)
-                fx._patch_wrapped_functions(patcher)
-                fx._autowrap_check(patcher, fn_globals, tracer._autowrap_function_ids)
+                if lean.wrappers:
+                    _patch_wrapped(fx, patcher)
+                else:
+                    fx._patch_wrapped_functions(patcher)
+                autowrap_check(patcher, fn_globals, tracer._autowrap_function_ids)
                 for module in tracer._autowrap_search:
-                    fx._autowrap_check(patcher, module.__dict__, tracer._autowrap_function_ids)
+                    autowrap_check(patcher, module.__dict__, tracer._autowrap_function_ids)
                 annotations = inspect.get_annotations(inspect.unwrap(fn))
                 tracer.create_node("output", "output", (tracer.create_arg(fn(*args)),), {},
                                    type_expr=annotations.get("return", None))
@@ -443,6 +592,49 @@ def _lean_trace(tracer: Any, lean: LeanFx, root: Any, index: ModuleIndex) -> Any
     finally:
         fx._is_fx_tracing_flag = was_tracing
     return tracer.graph
+
+
+def _wrapped_func(fx: Any, function: Any) -> Any:
+    """``fx._create_wrapped_func(function)``: the wrapper that records a call of a leaf
+    function (``math.sqrt``, a function registered with ``torch.fx.wrap``) as one node. It
+    depends on the function alone, so it is made once per process rather than at every trace
+    (fx makes some ninety per trace of a timm model)."""
+    try:
+        found = _WRAPPERS.get(function)
+    except TypeError:  # an unhashable callable
+        return fx._create_wrapped_func(function)
+    if found is None:
+        if len(_WRAPPERS) >= 4096:  # bounded
+            _WRAPPERS.clear()
+        found = _WRAPPERS[function] = fx._create_wrapped_func(function)
+    return found
+
+
+_WRAPPERS: dict[Any, Any] = {}
+
+
+def _patch_wrapped(fx: Any, patcher: Any) -> None:
+    """``fx._patch_wrapped_functions(patcher)`` as the vetted fx does it, with each wrapper
+    from :func:`_wrapped_func`."""
+    import builtins
+
+    for (_, name), frame_dict in fx._wrapped_fns_to_patch.copy().items():
+        if name not in frame_dict and hasattr(builtins, name):
+            orig_fn = getattr(builtins, name)
+        else:
+            orig_fn = frame_dict[name]
+        patcher.patch(frame_dict, name, _wrapped_func(fx, orig_fn))
+    for cls, name in fx._wrapped_methods_to_patch:
+        patcher.patch_method(cls, name, fx._create_wrapped_method(cls, name))
+
+
+def _autowrap(fx: Any, patcher: Any, frame_dict: dict[str, Any], function_ids: set[int]) -> None:
+    """``fx._autowrap_check`` as the vetted fx does it, with each wrapper from
+    :func:`_wrapped_func`."""
+    if patcher.visit_once(frame_dict):
+        for name, value in frame_dict.items():
+            if not name.startswith("_") and callable(value) and id(value) in function_ids:
+                patcher.patch(frame_dict, name, _wrapped_func(fx, value))
 
 
 def _calls_through_call_impl(index: ModuleIndex, impl: Any) -> bool:
@@ -523,20 +715,52 @@ def _proxies(value: Any) -> list[Any]:
 def _unpack(proxy: Any, frame: Any) -> Any:
     """What fx's ``Proxy.__iter__`` gives for the instruction ``frame`` is at: the items when
     it unpacks a fixed count (``UNPACK_SEQUENCE``), else the tracer's ``iter``."""
-    import bisect
-    import dis
-
-    tracer = proxy.tracer
     code = frame.f_code
-    table = tracer.instructions.get(code)
+    table = _INSTRUCTIONS.get(code)
     if table is None:
+        if len(_INSTRUCTIONS) >= 1024:  # bounded: a process may trace many models' forwards
+            _INSTRUCTIONS.clear()
         found = list(dis.get_instructions(code))
-        table = tracer.instructions[code] = ([i.offset for i in found], found)
+        table = _INSTRUCTIONS[code] = ([i.offset for i in found], found)
     offsets, found = table
     inst = found[bisect.bisect_left(offsets, frame.f_lasti)]
     if inst.opname == "UNPACK_SEQUENCE":
         return (proxy[i] for i in range(inst.argval))
-    return tracer.iter(proxy)
+    return proxy.tracer.iter(proxy)
+
+
+#: code object → its instructions' offsets and the instructions (for :func:`_unpack`): a code
+#: object never changes, so its table is made once per process, not once per trace (the same
+#: forwards are disassembled at every trace of a model: a tenth of a ViT's trace).
+_INSTRUCTIONS: dict[Any, tuple[list[int], list[Any]]] = {}
+
+
+def _one_tracer(cls: type, args: tuple, kwargs: dict, leaves: frozenset, proxy_type: type) -> Any:
+    """The tracer of the ``cls`` proxies in ``args`` and ``kwargs``, as fx's
+    ``__torch_function__`` finds it, where they hold only proxies (``proxy_type``: fx's
+    ``Proxy``), values of ``leaves``, and tuples, lists and dicts of them (exactly, not
+    subclasses: pytree may take those apart otherwise); else ``None``, as when there is no
+    tracer or more than one (fx then says so)."""
+    tracers: dict[Any, None] = {}
+    stack = [*args, *kwargs.values()]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is tuple or kind is list:
+            stack.extend(value)
+        elif kind is dict:
+            stack.extend(value.values())
+        elif isinstance(value, proxy_type):
+            if isinstance(value, cls):
+                tracers[value.tracer] = None
+        elif kind not in leaves:
+            return None
+    return next(iter(tracers)) if len(tracers) == 1 else None
+
+
+#: function → whether torch.overrides calls it a tensor method or property (a fixed answer
+#: for a given function), for :class:`UnpackingProxy`'s ``__torch_function__``; bounded.
+_TENSOR_METHODS: dict[Any, bool] = {}
 
 
 def _stack_inputs(m: Any, args: tuple, kwargs: dict) -> tuple | None:

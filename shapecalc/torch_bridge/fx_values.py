@@ -177,7 +177,7 @@ class FxValues:
             seen.add(n)
             if n.op == "get_attr":
                 value = self.attr(str(n.target))
-                if isinstance(value, Parameter):
+                if type(value) is Parameter or isinstance(value, Parameter):
                     found.append(id(value))
                 continue
             if n.op == "call_module":  # a module's tuple: its weights go with its first item
@@ -203,18 +203,16 @@ class FxValues:
             node = node.args[0]
         return node
 
-    def live(self, *ends: Any) -> set[Any]:
+    def live(self, nodes: list[Any], ends: Any) -> set[Any]:
         """fx nodes that ``ends`` (the output, the items modules return) depend on: a dead
-        value, such as an unused LSTM state, gets no row."""
-        live: set[Any] = set()
-        stack = list(ends)
-        while stack:
-            n = stack.pop()
-            if n in live:
-                continue
-            live.add(n)
-            stack.extend(self.arg_nodes(n))
-        return live
+        value, such as an unused LSTM state, gets no row. ``nodes`` are the graph's in order,
+        ``ends`` among them: a node reads only nodes before it, so one pass from the last node
+        back finds them all (a search from the ends visited every edge in Python)."""
+        found = set(ends)
+        for n in reversed(nodes):
+            if n in found:
+                found.update(n.all_input_nodes)
+        return found
 
     def shape_args(self, source: Any, rest: tuple) -> tuple[int, ...] | None:
         """``view(x.size(0), -1)`` → ``(0, -1)``: a dim read from the same input at the same place."""
