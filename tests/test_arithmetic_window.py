@@ -4,6 +4,8 @@ gives reads as torch reads an ``F.pad`` before the layer."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -30,6 +32,21 @@ def test_an_odd_total_puts_the_odd_pixel_after_the_input(k, s, total, d):
     assert w.p_left + w.p_right == total and w.p_right - w.p_left == total % 2
     assert w.with_total(total + 1) == Window.from_total(k, s, total + 1, d)
     assert list(w.step().reads(0)) == list(range(-w.p_left, -w.p_left + w.span, d))  # output 0 starts before
+
+
+@given(k=kernels, s=strides, d=dilations, op=st.integers(0, 3), ceil=st.booleans(), same=st.booleans(),
+       total=st.integers(0, 13), left=st.integers(0, 6))
+def test_with_padding_keeps_every_other_field(k, s, d, op, ceil, same, total, left):
+    # with_padding spells the fields out (dataclasses.replace is slow): a field added to
+    # Window and not copied there would be lost from every padded conv and pool.
+    assert [f.name for f in dataclasses.fields(Window)] == [
+        "k", "s", "p", "p_left", "d", "output_padding", "ceil_mode", "tf_same"], "copy it in with_padding"
+    w = Window(k, s, 0, 0, d, op, ceil, same)
+    if left > total:
+        with pytest.raises(ConfigError):
+            w.with_padding(total, left)
+    else:
+        assert w.with_padding(total, left) == dataclasses.replace(w, p=total, p_left=left)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -9,7 +9,7 @@ records too, summing their children, so tables can be collapsed to any depth.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Container
 
 # Record and Analysis (the pass's results) live in analysis.py; they are imported from here too.
 from shapecalc.core.analysis import DTYPE_BYTES, Analysis, Mode, Record  # noqa: F401  (re-exported)
@@ -187,26 +187,55 @@ class GraphBuilder:
                      tuple(self.extra_inputs))
 
 
-def path_prefixes(name: str) -> Iterator[str]:
-    """Every proper prefix of a dotted node path: ``a``, ``a.b`` for ``a.b.c``. Node names are
-    module paths, so these are the paths that may be blocks holding it (the one place that
-    reads the tree from names; everything else asks :class:`Graph`)."""
-    dot = name.find(".")
-    while dot != -1:
-        yield name[:dot]
-        dot = name.find(".", dot + 1)
+class EnclosingPaths:
+    """Name → the paths among ``containers`` that are proper dotted prefixes of it, outermost
+    first: node names are module paths, so these are the blocks (or modules) holding it. This
+    is the one place that reads the tree from names; everything else asks :class:`Graph`.
+
+    A path's prefixes are its parent's plus the parent itself, so the answer for each distinct
+    parent path is worked out once, from its own parent's: siblings (a block's hundred layers)
+    share one answer instead of each walking its dots again."""
+
+    def __init__(self, containers: Container[str]) -> None:
+        self.containers = containers
+        #: path → the containers among its prefixes and itself (its children's answer)
+        self.closed: dict[str, tuple[str, ...]] = {}
+
+    def __call__(self, name: str) -> tuple[str, ...]:
+        head, dot, _ = name.rpartition(".")
+        if not dot:
+            return ()
+        found = self.closed.get(head)
+        return found if found is not None else self._closed(head)
+
+    def _closed(self, path: str) -> tuple[str, ...]:
+        # Climb to the nearest head already known (or past the top), then come back down
+        # recording each path: a loop, not recursion, for names may nest arbitrarily deep.
+        climbed = []
+        found = None
+        while found is None:
+            climbed.append(path)
+            path, dot, _ = path.rpartition(".")
+            found = self.closed.get(path) if dot else ()
+        for p in reversed(climbed):
+            if p in self.containers:
+                found += (p,)
+            self.closed[p] = found
+        return found
 
 
 def _enclosing_blocks(name: str, blocks: dict[str, BlockInfo]) -> tuple[str, ...]:
-    return tuple(p for p in path_prefixes(name) if p in blocks)
+    return EnclosingPaths(blocks)(name)
 
 
 def ancestry(graph: Graph) -> dict[str, tuple[str, ...]]:
     """Node/block path → the blocks enclosing it, outermost first; computed once per graph
     because repeated analyses (minimum-input scans, input ranges) reuse the same graph."""
     if graph.ancestry_cache is None:
-        names = [n.name for n in graph.nodes] + list(graph.blocks)
-        graph.ancestry_cache = {name: _enclosing_blocks(name, graph.blocks) for name in names}
+        enclosing = EnclosingPaths(graph.blocks)
+        cache = {n.name: enclosing(n.name) for n in graph.nodes}
+        cache.update((path, enclosing(path)) for path in graph.blocks)
+        graph.ancestry_cache = cache
     return graph.ancestry_cache
 
 
@@ -249,7 +278,8 @@ def analyze_graph(graph: Graph, inputs: Inputs | Shape | list[Shape], dtype: str
     # so far and are computed at every node.
     known: dict[tuple, tuple] = {}
     for node in graph.nodes:
-        ins = tuple(shapes[i] for i in node.inputs)
+        sources = node.inputs  # most nodes have one: no comprehension (a frame each, Python 3.11)
+        ins = (shapes[sources[0]],) if len(sources) == 1 else tuple([shapes[i] for i in sources])
         layer = node.layer
         try:
             answer = known.get((id(layer), ins))
@@ -257,15 +287,15 @@ def analyze_graph(graph: Graph, inputs: Inputs | Shape | list[Shape], dtype: str
                 out = layer.output_shape(*ins)
                 resolved = layer.resolve(*ins) if layer.inferred else layer
                 answer = (out, resolved, resolved.mac_count(out, *ins), tuple(layer.notes(out, *ins)),
-                          layer.field_steps(*ins))
+                          layer.field_steps(*ins), layer.type_name)
                 known[(id(layer), ins)] = answer
-            out, resolved, macs, layer_notes, steps = answer
+            out, resolved, macs, layer_notes, steps, type_name = answer
             params = resolved.param_count(*ins) if node.params is None else node.params
             if len(ins) == 1:
-                rf = next_field(fields[node.inputs[0]], steps)
+                rf = next_field(fields[sources[0]], steps)
             else:
-                rf = merge_fields([fields[i] for i in node.inputs], steps)
-            notes = list(layer_notes) + list(node.notes)
+                rf = merge_fields([fields[i] for i in sources], steps)
+            notes = [*layer_notes, *node.notes]
         except LayerError as err:
             located = err.located(node.name, layer.describe())
             if len(ins) > 1:  # a merge: name the producers that disagree, not only the merge
@@ -284,7 +314,7 @@ def analyze_graph(graph: Graph, inputs: Inputs | Shape | list[Shape], dtype: str
         shapes[node.name] = out
         fields[node.name] = rf
         records.append(
-            Record(node.name, layer.type_name, ins, out, params, macs, rf,
+            Record(node.name, type_name, ins, out, params, macs, rf,
                    notes, len(parents[node.name]), False, resolved, shared)
         )
     block_records = _block_records(graph, records, shapes, fields)
@@ -300,22 +330,37 @@ def _block_records(graph: Graph, records: list[Record], shapes: dict[str, Shape]
                    fields: dict[str, RF]) -> dict[str, Record]:
     if not graph.blocks:
         return {}
-    # One pass over the records, crediting each to every enclosing block: O(nodes × depth).
-    sums: dict[str, list] = {path: [0, 0, set()] for path in graph.blocks}
+    # Each record is credited to its innermost block only, then every block, innermost first,
+    # hands its sums to its parent: O(nodes + blocks), where crediting every enclosing block
+    # from every record is O(nodes × depth). Parameters and notes add up alike either way, and
+    # an unknown MAC count (None) makes every block above it unknown either way.
     parents = ancestry(graph)
+    sums: dict[str, list] = {path: [0, 0, set()] for path in graph.blocks}
     for rec in records:
-        for block in parents[rec.name]:
-            acc = sums[block]
-            if not rec.shared:
-                acc[0] += rec.params
-            acc[1] = None if acc[1] is None or rec.macs is None else acc[1] + rec.macs
-            acc[2].update(n for n in rec.notes if n.kind is NoteKind.DROPS)
+        up = parents[rec.name]
+        if up:
+            _credit(sums[up[-1]], 0 if rec.shared else rec.params, rec.macs,
+                    rec.notes and [n for n in rec.notes if n.kind is NoteKind.DROPS])
+    for path in sorted(graph.blocks, key=lambda p: len(parents[p]), reverse=True):
+        up = parents[path]
+        if up:
+            _credit(sums[up[-1]], *sums[path])
     out: dict[str, Record] = {}
     for path, info in graph.blocks.items():
         params, macs, notes = sums[path]
         out[path] = Record(
             path, info.label, (shapes[info.source],), shapes[info.output], params, macs,
             fields[info.output], sorted(notes, key=str), len(parents[path]), True, label=info.label,
-            output_shapes=tuple(shapes[o] for o in info.outputs),
+            output_shapes=tuple([shapes[o] for o in info.outputs]) if info.outputs else (),
         )
     return out
+
+
+def _credit(acc: list, params: int, macs: int | None, drops) -> None:
+    """Add one record's (or one inner block's) parameters, MACs and dropped-pixel notes to a
+    block's running ``[params, macs, notes]``."""
+    acc[0] += params
+    if acc[1] is not None:
+        acc[1] = None if macs is None else acc[1] + macs
+    if drops:
+        acc[2].update(drops)

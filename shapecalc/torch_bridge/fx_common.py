@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from shapecalc.core.graph import BlockInfo, path_prefixes
+from shapecalc.core.graph import BlockInfo, EnclosingPaths
 from shapecalc.core.layers import (
     LAYER_TYPES, MERGE_TYPES, AvgPool2d, CondConv2d, Conv2d, Layer, Linear, MaxPool2d,
 )
@@ -295,29 +296,30 @@ def blocks_for(graph_nodes: list, submodules: dict[str, Any], output: str,
     ``returned`` names, for a module whose call returned a tuple or list, the node of each item
     in the order returned; other blocks return what is used after them.
 
-    One pass over the nodes (each credited to every module path above it): O(nodes × depth),
-    so deep models trace in time linear in depth (it was quadratic).
+    One pass over the nodes (each credited to every module above it): O(nodes × depth), so
+    deep models trace in time linear in depth (it was quadratic). Only the prefixes that name a
+    module (``submodules``: module path → module, ModuleIndex.modules) collect members.
     """
-    consumers: dict[str, set[str]] = {}
+    consumers: defaultdict[str, set[str]] = defaultdict(set)
     for n in graph_nodes:
         for i in n.inputs:
-            consumers.setdefault(i, set()).add(n.name)
-    members: dict[str, list] = {}  # prefix → its nodes in order; dict order = first appearance
+            consumers[i].add(n.name)
+    enclosing = EnclosingPaths(submodules)
+    # module path → its nodes in order; dict order = first appearance
+    members: defaultdict[str, list] = defaultdict(list)
     for n in graph_nodes:
-        for prefix in path_prefixes(n.name):
-            members.setdefault(prefix, []).append(n)
+        for path in enclosing(n.name):
+            members[path].append(n)
     blocks: dict[str, BlockInfo] = {}
     for path, inside in members.items():
-        sub = submodules.get(path)  # module path → module (ModuleIndex.modules)
-        if sub is None:  # a prefix that names no module
-            continue
+        sub = submodules[path]
         names = {m.name for m in inside}
         source = next((i for i in inside[0].inputs if i not in names), "input")
         # What the module returns: values used after it, and values nothing uses (PiT's
         # stage returns (x, cls_token) and the model keeps only the class token).
         outs = list((returned or {}).get(path, ())) or [
             m.name for m in inside if m.name == output or m.name not in consumers
-            or consumers[m.name] - names]
+            or not consumers[m.name] <= names]  # read outside the module
         out = outs[-1] if outs else inside[-1].name
         blocks[path] = BlockInfo(path, type(sub).__name__, source, out,
                                  tuple(outs) if len(outs) > 1 else ())

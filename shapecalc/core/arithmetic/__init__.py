@@ -28,6 +28,7 @@ from shapecalc.core.arithmetic.explain import (
 from shapecalc.core.arithmetic.forward import (
     adaptive_output_size, adaptive_windows, ceil_div, conv_output_size, dropped_pixels,
     effective_kernel, pool_output_size, same_padding, tf_same_padding, transposed_conv_output_size,
+    window_conv_size, window_dropped_pixels,
 )
 from shapecalc.core.arithmetic.inverse import solve_input_sizes, solve_padding, solve_pool_padding, solve_transposed_padding
 from shapecalc.core.arithmetic.receptive_field import AxisRF, AxisStep, FieldRule
@@ -59,4 +60,6 @@ __all__ = [
     "tf_same_padding",
     "total_padding",
     "transposed_conv_output_size",
+    "window_conv_size",
+    "window_dropped_pixels",
 ]

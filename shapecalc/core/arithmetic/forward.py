@@ -40,7 +40,12 @@ def checked_at_least(param: str, value: object, low: int) -> int:
 
 def effective_kernel(k: int, d: int = 1) -> int:
     """Span of a dilated kernel: ``d·(k−1)+1`` (a 3-tap kernel at dilation 2 covers 5 pixels)."""
-    return checked_at_least("d", d, 1) * (checked_at_least("k", k, 1) - 1) + 1
+    d = checked_at_least("d", d, 1)
+    return _span(checked_at_least("k", k, 1), d)
+
+
+def _span(k: int, d: int) -> int:
+    return d * (k - 1) + 1
 
 
 def _check_positive(name: str, value: int) -> None:
@@ -54,6 +59,10 @@ def _check_window(n: int, k: int, s: int, p: int, d: int) -> None:
     _check_positive("dilation", d)
     if p < 0:
         raise ConfigError(f"padding must be non-negative, got {p}", numbers={"padding": p})
+    _check_size(n)
+
+
+def _check_size(n: int) -> None:
     if n < 1:
         raise ShapeError(f"input size must be at least 1, got {n}", numbers={"input": n},
                          reason=Reason.TOO_SMALL)
@@ -67,7 +76,21 @@ def conv_output_size(n: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
     """
     n, k, s, p, d = _int("n", n), _int("k", k), _int("s", s), _int("p", p), _int("d", d)
     _check_window(n, k, s, p, d)
-    span = effective_kernel(k, d)
+    return _conv_size(n, k, s, p, d)
+
+
+def window_conv_size(n: int, k: int, s: int, p: int, d: int) -> int:
+    """:func:`conv_output_size` for a :class:`~shapecalc.core.arithmetic.window.Window`'s
+    kernel, stride, padding and dilation, which were checked when the window was made: only
+    ``n`` is checked here (the graph pass asks this of every conv, and the nine argument
+    checks were most of the public function's cost)."""
+    n = _int("n", n)
+    _check_size(n)
+    return _conv_size(n, k, s, p, d)
+
+
+def _conv_size(n: int, k: int, s: int, p: int, d: int) -> int:
+    span = _span(k, d)
     if n + p < span:
         raise ShapeError(
             f"kernel span {span} is larger than the padded input {n} + {p} = {n + p}",
@@ -192,9 +215,19 @@ def dropped_pixels(
     n, s, p = checked_at_least("n", n, 1), checked_at_least("s", s, 1), checked_at_least("p", p, 0)
     span = effective_kernel(k, d)
     if not _flag("ceil_mode", ceil_mode):
-        return (n - span + p) % s
+        return _floor_dropped(n, span, s, p)
     out = pool_output_size(n, k, s, p, d, ceil_mode=True)
     return max(0, n + p - ((out - 1) * s + span))
+
+
+def window_dropped_pixels(n: int, k: int, s: int, p: int, d: int) -> int:
+    """:func:`dropped_pixels` in floor mode for a window's checked values (as
+    :func:`window_conv_size`: only ``n`` is checked)."""
+    return _floor_dropped(checked_at_least("n", n, 1), _span(k, d), s, p)
+
+
+def _floor_dropped(n: int, span: int, s: int, p: int) -> int:
+    return (n - span + p) % s
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -206,5 +239,5 @@ __all__ = [
     "adaptive_output_size", "adaptive_windows", "ceil_div", "checked_at_least", "checked_int",
     "conv_output_size",
     "dropped_pixels", "effective_kernel", "pool_output_size", "same_padding", "tf_same_padding",
-    "transposed_conv_output_size",
+    "transposed_conv_output_size", "window_conv_size", "window_dropped_pixels",
 ]

@@ -256,9 +256,15 @@ class AxisRF:
     def union(self, other: "AxisRF") -> "AxisRF | None":
         """What an output reading both fields reads (a residual add, a concatenation along the
         channels). ``None`` when the two do not advance alike (no common period)."""
+        if len(self.lo) == len(other.lo) == 1 and self.shift == other.shift:
+            # One field each, advancing alike (conv and pool chains; a one-period field always
+            # reads some pixel): the wider span. The general case below gives the same; this is
+            # most merges, so it is spared the loop.
+            lo, hi = min(self.lo[0], other.lo[0]), max(self.hi[0], other.hi[0])  # type: ignore[type-var]
+            return self if (lo, hi) == (self.lo[0], self.hi[0]) else AxisRF((lo,), (hi,), self.shift)
         if self == other:
             return self
-        if Fraction(self.shift, self.period) != Fraction(other.shift, other.period):
+        if self.shift * other.period != other.shift * self.period:  # jumps differ (a Fraction is slow)
             return None
         period = self.period * other.period // gcd(self.period, other.period)
         if period > MAX_PERIOD:

@@ -71,7 +71,14 @@ class Window:
 
     def with_total(self, total: int) -> "Window":
         """This window with another TOTAL padding (the odd pixel after the input)."""
-        return dataclasses.replace(self, p=total, p_left=total // 2)
+        return self.with_padding(total, total // 2)
+
+    def with_padding(self, total: int, left: int) -> "Window":
+        """This window with ``total`` padding, ``left`` of it before the input (checked as any
+        window is). Spelled out rather than ``dataclasses.replace``, which reads the fields
+        anew on every call: every conv and pool a model builds pads its windows here."""
+        return Window(self.k, self.s, total, left, self.d, self.output_padding, self.ceil_mode,
+                      self.tf_same)
 
     def at(self, n: int) -> "Window":
         """The window input size ``n`` meets: this one, or for ``tf_same`` the one padded as

@@ -239,20 +239,20 @@ def next_field(rf: RF, steps: FieldSteps) -> RF:
     (:data:`AxisMoves`) moves the fields with them (:mod:`~shapecalc.core.arithmetic.field_axes`);
     per-axis steps read the trailing axes, so a field held elsewhere (channels-last) meets them
     as unknown."""
+    if steps is FieldRule.POINTWISE:  # most layers: the field passes on, global or unknown too
+        return rf
     if steps is FieldRule.GLOBAL or rf is None:
         return None
     if steps is FieldRule.UNKNOWN or rf is FieldRule.UNKNOWN:
         return FieldRule.UNKNOWN
-    if steps is FieldRule.POINTWISE:
-        return rf
     if isinstance(steps, Joined):
         return merge_fields([rf], steps)
     if isinstance(steps, AxisMoves):
         return _moved(rf, steps)
     if len(steps) != len(rf) or isinstance(rf, Placed):  # the layer's spatial axes are not the field's
         return FieldRule.UNKNOWN
-    out = tuple(a.through(s) for a, s in zip(rf, steps))
-    return FieldRule.UNKNOWN if any(a is None for a in out) else out  # type: ignore[return-value]
+    out = tuple([a.through(s) for a, s in zip(rf, steps)])
+    return FieldRule.UNKNOWN if None in out else out  # type: ignore[return-value]
 
 
 def _moved(rf: tuple, moves: Permuted | Reshaped | Mixed) -> RF:
@@ -278,11 +278,13 @@ def merge_fields(fields: Sequence[RF], steps: FieldSteps) -> RF:
     along the channels) what any input reads, position by position. Inputs whose fields sit on
     other axes (channels-last) merge only when they sit alike; a concatenation (:class:`Joined`)
     along an axis that holds a field moves the later inputs' positions, which no rule follows."""
+    if steps is FieldRule.POINTWISE and all(type(f) is tuple for f in fields):
+        return _united(fields)  # most merges (a residual add): known fields on the trailing axes
     if isinstance(steps, Mixed) and steps.attends:
         return _attended(fields, steps)
     if isinstance(steps, AxisMoves) and not isinstance(steps, Joined):
         return next_field(fields[0], steps)  # the others only lend sizes (x.view(B, N, -1))
-    if steps is FieldRule.GLOBAL or any(f is None for f in fields):
+    if steps is FieldRule.GLOBAL or None in fields:
         return None
     if isinstance(steps, Joined):
         if any(isinstance(f, Placed) and any(w.axis == steps.axis for w in f.where) for f in fields):
@@ -290,19 +292,26 @@ def merge_fields(fields: Sequence[RF], steps: FieldSteps) -> RF:
         if not any(isinstance(f, Placed) for f in fields) and steps.axis >= 2:
             return FieldRule.UNKNOWN  # along a trailing (spatial) axis
         steps = FieldRule.POINTWISE
-    if steps is not FieldRule.POINTWISE or any(f is FieldRule.UNKNOWN for f in fields):
+    if steps is not FieldRule.POINTWISE or FieldRule.UNKNOWN in fields:
         return FieldRule.UNKNOWN
     placements = {f.where if isinstance(f, Placed) else None for f in fields}  # type: ignore[union-attr]
     if len(placements) > 1:
         return FieldRule.UNKNOWN
-    axes = max(len(f) for f in fields)  # type: ignore[arg-type]
-    spatial = [f for f in fields if len(f) == axes]  # type: ignore[arg-type]  # (N, C) gates broadcast
-    merged = list(spatial[0])  # type: ignore[index]
+    return _united(fields)  # type: ignore[arg-type]
+
+
+def _united(fields: Sequence[tuple]) -> RF:
+    """Known fields placed alike, merged position by position: what any input reads, axis by
+    axis (inputs with fewer axes, (N, C) gates, broadcast); unknown where two do not advance
+    alike."""
+    axes = max(map(len, fields))
+    spatial = [f for f in fields if len(f) == axes]
+    merged = list(spatial[0])
     for f in spatial[1:]:
-        for i, a in enumerate(f):  # type: ignore[union-attr]
+        for i, a in enumerate(f):
             union = merged[i].union(a) if merged[i] is not None else None
             merged[i] = union
-    if any(a is None for a in merged):
+    if None in merged:
         return FieldRule.UNKNOWN
     first = spatial[0]
     return Placed(merged, first.where) if isinstance(first, Placed) else tuple(merged)
@@ -388,7 +397,7 @@ class _WindowLayer(Layer):
                 label: str) -> tuple[Window, ...]:
         """``windows`` with their padding: ``left`` before the input, ``total`` in all."""
         try:
-            return tuple(dataclasses.replace(w, p=t, p_left=pl) for w, pl, t in zip(windows, left, total))
+            return tuple(w.with_padding(t, pl) for w, pl, t in zip(windows, left, total))
         except ConfigError as err:
             raise err.replace(layer=label, numbers={"padding": tuple(left)}) from None
 
@@ -536,12 +545,14 @@ def batch_positions(output: Shape, ndim: int) -> int:
 
 def dropped_notes(dropped: list[tuple[str, int]]) -> list[Note]:
     """``[("H", 3), ("W", 3)]`` → one DROPS note, "drops 3 px (H, W)": one per distinct count."""
-    from shapecalc.core.notes import Note, NoteKind
-
     by_count: dict[int, list[str]] = {}
     for axis, count in dropped:
         if count:
             by_count.setdefault(count, []).append(axis)
+    if not by_count:  # most layers drop nothing: no import (a microsecond, every conv and pool)
+        return []
+    from shapecalc.core.notes import Note, NoteKind
+
     return [Note.of(NoteKind.DROPS, px=count, axes=tuple(axes)) for count, axes in by_count.items()]
 
 

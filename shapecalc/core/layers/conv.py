@@ -178,7 +178,7 @@ class _ConvNd(_ConvBase):  # no new fields: _ConvBase's generated methods serve 
         for i, n in enumerate(spatial):
             w = self._windows[i].at(n)
             try:
-                out.append(ar.conv_output_size(n, w.k, w.s, w.p, w.d))
+                out.append(ar.window_conv_size(n, w.k, w.s, w.p, w.d))
             except LayerError as err:
                 raise err.replace(layer=self.describe(), axis=self._axis(i)) from None
         head = (inp[0], self.out_channels) if batched else (self.out_channels,)
@@ -209,7 +209,7 @@ class _ConvNd(_ConvBase):  # no new fields: _ConvBase's generated methods serve 
 
     def uncovered(self, i: int, n: int) -> int:
         w = self.window_at(i, n)
-        return ar.dropped_pixels(n, w.k, w.s, w.p, w.d)
+        return ar.window_dropped_pixels(n, w.k, w.s, w.p, w.d)
 
     def explain_uncovered(self, i: int, n: int) -> str:
         w = self.window_at(i, n)

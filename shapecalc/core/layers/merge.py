@@ -95,9 +95,10 @@ class Concat(Layer):
         dim = self.dim + rank if self.dim < 0 else self.dim
         if not 0 <= dim < rank:
             raise ShapeError(f"dim {self.dim} is out of range for {rank}-D inputs", layer=self.describe())
+        others = first[:dim] + first[dim + 1 :]  # every dimension but dim, as all must have
         total = 0
         for shape in inputs:
-            if len(shape) != rank or any(a != b for i, (a, b) in enumerate(zip(shape, first)) if i != dim):
+            if len(shape) != rank or shape[:dim] + shape[dim + 1 :] != others:
                 raise ShapeError(
                     f"cannot concatenate {format_shape(first)} and {format_shape(shape)} along dim {self.dim}: "
                     f"all other dimensions must match",
