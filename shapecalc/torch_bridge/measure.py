@@ -9,6 +9,7 @@ in eval mode so that batch-statistics layers accept a batch of one, and every fl
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
@@ -302,17 +303,16 @@ class MeasuredLayer(Layer):
         axes of distinct sizes is read from the sizes. Any other measured op has no rule here."""
         from shapecalc.core.arithmetic import FieldRule
         from shapecalc.core.arithmetic.field_axes import Permuted, Reshaped
-        from shapecalc.torch_bridge.fx_ops import BINARY, elementwise_op
 
-        name = self.op_type
-        if elementwise_op(name) or name in BINARY or name in _POSITIONWISE_OPS:
+        kind = _field_kind(self.op_type)
+        if kind == "pointwise":
             return FieldRule.POINTWISE
-        if not inputs or name not in _RESHAPE_OPS | _PERMUTE_OPS:
+        if not inputs or kind == "unknown":
             return FieldRule.UNKNOWN
         # A reshape's other inputs only lend sizes (x.reshape(B, N, -1) with B, N from a tensor's
         # shape): the values, and the fields, are the first input's.
         before, after = tuple(inputs[0]), tuple(self.output_shape(*inputs))
-        if name in _RESHAPE_OPS:
+        if kind == "reshape":
             return Reshaped(before, after)
         if len(set(before)) == len(before) and sorted(before) == sorted(after):
             return Permuted(before, tuple(before.index(n) for n in after))
@@ -431,3 +431,17 @@ def record_module_shapes(module, input_shape: Shape, run: Callable[..., Any] | N
     if isinstance(out, torch.Tensor):
         shapes[""] = tuple(out.shape)
     return shapes
+
+
+@lru_cache(maxsize=1024)
+def _field_kind(op_type: str) -> str:
+    """Which of :meth:`MeasuredLayer.field_steps`' cases a measured op's name falls in
+    (``pointwise``, ``reshape``, ``permute`` or ``unknown``): the name alone decides, and a
+    transformer's hook recording asks it for every view and add it ran."""
+    from shapecalc.torch_bridge.fx_ops import BINARY, elementwise_op
+
+    if elementwise_op(op_type) or op_type in BINARY or op_type in _POSITIONWISE_OPS:
+        return "pointwise"
+    if op_type in _RESHAPE_OPS:
+        return "reshape"
+    return "permute" if op_type in _PERMUTE_OPS else "unknown"
