@@ -32,15 +32,15 @@ _CONTAINERS = ("Sequential", "ModuleList", "ModuleDict", "ParameterList", "Param
 def recorded_modules(module: Any) -> list[tuple[str, Any]]:
     """(path, module) of the units a hook run records: torch's own modules and childless ones."""
     out: list[tuple[str, Any]] = []
-    inside: list[str] = []
+    inside = None  # the last recorded path + ".": named_modules lists its subtree next
     for path, sub in module.named_modules():
-        if not path or any(path.startswith(p + ".") for p in inside[-1:]):
+        if not path or (inside is not None and path.startswith(inside)):
             continue
-        torch_own = type(sub).__module__.startswith("torch.nn") and \
-            type(sub).__name__ not in _CONTAINERS
-        if torch_own or not any(True for _ in sub.children()):
+        cls = type(sub)
+        torch_own = cls.__module__.startswith("torch.nn") and cls.__name__ not in _CONTAINERS
+        if torch_own or all(child is None for child in sub._modules.values()):
             out.append((path, sub))
-            inside.append(path)
+            inside = path + "."
     return out
 
 

@@ -70,6 +70,28 @@ def function_label(func: Any) -> str:
 
 
 
+def _function_mode_class() -> type:
+    """The function mode that hands every torch call to its recording, made once (a class
+    made per recording cost more than registering its hooks)."""
+    global _FUNCTION_MODE
+    if _FUNCTION_MODE is None:
+        from torch.overrides import TorchFunctionMode
+
+        class FunctionMode(TorchFunctionMode):
+            def __init__(self, recording: "Recording") -> None:
+                super().__init__()
+                self.recording = recording
+
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                return self.recording._function(func, args, kwargs or {})
+
+        _FUNCTION_MODE = FunctionMode
+    return _FUNCTION_MODE
+
+
+_FUNCTION_MODE: type | None = None
+
+
 class Recording:
     """``with recording, recording.observing(): root(x)`` leaves :attr:`calls` in call order.
 
@@ -285,15 +307,7 @@ class Recording:
             self.dispatch = None
 
     def __enter__(self) -> "Recording":
-        from torch.overrides import TorchFunctionMode
-
         from shapecalc.torch_bridge.mac_count import mac_counter
-
-        recording = self
-
-        class FunctionMode(TorchFunctionMode):
-            def __torch_function__(self, func, types, args=(), kwargs=None):
-                return recording._function(func, args, kwargs or {})
 
         # The counter is not a mode of its own: the run's dispatch mode (:meth:`observing`)
         # hands it each op while a call is counted.
@@ -311,7 +325,7 @@ class Recording:
                 self.handles.append(sub.register_forward_pre_hook(
                     lambda m, a, path=path: self._enter_owner(path)))
                 self.handles.append(sub.register_forward_hook(self._leave_owner))
-        self.modes = [FunctionMode()]
+        self.modes = [_function_mode_class()(self)]
         if self.saving:
             self.modes.insert(0, torch_module().autograd.graph.saved_tensors_hooks(
                 self._pack, lambda t: t))
