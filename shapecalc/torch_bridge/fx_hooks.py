@@ -389,8 +389,9 @@ def run_for_hooks(module: Any, given: Inputs, reset: Any, training: bool = False
         with torch._C.DisableTorchFunction():
             guard = real_run_guard(module, MAX_RUN_BYTES.get(), owned=owned, per_call=per_call)
         try:
-            with guard.unchanged(), observe(guard), run_mode(module, training), torch.no_grad(), \
-                    math_attention():
+            # (grad mode and the attention backend set before the recording looks)
+            with torch.no_grad(), math_attention(), guard.unchanged(), observe(guard), \
+                    run_mode(module, training):
                 return xs, module(*xs)
         except Unseen:  # watched again, every op: the work the recorder could not see counts
             per_call = False

@@ -233,7 +233,8 @@ class Recording:
                 return self._unwatched_or_not(func, label, args, kwargs)
             # A counted module's call: traced, and counted unless free of MACs.
             self._trace(args, kwargs)
-            out = self._unwatched_or_not(func, label, args, kwargs) if label in MAC_FREE_OPS \
+            free = label in MAC_FREE_OPS or getattr(func, "__name__", None) == "__get__"
+            out = self._unwatched_or_not(func, label, args, kwargs) if free \
                 else self._watched(func, args, kwargs)
             for t in _tensors((out,), torch_module(), 3):
                 self.traced[id(t)] = t

@@ -58,7 +58,10 @@ MAC_FREE_OPS = frozenset({
     "add", "sub", "mul", "truediv", "div", "pow", "iadd", "imul", "isub", "radd", "rmul", "rsub",
     "invert", "and_", "or_", "and", "or", "sin", "cos", "exp", "sqrt", "rsqrt", "sigmoid",
     "tanh", "relu", "gelu", "silu", "softmax", "log_softmax", "dropout", "cumsum", "normalize",
-    "masked_fill", "where", "clamp", "abs", "mean", "sum", "amax", "max", "min",
+    "masked_fill", "where", "clamp", "abs", "mean", "sum", "amax", "max", "min", "diff", "all",
+    "any",
+    # not an op at all: the grad mode transformers' mask helpers switch
+    "set_grad_enabled",
 })
 
 _SCALARS = (int, float, bool, str, type(None))

@@ -68,13 +68,15 @@ REAL_FIRST_MACS = 150_000_000
 
 #: Work per output element of a product called unwatched (the guard's rule for each op: the
 #: length of the axis summed over), and how many leading positional arguments it reads:
-#: ``linear(x, weight)``, ``matmul(a, b)``, ``conv2d(x, weight)``; attention's two products
-#: (query·keyᵀ, then the weights·values) sum over the keys twice.
+#: ``linear(x, weight)``, ``matmul(a, b)``, ``addmm(bias, a, b)``, ``conv2d(x, weight)``;
+#: attention's two products (query·keyᵀ, then the weights·values) sum over the keys twice.
 _CALL_WORK: dict[str, tuple[int, Callable[[tuple], int]]] = {
     "linear": (2, lambda args: args[1].shape[-1]),
     "matmul": (2, lambda args: args[0].shape[-1]),
     "mm": (2, lambda args: args[0].shape[-1]),
     "bmm": (2, lambda args: args[0].shape[-1]),
+    "addmm": (3, lambda args: args[1].shape[-1]),  # addmm(bias, x, weight): GPT-2's Conv1D
+    "baddbmm": (3, lambda args: args[1].shape[-1]),
     "conv1d": (2, lambda args: math.prod(args[1].shape[1:])),
     "conv2d": (2, lambda args: math.prod(args[1].shape[1:])),
     "conv3d": (2, lambda args: math.prod(args[1].shape[1:])),
