@@ -20,13 +20,13 @@ work the function mode cannot see (TorchScript) sends the run back to the whole-
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from shapecalc.torch_bridge.mac_count import MAC_FREE_OPS, attention_macs
 from shapecalc.torch_bridge.measure import torch_module
-from shapecalc.torch_bridge.real_run import Unseen, unwatched
+from shapecalc.torch_bridge.real_run import Unseen, attribute_read, unwatched
 
 
 @dataclass
@@ -68,6 +68,13 @@ def function_label(func: Any) -> str:
     return name.strip("_") or name
 
 
+
+
+def _free(func: Any, label: str) -> bool:
+    """No matrix product can run inside the call: one of :data:`MAC_FREE_OPS`, or an attribute
+    read (``x.shape``, ``x.dtype``: a third of the calls of a transformer's own code). It runs
+    without the MAC counter."""
+    return label in MAC_FREE_OPS or attribute_read(func)
 
 
 def _function_mode_class() -> type:
@@ -233,8 +240,7 @@ class Recording:
                 return self._unwatched_or_not(func, label, args, kwargs)
             # A counted module's call: traced, and counted unless free of MACs.
             self._trace(args, kwargs)
-            free = label in MAC_FREE_OPS or getattr(func, "__name__", None) == "__get__"
-            out = self._unwatched_or_not(func, label, args, kwargs) if free \
+            out = self._unwatched_or_not(func, label, args, kwargs) if _free(func, label) \
                 else self._watched(func, args, kwargs)
             for t in _tensors((out,), torch_module(), 3):
                 self.traced[id(t)] = t
@@ -243,9 +249,7 @@ class Recording:
         label = function_label(func)
         saved = self.saved_by_function = [] if self.saving else None
         try:
-            # No matrix product can run inside these, nor in an attribute read (``x.shape``,
-            # ``x.dtype``: a third of the calls of a transformer's own code): not counted.
-            if label in MAC_FREE_OPS or getattr(func, "__name__", None) == "__get__":
+            if _free(func, label):
                 out = func(*args, **kwargs) if self.unentered is None else \
                     self._unwatched_or_not(func, label, args, kwargs)
                 macs = 0
@@ -292,20 +296,15 @@ class Recording:
 
             mode = meta_memo()
         self.dispatch = mode
-        if getattr(mode, "per_call", False):  # a real run's guard: entered where needed
+        per_call = getattr(mode, "per_call", False)  # a real run's guard: entered where needed
+        if per_call:
             self.unentered = mode
-            try:
-                yield mode
-            finally:
-                self._stop_counting()  # a module torch refused never reached its post-hook
-                self.dispatch = self.unentered = None
-            return
         try:
-            with mode:
+            with nullcontext() if per_call else mode:
                 yield mode
         finally:
-            self._stop_counting()
-            self.dispatch = None
+            self._stop_counting()  # a module torch refused never reached its post-hook
+            self.dispatch = self.unentered = None
 
     def __enter__(self) -> "Recording":
         from shapecalc.torch_bridge.mac_count import mac_counter

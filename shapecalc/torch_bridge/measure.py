@@ -9,8 +9,8 @@ in eval mode so that batch-statistics layers accept a batch of one, and every fl
 from __future__ import annotations
 
 from contextlib import contextmanager
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 from shapecalc.core.errors import ShapeError, SpecError

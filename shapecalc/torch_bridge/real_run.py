@@ -95,14 +95,20 @@ _UNWATCHED = (MAC_FREE_OPS - {"iadd", "imul", "isub"}) | set(_CALL_WORK) | {
 }
 
 
+def attribute_read(func: Any) -> bool:
+    """Whether a call the recorder sees is a tensor attribute read (``x.shape``, ``x.T``): it
+    writes nothing and multiplies nothing."""
+    return getattr(func, "__name__", None) == "__get__"
+
+
 def unwatched(func: Any, label: str, args: tuple, kwargs: dict) -> bool:
     """Whether a torch function or tensor method the forward calls can run without the
     guard: one of :data:`_UNWATCHED`, not spelt in place, nor asked to write (``out=``,
     ``inplace=True``), a product with its operands as positional arguments, or an
     attribute read (``x.shape``, ``x.T``)."""
-    base = getattr(func, "__name__", "").split(".", 1)[0]  # ``add_.Tensor``: an OpOverload
-    if base == "__get__":
+    if attribute_read(func):
         return True
+    base = getattr(func, "__name__", "").split(".", 1)[0]  # ``add_.Tensor``: an OpOverload
     if label not in _UNWATCHED or (base.endswith("_") and not base.endswith("__")):
         return False
     if kwargs and (kwargs.get("out") is not None or kwargs.get("inplace")):
@@ -259,21 +265,31 @@ def _guard_class() -> type:
             """Add a call run unwatched (:func:`unwatched`) to the budgets: the tensors it
             returned (not a view, nor its input handed back) and its work, estimated from
             its outputs as the dispatch path estimates each op's."""
+            first = self._made(out, args[0] if args else None)
+            if first is not None:
+                work = _CALL_WORK.get(label)
+                self._worked(first.numel() * (work[1](args) if work else 1))
+
+        def _made(self, out: Any, handed_back: Any = None) -> Any:
+            """Add the tensors ``out`` holds (not views, nor ``handed_back``, an input returned
+            as it was) to the bytes made, giving up over budget; the first tensor, if any."""
             first = None
             for o in out if isinstance(out, (tuple, list)) else (out,):
                 if isinstance(o, torch.Tensor):
                     if first is None:
                         first = o
-                    if not o._is_view() and not (args and o is args[0]):
+                    if not o._is_view() and o is not handed_back:
                         self.made += o.numel() * o.element_size()
             if self.made > self.budget:
                 raise GaveUp("the forward makes more tensors than a real run may", over_budget=True)
-            if first is not None:
-                work = _CALL_WORK.get(label)
-                self.macs_left -= first.numel() * (work[1](args) if work else 1)
-                if self.macs_left < 0:
-                    raise GaveUp("the forward computes more for real than the meta device costs",
-                                 over_budget=True)
+            return first
+
+        def _worked(self, macs: int) -> None:
+            """Spend ``macs`` of the work budget, giving up once it is gone."""
+            self.macs_left -= macs
+            if self.macs_left < 0:
+                raise GaveUp("the forward computes more for real than the meta device costs",
+                             over_budget=True)
 
         def _written(self, func: Any) -> tuple[int, ...]:
             found = writes.get(func)
@@ -296,15 +312,8 @@ def _guard_class() -> type:
                             raise GaveUp(f"the forward writes into the model's own tensors ({func})",
                                          every_time=True)
             out = func(*args, **kwargs)
-            for o in out if isinstance(out, (tuple, list)) else (out,):
-                if isinstance(o, torch.Tensor) and not o._is_view():
-                    self.made += o.numel() * o.element_size()
-            if self.made > self.budget:
-                raise GaveUp("the forward makes more tensors than a real run may", over_budget=True)
-            self.macs_left -= _work(func._overloadpacket, args, out)
-            if self.macs_left < 0:
-                raise GaveUp("the forward computes more for real than the meta device costs",
-                                 over_budget=True)
+            self._made(out)
+            self._worked(_work(func._overloadpacket, args, out))
             if self.observer is not None:
                 self.observer(func, args, kwargs, out)
             return out
@@ -324,5 +333,5 @@ def _guard_class() -> type:
 
 _GUARD: type | None = None
 
-__all__ = ["GaveUp", "PER_CALL_MAX_BYTES", "REAL_FIRST_PARAMETERS", "Unseen", "cheaper_for_real", "owned_tensors", "real_run_guard",
-           "remember", "unwatched"]
+__all__ = ["GaveUp", "PER_CALL_MAX_BYTES", "REAL_FIRST_PARAMETERS", "Unseen", "attribute_read",
+           "cheaper_for_real", "owned_tensors", "real_run_guard", "remember", "unwatched"]
